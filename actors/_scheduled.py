@@ -1,0 +1,242 @@
+"""A Pykka actor type whose turns are scheduled by a host instead of a thread.
+
+Theory of operation
+-------------------
+Pykka documents three hooks for new actor types (``_create_actor_inbox``,
+``_create_future``, ``_start_actor_loop``); ``ThreadingActor`` fills them with a thread
+per actor. :class:`ScheduledActor` fills them with a deque inbox whose ``put`` arms at
+most one pending "dispatch one envelope" callback on the host's :class:`Scheduler`.
+Each turn handles exactly one envelope, with the same handling as the body of Pykka's
+``Actor._actor_loop_running`` (reply set, exception to the asker, ``_handle_failure`` and
+``on_failure`` for a told exception), then re-arms itself if more envelopes wait.
+
+Invariants:
+- all turns of all actors of one host run on one thread, one at a time, to completion;
+- envelopes are handled in the order they were put (per actor FIFO);
+- one envelope per turn, so actors interleave fairly and deterministically;
+- after stop, queued asks get :class:`pykka.ActorDeadError` and later tells raise it.
+
+Differences from Pykka, on purpose:
+- a ``BaseException`` in a turn stops this actor and propagates to the host instead of
+  calling ``ActorRegistry.stop_all()`` (which would stop every simulated node at once);
+- actor urns are deterministic (``node_id/ClassName/counter``), never ``uuid4``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+import pykka
+
+from actors._scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from pykka._envelope import Envelope
+
+    from actors.ctx import Ctx
+
+__all__ = ["ScheduledActor", "ScheduledFuture", "ScheduledInbox"]
+
+logger = logging.getLogger("actorcache.actors")
+
+
+class ScheduledFuture(pykka.Future[Any]):
+    """A future completed on the host thread and waited on through the host.
+
+    It learns its host when its envelope enters an inbox (``ask`` creates the future
+    before it knows the target), so ``get`` can ask the right host to wait: the asyncio
+    host blocks the foreign caller thread, the SimPy host advances virtual time.
+    """
+
+    __slots__ = ("_callbacks", "_exc_info", "_has_result", "_lock", "_scheduler", "_value")
+
+    def __init__(self, scheduler: Scheduler | None = None) -> None:
+        super().__init__()
+        self._scheduler = scheduler
+        self._has_result = False
+        self._value: Any = None
+        self._exc_info: Any = None
+        self._callbacks: list[Callable[[ScheduledFuture], None]] = []
+        self._lock = threading.Lock()
+
+    def bind(self, scheduler: Scheduler) -> None:
+        if self._scheduler is None:
+            self._scheduler = scheduler
+
+    def done(self) -> bool:
+        return self._has_result
+
+    def set(self, value: Any = None) -> None:
+        self._complete(value, None)
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        if exc_info is None:
+            exc_info = sys.exc_info()
+        self._complete(None, exc_info)
+
+    def _complete(self, value: Any, exc_info: Any) -> None:
+        with self._lock:
+            if self._has_result or self._get_hook is not None:
+                raise RuntimeError("future already completed")
+            self._value = value
+            self._exc_info = exc_info
+            self._has_result = True
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+    def add_done_callback(self, callback: Callable[[ScheduledFuture], None]) -> None:
+        """Call ``callback(self)`` once the future is done (at once if it already is)."""
+        with self._lock:
+            if not self._has_result:
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def result(self) -> Any:
+        """The value of a done future (raises its exception); never blocks."""
+        if not self._has_result:
+            raise RuntimeError("future is not done")
+        if self._exc_info is not None:
+            _, exc_value, exc_tb = self._exc_info
+            if exc_value is None:
+                exc_value = self._exc_info[0]()
+            raise exc_value.with_traceback(exc_tb)
+        return self._value
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        if self._get_hook is not None:
+            return super().get(timeout=timeout)
+        if not self._has_result:
+            if self._scheduler is None:
+                raise RuntimeError("future was never handed to a host; nothing can complete it")
+            self._scheduler.wait(self, timeout)
+        return self.result()
+
+
+class ScheduledInbox:
+    """Deque inbox that arms one dispatch callback on the host when work arrives."""
+
+    __slots__ = ("_armed", "_dispatch", "_queue", "_scheduler", "_started")
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[Envelope[Any]] = collections.deque()
+        self._scheduler: Scheduler | None = None
+        self._dispatch: Callable[[], None] | None = None
+        self._armed = False
+        self._started = False
+
+    def bind(self, scheduler: Scheduler, dispatch: Callable[[], None]) -> None:
+        self._scheduler = scheduler
+        self._dispatch = dispatch
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        scheduler = self._scheduler
+        assert scheduler is not None, "inbox used before its actor was bound to a host"
+        reply_to = envelope.reply_to
+        if isinstance(reply_to, ScheduledFuture):
+            reply_to.bind(scheduler)
+        if scheduler.in_turn():
+            self._put_local(envelope)
+        else:
+            scheduler.call_soon(lambda: self._put_local(envelope))
+
+    def _put_local(self, envelope: Envelope[Any]) -> None:
+        self._queue.append(envelope)
+        self.arm()
+
+    def arm(self) -> None:
+        """Schedule one dispatch turn if work waits and none is pending."""
+        if self._started and not self._armed and self._queue:
+            self._armed = True
+            assert self._scheduler is not None and self._dispatch is not None
+            self._scheduler.call_soon(self._dispatch)
+
+    def start(self) -> None:
+        self._started = True
+        self.arm()
+
+    def disarm(self) -> None:
+        self._armed = False
+
+    def get(self) -> Envelope[Any]:
+        return self._queue.popleft()
+
+    def empty(self) -> bool:
+        return not self._queue
+
+
+class ScheduledActor(pykka.Actor):
+    """Base of every actor in ``actors/``: one turn per envelope, on the host's thread.
+
+    Subclasses take a :class:`~actors.ctx.Ctx` as first constructor argument and keep
+    all their state private; they talk to other actors with ``tell`` only.
+    """
+
+    actor_inbox: ScheduledInbox  # type: ignore[assignment]
+
+    def __init__(self, ctx: Ctx, *_args: Any, **_kwargs: Any) -> None:
+        super().__init__()
+        self.ctx = ctx
+        urn = ctx.actor_id(type(self).__name__)
+        self.actor_urn = urn
+        self.actor_ref.actor_urn = urn
+        self.actor_inbox.bind(ctx.scheduler, self._dispatch_one)
+
+    @staticmethod
+    def _create_actor_inbox() -> ScheduledInbox:  # type: ignore[override]
+        return ScheduledInbox()
+
+    @staticmethod
+    def _create_future() -> ScheduledFuture:
+        return ScheduledFuture()
+
+    def _start_actor_loop(self) -> None:
+        self.ctx.scheduler.call_soon(self._run_start)
+
+    def _run_start(self) -> None:
+        self._actor_loop_setup()
+        if self.actor_stopped.is_set():
+            self._actor_loop_teardown()
+        else:
+            self.actor_inbox.start()
+
+    def _dispatch_one(self) -> None:
+        """One turn: handle exactly one envelope (Pykka's loop body for one envelope)."""
+        inbox = self.actor_inbox
+        inbox.disarm()
+        if self.actor_stopped.is_set():
+            self._actor_loop_teardown()
+            return
+        if inbox.empty():
+            return
+        envelope = inbox.get()
+        try:
+            response = self._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            if envelope.reply_to is not None:
+                logger.info("Exception returned from %s to caller:", self, exc_info=sys.exc_info())
+                envelope.reply_to.set_exception()
+            else:
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:
+                    self._handle_failure(*sys.exc_info())
+        except BaseException:
+            self._stop()
+            self._actor_loop_teardown()
+            raise
+        if self.actor_stopped.is_set():
+            self._actor_loop_teardown()
+        else:
+            inbox.arm()
+
+    def __str__(self) -> str:
+        return self.actor_urn

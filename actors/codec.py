@@ -1,0 +1,252 @@
+"""Wire dicts <-> messages: the one place that knows the protocol's field names.
+
+Framing (JSON lines, msgpack) turns bytes into dicts in ``runtime/``; this module turns
+those dicts into typed requests and typed replies back into dicts, identically for both
+framings. See ``docs/protocol.md`` for the shapes.
+
+Rules: unknown fields are ignored (seed clients send ``node_id`` on ``set``); an optional
+``"id"`` is echoed in the reply; anything malformed raises a typed
+:class:`~actors.errors.CacheError` with a message that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from actors.errors import BadRequestError, CacheError, ErrorCode, UnknownTypeError
+from actors.messages import (
+    Ack,
+    Delete,
+    ErrorReply,
+    Get,
+    Join,
+    MGet,
+    MSet,
+    Ping,
+    Pong,
+    Reply,
+    Request,
+    Set,
+    Stats,
+    StatsReply,
+    Value,
+    Values,
+)
+
+__all__ = [
+    "REQUEST_TYPES",
+    "decode_reply",
+    "decode_request",
+    "encode_reply",
+    "encode_request",
+    "error_reply",
+    "request_or_error",
+]
+
+
+def _key(obj: dict[str, Any], field: str = "key") -> str:
+    key = obj.get(field)
+    if type(key) is not str:
+        if key is None:
+            raise BadRequestError(f"missing field {field!r}")
+        raise BadRequestError(f"field {field!r} must be a string, not {type(key).__name__}")
+    if not key:
+        raise BadRequestError(f"field {field!r} must not be empty")
+    return key
+
+
+def _ttl(obj: dict[str, Any]) -> float | None:
+    ttl = obj.get("ttl")
+    if ttl is None:
+        return None
+    t = type(ttl)
+    if t is not int and t is not float:
+        raise BadRequestError(f"field 'ttl' must be a number of seconds, not {t.__name__}")
+    if not math.isfinite(ttl) or ttl < 0:
+        raise BadRequestError("field 'ttl' must be a finite number >= 0 (0 or null: no expiry)")
+    return ttl or None
+
+
+def _get(obj: dict[str, Any], rid: Any) -> Get:
+    return Get(_key(obj), rid)
+
+
+def _set(obj: dict[str, Any], rid: Any) -> Set:
+    key = _key(obj)
+    if "value" not in obj:
+        raise BadRequestError("missing field 'value'")
+    return Set(key, obj["value"], _ttl(obj), rid)
+
+
+def _delete(obj: dict[str, Any], rid: Any) -> Delete:
+    return Delete(_key(obj), rid)
+
+
+def _mget(obj: dict[str, Any], rid: Any) -> MGet:
+    keys = obj.get("keys")
+    if type(keys) is not list:
+        raise BadRequestError("field 'keys' must be a list of strings")
+    for key in keys:
+        if type(key) is not str or not key:
+            raise BadRequestError("every key in 'keys' must be a non-empty string")
+    return MGet(tuple(keys), rid)
+
+
+def _mset(obj: dict[str, Any], rid: Any) -> MSet:
+    entries = obj.get("entries")
+    if type(entries) is not dict:
+        raise BadRequestError("field 'entries' must be an object of key -> value")
+    for key in entries:
+        if type(key) is not str or not key:
+            raise BadRequestError("every key in 'entries' must be a non-empty string")
+    return MSet(tuple(entries.items()), _ttl(obj), rid)
+
+
+def _join(obj: dict[str, Any], rid: Any) -> Join:
+    return Join(_key(obj, "node_id"), rid)
+
+
+_DECODERS: dict[str, Callable[[dict[str, Any], Any], Request]] = {
+    "get": _get,
+    "set": _set,
+    "delete": _delete,
+    "mget": _mget,
+    "mset": _mset,
+    "ping": lambda obj, rid: Ping(rid),
+    "stats": lambda obj, rid: Stats(rid),
+    "join": _join,
+}
+
+#: The request types a client may send.
+REQUEST_TYPES: tuple[str, ...] = tuple(_DECODERS)
+
+
+def decode_request(obj: Any) -> Request:
+    """A typed request from a decoded wire object; raises a typed CacheError."""
+    if type(obj) is not dict:
+        raise BadRequestError(f"a request must be an object, not {_json_type(obj)}")
+    kind = obj.get("type")
+    decoder = _DECODERS.get(kind) if type(kind) is str else None
+    if decoder is None:
+        if kind is None:
+            raise BadRequestError("missing field 'type'")
+        if type(kind) is not str:
+            raise BadRequestError("field 'type' must be a string")
+        raise UnknownTypeError(f"unknown request type {kind!r}; known: {', '.join(REQUEST_TYPES)}")
+    return decoder(obj, obj.get("id"))
+
+
+def error_reply(exc: CacheError, obj: Any = None) -> ErrorReply:
+    """The reply for a request that failed, echoing its id when there is one."""
+    rid = obj.get("id") if type(obj) is dict else None
+    return ErrorReply(exc.code, exc.message, rid)
+
+
+def request_or_error(obj: Any) -> Request | ErrorReply:
+    try:
+        return decode_request(obj)
+    except CacheError as exc:
+        return error_reply(exc, obj)
+
+
+def encode_request(request: Request) -> dict[str, Any]:
+    """The wire object for a request (used by clients and round-trip tests)."""
+    t = type(request)
+    if t is Get:
+        out: dict[str, Any] = {"type": "get", "key": request.key}
+    elif t is Set:
+        out = {"type": "set", "key": request.key, "value": request.value}
+        if request.ttl is not None:
+            out["ttl"] = request.ttl
+    elif t is Delete:
+        out = {"type": "delete", "key": request.key}
+    elif t is MGet:
+        out = {"type": "mget", "keys": list(request.keys)}
+    elif t is MSet:
+        out = {"type": "mset", "entries": dict(request.entries)}
+        if request.ttl is not None:
+            out["ttl"] = request.ttl
+    elif t is Ping:
+        out = {"type": "ping"}
+    elif t is Stats:
+        out = {"type": "stats"}
+    elif t is Join:
+        out = {"type": "join", "node_id": request.node_id}
+    else:
+        raise TypeError(f"not a request: {request!r}")
+    if request.rid is not None:
+        out["id"] = request.rid
+    return out
+
+
+def encode_reply(reply: Reply) -> dict[str, Any]:
+    """The wire object for a reply. Field order is fixed: it is what clients see."""
+    t = type(reply)
+    if t is Value:
+        out: dict[str, Any] = {"type": "response", "value": reply.value, "success": reply.found}
+    elif t is Ack:
+        out = {"type": "ack", "success": True}
+        if reply.deleted is not None:
+            out["deleted"] = reply.deleted
+    elif t is Values:
+        out = {
+            "type": "response",
+            "success": True,
+            "values": [{"key": k, "value": v, "found": f} for k, v, f in reply.items],
+        }
+    elif t is ErrorReply:
+        out = {"type": "error", "success": False, "error": reply.code.value, "message": reply.message}
+    elif t is Pong:
+        out = {"type": "pong", "success": True}
+    elif t is StatsReply:
+        out = {"type": "stats", "success": True, "stats": reply.stats}
+    else:
+        raise TypeError(f"not a reply: {reply!r}")
+    if reply.rid is not None:
+        out["id"] = reply.rid
+    return out
+
+
+def decode_reply(obj: Any, request: Request | None = None) -> Reply:
+    """A typed reply from a wire object (client side).
+
+    ``request`` disambiguates the two ``response`` shapes (get vs mget); without it the
+    presence of ``values`` decides.
+    """
+    if type(obj) is not dict:
+        raise BadRequestError(f"a reply must be an object, not {_json_type(obj)}")
+    kind = obj.get("type")
+    rid = obj.get("id")
+    if kind == "response":
+        if "values" in obj and not isinstance(request, Get):
+            return Values(
+                tuple((item["key"], item.get("value"), bool(item.get("found"))) for item in obj["values"]),
+                rid,
+            )
+        return Value(obj.get("value"), bool(obj.get("success")), rid)
+    if kind == "ack":
+        return Ack(rid, obj.get("deleted"))
+    if kind == "error":
+        try:
+            code = ErrorCode(obj.get("error"))
+        except ValueError:
+            code = ErrorCode.INTERNAL
+        return ErrorReply(code, str(obj.get("message", "")), rid)
+    if kind == "pong":
+        return Pong(rid)
+    if kind == "stats":
+        return StatsReply(dict(obj.get("stats") or {}), rid)
+    raise BadRequestError(f"unknown reply type {kind!r}")
+
+
+def _json_type(obj: Any) -> str:
+    return {
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "null",
+        bytes: "binary",
+    }.get(type(obj), type(obj).__name__)

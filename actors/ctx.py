@@ -1,0 +1,100 @@
+"""``Ctx``: an actor's only window on time, timers, randomness, peers and tracing.
+
+Hosts build one ``Ctx`` per node. The runtime passes the asyncio scheduler, the
+monotonic and wall clocks and an ``os.urandom``-seeded RNG; the simulator passes the
+SimPy scheduler, the node's skewed virtual clock and ``Random(f"{seed}/{node_id}")``.
+Actors never learn which.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from actors._scheduled import ScheduledFuture
+from actors._scheduler import Cancellable, Scheduler
+
+if TYPE_CHECKING:
+    from pykka import ActorRef
+
+__all__ = ["Ctx", "NoPeerTransportError"]
+
+A = TypeVar("A")
+
+TraceSink = Callable[[float, str, str, dict[str, Any]], None]
+SendFn = Callable[[str, Any], None]
+
+
+class NoPeerTransportError(RuntimeError):
+    """``ctx.send`` was called on a host that has no peer transport."""
+
+
+class Ctx:
+    """Per-node services handed to every actor of that node.
+
+    Every method runs on the host's thread (inside a turn) unless said otherwise.
+    """
+
+    __slots__ = ("_counters", "_now", "_send", "_trace", "_wall", "node_id", "rng", "scheduler")
+
+    def __init__(
+        self,
+        node_id: str,
+        scheduler: Scheduler,
+        *,
+        now: Callable[[], float],
+        wall: Callable[[], float],
+        rng: random.Random,
+        send: SendFn | None = None,
+        trace: TraceSink | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.scheduler = scheduler
+        self.rng = rng
+        self._now = now
+        self._wall = wall
+        self._send = send
+        self._trace = trace
+        self._counters: dict[str, itertools.count[int]] = {}
+
+    def now(self) -> float:
+        """Monotonic seconds (in the simulator: virtual time plus this node's skew)."""
+        return self._now()
+
+    def wall(self) -> float:
+        """Epoch seconds: for TTL deadlines and versions shipped to peers."""
+        return self._wall()
+
+    def call_later(self, delay: float, ref: ActorRef[Any], msg: object) -> Cancellable:
+        """Deliver ``msg`` into ``ref``'s mailbox after ``delay`` seconds (dropped if dead)."""
+
+        def deliver() -> None:
+            if ref.is_alive():
+                ref.tell(msg)
+
+        return self.scheduler.call_later(max(0.0, delay), deliver)
+
+    def send(self, peer: str, msg: object) -> None:
+        """Send to a peer node: asynchronous, FIFO per peer, may be lost."""
+        if self._send is None:
+            raise NoPeerTransportError(f"node {self.node_id} has no peer transport")
+        self._send(peer, msg)
+
+    def spawn(self, cls: type[A], *args: Any) -> ActorRef[Any]:
+        """Start an actor of ``cls`` on this node; its first constructor argument is this ctx."""
+        return cls.start(self, *args)  # type: ignore[attr-defined]
+
+    def new_future(self) -> ScheduledFuture:
+        return ScheduledFuture(self.scheduler)
+
+    def trace(self, event: str, **fields: Any) -> None:
+        if self._trace is not None:
+            self._trace(self.now(), self.node_id, event, fields)
+
+    def actor_id(self, name: str) -> str:
+        """A deterministic actor id: ``node_id/Name/counter``."""
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = itertools.count()
+        return f"{self.node_id}/{name}/{next(counter)}"

@@ -1,0 +1,108 @@
+"""Wire error codes and the typed exceptions behind them.
+
+Split by blame and certainty (as h11 and Maelstrom do): the client's fault
+(``bad_request``, ``too_large``, ``unknown_type``, ``unauthorized``) is definite: nothing
+was applied, and retrying the same request will fail the same way. ``unavailable`` is
+definite too (nothing was applied) but worth retrying later. ``timeout`` and
+``internal`` are indefinite: the request may or may not have been applied.
+
+The same classes are raised by the codec on the server and by the client library on
+receiving an error reply, so one ``except BadRequestError`` means the same everywhere.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "BadRequestError",
+    "CacheError",
+    "ErrorCode",
+    "InternalError",
+    "RequestTimeoutError",
+    "TooLargeError",
+    "UnauthorizedError",
+    "UnavailableError",
+    "UnknownTypeError",
+    "error_for",
+]
+
+
+class ErrorCode(StrEnum):
+    BAD_REQUEST = "bad_request"
+    TOO_LARGE = "too_large"
+    UNKNOWN_TYPE = "unknown_type"
+    UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
+    UNAUTHORIZED = "unauthorized"
+    INTERNAL = "internal"
+
+
+class CacheError(Exception):
+    """Base of every error the cache reports; ``code`` is the fixed wire code."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+    #: True when the request was certainly not applied (safe to retry a write).
+    definite: bool = False
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequestError(CacheError):
+    code = ErrorCode.BAD_REQUEST
+    definite = True
+
+
+class TooLargeError(CacheError):
+    code = ErrorCode.TOO_LARGE
+    definite = True
+
+
+class UnknownTypeError(CacheError):
+    code = ErrorCode.UNKNOWN_TYPE
+    definite = True
+
+
+class UnavailableError(CacheError):
+    code = ErrorCode.UNAVAILABLE
+    definite = True
+
+
+class RequestTimeoutError(CacheError):
+    code = ErrorCode.TIMEOUT
+    definite = False
+
+
+class UnauthorizedError(CacheError):
+    code = ErrorCode.UNAUTHORIZED
+    definite = True
+
+
+class InternalError(CacheError):
+    code = ErrorCode.INTERNAL
+    definite = False
+
+
+_BY_CODE: dict[str, type[CacheError]] = {
+    cls.code.value: cls
+    for cls in (
+        BadRequestError,
+        TooLargeError,
+        UnknownTypeError,
+        UnavailableError,
+        RequestTimeoutError,
+        UnauthorizedError,
+        InternalError,
+    )
+}
+
+
+def error_for(code: str, message: str = "") -> CacheError:
+    """The typed exception for a wire code (unknown codes become :class:`CacheError`)."""
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        err = CacheError(f"{code}: {message}")
+        return err
+    return cls(message)

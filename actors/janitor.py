@@ -1,0 +1,67 @@
+"""The ``Janitor`` actor: paces active expiry.
+
+Every ``interval_s`` it asks the store for one expiry cycle limited to ``budget_s``.
+When a cycle ran out of budget (a backlog of expired keys), the next one comes after
+``backlog_interval_s`` instead, the way Redis follows a slow cycle with fast ones, so a
+mass expiry drains in steady small slices without ever holding the store for long.
+Never more than one cycle is in flight.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pykka import ActorRef
+
+from actors._scheduled import ScheduledActor
+from actors._scheduler import Cancellable
+from actors.ctx import Ctx
+from actors.messages import ExpireCycle, ExpireCycleDone, Tick
+
+__all__ = ["Janitor"]
+
+
+class Janitor(ScheduledActor):
+    def __init__(
+        self,
+        ctx: Ctx,
+        store: ActorRef[Any],
+        interval_s: float = 1.0,
+        budget_s: float = 0.002,
+        sample_size: int = 20,
+    ) -> None:
+        super().__init__(ctx)
+        if interval_s <= 0 or budget_s <= 0:
+            raise ValueError("janitor interval and budget must be positive")
+        self.store = store
+        self.interval_s = interval_s
+        self.budget_s = budget_s
+        self.sample_size = sample_size
+        self.backlog_interval_s = min(interval_s, max(10 * budget_s, 0.01))
+        self._in_flight = False
+        self._timer: Cancellable | None = None
+
+    def on_start(self) -> None:
+        self._schedule(self.interval_s)
+
+    def on_stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def on_receive(self, message: Any) -> Any:
+        if type(message) is Tick:
+            self._timer = None
+            if not self._in_flight:
+                self._in_flight = True
+                self.store.tell(ExpireCycle(self.budget_s, self.actor_ref, self.sample_size))
+        elif type(message) is ExpireCycleDone:
+            self._in_flight = False
+            backlog = message.hit_budget and message.remaining_volatile > 0
+            self._schedule(self.backlog_interval_s if backlog else self.interval_s)
+        else:
+            return super().on_receive(message)
+        return None
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer is None:
+            self._timer = self.ctx.call_later(delay, self.actor_ref, Tick("expire"))

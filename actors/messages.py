@@ -1,0 +1,274 @@
+"""Every message the actors exchange, as frozen dataclasses, in one module.
+
+Three families:
+
+- **client requests and replies**: what the wire protocol carries, after decoding by
+  :mod:`actors.codec` (the only place that knows wire field names);
+- **edge messages**: what a host tells the node about connections and client batches;
+- **internal messages** between node, store and janitor.
+
+``rid`` is the optional request ``"id"`` a client may send; it is echoed in the reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias
+
+from actors.errors import ErrorCode
+from actors.version import Version
+
+__all__ = [
+    "Ack",
+    "BatchReply",
+    "ClientBatch",
+    "ClientConnected",
+    "ClientDisconnected",
+    "Delete",
+    "ErrorReply",
+    "ExpireCycle",
+    "ExpireCycleDone",
+    "Get",
+    "Join",
+    "MGet",
+    "MSet",
+    "Ping",
+    "Pong",
+    "Read",
+    "Remove",
+    "Reply",
+    "ReplyTo",
+    "Request",
+    "Set",
+    "Stats",
+    "StatsQuery",
+    "StatsReply",
+    "StoreBatch",
+    "StoreOp",
+    "StoreResults",
+    "Tick",
+    "Value",
+    "Values",
+    "Write",
+]
+
+
+class ReplyTo(Protocol):
+    """Where an answer goes: an ``ActorRef``, or a sink at the edge (a connection)."""
+
+    def tell(self, message: Any) -> None: ...
+
+
+# --- client requests -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    key: str
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Set:
+    """Store ``value`` under ``key``; ``ttl`` seconds (None: never expires)."""
+
+    key: str
+    value: Any
+    ttl: float | None = None
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    key: str
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class MGet:
+    keys: tuple[str, ...]
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class MSet:
+    entries: tuple[tuple[str, Any], ...]
+    ttl: float | None = None
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """The seed's join: accepted now; membership arrives with the cluster."""
+
+    node_id: str
+    rid: Any = None
+
+
+Request: TypeAlias = Get | Set | Delete | MGet | MSet | Ping | Stats | Join
+
+
+# --- replies ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A write was applied. ``deleted`` is set for deletes: whether the key existed."""
+
+    rid: Any = None
+    deleted: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    value: Any
+    found: bool
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Values:
+    """Answer to mget: ``(key, value, found)`` per requested key, in request order."""
+
+    items: tuple[tuple[str, Any, bool], ...]
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsReply:
+    stats: dict[str, Any]
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    code: ErrorCode
+    message: str
+    rid: Any = None
+
+
+Reply: TypeAlias = Ack | Value | Values | Pong | StatsReply | ErrorReply
+
+
+# --- edge: host -> node ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientBatch:
+    """Everything decoded from one socket read of connection ``conn``.
+
+    An item that failed to decode is already an :class:`ErrorReply`; it keeps its place
+    so replies stay in request order. The node answers with one :class:`BatchReply`.
+    """
+
+    conn: int
+    requests: tuple[Request | ErrorReply, ...]
+    reply_to: ReplyTo
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReply:
+    conn: int
+    replies: tuple[Reply, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConnected:
+    conn: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientDisconnected:
+    conn: int
+
+
+# --- internal: node <-> store ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Look up keys; the result is a tuple of ``(value, found)``."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Store items ``(key, value, deadline)``; deadline is epoch seconds or None."""
+
+    items: tuple[tuple[str, Any, float | None], ...]
+    version: Version
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """Delete keys; the result is how many existed."""
+
+    keys: tuple[str, ...]
+    version: Version
+
+
+@dataclass(frozen=True, slots=True)
+class StatsQuery:
+    """The store's counters; the result is a dict."""
+
+
+StoreOp: TypeAlias = Read | Write | Remove | StatsQuery
+
+
+@dataclass(frozen=True, slots=True)
+class StoreBatch:
+    """Operations for the store, each tagged with the caller's slot number."""
+
+    batch: int
+    ops: tuple[tuple[int, StoreOp], ...]
+    reply_to: ReplyTo
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResults:
+    batch: int
+    results: tuple[tuple[int, Any], ...]
+
+
+# --- internal: janitor -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A periodic timer fired (delivered by ``ctx.call_later``)."""
+
+    name: str = "tick"
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireCycle:
+    """Run one active-expiry cycle within ``budget_s`` of ``ctx.now()`` time."""
+
+    budget_s: float
+    reply_to: ReplyTo
+    sample_size: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireCycleDone:
+    sampled: int
+    expired: int
+    rounds: int
+    hit_budget: bool
+    remaining_volatile: int

@@ -1,0 +1,90 @@
+"""The ``Store`` actor: sole owner of a node's :class:`~actors.keyspace.Keyspace`.
+
+It applies :class:`~actors.messages.StoreBatch` operations in order, one batch per turn,
+and runs the active-expiry cycles the janitor asks for. It never decides deadlines or
+versions (the coordinating node does), so replicas apply exactly what they are told.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors._scheduled import ScheduledActor
+from actors.ctx import Ctx
+from actors.expiry import run_expire_cycle
+from actors.keyspace import Keyspace
+from actors.messages import (
+    ExpireCycle,
+    Read,
+    Remove,
+    StatsQuery,
+    StoreBatch,
+    StoreOp,
+    StoreResults,
+    Write,
+)
+
+__all__ = ["Store"]
+
+
+class Store(ScheduledActor):
+    def __init__(self, ctx: Ctx) -> None:
+        super().__init__(ctx)
+        self.keyspace = Keyspace()
+        self.expire_cycles = 0
+        self.expire_budget_hits = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if type(message) is StoreBatch:
+            wall = self.ctx.wall()
+            apply = self._apply
+            results = tuple((slot, apply(op, wall)) for slot, op in message.ops)
+            message.reply_to.tell(StoreResults(message.batch, results))
+        elif type(message) is ExpireCycle:
+            result = run_expire_cycle(
+                self.keyspace,
+                wall=self.ctx.wall(),
+                now=self.ctx.now,
+                rng=self.ctx.rng,
+                budget_s=message.budget_s,
+                sample_size=message.sample_size,
+            )
+            self.expire_cycles += 1
+            self.expire_budget_hits += result.hit_budget
+            message.reply_to.tell(result)
+        else:
+            return super().on_receive(message)
+        return None
+
+    def _apply(self, op: StoreOp, wall: float) -> Any:
+        keyspace = self.keyspace
+        t = type(op)
+        if t is Read:
+            return tuple(keyspace.get(key, wall) for key in op.keys)
+        if t is Write:
+            version = op.version
+            for key, value, deadline in op.items:
+                keyspace.set(key, value, deadline, version)
+            return len(op.items)
+        if t is Remove:
+            return sum(keyspace.delete(key) for key in op.keys)
+        if t is StatsQuery:
+            return self.stats(wall)
+        raise TypeError(f"unknown store operation {op!r}")
+
+    def stats(self, wall: float) -> dict[str, Any]:
+        ks = self.keyspace
+        return {
+            "keys": len(ks),
+            "keys_with_ttl": ks.volatile_count,
+            "memory_bytes": ks.used_bytes,
+            "hits": ks.hits,
+            "misses": ks.misses,
+            "sets": ks.sets,
+            "deletes": ks.deletes,
+            "expired_lazy": ks.expired_lazy,
+            "expired_active": ks.expired_active,
+            "expirations": ks.expired_lazy + ks.expired_active,
+            "expire_cycles": self.expire_cycles,
+            "expire_budget_hits": self.expire_budget_hits,
+        }

@@ -1,0 +1,1 @@
+"""The real world: asyncio TCP server, framing, wall clock, entry point, client and CLI."""

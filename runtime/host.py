@@ -1,0 +1,76 @@
+"""Hosting a node's actors on an asyncio event loop, with the real clocks.
+
+:func:`real_ctx` builds the ``Ctx`` the runtime gives its actors. :class:`ThreadedLoopHost`
+runs a loop in a background thread and offers the same driver calls as
+:class:`sim.host.SimHost` (``start_node``, ``request``, ``run_for``, ``shutdown``), so one
+behaviour test runs on both hosts, as Pykka's tests run on all of its runtimes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+
+from actors import Ctx, NodeConfig, NodeRefs, spawn_node
+from actors.ctx import TraceSink
+from actors.driver import HostDriver
+from runtime.loop_scheduler import LoopScheduler
+
+__all__ = ["ThreadedLoopHost", "real_ctx"]
+
+
+def real_ctx(node_id: str, scheduler: LoopScheduler, trace: TraceSink | None = None) -> Ctx:
+    """The production ``Ctx``: monotonic and wall clocks, an RNG seeded from the OS."""
+    return Ctx(
+        node_id,
+        scheduler,
+        now=time.monotonic,
+        wall=time.time,
+        rng=random.Random(os.urandom(16)),
+        trace=trace,
+    )
+
+
+class ThreadedLoopHost(HostDriver):
+    """An event loop in a daemon thread hosting nodes; driven from the caller's thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.scheduler = LoopScheduler(self.loop)
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.scheduler.bind_thread()
+            self.loop.call_soon(ready.set)
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="actorcache-loop", daemon=True)
+        self._thread.start()
+        ready.wait()
+        self._t0 = time.monotonic()
+
+    def start_node(self, node_id: str = "node1", config: NodeConfig | None = None) -> NodeRefs:
+        refs = spawn_node(real_ctx(node_id, self.scheduler), config)
+        self.nodes[node_id] = refs
+        return refs
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def run_for(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def shutdown(self) -> None:
+        for refs in self.nodes.values():
+            for ref in (refs.janitor, refs.node, refs.store):
+                if ref.is_alive():
+                    ref.stop(timeout=5)
+        self._forget_nodes()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()

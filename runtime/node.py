@@ -1,0 +1,141 @@
+"""``python -m runtime.node NODE_ID PORT [PEER_ADDR ...]``: run one cache node.
+
+As the seed's ``go run main.go node1 8081``. Prints one start-up line with the node id
+and the bound address; SIGINT or SIGTERM stops it within 2 s, answering the requests it
+has already read, with exit code 0. PORT 0 picks a free port (the line says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import resource
+import signal
+import sys
+
+from actors import NodeConfig, spawn_node
+from runtime.host import real_ctx
+from runtime.loop_scheduler import LoopScheduler
+from runtime.server import CacheServer
+
+__all__ = ["main", "parse_args"]
+
+logger = logging.getLogger("actorcache")
+
+
+def _size(text: str) -> int:
+    """Bytes with an optional K/M/G suffix (powers of 1024)."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower().removesuffix("b").removesuffix("i")
+    scale = units.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in units else text
+    try:
+        value = int(float(number) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 1048576, 512K, 1M)") from None
+    if value < 64:
+        raise argparse.ArgumentTypeError("must be at least 64 bytes")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be 0..65535")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.node",
+        description="Run one actorcache node (JSON lines or msgpack over TCP).",
+    )
+    parser.add_argument("node_id", help="this node's id, e.g. node1")
+    parser.add_argument("port", type=_port, help="TCP port to listen on (0: any free port)")
+    parser.add_argument("peers", nargs="*", metavar="PEER_ADDR", help="host:port of peers to join through")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 to serve other machines)")
+    parser.add_argument(
+        "--cleanup-interval", type=_positive_float, default=1.0, metavar="SECONDS",
+        help="seconds between active-expiry cycles (default 1)",
+    )
+    parser.add_argument(
+        "--cleanup-budget-ms", type=_positive_float, default=2.0, metavar="MS",
+        help="time budget of one active-expiry cycle in milliseconds (default 2)",
+    )
+    parser.add_argument(
+        "--max-request-bytes", type=_size, default=1 << 20, metavar="BYTES",
+        help="largest request accepted; a larger one is answered too_large and the connection closed (default 1M)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info",
+    )
+    return parser.parse_args(argv)
+
+
+def _raise_fd_limit() -> None:
+    """Thousands of idle clients need thousands of descriptors: lift the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 65536 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+        except (ValueError, OSError):
+            pass
+
+
+async def serve(args: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+    scheduler = LoopScheduler(loop)
+    scheduler.bind_thread()
+    config = NodeConfig(
+        cleanup_interval_s=args.cleanup_interval,
+        cleanup_budget_s=args.cleanup_budget_ms / 1000.0,
+    )
+    refs = spawn_node(real_ctx(args.node_id, scheduler), config)
+    server = CacheServer(refs.node, max_request_bytes=args.max_request_bytes)
+    try:
+        host, port = await server.start(args.host, args.port)
+    except OSError as exc:
+        print(f"actorcache {args.node_id}: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        refs.stop()
+        return 1
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    peers = f" peers={','.join(args.peers)}" if args.peers else ""
+    print(f"actorcache node {args.node_id} listening on {host}:{port}{peers}", flush=True)
+    await stop.wait()
+    logger.info("stopping %s", args.node_id)
+    await server.shutdown(grace_s=1.5)
+    refs.stop()
+    await asyncio.sleep(0)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    _raise_fd_limit()
+    return asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The simulated world: the same actors on a SimPy environment with virtual time."""

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.nodeproc import NodeProcess
+
+
+@pytest.fixture
+def node() -> Iterator[NodeProcess]:
+    """A real node subprocess on a free loopback port, reaped after the test."""
+    proc = NodeProcess("node1")
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+@pytest.fixture
+def node_factory() -> Iterator[callable]:
+    """Start nodes with custom arguments: ``node_factory("--max-request-bytes", "1K")``."""
+    started: list[NodeProcess] = []
+
+    def start(*args: str, node_id: str = "node1") -> NodeProcess:
+        proc = NodeProcess(node_id, *args)
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.kill()
