@@ -27,7 +27,6 @@ from __future__ import annotations
 import collections
 import logging
 import sys
-import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 import pykka
@@ -50,9 +49,12 @@ class ScheduledFuture(pykka.Future[Any]):
     It learns its host when its envelope enters an inbox (``ask`` creates the future
     before it knows the target), so ``get`` can ask the right host to wait: the asyncio
     host blocks the foreign caller thread, the SimPy host advances virtual time.
+
+    No lock: it is completed, and its callbacks are added, only on the host's thread
+    (a foreign waiter registers its callback through ``Scheduler.wait``).
     """
 
-    __slots__ = ("_callbacks", "_exc_info", "_has_result", "_lock", "_scheduler", "_value")
+    __slots__ = ("_callbacks", "_exc_info", "_has_result", "_scheduler", "_value")
 
     def __init__(self, scheduler: Scheduler | None = None) -> None:
         super().__init__()
@@ -61,7 +63,6 @@ class ScheduledFuture(pykka.Future[Any]):
         self._value: Any = None
         self._exc_info: Any = None
         self._callbacks: list[Callable[[ScheduledFuture], None]] = []
-        self._lock = threading.Lock()
 
     def bind(self, scheduler: Scheduler) -> None:
         if self._scheduler is None:
@@ -79,22 +80,20 @@ class ScheduledFuture(pykka.Future[Any]):
         self._complete(None, exc_info)
 
     def _complete(self, value: Any, exc_info: Any) -> None:
-        with self._lock:
-            if self._has_result or self._get_hook is not None:
-                raise RuntimeError("future already completed")
-            self._value = value
-            self._exc_info = exc_info
-            self._has_result = True
-            callbacks, self._callbacks = self._callbacks, []
+        if self._has_result or self._get_hook is not None:
+            raise RuntimeError("future already completed")
+        self._value = value
+        self._exc_info = exc_info
+        self._has_result = True
+        callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback(self)
 
     def add_done_callback(self, callback: Callable[[ScheduledFuture], None]) -> None:
         """Call ``callback(self)`` once the future is done (at once if it already is)."""
-        with self._lock:
-            if not self._has_result:
-                self._callbacks.append(callback)
-                return
+        if not self._has_result:
+            self._callbacks.append(callback)
+            return
         callback(self)
 
     def result(self) -> Any:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import msgpack
 
 from actors.codec import encode_reply, error_reply, request_or_error
-from actors.errors import BadRequestError, TooLargeError
+from actors.errors import BadRequestError, ErrorCode, TooLargeError
 from actors.messages import ErrorReply, Reply, Request
 
 __all__ = [
@@ -56,7 +56,25 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_json_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def _parse_int(text: str) -> int:
+    # Values must be representable in every framing: msgpack integers are 64-bit.
+    value = int(text)
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise ValueError(f"integer {text[:20]}... does not fit in 64 bits")
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+_json_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float)
 
 
 class JsonLinesDecoder:
@@ -194,12 +212,19 @@ def _json_key(key: Any) -> str:
     return str(key)
 
 
+def _unencodable(reply: Reply, exc: Exception) -> ErrorReply:
+    return ErrorReply(ErrorCode.INTERNAL, f"reply cannot be encoded: {exc}", getattr(reply, "rid", None))
+
+
 def encode_json_reply(reply: Reply) -> bytes:
     obj = encode_reply(reply)
     try:
         text = _json_encode(obj)
     except (TypeError, ValueError):
-        text = _json_encode(to_jsonable(obj))
+        try:
+            text = _json_encode(to_jsonable(obj))
+        except (TypeError, ValueError) as exc:
+            text = _json_encode(encode_reply(_unencodable(reply, exc)))
     return text.encode("utf-8") + b"\n"
 
 
@@ -207,4 +232,7 @@ _packb = msgpack.Packer(use_bin_type=True).pack
 
 
 def encode_msgpack_reply(reply: Reply) -> bytes:
-    return _packb(encode_reply(reply))
+    try:
+        return _packb(encode_reply(reply))
+    except (TypeError, ValueError, OverflowError) as exc:
+        return _packb(encode_reply(_unencodable(reply, exc)))

@@ -54,8 +54,11 @@ class ThreadedLoopHost(HostDriver):
         ready.wait()
         self._t0 = time.monotonic()
 
+    def ctx(self, node_id: str) -> Ctx:
+        return real_ctx(node_id, self.scheduler)
+
     def start_node(self, node_id: str = "node1", config: NodeConfig | None = None) -> NodeRefs:
-        refs = spawn_node(real_ctx(node_id, self.scheduler), config)
+        refs = spawn_node(self.ctx(node_id), config)
         self.nodes[node_id] = refs
         return refs
 

@@ -32,3 +32,24 @@ def node_factory() -> Iterator[callable]:
     finally:
         for proc in started:
             proc.kill()
+
+
+@pytest.fixture(params=["asyncio", "sim"])
+def host(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Every host the actors run on, as Pykka's own tests run on every runtime.
+
+    Both offer ``start_node``, ``request``, ``submit``, ``ask``, ``run_for`` and ``now``:
+    on asyncio time is real (keep waits short), in the simulator it is virtual.
+    """
+    if request.param == "asyncio":
+        from runtime.host import ThreadedLoopHost
+
+        h: object = ThreadedLoopHost()
+    else:
+        from sim.host import SimHost
+
+        h = SimHost(seed=1)
+    try:
+        yield h
+    finally:
+        h.shutdown()  # type: ignore[attr-defined]

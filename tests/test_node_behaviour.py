@@ -1,0 +1,152 @@
+"""Single-node behaviour, run on every host (asyncio loop and SimPy).
+
+On asyncio, time is real, so waits are short; in the simulator, ``run_for`` advances
+virtual time. The assertions are the same: the actors cannot tell the difference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors import NodeConfig
+from actors.errors import ErrorCode
+from actors.messages import (
+    Ack,
+    BatchReply,
+    ClientBatch,
+    Delete,
+    ErrorReply,
+    Get,
+    Join,
+    MGet,
+    MSet,
+    Ping,
+    Pong,
+    Set,
+    Stats,
+    StatsReply,
+    Value,
+    Values,
+)
+
+
+def test_set_get_delete(host: Any) -> None:
+    host.start_node()
+    assert host.request([Set("k", {"nested": [1, 2]})]) == (Ack(),)
+    assert host.request([Get("k")]) == (Value({"nested": [1, 2]}, True),)
+    assert host.request([Delete("k")]) == (Ack(deleted=True),)
+    assert host.request([Get("k")]) == (Value(None, False),)
+    assert host.request([Delete("k")]) == (Ack(deleted=False),)
+
+
+def test_overwrite_returns_latest(host: Any) -> None:
+    host.start_node()
+    host.request([Set("k", 1), Set("k", 2)])
+    assert host.request([Get("k")]) == (Value(2, True),)
+
+
+def test_request_ids_are_echoed(host: Any) -> None:
+    host.start_node()
+    replies = host.request([Set("k", 1, rid="a"), Get("k", rid=7), Ping(rid=[1])])
+    assert [r.rid for r in replies] == ["a", 7, [1]]
+
+
+def test_ttl_expires_and_zero_or_none_never_does(host: Any) -> None:
+    host.start_node()
+    host.request([Set("short", "v", ttl=0.15), Set("forever", "v", ttl=None), MSet((("m", 1),), ttl=0.15)])
+    assert host.request([Get("short"), Get("m")]) == (Value("v", True), Value(1, True))
+    host.run_for(0.3)
+    assert host.request([Get("short"), Get("m"), Get("forever")]) == (
+        Value(None, False),
+        Value(None, False),
+        Value("v", True),
+    )
+
+
+def test_janitor_expires_keys_nobody_reads(host: Any) -> None:
+    host.start_node(config=NodeConfig(cleanup_interval_s=0.05))
+    host.request([MSet(tuple((f"k{i}", i) for i in range(200)), ttl=0.1), Set("keep", 1)])
+    host.run_for(0.5)
+    (stats,) = host.request([Stats()])
+    assert isinstance(stats, StatsReply)
+    assert stats.stats["keys"] == 1
+    assert stats.stats["expired_active"] == 200
+    assert stats.stats["expired_lazy"] == 0
+    assert stats.stats["expire_cycles"] >= 1
+
+
+def test_lazy_expiry_counts_separately(host: Any) -> None:
+    host.start_node(config=NodeConfig(cleanup_interval_s=3600))
+    host.request([Set("k", 1, ttl=0.05)])
+    host.run_for(0.15)
+    host.request([Get("k")])
+    (stats,) = host.request([Stats()])
+    assert stats.stats["expired_lazy"] == 1
+    assert stats.stats["expired_active"] == 0
+
+
+def test_mset_mget_batch(host: Any) -> None:
+    host.start_node()
+    assert host.request([MSet((("a", 1), ("b", "two")))]) == (Ack(),)
+    assert host.request([MGet(("a", "missing", "b", "a"))]) == (
+        Values((("a", 1, True), ("missing", None, False), ("b", "two", True), ("a", 1, True))),
+    )
+
+
+def test_batch_replies_in_request_order_with_errors_in_place(host: Any) -> None:
+    host.start_node()
+    bad = ErrorReply(ErrorCode.BAD_REQUEST, "invalid JSON", None)
+    requests = [Set("k", 1), bad, Get("k"), Ping(), Join("node2"), Delete("k"), Get("k")]
+    assert host.request(requests) == (
+        Ack(),
+        bad,
+        Value(1, True),
+        Pong(),
+        Ack(),
+        Ack(deleted=True),
+        Value(None, False),
+    )
+
+
+def test_pipelined_batches_on_one_connection_stay_in_order(host: Any) -> None:
+    host.start_node()
+    conn = host.connect()
+    futures = [host.submit([Set(f"k{i}", i), Get(f"k{i}")], conn=conn) for i in range(100)]
+    futures.append(host.submit([Ping()], conn=conn))  # answered without the store
+    for i, fut in enumerate(futures[:-1]):
+        assert fut.get(timeout=10) == (Ack(), Value(i, True))
+    assert futures[-1].get(timeout=10) == (Pong(),)
+
+
+class Recorder:
+    """A reply target that records batch replies in arrival order (on the host thread)."""
+
+    def __init__(self) -> None:
+        self.replies: list[Any] = []
+
+    def tell(self, message: BatchReply) -> None:
+        self.replies.append(message.replies)
+
+
+def test_batch_answered_by_node_alone_waits_for_earlier_store_batch(host: Any) -> None:
+    refs = host.start_node()
+    conn = host.connect()
+    recorder = Recorder()
+    refs.node.tell(ClientBatch(conn, (MSet(tuple((f"k{i}", i) for i in range(1000))),), recorder))
+    refs.node.tell(ClientBatch(conn, (Ping(),), recorder))
+    assert host.request([Get("k999")], conn=conn) == (Value(999, True),)
+    assert recorder.replies == [(Ack(),), (Pong(),)]
+
+
+def test_stats_report_counts(host: Any) -> None:
+    host.start_node()
+    conn = host.connect()
+    host.request([Set("a", "x" * 100), Get("a"), Get("nope")], conn=conn)
+    (reply,) = host.request([Stats()], conn=conn)
+    stats = reply.stats
+    assert stats["node_id"] == "node1"
+    assert stats["keys"] == 1
+    assert stats["hits"] == 1 and stats["misses"] == 1
+    assert stats["memory_bytes"] > 100
+    assert stats["connections"] >= 1 and stats["connections_total"] == 1
+    assert stats["uptime_s"] >= 0

@@ -1,0 +1,136 @@
+"""Parity of the scheduled actor's envelope handling with Pykka's, on every host."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pykka
+import pytest
+
+from actors import BlockingCallInActorError, ScheduledActor
+
+
+class Echo(ScheduledActor):
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.seen: list[Any] = []
+        self.failures: list[type[BaseException]] = []
+        self.stopped = False
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "boom":
+            raise ValueError("boom")
+        if message == "block":
+            # A blocking ask from inside a turn must fail loudly, never deadlock.
+            return self.actor_ref.ask("x", timeout=1)
+        self.seen.append(message)
+        return ("echo", message)
+
+    def on_failure(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
+        self.failures.append(exc_type)
+
+    def on_stop(self) -> None:
+        self.stopped = True
+
+    def get_state(self) -> tuple[list[Any], list[Any], bool]:
+        return list(self.seen), list(self.failures), self.stopped
+
+
+def _ctx(host: Any, node_id: str = "n1") -> Any:
+    return host.ctx(node_id)
+
+
+def _spawn(host: Any) -> pykka.ActorRef[Any]:
+    return _ctx(host).spawn(Echo)
+
+
+def test_ask_gets_the_reply(host: Any) -> None:
+    ref = _spawn(host)
+    assert ref.ask("hi", timeout=5) == ("echo", "hi")
+    ref.stop(timeout=5)
+
+
+def test_exception_propagates_to_the_asker_and_actor_lives(host: Any) -> None:
+    ref = _spawn(host)
+    with pytest.raises(ValueError, match="boom"):
+        ref.ask("boom", timeout=5)
+    assert ref.is_alive()
+    assert ref.ask("after", timeout=5) == ("echo", "after")
+    ref.stop(timeout=5)
+
+
+def test_told_exception_calls_on_failure_and_stops_the_actor(host: Any) -> None:
+    ref = _spawn(host)
+    proxy_state = ref.proxy().get_state
+    assert proxy_state().get(timeout=5) == ([], [], False)
+    actor = ref._actor_weakref()  # inspect after death without asking the dead actor
+    ref.tell("boom")
+    host.run_for(0.1)
+    assert not ref.is_alive()
+    assert actor is not None and actor.failures == [ValueError]
+
+
+def test_dead_actor_raises_actor_dead_error(host: Any) -> None:
+    ref = _spawn(host)
+    assert ref.stop(timeout=5) is True
+    with pytest.raises(pykka.ActorDeadError):
+        ref.tell("late")
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("late", timeout=5)
+    assert ref.stop(timeout=5) is False
+
+
+def test_queued_asks_after_stop_get_actor_dead_error(host: Any) -> None:
+    ref = _spawn(host)
+    stop = ref.stop(block=False)
+    late = ref.ask("queued", block=False)
+    assert stop.get(timeout=5) is True
+    with pytest.raises(pykka.ActorDeadError):
+        late.get(timeout=5)
+
+
+def test_messages_are_handled_in_order_one_per_turn(host: Any) -> None:
+    a, b = _spawn(host), _spawn(host)
+    for i in range(50):
+        a.tell(i)
+        b.tell(i)
+    assert a.proxy().get_state().get(timeout=5)[0] == list(range(50))
+    assert b.proxy().get_state().get(timeout=5)[0] == list(range(50))
+    a.stop(timeout=5)
+    b.stop(timeout=5)
+
+
+def test_blocking_inside_a_turn_is_refused(host: Any) -> None:
+    ref = _spawn(host)
+    with pytest.raises(BlockingCallInActorError):
+        ref.ask("block", timeout=5)
+    ref.stop(timeout=5)
+
+
+def test_actor_ids_are_deterministic(host: Any) -> None:
+    ctx = _ctx(host, "nodeX")
+    refs = [ctx.spawn(Echo) for _ in range(3)]
+    assert [r.actor_urn for r in refs] == ["nodeX/Echo/0", "nodeX/Echo/1", "nodeX/Echo/2"]
+    for r in refs:
+        r.stop(timeout=5)
+
+
+def test_timer_delivers_a_message(host: Any) -> None:
+    ctx = _ctx(host)
+    ref = ctx.spawn(Echo)
+    start = host.now()
+    ctx.call_later(0.05, ref, "timer")
+    host.run_for(0.3)
+    assert ref.proxy().get_state().get(timeout=5)[0] == ["timer"]
+    assert host.now() - start >= 0.05
+    ref.stop(timeout=5)
+
+
+def test_cancelled_timer_never_fires(host: Any) -> None:
+    ctx = _ctx(host)
+    ref = ctx.spawn(Echo)
+    timer = ctx.call_later(0.05, ref, "timer")
+    timer.cancel()
+    host.run_for(0.2)
+    assert ref.proxy().get_state().get(timeout=5)[0] == []
+    ref.stop(timeout=5)
