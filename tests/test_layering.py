@@ -77,3 +77,45 @@ def test_checker_catches_each_escape(snippet: str) -> None:
 
 def test_checker_allows_seeded_instances() -> None:
     assert violations("import random\nrng = random.Random('seed/node1')\nrng.random()", "ok.py") == []
+
+
+# --- blocking calls ----------------------------------------------------------------------
+# Inside an actor a blocking wait deadlocks the simulator and stalls the event loop; the
+# hosts refuse it at run time (BlockingCallInActorError), this catches it before it runs.
+
+_FUTURE_IMPLEMENTATION = "_scheduled.py"
+# The driver is the outside world's handle (tests, sim.run): it blocks by design, never
+# inside a turn, and the hosts refuse it there at run time.
+_DRIVER = "driver.py"
+
+
+def blocking_calls(source: str, name: str) -> list[str]:
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source, name)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        attr = node.func.attr
+        kwargs = {kw.arg: kw.value for kw in node.keywords}
+        non_blocking = isinstance(kwargs.get("block"), ast.Constant) and kwargs["block"].value is False
+        if attr in ("ask", "stop") and not non_blocking:
+            found.append(f"{name}:{node.lineno} blocking .{attr}() (pass block=False or use tell)")
+        if attr == "get" and "timeout" in kwargs and name != _FUTURE_IMPLEMENTATION:
+            found.append(f"{name}:{node.lineno} blocking Future.get()")
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in _sources() if p.name != _DRIVER], ids=lambda p: p.name)
+def test_actors_never_block(path: Path) -> None:
+    assert blocking_calls(path.read_text(), path.name) == []
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    ["ref.ask(msg)", "ref.ask(msg, timeout=1)", "ref.stop()", "future.get(timeout=1)", "ref.ask(m, block=True)"],
+)
+def test_blocking_checker_catches(snippet: str) -> None:
+    assert blocking_calls(snippet, "x.py")
+
+
+def test_blocking_checker_allows_non_blocking_forms() -> None:
+    assert blocking_calls("ref.ask(m, block=False)\nref.stop(block=False)\nd.get('k')", "x.py") == []
