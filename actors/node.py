@@ -228,7 +228,10 @@ class Node(ScheduledActor):
             return
         while queue and queue[0].missing == 0:
             done = queue.popleft()
-            done.reply_to.tell(BatchReply(conn, tuple(done.replies)))  # type: ignore[arg-type]
+            try:
+                done.reply_to.tell(BatchReply(conn, tuple(done.replies)))  # type: ignore[arg-type]
+            except Exception:  # a broken reply target costs its connection, never the node
+                logger.exception("reply target of connection %s failed", conn)
 
 
 def _rid(request: Any) -> Any:

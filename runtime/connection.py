@@ -111,7 +111,13 @@ class ClientConnection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         encode = self._encode
-        transport.write(b"".join([encode(reply) for reply in message.replies]))
+        try:
+            payload = b"".join([encode(reply) for reply in message.replies])
+        except Exception:  # encoders never raise by contract; if one does, drop this client only
+            logger.exception("cannot encode replies for connection %s; closing it", self.conn_id)
+            transport.abort()
+            return
+        transport.write(payload)
         self._maybe_close()
 
     # --- shutdown -----------------------------------------------------------------

@@ -24,7 +24,7 @@ import msgpack
 
 from actors.codec import encode_reply, error_reply, request_or_error
 from actors.errors import BadRequestError, ErrorCode, TooLargeError
-from actors.messages import ErrorReply, Reply, Request
+from actors.messages import Ack, ErrorReply, Reply, Request, Value
 
 __all__ = [
     "Decoder",
@@ -163,7 +163,8 @@ class MsgpackDecoder:
             except msgpack.BufferFull:
                 return self._fail(items, TooLargeError(f"request exceeds the limit of {self.max_bytes} bytes"))
             except Exception as exc:  # corrupt stream: any error the unpacker raises
-                return self._fail(items, BadRequestError(f"invalid msgpack: {exc}"))
+                detail = str(exc) or type(exc).__name__
+                return self._fail(items, BadRequestError(f"invalid msgpack: {detail}"))
         return items
 
     def _fail(self, items: list[Item], exc: BadRequestError | TooLargeError) -> list[Item]:
@@ -216,7 +217,35 @@ def _unencodable(reply: Reply, exc: Exception) -> ErrorReply:
     return ErrorReply(ErrorCode.INTERNAL, f"reply cannot be encoded: {exc}", getattr(reply, "rid", None))
 
 
+_ACK_LINE = b'{"type":"ack","success":true}\n'
+_MISS_LINE = b'{"type":"response","value":null,"success":false}\n'
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8 bytes of encoder output; a lone surrogate (valid as a JSON escape, not as
+    UTF-8) makes us fall back to the ASCII-escaped form, which carries it faithfully."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def encode_json_reply(reply: Reply) -> bytes:
+    """One JSON line for ``reply``; never raises (an unencodable reply becomes an error)."""
+    # Fast paths for the two most common replies; byte-identical to the general path.
+    if reply.rid is None:
+        t = type(reply)
+        if t is Value:
+            if not reply.found:
+                return _MISS_LINE
+            try:
+                value = _json_encode(reply.value)
+            except (TypeError, ValueError):
+                pass
+            else:
+                return b'{"type":"response","value":' + _utf8(value) + b',"success":true}\n'
+        elif t is Ack and reply.deleted is None:
+            return _ACK_LINE
     obj = encode_reply(reply)
     try:
         text = _json_encode(obj)
@@ -225,13 +254,14 @@ def encode_json_reply(reply: Reply) -> bytes:
             text = _json_encode(to_jsonable(obj))
         except (TypeError, ValueError) as exc:
             text = _json_encode(encode_reply(_unencodable(reply, exc)))
-    return text.encode("utf-8") + b"\n"
+    return _utf8(text) + b"\n"
 
 
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
 def encode_msgpack_reply(reply: Reply) -> bytes:
+    """One msgpack map for ``reply``; never raises (an unencodable reply becomes an error)."""
     try:
         return _packb(encode_reply(reply))
     except (TypeError, ValueError, OverflowError) as exc:

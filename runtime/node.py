@@ -23,6 +23,9 @@ __all__ = ["main", "parse_args"]
 
 logger = logging.getLogger("actorcache")
 
+#: Exit code when an actor died of an unhandled error (EX_SOFTWARE).
+EXIT_ACTOR_DIED = 70
+
 
 def _size(text: str) -> int:
     """Bytes with an optional K/M/G suffix (powers of 1024)."""
@@ -118,7 +121,18 @@ async def serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     peers = f" peers={','.join(args.peers)}" if args.peers else ""
     print(f"actorcache node {args.node_id} listening on {host}:{port}{peers}", flush=True)
-    await stop.wait()
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+        except asyncio.TimeoutError:
+            pass
+        dead = [ref for ref in (refs.node, refs.store, refs.janitor) if not ref.is_alive()]
+        if dead and not stop.is_set():
+            # An actor died of a bug: serving on would hang clients. Exit so a supervisor restarts us.
+            logger.critical("actor %s died; exiting", dead[0].actor_urn)
+            await server.shutdown(grace_s=0.2)
+            refs.stop()
+            return EXIT_ACTOR_DIED
     logger.info("stopping %s", args.node_id)
     await server.shutdown(grace_s=1.5)
     refs.stop()

@@ -181,3 +181,24 @@ def test_numbers_every_framing_cannot_carry_are_rejected() -> None:
 def test_a_reply_that_cannot_be_encoded_becomes_an_internal_error() -> None:
     out = msgpack.unpackb(encode_msgpack_reply(Value(2**70, True, rid=3)))
     assert out["error"] == "internal" and out["id"] == 3
+
+
+@given(replies)
+def test_json_fast_paths_match_the_general_encoding(reply: Any) -> None:
+    from runtime.framing import _json_encode, encode_reply, to_jsonable
+
+    if isinstance(reply, Value) and not reply.found:
+        reply = Value(None, False, reply.rid)  # the store never returns a value with a miss
+    try:
+        general = _json_encode(encode_reply(reply)).encode() + b"\n"
+    except (TypeError, ValueError):
+        general = _json_encode(to_jsonable(encode_reply(reply))).encode() + b"\n"
+    assert encode_json_reply(reply) == general
+
+
+def test_lone_surrogates_come_back_escaped_over_json_and_as_an_error_over_msgpack() -> None:
+    (req,) = JsonLinesDecoder(1 << 20).feed(b'{"type":"set","key":"s","value":"\\ud800"}\n')
+    assert req == Set("s", "\ud800")
+    assert encode_json_reply(Value("\ud800", True)) == b'{"type":"response","value":"\\ud800","success":true}\n'
+    assert json.loads(encode_json_reply(Values((("\ud800", "x", True),))))["values"][0]["key"] == "\ud800"
+    assert msgpack.unpackb(encode_msgpack_reply(Value("\ud800", True)))["error"] == "internal"

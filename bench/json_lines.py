@@ -1,0 +1,111 @@
+"""Our node vs the bare asyncio dict server, same JSON-lines workloads, same run.
+
+``python -m bench.json_lines [--duration 5] [--record]`` starts both servers as
+subprocesses on free loopback ports, drives each with :mod:`bench.loadgen` (get, set and
+90:10 mix; pipeline 1 and 16), prints ops/s, p50/p99 and the node/bare ratio, and with
+``--record`` appends the rows to ``bench/RESULTS.md``. Ratios, not bare figures, are the
+result: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.loadgen import parser as load_parser, run_load
+
+ROOT = Path(__file__).resolve().parent.parent
+_PORT = re.compile(r"listening on [^:]+:(\d+)")
+
+
+class Server:
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        m = _PORT.search(line)
+        if not m:
+            self.stop()
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.port = int(m.group(1))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.json_lines")
+    p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--conns", type=int, default=50)
+    p.add_argument("--procs", type=int, default=1, help="load generator processes")
+    p.add_argument("--value-size", type=int, default=32)
+    p.add_argument("--workloads", default="get,set,mix")
+    p.add_argument("--pipelines", default="1,16")
+    p.add_argument("--record", action="store_true", help="append the rows to bench/RESULTS.md")
+    args = p.parse_args(argv)
+
+    servers = {
+        "node": Server([sys.executable, "-m", "runtime.node", "bench", "0", "--log-level", "warning"]),
+        "bare": Server([sys.executable, "-m", "bench.bare_server", "0"]),
+    }
+    rows = []
+    try:
+        for workload in args.workloads.split(","):
+            for pipeline in (int(x) for x in args.pipelines.split(",")):
+                figures = {}
+                for name, server in servers.items():
+                    load_args = load_parser().parse_args(
+                        [
+                            "--addr", f"127.0.0.1:{server.port}",
+                            "--conns", str(args.conns),
+                            "--pipeline", str(pipeline),
+                            "--workload", workload,
+                            "--value-size", str(args.value_size),
+                            "--duration", str(args.duration),
+                            "--procs", str(args.procs),
+                        ]
+                    )
+                    figures[name] = run_load(load_args)
+                node, bare = figures["node"], figures["bare"]
+                ratio = node.ops_per_s / bare.ops_per_s if bare.ops_per_s else float("nan")
+                row = (
+                    f"| {workload} | {pipeline} | {node.ops_per_s:,.0f} | {node.percentile(0.5):.2f} / {node.percentile(0.99):.2f} "
+                    f"| {bare.ops_per_s:,.0f} | {bare.percentile(0.5):.2f} / {bare.percentile(0.99):.2f} | {ratio:.2f} |"
+                )
+                rows.append(row)
+                print(row, flush=True)
+                if node.errors or bare.errors:
+                    print(f"  errors: node {node.errors}, bare {bare.errors}", file=sys.stderr)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    if args.record:
+        command = "python -m bench.json_lines " + " ".join(argv if argv is not None else sys.argv[1:])
+        header = (
+            f"\n### {datetime.date.today()} · `{command.strip()}`\n\n"
+            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"{args.conns} connections, {args.value_size} B values, {args.duration:g} s per cell, "
+            f"{args.procs} load process(es); servers and load share the machine.\n\n"
+            "| workload | pipeline | node ops/s | node p50 / p99 ms | bare ops/s | bare p50 / p99 ms | node / bare |\n"
+            "|---|---|---|---|---|---|---|\n"
+        )
+        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
+            f.write(header + "\n".join(rows) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
