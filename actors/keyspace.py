@@ -119,8 +119,9 @@ class Keyspace:
         self.used_bytes += size
         self.sets += 1
 
-    def delete(self, key: str) -> bool:
-        entry = self._entries.get(key)
+    def delete(self, key: str, wall: float) -> bool:
+        """Remove ``key``; True if a live entry was there (an expired one does not count)."""
+        entry = self.entry(key, wall)
         if entry is None:
             return False
         self._remove(key, entry)

@@ -67,7 +67,7 @@ class Store(ScheduledActor):
                 keyspace.set(key, value, deadline, version)
             return len(op.items)
         if t is Remove:
-            return sum(keyspace.delete(key) for key in op.keys)
+            return sum(keyspace.delete(key, wall) for key in op.keys)
         if t is StatsQuery:
             return self.stats(wall)
         raise TypeError(f"unknown store operation {op!r}")

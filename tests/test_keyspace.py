@@ -43,8 +43,8 @@ def test_hits_misses_and_deletes_are_counted() -> None:
     ks.get("a", 0)
     ks.get("b", 0)
     assert (ks.hits, ks.misses) == (1, 1)
-    assert ks.delete("a") is True
-    assert ks.delete("a") is False
+    assert ks.delete("a", 0) is True
+    assert ks.delete("a", 0) is False
     assert ks.deletes == 1
 
 
@@ -55,7 +55,7 @@ def test_used_bytes_tracks_entries() -> None:
     assert one >= ENTRY_OVERHEAD + 1000
     ks.set("key", "y" * 10, None)
     assert ks.used_bytes < one
-    ks.delete("key")
+    ks.delete("key", 0)
     assert ks.used_bytes == 0
 
 
@@ -71,7 +71,7 @@ def test_volatile_index_stays_consistent_under_random_operations() -> None:
             ks.set(key, step, deadline)
             model[key] = deadline
         elif op < 0.7:
-            ks.delete(key)
+            ks.delete(key, 0.0)
             model.pop(key, None)
         else:
             wall = float(rng.randrange(0, 100))
@@ -82,3 +82,11 @@ def test_volatile_index_stays_consistent_under_random_operations() -> None:
     sample = ks.sample_volatile(rng, 20)
     assert len(set(sample)) == len(sample)
     assert all(model[k] is not None for k in sample)
+
+
+def test_deleting_an_expired_entry_reports_it_absent() -> None:
+    # Found by the model-based test: a delete at the deadline said deleted=true.
+    ks = Keyspace()
+    ks.set("k", 1, deadline=1.75)
+    assert ks.delete("k", 1.75) is False
+    assert len(ks) == 0 and ks.expired_lazy == 1 and ks.deletes == 0

@@ -79,5 +79,5 @@ class SingleNodeMachine(RuleBasedStateMachine):
         self.host.shutdown()
 
 
-SingleNodeMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+SingleNodeMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=30, deadline=None)
 TestSingleNode = SingleNodeMachine.TestCase
