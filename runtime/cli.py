@@ -25,6 +25,7 @@ import sys
 from typing import Any, TextIO
 
 from actors.errors import CacheError
+from runtime.argtypes import positive_seconds, seconds
 from runtime.client import (
     DEFAULT_PORT,
     Client,
@@ -73,23 +74,6 @@ def _node_address(text: str) -> str:
     return text
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("must be a finite number >= 0")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
 class _Parser(argparse.ArgumentParser):
     """Raises instead of exiting, so :func:`main` returns its exit code."""
 
@@ -116,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the node to talk to (default localhost:{DEFAULT_PORT}; IPv6 as [::1]:{DEFAULT_PORT})",
     )
     parser.add_argument(
-        "--timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
+        "--timeout", type=positive_seconds, default=5.0, metavar="SECONDS",
         help="give up connecting or waiting for a reply after this long (default 5)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -128,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("set", help="store a value")
     p.add_argument("key")
     p.add_argument("value")
-    p.add_argument("--ttl", type=_seconds, default=None, metavar="SECONDS", help="expire after this long")
+    p.add_argument("--ttl", type=seconds, default=None, metavar="SECONDS", help="expire after this long")
     p.add_argument("--raw", action="store_true", help="store VALUE as a string, never as JSON")
 
     p = sub.add_parser("delete", help="remove a key; exit 1 if it did not exist")
@@ -139,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("mset", help="store several values in one request")
     p.add_argument("pairs", nargs="+", metavar="KEY VALUE")
-    p.add_argument("--ttl", type=_seconds, default=None, metavar="SECONDS", help="expire after this long")
+    p.add_argument("--ttl", type=seconds, default=None, metavar="SECONDS", help="expire after this long")
     p.add_argument("--raw", action="store_true", help="store every VALUE as a string, never as JSON")
 
     sub.add_parser("ping", help="print the round-trip time")

@@ -15,6 +15,7 @@ import signal
 import sys
 
 from actors import NodeConfig, spawn_node
+from runtime.argtypes import byte_size, port, positive_seconds
 from runtime.host import real_ctx
 from runtime.loop_scheduler import LoopScheduler
 from runtime.server import CacheServer
@@ -27,60 +28,25 @@ logger = logging.getLogger("actorcache")
 EXIT_ACTOR_DIED = 70
 
 
-def _size(text: str) -> int:
-    """Bytes with an optional K/M/G suffix (powers of 1024)."""
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    text = text.strip().lower().removesuffix("b").removesuffix("i")
-    scale = units.get(text[-1:], 1)
-    number = text[:-1] if text[-1:] in units else text
-    try:
-        value = int(float(number) * scale)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 1048576, 512K, 1M)") from None
-    if value < 64:
-        raise argparse.ArgumentTypeError("must be at least 64 bytes")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be 0..65535")
-    return value
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m runtime.node",
         description="Run one actorcache node (JSON lines or msgpack over TCP).",
     )
     parser.add_argument("node_id", help="this node's id, e.g. node1")
-    parser.add_argument("port", type=_port, help="TCP port to listen on (0: any free port)")
+    parser.add_argument("port", type=port, help="TCP port to listen on (0: any free port)")
     parser.add_argument("peers", nargs="*", metavar="PEER_ADDR", help="host:port of peers to join through")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 to serve other machines)")
     parser.add_argument(
-        "--cleanup-interval", type=_positive_float, default=1.0, metavar="SECONDS",
+        "--cleanup-interval", type=positive_seconds, default=1.0, metavar="SECONDS",
         help="seconds between active-expiry cycles (default 1)",
     )
     parser.add_argument(
-        "--cleanup-budget-ms", type=_positive_float, default=2.0, metavar="MS",
+        "--cleanup-budget-ms", type=positive_seconds, default=2.0, metavar="MS",
         help="time budget of one active-expiry cycle in milliseconds (default 2)",
     )
     parser.add_argument(
-        "--max-request-bytes", type=_size, default=1 << 20, metavar="BYTES",
+        "--max-request-bytes", type=byte_size, default=1 << 20, metavar="BYTES",
         help="largest request accepted; a larger one is answered too_large and the connection closed (default 1M)",
     )
     parser.add_argument(

@@ -31,7 +31,8 @@ class SimHost(HostDriver):
         self.trace: list[TraceEvent] = []
         self.clocks: dict[str, SkewedClock] = {}
 
-    def _record(self, t: float, node_id: str, event: str, fields: dict[str, Any]) -> None:
+    def _record(self, _local_now: float, node_id: str, event: str, fields: dict[str, Any]) -> None:
+        # Traces are stamped with virtual time (one timeline), not the node's skewed clock.
         self.trace.append((self.env.now, node_id, event, fields))
 
     def ctx(self, node_id: str, *, offset: float = 0.0, drift: float = 0.0) -> Ctx:
