@@ -1,7 +1,7 @@
 """``Ctx``: an actor's only window on time, timers, randomness, peers and tracing.
 
 Hosts build one ``Ctx`` per node. The runtime passes the asyncio scheduler, the
-monotonic and wall clocks and an ``os.urandom``-seeded RNG; the simulator passes the
+monotonic and wall clocks and an RNG seeded from the operating system; the simulator passes the
 SimPy scheduler, the node's skewed virtual clock and ``Random(f"{seed}/{node_id}")``.
 Actors never learn which.
 """

@@ -389,7 +389,7 @@ class Client:
             return True
         assert self._sock is not None
         try:
-            data = self._sock.recv(1, socket.MSG_PEEK)
+            self._sock.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
             return False  # open, and nothing unexpected waiting
         except OSError:

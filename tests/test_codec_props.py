@@ -185,7 +185,7 @@ def test_a_reply_that_cannot_be_encoded_becomes_an_internal_error() -> None:
 
 @given(replies)
 def test_json_fast_paths_match_the_general_encoding(reply: Any) -> None:
-    from runtime.framing import _json_encode, encode_reply, to_jsonable
+    from runtime.framing import _json_encode, to_jsonable
 
     if isinstance(reply, Value) and not reply.found:
         reply = Value(None, False, reply.rid)  # the store never returns a value with a miss
