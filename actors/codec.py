@@ -14,13 +14,21 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from actors.errors import BadRequestError, CacheError, ErrorCode, UnknownTypeError
+from actors.errors import BadRequestError, CacheError, ErrorCode, UnauthorizedError, UnknownTypeError
+from actors.consistency import CONSISTENCY_LEVELS
+from actors.peer_codec import PEER_TYPES
+from actors.record import Record
+from actors.version import Version
 from actors.messages import (
     Ack,
     Delete,
     ErrorReply,
     Get,
+    Inspect,
+    InspectReply,
     Join,
+    Locate,
+    LocateReply,
     MGet,
     MSet,
     Ping,
@@ -68,19 +76,26 @@ def _ttl(obj: dict[str, Any]) -> float | None:
     return ttl or None
 
 
+def _consistency(obj: dict[str, Any]) -> str | None:
+    level = obj.get("consistency")
+    if level is None or level in CONSISTENCY_LEVELS:
+        return level
+    raise BadRequestError(f"field 'consistency' must be one of {', '.join(CONSISTENCY_LEVELS)}")
+
+
 def _get(obj: dict[str, Any], rid: Any) -> Get:
-    return Get(_key(obj), rid)
+    return Get(_key(obj), rid, _consistency(obj))
 
 
 def _set(obj: dict[str, Any], rid: Any) -> Set:
     key = _key(obj)
     if "value" not in obj:
         raise BadRequestError("missing field 'value'")
-    return Set(key, obj["value"], _ttl(obj), rid)
+    return Set(key, obj["value"], _ttl(obj), rid, _consistency(obj))
 
 
 def _delete(obj: dict[str, Any], rid: Any) -> Delete:
-    return Delete(_key(obj), rid)
+    return Delete(_key(obj), rid, _consistency(obj))
 
 
 def _mget(obj: dict[str, Any], rid: Any) -> MGet:
@@ -90,7 +105,7 @@ def _mget(obj: dict[str, Any], rid: Any) -> MGet:
     for key in keys:
         if type(key) is not str or not key:
             raise BadRequestError("every key in 'keys' must be a non-empty string")
-    return MGet(tuple(keys), rid)
+    return MGet(tuple(keys), rid, _consistency(obj))
 
 
 def _mset(obj: dict[str, Any], rid: Any) -> MSet:
@@ -100,7 +115,7 @@ def _mset(obj: dict[str, Any], rid: Any) -> MSet:
     for key in entries:
         if type(key) is not str or not key:
             raise BadRequestError("every key in 'entries' must be a non-empty string")
-    return MSet(tuple(entries.items()), _ttl(obj), rid)
+    return MSet(tuple(entries.items()), _ttl(obj), rid, _consistency(obj))
 
 
 def _join(obj: dict[str, Any], rid: Any) -> Join:
@@ -116,6 +131,8 @@ _DECODERS: dict[str, Callable[[dict[str, Any], Any], Request]] = {
     "ping": lambda obj, rid: Ping(rid),
     "stats": lambda obj, rid: Stats(rid),
     "join": _join,
+    "locate": lambda obj, rid: Locate(_key(obj), rid),
+    "inspect": lambda obj, rid: Inspect(_key(obj), rid),
 }
 
 #: The request types a client may send.
@@ -133,6 +150,8 @@ def decode_request(obj: Any) -> Request:
             raise BadRequestError("missing field 'type'")
         if type(kind) is not str:
             raise BadRequestError("field 'type' must be a string")
+        if kind in PEER_TYPES:
+            raise UnauthorizedError(f"{kind!r} is a peer message; peer connections start with 'hello'")
         raise UnknownTypeError(f"unknown request type {kind!r}; known: {', '.join(REQUEST_TYPES)}")
     return decoder(obj, obj.get("id"))
 
@@ -173,8 +192,14 @@ def encode_request(request: Request) -> dict[str, Any]:
         out = {"type": "stats"}
     elif t is Join:
         out = {"type": "join", "node_id": request.node_id}
+    elif t is Locate:
+        out = {"type": "locate", "key": request.key}
+    elif t is Inspect:
+        out = {"type": "inspect", "key": request.key}
     else:
         raise TypeError(f"not a request: {request!r}")
+    if getattr(request, "consistency", None) is not None:
+        out["consistency"] = request.consistency
     if request.rid is not None:
         out["id"] = request.rid
     return out
@@ -201,6 +226,24 @@ def encode_reply(reply: Reply) -> dict[str, Any]:
         out = {"type": "pong", "success": True}
     elif t is StatsReply:
         out = {"type": "stats", "success": True, "stats": reply.stats}
+    elif t is LocateReply:
+        out = {
+            "type": "locate",
+            "success": True,
+            "key": reply.key,
+            "partition": reply.partition,
+            "owners": list(reply.owners),
+        }
+    elif t is InspectReply:
+        record = reply.record
+        out = {"type": "inspect", "success": True, "key": reply.key, "found": False, "tombstone": False}
+        if record is not None:
+            out["found"] = record.purge_at is None
+            out["tombstone"] = record.purge_at is not None
+            out["value"] = record.value
+            out["deadline"] = record.deadline
+            out["version"] = list(record.version)
+            out["purge_at"] = record.purge_at
     else:
         raise TypeError(f"not a reply: {reply!r}")
     if reply.rid is not None:
@@ -237,6 +280,20 @@ def decode_reply(obj: Any, request: Request | None = None) -> Reply:
         return Pong(rid)
     if kind == "stats":
         return StatsReply(dict(obj.get("stats") or {}), rid)
+    if kind == "locate":
+        return LocateReply(str(obj.get("key")), int(obj.get("partition", -1)), tuple(obj.get("owners") or ()), rid)
+    if kind == "inspect":
+        record = None
+        if obj.get("version") is not None:
+            wall_ms, logical, node_id = obj["version"]
+            record = Record(
+                str(obj.get("key")),
+                obj.get("value"),
+                obj.get("deadline"),
+                Version(wall_ms, logical, node_id),
+                obj.get("purge_at"),
+            )
+        return InspectReply(str(obj.get("key")), record, rid)
     raise BadRequestError(f"unknown reply type {kind!r}")
 
 

@@ -88,6 +88,11 @@ class Ctx:
     def new_future(self) -> ScheduledFuture:
         return ScheduledFuture(self.scheduler)
 
+    @property
+    def tracing(self) -> bool:
+        """Whether trace events go anywhere: check it before building costly fields."""
+        return self._trace is not None
+
     def trace(self, event: str, **fields: Any) -> None:
         if self._trace is not None:
             self._trace(self.now(), self.node_id, event, fields)

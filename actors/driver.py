@@ -82,6 +82,6 @@ class HostDriver:
     def _forget_nodes(self) -> None:
         """Drop stopped nodes from Pykka's process-global registry."""
         for refs in self.nodes.values():
-            for ref in (refs.node, refs.store, refs.janitor):
+            for ref in refs.actors():
                 ActorRegistry.unregister(ref)
         self.nodes.clear()

@@ -1,27 +1,43 @@
-"""The keyspace: entries with deadlines, lazy expiry, and an index of volatile keys.
+"""The keyspace: entries with deadlines and versions, tombstones, lazy expiry, and the
+indexes the janitor and the replicator need.
 
 A plain object (no actor, no clock): the :class:`~actors.store.Store` actor owns one and
 feeds it the current wall time. Invariants:
 
 - an entry whose ``deadline <= wall`` is a miss the moment it is read, whatever the
   janitor has done (lazy expiry), and it is deleted then;
+- writes are last-write-wins on :class:`~actors.version.Version`: a write or delete
+  older than (or equal to) what the key holds, live or tombstone, changes nothing, so
+  replicas converge whatever order writes reach them in;
+- when ``tombstone_ttl > 0`` (a replicated cluster), deletes and expiries leave a
+  tombstone carrying the version until ``purge_at``, so a stale replica cannot bring the
+  key back; a single-copy node keeps none;
 - every key with a deadline is in ``_volatile`` exactly once (its position in
   ``_volatile_pos``), so the janitor samples volatile keys in O(1) each;
-- ``used_bytes`` is the sum of ``entry.size`` over all entries.
+- every key, live or tombstone, is in exactly one partition index, so a partition's
+  digest or listing costs O(keys in the partition);
+- ``used_bytes`` is the sum of the sizes of all entries and tombstones.
 
-Iteration order of the volatile list depends only on the order of operations, never on
-string hashing, so a seeded RNG samples the same keys in every run.
+Iteration orders depend only on the order of operations, never on string hashing, so a
+seeded RNG samples the same keys in every run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import random
-from typing import Any
+from typing import Any, Callable
 
+from actors.placement import DEFAULT_PARTITIONS, partition_of
+from actors.record import Record
 from actors.sizing import ENTRY_OVERHEAD, estimate_size
 from actors.version import ZERO, Version
 
-__all__ = ["Entry", "Keyspace"]
+__all__ = ["Entry", "Keyspace", "TOMBSTONE_SIZE"]
+
+#: Bytes charged for a tombstone besides its key (version, purge time, index slots).
+TOMBSTONE_SIZE = 120
 
 
 class Entry:
@@ -47,6 +63,10 @@ class Entry:
 class Keyspace:
     __slots__ = (
         "_entries",
+        "_partition_of",
+        "_partitions",
+        "_purge_heap",
+        "_tombstones",
         "_volatile",
         "_volatile_pos",
         "deletes",
@@ -54,14 +74,24 @@ class Keyspace:
         "expired_lazy",
         "hits",
         "misses",
+        "partitions",
+        "purged",
         "sets",
+        "stale_writes",
+        "tombstone_ttl",
         "used_bytes",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, partitions: int = DEFAULT_PARTITIONS, tombstone_ttl: float = 0.0) -> None:
         self._entries: dict[str, Entry] = {}
+        self._tombstones: dict[str, tuple[Version, float]] = {}
+        self._purge_heap: list[tuple[float, str]] = []
         self._volatile: list[str] = []
         self._volatile_pos: dict[str, int] = {}
+        self.partitions = partitions
+        self._partitions: list[dict[str, None]] = [{} for _ in range(partitions)]
+        self._partition_of: Callable[[str], int] = lambda key: partition_of(key, partitions)
+        self.tombstone_ttl = tombstone_ttl
         self.used_bytes = 0
         self.hits = 0
         self.misses = 0
@@ -69,6 +99,8 @@ class Keyspace:
         self.deletes = 0
         self.expired_lazy = 0
         self.expired_active = 0
+        self.purged = 0
+        self.stale_writes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -77,6 +109,12 @@ class Keyspace:
     def volatile_count(self) -> int:
         return len(self._volatile)
 
+    @property
+    def tombstone_count(self) -> int:
+        return len(self._tombstones)
+
+    # --- reads --------------------------------------------------------------------
+
     def entry(self, key: str, wall: float) -> Entry | None:
         """The live entry for ``key`` (expiring it lazily), without touching hit counters."""
         entry = self._entries.get(key)
@@ -84,7 +122,7 @@ class Keyspace:
             return None
         deadline = entry.deadline
         if deadline is not None and deadline <= wall:
-            self._remove(key, entry)
+            self._expire(key, entry, wall)
             self.expired_lazy += 1
             return None
         return entry
@@ -97,6 +135,25 @@ class Keyspace:
         self.hits += 1
         return entry.value, True
 
+    def record(self, key: str, wall: float) -> Record | None:
+        """Everything a replica knows about ``key``: a live value, a tombstone, or None."""
+        entry = self.entry(key, wall)
+        if entry is not None:
+            return Record(key, entry.value, entry.deadline, entry.version)
+        tomb = self._tombstones.get(key)
+        if tomb is not None:
+            return Record(key, None, None, tomb[0], tomb[1])
+        return None
+
+    # --- writes -------------------------------------------------------------------
+
+    def _newest(self, key: str) -> Version | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            return entry.version
+        tomb = self._tombstones.get(key)
+        return tomb[0] if tomb is not None else None
+
     def set(
         self,
         key: str,
@@ -104,29 +161,102 @@ class Keyspace:
         deadline: float | None,
         version: Version = ZERO,
         replicas: tuple[str, ...] = (),
-    ) -> None:
-        size = ENTRY_OVERHEAD + len(key) + estimate_size(value)
+    ) -> bool:
+        """Store a value unless the key already holds this version or a newer one."""
         old = self._entries.get(key)
         if old is not None:
+            if version <= old.version and version is not ZERO:
+                self.stale_writes += 1
+                return False
             self.used_bytes -= old.size
             if old.deadline is not None and deadline is None:
                 self._unindex(key)
             elif old.deadline is None and deadline is not None:
                 self._index(key)
-        elif deadline is not None:
-            self._index(key)
+        else:
+            tomb = self._tombstones.get(key)
+            if tomb is not None:
+                if version <= tomb[0]:
+                    self.stale_writes += 1
+                    return False
+                self._drop_tombstone(key)
+            self._partitions[self._partition_of(key)][key] = None
+            if deadline is not None:
+                self._index(key)
+        size = ENTRY_OVERHEAD + len(key) + estimate_size(value)
         self._entries[key] = Entry(value, deadline, version, size, replicas)
         self.used_bytes += size
         self.sets += 1
-
-    def delete(self, key: str, wall: float) -> bool:
-        """Remove ``key``; True if a live entry was there (an expired one does not count)."""
-        entry = self.entry(key, wall)
-        if entry is None:
-            return False
-        self._remove(key, entry)
-        self.deletes += 1
         return True
+
+    def delete(self, key: str, wall: float, version: Version = ZERO, purge_at: float | None = None) -> bool:
+        """Delete ``key`` as of ``version``; True if a live entry was removed.
+
+        An entry newer than ``version`` survives. With a ``purge_at`` in the future (and
+        tombstones enabled) a tombstone remembers the delete until then.
+        """
+        entry = self.entry(key, wall)
+        if entry is not None and version is not ZERO and entry.version > version:
+            self.stale_writes += 1
+            return False
+        if entry is not None:
+            self._remove(key, entry)
+            self.deletes += 1
+        if purge_at is not None and self.tombstone_ttl > 0:
+            self._tombstone(key, version, purge_at, wall)
+        return entry is not None
+
+    def apply(self, record: Record, wall: float) -> bool:
+        """Merge a record from a peer (repair, hint, stream); True if it changed anything."""
+        if record.purge_at is None:
+            if record.deadline is not None and record.deadline <= wall:
+                if self.tombstone_ttl <= 0:
+                    return False
+                record = Record(record.key, None, None, record.version, record.deadline + self.tombstone_ttl)
+            else:
+                return self.set(record.key, record.value, record.deadline, record.version)
+        newest = self._newest(record.key)
+        if newest is not None and record.version <= newest:
+            return False
+        entry = self._entries.get(record.key)
+        if entry is not None:
+            self._remove(record.key, entry)
+        return self._tombstone(record.key, record.version, record.purge_at, wall)
+
+    # --- tombstones and expiry ----------------------------------------------------
+
+    def _tombstone(self, key: str, version: Version, purge_at: float, wall: float) -> bool:
+        if purge_at <= wall:
+            return False
+        old = self._tombstones.get(key)
+        if old is not None:
+            if version <= old[0]:
+                return False
+        else:
+            self.used_bytes += TOMBSTONE_SIZE + len(key)
+            self._partitions[self._partition_of(key)][key] = None
+        self._tombstones[key] = (version, purge_at)
+        heapq.heappush(self._purge_heap, (purge_at, key))
+        return True
+
+    def _drop_tombstone(self, key: str) -> None:
+        del self._tombstones[key]
+        self.used_bytes -= TOMBSTONE_SIZE + len(key)
+        part = self._partitions[self._partition_of(key)]
+        part.pop(key, None)
+
+    def purge_tombstones(self, wall: float, limit: int = 10_000) -> int:
+        """Forget up to ``limit`` tombstones whose ``purge_at`` has passed."""
+        heap = self._purge_heap
+        done = 0
+        while heap and heap[0][0] <= wall and done < limit:
+            purge_at, key = heapq.heappop(heap)
+            tomb = self._tombstones.get(key)
+            if tomb is not None and tomb[1] == purge_at:
+                self._drop_tombstone(key)
+                self.purged += 1
+                done += 1
+        return done
 
     def sample_volatile(self, rng: random.Random, n: int) -> list[str]:
         """Up to ``n`` distinct keys that carry a deadline, chosen by ``rng``."""
@@ -141,13 +271,62 @@ class Keyspace:
         entry = self._entries.get(key)
         if entry is None or entry.deadline is None or entry.deadline > wall:
             return False
-        self._remove(key, entry)
+        self._expire(key, entry, wall)
         self.expired_active += 1
         return True
+
+    def _expire(self, key: str, entry: Entry, wall: float) -> None:
+        self._remove(key, entry)
+        if self.tombstone_ttl > 0:
+            assert entry.deadline is not None
+            self._tombstone(key, entry.version, entry.deadline + self.tombstone_ttl, wall)
+
+    # --- partitions ---------------------------------------------------------------
+
+    def partition_keys(self, partition: int) -> list[str]:
+        return list(self._partitions[partition])
+
+    def partition_sizes(self) -> list[int]:
+        return [len(keys) for keys in self._partitions]
+
+    def listing(self, partition: int) -> tuple[tuple[str, Version], ...]:
+        """``(key, version)`` of every value and tombstone in ``partition``.
+
+        An expired value lists with its own version, exactly as the tombstone it turns
+        into would, so replicas that expired it at different moments still agree.
+        """
+        entries = self._entries
+        tombs = self._tombstones
+        out = []
+        for key in self._partitions[partition]:
+            entry = entries.get(key)
+            out.append((key, entry.version if entry is not None else tombs[key][0]))
+        return tuple(out)
+
+    def digest(self, partition: int) -> int:
+        """An order-independent 64-bit digest of :meth:`listing` (XOR of item hashes)."""
+        acc = 0
+        for key, version in self.listing(partition):
+            acc ^= item_hash(key, version)
+        return acc
+
+    def drop_partition(self, partition: int) -> int:
+        """Forget every value and tombstone of ``partition`` (handed off elsewhere)."""
+        keys = list(self._partitions[partition])
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._remove(key, entry)
+            elif key in self._tombstones:
+                self._drop_tombstone(key)
+        return len(keys)
+
+    # --- internals ----------------------------------------------------------------
 
     def _remove(self, key: str, entry: Entry) -> None:
         del self._entries[key]
         self.used_bytes -= entry.size
+        self._partitions[self._partition_of(key)].pop(key, None)
         if entry.deadline is not None:
             self._unindex(key)
 
@@ -161,3 +340,8 @@ class Keyspace:
         if last != key:
             self._volatile[pos] = last
             self._volatile_pos[last] = pos
+
+
+def item_hash(key: str, version: Version) -> int:
+    text = f"{key}\x00{version.wall_ms}.{version.logical}.{version.node_id}"
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")

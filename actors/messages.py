@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
 from actors.errors import ErrorCode
+from actors.record import Record
 from actors.version import Version
 
 __all__ = [
     "Ack",
+    "AttachReplicator",
     "BatchReply",
     "ClientBatch",
     "ClientConnected",
@@ -29,7 +31,16 @@ __all__ = [
     "ExpireCycle",
     "ExpireCycleDone",
     "Get",
+    "Inspect",
+    "InspectReply",
+    "HandOffDone",
+    "HintRecords",
     "Join",
+    "KeepTombstones",
+    "Leave",
+    "LeaveDone",
+    "Locate",
+    "LocateReply",
     "MGet",
     "MSet",
     "Ping",
@@ -49,6 +60,10 @@ __all__ = [
     "Tick",
     "Value",
     "Values",
+    "ReplicatorCounters",
+    "RequestTimeout",
+    "ViewChanged",
+    "WarmDone",
     "Write",
 ]
 
@@ -66,6 +81,7 @@ class ReplyTo(Protocol):
 class Get:
     key: str
     rid: Any = None
+    consistency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +92,21 @@ class Set:
     value: Any
     ttl: float | None = None
     rid: Any = None
+    consistency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Delete:
     key: str
     rid: Any = None
+    consistency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class MGet:
     keys: tuple[str, ...]
     rid: Any = None
+    consistency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +114,7 @@ class MSet:
     entries: tuple[tuple[str, Any], ...]
     ttl: float | None = None
     rid: Any = None
+    consistency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +135,23 @@ class Join:
     rid: Any = None
 
 
-Request: TypeAlias = Get | Set | Delete | MGet | MSet | Ping | Stats | Join
+@dataclass(frozen=True, slots=True)
+class Locate:
+    """Which partition ``key`` is in and which nodes own it."""
+
+    key: str
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inspect:
+    """This node's own copy of ``key`` (value, version, deadline, tombstone), no coordination."""
+
+    key: str
+    rid: Any = None
+
+
+Request: TypeAlias = Get | Set | Delete | MGet | MSet | Ping | Stats | Join | Locate | Inspect
 
 
 # --- replies ---------------------------------------------------------------------------
@@ -162,7 +198,22 @@ class ErrorReply:
     rid: Any = None
 
 
-Reply: TypeAlias = Ack | Value | Values | Pong | StatsReply | ErrorReply
+@dataclass(frozen=True, slots=True)
+class LocateReply:
+    key: str
+    partition: int
+    owners: tuple[str, ...]
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class InspectReply:
+    key: str
+    record: Record | None
+    rid: Any = None
+
+
+Reply: TypeAlias = Ack | Value | Values | Pong | StatsReply | ErrorReply | LocateReply | InspectReply
 
 
 # --- edge: host -> node ----------------------------------------------------------------
@@ -217,10 +268,21 @@ class Write:
 
 @dataclass(frozen=True, slots=True)
 class Remove:
-    """Delete keys; the result is how many existed."""
+    """Delete keys; the result is how many existed.
+
+    ``purge_at`` (epoch seconds) keeps a tombstone until then where tombstones are on.
+    """
 
     keys: tuple[str, ...]
     version: Version
+    purge_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeepTombstones:
+    """Told to the store: keep tombstones this long (0: none, a single-copy node)."""
+
+    ttl_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +306,71 @@ class StoreBatch:
 class StoreResults:
     batch: int
     results: tuple[tuple[int, Any], ...]
+
+
+# --- internal: node <-> replicator ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ViewChanged:
+    """Membership changed; ``view`` is an ``actors.membership.ClusterView``."""
+
+    view: Any
+
+
+@dataclass(frozen=True, slots=True)
+class HintRecords:
+    """Writes some owners missed: ``(owner node id, record)`` pairs to deliver later."""
+
+    items: tuple[tuple[str, Record], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WarmDone:
+    """The replicator pulled every owned partition from peers: this node may serve reads."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandOffDone:
+    """While leaving: every partition was pushed to its next owners (or gave up)."""
+
+    keys: int
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicatorCounters:
+    counters: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class AttachReplicator:
+    """Told to the node once at start: the replicator it feeds views and hints to."""
+
+    replicator: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTimeout:
+    """A coordinated batch's request timeout fired (delivered by ``ctx.call_later``)."""
+
+    batch: int
+
+
+# --- internal: leaving the cluster -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """Hand this node's partitions off, announce ``left``, then answer ``LeaveDone``."""
+
+    reply_to: ReplyTo
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveDone:
+    handed_off: int
+    complete: bool
 
 
 # --- internal: janitor -------------------------------------------------------------------

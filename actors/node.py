@@ -13,6 +13,13 @@ what later lets cluster replies, which return out of order, keep pipelining hone
 
 The node decides everything a replica must not decide for itself: TTL deadlines
 (absolute wall time, ``wall + ttl``) and versions (its hybrid logical clock).
+
+In a cluster the node is also a coordinator (any node accepts any key: see
+:mod:`actors.coordination`), a replica (it applies peers' ``ReplicaRequest`` through its
+store) and the keeper of membership (:mod:`actors.membership`): it gossips its table to
+every member each ``heartbeat_interval_s`` and hands every view change to the
+replicator. While the cluster is this node alone, requests take the single-node path
+with no coordination at all.
 """
 
 from __future__ import annotations
@@ -26,9 +33,25 @@ from pykka import ActorRef
 
 from actors._scheduled import ScheduledActor
 from actors.ctx import Ctx
+from actors.coordination import ClusterBatch, is_data_request
 from actors.errors import ErrorCode
+from actors.membership import Membership, State
 from actors.messages import (
     Ack,
+    AttachReplicator,
+    HandOffDone,
+    HintRecords,
+    Inspect,
+    InspectReply,
+    Leave,
+    LeaveDone,
+    Locate,
+    LocateReply,
+    ReplicatorCounters,
+    RequestTimeout,
+    Tick,
+    ViewChanged,
+    WarmDone,
     BatchReply,
     ClientBatch,
     ClientConnected,
@@ -57,6 +80,16 @@ from actors.messages import (
     Values,
     Write,
 )
+from actors.peer_messages import (
+    Apply,
+    Fetch,
+    FromPeer,
+    Gossip,
+    MemberStatus,
+    ReplicaRequest,
+    ReplicaResponse,
+)
+from actors.placement import partition_of
 from actors.version import HybridClock
 
 __all__ = ["Node", "PendingBatch"]
@@ -82,10 +115,22 @@ class PendingBatch:
         self.replies[slot] = reply
 
 
+#: How long a joining node waits for gossip answers before it settles on what it knows.
+JOIN_SETTLE_HEARTBEATS = 3
+#: A node whose seeds never answer starts a cluster of its own after this many heartbeats.
+JOIN_GIVE_UP_HEARTBEATS = 25
+
+
 class Node(ScheduledActor):
-    def __init__(self, ctx: Ctx, store: ActorRef[Any]) -> None:
+    def __init__(self, ctx: Ctx, store: ActorRef[Any], config: Any = None) -> None:
         super().__init__(ctx)
+        if config is None:
+            from actors.system import NodeConfig  # a bare node in unit tests
+
+            config = NodeConfig()
+        self.config = config
         self.store = store
+        self.replicator: ActorRef[Any] | None = None
         self.clock = HybridClock(ctx.node_id)
         self.started_at = ctx.now()
         self._batch_ids = itertools.count(1)
@@ -94,6 +139,34 @@ class Node(ScheduledActor):
         self.connections_total = 0
         self.requests = 0
         self.errors = 0
+        # --- cluster ---
+        self.address = config.address or ctx.node_id
+        self.membership = Membership(
+            ctx.node_id,
+            self.address,
+            int(ctx.wall() * 1000),
+            replicas=config.replicas,
+            partitions=config.partitions,
+            heartbeat_interval_s=config.heartbeat_interval_s,
+            suspect_phi=config.suspect_phi,
+            down_after_s=config.down_after_s,
+            status=MemberStatus.WARMING if config.seeds else MemberStatus.READY,
+        )
+        self.view = self.membership.view
+        self.joined = not config.seeds
+        self._first_heard: float | None = None
+        self._heartbeats = 0
+        self._cluster: dict[int, tuple[ClusterBatch, PendingBatch]] = {}
+        self._local_tasks: dict[int, int] = {}  # store batch id -> cluster batch id
+        self._remote: dict[int, tuple[int, str, list[int]]] = {}  # req -> (batch, target, task indices)
+        self._replica_waits: dict[int, tuple[str, int]] = {}  # store batch id -> (peer addr, req)
+        self._leave: Leave | None = None
+        self.replicator_counters: dict[str, int] = {}
+        self.coord = collections.Counter({"read_repairs": 0, "unavailable": 0, "timeouts": 0, "hints_written": 0})
+
+    def on_start(self) -> None:
+        self._gossip()
+        self.ctx.call_later(self.config.heartbeat_interval_s, self.actor_ref, Tick("gossip"))
 
     def on_receive(self, message: Any) -> Any:
         t = type(message)
@@ -101,20 +174,287 @@ class Node(ScheduledActor):
             self._on_client_batch(message)
         elif t is StoreResults:
             self._on_store_results(message)
+        elif t is FromPeer:
+            self._on_peer(message)
         elif t is ClientConnected:
             self.connections_total += 1
             self._queues.setdefault(message.conn, collections.deque())
         elif t is ClientDisconnected:
             self._queues.pop(message.conn, None)
+        elif t is RequestTimeout:
+            self._on_timeout(message.batch)
+        elif t is Tick:
+            self._on_heartbeat()
+        elif t is ReplicatorCounters:
+            self.replicator_counters = message.counters
+        elif t is WarmDone:
+            self.ctx.trace("warm", incarnation=self.membership.me.incarnation)
+            if self.membership.me.status == MemberStatus.WARMING and self.membership.set_status(MemberStatus.READY):
+                self._view_changed()
+        elif t is Leave:
+            self._start_leave(message)
+        elif t is HandOffDone:
+            self._finish_leave(message.keys, message.complete)
+        elif t is AttachReplicator:
+            self.replicator = message.replicator
+            if self.joined:
+                self.replicator.tell(ViewChanged(self.view))
         else:
             return super().on_receive(message)
         return None
+
+    # --- membership -----------------------------------------------------------------
+
+    def _gossip(self) -> None:
+        rows = self.membership.gossip_rows()
+        partitions = self.config.partitions
+        addresses = self.membership.peer_addresses()
+        for addr in addresses:
+            self.ctx.send(addr, Gossip(rows, False, partitions))
+        if not self.joined:
+            for addr in self.config.seeds:
+                if addr not in addresses and addr != self.address:
+                    self.ctx.send(addr, Gossip(rows, True, partitions))
+
+    def _on_heartbeat(self) -> None:
+        self.ctx.call_later(self.config.heartbeat_interval_s, self.actor_ref, Tick("gossip"))
+        self._heartbeats += 1
+        now = self.ctx.now()
+        if self.membership.tick(now):
+            self._view_changed()
+        if not self.joined:
+            settled = (
+                self._first_heard is not None
+                and now - self._first_heard >= JOIN_SETTLE_HEARTBEATS * self.config.heartbeat_interval_s
+            )
+            if settled or self._heartbeats >= JOIN_GIVE_UP_HEARTBEATS:
+                self.joined = True
+                if self._first_heard is None:
+                    logger.warning("no seed answered; %s starts a cluster of its own", self.ctx.node_id)
+                self.ctx.trace("joined", members=len(self.view.members))
+                if self.replicator is not None:
+                    self.replicator.tell(ViewChanged(self.view))
+        self._gossip()
+
+    def _on_gossip(self, env: FromPeer, msg: Gossip) -> None:
+        if msg.partitions != self.config.partitions:
+            logger.error("%s gossips %d partitions, we have %d: ignored", env.src, msg.partitions, self.config.partitions)
+            return
+        if self._first_heard is None:
+            self._first_heard = self.ctx.now()
+        if self.membership.on_gossip(env.src, msg.members, self.ctx.now()):
+            self._view_changed()
+        if msg.reply:
+            self.ctx.send(env.addr, Gossip(self.membership.gossip_rows(), False, self.config.partitions))
+
+    def _view_changed(self) -> None:
+        old = self.view
+        view = self.view = self.membership.view
+        changes = {
+            m.node_id: f"{m.status}/{view.states.get(m.node_id)}"
+            for m in view.members
+            if old.status(m.node_id) != m.status or old.states.get(m.node_id) != view.states.get(m.node_id)
+        }
+        if changes:
+            self.ctx.trace("view", changes=changes)
+        if self.joined and self.replicator is not None:
+            self.replicator.tell(ViewChanged(view))
+
+    def _start_leave(self, message: Leave) -> None:
+        if self._leave is not None:
+            return
+        self._leave = message
+        self.ctx.trace("leave", incarnation=self.membership.me.incarnation)
+        if self.view.solo or self.replicator is None:
+            self._finish_leave(0, True)
+            return
+        self.membership.set_status(MemberStatus.LEAVING)
+        self._view_changed()
+        self._gossip()
+        self.ctx.call_later(self.config.leave_timeout_s, self.actor_ref, HandOffDone(0, False))
+
+    def _finish_leave(self, keys: int, complete: bool) -> None:
+        leave = self._leave
+        if leave is None or self.membership.me.status == MemberStatus.LEFT:
+            return
+        self.membership.set_status(MemberStatus.LEFT)
+        self._view_changed()
+        self._gossip()
+        self.ctx.trace("left", keys=keys, complete=complete)
+        try:
+            leave.reply_to.tell(LeaveDone(keys, complete))
+        except Exception:
+            logger.exception("leave reply target failed")
+
+    # --- peers ------------------------------------------------------------------------
+
+    def _on_peer(self, env: FromPeer) -> None:
+        msg = env.msg
+        t = type(msg)
+        if t is ReplicaRequest:
+            self._serve_replica(env, msg)
+        elif t is ReplicaResponse:
+            self._on_replica_response(env.src, msg)
+        elif t is Gossip:
+            self._on_gossip(env, msg)
+        elif self.replicator is not None:
+            self.replicator.tell(env)
+
+    def _serve_replica(self, env: FromPeer, msg: ReplicaRequest) -> None:
+        wall = self.ctx.wall()
+        for op in msg.ops:
+            version = getattr(op, "version", None)
+            if version is not None:
+                self.clock.observe(version, wall)
+        batch_id = next(self._batch_ids)
+        self._replica_waits[batch_id] = (env.addr, msg.req)
+        self.store.tell(StoreBatch(batch_id, tuple(enumerate(msg.ops)), self.actor_ref))
+
+    def _on_replica_response(self, src: str, msg: ReplicaResponse) -> None:
+        route = self._remote.pop(msg.req, None)
+        if route is None:
+            return
+        batch_id, target, indices = route
+        entry = self._cluster.get(batch_id)
+        if entry is None:
+            return
+        self._on_task_results(entry, target, zip(indices, msg.results))
+
+    # --- coordinated batches --------------------------------------------------------
+
+    def _coordinate(self, batch: ClientBatch, pending: PendingBatch) -> None:
+        view = self.view
+        wall = self.ctx.wall()
+        config = self.config
+        me = self.ctx.node_id
+        batch_id = next(self._batch_ids)
+        cb = ClusterBatch(batch_id)
+        local_ops: list[tuple[int, StoreOp]] = []
+        for slot, request in enumerate(pending.requests):
+            try:
+                if is_data_request(request):
+                    if not self.joined:
+                        pending.fill(slot, ErrorReply(ErrorCode.UNAVAILABLE, "unavailable: still joining the cluster", request.rid))
+                        continue
+                    write = type(request) in (Set, Delete, MSet)
+                    level = request.consistency or (config.write_consistency if write else config.read_consistency)
+                    version = self.clock.tick(wall) if write else None
+                    error = cb.plan(slot, request, view, level, wall, version, config.tombstone_ttl_s)
+                    if error is not None:
+                        self.coord["unavailable"] += 1
+                        pending.fill(slot, error)
+                    continue
+                op = self._plan(request, wall)
+            except Exception as exc:
+                logger.exception("failed to plan %r", request)
+                pending.fill(slot, ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", _rid(request)))
+                continue
+            if op is None:
+                pending.fill(slot, self._immediate(request))
+            else:
+                local_ops.append((slot, op))
+        if local_ops:
+            slot_batch = next(self._batch_ids)
+            self._in_store[slot_batch] = pending
+            self.store.tell(StoreBatch(slot_batch, tuple(local_ops), self.actor_ref))
+        if cb.hints:
+            self._hint(tuple(cb.hints))
+        if not cb.tasks:
+            return
+        if self.ctx.tracing:
+            for task in cb.tasks:
+                if task.write:
+                    self.ctx.trace(
+                        "write", key=task.key, version=list(task.op.version), replicas=list(task.sent_to)
+                    )
+        self._cluster[batch_id] = (cb, pending)
+        addresses = view.addresses
+        for target, ops in cb.outgoing.items():
+            if target == me:
+                store_batch = next(self._batch_ids)
+                self._local_tasks[store_batch] = batch_id
+                self.store.tell(StoreBatch(store_batch, tuple(ops), self.actor_ref))
+            else:
+                req = next(self._batch_ids)
+                self._remote[req] = (batch_id, target, [index for index, _ in ops])
+                self.ctx.send(addresses[target], ReplicaRequest(req, tuple(op for _, op in ops)))
+        cb.outgoing = {}
+        cb.timer = self.ctx.call_later(config.request_timeout_s, self.actor_ref, RequestTimeout(batch_id))
+
+    def _on_task_results(self, entry: tuple[ClusterBatch, PendingBatch], source: str, results: Any) -> None:
+        cb, pending = entry
+        wall = self.ctx.wall()
+        touched = False
+        for index, result in results:
+            task = cb.on_result(index, source, result)
+            if task is None:
+                continue
+            if not task.write and task.needed > 1:
+                self._read_repair(cb.repairs(task))
+            if cb.slot_done(task.slot) and pending.replies[task.slot] is None:
+                try:
+                    reply = cb.reply(task.slot, wall)
+                except Exception as exc:
+                    logger.exception("failed to answer slot %d", task.slot)
+                    reply = ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", _rid(pending.requests[task.slot]))
+                pending.fill(task.slot, reply)
+                touched = True
+        if touched:
+            self._flush(pending.conn)
+        if cb.finished():
+            self._close_batch(cb)
+
+    def _read_repair(self, repairs: list[tuple[str, Any]]) -> None:
+        if not repairs:
+            return
+        me = self.ctx.node_id
+        for source, record in repairs:
+            self.coord["read_repairs"] += 1
+            self.ctx.trace("read_repair", key=record.key, replica=source)
+            if source == me:
+                self.store.tell(StoreBatch(0, ((0, Apply((record,))),), self.actor_ref))
+            else:
+                addr = self.view.addresses.get(source)
+                if addr is not None:
+                    self.ctx.send(addr, ReplicaRequest(0, (Apply((record,)),)))
+
+    def _on_timeout(self, batch_id: int) -> None:
+        entry = self._cluster.get(batch_id)
+        if entry is None:
+            return
+        cb, pending = entry
+        failed = cb.expire()
+        for slot in failed:
+            self.coord["timeouts"] += 1
+            pending.fill(slot, cb.slots[slot].error)  # type: ignore[arg-type]
+        if failed:
+            self._flush(pending.conn)
+        self._hint(tuple(cb.unacked()))
+        cb.timer = None
+        self._close_batch(cb)
+
+    def _close_batch(self, cb: ClusterBatch) -> None:
+        if cb.timer is not None:
+            cb.timer.cancel()
+            cb.timer = None
+        self._cluster.pop(cb.batch_id, None)
+
+    def _hint(self, items: tuple[tuple[str, Any], ...]) -> None:
+        if items and self.replicator is not None:
+            self.coord["hints_written"] += len(items)
+            self.replicator.tell(HintRecords(items))
 
     # --- client batches -----------------------------------------------------------
 
     def _on_client_batch(self, batch: ClientBatch) -> None:
         requests = batch.requests
         pending = PendingBatch(batch.conn, requests, batch.reply_to)
+        if not self.view.solo or not self.joined:
+            self.requests += len(requests)
+            self._enqueue(pending)
+            self._coordinate(batch, pending)
+            self._flush(batch.conn)
+            return
         ops: list[tuple[int, StoreOp]] = []
         wall = self.ctx.wall()
         self.requests += len(requests)
@@ -129,16 +469,19 @@ class Node(ScheduledActor):
                 pending.fill(slot, self._immediate(request))
             else:
                 ops.append((slot, op))
-        queue = self._queues.get(batch.conn)
-        if queue is None:
-            queue = self._queues[batch.conn] = collections.deque()
-        queue.append(pending)
+        self._enqueue(pending)
         if ops:
             batch_id = next(self._batch_ids)
             self._in_store[batch_id] = pending
             self.store.tell(StoreBatch(batch_id, tuple(ops), self.actor_ref))
         else:
             self._flush(batch.conn)
+
+    def _enqueue(self, pending: PendingBatch) -> None:
+        queue = self._queues.get(pending.conn)
+        if queue is None:
+            queue = self._queues[pending.conn] = collections.deque()
+        queue.append(pending)
 
     def _plan(self, request: Request | ErrorReply, wall: float) -> StoreOp | None:
         """The store operation a request needs, or None if the node answers it itself."""
@@ -150,7 +493,7 @@ class Node(ScheduledActor):
             deadline = wall + ttl if ttl else None
             return Write(((request.key, request.value, deadline),), self.clock.tick(wall))
         if t is Delete:
-            return Remove((request.key,), self.clock.tick(wall))
+            return Remove((request.key,), self.clock.tick(wall), wall + self.config.tombstone_ttl_s)
         if t is MGet:
             return Read(request.keys)
         if t is MSet:
@@ -160,6 +503,8 @@ class Node(ScheduledActor):
             return Write(items, self.clock.tick(wall))
         if t is Stats:
             return StatsQuery()
+        if t is Inspect:
+            return Fetch((request.key,), False)
         return None
 
     def _immediate(self, request: Request | ErrorReply) -> Reply:
@@ -170,9 +515,12 @@ class Node(ScheduledActor):
         if t is Ping:
             return Pong(request.rid)
         if t is Join:
-            # Membership arrives with the cluster; the seed's join is acknowledged.
+            # The seed's join message: acknowledged; nodes join by gossip (see docs/protocol.md).
             self.ctx.trace("join", peer=request.node_id)
             return Ack(request.rid)
+        if t is Locate:
+            partition = partition_of(request.key, self.config.partitions)
+            return LocateReply(request.key, partition, self.view.placement.owners(partition), request.rid)
         raise TypeError(f"no handler for {request!r}")
 
     # --- store results ------------------------------------------------------------
@@ -180,6 +528,7 @@ class Node(ScheduledActor):
     def _on_store_results(self, message: StoreResults) -> None:
         pending = self._in_store.pop(message.batch, None)
         if pending is None:
+            self._on_other_store_results(message)
             return
         requests = pending.requests
         for slot, result in message.results:
@@ -191,6 +540,18 @@ class Node(ScheduledActor):
                 reply = ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", _rid(request))
             pending.fill(slot, reply)
         self._flush(pending.conn)
+
+    def _on_other_store_results(self, message: StoreResults) -> None:
+        batch_id = self._local_tasks.pop(message.batch, None)
+        if batch_id is not None:
+            entry = self._cluster.get(batch_id)
+            if entry is not None:
+                self._on_task_results(entry, self.ctx.node_id, message.results)
+            return
+        wait = self._replica_waits.pop(message.batch, None)
+        if wait is not None:
+            addr, req = wait
+            self.ctx.send(addr, ReplicaResponse(req, tuple(result for _, result in message.results)))
 
     def _reply_for(self, request: Request | ErrorReply, result: Any) -> Reply:
         t = type(request)
@@ -208,6 +569,8 @@ class Node(ScheduledActor):
             )
         if t is Stats:
             return StatsReply(self._node_stats(result), request.rid)
+        if t is Inspect:
+            return InspectReply(request.key, result[0], request.rid)
         raise TypeError(f"no reply for {request!r}")
 
     def _node_stats(self, store_stats: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +583,41 @@ class Node(ScheduledActor):
             "errors": self.errors,
         }
         stats.update(store_stats)
+        stats["cluster"] = self._cluster_stats()
         return stats
+
+    def _cluster_stats(self) -> dict[str, Any]:
+        view = self.view
+        me = self.ctx.node_id
+        members = {
+            m.node_id: {
+                "addr": m.addr,
+                "incarnation": m.incarnation,
+                "status": m.status,
+                "state": view.states.get(m.node_id, State.ALIVE),
+            }
+            for m in view.members
+        }
+        out: dict[str, Any] = {
+            "members": members,
+            "replicas": view.placement.replicas,
+            "partitions": view.placement.partitions,
+            "partitions_owned": len(view.placement.owned_by(me)),
+            "ready": self.membership.me.status == MemberStatus.READY,
+            "joined": self.joined,
+            "write_consistency": self.config.write_consistency,
+            "read_consistency": self.config.read_consistency,
+            "hints_pending": 0,
+            "hints_delivered": 0,
+            "hints_dropped": 0,
+            "anti_entropy_rounds": 0,
+            "keys_repaired": 0,
+            "keys_streamed": 0,
+            "keys_handed_off": 0,
+        }
+        out.update(self.coord)
+        out.update(self.replicator_counters)
+        return out
 
     def _flush(self, conn: int) -> None:
         queue = self._queues.get(conn)

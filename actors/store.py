@@ -15,6 +15,7 @@ from actors.expiry import run_expire_cycle
 from actors.keyspace import Keyspace
 from actors.messages import (
     ExpireCycle,
+    KeepTombstones,
     Read,
     Remove,
     StatsQuery,
@@ -24,13 +25,16 @@ from actors.messages import (
     Write,
 )
 
+from actors.peer_messages import Apply, DigestQuery, DropPartitions, Fetch, ListingQuery
+from actors.placement import DEFAULT_PARTITIONS
+
 __all__ = ["Store"]
 
 
 class Store(ScheduledActor):
-    def __init__(self, ctx: Ctx) -> None:
+    def __init__(self, ctx: Ctx, partitions: int = DEFAULT_PARTITIONS) -> None:
         super().__init__(ctx)
-        self.keyspace = Keyspace()
+        self.keyspace = Keyspace(partitions)
         self.expire_cycles = 0
         self.expire_budget_hits = 0
 
@@ -49,9 +53,12 @@ class Store(ScheduledActor):
                 budget_s=message.budget_s,
                 sample_size=message.sample_size,
             )
+            self.keyspace.purge_tombstones(self.ctx.wall())
             self.expire_cycles += 1
             self.expire_budget_hits += result.hit_budget
             message.reply_to.tell(result)
+        elif type(message) is KeepTombstones:
+            self.keyspace.tombstone_ttl = message.ttl_s
         else:
             return super().on_receive(message)
         return None
@@ -63,11 +70,32 @@ class Store(ScheduledActor):
             return tuple(keyspace.get(key, wall) for key in op.keys)
         if t is Write:
             version = op.version
+            applied = 0
             for key, value, deadline in op.items:
-                keyspace.set(key, value, deadline, version)
-            return len(op.items)
+                applied += keyspace.set(key, value, deadline, version)
+            if self.ctx.tracing:
+                for key, _, _ in op.items:
+                    self.ctx.trace("apply", key=key, version=list(version))
+            return applied
         if t is Remove:
-            return sum(keyspace.delete(key, wall) for key in op.keys)
+            version, purge_at = op.version, op.purge_at
+            return sum(keyspace.delete(key, wall, version, purge_at) for key in op.keys)
+        if t is Fetch:
+            records = tuple(keyspace.record(key, wall) for key in op.keys)
+            for record in records if op.count else ():
+                if record is None or record.purge_at is not None:
+                    keyspace.misses += 1
+                else:
+                    keyspace.hits += 1
+            return records
+        if t is Apply:
+            return sum(keyspace.apply(record, wall) for record in op.records)
+        if t is DigestQuery:
+            return tuple((p, keyspace.digest(p)) for p in op.partitions)
+        if t is ListingQuery:
+            return tuple((p, keyspace.listing(p)) for p in op.partitions)
+        if t is DropPartitions:
+            return sum(keyspace.drop_partition(p) for p in op.partitions)
         if t is StatsQuery:
             return self.stats(wall)
         raise TypeError(f"unknown store operation {op!r}")
@@ -76,6 +104,7 @@ class Store(ScheduledActor):
         ks = self.keyspace
         return {
             "keys": len(ks),
+            "tombstones": ks.tombstone_count,
             "keys_with_ttl": ks.volatile_count,
             "memory_bytes": ks.used_bytes,
             "hits": ks.hits,

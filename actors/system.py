@@ -7,9 +7,12 @@ from typing import Any
 
 from pykka import ActorRef
 
+from actors.consistency import CONSISTENCY_LEVELS
 from actors.ctx import Ctx
 from actors.janitor import Janitor
+from actors.messages import AttachReplicator
 from actors.node import Node
+from actors.replicator import Replicator
 from actors.store import Store
 
 __all__ = ["NodeConfig", "NodeRefs", "spawn_node"]
@@ -23,6 +26,37 @@ class NodeConfig:
     cleanup_budget_s: float = 0.002
     #: Keys sampled per expiry round (Redis's ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP).
     cleanup_sample_size: int = 20
+    #: The address peers reach this node at (``host:port``); the simulator uses the id.
+    address: str = ""
+    #: Addresses to join the cluster through (``PEER_ADDR`` arguments).
+    seeds: tuple[str, ...] = ()
+    #: Copies of every key (``--replicas``), capped at the cluster size.
+    replicas: int = 3
+    #: Partitions of the key space (``--partitions``); must agree across the cluster.
+    partitions: int = 256
+    #: Default consistency levels: "one", "quorum" or "all".
+    write_consistency: str = "quorum"
+    read_consistency: str = "one"
+    #: How long a coordinator waits for replicas before answering timeout/unavailable.
+    request_timeout_s: float = 1.0
+    #: How long deletes (and expiries, in a replicated cluster) leave a tombstone.
+    tombstone_ttl_s: float = 60.0
+    #: Gossip/heartbeat period; failure detection is driven by these arrivals.
+    heartbeat_interval_s: float = 0.2
+    #: Phi (Hayashibara et al.) above which a member is suspect.
+    suspect_phi: float = 8.0
+    #: A member suspect for this long is down (hints instead of sends).
+    down_after_s: float = 2.0
+    #: Seconds between anti-entropy rounds (one peer, a few partitions per round).
+    anti_entropy_interval_s: float = 1.0
+    #: Partitions compared per anti-entropy round.
+    anti_entropy_partitions: int = 16
+    #: Largest number of hints kept for unreachable owners (oldest dropped beyond).
+    hint_limit: int = 100_000
+    #: Records per streaming/handoff/hint batch (throttling).
+    stream_batch: int = 500
+    #: A graceful leave gives up handing off after this long.
+    leave_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.cleanup_interval_s <= 0:
@@ -31,6 +65,17 @@ class NodeConfig:
             raise ValueError("cleanup budget must be positive")
         if self.cleanup_sample_size < 1:
             raise ValueError("cleanup sample size must be at least 1")
+        if self.replicas < 1:
+            raise ValueError("replicas must be at least 1")
+        if self.partitions < 1:
+            raise ValueError("partitions must be at least 1")
+        for level in (self.write_consistency, self.read_consistency):
+            if level not in CONSISTENCY_LEVELS:
+                raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, not {level!r}")
+        if self.request_timeout_s <= 0 or self.heartbeat_interval_s <= 0 or self.down_after_s <= 0:
+            raise ValueError("timeouts and intervals must be positive")
+        if self.tombstone_ttl_s < 0:
+            raise ValueError("tombstone ttl must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +83,15 @@ class NodeRefs:
     node: ActorRef[Any]
     store: ActorRef[Any]
     janitor: ActorRef[Any]
+    replicator: ActorRef[Any]
+
+    def actors(self) -> tuple[ActorRef[Any], ...]:
+        """Every actor of the node, in the order they should stop."""
+        return (self.janitor, self.replicator, self.node, self.store)
 
     def stop(self) -> None:
         """Ask every actor of the node to stop (non-blocking: stops follow queued work)."""
-        for ref in (self.janitor, self.node, self.store):
+        for ref in self.actors():
             if ref.is_alive():
                 ref.stop(block=False)
 
@@ -49,7 +99,7 @@ class NodeRefs:
 def spawn_node(ctx: Ctx, config: NodeConfig | None = None) -> NodeRefs:
     """Start the store, janitor and node actors of one node on ``ctx``'s host."""
     config = config or NodeConfig()
-    store = ctx.spawn(Store)
+    store = ctx.spawn(Store, config.partitions)
     janitor = ctx.spawn(
         Janitor,
         store,
@@ -57,5 +107,7 @@ def spawn_node(ctx: Ctx, config: NodeConfig | None = None) -> NodeRefs:
         config.cleanup_budget_s,
         config.cleanup_sample_size,
     )
-    node = ctx.spawn(Node, store)
-    return NodeRefs(node=node, store=store, janitor=janitor)
+    node = ctx.spawn(Node, store, config)
+    replicator = ctx.spawn(Replicator, store, node, config)
+    node.tell(AttachReplicator(replicator))
+    return NodeRefs(node=node, store=store, janitor=janitor, replicator=replicator)

@@ -7,14 +7,17 @@ and ``PYTHONHASHSEED``). The actors are the very classes the runtime runs.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
 import simpy
+from pykka import ActorRegistry
 
 from actors import Ctx, NodeConfig, NodeRefs, spawn_node
 from actors.driver import HostDriver
 from sim.clock import SkewedClock
+from sim.network import SimNetwork
 from sim.scheduler import SimScheduler
 
 __all__ = ["SimHost", "TraceEvent"]
@@ -30,6 +33,8 @@ class SimHost(HostDriver):
         self.scheduler = SimScheduler(self.env)
         self.trace: list[TraceEvent] = []
         self.clocks: dict[str, SkewedClock] = {}
+        self.network = SimNetwork(self.env, random.Random(f"{seed}/network"))
+        self._lives: dict[str, int] = {}
 
     def _record(self, _local_now: float, node_id: str, event: str, fields: dict[str, Any]) -> None:
         # Traces are stamped with virtual time (one timeline), not the node's skewed clock.
@@ -38,12 +43,16 @@ class SimHost(HostDriver):
     def ctx(self, node_id: str, *, offset: float = 0.0, drift: float = 0.0) -> Ctx:
         clock = SkewedClock(self.env, offset, drift)
         self.clocks[node_id] = clock
+        # A restarted node draws fresh randomness: its previous life's RNG state is gone.
+        life = self._lives[node_id] = self._lives.get(node_id, -1) + 1
+        suffix = f"/{life}" if life else ""
         return Ctx(
             node_id,
             self.scheduler,
             now=clock.now,
             wall=clock.wall,
-            rng=random.Random(f"{self.seed}/{node_id}"),
+            rng=random.Random(f"{self.seed}/{node_id}{suffix}"),
+            send=self.network.sender(node_id),
             trace=self._record,
         )
 
@@ -55,9 +64,23 @@ class SimHost(HostDriver):
         offset: float = 0.0,
         drift: float = 0.0,
     ) -> NodeRefs:
+        if config is not None and not config.address:
+            config = dataclasses.replace(config, address=node_id)
         refs = spawn_node(self.ctx(node_id, offset=offset, drift=drift), config)
         self.nodes[node_id] = refs
+        self.network.inboxes[node_id] = refs.node
         return refs
+
+    def crash(self, node_id: str) -> None:
+        """Kill a node: its actors stop and its memory is gone; messages to it are dropped."""
+        refs = self.nodes.pop(node_id)
+        self.network.inboxes.pop(node_id, None)
+        for ref in refs.actors():
+            if ref.is_alive():
+                ref.stop(block=False)
+        self.run_until_idle()
+        for ref in refs.actors():
+            ActorRegistry.unregister(ref)
 
     # --- driving ------------------------------------------------------------------
 

@@ -1,0 +1,292 @@
+"""Coordinating one client batch across a key's owners: plain objects, no actor.
+
+The ``Node`` actor feeds a :class:`ClusterBatch` replica results and timeouts; the batch
+answers which slots are decided and what to send next (read repairs, hints). Rules:
+
+- **writes** go to every owner of the key (plus pending owners during a leave) and are
+  acknowledged after ``needed`` acks. If fewer owners are reachable than needed, the
+  request fails ``unavailable`` at once and *nothing is sent anywhere* (definite). If
+  acks are still missing at the request timeout it fails ``timeout`` (indefinite: some
+  owners may have applied it). Owners known down get a hint instead of a send, and so
+  does every owner that had not acked when the timeout fired.
+- **reads** ask ``needed`` reachable owners that serve reads (this node first when it is
+  one, then in placement order), wait for all of them and return the newest version,
+  tombstones included (a newer delete beats an older value). Replicas that answered
+  something older get the newest record back (read repair).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.consistency import required_acks
+from actors.errors import ErrorCode
+from actors.membership import ClusterView
+from actors.messages import (
+    Ack,
+    Delete,
+    ErrorReply,
+    Get,
+    MGet,
+    MSet,
+    Remove,
+    Reply,
+    Request,
+    Set,
+    Value,
+    Values,
+    Write,
+)
+from actors.peer_messages import Fetch
+from actors.placement import partition_of
+from actors.record import Record
+from actors.version import Version
+
+__all__ = ["ClusterBatch", "KeyTask", "newest"]
+
+
+def newest(records: list[Record | None]) -> Record | None:
+    best: Record | None = None
+    for record in records:
+        if record is not None and (best is None or record.version > best.version):
+            best = record
+    return best
+
+
+class KeyTask:
+    """One key of one request at its replicas."""
+
+    __slots__ = (
+        "acks",
+        "deleted",
+        "done",
+        "key",
+        "needed",
+        "op",
+        "record",
+        "results",
+        "sent_to",
+        "slot",
+        "write",
+    )
+
+    def __init__(self, slot: int, key: str, write: bool, needed: int, op: Any, record: Record | None) -> None:
+        self.slot = slot
+        self.key = key
+        self.write = write
+        self.needed = needed
+        self.op = op
+        #: For writes: the record hints carry to owners that miss it.
+        self.record = record
+        self.sent_to: tuple[str, ...] = ()
+        self.acks: list[str] = []
+        self.results: dict[str, Record | None] = {}
+        self.deleted = False
+        self.done = False
+
+
+class SlotState:
+    __slots__ = ("error", "remaining", "request", "tasks")
+
+    def __init__(self, request: Request, tasks: list[KeyTask]) -> None:
+        self.request = request
+        self.tasks = tasks
+        self.remaining = len(tasks)
+        self.error: ErrorReply | None = None
+
+
+class ClusterBatch:
+    """The cluster-side state of one client batch (its replies live in a PendingBatch)."""
+
+    def __init__(self, batch_id: int) -> None:
+        self.batch_id = batch_id
+        self.tasks: list[KeyTask] = []
+        self.slots: dict[int, SlotState] = {}
+        #: target node id -> [(task index, op)]
+        self.outgoing: dict[str, list[tuple[int, Any]]] = {}
+        #: (target, record) pairs for owners known down when the write was sent.
+        self.hints: list[tuple[str, Record]] = []
+        self.timer: Any = None
+
+    # --- planning -----------------------------------------------------------------
+
+    def plan(
+        self,
+        slot: int,
+        request: Request,
+        view: ClusterView,
+        level: str,
+        wall: float,
+        version: Version | None,
+        tombstone_ttl: float,
+    ) -> ErrorReply | None:
+        """Add one data request; an ErrorReply (unavailable) when it cannot be attempted."""
+        t = type(request)
+        if t is Get or t is MGet:
+            keys = (request.key,) if t is Get else request.keys
+            routes = []
+            for key in dict.fromkeys(keys):
+                partition = partition_of(key, view.placement.partitions)
+                owners = view.read_owners(partition)
+                needed = required_acks(level, len(owners))
+                readers = [m for m in owners if view.serves_reads(m)]
+                if view.self_id in readers:
+                    readers.remove(view.self_id)
+                    readers.insert(0, view.self_id)
+                if len(readers) < needed or needed == 0:
+                    return _unavailable(request, f"{len(readers)} of {needed} owners of {key!r} can serve reads")
+                routes.append((key, readers[:needed], needed))
+            tasks = []
+            for key, readers, needed in routes:
+                task = KeyTask(slot, key, False, needed, Fetch((key,)), None)
+                tasks.append(task)
+                self._send(task, readers)
+            self.slots[slot] = SlotState(request, tasks)
+            return None
+
+        assert version is not None
+        if t is Set:
+            deadline = wall + request.ttl if request.ttl else None
+            items = [(request.key, request.value, deadline)]
+        elif t is MSet:
+            deadline = wall + request.ttl if request.ttl else None
+            items = [(key, value, deadline) for key, value in request.entries]
+        else:
+            assert t is Delete
+            items = [(request.key, None, None)]
+        purge_at = wall + tombstone_ttl
+        routes = []
+        for key, value, deadline in items:
+            partition = partition_of(key, view.placement.partitions)
+            targets, pending = view.write_targets(partition)
+            needed = min(required_acks(level, len(targets) - pending) + pending, len(targets))
+            live = [m for m in targets if view.reachable(m)]
+            if len(live) < needed or needed == 0:
+                return _unavailable(request, f"{len(live)} of {needed} owners of {key!r} are reachable")
+            down = [m for m in targets if m not in live]
+            routes.append((key, value, deadline, live, down, needed))
+        tasks = []
+        for key, value, deadline, live, down, needed in routes:
+            if t is Delete:
+                op: Any = Remove((key,), version, purge_at)
+                record = Record(key, None, None, version, purge_at)
+            else:
+                op = Write(((key, value, deadline),), version)
+                record = Record(key, value, deadline, version)
+            task = KeyTask(slot, key, True, needed, op, record)
+            tasks.append(task)
+            self._send(task, live)
+            self.hints.extend((m, record) for m in down)
+        self.slots[slot] = SlotState(request, tasks)
+        return None
+
+    def _send(self, task: KeyTask, targets: list[str]) -> None:
+        index = len(self.tasks)
+        self.tasks.append(task)
+        task.sent_to = tuple(targets)
+        for target in targets:
+            self.outgoing.setdefault(target, []).append((index, task.op))
+
+    # --- results ------------------------------------------------------------------
+
+    def on_result(self, index: int, source: str, result: Any) -> KeyTask | None:
+        """Record one replica's answer; returns the task if this answer completed it."""
+        task = self.tasks[index]
+        if task.write:
+            if source in task.acks:
+                return None
+            task.acks.append(source)
+            if type(task.op) is Remove and result:
+                task.deleted = True
+            complete = len(task.acks) >= task.needed
+        else:
+            if source in task.results:
+                return None
+            task.results[source] = result[0] if result else None
+            complete = len(task.results) >= task.needed
+        if complete and not task.done:
+            task.done = True
+            slot = self.slots[task.slot]
+            slot.remaining -= 1
+            return task
+        return None
+
+    def slot_done(self, slot: int) -> bool:
+        state = self.slots[slot]
+        return state.remaining == 0 or state.error is not None
+
+    def finished(self) -> bool:
+        """Every task heard from every replica it was sent to (nothing left to wait for)."""
+        for task in self.tasks:
+            heard = len(task.acks) if task.write else len(task.results)
+            if heard < len(task.sent_to):
+                return False
+        return True
+
+    def reply(self, slot: int, wall: float) -> Reply:
+        state = self.slots[slot]
+        request = state.request
+        rid = request.rid
+        if state.error is not None:
+            return state.error
+        t = type(request)
+        if t is Get:
+            value, found = _visible(newest(list(state.tasks[0].results.values())), wall)
+            return Value(value, found, rid)
+        if t is MGet:
+            by_key = {task.key: _visible(newest(list(task.results.values())), wall) for task in state.tasks}
+            return Values(tuple((key, *by_key[key]) for key in request.keys), rid)
+        if t is Delete:
+            return Ack(rid, deleted=state.tasks[0].deleted)
+        return Ack(rid)
+
+    def repairs(self, task: KeyTask) -> list[tuple[str, Record]]:
+        """Replicas of a completed read that answered older than the newest, with the fix."""
+        best = newest(list(task.results.values()))
+        if best is None:
+            return []
+        return [
+            (source, best)
+            for source, record in task.results.items()
+            if record is None or record.version < best.version
+        ]
+
+    def expire(self) -> list[int]:
+        """The request timeout fired: fail every undecided slot; returns their numbers."""
+        failed = []
+        for slot, state in self.slots.items():
+            if state.remaining and state.error is None:
+                kind = "write" if state.tasks[0].write else "read"
+                state.error = ErrorReply(
+                    ErrorCode.TIMEOUT,
+                    f"{kind} timed out waiting for replicas"
+                    + ("; it may have been applied" if kind == "write" else ""),
+                    state.request.rid,
+                )
+                failed.append(slot)
+        return failed
+
+    def unacked(self) -> list[tuple[str, Record]]:
+        """(owner, record) for every write an owner had not acked: hints at the timeout."""
+        out = []
+        for task in self.tasks:
+            if task.write and task.record is not None:
+                out.extend((m, task.record) for m in task.sent_to if m not in task.acks)
+        return out
+
+
+def _visible(record: Record | None, wall: float) -> tuple[Any, bool]:
+    if record is None or record.purge_at is not None:
+        return None, False
+    if record.deadline is not None and record.deadline <= wall:
+        return None, False
+    return record.value, True
+
+
+def _unavailable(request: Request, why: str) -> ErrorReply:
+    return ErrorReply(ErrorCode.UNAVAILABLE, f"unavailable: {why}; nothing was applied", request.rid)
+
+
+def is_data_request(request: Any) -> bool:
+    t = type(request)
+    return t is Get or t is Set or t is Delete or t is MGet or t is MSet

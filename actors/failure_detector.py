@@ -1,0 +1,68 @@
+"""The phi-accrual failure detector (Hayashibara et al., 2004; as in Akka and Cassandra).
+
+Instead of a yes/no timeout it answers *how surprised* we would be that no heartbeat has
+arrived yet: ``phi = -log10(P(a heartbeat comes later than now))`` under a normal
+distribution fitted to recent inter-arrival times. A threshold on phi adapts to the
+actual network (a jittery link raises the mean and deviation, so it suspects later).
+Fed arrival times by its owner; never reads a clock.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+__all__ = ["PhiAccrual"]
+
+
+class PhiAccrual:
+    __slots__ = ("_intervals", "_last", "_sum", "_sum_sq", "acceptable_pause", "min_std")
+
+    def __init__(
+        self,
+        first_interval: float,
+        *,
+        min_std: float | None = None,
+        acceptable_pause: float = 0.0,
+        window: int = 100,
+    ) -> None:
+        self.min_std = min_std if min_std is not None else first_interval / 2
+        self.acceptable_pause = acceptable_pause
+        self._intervals: collections.deque[float] = collections.deque(maxlen=window)
+        self._sum = 0.0
+        self._sum_sq = 0.0
+        self._last: float | None = None
+        # Seed the history so the first heartbeats do not look infinitely surprising.
+        std = first_interval / 4
+        for x in (first_interval - std, first_interval + std):
+            self._add(x)
+
+    def _add(self, interval: float) -> None:
+        q = self._intervals
+        if len(q) == q.maxlen:
+            old = q[0]
+            self._sum -= old
+            self._sum_sq -= old * old
+        q.append(interval)
+        self._sum += interval
+        self._sum_sq += interval * interval
+
+    def heartbeat(self, now: float) -> None:
+        if self._last is not None and now > self._last:
+            self._add(now - self._last)
+        self._last = now if self._last is None else max(self._last, now)
+
+    def phi(self, now: float) -> float:
+        if self._last is None:
+            return 0.0
+        n = len(self._intervals)
+        mean = self._sum / n
+        variance = max(0.0, self._sum_sq / n - mean * mean)
+        std = max(math.sqrt(variance), self.min_std)
+        elapsed = now - self._last
+        y = (elapsed - mean - self.acceptable_pause) / std
+        # Logistic approximation of the normal CDF (Akka's PhiAccrualFailureDetector).
+        e = math.exp(-y * (1.5976 + 0.070566 * y * y)) if y > -40 else math.inf
+        if elapsed > mean + self.acceptable_pause:
+            return -math.log10(e / (1.0 + e)) if e > 0 else math.inf
+        return -math.log10(1.0 - 1.0 / (1.0 + e)) if e != math.inf else 0.0

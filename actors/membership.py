@@ -1,0 +1,234 @@
+"""Cluster membership: a gossiped table of members plus this node's failure detection.
+
+Sans-IO: :class:`Membership` is fed gossip and the current time and answers what to send
+and whether the view changed; the ``Node`` actor does the sending and the timers.
+
+Two kinds of state, kept apart on purpose:
+
+- **what a member says about itself** (:class:`~actors.peer_messages.Member`: address,
+  incarnation, ``warming``/``ready``/``leaving``/``left``), spread by gossip and merged
+  by ``(incarnation, status rank)`` so every node converges on the same table;
+- **what this node observes** (``alive``/``suspect``/``down``), from a phi-accrual
+  detector per member fed by that member's own heartbeats (every gossip is one).
+  Suspicion lasting ``down_after_s`` makes a member ``down``: coordinators then stop
+  waiting for it and write hints instead.
+
+Ownership follows the table, not the detector: a down member still owns its partitions
+(strict quorums stay strict; hints and anti-entropy catch it up), and only a join or a
+leave moves partitions. See :class:`ClusterView` for how warming and leaving members
+take part in reads and writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from actors.failure_detector import PhiAccrual
+from actors.peer_messages import Member, MemberStatus
+from actors.placement import Placement
+
+__all__ = ["ClusterView", "Membership", "State"]
+
+_RANK = {MemberStatus.WARMING: 0, MemberStatus.READY: 1, MemberStatus.LEAVING: 2, MemberStatus.LEFT: 3}
+
+
+class State:
+    SELF = "self"
+    ALIVE = "alive"
+    SUSPECT = "suspect"
+    DOWN = "down"
+    LEFT = "left"
+
+
+def _newer(a: Member, b: Member) -> bool:
+    """Whether row ``a`` supersedes row ``b`` for the same node."""
+    return (a.incarnation, _RANK[a.status]) > (b.incarnation, _RANK[b.status])
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """An immutable snapshot of membership that coordinators and the replicator route by.
+
+    - ``placement``: owners over every member that has not left (warming and leaving
+      members included): the replicas a write must reach and a read may ask.
+    - ``future``: owners once leaving members are gone; a write also goes to these
+      "pending" owners, and needs one more ack per pending owner (Cassandra's rule), so
+      a quorum still intersects after the leave completes.
+    - warming members own partitions (they take writes) but serve no reads until they
+      have pulled their partitions from peers.
+    """
+
+    self_id: str
+    members: tuple[Member, ...]
+    states: dict[str, str]
+    placement: Placement
+    future: Placement
+    epoch: int = 0
+    addresses: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def solo(self) -> bool:
+        """Only this node holds data: requests need no peer."""
+        return len(self.placement.members) <= 1 and len(self.future.members) <= 1
+
+    def status(self, node_id: str) -> str:
+        for member in self.members:
+            if member.node_id == node_id:
+                return member.status
+        return MemberStatus.LEFT
+
+    def reachable(self, node_id: str) -> bool:
+        state = self.states.get(node_id)
+        return state == State.SELF or state == State.ALIVE or state == State.SUSPECT
+
+    def serves_reads(self, node_id: str) -> bool:
+        return self.status(node_id) != MemberStatus.WARMING and self.reachable(node_id)
+
+    def write_targets(self, partition: int) -> tuple[tuple[str, ...], int]:
+        """Owners a write goes to, and how many of them are pending (extra acks needed)."""
+        owners = self.placement.owners(partition)
+        pending = tuple(m for m in self.future.owners(partition) if m not in owners)
+        return owners + pending, len(pending)
+
+    def read_owners(self, partition: int) -> tuple[str, ...]:
+        return self.placement.owners(partition)
+
+
+class Membership:
+    def __init__(
+        self,
+        self_id: str,
+        addr: str,
+        incarnation: int,
+        *,
+        replicas: int,
+        partitions: int,
+        heartbeat_interval_s: float,
+        suspect_phi: float,
+        down_after_s: float,
+        status: str = MemberStatus.READY,
+    ) -> None:
+        self.self_id = self_id
+        self.replicas = replicas
+        self.partitions = partitions
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.suspect_phi = suspect_phi
+        self.down_after_s = down_after_s
+        self.table: dict[str, Member] = {self_id: Member(self_id, addr, incarnation, status)}
+        self._detectors: dict[str, PhiAccrual] = {}
+        self._suspect_since: dict[str, float] = {}
+        self.states: dict[str, str] = {self_id: State.SELF}
+        self._epoch = 0
+        self.view = self._build_view()
+
+    # --- this node ----------------------------------------------------------------
+
+    @property
+    def me(self) -> Member:
+        return self.table[self.self_id]
+
+    def set_status(self, status: str) -> bool:
+        me = self.me
+        if me.status == status:
+            return False
+        self.table[self.self_id] = me._replace(status=status)
+        return self._changed()
+
+    # --- input ------------------------------------------------------------------------
+
+    def on_gossip(self, src: str, members: tuple[Member, ...], now: float) -> bool:
+        """Merge a peer's table and count it as ``src``'s heartbeat; True if the view changed."""
+        changed = False
+        for row in members:
+            if row.status not in _RANK:
+                continue
+            if row.node_id == self.self_id:
+                me = self.me
+                if _newer(row, me) and me.status != MemberStatus.LEFT:
+                    # Someone remembers a later life of ours (or says we left): refute it.
+                    self.table[self.self_id] = me._replace(incarnation=row.incarnation + 1)
+                    changed = True
+                continue
+            old = self.table.get(row.node_id)
+            if old is None or _newer(row, old):
+                if old is None or row.incarnation != old.incarnation:
+                    # A new member, or a restarted one: fresh detection history.
+                    self._detectors.pop(row.node_id, None)
+                    self._suspect_since.pop(row.node_id, None)
+                self.table[row.node_id] = row
+                changed = True
+        sender = self.table.get(src)
+        if sender is not None and sender.status != MemberStatus.LEFT:
+            detector = self._detectors.get(src)
+            if detector is None:
+                detector = self._detectors[src] = PhiAccrual(self.heartbeat_interval_s)
+            detector.heartbeat(now)
+        states_changed = self._update_states(now)
+        if changed and not states_changed:
+            self._changed()
+        return changed or states_changed
+
+    def tick(self, now: float) -> bool:
+        """Re-evaluate every member's liveness; True if the view changed."""
+        return self._update_states(now)
+
+    def _update_states(self, now: float) -> bool:
+        changed = False
+        for node_id, member in self.table.items():
+            if node_id == self.self_id:
+                continue
+            if member.status == MemberStatus.LEFT:
+                state = State.LEFT
+            else:
+                detector = self._detectors.get(node_id)
+                if detector is None:
+                    # Heard of, never heard from: give it one detection period, then suspect.
+                    detector = self._detectors[node_id] = PhiAccrual(self.heartbeat_interval_s)
+                    detector.heartbeat(now)
+                phi = detector.phi(now)
+                if phi < self.suspect_phi:
+                    self._suspect_since.pop(node_id, None)
+                    state = State.ALIVE
+                else:
+                    since = self._suspect_since.setdefault(node_id, now)
+                    state = State.DOWN if now - since >= self.down_after_s else State.SUSPECT
+            if self.states.get(node_id) != state:
+                self.states[node_id] = state
+                changed = True
+        if changed:
+            self._changed()
+        return changed
+
+    def _changed(self) -> bool:
+        self._epoch += 1
+        self.view = self._build_view()
+        return True
+
+    # --- output -----------------------------------------------------------------------
+
+    def gossip_rows(self) -> tuple[Member, ...]:
+        return tuple(self.table[node_id] for node_id in sorted(self.table))
+
+    def peer_addresses(self) -> list[str]:
+        """Where to send this round's gossip: every other member that has not left."""
+        return [
+            m.addr
+            for node_id, m in sorted(self.table.items())
+            if node_id != self.self_id and m.status != MemberStatus.LEFT
+        ]
+
+    def _build_view(self) -> ClusterView:
+        rows = self.gossip_rows()
+        owners = [m.node_id for m in rows if m.status != MemberStatus.LEFT]
+        staying = [m.node_id for m in rows if m.status not in (MemberStatus.LEFT, MemberStatus.LEAVING)]
+        placement = Placement(owners, self.replicas, self.partitions)
+        future = placement if staying == owners else Placement(staying, self.replicas, self.partitions)
+        return ClusterView(
+            self_id=self.self_id,
+            members=rows,
+            states=dict(self.states),
+            placement=placement,
+            future=future,
+            epoch=self._epoch,
+            addresses={m.node_id: m.addr for m in rows},
+        )

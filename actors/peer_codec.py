@@ -1,0 +1,184 @@
+"""Peer messages <-> wire objects (msgpack maps on a peer connection).
+
+The peer protocol shares the client port: a connection whose first frame is ``hello``
+is a peer connection and carries only the types below; a client connection carrying any
+of them is refused (see ``docs/protocol.md``). Records travel as arrays
+``[key, value, deadline, [wall_ms, logical, node_id], purge_at]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from actors.errors import BadRequestError
+from actors.messages import Remove, Write
+from actors.peer_messages import (
+    Apply,
+    Fetch,
+    Gossip,
+    Member,
+    PeerMessage,
+    Pull,
+    Push,
+    PushAck,
+    ReplicaRequest,
+    ReplicaResponse,
+    SyncListing,
+    SyncRequest,
+)
+from actors.record import Record
+from actors.version import Version
+
+__all__ = ["HELLO", "PEER_TYPES", "decode_hello", "decode_peer", "encode_hello", "encode_peer"]
+
+HELLO = "hello"
+#: Version of the peer protocol; a peer speaking another is refused at ``hello``.
+PROTOCOL_VERSION = 1
+
+
+def encode_hello(node_id: str, addr: str, partitions: int) -> dict[str, Any]:
+    return {"type": HELLO, "node_id": node_id, "addr": addr, "partitions": partitions, "proto": PROTOCOL_VERSION}
+
+
+def decode_hello(obj: Any) -> tuple[str, str, int]:
+    """``(node_id, addr, partitions)`` of a hello; raises BadRequestError when malformed."""
+    if type(obj) is not dict or obj.get("type") != HELLO:
+        raise BadRequestError("a peer connection must start with hello")
+    node_id, addr, partitions = obj.get("node_id"), obj.get("addr"), obj.get("partitions")
+    if type(node_id) is not str or not node_id or type(addr) is not str or type(partitions) is not int:
+        raise BadRequestError("hello needs string node_id and addr and an integer partitions")
+    if obj.get("proto") != PROTOCOL_VERSION:
+        raise BadRequestError(f"peer protocol {obj.get('proto')!r} is not {PROTOCOL_VERSION}")
+    return node_id, addr, partitions
+
+
+def _v(v: Version) -> list[Any]:
+    return [v.wall_ms, v.logical, v.node_id]
+
+
+def _version(obj: Any) -> Version:
+    wall_ms, logical, node_id = obj
+    return Version(int(wall_ms), int(logical), str(node_id))
+
+
+def _rec(r: Record | None) -> list[Any] | None:
+    if r is None:
+        return None
+    return [r.key, r.value, r.deadline, _v(r.version), r.purge_at]
+
+
+def _record(obj: Any) -> Record | None:
+    if obj is None:
+        return None
+    key, value, deadline, version, purge_at = obj
+    return Record(key, value, deadline, _version(version), purge_at)
+
+
+def _op(op: Any) -> list[Any]:
+    t = type(op)
+    if t is Fetch:
+        return ["fetch", list(op.keys)]
+    if t is Write:
+        return ["write", [list(item) for item in op.items], _v(op.version)]
+    if t is Remove:
+        return ["remove", list(op.keys), _v(op.version), op.purge_at]
+    if t is Apply:
+        return ["apply", [_rec(r) for r in op.records]]
+    raise TypeError(f"not a replica op: {op!r}")
+
+
+def _decode_op(obj: list[Any]) -> Any:
+    kind = obj[0]
+    if kind == "fetch":
+        return Fetch(tuple(obj[1]))
+    if kind == "write":
+        return Write(tuple((k, v, d) for k, v, d in obj[1]), _version(obj[2]))
+    if kind == "remove":
+        return Remove(tuple(obj[1]), _version(obj[2]), obj[3])
+    if kind == "apply":
+        return Apply(tuple(_record(r) for r in obj[1]))  # type: ignore[misc]
+    raise BadRequestError(f"unknown replica op {kind!r}")
+
+
+def _result(result: Any) -> Any:
+    if type(result) is tuple:
+        return [_rec(r) for r in result]
+    return result
+
+
+def _decode_result(obj: Any) -> Any:
+    if type(obj) is list:
+        return tuple(_record(r) for r in obj)
+    return obj
+
+
+_ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    Gossip: lambda m: {
+        "type": "gossip",
+        "members": [list(member) for member in m.members],
+        "reply": m.reply,
+        "partitions": m.partitions,
+    },
+    ReplicaRequest: lambda m: {"type": "replica_request", "req": m.req, "ops": [_op(op) for op in m.ops]},
+    ReplicaResponse: lambda m: {"type": "replica_response", "req": m.req, "results": [_result(r) for r in m.results]},
+    SyncRequest: lambda m: {"type": "sync_request", "sid": m.sid, "digests": [list(d) for d in m.digests]},
+    SyncListing: lambda m: {
+        "type": "sync_listing",
+        "sid": m.sid,
+        "listings": [[p, [[k, _v(v)] for k, v in items]] for p, items in m.listings],
+    },
+    Pull: lambda m: {"type": "pull", "sid": m.sid, "keys": list(m.keys)},
+    Push: lambda m: {
+        "type": "push",
+        "sid": m.sid,
+        "records": [_rec(r) for r in m.records],
+        "ack": m.ack,
+        "reply": m.reply,
+    },
+    PushAck: lambda m: {"type": "push_ack", "sid": m.sid, "applied": m.applied},
+}
+
+_DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
+    "gossip": lambda o: Gossip(
+        tuple(Member(str(n), str(a), int(i), str(s)) for n, a, i, s in o["members"]),
+        bool(o.get("reply")),
+        int(o.get("partitions", 256)),
+    ),
+    "replica_request": lambda o: ReplicaRequest(int(o["req"]), tuple(_decode_op(op) for op in o["ops"])),
+    "replica_response": lambda o: ReplicaResponse(int(o["req"]), tuple(_decode_result(r) for r in o["results"])),
+    "sync_request": lambda o: SyncRequest(int(o["sid"]), tuple((int(p), int(d)) for p, d in o["digests"])),
+    "sync_listing": lambda o: SyncListing(
+        int(o["sid"]),
+        tuple((int(p), tuple((str(k), _version(v)) for k, v in items)) for p, items in o["listings"]),
+    ),
+    "pull": lambda o: Pull(int(o["sid"]), tuple(o["keys"])),
+    "push": lambda o: Push(
+        int(o["sid"]),
+        tuple(_record(r) for r in o["records"]),  # type: ignore[misc]
+        bool(o.get("ack")),
+        bool(o.get("reply")),
+    ),
+    "push_ack": lambda o: PushAck(int(o["sid"]), int(o["applied"])),
+}
+
+#: Message types only a peer connection may carry (``hello`` opens one).
+PEER_TYPES: frozenset[str] = frozenset(_DECODERS) | {HELLO}
+
+
+def encode_peer(msg: PeerMessage) -> dict[str, Any]:
+    return _ENCODERS[type(msg)](msg)
+
+
+def decode_peer(obj: Any) -> PeerMessage:
+    """A peer message from a wire object; raises BadRequestError when malformed."""
+    if type(obj) is not dict:
+        raise BadRequestError("a peer message must be a map")
+    decoder = _DECODERS.get(obj.get("type"))  # type: ignore[arg-type]
+    if decoder is None:
+        raise BadRequestError(f"unknown peer message type {obj.get('type')!r}")
+    try:
+        return decoder(obj)
+    except BadRequestError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadRequestError(f"malformed peer message {obj.get('type')!r}: {exc!r}") from None

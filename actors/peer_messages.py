@@ -1,0 +1,194 @@
+"""Messages between nodes: membership gossip, replica operations, repair and streaming.
+
+Every peer message is a frozen dataclass. A host's transport delivers each one to the
+receiving node's ``Node`` actor wrapped in :class:`FromPeer`, which names the sender as
+the transport authenticated it (the ``hello`` of a peer connection, or the simulated
+link). Senders address peers by advertised address (``host:port``), not by id, so a
+node can join through a seed whose id it does not know yet. :mod:`actors.peer_codec`
+maps these to wire objects; the simulator passes them as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeAlias
+
+from actors.record import Record
+from actors.version import Version
+
+__all__ = [
+    "Apply",
+    "DigestQuery",
+    "DropPartitions",
+    "Fetch",
+    "FromPeer",
+    "Gossip",
+    "ListingQuery",
+    "Member",
+    "MemberStatus",
+    "PeerMessage",
+    "Pull",
+    "Push",
+    "PushAck",
+    "ReplicaRequest",
+    "ReplicaResponse",
+    "SyncListing",
+    "SyncRequest",
+]
+
+
+class MemberStatus:
+    """What a member says about itself (failure detection is each observer's own view)."""
+
+    WARMING = "warming"  # owns partitions for writes, filling them from peers before serving reads
+    READY = "ready"
+    LEAVING = "leaving"  # handing its partitions off before it goes
+    LEFT = "left"
+
+    ALL = (WARMING, READY, LEAVING, LEFT)
+
+
+class Member(NamedTuple):
+    """One row of the gossiped membership table.
+
+    ``incarnation`` is the epoch millisecond the node process started: a restarted node
+    outranks its previous life without remembering anything. Between two rows for the
+    same node, the higher ``(incarnation, status rank)`` wins.
+    """
+
+    node_id: str
+    addr: str
+    incarnation: int
+    status: str
+
+
+# --- store operations a peer (or the replicator) may ask for ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Versioned lookup: the result is a tuple of ``Record | None`` (tombstones included).
+
+    ``count``: whether the lookup counts as hits/misses (client reads do, repair does not).
+    """
+
+    keys: tuple[str, ...]
+    count: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """Merge records last-write-wins; the result is how many changed anything."""
+
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestQuery:
+    """The result is ``((partition, digest, count), ...)``."""
+
+    partitions: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListingQuery:
+    """The result is ``((partition, ((key, version), ...)), ...)``."""
+
+    partitions: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DropPartitions:
+    """Forget partitions this node no longer owns; the result is how many keys went."""
+
+    partitions: tuple[int, ...]
+
+
+# --- peer messages --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Gossip:
+    """The sender's membership table; also its heartbeat. ``reply``: answer with yours."""
+
+    members: tuple[Member, ...]
+    reply: bool = False
+    partitions: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRequest:
+    """A coordinator's operations for one replica; answered by one :class:`ReplicaResponse`.
+
+    ``ops`` hold ``Fetch``, ``Write``, ``Remove`` and ``Apply`` operations (see
+    :mod:`actors.messages` for the last three's coordinator-stamped forms).
+    """
+
+    req: int
+    ops: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaResponse:
+    """Results in op order: an int for writes, a tuple of ``Record | None`` for fetches."""
+
+    req: int
+    results: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """Anti-entropy round ``sid``: the sender's digest per partition both nodes own."""
+
+    sid: int
+    digests: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncListing:
+    """The partitions whose digests differed, with the responder's ``(key, version)`` lists."""
+
+    sid: int
+    listings: tuple[tuple[int, tuple[tuple[str, Version], ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Pull:
+    """Send me your records for these keys (answered by a :class:`Push` with the same sid)."""
+
+    sid: int
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """Records to merge. ``ack``: answer with :class:`PushAck` (hints and handoff need it).
+
+    ``reply``: this push answers the receiver's own :class:`Pull` ``sid`` (sids are
+    per sender, so the flag says whose numbering ``sid`` is in).
+    """
+
+    sid: int
+    records: tuple[Record, ...]
+    ack: bool = False
+    reply: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PushAck:
+    sid: int
+    applied: int
+
+
+PeerMessage: TypeAlias = (
+    Gossip | ReplicaRequest | ReplicaResponse | SyncRequest | SyncListing | Pull | Push | PushAck
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FromPeer:
+    """A peer message as delivered to the node actor, with its authenticated sender."""
+
+    src: str
+    addr: str
+    msg: PeerMessage
