@@ -9,10 +9,12 @@ answers which slots are decided and what to send next (read repairs, hints). Rul
   acks are still missing at the request timeout it fails ``timeout`` (indefinite: some
   owners may have applied it). Owners known down get a hint instead of a send, and so
   does every owner that had not acked when the timeout fired.
-- **reads** ask ``needed`` reachable owners that serve reads (this node first when it is
-  one, then in placement order), wait for all of them and return the newest version,
-  tombstones included (a newer delete beats an older value). Replicas that answered
-  something older get the newest record back (read repair).
+- **reads** at ``one`` ask one reachable owner that serves reads (this node when it is
+  one, else the first in placement order); at ``quorum``/``all`` they ask every such
+  owner and answer from the first ``needed`` replies (so an owner that died a moment
+  ago, not yet detected, costs nothing), returning the newest version, tombstones
+  included (a newer delete beats an older value). Replicas among those replies that
+  answered something older get the newest record back (read repair).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class KeyTask:
 
     __slots__ = (
         "acks",
+        "attempt",
+        "conflict",
         "deleted",
         "done",
         "key",
@@ -83,6 +87,22 @@ class KeyTask:
         self.results: dict[str, Record | None] = {}
         self.deleted = False
         self.done = False
+        #: Re-stamps after a replica held a newer version (see ClusterBatch.restamp).
+        self.attempt = 0
+        self.conflict: Version | None = None
+
+    def restamp(self, version: Version) -> None:
+        """Give the write a new version (above a conflict) and forget acks of the old one."""
+        op = self.op
+        if type(op) is Write:
+            self.op = Write(op.items, version)
+        else:
+            self.op = Remove(op.keys, version, op.purge_at)
+        if self.record is not None:
+            self.record = self.record._replace(version=version)
+        self.acks = []
+        self.conflict = None
+        self.attempt += 1
 
 
 class SlotState:
@@ -107,6 +127,8 @@ class ClusterBatch:
         #: (target, record) pairs for owners known down when the write was sent.
         self.hints: list[tuple[str, Record]] = []
         self.timer: Any = None
+        #: Indices of write tasks a replica refused as older than what it holds.
+        self.conflicts: dict[int, None] = {}
 
     # --- planning -----------------------------------------------------------------
 
@@ -135,7 +157,7 @@ class ClusterBatch:
                     readers.insert(0, view.self_id)
                 if len(readers) < needed or needed == 0:
                     return _unavailable(request, f"{len(readers)} of {needed} owners of {key!r} can serve reads")
-                routes.append((key, readers[:needed], needed))
+                routes.append((key, readers[:1] if needed == 1 else readers, needed))
             tasks = []
             for key, readers, needed in routes:
                 task = KeyTask(slot, key, False, needed, Fetch((key,)), None)
@@ -189,10 +211,23 @@ class ClusterBatch:
 
     # --- results ------------------------------------------------------------------
 
-    def on_result(self, index: int, source: str, result: Any) -> KeyTask | None:
-        """Record one replica's answer; returns the task if this answer completed it."""
+    def on_result(self, index: int, source: str, result: Any, attempt: int = 0) -> KeyTask | None:
+        """Record one replica's answer; returns the task if this answer completed it.
+
+        A write a replica refused because it holds a newer version (a ``Version`` result)
+        is not an ack: the task is queued in ``conflicts`` for the node to re-stamp above
+        that version and send again, so a write that starts after another one's ack wins
+        even when the coordinators' clocks disagree.
+        """
         task = self.tasks[index]
+        if attempt != task.attempt:
+            return None  # an answer about a version this write no longer has
         if task.write:
+            if type(result) is Version:
+                if task.conflict is None or result > task.conflict:
+                    task.conflict = result
+                self.conflicts[index] = None
+                return None
             if source in task.acks:
                 return None
             task.acks.append(source)
@@ -217,6 +252,8 @@ class ClusterBatch:
 
     def finished(self) -> bool:
         """Every task heard from every replica it was sent to (nothing left to wait for)."""
+        if self.conflicts:
+            return False
         for task in self.tasks:
             heard = len(task.acks) if task.write else len(task.results)
             if heard < len(task.sent_to):

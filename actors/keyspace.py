@@ -147,6 +147,10 @@ class Keyspace:
 
     # --- writes -------------------------------------------------------------------
 
+    def newest_version(self, key: str) -> Version | None:
+        """The version ``key`` holds, value or tombstone (expired values included)."""
+        return self._newest(key)
+
     def _newest(self, key: str) -> Version | None:
         entry = self._entries.get(key)
         if entry is not None:

@@ -117,6 +117,8 @@ class PendingBatch:
 
 #: How long a joining node waits for gossip answers before it settles on what it knows.
 JOIN_SETTLE_HEARTBEATS = 3
+#: A write is re-stamped at most this often when replicas hold newer versions.
+MAX_RESTAMPS = 3
 #: A node whose seeds never answer starts a cluster of its own after this many heartbeats.
 JOIN_GIVE_UP_HEARTBEATS = 25
 
@@ -157,12 +159,16 @@ class Node(ScheduledActor):
         self._first_heard: float | None = None
         self._heartbeats = 0
         self._cluster: dict[int, tuple[ClusterBatch, PendingBatch]] = {}
-        self._local_tasks: dict[int, int] = {}  # store batch id -> cluster batch id
-        self._remote: dict[int, tuple[int, str, list[int]]] = {}  # req -> (batch, target, task indices)
+        # store batch id -> (cluster batch id, {task index: attempt})
+        self._local_tasks: dict[int, tuple[int, dict[int, int]]] = {}
+        # req -> (cluster batch id, target, [(task index, attempt)])
+        self._remote: dict[int, tuple[int, str, list[tuple[int, int]]]] = {}
         self._replica_waits: dict[int, tuple[str, int]] = {}  # store batch id -> (peer addr, req)
         self._leave: Leave | None = None
         self.replicator_counters: dict[str, int] = {}
-        self.coord = collections.Counter({"read_repairs": 0, "unavailable": 0, "timeouts": 0, "hints_written": 0})
+        self.coord = collections.Counter(
+            {"read_repairs": 0, "unavailable": 0, "timeouts": 0, "hints_written": 0, "restamps": 0}
+        )
 
     def on_start(self) -> None:
         self._gossip()
@@ -314,11 +320,13 @@ class Node(ScheduledActor):
         route = self._remote.pop(msg.req, None)
         if route is None:
             return
-        batch_id, target, indices = route
+        batch_id, target, attempts = route
         entry = self._cluster.get(batch_id)
         if entry is None:
             return
-        self._on_task_results(entry, target, zip(indices, msg.results))
+        self._on_task_results(
+            entry, target, [(index, attempt, result) for (index, attempt), result in zip(attempts, msg.results)]
+        )
 
     # --- coordinated batches --------------------------------------------------------
 
@@ -326,7 +334,6 @@ class Node(ScheduledActor):
         view = self.view
         wall = self.ctx.wall()
         config = self.config
-        me = self.ctx.node_id
         batch_id = next(self._batch_ids)
         cb = ClusterBatch(batch_id)
         local_ops: list[tuple[int, StoreOp]] = []
@@ -368,25 +375,57 @@ class Node(ScheduledActor):
                         "write", key=task.key, version=list(task.op.version), replicas=list(task.sent_to)
                     )
         self._cluster[batch_id] = (cb, pending)
-        addresses = view.addresses
-        for target, ops in cb.outgoing.items():
-            if target == me:
-                store_batch = next(self._batch_ids)
-                self._local_tasks[store_batch] = batch_id
-                self.store.tell(StoreBatch(store_batch, tuple(ops), self.actor_ref))
-            else:
-                req = next(self._batch_ids)
-                self._remote[req] = (batch_id, target, [index for index, _ in ops])
-                self.ctx.send(addresses[target], ReplicaRequest(req, tuple(op for _, op in ops)))
+        self._send_tasks(cb, cb.outgoing)
         cb.outgoing = {}
         cb.timer = self.ctx.call_later(config.request_timeout_s, self.actor_ref, RequestTimeout(batch_id))
+
+    def _send_tasks(self, cb: ClusterBatch, outgoing: dict[str, list[tuple[int, Any]]]) -> None:
+        """One store batch for this node's share, one ReplicaRequest per peer."""
+        me = self.ctx.node_id
+        addresses = self.view.addresses
+        tasks = cb.tasks
+        for target, ops in outgoing.items():
+            attempts = [(index, tasks[index].attempt) for index, _ in ops]
+            if target == me:
+                store_batch = next(self._batch_ids)
+                self._local_tasks[store_batch] = (cb.batch_id, dict(attempts))
+                self.store.tell(StoreBatch(store_batch, tuple(ops), self.actor_ref))
+            else:
+                addr = addresses.get(target)
+                if addr is None:
+                    continue
+                req = next(self._batch_ids)
+                self._remote[req] = (cb.batch_id, target, attempts)
+                self.ctx.send(addr, ReplicaRequest(req, tuple(op for _, op in ops)))
+
+    def _restamp(self, cb: ClusterBatch) -> None:
+        """Writes a replica refused as older than what it holds: stamp above it, send again."""
+        wall = self.ctx.wall()
+        outgoing: dict[str, list[tuple[int, Any]]] = {}
+        for index in cb.conflicts:
+            task = cb.tasks[index]
+            if task.conflict is None:
+                continue
+            if task.attempt >= MAX_RESTAMPS:
+                # Concurrent writers keep overtaking each other: let last-write-wins decide.
+                task.conflict = None
+                continue
+            self.clock.observe(task.conflict, wall)
+            task.restamp(self.clock.tick(wall))
+            self.coord["restamps"] += 1
+            if self.ctx.tracing:
+                self.ctx.trace("write", key=task.key, version=list(task.op.version), replicas=list(task.sent_to))
+            for target in task.sent_to:
+                outgoing.setdefault(target, []).append((index, task.op))
+        cb.conflicts = {}
+        self._send_tasks(cb, outgoing)
 
     def _on_task_results(self, entry: tuple[ClusterBatch, PendingBatch], source: str, results: Any) -> None:
         cb, pending = entry
         wall = self.ctx.wall()
         touched = False
-        for index, result in results:
-            task = cb.on_result(index, source, result)
+        for index, attempt, result in results:
+            task = cb.on_result(index, source, result, attempt)
             if task is None:
                 continue
             if not task.write and task.needed > 1:
@@ -401,6 +440,8 @@ class Node(ScheduledActor):
                 touched = True
         if touched:
             self._flush(pending.conn)
+        if cb.conflicts:
+            self._restamp(cb)
         if cb.finished():
             self._close_batch(cb)
 
@@ -542,11 +583,14 @@ class Node(ScheduledActor):
         self._flush(pending.conn)
 
     def _on_other_store_results(self, message: StoreResults) -> None:
-        batch_id = self._local_tasks.pop(message.batch, None)
-        if batch_id is not None:
+        local = self._local_tasks.pop(message.batch, None)
+        if local is not None:
+            batch_id, attempts = local
             entry = self._cluster.get(batch_id)
             if entry is not None:
-                self._on_task_results(entry, self.ctx.node_id, message.results)
+                self._on_task_results(
+                    entry, self.ctx.node_id, [(index, attempts[index], result) for index, result in message.results]
+                )
             return
         wait = self._replica_waits.pop(message.batch, None)
         if wait is not None:

@@ -101,6 +101,8 @@ def _decode_op(obj: list[Any]) -> Any:
 
 
 def _result(result: Any) -> Any:
+    if type(result) is Version:
+        return {"conflict": _v(result)}
     if type(result) is tuple:
         return [_rec(r) for r in result]
     return result
@@ -109,6 +111,8 @@ def _result(result: Any) -> Any:
 def _decode_result(obj: Any) -> Any:
     if type(obj) is list:
         return tuple(_record(r) for r in obj)
+    if type(obj) is dict:
+        return _version(obj["conflict"])
     return obj
 
 

@@ -130,7 +130,9 @@ class ReplicaRequest:
 
 @dataclass(frozen=True, slots=True)
 class ReplicaResponse:
-    """Results in op order: an int for writes, a tuple of ``Record | None`` for fetches."""
+    """Results in op order: an int for writes, a tuple of ``Record | None`` for fetches, or
+    for a write the replica refused a ``Version``: the newer version it holds (a conflict
+    the coordinator resolves by re-stamping the write above it)."""
 
     req: int
     results: tuple[Any, ...]

@@ -27,6 +27,7 @@ from actors.messages import (
 
 from actors.peer_messages import Apply, DigestQuery, DropPartitions, Fetch, ListingQuery
 from actors.placement import DEFAULT_PARTITIONS
+from actors.version import Version
 
 __all__ = ["Store"]
 
@@ -71,15 +72,29 @@ class Store(ScheduledActor):
         if t is Write:
             version = op.version
             applied = 0
+            conflict = None
+            tracing = self.ctx.tracing
             for key, value, deadline in op.items:
-                applied += keyspace.set(key, value, deadline, version)
-            if self.ctx.tracing:
-                for key, _, _ in op.items:
-                    self.ctx.trace("apply", key=key, version=list(version))
-            return applied
+                if keyspace.set(key, value, deadline, version):
+                    applied += 1
+                    if tracing:
+                        self.ctx.trace("apply", key=key, version=list(version))
+                else:
+                    conflict = _newer(conflict, keyspace.newest_version(key), version)
+            return applied if conflict is None else conflict
         if t is Remove:
             version, purge_at = op.version, op.purge_at
-            return sum(keyspace.delete(key, wall, version, purge_at) for key in op.keys)
+            deleted = 0
+            conflict = None
+            for key in op.keys:
+                newest = keyspace.newest_version(key)
+                if newest is not None and newest > version:
+                    conflict = _newer(conflict, newest, version)
+                    continue
+                deleted += keyspace.delete(key, wall, version, purge_at)
+                if self.ctx.tracing:
+                    self.ctx.trace("apply", key=key, version=list(version), delete=True)
+            return deleted if conflict is None else conflict
         if t is Fetch:
             records = tuple(keyspace.record(key, wall) for key in op.keys)
             for record in records if op.count else ():
@@ -89,7 +104,14 @@ class Store(ScheduledActor):
                     keyspace.hits += 1
             return records
         if t is Apply:
-            return sum(keyspace.apply(record, wall) for record in op.records)
+            applied = 0
+            tracing = self.ctx.tracing
+            for record in op.records:
+                if keyspace.apply(record, wall):
+                    applied += 1
+                    if tracing:
+                        self.ctx.trace("apply", key=record.key, version=list(record.version), via="repair")
+            return applied
         if t is DigestQuery:
             return tuple((p, keyspace.digest(p)) for p in op.partitions)
         if t is ListingQuery:
@@ -117,3 +139,10 @@ class Store(ScheduledActor):
             "expire_cycles": self.expire_cycles,
             "expire_budget_hits": self.expire_budget_hits,
         }
+
+
+def _newer(conflict: Version | None, newest: Version | None, version: Version) -> Version | None:
+    """The highest version seen that beats ``version`` (a write that must be re-stamped)."""
+    if newest is None or newest <= version:
+        return conflict
+    return newest if conflict is None or newest > conflict else conflict

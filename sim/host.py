@@ -18,23 +18,36 @@ from actors import Ctx, NodeConfig, NodeRefs, spawn_node
 from actors.driver import HostDriver
 from sim.clock import SkewedClock
 from sim.network import SimNetwork
-from sim.scheduler import SimScheduler
+from sim.scheduler import NodeScheduler, SimScheduler
 
 __all__ = ["SimHost", "TraceEvent"]
 
 TraceEvent = tuple[float, str, str, dict[str, Any]]
 
 
+class CountingEnvironment(simpy.Environment):
+    """A SimPy environment that counts the events it processes (the speed figure)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        super().step()
+
+
 class SimHost(HostDriver):
     def __init__(self, seed: int | str = 0) -> None:
         super().__init__()
         self.seed = seed
-        self.env = simpy.Environment()
+        self.env = CountingEnvironment()
         self.scheduler = SimScheduler(self.env)
         self.trace: list[TraceEvent] = []
         self.clocks: dict[str, SkewedClock] = {}
         self.network = SimNetwork(self.env, random.Random(f"{seed}/network"))
         self._lives: dict[str, int] = {}
+        self.schedulers: dict[str, NodeScheduler] = {}
 
     def _record(self, _local_now: float, node_id: str, event: str, fields: dict[str, Any]) -> None:
         # Traces are stamped with virtual time (one timeline), not the node's skewed clock.
@@ -46,9 +59,10 @@ class SimHost(HostDriver):
         # A restarted node draws fresh randomness: its previous life's RNG state is gone.
         life = self._lives[node_id] = self._lives.get(node_id, -1) + 1
         suffix = f"/{life}" if life else ""
+        scheduler = self.schedulers[node_id] = NodeScheduler(self.scheduler)
         return Ctx(
             node_id,
-            self.scheduler,
+            scheduler,
             now=clock.now,
             wall=clock.wall,
             rng=random.Random(f"{self.seed}/{node_id}{suffix}"),
@@ -71,10 +85,18 @@ class SimHost(HostDriver):
         self.network.inboxes[node_id] = refs.node
         return refs
 
+    def pause(self, node_id: str) -> None:
+        """Stall a node: nothing of it runs until :meth:`resume` (its clock keeps going)."""
+        self.schedulers[node_id].pause()
+
+    def resume(self, node_id: str) -> None:
+        self.schedulers[node_id].resume()
+
     def crash(self, node_id: str) -> None:
         """Kill a node: its actors stop and its memory is gone; messages to it are dropped."""
         refs = self.nodes.pop(node_id)
         self.network.inboxes.pop(node_id, None)
+        self.schedulers[node_id].discard()
         for ref in refs.actors():
             if ref.is_alive():
                 ref.stop(block=False)

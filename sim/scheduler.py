@@ -78,3 +78,52 @@ class SimScheduler:
                     env.run(until=deadline)
                 raise pykka.Timeout(f"{timeout} simulated seconds")
             env.step()
+
+
+class NodeScheduler:
+    """One node's view of the shared :class:`SimScheduler`, which can be paused.
+
+    A paused node is a stalled process (a long GC pause, a frozen VM, ``SIGSTOP``): its
+    clock keeps running, but none of its actor turns or timers run, and messages for it
+    queue up. On resume everything held runs in the order it became due.
+    """
+
+    def __init__(self, base: SimScheduler) -> None:
+        self.base = base
+        self.paused = False
+        self._held: list[Callable[[], None]] = []
+
+    def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            if self.paused:
+                self._held.append(fn)
+            else:
+                fn()
+
+        return run
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        self.base.call_soon(self._guard(fn))
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> _SimTimer:
+        return self.base.call_later(delay, self._guard(fn))
+
+    def in_turn(self) -> bool:
+        return self.base.in_turn()
+
+    def wait(self, future: ScheduledFuture, timeout: float | None) -> None:
+        self.base.wait(future, timeout)
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        held, self._held = self._held, []
+        for fn in held:
+            self.base.call_soon(self._guard(fn))
+
+    def discard(self) -> None:
+        """The node crashed: forget what it held and let its actors be stopped."""
+        self._held.clear()
+        self.paused = False

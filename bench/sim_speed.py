@@ -1,0 +1,84 @@
+"""How fast the simulator runs: ``python -m bench.sim_speed [--seeds 3] [--record]``.
+
+Runs the built-in ``partition-heal`` scenario (5 nodes, 60 simulated seconds, 10,000
+client operations) for a few seeds and reports wall time, simulated seconds per wall
+second and SimPy events per wall second. For scale, the same run measures a bare SimPy
+loop that only processes zero-work timeouts: the ceiling for any SimPy simulation on
+this machine, so the ratio says how much of it our actors, network and checkers use.
+Goal (issue 4): the partition-heal run in under 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import simpy
+
+from sim.runner import Runner
+from sim.scenario import BUILTIN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bare_simpy_events_per_s(events: int = 300_000) -> float:
+    env = simpy.Environment()
+
+    def ticker(env: simpy.Environment, n: int):  # type: ignore[no-untyped-def]
+        for _ in range(n):
+            yield env.timeout(0.001)
+
+    for _ in range(10):
+        env.process(ticker(env, events // 10))
+    t0 = time.perf_counter()
+    env.run()
+    return events / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sim_speed")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    bare = bare_simpy_events_per_s()
+    rows = []
+    for seed in range(1, args.seeds + 1):
+        runner = Runner(BUILTIN["partition-heal"], seed)
+        try:
+            result = runner.run()
+        finally:
+            runner.close()
+        ops = sum(result.ops.values())
+        rate = result.events / result.wall_s
+        rows.append(
+            f"| {seed} | {ops:,} | {result.sim_time_s:g} | {result.wall_s:.2f} | "
+            f"{result.sim_time_s / result.wall_s:.1f} | {result.events:,} | {rate:,.0f} | {rate / bare:.2f} | "
+            f"{len(result.violations)} |"
+        )
+        print(rows[-1], flush=True)
+    header = (
+        "| seed | client ops | simulated s | wall s | simulated s per wall s | SimPy events | events/s "
+        "| events/s vs bare SimPy | violations |\n|---|---|---|---|---|---|---|---|---|"
+    )
+    machine = f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    text = (
+        f"\n### {date.today().isoformat()} · `python -m bench.sim_speed --seeds {args.seeds} --record`\n\n"
+        f"{machine}; bare SimPy loop in the same run: {bare:,.0f} events/s.\n\n{header}\n" + "\n".join(rows) + "\n"
+    )
+    print(text)
+    if args.record:
+        results = ROOT / "bench" / "RESULTS.md"
+        content = results.read_text()
+        heading = "## Simulator speed: 5-node partition-heal, 60 simulated s, 10,000 ops (`bench/sim_speed.py`)"
+        if heading not in content:
+            content += f"\n{heading}\n"
+        results.write_text(content + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,251 @@
+"""Invariant checkers: each reads the history and the settled final state, and returns
+violations. Every guarantee ``docs/consistency.md`` claims has one here, and every one
+of them is shown able to fail in ``tests/test_sim_checkers.py``.
+
+``final`` maps each key to ``{owner: Record | None}``: what every owner holds after the
+heal-and-settle phase, read locally from each owner (never through a quorum read).
+Values are unique per write, so a value names the write that produced it. Keys starting
+with ``t`` are the workload's TTL range; TTL checks own them and the others skip them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from actors.consistency import required_acks
+from actors.record import Record
+from sim.history import FAIL, OK, History, Op
+
+__all__ = ["CHECKERS", "CheckContext", "Violation", "run_checkers"]
+
+
+@dataclass(frozen=True)
+class Violation:
+    checker: str
+    key: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"checker": self.checker, "key": self.key, "message": self.message}
+
+
+@dataclass
+class CheckContext:
+    history: History
+    final: dict[str, dict[str, Record | None]]
+    replicas: int
+    write_default: str
+    read_default: str
+    #: Largest difference between two nodes' clocks during the run, in seconds.
+    skew_bound: float
+    #: Whether replicas of every key agreed by the end of the settle phase.
+    converged: bool = True
+    convergence_s: float | None = None
+
+
+def _end(op: Op) -> float:
+    """When an op's effect is certainly over: its completion, or never for indefinite ones."""
+    return op.completed if op.outcome == OK and op.completed is not None else math.inf
+
+
+def _writes_by_value(history: History) -> dict[Any, Op]:
+    return {op.value: op for op in history.ops if op.kind == "set"}
+
+
+def _final_record(owners: dict[str, Record | None]) -> Record | None:
+    best = None
+    for record in owners.values():
+        if record is not None and (best is None or record.version > best.version):
+            best = record
+    return best
+
+
+def _plain_keys(ctx: CheckContext) -> dict[str, list[Op]]:
+    return {k: ops for k, ops in ctx.history.by_key().items() if not k.startswith("t")}
+
+
+def check_lost_writes(ctx: CheckContext) -> list[Violation]:
+    """No acknowledged set is lost: the final value is that write or one not before it."""
+    out = []
+    writes = _writes_by_value(ctx.history)
+    for key, ops in _plain_keys(ctx).items():
+        acked_sets = [op for op in ops if op.kind == "set" and op.outcome == OK]
+        if not acked_sets:
+            continue
+        final = _final_record(ctx.final.get(key, {}))
+        if final is not None and final.purge_at is None:
+            source = writes.get(final.value)
+            if source is None:
+                out.append(Violation("lost-writes", key, f"final value {final.value!r} was never written"))
+                continue
+            later = [w for w in acked_sets if w.invoked > _end(source)]
+            if later:
+                w = later[-1]
+                out.append(
+                    Violation(
+                        "lost-writes",
+                        key,
+                        f"acked set {w.value!r} (op {w.id}, t={w.invoked:.3f}) lost: final value "
+                        f"{final.value!r} is from op {source.id}, done at t={_end(source):.3f}",
+                    )
+                )
+        else:
+            deletes = [op for op in ops if op.kind == "delete" and op.outcome != FAIL]
+            for w in acked_sets:
+                if not any(_end(d) >= w.invoked for d in deletes):
+                    out.append(
+                        Violation(
+                            "lost-writes",
+                            key,
+                            f"acked set {w.value!r} (op {w.id}) lost: the key is gone and no delete "
+                            "could have come after it",
+                        )
+                    )
+                    break
+    return out
+
+
+def check_resurrection(ctx: CheckContext) -> list[Violation]:
+    """No deleted key comes back: an acked delete beats every write finished before it."""
+    out = []
+    writes = _writes_by_value(ctx.history)
+    for key, ops in _plain_keys(ctx).items():
+        final = _final_record(ctx.final.get(key, {}))
+        if final is None or final.purge_at is not None:
+            continue
+        source = writes.get(final.value)
+        if source is None:
+            continue
+        for d in ops:
+            if d.kind == "delete" and d.outcome == OK and d.invoked > _end(source):
+                out.append(
+                    Violation(
+                        "resurrection",
+                        key,
+                        f"value {final.value!r} (op {source.id}) survives acked delete op {d.id} "
+                        f"invoked after it (t={d.invoked:.3f})",
+                    )
+                )
+                break
+    return out
+
+
+def check_convergence(ctx: CheckContext) -> list[Violation]:
+    """After heal and settle, every owner of every key holds the same version."""
+    out = []
+    for key, owners in sorted(ctx.final.items()):
+        versions = {None if r is None else r.version for r in owners.values()}
+        if len(versions) > 1:
+            detail = ", ".join(f"{o}={'-' if r is None else r.version}" for o, r in sorted(owners.items()))
+            out.append(Violation("convergence", key, f"replicas disagree after settle: {detail}"))
+    return out
+
+
+def check_ttl(ctx: CheckContext) -> list[Violation]:
+    """Nothing is served after its TTL deadline, beyond the clock-skew bound."""
+    out = []
+    writes = _writes_by_value(ctx.history)
+    slack = ctx.skew_bound + 0.002  # the deadline is stamped between invoke and ack
+    for op in ctx.history.ops:
+        if op.kind != "get" or op.outcome != OK or not op.found:
+            continue
+        source = writes.get(op.value)
+        if source is None or source.ttl is None or source.outcome != OK or source.completed is None:
+            continue  # an unacknowledged set may have been applied (and stamped) any time later
+        deadline = source.completed + source.ttl
+        if op.invoked > deadline + slack:
+            out.append(
+                Violation(
+                    "ttl",
+                    op.key,
+                    f"read op {op.id} at t={op.invoked:.3f} returned {op.value!r} whose TTL ended by "
+                    f"t={deadline:.3f} (+{slack:.3f} s skew bound)",
+                )
+            )
+    return out
+
+
+def _level(level: str, default: str) -> str:
+    return default if level == "default" else level
+
+
+def check_quorum_reads(ctx: CheckContext) -> list[Violation]:
+    """With R + W > N, a read invoked after a write's ack sees it or something newer."""
+    out = []
+    n = ctx.replicas
+    writes = _writes_by_value(ctx.history)
+    for key, ops in _plain_keys(ctx).items():
+        acked = [op for op in ops if op.is_write and op.outcome == OK]
+        if not acked:
+            continue
+        deletes = [op for op in ops if op.kind == "delete" and op.outcome != FAIL]
+        for r in ops:
+            if r.kind != "get" or r.outcome != OK:
+                continue
+            r_acks = required_acks(_level(r.consistency, ctx.read_default), n)
+            before = [
+                w
+                for w in acked
+                if w.completed is not None
+                and w.completed < r.invoked
+                and r_acks + required_acks(_level(w.consistency, ctx.write_default), n) > n
+            ]
+            if not before:
+                continue
+            if r.found:
+                source = writes.get(r.value)
+                if source is None:
+                    out.append(Violation("quorum-reads", key, f"read op {r.id} returned unknown {r.value!r}"))
+                    continue
+                stale = [w for w in before if w.invoked > _end(source)]
+                if stale:
+                    w = stale[-1]
+                    out.append(
+                        Violation(
+                            "quorum-reads",
+                            key,
+                            f"read op {r.id} (t={r.invoked:.3f}) returned {r.value!r} (op {source.id}) "
+                            f"although op {w.id} ({w.kind} {w.value!r}) was acked at t={w.completed:.3f}",
+                        )
+                    )
+            else:
+                sets = [w for w in before if w.kind == "set"]
+                for w in sets:
+                    if not any(_end(d) >= w.invoked for d in deletes):
+                        out.append(
+                            Violation(
+                                "quorum-reads",
+                                key,
+                                f"read op {r.id} (t={r.invoked:.3f}) missed {w.value!r} (op {w.id}) acked at "
+                                f"t={w.completed:.3f}, with no delete after it",
+                            )
+                        )
+                        break
+    return out
+
+
+def check_convergence_bound(ctx: CheckContext) -> list[Violation]:
+    if not ctx.converged:
+        return [Violation("convergence", "*", "replicas had not converged when the settle phase ended")]
+    return []
+
+
+CHECKERS: dict[str, Callable[[CheckContext], list[Violation]]] = {
+    "lost-writes": check_lost_writes,
+    "resurrection": check_resurrection,
+    "convergence": check_convergence,
+    "ttl": check_ttl,
+    "quorum-reads": check_quorum_reads,
+}
+
+
+def run_checkers(ctx: CheckContext, names: list[str] | None = None) -> list[Violation]:
+    out: list[Violation] = []
+    for name, checker in CHECKERS.items():
+        if names is None or name in names:
+            out.extend(checker(ctx))
+    if names is None or "convergence" in names:
+        out.extend(check_convergence_bound(ctx))
+    return out

@@ -1,0 +1,110 @@
+"""``python -m sim.run SCENARIO [--seed N] [--trace FILE.jsonl] [--json]``: play one scenario.
+
+Prints a readable summary; with ``--json`` the last line is one JSON object (scenario,
+seed, sim_time_s, events, trace_sha256, ops, violations, replication_latency_ms,
+convergence_s, ...). Exit codes: 0 no violation, 1 violations (the replay command is
+printed), 2 bad usage (unknown scenario, unreadable file), 3 ``--check-determinism``
+found two runs that differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from sim.runner import Runner, RunResult, trace_lines
+from sim.scenario import BUILTIN, ScenarioError, load_scenario
+
+__all__ = ["main", "replay_command"]
+
+EXIT_VIOLATION = 1
+EXIT_USAGE = 2
+EXIT_NONDETERMINISTIC = 3
+
+
+def replay_command(scenario: str, seed: int) -> str:
+    return f"python -m sim.run {shlex.quote(scenario)} --seed {seed}"
+
+
+def run_once(name: str, seed: int, trace: Path | None = None) -> RunResult:
+    scenario = load_scenario(name)
+    runner = Runner(scenario, seed)
+    try:
+        result = runner.run()
+        if trace is not None:
+            trace.write_text("\n".join(trace_lines(runner.host.trace)) + "\n", encoding="utf-8")
+        return result
+    finally:
+        runner.close()
+
+
+def _summary(result: RunResult) -> str:
+    lat = result.replication_latency_ms
+    lines = [
+        f"scenario {result.scenario}  seed {result.seed}",
+        f"  simulated {result.sim_time_s:g} s in {result.wall_s:g} s wall "
+        f"({result.events} events, {result.events / max(result.wall_s, 1e-9):,.0f} events/s, "
+        f"{result.messages} peer messages)",
+        f"  ops: {result.ops['ok']} ok, {result.ops['failed']} failed (definite), "
+        f"{result.ops['timeout']} timed out (indefinite)",
+        f"  replication latency ms: p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} max {lat['max']}",
+        f"  converged {result.convergence_s} s after heal" if result.convergence_s is not None else "  NOT converged",
+    ]
+    lines += [f"  fault {f}" for f in result.faults]
+    lines.append(f"  trace sha256 {result.trace_sha256}")
+    if result.violations:
+        lines.append(f"  {len(result.violations)} VIOLATIONS:")
+        lines += [f"    [{v.checker}] {v.key}: {v.message}" for v in result.violations[:20]]
+        if len(result.violations) > 20:
+            lines.append(f"    ... and {len(result.violations) - 20} more")
+    else:
+        lines.append("  no violations")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sim.run", description="Run one simulated failure scenario.")
+    parser.add_argument("scenario", nargs="?", help="a built-in scenario name or a .toml scenario file")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--trace", type=Path, metavar="FILE.jsonl", help="write the event trace as JSON lines")
+    parser.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    parser.add_argument("--list", action="store_true", help="list built-in scenarios and exit")
+    parser.add_argument("--check-determinism", action="store_true", help="run twice; exit 3 if the traces differ")
+    args = parser.parse_args(argv)
+    if args.list:
+        width = max(len(name) for name in BUILTIN)
+        for name, scenario in BUILTIN.items():
+            print(f"{name:<{width}}  {scenario.description}")
+        return 0
+    if not args.scenario:
+        parser.print_usage(sys.stderr)
+        print("python -m sim.run: error: a scenario is required (see --list)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = run_once(args.scenario, args.seed, args.trace)
+        if args.check_determinism:
+            again = run_once(args.scenario, args.seed)
+            if again.trace_sha256 != result.trace_sha256:
+                print(
+                    f"NONDETERMINISTIC: two runs of {args.scenario} seed {args.seed} differ: "
+                    f"{result.trace_sha256} vs {again.trace_sha256}",
+                    file=sys.stderr,
+                )
+                return EXIT_NONDETERMINISTIC
+            print(f"deterministic: two runs gave trace sha256 {result.trace_sha256}")
+    except ScenarioError as exc:
+        print(f"python -m sim.run: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(_summary(result))
+    if result.violations:
+        print(f"replay: {replay_command(args.scenario, args.seed)}")
+    if args.json:
+        print(json.dumps(result.to_json(), separators=(",", ":")))
+    return EXIT_VIOLATION if result.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""Scenarios: a cluster, a network, a workload and a fault schedule, by name or from TOML.
+
+A scenario is data; :mod:`sim.runner` plays it. Fault times are seconds after the
+workload starts. Built-in scenarios are listed by ``python -m sim.run --list``;
+``docs/simulation.md`` documents the TOML form with an example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actors.consistency import CONSISTENCY_LEVELS
+from sim.network import LatencyModel, Link, constant, lognormal, uniform
+from sim.workload import WorkloadSpec
+
+__all__ = ["BUILTIN", "Fault", "Scenario", "ScenarioError", "load_scenario"]
+
+#: Fault actions and the arguments each takes.
+FAULT_ACTIONS: dict[str, tuple[str, ...]] = {
+    "partition": ("kind", "node", "nodes"),  # kind: halves | isolate (node) | majority | bridge | one-way (nodes)
+    "heal": (),
+    "crash": ("node",),
+    "restart": ("node",),
+    "pause": ("node", "duration"),
+    "slow": ("node", "factor", "duration"),
+    "join": ("node",),
+    "leave": ("node",),
+    "skew": ("node", "offset", "drift"),
+}
+PARTITION_KINDS = ("halves", "isolate", "majority", "bridge", "one-way")
+
+
+class ScenarioError(ValueError):
+    """A scenario name or file that cannot be run; the message says why."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    at: float
+    action: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        args = " ".join(f"{k}={v}" for k, v in sorted(self.args.items()))
+        return f"t={self.at:g}s {self.action} {args}".rstrip()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    nodes: int = 5
+    replicas: int = 3
+    write_consistency: str = "quorum"
+    read_consistency: str = "one"
+    link: Link = field(default_factory=lambda: Link(uniform(0.0002, 0.0015)))
+    #: Per-link overrides: ``{("n1", "n2"): Link(...)}`` (one direction each).
+    links: dict[tuple[str, str], Link] = field(default_factory=dict)
+    #: Per-node clock ``(offset seconds, drift ratio)``.
+    clocks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    workload: WorkloadSpec = field(default_factory=WorkloadSpec)
+    faults: tuple[Fault, ...] = ()
+    duration: float = 30.0
+    #: Longest the heal-and-settle phase may take before convergence counts as violated.
+    settle: float = 30.0
+    #: Extra ``NodeConfig`` fields for every node (e.g. anti_entropy_interval_s).
+    node: dict[str, Any] = field(default_factory=dict)
+    #: Nodes present at the start (the rest join through faults); default: all.
+    initial_nodes: int | None = None
+
+    @property
+    def node_ids(self) -> list[str]:
+        return [f"n{i}" for i in range(1, self.nodes + 1)]
+
+    @property
+    def skew_bound(self) -> float:
+        """Largest clock difference between two nodes over the run (offsets and drift)."""
+        horizon = self.duration + self.settle + 10.0
+        values = [0.0] + [off + drift * horizon for off, drift in self.clocks.values()]
+        values += [off for off, _ in self.clocks.values()]
+        values += [f.args.get("offset", 0.0) for f in self.faults if f.action == "skew"]
+        return max(values) - min(values)
+
+    def validate(self) -> None:
+        if self.nodes < 1 or self.replicas < 1:
+            raise ScenarioError("nodes and replicas must be at least 1")
+        for level in (self.write_consistency, self.read_consistency):
+            if level not in CONSISTENCY_LEVELS:
+                raise ScenarioError(f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, not {level!r}")
+        if self.duration <= 0 or self.settle <= 0:
+            raise ScenarioError("duration and settle must be positive")
+        try:
+            self.workload.validate()
+        except ValueError as exc:
+            raise ScenarioError(str(exc)) from None
+        ids = set(self.node_ids)
+        for fault in self.faults:
+            if fault.action not in FAULT_ACTIONS:
+                raise ScenarioError(f"unknown fault {fault.action!r}; known: {', '.join(FAULT_ACTIONS)}")
+            unknown = set(fault.args) - set(FAULT_ACTIONS[fault.action])
+            if unknown:
+                raise ScenarioError(f"fault {fault.action!r} takes {FAULT_ACTIONS[fault.action]}, not {sorted(unknown)}")
+            node = fault.args.get("node")
+            if node is not None and node not in ("random", "crashed") and node not in ids:
+                raise ScenarioError(f"fault {fault.describe()!r} names unknown node {node!r}")
+            if fault.action == "partition" and fault.args.get("kind", "halves") not in PARTITION_KINDS:
+                raise ScenarioError(f"partition kind must be one of {', '.join(PARTITION_KINDS)}")
+            if fault.at < 0:
+                raise ScenarioError("fault times must be >= 0")
+        unknown_nodes = {n for pair in self.links for n in pair} | set(self.clocks)
+        if unknown_nodes - ids:
+            raise ScenarioError(f"unknown nodes in links/clocks: {sorted(unknown_nodes - ids)}")
+        from actors.system import NodeConfig
+
+        names = {f.name for f in dataclasses.fields(NodeConfig)}
+        if set(self.node) - names:
+            raise ScenarioError(f"unknown node settings {sorted(set(self.node) - names)}")
+
+
+# --- built-in scenarios ---------------------------------------------------------------------
+
+_LAN = Link(lognormal(0.0005, 0.3, tail_p=0.01, tail_factor=8.0))
+
+
+def _builtin() -> dict[str, Scenario]:
+    scenarios = [
+        Scenario(
+            "partition-heal",
+            "5 nodes, random halves cut apart for 30 s under load, then healed",
+            link=_LAN,
+            workload=WorkloadSpec(clients=10, ops=10_000, rate=180.0, keys=200),
+            faults=(Fault(10.0, "partition", {"kind": "halves"}), Fault(40.0, "heal")),
+            duration=60.0,
+        ),
+        Scenario(
+            "crash-restart",
+            "5 nodes; one crashes (memory lost) and restarts, then another",
+            link=_LAN,
+            workload=WorkloadSpec(clients=8, ops=4000, rate=120.0, keys=150),
+            faults=(
+                Fault(5.0, "crash", {"node": "random"}),
+                Fault(12.0, "restart", {"node": "crashed"}),
+                Fault(18.0, "crash", {"node": "random"}),
+                Fault(24.0, "restart", {"node": "crashed"}),
+            ),
+            duration=35.0,
+        ),
+        Scenario(
+            "lossy-network",
+            "5 nodes on a WAN-like network: lognormal latency with a tail, 5% loss, 1% duplicates",
+            link=Link(lognormal(0.02, 0.4, tail_p=0.02, tail_factor=5.0), loss=0.05, duplicate=0.01),
+            workload=WorkloadSpec(clients=8, ops=3000, rate=100.0, keys=150, client_timeout=5.0),
+            duration=30.0,
+            node={"request_timeout_s": 2.0},
+        ),
+        Scenario(
+            "clock-skew-ttl",
+            "5 nodes whose clocks are up to 80 ms apart and drifting; half the writes carry TTLs",
+            link=_LAN,
+            clocks={"n1": (0.05, 0.0), "n2": (-0.03, 1e-4), "n3": (0.0, -1e-4), "n4": (0.02, 0.0), "n5": (-0.01, 5e-5)},
+            workload=WorkloadSpec(clients=8, ops=3000, rate=120.0, keys=100, ttl_fraction=0.5, ttl_min=0.5, ttl_max=3.0),
+            duration=25.0,
+        ),
+        Scenario(
+            "rolling-restart",
+            "5 nodes restarted one after another (graceful leave, then rejoin) under load",
+            link=_LAN,
+            workload=WorkloadSpec(clients=8, ops=5000, rate=120.0, keys=150),
+            faults=tuple(
+                f
+                for i, node in enumerate(["n1", "n2", "n3", "n4", "n5"])
+                for f in (Fault(3.0 + 7.0 * i, "leave", {"node": node}), Fault(6.0 + 7.0 * i, "join", {"node": node}))
+            ),
+            duration=42.0,
+        ),
+        Scenario(
+            "join-under-load",
+            "4 nodes grow to 6 under load, then one leaves",
+            nodes=6,
+            initial_nodes=4,
+            link=_LAN,
+            workload=WorkloadSpec(clients=8, ops=4000, rate=120.0, keys=200),
+            faults=(Fault(5.0, "join", {"node": "n5"}), Fault(12.0, "join", {"node": "n6"}), Fault(22.0, "leave", {"node": "n2"})),
+            duration=35.0,
+        ),
+        Scenario(
+            "random-nemesis",
+            "5 nodes under a random schedule of partitions, crashes, pauses and slow nodes",
+            link=_LAN,
+            workload=WorkloadSpec(clients=8, ops=4000, rate=100.0, keys=150, ttl_fraction=0.1),
+            faults=(Fault(0.0, "random", {}),),
+            duration=40.0,
+        ),
+    ]
+    return {s.name: s for s in scenarios}
+
+
+FAULT_ACTIONS["random"] = ()  # a generated schedule (random-nemesis)
+BUILTIN = _builtin()
+
+
+# --- TOML ---------------------------------------------------------------------------------
+
+
+def _latency(obj: Any, where: str) -> LatencyModel:
+    if not isinstance(obj, dict):
+        raise ScenarioError(f"{where}.latency must be a table")
+    kind = obj.get("kind", "constant")
+    ms = 0.001
+    try:
+        if kind == "constant":
+            return constant(float(obj["ms"]) * ms)
+        if kind == "uniform":
+            return uniform(float(obj["min_ms"]) * ms, float(obj["max_ms"]) * ms)
+        if kind == "lognormal":
+            return lognormal(
+                float(obj["median_ms"]) * ms,
+                float(obj.get("sigma", 0.5)),
+                float(obj.get("tail_p", 0.0)),
+                float(obj.get("tail_factor", 10.0)),
+            )
+    except KeyError as exc:
+        raise ScenarioError(f"{where}.latency of kind {kind!r} needs {exc.args[0]!r}") from None
+    raise ScenarioError(f"{where}.latency kind must be constant, uniform or lognormal, not {kind!r}")
+
+
+def _link(obj: Any, where: str) -> Link:
+    if not isinstance(obj, dict):
+        raise ScenarioError(f"{where} must be a table")
+    latency = _latency(obj["latency"], where) if "latency" in obj else Link().latency
+    return Link(latency, float(obj.get("loss", 0.0)), float(obj.get("duplicate", 0.0)), bool(obj.get("reorder", False)))
+
+
+def scenario_from_dict(data: dict[str, Any], default_name: str = "file") -> Scenario:
+    known = {
+        "name", "description", "nodes", "initial_nodes", "replicas", "write_consistency", "read_consistency",
+        "duration", "settle", "link", "links", "clocks", "workload", "faults", "node",
+    }
+    unknown = set(data) - known
+    if unknown:
+        raise ScenarioError(f"unknown scenario keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
+    try:
+        workload_fields = {f.name for f in dataclasses.fields(WorkloadSpec)}
+        workload = data.get("workload", {})
+        if set(workload) - workload_fields:
+            raise ScenarioError(f"unknown workload keys {sorted(set(workload) - workload_fields)}")
+        links = {}
+        for entry in data.get("links", []):
+            links[(entry["from"], entry["to"])] = _link(entry, "links")
+        clocks = {node: (float(c.get("offset", 0.0)), float(c.get("drift", 0.0))) for node, c in data.get("clocks", {}).items()}
+        faults = []
+        for f in data.get("faults", []):
+            f = dict(f)
+            at = float(f.pop("at"))
+            action = f.pop("action")
+            faults.append(Fault(at, action, f))
+        scenario = Scenario(
+            name=str(data.get("name", default_name)),
+            description=str(data.get("description", "")),
+            nodes=int(data.get("nodes", 5)),
+            initial_nodes=data.get("initial_nodes"),
+            replicas=int(data.get("replicas", 3)),
+            write_consistency=str(data.get("write_consistency", "quorum")),
+            read_consistency=str(data.get("read_consistency", "one")),
+            duration=float(data.get("duration", 30.0)),
+            settle=float(data.get("settle", 30.0)),
+            link=_link(data["link"], "link") if "link" in data else Scenario.__dataclass_fields__["link"].default_factory(),  # type: ignore[misc]
+            links=links,
+            clocks=clocks,
+            workload=WorkloadSpec(**workload),
+            faults=tuple(sorted(faults, key=lambda f: f.at)),
+            node=dict(data.get("node", {})),
+        )
+    except ScenarioError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ScenarioError(f"bad scenario: {exc!r}") from None
+    scenario.validate()
+    return scenario
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name, or a TOML scenario file."""
+    if name_or_path in BUILTIN:
+        return BUILTIN[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix != ".toml" or not path.exists():
+        raise ScenarioError(
+            f"unknown scenario {name_or_path!r}: not a built-in ({', '.join(BUILTIN)}) nor a .toml file"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ScenarioError(f"cannot read {path}: {exc}") from None
+    return scenario_from_dict(data, default_name=path.stem)

@@ -1,0 +1,144 @@
+"""Simulated clients: get/set/delete through the very request messages real clients send.
+
+Each client is a SimPy process that paces itself (exponential think times for the
+configured total rate), picks a live node and an operation, sends one request in a
+fresh "connection" (a real client reconnects after a timeout rather than queueing behind
+the lost request), and records invocation and completion in the :class:`History`.
+Keys written with a TTL live in their own key range, so checkers can tell them apart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from actors.errors import ErrorCode
+from actors.messages import Ack, Delete, ErrorReply, Get, Set, Value
+from sim.history import FAIL, INFO, OK, History
+
+__all__ = ["Workload", "WorkloadSpec"]
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    clients: int = 8
+    #: Total operations, across clients (the run stops issuing after this many).
+    ops: int = 2000
+    #: Target total rate in operations per simulated second.
+    rate: float = 200.0
+    keys: int = 100
+    distribution: str = "uniform"  # or "zipf"
+    zipf_s: float = 1.1
+    read_fraction: float = 0.5
+    #: Share of writes that are deletes.
+    delete_fraction: float = 0.1
+    #: Share of writes that carry a TTL (on the TTL key range).
+    ttl_fraction: float = 0.0
+    ttl_min: float = 1.0
+    ttl_max: float = 5.0
+    #: Consistency levels sent with each request; None: the node's default.
+    read_consistency: str | None = None
+    write_consistency: str | None = None
+    #: A client gives up on a reply after this long (an indefinite outcome).
+    client_timeout: float = 3.0
+
+    def validate(self) -> None:
+        if self.clients < 1 or self.ops < 0 or self.rate <= 0 or self.keys < 1:
+            raise ValueError("workload needs clients >= 1, ops >= 0, rate > 0, keys >= 1")
+        if self.distribution not in ("uniform", "zipf"):
+            raise ValueError("workload distribution must be 'uniform' or 'zipf'")
+        for name in ("read_fraction", "delete_fraction", "ttl_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"workload {name} must be within [0, 1]")
+        if not 0 < self.ttl_min <= self.ttl_max:
+            raise ValueError("workload needs 0 < ttl_min <= ttl_max")
+
+
+class Workload:
+    def __init__(self, host: Any, spec: WorkloadSpec, rng: random.Random, history: History) -> None:
+        spec.validate()
+        self.host = host
+        self.spec = spec
+        self.rng = rng
+        self.history = history
+        self.issued = 0
+        self.stopped = False
+        self._conns = itertools.count(1_000_000)
+        self._values = itertools.count(1)
+        keys = [f"k{i}" for i in range(spec.keys)]
+        if spec.distribution == "zipf":
+            weights = [1.0 / (i + 1) ** spec.zipf_s for i in range(spec.keys)]
+        else:
+            weights = [1.0] * spec.keys
+        total = 0.0
+        self._cum = []
+        for w in weights:
+            total += w
+            self._cum.append(total)
+        self._keys = keys
+
+    def start(self) -> None:
+        for client in range(self.spec.clients):
+            self.host.env.process(self._client(client))
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def _pick_key(self, ttl: bool) -> str:
+        key = self.rng.choices(self._keys, cum_weights=self._cum)[0]
+        return "t" + key[1:] if ttl else key
+
+    def _client(self, client: int) -> Iterator[Any]:
+        spec = self.spec
+        env = self.host.env
+        rng = self.rng
+        per_client_rate = spec.rate / spec.clients
+        while not self.stopped and self.issued < spec.ops:
+            yield env.timeout(rng.expovariate(per_client_rate))
+            nodes = sorted(self.host.nodes)
+            if self.stopped or self.issued >= spec.ops or not nodes:
+                continue
+            self.issued += 1
+            node = rng.choice(nodes)
+            roll = rng.random()
+            if roll < spec.read_fraction:
+                ttl_range = rng.random() < spec.ttl_fraction
+                key = self._pick_key(ttl_range)
+                request: Any = Get(key, consistency=spec.read_consistency)
+                op = self.history.invoke(client, node, "get", key, spec.read_consistency or "default", env.now)
+            elif rng.random() < spec.delete_fraction:
+                key = self._pick_key(rng.random() < spec.ttl_fraction)
+                request = Delete(key, consistency=spec.write_consistency)
+                op = self.history.invoke(client, node, "delete", key, spec.write_consistency or "default", env.now)
+            else:
+                with_ttl = rng.random() < spec.ttl_fraction
+                key = self._pick_key(with_ttl)
+                ttl = round(rng.uniform(spec.ttl_min, spec.ttl_max), 3) if with_ttl else None
+                value = f"v{next(self._values)}"
+                request = Set(key, value, ttl, consistency=spec.write_consistency)
+                op = self.history.invoke(
+                    client, node, "set", key, spec.write_consistency or "default", env.now, value=value, ttl=ttl
+                )
+            conn = next(self._conns)
+            future = self.host.submit([request], node_id=node, conn=conn)
+            done = env.event()
+            future.add_done_callback(lambda _f, done=done: done.succeed() if not done.triggered else None)
+            yield done | env.timeout(spec.client_timeout)
+            if node in self.host.nodes:
+                self.host.disconnect(conn, node)
+            if not future.done():
+                History.complete(op, INFO, env.now, error="client timeout")
+                continue
+            reply = future.result()[0]
+            t = type(reply)
+            if t is Ack:
+                History.complete(op, OK, env.now)
+            elif t is Value:
+                History.complete(op, OK, env.now, value=reply.value, found=reply.found)
+            elif t is ErrorReply:
+                outcome = FAIL if reply.code == ErrorCode.UNAVAILABLE else INFO
+                History.complete(op, outcome, env.now, error=str(reply.code))
+            else:
+                History.complete(op, INFO, env.now, error=f"unexpected reply {reply!r}")
