@@ -179,11 +179,9 @@ class Replicator(ScheduledActor):
         elif t is ViewChanged:
             self._on_view(message.view)
         elif t is Tick:
-            self._timer = None
-            try:
-                self._tick()
-            finally:
+            if message.name == "replicator":  # the periodic timer; "-soon" ticks only hurry work
                 self._timer = self.ctx.call_later(self.tick_s, self.actor_ref, Tick("replicator"))
+            self._tick()
         else:
             return super().on_receive(message)
         return None
