@@ -29,6 +29,7 @@ from actors.messages import (
     Join,
     Locate,
     LocateReply,
+    RemoveNode,
     MGet,
     MSet,
     Ping,
@@ -133,6 +134,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any], Any], Request]] = {
     "join": _join,
     "locate": lambda obj, rid: Locate(_key(obj), rid),
     "inspect": lambda obj, rid: Inspect(_key(obj), rid),
+    "remove_node": lambda obj, rid: RemoveNode(_key(obj, "node_id"), rid),
 }
 
 #: The request types a client may send.
@@ -196,6 +198,8 @@ def encode_request(request: Request) -> dict[str, Any]:
         out = {"type": "locate", "key": request.key}
     elif t is Inspect:
         out = {"type": "inspect", "key": request.key}
+    elif t is RemoveNode:
+        out = {"type": "remove_node", "node_id": request.node_id}
     else:
         raise TypeError(f"not a request: {request!r}")
     if getattr(request, "consistency", None) is not None:

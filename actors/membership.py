@@ -134,6 +134,18 @@ class Membership:
         self.table[self.self_id] = me._replace(status=status)
         return self._changed()
 
+    def remove(self, node_id: str) -> bool:
+        """Mark another member ``left`` on an operator's word (it is dead for good).
+
+        A member that is in fact alive refutes this with a higher incarnation.
+        """
+        row = self.table.get(node_id)
+        if row is None or node_id == self.self_id or row.status == MemberStatus.LEFT:
+            return False
+        self.table[node_id] = row._replace(status=MemberStatus.LEFT)
+        self.states[node_id] = State.LEFT
+        return self._changed()
+
     # --- input ------------------------------------------------------------------------
 
     def on_gossip(self, src: str, members: tuple[Member, ...], now: float) -> bool:

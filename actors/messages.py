@@ -47,6 +47,7 @@ __all__ = [
     "Pong",
     "Read",
     "Remove",
+    "RemoveNode",
     "Reply",
     "ReplyTo",
     "Request",
@@ -151,7 +152,15 @@ class Inspect:
     rid: Any = None
 
 
-Request: TypeAlias = Get | Set | Delete | MGet | MSet | Ping | Stats | Join | Locate | Inspect
+@dataclass(frozen=True, slots=True)
+class RemoveNode:
+    """Declare a member that will not come back gone, so its partitions move to others."""
+
+    node_id: str
+    rid: Any = None
+
+
+Request: TypeAlias = Get | Set | Delete | MGet | MSet | Ping | Stats | Join | Locate | Inspect | RemoveNode
 
 
 # --- replies ---------------------------------------------------------------------------

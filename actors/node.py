@@ -47,6 +47,7 @@ from actors.messages import (
     LeaveDone,
     Locate,
     LocateReply,
+    RemoveNode,
     ReplicatorCounters,
     RequestTimeout,
     Tick,
@@ -265,6 +266,22 @@ class Node(ScheduledActor):
             self.ctx.trace("view", changes=changes)
         if self.joined and self.replicator is not None:
             self.replicator.tell(ViewChanged(view))
+
+    def _remove_node(self, request: RemoveNode) -> Reply:
+        node_id = request.node_id
+        if node_id == self.ctx.node_id:
+            return ErrorReply(ErrorCode.BAD_REQUEST, "a node cannot remove itself; stop it (SIGTERM) to leave", request.rid)
+        if node_id not in self.membership.table:
+            return ErrorReply(ErrorCode.BAD_REQUEST, f"no member {node_id!r}", request.rid)
+        if self.view.states.get(node_id) != State.DOWN:
+            return ErrorReply(
+                ErrorCode.BAD_REQUEST, f"{node_id} is {self.view.states.get(node_id)}, not down: only a down node can be removed", request.rid
+            )
+        self.ctx.trace("remove_node", node=node_id)
+        if self.membership.remove(node_id):
+            self._view_changed()
+            self._gossip()
+        return Ack(request.rid)
 
     def _start_leave(self, message: Leave) -> None:
         if self._leave is not None:
@@ -559,6 +576,8 @@ class Node(ScheduledActor):
             # The seed's join message: acknowledged; nodes join by gossip (see docs/protocol.md).
             self.ctx.trace("join", peer=request.node_id)
             return Ack(request.rid)
+        if t is RemoveNode:
+            return self._remove_node(request)
         if t is Locate:
             partition = partition_of(request.key, self.config.partitions)
             return LocateReply(request.key, partition, self.view.placement.owners(partition), request.rid)

@@ -290,3 +290,28 @@ def test_same_seed_same_trace_different_seed_different_trace() -> None:
 
     assert run(7) == run(7)
     assert run(7) != run(8)
+
+
+def test_remove_node_moves_a_dead_members_partitions() -> None:
+    from actors.messages import RemoveNode
+
+    c = SimCluster(4)
+    try:
+        for i in range(100):
+            assert c.one(Set(f"r{i}", i), "n1") == Ack()
+        reply = c.one(RemoveNode("n4"), "n1")
+        assert type(reply) is ErrorReply and "not down" in reply.message  # alive: refused
+        c.host.crash("n4")
+        c.run(2.0)
+        assert c.one(RemoveNode("n4"), "n1") == Ack()
+        c.run(2.0)
+        for node in ("n1", "n2", "n3"):
+            members = c.stats(node)["cluster"]["members"]
+            assert members["n4"]["status"] == "left"
+        for i in range(100):
+            owners = c.owners(f"r{i}")
+            assert "n4" not in owners and len(owners) == 3
+            for owner in owners:
+                assert c.local(owner, f"r{i}").value == i
+    finally:
+        c.host.shutdown()
