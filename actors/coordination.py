@@ -224,6 +224,10 @@ class ClusterBatch:
             return None  # an answer about a version this write no longer has
         if task.write:
             if type(result) is Version:
+                if task.done:
+                    # Acked already: by quorum intersection the newer version is a later
+                    # (or concurrent) write, which rightly wins. Re-stamping would undo it.
+                    return None
                 if task.conflict is None or result > task.conflict:
                     task.conflict = result
                 self.conflicts[index] = None

@@ -181,8 +181,41 @@ def decode_peer(obj: Any) -> PeerMessage:
     if decoder is None:
         raise BadRequestError(f"unknown peer message type {obj.get('type')!r}")
     try:
-        return decoder(obj)
+        msg = decoder(obj)
     except BadRequestError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except Exception as exc:  # any shape error in a peer's frame is that peer's fault
         raise BadRequestError(f"malformed peer message {obj.get('type')!r}: {exc!r}") from None
+    _check_keys(msg)
+    return msg
+
+
+def _keys_ok(keys: Any) -> bool:
+    return all(type(k) is str and k for k in keys)
+
+
+def _check_keys(msg: PeerMessage) -> None:
+    """Keys reach hashing and the keyspace: a peer must send non-empty strings only."""
+    t = type(msg)
+    ok = True
+    if t is Pull:
+        ok = _keys_ok(msg.keys)
+    elif t is Push:
+        ok = _keys_ok(r.key for r in msg.records)
+    elif t is SyncListing:
+        ok = all(_keys_ok(k for k, _ in items) for _, items in msg.listings)
+    elif t is ReplicaRequest:
+        for op in msg.ops:
+            ot = type(op)
+            if ot is Fetch or ot is Remove:
+                ok = ok and _keys_ok(op.keys)
+            elif ot is Write:
+                ok = ok and _keys_ok(k for k, _, _ in op.items)
+            elif ot is Apply:
+                ok = ok and _keys_ok(r.key for r in op.records)
+    elif t is ReplicaResponse:
+        for result in msg.results:
+            if type(result) is tuple:
+                ok = ok and _keys_ok(r.key for r in result if r is not None)
+    if not ok:
+        raise BadRequestError(f"peer message {t.__name__} carries a key that is not a non-empty string")

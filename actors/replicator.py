@@ -204,7 +204,14 @@ class Replicator(ScheduledActor):
         self.view = view
         status = view.status(self.me)
         self.store.tell(KeepTombstones(self.config.tombstone_ttl_s if view.placement.replicas > 1 else 0.0))
-        if status in (MemberStatus.LEAVING, MemberStatus.LEFT):
+        if status == MemberStatus.LEFT:
+            # Gone (handed off, or gave up at the leave timeout): nothing left to move.
+            self.owned = {}
+            self._pull_queue.clear()
+            self._handoff_queue.clear()
+            self._handoffs.clear()
+            return
+        if status == MemberStatus.LEAVING:
             owned: dict[int, None] = {}
             self.leaving = True
         else:

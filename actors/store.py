@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pykka import ActorDeadError
+
 from actors._scheduled import ScheduledActor
 from actors.ctx import Ctx
 from actors.expiry import run_expire_cycle
@@ -44,7 +46,10 @@ class Store(ScheduledActor):
             wall = self.ctx.wall()
             apply = self._apply
             results = tuple((slot, apply(op, wall)) for slot, op in message.ops)
-            message.reply_to.tell(StoreResults(message.batch, results))
+            try:
+                message.reply_to.tell(StoreResults(message.batch, results))
+            except ActorDeadError:
+                pass  # the asker stopped meanwhile (node shutdown): nobody wants the answer
         elif type(message) is ExpireCycle:
             result = run_expire_cycle(
                 self.keyspace,
