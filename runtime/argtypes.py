@@ -9,7 +9,20 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["byte_size", "port", "positive_seconds", "seconds"]
+from runtime.client import parse_address
+
+__all__ = [
+    "advertise_address",
+    "byte_size",
+    "count",
+    "format_address",
+    "non_negative_count",
+    "peer_address",
+    "port",
+    "positive_number",
+    "positive_seconds",
+    "seconds",
+]
 
 
 def seconds(text: str) -> float:
@@ -55,3 +68,72 @@ def byte_size(text: str) -> int:
     if value < 64:
         raise argparse.ArgumentTypeError("must be at least 64 bytes")
     return value
+
+
+def _integer(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number{what}: {text!r}") from None
+
+
+def count(text: str) -> int:
+    """A whole number >= 1."""
+    value = _integer(text, "")
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def non_negative_count(text: str) -> int:
+    """A whole number >= 0."""
+    value = _integer(text, "")
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError("must be a finite number > 0")
+    return value
+
+
+def format_address(host: str, port: int) -> str:
+    """The canonical ``host:port`` nodes use for each other: lower-case host,
+    ``localhost`` as ``127.0.0.1``, IPv6 in brackets."""
+    host = host.strip().lower()
+    if host == "localhost":
+        host = "127.0.0.1"
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def peer_address(text: str) -> str:
+    """A peer's ``host:port`` (``[v6]:port``; a bare host means port 8081), normalised
+    by :func:`format_address` so every node writes the same address the same way."""
+    try:
+        host, port_number = parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("node address", "address")) from None
+    return format_address(host, port_number)
+
+
+def advertise_address(text: str) -> tuple[str, int | None]:
+    """``HOST[:PORT]`` this node is reached at; without a port, the port it binds."""
+    stripped = text.strip()
+    bare = not stripped.startswith("[") and ":" not in stripped
+    bare_v6 = stripped.startswith("[") and stripped.endswith("]")
+    try:
+        host, port_number = parse_address(stripped)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("node address", "address")) from None
+    if host.strip().lower() in ("0.0.0.0", "::", ""):
+        raise argparse.ArgumentTypeError(f"{host} is not an address peers can connect to")
+    return host, None if bare or bare_v6 else port_number

@@ -11,6 +11,14 @@ or corrupt msgpack), after which the server answers the error and closes.
 
 JSON lines: UTF-8, one object per ``\\n``-terminated line (a trailing ``\\r`` is
 tolerated, blank lines are skipped). Non-standard ``NaN``/``Infinity`` are rejected.
+A ``hello`` (which opens a peer connection, and peers speak msgpack) is fatal on JSON lines.
+
+msgpack: the decoder can also return the raw decoded objects instead of requests
+(``feed(data, raw=True)``), stop after a number of frames (``limit``; the rest of the
+bytes wait for the next ``feed``), and be reconfigured between frames
+(:meth:`MsgpackDecoder.reconfigure`). That is how a connection looks at its first frame
+before deciding whether it is a client or a peer connection, and then gives a peer the
+peer frame limit.
 """
 
 from __future__ import annotations
@@ -25,8 +33,10 @@ import msgpack
 from actors.codec import encode_reply, error_reply, request_or_error
 from actors.errors import BadRequestError, ErrorCode, TooLargeError
 from actors.messages import Ack, ErrorReply, Reply, Request, Value
+from actors.peer_codec import HELLO
 
 __all__ = [
+    "JSON_HELLO_REFUSAL",
     "Decoder",
     "JsonLinesDecoder",
     "MsgpackDecoder",
@@ -50,6 +60,18 @@ class Decoder(Protocol):
     fatal: bool
 
     def feed(self, data: bytes) -> list[Item]: ...
+
+
+class _Fatal(Exception):
+    """Raised inside a decoder loop when a frame makes the stream unusable."""
+
+    def __init__(self, reply: ErrorReply) -> None:
+        super().__init__(reply.message)
+        self.reply = reply
+
+
+#: Why a ``hello`` on a JSON-lines connection is refused.
+JSON_HELLO_REFUSAL = "peer connections speak msgpack: 'hello' must be the first frame, as a msgpack map"
 
 
 def _reject_constant(name: str) -> Any:
@@ -98,7 +120,13 @@ class JsonLinesDecoder:
                 return self._too_large(items, len(line))
             if not line.strip(_BLANK):
                 continue
-            items.append(self._decode_line(line))
+            try:
+                items.append(self._decode_line(line))
+            except _Fatal as fatal:
+                self.fatal = True
+                self._buf = b""
+                items.append(fatal.reply)
+                return items
         if len(self._buf) > limit:
             return self._too_large(items, len(self._buf))
         return items
@@ -122,7 +150,11 @@ class JsonLinesDecoder:
             return error_reply(BadRequestError(f"invalid JSON: {exc}"))
         except RecursionError:
             return error_reply(BadRequestError("invalid JSON: nested too deeply"))
-        return request_or_error(obj)
+        item = request_or_error(obj)
+        if type(item) is ErrorReply and item.code is ErrorCode.UNAUTHORIZED and obj.get("type") == HELLO:
+            # Someone is trying to open a peer connection in the wrong framing.
+            raise _Fatal(ErrorReply(ErrorCode.UNAUTHORIZED, JSON_HELLO_REFUSAL, item.rid))
+        return item
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
@@ -130,45 +162,92 @@ def _reject_ext(code: int, data: bytes) -> Any:
 
 
 class MsgpackDecoder:
-    """A stream of msgpack maps. Corrupt input cannot be resynchronised: it is fatal."""
+    """A stream of msgpack maps. Corrupt input cannot be resynchronised: it is fatal.
 
-    __slots__ = ("_unpacker", "fatal", "max_bytes")
+    ``feed`` returns one item per complete frame: a request (or the error reply for a
+    frame that is not a valid request), or with ``raw=True`` the decoded object itself.
+    When the stream turns fatal (a frame over ``max_bytes``, corrupt msgpack) the last
+    item is the :class:`ErrorReply` saying why, in both modes (a raw frame is never an
+    ``ErrorReply``: the unpacker only builds plain Python objects), and ``fatal`` is set.
+    """
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
+    __slots__ = ("_fed", "_pending", "_unpacker", "fatal", "max_bytes", "unicode_errors")
+
+    def __init__(self, max_bytes: int, *, unicode_errors: str = "strict") -> None:
         self.fatal = False
-        self._unpacker = msgpack.Unpacker(
+        self._pending = b""
+        self._fed = 0  # bytes fed to the unpacker; minus its tell(): what it still holds
+        self.max_bytes = max_bytes
+        self.unicode_errors = unicode_errors
+        self._unpacker = self._new_unpacker()
+
+    def _new_unpacker(self) -> msgpack.Unpacker:
+        return msgpack.Unpacker(
             raw=False,
-            max_buffer_size=max_bytes,
+            max_buffer_size=self.max_bytes,
             ext_hook=_reject_ext,
             strict_map_key=True,
+            unicode_errors=self.unicode_errors,
         )
 
-    def feed(self, data: bytes) -> list[Item]:
+    def reconfigure(self, max_bytes: int, *, unicode_errors: str | None = None) -> None:
+        """Change the frame limit (and string decoding) for the frames still to come.
+
+        Only between frames: call it after a ``feed`` that stopped at its ``limit``. Bytes
+        already buffered are carried over to the new unpacker.
+        """
+        # read_bytes hands back what was fed but not unpacked; after a feed that stopped
+        # right after a complete frame, the unpacker holds no half-parsed state.
+        buffered = self._unpacker.read_bytes(self.max_bytes)
+        self.max_bytes = max_bytes
+        if unicode_errors is not None:
+            self.unicode_errors = unicode_errors
+        self._unpacker = self._new_unpacker()
+        self._fed = 0
+        self._pending = buffered + self._pending
+
+    def feed(self, data: bytes, *, raw: bool = False, limit: int | None = None) -> list[Any]:
+        """Items for every complete frame in the stream so far (at most ``limit`` of them)."""
         if self.fatal:
             return []
-        items: list[Item] = []
-        step = self.max_bytes
+        if self._pending:
+            data, self._pending = self._pending + data, b""
+        items: list[Any] = []
+        unpacker = self._unpacker
         view = memoryview(data)
-        # Feed at most one limit's worth at a time and drain in between, so a pipeline of
-        # many small requests in one read is fine and only a single oversized one fails.
-        for start in range(0, len(view), step):
+        end = len(view)
+        pos = 0
+        # Feed at most what fits under the limit next to the bytes the unpacker still
+        # holds (a frame's unconsumed tail) and drain in between, so a pipeline of many
+        # small requests in one read is fine and only a single oversized one fails. An
+        # empty feed still drains frames left in the unpacker by an earlier ``limit``.
+        while True:
+            room = self.max_bytes - (self._fed - unpacker.tell())
+            piece = view[pos : pos + max(room, 1)]
             try:
-                self._unpacker.feed(view[start : start + step])
+                unpacker.feed(piece)
             except msgpack.BufferFull:
                 return self._fail(items, TooLargeError(f"request exceeds the limit of {self.max_bytes} bytes"))
+            self._fed += len(piece)
+            pos += len(piece)
             try:
-                for obj in self._unpacker:
-                    items.append(request_or_error(obj))
+                for obj in unpacker:
+                    items.append(obj if raw else request_or_error(obj))
+                    if limit is not None and len(items) >= limit:
+                        # Stop before the unpacker starts on the next frame; keep the rest.
+                        self._pending = bytes(view[pos:])
+                        return items
             except msgpack.BufferFull:
                 return self._fail(items, TooLargeError(f"request exceeds the limit of {self.max_bytes} bytes"))
             except Exception as exc:  # corrupt stream: any error the unpacker raises
                 detail = str(exc) or type(exc).__name__
                 return self._fail(items, BadRequestError(f"invalid msgpack: {detail}"))
-        return items
+            if pos >= end:
+                return items
 
-    def _fail(self, items: list[Item], exc: BadRequestError | TooLargeError) -> list[Item]:
+    def _fail(self, items: list[Any], exc: BadRequestError | TooLargeError) -> list[Any]:
         self.fatal = True
+        self._pending = b""
         items.append(error_reply(exc))
         return items
 

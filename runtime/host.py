@@ -9,29 +9,49 @@ behaviour test runs on both hosts, as Pykka's tests run on all of its runtimes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import threading
 import time
+from typing import Any
+
+from pykka import ActorRef
 
 from actors import Ctx, NodeConfig, NodeRefs, spawn_node
-from actors.ctx import TraceSink
+from actors.ctx import SendFn, TraceSink
 from actors.driver import HostDriver
 from runtime.loop_scheduler import LoopScheduler
 
-__all__ = ["ThreadedLoopHost", "real_ctx"]
+__all__ = ["ThreadedLoopHost", "node_actors", "real_ctx"]
 
 
-def real_ctx(node_id: str, scheduler: LoopScheduler, trace: TraceSink | None = None) -> Ctx:
-    """The production ``Ctx``: monotonic and wall clocks, an RNG seeded from the OS."""
+def real_ctx(
+    node_id: str,
+    scheduler: LoopScheduler,
+    trace: TraceSink | None = None,
+    send: SendFn | None = None,
+) -> Ctx:
+    """The production ``Ctx``: monotonic and wall clocks, an RNG seeded from the OS, and
+    ``send`` as the peer transport (:meth:`runtime.peers.PeerLinks.send`; without it,
+    ``ctx.send`` raises :class:`~actors.ctx.NoPeerTransportError`)."""
     return Ctx(
         node_id,
         scheduler,
         now=time.monotonic,
         wall=time.time,
         rng=random.Random(os.urandom(16)),
+        send=send,
         trace=trace,
     )
+
+
+def node_actors(refs: NodeRefs) -> tuple[ActorRef[Any], ...]:
+    """Every actor of a node, whatever actors ``NodeRefs`` holds."""
+    actors = getattr(refs, "actors", None)
+    if callable(actors):
+        return tuple(actors())
+    return tuple(getattr(refs, f.name) for f in dataclasses.fields(refs) if isinstance(getattr(refs, f.name), ActorRef))
 
 
 class ThreadedLoopHost(HostDriver):
@@ -70,9 +90,10 @@ class ThreadedLoopHost(HostDriver):
 
     def shutdown(self) -> None:
         for refs in self.nodes.values():
-            for ref in (refs.janitor, refs.node, refs.store):
-                if ref.is_alive():
-                    ref.stop(timeout=5)
+            refs.stop()  # non-blocking, in the order NodeRefs chooses
+        for refs in self.nodes.values():
+            for ref in node_actors(refs):
+                ref.actor_stopped.wait(timeout=5)
         self._forget_nodes()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)

@@ -1,8 +1,19 @@
 """``python -m runtime.node NODE_ID PORT [PEER_ADDR ...]``: run one cache node.
 
 As the seed's ``go run main.go node1 8081``. Prints one start-up line with the node id
-and the bound address; SIGINT or SIGTERM stops it within 2 s, answering the requests it
-has already read, with exit code 0. PORT 0 picks a free port (the line says which).
+and the bound address (``actorcache node node1 listening on 127.0.0.1:8081``, plus
+`` peers=...`` when it joins through seeds). PORT 0 picks a free port (the line says
+which). PEER_ADDR arguments are the seeds it joins the cluster through.
+
+Start-up order: bind the port (not yet accepting), so the advertised address is known
+even for port 0; build the peer links and the actors' ``Ctx`` with ``send`` wired to
+them; spawn the node's actors; then accept connections.
+
+SIGINT or SIGTERM: the node leaves the cluster gracefully (hands its partitions off,
+announces ``left``; at most ``--leave-timeout`` seconds, a second signal cuts it short),
+keeps serving meanwhile, then stops accepting, answers the requests it has already read
+and exits with code 0. A lone node has nothing to hand off and stops within 2 s.
+Exit codes: 1 when the port cannot be bound, 2 for bad arguments, 70 when an actor died.
 """
 
 from __future__ import annotations
@@ -13,30 +24,57 @@ import logging
 import resource
 import signal
 import sys
+from typing import Any
 
-from actors import NodeConfig, spawn_node
-from runtime.argtypes import byte_size, port, positive_seconds
-from runtime.host import real_ctx
+from actors import NodeConfig, NodeRefs, spawn_node
+from actors.consistency import CONSISTENCY_LEVELS
+from actors.messages import Leave, LeaveDone
+from runtime.argtypes import (
+    advertise_address,
+    byte_size,
+    count,
+    format_address,
+    non_negative_count,
+    peer_address,
+    port,
+    positive_number,
+    positive_seconds,
+    seconds,
+)
+from runtime.host import node_actors, real_ctx
 from runtime.loop_scheduler import LoopScheduler
+from runtime.peers import PeerLinks
 from runtime.server import CacheServer
 
-__all__ = ["main", "parse_args"]
+__all__ = ["main", "node_config", "parse_args"]
 
 logger = logging.getLogger("actorcache")
 
 #: Exit code when an actor died of an unhandled error (EX_SOFTWARE).
 EXIT_ACTOR_DIED = 70
 
+#: Largest ``--partitions`` accepted (a partition table is gossiped and kept per node).
+MAX_PARTITIONS = 1 << 16
+
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m runtime.node",
-        description="Run one actorcache node (JSON lines or msgpack over TCP).",
+        description="Run one actorcache node (JSON lines or msgpack over TCP; peers share the port).",
     )
     parser.add_argument("node_id", help="this node's id, e.g. node1")
     parser.add_argument("port", type=port, help="TCP port to listen on (0: any free port)")
-    parser.add_argument("peers", nargs="*", metavar="PEER_ADDR", help="host:port of peers to join through")
+    parser.add_argument(
+        "peers", nargs="*", type=peer_address, metavar="PEER_ADDR",
+        help="host:port of nodes to join the cluster through (seeds)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 to serve other machines)")
+    parser.add_argument(
+        "--advertise", type=advertise_address, metavar="HOST[:PORT]",
+        help="address peers reach this node at (default: the bound host and port; needed with --host 0.0.0.0)",
+    )
     parser.add_argument(
         "--cleanup-interval", type=positive_seconds, default=1.0, metavar="SECONDS",
         help="seconds between active-expiry cycles (default 1)",
@@ -52,7 +90,97 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info",
     )
-    return parser.parse_args(argv)
+    cluster = parser.add_argument_group("cluster")
+    cluster.add_argument("--replicas", type=count, default=3, metavar="N", help="copies of every key (default 3)")
+    cluster.add_argument(
+        "--partitions", type=count, default=256, metavar="N",
+        help="partitions of the key space; the same on every node (default 256)",
+    )
+    cluster.add_argument(
+        "--write-consistency", choices=CONSISTENCY_LEVELS, default="quorum",
+        help="replicas that must acknowledge a write by default (default quorum)",
+    )
+    cluster.add_argument(
+        "--read-consistency", choices=CONSISTENCY_LEVELS, default="one",
+        help="replicas that must answer a read by default (default one)",
+    )
+    cluster.add_argument(
+        "--request-timeout", type=positive_seconds, default=1.0, metavar="SECONDS",
+        help="how long a coordinator waits for replicas (default 1)",
+    )
+    cluster.add_argument(
+        "--tombstone-ttl", type=seconds, default=60.0, metavar="SECONDS",
+        help="how long deletes and expiries are remembered, to stop resurrection (default 60; 0: off)",
+    )
+    cluster.add_argument(
+        "--heartbeat-interval", type=positive_seconds, default=0.2, metavar="SECONDS",
+        help="gossip/heartbeat period (default 0.2)",
+    )
+    cluster.add_argument(
+        "--suspect-phi", type=positive_number, default=8.0, metavar="PHI",
+        help="phi accrual level above which a member is suspect (default 8)",
+    )
+    cluster.add_argument(
+        "--down-after", type=positive_seconds, default=2.0, metavar="SECONDS",
+        help="a member suspect this long is down (default 2)",
+    )
+    cluster.add_argument(
+        "--anti-entropy-interval", type=positive_seconds, default=1.0, metavar="SECONDS",
+        help="seconds between anti-entropy rounds (default 1)",
+    )
+    cluster.add_argument(
+        "--hint-limit", type=non_negative_count, default=100_000, metavar="N",
+        help="most hints kept for unreachable replicas; the oldest are dropped beyond (default 100000)",
+    )
+    cluster.add_argument(
+        "--leave-timeout", type=seconds, default=10.0, metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long handing partitions off may take (default 10)",
+    )
+    args = parser.parse_args(argv)
+    if args.partitions > MAX_PARTITIONS:
+        parser.error(f"argument --partitions: must be at most {MAX_PARTITIONS}")
+    args.peers = list(dict.fromkeys(args.peers))  # the same seed twice is one seed
+    try:
+        node_config(args)
+    except ValueError as exc:  # a combination NodeConfig refuses
+        parser.error(str(exc))
+    return args
+
+
+def node_config(args: argparse.Namespace, address: str = "", seeds: tuple[str, ...] | None = None) -> NodeConfig:
+    """The :class:`NodeConfig` for parsed arguments (``address``: the advertised one)."""
+    return NodeConfig(
+        cleanup_interval_s=args.cleanup_interval,
+        cleanup_budget_s=args.cleanup_budget_ms / 1000.0,
+        address=address,
+        seeds=tuple(args.peers) if seeds is None else seeds,
+        replicas=args.replicas,
+        partitions=args.partitions,
+        write_consistency=args.write_consistency,
+        read_consistency=args.read_consistency,
+        request_timeout_s=args.request_timeout,
+        tombstone_ttl_s=args.tombstone_ttl,
+        heartbeat_interval_s=args.heartbeat_interval,
+        suspect_phi=args.suspect_phi,
+        down_after_s=args.down_after,
+        anti_entropy_interval_s=args.anti_entropy_interval,
+        hint_limit=args.hint_limit,
+        leave_timeout_s=args.leave_timeout,
+    )
+
+
+def advertised_address(args: argparse.Namespace, host: str, bound_port: int) -> str:
+    """``--advertise`` (its port defaulting to the bound one), else the bound address."""
+    if args.advertise is not None:
+        adv_host, adv_port = args.advertise
+        return format_address(adv_host, bound_port if adv_port is None else adv_port)
+    if host in _WILDCARD_HOSTS:
+        logger.warning(
+            "listening on all interfaces without --advertise: peers on other machines cannot "
+            "reach 127.0.0.1:%d; pass --advertise HOST", bound_port,
+        )
+        host = "127.0.0.1"
+    return format_address(host, bound_port)
 
 
 def _raise_fd_limit() -> None:
@@ -66,44 +194,116 @@ def _raise_fd_limit() -> None:
             pass
 
 
+class _FutureReply:
+    """A ``reply_to`` at the edge: the actor's ``tell`` completes an asyncio future."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+
+    def tell(self, message: Any) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._set, message)
+
+    def _set(self, message: Any) -> None:
+        if not self.future.done():
+            self.future.set_result(message)
+
+
+def _dead_actor(refs: NodeRefs) -> Any:
+    return next((ref for ref in node_actors(refs) if not ref.is_alive()), None)
+
+
+async def _leave(refs: NodeRefs, timeout: float, hurry: asyncio.Event) -> None:
+    """Ask the node to hand off and announce ``left``; wait for ``LeaveDone`` (bounded)."""
+    if not refs.node.is_alive():
+        return
+    loop = asyncio.get_running_loop()
+    reply = _FutureReply(loop)
+    logger.info("leaving the cluster (up to %.1fs)", timeout)
+    refs.node.tell(Leave(reply_to=reply))
+    deadline = loop.time() + timeout
+    hurried = asyncio.ensure_future(hurry.wait())
+    try:
+        while not reply.future.done() and not hurry.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0 or _dead_actor(refs) is not None:
+                break
+            await asyncio.wait(
+                {reply.future, hurried}, timeout=min(remaining, 0.5), return_when=asyncio.FIRST_COMPLETED
+            )
+    finally:
+        hurried.cancel()
+    if reply.future.done():
+        done = reply.future.result()
+        if isinstance(done, LeaveDone):
+            logger.info(
+                "left the cluster: %d keys handed off%s", done.handed_off, "" if done.complete else " (incomplete)"
+            )
+    elif hurry.is_set():
+        logger.warning("second signal: stopping without waiting for the handoff")
+    else:
+        logger.warning("leaving did not finish within %.1fs; stopping anyway", timeout)
+
+
 async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     scheduler = LoopScheduler(loop)
     scheduler.bind_thread()
-    config = NodeConfig(
-        cleanup_interval_s=args.cleanup_interval,
-        cleanup_budget_s=args.cleanup_budget_ms / 1000.0,
-    )
-    refs = spawn_node(real_ctx(args.node_id, scheduler), config)
-    server = CacheServer(refs.node, max_request_bytes=args.max_request_bytes)
+    server = CacheServer(max_request_bytes=args.max_request_bytes, partitions=args.partitions)
     try:
-        host, port = await server.start(args.host, args.port)
+        host, bound_port = await server.start(args.host, args.port, start_serving=False)
     except OSError as exc:
         print(f"actorcache {args.node_id}: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
-        refs.stop()
         return 1
+    address = advertised_address(args, host, bound_port)
+    seeds = tuple(seed for seed in args.peers if seed != address)  # a shared seed list may name us
+    config = node_config(args, address, seeds)
+    links = PeerLinks(args.node_id, address, config.partitions, loop=loop)
+    refs = spawn_node(real_ctx(args.node_id, scheduler, send=links.send), config)
+    server.attach(refs.node)
+    await server.start_serving()
+
     stop = asyncio.Event()
+    hurry = asyncio.Event()
+
+    def on_signal() -> None:
+        (hurry if stop.is_set() else stop).set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     peers = f" peers={','.join(args.peers)}" if args.peers else ""
-    print(f"actorcache node {args.node_id} listening on {host}:{port}{peers}", flush=True)
+    print(f"actorcache node {args.node_id} listening on {host}:{bound_port}{peers}", flush=True)
+    if address != format_address(host, bound_port):
+        logger.info("advertising %s to peers", address)
+
+    exit_code = 0
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=0.5)
         except asyncio.TimeoutError:
             pass
-        dead = [ref for ref in (refs.node, refs.store, refs.janitor) if not ref.is_alive()]
-        if dead and not stop.is_set():
+        dead = _dead_actor(refs)
+        if dead is not None and not stop.is_set():
             # An actor died of a bug: serving on would hang clients. Exit so a supervisor restarts us.
-            logger.critical("actor %s died; exiting", dead[0].actor_urn)
-            await server.shutdown(grace_s=0.2)
-            refs.stop()
-            return EXIT_ACTOR_DIED
-    logger.info("stopping %s", args.node_id)
-    await server.shutdown(grace_s=1.5)
+            logger.critical("actor %s died; exiting", dead.actor_urn)
+            exit_code = EXIT_ACTOR_DIED
+            break
+    if exit_code == 0:
+        logger.info("stopping %s", args.node_id)
+        await _leave(refs, args.leave_timeout + 1.0, hurry)
+        dead = _dead_actor(refs)
+        if dead is not None:
+            logger.critical("actor %s died while leaving", dead.actor_urn)
+            exit_code = EXIT_ACTOR_DIED
+        await server.shutdown(grace_s=1.5)
+    else:
+        await server.shutdown(grace_s=0.2)
+    links.close()
+    await links.wait_closed(timeout=0.3)
     refs.stop()
     await asyncio.sleep(0)
-    return 0
+    return exit_code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,12 @@
-"""The asyncio TCP server in front of one node's actors."""
+"""The asyncio TCP server in front of one node's actors.
+
+One port serves clients and peers alike (a connection says which it is with its first
+frame, see :mod:`runtime.connection`). The server can be bound before the node's actors
+exist: a node must know its advertised address (and so its bound port) before it starts,
+so :func:`runtime.node.serve` binds with ``start_serving=False``, spawns the actors,
+hands the node ref over with :meth:`CacheServer.attach`, then calls
+:meth:`CacheServer.start_serving`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ from typing import Any
 
 from pykka import ActorRef
 
-from runtime.connection import ClientConnection
+from runtime.connection import DEFAULT_PEER_FRAME_BYTES, ClientConnection
 
 __all__ = ["CacheServer"]
 
@@ -18,30 +26,71 @@ logger = logging.getLogger("actorcache.server")
 
 
 class CacheServer:
-    """Accepts client connections for ``node`` and shuts down gracefully."""
+    """Accepts client and peer connections for ``node`` and shuts down gracefully."""
 
-    def __init__(self, node: ActorRef[Any], *, max_request_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        node: ActorRef[Any] | None = None,
+        *,
+        max_request_bytes: int = 1 << 20,
+        partitions: int | None = None,
+        max_peer_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES,
+    ) -> None:
         self.node = node
         self.max_request_bytes = max_request_bytes
+        #: A peer's hello must name this partition count (None: accept any).
+        self.partitions = partitions
+        self.max_peer_frame_bytes = max_peer_frame_bytes
         self.connections: set[ClientConnection] = set()
         self._conn_ids = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
 
+    def attach(self, node: ActorRef[Any]) -> None:
+        """Give the server its node (before :meth:`start_serving`)."""
+        self.node = node
+
     def _new_connection(self) -> ClientConnection:
-        conn = ClientConnection(next(self._conn_ids), self.node, self.max_request_bytes, self.connections.discard)
+        assert self.node is not None, "CacheServer is serving without a node"
+        conn = ClientConnection(
+            next(self._conn_ids),
+            self.node,
+            self.max_request_bytes,
+            self.connections.discard,
+            partitions=self.partitions,
+            max_peer_frame_bytes=self.max_peer_frame_bytes,
+        )
         self.connections.add(conn)
         return conn
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
+    async def start(self, host: str, port: int, *, start_serving: bool = True) -> tuple[str, int]:
+        """Bind ``host:port`` (port 0: any free port); returns the bound address.
+
+        With ``start_serving=False`` the port is bound and listening (the kernel queues
+        connections) but nothing is accepted until :meth:`start_serving`.
+        """
+        if start_serving and self.node is None:
+            raise RuntimeError("attach a node before serving")
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._new_connection, host, port, backlog=1024, reuse_address=True)
+        self._server = await loop.create_server(
+            self._new_connection, host, port, backlog=1024, reuse_address=True, start_serving=start_serving
+        )
         sockname = self._server.sockets[0].getsockname()
         return sockname[0], sockname[1]
 
-    async def shutdown(self, grace_s: float = 1.5) -> None:
-        """Stop accepting, answer every request already read, then close connections."""
+    async def start_serving(self) -> None:
+        if self.node is None:
+            raise RuntimeError("attach a node before serving")
+        assert self._server is not None, "start() first"
+        await self._server.start_serving()
+
+    def close_listener(self) -> None:
+        """Stop accepting new connections (idempotent); existing ones carry on."""
         if self._server is not None:
             self._server.close()
+
+    async def shutdown(self, grace_s: float = 1.5) -> None:
+        """Stop accepting, answer every request already read, then close connections."""
+        self.close_listener()
         for conn in list(self.connections):
             conn.drain()
         deadline = time.monotonic() + grace_s

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,14 +21,35 @@ _LINE = re.compile(r"actorcache node (\S+) listening on (\S+):(\d+)")
 
 
 class NodeProcess:
-    def __init__(self, node_id: str = "node1", *args: str, start_timeout: float = 15.0) -> None:
+    """One node subprocess.
+
+    ``port`` (default 0: a free port) is the port asked for; ``log_path``, when given,
+    sends the node's stderr and, after the start-up line, its stdout to that file
+    (appended, so a restarted node adds to the same log) instead of pipes nobody reads,
+    which would otherwise fill up and block a chatty node.
+    """
+
+    def __init__(
+        self,
+        node_id: str = "node1",
+        *args: str,
+        start_timeout: float = 15.0,
+        port: int = 0,
+        log_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.node_id = node_id
+        self.log_path = Path(log_path) if log_path is not None else None
+        self._log = None
+        self._drain: threading.Thread | None = None
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.log_path is not None:
+            self._log = open(self.log_path, "a", buffering=1, encoding="utf-8", errors="replace")
+            self._log.write(f"--- start {node_id} port={port} args={list(args)}\n")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.node", node_id, "0", *args],
+            [sys.executable, "-m", "runtime.node", node_id, str(port), *args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE if self._log is None else self._log,
             env=env,
             text=True,
         )
@@ -43,10 +65,54 @@ class NodeProcess:
                 self.host = m.group(2)
                 self.port = int(m.group(3))
                 self.start_line = line.rstrip("\n")
+                if self._log is not None:
+                    self._log.write(line)
+                    self._drain = threading.Thread(target=self._drain_stdout, name=f"drain-{node_id}", daemon=True)
+                    self._drain.start()
                 return
-        err = self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
+            if self._log is not None:
+                self._log.write(line)
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        exited = self.proc.poll() is not None
         self.kill()
-        raise RuntimeError(f"node did not start: {line!r} {err}")
+        err = ""
+        if self.log_path is not None:
+            err = self.log_tail(20)
+        elif exited and self.proc.stderr is not None and not self.proc.stderr.closed:
+            err = self.proc.stderr.read()
+        raise RuntimeError(f"node {node_id} did not start: {line!r} {err}")
+
+    def _drain_stdout(self) -> None:
+        stream, log = self.proc.stdout, self._log
+        try:
+            for line in stream:  # ends at EOF, when the process exits
+                log.write(line)
+        except (ValueError, OSError):
+            pass  # closed under us
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` if the process is still running (SIGSTOP/SIGCONT freeze and thaw it)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the log file ("" without ``log_path``)."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
 
     @property
     def addr(self) -> str:
@@ -68,11 +134,15 @@ class NodeProcess:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
+            self.proc.kill()  # SIGKILL also ends a SIGSTOPped process
             self.proc.wait(timeout=10)
+        if self._drain is not None:
+            self._drain.join(timeout=5)  # the pipe is at EOF now that the process is gone
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+        if self._log is not None:
+            self._log.close()
 
 
 def port_is_free(port: int) -> bool:
