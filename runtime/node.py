@@ -19,6 +19,7 @@ Exit codes: 1 when the port cannot be bound, 2 for bad arguments, 70 when an act
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import asyncio
 import logging
 import resource
@@ -42,6 +43,7 @@ from runtime.argtypes import (
     seconds,
 )
 from runtime.host import node_actors, real_ctx
+from runtime.trace_file import TraceFile
 from runtime.loop_scheduler import LoopScheduler
 from runtime.peers import PeerLinks
 from runtime.server import CacheServer
@@ -89,6 +91,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info",
+    )
+    parser.add_argument(
+        "--trace", type=Path, metavar="FILE",
+        help="write trace events (writes, replica applies, membership) as JSON lines, the simulator's schema",
     )
     cluster = parser.add_argument_group("cluster")
     cluster.add_argument("--replicas", type=count, default=3, metavar="N", help="copies of every key (default 3)")
@@ -260,7 +266,8 @@ async def serve(args: argparse.Namespace) -> int:
     seeds = tuple(seed for seed in args.peers if seed != address)  # a shared seed list may name us
     config = node_config(args, address, seeds)
     links = PeerLinks(args.node_id, address, config.partitions, loop=loop)
-    refs = spawn_node(real_ctx(args.node_id, scheduler, send=links.send), config)
+    trace = TraceFile(args.trace, loop) if args.trace else None
+    refs = spawn_node(real_ctx(args.node_id, scheduler, trace=trace, send=links.send), config)
     server.attach(refs.node)
     await server.start_serving()
 
@@ -303,6 +310,8 @@ async def serve(args: argparse.Namespace) -> int:
     await links.wait_closed(timeout=0.3)
     refs.stop()
     await asyncio.sleep(0)
+    if trace is not None:
+        trace.close()
     return exit_code
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import random
 import time
@@ -21,6 +20,7 @@ from actors import ScheduledFuture
 from actors.messages import Inspect, Leave, LeaveDone, Locate
 from actors.record import Record
 from actors.system import NodeConfig
+from actors.trace import trace_line
 from sim.checkers import CheckContext, Violation, run_checkers
 from sim.history import History
 from sim.host import SimHost
@@ -48,30 +48,31 @@ def percentiles(values: list[float], points: tuple[float, ...] = (50, 90, 99)) -
     return out
 
 
-def replication_latencies(trace: list[tuple[float, str, str, dict[str, Any]]]) -> list[float]:
-    """Milliseconds from a coordinator accepting a write to each replica applying it."""
-    accepted: dict[tuple[str, tuple[Any, ...]], float] = {}
+def replication_latencies(
+    trace: list[tuple[float, str, str, dict[str, Any]]], *, local: bool = True
+) -> list[float]:
+    """Milliseconds from a coordinator accepting a write to each replica applying it (the
+    first time each replica applies that version). ``local=False`` leaves out the
+    coordinator's own copy, which applies without crossing the network."""
+    accepted: dict[tuple[str, tuple[Any, ...]], tuple[float, str]] = {}
     seen: set[tuple[str, tuple[Any, ...], str]] = set()
     out = []
     for t, node, kind, fields in trace:
         if kind == "write":
-            accepted.setdefault((fields["key"], tuple(fields["version"])), t)
+            accepted.setdefault((fields["key"], tuple(fields["version"])), (t, node))
         elif kind == "apply":
             version = tuple(fields["version"])
             start = accepted.get((fields["key"], version))
             mark = (fields["key"], version, node)
-            if start is not None and mark not in seen:
+            if start is not None and mark not in seen and (local or node != start[1]):
                 seen.add(mark)
-                out.append((t - start) * 1000.0)
+                out.append((t - start[0]) * 1000.0)
     return out
 
 
 def trace_lines(trace: list[tuple[float, str, str, dict[str, Any]]]) -> list[str]:
     """The JSON-lines form of a trace: one event per line, keys sorted, times rounded to 1 µs."""
-    return [
-        json.dumps({"t": round(t, 6), "node": node, "kind": kind, **fields}, sort_keys=True, separators=(",", ":"))
-        for t, node, kind, fields in trace
-    ]
+    return [trace_line(t, node, kind, fields) for t, node, kind, fields in trace]
 
 
 @dataclass
