@@ -11,7 +11,7 @@ PORT    ?= 8081
 PEERS   ?=
 ARGS    ?=
 
-.PHONY: run test venv clean
+.PHONY: run cluster test venv clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,11 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(PY) -m runtime.node $(NODE_ID) $(PORT) $(PEERS) $(ARGS)
+
+# A local cluster: NODES nodes on ports PORT, PORT+1, ... (Ctrl-C stops them all).
+NODES ?= 3
+cluster: $(STAMP)
+	$(PY) -m runtime.local_cluster --nodes $(NODES) --base-port $(PORT) -- $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
