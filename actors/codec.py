@@ -248,6 +248,8 @@ def encode_reply(reply: Reply) -> dict[str, Any]:
             out["deadline"] = record.deadline
             out["version"] = list(record.version)
             out["purge_at"] = record.purge_at
+        if reply.replicas:
+            out["replicas"] = list(reply.replicas)
     else:
         raise TypeError(f"not a reply: {reply!r}")
     if reply.rid is not None:
@@ -297,7 +299,7 @@ def decode_reply(obj: Any, request: Request | None = None) -> Reply:
                 Version(wall_ms, logical, node_id),
                 obj.get("purge_at"),
             )
-        return InspectReply(str(obj.get("key")), record, rid)
+        return InspectReply(str(obj.get("key")), record, rid, tuple(obj.get("replicas") or ()))
     raise BadRequestError(f"unknown reply type {kind!r}")
 
 

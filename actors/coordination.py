@@ -95,7 +95,7 @@ class KeyTask:
         """Give the write a new version (above a conflict) and forget acks of the old one."""
         op = self.op
         if type(op) is Write:
-            self.op = Write(op.items, version)
+            self.op = Write(op.items, version, op.replicas)
         else:
             self.op = Remove(op.keys, version, op.purge_at)
         if self.record is not None:
@@ -181,19 +181,20 @@ class ClusterBatch:
         for key, value, deadline in items:
             partition = partition_of(key, view.placement.partitions)
             targets, pending = view.write_targets(partition)
+            owners = view.placement.owners(partition)
             needed = min(required_acks(level, len(targets) - pending) + pending, len(targets))
             live = [m for m in targets if view.reachable(m)]
             if len(live) < needed or needed == 0:
                 return _unavailable(request, f"{len(live)} of {needed} owners of {key!r} are reachable")
             down = [m for m in targets if m not in live]
-            routes.append((key, value, deadline, live, down, needed))
+            routes.append((key, value, deadline, live, down, needed, owners))
         tasks = []
-        for key, value, deadline, live, down, needed in routes:
+        for key, value, deadline, live, down, needed, owners in routes:
             if t is Delete:
                 op: Any = Remove((key,), version, purge_at)
                 record = Record(key, None, None, version, purge_at)
             else:
-                op = Write(((key, value, deadline),), version)
+                op = Write(((key, value, deadline),), version, owners)
                 record = Record(key, value, deadline, version)
             task = KeyTask(slot, key, True, needed, op, record)
             tasks.append(task)

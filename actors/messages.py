@@ -220,6 +220,7 @@ class InspectReply:
     key: str
     record: Record | None
     rid: Any = None
+    replicas: tuple[str, ...] = ()
 
 
 Reply: TypeAlias = Ack | Value | Values | Pong | StatsReply | ErrorReply | LocateReply | InspectReply
@@ -269,10 +270,15 @@ class Read:
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """Store items ``(key, value, deadline)``; deadline is epoch seconds or None."""
+    """Store items ``(key, value, deadline)``; deadline is epoch seconds or None.
+
+    ``replicas``: the owners the coordinator sent the write to; each entry remembers
+    them (the seed's ReplicaIDs), shown by ``inspect``.
+    """
 
     items: tuple[tuple[str, Any, float | None], ...]
     version: Version
+    replicas: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

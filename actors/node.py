@@ -83,6 +83,7 @@ from actors.messages import (
 )
 from actors.peer_messages import (
     Apply,
+    Describe,
     Fetch,
     FromPeer,
     Gossip,
@@ -135,6 +136,7 @@ class Node(ScheduledActor):
         self.store = store
         self.replicator: ActorRef[Any] | None = None
         self.clock = HybridClock(ctx.node_id)
+        self._only_me = (ctx.node_id,)  # the replica set of a single node's entries
         self.started_at = ctx.now()
         self._batch_ids = itertools.count(1)
         self._in_store: dict[int, PendingBatch] = {}
@@ -549,7 +551,7 @@ class Node(ScheduledActor):
         if t is Set:
             ttl = request.ttl
             deadline = wall + ttl if ttl else None
-            return Write(((request.key, request.value, deadline),), self.clock.tick(wall))
+            return Write(((request.key, request.value, deadline),), self.clock.tick(wall), self._only_me)
         if t is Delete:
             return Remove((request.key,), self.clock.tick(wall), wall + self.config.tombstone_ttl_s)
         if t is MGet:
@@ -558,11 +560,11 @@ class Node(ScheduledActor):
             ttl = request.ttl
             deadline = wall + ttl if ttl else None
             items = tuple((key, value, deadline) for key, value in request.entries)
-            return Write(items, self.clock.tick(wall))
+            return Write(items, self.clock.tick(wall), self._only_me)
         if t is Stats:
             return StatsQuery()
         if t is Inspect:
-            return Fetch((request.key,), False)
+            return Describe((request.key,))
         return None
 
     def _immediate(self, request: Request | ErrorReply) -> Reply:
@@ -633,7 +635,8 @@ class Node(ScheduledActor):
         if t is Stats:
             return StatsReply(self._node_stats(result), request.rid)
         if t is Inspect:
-            return InspectReply(request.key, result[0], request.rid)
+            record, replicas = result[0]
+            return InspectReply(request.key, record, request.rid, replicas)
         raise TypeError(f"no reply for {request!r}")
 
     def _node_stats(self, store_stats: dict[str, Any]) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def _op(op: Any) -> list[Any]:
     if t is Fetch:
         return ["fetch", list(op.keys)]
     if t is Write:
-        return ["write", [list(item) for item in op.items], _v(op.version)]
+        return ["write", [list(item) for item in op.items], _v(op.version), list(op.replicas)]
     if t is Remove:
         return ["remove", list(op.keys), _v(op.version), op.purge_at]
     if t is Apply:
@@ -92,7 +92,8 @@ def _decode_op(obj: list[Any]) -> Any:
     if kind == "fetch":
         return Fetch(tuple(obj[1]))
     if kind == "write":
-        return Write(tuple((k, v, d) for k, v, d in obj[1]), _version(obj[2]))
+        replicas = tuple(str(r) for r in obj[3]) if len(obj) > 3 else ()
+        return Write(tuple((k, v, d) for k, v, d in obj[1]), _version(obj[2]), replicas)
     if kind == "remove":
         return Remove(tuple(obj[1]), _version(obj[2]), obj[3])
     if kind == "apply":

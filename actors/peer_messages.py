@@ -18,6 +18,7 @@ from actors.version import Version
 
 __all__ = [
     "Apply",
+    "Describe",
     "DigestQuery",
     "DropPartitions",
     "Fetch",
@@ -74,6 +75,13 @@ class Fetch:
 
     keys: tuple[str, ...]
     count: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Describe:
+    """Local only (``inspect``): a tuple of ``(Record | None, replica ids)`` per key."""
+
+    keys: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

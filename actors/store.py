@@ -27,7 +27,7 @@ from actors.messages import (
     Write,
 )
 
-from actors.peer_messages import Apply, DigestQuery, DropPartitions, Fetch, ListingQuery
+from actors.peer_messages import Apply, Describe, DigestQuery, DropPartitions, Fetch, ListingQuery
 from actors.placement import DEFAULT_PARTITIONS
 from actors.version import Version
 
@@ -38,6 +38,7 @@ class Store(ScheduledActor):
     def __init__(self, ctx: Ctx, partitions: int = DEFAULT_PARTITIONS) -> None:
         super().__init__(ctx)
         self.keyspace = Keyspace(partitions)
+        self._replica_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.expire_cycles = 0
         self.expire_budget_hits = 0
 
@@ -79,8 +80,11 @@ class Store(ScheduledActor):
             applied = 0
             conflict = None
             tracing = self.ctx.tracing
+            replicas = op.replicas
+            if replicas:  # one shared tuple per owner set, not one per entry
+                replicas = self._replica_sets.setdefault(replicas, replicas)
             for key, value, deadline in op.items:
-                if keyspace.set(key, value, deadline, version):
+                if keyspace.set(key, value, deadline, version, replicas):
                     applied += 1
                     if tracing:
                         self.ctx.trace("apply", key=key, version=list(version))
@@ -108,6 +112,12 @@ class Store(ScheduledActor):
                 else:
                     keyspace.hits += 1
             return records
+        if t is Describe:
+            out = []
+            for key in op.keys:
+                entry = keyspace.entry(key, wall)
+                out.append((keyspace.record(key, wall), entry.replicas if entry is not None else ()))
+            return tuple(out)
         if t is Apply:
             applied = 0
             tracing = self.ctx.tracing
