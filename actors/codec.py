@@ -23,7 +23,9 @@ from actors.messages import (
     Ack,
     Delete,
     ErrorReply,
+    Expire,
     Get,
+    Incr,
     Inspect,
     InspectReply,
     Join,
@@ -39,6 +41,8 @@ from actors.messages import (
     Set,
     Stats,
     StatsReply,
+    Ttl,
+    TtlReply,
     Value,
     Values,
 )
@@ -92,7 +96,32 @@ def _set(obj: dict[str, Any], rid: Any) -> Set:
     key = _key(obj)
     if "value" not in obj:
         raise BadRequestError("missing field 'value'")
-    return Set(key, obj["value"], _ttl(obj), rid, _consistency(obj))
+    nx, xx = obj.get("nx"), obj.get("xx")
+    for name, flag in (("nx", nx), ("xx", xx), ("get", obj.get("get")), ("keepttl", obj.get("keepttl"))):
+        if flag is not None and type(flag) is not bool:
+            raise BadRequestError(f"field {name!r} must be true or false")
+    if nx and xx:
+        raise BadRequestError("'nx' and 'xx' exclude each other")
+    keep_ttl = bool(obj.get("keepttl"))
+    ttl = _ttl(obj)
+    if keep_ttl and ttl is not None:
+        raise BadRequestError("'keepttl' and 'ttl' exclude each other")
+    cond = "nx" if nx else "xx" if xx else None
+    return Set(key, obj["value"], ttl, rid, _consistency(obj), cond, bool(obj.get("get")), keep_ttl)
+
+
+def _expire(obj: dict[str, Any], rid: Any) -> Expire:
+    ttl = _ttl(obj)
+    if ttl is None:
+        raise BadRequestError("field 'ttl' must be a number of seconds > 0 (use 'persist' to remove a TTL)")
+    return Expire(_key(obj), ttl, rid, _consistency(obj))
+
+
+def _incr(obj: dict[str, Any], rid: Any) -> Incr:
+    by = obj.get("by", 1)
+    if type(by) is not int or not -(1 << 63) <= by < (1 << 63):
+        raise BadRequestError("field 'by' must be a 64-bit integer")
+    return Incr(_key(obj), by, rid, _consistency(obj))
 
 
 def _delete(obj: dict[str, Any], rid: Any) -> Delete:
@@ -135,6 +164,10 @@ _DECODERS: dict[str, Callable[[dict[str, Any], Any], Request]] = {
     "locate": lambda obj, rid: Locate(_key(obj), rid),
     "inspect": lambda obj, rid: Inspect(_key(obj), rid),
     "remove_node": lambda obj, rid: RemoveNode(_key(obj, "node_id"), rid),
+    "expire": _expire,
+    "persist": lambda obj, rid: Expire(_key(obj), None, rid, _consistency(obj)),
+    "ttl": lambda obj, rid: Ttl(_key(obj), rid, _consistency(obj)),
+    "incr": _incr,
 }
 
 #: The request types a client may send.
@@ -180,6 +213,12 @@ def encode_request(request: Request) -> dict[str, Any]:
         out = {"type": "set", "key": request.key, "value": request.value}
         if request.ttl is not None:
             out["ttl"] = request.ttl
+        if request.cond is not None:
+            out[request.cond] = True
+        if request.get:
+            out["get"] = True
+        if request.keep_ttl:
+            out["keepttl"] = True
     elif t is Delete:
         out = {"type": "delete", "key": request.key}
     elif t is MGet:
@@ -200,6 +239,12 @@ def encode_request(request: Request) -> dict[str, Any]:
         out = {"type": "inspect", "key": request.key}
     elif t is RemoveNode:
         out = {"type": "remove_node", "node_id": request.node_id}
+    elif t is Expire:
+        out = {"type": "expire", "key": request.key, "ttl": request.ttl} if request.ttl else {"type": "persist", "key": request.key}
+    elif t is Ttl:
+        out = {"type": "ttl", "key": request.key}
+    elif t is Incr:
+        out = {"type": "incr", "key": request.key, "by": request.by}
     else:
         raise TypeError(f"not a request: {request!r}")
     if getattr(request, "consistency", None) is not None:
@@ -218,6 +263,8 @@ def encode_reply(reply: Reply) -> dict[str, Any]:
         out = {"type": "ack", "success": True}
         if reply.deleted is not None:
             out["deleted"] = reply.deleted
+        if reply.applied is not None:
+            out["applied"] = reply.applied
     elif t is Values:
         out = {
             "type": "response",
@@ -230,6 +277,8 @@ def encode_reply(reply: Reply) -> dict[str, Any]:
         out = {"type": "pong", "success": True}
     elif t is StatsReply:
         out = {"type": "stats", "success": True, "stats": reply.stats}
+    elif t is TtlReply:
+        out = {"type": "ttl", "success": True, "found": reply.found, "ttl": reply.ttl}
     elif t is LocateReply:
         out = {
             "type": "locate",
@@ -275,7 +324,9 @@ def decode_reply(obj: Any, request: Request | None = None) -> Reply:
             )
         return Value(obj.get("value"), bool(obj.get("success")), rid)
     if kind == "ack":
-        return Ack(rid, obj.get("deleted"))
+        return Ack(rid, obj.get("deleted"), obj.get("applied"))
+    if kind == "ttl":
+        return TtlReply(bool(obj.get("found")), obj.get("ttl"), rid)
     if kind == "error":
         try:
             code = ErrorCode(obj.get("error"))

@@ -31,14 +31,19 @@ from actors.messages import (
     Get,
     MGet,
     MSet,
+    ReadRecord,
+    RecordReply,
     Remove,
     Reply,
     Request,
     Set,
+    Ttl,
     Value,
     Values,
     Write,
+    WriteRecord,
 )
+from actors.rmw import plan_update
 from actors.peer_messages import Fetch
 from actors.placement import partition_of
 from actors.record import Record
@@ -144,8 +149,8 @@ class ClusterBatch:
     ) -> ErrorReply | None:
         """Add one data request; an ErrorReply (unavailable) when it cannot be attempted."""
         t = type(request)
-        if t is Get or t is MGet:
-            keys = (request.key,) if t is Get else request.keys
+        if t is Get or t is MGet or t is Ttl or t is ReadRecord:
+            keys = request.keys if t is MGet else (request.key,)
             routes = []
             for key in dict.fromkeys(keys):
                 partition = partition_of(key, view.placement.partitions)
@@ -173,6 +178,8 @@ class ClusterBatch:
         elif t is MSet:
             deadline = wall + request.ttl if request.ttl else None
             items = [(key, value, deadline) for key, value in request.entries]
+        elif t is WriteRecord:
+            items = [(request.key, request.value, request.deadline)]
         else:
             assert t is Delete
             items = [(request.key, None, None)]
@@ -278,6 +285,10 @@ class ClusterBatch:
         if t is MGet:
             by_key = {task.key: _visible(newest(list(task.results.values())), wall) for task in state.tasks}
             return Values(tuple((key, *by_key[key]) for key in request.keys), rid)
+        if t is Ttl:
+            return plan_update(request, newest(list(state.tasks[0].results.values())), wall)[1]
+        if t is ReadRecord:
+            return RecordReply(newest(list(state.tasks[0].results.values())), rid)
         if t is Delete:
             return Ack(rid, deleted=state.tasks[0].deleted)
         return Ack(rid)
@@ -330,5 +341,13 @@ def _unavailable(request: Request, why: str) -> ErrorReply:
 
 
 def is_data_request(request: Any) -> bool:
+    """Requests a cluster coordinates across owners (read-modify-writes are not: see rmw)."""
     t = type(request)
-    return t is Get or t is Set or t is Delete or t is MGet or t is MSet
+    if t is Set:
+        return not request.conditional
+    return t is Get or t is Delete or t is MGet or t is MSet or t is Ttl or t is ReadRecord or t is WriteRecord
+
+
+def is_write(request: Any) -> bool:
+    t = type(request)
+    return t is Set or t is Delete or t is MSet or t is WriteRecord

@@ -20,6 +20,7 @@ from actors.record import Record
 from actors.version import Version
 
 __all__ = [
+    "REPLY_TYPES",
     "Ack",
     "AttachReplicator",
     "BatchReply",
@@ -28,9 +29,11 @@ __all__ = [
     "ClientDisconnected",
     "Delete",
     "ErrorReply",
+    "Expire",
     "ExpireCycle",
     "ExpireCycleDone",
     "Get",
+    "Incr",
     "Inspect",
     "InspectReply",
     "HandOffDone",
@@ -59,6 +62,8 @@ __all__ = [
     "StoreOp",
     "StoreResults",
     "Tick",
+    "Ttl",
+    "TtlReply",
     "Value",
     "Values",
     "ReplicatorCounters",
@@ -87,13 +92,25 @@ class Get:
 
 @dataclass(frozen=True, slots=True)
 class Set:
-    """Store ``value`` under ``key``; ``ttl`` seconds (None: never expires)."""
+    """Store ``value`` under ``key``; ``ttl`` seconds (None: never expires).
+
+    Redis's options: ``cond`` "nx" (only if absent) or "xx" (only if present),
+    ``get`` (answer the previous value), ``keep_ttl`` (keep the key's deadline). Any of
+    them makes the set a read-modify-write, run atomically by the key's coordinator.
+    """
 
     key: str
     value: Any
     ttl: float | None = None
     rid: Any = None
     consistency: str | None = None
+    cond: str | None = None
+    get: bool = False
+    keep_ttl: bool = False
+
+    @property
+    def conditional(self) -> bool:
+        return self.cond is not None or self.get or self.keep_ttl
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +154,38 @@ class Join:
 
 
 @dataclass(frozen=True, slots=True)
+class Expire:
+    """Give an existing key a new TTL in seconds (> 0), or none at all (``ttl`` None: persist).
+
+    Answered ``Ack(applied=...)``: whether the key existed (and, for persist, had a TTL).
+    """
+
+    key: str
+    ttl: float | None
+    rid: Any = None
+    consistency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ttl:
+    """The key's remaining time to live; answered by :class:`TtlReply`."""
+
+    key: str
+    rid: Any = None
+    consistency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Incr:
+    """Add ``by`` to the integer stored at ``key`` (absent counts as 0); answers the result."""
+
+    key: str
+    by: int = 1
+    rid: Any = None
+    consistency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Locate:
     """Which partition ``key`` is in and which nodes own it."""
 
@@ -160,7 +209,9 @@ class RemoveNode:
     rid: Any = None
 
 
-Request: TypeAlias = Get | Set | Delete | MGet | MSet | Ping | Stats | Join | Locate | Inspect | RemoveNode
+Request: TypeAlias = (
+    Get | Set | Delete | MGet | MSet | Ping | Stats | Join | Locate | Inspect | RemoveNode | Expire | Ttl | Incr
+)
 
 
 # --- replies ---------------------------------------------------------------------------
@@ -168,10 +219,12 @@ Request: TypeAlias = Get | Set | Delete | MGet | MSet | Ping | Stats | Join | Lo
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """A write was applied. ``deleted`` is set for deletes: whether the key existed."""
+    """A write was done. ``deleted`` (deletes): whether the key existed. ``applied``
+    (conditional sets, expire): whether the condition held and the write happened."""
 
     rid: Any = None
     deleted: bool | None = None
+    applied: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +261,15 @@ class ErrorReply:
 
 
 @dataclass(frozen=True, slots=True)
+class TtlReply:
+    """``found``: the key exists; ``ttl``: seconds left, or None when it never expires."""
+
+    found: bool
+    ttl: float | None
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class LocateReply:
     key: str
     partition: int
@@ -223,7 +285,9 @@ class InspectReply:
     replicas: tuple[str, ...] = ()
 
 
-Reply: TypeAlias = Ack | Value | Values | Pong | StatsReply | ErrorReply | LocateReply | InspectReply
+Reply: TypeAlias = Ack | Value | Values | Pong | StatsReply | ErrorReply | LocateReply | InspectReply | TtlReply
+#: The reply classes, for ``isinstance`` checks.
+REPLY_TYPES = (Ack, Value, Values, Pong, StatsReply, ErrorReply, LocateReply, InspectReply, TtlReply)
 
 
 # --- edge: host -> node ----------------------------------------------------------------
@@ -321,6 +385,50 @@ class StoreBatch:
 class StoreResults:
     batch: int
     results: tuple[tuple[int, Any], ...]
+
+
+# --- internal: read-modify-write at the key's coordinator ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRecord:
+    """Internal: a read that answers the newest :class:`Record` itself (``RecordReply``)."""
+
+    key: str
+    rid: Any = None
+    consistency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecord:
+    """Internal: a write with an absolute ``deadline`` (kept exactly, unlike a TTL)."""
+
+    key: str
+    value: Any
+    deadline: float | None
+    rid: Any = None
+    consistency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReply:
+    record: Record | None
+    rid: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RmwStep:
+    """An internal request of read-modify-write job ``job`` was answered."""
+
+    job: int
+    replies: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardTimeout:
+    """A request forwarded to the key's coordinator got no answer in time."""
+
+    fid: int
 
 
 # --- internal: node <-> replicator ---------------------------------------------------------

@@ -25,6 +25,7 @@ with no coordination at all.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import logging
 from typing import Any
@@ -33,12 +34,21 @@ from pykka import ActorRef
 
 from actors._scheduled import ScheduledActor
 from actors.ctx import Ctx
-from actors.coordination import ClusterBatch, is_data_request
-from actors.errors import ErrorCode
+from actors.codec import decode_reply, decode_request, encode_reply, encode_request
+from actors.coordination import ClusterBatch, is_data_request, is_write
+from actors.rmw import is_update, plan_update
+from actors.errors import CacheError, ErrorCode
 from actors.membership import Membership, State
 from actors.messages import (
     Ack,
+    REPLY_TYPES,
     AttachReplicator,
+    ForwardTimeout,
+    ReadRecord,
+    RecordReply,
+    RmwStep,
+    Ttl,
+    WriteRecord,
     HandOffDone,
     HintRecords,
     Inspect,
@@ -84,6 +94,9 @@ from actors.messages import (
 from actors.peer_messages import (
     Apply,
     Describe,
+    Forward,
+    ForwardReply,
+    Modify,
     Fetch,
     FromPeer,
     Gossip,
@@ -92,7 +105,7 @@ from actors.peer_messages import (
     ReplicaResponse,
 )
 from actors.placement import partition_of
-from actors.version import HybridClock
+from actors.version import ZERO, HybridClock
 
 __all__ = ["Node", "PendingBatch"]
 
@@ -168,6 +181,9 @@ class Node(ScheduledActor):
         self._remote: dict[int, tuple[int, str, list[tuple[int, int]]]] = {}
         self._replica_waits: dict[int, tuple[str, int]] = {}  # store batch id -> (peer addr, req)
         self._leave: Leave | None = None
+        self._rmw_queues: dict[str, collections.deque[_RmwJob]] = {}
+        self._rmw_jobs: dict[int, _RmwJob] = {}
+        self._forwards: dict[int, tuple[Any, Any, Any]] = {}  # fid -> (request, done, timer)
         self.replicator_counters: dict[str, int] = {}
         self.coord = collections.Counter(
             {"read_repairs": 0, "unavailable": 0, "timeouts": 0, "hints_written": 0, "restamps": 0}
@@ -192,6 +208,10 @@ class Node(ScheduledActor):
             self._queues.pop(message.conn, None)
         elif t is RequestTimeout:
             self._on_timeout(message.batch)
+        elif t is RmwStep:
+            self._on_rmw_step(message)
+        elif t is ForwardTimeout:
+            self._on_forward_timeout(message.fid)
         elif t is Tick:
             self._on_heartbeat()
         elif t is ReplicatorCounters:
@@ -322,6 +342,10 @@ class Node(ScheduledActor):
             self._on_replica_response(env.src, msg)
         elif t is Gossip:
             self._on_gossip(env, msg)
+        elif t is Forward:
+            self._on_forward(env, msg)
+        elif t is ForwardReply:
+            self._on_forward_reply(msg)
         elif self.replicator is not None:
             self.replicator.tell(env)
 
@@ -358,11 +382,15 @@ class Node(ScheduledActor):
         local_ops: list[tuple[int, StoreOp]] = []
         for slot, request in enumerate(pending.requests):
             try:
-                if is_data_request(request):
-                    if not self.joined:
-                        pending.fill(slot, ErrorReply(ErrorCode.UNAVAILABLE, "unavailable: still joining the cluster", request.rid))
-                        continue
-                    write = type(request) in (Set, Delete, MSet)
+                data = is_data_request(request)
+                if (data or is_update(request)) and not self.joined:
+                    pending.fill(slot, ErrorReply(ErrorCode.UNAVAILABLE, "unavailable: still joining the cluster", request.rid))
+                    continue
+                if is_update(request):
+                    self._update(pending, slot, request)
+                    continue
+                if data:
+                    write = is_write(request)
                     level = request.consistency or (config.write_consistency if write else config.read_consistency)
                     version = self.clock.tick(wall) if write else None
                     error = cb.plan(slot, request, view, level, wall, version, config.tombstone_ttl_s)
@@ -397,6 +425,120 @@ class Node(ScheduledActor):
         self._send_tasks(cb, cb.outgoing)
         cb.outgoing = {}
         cb.timer = self.ctx.call_later(config.request_timeout_s, self.actor_ref, RequestTimeout(batch_id))
+
+    # --- read-modify-write at the key's coordinator ---------------------------------
+
+    def _update(self, pending: PendingBatch, slot: int, request: Any) -> None:
+        """Run ``request`` at the key's coordinator: here, or forwarded to it."""
+        view = self.view
+        owners = view.placement.owners(partition_of(request.key, self.config.partitions))
+        coordinator = next((m for m in owners if view.serves_reads(m)), None)
+
+        def done(reply: Reply) -> None:
+            pending.fill(slot, reply)
+            self._flush(pending.conn)
+
+        if coordinator is None:
+            self.coord["unavailable"] += 1
+            pending.fill(slot, ErrorReply(ErrorCode.UNAVAILABLE, f"unavailable: no owner of {request.key!r} is reachable; nothing was applied", request.rid))
+        elif coordinator == self.ctx.node_id:
+            self._rmw_submit(request, done)
+        else:
+            fid = next(self._batch_ids)
+            timer = self.ctx.call_later(2 * self.config.request_timeout_s, self.actor_ref, ForwardTimeout(fid))
+            self._forwards[fid] = (request, done, timer)
+            self.ctx.send(view.addresses[coordinator], Forward(fid, encode_request(request)))
+
+    def _on_forward(self, env: FromPeer, msg: Forward) -> None:
+        try:
+            request = decode_request(msg.request)
+        except CacheError as exc:
+            self.ctx.send(env.addr, ForwardReply(msg.fid, encode_reply(ErrorReply(exc.code, exc.message))))
+            return
+        if not is_update(request):
+            reply = ErrorReply(ErrorCode.BAD_REQUEST, "only read-modify-write requests are forwarded", request.rid)
+            self.ctx.send(env.addr, ForwardReply(msg.fid, encode_reply(reply)))
+            return
+        self._rmw_submit(request, lambda reply: self.ctx.send(env.addr, ForwardReply(msg.fid, encode_reply(reply))))
+
+    def _on_forward_reply(self, msg: ForwardReply) -> None:
+        entry = self._forwards.pop(msg.fid, None)
+        if entry is None:
+            return
+        request, done, timer = entry
+        timer.cancel()
+        try:
+            reply = decode_reply(msg.reply, request)
+        except CacheError:
+            reply = ErrorReply(ErrorCode.INTERNAL, "the key's coordinator sent a malformed reply", request.rid)
+        done(dataclasses.replace(reply, rid=request.rid))
+
+    def _on_forward_timeout(self, fid: int) -> None:
+        entry = self._forwards.pop(fid, None)
+        if entry is not None:
+            request, done, _ = entry
+            self.coord["timeouts"] += 1
+            done(ErrorReply(ErrorCode.TIMEOUT, "the key's coordinator did not answer; it may have been applied", request.rid))
+
+    def _rmw_submit(self, request: Any, done: Any) -> None:
+        """Queue ``request`` behind earlier ones for its key: one at a time per key."""
+        job = _RmwJob(next(self._batch_ids), request, done)
+        queue = self._rmw_queues.setdefault(request.key, collections.deque())
+        queue.append(job)
+        if len(queue) == 1:
+            self._rmw_read(job)
+
+    def _rmw_read(self, job: _RmwJob) -> None:
+        level = job.request.consistency or "quorum"
+        self._internal(job, ReadRecord(job.request.key, None, level))
+
+    def _internal(self, job: _RmwJob, request: Any) -> None:
+        self._rmw_jobs[job.id] = job
+        job.conn = -job.id - (job.phase << 40)
+        job.phase += 1
+        pending = PendingBatch(job.conn, (request,), _StepReply(self.actor_ref, job.id))
+        self._enqueue(pending)
+        self._coordinate(None, pending)
+        self._flush(job.conn)
+
+    def _on_rmw_step(self, step: RmwStep) -> None:
+        job = self._rmw_jobs.pop(step.job, None)
+        if job is None:
+            return
+        self._queues.pop(job.conn, None)
+        reply = step.replies[0]
+        if type(reply) is ErrorReply:
+            self._rmw_finish(job, reply)
+            return
+        if type(reply) is RecordReply:
+            wall = self.ctx.wall()
+            if reply.record is not None:
+                self.clock.observe(reply.record.version, wall)
+            try:
+                write, final = plan_update(job.request, reply.record, wall)
+            except Exception as exc:
+                logger.exception("failed to plan %r", job.request)
+                write, final = None, ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", job.request.rid)
+            if write is None:
+                self._rmw_finish(job, final)
+                return
+            job.final = final
+            self._internal(job, WriteRecord(job.request.key, write[0], write[1], None, job.request.consistency))
+            return
+        self._rmw_finish(job, job.final)  # the write was acknowledged
+
+    def _rmw_finish(self, job: _RmwJob, reply: Any) -> None:
+        queue = self._rmw_queues.get(job.request.key)
+        if queue and queue[0] is job:
+            queue.popleft()
+        try:
+            job.done(dataclasses.replace(reply, rid=job.request.rid))
+        except Exception:
+            logger.exception("read-modify-write reply target failed")
+        if queue:
+            self._rmw_read(queue[0])
+        else:
+            self._rmw_queues.pop(job.request.key, None)
 
     def _send_tasks(self, cb: ClusterBatch, outgoing: dict[str, list[tuple[int, Any]]]) -> None:
         """One store batch for this node's share, one ReplicaRequest per peer."""
@@ -548,10 +690,14 @@ class Node(ScheduledActor):
         t = type(request)
         if t is Get:
             return Read((request.key,))
-        if t is Set:
+        if t is Set and not request.conditional:
             ttl = request.ttl
             deadline = wall + ttl if ttl else None
             return Write(((request.key, request.value, deadline),), self.clock.tick(wall), self._only_me)
+        if is_update(request):
+            return Modify(request, self.clock.tick(wall), self._only_me)
+        if t is Ttl:
+            return Modify(request, ZERO)
         if t is Delete:
             return Remove((request.key,), self.clock.tick(wall), wall + self.config.tombstone_ttl_s)
         if t is MGet:
@@ -619,6 +765,8 @@ class Node(ScheduledActor):
             self.ctx.send(addr, ReplicaResponse(req, tuple(result for _, result in message.results)))
 
     def _reply_for(self, request: Request | ErrorReply, result: Any) -> Reply:
+        if isinstance(result, REPLY_TYPES):
+            return result  # a read-modify-write answered by the store itself
         t = type(request)
         if t is Get:
             value, found = result[0]
@@ -699,3 +847,30 @@ class Node(ScheduledActor):
 
 def _rid(request: Any) -> Any:
     return getattr(request, "rid", None)
+
+
+class _RmwJob:
+    """One read-modify-write request going through read, then write, at its coordinator."""
+
+    __slots__ = ("conn", "done", "final", "id", "phase", "request")
+
+    def __init__(self, job_id: int, request: Any, done: Any) -> None:
+        self.id = job_id
+        self.request = request
+        self.done = done
+        self.final: Any = None
+        self.phase = 0
+        self.conn = 0
+
+
+class _StepReply:
+    """The reply target of a job's internal batch: back into the node's own mailbox."""
+
+    __slots__ = ("job", "node")
+
+    def __init__(self, node: ActorRef[Any], job: int) -> None:
+        self.node = node
+        self.job = job
+
+    def tell(self, message: BatchReply) -> None:
+        self.node.tell(RmwStep(self.job, message.replies))

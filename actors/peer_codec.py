@@ -15,6 +15,8 @@ from actors.messages import Remove, Write
 from actors.peer_messages import (
     Apply,
     Fetch,
+    Forward,
+    ForwardReply,
     Gossip,
     Member,
     PeerMessage,
@@ -141,6 +143,8 @@ _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
         "reply": m.reply,
     },
     PushAck: lambda m: {"type": "push_ack", "sid": m.sid, "applied": m.applied},
+    Forward: lambda m: {"type": "forward", "fid": m.fid, "request": m.request},
+    ForwardReply: lambda m: {"type": "forward_reply", "fid": m.fid, "reply": m.reply},
 }
 
 _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
@@ -164,7 +168,15 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
         bool(o.get("reply")),
     ),
     "push_ack": lambda o: PushAck(int(o["sid"]), int(o["applied"])),
+    "forward": lambda o: Forward(int(o["fid"]), _map(o["request"])),
+    "forward_reply": lambda o: ForwardReply(int(o["fid"]), _map(o["reply"])),
 }
+
+
+def _map(obj: Any) -> dict[str, Any]:
+    if type(obj) is not dict:
+        raise BadRequestError("forwarded requests and replies are maps")
+    return obj
 
 #: Message types only a peer connection may carry (``hello`` opens one).
 PEER_TYPES: frozenset[str] = frozenset(_DECODERS) | {HELLO}

@@ -22,10 +22,13 @@ __all__ = [
     "DigestQuery",
     "DropPartitions",
     "Fetch",
+    "Forward",
+    "ForwardReply",
     "FromPeer",
     "Gossip",
     "ListingQuery",
     "Member",
+    "Modify",
     "MemberStatus",
     "PeerMessage",
     "Pull",
@@ -82,6 +85,16 @@ class Describe:
     """Local only (``inspect``): a tuple of ``(Record | None, replica ids)`` per key."""
 
     keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Modify:
+    """Local only: a read-modify-write request (``actors.rmw``) applied in one store turn;
+    the result is the request's reply. ``version`` stamps what it writes."""
+
+    request: Any
+    version: Version
+    replicas: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +203,25 @@ class PushAck:
     applied: int
 
 
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A read-modify-write request for the key's coordinator, as a client wire object."""
+
+    fid: int
+    request: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardReply:
+    """The coordinator's answer to :class:`Forward` ``fid``, as a client wire object."""
+
+    fid: int
+    reply: dict[str, Any]
+
+
 PeerMessage: TypeAlias = (
-    Gossip | ReplicaRequest | ReplicaResponse | SyncRequest | SyncListing | Pull | Push | PushAck
+    Gossip | ReplicaRequest | ReplicaResponse | SyncRequest | SyncListing | Pull | Push | PushAck | Forward
+    | ForwardReply
 )
 
 

@@ -27,8 +27,9 @@ from actors.messages import (
     Write,
 )
 
-from actors.peer_messages import Apply, Describe, DigestQuery, DropPartitions, Fetch, ListingQuery
+from actors.peer_messages import Apply, Describe, DigestQuery, Modify, DropPartitions, Fetch, ListingQuery
 from actors.placement import DEFAULT_PARTITIONS
+from actors.rmw import plan_update
 from actors.version import Version
 
 __all__ = ["Store"]
@@ -112,6 +113,12 @@ class Store(ScheduledActor):
                 else:
                     keyspace.hits += 1
             return records
+        if t is Modify:
+            request = op.request
+            write, reply = plan_update(request, keyspace.record(request.key, wall), wall)
+            if write is not None:
+                keyspace.set(request.key, write[0], write[1], op.version, op.replicas)
+            return reply
         if t is Describe:
             out = []
             for key in op.keys:

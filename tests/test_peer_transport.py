@@ -35,6 +35,8 @@ from actors.messages import (
 )
 from actors.peer_codec import PEER_TYPES, encode_hello, encode_peer
 from actors.peer_messages import (
+    Forward,
+    ForwardReply,
     Apply,
     Fetch,
     FromPeer,
@@ -275,6 +277,8 @@ SAMPLES: list[Any] = [
     Push(4, (REC, TOMB), True),
     Push(5, (), False),
     PushAck(4, 2),
+    Forward(5, {"type": "incr", "key": "k", "by": 2}),
+    ForwardReply(5, {"type": "response", "value": 3, "success": True}),
 ]
 
 
