@@ -36,6 +36,7 @@ from actors._scheduled import ScheduledActor
 from actors.ctx import Ctx
 from actors.codec import decode_reply, decode_request, encode_reply, encode_request
 from actors.coordination import ClusterBatch, is_data_request, is_write
+from actors.replicator import REPLICATOR_COUNTERS
 from actors.rmw import is_update, plan_update
 from actors.errors import CacheError, ErrorCode
 from actors.membership import Membership, State
@@ -398,15 +399,11 @@ class Node(ScheduledActor):
                         self.coord["unavailable"] += 1
                         pending.fill(slot, error)
                     continue
-                op = self._plan(request, wall)
             except Exception as exc:
                 logger.exception("failed to plan %r", request)
                 pending.fill(slot, ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", _rid(request)))
                 continue
-            if op is None:
-                pending.fill(slot, self._immediate(request))
-            else:
-                local_ops.append((slot, op))
+            self._plan_local(pending, slot, request, wall, local_ops)
         if local_ops:
             slot_batch = next(self._batch_ids)
             self._in_store[slot_batch] = pending
@@ -661,16 +658,7 @@ class Node(ScheduledActor):
         wall = self.ctx.wall()
         self.requests += len(requests)
         for slot, request in enumerate(requests):
-            try:
-                op = self._plan(request, wall)
-            except Exception as exc:  # a bug must cost one reply, never the node
-                logger.exception("failed to plan %r", request)
-                pending.fill(slot, ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", _rid(request)))
-                continue
-            if op is None:
-                pending.fill(slot, self._immediate(request))
-            else:
-                ops.append((slot, op))
+            self._plan_local(pending, slot, request, wall, ops)
         self._enqueue(pending)
         if ops:
             batch_id = next(self._batch_ids)
@@ -678,6 +666,20 @@ class Node(ScheduledActor):
             self.store.tell(StoreBatch(batch_id, tuple(ops), self.actor_ref))
         else:
             self._flush(batch.conn)
+
+    def _plan_local(
+        self, pending: PendingBatch, slot: int, request: Any, wall: float, ops: list[tuple[int, StoreOp]]
+    ) -> None:
+        """Answer ``request`` here, or add the store operation it needs to ``ops``."""
+        try:
+            op = self._plan(request, wall)
+            if op is None:
+                pending.fill(slot, self._immediate(request))
+            else:
+                ops.append((slot, op))
+        except Exception as exc:  # a bug must cost one reply, never the node
+            logger.exception("failed to plan %r", request)
+            pending.fill(slot, ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", _rid(request)))
 
     def _enqueue(self, pending: PendingBatch) -> None:
         queue = self._queues.get(pending.conn)
@@ -821,13 +823,7 @@ class Node(ScheduledActor):
             "joined": self.joined,
             "write_consistency": self.config.write_consistency,
             "read_consistency": self.config.read_consistency,
-            "hints_pending": 0,
-            "hints_delivered": 0,
-            "hints_dropped": 0,
-            "anti_entropy_rounds": 0,
-            "keys_repaired": 0,
-            "keys_streamed": 0,
-            "keys_handed_off": 0,
+            **dict.fromkeys(REPLICATOR_COUNTERS, 0),
         }
         out.update(self.coord)
         out.update(self.replicator_counters)

@@ -59,7 +59,19 @@ from actors.peer_messages import (
 from actors.record import Record
 from actors.version import Version
 
-__all__ = ["Replicator", "diff_listings"]
+__all__ = ["REPLICATOR_COUNTERS", "Replicator", "diff_listings"]
+
+#: What the replicator counts (reported to the node's ``stats``); hints_pending is a gauge.
+REPLICATOR_COUNTERS = (
+    "hints_pending",
+    "hints_delivered",
+    "hints_dropped",
+    "anti_entropy_rounds",
+    "keys_repaired",
+    "keys_streamed",
+    "keys_handed_off",
+    "sync_rounds_failed",
+)
 
 logger = logging.getLogger("actorcache.replicator")
 
@@ -143,17 +155,7 @@ class Replicator(ScheduledActor):
         self._handed_off = 0
         self._leave_done_sent = False
         self._last_counters: dict[str, int] = {}
-        self.counters = collections.Counter(
-            {
-                "hints_delivered": 0,
-                "hints_dropped": 0,
-                "anti_entropy_rounds": 0,
-                "keys_repaired": 0,
-                "keys_streamed": 0,
-                "keys_handed_off": 0,
-                "sync_rounds_failed": 0,
-            }
-        )
+        self.counters = collections.Counter(dict.fromkeys(REPLICATOR_COUNTERS[1:], 0))
         self.tick_s = min(0.1, config.anti_entropy_interval_s, config.heartbeat_interval_s)
         self.stale_s = max(2.0, 5 * config.request_timeout_s)
 

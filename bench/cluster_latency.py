@@ -11,10 +11,7 @@ until every key holds its latest value in node3's own copy (``inspect``, no quor
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import re
 import signal
 import socket
@@ -22,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench.results import machine, record
 
 ROOT = Path(__file__).resolve().parent.parent
 _LINE = re.compile(r"listening on [^:]+:(\d+)")
@@ -193,22 +192,16 @@ def main(argv: list[str] | None = None) -> int:
         for node in nodes:
             node.stop()
     if args.record:
-        machine = f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-        text = (
-            f"\n### {datetime.date.today().isoformat()} · `python -m bench.cluster_latency --record`\n\n"
-            f"{machine}; 3 nodes and the single node on loopback, sequential writes from one connection, "
+        record(
+            "Cluster: write latency by consistency level, restart convergence (`bench/cluster_latency.py`)",
+            "python -m bench.cluster_latency " + " ".join(argv if argv is not None else sys.argv[1:]),
+            f"{machine()}; 3 nodes and the single node on loopback, sequential writes from one connection, "
             f"{args.writes} per row, 32 B values.\n\n" + "\n".join(table) + "\n\n"
             f"Restart: {args.keys:,} keys written at quorum, node3 SIGKILLed, {written_while_down:,} writes "
             f"while it was down (3 s), then restarted with the same id: ready (warmed from peers) "
             f"{ready_s:.2f} s after its process started; every key's latest value in node3's own copy "
-            f"after {converged_s:.2f} s.\n"
+            f"after {converged_s:.2f} s.",
         )
-        results = ROOT / "bench" / "RESULTS.md"
-        content = results.read_text()
-        heading = "## Cluster: write latency by consistency level, restart convergence (`bench/cluster_latency.py`)"
-        if heading not in content:
-            content += f"\n{heading}\n"
-        results.write_text(content + text)
     return 0
 
 

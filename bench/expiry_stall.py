@@ -10,14 +10,12 @@ phases and their ratio, measured in the same run, and how long the drain took.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 from bench.json_lines import Server
+from bench.results import machine, record
 from runtime.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,15 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     print(row)
     if args.record:
         command = "python -m bench.expiry_stall " + " ".join(argv if argv is not None else sys.argv[1:])
-        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-            f.write(
-                f"\n### {datetime.date.today()} · `{command.strip()}`\n\n"
-                f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-                "node with `--cleanup-interval 0.1` (2 ms budget per cycle).\n\n"
-                "| keys expiring at once | ping p50 / p99 / max ms, before | ping p50 / p99 / max ms, during drain "
-                "| p99 during / before | drain time | expired active / lazy | cycles that hit the budget |\n"
-                "|---|---|---|---|---|---|---|\n" + row + "\n"
-            )
+        record(
+            "Mass expiry: ping latency while a million keys expire (`bench/expiry_stall.py`)",
+            command,
+            f"{machine()}; node with `--cleanup-interval 0.1` (2 ms budget per cycle).\n\n"
+            "| keys expiring at once | ping p50 / p99 / max ms, before | ping p50 / p99 / max ms, during drain "
+            "| p99 during / before | drain time | expired active / lazy | cycles that hit the budget |\n"
+            "|---|---|---|---|---|---|---|\n" + row,
+        )
     return 0
 
 

@@ -10,15 +10,13 @@ result: the machine is shared and noisy.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 from bench.loadgen import parser as load_parser, run_load
+from bench.results import machine, record
 
 ROOT = Path(__file__).resolve().parent.parent
 _PORT = re.compile(r"listening on [^:]+:(\d+)")
@@ -94,16 +92,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.record:
         command = "python -m bench.json_lines " + " ".join(argv if argv is not None else sys.argv[1:])
-        header = (
-            f"\n### {datetime.date.today()} · `{command.strip()}`\n\n"
-            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"{args.conns} connections, {args.value_size} B values, {args.duration:g} s per cell, "
+        record(
+            "JSON lines: node vs bare asyncio dict server (`bench/json_lines.py`)",
+            command,
+            f"{machine()}, {args.conns} connections, {args.value_size} B values, {args.duration:g} s per cell, "
             f"{args.procs} load process(es); servers and load share the machine.\n\n"
             "| workload | pipeline | node ops/s | node p50 / p99 ms | bare ops/s | bare p50 / p99 ms | node / bare |\n"
-            "|---|---|---|---|---|---|---|\n"
+            "|---|---|---|---|---|---|---|\n" + "\n".join(rows),
         )
-        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-            f.write(header + "\n".join(rows) + "\n")
     return 0
 
 

@@ -11,19 +11,14 @@ Goal (issue 4): the partition-heal run in under 10 s.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import sys
 import time
-from datetime import date
-from pathlib import Path
 
 import simpy
 
+from bench.results import machine, record
 from sim.runner import Runner
 from sim.scenario import BUILTIN
-
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def bare_simpy_events_per_s(events: int = 300_000) -> float:
     env = simpy.Environment()
@@ -64,19 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         "| seed | client ops | simulated s | wall s | simulated s per wall s | SimPy events | events/s "
         "| events/s vs bare SimPy | violations |\n|---|---|---|---|---|---|---|---|---|"
     )
-    machine = f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    text = (
-        f"\n### {date.today().isoformat()} · `python -m bench.sim_speed --seeds {args.seeds} --record`\n\n"
-        f"{machine}; bare SimPy loop in the same run: {bare:,.0f} events/s.\n\n{header}\n" + "\n".join(rows) + "\n"
-    )
+    text = f"{machine()}; bare SimPy loop in the same run: {bare:,.0f} events/s.\n\n{header}\n" + "\n".join(rows)
     print(text)
     if args.record:
-        results = ROOT / "bench" / "RESULTS.md"
-        content = results.read_text()
-        heading = "## Simulator speed: 5-node partition-heal, 60 simulated s, 10,000 ops (`bench/sim_speed.py`)"
-        if heading not in content:
-            content += f"\n{heading}\n"
-        results.write_text(content + text)
+        record(
+            "Simulator speed: 5-node partition-heal, 60 simulated s, 10,000 ops (`bench/sim_speed.py`)",
+            "python -m bench.sim_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+            text,
+        )
     return 0
 
 

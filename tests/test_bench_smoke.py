@@ -33,3 +33,28 @@ def test_expiry_stall_benchmark_runs() -> None:
     row = out.strip().splitlines()[-1]
     assert "| 3,000 |" in row
     assert "3,000 / 0" in row  # every key removed by the janitor, none had to be read
+
+
+def test_cluster_latency_benchmark_runs() -> None:
+    out = _run("bench.cluster_latency", "--writes", "50", "--keys", "300")
+    assert "| 3 nodes, --replicas 3, consistency quorum |" in out
+    assert "every key latest on node3 after" in out and "after None" not in out
+
+
+def test_sim_speed_benchmark_runs() -> None:
+    out = _run("bench.sim_speed", "--seeds", "1")
+    row = next(line for line in out.splitlines() if line.startswith("| 1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "10,000" and cells[-1] == "0"  # every op issued, no violation
+
+
+def test_record_inserts_a_run_under_its_own_heading(tmp_path: Path) -> None:
+    from bench.results import record
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## A\n\n### old run\n\nfigures\n\n## B\n\n### b run\n")
+    record("A", "python -m bench.a", "new figures", results)
+    record("C", "python -m bench.c", "c figures", results)
+    text = results.read_text()
+    assert text.index("new figures") < text.index("## B") < text.index("## C") < text.index("c figures")
+    assert "`python -m bench.a`" in text
