@@ -1,7 +1,10 @@
-"""``python -m runtime.cli [--node HOST:PORT] COMMAND ...``: talk to a node from the shell.
+"""``python -m runtime.cli [--node HOST:PORT] [--consistency LEVEL] COMMAND ...``: talk to a node from the shell.
 
-Commands: ``get KEY``, ``set KEY VALUE [--ttl S] [--raw]``, ``delete KEY``,
-``mget KEY...``, ``mset KEY VALUE [KEY VALUE ...] [--ttl S] [--raw]``, ``ping``, ``stats``.
+Data commands: ``get KEY``, ``set KEY VALUE [--ttl S] [--raw]``, ``delete KEY``,
+``mget KEY...``, ``mset KEY VALUE [KEY VALUE ...] [--ttl S] [--raw]``; each takes
+``--consistency one|quorum|all`` (before or after the command; default: the node's
+``--read-consistency``/``--write-consistency``). Node and cluster commands: ``ping``,
+``stats``, ``members``, ``locate KEY``, ``inspect KEY``, ``remove-node NODE_ID``.
 
 Values on the command line are parsed as JSON when they parse (``42`` is a number,
 ``'{"a":1}'`` an object, ``'"42"'`` the string "42"), else stored as the literal string;
@@ -12,8 +15,18 @@ Output is made for scripts. ``get`` prints the value (a string as is, anything e
 JSON) and, like ``grep``, exits 1 on a miss with nothing on stdout and "(miss)" on
 stderr; ``delete`` and ``mget`` follow the same rule (1 when a key was not there).
 
-Exit codes: 0 success, 1 miss, 2 usage error, 3 the node answered with an error,
-4 the node could not be reached or did not answer in time.
+Cluster commands: ``locate`` prints ``partition: N`` and ``owners: ID ...`` (best
+first); ``inspect`` prints the asked node's own copy as one JSON object (``found``,
+``tombstone``, ``value``, ``version`` as ``[wall_ms, logical, node_id]``, ``deadline``,
+``purge_at``) and exits 1 unless that is a live value ("(miss)" on stderr and nothing on
+stdout when the node holds nothing, "(tombstone)" when it holds a tombstone);
+``members`` prints one line per member: id, address, status, state, incarnation;
+``remove-node`` prints ``removed ID`` (the node refuses, exit 3, unless it sees that
+member down). ``locate`` and ``members`` take ``--json`` for machine-readable output.
+
+Exit codes: 0 success, 1 miss, 2 usage error, 3 the node answered with an error
+(including ``unavailable`` and a node-side ``timeout``), 4 the node could not be reached
+or did not answer in time.
 """
 
 from __future__ import annotations
@@ -27,10 +40,12 @@ from typing import Any, TextIO
 from actors.errors import CacheError
 from runtime.argtypes import positive_seconds, seconds
 from runtime.client import (
+    CONSISTENCY_LEVELS,
     DEFAULT_PORT,
     Client,
     ClientTimeoutError,
     ConnectionLostError,
+    Inspection,
     ProtocolError,
     parse_address,
 )
@@ -89,11 +104,34 @@ class _Exit(Exception):
         self.status = status
 
 
+_EPILOG = """\
+exit codes:
+  0  success
+  1  miss: get/delete found no key, mget not every key, inspect no live value on the node
+  2  usage error (unknown command, bad argument, --consistency not one/quorum/all)
+  3  the node answered with an error (bad_request, unavailable, timeout, ...)
+  4  the node could not be reached or did not answer within --timeout
+"""
+
+_CONSISTENCY_HELP = (
+    "consistency level of the data commands (get, set, delete, mget, mset): "
+    "one, quorum or all (default: the node's --read-consistency/--write-consistency)"
+)
+
+
+def _add_consistency(parser: argparse.ArgumentParser, default: Any, help: str = _CONSISTENCY_HELP) -> None:
+    parser.add_argument(
+        "--consistency", choices=CONSISTENCY_LEVELS, default=default, metavar="{" + ",".join(CONSISTENCY_LEVELS) + "}",
+        help=help,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m runtime.cli",
         description="Talk to an actorcache node.",
-        epilog="exit codes: 0 ok, 1 miss, 2 usage, 3 error reply from the node, 4 node unreachable or timed out",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--node", type=_node_address, default=f"localhost:{DEFAULT_PORT}", metavar="HOST:PORT",
@@ -103,36 +141,91 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=positive_seconds, default=5.0, metavar="SECONDS",
         help="give up connecting or waiting for a reply after this long (default 5)",
     )
+    _add_consistency(parser, None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("get", help="print a key's value; exit 1 if missing")
+    def data_command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        # Also accepted after the command; SUPPRESS keeps the global value when absent.
+        _add_consistency(p, argparse.SUPPRESS, "this request's consistency level (same as the global option)")
+        return p
+
+    p = data_command("get", "print a key's value; exit 1 if missing")
     p.add_argument("key")
     p.add_argument("--json", action="store_true", help="print strings JSON-encoded too")
 
-    p = sub.add_parser("set", help="store a value")
+    p = data_command("set", "store a value")
     p.add_argument("key")
     p.add_argument("value")
     p.add_argument("--ttl", type=seconds, default=None, metavar="SECONDS", help="expire after this long")
     p.add_argument("--raw", action="store_true", help="store VALUE as a string, never as JSON")
 
-    p = sub.add_parser("delete", help="remove a key; exit 1 if it did not exist")
+    p = data_command("delete", "remove a key; exit 1 if it did not exist")
     p.add_argument("key")
 
-    p = sub.add_parser("mget", help="print the found keys as one JSON object; exit 1 if any is missing")
+    p = data_command("mget", "print the found keys as one JSON object; exit 1 if any is missing")
     p.add_argument("keys", nargs="+", metavar="KEY")
 
-    p = sub.add_parser("mset", help="store several values in one request")
+    p = data_command("mset", "store several values in one request")
     p.add_argument("pairs", nargs="+", metavar="KEY VALUE")
     p.add_argument("--ttl", type=seconds, default=None, metavar="SECONDS", help="expire after this long")
     p.add_argument("--raw", action="store_true", help="store every VALUE as a string, never as JSON")
 
     sub.add_parser("ping", help="print the round-trip time")
     sub.add_parser("stats", help="print the node's counters as JSON")
+
+    p = sub.add_parser("members", help="list the cluster's members as the node sees them")
+    p.add_argument("--json", action="store_true", help="print stats' cluster.members as JSON")
+
+    p = sub.add_parser("locate", help="print a key's partition and owners, best first")
+    p.add_argument("key")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("inspect", help="print the node's own copy of a key as JSON; exit 1 unless a live value")
+    p.add_argument("key")
+
+    p = sub.add_parser("remove-node", help="declare a down member gone for good (its partitions move)")
+    p.add_argument("node_id", metavar="NODE_ID")
     return parser
 
 
 def _dump(value: Any, **kwargs: Any) -> str:
     return json.dumps(value, ensure_ascii=False, **kwargs)
+
+
+def _members(stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    cluster = stats.get("cluster")
+    members = cluster.get("members") if isinstance(cluster, dict) else None
+    if not isinstance(members, dict):
+        raise ProtocolError("stats have no cluster.members")
+    return members
+
+
+_MEMBER_COLUMNS = ("addr", "status", "state", "incarnation")
+
+
+def _members_table(members: dict[str, dict[str, Any]]) -> str:
+    """One aligned line per member, sorted by id, under a header."""
+    rows = [("NODE", "ADDRESS", "STATUS", "STATE", "INCARNATION")]
+    for node_id in sorted(members):
+        row = members[node_id] if isinstance(members[node_id], dict) else {}
+        rows.append((node_id, *(str(row.get(col, "-")) for col in _MEMBER_COLUMNS)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] + "\n" for row in rows
+    )
+
+
+def _inspection_json(copy: Inspection) -> dict[str, Any]:
+    return {
+        "key": copy.key,
+        "found": copy.found,
+        "tombstone": copy.tombstone,
+        "value": copy.value,
+        "version": list(copy.version),
+        "deadline": copy.deadline,
+        "purge_at": copy.purge_at,
+    }
 
 
 def _run(args: argparse.Namespace, client: Client, out: TextIO, err: TextIO) -> int:
@@ -165,6 +258,30 @@ def _run(args: argparse.Namespace, client: Client, out: TextIO, err: TextIO) -> 
         out.write(f"pong {client.ping() * 1000:.3f} ms\n")
     elif command == "stats":
         out.write(_dump(client.stats(), indent=2) + "\n")
+    elif command == "members":
+        members = _members(client.stats())
+        if args.json:
+            out.write(_dump(members, indent=2) + "\n")
+        else:
+            out.write(_members_table(members))
+    elif command == "locate":
+        where = client.locate(args.key)
+        if args.json:
+            out.write(_dump({"key": where.key, "partition": where.partition, "owners": list(where.owners)}) + "\n")
+        else:
+            out.write(f"partition: {where.partition}\nowners: {' '.join(where.owners)}\n")
+    elif command == "inspect":
+        copy = client.inspect(args.key)
+        if copy is None:
+            err.write("(miss)\n")
+            return EXIT_MISS
+        out.write(_dump(_inspection_json(copy)) + "\n")
+        if copy.tombstone:
+            err.write("(tombstone)\n")
+            return EXIT_MISS
+    elif command == "remove-node":
+        client.remove_node(args.node_id)
+        out.write(f"removed {args.node_id}\n")
     else:  # pragma: no cover - argparse only accepts the commands above
         raise AssertionError(command)
     return EXIT_OK
@@ -181,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.status
     out, err = sys.stdout, sys.stderr
     try:
-        with Client(args.node, timeout=args.timeout, connect_timeout=args.timeout) as client:
+        with Client(args.node, timeout=args.timeout, connect_timeout=args.timeout, consistency=args.consistency) as client:
             return _run(args, client, out, err)
     except (ConnectionLostError, ClientTimeoutError) as exc:
         err.write(f"error: {exc.message}\n")
@@ -190,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         err.write(f"error: bad reply from {args.node}: {exc.message}\n")
         return EXIT_SERVER_ERROR
     except CacheError as exc:
-        err.write(f"error: {exc.code.value}: {exc.message}\n")
+        code = exc.code.value
+        message = exc.message.removeprefix(f"{code}: ")  # some node messages repeat the code
+        err.write(f"error: {code}: {message}\n")
         return EXIT_SERVER_ERROR
     except BrokenPipeError:
         # stdout closed early (``| head``): not our failure. Point stdout at /dev/null so

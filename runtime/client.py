@@ -17,7 +17,15 @@ Design, and why:
   that writes and reads at the same time, so a huge pipeline cannot deadlock against the
   node's backpressure (it stops reading while its replies to us are not read).
 - **Typed errors.** An error reply raises the class from :func:`actors.errors.error_for`,
-  the same classes the server raises, so ``except BadRequestError`` means one thing.
+  the same classes the server raises, so ``except BadRequestError`` means one thing. In a
+  cluster, ``unavailable`` raises :class:`~actors.errors.UnavailableError` (definite:
+  nothing was applied, safe to retry later) and ``timeout`` raises
+  :class:`~actors.errors.RequestTimeoutError` (indefinite: some replicas may have applied
+  it).
+- **Consistency per request.** Data calls take ``consistency="one" | "quorum" | "all"``
+  (docs/cluster.md); ``None`` falls back to the client's default, and a client default of
+  ``None`` leaves the choice to the node (``--write-consistency``/``--read-consistency``).
+  Anything else is a :class:`ValueError` at the call site, before anything is sent.
 
 The wire field names live in :mod:`actors.codec` only; this module sends
 :mod:`actors.messages` dataclasses through :func:`~actors.codec.encode_request` and reads
@@ -40,16 +48,22 @@ from types import TracebackType
 from typing import Any
 
 from actors.codec import decode_reply, encode_request
+from actors.consistency import CONSISTENCY_LEVELS
 from actors.errors import BadRequestError, CacheError, ErrorCode, RequestTimeoutError, error_for
 from actors.messages import (
     Ack,
     Delete,
     ErrorReply,
     Get,
+    Inspect,
+    InspectReply,
+    Locate,
+    LocateReply,
     MGet,
     MSet,
     Ping,
     Pong,
+    RemoveNode,
     Reply,
     Request,
     Set,
@@ -58,14 +72,19 @@ from actors.messages import (
     Value,
     Values,
 )
+from actors.version import Version
 
 __all__ = [
+    "CONSISTENCY_LEVELS",
     "DEFAULT_PORT",
     "Client",
     "ClientTimeoutError",
     "ConnectionLostError",
+    "Inspection",
+    "Location",
     "Pipeline",
     "ProtocolError",
+    "check_consistency",
     "parse_address",
 ]
 
@@ -166,6 +185,65 @@ def _check_port(port: Any, address: Any) -> int:
     return port
 
 
+# --- consistency levels and cluster results -----------------------------------------------
+
+
+def check_consistency(level: Any) -> str | None:
+    """``level`` if it is ``None`` or one of :data:`CONSISTENCY_LEVELS`; else ValueError."""
+    if level is None or (type(level) is str and level in CONSISTENCY_LEVELS):
+        return level
+    raise ValueError(
+        f"consistency must be one of {', '.join(map(repr, CONSISTENCY_LEVELS))} "
+        f"(or None for the default), not {level!r}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a key lives, as the asked node sees the cluster (``Client.locate``).
+
+    ``partition`` is the key's partition number (0 to ``--partitions`` - 1); ``owners``
+    the ids of the nodes that hold its replicas, best first as placement ranks them (a
+    down member keeps its place until it is removed). Every node that has seen the same
+    membership gives the same answer.
+    """
+
+    key: str
+    partition: int
+    owners: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """The asked node's own copy of a key (``Client.inspect``), without asking any other
+    node: a live value, or a tombstone left by a delete or an expiry.
+
+    - ``value``: the stored value (``None`` for a tombstone);
+    - ``version``: the :class:`~actors.version.Version` ``(wall_ms, logical, node_id)``
+      that wrote it (last write wins by this);
+    - ``deadline``: epoch seconds at which the value expires, ``None`` if it never does;
+    - ``purge_at``: for a tombstone, the epoch second after which it may be forgotten;
+      ``None`` for a live value.
+
+    ``found`` is True for a live value, ``tombstone`` for a tombstone (exactly one holds).
+    When the node holds nothing at all for the key, ``inspect`` returns ``None`` instead.
+    """
+
+    key: str
+    value: Any
+    version: Version
+    deadline: float | None
+    purge_at: float | None = None
+
+    @property
+    def tombstone(self) -> bool:
+        return self.purge_at is not None
+
+    @property
+    def found(self) -> bool:
+        return self.purge_at is None
+
+
 # --- commands: a request, its encoded line, and how to turn its reply into a result -----
 
 
@@ -230,30 +308,54 @@ def _stats(reply: Reply) -> dict[str, Any]:
     return dict(_expect(reply, StatsReply).stats)
 
 
-def _get_cmd(key: str, default: Any = None) -> _Command:
-    return _command(Get(key), _getter(default))
+def _location(reply: Reply) -> Location:
+    located = _expect(reply, LocateReply)
+    return Location(located.key, located.partition, tuple(located.owners))
 
 
-def _get_entry_cmd(key: str) -> _Command:
-    return _command(Get(key), _entry)
+def _inspection(reply: Reply) -> Inspection | None:
+    record = _expect(reply, InspectReply).record
+    if record is None:
+        return None
+    return Inspection(record.key, record.value, record.version, record.deadline, record.purge_at)
 
 
-def _set_cmd(key: str, value: Any, ttl: float | None) -> _Command:
-    return _command(Set(key, value, ttl), _none)
+def _get_cmd(key: str, default: Any, consistency: str | None) -> _Command:
+    return _command(Get(key, consistency=consistency), _getter(default))
 
 
-def _delete_cmd(key: str) -> _Command:
-    return _command(Delete(key), _deleted)
+def _get_entry_cmd(key: str, consistency: str | None) -> _Command:
+    return _command(Get(key, consistency=consistency), _entry)
 
 
-def _mget_cmd(keys: Iterable[str]) -> _Command:
+def _set_cmd(key: str, value: Any, ttl: float | None, consistency: str | None) -> _Command:
+    return _command(Set(key, value, ttl, consistency=consistency), _none)
+
+
+def _delete_cmd(key: str, consistency: str | None) -> _Command:
+    return _command(Delete(key, consistency=consistency), _deleted)
+
+
+def _mget_cmd(keys: Iterable[str], consistency: str | None) -> _Command:
     if isinstance(keys, str):
         raise TypeError("mget takes an iterable of keys, not a single string")
-    return _command(MGet(tuple(keys)), _found_values)
+    return _command(MGet(tuple(keys), consistency=consistency), _found_values)
 
 
-def _mset_cmd(mapping: Mapping[str, Any], ttl: float | None) -> _Command:
-    return _command(MSet(tuple(mapping.items()), ttl), _none)
+def _mset_cmd(mapping: Mapping[str, Any], ttl: float | None, consistency: str | None) -> _Command:
+    return _command(MSet(tuple(mapping.items()), ttl, consistency=consistency), _none)
+
+
+def _locate_cmd(key: str) -> _Command:
+    return _command(Locate(key), _location)
+
+
+def _inspect_cmd(key: str) -> _Command:
+    return _command(Inspect(key), _inspection)
+
+
+def _remove_node_cmd(node_id: str) -> _Command:
+    return _command(RemoveNode(node_id), _none)
 
 
 # --- the client -------------------------------------------------------------------------
@@ -264,6 +366,8 @@ class Client:
 
     ``timeout`` bounds each call as a whole (sending the request and reading every reply);
     ``connect_timeout`` bounds opening the connection. Both are in seconds.
+    ``consistency`` (``"one"``, ``"quorum"``, ``"all"``) is the level of every data request
+    that does not name its own; ``None`` (the default) leaves it to the node.
     """
 
     def __init__(
@@ -272,12 +376,14 @@ class Client:
         *,
         timeout: float = 5.0,
         connect_timeout: float = 5.0,
+        consistency: str | None = None,
     ) -> None:
         if not timeout > 0 or not connect_timeout > 0:
             raise ValueError("timeouts must be > 0 seconds")
         self.host, self.port = parse_address(address)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.consistency = check_consistency(consistency)
         self._sock: socket.socket | None = None
         self._selector: selectors.BaseSelector | None = None
         self._buf = bytearray()
@@ -292,34 +398,63 @@ class Client:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    # --- the cache API --------------------------------------------------------------
+    def _level(self, consistency: str | None) -> str | None:
+        """The level a request goes out with: its own, else the client's default."""
+        return check_consistency(consistency) if consistency is not None else self.consistency
 
-    def get(self, key: str, default: Any = None) -> Any:
+    # --- the cache API --------------------------------------------------------------
+    #
+    # ``consistency`` on the data calls: "one", "quorum" or "all" (docs/cluster.md); None
+    # uses the client's default. A level the cluster cannot meet raises UnavailableError
+    # (definite: nothing applied) or RequestTimeoutError (indefinite).
+
+    def get(self, key: str, default: Any = None, *, consistency: str | None = None) -> Any:
         """The value stored under ``key``, or ``default`` if there is none.
 
         A stored ``null`` is indistinguishable from a miss here; use :meth:`get_entry`.
         """
-        return self._call(_get_cmd(key, default))
+        return self._call(_get_cmd(key, default, self._level(consistency)))
 
-    def get_entry(self, key: str) -> tuple[bool, Any]:
+    def get_entry(self, key: str, *, consistency: str | None = None) -> tuple[bool, Any]:
         """``(found, value)``: tells a stored ``None`` from a miss."""
-        return self._call(_get_entry_cmd(key))
+        return self._call(_get_entry_cmd(key, self._level(consistency)))
 
-    def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+    def set(self, key: str, value: Any, ttl: float | None = None, *, consistency: str | None = None) -> None:
         """Store any JSON value; ``ttl`` seconds until it expires (None or 0: never)."""
-        self._call(_set_cmd(key, value, ttl))
+        self._call(_set_cmd(key, value, ttl, self._level(consistency)))
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str, *, consistency: str | None = None) -> bool:
         """Remove ``key``; whether it existed."""
-        return self._call(_delete_cmd(key))
+        return self._call(_delete_cmd(key, self._level(consistency)))
 
-    def mget(self, keys: Iterable[str]) -> dict[str, Any]:
+    def mget(self, keys: Iterable[str], *, consistency: str | None = None) -> dict[str, Any]:
         """The found keys among ``keys`` and their values (missing keys are absent)."""
-        return self._call(_mget_cmd(keys))
+        return self._call(_mget_cmd(keys, self._level(consistency)))
 
-    def mset(self, mapping: Mapping[str, Any], ttl: float | None = None) -> None:
+    def mset(self, mapping: Mapping[str, Any], ttl: float | None = None, *, consistency: str | None = None) -> None:
         """Store every item of ``mapping`` in one request, all with the same ``ttl``."""
-        self._call(_mset_cmd(mapping, ttl))
+        self._call(_mset_cmd(mapping, ttl, self._level(consistency)))
+
+    # --- cluster --------------------------------------------------------------------
+
+    def locate(self, key: str) -> Location:
+        """Which partition ``key`` is in and which nodes own it, best first."""
+        return self._call(_locate_cmd(key))
+
+    def inspect(self, key: str) -> Inspection | None:
+        """This node's own copy of ``key`` (a value or a tombstone), asking no other node;
+        ``None`` when it holds nothing for the key. For debugging replication."""
+        return self._call(_inspect_cmd(key))
+
+    def remove_node(self, node_id: str) -> None:
+        """Declare member ``node_id`` gone for good, so its partitions move to the others.
+
+        The node refuses (:class:`~actors.errors.BadRequestError`) unless it sees that
+        member ``down``; an unknown id or its own id is refused the same way.
+        """
+        self._call(_remove_node_cmd(node_id))
+
+    # --- node -----------------------------------------------------------------------
 
     def ping(self) -> float:
         """Round-trip time of one ping in seconds (after connecting, if needed)."""
@@ -548,7 +683,9 @@ class Pipeline:
 
     Each method queues one request and returns the pipeline (so calls chain);
     :meth:`execute` sends them all and returns their results in order, each the same as
-    the corresponding :class:`Client` method would return (``ping`` gives ``True``).
+    the corresponding :class:`Client` method would return (``ping`` gives ``True``). A
+    request without its own ``consistency`` takes the client's default. Bad arguments
+    (an unknown consistency level, an unencodable value) raise at the queuing call.
 
     As a context manager, leaving the block without an exception executes whatever is
     still queued, and :attr:`results` holds what :meth:`execute` returned::
@@ -572,28 +709,40 @@ class Pipeline:
     def __len__(self) -> int:
         return len(self._commands)
 
-    def get(self, key: str, default: Any = None) -> Pipeline:
-        self._commands.append(_get_cmd(key, default))
+    def get(self, key: str, default: Any = None, *, consistency: str | None = None) -> Pipeline:
+        self._commands.append(_get_cmd(key, default, self._client._level(consistency)))
         return self
 
-    def get_entry(self, key: str) -> Pipeline:
-        self._commands.append(_get_entry_cmd(key))
+    def get_entry(self, key: str, *, consistency: str | None = None) -> Pipeline:
+        self._commands.append(_get_entry_cmd(key, self._client._level(consistency)))
         return self
 
-    def set(self, key: str, value: Any, ttl: float | None = None) -> Pipeline:
-        self._commands.append(_set_cmd(key, value, ttl))
+    def set(self, key: str, value: Any, ttl: float | None = None, *, consistency: str | None = None) -> Pipeline:
+        self._commands.append(_set_cmd(key, value, ttl, self._client._level(consistency)))
         return self
 
-    def delete(self, key: str) -> Pipeline:
-        self._commands.append(_delete_cmd(key))
+    def delete(self, key: str, *, consistency: str | None = None) -> Pipeline:
+        self._commands.append(_delete_cmd(key, self._client._level(consistency)))
         return self
 
-    def mget(self, keys: Iterable[str]) -> Pipeline:
-        self._commands.append(_mget_cmd(keys))
+    def mget(self, keys: Iterable[str], *, consistency: str | None = None) -> Pipeline:
+        self._commands.append(_mget_cmd(keys, self._client._level(consistency)))
         return self
 
-    def mset(self, mapping: Mapping[str, Any], ttl: float | None = None) -> Pipeline:
-        self._commands.append(_mset_cmd(mapping, ttl))
+    def mset(self, mapping: Mapping[str, Any], ttl: float | None = None, *, consistency: str | None = None) -> Pipeline:
+        self._commands.append(_mset_cmd(mapping, ttl, self._client._level(consistency)))
+        return self
+
+    def locate(self, key: str) -> Pipeline:
+        self._commands.append(_locate_cmd(key))
+        return self
+
+    def inspect(self, key: str) -> Pipeline:
+        self._commands.append(_inspect_cmd(key))
+        return self
+
+    def remove_node(self, node_id: str) -> Pipeline:
+        self._commands.append(_remove_node_cmd(node_id))
         return self
 
     def ping(self) -> Pipeline:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import socket
 import subprocess
@@ -11,7 +13,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from runtime import cli as cli_module
 from runtime.client import Client
+from tests.cluster import Cluster
 from tests.nodeproc import ROOT, NodeProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -24,6 +28,16 @@ def _cli(*args: str, node: str | None = None, timeout_s: float = 5.0) -> subproc
     if node is not None:
         argv += ["--node", node]
     return subprocess.run(argv + list(args), cwd=ROOT, capture_output=True, text=True, timeout=30)
+
+
+def _main(*args: str, node: str | None = None, timeout_s: float = 5.0) -> subprocess.CompletedProcess[str]:
+    """``runtime.cli.main`` in this process (what ``python -m runtime.cli`` exits with),
+    for tests that run many commands: no interpreter start-up per command."""
+    argv = ["--timeout", str(timeout_s)] + (["--node", node] if node is not None else []) + list(args)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli_module.main(argv)
+    return subprocess.CompletedProcess(argv, rc, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture
@@ -157,6 +171,16 @@ def test_too_large_exits_3(node_factory: Callable[..., NodeProcess]) -> None:
         ("set", "k", "v", "--ttl", "soon"),
         ("--node", "::1:8081", "ping"),
         ("--timeout", "0", "ping"),
+        ("--consistency", "bogus", "get", "k"),
+        ("--consistency", "ALL", "set", "k", "v"),
+        ("--consistency", "get", "k"),
+        ("get", "k", "--consistency", "two"),
+        ("mset", "a", "1", "--consistency", ""),
+        ("locate",),
+        ("locate", "a", "b"),
+        ("inspect",),
+        ("remove-node",),
+        ("members", "extra"),
     ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
@@ -170,11 +194,109 @@ def test_help_exits_0() -> None:
     r = _cli("--help")
     assert r.returncode == 0
     assert "exit codes" in r.stdout
+    for text in ("--consistency {one,quorum,all}", "locate", "inspect", "remove-node", "members"):
+        assert text in r.stdout
+    for code in range(5):
+        assert f"\n  {code}  " in r.stdout  # every exit code is explained
+
+
+def test_consistency_on_a_single_node(node: NodeProcess, cli: Run) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return _main(*args, node=node.addr)
+
+    for level in ("one", "quorum", "all"):
+        assert run("--consistency", level, "set", "k", level).returncode == 0
+        assert run("get", "k", "--consistency", level).stdout == f"{level}\n"
+        assert run("--consistency", level, "mset", "a", "1").returncode == 0
+        assert run("mget", "a", "--consistency", level).stdout == '{"a": 1}\n'
+        assert run("delete", "a", "--consistency", level).returncode == 0
+    # The option after the command wins over the global one.
+    assert run("--consistency", "one", "get", "k", "--consistency", "all").stdout == "all\n"
+    # Non-data commands accept (and ignore) the global option.
+    assert run("--consistency", "all", "ping").returncode == 0
+    # And as a real process.
+    r = cli("--consistency", "quorum", "get", "k")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "all\n", "")
+
+
+def test_locate_inspect_members_on_a_single_node(cli: Run, client: Client) -> None:
+    r = cli("locate", "k")
+    assert r.returncode == 0, r
+    partition = client.locate("k").partition
+    assert r.stdout == f"partition: {partition}\nowners: node1\n"
+    assert json.loads(cli("locate", "k", "--json").stdout) == {"key": "k", "partition": partition, "owners": ["node1"]}
+
+    r = cli("inspect", "k")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "(miss)\n")
+    client.set("k", {"a": 1}, ttl=30)
+    r = cli("inspect", "k")
+    assert (r.returncode, r.stderr) == (0, "")
+    copy = json.loads(r.stdout)
+    assert copy["key"] == "k" and copy["value"] == {"a": 1}
+    assert (copy["found"], copy["tombstone"], copy["purge_at"]) == (True, False, None)
+    assert copy["version"][2] == "node1" and 20 < copy["deadline"] - time.time() <= 30
+
+    r = cli("members")
+    assert r.returncode == 0, r
+    header, row, *rest = r.stdout.splitlines()
+    assert header.split() == ["NODE", "ADDRESS", "STATUS", "STATE", "INCARNATION"] and rest == []
+    node_id, addr, status, state, incarnation = row.split()
+    assert (node_id, status, state) == ("node1", "ready", "self")
+    assert addr.endswith(f":{client.port}") and int(incarnation) > 0
+    members = json.loads(cli("members", "--json").stdout)
+    assert list(members) == ["node1"] and members["node1"]["incarnation"] == int(incarnation)
+
+    for node_id, why in (("node1", "cannot remove itself"), ("node7", "no member")):
+        r = cli("remove-node", node_id)
+        assert (r.returncode, r.stdout) == (3, ""), r
+        assert r.stderr.startswith("error: bad_request: ") and why in r.stderr
+
+
+def test_cluster_commands(tmp_path: object) -> None:
+    """Against three nodes: locate agrees everywhere; after a node is killed, --consistency
+    all is refused (exit 3), one succeeds; remove-node refuses a live node, takes the down one."""
+    with Cluster(log_dir=tmp_path) as cluster:  # type: ignore[arg-type]
+        cluster.start(3)
+        n1, n2, n3 = (cluster.addr(i) for i in (1, 2, 3))
+
+        located = {_main("locate", "k", node=n).stdout for n in (n1, n2, n3)}
+        assert len(located) == 1, located
+        (text,) = located
+        assert text.startswith("partition: ") and sorted(text.split("owners: ")[1].split()) == ["node1", "node2", "node3"]
+
+        assert _main("--consistency", "all", "set", "k", "v", node=n1).returncode == 0
+        assert _main("--consistency", "all", "delete", "k", node=n2).returncode == 0
+        r = _cli("inspect", "k", node=n3)  # every owner got the delete: a tombstone
+        assert (r.returncode, r.stderr) == (1, "(tombstone)\n"), r
+        copy = json.loads(r.stdout)
+        assert (copy["found"], copy["tombstone"], copy["value"]) == (False, True, None)
+        assert copy["version"][2] == "node2" and copy["purge_at"] > time.time()
+
+        cluster.kill(3)
+        cluster.wait_member_state(3, {"down"})
+        r = _cli("--consistency", "all", "set", "k", "v2", node=n1)
+        assert (r.returncode, r.stdout) == (3, ""), r
+        assert r.stderr.startswith("error: unavailable: ") and "nothing was applied" in r.stderr
+        r = _main("set", "k", "v2", "--consistency", "one", node=n1)
+        assert (r.returncode, r.stdout) == (0, "OK\n"), r
+        assert _main("get", "k", "--consistency", "all", node=n2).returncode == 3
+        assert _main("get", "k", "--consistency", "quorum", node=n2).stdout == "v2\n"
+
+        rows = {line.split()[0]: line.split() for line in _cli("members", node=n1).stdout.splitlines()[1:]}
+        assert sorted(rows) == ["node1", "node2", "node3"]
+        assert rows["node3"][1:4] == [n3, "ready", "down"] and rows["node1"][3] == "self"
+
+        r = _cli("remove-node", "node2", node=n1)
+        assert (r.returncode, r.stdout) == (3, ""), r
+        assert "not down" in r.stderr
+        r = _cli("remove-node", "node3", node=n1)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "removed node3\n", ""), r
+        assert json.loads(_main("members", "--json", node=n1).stdout)["node3"]["status"] == "left"
 
 
 def test_connection_refused_exits_4() -> None:
     port = _free_port()
-    for args in (("get", "k"), ("set", "k", "v"), ("ping",), ("stats",)):
+    for args in (("get", "k"), ("set", "k", "v"), ("ping",), ("stats",), ("members",), ("locate", "k"), ("inspect", "k"), ("remove-node", "n")):
         r = _cli(*args, node=f"127.0.0.1:{port}")
         assert r.returncode == 4, r
         assert r.stdout == ""

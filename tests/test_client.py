@@ -14,8 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.errors import BadRequestError, RequestTimeoutError, TooLargeError
-from runtime.client import Client, ClientTimeoutError, ConnectionLostError, parse_address
+from actors.errors import BadRequestError, RequestTimeoutError, TooLargeError, UnavailableError
+from actors.version import Version
+from runtime.client import Client, ClientTimeoutError, ConnectionLostError, Inspection, Location, parse_address
+from tests.cluster import Cluster, eventually
 from tests.nodeproc import NodeProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -317,6 +319,173 @@ def test_timeout_when_peer_never_answers(silent_listener: socket.socket) -> None
         assert c._sock is None  # closed: a late reply must not answer the next request
         with pytest.raises(RequestTimeoutError):
             c.pipeline().ping().ping().execute()
+
+
+# --- consistency levels and cluster calls -----------------------------------------------
+
+
+@pytest.fixture
+def cluster(tmp_path: Any) -> Iterator[Cluster]:
+    """Three nodes (``--heartbeat-interval 0.1 --down-after 1``, 3 replicas: every node
+    owns every key), joined and converged; every process reaped afterwards."""
+    c = Cluster(("--request-timeout", "0.5"), log_dir=tmp_path)
+    try:
+        c.start(3)
+        yield c
+    finally:
+        c.close()
+
+
+def test_bad_consistency_is_a_value_error_before_sending(client: Client) -> None:
+    for bad in ("ALL", "two", "", 1, True):
+        with pytest.raises(ValueError, match="consistency must be one of 'one', 'quorum', 'all'"):
+            client.set("k", 1, consistency=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            client.get("k", consistency=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            client.pipeline().mget(["k"], consistency=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            Client(client.address, consistency=bad)  # type: ignore[arg-type]
+    assert client.get_entry("k") == (False, None)
+    assert client.stats()["requests"] == 2  # only the get_entry and this stats reached the node
+
+
+def test_every_level_on_a_single_node(client: Client) -> None:
+    for level in ("one", "quorum", "all", None):
+        client.set("k", level, consistency=level)
+        assert client.get("k", consistency=level) == level
+        assert client.get_entry("k", consistency=level) == (True, level)
+        client.mset({"a": 1, "b": 2}, ttl=60, consistency=level)
+        assert client.mget(["a", "b"], consistency=level) == {"a": 1, "b": 2}
+        assert client.delete("a", consistency=level) is True
+    results = (
+        client.pipeline()
+        .set("p", 1, consistency="all")
+        .get("p", consistency="one")
+        .get_entry("p", consistency="quorum")
+        .delete("p", consistency="all")
+        .mset({"q": 2}, consistency="one")
+        .mget(["q"], consistency="all")
+        .execute()
+    )
+    assert results == [None, 1, (True, 1), True, None, {"q": 2}]
+
+
+def test_single_node_locate_inspect_remove_node(client: Client) -> None:
+    where = client.locate("k")
+    assert where == Location("k", where.partition, ("node1",))
+    assert 0 <= where.partition < 256
+    assert client.inspect("k") is None
+    client.set("k", [1, 2], ttl=30)
+    copy = client.inspect("k")
+    assert isinstance(copy, Inspection)
+    assert (copy.key, copy.value, copy.found, copy.tombstone, copy.purge_at) == ("k", [1, 2], True, False, None)
+    assert isinstance(copy.version, Version) and copy.version.node_id == "node1"
+    assert copy.deadline is not None and 20 < copy.deadline - time.time() <= 30
+    with pytest.raises(BadRequestError, match="cannot remove itself") as info:
+        client.remove_node("node1")
+    assert info.value.definite
+    with pytest.raises(BadRequestError, match="no member"):
+        client.remove_node("node9")
+    assert client.pipeline().locate("k").inspect("nope").execute() == [where, None]
+
+
+def test_locate_and_inspect_across_a_cluster(cluster: Cluster) -> None:
+    ids = ("node1", "node2", "node3")
+    clients = [Client(cluster.addr(n), timeout=5) for n in ids]
+    try:
+        keys = [f"key-{i}" for i in range(20)]
+        for key in keys:
+            locations = {c.locate(key) for c in clients}
+            assert len(locations) == 1, locations  # every node gives the same answer
+            (where,) = locations
+            assert where.key == key and 0 <= where.partition < 256
+            assert sorted(where.owners) == list(ids)  # 3 replicas on 3 nodes
+        # Pipelined locates answer in order, the same as one by one.
+        assert clients[1].pipeline().locate(keys[0]).locate(keys[1]).execute() == [
+            clients[2].locate(keys[0]),
+            clients[2].locate(keys[1]),
+        ]
+
+        clients[0].set("k", {"v": 1}, ttl=60, consistency="all")  # every owner has applied it
+        copies = [c.inspect("k") for c in clients]
+        assert all(isinstance(copy, Inspection) and copy.found and not copy.tombstone for copy in copies), copies
+        assert {copy.value["v"] for copy in copies} == {1}  # type: ignore[union-attr]
+        assert len({copy.version for copy in copies}) == 1  # type: ignore[union-attr]
+        assert copies[0].version.node_id == "node1"  # type: ignore[union-attr]  # the coordinator
+
+        assert clients[1].delete("k", consistency="all") is True
+        for c in clients:
+            copy = c.inspect("k")
+            assert copy is not None and copy.tombstone and not copy.found, copy
+            assert copy.value is None and copy.deadline is None
+            assert copy.purge_at is not None and copy.purge_at > time.time()
+            assert copy.version.node_id == "node2" and copy.version > copies[0].version  # type: ignore[union-attr]
+            assert c.get_entry("k", consistency="all") == (False, None)
+        assert clients[2].inspect("never-written") is None
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_consistency_timeout_unavailable_and_remove_node(cluster: Cluster) -> None:
+    with Client(cluster.addr(1), timeout=5) as c1, Client(cluster.addr(2), timeout=5) as c2, Client(
+        cluster.addr(1), timeout=5, consistency="all"
+    ) as strict:
+        # A frozen node is not yet down: a write at "all" goes out and times out on the node.
+        cluster.freeze(3)
+        with pytest.raises(RequestTimeoutError) as timed_out:
+            c1.set("t", 1, consistency="all")
+        assert not isinstance(timed_out.value, ClientTimeoutError)  # the node's reply, not ours
+        assert timed_out.value.definite is False  # indefinite: some owners applied it
+        assert c1.get("t", consistency="quorum") == 1
+
+        # Once it is down, "all" is refused before anything is sent: definite.
+        cluster.kill(3)
+        cluster.wait_member_state(3, {"down"})
+        with pytest.raises(UnavailableError) as unavailable:
+            c1.set("k", "all", consistency="all")
+        assert unavailable.value.definite is True
+        assert c1.inspect("k") is None and c2.inspect("k") is None  # nothing applied anywhere
+        c1.set("k", "one", consistency="one")
+        c1.set("k", "quorum", consistency="quorum")
+        assert c2.get("k", consistency="quorum") == "quorum"
+        for call in (
+            lambda: c1.get("k", consistency="all"),
+            lambda: c1.mget(["k"], consistency="all"),
+            lambda: c1.mset({"k": 0}, consistency="all"),
+            lambda: c1.delete("k", consistency="all"),
+        ):
+            with pytest.raises(UnavailableError):
+                call()
+        # The client default applies to every data call that does not name its own level.
+        with pytest.raises(UnavailableError):
+            strict.set("k", "strict")
+        strict.set("k", "override", consistency="one")
+        results = strict.pipeline().get("k", consistency="one").get("k").execute(raise_on_error=False)
+        assert results[0] == "override" and isinstance(results[1], UnavailableError)
+
+        # remove_node: refused for a live node, itself or a stranger; accepted for a down one.
+        for node_id, why in (("node2", "not down"), ("node1", "cannot remove itself"), ("nodeX", "no member")):
+            with pytest.raises(BadRequestError, match=why) as refused:
+                c1.remove_node(node_id)
+            assert refused.value.definite
+        assert c1.remove_node("node3") is None
+        assert c1.stats()["cluster"]["members"]["node3"]["status"] == "left"
+
+        def owners_without_node3() -> None:
+            for c in (c1, c2):
+                assert sorted(c.locate("k").owners) == ["node1", "node2"]
+
+        def write_all() -> None:
+            try:
+                c1.set("k", "all again", consistency="all")
+            except (UnavailableError, RequestTimeoutError) as exc:
+                raise AssertionError(f"not yet: {exc!r}") from exc
+
+        eventually(owners_without_node3, 5, "node3's partitions to move")
+        eventually(write_all, 5, "writes at 'all' to succeed again")
+        assert c2.get("k", consistency="all") == "all again"
 
 
 # --- property: any JSON value round-trips exactly -----------------------------------------
