@@ -38,6 +38,7 @@ one client per thread is faster under contention.
 from __future__ import annotations
 
 import json
+import math
 import selectors
 import socket
 import threading
@@ -54,7 +55,9 @@ from actors.messages import (
     Ack,
     Delete,
     ErrorReply,
+    Expire,
     Get,
+    Incr,
     Inspect,
     InspectReply,
     Locate,
@@ -69,6 +72,8 @@ from actors.messages import (
     Set,
     Stats,
     StatsReply,
+    Ttl,
+    TtlReply,
     Value,
     Values,
 )
@@ -328,8 +333,49 @@ def _get_entry_cmd(key: str, consistency: str | None) -> _Command:
     return _command(Get(key, consistency=consistency), _entry)
 
 
-def _set_cmd(key: str, value: Any, ttl: float | None, consistency: str | None) -> _Command:
-    return _command(Set(key, value, ttl, consistency=consistency), _none)
+def _set_cmd(
+    key: str,
+    value: Any,
+    ttl: float | None,
+    consistency: str | None,
+    nx: bool = False,
+    xx: bool = False,
+    get: bool = False,
+    keepttl: bool = False,
+) -> _Command:
+    if nx and xx:
+        raise ValueError("nx and xx exclude each other")
+    if keepttl and ttl:
+        raise ValueError("keepttl and ttl exclude each other")
+    cond = "nx" if nx else "xx" if xx else None
+    request = Set(key, value, ttl, consistency=consistency, cond=cond, get=get, keep_ttl=keepttl)
+    if get:
+        return _command(request, _getter(None))
+    return _command(request, _applied if cond else _none)
+
+
+def _applied(reply: Reply) -> bool:
+    ack = _expect(reply, Ack)
+    return bool(ack.applied)
+
+
+def _expire_cmd(key: str, ttl: float | None, consistency: str | None) -> _Command:
+    if ttl is not None and not ttl > 0:
+        raise ValueError("ttl must be > 0 seconds (use persist() to remove a TTL, delete() to drop the key)")
+    return _command(Expire(key, ttl, consistency=consistency), _applied)
+
+
+def _ttl_left(reply: Reply) -> float | None:
+    answer = _expect(reply, TtlReply)
+    if not answer.found:
+        return None
+    return math.inf if answer.ttl is None else float(answer.ttl)
+
+
+def _incr_cmd(key: str, by: int, consistency: str | None) -> _Command:
+    if type(by) is not int:
+        raise ValueError("by must be an int")
+    return _command(Incr(key, by, consistency=consistency), lambda reply: _expect(reply, Value).value)
 
 
 def _delete_cmd(key: str, consistency: str | None) -> _Command:
@@ -419,9 +465,41 @@ class Client:
         """``(found, value)``: tells a stored ``None`` from a miss."""
         return self._call(_get_entry_cmd(key, self._level(consistency)))
 
-    def set(self, key: str, value: Any, ttl: float | None = None, *, consistency: str | None = None) -> None:
-        """Store any JSON value; ``ttl`` seconds until it expires (None or 0: never)."""
-        self._call(_set_cmd(key, value, ttl, self._level(consistency)))
+    def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: float | None = None,
+        *,
+        nx: bool = False,
+        xx: bool = False,
+        get: bool = False,
+        keepttl: bool = False,
+        consistency: str | None = None,
+    ) -> Any:
+        """Store any JSON value; ``ttl`` seconds until it expires (None or 0: never).
+
+        Redis's options: ``nx`` (only if absent) or ``xx`` (only if present) make it
+        return whether it stored; ``get`` makes it return the previous value (None if
+        there was none); ``keepttl`` keeps the key's TTL. Otherwise it returns None.
+        """
+        return self._call(_set_cmd(key, value, ttl, self._level(consistency), nx, xx, get, keepttl))
+
+    def expire(self, key: str, ttl: float, *, consistency: str | None = None) -> bool:
+        """Give an existing key ``ttl`` more seconds to live; False if there is no such key."""
+        return self._call(_expire_cmd(key, ttl, self._level(consistency)))
+
+    def persist(self, key: str, *, consistency: str | None = None) -> bool:
+        """Remove ``key``'s TTL; False if there is no such key or it had none."""
+        return self._call(_expire_cmd(key, None, self._level(consistency)))
+
+    def ttl(self, key: str, *, consistency: str | None = None) -> float | None:
+        """Seconds ``key`` has left: ``math.inf`` if it never expires, None if it is absent."""
+        return self._call(_command(Ttl(key, consistency=self._level(consistency)), _ttl_left))
+
+    def incr(self, key: str, by: int = 1, *, consistency: str | None = None) -> int:
+        """Add ``by`` to the integer at ``key`` (absent: 0) and return the result, atomically."""
+        return self._call(_incr_cmd(key, by, self._level(consistency)))
 
     def delete(self, key: str, *, consistency: str | None = None) -> bool:
         """Remove ``key``; whether it existed."""
@@ -717,8 +795,36 @@ class Pipeline:
         self._commands.append(_get_entry_cmd(key, self._client._level(consistency)))
         return self
 
-    def set(self, key: str, value: Any, ttl: float | None = None, *, consistency: str | None = None) -> Pipeline:
-        self._commands.append(_set_cmd(key, value, ttl, self._client._level(consistency)))
+    def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: float | None = None,
+        *,
+        nx: bool = False,
+        xx: bool = False,
+        get: bool = False,
+        keepttl: bool = False,
+        consistency: str | None = None,
+    ) -> Pipeline:
+        level = self._client._level(consistency)
+        self._commands.append(_set_cmd(key, value, ttl, level, nx, xx, get, keepttl))
+        return self
+
+    def expire(self, key: str, ttl: float, *, consistency: str | None = None) -> Pipeline:
+        self._commands.append(_expire_cmd(key, ttl, self._client._level(consistency)))
+        return self
+
+    def persist(self, key: str, *, consistency: str | None = None) -> Pipeline:
+        self._commands.append(_expire_cmd(key, None, self._client._level(consistency)))
+        return self
+
+    def ttl(self, key: str, *, consistency: str | None = None) -> Pipeline:
+        self._commands.append(_command(Ttl(key, consistency=self._client._level(consistency)), _ttl_left))
+        return self
+
+    def incr(self, key: str, by: int = 1, *, consistency: str | None = None) -> Pipeline:
+        self._commands.append(_incr_cmd(key, by, self._client._level(consistency)))
         return self
 
     def delete(self, key: str, *, consistency: str | None = None) -> Pipeline:

@@ -323,7 +323,7 @@ def encode_json_reply(reply: Reply) -> bytes:
                 pass
             else:
                 return b'{"type":"response","value":' + _utf8(value) + b',"success":true}\n'
-        elif t is Ack and reply.deleted is None:
+        elif t is Ack and reply.deleted is None and reply.applied is None:
             return _ACK_LINE
     obj = encode_reply(reply)
     try:

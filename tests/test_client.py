@@ -525,3 +525,31 @@ def test_values_round_trip_exactly(client: Client, key: str, value: Any) -> None
     assert found
     assert _same(got, value), (got, value)
     assert _same(client.mget([key])[key], value)
+
+
+def test_read_modify_write_calls(node) -> None:  # type: ignore[no-untyped-def]
+    import math
+
+    from runtime.client import Client
+
+    with Client(node.addr) as c:
+        assert c.set("lock", "me", nx=True) is True
+        assert c.set("lock", "you", nx=True) is False
+        assert c.set("lock", "you", xx=True, get=True) == "me"
+        assert c.set("absent", "x", xx=True) is False
+        assert c.get("lock") == "you"
+        assert c.incr("n") == 1 and c.incr("n", 41) == 42 and c.incr("n", -2) == 40
+        assert c.ttl("n") == math.inf
+        assert c.expire("n", 100) is True and 99 < c.ttl("n") <= 100
+        assert c.persist("n") is True and c.ttl("n") == math.inf
+        assert c.expire("nope", 5) is False and c.ttl("nope") is None
+        c.set("n", 7, keepttl=True)
+        assert c.get("n") == 7
+        with pytest.raises(ValueError):
+            c.set("k", 1, nx=True, xx=True)
+        with pytest.raises(ValueError):
+            c.expire("k", 0)
+        with pytest.raises(BadRequestError):
+            c.incr("lock")  # "you" is not an integer
+        results = c.pipeline().incr("p").incr("p").set("q", 1, nx=True).ttl("q").execute()
+        assert results == [1, 2, True, math.inf]

@@ -12,6 +12,7 @@ from actors.codec import decode_reply, decode_request, encode_reply, encode_requ
 from actors.errors import BadRequestError, CacheError, ErrorCode, UnknownTypeError
 from actors.messages import (
     Ack,
+    TtlReply,
     Delete,
     ErrorReply,
     Get,
@@ -91,7 +92,8 @@ def test_framing_is_independent_of_how_reads_split_the_stream(batch: list[Any], 
 
 
 replies = st.one_of(
-    st.builds(Ack, rids, st.none() | st.booleans()),
+    st.builds(Ack, rids, st.none() | st.booleans(), st.none() | st.booleans()),
+    st.builds(TtlReply, st.booleans(), st.none() | st.floats(0, 1e9), rids),
     st.builds(Value, json_values, st.booleans(), rids),
     st.builds(Values, st.lists(st.tuples(keys, json_values, st.booleans()), max_size=4).map(tuple), rids),
     st.builds(Pong, rids),
