@@ -11,7 +11,7 @@ PORT    ?= 8081
 PEERS   ?=
 ARGS    ?=
 
-.PHONY: run cluster test venv clean
+.PHONY: run cluster test plots venv clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,10 @@ cluster: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+# The key figures of notebooks/ (simulated) as PNG files in docs/.
+plots: $(STAMP)
+	$(PY) -m sim.plots docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
