@@ -2,8 +2,10 @@
 
 As the seed's ``go run main.go node1 8081``. Prints one start-up line with the node id
 and the bound address (``actorcache node node1 listening on 127.0.0.1:8081``, plus
-`` peers=...`` when it joins through seeds). PORT 0 picks a free port (the line says
-which). PEER_ADDR arguments are the seeds it joins the cluster through.
+`` peers=...`` when it joins through seeds); with ``--resp-port`` a second line follows
+(``actorcache node node1 resp on 127.0.0.1:6379``: the Redis-protocol port). PORT 0
+picks a free port (the line says which). PEER_ADDR arguments are the seeds it joins the
+cluster through.
 
 Start-up order: bind the port (not yet accepting), so the advertised address is known
 even for port 0; build the peer links and the actors' ``Ctx`` with ``send`` wired to
@@ -73,6 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="host:port of nodes to join the cluster through (seeds)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 to serve other machines)")
+    parser.add_argument(
+        "--resp-port", type=port, metavar="PORT",
+        help="also serve the Redis protocol (RESP2/RESP3) on this port (0: any free port); see docs/resp.md",
+    )
     parser.add_argument(
         "--advertise", type=advertise_address, metavar="HOST[:PORT]",
         help="address peers reach this node at (default: the bound host and port; needed with --host 0.0.0.0)",
@@ -262,6 +268,17 @@ async def serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"actorcache {args.node_id}: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
+    resp_bound: tuple[str, int] | None = None
+    if args.resp_port is not None:
+        try:
+            resp_bound = await server.start_resp(args.host, args.resp_port, node_id=args.node_id, start_serving=False)
+        except OSError as exc:
+            print(
+                f"actorcache {args.node_id}: cannot listen on {args.host}:{args.resp_port}: {exc.strerror}",
+                file=sys.stderr,
+            )
+            server.close_listener()
+            return 1
     address = advertised_address(args, host, bound_port)
     seeds = tuple(seed for seed in args.peers if seed != address)  # a shared seed list may name us
     config = node_config(args, address, seeds)
@@ -281,6 +298,8 @@ async def serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, on_signal)
     peers = f" peers={','.join(args.peers)}" if args.peers else ""
     print(f"actorcache node {args.node_id} listening on {host}:{bound_port}{peers}", flush=True)
+    if resp_bound is not None:
+        print(f"actorcache node {args.node_id} resp on {resp_bound[0]}:{resp_bound[1]}", flush=True)
     if address != format_address(host, bound_port):
         logger.info("advertising %s to peers", address)
 

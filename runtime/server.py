@@ -1,11 +1,12 @@
 """The asyncio TCP server in front of one node's actors.
 
 One port serves clients and peers alike (a connection says which it is with its first
-frame, see :mod:`runtime.connection`). The server can be bound before the node's actors
-exist: a node must know its advertised address (and so its bound port) before it starts,
-so :func:`runtime.node.serve` binds with ``start_serving=False``, spawns the actors,
-hands the node ref over with :meth:`CacheServer.attach`, then calls
-:meth:`CacheServer.start_serving`.
+frame, see :mod:`runtime.connection`); with :meth:`CacheServer.start_resp` a second port
+speaks the Redis protocol (:mod:`runtime.resp_connection`) to the same node. The server
+can be bound before the node's actors exist: a node must know its advertised address
+(and so its bound port) before it starts, so :func:`runtime.node.serve` binds with
+``start_serving=False``, spawns the actors, hands the node ref over with
+:meth:`CacheServer.attach`, then calls :meth:`CacheServer.start_serving`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from pykka import ActorRef
 
 from runtime.connection import DEFAULT_PEER_FRAME_BYTES, ClientConnection
+from runtime.resp_commands import RespServerInfo
+from runtime.resp_connection import RespConnection
 
 __all__ = ["CacheServer"]
 
@@ -41,9 +44,11 @@ class CacheServer:
         #: A peer's hello must name this partition count (None: accept any).
         self.partitions = partitions
         self.max_peer_frame_bytes = max_peer_frame_bytes
-        self.connections: set[ClientConnection] = set()
-        self._conn_ids = itertools.count(1)
+        self.connections: set[ClientConnection | RespConnection] = set()
+        self._conn_ids = itertools.count(1)  # shared by both ports: the node keys queues by it
         self._server: asyncio.base_events.Server | None = None
+        self._resp_server: asyncio.base_events.Server | None = None
+        self.resp_info: RespServerInfo | None = None
 
     def attach(self, node: ActorRef[Any]) -> None:
         """Give the server its node (before :meth:`start_serving`)."""
@@ -61,6 +66,29 @@ class CacheServer:
         )
         self.connections.add(conn)
         return conn
+
+    def _new_resp_connection(self) -> RespConnection:
+        assert self.node is not None and self.resp_info is not None, "CacheServer is serving without a node"
+        conn = RespConnection(
+            next(self._conn_ids), self.node, self.max_request_bytes, self.connections.discard, self.resp_info
+        )
+        self.connections.add(conn)
+        return conn
+
+    async def start_resp(
+        self, host: str, port: int, *, node_id: str = "", start_serving: bool = True
+    ) -> tuple[str, int]:
+        """Bind the Redis-protocol port (0: any free port), as :meth:`start` does."""
+        if start_serving and self.node is None:
+            raise RuntimeError("attach a node before serving")
+        loop = asyncio.get_running_loop()
+        self.resp_info = RespServerInfo(node_id=node_id, host=host, max_request_bytes=self.max_request_bytes)
+        self._resp_server = await loop.create_server(
+            self._new_resp_connection, host, port, backlog=1024, reuse_address=True, start_serving=start_serving
+        )
+        sockname = self._resp_server.sockets[0].getsockname()
+        self.resp_info.port = sockname[1]
+        return sockname[0], sockname[1]
 
     async def start(self, host: str, port: int, *, start_serving: bool = True) -> tuple[str, int]:
         """Bind ``host:port`` (port 0: any free port); returns the bound address.
@@ -82,11 +110,15 @@ class CacheServer:
             raise RuntimeError("attach a node before serving")
         assert self._server is not None, "start() first"
         await self._server.start_serving()
+        if self._resp_server is not None:
+            await self._resp_server.start_serving()
 
     def close_listener(self) -> None:
         """Stop accepting new connections (idempotent); existing ones carry on."""
         if self._server is not None:
             self._server.close()
+        if self._resp_server is not None:
+            self._resp_server.close()
 
     async def shutdown(self, grace_s: float = 1.5) -> None:
         """Stop accepting, answer every request already read, then close connections."""
@@ -108,3 +140,5 @@ class CacheServer:
             await asyncio.sleep(0.005)
         if self._server is not None:
             await self._server.wait_closed()
+        if self._resp_server is not None:
+            await self._resp_server.wait_closed()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _LINE = re.compile(r"actorcache node (\S+) listening on (\S+):(\d+)")
+_RESP_LINE = re.compile(r"actorcache node (\S+) resp on (\S+):(\d+)")
 
 
 class NodeProcess:
@@ -26,7 +27,9 @@ class NodeProcess:
     ``port`` (default 0: a free port) is the port asked for; ``log_path``, when given,
     sends the node's stderr and, after the start-up line, its stdout to that file
     (appended, so a restarted node adds to the same log) instead of pipes nobody reads,
-    which would otherwise fill up and block a chatty node.
+    which would otherwise fill up and block a chatty node. With ``--resp-port`` among
+    ``args`` the second start-up line is read too: ``resp_port`` is the Redis-protocol
+    port (None without it).
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class NodeProcess:
         self.log_path = Path(log_path) if log_path is not None else None
         self._log = None
         self._drain: threading.Thread | None = None
+        self.resp_port: int | None = None
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if self.log_path is not None:
             self._log = open(self.log_path, "a", buffering=1, encoding="utf-8", errors="replace")
@@ -67,6 +71,16 @@ class NodeProcess:
                 self.start_line = line.rstrip("\n")
                 if self._log is not None:
                     self._log.write(line)
+                if "--resp-port" in args:
+                    resp_line = self.proc.stdout.readline()
+                    m = _RESP_LINE.search(resp_line)
+                    if m is None:
+                        self.kill()
+                        raise RuntimeError(f"node {node_id} printed no resp line: {resp_line!r}")
+                    self.resp_port = int(m.group(3))
+                    if self._log is not None:
+                        self._log.write(resp_line)
+                if self._log is not None:
                     self._drain = threading.Thread(target=self._drain_stdout, name=f"drain-{node_id}", daemon=True)
                     self._drain.start()
                 return

@@ -1,0 +1,568 @@
+"""RESP (the Redis serialization protocol), sans-IO: a request parser and reply encoders.
+
+Nothing here touches a socket or the node. :class:`RespParser` is fed the bytes a client
+sent and returns the commands in them, each a list of byte strings, exactly as a Redis
+server reads them:
+
+- **multibulk** requests, what every client library sends: ``*<n>\\r\\n`` then ``n``
+  bulk strings ``$<len>\\r\\n<bytes>\\r\\n``; ``*0``/``*-1`` are empty and skipped;
+- **inline** commands, what ``telnet``/``nc`` users type: a line (``\\n``, optionally
+  ``\\r\\n``) split into arguments as Redis's ``sdssplitargs`` splits them (double
+  quotes with ``\\n``/``\\xHH`` escapes, single quotes); blank lines are skipped.
+
+Malformed input is a **protocol error**: ``feed`` returns the commands complete before
+it, sets :attr:`RespParser.error` to Redis's message (``Protocol error: invalid bulk
+length``, ...) and ignores everything after; the server answers ``-ERR <error>`` and
+closes, as Redis does. ``feed`` never raises on any input (the tests fuzz it).
+
+Limits (Redis's, except the last): a header or inline line over 64 KiB without its line
+end, more than 1,048,576 arguments, a negative bulk length or one over ``max_bulk``, and
+one command over ``max_request_bytes`` on the wire (the node's ``--max-request-bytes``)
+are protocol errors, so a client can never make the server buffer more than that.
+
+:class:`HiredisRespParser` gives the same results for every input :class:`RespParser`
+accepts, with hiredis's C reader doing most of the work when hiredis is installed;
+:func:`new_parser` picks it (``ACTORCACHE_RESP_PARSER=python`` picks the pure one).
+
+Encoders build reply bytes for RESP2 and RESP3 (``HELLO 3``): they differ only in how
+nil and maps are written (:func:`null`, :func:`map_reply`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+
+try:
+    import hiredis as _hiredis
+except ImportError:  # optional: the pure parser does everything on its own
+    _hiredis = None
+
+__all__ = [
+    "HIREDIS_AVAILABLE",
+    "HiredisRespParser",
+    "MAX_ARGS",
+    "MAX_LINE",
+    "NIL2",
+    "NIL3",
+    "OK",
+    "PONG",
+    "RespParser",
+    "array",
+    "bulk",
+    "encode_command",
+    "error",
+    "integer",
+    "map_reply",
+    "new_parser",
+    "null",
+    "parse_int",
+    "simple",
+    "split_inline",
+]
+
+#: Longest header line (``*<n>``, ``$<len>``) or inline command (Redis's PROTO_INLINE_MAX_SIZE).
+MAX_LINE = 64 * 1024
+#: Most arguments in one multibulk command (Redis 6's limit; 7 allows up to INT_MAX).
+MAX_ARGS = 1024 * 1024
+
+_CRLF = b"\r\n"
+#: Canonical decimal forms of small lengths and counts: one dict lookup parses them.
+_SMALL = {b"%d" % i: i for i in range(10_000)}
+_STAR = 42  # '*'
+_DOLLAR = 36  # '$'
+_ZERO = 48  # '0'
+
+
+def parse_int(text: bytes) -> int | None:
+    """A signed decimal 64-bit integer written as Redis's ``string2ll`` accepts it (no
+    sign ``+``, no spaces, no leading zeros), or None."""
+    if text.isdigit():
+        if (len(text) > 1 and text[0] == _ZERO) or len(text) > 19:
+            return None
+        value = int(text)
+    elif text[:1] == b"-" and text[1:].isdigit() and text[1] != _ZERO and len(text) <= 20:
+        value = -int(text[1:])
+    else:
+        return None
+    if -(1 << 63) <= value < (1 << 63):
+        return value
+    return None
+
+
+class RespParser:
+    """Bytes in, commands out. One per connection; see the module docstring.
+
+    State between feeds: the unparsed tail of the stream (always starting at a command,
+    or at an argument of the multibulk command in progress), the arguments of that
+    command read so far and how many are still to come. A bulk string split across
+    reads is not re-scanned: the tail waits in chunks until enough bytes have arrived.
+    """
+
+    __slots__ = (
+        "_args", "_chunks", "_cmd_bytes", "_have", "_left", "_need", "_need_line", "error", "max_bulk",
+        "max_request_bytes",
+    )
+
+    def __init__(self, max_request_bytes: int = 512 << 20, max_bulk: int = 512 << 20) -> None:
+        self.max_request_bytes = max_request_bytes
+        self.max_bulk = max_bulk
+        #: Redis's message once the stream is malformed (then nothing more is parsed).
+        self.error: str | None = None
+        self._chunks: list[bytes] = []  # the unparsed tail, not yet joined
+        self._have = 0  # bytes in _chunks
+        self._need = 0  # bytes _chunks must hold before parsing can progress
+        self._need_line = False  # the tail waits for a line end (and _need is a lower bound)
+        self._args: list[bytes] = []  # arguments of the multibulk command in progress
+        self._left = 0  # arguments still to come in it (0: between commands)
+        self._cmd_bytes = 0  # wire bytes of it so far
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for a command not complete yet."""
+        return self._have + self._cmd_bytes
+
+    @property
+    def at_boundary(self) -> bool:
+        """Between commands: everything fed so far has been returned (and no error)."""
+        return not self._chunks and not self._left and self.error is None
+
+    def feed(self, data: bytes) -> list[list[bytes]]:
+        """The commands completed by ``data`` (possibly none)."""
+        if self.error is not None:
+            return []
+        if self._chunks:
+            self._chunks.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return []
+            if self._need_line and b"\n" not in data and self._have <= MAX_LINE + 2:
+                return []  # still no line end: do not re-scan what we have
+            buf = b"".join(self._chunks)
+            self._chunks = []
+            self._have = 0
+        else:
+            buf = bytes(data)
+        if not buf:
+            return []
+        try:
+            return self._parse(buf)
+        except Exception as exc:  # noqa: BLE001 - a bug must cost a protocol error, never a crash
+            self._fail(f"Protocol error: {type(exc).__name__}")
+            return []
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self._chunks = []
+        self._have = self._need = 0
+        self._need_line = False
+        self._args = []
+        self._left = 0
+        self._cmd_bytes = 0
+
+    def _parse(self, buf: bytes) -> list[list[bytes]]:
+        out: list[list[bytes]] = []
+        pos = 0
+        end = len(buf)
+        args = self._args
+        left = self._left
+        cmd_bytes = self._cmd_bytes
+        find = buf.find
+        limit = self.max_request_bytes
+        max_bulk = self.max_bulk
+        need = 0
+        need_line = False
+        while pos < end:
+            if not left:
+                if buf[pos] != _STAR:
+                    # An inline command: one line.
+                    nl = find(b"\n", pos)
+                    if nl < 0:
+                        if end - pos > MAX_LINE:
+                            self._fail("Protocol error: too big inline request")
+                            return out
+                        need = end - pos + 1
+                        need_line = True
+                        break
+                    if nl - pos > MAX_LINE:
+                        self._fail("Protocol error: too big inline request")
+                        return out
+                    line = buf[pos : nl - 1] if nl > pos and buf[nl - 1] == 13 else buf[pos:nl]
+                    pos = nl + 1
+                    argv = split_inline(line)
+                    if argv is None:
+                        self._fail("Protocol error: unbalanced quotes in request")
+                        return out
+                    if argv:
+                        out.append(argv)
+                    continue
+                nl = find(_CRLF, pos)
+                if nl < 0:
+                    if end - pos > MAX_LINE:
+                        self._fail("Protocol error: too big mbulk count string")
+                        return out
+                    need = end - pos + 1
+                    need_line = True
+                    break
+                if nl - pos > MAX_LINE:
+                    self._fail("Protocol error: too big mbulk count string")
+                    return out
+                count = _SMALL.get(buf[pos + 1 : nl])
+                if count is None:
+                    count = parse_int(buf[pos + 1 : nl])
+                    if count is None or count > MAX_ARGS:
+                        self._fail("Protocol error: invalid multibulk length")
+                        return out
+                cmd_bytes = nl + 2 - pos
+                pos = nl + 2
+                if count <= 0:
+                    continue
+                left = count
+                args = []
+            # Arguments of a multibulk command: "$<len>\r\n<bytes>\r\n" each.
+            while left:
+                if pos >= end:
+                    break
+                if buf[pos] != _DOLLAR:
+                    got = buf[pos]
+                    shown = chr(got) if 32 <= got < 127 else f"\\x{got:02x}"
+                    self._fail(f"Protocol error: expected '$', got '{shown}'")
+                    return out
+                nl = find(_CRLF, pos)
+                if nl < 0:
+                    if end - pos > MAX_LINE:
+                        self._fail("Protocol error: too big bulk count string")
+                        return out
+                    need = end - pos + 1
+                    need_line = True
+                    break
+                size = _SMALL.get(buf[pos + 1 : nl])  # the common case, a dict lookup
+                if size is None or size > max_bulk:
+                    if nl - pos > MAX_LINE:
+                        self._fail("Protocol error: too big bulk count string")
+                        return out
+                    size = parse_int(buf[pos + 1 : nl])
+                    if size is None or size < 0 or size > max_bulk:
+                        self._fail("Protocol error: invalid bulk length")
+                        return out
+                stop = nl + 2 + size
+                total = cmd_bytes + (stop + 2 - pos)
+                if total > limit:
+                    self._fail(f"Protocol error: request of {total}+ bytes exceeds the limit of {limit} bytes")
+                    return out
+                if stop + 2 > end:
+                    need = stop + 2 - pos
+                    break
+                if buf[stop] != 13 or buf[stop + 1] != 10:
+                    self._fail("Protocol error: expected '\\r\\n' after a bulk string")
+                    return out
+                args.append(buf[nl + 2 : stop])
+                cmd_bytes = total
+                pos = stop + 2
+                left -= 1
+            if left:
+                break
+            out.append(args)
+            args = []
+            cmd_bytes = 0
+        self._args = args
+        self._left = left
+        self._cmd_bytes = cmd_bytes
+        if pos < end:
+            rest = buf[pos:]
+            self._chunks = [rest]
+            self._have = len(rest)
+            self._need = need
+            self._need_line = need_line
+        return out
+
+
+# --- the hiredis accelerator ------------------------------------------------------------
+
+HIREDIS_AVAILABLE = _hiredis is not None
+
+#: An aggregate header with a count of 7+ digits: hiredis would allocate a list that big
+#: before a single element arrived, so such input goes to the pure parser (which refuses
+#: more than MAX_ARGS). Large bulk strings go there too (see ``_big_bulk``).
+_BIG_ARRAY = re.compile(rb"\*[0-9]{7}")  # a literal first byte: a fast scan
+_BIG_OTHER = re.compile(rb"[~>%|][0-9]{7}")  # slow: only run where those bytes occur
+
+
+def _big_count(chunk: bytes, big_bulk: re.Pattern[bytes]) -> bool:
+    if _BIG_ARRAY.search(chunk) is not None or big_bulk.search(chunk) is not None:
+        return True
+    if b"~" in chunk or b">" in chunk or b"%" in chunk or b"|" in chunk:
+        return _BIG_OTHER.search(chunk) is not None
+    return False
+#: Encoded sizes of ``*<n>\r\n`` and of ``$<n>\r\n...\r\n`` framing, for small n.
+_ARRAY_HEADER = [len(b"*%d\r\n" % i) for i in range(10_000)]
+_BULK_FRAMING = [len(b"$%d\r\n" % i) + 2 for i in range(10_000)]
+
+
+class HiredisRespParser:
+    """:class:`RespParser`'s interface and results, with hiredis's C reader doing the work
+    for multibulk requests (what client libraries send); about 5x less parsing time.
+
+    hiredis parses replies, a superset of requests, so this class keeps the stream's
+    command boundaries itself (the canonical encoded size of each command it returns)
+    and hands the bytes since the last boundary to the pure :class:`RespParser`, for
+    good, as soon as anything is not a plain multibulk command: an inline command, a
+    non-bulk element, an array of 1,000,000+ elements, a bulk string of 1 MB or more (or
+    as many digits as ``max_request_bytes``), hiredis raising, or more than
+    ``max_request_bytes`` pending. On input :class:`RespParser` accepts the two return
+    the same commands; on malformed input the protocol error may differ or come later
+    (hiredis does not check the ``\r\n`` after a bulk string). The pure parser is the
+    reference and the one fuzzed for errors; this one is fuzzed against it.
+    """
+
+    __slots__ = (
+        "_big_bulk", "_cap", "_emitted", "_pending", "_pure", "_reader", "_retained", "_tail", "error",
+        "max_bulk", "max_request_bytes",
+    )
+
+    def __init__(self, max_request_bytes: int = 512 << 20, max_bulk: int = 512 << 20) -> None:
+        if _hiredis is None:
+            raise RuntimeError("hiredis is not installed")
+        self.max_request_bytes = max_request_bytes
+        self.max_bulk = max_bulk
+        self.error: str | None = None
+        self._cap = max_request_bytes + MAX_LINE
+        # Bulk lengths with as many digits as the limit (capped at 1 MB) go to the pure
+        # parser, which refuses one over the limit before buffering it.
+        digits = min(7, len(str(max_request_bytes)))
+        self._big_bulk = re.compile(rb"\$[0-9]{%d}" % digits)
+        self._reader: object | None = None  # hiredis.Reader while accelerated
+        self._pure: RespParser | None = None  # the pure parser while not
+        self._retained: list[bytes] = []  # chunks since the last command boundary
+        self._pending = 0  # bytes of them not returned as commands yet
+        self._emitted = 0  # commands returned since that boundary
+        self._tail = b""  # the stream's last 16 bytes (a count split across reads)
+
+    @property
+    def buffered(self) -> int:
+        return self._pure.buffered if self._pure is not None else self._pending
+
+    @property
+    def accelerated(self) -> bool:
+        return self._pure is None
+
+    def feed(self, data: bytes) -> list[list[bytes]]:
+        if self.error is not None or not data:
+            return []
+        try:
+            return self._feed(data)
+        except Exception as exc:  # noqa: BLE001 - a bug must cost a protocol error, never a crash
+            self.error = f"Protocol error: {type(exc).__name__}"
+            self._pure = self._reader = None
+            self._retained = []
+            return []
+
+    def _feed(self, data: bytes) -> list[list[bytes]]:
+        pure = self._pure
+        if pure is not None:
+            if not (pure.at_boundary and data[0] == _STAR):
+                out = pure.feed(data)
+                self.error = pure.error
+                return out
+            self._pure = None  # back between commands, and multibulk: accelerate again
+        elif self._pending == 0 and data[0] != _STAR:
+            return self._to_pure(data)
+        base = self._pending
+        self._retained.append(data)
+        self._pending = base + len(data)
+        big = self._big_bulk
+        if _big_count(data, big) or (self._tail and _big_count(self._tail + data[:16], big)):
+            return self._fallback([])
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = _hiredis.Reader()
+        reader.feed(data)
+        out: list[list[bytes]] = []
+        append = out.append
+        gets = reader.gets
+        headers, framing = _ARRAY_HEADER, _BULK_FRAMING
+        off = -base  # where the next command starts, relative to data
+        try:
+            while True:
+                cmd = gets()
+                if cmd is False:
+                    break
+                if type(cmd) is not list or not cmd or (off >= 0 and data[off] != 42):
+                    return self._fallback(out)
+                n = len(cmd)
+                size = headers[n] if n < 10_000 else len(b"*%d\r\n" % n)
+                for arg in cmd:
+                    if type(arg) is not bytes:
+                        return self._fallback(out)
+                    m = len(arg)
+                    size += m + (framing[m] if m < 10_000 else len(b"$%d\r\n" % m) + 2)
+                off += size
+                append(cmd)
+        except Exception:  # noqa: BLE001 - hiredis's protocol errors, MemoryError: let the pure parser judge
+            return self._fallback(out)
+        pending = len(data) - off
+        if pending < 0 or (pending and off >= 0 and data[off] != _STAR) or pending > self._cap:
+            return self._fallback(out)
+        self._pending = pending
+        if pending == 0:
+            self._retained = []
+            self._emitted = 0
+            self._tail = b""
+        else:
+            self._emitted += len(out)
+            self._tail = (self._tail + data[-16:])[-16:] if len(data) < 16 else data[-16:]
+        return out
+
+    def _to_pure(self, data: bytes) -> list[list[bytes]]:
+        pure = self._pure = RespParser(self.max_request_bytes, self.max_bulk)
+        self._reader = None
+        out = pure.feed(data)
+        self.error = pure.error
+        return out
+
+    def _fallback(self, out: list[list[bytes]]) -> list[list[bytes]]:
+        """Re-parse everything since the last boundary with the pure parser, which keeps
+        the connection from now on; return what it finds beyond the commands returned."""
+        already = self._emitted + len(out)
+        stream = b"".join(self._retained)
+        self._retained = []
+        self._pending = self._emitted = 0
+        self._tail = b""
+        rest = self._to_pure(stream)
+        return out + rest[already:]
+
+
+def new_parser(max_request_bytes: int = 512 << 20) -> RespParser | HiredisRespParser:
+    """The parser a connection uses: hiredis-accelerated when hiredis is installed, unless
+    ``ACTORCACHE_RESP_PARSER=python`` asks for the pure one (to compare them)."""
+    if HIREDIS_AVAILABLE and os.environ.get("ACTORCACHE_RESP_PARSER", "").lower() not in ("python", "pure"):
+        return HiredisRespParser(max_request_bytes)
+    return RespParser(max_request_bytes)
+
+
+# --- inline commands --------------------------------------------------------------------
+
+_SPECIAL = re.compile(rb"[\"'\x00\x0b\x0c]")
+_SPACE = b" \n\r\t\x0b\x0c"  # C isspace(): skipped between arguments
+_END = b" \n\r\t"  # what ends an unquoted argument (and \0, handled by truncation)
+_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def split_inline(line: bytes) -> list[bytes] | None:
+    """Arguments of an inline command as Redis's ``sdssplitargs`` splits them; None for
+    unbalanced quotes (or a closing quote not followed by a space)."""
+    if _SPECIAL.search(line) is None:
+        return line.split()
+    nul = line.find(b"\x00")
+    if nul >= 0:
+        line = line[:nul]  # C strings end there
+    args: list[bytes] = []
+    n = len(line)
+    i = 0
+    while True:
+        while i < n and line[i] in _SPACE:
+            i += 1
+        if i >= n:
+            return args
+        current = bytearray()
+        inq = insq = False
+        while True:
+            c = line[i] if i < n else None
+            if inq:
+                if c is None:
+                    return None
+                if c == 92 and i + 3 < n and line[i + 1] == 120 and line[i + 2] in _HEX and line[i + 3] in _HEX:
+                    current.append(int(line[i + 2 : i + 4], 16))
+                    i += 3
+                elif c == 92 and i + 1 < n:
+                    i += 1
+                    current.append(_ESCAPES.get(line[i], line[i]))
+                elif c == 34:  # closing "
+                    if i + 1 < n and line[i + 1] not in _SPACE:
+                        return None
+                    i += 1
+                    break
+                else:
+                    current.append(c)
+            elif insq:
+                if c is None:
+                    return None
+                if c == 92 and i + 1 < n and line[i + 1] == 39:
+                    i += 1
+                    current.append(39)
+                elif c == 39:  # closing '
+                    if i + 1 < n and line[i + 1] not in _SPACE:
+                        return None
+                    i += 1
+                    break
+                else:
+                    current.append(c)
+            else:
+                if c is None or c in _END:
+                    break
+                if c == 34:
+                    inq = True
+                elif c == 39:
+                    insq = True
+                else:
+                    current.append(c)
+            i += 1
+        args.append(bytes(current))
+
+
+# --- encoding ---------------------------------------------------------------------------
+
+OK = b"+OK\r\n"
+PONG = b"+PONG\r\n"
+NIL2 = b"$-1\r\n"
+NIL3 = b"_\r\n"
+
+
+def null(proto: int) -> bytes:
+    """A nil reply: ``$-1`` in RESP2, ``_`` in RESP3."""
+    return NIL3 if proto == 3 else NIL2
+
+
+def simple(text: str) -> bytes:
+    return b"+" + _one_line(text).encode("utf-8", "replace") + _CRLF
+
+
+def error(message: str) -> bytes:
+    """An error reply; ``message`` starts with its code (``ERR ...``, ``WRONGTYPE ...``)."""
+    return b"-" + _one_line(message).encode("utf-8", "replace") + _CRLF
+
+
+def integer(value: int) -> bytes:
+    return b":%d\r\n" % value
+
+
+def bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+def array(items: Sequence[bytes]) -> bytes:
+    """An array of already encoded replies."""
+    return b"*%d\r\n" % len(items) + b"".join(items)
+
+
+def map_reply(pairs: Sequence[tuple[bytes, bytes]], proto: int) -> bytes:
+    """A map of already encoded keys and values: ``%`` in RESP3, a flat array in RESP2."""
+    body = b"".join(k + v for k, v in pairs)
+    if proto == 3:
+        return b"%%%d\r\n" % len(pairs) + body
+    return b"*%d\r\n" % (2 * len(pairs)) + body
+
+
+def encode_command(args: Iterable[bytes]) -> bytes:
+    """A multibulk request, as clients send it."""
+    items = list(args)
+    return b"*%d\r\n" % len(items) + b"".join(bulk(a) for a in items)
+
+
+def _one_line(text: str) -> str:
+    # Status and error replies are single lines (Redis maps \r and \n to spaces too).
+    if "\r" in text or "\n" in text:
+        return text.replace("\r", " ").replace("\n", " ")
+    return text

@@ -1,0 +1,198 @@
+"""One Redis-protocol (RESP) client connection, on the event loop thread.
+
+As :class:`runtime.connection.ClientConnection` does for JSON lines and msgpack: every
+socket read is parsed (:class:`runtime.resp.RespParser`), its commands are turned into
+node requests by the command table (:mod:`runtime.resp_commands`), and all the requests
+of one read go to the node as one ``ClientBatch`` with this object as ``reply_to``; the
+node answers one ``BatchReply`` per batch, in order, with the replies in request order.
+
+Some commands are answered here without the node (``ECHO``, ``CONFIG GET``, ``CLIENT``,
+argument errors, ...). Their replies must still leave in command order, so each read
+becomes a *batch* of segments, each either ready bytes or "``n`` node replies from index
+``i`` and how to build the reply from them"; batches are written strictly in order, each
+in one ``write`` once the node's replies for it (if it needed any) have arrived.
+
+Backpressure and half-close as for JSON lines: while the transport's write buffer is
+over its high-water mark we stop reading; after EOF (``shutdown(SHUT_WR)``) every
+command read is answered before the connection closes. ``QUIT`` answers ``+OK`` and
+closes; a protocol error answers ``-ERR Protocol error: ...`` after the replies to the
+commands before it, and closes, as Redis does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+from actors.messages import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
+from runtime.resp import error, new_parser
+from runtime.resp_commands import RespServerInfo, Session, dispatch
+
+if TYPE_CHECKING:
+    from pykka import ActorRef
+
+__all__ = ["RespConnection"]
+
+logger = logging.getLogger("actorcache.resp")
+
+
+class _Batch:
+    """The replies of one read: ``segments`` (bytes, or ``(build, start, proto, arg)``)
+    and, once the node answered (or at once when it needed nothing), its ``replies``."""
+
+    __slots__ = ("replies", "segments")
+
+    def __init__(self, segments: list[Any], replies: tuple[Any, ...] | None) -> None:
+        self.segments = segments
+        self.replies = replies
+
+
+def _render(batch: _Batch) -> bytes:
+    replies = batch.replies
+    parts: list[bytes] = []
+    append = parts.append
+    for seg in batch.segments:
+        if type(seg) is bytes:
+            append(seg)
+        else:
+            build, start, proto, arg = seg
+            try:
+                append(build(replies, start, proto, arg))
+            except Exception as exc:  # noqa: BLE001 - a builder bug costs one reply
+                logger.exception("cannot build a RESP reply")
+                append(error(f"ERR internal error: {exc!r}"))
+    return b"".join(parts)
+
+
+class RespConnection(asyncio.Protocol):
+    def __init__(
+        self,
+        conn_id: int,
+        node: ActorRef[Any],
+        max_request_bytes: int,
+        on_closed: Callable[[RespConnection], None],
+        info: RespServerInfo | None = None,
+    ) -> None:
+        self.conn_id = conn_id
+        self.node = node
+        self._on_closed = on_closed
+        self.session = Session(conn_id, info or RespServerInfo(max_request_bytes=max_request_bytes))
+        self._parser = new_parser(max_request_bytes)
+        self.transport: asyncio.Transport | None = None
+        #: Batches not written yet, in read order.
+        self._queue: collections.deque[_Batch] = collections.deque()
+        #: Batches sent to the node and not answered yet.
+        self.outstanding = 0
+        self._close_when_flushed = False
+        self._draining = False
+
+    # --- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.session.addr = _address(transport.get_extra_info("peername"))
+        self.session.laddr = _address(transport.get_extra_info("sockname"))
+        self.node.tell(ClientConnected(self.conn_id))
+
+    def data_received(self, data: bytes) -> None:
+        if self._close_when_flushed or self._draining:
+            return
+        parser = self._parser
+        commands = parser.feed(data)
+        session = self.session
+        segments: list[Any] = []
+        requests: list[Any] = []
+        for argv in commands:
+            result = dispatch(argv, session)
+            if type(result) is bytes:
+                segments.append(result)
+            else:
+                reqs, build, arg = result
+                segments.append((build, len(requests), session.proto, arg))
+                requests.extend(reqs)
+            if session.quit:
+                break
+        closing = session.quit
+        if parser.error is not None and not closing:
+            segments.append(error("ERR " + parser.error))
+            logger.debug("closing RESP connection %s: %s", self.conn_id, parser.error)
+            closing = True
+        if closing:
+            self._close_when_flushed = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+        if segments:
+            if requests:
+                self._queue.append(_Batch(segments, None))
+                self.outstanding += 1
+                self.node.tell(ClientBatch(self.conn_id, tuple(requests), self))
+            else:
+                self._queue.append(_Batch(segments, ()))
+                self._flush()
+        self._maybe_close()
+
+    def eof_received(self) -> bool:
+        # Half-close: answer everything read so far, then close.
+        self._close_when_flushed = True
+        self._maybe_close()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.node.is_alive():
+            self.node.tell(ClientDisconnected(self.conn_id))
+        self._on_closed(self)
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self._close_when_flushed and not self._draining:
+            self.transport.resume_reading()
+
+    # --- reply target (called by the node, on the loop thread) ------------------------
+
+    def tell(self, message: BatchReply) -> None:
+        self.outstanding -= 1
+        for batch in self._queue:  # the node answers batches in order: the first waiting one
+            if batch.replies is None:
+                batch.replies = message.replies
+                break
+        self._flush()
+        self._maybe_close()
+
+    def _flush(self) -> None:
+        queue = self._queue
+        out: list[bytes] = []
+        while queue and queue[0].replies is not None:
+            out.append(_render(queue.popleft()))
+        transport = self.transport
+        if out and transport is not None and not transport.is_closing():
+            transport.write(b"".join(out) if len(out) > 1 else out[0])
+
+    # --- shutdown -----------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Stop reading new commands; commands already read still get their replies."""
+        self._draining = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _maybe_close(self) -> None:
+        if self._close_when_flushed and self.outstanding == 0 and not self._queue and self.transport is not None:
+            self.transport.close()
+
+
+def _address(name: Any) -> str:
+    if isinstance(name, tuple) and len(name) >= 2:
+        host = name[0]
+        return f"[{host}]:{name[1]}" if ":" in str(host) else f"{host}:{name[1]}"
+    return "?"
