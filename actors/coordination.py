@@ -73,6 +73,7 @@ class KeyTask:
         "needed",
         "op",
         "record",
+        "refusals",
         "results",
         "sent_to",
         "slot",
@@ -92,6 +93,7 @@ class KeyTask:
         self.results: dict[str, Record | None] = {}
         self.deleted = False
         self.done = False
+        self.refusals: list[str] = []
         #: Re-stamps after a replica held a newer version (see ClusterBatch.restamp).
         self.attempt = 0
         self.conflict: Version | None = None
@@ -231,6 +233,8 @@ class ClusterBatch:
         if attempt != task.attempt:
             return None  # an answer about a version this write no longer has
         if task.write:
+            if type(result) is ErrorReply:  # the replica refused (out of memory)
+                return self._refused(task, source, result)
             if type(result) is Version:
                 if task.done:
                     # Acked already: by quorum intersection the newer version is a later
@@ -258,6 +262,19 @@ class ClusterBatch:
             return task
         return None
 
+    def _refused(self, task: KeyTask, source: str, error: ErrorReply) -> KeyTask | None:
+        if source in task.acks or source in task.refusals:
+            return None
+        task.refusals.append(source)
+        state = self.slots[task.slot]
+        if task.done or state.error is not None or len(task.sent_to) - len(task.refusals) >= task.needed:
+            return None
+        task.done = True
+        state.remaining -= 1
+        applied = "no owner stored it" if not task.acks else f"{len(task.acks)} owner(s) stored it"
+        state.error = ErrorReply(error.code, f"{error.message} (refused by {len(task.refusals)} owner(s); {applied})", state.request.rid)
+        return task
+
     def slot_done(self, slot: int) -> bool:
         state = self.slots[slot]
         return state.remaining == 0 or state.error is not None
@@ -267,7 +284,7 @@ class ClusterBatch:
         if self.conflicts:
             return False
         for task in self.tasks:
-            heard = len(task.acks) if task.write else len(task.results)
+            heard = len(task.acks) + len(task.refusals) if task.write else len(task.results)
             if heard < len(task.sent_to):
                 return False
         return True
@@ -324,7 +341,7 @@ class ClusterBatch:
         out = []
         for task in self.tasks:
             if task.write and task.record is not None:
-                out.extend((m, task.record) for m in task.sent_to if m not in task.acks)
+                out.extend((m, task.record) for m in task.sent_to if m not in task.acks and m not in task.refusals)
         return out
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "CacheError",
     "ErrorCode",
     "InternalError",
+    "OutOfMemoryError",
     "RequestTimeoutError",
     "TooLargeError",
     "UnauthorizedError",
@@ -35,6 +36,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
     UNAUTHORIZED = "unauthorized"
+    OUT_OF_MEMORY = "out_of_memory"
     INTERNAL = "internal"
 
 
@@ -80,6 +82,18 @@ class UnauthorizedError(CacheError):
     definite = True
 
 
+class OutOfMemoryError(CacheError):
+    """``--max-memory`` is reached and the policy is ``noeviction`` (or nothing is evictable).
+
+    Definite on a single node (nothing was stored); in a cluster a write refused by too
+    many owners is reported with this code as soon as W acks became impossible, while
+    the owners that had room may still have stored it (the message says so).
+    """
+
+    code = ErrorCode.OUT_OF_MEMORY
+    definite = True
+
+
 class InternalError(CacheError):
     code = ErrorCode.INTERNAL
     definite = False
@@ -94,6 +108,7 @@ _BY_CODE: dict[str, type[CacheError]] = {
         UnavailableError,
         RequestTimeoutError,
         UnauthorizedError,
+        OutOfMemoryError,
         InternalError,
     )
 }

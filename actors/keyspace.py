@@ -29,12 +29,13 @@ import heapq
 import random
 from typing import Any, Callable
 
+from actors.eviction import Evictor
 from actors.placement import DEFAULT_PARTITIONS, partition_of
 from actors.record import Record
 from actors.sizing import ENTRY_OVERHEAD, estimate_size
 from actors.version import ZERO, Version
 
-__all__ = ["Entry", "Keyspace", "TOMBSTONE_SIZE"]
+__all__ = ["Entry", "Keyspace", "TOMBSTONE_SIZE", "TrackedEntry"]
 
 #: Bytes charged for a tombstone besides its key (version, purge time, index slots).
 TOMBSTONE_SIZE = 120
@@ -60,9 +61,16 @@ class Entry:
         self.replicas = replicas
 
 
+class TrackedEntry(Entry):
+    """An entry an eviction policy samples: its slot in the key list, last access, frequency."""
+
+    __slots__ = ("access", "freq", "pos")
+
+
 class Keyspace:
     __slots__ = (
         "_entries",
+        "_entry_cls",
         "_partition_of",
         "_partitions",
         "_purge_heap",
@@ -70,20 +78,34 @@ class Keyspace:
         "_volatile",
         "_volatile_pos",
         "deletes",
+        "evicted",
+        "evictor",
         "expired_active",
         "expired_lazy",
         "hits",
+        "max_memory",
         "misses",
         "partitions",
         "purged",
+        "repairs_skipped_full",
         "sets",
         "stale_writes",
         "tombstone_ttl",
         "used_bytes",
     )
 
-    def __init__(self, partitions: int = DEFAULT_PARTITIONS, tombstone_ttl: float = 0.0) -> None:
+    def __init__(
+        self,
+        partitions: int = DEFAULT_PARTITIONS,
+        tombstone_ttl: float = 0.0,
+        max_memory: int = 0,
+        evictor: Evictor | None = None,
+    ) -> None:
         self._entries: dict[str, Entry] = {}
+        #: Bytes (our estimate, ``used_bytes``) above which writes evict or are refused; 0: none.
+        self.max_memory = max_memory
+        self.evictor = evictor if max_memory else None
+        self._entry_cls = TrackedEntry if self.evictor is not None and self.evictor.tracks_keys else Entry
         self._tombstones: dict[str, tuple[Version, float]] = {}
         self._purge_heap: list[tuple[float, str]] = []
         self._volatile: list[str] = []
@@ -101,6 +123,8 @@ class Keyspace:
         self.expired_active = 0
         self.purged = 0
         self.stale_writes = 0
+        self.evicted = 0
+        self.repairs_skipped_full = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -133,6 +157,8 @@ class Keyspace:
             self.misses += 1
             return None, False
         self.hits += 1
+        if self.evictor is not None:
+            self.evictor.touched(entry)
         return entry.value, True
 
     def record(self, key: str, wall: float) -> Record | None:
@@ -188,7 +214,9 @@ class Keyspace:
             if deadline is not None:
                 self._index(key)
         size = ENTRY_OVERHEAD + len(key) + estimate_size(value)
-        self._entries[key] = Entry(value, deadline, version, size, replicas)
+        entry = self._entries[key] = self._entry_cls(value, deadline, version, size, replicas)
+        if self.evictor is not None:
+            self.evictor.inserted(key, entry, old)
         self.used_bytes += size
         self.sets += 1
         return True
@@ -218,6 +246,10 @@ class Keyspace:
                     return False
                 record = Record(record.key, None, None, record.version, record.deadline + self.tombstone_ttl)
             else:
+                if self.max_memory and self.used_bytes >= self.max_memory and record.key not in self._entries:
+                    # A full node does not take on keys by repair (it may have just evicted them).
+                    self.repairs_skipped_full += 1
+                    return False
                 return self.set(record.key, record.value, record.deadline, record.version)
         newest = self._newest(record.key)
         if newest is not None and record.version <= newest:
@@ -327,8 +359,25 @@ class Keyspace:
 
     # --- internals ----------------------------------------------------------------
 
+    def make_room(self, wall: float) -> bool:
+        """Evict (by policy) until under ``max_memory``; False if still at or over it."""
+        if not self.max_memory:
+            return True
+        evictor = self.evictor
+        if evictor is not None:
+            evictor.tick(wall)
+        while self.used_bytes >= self.max_memory:
+            key = evictor.victim(self) if evictor is not None else None
+            if key is None:
+                return False
+            self._remove(key, self._entries[key])
+            self.evicted += 1
+        return True
+
     def _remove(self, key: str, entry: Entry) -> None:
         del self._entries[key]
+        if self.evictor is not None:
+            self.evictor.removed(key, entry, self._entries)
         self.used_bytes -= entry.size
         self._partitions[self._partition_of(key)].pop(key, None)
         if entry.deadline is not None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from actors.errors import BadRequestError
-from actors.messages import Remove, Write
+from actors.errors import BadRequestError, ErrorCode
+from actors.messages import ErrorReply, Remove, Write
 from actors.peer_messages import (
     Apply,
     Fetch,
@@ -106,6 +106,8 @@ def _decode_op(obj: list[Any]) -> Any:
 def _result(result: Any) -> Any:
     if type(result) is Version:
         return {"conflict": _v(result)}
+    if type(result) is ErrorReply:
+        return {"error": result.code.value, "message": result.message}
     if type(result) is tuple:
         return [_rec(r) for r in result]
     return result
@@ -115,6 +117,8 @@ def _decode_result(obj: Any) -> Any:
     if type(obj) is list:
         return tuple(_record(r) for r in obj)
     if type(obj) is dict:
+        if "error" in obj:
+            return ErrorReply(ErrorCode(obj["error"]), str(obj.get("message", "")))
         return _version(obj["conflict"])
     return obj
 

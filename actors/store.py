@@ -28,6 +28,9 @@ from actors.messages import (
 )
 
 from actors.peer_messages import Apply, Describe, DigestQuery, Modify, DropPartitions, Fetch, ListingQuery
+from actors.errors import ErrorCode
+from actors.eviction import make_evictor
+from actors.messages import ErrorReply
 from actors.placement import DEFAULT_PARTITIONS
 from actors.rmw import plan_update
 from actors.version import Version
@@ -36,9 +39,16 @@ __all__ = ["Store"]
 
 
 class Store(ScheduledActor):
-    def __init__(self, ctx: Ctx, partitions: int = DEFAULT_PARTITIONS) -> None:
+    def __init__(
+        self,
+        ctx: Ctx,
+        partitions: int = DEFAULT_PARTITIONS,
+        max_memory: int = 0,
+        eviction_policy: str = "noeviction",
+    ) -> None:
         super().__init__(ctx)
-        self.keyspace = Keyspace(partitions)
+        self.keyspace = Keyspace(partitions, max_memory=max_memory, evictor=make_evictor(eviction_policy, ctx.rng))
+        self.eviction_policy = eviction_policy
         self._replica_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.expire_cycles = 0
         self.expire_budget_hits = 0
@@ -77,6 +87,8 @@ class Store(ScheduledActor):
         if t is Read:
             return tuple(keyspace.get(key, wall) for key in op.keys)
         if t is Write:
+            if keyspace.max_memory and not keyspace.make_room(wall):
+                return self._out_of_memory()
             version = op.version
             applied = 0
             conflict = None
@@ -116,6 +128,8 @@ class Store(ScheduledActor):
         if t is Modify:
             request = op.request
             write, reply = plan_update(request, keyspace.record(request.key, wall), wall)
+            if write is not None and keyspace.max_memory and not keyspace.make_room(wall):
+                return self._out_of_memory()
             if write is not None:
                 keyspace.set(request.key, write[0], write[1], op.version, op.replicas)
             return reply
@@ -144,6 +158,14 @@ class Store(ScheduledActor):
             return self.stats(wall)
         raise TypeError(f"unknown store operation {op!r}")
 
+    def _out_of_memory(self) -> ErrorReply:
+        ks = self.keyspace
+        return ErrorReply(
+            ErrorCode.OUT_OF_MEMORY,
+            f"out of memory: {ks.used_bytes} of --max-memory {ks.max_memory} bytes used and policy "
+            f"{self.eviction_policy} evicts nothing here; deletes still work",
+        )
+
     def stats(self, wall: float) -> dict[str, Any]:
         ks = self.keyspace
         return {
@@ -151,6 +173,10 @@ class Store(ScheduledActor):
             "tombstones": ks.tombstone_count,
             "keys_with_ttl": ks.volatile_count,
             "memory_bytes": ks.used_bytes,
+            "max_memory": ks.max_memory,
+            "eviction_policy": self.eviction_policy,
+            "evicted": ks.evicted,
+            "repairs_skipped_full": ks.repairs_skipped_full,
             "hits": ks.hits,
             "misses": ks.misses,
             "sets": ks.sets,

@@ -9,6 +9,7 @@ from pykka import ActorRef
 
 from actors.consistency import CONSISTENCY_LEVELS
 from actors.ctx import Ctx
+from actors.eviction import EVICTION_POLICIES
 from actors.janitor import Janitor
 from actors.messages import AttachReplicator
 from actors.node import Node
@@ -57,6 +58,10 @@ class NodeConfig:
     stream_batch: int = 500
     #: A graceful leave gives up handing off after this long.
     leave_timeout_s: float = 10.0
+    #: Bytes of keys, values and overhead (our estimate) a node may hold; 0: no bound.
+    max_memory: int = 0
+    #: What to do at the bound: Redis's policy names (see actors/eviction.py).
+    eviction_policy: str = "noeviction"
 
     def __post_init__(self) -> None:
         if self.cleanup_interval_s <= 0:
@@ -76,6 +81,10 @@ class NodeConfig:
             raise ValueError("timeouts and intervals must be positive")
         if self.tombstone_ttl_s < 0:
             raise ValueError("tombstone ttl must be >= 0")
+        if self.max_memory < 0:
+            raise ValueError("max memory must be >= 0")
+        if self.eviction_policy not in EVICTION_POLICIES:
+            raise ValueError(f"eviction policy must be one of {', '.join(EVICTION_POLICIES)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +108,7 @@ class NodeRefs:
 def spawn_node(ctx: Ctx, config: NodeConfig | None = None) -> NodeRefs:
     """Start the store, janitor and node actors of one node on ``ctx``'s host."""
     config = config or NodeConfig()
-    store = ctx.spawn(Store, config.partitions)
+    store = ctx.spawn(Store, config.partitions, config.max_memory, config.eviction_policy)
     janitor = ctx.spawn(
         Janitor,
         store,

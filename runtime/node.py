@@ -31,6 +31,7 @@ from typing import Any
 
 from actors import NodeConfig, NodeRefs, spawn_node
 from actors.consistency import CONSISTENCY_LEVELS
+from actors.eviction import EVICTION_POLICIES
 from actors.messages import Leave, LeaveDone
 from runtime.argtypes import (
     advertise_address,
@@ -101,6 +102,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--trace", type=Path, metavar="FILE",
         help="write trace events (writes, replica applies, membership) as JSON lines, the simulator's schema",
+    )
+    memory = parser.add_argument_group("memory")
+    memory.add_argument(
+        "--max-memory", type=byte_size, default=0, metavar="BYTES",
+        help="bound on keys, values and per-entry overhead, K/M/G suffixes (default 0: none)",
+    )
+    memory.add_argument(
+        "--eviction-policy", choices=EVICTION_POLICIES, default="noeviction",
+        help="at the bound: Redis's policies, approximated by sampling (default noeviction: refuse writes)",
     )
     cluster = parser.add_argument_group("cluster")
     cluster.add_argument("--replicas", type=count, default=3, metavar="N", help="copies of every key (default 3)")
@@ -178,6 +188,8 @@ def node_config(args: argparse.Namespace, address: str = "", seeds: tuple[str, .
         anti_entropy_interval_s=args.anti_entropy_interval,
         hint_limit=args.hint_limit,
         leave_timeout_s=args.leave_timeout,
+        max_memory=args.max_memory,
+        eviction_policy=args.eviction_policy,
     )
 
 
@@ -271,7 +283,14 @@ async def serve(args: argparse.Namespace) -> int:
     resp_bound: tuple[str, int] | None = None
     if args.resp_port is not None:
         try:
-            resp_bound = await server.start_resp(args.host, args.resp_port, node_id=args.node_id, start_serving=False)
+            resp_bound = await server.start_resp(
+                args.host,
+                args.resp_port,
+                node_id=args.node_id,
+                start_serving=False,
+                max_memory=args.max_memory,
+                eviction_policy=args.eviction_policy,
+            )
         except OSError as exc:
             print(
                 f"actorcache {args.node_id}: cannot listen on {args.host}:{args.resp_port}: {exc.strerror}",

@@ -98,6 +98,8 @@ class RespServerInfo:
     host: str = "127.0.0.1"
     port: int = 0
     max_request_bytes: int = 1 << 20
+    max_memory: int = 0
+    eviction_policy: str = "noeviction"
     started: float = field(default_factory=time.monotonic)
     run_id: str = field(default_factory=lambda: secrets.token_hex(20))
     version: str = field(default_factory=_actorcache_version)
@@ -565,7 +567,7 @@ def info_text(stats: dict[str, Any], sections: Sequence[str], session: Session) 
                 ("keyspace_hits", stats.get("hits", 0)),
                 ("keyspace_misses", stats.get("misses", 0)),
                 ("expired_keys", stats.get("expirations", 0)),
-                ("evicted_keys", stats.get("evictions", 0)),
+                ("evicted_keys", stats.get("evicted", 0)),
             ])
         elif name == "replication":
             section("Replication", [("role", "master"), ("connected_slaves", 0)])
@@ -732,8 +734,8 @@ def _config(s: Session) -> dict[str, bytes]:
         "appendonly": b"no",
         "appendfsync": b"no",
         "databases": b"1",
-        "maxmemory": b"0",
-        "maxmemory-policy": b"noeviction",
+        "maxmemory": str(server.max_memory).encode(),
+        "maxmemory-policy": server.eviction_policy.encode(),
         "maxclients": b"10000",
         "port": str(server.port).encode(),
         "bind": server.host.encode(),

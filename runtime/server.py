@@ -76,13 +76,26 @@ class CacheServer:
         return conn
 
     async def start_resp(
-        self, host: str, port: int, *, node_id: str = "", start_serving: bool = True
+        self,
+        host: str,
+        port: int,
+        *,
+        node_id: str = "",
+        start_serving: bool = True,
+        max_memory: int = 0,
+        eviction_policy: str = "noeviction",
     ) -> tuple[str, int]:
         """Bind the Redis-protocol port (0: any free port), as :meth:`start` does."""
         if start_serving and self.node is None:
             raise RuntimeError("attach a node before serving")
         loop = asyncio.get_running_loop()
-        self.resp_info = RespServerInfo(node_id=node_id, host=host, max_request_bytes=self.max_request_bytes)
+        self.resp_info = RespServerInfo(
+            node_id=node_id,
+            host=host,
+            max_request_bytes=self.max_request_bytes,
+            max_memory=max_memory,
+            eviction_policy=eviction_policy,
+        )
         self._resp_server = await loop.create_server(
             self._new_resp_connection, host, port, backlog=1024, reuse_address=True, start_serving=start_serving
         )
