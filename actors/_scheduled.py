@@ -30,6 +30,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 import pykka
+import pykka.messages
 
 from actors._scheduler import Scheduler
 
@@ -169,6 +170,17 @@ class ScheduledInbox:
         return not self._queue
 
 
+#: Messages Pykka's own ``_handle_receive`` interprets (stop, proxy calls and attributes).
+_PYKKA_MESSAGES = frozenset(
+    {
+        pykka.messages._ActorStop,  # noqa: SLF001
+        pykka.messages.ProxyCall,
+        pykka.messages.ProxyGetAttr,
+        pykka.messages.ProxySetAttr,
+    }
+)
+
+
 class ScheduledActor(pykka.Actor):
     """Base of every actor in ``actors/``: one turn per envelope, on the host's thread.
 
@@ -214,8 +226,12 @@ class ScheduledActor(pykka.Actor):
         if inbox.empty():
             return
         envelope = inbox.get()
+        message = envelope.message
         try:
-            response = self._handle_receive(envelope.message)
+            if type(message) in _PYKKA_MESSAGES:
+                response = self._handle_receive(message)
+            else:  # the common case: a told message straight to on_receive (what _handle_receive ends in)
+                response = self.on_receive(message)
             if envelope.reply_to is not None:
                 envelope.reply_to.set(response)
         except Exception:
