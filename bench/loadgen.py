@@ -5,6 +5,12 @@ and repeats until the run's duration or request cap is reached (always bounded).
 Latency is measured per request as the time from its batch's write to its reply.
 
 ``python -m bench.loadgen --addr 127.0.0.1:8081 --conns 50 --pipeline 16 --workload mix``
+
+``--addr`` may name several servers (``a:1,b:2,c:3``): connections go to them in turn.
+``--rate R`` caps the total at about R requests/s (0, the default: as fast as replies
+come back): each connection sends its batches on a fixed schedule (``conns * pipeline /
+R`` seconds apart, starting at a random phase), waiting when ahead, never catching up
+by bursting when behind.
 """
 
 from __future__ import annotations
@@ -53,9 +59,19 @@ async def _connection(host: str, port: int, args: argparse.Namespace, seed: int,
     value = "x" * args.value_size
     ops = errors = 0
     lat: list[float] = []
+    rate = getattr(args, "rate", 0.0)
+    interval = args.conns * args.pipeline / rate if rate > 0 else 0.0
+    next_at = time.perf_counter() + rng.random() * interval
     try:
         while time.perf_counter() < stop_at and ops < cap:
             batch = b"".join(_request(rng, args.workload, args.keys, value) for _ in range(args.pipeline))
+            if interval:
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    if time.perf_counter() >= stop_at:
+                        break
+                next_at = max(next_at, time.perf_counter()) + interval
             t0 = time.perf_counter()
             writer.write(batch)
             for _ in range(args.pipeline):
@@ -72,8 +88,10 @@ async def _connection(host: str, port: int, args: argparse.Namespace, seed: int,
     out.append((ops, errors, lat))
 
 
-async def _process_main(args: argparse.Namespace, conns: int, seed: int, start_at: float) -> tuple[int, int, float, list[float]]:
-    host, port = args.addr.rsplit(":", 1)
+async def _process_main(
+    args: argparse.Namespace, conns: int, seed: int, start_at: float, first: int = 0
+) -> tuple[int, int, float, list[float]]:
+    addrs = [a.rsplit(":", 1) for a in args.addr.split(",")]
     delay = start_at - time.time()
     if delay > 0:
         await asyncio.sleep(delay)
@@ -81,7 +99,10 @@ async def _process_main(args: argparse.Namespace, conns: int, seed: int, start_a
     stop_at = t0 + args.duration
     cap = max(1, args.max_requests // max(1, args.conns))
     out: list = []
-    await asyncio.gather(*(_connection(host, int(port), args, seed * 1000 + i, stop_at, cap, out) for i in range(conns)))
+    targets = [addrs[(first + i) % len(addrs)] for i in range(conns)]
+    await asyncio.gather(
+        *(_connection(host, int(port), args, seed * 1000 + i, stop_at, cap, out) for i, (host, port) in enumerate(targets))
+    )
     elapsed = time.perf_counter() - t0
     ops = sum(o for o, _, _ in out)
     errors = sum(e for _, e, _ in out)
@@ -89,8 +110,8 @@ async def _process_main(args: argparse.Namespace, conns: int, seed: int, start_a
     return ops, errors, elapsed, lat
 
 
-def _worker(args: argparse.Namespace, conns: int, seed: int, start_at: float, queue: multiprocessing.Queue) -> None:
-    queue.put(asyncio.run(_process_main(args, conns, seed, start_at)))
+def _worker(args: argparse.Namespace, conns: int, seed: int, start_at: float, queue: multiprocessing.Queue, first: int = 0) -> None:
+    queue.put(asyncio.run(_process_main(args, conns, seed, start_at, first)))
 
 
 def run_load(args: argparse.Namespace) -> LoadResult:
@@ -99,7 +120,7 @@ def run_load(args: argparse.Namespace) -> LoadResult:
     per_proc = [args.conns // args.procs + (1 if i < args.conns % args.procs else 0) for i in range(args.procs)]
     start_at = time.time() + 0.3
     procs = [
-        multiprocessing.Process(target=_worker, args=(args, n, i + 1, start_at, queue))
+        multiprocessing.Process(target=_worker, args=(args, n, i + 1, start_at, queue, sum(per_proc[:i])))
         for i, n in enumerate(per_proc)
         if n
     ]
@@ -118,7 +139,7 @@ def run_load(args: argparse.Namespace) -> LoadResult:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.loadgen")
-    p.add_argument("--addr", default="127.0.0.1:8081")
+    p.add_argument("--addr", default="127.0.0.1:8081", help="host:port, or several comma-separated (connections go to each in turn)")
     p.add_argument("--conns", type=int, default=50)
     p.add_argument("--pipeline", type=int, default=1)
     p.add_argument("--workload", choices=["get", "set", "mix"], default="mix")
@@ -127,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--max-requests", type=int, default=10_000_000)
     p.add_argument("--procs", type=int, default=1)
+    p.add_argument("--rate", type=float, default=0.0, help="total requests/s to aim at (default 0: unlimited)")
     return p
 
 

@@ -58,3 +58,87 @@ def test_record_inserts_a_run_under_its_own_heading(tmp_path: Path) -> None:
     text = results.read_text()
     assert text.index("new figures") < text.index("## B") < text.index("## C") < text.index("c figures")
     assert "`python -m bench.a`" in text
+
+
+def _redis_tools(*tools: str) -> None:
+    """Skip when a Debian redis tool is missing and cannot be installed here (fail under CI,
+    whose ``.ci/run`` installs redis-server and redis-tools)."""
+    import os
+    import shutil
+
+    if all(shutil.which(t) for t in tools):
+        return
+    from bench.servers import need_redis_tools
+
+    try:
+        need_redis_tools(*tools)  # installs them when root with apt-get
+    except SystemExit as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc}: .ci/run installs redis-server and redis-tools")
+        pytest.skip(str(exc))
+
+
+def _table_rows(out: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in out.splitlines() if line.startswith("| ")]
+
+
+def test_resp_redis_benchmark_runs(tmp_path: Path) -> None:
+    _redis_tools("redis-server", "redis-benchmark")
+    results = tmp_path / "RESULTS.md"
+    out = _run("bench.resp_redis", "-n", "2000", "-c", "5", "--rounds", "1", "--record", "--results", str(results))
+    assert "## RESP: redis-benchmark against our node and redis-server" in results.read_text()
+    rows = {(r[0], r[1]): r for r in _table_rows(out) if r[0] in ("SET", "GET")}
+    assert set(rows) == {("SET", "1"), ("SET", "16"), ("GET", "1"), ("GET", "16")}, out
+    for r in rows.values():
+        assert float(r[2].replace(",", "")) > 0 and float(r[5].replace(",", "")) > 0 and float(r[-1]) > 0
+
+
+def test_redis_benchmark_csv_is_parsed() -> None:
+    from bench.resp_redis import parse_csv
+
+    text = (
+        '"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"\n'
+        '"SET","59171.60","0.550","0.128","0.551","0.791","0.879","2.287"\r\n'
+    )
+    assert parse_csv(text)["SET"]["rps"] == 59171.60 and parse_csv(text)["SET"]["p99_latency_ms"] == 0.879
+
+
+def test_memory_benchmark_runs(tmp_path: Path) -> None:
+    _redis_tools("redis-server")
+    results = tmp_path / "RESULTS.md"
+    out = _run("bench.memory", "--keys", "5000", "--record", "--results", str(results))
+    assert "ours / redis by RSS:" in results.read_text()
+    rows = {r[0]: r for r in _table_rows(out)}
+    assert float(rows["ours (`stats.memory_bytes`)"][1]) > 32  # at least the values themselves
+    assert float(rows["redis-server (`INFO memory` used_memory)"][1]) > 32
+    assert "ours / redis by RSS:" in out and "`memory_bytes` / RSS growth:" in out
+
+
+def test_cluster_throughput_benchmark_runs(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    out = _run(
+        "bench.cluster_throughput", "--duration", "0.5", "--rounds", "1", "--conns", "6", "--pipeline", "4",
+        "--record", "--results", str(results),
+    )
+    assert "to every replica (coordinator's own copy included)" in results.read_text()
+    rows = {r[0]: r for r in _table_rows(out)}
+    assert float(rows["3 nodes, --replicas 3, quorum writes"][1].replace(",", "")) > 0
+    assert rows["single node"][4] == "0" and rows["3 nodes, --replicas 3, quorum writes"][4] == "0"  # no errors
+    remote = rows["to the other replicas (coordinator's own copy excluded)"]
+    every = rows["to every replica (coordinator's own copy included)"]
+    assert int(remote[-1].replace(",", "")) > 0
+    assert int(every[-1].replace(",", "")) > int(remote[-1].replace(",", ""))  # the coordinator's copies too
+
+
+def test_loadgen_rate_caps_the_load() -> None:
+    from bench.json_lines import Server
+    from bench.loadgen import parser, run_load
+
+    bare = Server([sys.executable, "-m", "bench.bare_server", "0"])
+    try:
+        base = ["--addr", f"127.0.0.1:{bare.port},127.0.0.1:{bare.port}", "--conns", "4", "--pipeline", "2"]
+        capped = run_load(parser().parse_args([*base, "--duration", "1", "--rate", "400"]))
+    finally:
+        bare.stop()
+    assert capped.errors == 0
+    assert 250 <= capped.ops_per_s <= 480, capped.ops_per_s

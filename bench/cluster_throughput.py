@@ -1,0 +1,158 @@
+"""A 3-node loopback cluster vs a single node: peak set throughput, and replication
+latency at half the cluster's peak. ``python -m bench.cluster_throughput [--record]``.
+
+1. Peak: :mod:`bench.loadgen` drives ``set`` requests (JSON lines, 50 connections,
+   pipeline 16, 32 B values) as fast as replies come back, at a single node and at a
+   3-node cluster (``--replicas 3 --write-consistency quorum``; the connections spread
+   over the three nodes), ``--rounds`` times interleaved (median shown). Ratio
+   cluster/single, and each side's node CPU time per request (all its processes, /proc).
+2. Replication latency: a fresh cluster with ``--trace FILE`` on each node takes the same
+   load rate-limited to half the cluster's untraced peak (``loadgen --rate``). From the
+   merged traces (one system-wide monotonic clock), :func:`sim.runner.replication_latencies`
+   gives milliseconds from the coordinator accepting a write (``write``) to each replica
+   applying it (``apply``): without the coordinator's own copy, and with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.json_lines import Server
+from bench.loadgen import LoadResult, parser as load_parser, run_load
+from bench.results import RESULTS, machine, record
+from bench.servers import conditions, cpu_seconds
+from sim.analysis import LocalCluster, load_trace
+from sim.runner import percentiles, replication_latencies
+
+HEADING = "Cluster: set throughput and replication latency at half of peak (`bench/cluster_throughput.py`)"
+CLUSTER_ARGS = ["--replicas", "3", "--write-consistency", "quorum", "--log-level", "warning"]
+
+
+def load(addrs: list[str], args: argparse.Namespace, rate: float = 0.0) -> LoadResult:
+    return run_load(
+        load_parser().parse_args(
+            [
+                "--addr", ",".join(addrs),
+                "--conns", str(args.conns),
+                "--pipeline", str(args.pipeline),
+                "--workload", "set",
+                "--value-size", str(args.value_size),
+                "--keys", str(args.keys),
+                "--duration", str(args.duration),
+                "--procs", str(args.procs),
+                "--rate", str(rate),
+            ]
+        )
+    )
+
+
+def measured(addrs: list[str], pids: list[int], args: argparse.Namespace, rate: float = 0.0) -> tuple[LoadResult, float]:
+    """The load's result and the servers' CPU microseconds per request during it."""
+    cpu0 = sum(cpu_seconds(pid) for pid in pids)
+    result = load(addrs, args, rate)
+    cpu1 = sum(cpu_seconds(pid) for pid in pids)
+    return result, (cpu1 - cpu0) / max(1, result.ops) * 1e6
+
+
+def _median(runs: list[tuple[LoadResult, float]]) -> tuple[LoadResult, float]:
+    ordered = sorted(runs, key=lambda r: r[0].ops_per_s)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.cluster_throughput")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
+    p.add_argument("--conns", type=int, default=50)
+    p.add_argument("--pipeline", type=int, default=16)
+    p.add_argument("--value-size", type=int, default=32)
+    p.add_argument("--keys", type=int, default=10_000)
+    p.add_argument("--procs", type=int, default=1, help="load generator processes")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved peak runs; the median is reported")
+    p.add_argument("--fraction", type=float, default=0.5, help="of the cluster's peak, for the latency run")
+    p.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
+    p.add_argument("--results", type=Path, default=RESULTS, help=argparse.SUPPRESS)  # tests record elsewhere
+    args = p.parse_args(argv)
+    load_note = conditions()  # before we load the machine ourselves
+
+    single_runs: list[tuple[LoadResult, float]] = []
+    cluster_runs: list[tuple[LoadResult, float]] = []
+    solo = Server([sys.executable, "-m", "runtime.node", "solo", "0", "--log-level", "warning"])
+    try:
+        with LocalCluster(3, node_args=CLUSTER_ARGS) as cluster:
+            addrs = list(cluster.addresses.values())
+            for _ in range(args.rounds):
+                single_runs.append(measured([f"127.0.0.1:{solo.port}"], [solo.proc.pid], args))
+                cluster_runs.append(measured(addrs, cluster.pids, args))
+                for name, (r, cpu) in (("single", single_runs[-1]), ("cluster", cluster_runs[-1])):
+                    print(
+                        f"  {name:7} {r.ops_per_s:,.0f} set/s, p50 {r.percentile(0.5):.2f} ms, "
+                        f"p99 {r.percentile(0.99):.2f} ms, {r.errors} errors, node CPU {cpu:.1f} us/set",
+                        file=sys.stderr, flush=True,
+                    )
+    finally:
+        solo.stop()
+    single, single_cpu = _median(single_runs)
+    peak, cluster_cpu = _median(cluster_runs)
+    target = peak.ops_per_s * args.fraction
+
+    with tempfile.TemporaryDirectory(prefix="actorcache-trace-") as tmp:
+        with LocalCluster(3, trace_dir=tmp, node_args=CLUSTER_ARGS) as cluster:
+            rated, rated_cpu = measured(list(cluster.addresses.values()), cluster.pids, args, rate=target)
+        trace = load_trace(*(Path(tmp) / f"{node}.jsonl" for node in cluster.ids))
+    remote = percentiles(replication_latencies(trace, local=False))
+    every = percentiles(replication_latencies(trace, local=True))
+    writes = sum(1 for _, _, kind, _ in trace if kind == "write")
+
+    def row(name: str, r: LoadResult, cpu: float, ratio: float) -> str:
+        return (
+            f"| {name} | {r.ops_per_s:,.0f} | {r.percentile(0.5):.2f} / {r.percentile(0.99):.2f} | {cpu:.1f} "
+            f"| {r.errors:,} | {ratio:.2f} |"
+        )
+
+    throughput = "\n".join(
+        [
+            "| set, 50 connections, pipeline 16 | ops/s | p50 / p99 ms (per batch) | node CPU us/set (all processes) | errors | vs single node |",
+            "|---|---|---|---|---|---|",
+            row("single node", single, single_cpu, 1.0),
+            row("3 nodes, --replicas 3, quorum writes", peak, cluster_cpu, peak.ops_per_s / single.ops_per_s),
+        ]
+    )
+    latency = "\n".join(
+        [
+            "| replication latency, ms | p50 | p90 | p99 | max | samples |",
+            "|---|---|---|---|---|---|",
+            f"| to the other replicas (coordinator's own copy excluded) | {remote['p50']:.3f} | {remote['p90']:.3f} | {remote['p99']:.3f} | {remote['max']:.3f} | {remote['count']:,} |",
+            f"| to every replica (coordinator's own copy included) | {every['p50']:.3f} | {every['p90']:.3f} | {every['p99']:.3f} | {every['max']:.3f} | {every['count']:,} |",
+        ]
+    )
+    rated_text = (
+        f"Latency run: a fresh traced cluster (`--trace` on each node), `--rate {target:,.0f}` "
+        f"({args.fraction:.0%} of the peak above), achieved {rated.ops_per_s:,.0f} set/s "
+        f"({rated.ops_per_s / peak.ops_per_s:.0%} of peak) for {args.duration:g} s; client p50 / p99 per batch "
+        f"{rated.percentile(0.5):.2f} / {rated.percentile(0.99):.2f} ms; {rated.errors:,} errors; "
+        f"node CPU {rated_cpu:.1f} us/set; {writes:,} traced writes."
+    )
+    spread = (
+        f"Peak ops/s over the rounds: single {', '.join(f'{r.ops_per_s:,.0f}' for r, _ in single_runs)}; "
+        f"cluster {', '.join(f'{r.ops_per_s:,.0f}' for r, _ in cluster_runs)}."
+    )
+    print(throughput, latency, rated_text, spread, sep="\n\n", flush=True)
+    if args.record:
+        record(
+            HEADING,
+            "python -m bench.cluster_throughput " + " ".join(argv if argv is not None else sys.argv[1:]),
+            f"{machine()}; {load_note}; nodes and load generator ({args.procs} process(es)) share the machine, all on loopback; "
+            f"`bench/loadgen.py --workload set --conns {args.conns} --pipeline {args.pipeline} --value-size "
+            f"{args.value_size} --keys {args.keys:,}`, {args.duration:g} s per run; the cluster's connections spread "
+            f"over its 3 nodes; {args.rounds} interleaved peak round(s), the median shown.\n\n"
+            + throughput + "\n\n" + spread + "\n\n" + rated_text + "\n\n" + latency,
+            path=args.results,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
