@@ -37,8 +37,9 @@ from actors.version import ZERO, Version
 
 __all__ = ["Entry", "Keyspace", "TOMBSTONE_SIZE", "TrackedEntry"]
 
-#: Bytes charged for a tombstone besides its key (version, purge time, index slots).
-TOMBSTONE_SIZE = 120
+#: Bytes charged for a tombstone besides its key: its tuple, Version, purge time, the
+#: tombstone and partition-index dict slots and its purge-heap entry (CPython 3.11).
+TOMBSTONE_SIZE = 300
 
 
 class Entry:

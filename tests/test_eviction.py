@@ -58,7 +58,7 @@ def test_noeviction_refuses_once_full_and_deletes_still_work() -> None:
 
 
 def test_lru_keeps_what_is_read() -> None:
-    ks = keyspace("allkeys-lru", 200_000)
+    ks = keyspace("allkeys-lru", 400_000)  # room for about twice the hot set
     for i in range(500):
         write(ks, f"hot-{i}", 1000.0)
     for i in range(5000):
@@ -68,11 +68,11 @@ def test_lru_keeps_what_is_read() -> None:
         write(ks, f"cold-{i}", wall)
     hot = sum(f"hot-{i}" in ks._entries for i in range(500))
     cold = len(ks) - hot
-    assert hot / 500 > 0.8 and cold / 4500 < 0.3, (hot, cold)
+    assert hot / 500 > 0.8 and cold / 4500 < 0.2, (hot, cold)
 
 
 def test_lfu_keeps_what_is_read_often() -> None:
-    ks = keyspace("allkeys-lfu", 200_000)
+    ks = keyspace("allkeys-lfu", 300_000)  # room for about twice the hot set
     for i in range(300):
         write(ks, f"hot-{i}", 1000.0)
     for _ in range(50):
