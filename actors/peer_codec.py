@@ -8,6 +8,7 @@ of them is refused (see ``docs/protocol.md``). Records travel as arrays
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 from actors.errors import BadRequestError, ErrorCode
@@ -60,7 +61,8 @@ def _v(v: Version) -> list[Any]:
 
 def _version(obj: Any) -> Version:
     wall_ms, logical, node_id = obj
-    return Version(int(wall_ms), int(logical), str(node_id))
+    # Interned: every stored entry keeps its writer's id, one string per node, not per key.
+    return Version(int(wall_ms), int(logical), sys.intern(str(node_id)))
 
 
 def _rec(r: Record | None) -> list[Any] | None:

@@ -11,11 +11,11 @@ from typing import Any
 __all__ = ["ENTRY_OVERHEAD", "estimate_size"]
 
 #: Everything an entry costs besides its key's characters and its value: the key's str
-#: header, the keyspace and partition-index dict slots, the Entry object, its Version
-#: (tuple + int) and bookkeeping. Calibrated on CPython 3.11 (64-bit) against RSS growth at
-#: 1,000,000 keys of 32 B values (``python -m bench.memory``: 390 B/key by RSS against 235
-#: accounted with the former 160), so that ``--max-memory`` bounds what the process holds.
-ENTRY_OVERHEAD = 310
+#: header, the keyspace and partition-index dict slots, the Entry object and its version
+#: fields. Calibrated on CPython 3.11 (64-bit) against memory growth at many keys of 32 B
+#: values (``python -m bench.memory`` measures it against RSS), so that ``--max-memory``
+#: bounds what the process holds: about 250 B with versions kept as plain fields.
+ENTRY_OVERHEAD = 250
 
 _SCALAR = 32  # int/float/bool/None objects and small headers
 _CONTAINER = 56
