@@ -1,0 +1,58 @@
+"""Placement: stable key -> partition, and rendezvous owners that move minimally."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors.placement import Placement, partition_of
+
+MEMBERS = [f"node{i}" for i in range(1, 6)]
+
+
+def test_partition_of_is_the_same_in_every_process() -> None:
+    keys = ["a", "user:42", "ключ", "\udcff"]
+    here = [partition_of(k) for k in keys]
+    code = f"from actors.placement import partition_of; print([partition_of(k) for k in {keys!r}])"
+    for seed in ("1", "4242"):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env=dict(os.environ, PYTHONHASHSEED=seed),
+        ).stdout
+        assert out.strip() == str(here)
+
+
+def test_owners_do_not_depend_on_member_order() -> None:
+    a = Placement(MEMBERS, 3)
+    b = Placement(list(reversed(MEMBERS)), 3)
+    assert all(a.owners(p) == b.owners(p) for p in range(256))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 5), st.integers(2, 8))
+def test_a_join_moves_only_the_joiners_share_and_a_leave_only_the_leavers(replicas: int, n: int) -> None:
+    members = [f"m{i}" for i in range(n)]
+    before = Placement(members, replicas)
+    after = Placement([*members, "new"], replicas)
+    for p in range(256):
+        gone = set(before.owners(p)) - set(after.owners(p))
+        came = set(after.owners(p)) - set(before.owners(p))
+        # Only the joiner comes in, displacing one owner (none while the replica cap grows).
+        assert came <= {"new"} and len(gone) == len(came) - (after.replicas - before.replicas)
+    assert sum("new" in after.owners(p) for p in range(256)) == len(after.owned_by("new"))
+    left = Placement(members[1:], replicas)
+    for p in range(256):
+        if members[0] not in before.owners(p) and left.replicas == before.replicas:
+            assert before.owners(p) == left.owners(p)  # partitions the leaver did not own stay put
+
+
+def test_replicas_are_capped_at_the_cluster_size_and_spread_evenly() -> None:
+    assert Placement(["a", "b"], 3).replicas == 2
+    placement = Placement(MEMBERS, 3)
+    counts = [len(placement.owned_by(m)) for m in MEMBERS]
+    assert sum(counts) == 3 * 256
+    assert max(counts) < 1.4 * min(counts)
