@@ -43,7 +43,7 @@ from actors.messages import (
     Write,
     WriteRecord,
 )
-from actors.rmw import plan_update
+from actors.rmw import plan_update, visible
 from actors.peer_messages import Fetch
 from actors.placement import partition_of
 from actors.record import Record
@@ -297,10 +297,10 @@ class ClusterBatch:
             return state.error
         t = type(request)
         if t is Get:
-            value, found = _visible(newest(list(state.tasks[0].results.values())), wall)
+            value, found = _value(newest(list(state.tasks[0].results.values())), wall)
             return Value(value, found, rid)
         if t is MGet:
-            by_key = {task.key: _visible(newest(list(task.results.values())), wall) for task in state.tasks}
+            by_key = {task.key: _value(newest(list(task.results.values())), wall) for task in state.tasks}
             return Values(tuple((key, *by_key[key]) for key in request.keys), rid)
         if t is Ttl:
             return plan_update(request, newest(list(state.tasks[0].results.values())), wall)[1]
@@ -345,12 +345,10 @@ class ClusterBatch:
         return out
 
 
-def _visible(record: Record | None, wall: float) -> tuple[Any, bool]:
-    if record is None or record.purge_at is not None:
-        return None, False
-    if record.deadline is not None and record.deadline <= wall:
-        return None, False
-    return record.value, True
+def _value(record: Record | None, wall: float) -> tuple[Any, bool]:
+    """``(value, found)`` as a client sees ``record`` at ``wall``."""
+    live = visible(record, wall)
+    return (None, False) if live is None else (live.value, True)
 
 
 def _unavailable(request: Request, why: str) -> ErrorReply:

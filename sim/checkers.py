@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from actors.consistency import required_acks
+from actors.coordination import newest
 from actors.record import Record
 from sim.history import FAIL, OK, History, Op
 
@@ -55,11 +56,7 @@ def _writes_by_value(history: History) -> dict[Any, Op]:
 
 
 def _final_record(owners: dict[str, Record | None]) -> Record | None:
-    best = None
-    for record in owners.values():
-        if record is not None and (best is None or record.version > best.version):
-            best = record
-    return best
+    return newest(list(owners.values()))
 
 
 def _plain_keys(ctx: CheckContext) -> dict[str, list[Op]]:
