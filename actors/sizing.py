@@ -11,11 +11,12 @@ from typing import Any
 __all__ = ["ENTRY_OVERHEAD", "estimate_size"]
 
 #: Everything an entry costs besides its key's characters and its value: the key's str
-#: header, the keyspace and partition-index dict slots, the Entry object and its version
-#: fields. Calibrated on CPython 3.11 (64-bit) against memory growth at many keys of 32 B
-#: values (``python -m bench.memory`` measures it against RSS), so that ``--max-memory``
-#: bounds what the process holds: about 250 B with versions kept as plain fields.
-ENTRY_OVERHEAD = 250
+#: header, the keyspace dict slot, the Entry object and its version fields (the
+#: partition-index slot, once a cluster needs that index, is charged separately:
+#: ``keyspace.PARTITION_SLOT``). Calibrated on CPython 3.11 (64-bit) against memory growth
+#: at many keys of 32 B values (``python -m bench.memory`` measures it against RSS), so
+#: that ``--max-memory`` bounds what the process holds.
+ENTRY_OVERHEAD = 220
 
 _SCALAR = 32  # int/float/bool/None objects and small headers
 _CONTAINER = 56

@@ -90,3 +90,112 @@ def test_deleting_an_expired_entry_reports_it_absent() -> None:
     ks.set("k", 1, deadline=1.75)
     assert ks.delete("k", 1.75) is False
     assert len(ks) == 0 and ks.expired_lazy == 1 and ks.deletes == 0
+
+
+# --- the partition index: built on first use, maintained from then on ------------------
+
+
+def _random_ops(ks: Keyspace, rng: random.Random, steps: int, start: int = 0) -> None:
+    """Sets, deletes and expiries (leaving tombstones when enabled), purges and merges (of
+    tombstones too, when enabled)."""
+    from actors.record import Record
+    from actors.version import Version
+
+    for step in range(start, start + steps):
+        key = f"k{rng.randrange(300)}"
+        wall = step / 10
+        version = Version(step, rng.randrange(3), rng.choice(["n1", "n2"]))
+        op = rng.random()
+        if op < 0.45:
+            deadline = rng.choice([None, None, wall + rng.randrange(1, 30)])
+            ks.set(key, "v" * rng.randrange(20), deadline, version, ("n1", "n2"))
+        elif op < 0.65:
+            ks.delete(key, wall, version, wall + rng.randrange(1, 50))
+        elif op < 0.75:
+            ks.expire_if_due(key, wall)
+        elif op < 0.85:
+            ks.purge_tombstones(wall)
+        elif op < 0.95 and ks.tombstone_ttl > 0:
+            ks.apply(Record(key, None, None, version, wall + 20), wall)
+        else:
+            ks.get(key, wall)
+
+
+def _expected_used_bytes(ks: Keyspace) -> int:
+    from actors.keyspace import PARTITION_SLOT, TOMBSTONE_SIZE, entry_size
+
+    total = sum(entry_size(k, e.value) for k, e in ks._entries.items())
+    total += sum(TOMBSTONE_SIZE + len(k) for k in ks._tombstones)
+    if ks.partition_indexed:
+        total += PARTITION_SLOT * (len(ks._entries) + len(ks._tombstones))
+    return total
+
+
+def _brute_partitions(ks: Keyspace) -> list[set[str]]:
+    from actors.placement import partition_of
+
+    parts: list[set[str]] = [set() for _ in range(ks.partitions)]
+    for key in [*ks._entries, *ks._tombstones]:
+        parts[partition_of(key, ks.partitions)].add(key)
+    return parts
+
+
+def test_a_single_node_never_builds_the_partition_index() -> None:
+    ks = Keyspace(partitions=16, tombstone_ttl=5.0)
+    _random_ops(ks, random.Random(1), 2000)
+    assert not ks.partition_indexed
+    assert ks.used_bytes == _expected_used_bytes(ks)
+
+
+def test_partition_index_built_late_equals_one_maintained_from_the_start() -> None:
+    for tombstone_ttl in (0.0, 5.0):
+        for seed in range(5):
+            eager = Keyspace(partitions=16, tombstone_ttl=tombstone_ttl)
+            assert eager.partition_sizes() == [0] * 16  # builds the (empty) index now
+            lazy = Keyspace(partitions=16, tombstone_ttl=tombstone_ttl)
+            _random_ops(eager, random.Random(seed), 3000)
+            _random_ops(lazy, random.Random(seed), 3000)
+            assert eager.partition_indexed and not lazy.partition_indexed
+            assert bool(lazy._tombstones) == (tombstone_ttl > 0)
+            assert lazy.used_bytes < eager.used_bytes or len(eager._entries) + len(eager._tombstones) == 0
+            for p in range(16):
+                assert lazy.digest(p) == eager.digest(p)  # builds lazy's index
+                if tombstone_ttl == 0:
+                    # No tombstones: the same order, not just the same keys.
+                    assert lazy.listing(p) == eager.listing(p)
+                else:
+                    assert sorted(lazy.listing(p)) == sorted(eager.listing(p))
+            assert lazy.partition_sizes() == eager.partition_sizes()
+            assert lazy.used_bytes == eager.used_bytes == _expected_used_bytes(lazy)
+            assert [set(lazy.partition_keys(p)) for p in range(16)] == _brute_partitions(lazy)
+
+
+def test_partition_index_is_maintained_after_a_lazy_build() -> None:
+    rng = random.Random(3)
+    ks = Keyspace(partitions=8, tombstone_ttl=5.0)
+    _random_ops(ks, rng, 1000)
+    ks.partition_sizes()
+    for round_ in range(10):
+        _random_ops(ks, rng, 300, start=1000 + 300 * round_)
+        assert [set(ks.partition_keys(p)) for p in range(8)] == _brute_partitions(ks)
+        assert ks.used_bytes == _expected_used_bytes(ks)
+        for p in range(8):
+            listing = ks.listing(p)
+            assert len({key for key, _ in listing}) == len(listing)
+            assert {key: v for key, v in listing} == {
+                key: ks.newest_version(key) for key in ks.partition_keys(p)
+            }
+
+
+def test_drop_partition_on_first_use_forgets_exactly_that_partition() -> None:
+    ks = Keyspace(partitions=8, tombstone_ttl=5.0)
+    _random_ops(ks, random.Random(4), 2000)
+    before = _brute_partitions(ks)
+    assert not ks.partition_indexed
+    dropped = ks.drop_partition(3)
+    assert dropped == len(before[3]) > 0
+    after = _brute_partitions(ks)
+    assert after[3] == set() and after[:3] + after[4:] == before[:3] + before[4:]
+    assert ks.partition_sizes()[3] == 0 and ks.digest(3) == 0 and ks.listing(3) == ()
+    assert ks.used_bytes == _expected_used_bytes(ks)
+    assert ks.volatile_count == sum(1 for e in ks._entries.values() if e.deadline is not None)
