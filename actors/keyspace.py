@@ -40,7 +40,7 @@ from actors.eviction import Evictor
 from actors.placement import DEFAULT_PARTITIONS, partition_of
 from actors.record import Record
 from actors.sizing import ENTRY_OVERHEAD, estimate_size
-from actors.version import ZERO, Version
+from actors.version import ZERO, Version, shared_logical
 
 __all__ = ["Entry", "Keyspace", "PARTITION_SLOT", "TOMBSTONE_SIZE", "TrackedEntry", "entry_size"]
 
@@ -62,6 +62,8 @@ class Entry:
 
     The version is kept as three plain fields rather than a :class:`Version` tuple, and the
     entry's size is recomputed rather than stored: together about 90 bytes less per key.
+    The keyspace hands it shared int objects for ``vwall`` and ``vlogical`` (see
+    :meth:`Keyspace.set`), so those fields cost no object of their own per key.
     """
 
     __slots__ = ("deadline", "replicas", "value", "vlogical", "vnode", "vwall")
@@ -70,12 +72,16 @@ class Entry:
         self,
         value: Any,
         deadline: float | None,
-        version: Version,
+        wall_ms: int,
+        logical: int,
+        node_id: str,
         replicas: tuple[str, ...] = (),
     ) -> None:
         self.value = value
         self.deadline = deadline
-        self.vwall, self.vlogical, self.vnode = version
+        self.vwall = wall_ms
+        self.vlogical = logical
+        self.vnode = node_id
         self.replicas = replicas
 
     @property
@@ -98,6 +104,7 @@ class Keyspace:
     __slots__ = (
         "_entries",
         "_entry_cls",
+        "_last_wall",
         "_partition_of",
         "_partitions",
         "_purge_heap",
@@ -129,6 +136,9 @@ class Keyspace:
         evictor: Evictor | None = None,
     ) -> None:
         self._entries: dict[str, Entry] = {}
+        #: The ``wall_ms`` object of the last version stored: entries of one millisecond
+        #: share it, whatever made their versions (our clock, or a peer's message decoded).
+        self._last_wall = 0
         #: Bytes (our estimate, ``used_bytes``) above which writes evict or are refused; 0: none.
         self.max_memory = max_memory
         self.evictor = evictor if max_memory else None
@@ -244,7 +254,14 @@ class Keyspace:
                 self.used_bytes += PARTITION_SLOT
             if deadline is not None:
                 self._index(key)
-        entry = self._entries[key] = self._entry_cls(value, deadline, version, replicas)
+        wall_ms, logical, node_id = version
+        if wall_ms == self._last_wall:
+            wall_ms = self._last_wall
+        else:
+            self._last_wall = wall_ms
+        entry = self._entries[key] = self._entry_cls(
+            value, deadline, wall_ms, shared_logical(logical), node_id, replicas
+        )
         if self.evictor is not None:
             self.evictor.inserted(key, entry, old)
         self.used_bytes += entry_size(key, value)

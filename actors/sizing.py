@@ -16,7 +16,7 @@ __all__ = ["ENTRY_OVERHEAD", "estimate_size"]
 #: ``keyspace.PARTITION_SLOT``). Calibrated on CPython 3.11 (64-bit) against memory growth
 #: at many keys of 32 B values (``python -m bench.memory`` measures it against RSS), so
 #: that ``--max-memory`` bounds what the process holds.
-ENTRY_OVERHEAD = 220
+ENTRY_OVERHEAD = 196
 
 _SCALAR = 32  # int/float/bool/None objects and small headers
 _CONTAINER = 56

@@ -4,13 +4,19 @@ An HLC (Kulkarni et al., 2014) stays close to wall time yet never goes backwards
 orders causally related events, so last-write-wins picks the causally later write even
 when node clocks disagree by a little. Versions compare as tuples:
 ``(wall_ms, logical, node_id)``; the node id breaks ties deterministically.
+
+Every stored entry keeps its version's ints, so versions share int objects where they
+can: a clock's versions of one millisecond share its ``wall_ms`` object, and logical
+counters come from one table of shared ints (:func:`shared_logical`). A pipelined burst
+of writes gets one ``wall_ms`` and logical counters 0, 1, 2, ...: without sharing, every
+counter above 256 (CPython's small-int cache) would be an int object of its own per key.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["HybridClock", "Version", "ZERO"]
+__all__ = ["HybridClock", "Version", "ZERO", "shared_logical"]
 
 
 class Version(NamedTuple):
@@ -20,6 +26,24 @@ class Version(NamedTuple):
 
 
 ZERO = Version(0, 0, "")
+
+#: Logical counters below this are handed out as shared int objects (at most about 40 B
+#: each, and only up to the highest counter seen).
+SHARED_LOGICAL_LIMIT = 1 << 14
+
+_logicals: list[int] = list(range(257))  # CPython's cached small ints to start with
+
+
+def shared_logical(n: int) -> int:
+    """``n``, as the one shared int object for that value if it is a logical counter below
+    :data:`SHARED_LOGICAL_LIMIT` (equal to ``n`` in every case, so harmless for any int)."""
+    table = _logicals
+    if 0 <= n < len(table):
+        return table[n]
+    if 0 <= n < SHARED_LOGICAL_LIMIT:
+        table.extend(range(len(table), n + 1))
+        return table[n]
+    return n
 
 
 class HybridClock:
@@ -32,13 +56,16 @@ class HybridClock:
         self._last = ZERO
 
     def tick(self, wall_s: float) -> Version:
-        """A new version for a local event at wall time ``wall_s``."""
+        """A new version for a local event at wall time ``wall_s``.
+
+        Versions of the same millisecond share the last one's ``wall_ms`` object.
+        """
         wall_ms = int(wall_s * 1000)
         last = self._last
         if wall_ms > last.wall_ms:
             version = Version(wall_ms, 0, self.node_id)
         else:
-            version = Version(last.wall_ms, last.logical + 1, self.node_id)
+            version = Version(last.wall_ms, shared_logical(last.logical + 1), self.node_id)
         self._last = version
         return version
 
@@ -46,7 +73,13 @@ class HybridClock:
         """Merge a version received from a peer; returns the new local version."""
         wall_ms = int(wall_s * 1000)
         last = self._last
-        top = max(wall_ms, last.wall_ms, remote.wall_ms)
+        # The same values as max() would pick, but the last version's object when it is
+        # among the highest (then the remote's), so one millisecond keeps one int object.
+        top = last.wall_ms
+        if remote.wall_ms > top:
+            top = remote.wall_ms
+        if wall_ms > top:
+            top = wall_ms
         if top == last.wall_ms == remote.wall_ms:
             logical = max(last.logical, remote.logical) + 1
         elif top == last.wall_ms:
@@ -55,5 +88,5 @@ class HybridClock:
             logical = remote.logical + 1
         else:
             logical = 0
-        self._last = Version(top, logical, self.node_id)
+        self._last = Version(top, shared_logical(logical), self.node_id)
         return self._last

@@ -10,7 +10,7 @@ import pytest
 
 from actors.errors import ErrorCode
 from actors.eviction import EVICTION_POLICIES, make_evictor
-from actors.keyspace import Keyspace
+from actors.keyspace import Keyspace, entry_size
 from actors.messages import Ack, Delete, ErrorReply, Get, Set, Stats
 from actors.system import NodeConfig
 from actors.version import Version
@@ -19,6 +19,11 @@ from tests.wire import Conn
 
 BOUND = 100_000
 VALUE = "v" * 32
+
+
+def room_for(entries: int) -> int:
+    """A bound that holds about ``entries`` entries like the ones these tests write."""
+    return entries * entry_size("hot-000", VALUE)
 
 
 def keyspace(policy: str, bound: int = BOUND) -> Keyspace:
@@ -58,7 +63,7 @@ def test_noeviction_refuses_once_full_and_deletes_still_work() -> None:
 
 
 def test_lru_keeps_what_is_read() -> None:
-    ks = keyspace("allkeys-lru", 400_000)  # room for about twice the hot set
+    ks = keyspace("allkeys-lru", room_for(1200))  # room for about twice the hot set
     for i in range(500):
         write(ks, f"hot-{i}", 1000.0)
     for i in range(5000):
@@ -72,7 +77,7 @@ def test_lru_keeps_what_is_read() -> None:
 
 
 def test_lfu_keeps_what_is_read_often() -> None:
-    ks = keyspace("allkeys-lfu", 300_000)  # room for about twice the hot set
+    ks = keyspace("allkeys-lfu", room_for(900))  # room for about twice the hot set
     for i in range(300):
         write(ks, f"hot-{i}", 1000.0)
     for _ in range(50):
