@@ -5,15 +5,25 @@ Theory of operation
 Pykka documents three hooks for new actor types (``_create_actor_inbox``,
 ``_create_future``, ``_start_actor_loop``); ``ThreadingActor`` fills them with a thread
 per actor. :class:`ScheduledActor` fills them with a deque inbox whose ``put`` arms at
-most one pending "dispatch one envelope" callback on the host's :class:`Scheduler`.
-Each turn handles exactly one envelope, with the same handling as the body of Pykka's
-``Actor._actor_loop_running`` (reply set, exception to the asker, ``_handle_failure`` and
-``on_failure`` for a told exception), then re-arms itself if more envelopes wait.
+most one pending "dispatch a turn" callback on the host's :class:`Scheduler`.
+A turn handles the envelopes waiting in the inbox, at most :data:`TURN_ENVELOPES` of
+them, each with the same handling as the body of Pykka's ``Actor._actor_loop_running``
+(reply set, exception to the asker, ``_handle_failure`` and ``on_failure`` for a told
+exception); then it calls :meth:`ScheduledActor.on_turn_end` and re-arms itself if more
+envelopes wait.
+
+Why several envelopes per turn: on the asyncio host every turn is one pass of the event
+loop (a ``select`` call and a ready-queue round). Fifty connections that each sent one
+request in the same loop pass would otherwise cost fifty passes before the node has seen
+them all; handled in one turn they also reach the store as one batch
+(``on_turn_end`` is where an actor sends what it gathered during the turn).
 
 Invariants:
 - all turns of all actors of one host run on one thread, one at a time, to completion;
-- envelopes are handled in the order they were put (per actor FIFO);
-- one envelope per turn, so actors interleave fairly and deterministically;
+- envelopes are handled in the order they were put (per actor FIFO), one at a time;
+- a turn handles only envelopes put before it began, at most ``TURN_ENVELOPES``, so
+  actors interleave fairly and deterministically (what an actor tells itself during a
+  turn waits for the next one, after ``on_turn_end``);
 - after stop, queued asks get :class:`pykka.ActorDeadError` and later tells raise it.
 
 Differences from Pykka, on purpose:
@@ -39,9 +49,12 @@ if TYPE_CHECKING:
 
     from actors.ctx import Ctx
 
-__all__ = ["ScheduledActor", "ScheduledFuture", "ScheduledInbox"]
+__all__ = ["TURN_ENVELOPES", "ScheduledActor", "ScheduledFuture", "ScheduledInbox"]
 
 logger = logging.getLogger("actorcache.actors")
+
+#: Most envelopes one turn handles before the actor yields to the host (and re-arms).
+TURN_ENVELOPES = 64
 
 
 class ScheduledFuture(pykka.Future[Any]):
@@ -169,6 +182,9 @@ class ScheduledInbox:
     def empty(self) -> bool:
         return not self._queue
 
+    def __len__(self) -> int:
+        return len(self._queue)
+
 
 #: Messages Pykka's own ``_handle_receive`` interprets (stop, proxy calls and attributes).
 _PYKKA_MESSAGES = frozenset(
@@ -196,7 +212,7 @@ class ScheduledActor(pykka.Actor):
         urn = ctx.actor_id(type(self).__name__)
         self.actor_urn = urn
         self.actor_ref.actor_urn = urn
-        self.actor_inbox.bind(ctx.scheduler, self._dispatch_one)
+        self.actor_inbox.bind(ctx.scheduler, self._dispatch_turn)
 
     @staticmethod
     def _create_actor_inbox() -> ScheduledInbox:  # type: ignore[override]
@@ -216,16 +232,43 @@ class ScheduledActor(pykka.Actor):
         else:
             self.actor_inbox.start()
 
-    def _dispatch_one(self) -> None:
-        """One turn: handle exactly one envelope (Pykka's loop body for one envelope)."""
+    def on_turn_end(self) -> None:
+        """Called after every turn that handled at least one envelope (also when the
+        actor stopped during it). Override to send what the turn gathered, e.g. one
+        batch for many requests. Exceptions are logged, as for a told message."""
+
+    def _dispatch_turn(self) -> None:
+        """One turn: the envelopes waiting now, at most ``TURN_ENVELOPES``, then ``on_turn_end``."""
         inbox = self.actor_inbox
         inbox.disarm()
-        if self.actor_stopped.is_set():
+        stopped = self.actor_stopped
+        if stopped.is_set():
             self._actor_loop_teardown()
             return
-        if inbox.empty():
-            return
-        envelope = inbox.get()
+        handled = 0
+        waiting = min(len(inbox), TURN_ENVELOPES)  # what arrives during the turn waits for the next
+        while handled < waiting:
+            handled += 1
+            try:
+                self._handle_envelope(inbox.get())
+            except BaseException:
+                self._stop()
+                self._actor_loop_teardown()
+                raise
+            if stopped.is_set():
+                break
+        if handled:
+            try:
+                self.on_turn_end()
+            except Exception:
+                self._handle_failure(*sys.exc_info())
+        if stopped.is_set():
+            self._actor_loop_teardown()
+        else:
+            inbox.arm()
+
+    def _handle_envelope(self, envelope: Envelope[Any]) -> None:
+        """Pykka's loop body for one envelope; only a ``BaseException`` escapes."""
         message = envelope.message
         try:
             if type(message) in _PYKKA_MESSAGES:
@@ -244,14 +287,6 @@ class ScheduledActor(pykka.Actor):
                     self.on_failure(*sys.exc_info())
                 except Exception:
                     self._handle_failure(*sys.exc_info())
-        except BaseException:
-            self._stop()
-            self._actor_loop_teardown()
-            raise
-        if self.actor_stopped.is_set():
-            self._actor_loop_teardown()
-        else:
-            inbox.arm()
 
     def __str__(self) -> str:
         return self.actor_urn
