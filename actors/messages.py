@@ -1,4 +1,4 @@
-"""Every message the actors exchange, as frozen dataclasses, in one module.
+"""Every message the actors exchange, as slotted dataclasses (:func:`message`), in one module.
 
 Three families:
 
@@ -8,6 +8,12 @@ Three families:
 - **internal messages** between node, store and janitor.
 
 ``rid`` is the optional request ``"id"`` a client may send; it is echoed in the reply.
+
+Messages are shared, never copied, between the actors of a host, so no actor changes a
+message it sent or received: treat every field as read-only. They are not ``frozen``
+dataclasses because freezing costs each construction one ``object.__setattr__`` per
+field: 0.90 us instead of 0.20 us for a ``Set`` (CPython 3.11), with several messages
+built per request on the hot path.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from typing import Any, Protocol, TypeAlias
 from actors.errors import ErrorCode
 from actors.record import Record
 from actors.version import Version
+
+#: The decorator of every message class: slotted, compared and hashed by value.
+message = dataclass(slots=True, unsafe_hash=True)
 
 __all__ = [
     "REPLY_TYPES",
@@ -60,12 +69,15 @@ __all__ = [
     "StatsReply",
     "StoreBatch",
     "StoreOp",
+    "StoreBatches",
     "StoreResults",
+    "StoreResultsList",
     "Tick",
     "Ttl",
     "TtlReply",
     "Value",
     "Values",
+    "message",
     "ReplicatorCounters",
     "RequestTimeout",
     "ViewChanged",
@@ -83,14 +95,14 @@ class ReplyTo(Protocol):
 # --- client requests -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Get:
     key: str
     rid: Any = None
     consistency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Set:
     """Store ``value`` under ``key``; ``ttl`` seconds (None: never expires).
 
@@ -113,21 +125,21 @@ class Set:
         return self.cond is not None or self.get or self.keep_ttl
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Delete:
     key: str
     rid: Any = None
     consistency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class MGet:
     keys: tuple[str, ...]
     rid: Any = None
     consistency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class MSet:
     entries: tuple[tuple[str, Any], ...]
     ttl: float | None = None
@@ -135,17 +147,17 @@ class MSet:
     consistency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Ping:
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Stats:
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Join:
     """The seed's join: accepted now; membership arrives with the cluster."""
 
@@ -153,7 +165,7 @@ class Join:
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Expire:
     """Give an existing key a new TTL in seconds (> 0), or none at all (``ttl`` None: persist).
 
@@ -166,7 +178,7 @@ class Expire:
     consistency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Ttl:
     """The key's remaining time to live; answered by :class:`TtlReply`."""
 
@@ -175,7 +187,7 @@ class Ttl:
     consistency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Incr:
     """Add ``by`` to the integer stored at ``key`` (absent counts as 0); answers the result."""
 
@@ -185,7 +197,7 @@ class Incr:
     consistency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Locate:
     """Which partition ``key`` is in and which nodes own it."""
 
@@ -193,7 +205,7 @@ class Locate:
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Inspect:
     """This node's own copy of ``key`` (value, version, deadline, tombstone), no coordination."""
 
@@ -201,7 +213,7 @@ class Inspect:
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class RemoveNode:
     """Declare a member that will not come back gone, so its partitions move to others."""
 
@@ -217,7 +229,7 @@ Request: TypeAlias = (
 # --- replies ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Ack:
     """A write was done. ``deleted`` (deletes): whether the key existed. ``applied``
     (conditional sets, expire): whether the condition held and the write happened."""
@@ -227,14 +239,14 @@ class Ack:
     applied: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Value:
     value: Any
     found: bool
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Values:
     """Answer to mget: ``(key, value, found)`` per requested key, in request order."""
 
@@ -242,25 +254,25 @@ class Values:
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Pong:
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class StatsReply:
     stats: dict[str, Any]
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ErrorReply:
     code: ErrorCode
     message: str
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class TtlReply:
     """``found``: the key exists; ``ttl``: seconds left, or None when it never expires."""
 
@@ -269,7 +281,7 @@ class TtlReply:
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class LocateReply:
     key: str
     partition: int
@@ -277,7 +289,7 @@ class LocateReply:
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class InspectReply:
     key: str
     record: Record | None
@@ -293,7 +305,7 @@ REPLY_TYPES = (Ack, Value, Values, Pong, StatsReply, ErrorReply, LocateReply, In
 # --- edge: host -> node ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ClientBatch:
     """Everything decoded from one socket read of connection ``conn``.
 
@@ -306,18 +318,18 @@ class ClientBatch:
     reply_to: ReplyTo
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class BatchReply:
     conn: int
     replies: tuple[Reply, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ClientConnected:
     conn: int
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ClientDisconnected:
     conn: int
 
@@ -325,14 +337,14 @@ class ClientDisconnected:
 # --- internal: node <-> store ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Read:
     """Look up keys; the result is a tuple of ``(value, found)``."""
 
     keys: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Write:
     """Store items ``(key, value, deadline)``; deadline is epoch seconds or None.
 
@@ -345,7 +357,7 @@ class Write:
     replicas: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Remove:
     """Delete keys; the result is how many existed.
 
@@ -357,14 +369,14 @@ class Remove:
     purge_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class KeepTombstones:
     """Told to the store: keep tombstones this long (0: none, a single-copy node)."""
 
     ttl_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class StatsQuery:
     """The store's counters; the result is a dict."""
 
@@ -372,7 +384,7 @@ class StatsQuery:
 StoreOp: TypeAlias = Read | Write | Remove | StatsQuery
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class StoreBatch:
     """Operations for the store, each tagged with the caller's slot number."""
 
@@ -381,16 +393,33 @@ class StoreBatch:
     reply_to: ReplyTo
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class StoreResults:
     batch: int
     results: tuple[tuple[int, Any], ...]
 
 
+@message
+class StoreBatches:
+    """Several store batches gathered in one turn of their sender, applied in order in one
+    store turn and answered with one :class:`StoreResultsList` (one hop each way, not one
+    per batch)."""
+
+    batches: tuple[StoreBatch, ...]
+    reply_to: ReplyTo
+
+
+@message
+class StoreResultsList:
+    """The answer to :class:`StoreBatches`: each batch's results, in the same order."""
+
+    results: tuple[StoreResults, ...]
+
+
 # --- internal: read-modify-write at the key's coordinator ---------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ReadRecord:
     """Internal: a read that answers the newest :class:`Record` itself (``RecordReply``)."""
 
@@ -399,7 +428,7 @@ class ReadRecord:
     consistency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class WriteRecord:
     """Internal: a write with an absolute ``deadline`` (kept exactly, unlike a TTL)."""
 
@@ -410,13 +439,13 @@ class WriteRecord:
     consistency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class RecordReply:
     record: Record | None
     rid: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class RmwStep:
     """An internal request of read-modify-write job ``job`` was answered."""
 
@@ -424,7 +453,7 @@ class RmwStep:
     replies: tuple[Any, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ForwardTimeout:
     """A request forwarded to the key's coordinator got no answer in time."""
 
@@ -434,26 +463,26 @@ class ForwardTimeout:
 # --- internal: node <-> replicator ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ViewChanged:
     """Membership changed; ``view`` is an ``actors.membership.ClusterView``."""
 
     view: Any
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class HintRecords:
     """Writes some owners missed: ``(owner node id, record)`` pairs to deliver later."""
 
     items: tuple[tuple[str, Record], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class WarmDone:
     """The replicator pulled every owned partition from peers: this node may serve reads."""
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class HandOffDone:
     """While leaving: every partition was pushed to its next owners (or gave up)."""
 
@@ -461,19 +490,19 @@ class HandOffDone:
     complete: bool
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ReplicatorCounters:
     counters: dict[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class AttachReplicator:
     """Told to the node once at start: the replicator it feeds views and hints to."""
 
     replicator: Any
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class RequestTimeout:
     """A coordinated batch's request timeout fired (delivered by ``ctx.call_later``)."""
 
@@ -483,14 +512,14 @@ class RequestTimeout:
 # --- internal: leaving the cluster -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Leave:
     """Hand this node's partitions off, announce ``left``, then answer ``LeaveDone``."""
 
     reply_to: ReplyTo
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class LeaveDone:
     handed_off: int
     complete: bool
@@ -499,14 +528,14 @@ class LeaveDone:
 # --- internal: janitor -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Tick:
     """A periodic timer fired (delivered by ``ctx.call_later``)."""
 
     name: str = "tick"
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ExpireCycle:
     """Run one active-expiry cycle within ``budget_s`` of ``ctx.now()`` time."""
 
@@ -515,7 +544,7 @@ class ExpireCycle:
     sample_size: int = 20
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ExpireCycleDone:
     sampled: int
     expired: int

@@ -86,8 +86,10 @@ from actors.messages import (
     StatsQuery,
     StatsReply,
     StoreBatch,
+    StoreBatches,
     StoreOp,
     StoreResults,
+    StoreResultsList,
     Value,
     Values,
     Write,
@@ -154,6 +156,8 @@ class Node(ScheduledActor):
         self.started_at = ctx.now()
         self._batch_ids = itertools.count(1)
         self._in_store: dict[int, PendingBatch] = {}
+        #: Store batches of the current turn, sent together by ``on_turn_end``.
+        self._store_outbox: list[StoreBatch] = []
         self._queues: dict[int, collections.deque[PendingBatch]] = {}
         self.connections_total = 0
         self.requests = 0
@@ -198,6 +202,9 @@ class Node(ScheduledActor):
         t = type(message)
         if t is ClientBatch:
             self._on_client_batch(message)
+        elif t is StoreResultsList:
+            for results in message.results:
+                self._on_store_results(results)
         elif t is StoreResults:
             self._on_store_results(message)
         elif t is FromPeer:
@@ -232,6 +239,21 @@ class Node(ScheduledActor):
         else:
             return super().on_receive(message)
         return None
+
+    def on_turn_end(self) -> None:
+        """Send the store batches this turn gathered: one message for all of them."""
+        outbox = self._store_outbox
+        if not outbox:
+            return
+        self._store_outbox = []
+        if len(outbox) == 1:
+            self.store.tell(outbox[0])
+        else:
+            self.store.tell(StoreBatches(tuple(outbox), self.actor_ref))
+
+    def _to_store(self, batch: StoreBatch) -> None:
+        """Queue ``batch`` for the store; it leaves at the end of this turn (``on_turn_end``)."""
+        self._store_outbox.append(batch)
 
     # --- membership -----------------------------------------------------------------
 
@@ -358,7 +380,7 @@ class Node(ScheduledActor):
                 self.clock.observe(version, wall)
         batch_id = next(self._batch_ids)
         self._replica_waits[batch_id] = (env.addr, msg.req)
-        self.store.tell(StoreBatch(batch_id, tuple(enumerate(msg.ops)), self.actor_ref))
+        self._to_store(StoreBatch(batch_id, tuple(enumerate(msg.ops)), self.actor_ref))
 
     def _on_replica_response(self, src: str, msg: ReplicaResponse) -> None:
         route = self._remote.pop(msg.req, None)
@@ -407,7 +429,7 @@ class Node(ScheduledActor):
         if local_ops:
             slot_batch = next(self._batch_ids)
             self._in_store[slot_batch] = pending
-            self.store.tell(StoreBatch(slot_batch, tuple(local_ops), self.actor_ref))
+            self._to_store(StoreBatch(slot_batch, tuple(local_ops), self.actor_ref))
         if cb.hints:
             self._hint(tuple(cb.hints))
         if not cb.tasks:
@@ -547,7 +569,7 @@ class Node(ScheduledActor):
             if target == me:
                 store_batch = next(self._batch_ids)
                 self._local_tasks[store_batch] = (cb.batch_id, dict(attempts))
-                self.store.tell(StoreBatch(store_batch, tuple(ops), self.actor_ref))
+                self._to_store(StoreBatch(store_batch, tuple(ops), self.actor_ref))
             else:
                 addr = addresses.get(target)
                 if addr is None:
@@ -611,7 +633,7 @@ class Node(ScheduledActor):
             self.coord["read_repairs"] += 1
             self.ctx.trace("read_repair", key=record.key, replica=source)
             if source == me:
-                self.store.tell(StoreBatch(0, ((0, Apply((record,))),), self.actor_ref))
+                self._to_store(StoreBatch(0, ((0, Apply((record,))),), self.actor_ref))
             else:
                 addr = self.view.addresses.get(source)
                 if addr is not None:
@@ -663,7 +685,7 @@ class Node(ScheduledActor):
         if ops:
             batch_id = next(self._batch_ids)
             self._in_store[batch_id] = pending
-            self.store.tell(StoreBatch(batch_id, tuple(ops), self.actor_ref))
+            self._to_store(StoreBatch(batch_id, tuple(ops), self.actor_ref))
         else:
             self._flush(batch.conn)
 

@@ -1,18 +1,18 @@
 """Messages between nodes: membership gossip, replica operations, repair and streaming.
 
-Every peer message is a frozen dataclass. A host's transport delivers each one to the
-receiving node's ``Node`` actor wrapped in :class:`FromPeer`, which names the sender as
-the transport authenticated it (the ``hello`` of a peer connection, or the simulated
-link). Senders address peers by advertised address (``host:port``), not by id, so a
+Every peer message is a :func:`~actors.messages.message` dataclass (read-only by
+convention). A host's transport delivers each one to the receiving node's ``Node`` actor
+wrapped in :class:`FromPeer`, which names the sender as the transport authenticated it
+(the ``hello`` of a peer connection, or the simulated link). Senders address peers by advertised address (``host:port``), not by id, so a
 node can join through a seed whose id it does not know yet. :mod:`actors.peer_codec`
 maps these to wire objects; the simulator passes them as they are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeAlias
 
+from actors.messages import message
 from actors.record import Record
 from actors.version import Version
 
@@ -69,7 +69,7 @@ class Member(NamedTuple):
 # --- store operations a peer (or the replicator) may ask for ------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Fetch:
     """Versioned lookup: the result is a tuple of ``Record | None`` (tombstones included).
 
@@ -80,14 +80,14 @@ class Fetch:
     count: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Describe:
     """Local only (``inspect``): a tuple of ``(Record | None, replica ids)`` per key."""
 
     keys: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Modify:
     """Local only: a read-modify-write request (``actors.rmw``) applied in one store turn;
     the result is the request's reply. ``version`` stamps what it writes."""
@@ -97,28 +97,28 @@ class Modify:
     replicas: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Apply:
     """Merge records last-write-wins; the result is how many changed anything."""
 
     records: tuple[Record, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class DigestQuery:
     """The result is ``((partition, digest, count), ...)``."""
 
     partitions: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ListingQuery:
     """The result is ``((partition, ((key, version), ...)), ...)``."""
 
     partitions: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class DropPartitions:
     """Forget partitions this node no longer owns; the result is how many keys went."""
 
@@ -128,7 +128,7 @@ class DropPartitions:
 # --- peer messages --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Gossip:
     """The sender's membership table; also its heartbeat. ``reply``: answer with yours."""
 
@@ -137,7 +137,7 @@ class Gossip:
     partitions: int = 256
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ReplicaRequest:
     """A coordinator's operations for one replica; answered by one :class:`ReplicaResponse`.
 
@@ -149,7 +149,7 @@ class ReplicaRequest:
     ops: tuple[Any, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ReplicaResponse:
     """Results in op order: an int for writes, a tuple of ``Record | None`` for fetches, or
     for a write the replica refused a ``Version``: the newer version it holds (a conflict
@@ -159,7 +159,7 @@ class ReplicaResponse:
     results: tuple[Any, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class SyncRequest:
     """Anti-entropy round ``sid``: the sender's digest per partition both nodes own."""
 
@@ -167,7 +167,7 @@ class SyncRequest:
     digests: tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class SyncListing:
     """The partitions whose digests differed, with the responder's ``(key, version)`` lists."""
 
@@ -175,7 +175,7 @@ class SyncListing:
     listings: tuple[tuple[int, tuple[tuple[str, Version], ...]], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Pull:
     """Send me your records for these keys (answered by a :class:`Push` with the same sid)."""
 
@@ -183,7 +183,7 @@ class Pull:
     keys: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Push:
     """Records to merge. ``ack``: answer with :class:`PushAck` (hints and handoff need it).
 
@@ -197,13 +197,13 @@ class Push:
     reply: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class PushAck:
     sid: int
     applied: int
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class Forward:
     """A read-modify-write request for the key's coordinator, as a client wire object."""
 
@@ -211,7 +211,7 @@ class Forward:
     request: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class ForwardReply:
     """The coordinator's answer to :class:`Forward` ``fid``, as a client wire object."""
 
@@ -225,7 +225,7 @@ PeerMessage: TypeAlias = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@message
 class FromPeer:
     """A peer message as delivered to the node actor, with its authenticated sender."""
 

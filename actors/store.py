@@ -1,7 +1,7 @@
 """The ``Store`` actor: sole owner of a node's :class:`~actors.keyspace.Keyspace`.
 
-It applies :class:`~actors.messages.StoreBatch` operations in order, one batch per turn,
-and runs the active-expiry cycles the janitor asks for. It never decides deadlines or
+It applies :class:`~actors.messages.StoreBatch` operations in order (a
+:class:`~actors.messages.StoreBatches` is several of them, answered at once), and runs the active-expiry cycles the janitor asks for. It never decides deadlines or
 versions (the coordinating node does), so replicas apply exactly what they are told.
 """
 
@@ -22,8 +22,10 @@ from actors.messages import (
     Remove,
     StatsQuery,
     StoreBatch,
+    StoreBatches,
     StoreOp,
     StoreResults,
+    StoreResultsList,
     Write,
 )
 
@@ -50,11 +52,23 @@ class Store(ScheduledActor):
         self.keyspace = Keyspace(partitions, max_memory=max_memory, evictor=make_evictor(eviction_policy, ctx.rng))
         self.eviction_policy = eviction_policy
         self._replica_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._last_replicas: tuple[str, ...] = ()  # the last shared owner set, to skip hashing
         self.expire_cycles = 0
         self.expire_budget_hits = 0
 
     def on_receive(self, message: Any) -> Any:
-        if type(message) is StoreBatch:
+        if type(message) is StoreBatches:
+            wall = self.ctx.wall()
+            apply = self._apply
+            answers = tuple(
+                StoreResults(batch.batch, tuple((slot, apply(op, wall)) for slot, op in batch.ops))
+                for batch in message.batches
+            )
+            try:
+                message.reply_to.tell(StoreResultsList(answers))
+            except ActorDeadError:
+                pass  # the asker stopped meanwhile (node shutdown): nobody wants the answer
+        elif type(message) is StoreBatch:
             wall = self.ctx.wall()
             apply = self._apply
             results = tuple((slot, apply(op, wall)) for slot, op in message.ops)
@@ -94,8 +108,8 @@ class Store(ScheduledActor):
             conflict = None
             tracing = self.ctx.tracing
             replicas = op.replicas
-            if replicas:  # one shared tuple per owner set, not one per entry
-                replicas = self._replica_sets.setdefault(replicas, replicas)
+            if replicas and replicas is not self._last_replicas:  # one shared tuple per owner set
+                replicas = self._last_replicas = self._replica_sets.setdefault(replicas, replicas)
             for key, value, deadline in op.items:
                 if keyspace.set(key, value, deadline, version, replicas):
                     applied += 1

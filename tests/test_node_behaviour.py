@@ -138,6 +138,28 @@ def test_batch_answered_by_node_alone_waits_for_earlier_store_batch(host: Any) -
     assert recorder.replies == [(Ack(),), (Pong(),)]
 
 
+def test_batches_of_many_connections_in_one_turn_each_get_their_own_replies(host: Any) -> None:
+    """Batches told together reach the store as one StoreBatches; every connection still
+    gets its own replies, in its own order, whatever the others sent."""
+    refs = host.start_node()
+    conns = [host.connect() for _ in range(20)]
+    recorders = {conn: Recorder() for conn in conns}
+    for round_ in range(5):
+        for conn in conns:
+            key = f"c{conn}"
+            batch = (Set(key, round_), Get(key), Ping()) if round_ % 2 == 0 else (Get(key), Delete(key))
+            refs.node.tell(ClientBatch(conn, batch, recorders[conn]))
+    assert host.request([Get("sync")], conn=conns[0]) == (Value(None, False),)
+    for conn in conns:
+        assert recorders[conn].replies == [
+            (Ack(), Value(0, True), Pong()),
+            (Value(0, True), Ack(deleted=True)),
+            (Ack(), Value(2, True), Pong()),
+            (Value(2, True), Ack(deleted=True)),
+            (Ack(), Value(4, True), Pong()),
+        ]
+
+
 def test_stats_report_counts(host: Any) -> None:
     host.start_node()
     conn = host.connect()
