@@ -39,10 +39,20 @@ from typing import Any, Callable
 from actors.eviction import Evictor
 from actors.placement import DEFAULT_PARTITIONS, partition_of
 from actors.record import Record
-from actors.sizing import ENTRY_OVERHEAD, estimate_size
+from actors.sizing import ENTRY_OVERHEAD, VOLATILE_OVERHEAD, estimate_size
 from actors.version import ZERO, Version, shared_logical
 
-__all__ = ["Entry", "Keyspace", "PARTITION_SLOT", "TOMBSTONE_SIZE", "TrackedEntry", "entry_size"]
+__all__ = [
+    "Entry",
+    "Keyspace",
+    "PARTITION_SLOT",
+    "TOMBSTONE_SIZE",
+    "TrackedEntry",
+    "TrackedVolatileEntry",
+    "VOLATILE_OVERHEAD",
+    "VolatileEntry",
+    "entry_size",
+]
 
 #: Bytes charged for a tombstone besides its key's characters: the key's str header, its
 #: tuple, Version, purge time, the tombstone dict slot and its purge-heap entry; its
@@ -58,40 +68,55 @@ PARTITION_SLOT = 30
 
 
 class Entry:
-    """One stored value. ``replicas`` lists the node ids holding a copy (the seed's ReplicaIDs).
+    """One stored value without a deadline (:class:`VolatileEntry` has one).
 
-    The version is kept as three plain fields rather than a :class:`Version` tuple, and the
-    entry's size is recomputed rather than stored: together about 90 bytes less per key.
-    The keyspace hands it shared int objects for ``vwall`` and ``vlogical`` (see
-    :meth:`Keyspace.set`), so those fields cost no object of their own per key.
+    Four fields, 64 bytes with CPython's object and GC headers: the value, the version's
+    wall time and logical counter (shared int objects, see :meth:`Keyspace.set`), and
+    ``meta``: one shared ``(node_id, replicas)`` tuple per writer and owner set, holding the
+    version's node id and the ids of the nodes with a copy (the seed's ReplicaIDs). The
+    entry's size is recomputed rather than stored. A deadline field only where there is a
+    deadline: a sixth field would take every entry to the next 16-byte size class.
     """
 
-    __slots__ = ("deadline", "replicas", "value", "vlogical", "vnode", "vwall")
+    __slots__ = ("meta", "value", "vlogical", "vwall")
+
+    #: Entries without a TTL share this class attribute; :class:`VolatileEntry` has a field.
+    deadline: float | None = None
 
     def __init__(
-        self,
-        value: Any,
-        deadline: float | None,
-        wall_ms: int,
-        logical: int,
-        node_id: str,
-        replicas: tuple[str, ...] = (),
+        self, value: Any, deadline: float | None, wall_ms: int, logical: int, meta: tuple[str, tuple[str, ...]]
     ) -> None:
         self.value = value
-        self.deadline = deadline
+        if deadline is not None:
+            self.deadline = deadline  # only a VolatileEntry has the field
         self.vwall = wall_ms
         self.vlogical = logical
-        self.vnode = node_id
-        self.replicas = replicas
+        self.meta = meta
+
+    @property
+    def vnode(self) -> str:
+        return self.meta[0]
+
+    @property
+    def replicas(self) -> tuple[str, ...]:
+        return self.meta[1]
 
     @property
     def version(self) -> Version:
-        return Version(self.vwall, self.vlogical, self.vnode)
+        return Version(self.vwall, self.vlogical, self.meta[0])
 
 
-def entry_size(key: str, value: Any) -> int:
-    """What an entry is charged in ``used_bytes`` (see :data:`ENTRY_OVERHEAD`)."""
-    return ENTRY_OVERHEAD + len(key) + estimate_size(value)
+class VolatileEntry(Entry):
+    """An entry with a deadline."""
+
+    __slots__ = ("deadline",)  # type: ignore[misc]
+
+
+def entry_size(key: str, value: Any, deadline: float | None = None) -> int:
+    """What an entry is charged in ``used_bytes`` (see :data:`ENTRY_OVERHEAD` and
+    :data:`VOLATILE_OVERHEAD`)."""
+    size = ENTRY_OVERHEAD + len(key) + estimate_size(value)
+    return size if deadline is None else size + VOLATILE_OVERHEAD
 
 
 class TrackedEntry(Entry):
@@ -100,16 +125,24 @@ class TrackedEntry(Entry):
     __slots__ = ("access", "freq", "pos")
 
 
+class TrackedVolatileEntry(TrackedEntry):
+    """A tracked entry with a deadline."""
+
+    __slots__ = ("deadline",)  # type: ignore[misc]
+
+
 class Keyspace:
     __slots__ = (
         "_entries",
         "_entry_cls",
         "_last_wall",
+        "_metas",
         "_partition_of",
         "_partitions",
         "_purge_heap",
         "_tombstones",
         "_volatile",
+        "_volatile_cls",
         "_volatile_pos",
         "deletes",
         "evicted",
@@ -142,7 +175,11 @@ class Keyspace:
         #: Bytes (our estimate, ``used_bytes``) above which writes evict or are refused; 0: none.
         self.max_memory = max_memory
         self.evictor = evictor if max_memory else None
-        self._entry_cls = TrackedEntry if self.evictor is not None and self.evictor.tracks_keys else Entry
+        tracked = self.evictor is not None and self.evictor.tracks_keys
+        self._entry_cls: type[Entry] = TrackedEntry if tracked else Entry
+        self._volatile_cls: type[Entry] = TrackedVolatileEntry if tracked else VolatileEntry
+        #: One shared ``(node_id, replicas)`` tuple per writer and owner set (the entries' meta).
+        self._metas: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
         self._tombstones: dict[str, tuple[Version, float]] = {}
         self._purge_heap: list[tuple[float, str]] = []
         self._volatile: list[str] = []
@@ -236,7 +273,7 @@ class Keyspace:
             if version <= old.version and version is not ZERO:
                 self.stale_writes += 1
                 return False
-            self.used_bytes -= entry_size(key, old.value)
+            self.used_bytes -= entry_size(key, old.value, old.deadline)
             if old.deadline is not None and deadline is None:
                 self._unindex(key)
             elif old.deadline is None and deadline is not None:
@@ -259,12 +296,13 @@ class Keyspace:
             wall_ms = self._last_wall
         else:
             self._last_wall = wall_ms
-        entry = self._entries[key] = self._entry_cls(
-            value, deadline, wall_ms, shared_logical(logical), node_id, replicas
-        )
+        meta = (node_id, replicas)
+        meta = self._metas.setdefault(meta, meta)
+        cls = self._entry_cls if deadline is None else self._volatile_cls
+        entry = self._entries[key] = cls(value, deadline, wall_ms, shared_logical(logical), meta)
         if self.evictor is not None:
             self.evictor.inserted(key, entry, old)
-        self.used_bytes += entry_size(key, value)
+        self.used_bytes += entry_size(key, value, deadline)
         self.sets += 1
         return True
 
@@ -455,7 +493,7 @@ class Keyspace:
         del self._entries[key]
         if self.evictor is not None:
             self.evictor.removed(key, entry, self._entries)
-        self.used_bytes -= entry_size(key, entry.value)
+        self.used_bytes -= entry_size(key, entry.value, entry.deadline)
         self._unpartition(key)
         if entry.deadline is not None:
             self._unindex(key)

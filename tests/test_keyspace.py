@@ -124,7 +124,7 @@ def _random_ops(ks: Keyspace, rng: random.Random, steps: int, start: int = 0) ->
 def _expected_used_bytes(ks: Keyspace) -> int:
     from actors.keyspace import PARTITION_SLOT, TOMBSTONE_SIZE, entry_size
 
-    total = sum(entry_size(k, e.value) for k, e in ks._entries.items())
+    total = sum(entry_size(k, e.value, e.deadline) for k, e in ks._entries.items())
     total += sum(TOMBSTONE_SIZE + len(k) for k in ks._tombstones)
     if ks.partition_indexed:
         total += PARTITION_SLOT * (len(ks._entries) + len(ks._tombstones))
@@ -199,3 +199,61 @@ def test_drop_partition_on_first_use_forgets_exactly_that_partition() -> None:
     assert ks.partition_sizes()[3] == 0 and ks.digest(3) == 0 and ks.listing(3) == ()
     assert ks.used_bytes == _expected_used_bytes(ks)
     assert ks.volatile_count == sum(1 for e in ks._entries.values() if e.deadline is not None)
+
+
+# --- entries: a deadline field only where there is a deadline, shared meta --------------
+
+
+def test_only_entries_with_a_deadline_carry_a_deadline_field() -> None:
+    import sys
+
+    from actors.keyspace import VolatileEntry, entry_size
+    from actors.sizing import VOLATILE_OVERHEAD
+    from actors.version import Version
+
+    ks = Keyspace()
+    ks.set("k", b"v", None, Version(5, 0, "n1"), ("n1", "n2"))
+    plain = ks._entries["k"]
+    assert type(plain) is not VolatileEntry and plain.deadline is None
+    assert sys.getsizeof(plain) <= 64  # four fields and CPython's headers
+    assert ks.used_bytes == entry_size("k", b"v")
+    ks.set("k", b"w", 50.0, Version(6, 0, "n1"), ("n1", "n2"))
+    timed = ks._entries["k"]
+    assert type(timed) is VolatileEntry and timed.deadline == 50.0 and ks.volatile_count == 1
+    assert ks.used_bytes == entry_size("k", b"w") + VOLATILE_OVERHEAD
+    assert ks.record("k", 0.0) is not None and ks.record("k", 0.0).deadline == 50.0  # type: ignore[union-attr]
+    ks.set("k", b"x", None, Version(7, 0, "n1"), ("n1", "n2"))
+    assert ks._entries["k"].deadline is None and ks.volatile_count == 0
+    assert ks.used_bytes == entry_size("k", b"x")
+    assert ks.get("k", 1e9) == (b"x", True)
+
+
+def test_entries_share_one_meta_per_writer_and_owner_set() -> None:
+    from actors.version import Version
+
+    ks = Keyspace()
+    for i in range(10):
+        owners = ("n1", "n2") if i % 2 else ("n2", "n3")
+        ks.set(f"k{i}", i, None, Version(i, 0, "n1" if i < 5 else "n2"), tuple(owners))
+    entries = [ks._entries[f"k{i}"] for i in range(10)]
+    assert len({id(e.meta) for e in entries}) == 4
+    assert [e.version for e in entries] == [Version(i, 0, "n1" if i < 5 else "n2") for i in range(10)]
+    assert [e.replicas for e in entries] == [("n1", "n2") if i % 2 else ("n2", "n3") for i in range(10)]
+    assert [e.vnode for e in entries] == ["n1"] * 5 + ["n2"] * 5
+
+
+def test_tracked_entries_keep_their_eviction_fields_across_deadline_changes() -> None:
+    from actors.eviction import make_evictor
+    from actors.keyspace import TrackedEntry, TrackedVolatileEntry
+    from actors.version import Version
+
+    ks = Keyspace(max_memory=10**9, evictor=make_evictor("allkeys-lru", random.Random(1)))
+    ks.set("a", 1, None, Version(1, 0, "n1"))
+    ks.set("b", 1, 10.0, Version(1, 1, "n1"))
+    assert type(ks._entries["a"]) is TrackedEntry and type(ks._entries["b"]) is TrackedVolatileEntry
+    ks.set("a", 2, 20.0, Version(2, 0, "n1"))
+    ks.set("b", 2, None, Version(2, 1, "n1"))
+    assert type(ks._entries["a"]) is TrackedVolatileEntry and type(ks._entries["b"]) is TrackedEntry
+    keys = ks.evictor.keys  # type: ignore[union-attr]
+    assert all(keys[e.pos] == k for k, e in ks._entries.items())  # type: ignore[attr-defined]
+    assert ks.volatile_count == 1 and ks.sample_volatile(random.Random(0), 5) == ["a"]
