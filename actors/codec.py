@@ -96,6 +96,8 @@ def _set(obj: dict[str, Any], rid: Any) -> Set:
     key = _key(obj)
     if "value" not in obj:
         raise BadRequestError("missing field 'value'")
+    if len(obj) == (3 if rid is None else 4) and (rid is None or "id" in obj):
+        return Set(key, obj["value"], None, rid)  # the common case: type, key, value (and id) only
     nx, xx = obj.get("nx"), obj.get("xx")
     for name, flag in (("nx", nx), ("xx", xx), ("get", obj.get("get")), ("keepttl", obj.get("keepttl"))):
         if flag is not None and type(flag) is not bool:

@@ -183,7 +183,11 @@ class Node(ScheduledActor):
         # store batch id -> (cluster batch id, {task index: attempt})
         self._local_tasks: dict[int, tuple[int, dict[int, int]]] = {}
         # req -> (cluster batch id, target, [(task index, attempt)])
-        self._remote: dict[int, tuple[int, str, list[tuple[int, int]]]] = {}
+        # req -> (target, [(cluster batch id, [(task index, attempt)])]): one ReplicaRequest
+        # carries the ops of every cluster batch of a turn for that peer, in segments
+        self._remote: dict[int, tuple[str, list[tuple[int, list[tuple[int, int]]]]]] = {}
+        #: Replica ops of the current turn per peer address, sent by ``on_turn_end``.
+        self._peer_outbox: dict[str, tuple[str, list[tuple[int, list[tuple[int, int]]]], list[Any]]] = {}
         self._replica_waits: dict[int, tuple[str, int]] = {}  # store batch id -> (peer addr, req)
         self._leave: Leave | None = None
         self._rmw_queues: dict[str, collections.deque[_RmwJob]] = {}
@@ -241,7 +245,14 @@ class Node(ScheduledActor):
         return None
 
     def on_turn_end(self) -> None:
-        """Send the store batches this turn gathered: one message for all of them."""
+        """Send what this turn gathered: one message to the store for all its batches, one
+        ``ReplicaRequest`` per peer for all the replica ops of the turn's cluster batches."""
+        if self._peer_outbox:
+            peers, self._peer_outbox = self._peer_outbox, {}
+            for addr, (target, segments, ops) in peers.items():
+                req = next(self._batch_ids)
+                self._remote[req] = (target, segments)
+                self.ctx.send(addr, ReplicaRequest(req, tuple(ops)))
         outbox = self._store_outbox
         if not outbox:
             return
@@ -286,7 +297,17 @@ class Node(ScheduledActor):
                 self.ctx.trace("joined", members=len(self.view.members))
                 if self.replicator is not None:
                     self.replicator.tell(ViewChanged(self.view))
+        self._forget_lost_replica_requests()
         self._gossip()
+
+    def _forget_lost_replica_requests(self) -> None:
+        """Drop routes of replica requests whose every batch has closed (answered or timed
+        out): their answer, if it ever comes, changes nothing, and a lost message must not
+        leave its route behind forever."""
+        cluster = self._cluster
+        lost = [req for req, (_, segments) in self._remote.items() if not any(b in cluster for b, _ in segments)]
+        for req in lost:
+            del self._remote[req]
 
     def _on_gossip(self, env: FromPeer, msg: Gossip) -> None:
         if msg.partitions != self.config.partitions:
@@ -386,13 +407,19 @@ class Node(ScheduledActor):
         route = self._remote.pop(msg.req, None)
         if route is None:
             return
-        batch_id, target, attempts = route
-        entry = self._cluster.get(batch_id)
-        if entry is None:
-            return
-        self._on_task_results(
-            entry, target, [(index, attempt, result) for (index, attempt), result in zip(attempts, msg.results)]
-        )
+        target, segments = route
+        results = msg.results
+        start = 0
+        for batch_id, attempts in segments:  # one segment per cluster batch the request carried
+            end = start + len(attempts)
+            entry = self._cluster.get(batch_id)
+            if entry is not None:
+                self._on_task_results(
+                    entry,
+                    target,
+                    [(index, attempt, result) for (index, attempt), result in zip(attempts, results[start:end])],
+                )
+            start = end
 
     # --- coordinated batches --------------------------------------------------------
 
@@ -574,9 +601,11 @@ class Node(ScheduledActor):
                 addr = addresses.get(target)
                 if addr is None:
                     continue
-                req = next(self._batch_ids)
-                self._remote[req] = (cb.batch_id, target, attempts)
-                self.ctx.send(addr, ReplicaRequest(req, tuple(op for _, op in ops)))
+                queued = self._peer_outbox.get(addr)
+                if queued is None:
+                    queued = self._peer_outbox[addr] = (target, [], [])
+                queued[1].append((cb.batch_id, attempts))
+                queued[2].extend(op for _, op in ops)
 
     def _restamp(self, cb: ClusterBatch) -> None:
         """Writes a replica refused as older than what it holds: stamp above it, send again."""
@@ -789,12 +818,15 @@ class Node(ScheduledActor):
             self.ctx.send(addr, ReplicaResponse(req, tuple(result for _, result in message.results)))
 
     def _reply_for(self, request: Request | ErrorReply, result: Any) -> Reply:
-        if isinstance(result, REPLY_TYPES):
-            return result  # a read-modify-write answered by the store itself
         t = type(request)
-        if t is Get:
+        rt = type(result)
+        if t is Get and rt is tuple:
             value, found = result[0]
             return Value(value, found, request.rid)
+        if t is Set and rt is int:
+            return Ack(request.rid)
+        if isinstance(result, REPLY_TYPES):
+            return result  # a read-modify-write answered by the store itself, or an error
         if t is Set or t is MSet:
             return Ack(request.rid)
         if t is Delete:
@@ -848,6 +880,7 @@ class Node(ScheduledActor):
             **dict.fromkeys(REPLICATOR_COUNTERS, 0),
         }
         out.update(self.coord)
+        out["replica_requests_in_flight"] = len(self._remote)
         out.update(self.replicator_counters)
         return out
 

@@ -317,3 +317,17 @@ def test_remove_node_moves_a_dead_members_partitions() -> None:
                 assert c.local(owner, f"r{i}").value == i
     finally:
         c.host.shutdown()
+
+
+def test_routes_of_lost_replica_requests_are_forgotten() -> None:
+    """A replica request lost on the way leaves no route behind once its batch closed."""
+    c = SimCluster(3, anti_entropy_interval_s=1000.0)
+    try:
+        c.host.network.cut_one_way("n1", "n3")  # n3 never gets n1's requests
+        for i in range(20):
+            assert c.one(Set(f"lost{i}", i), "n1") == Ack()  # acked by n1 and n2
+        assert c.stats("n1")["cluster"]["replica_requests_in_flight"] > 0  # those to n3
+        c.run(config().request_timeout_s + 0.5)  # the batches time out on n3 (hinting it), then a heartbeat
+        assert c.stats("n1")["cluster"]["replica_requests_in_flight"] == 0
+    finally:
+        c.host.shutdown()
