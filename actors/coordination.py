@@ -19,6 +19,7 @@ answers which slots are decided and what to send next (read repairs, hints). Rul
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from actors.consistency import required_acks
@@ -187,15 +188,12 @@ class ClusterBatch:
             items = [(request.key, None, None)]
         purge_at = wall + tombstone_ttl
         routes = []
+        partitions = view.placement.partitions
         for key, value, deadline in items:
-            partition = partition_of(key, view.placement.partitions)
-            targets, pending = view.write_targets(partition)
-            owners = view.placement.owners(partition)
+            targets, pending, owners, live, down = view.write_route(partition_of(key, partitions))
             needed = min(required_acks(level, len(targets) - pending) + pending, len(targets))
-            live = [m for m in targets if view.reachable(m)]
             if len(live) < needed or needed == 0:
                 return _unavailable(request, f"{len(live)} of {needed} owners of {key!r} are reachable")
-            down = [m for m in targets if m not in live]
             routes.append((key, value, deadline, live, down, needed, owners))
         tasks = []
         for key, value, deadline, live, down, needed, owners in routes:
@@ -212,7 +210,7 @@ class ClusterBatch:
         self.slots[slot] = SlotState(request, tasks)
         return None
 
-    def _send(self, task: KeyTask, targets: list[str]) -> None:
+    def _send(self, task: KeyTask, targets: Sequence[str]) -> None:
         index = len(self.tasks)
         self.tasks.append(task)
         task.sent_to = tuple(targets)

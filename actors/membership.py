@@ -22,6 +22,7 @@ take part in reads and writes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from actors.failure_detector import PhiAccrual
 from actors.peer_messages import Member, MemberStatus
@@ -65,6 +66,7 @@ class ClusterView:
     future: Placement
     epoch: int = 0
     addresses: dict[str, str] = field(default_factory=dict)
+    _routes: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def solo(self) -> bool:
@@ -92,6 +94,18 @@ class ClusterView:
 
     def read_owners(self, partition: int) -> tuple[str, ...]:
         return self.placement.owners(partition)
+
+    def write_route(self, partition: int) -> tuple[tuple[str, ...], int, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """``(targets, pending, owners, live, down)`` of a write to ``partition``: where it
+        goes (:meth:`write_targets`), the owners it names, and which targets are reachable.
+        Cached per partition: a view never changes, and every write asks."""
+        route = self._routes.get(partition)
+        if route is None:
+            targets, pending = self.write_targets(partition)
+            live = tuple(m for m in targets if self.reachable(m))
+            down = tuple(m for m in targets if m not in live)
+            route = self._routes[partition] = (targets, pending, self.placement.owners(partition), live, down)
+        return route
 
 
 class Membership:

@@ -56,3 +56,22 @@ def test_replicas_are_capped_at_the_cluster_size_and_spread_evenly() -> None:
     counts = [len(placement.owned_by(m)) for m in MEMBERS]
     assert sum(counts) == 3 * 256
     assert max(counts) < 1.4 * min(counts)
+
+
+def test_write_route_is_write_targets_split_by_reachability_and_cached() -> None:
+    from actors.membership import ClusterView, State
+    from actors.peer_messages import Member, MemberStatus
+
+    ids = ["a", "b", "c", "d", "e"]
+    members = tuple(Member(n, f"{n}:1", 1, MemberStatus.LEAVING if n == "e" else MemberStatus.READY) for n in ids)
+    placement = Placement(ids, 3, 64)
+    future = Placement(ids[:4], 3, 64)
+    states = {"a": State.SELF, "b": State.ALIVE, "c": State.DOWN, "d": State.SUSPECT, "e": State.ALIVE}
+    view = ClusterView("a", members, states, placement, future)
+    for partition in range(64):
+        targets, pending = view.write_targets(partition)
+        route = view.write_route(partition)
+        assert route[:3] == (targets, pending, placement.owners(partition))
+        assert route[3] == tuple(m for m in targets if m != "c")
+        assert route[4] == (("c",) if "c" in targets else ())
+        assert view.write_route(partition) is route
