@@ -108,7 +108,7 @@ from actors.peer_messages import (
     ReplicaResponse,
 )
 from actors.placement import partition_of
-from actors.version import ZERO, HybridClock
+from actors.version import ZERO, HybridClock, Version
 
 __all__ = ["Node", "PendingBatch"]
 
@@ -792,14 +792,28 @@ class Node(ScheduledActor):
             self._on_other_store_results(message)
             return
         requests = pending.requests
+        again: list[tuple[int, StoreOp]] = []
         for slot, result in message.results:
             request = requests[slot]
+            if type(result) is Version:
+                # The key holds a newer version than our clock's (a record streamed or
+                # repaired from a peer whose clock ran ahead, kept after the cluster shrank
+                # to this node): move the clock past it and write again, never ack a loss.
+                wall = self.ctx.wall()
+                self.clock.observe(result, wall)
+                self.coord["restamps"] += 1
+                self._plan_local(pending, slot, request, wall, again)
+                continue
             try:
                 reply = self._reply_for(request, result)
             except Exception as exc:
                 logger.exception("failed to answer %r", request)
                 reply = ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", _rid(request))
             pending.fill(slot, reply)
+        if again:
+            batch_id = next(self._batch_ids)
+            self._in_store[batch_id] = pending
+            self._to_store(StoreBatch(batch_id, tuple(again), self.actor_ref))
         self._flush(pending.conn)
 
     def _on_other_store_results(self, message: StoreResults) -> None:

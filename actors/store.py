@@ -144,8 +144,8 @@ class Store(ScheduledActor):
             write, reply = plan_update(request, keyspace.record(request.key, wall), wall)
             if write is not None and keyspace.max_memory and not keyspace.make_room(wall):
                 return self._out_of_memory()
-            if write is not None:
-                keyspace.set(request.key, write[0], write[1], op.version, op.replicas)
+            if write is not None and not keyspace.set(request.key, write[0], write[1], op.version, op.replicas):
+                return keyspace.newest_version(request.key)  # stored version is newer: the node re-stamps
             return reply
         if t is Describe:
             out = []

@@ -172,3 +172,29 @@ def test_stats_report_counts(host: Any) -> None:
     assert stats["memory_bytes"] > 100
     assert stats["connections"] >= 1 and stats["connections_total"] == 1
     assert stats["uptime_s"] >= 0
+
+
+def test_a_write_below_a_newer_stored_version_is_restamped_not_lost(host: Any) -> None:
+    """A single node whose key holds a version from a clock far ahead (a record a peer
+    streamed before the cluster shrank to this node) still applies, then acks, a set and a
+    delete: its clock moves past the stored version."""
+    from actors.messages import StoreBatch
+    from actors.peer_messages import Apply
+    from actors.record import Record
+    from actors.version import Version
+
+    class Sink:
+        def tell(self, message: Any) -> None:
+            self.results = message
+
+    refs = host.start_node()
+    ahead = Version(10**15, 0, "peer-from-the-future")  # year 33658: ahead of any host clock
+    for key in ("s", "d", "n"):
+        refs.store.tell(StoreBatch(0, ((0, Apply((Record(key, "old", None, ahead),)),),), Sink()))
+    assert host.request([Get("s")]) == (Value("old", True),)
+    assert host.request([Set("s", "new")]) == (Ack(),)
+    assert host.request([Get("s")]) == (Value("new", True),)
+    assert host.request([Delete("d")]) == (Ack(deleted=True),)
+    assert host.request([Get("d")]) == (Value(None, False),)
+    assert host.request([Set("n", "7", cond="xx")]) == (Ack(applied=True),)  # a read-modify-write
+    assert host.request([Get("n")]) == (Value("7", True),)
