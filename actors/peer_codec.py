@@ -36,7 +36,7 @@ __all__ = ["HELLO", "PEER_TYPES", "decode_hello", "decode_peer", "encode_hello",
 
 HELLO = "hello"
 #: Version of the peer protocol; a peer speaking another is refused at ``hello``.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: replica_request's compact "w" write op and writers table
 
 
 def encode_hello(node_id: str, addr: str, partitions: int) -> dict[str, Any]:
@@ -91,6 +91,59 @@ def _op(op: Any) -> list[Any]:
     raise TypeError(f"not a replica op: {op!r}")
 
 
+#: Builds a Version without NamedTuple's Python-level ``__new__`` (one frame per op saved).
+_new_tuple = tuple.__new__
+
+
+def _encode_replica_request(m: ReplicaRequest) -> dict[str, Any]:
+    """Single-key writes (what coordinators send) travel as ``["w", key, value, deadline,
+    wall_ms, logical, writer]``, ``writer`` indexing the message's ``writers`` table of
+    ``[node_id, [replica, ...]]``: an eighth of the wire objects of a ``write`` op."""
+    writers: dict[tuple[str, tuple[str, ...]], int] = {}
+    ops: list[Any] = []
+    append = ops.append
+    for op in m.ops:
+        if type(op) is Write and len(op.items) == 1:
+            wall_ms, logical, node_id = op.version
+            ref = writers.get((node_id, op.replicas))
+            if ref is None:
+                ref = writers[(node_id, op.replicas)] = len(writers)
+            key, value, deadline = op.items[0]
+            append(["w", key, value, deadline, wall_ms, logical, ref])
+        else:
+            append(_op(op))
+    out: dict[str, Any] = {"type": "replica_request", "req": m.req, "ops": ops}
+    if writers:
+        out["writers"] = [[node_id, list(replicas)] for node_id, replicas in writers]
+    return out
+
+
+def _decode_replica_request(o: dict[str, Any]) -> ReplicaRequest:
+    writers = [
+        (sys.intern(str(node_id)), tuple(sys.intern(str(r)) for r in replicas)) for node_id, replicas in o.get("writers", ())
+    ]
+    ops: list[Any] = []
+    append = ops.append
+    for obj in o["ops"]:
+        if obj[0] == "w":
+            _, key, value, deadline, wall_ms, logical, ref = obj
+            if type(key) is not str or not key:
+                raise BadRequestError("peer message ReplicaRequest carries a key that is not a non-empty string")
+            if (
+                type(wall_ms) is not int
+                or type(logical) is not int
+                or type(ref) is not int
+                or ref < 0
+                or (deadline is not None and type(deadline) is not float and type(deadline) is not int)
+            ):
+                raise BadRequestError("a w op needs integers wall_ms, logical and writer, and a numeric or null deadline")
+            node_id, replicas = writers[ref]
+            append(Write(((key, value, deadline),), _new_tuple(Version, (wall_ms, logical, node_id)), replicas))
+        else:
+            append(_decode_op(obj))
+    return ReplicaRequest(int(o["req"]), tuple(ops))
+
+
 def _decode_op(obj: list[Any]) -> Any:
     kind = obj[0]
     if kind == "fetch":
@@ -132,7 +185,7 @@ _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
         "reply": m.reply,
         "partitions": m.partitions,
     },
-    ReplicaRequest: lambda m: {"type": "replica_request", "req": m.req, "ops": [_op(op) for op in m.ops]},
+    ReplicaRequest: _encode_replica_request,
     ReplicaResponse: lambda m: {"type": "replica_response", "req": m.req, "results": [_result(r) for r in m.results]},
     SyncRequest: lambda m: {"type": "sync_request", "sid": m.sid, "digests": [list(d) for d in m.digests]},
     SyncListing: lambda m: {
@@ -159,7 +212,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
         bool(o.get("reply")),
         int(o.get("partitions", 256)),
     ),
-    "replica_request": lambda o: ReplicaRequest(int(o["req"]), tuple(_decode_op(op) for op in o["ops"])),
+    "replica_request": _decode_replica_request,
     "replica_response": lambda o: ReplicaResponse(int(o["req"]), tuple(_decode_result(r) for r in o["results"])),
     "sync_request": lambda o: SyncRequest(int(o["sid"]), tuple((int(p), int(d)) for p, d in o["digests"])),
     "sync_listing": lambda o: SyncListing(

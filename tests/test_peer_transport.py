@@ -269,6 +269,16 @@ SAMPLES: list[Any] = [
             Apply((REC, TOMB, BIN)),
         ),
     ),
+    ReplicaRequest(  # what coordinators send: single-key writes (the compact "w" form), mixed
+        9,
+        (
+            Write((("k1", "v", None),), V1, ("node1", "node2", "node3")),
+            Write((("k2", b"\x00bin", 1_700_000_100.5),), V2, ("node2", "node1", "node3")),
+            Remove(("k3",), V2, 1_700_000_200.0),
+            Write((("k4", {"n": [1, 2]}, 17),), V1, ("node1", "node2", "node3")),
+            Write((("k5", None, None),), V2, ()),
+        ),
+    ),
     ReplicaResponse(7, (1, (REC, None, TOMB), 0)),
     ReplicaResponse(8, (V2, 1)),  # a refused write: the newer version the replica holds
     SyncRequest(3, ((0, 0), (5, 2**64 - 1), (63, 12345))),
@@ -685,6 +695,20 @@ MALFORMED_FRAMES = [
     ("client-request", msgpack.packb({"type": "get", "key": "k"})),
     ("type-not-a-string", msgpack.packb({"type": [1]})),
     ("empty-replica-op", msgpack.packb({"type": "replica_request", "req": 1, "ops": [[]]})),
+    ("w-without-writers", msgpack.packb({"type": "replica_request", "req": 1, "ops": [["w", "k", 1, None, 5, 0, 0]]})),
+    (
+        "w-negative-writer",
+        msgpack.packb({"type": "replica_request", "req": 1, "writers": [["n", []]], "ops": [["w", "k", 1, None, 5, 0, -1]]}),
+    ),
+    (
+        "w-empty-key",
+        msgpack.packb({"type": "replica_request", "req": 1, "writers": [["n", []]], "ops": [["w", "", 1, None, 5, 0, 0]]}),
+    ),
+    (
+        "w-float-wall",
+        msgpack.packb({"type": "replica_request", "req": 1, "writers": [["n", []]], "ops": [["w", "k", 1, None, 5.5, 0, 0]]}),
+    ),
+    ("w-short", msgpack.packb({"type": "replica_request", "req": 1, "writers": [["n", []]], "ops": [["w", "k", 1]]})),
     ("corrupt-msgpack", b"\xc1\xc1\xc1"),
     ("ext-type", msgpack.packb(msgpack.ExtType(5, b"xx"))),
 ]
