@@ -73,7 +73,6 @@ class KeyTask:
         "key",
         "needed",
         "op",
-        "record",
         "refusals",
         "results",
         "sent_to",
@@ -81,14 +80,12 @@ class KeyTask:
         "write",
     )
 
-    def __init__(self, slot: int, key: str, write: bool, needed: int, op: Any, record: Record | None) -> None:
+    def __init__(self, slot: int, key: str, write: bool, needed: int, op: Any) -> None:
         self.slot = slot
         self.key = key
         self.write = write
         self.needed = needed
         self.op = op
-        #: For writes: the record hints carry to owners that miss it.
-        self.record = record
         self.sent_to: tuple[str, ...] = ()
         self.acks: list[str] = []
         self.results: dict[str, Record | None] = {}
@@ -106,11 +103,20 @@ class KeyTask:
             self.op = Write(op.items, version, op.replicas)
         else:
             self.op = Remove(op.keys, version, op.purge_at)
-        if self.record is not None:
-            self.record = self.record._replace(version=version)
         self.acks = []
         self.conflict = None
         self.attempt += 1
+
+    @property
+    def record(self) -> Record | None:
+        """For writes: the record hints carry to owners that miss it (built when needed)."""
+        op = self.op
+        if type(op) is Write:
+            key, value, deadline = op.items[0]
+            return Record(key, value, deadline, op.version)
+        if type(op) is Remove:
+            return Record(op.keys[0], None, None, op.version, op.purge_at)
+        return None
 
 
 class SlotState:
@@ -168,7 +174,7 @@ class ClusterBatch:
                 routes.append((key, readers[:1] if needed == 1 else readers, needed))
             tasks = []
             for key, readers, needed in routes:
-                task = KeyTask(slot, key, False, needed, Fetch((key,)), None)
+                task = KeyTask(slot, key, False, needed, Fetch((key,)))
                 tasks.append(task)
                 self._send(task, readers)
             self.slots[slot] = SlotState(request, tasks)
@@ -199,14 +205,14 @@ class ClusterBatch:
         for key, value, deadline, live, down, needed, owners in routes:
             if t is Delete:
                 op: Any = Remove((key,), version, purge_at)
-                record = Record(key, None, None, version, purge_at)
             else:
                 op = Write(((key, value, deadline),), version, owners)
-                record = Record(key, value, deadline, version)
-            task = KeyTask(slot, key, True, needed, op, record)
+            task = KeyTask(slot, key, True, needed, op)
             tasks.append(task)
             self._send(task, live)
-            self.hints.extend((m, record) for m in down)
+            if down:
+                record = task.record
+                self.hints.extend((m, record) for m in down)
         self.slots[slot] = SlotState(request, tasks)
         return None
 
@@ -214,8 +220,14 @@ class ClusterBatch:
         index = len(self.tasks)
         self.tasks.append(task)
         task.sent_to = tuple(targets)
+        outgoing = self.outgoing
+        entry = (index, task.op)
         for target in targets:
-            self.outgoing.setdefault(target, []).append((index, task.op))
+            queued = outgoing.get(target)
+            if queued is None:
+                outgoing[target] = [entry]
+            else:
+                queued.append(entry)
 
     # --- results ------------------------------------------------------------------
 
