@@ -249,6 +249,10 @@ class ClusterBatch:
                 if task.done:
                     # Acked already: by quorum intersection the newer version is a later
                     # (or concurrent) write, which rightly wins. Re-stamping would undo it.
+                    # That replica has heard us and needs no hint: count it as answered, so
+                    # the batch can finish now instead of timing out into useless hints.
+                    if source not in task.acks:
+                        task.acks.append(source)
                     return None
                 if task.conflict is None or result > task.conflict:
                     task.conflict = result
