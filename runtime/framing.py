@@ -97,6 +97,9 @@ def _parse_float(text: str) -> float:
 
 
 _json_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float)
+#: The decoder's C scanner: ``decode`` wraps it in two Python frames and two regex
+#: matches per line (0.75 of 1.45 us for a typical set request).
+_scan_once = _json_decoder.scan_once
 
 
 class JsonLinesDecoder:
@@ -144,12 +147,20 @@ class JsonLinesDecoder:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
             return error_reply(BadRequestError(f"invalid UTF-8 at byte {exc.start}"))
+        # Fast path: a line that is exactly one object. Anything else (whitespace around
+        # it, trailing data, any error) goes through decode, whose answers and error
+        # messages are the reference.
         try:
-            obj = _json_decoder.decode(text)
-        except ValueError as exc:
-            return error_reply(BadRequestError(f"invalid JSON: {exc}"))
-        except RecursionError:
-            return error_reply(BadRequestError("invalid JSON: nested too deeply"))
+            obj, end = _scan_once(text, 0) if text[:1] == "{" else (None, -1)
+        except (StopIteration, ValueError, RecursionError):
+            end = -1
+        if end != len(text):
+            try:
+                obj = _json_decoder.decode(text)
+            except ValueError as exc:
+                return error_reply(BadRequestError(f"invalid JSON: {exc}"))
+            except RecursionError:
+                return error_reply(BadRequestError("invalid JSON: nested too deeply"))
         item = request_or_error(obj)
         if type(item) is ErrorReply and item.code is ErrorCode.UNAUTHORIZED and obj.get("type") == HELLO:
             # Someone is trying to open a peer connection in the wrong framing.

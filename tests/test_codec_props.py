@@ -204,3 +204,33 @@ def test_lone_surrogates_come_back_escaped_over_json_and_as_an_error_over_msgpac
     assert encode_json_reply(Value("\ud800", True)) == b'{"type":"response","value":"\\ud800","success":true}\n'
     assert json.loads(encode_json_reply(Values((("\ud800", "x", True),))))["values"][0]["key"] == "\ud800"
     assert msgpack.unpackb(encode_msgpack_reply(Value("\ud800", True)))["error"] == "internal"
+
+
+def _reference_line(line: bytes) -> Any:
+    """What a JSON line decodes to through the decoder's full ``decode`` (no fast path)."""
+    from runtime.framing import _json_decoder
+
+    try:
+        obj = _json_decoder.decode(line.decode("utf-8"))
+    except ValueError as exc:
+        return ErrorReply(ErrorCode.BAD_REQUEST, f"invalid JSON: {exc}")
+    except RecursionError:
+        return ErrorReply(ErrorCode.BAD_REQUEST, "invalid JSON: nested too deeply")
+    return request_or_error(obj)
+
+
+request_like_lines = st.builds(
+    lambda obj, prefix, suffix: (prefix + json.dumps(obj) + suffix).encode(),
+    st.dictionaries(st.sampled_from(["type", "key", "value", "id", "ttl", "x"]), json_values, max_size=5)
+    | st.fixed_dictionaries({"type": st.sampled_from(["get", "set", "del"]), "key": keys, "value": json_values}),
+    st.sampled_from(["", " ", "{", "[", "\t"]),
+    st.sampled_from(["", " ", "}", ",{}", "]", "\r", "x"]),
+)
+
+
+@given(request_like_lines | st.text(max_size=60).map(str.encode))
+@settings(max_examples=400, deadline=None)
+def test_the_json_fast_path_decodes_every_line_as_full_decode_does(line: bytes) -> None:
+    if b"\n" in line or not line.strip(b" \t\r"):
+        return
+    assert JsonLinesDecoder(1 << 20).feed(line + b"\n") == [_reference_line(line)]
