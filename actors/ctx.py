@@ -36,7 +36,7 @@ class Ctx:
     Every method runs on the host's thread (inside a turn) unless said otherwise.
     """
 
-    __slots__ = ("_counters", "_now", "_send", "_trace", "_wall", "node_id", "rng", "scheduler")
+    __slots__ = ("_counters", "_now", "_send", "_trace", "_wall", "node_id", "rng", "scheduler", "tracing")
 
     def __init__(
         self,
@@ -56,6 +56,9 @@ class Ctx:
         self._wall = wall
         self._send = send
         self._trace = trace
+        #: Whether trace events go anywhere: check it before building costly fields. A
+        #: plain attribute, not a property: hot paths read it once per write.
+        self.tracing = trace is not None
         self._counters: dict[str, itertools.count[int]] = {}
 
     def now(self) -> float:
@@ -87,11 +90,6 @@ class Ctx:
 
     def new_future(self) -> ScheduledFuture:
         return ScheduledFuture(self.scheduler)
-
-    @property
-    def tracing(self) -> bool:
-        """Whether trace events go anywhere: check it before building costly fields."""
-        return self._trace is not None
 
     def trace(self, event: str, **fields: Any) -> None:
         if self._trace is not None:
