@@ -150,7 +150,10 @@ def _decode_op(obj: list[Any]) -> Any:
         return Fetch(tuple(obj[1]))
     if kind == "write":
         replicas = tuple(str(r) for r in obj[3]) if len(obj) > 3 else ()
-        return Write(tuple((k, v, d) for k, v, d in obj[1]), _version(obj[2]), replicas)
+        items = tuple((k, v, d) for k, v, d in obj[1])
+        if len(items) == 1 and not _keys_ok((items[0][0],)):  # _check_keys checks longer ones
+            raise BadRequestError("peer message ReplicaRequest carries a key that is not a non-empty string")
+        return Write(items, _version(obj[2]), replicas)
     if kind == "remove":
         return Remove(tuple(obj[1]), _version(obj[2]), obj[3])
     if kind == "apply":
@@ -282,7 +285,8 @@ def _check_keys(msg: PeerMessage) -> None:
             if ot is Fetch or ot is Remove:
                 ok = ok and _keys_ok(op.keys)
             elif ot is Write:
-                ok = ok and _keys_ok(k for k, _, _ in op.items)
+                if len(op.items) > 1:  # a one-key write came as a "w" op, checked as decoded
+                    ok = ok and _keys_ok(k for k, _, _ in op.items)
             elif ot is Apply:
                 ok = ok and _keys_ok(r.key for r in op.records)
     elif t is ReplicaResponse:

@@ -885,3 +885,27 @@ def test_a_real_node_refuses_bad_hellos_and_accepts_a_peer(node: NodeProcess) ->
             sock.recv(1)
     with Conn(node.port) as conn:
         assert conn.request({"type": "ping"}) == {"type": "pong", "success": True}
+
+
+V_WIRE = [1_700_000_000_000, 0, "node1"]
+BAD_KEY_FRAMES = [
+    ("pull", {"type": "pull", "sid": 1, "keys": ["ok", ""]}),
+    ("push", {"type": "push", "sid": 1, "records": [[5, "v", None, V_WIRE, None]]}),
+    ("listing", {"type": "sync_listing", "sid": 1, "listings": [[0, [["", V_WIRE]]]]}),
+    ("fetch", {"type": "replica_request", "req": 1, "ops": [["fetch", ["k", 7]]]}),
+    ("write-one", {"type": "replica_request", "req": 1, "ops": [["write", [["", 1, None]], V_WIRE]]}),
+    ("write-two", {"type": "replica_request", "req": 1, "ops": [["write", [["k", 1, None], [None, 1, None]], V_WIRE]]}),
+    ("w", {"type": "replica_request", "req": 1, "writers": [["n", []]], "ops": [["w", b"k", 1, None, 5, 0, 0]]}),
+    ("remove", {"type": "replica_request", "req": 1, "ops": [["remove", [""], V_WIRE, None]]}),
+    ("apply", {"type": "replica_request", "req": 1, "ops": [["apply", [["", "v", None, V_WIRE, None]]]]}),
+    ("response", {"type": "replica_response", "req": 1, "results": [[["", "v", None, V_WIRE, None]]]}),
+]
+
+
+@pytest.mark.parametrize("obj", [pytest.param(o, id=n) for n, o in BAD_KEY_FRAMES])
+def test_a_peer_key_that_is_not_a_non_empty_string_is_refused(obj: dict[str, Any]) -> None:
+    from actors.errors import BadRequestError
+    from actors.peer_codec import decode_peer
+
+    with pytest.raises(BadRequestError, match="key"):
+        decode_peer(obj)
