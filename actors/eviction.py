@@ -22,8 +22,10 @@ does not refill what was just evicted, a node at its bound skips repairs of keys
 not hold (counted as ``repairs_skipped_full``).
 
 Random sampling needs O(1) access to a random key, so the ``allkeys-*`` policies keep
-every key in a list, its position in the entry (``TrackedEntry``): about 45 bytes per key,
-paid only when such a policy is on.
+every key in a list, its position in the entry, with its access clock and frequency: a
+``TrackedEntry`` object rather than a plain entry's tuple, paid only when such a policy is
+on (also in garbage collection: unlike plain entries' tuples, these objects stay tracked
+by CPython's cyclic GC, so a full collection scans every one of them).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
+from actors.keyspace import DEADLINE
+
 if TYPE_CHECKING:
-    from actors.keyspace import Entry, Keyspace
+    from actors.keyspace import Entry, Keyspace, TrackedEntry
 
 __all__ = ["EVICTION_POLICIES", "Evictor", "make_evictor"]
 
@@ -61,26 +65,28 @@ class Evictor:
             self.clock = now
 
     def inserted(self, key: str, entry: Entry, old: Entry | None) -> None:
+        """``entry`` now holds ``key`` (replacing ``old``); both are TrackedEntry objects
+        when the policy :attr:`tracks_keys`."""
         if not self.tracks_keys:
             return
         if old is None:
-            entry.pos = len(self.keys)  # type: ignore[attr-defined]
+            entry.pos = len(self.keys)  # type: ignore[union-attr]
             self.keys.append(key)
-            entry.freq = LFU_INIT_VAL  # type: ignore[attr-defined]
+            entry.freq = LFU_INIT_VAL  # type: ignore[union-attr]
         else:
-            entry.pos = old.pos  # type: ignore[attr-defined]
-            entry.freq = old.freq  # type: ignore[attr-defined]
-        entry.access = self.clock  # type: ignore[attr-defined]
+            entry.pos = old.pos  # type: ignore[union-attr]
+            entry.freq = old.freq  # type: ignore[union-attr]
+        entry.access = self.clock  # type: ignore[union-attr]
 
     def removed(self, key: str, entry: Entry, entries: dict[str, Entry]) -> None:
         if not self.tracks_keys:
             return
         keys = self.keys
-        pos = entry.pos  # type: ignore[attr-defined]
+        pos = entry.pos  # type: ignore[union-attr]
         last = keys.pop()
         if last != key:
             keys[pos] = last
-            entries[last].pos = pos  # type: ignore[attr-defined]
+            entries[last].pos = pos  # type: ignore[union-attr]
 
     def touched(self, entry: Entry) -> None:
         """A read hit ``entry``."""
@@ -120,7 +126,7 @@ class PooledEviction(Evictor):
         super().__init__(rng)
         self.pool: list[tuple[float, str]] = []  # (badness, key), best victim last
 
-    def badness(self, entry: Entry) -> float:
+    def badness(self, entry: TrackedEntry) -> float:
         raise NotImplementedError
 
     def victim(self, keyspace: Keyspace) -> str | None:
@@ -140,29 +146,29 @@ class PooledEviction(Evictor):
 
 
 class LruEviction(PooledEviction):
-    def touched(self, entry: Entry) -> None:
-        entry.access = self.clock  # type: ignore[attr-defined]
+    def touched(self, entry: TrackedEntry) -> None:  # type: ignore[override]
+        entry.access = self.clock
 
-    def badness(self, entry: Entry) -> float:
-        return self.clock - entry.access  # type: ignore[attr-defined,no-any-return]
+    def badness(self, entry: TrackedEntry) -> float:
+        return self.clock - entry.access  # type: ignore[no-any-return]
 
 
 class LfuEviction(PooledEviction):
-    def badness(self, entry: Entry) -> float:
+    def badness(self, entry: TrackedEntry) -> float:
         return 255 - self._decayed(entry)
 
-    def _decayed(self, entry: Entry) -> int:
-        idle_minutes = (self.clock - entry.access) // 60  # type: ignore[attr-defined]
-        return max(0, entry.freq - idle_minutes // LFU_DECAY_MINUTES)  # type: ignore[attr-defined]
+    def _decayed(self, entry: TrackedEntry) -> int:
+        idle_minutes = (self.clock - entry.access) // 60
+        return max(0, entry.freq - idle_minutes // LFU_DECAY_MINUTES)  # type: ignore[no-any-return]
 
-    def touched(self, entry: Entry) -> None:
+    def touched(self, entry: TrackedEntry) -> None:  # type: ignore[override]
         counter = self._decayed(entry)
         if counter < 255:
             base = max(0, counter - LFU_INIT_VAL)
             if self.rng.random() < 1.0 / (base * LFU_LOG_FACTOR + 1):
                 counter += 1
-        entry.freq = counter  # type: ignore[attr-defined]
-        entry.access = self.clock  # type: ignore[attr-defined]
+        entry.freq = counter
+        entry.access = self.clock
 
 
 
@@ -170,7 +176,7 @@ class VolatileTtlEviction(Evictor):
     def victim(self, keyspace: Keyspace) -> str | None:
         entries = keyspace._entries
         sample = keyspace.sample_volatile(self.rng, self.samples)
-        return min(sample, key=lambda k: entries[k].deadline) if sample else None  # type: ignore[arg-type,return-value]
+        return min(sample, key=lambda k: entries[k][DEADLINE]) if sample else None
 
 
 _POLICIES: dict[str, type[Evictor]] = {

@@ -34,24 +34,33 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
-from typing import Any, Callable
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Callable, Union
 
-from actors.eviction import Evictor
 from actors.placement import DEFAULT_PARTITIONS, partition_of
 from actors.record import Record
 from actors.sizing import ENTRY_OVERHEAD, VOLATILE_OVERHEAD, estimate_size
 from actors.version import ZERO, Version, shared_logical
 
+if TYPE_CHECKING:
+    from actors.eviction import Evictor
+
 __all__ = [
+    "DEADLINE",
     "Entry",
+    "EntryDict",
     "Keyspace",
+    "META",
     "PARTITION_SLOT",
     "TOMBSTONE_SIZE",
     "TrackedEntry",
-    "TrackedVolatileEntry",
+    "VALUE",
+    "VLOGICAL",
     "VOLATILE_OVERHEAD",
-    "VolatileEntry",
+    "VWALL",
+    "entry_replicas",
     "entry_size",
+    "entry_version",
 ]
 
 #: Bytes charged for a tombstone besides its key's characters: the key's str header, its
@@ -66,50 +75,84 @@ TOMBSTONE_SIZE = 335
 #: partitions: 27 to 34 B/key of RSS, depending on how full the dicts happen to be).
 PARTITION_SLOT = 30
 
+# --- entries ----------------------------------------------------------------------
+#
+# A stored value is an exact tuple ``(value, vwall, vlogical, meta, deadline)``:
+#
+# - ``vwall`` and ``vlogical``: the version's wall time and logical counter (shared int
+#   objects, see :meth:`Keyspace.set`);
+# - ``meta``: one shared ``(node_id, replicas)`` tuple per writer and owner set, holding
+#   the version's node id and the ids of the nodes with a copy (the seed's ReplicaIDs);
+# - ``deadline``: the wall time the value expires at, or None.
+#
+# An exact tuple, not an object or a tuple subclass: CPython's cyclic GC stops tracking a
+# tuple whose items are all untracked (str, bytes, int, float, None, such tuples) at the
+# first collection that finds them so (the shared meta tuples are untracked early), and a
+# full collection then only visits it from the dict (:class:`EntryDict`) instead of
+# handling one more tracked object: at 1M keys ~25 ms instead of ~100-160 ms
+# (``python -m bench.gc_pause``). Five items take 80 bytes with the GC header, the same
+# 16-byte size class as four: the deadline costs no memory where there is none. The
+# entry's size is recomputed rather than stored.
+#
+# Eviction policies that sample by access (``Evictor.tracks_keys``) store a
+# :class:`TrackedEntry` instead: the same fields, read through the same indexes.
 
-class Entry:
-    """One stored value without a deadline (:class:`VolatileEntry` has one).
+#: Indexes of an entry's fields (a tuple or a :class:`TrackedEntry`).
+VALUE, VWALL, VLOGICAL, META, DEADLINE = 0, 1, 2, 3, 4
 
-    Four fields, 64 bytes with CPython's object and GC headers: the value, the version's
-    wall time and logical counter (shared int objects, see :meth:`Keyspace.set`), and
-    ``meta``: one shared ``(node_id, replicas)`` tuple per writer and owner set, holding the
-    version's node id and the ids of the nodes with a copy (the seed's ReplicaIDs). The
-    entry's size is recomputed rather than stored. A deadline field only where there is a
-    deadline: a sixth field would take every entry to the next 16-byte size class.
-    """
 
-    __slots__ = ("meta", "value", "vlogical", "vwall")
+class TrackedEntry:
+    """An entry an eviction policy samples: the five fields of a plain entry, readable by
+    the same indexes (``entry[VALUE]``, ...), plus its slot in the evictor's key list
+    (``pos``), last access and LFU frequency, which change as the key is read. Eight
+    fields, 96 bytes (a GC-tracked object: only under ``allkeys-*`` policies)."""
 
-    #: Entries without a TTL share this class attribute; :class:`VolatileEntry` has a field.
-    deadline: float | None = None
+    __slots__ = ("value", "vwall", "vlogical", "meta", "deadline", "pos", "access", "freq")
 
     def __init__(
-        self, value: Any, deadline: float | None, wall_ms: int, logical: int, meta: tuple[str, tuple[str, ...]]
+        self, value: Any, vwall: int, vlogical: int, meta: tuple[str, tuple[str, ...]], deadline: float | None
     ) -> None:
         self.value = value
-        if deadline is not None:
-            self.deadline = deadline  # only a VolatileEntry has the field
-        self.vwall = wall_ms
-        self.vlogical = logical
+        self.vwall = vwall
+        self.vlogical = vlogical
         self.meta = meta
+        self.deadline = deadline
 
-    @property
-    def vnode(self) -> str:
-        return self.meta[0]
+    def __len__(self) -> int:
+        return 5
 
-    @property
-    def replicas(self) -> tuple[str, ...]:
-        return self.meta[1]
-
-    @property
-    def version(self) -> Version:
-        return Version(self.vwall, self.vlogical, self.meta[0])
+    def __getitem__(self, index: int) -> Any:
+        return _TRACKED_FIELDS[index](self)
 
 
-class VolatileEntry(Entry):
-    """An entry with a deadline."""
+_TRACKED_FIELDS = tuple(attrgetter(name) for name in ("value", "vwall", "vlogical", "meta", "deadline"))
 
-    __slots__ = ("deadline",)  # type: ignore[misc]
+#: What ``Keyspace._entries`` maps keys to.
+Entry = Union[tuple[Any, ...], TrackedEntry]
+
+
+class EntryDict(dict):  # type: ignore[type-arg]
+    """The keyspace's key -> entry dict: a plain dict, except that CPython's GC tracks it
+    for good (it untracks only exact dicts, at full collections, once no value is tracked).
+
+    Untracked entries would get an exact dict untracked by every full collection, then
+    tracked again by the next write (a new tuple is tracked until a collection looks at
+    it), which puts it back in the youngest generation: the next generation-0 and
+    generation-1 collections would each traverse every value (~20 ms at 1M keys), and the
+    next full collection scan them all again to untrack it. Always tracked, the dict stays
+    in the oldest generation, and only full collections traverse it.
+    """
+
+    __slots__ = ()
+
+
+def entry_version(entry: Entry) -> Version:
+    return Version(entry[VWALL], entry[VLOGICAL], entry[META][0])
+
+
+def entry_replicas(entry: Entry) -> tuple[str, ...]:
+    """The ids of the nodes the entry's writer sent it to (its owners then)."""
+    return entry[META][1]  # type: ignore[no-any-return]
 
 
 def entry_size(key: str, value: Any, deadline: float | None = None) -> int:
@@ -119,30 +162,17 @@ def entry_size(key: str, value: Any, deadline: float | None = None) -> int:
     return size if deadline is None else size + VOLATILE_OVERHEAD
 
 
-class TrackedEntry(Entry):
-    """An entry an eviction policy samples: its slot in the key list, last access, frequency."""
-
-    __slots__ = ("access", "freq", "pos")
-
-
-class TrackedVolatileEntry(TrackedEntry):
-    """A tracked entry with a deadline."""
-
-    __slots__ = ("deadline",)  # type: ignore[misc]
-
-
 class Keyspace:
     __slots__ = (
         "_entries",
-        "_entry_cls",
         "_last_wall",
         "_metas",
         "_partition_of",
         "_partitions",
         "_purge_heap",
         "_tombstones",
+        "_tracked",
         "_volatile",
-        "_volatile_cls",
         "_volatile_pos",
         "deletes",
         "evicted",
@@ -168,16 +198,15 @@ class Keyspace:
         max_memory: int = 0,
         evictor: Evictor | None = None,
     ) -> None:
-        self._entries: dict[str, Entry] = {}
+        self._entries: dict[str, Entry] = EntryDict()
         #: The ``wall_ms`` object of the last version stored: entries of one millisecond
         #: share it, whatever made their versions (our clock, or a peer's message decoded).
         self._last_wall = 0
         #: Bytes (our estimate, ``used_bytes``) above which writes evict or are refused; 0: none.
         self.max_memory = max_memory
         self.evictor = evictor if max_memory else None
-        tracked = self.evictor is not None and self.evictor.tracks_keys
-        self._entry_cls: type[Entry] = TrackedEntry if tracked else Entry
-        self._volatile_cls: type[Entry] = TrackedVolatileEntry if tracked else VolatileEntry
+        #: Whether entries are :class:`TrackedEntry` objects (else exact tuples).
+        self._tracked = self.evictor is not None and self.evictor.tracks_keys
         #: One shared ``(node_id, replicas)`` tuple per writer and owner set (the entries' meta).
         self._metas: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
         self._tombstones: dict[str, tuple[Version, float]] = {}
@@ -219,7 +248,7 @@ class Keyspace:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        deadline = entry.deadline
+        deadline = entry[DEADLINE]
         if deadline is not None and deadline <= wall:
             self._expire(key, entry, wall)
             self.expired_lazy += 1
@@ -234,13 +263,13 @@ class Keyspace:
         self.hits += 1
         if self.evictor is not None:
             self.evictor.touched(entry)
-        return entry.value, True
+        return entry[VALUE], True
 
     def record(self, key: str, wall: float) -> Record | None:
         """Everything a replica knows about ``key``: a live value, a tombstone, or None."""
         entry = self.entry(key, wall)
         if entry is not None:
-            return Record(key, entry.value, entry.deadline, entry.version)
+            return Record(key, entry[VALUE], entry[DEADLINE], entry_version(entry))
         tomb = self._tombstones.get(key)
         if tomb is not None:
             return Record(key, None, None, tomb[0], tomb[1])
@@ -255,7 +284,7 @@ class Keyspace:
     def _newest(self, key: str) -> Version | None:
         entry = self._entries.get(key)
         if entry is not None:
-            return entry.version
+            return entry_version(entry)
         tomb = self._tombstones.get(key)
         return tomb[0] if tomb is not None else None
 
@@ -270,13 +299,15 @@ class Keyspace:
         """Store a value unless the key already holds this version or a newer one."""
         old = self._entries.get(key)
         if old is not None:
-            if version <= old.version and version is not ZERO:
+            # Compared as a plain tuple: the same order as its Version, without making one.
+            if version is not ZERO and version <= (old[VWALL], old[VLOGICAL], old[META][0]):
                 self.stale_writes += 1
                 return False
-            self.used_bytes -= entry_size(key, old.value, old.deadline)
-            if old.deadline is not None and deadline is None:
+            old_deadline = old[DEADLINE]
+            self.used_bytes -= entry_size(key, old[VALUE], old_deadline)
+            if old_deadline is not None and deadline is None:
                 self._unindex(key)
-            elif old.deadline is None and deadline is not None:
+            elif old_deadline is None and deadline is not None:
                 self._index(key)
         else:
             tomb = self._tombstones.get(key)
@@ -298,8 +329,11 @@ class Keyspace:
             self._last_wall = wall_ms
         meta = (node_id, replicas)
         meta = self._metas.setdefault(meta, meta)
-        cls = self._entry_cls if deadline is None else self._volatile_cls
-        entry = self._entries[key] = cls(value, deadline, wall_ms, shared_logical(logical), meta)
+        if self._tracked:
+            entry: Entry = TrackedEntry(value, wall_ms, shared_logical(logical), meta, deadline)
+        else:
+            entry = (value, wall_ms, shared_logical(logical), meta, deadline)
+        self._entries[key] = entry
         if self.evictor is not None:
             self.evictor.inserted(key, entry, old)
         self.used_bytes += entry_size(key, value, deadline)
@@ -313,7 +347,7 @@ class Keyspace:
         tombstones enabled) a tombstone remembers the delete until then.
         """
         entry = self.entry(key, wall)
-        if entry is not None and version is not ZERO and entry.version > version:
+        if entry is not None and version is not ZERO and entry_version(entry) > version:
             self.stale_writes += 1
             return False
         if entry is not None:
@@ -392,7 +426,10 @@ class Keyspace:
     def expire_if_due(self, key: str, wall: float) -> bool:
         """Delete ``key`` if its deadline has passed (active expiry); True if it did."""
         entry = self._entries.get(key)
-        if entry is None or entry.deadline is None or entry.deadline > wall:
+        if entry is None:
+            return False
+        deadline = entry[DEADLINE]
+        if deadline is None or deadline > wall:
             return False
         self._expire(key, entry, wall)
         self.expired_active += 1
@@ -401,8 +438,7 @@ class Keyspace:
     def _expire(self, key: str, entry: Entry, wall: float) -> None:
         self._remove(key, entry)
         if self.tombstone_ttl > 0:
-            assert entry.deadline is not None
-            self._tombstone(key, entry.version, entry.deadline + self.tombstone_ttl, wall)
+            self._tombstone(key, entry_version(entry), entry[DEADLINE] + self.tombstone_ttl, wall)
 
     # --- partitions ---------------------------------------------------------------
 
@@ -451,7 +487,7 @@ class Keyspace:
         out = []
         for key in self._partition_index()[partition]:
             entry = entries.get(key)
-            out.append((key, entry.version if entry is not None else tombs[key][0]))
+            out.append((key, entry_version(entry) if entry is not None else tombs[key][0]))
         return tuple(out)
 
     def digest(self, partition: int) -> int:
@@ -493,9 +529,10 @@ class Keyspace:
         del self._entries[key]
         if self.evictor is not None:
             self.evictor.removed(key, entry, self._entries)
-        self.used_bytes -= entry_size(key, entry.value, entry.deadline)
+        deadline = entry[DEADLINE]
+        self.used_bytes -= entry_size(key, entry[VALUE], deadline)
         self._unpartition(key)
-        if entry.deadline is not None:
+        if deadline is not None:
             self._unindex(key)
 
     def _index(self, key: str) -> None:

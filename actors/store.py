@@ -14,7 +14,7 @@ from pykka import ActorDeadError
 from actors._scheduled import ScheduledActor
 from actors.ctx import Ctx
 from actors.expiry import run_expire_cycle
-from actors.keyspace import Keyspace
+from actors.keyspace import Keyspace, entry_replicas
 from actors.messages import (
     ExpireCycle,
     KeepTombstones,
@@ -151,7 +151,7 @@ class Store(ScheduledActor):
             out = []
             for key in op.keys:
                 entry = keyspace.entry(key, wall)
-                out.append((keyspace.record(key, wall), entry.replicas if entry is not None else ()))
+                out.append((keyspace.record(key, wall), entry_replicas(entry) if entry is not None else ()))
             return tuple(out)
         if t is Apply:
             applied = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from actors.keyspace import Keyspace
+from actors.keyspace import DEADLINE, Keyspace
 from actors.sizing import ENTRY_OVERHEAD
 
 
@@ -122,9 +122,9 @@ def _random_ops(ks: Keyspace, rng: random.Random, steps: int, start: int = 0) ->
 
 
 def _expected_used_bytes(ks: Keyspace) -> int:
-    from actors.keyspace import PARTITION_SLOT, TOMBSTONE_SIZE, entry_size
+    from actors.keyspace import PARTITION_SLOT, TOMBSTONE_SIZE, VALUE, entry_size
 
-    total = sum(entry_size(k, e.value, e.deadline) for k, e in ks._entries.items())
+    total = sum(entry_size(k, e[VALUE], e[DEADLINE]) for k, e in ks._entries.items())
     total += sum(TOMBSTONE_SIZE + len(k) for k in ks._tombstones)
     if ks.partition_indexed:
         total += PARTITION_SLOT * (len(ks._entries) + len(ks._tombstones))
@@ -198,37 +198,113 @@ def test_drop_partition_on_first_use_forgets_exactly_that_partition() -> None:
     assert after[3] == set() and after[:3] + after[4:] == before[:3] + before[4:]
     assert ks.partition_sizes()[3] == 0 and ks.digest(3) == 0 and ks.listing(3) == ()
     assert ks.used_bytes == _expected_used_bytes(ks)
-    assert ks.volatile_count == sum(1 for e in ks._entries.values() if e.deadline is not None)
+    assert ks.volatile_count == sum(1 for e in ks._entries.values() if e[DEADLINE] is not None)
 
 
-# --- entries: a deadline field only where there is a deadline, shared meta --------------
+# --- entries: exact tuples the GC stops tracking, shared meta ----------------------------
 
 
-def test_only_entries_with_a_deadline_carry_a_deadline_field() -> None:
+def test_plain_entries_are_exact_tuples_of_five_fields() -> None:
     import sys
 
-    from actors.keyspace import VolatileEntry, entry_size
+    from actors.keyspace import VALUE, entry_size, entry_version
     from actors.sizing import VOLATILE_OVERHEAD
     from actors.version import Version
 
     ks = Keyspace()
     ks.set("k", b"v", None, Version(5, 0, "n1"), ("n1", "n2"))
     plain = ks._entries["k"]
-    assert type(plain) is not VolatileEntry and plain.deadline is None
-    assert sys.getsizeof(plain) <= 64  # four fields and CPython's headers
+    assert type(plain) is tuple and plain == (b"v", 5, 0, ("n1", ("n1", "n2")), None)
+    assert sys.getsizeof(plain) <= 80  # five items and CPython's headers: 80 B, as four
+    assert entry_version(plain) == Version(5, 0, "n1")
     assert ks.used_bytes == entry_size("k", b"v")
     ks.set("k", b"w", 50.0, Version(6, 0, "n1"), ("n1", "n2"))
     timed = ks._entries["k"]
-    assert type(timed) is VolatileEntry and timed.deadline == 50.0 and ks.volatile_count == 1
+    assert type(timed) is tuple and timed[DEADLINE] == 50.0 and ks.volatile_count == 1
     assert ks.used_bytes == entry_size("k", b"w") + VOLATILE_OVERHEAD
     assert ks.record("k", 0.0) is not None and ks.record("k", 0.0).deadline == 50.0  # type: ignore[union-attr]
     ks.set("k", b"x", None, Version(7, 0, "n1"), ("n1", "n2"))
-    assert ks._entries["k"].deadline is None and ks.volatile_count == 0
+    assert ks._entries["k"][DEADLINE] is None and ks._entries["k"][VALUE] == b"x" and ks.volatile_count == 0
     assert ks.used_bytes == entry_size("k", b"x")
     assert ks.get("k", 1e9) == (b"x", True)
 
 
+def test_plain_entries_are_untracked_by_the_gc_after_a_collection() -> None:
+    """A full collection scans every tracked object: plain entries must not be among them
+    (with a million keys, tracked entries made each full collection an ~100 ms stall).
+
+    CPython untracks a tuple when a collection finds all its items untracked. An entry's
+    meta tuple is shared by every entry of its writer and owner set: once a collection has
+    untracked it, a new entry is untracked by the first collection that sees it. (Entries
+    made alongside a brand-new meta tuple may be looked at before it within that
+    collection and need one more.)"""
+    import gc
+
+    from actors.keyspace import META
+    from actors.version import Version
+
+    values = {"bytes": b"v" * 32, "str": "s" * 32, "int": 12345678901234567890, "small-int": 7, "float": 1.5}
+    version = Version(1_700_000_000_000, 300, "n1")
+
+    def fill(ks: Keyspace) -> None:
+        for name, value in values.items():
+            for deadline in (None, 1e12):
+                ks.set(f"{name}-{deadline}", value, deadline, version, ("n1", "n2"))
+        ks.set("zero-version", b"v", None)
+        assert all(type(e) is tuple for e in ks._entries.values())
+
+    ks = Keyspace()
+    ks.set("warm-up-zero", b"v", None)
+    ks.set("warm-up", b"v", None, version, ("n1", "n2"))
+    gc.collect()
+    gc.collect()  # these writers' meta tuples are untracked by now
+    assert not gc.is_tracked(ks._entries["warm-up"][META]) and not gc.is_tracked(ks._entries["warm-up-zero"][META])
+    fill(ks)
+    assert len(ks) == 13
+    gc.collect()
+    assert [key for key, entry in ks._entries.items() if gc.is_tracked(entry)] == []
+    # The dict itself stays tracked (an EntryDict): an exact dict would be untracked now and
+    # re-tracked into the youngest generation by the next write, all its values traversed
+    # by the next young collections.
+    assert gc.is_tracked(ks._entries)
+
+    fresh = Keyspace()
+    fill(fresh)  # new meta tuples (one keyspace's), as young as the entries
+    fresh.set("n9-writer", b"v", 5.0, Version(1, 0, "n9"), tuple(["n9"]))  # a new owner-set tuple too
+    for _ in range(3):  # one collection per level of new tuples, at most
+        gc.collect()
+    assert [key for key, entry in fresh._entries.items() if gc.is_tracked(entry)] == []
+
+    # A value that is itself a container stays tracked, as does its entry: nothing to untrack.
+    fresh.set("list", [1, 2], None, version, ("n1", "n2"))
+    gc.collect()
+    assert gc.is_tracked(fresh._entries["list"])
+
+
+def test_tracked_entries_read_like_plain_ones() -> None:
+    import gc
+
+    from actors.eviction import make_evictor
+    from actors.keyspace import META, VALUE, VLOGICAL, VWALL, TrackedEntry, entry_replicas, entry_version
+    from actors.version import Version
+
+    plain, tracked = Keyspace(), Keyspace(max_memory=10**9, evictor=make_evictor("allkeys-lfu", random.Random(1)))
+    for ks in (plain, tracked):
+        ks.set("a", b"v", None, Version(1, 2, "n1"), ("n1", "n2"))
+        ks.set("b", "w", 10.0, Version(3, 4, "n2"), ("n2",))
+    gc.collect()
+    for key in ("a", "b"):
+        p, t = plain._entries[key], tracked._entries[key]
+        assert type(t) is TrackedEntry and gc.is_tracked(t)
+        assert len(t) == len(p) == 5 and tuple(t) == p
+        assert [t[i] for i in (VALUE, VWALL, VLOGICAL, META, DEADLINE)] == list(p)
+        assert entry_version(t) == entry_version(p) and entry_replicas(t) == entry_replicas(p)
+        assert tracked.record(key, 0.0) == plain.record(key, 0.0)
+    assert entry_replicas(plain._entries["b"]) == ("n2",) and entry_version(plain._entries["b"]) == Version(3, 4, "n2")
+
+
 def test_entries_share_one_meta_per_writer_and_owner_set() -> None:
+    from actors.keyspace import META, entry_replicas, entry_version
     from actors.version import Version
 
     ks = Keyspace()
@@ -236,24 +312,24 @@ def test_entries_share_one_meta_per_writer_and_owner_set() -> None:
         owners = ("n1", "n2") if i % 2 else ("n2", "n3")
         ks.set(f"k{i}", i, None, Version(i, 0, "n1" if i < 5 else "n2"), tuple(owners))
     entries = [ks._entries[f"k{i}"] for i in range(10)]
-    assert len({id(e.meta) for e in entries}) == 4
-    assert [e.version for e in entries] == [Version(i, 0, "n1" if i < 5 else "n2") for i in range(10)]
-    assert [e.replicas for e in entries] == [("n1", "n2") if i % 2 else ("n2", "n3") for i in range(10)]
-    assert [e.vnode for e in entries] == ["n1"] * 5 + ["n2"] * 5
+    assert len({id(e[META]) for e in entries}) == 4
+    assert [entry_version(e) for e in entries] == [Version(i, 0, "n1" if i < 5 else "n2") for i in range(10)]
+    assert [entry_replicas(e) for e in entries] == [("n1", "n2") if i % 2 else ("n2", "n3") for i in range(10)]
 
 
 def test_tracked_entries_keep_their_eviction_fields_across_deadline_changes() -> None:
     from actors.eviction import make_evictor
-    from actors.keyspace import TrackedEntry, TrackedVolatileEntry
+    from actors.keyspace import TrackedEntry
     from actors.version import Version
 
     ks = Keyspace(max_memory=10**9, evictor=make_evictor("allkeys-lru", random.Random(1)))
     ks.set("a", 1, None, Version(1, 0, "n1"))
     ks.set("b", 1, 10.0, Version(1, 1, "n1"))
-    assert type(ks._entries["a"]) is TrackedEntry and type(ks._entries["b"]) is TrackedVolatileEntry
+    assert all(type(e) is TrackedEntry for e in ks._entries.values())
+    assert ks._entries["a"][DEADLINE] is None and ks._entries["b"][DEADLINE] == 10.0
     ks.set("a", 2, 20.0, Version(2, 0, "n1"))
     ks.set("b", 2, None, Version(2, 1, "n1"))
-    assert type(ks._entries["a"]) is TrackedVolatileEntry and type(ks._entries["b"]) is TrackedEntry
+    assert ks._entries["a"][DEADLINE] == 20.0 and ks._entries["b"][DEADLINE] is None
     keys = ks.evictor.keys  # type: ignore[union-attr]
-    assert all(keys[e.pos] == k for k, e in ks._entries.items())  # type: ignore[attr-defined]
+    assert all(keys[e.pos] == k for k, e in ks._entries.items())  # type: ignore[union-attr]
     assert ks.volatile_count == 1 and ks.sample_volatile(random.Random(0), 5) == ["a"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from actors.keyspace import Keyspace
+from actors.keyspace import VLOGICAL, VWALL, Keyspace, entry_version
 from actors.version import SHARED_LOGICAL_LIMIT, ZERO, HybridClock, Version, shared_logical
 
 T0 = 1_700_000_000.0  # a realistic wall time: its milliseconds are not a cached small int
@@ -78,7 +78,7 @@ def test_entries_share_version_ints_whoever_made_the_version() -> None:
     for i in range(600):  # as decoded from peers: every int a new object
         ks.set(f"k{i}", b"v", None, Version(fresh(wall_ms), fresh(i), "n2"))
     entries = list(ks._entries.values())
-    assert all(e.vwall is entries[0].vwall for e in entries)
-    assert all(e.vlogical is shared_logical(i) for i, e in enumerate(entries))
-    assert [e.version for e in entries] == [Version(wall_ms, i, "n2") for i in range(600)]
-    assert ks.set("z", b"v", None, ZERO) and ks._entries["z"].version == ZERO
+    assert all(e[VWALL] is entries[0][VWALL] for e in entries)
+    assert all(e[VLOGICAL] is shared_logical(i) for i, e in enumerate(entries))
+    assert [entry_version(e) for e in entries] == [Version(wall_ms, i, "n2") for i in range(600)]
+    assert ks.set("z", b"v", None, ZERO) and entry_version(ks._entries["z"]) == ZERO
