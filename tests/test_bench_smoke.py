@@ -117,6 +117,19 @@ def test_memory_benchmark_runs(tmp_path: Path) -> None:
     assert "ours / redis by RSS:" in out and "`memory_bytes` / RSS growth:" in out
 
 
+def test_gc_pause_benchmark_runs(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    out = _run("bench.gc_pause", "--keys", "20000", "--record", "--results", str(results))
+    assert "## GC pause: full gc.collect() with a million keys" in results.read_text()
+    rows = {r[0]: r for r in _table_rows(out)}
+    plain = rows["plain (default policy): exact tuples"]
+    lru = rows["`allkeys-lru`: TrackedEntry objects"]
+    assert float(plain[1]) > 0 and float(lru[1]) > 0
+    # the LRU keyspace's 20,000 entries are tracked objects; the plain keyspace's tuples are not
+    assert int(lru[3].replace(",", "")) - int(plain[3].replace(",", "")) >= 20_000
+    assert "allkeys-lru / plain, median full collection:" in out
+
+
 def test_cluster_throughput_benchmark_runs(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     out = _run(
