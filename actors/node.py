@@ -118,7 +118,7 @@ logger = logging.getLogger("actorcache.node")
 class PendingBatch:
     """The replies of one client batch, filled slot by slot."""
 
-    __slots__ = ("conn", "missing", "replies", "reply_to", "requests")
+    __slots__ = ("conn", "groups", "missing", "replies", "reply_to", "requests")
 
     def __init__(self, conn: int, requests: tuple[Request | ErrorReply, ...], reply_to: ReplyTo) -> None:
         self.conn = conn
@@ -126,6 +126,9 @@ class PendingBatch:
         self.reply_to = reply_to
         self.replies: list[Reply | None] = [None] * len(requests)
         self.missing = len(requests)
+        #: First slot of a grouped write -> every slot the write stands for (see
+        #: ``Node._plan_solo``); None when the batch has no group.
+        self.groups: dict[int, list[int]] | None = None
 
     def fill(self, slot: int, reply: Reply) -> None:
         if self.replies[slot] is None:
@@ -163,6 +166,9 @@ class Node(ScheduledActor):
         #: Store batches of the current turn, sent together by ``on_turn_end``.
         self._store_outbox: list[StoreBatch] = []
         self._store_outbox_ops = 0
+        #: True while every version the store holds came from this node's clock (no peer
+        #: has ever sent us anything): then no write of ours can be refused as stale.
+        self._own_versions_only = not config.seeds
         self._queues: dict[int, collections.deque[PendingBatch]] = {}
         self.connections_total = 0
         self.requests = 0
@@ -395,6 +401,7 @@ class Node(ScheduledActor):
     # --- peers ------------------------------------------------------------------------
 
     def _on_peer(self, env: FromPeer) -> None:
+        self._own_versions_only = False  # a peer may send or stream versions from its clock
         msg = env.msg
         t = type(msg)
         if t is ReplicaRequest:
@@ -728,8 +735,11 @@ class Node(ScheduledActor):
         ops: list[tuple[int, StoreOp]] = []
         wall = self.ctx.wall()
         self.requests += len(requests)
-        for slot, request in enumerate(requests):
-            self._plan_local(pending, slot, request, wall, ops)
+        if self._own_versions_only and not self.config.max_memory and len(requests) > 1:
+            self._plan_solo(pending, wall, ops)
+        else:
+            for slot, request in enumerate(requests):
+                self._plan_local(pending, slot, request, wall, ops)
         self._enqueue(pending)
         if ops:
             batch_id = next(self._batch_ids)
@@ -737,6 +747,53 @@ class Node(ScheduledActor):
             self._to_store(StoreBatch(batch_id, tuple(ops), self.actor_ref))
         else:
             self._flush(batch.conn)
+
+    def _plan_solo(self, pending: PendingBatch, wall: float, ops: list[tuple[int, StoreOp]]) -> None:
+        """Plan a batch as ``_plan_local`` does, but consecutive plain sets of distinct keys
+        become one ``Write`` with one version (as an ``mset`` does): one store operation,
+        one version and one result for the run instead of one each per set.
+
+        Only while every version in the store is this node's own (``_own_versions_only``):
+        the store then never refuses a write (the clock only moves forward), so a grouped
+        write is never re-stamped and re-sent after later writes to the same keys. A key
+        seen twice ends the run: the second set needs the newer version.
+        """
+        slots: list[int] = []
+        items: list[tuple[str, Any, float | None]] = []
+        keys: set[str] = set()
+        for slot, request in enumerate(pending.requests):
+            if type(request) is Set and not request.conditional and request.key not in keys:
+                ttl = request.ttl
+                slots.append(slot)
+                items.append((request.key, request.value, wall + ttl if ttl else None))
+                keys.add(request.key)
+                continue
+            if slots:
+                self._add_group(pending, slots, items, wall, ops)
+                slots, items, keys = [], [], set()
+            if type(request) is Set and not request.conditional:  # a repeated key starts a run
+                ttl = request.ttl
+                slots.append(slot)
+                items.append((request.key, request.value, wall + ttl if ttl else None))
+                keys.add(request.key)
+                continue
+            self._plan_local(pending, slot, request, wall, ops)
+        if slots:
+            self._add_group(pending, slots, items, wall, ops)
+
+    def _add_group(
+        self,
+        pending: PendingBatch,
+        slots: list[int],
+        items: list[tuple[str, Any, float | None]],
+        wall: float,
+        ops: list[tuple[int, StoreOp]],
+    ) -> None:
+        ops.append((slots[0], Write(tuple(items), self.clock.tick(wall), self._only_me)))
+        if len(slots) > 1:
+            if pending.groups is None:
+                pending.groups = {}
+            pending.groups[slots[0]] = slots
 
     def _plan_local(
         self, pending: PendingBatch, slot: int, request: Any, wall: float, ops: list[tuple[int, StoreOp]]
@@ -812,9 +869,15 @@ class Node(ScheduledActor):
             self._on_other_store_results(message)
             return
         requests = pending.requests
+        groups = pending.groups
         again: list[tuple[int, StoreOp]] = []
         for slot, result in message.results:
             request = requests[slot]
+            if groups is not None and slot in groups:  # one result for a run of plain sets
+                for member in groups[slot]:
+                    rid = requests[member].rid  # type: ignore[union-attr]
+                    pending.fill(member, Ack(rid) if type(result) is int else _with_rid(result, rid))
+                continue
             if type(result) is Version:
                 # The key holds a newer version than our clock's (a record streamed or
                 # repaired from a peer whose clock ran ahead, kept after the cluster shrank
@@ -928,6 +991,13 @@ class Node(ScheduledActor):
                 done.reply_to.tell(BatchReply(conn, tuple(done.replies)))  # type: ignore[arg-type]
             except Exception:  # a broken reply target costs its connection, never the node
                 logger.exception("reply target of connection %s failed", conn)
+
+
+def _with_rid(reply: Any, rid: Any) -> Any:
+    """``reply`` (an error the store made) carrying the request's id."""
+    if isinstance(reply, REPLY_TYPES):
+        return reply if getattr(reply, "rid", None) == rid else dataclasses.replace(reply, rid=rid)
+    return ErrorReply(ErrorCode.INTERNAL, f"internal error: unexpected result {reply!r}", rid)
 
 
 def _rid(request: Any) -> Any:

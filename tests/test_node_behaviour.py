@@ -198,3 +198,37 @@ def test_a_write_below_a_newer_stored_version_is_restamped_not_lost(host: Any) -
     assert host.request([Get("d")]) == (Value(None, False),)
     assert host.request([Set("n", "7", cond="xx")]) == (Ack(applied=True),)  # a read-modify-write
     assert host.request([Get("n")]) == (Value("7", True),)
+
+
+def test_runs_of_plain_sets_in_a_batch_keep_request_order_and_ids(host: Any) -> None:
+    """A single node writes runs of plain sets as one store write; every set still gets its
+    own ack (with its id), a repeated key still ends with its last value, and reads between
+    sets see exactly the sets before them."""
+    host.start_node()
+    batch = [
+        Set("a", 1, rid=1),
+        Set("b", 2, rid=2),
+        Set("a", 3, rid=3),  # repeated key: a new run, a newer version
+        Get("a", rid=4),
+        Set("c", 4, ttl=100, rid=5),
+        Set("d", 5),
+        Get("c", rid=6),
+        Set("b", 6, cond="xx", rid=7),  # a read-modify-write is not grouped
+        Set("e", 7, rid=8),
+    ]
+    assert host.request(batch) == (
+        Ack(1),
+        Ack(2),
+        Ack(3),
+        Value(3, True, 4),
+        Ack(5),
+        Ack(),
+        Value(4, True, 6),
+        Ack(7, applied=True),
+        Ack(8),
+    )
+    assert host.request([MGet(("a", "b", "c", "d", "e"))]) == (
+        Values((("a", 3, True), ("b", 6, True), ("c", 4, True), ("d", 5, True), ("e", 7, True))),
+    )
+    stats = host.request([Stats()])[0].stats
+    assert stats["sets"] == 7 and stats["keys"] == 5
