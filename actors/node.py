@@ -735,7 +735,7 @@ class Node(ScheduledActor):
         ops: list[tuple[int, StoreOp]] = []
         wall = self.ctx.wall()
         self.requests += len(requests)
-        if self._own_versions_only and not self.config.max_memory and len(requests) > 1:
+        if len(requests) > 1:
             self._plan_solo(pending, wall, ops)
         else:
             for slot, request in enumerate(requests):
@@ -749,47 +749,62 @@ class Node(ScheduledActor):
             self._flush(batch.conn)
 
     def _plan_solo(self, pending: PendingBatch, wall: float, ops: list[tuple[int, StoreOp]]) -> None:
-        """Plan a batch as ``_plan_local`` does, but consecutive plain sets of distinct keys
-        become one ``Write`` with one version (as an ``mset`` does): one store operation,
-        one version and one result for the run instead of one each per set.
+        """Plan a batch as ``_plan_local`` does, but runs of consecutive plain requests of one
+        kind become one store operation with one result: gets one ``Read`` of all their
+        keys, sets of distinct keys one ``Write`` with one version (as an ``mset`` does).
 
-        Only while every version in the store is this node's own (``_own_versions_only``):
-        the store then never refuses a write (the clock only moves forward), so a grouped
-        write is never re-stamped and re-sent after later writes to the same keys. A key
-        seen twice ends the run: the second set needs the newer version.
+        Set runs only while every version in the store is this node's own
+        (``_own_versions_only``) and without ``--max-memory``: the store then never refuses
+        a write (the clock only moves forward), so a grouped write is never re-stamped and
+        re-sent after later writes to the same keys; and each set would otherwise need its
+        own memory check. A key seen twice ends a set run: the second set needs the newer
+        version.
         """
+        group_sets = self._own_versions_only and not self.config.max_memory
+        kind: type | None = None  # of the current run: Get or Set
         slots: list[int] = []
-        items: list[tuple[str, Any, float | None]] = []
+        items: list[Any] = []
         keys: set[str] = set()
         for slot, request in enumerate(pending.requests):
-            if type(request) is Set and not request.conditional and request.key not in keys:
-                ttl = request.ttl
+            t = type(request)
+            if t is Set:
+                t = Set if group_sets and not request.conditional else None
+            elif t is not Get:
+                t = None
+            if t is not None and t is kind and (t is Get or request.key not in keys):
                 slots.append(slot)
+            elif slots:
+                self._add_run(pending, kind, slots, items, wall, ops)
+                kind, slots, items, keys = None, [], [], set()
+            if t is None:
+                self._plan_local(pending, slot, request, wall, ops)
+                continue
+            if not slots or slots[-1] != slot:
+                kind = t
+                slots.append(slot)
+            if t is Get:
+                items.append(request.key)
+            else:
+                ttl = request.ttl
                 items.append((request.key, request.value, wall + ttl if ttl else None))
                 keys.add(request.key)
-                continue
-            if slots:
-                self._add_group(pending, slots, items, wall, ops)
-                slots, items, keys = [], [], set()
-            if type(request) is Set and not request.conditional:  # a repeated key starts a run
-                ttl = request.ttl
-                slots.append(slot)
-                items.append((request.key, request.value, wall + ttl if ttl else None))
-                keys.add(request.key)
-                continue
-            self._plan_local(pending, slot, request, wall, ops)
         if slots:
-            self._add_group(pending, slots, items, wall, ops)
+            self._add_run(pending, kind, slots, items, wall, ops)
 
-    def _add_group(
+    def _add_run(
         self,
         pending: PendingBatch,
+        kind: type | None,
         slots: list[int],
-        items: list[tuple[str, Any, float | None]],
+        items: list[Any],
         wall: float,
         ops: list[tuple[int, StoreOp]],
     ) -> None:
-        ops.append((slots[0], Write(tuple(items), self.clock.tick(wall), self._only_me)))
+        if kind is Get:
+            op: StoreOp = Read(tuple(items))
+        else:
+            op = Write(tuple(items), self.clock.tick(wall), self._only_me)
+        ops.append((slots[0], op))
         if len(slots) > 1:
             if pending.groups is None:
                 pending.groups = {}
@@ -873,8 +888,13 @@ class Node(ScheduledActor):
         again: list[tuple[int, StoreOp]] = []
         for slot, result in message.results:
             request = requests[slot]
-            if groups is not None and slot in groups:  # one result for a run of plain sets
-                for member in groups[slot]:
+            if groups is not None and slot in groups:  # one result for a run of plain requests
+                members = groups[slot]
+                if type(request) is Get and type(result) is tuple:
+                    for member, (value, found) in zip(members, result):
+                        pending.fill(member, Value(value, found, requests[member].rid))  # type: ignore[union-attr]
+                    continue
+                for member in members:
                     rid = requests[member].rid  # type: ignore[union-attr]
                     pending.fill(member, Ack(rid) if type(result) is int else _with_rid(result, rid))
                 continue

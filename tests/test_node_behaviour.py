@@ -232,3 +232,19 @@ def test_runs_of_plain_sets_in_a_batch_keep_request_order_and_ids(host: Any) -> 
     )
     stats = host.request([Stats()])[0].stats
     assert stats["sets"] == 7 and stats["keys"] == 5
+
+
+def test_runs_of_gets_in_a_batch_answer_each_get_with_its_own_id(host: Any) -> None:
+    host.start_node()
+    assert host.request([Set("x", "1"), Set("y", "2")]) == (Ack(), Ack())
+    batch = [Get("x", rid="a"), Get("nope", rid="b"), Get("x", rid="c"), Get("y"), Set("x", "3"), Get("x", rid="d")]
+    assert host.request(batch) == (
+        Value("1", True, "a"),
+        Value(None, False, "b"),
+        Value("1", True, "c"),
+        Value("2", True),
+        Ack(),
+        Value("3", True, "d"),
+    )
+    stats = host.request([Stats()])[0].stats
+    assert stats["hits"] == 4 and stats["misses"] == 1
