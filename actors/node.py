@@ -30,7 +30,7 @@ import itertools
 import logging
 from typing import Any
 
-from pykka import ActorRef
+from pykka import ActorDeadError, ActorRef
 
 from actors._scheduled import ScheduledActor
 from actors.ctx import Ctx
@@ -276,10 +276,13 @@ class Node(ScheduledActor):
             return
         self._store_outbox = []
         self._store_outbox_ops = 0
-        if len(outbox) == 1:
-            self.store.tell(outbox[0])
-        else:
-            self.store.tell(StoreBatches(tuple(outbox), self.actor_ref))
+        try:
+            if len(outbox) == 1:
+                self.store.tell(outbox[0])
+            else:
+                self.store.tell(StoreBatches(tuple(outbox), self.actor_ref))
+        except ActorDeadError:
+            pass  # the node is shutting down and its store stopped first: nobody waits for these
 
     def _to_store(self, batch: StoreBatch) -> None:
         """Queue ``batch`` for the store; it leaves at the end of this turn (``on_turn_end``),
