@@ -158,3 +158,13 @@ def test_loadgen_rate_caps_the_load() -> None:
         bare.stop()
     assert capped.errors == 0
     assert 250 <= capped.ops_per_s <= 480, capped.ops_per_s
+
+
+def test_write_stall_benchmark_runs(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    out = _run("bench.write_stall", "--keys", "5000", "--seconds", "2", "--conns", "2", "--record", "--results", str(results))
+    assert "## Write stall: ping latency while a large keyspace is overwritten" in results.read_text()
+    row = out.strip().splitlines()[-1].strip("|").split("|")
+    assert row[0].strip() == "5,000"
+    assert float(row[4].replace(",", "")) > 0  # overwrites/s: the load ran
+    assert int(row[5].replace(",", "")) > 0  # pings under load
