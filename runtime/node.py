@@ -45,6 +45,7 @@ from runtime.argtypes import (
     positive_seconds,
     seconds,
 )
+from runtime.gc_pacer import GcPacer
 from runtime.host import node_actors, real_ctx
 from runtime.trace_file import TraceFile
 from runtime.loop_scheduler import LoopScheduler
@@ -306,6 +307,8 @@ async def serve(args: argparse.Namespace) -> int:
     refs = spawn_node(real_ctx(args.node_id, scheduler, trace=trace, send=links.send), config)
     server.attach(refs.node)
     await server.start_serving()
+    gc_pacer = GcPacer(loop)
+    gc_pacer.start()
 
     stop = asyncio.Event()
     hurry = asyncio.Event()
@@ -344,6 +347,7 @@ async def serve(args: argparse.Namespace) -> int:
         await server.shutdown(grace_s=1.5)
     else:
         await server.shutdown(grace_s=0.2)
+    gc_pacer.stop()
     links.close()
     await links.wait_closed(timeout=0.3)
     refs.stop()

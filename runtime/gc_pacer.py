@@ -1,0 +1,47 @@
+"""Young-generation garbage collection on a clock as well as on CPython's allocation count.
+
+Why: CPython runs a young (generation 0) collection when *allocations minus
+deallocations* of tracked objects pass 700. A cache under steady overwrite load
+allocates one new entry and frees the old one per write: the count stands still while
+every new entry still joins the young generation's list. Nothing collects it until some
+other burst of allocations does, and that collection then walks everything accumulated:
+with 1,000,000 keys under ~150k overwrites/s, young collections of 60-110 ms (measured
+with ``gc.callbacks``), each one a stall of the whole node. Collecting the young
+generation every few milliseconds keeps each collection to what that interval created,
+and untracks the entry tuples (atomic contents) as soon as possible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+__all__ = ["DEFAULT_INTERVAL_S", "GcPacer"]
+
+#: How often the young generation is collected besides CPython's own trigger.
+DEFAULT_INTERVAL_S = 0.01
+
+
+class GcPacer:
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be > 0")
+        self._loop = loop
+        self._interval_s = interval_s
+        self._handle: asyncio.TimerHandle | None = None
+        self.collections = 0
+
+    def start(self) -> None:
+        if self._handle is None:
+            self._handle = self._loop.call_later(self._interval_s, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _tick(self) -> None:
+        if gc.isenabled():  # someone who disabled the collector meant it
+            gc.collect(0)
+            self.collections += 1
+        self._handle = self._loop.call_later(self._interval_s, self._tick)
