@@ -193,7 +193,6 @@ class Node(ScheduledActor):
         self._cluster: dict[int, tuple[ClusterBatch, PendingBatch]] = {}
         # store batch id -> (cluster batch id, {task index: attempt})
         self._local_tasks: dict[int, tuple[int, dict[int, int]]] = {}
-        # req -> (cluster batch id, target, [(task index, attempt)])
         # req -> (target, [(cluster batch id, [(task index, attempt)])]): one ReplicaRequest
         # carries the ops of every cluster batch of a turn for that peer, in segments
         self._remote: dict[int, tuple[str, list[tuple[int, list[tuple[int, int]]]]]] = {}
