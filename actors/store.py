@@ -1,8 +1,9 @@
 """The ``Store`` actor: sole owner of a node's :class:`~actors.keyspace.Keyspace`.
 
 It applies :class:`~actors.messages.StoreBatch` operations in order (a
-:class:`~actors.messages.StoreBatches` is several of them, answered at once), and runs the active-expiry cycles the janitor asks for. It never decides deadlines or
-versions (the coordinating node does), so replicas apply exactly what they are told.
+:class:`~actors.messages.StoreBatches` is several of them, answered at once), and runs
+the active-expiry cycles the janitor asks for. It never decides deadlines or versions
+(the coordinating node does), so replicas apply exactly what they are told.
 """
 
 from __future__ import annotations
