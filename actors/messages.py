@@ -45,6 +45,7 @@ __all__ = [
     "Incr",
     "Inspect",
     "InspectReply",
+    "ItemResults",
     "HandOffDone",
     "HintRecords",
     "Join",
@@ -355,6 +356,16 @@ class Write:
     items: tuple[tuple[str, Any, float | None], ...]
     version: Version
     replicas: tuple[str, ...] = ()
+    #: Answer item by item (:class:`ItemResults`) instead of a count: a coordinator's
+    #: run of single-key writes sharing one version, each item still its own task.
+    each: bool = False
+
+
+class ItemResults(tuple):  # type: ignore[type-arg]
+    """The answer to a ``Write`` with ``each``: per item, 1 (stored, or already held at
+    this version) or the newer :class:`~actors.version.Version` the replica holds."""
+
+    __slots__ = ()
 
 
 @message

@@ -54,6 +54,7 @@ from actors.messages import (
     HintRecords,
     Inspect,
     InspectReply,
+    ItemResults,
     Leave,
     LeaveDone,
     Locate,
@@ -191,8 +192,8 @@ class Node(ScheduledActor):
         self._first_heard: float | None = None
         self._heartbeats = 0
         self._cluster: dict[int, tuple[ClusterBatch, PendingBatch]] = {}
-        # store batch id -> (cluster batch id, {task index: attempt})
-        self._local_tasks: dict[int, tuple[int, dict[int, int]]] = {}
+        # store batch id -> (cluster batch id, per op its (task index, attempt), see _wire_ops)
+        self._local_tasks: dict[int, tuple[int, list[Any]]] = {}
         # req -> (target, [(cluster batch id, [(task index, attempt)])]): one ReplicaRequest
         # carries the ops of every cluster batch of a turn for that peer, in segments
         self._remote: dict[int, tuple[str, list[tuple[int, list[tuple[int, int]]]]]] = {}
@@ -440,11 +441,7 @@ class Node(ScheduledActor):
             end = start + len(attempts)
             entry = self._cluster.get(batch_id)
             if entry is not None:
-                self._on_task_results(
-                    entry,
-                    target,
-                    [(index, attempt, result) for (index, attempt), result in zip(attempts, results[start:end])],
-                )
+                self._on_task_results(entry, target, _task_results(attempts, results[start:end]))
             start = end
 
     # --- coordinated batches --------------------------------------------------------
@@ -456,6 +453,8 @@ class Node(ScheduledActor):
         batch_id = next(self._batch_ids)
         cb = ClusterBatch(batch_id)
         local_ops: list[tuple[int, StoreOp]] = []
+        run_version: Version | None = None
+        run_keys: set[str] = set()
         for slot, request in enumerate(pending.requests):
             try:
                 data = is_data_request(request)
@@ -468,7 +467,18 @@ class Node(ScheduledActor):
                 if data:
                     write = is_write(request)
                     level = request.consistency or (config.write_consistency if write else config.read_consistency)
-                    version = self.clock.tick(wall) if write else None
+                    if not write:
+                        version = None
+                    elif type(request) is Set:
+                        # A run of plain sets of distinct keys shares one version, so each
+                        # replica gets the run as one item-by-item write (_wire_ops); a
+                        # repeated key needs a newer version and starts a new run.
+                        if run_version is None or request.key in run_keys:
+                            run_version, run_keys = self.clock.tick(wall), set()
+                        run_keys.add(request.key)
+                        version = run_version
+                    else:
+                        version, run_version = self.clock.tick(wall), None
                     error = cb.plan(slot, request, view, level, wall, version, config.tombstone_ttl_s)
                     if error is not None:
                         self.coord["unavailable"] += 1
@@ -617,12 +627,12 @@ class Node(ScheduledActor):
         me = self.ctx.node_id
         addresses = self.view.addresses
         tasks = cb.tasks
-        for target, ops in outgoing.items():
-            attempts = [(index, tasks[index].attempt) for index, _ in ops]
+        for target, planned in outgoing.items():
+            attempts, wire = _wire_ops(planned, tasks)
             if target == me:
                 store_batch = next(self._batch_ids)
-                self._local_tasks[store_batch] = (cb.batch_id, dict(attempts))
-                self._to_store(StoreBatch(store_batch, tuple(ops), self.actor_ref))
+                self._local_tasks[store_batch] = (cb.batch_id, attempts)
+                self._to_store(StoreBatch(store_batch, tuple(enumerate(wire)), self.actor_ref))
             else:
                 addr = addresses.get(target)
                 if addr is None:
@@ -631,7 +641,7 @@ class Node(ScheduledActor):
                 if queued is None:
                     queued = self._peer_outbox[addr] = (target, [], [])
                 queued[1].append((cb.batch_id, attempts))
-                queued[2].extend(op for _, op in ops)
+                queued[2].extend(wire)
                 if len(queued[2]) >= OUTBOX_FLUSH_OPS:  # a big turn: do not hold the first ops back
                     del self._peer_outbox[addr]
                     self._send_replica_request(addr, queued)
@@ -928,7 +938,7 @@ class Node(ScheduledActor):
             entry = self._cluster.get(batch_id)
             if entry is not None:
                 self._on_task_results(
-                    entry, self.ctx.node_id, [(index, attempts[index], result) for index, result in message.results]
+                    entry, self.ctx.node_id, _task_results(attempts, [result for _, result in message.results])
                 )
             return
         wait = self._replica_waits.pop(message.batch, None)
@@ -1013,6 +1023,70 @@ class Node(ScheduledActor):
                 done.reply_to.tell(BatchReply(conn, tuple(done.replies)))  # type: ignore[arg-type]
             except Exception:  # a broken reply target costs its connection, never the node
                 logger.exception("reply target of connection %s failed", conn)
+
+
+def _wire_ops(planned: list[tuple[int, Any]], tasks: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The ops for one target, and for each op the ``(task index, attempt)`` it answers.
+
+    Consecutive single-key writes sharing one version object (a run of plain sets, or an
+    mset's keys) become one ``Write`` with ``each`` per owner set: one op and one wire item
+    for many keys, yet one answer per key, so each key is still acked, refused or
+    re-stamped on its own. Such an op's entry is a tuple of ``(task index, attempt)``
+    pairs.
+    """
+    attempts: list[Any] = []
+    wire: list[Any] = []
+    run: list[tuple[int, Any]] = []
+
+    def close() -> None:
+        # One op per owner set: owners come in each partition's own order. The keys of a
+        # run are distinct (the coordinator starts a new version at a repeated key; an
+        # mset's repeated key has one owner set), so regrouping them reorders nothing
+        # that matters.
+        by_owners: dict[tuple[str, ...], list[tuple[int, Any]]] = {}
+        for index, op in run:
+            group = by_owners.get(op.replicas)
+            if group is None:
+                by_owners[op.replicas] = [(index, op)]
+            else:
+                group.append((index, op))
+        for owners, group in by_owners.items():
+            if len(group) == 1:
+                index, op = group[0]
+                attempts.append((index, tasks[index].attempt))
+                wire.append(op)
+            else:
+                attempts.append(tuple((index, tasks[index].attempt) for index, _ in group))
+                wire.append(Write(tuple(op.items[0] for _, op in group), group[0][1].version, owners, True))
+        run.clear()
+
+    for index, op in planned:
+        if type(op) is Write and len(op.items) == 1 and not op.each:
+            if run and op.version is not run[0][1].version:
+                close()
+            run.append((index, op))
+            continue
+        close()
+        attempts.append((index, tasks[index].attempt))
+        wire.append(op)
+    close()
+    return attempts, wire
+
+
+def _task_results(attempts: list[Any], results: Any) -> list[tuple[int, int, Any]]:
+    """``(task index, attempt, result)`` for each task, from one result per op: an
+    item-by-item write's ``ItemResults`` answer its tasks one each; any other answer to
+    it (an error) answers all of them."""
+    out: list[tuple[int, int, Any]] = []
+    for entry, result in zip(attempts, results):
+        if type(entry[0]) is tuple:  # the tasks of one item-by-item write
+            if type(result) is ItemResults:
+                out.extend((index, attempt, r) for (index, attempt), r in zip(entry, result))
+            else:
+                out.extend((index, attempt, result) for index, attempt in entry)
+        else:
+            out.append((entry[0], entry[1], result))
+    return out
 
 
 def _with_rid(reply: Any, rid: Any) -> Any:

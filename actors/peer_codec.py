@@ -12,7 +12,7 @@ import sys
 from typing import Any, Callable
 
 from actors.errors import BadRequestError, ErrorCode
-from actors.messages import ErrorReply, Remove, Write
+from actors.messages import ErrorReply, ItemResults, Remove, Write
 from actors.peer_messages import (
     Apply,
     Fetch,
@@ -36,7 +36,7 @@ __all__ = ["HELLO", "PEER_TYPES", "decode_hello", "decode_peer", "encode_hello",
 
 HELLO = "hello"
 #: Version of the peer protocol; a peer speaking another is refused at ``hello``.
-PROTOCOL_VERSION = 2  # 2: replica_request's compact "w" write op and writers table
+PROTOCOL_VERSION = 3  # 2: replica_request's compact "w" op and writers table; 3: "ws" and per-item results
 
 
 def encode_hello(node_id: str, addr: str, partitions: int) -> dict[str, Any]:
@@ -103,7 +103,13 @@ def _encode_replica_request(m: ReplicaRequest) -> dict[str, Any]:
     ops: list[Any] = []
     append = ops.append
     for op in m.ops:
-        if type(op) is Write and len(op.items) == 1:
+        if type(op) is Write and op.each:
+            wall_ms, logical, node_id = op.version
+            ref = writers.get((node_id, op.replicas))
+            if ref is None:
+                ref = writers[(node_id, op.replicas)] = len(writers)
+            append(["ws", [list(item) for item in op.items], wall_ms, logical, ref])
+        elif type(op) is Write and len(op.items) == 1:
             wall_ms, logical, node_id = op.version
             ref = writers.get((node_id, op.replicas))
             if ref is None:
@@ -139,6 +145,21 @@ def _decode_replica_request(o: dict[str, Any]) -> ReplicaRequest:
                 raise BadRequestError("a w op needs integers wall_ms, logical and writer, and a numeric or null deadline")
             node_id, replicas = writers[ref]
             append(Write(((key, value, deadline),), _new_tuple(Version, (wall_ms, logical, node_id)), replicas))
+        elif obj[0] == "ws":
+            _, items, wall_ms, logical, ref = obj
+            if type(wall_ms) is not int or type(logical) is not int or type(ref) is not int or ref < 0:
+                raise BadRequestError("a ws op needs integers wall_ms, logical and writer")
+            checked = []
+            for key, value, deadline in items:
+                if type(key) is not str or not key:
+                    raise BadRequestError("peer message ReplicaRequest carries a key that is not a non-empty string")
+                if deadline is not None and type(deadline) is not float and type(deadline) is not int:
+                    raise BadRequestError("a ws item needs a numeric or null deadline")
+                checked.append((key, value, deadline))
+            if not checked:
+                raise BadRequestError("a ws op needs at least one item")
+            node_id, replicas = writers[ref]
+            append(Write(tuple(checked), _new_tuple(Version, (wall_ms, logical, node_id)), replicas, True))
         else:
             append(_decode_op(obj))
     return ReplicaRequest(int(o["req"]), tuple(ops))
@@ -162,6 +183,8 @@ def _decode_op(obj: list[Any]) -> Any:
 
 
 def _result(result: Any) -> Any:
+    if type(result) is ItemResults:
+        return {"each": [r if type(r) is int else _v(r) for r in result]}
     if type(result) is Version:
         return {"conflict": _v(result)}
     if type(result) is ErrorReply:
@@ -175,6 +198,8 @@ def _decode_result(obj: Any) -> Any:
     if type(obj) is list:
         return tuple(_record(r) for r in obj)
     if type(obj) is dict:
+        if "each" in obj:
+            return ItemResults(r if type(r) is int else _version(r) for r in obj["each"])
         if "error" in obj:
             return ErrorReply(ErrorCode(obj["error"]), str(obj.get("message", "")))
         return _version(obj["conflict"])
@@ -285,7 +310,7 @@ def _check_keys(msg: PeerMessage) -> None:
             if ot is Fetch or ot is Remove:
                 ok = ok and _keys_ok(op.keys)
             elif ot is Write:
-                if len(op.items) > 1:  # a one-key write came as a "w" op, checked as decoded
+                if len(op.items) > 1 and not op.each:  # "w" and "ws" ops were checked as decoded
                     ok = ok and _keys_ok(k for k, _, _ in op.items)
             elif ot is Apply:
                 ok = ok and _keys_ok(r.key for r in op.records)

@@ -33,7 +33,7 @@ from actors.messages import (
 from actors.peer_messages import Apply, Describe, DigestQuery, Modify, DropPartitions, Fetch, ListingQuery
 from actors.errors import ErrorCode
 from actors.eviction import make_evictor
-from actors.messages import ErrorReply
+from actors.messages import ErrorReply, ItemResults
 from actors.placement import DEFAULT_PARTITIONS
 from actors.rmw import plan_update
 from actors.version import Version
@@ -111,6 +111,17 @@ class Store(ScheduledActor):
             replicas = op.replicas
             if replicas and replicas is not self._last_replicas:  # one shared tuple per owner set
                 replicas = self._last_replicas = self._replica_sets.setdefault(replicas, replicas)
+            if op.each:  # a coordinator's run of single-key writes: one answer per item
+                each: list[Any] = []
+                for key, value, deadline in op.items:
+                    if keyspace.set(key, value, deadline, version, replicas):
+                        each.append(1)
+                        if tracing:
+                            self.ctx.trace("apply", key=key, version=list(version))
+                    else:
+                        newer = _newer(None, keyspace.newest_version(key), version)
+                        each.append(1 if newer is None else newer)
+                return ItemResults(each)
             for key, value, deadline in op.items:
                 if keyspace.set(key, value, deadline, version, replicas):
                     applied += 1

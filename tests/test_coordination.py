@@ -53,3 +53,63 @@ def test_a_conflict_after_the_quorum_counts_as_answered_not_as_a_replica_to_hint
     assert not cb.conflicts  # acked already: a later write rightly wins, no re-stamp
     assert cb.finished()
     assert cb.unacked() == []
+
+
+class _Task:
+    def __init__(self, attempt: int = 0) -> None:
+        self.attempt = attempt
+
+
+def test_wire_ops_make_one_item_by_item_write_per_owner_set_of_a_run() -> None:
+    from actors.messages import ItemResults, Remove, Write
+    from actors.node import _task_results, _wire_ops
+
+    v1, v2 = Version(1_000_000, 0, "a"), Version(1_000_001, 0, "a")
+    abc, bca = ("a", "b", "c"), ("b", "c", "a")
+    planned = [
+        (0, Write((("k0", 0, None),), v1, abc)),
+        (1, Write((("k1", 1, None),), v1, bca)),
+        (2, Write((("k2", 2, None),), v1, abc)),
+        (3, Remove(("k3",), v2, None)),  # not a write: ends the run
+        (4, Write((("k4", 4, None),), v2, abc)),  # a run of one: sent as it is
+        (5, Write((("k5", 5, None),), v1, abc)),  # another version object: its own run
+    ]
+    tasks = [_Task(attempt=i % 2) for i in range(6)]
+    attempts, wire = _wire_ops(planned, tasks)
+    assert wire == [
+        Write((("k0", 0, None), ("k2", 2, None)), v1, abc, True),
+        planned[1][1],
+        planned[3][1],
+        planned[4][1],
+        planned[5][1],
+    ]
+    assert attempts == [((0, 0), (2, 0)), (1, 1), (3, 1), (4, 0), (5, 1)]
+    newer = Version(2_000_000, 0, "b")
+    results = [ItemResults((1, newer)), 1, 0, 1, 1]
+    assert _task_results(attempts, results) == [(0, 0, 1), (2, 0, newer), (1, 1, 1), (3, 1, 0), (4, 0, 1), (5, 1, 1)]
+    # an error for an item-by-item write answers each of its tasks
+    from actors.errors import ErrorCode
+    from actors.messages import ErrorReply
+
+    oom = ErrorReply(ErrorCode.OUT_OF_MEMORY, "full")
+    assert _task_results(attempts[:1], [oom]) == [(0, 0, oom), (2, 0, oom)]
+
+
+def test_an_item_by_item_write_answers_each_key_and_names_a_newer_version() -> None:
+    from actors.keyspace import Keyspace
+    from actors.messages import ItemResults, Write
+
+    class _Ctx:
+        tracing = False
+
+    from actors.store import Store
+
+    ks = Keyspace()
+    new, newer = Version(2, 0, "a"), Version(3, 0, "b")
+    ks.set("held", "x", None, newer)
+    ks.set("same", "y", None, new)
+    store = Store.__new__(Store)  # the operation logic only: no actor, no host
+    store.keyspace, store.ctx, store._replica_sets, store._last_replicas = ks, _Ctx(), {}, ()
+    op = Write((("fresh", 1, None), ("held", 2, None), ("same", 3, None)), new, ("a",), True)
+    assert store._apply(op, 0.0) == ItemResults((1, newer, 1))
+    assert ks.get("fresh", 0.0) == (1, True) and ks.get("held", 0.0) == ("x", True)

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from actors.messages import (
     BatchReply,
+    ItemResults,
     ClientBatch,
     ClientConnected,
     ClientDisconnected,
@@ -279,7 +280,15 @@ SAMPLES: list[Any] = [
             Write((("k5", None, None),), V2, ()),
         ),
     ),
+    ReplicaRequest(  # a coordinator's run of plain sets: one item-by-item write ("ws")
+        10,
+        (
+            Write((("k1", "v", None), ("k2", b"\x00", 1_700_000_100.5), ("k3", [1], 7)), V1, ("node2", "node1"), True),
+            Write((("k4", None, None), ("k5", 1, None)), V2, (), True),
+        ),
+    ),
     ReplicaResponse(7, (1, (REC, None, TOMB), 0)),
+    ReplicaResponse(10, (ItemResults((1, V2, 1)), ItemResults((1, 1)))),
     ReplicaResponse(8, (V2, 1)),  # a refused write: the newer version the replica holds
     SyncRequest(3, ((0, 0), (5, 2**64 - 1), (63, 12345))),
     SyncListing(3, ((5, (("k1", V1), ("k2", V2))), (6, ()))),
@@ -709,6 +718,12 @@ MALFORMED_FRAMES = [
         msgpack.packb({"type": "replica_request", "req": 1, "writers": [["n", []]], "ops": [["w", "k", 1, None, 5.5, 0, 0]]}),
     ),
     ("w-short", msgpack.packb({"type": "replica_request", "req": 1, "writers": [["n", []]], "ops": [["w", "k", 1]]})),
+    ("ws-empty", msgpack.packb({"type": "replica_request", "req": 1, "writers": [["n", []]], "ops": [["ws", [], 5, 0, 0]]})),
+    (
+        "ws-bad-deadline",
+        msgpack.packb({"type": "replica_request", "req": 1, "writers": [["n", []]], "ops": [["ws", [["k", 1, "soon"]], 5, 0, 0]]}),
+    ),
+    ("each-bad-version", msgpack.packb({"type": "replica_response", "req": 1, "results": [{"each": [1, "x"]}]})),
     ("corrupt-msgpack", b"\xc1\xc1\xc1"),
     ("ext-type", msgpack.packb(msgpack.ExtType(5, b"xx"))),
 ]
@@ -896,6 +911,7 @@ BAD_KEY_FRAMES = [
     ("write-one", {"type": "replica_request", "req": 1, "ops": [["write", [["", 1, None]], V_WIRE]]}),
     ("write-two", {"type": "replica_request", "req": 1, "ops": [["write", [["k", 1, None], [None, 1, None]], V_WIRE]]}),
     ("w", {"type": "replica_request", "req": 1, "writers": [["n", []]], "ops": [["w", b"k", 1, None, 5, 0, 0]]}),
+    ("ws", {"type": "replica_request", "req": 1, "writers": [["n", []]], "ops": [["ws", [["k", 1, None], ["", 2, None]], 5, 0, 0]]}),
     ("remove", {"type": "replica_request", "req": 1, "ops": [["remove", [""], V_WIRE, None]]}),
     ("apply", {"type": "replica_request", "req": 1, "ops": [["apply", [["", "v", None, V_WIRE, None]]]]}),
     ("response", {"type": "replica_response", "req": 1, "results": [[["", "v", None, V_WIRE, None]]]}),
