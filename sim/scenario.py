@@ -159,10 +159,13 @@ def _builtin() -> dict[str, Scenario]:
         ),
         Scenario(
             "clock-skew-ttl",
-            "5 nodes whose clocks are up to 80 ms apart and drifting; half the writes carry TTLs",
+            "5 nodes whose clocks are up to 80 ms apart and drifting; half the writes carry TTLs; "
+            "clients pipeline 4 requests",
             link=_LAN,
             clocks={"n1": (0.05, 0.0), "n2": (-0.03, 1e-4), "n3": (0.0, -1e-4), "n4": (0.02, 0.0), "n5": (-0.01, 5e-5)},
-            workload=WorkloadSpec(clients=8, ops=3000, rate=120.0, keys=100, ttl_fraction=0.5, ttl_min=0.5, ttl_max=3.0),
+            workload=WorkloadSpec(
+                clients=8, ops=3000, rate=120.0, keys=100, ttl_fraction=0.5, ttl_min=0.5, ttl_max=3.0, pipeline=4
+            ),
             duration=25.0,
         ),
         Scenario(
@@ -189,9 +192,10 @@ def _builtin() -> dict[str, Scenario]:
         ),
         Scenario(
             "random-nemesis",
-            "5 nodes under a random schedule of partitions, crashes, pauses and slow nodes",
+            "5 nodes under a random schedule of partitions, crashes, pauses and slow nodes; "
+            "clients pipeline 4 requests",
             link=_LAN,
-            workload=WorkloadSpec(clients=8, ops=4000, rate=100.0, keys=150, ttl_fraction=0.1),
+            workload=WorkloadSpec(clients=8, ops=4000, rate=100.0, keys=150, ttl_fraction=0.1, pipeline=4),
             faults=(Fault(0.0, "random", {}),),
             duration=40.0,
         ),

@@ -43,10 +43,14 @@ class WorkloadSpec:
     write_consistency: str | None = None
     #: A client gives up on a reply after this long (an indefinite outcome).
     client_timeout: float = 3.0
+    #: Requests a client sends together in one batch (as a pipelining client does); the
+    #: node may then group runs of plain sets and gets. Each is its own operation in the
+    #: history, invoked when the batch is sent and completed when its replies arrive.
+    pipeline: int = 1
 
     def validate(self) -> None:
-        if self.clients < 1 or self.ops < 0 or self.rate <= 0 or self.keys < 1:
-            raise ValueError("workload needs clients >= 1, ops >= 0, rate > 0, keys >= 1")
+        if self.clients < 1 or self.ops < 0 or self.rate <= 0 or self.keys < 1 or self.pipeline < 1:
+            raise ValueError("workload needs clients >= 1, ops >= 0, rate > 0, keys >= 1, pipeline >= 1")
         if self.distribution not in ("uniform", "zipf"):
             raise ValueError("workload distribution must be 'uniform' or 'zipf'")
         for name in ("read_fraction", "delete_fraction", "ttl_fraction"):
@@ -96,49 +100,63 @@ class Workload:
         rng = self.rng
         per_client_rate = spec.rate / spec.clients
         while not self.stopped and self.issued < spec.ops:
-            yield env.timeout(rng.expovariate(per_client_rate))
+            yield env.timeout(rng.expovariate(per_client_rate / spec.pipeline))
             nodes = sorted(self.host.nodes)
             if self.stopped or self.issued >= spec.ops or not nodes:
                 continue
-            self.issued += 1
             node = rng.choice(nodes)
-            roll = rng.random()
-            if roll < spec.read_fraction:
-                ttl_range = rng.random() < spec.ttl_fraction
-                key = self._pick_key(ttl_range)
-                request: Any = Get(key, consistency=spec.read_consistency)
-                op = self.history.invoke(client, node, "get", key, spec.read_consistency or "default", env.now)
-            elif rng.random() < spec.delete_fraction:
-                key = self._pick_key(rng.random() < spec.ttl_fraction)
-                request = Delete(key, consistency=spec.write_consistency)
-                op = self.history.invoke(client, node, "delete", key, spec.write_consistency or "default", env.now)
-            else:
-                with_ttl = rng.random() < spec.ttl_fraction
-                key = self._pick_key(with_ttl)
-                ttl = round(rng.uniform(spec.ttl_min, spec.ttl_max), 3) if with_ttl else None
-                value = f"v{next(self._values)}"
-                request = Set(key, value, ttl, consistency=spec.write_consistency)
-                op = self.history.invoke(
-                    client, node, "set", key, spec.write_consistency or "default", env.now, value=value, ttl=ttl
-                )
+            requests: list[Any] = []
+            ops: list[Any] = []
+            for _ in range(min(spec.pipeline, spec.ops - self.issued)):
+                self.issued += 1
+                request, op = self._next_request(client, node)
+                requests.append(request)
+                ops.append(op)
             conn = next(self._conns)
-            future = self.host.submit([request], node_id=node, conn=conn)
+            future = self.host.submit(requests, node_id=node, conn=conn)
             done = env.event()
             future.add_done_callback(lambda _f, done=done: done.succeed() if not done.triggered else None)
             yield done | env.timeout(spec.client_timeout)
             if node in self.host.nodes:
                 self.host.disconnect(conn, node)
             if not future.done():
-                History.complete(op, INFO, env.now, error="client timeout")
+                for op in ops:
+                    History.complete(op, INFO, env.now, error="client timeout")
                 continue
-            reply = future.result()[0]
-            t = type(reply)
-            if t is Ack:
-                History.complete(op, OK, env.now)
-            elif t is Value:
-                History.complete(op, OK, env.now, value=reply.value, found=reply.found)
-            elif t is ErrorReply:
-                outcome = FAIL if reply.code == ErrorCode.UNAVAILABLE else INFO
-                History.complete(op, outcome, env.now, error=str(reply.code))
-            else:
-                History.complete(op, INFO, env.now, error=f"unexpected reply {reply!r}")
+            for op, reply in zip(ops, future.result()):
+                t = type(reply)
+                if t is Ack:
+                    History.complete(op, OK, env.now)
+                elif t is Value:
+                    History.complete(op, OK, env.now, value=reply.value, found=reply.found)
+                elif t is ErrorReply:
+                    outcome = FAIL if reply.code == ErrorCode.UNAVAILABLE else INFO
+                    History.complete(op, outcome, env.now, error=str(reply.code))
+                else:
+                    History.complete(op, INFO, env.now, error=f"unexpected reply {reply!r}")
+
+    def _next_request(self, client: int, node: str) -> tuple[Any, Any]:
+        """One random request and its history operation, invoked now."""
+        spec = self.spec
+        rng = self.rng
+        now = self.host.env.now
+        roll = rng.random()
+        if roll < spec.read_fraction:
+            ttl_range = rng.random() < spec.ttl_fraction
+            key = self._pick_key(ttl_range)
+            request: Any = Get(key, consistency=spec.read_consistency)
+            op = self.history.invoke(client, node, "get", key, spec.read_consistency or "default", now)
+        elif rng.random() < spec.delete_fraction:
+            key = self._pick_key(rng.random() < spec.ttl_fraction)
+            request = Delete(key, consistency=spec.write_consistency)
+            op = self.history.invoke(client, node, "delete", key, spec.write_consistency or "default", now)
+        else:
+            with_ttl = rng.random() < spec.ttl_fraction
+            key = self._pick_key(with_ttl)
+            ttl = round(rng.uniform(spec.ttl_min, spec.ttl_max), 3) if with_ttl else None
+            value = f"v{next(self._values)}"
+            request = Set(key, value, ttl, consistency=spec.write_consistency)
+            op = self.history.invoke(
+                client, node, "set", key, spec.write_consistency or "default", now, value=value, ttl=ttl
+            )
+        return request, op
