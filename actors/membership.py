@@ -97,14 +97,19 @@ class ClusterView:
 
     def write_route(self, partition: int) -> tuple[tuple[str, ...], int, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         """``(targets, pending, owners, live, down)`` of a write to ``partition``: where it
-        goes (:meth:`write_targets`), the owners it names, and which targets are reachable.
+        goes (:meth:`write_targets`), the owners it names (sorted by id), and which
+        targets are reachable.
         Cached per partition: a view never changes, and every write asks."""
         route = self._routes.get(partition)
         if route is None:
             targets, pending = self.write_targets(partition)
             live = tuple(m for m in targets if self.reachable(m))
             down = tuple(m for m in targets if m not in live)
-            route = self._routes[partition] = (targets, pending, self.placement.owners(partition), live, down)
+            # The owners every copy records (inspect's ``replicas``), in id order: the same
+            # tuple for every partition with the same owners, so a coordinator's run of
+            # writes groups into one op per owner set, not one per placement order.
+            owners = tuple(sorted(self.placement.owners(partition)))
+            route = self._routes[partition] = (targets, pending, owners, live, down)
         return route
 
 
