@@ -184,7 +184,7 @@ def _decode_op(obj: list[Any]) -> Any:
 
 def _result(result: Any) -> Any:
     if type(result) is ItemResults:
-        return {"each": [r if type(r) is int else _v(r) for r in result]}
+        return {"each": [_result(r) for r in result]}  # ints, conflicts and errors
     if type(result) is Version:
         return {"conflict": _v(result)}
     if type(result) is ErrorReply:
@@ -194,12 +194,21 @@ def _result(result: Any) -> Any:
     return result
 
 
+def _decode_item(obj: Any) -> Any:
+    """One answer of an item-by-item write: 1, a conflict or an error."""
+    if type(obj) is int:
+        return obj
+    if type(obj) is dict and ("conflict" in obj or "error" in obj):
+        return _decode_result(obj)
+    raise BadRequestError("an item's answer must be an integer, a conflict or an error")
+
+
 def _decode_result(obj: Any) -> Any:
     if type(obj) is list:
         return tuple(_record(r) for r in obj)
     if type(obj) is dict:
         if "each" in obj:
-            return ItemResults(r if type(r) is int else _version(r) for r in obj["each"])
+            return ItemResults(_decode_item(r) for r in obj["each"])
         if "error" in obj:
             return ErrorReply(ErrorCode(obj["error"]), str(obj.get("message", "")))
         return _version(obj["conflict"])

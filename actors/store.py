@@ -102,6 +102,8 @@ class Store(ScheduledActor):
         if t is Read:
             return tuple(keyspace.get(key, wall) for key in op.keys)
         if t is Write:
+            if op.each:
+                return self._write_each(op, wall)
             if keyspace.max_memory and not keyspace.make_room(wall):
                 return self._out_of_memory()
             version = op.version
@@ -111,17 +113,6 @@ class Store(ScheduledActor):
             replicas = op.replicas
             if replicas and replicas is not self._last_replicas:  # one shared tuple per owner set
                 replicas = self._last_replicas = self._replica_sets.setdefault(replicas, replicas)
-            if op.each:  # a coordinator's run of single-key writes: one answer per item
-                each: list[Any] = []
-                for key, value, deadline in op.items:
-                    if keyspace.set(key, value, deadline, version, replicas):
-                        each.append(1)
-                        if tracing:
-                            self.ctx.trace("apply", key=key, version=list(version))
-                    else:
-                        newer = _newer(None, keyspace.newest_version(key), version)
-                        each.append(1 if newer is None else newer)
-                return ItemResults(each)
             for key, value, deadline in op.items:
                 if keyspace.set(key, value, deadline, version, replicas):
                     applied += 1
@@ -183,6 +174,29 @@ class Store(ScheduledActor):
         if t is StatsQuery:
             return self.stats(wall)
         raise TypeError(f"unknown store operation {op!r}")
+
+    def _write_each(self, op: Write, wall: float) -> ItemResults:
+        """A coordinator's run of single-key writes: each item applied, and answered, as
+        if it had come alone (its own memory check, its own conflict)."""
+        keyspace = self.keyspace
+        version = op.version
+        tracing = self.ctx.tracing
+        replicas = op.replicas
+        if replicas and replicas is not self._last_replicas:
+            replicas = self._last_replicas = self._replica_sets.setdefault(replicas, replicas)
+        bounded = keyspace.max_memory
+        each: list[Any] = []
+        for key, value, deadline in op.items:
+            if bounded and not keyspace.make_room(wall):
+                each.append(self._out_of_memory())
+            elif keyspace.set(key, value, deadline, version, replicas):
+                each.append(1)
+                if tracing:
+                    self.ctx.trace("apply", key=key, version=list(version))
+            else:
+                newer = _newer(None, keyspace.newest_version(key), version)
+                each.append(1 if newer is None else newer)
+        return ItemResults(each)
 
     def _out_of_memory(self) -> ErrorReply:
         ks = self.keyspace
