@@ -26,6 +26,11 @@ def _pct(xs: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+def ping_cell(seconds: list[float]) -> str:
+    """``p50 / p99 / max`` of ping round trips, in ms, as the stall benches print them."""
+    return f"{_pct(seconds, 0.5) * 1000:.3f} / {_pct(seconds, 0.99) * 1000:.3f} / {max(seconds) * 1000:.2f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.expiry_stall")
     p.add_argument("--keys", type=int, default=1_000_000)
@@ -63,12 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
 
-    ms = lambda xs, q: _pct(xs, q) * 1000  # noqa: E731
     drain = f"{drained_at - expires_at:.1f} s" if drained_at else f"not drained in {args.max_seconds:g} s"
     row = (
-        f"| {args.keys:,} | {ms(baseline, 0.5):.3f} / {ms(baseline, 0.99):.3f} / {max(baseline) * 1000:.2f} "
-        f"| {ms(during, 0.5):.3f} / {ms(during, 0.99):.3f} / {max(during) * 1000:.2f} "
-        f"| {ms(during, 0.99) / ms(baseline, 0.99):.2f} | {drain} | {stats['expired_active']:,} / {stats['expired_lazy']:,} "
+        f"| {args.keys:,} | {ping_cell(baseline)} | {ping_cell(during)} "
+        f"| {_pct(during, 0.99) / _pct(baseline, 0.99):.2f} | {drain} | {stats['expired_active']:,} / {stats['expired_lazy']:,} "
         f"| {stats['expire_budget_hits']:,} |"
     )
     print(f"loaded {args.keys:,} keys in {load_s:.1f} s; ttl {ttl:.1f} s")

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.expiry_stall import _pct
+from bench.expiry_stall import _pct, ping_cell
 from bench.json_lines import Server
 from bench.results import RESULTS, machine, record
 from runtime.client import Client
@@ -73,11 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
 
-    ms = lambda xs, q: _pct(xs, q) * 1000  # noqa: E731
     row = (
-        f"| {args.keys:,} | {ms(idle, 0.5):.3f} / {ms(idle, 0.99):.3f} / {max(idle) * 1000:.2f} "
-        f"| {ms(busy, 0.5):.3f} / {ms(busy, 0.99):.3f} / {max(busy) * 1000:.2f} "
-        f"| {ms(busy, 0.99) / ms(idle, 0.99):.1f} | {sets / busy_s:,.0f} | {len(busy):,} |"
+        f"| {args.keys:,} | {ping_cell(idle)} | {ping_cell(busy)} "
+        f"| {_pct(busy, 0.99) / _pct(idle, 0.99):.1f} | {sets / busy_s:,.0f} | {len(busy):,} |"
     )
     print(f"loaded {args.keys:,} keys in {load_s:.1f} s")
     print(row)
