@@ -19,13 +19,12 @@ after the hello is logged and closes that connection only.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from actors.codec import request_or_error
 from actors.errors import BadRequestError
-from actors.messages import BatchReply, ClientBatch, ClientConnected, ClientDisconnected, ErrorReply, Reply
+from actors.messages import BatchReply, ClientBatch, ClientDisconnected, ErrorReply, Reply
 from actors.peer_codec import HELLO, decode_hello, decode_peer
 from actors.peer_messages import FromPeer
 from runtime.framing import (
@@ -35,6 +34,7 @@ from runtime.framing import (
     encode_json_reply,
     encode_msgpack_reply,
 )
+from runtime.served_connection import ServedConnection
 
 if TYPE_CHECKING:
     from pykka import ActorRef
@@ -51,7 +51,7 @@ _BLANK = b" \t\r\n"
 DEFAULT_PEER_FRAME_BYTES = 64 << 20
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(ServedConnection):
     def __init__(
         self,
         conn_id: int,
@@ -62,31 +62,22 @@ class ClientConnection(asyncio.Protocol):
         partitions: int | None = None,
         max_peer_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES,
     ) -> None:
-        self.conn_id = conn_id
-        self.node = node
+        super().__init__(conn_id, node, on_closed)
         self.max_request_bytes = max_request_bytes
         #: This node's partition count; a peer's hello must match it (None: any).
         self.partitions = partitions
         self.max_peer_frame_bytes = max(max_peer_frame_bytes, max_request_bytes)
-        self._on_closed = on_closed
-        self.transport: asyncio.Transport | None = None
         self._decoder: Decoder | None = None
         self._encode: Callable[[Reply], bytes] = encode_json_reply
-        self.outstanding = 0
-        self._close_when_flushed = False
-        self._draining = False
-        self._paused_for_write = False
         #: A msgpack connection whose first frame has not arrived yet (client or peer?).
         self._first_frame_pending = False
         #: ``(node_id, addr)`` of the peer once a valid hello arrived.
         self.peer: tuple[str, str] | None = None
 
-    # --- asyncio.Protocol ---------------------------------------------------------
+    def _is_client(self) -> bool:
+        return self.peer is None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.node.tell(ClientConnected(self.conn_id))
+    # --- asyncio.Protocol ---------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if self._close_when_flushed or self._draining:
@@ -129,28 +120,6 @@ class ClientConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.pause_reading()
             self._maybe_close()
-
-    def eof_received(self) -> bool:
-        # Half-close (``nc -N``, ``shutdown(SHUT_WR)``): answer everything, then close.
-        self._close_when_flushed = True
-        self._maybe_close()
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        if self.peer is None and self.node.is_alive():
-            self.node.tell(ClientDisconnected(self.conn_id))
-        self._on_closed(self)
-
-    def pause_writing(self) -> None:
-        self._paused_for_write = True
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        self._paused_for_write = False
-        if self.transport is not None and not self._close_when_flushed and not self._draining:
-            self.transport.resume_reading()
 
     # --- peer mode ----------------------------------------------------------------
 
@@ -232,19 +201,3 @@ class ClientConnection(asyncio.Protocol):
             return
         transport.write(payload)
         self._maybe_close()
-
-    # --- shutdown -----------------------------------------------------------------
-
-    def drain(self) -> None:
-        """Stop reading new requests; requests already read still get their replies."""
-        self._draining = True
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    def _maybe_close(self) -> None:
-        if self._close_when_flushed and self.outstanding == 0 and self.transport is not None:
-            self.transport.close()

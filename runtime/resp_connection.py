@@ -26,9 +26,10 @@ import collections
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
-from actors.messages import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
+from actors.messages import BatchReply, ClientBatch
 from runtime.resp import error, new_parser
 from runtime.resp_commands import RespServerInfo, Session, dispatch
+from runtime.served_connection import ServedConnection
 
 if TYPE_CHECKING:
     from pykka import ActorRef
@@ -66,7 +67,7 @@ def _render(batch: _Batch) -> bytes:
     return b"".join(parts)
 
 
-class RespConnection(asyncio.Protocol):
+class RespConnection(ServedConnection):
     def __init__(
         self,
         conn_id: int,
@@ -75,27 +76,21 @@ class RespConnection(asyncio.Protocol):
         on_closed: Callable[[RespConnection], None],
         info: RespServerInfo | None = None,
     ) -> None:
-        self.conn_id = conn_id
-        self.node = node
-        self._on_closed = on_closed
+        super().__init__(conn_id, node, on_closed)
         self.session = Session(conn_id, info or RespServerInfo(max_request_bytes=max_request_bytes))
         self._parser = new_parser(max_request_bytes)
-        self.transport: asyncio.Transport | None = None
         #: Batches not written yet, in read order.
         self._queue: collections.deque[_Batch] = collections.deque()
-        #: Batches sent to the node and not answered yet.
-        self.outstanding = 0
-        self._close_when_flushed = False
-        self._draining = False
+
+    def _unwritten(self) -> bool:
+        return bool(self._queue)
 
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
         self.session.addr = _address(transport.get_extra_info("peername"))
         self.session.laddr = _address(transport.get_extra_info("sockname"))
-        self.node.tell(ClientConnected(self.conn_id))
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._close_when_flushed or self._draining:
@@ -134,26 +129,6 @@ class RespConnection(asyncio.Protocol):
                 self._flush()
         self._maybe_close()
 
-    def eof_received(self) -> bool:
-        # Half-close: answer everything read so far, then close.
-        self._close_when_flushed = True
-        self._maybe_close()
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        if self.node.is_alive():
-            self.node.tell(ClientDisconnected(self.conn_id))
-        self._on_closed(self)
-
-    def pause_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.transport is not None and not self._close_when_flushed and not self._draining:
-            self.transport.resume_reading()
-
     # --- reply target (called by the node, on the loop thread) ------------------------
 
     def tell(self, message: BatchReply) -> None:
@@ -173,22 +148,6 @@ class RespConnection(asyncio.Protocol):
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
             transport.write(b"".join(out) if len(out) > 1 else out[0])
-
-    # --- shutdown -----------------------------------------------------------------
-
-    def drain(self) -> None:
-        """Stop reading new commands; commands already read still get their replies."""
-        self._draining = True
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    def _maybe_close(self) -> None:
-        if self._close_when_flushed and self.outstanding == 0 and not self._queue and self.transport is not None:
-            self.transport.close()
 
 
 def _address(name: Any) -> str:
