@@ -52,8 +52,6 @@ class Store(ScheduledActor):
         super().__init__(ctx)
         self.keyspace = Keyspace(partitions, max_memory=max_memory, evictor=make_evictor(eviction_policy, ctx.rng))
         self.eviction_policy = eviction_policy
-        self._replica_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self._last_replicas: tuple[str, ...] = ()  # the last shared owner set, to skip hashing
         self.expire_cycles = 0
         self.expire_budget_hits = 0
 
@@ -110,9 +108,7 @@ class Store(ScheduledActor):
             applied = 0
             conflict = None
             tracing = self.ctx.tracing
-            replicas = op.replicas
-            if replicas and replicas is not self._last_replicas:  # one shared tuple per owner set
-                replicas = self._last_replicas = self._replica_sets.setdefault(replicas, replicas)
+            replicas = op.replicas  # shared per writer and owner set by the keyspace's meta table
             for key, value, deadline in op.items:
                 if keyspace.set(key, value, deadline, version, replicas):
                     applied += 1
@@ -182,8 +178,6 @@ class Store(ScheduledActor):
         version = op.version
         tracing = self.ctx.tracing
         replicas = op.replicas
-        if replicas and replicas is not self._last_replicas:
-            replicas = self._last_replicas = self._replica_sets.setdefault(replicas, replicas)
         bounded = keyspace.max_memory
         each: list[Any] = []
         for key, value, deadline in op.items:

@@ -109,7 +109,7 @@ def test_an_item_by_item_write_answers_each_key_and_names_a_newer_version() -> N
     ks.set("held", "x", None, newer)
     ks.set("same", "y", None, new)
     store = Store.__new__(Store)  # the operation logic only: no actor, no host
-    store.keyspace, store.ctx, store._replica_sets, store._last_replicas = ks, _Ctx(), {}, ()
+    store.keyspace, store.ctx = ks, _Ctx()
     op = Write((("fresh", 1, None), ("held", 2, None), ("same", 3, None)), new, ("a",), True)
     assert store._apply(op, 0.0) == ItemResults((1, newer, 1))
     assert ks.get("fresh", 0.0) == (1, True) and ks.get("held", 0.0) == ("x", True)
