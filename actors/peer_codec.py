@@ -103,21 +103,18 @@ def _encode_replica_request(m: ReplicaRequest) -> dict[str, Any]:
     ops: list[Any] = []
     append = ops.append
     for op in m.ops:
-        if type(op) is Write and op.each:
-            wall_ms, logical, node_id = op.version
-            ref = writers.get((node_id, op.replicas))
-            if ref is None:
-                ref = writers[(node_id, op.replicas)] = len(writers)
+        if type(op) is not Write or not (op.each or len(op.items) == 1):
+            append(_op(op))
+            continue
+        wall_ms, logical, node_id = op.version
+        ref = writers.get((node_id, op.replicas))
+        if ref is None:
+            ref = writers[(node_id, op.replicas)] = len(writers)
+        if op.each:
             append(["ws", [list(item) for item in op.items], wall_ms, logical, ref])
-        elif type(op) is Write and len(op.items) == 1:
-            wall_ms, logical, node_id = op.version
-            ref = writers.get((node_id, op.replicas))
-            if ref is None:
-                ref = writers[(node_id, op.replicas)] = len(writers)
+        else:
             key, value, deadline = op.items[0]
             append(["w", key, value, deadline, wall_ms, logical, ref])
-        else:
-            append(_op(op))
     out: dict[str, Any] = {"type": "replica_request", "req": m.req, "ops": ops}
     if writers:
         out["writers"] = [[node_id, list(replicas)] for node_id, replicas in writers]
@@ -131,38 +128,40 @@ def _decode_replica_request(o: dict[str, Any]) -> ReplicaRequest:
     ops: list[Any] = []
     append = ops.append
     for obj in o["ops"]:
-        if obj[0] == "w":
+        kind = obj[0]
+        if kind == "w":
             _, key, value, deadline, wall_ms, logical, ref = obj
-            if type(key) is not str or not key:
-                raise BadRequestError("peer message ReplicaRequest carries a key that is not a non-empty string")
-            if (
-                type(wall_ms) is not int
-                or type(logical) is not int
-                or type(ref) is not int
-                or ref < 0
-                or (deadline is not None and type(deadline) is not float and type(deadline) is not int)
-            ):
-                raise BadRequestError("a w op needs integers wall_ms, logical and writer, and a numeric or null deadline")
-            node_id, replicas = writers[ref]
-            append(Write(((key, value, deadline),), _new_tuple(Version, (wall_ms, logical, node_id)), replicas))
-        elif obj[0] == "ws":
+            version, replicas = _writer_version(writers, wall_ms, logical, ref)
+            append(Write((_item(key, value, deadline),), version, replicas))
+        elif kind == "ws":
             _, items, wall_ms, logical, ref = obj
-            if type(wall_ms) is not int or type(logical) is not int or type(ref) is not int or ref < 0:
-                raise BadRequestError("a ws op needs integers wall_ms, logical and writer")
-            checked = []
-            for key, value, deadline in items:
-                if type(key) is not str or not key:
-                    raise BadRequestError("peer message ReplicaRequest carries a key that is not a non-empty string")
-                if deadline is not None and type(deadline) is not float and type(deadline) is not int:
-                    raise BadRequestError("a ws item needs a numeric or null deadline")
-                checked.append((key, value, deadline))
+            version, replicas = _writer_version(writers, wall_ms, logical, ref)
+            checked = tuple(_item(key, value, deadline) for key, value, deadline in items)
             if not checked:
                 raise BadRequestError("a ws op needs at least one item")
-            node_id, replicas = writers[ref]
-            append(Write(tuple(checked), _new_tuple(Version, (wall_ms, logical, node_id)), replicas, True))
+            append(Write(checked, version, replicas, True))
         else:
             append(_decode_op(obj))
     return ReplicaRequest(int(o["req"]), tuple(ops))
+
+
+def _writer_version(
+    writers: list[tuple[str, tuple[str, ...]]], wall_ms: Any, logical: Any, ref: Any
+) -> tuple[Version, tuple[str, ...]]:
+    """The version and owners of a ``w``/``ws`` op, its writer taken from the table."""
+    if type(wall_ms) is not int or type(logical) is not int or type(ref) is not int or ref < 0:
+        raise BadRequestError("a w or ws op needs integers wall_ms, logical and writer")
+    node_id, replicas = writers[ref]
+    return _new_tuple(Version, (wall_ms, logical, node_id)), replicas
+
+
+def _item(key: Any, value: Any, deadline: Any) -> tuple[str, Any, float | None]:
+    """One written item, its key and deadline checked."""
+    if type(key) is not str or not key:
+        raise BadRequestError("peer message ReplicaRequest carries a key that is not a non-empty string")
+    if deadline is not None and type(deadline) is not float and type(deadline) is not int:
+        raise BadRequestError("a written item needs a numeric or null deadline")
+    return key, value, deadline
 
 
 def _decode_op(obj: list[Any]) -> Any:
