@@ -783,17 +783,14 @@ class Node(ScheduledActor):
                 t = Set if group_sets and not request.conditional else None
             elif t is not Get:
                 t = None
-            if t is not None and t is kind and (t is Get or request.key not in keys):
-                slots.append(slot)
-            elif slots:
+            if slots and (t is not kind or (t is Set and request.key in keys)):
                 self._add_run(pending, kind, slots, items, wall, ops)
-                kind, slots, items, keys = None, [], [], set()
+                slots, items, keys = [], [], set()
             if t is None:
                 self._plan_local(pending, slot, request, wall, ops)
                 continue
-            if not slots or slots[-1] != slot:
-                kind = t
-                slots.append(slot)
+            kind = t
+            slots.append(slot)
             if t is Get:
                 items.append(request.key)
             else:
