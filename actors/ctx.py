@@ -24,6 +24,7 @@ A = TypeVar("A")
 
 TraceSink = Callable[[float, str, str, dict[str, Any]], None]
 SendFn = Callable[[str, Any], None]
+HostStats = Callable[[], dict[str, Any]]
 
 
 class NoPeerTransportError(RuntimeError):
@@ -36,7 +37,7 @@ class Ctx:
     Every method runs on the host's thread (inside a turn) unless said otherwise.
     """
 
-    __slots__ = ("_counters", "_now", "_send", "_trace", "_wall", "node_id", "rng", "scheduler", "tracing")
+    __slots__ = ("_counters", "_host_stats", "_now", "_send", "_trace", "_wall", "node_id", "rng", "scheduler", "tracing")
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class Ctx:
         rng: random.Random,
         send: SendFn | None = None,
         trace: TraceSink | None = None,
+        host_stats: HostStats | None = None,
     ) -> None:
         self.node_id = node_id
         self.scheduler = scheduler
@@ -56,6 +58,7 @@ class Ctx:
         self._wall = wall
         self._send = send
         self._trace = trace
+        self._host_stats = host_stats
         #: Whether trace events go anywhere: check it before building costly fields. A
         #: plain attribute, not a property: hot paths read it once per write.
         self.tracing = trace is not None
@@ -94,6 +97,11 @@ class Ctx:
     def trace(self, event: str, **fields: Any) -> None:
         if self._trace is not None:
             self._trace(self.now(), self.node_id, event, fields)
+
+    def host_stats(self) -> dict[str, Any]:
+        """Counters the host keeps about itself (connections refused or cut by limits, ...),
+        for ``stats``: the runtime's server knows them, an actor cannot. Empty in the sim."""
+        return self._host_stats() if self._host_stats is not None else {}
 
     def actor_id(self, name: str) -> str:
         """A deterministic actor id: ``node_id/Name/counter``."""

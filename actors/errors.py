@@ -19,6 +19,7 @@ __all__ = [
     "CacheError",
     "ErrorCode",
     "InternalError",
+    "MaxClientsError",
     "OutOfMemoryError",
     "RequestTimeoutError",
     "TooLargeError",
@@ -37,6 +38,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     UNAUTHORIZED = "unauthorized"
     OUT_OF_MEMORY = "out_of_memory"
+    MAX_CLIENTS = "max_clients"
     INTERNAL = "internal"
 
 
@@ -94,6 +96,14 @@ class OutOfMemoryError(CacheError):
     definite = True
 
 
+class MaxClientsError(CacheError):
+    """The node already serves ``--max-clients`` connections: this one is refused (and
+    closed) before anything is read. Definite: nothing was applied; retry later."""
+
+    code = ErrorCode.MAX_CLIENTS
+    definite = True
+
+
 class InternalError(CacheError):
     code = ErrorCode.INTERNAL
     definite = False
@@ -109,6 +119,7 @@ _BY_CODE: dict[str, type[CacheError]] = {
         RequestTimeoutError,
         UnauthorizedError,
         OutOfMemoryError,
+        MaxClientsError,
         InternalError,
     )
 }

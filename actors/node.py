@@ -979,6 +979,7 @@ class Node(ScheduledActor):
             "errors": self.errors,
         }
         stats.update(store_stats)
+        stats.update(self.ctx.host_stats())
         stats["cluster"] = self._cluster_stats()
         return stats
 

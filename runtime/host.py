@@ -19,7 +19,7 @@ from typing import Any
 from pykka import ActorRef
 
 from actors import Ctx, NodeConfig, NodeRefs, spawn_node
-from actors.ctx import SendFn, TraceSink
+from actors.ctx import HostStats, SendFn, TraceSink
 from actors.driver import HostDriver
 from runtime.loop_scheduler import LoopScheduler
 
@@ -31,10 +31,12 @@ def real_ctx(
     scheduler: LoopScheduler,
     trace: TraceSink | None = None,
     send: SendFn | None = None,
+    host_stats: HostStats | None = None,
 ) -> Ctx:
     """The production ``Ctx``: monotonic and wall clocks, an RNG seeded from the OS, and
     ``send`` as the peer transport (:meth:`runtime.peers.PeerLinks.send`; without it,
-    ``ctx.send`` raises :class:`~actors.ctx.NoPeerTransportError`)."""
+    ``ctx.send`` raises :class:`~actors.ctx.NoPeerTransportError`); ``host_stats``: the
+    server's own counters, merged into the node's ``stats``."""
     return Ctx(
         node_id,
         scheduler,
@@ -43,6 +45,7 @@ def real_ctx(
         rng=random.Random(os.urandom(16)),
         send=send,
         trace=trace,
+        host_stats=host_stats,
     )
 
 
