@@ -297,6 +297,8 @@ class Keyspace:
         replicas: tuple[str, ...] = (),
     ) -> bool:
         """Store a value unless the key already holds this version or a newer one."""
+        # Sized before anything changes: an entry is stored and charged, or neither.
+        size = entry_size(key, value, deadline)
         old = self._entries.get(key)
         if old is not None:
             # Compared as a plain tuple: the same order as its Version, without making one.
@@ -336,7 +338,7 @@ class Keyspace:
         self._entries[key] = entry
         if self.evictor is not None:
             self.evictor.inserted(key, entry, old)
-        self.used_bytes += entry_size(key, value, deadline)
+        self.used_bytes += size
         self.sets += 1
         return True
 

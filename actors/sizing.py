@@ -2,6 +2,11 @@
 
 An estimate, not ``sys.getsizeof``: it counts payload bytes plus a fixed overhead per
 object, and costs time proportional to the value's size, which decoding it already did.
+
+The walk over a container is iterative (an explicit stack), never recursive: a value
+nested deeper than the interpreter's recursion limit is sized like any other (decoders
+refuse values past ``--max-value-depth``, but a value that reaches the store some other
+way must never turn size accounting into a ``RecursionError``).
 """
 
 from __future__ import annotations
@@ -26,21 +31,55 @@ VOLATILE_OVERHEAD = 104
 
 _SCALAR = 32  # int/float/bool/None objects and small headers
 _CONTAINER = 56
+_STR = 49  # str header (compact ASCII); plus one byte per character
+_BYTES = 33  # bytes header; plus one byte per byte
+_LIST_SLOT = 8  # one pointer per list/tuple item
+_DICT_SLOT = 24  # hash, key and value pointers per dict item
 
 
 def estimate_size(value: Any) -> int:
-    """Approximate bytes held by ``value`` (a JSON/msgpack value)."""
+    """Approximate bytes held by ``value`` (a JSON/msgpack value).
+
+    A str is ``49 + len``, bytes ``33 + len``, a list or tuple ``56 + 8 * len`` plus its
+    items, a dict ``112 + 24 * len`` plus its keys and values, anything else 32.
+    """
     t = type(value)
-    if t is str:
-        return 49 + len(value)
+    if t is str:  # the hot path: most values are strings or bytes
+        return _STR + len(value)
     if t is bytes:
-        return 33 + len(value)
-    if t is list or t is tuple:
-        return _CONTAINER + 8 * len(value) + sum(estimate_size(v) for v in value)
-    if t is dict:
-        return (
-            _CONTAINER * 2
-            + 24 * len(value)
-            + sum(estimate_size(k) + estimate_size(v) for k, v in value.items())
-        )
+        return _BYTES + len(value)
+    if t is list or t is tuple or t is dict:
+        return _container_size(value)
     return _SCALAR
+
+
+def _container_size(value: Any) -> int:
+    """:func:`estimate_size` of a list, tuple or dict, walked with an explicit stack.
+
+    Scalars, strings and bytes inside a container are added as the container is scanned;
+    only nested containers go on the stack, so memory stays proportional to the value
+    and depth costs no interpreter frames.
+    """
+    total = 0
+    stack = [value]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        container = pop()
+        if type(container) is dict:
+            total += 2 * _CONTAINER + _DICT_SLOT * len(container)
+            items: Any = (*container, *container.values())
+        else:
+            total += _CONTAINER + _LIST_SLOT * len(container)
+            items = container
+        for item in items:
+            t = type(item)
+            if t is str:
+                total += _STR + len(item)
+            elif t is bytes:
+                total += _BYTES + len(item)
+            elif t is list or t is tuple or t is dict:
+                push(item)
+            else:
+                total += _SCALAR
+    return total
