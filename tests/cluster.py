@@ -48,6 +48,9 @@ DEFAULT_FLAGS: tuple[str, ...] = ("--heartbeat-interval", "0.1", "--down-after",
 #: slow quorum answers with a node-side ``timeout`` rather than a client-side one.
 REQUEST_TIMEOUT = 5.0
 
+#: Longer than a node's dead-actor check period (runtime/node.py looks every 0.5 s).
+DEAD_ACTOR_CHECK_S = 0.6
+
 #: Errors of talking to a node that may be transient while a cluster changes.
 TRANSIENT = (OSError, ConnectionClosed)  # TimeoutError and ConnectionRefusedError are OSErrors
 
@@ -375,6 +378,31 @@ class Cluster:
         started = time.monotonic()
         eventually(check, timeout, f"{subject_id} to be {sorted(wanted)}", interval=0.1)
         return time.monotonic() - started
+
+    # --- after an attack -----------------------------------------------------------
+
+    def check_survived(self, key: str = "survivor", timeout: float = REQUEST_TIMEOUT) -> dict[str, dict[str, Any]]:
+        """What every hostile-input test asserts afterwards (issue 11): each running node
+        is still running once its dead-actor check has had time to run (the node looks
+        every 0.5 s and exits 70 when an actor died), answers ``stats`` (so its Node and
+        Store actors are alive), and a write then a read of ``key`` at consistency
+        ``all`` (through the first node, read back through each) succeed. Returns each
+        node's stats."""
+        time.sleep(DEAD_ACTOR_CHECK_S)
+        for node_id in self.running():
+            proc = self.procs[node_id]
+            assert proc.running, (
+                f"{node_id} exited with {proc.proc.returncode}:\n{proc.log_tail(15)}"
+            )
+        stats = {node_id: self.stats(node_id) for node_id in self.running()}
+        value = f"{key}-{time.monotonic_ns()}"
+        first = self.running()[0]
+        ack = self.request(first, {"type": "set", "key": key, "value": value, "consistency": "all"}, timeout)
+        assert ack == {"type": "ack", "success": True}, f"write at all through {first}: {ack}"
+        for node_id in self.running():
+            got = self.request(node_id, {"type": "get", "key": key, "consistency": "all"}, timeout)
+            assert got == {"type": "response", "value": value, "success": True}, f"read at all through {node_id}: {got}"
+        return stats
 
     # --- cleanup ------------------------------------------------------------------
 
