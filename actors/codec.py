@@ -6,7 +6,9 @@ framings. See ``docs/protocol.md`` for the shapes.
 
 Rules: unknown fields are ignored (seed clients send ``node_id`` on ``set``); an optional
 ``"id"`` is echoed in the reply; anything malformed raises a typed
-:class:`~actors.errors.CacheError` with a message that says what was wrong.
+:class:`~actors.errors.CacheError` with a message that says what was wrong. A value
+(``set``'s, each of ``mset``'s) nested deeper than ``max_depth`` containers is malformed
+(:mod:`actors.value_depth`): nothing deeper ever reaches the store or a peer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from actors.consistency import CONSISTENCY_LEVELS
 from actors.peer_codec import PEER_TYPES
 from actors.record import Record
 from actors.version import Version
+from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
 from actors.messages import (
     Ack,
     Delete,
@@ -176,8 +179,11 @@ _DECODERS: dict[str, Callable[[dict[str, Any], Any], Request]] = {
 REQUEST_TYPES: tuple[str, ...] = tuple(_DECODERS)
 
 
-def decode_request(obj: Any) -> Request:
-    """A typed request from a decoded wire object; raises a typed CacheError."""
+def decode_request(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Request:
+    """A typed request from a decoded wire object; raises a typed CacheError.
+
+    ``max_depth``: the deepest value a ``set`` or ``mset`` may carry (``--max-value-depth``).
+    """
     if type(obj) is not dict:
         raise BadRequestError(f"a request must be an object, not {_json_type(obj)}")
     kind = obj.get("type")
@@ -190,7 +196,18 @@ def decode_request(obj: Any) -> Request:
         if kind in PEER_TYPES:
             raise UnauthorizedError(f"{kind!r} is a peer message; peer connections start with 'hello'")
         raise UnknownTypeError(f"unknown request type {kind!r}; known: {', '.join(REQUEST_TYPES)}")
-    return decoder(obj, obj.get("id"))
+    request = decoder(obj, obj.get("id"))
+    t = type(request)
+    if t is Set:
+        value = request.value
+        vt = type(value)
+        if (vt is list or vt is dict or vt is tuple) and exceeds_depth(value, max_depth):
+            raise depth_error(max_depth)
+    elif t is MSet:
+        for _, value in request.entries:
+            if exceeds_depth(value, max_depth):
+                raise depth_error(max_depth)
+    return request
 
 
 def error_reply(exc: CacheError, obj: Any = None) -> ErrorReply:
@@ -199,9 +216,10 @@ def error_reply(exc: CacheError, obj: Any = None) -> ErrorReply:
     return ErrorReply(exc.code, exc.message, rid)
 
 
-def request_or_error(obj: Any) -> Request | ErrorReply:
+def request_or_error(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Request | ErrorReply:
+    """:func:`decode_request`, or the error reply for a request that cannot be decoded."""
     try:
-        return decode_request(obj)
+        return decode_request(obj, max_depth)
     except CacheError as exc:
         return error_reply(exc, obj)
 

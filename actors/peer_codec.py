@@ -4,6 +4,11 @@ The peer protocol shares the client port: a connection whose first frame is ``he
 is a peer connection and carries only the types below; a client connection carrying any
 of them is refused (see ``docs/protocol.md``). Records travel as arrays
 ``[key, value, deadline, [wall_ms, logical, node_id], purge_at]``.
+
+A peer's frame is checked as a client's request is: keys are non-empty strings, ids are
+strings (never coerced with ``str()``, which would walk a nested value), and every value
+a frame carries (written items, records, forwarded requests and replies) is no deeper
+than ``max_depth`` (:mod:`actors.value_depth`). Nothing here recurses over a value.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from actors.peer_messages import (
     SyncRequest,
 )
 from actors.record import Record
+from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
 from actors.version import Version
 
 __all__ = ["HELLO", "PEER_TYPES", "decode_hello", "decode_peer", "encode_hello", "encode_peer"]
@@ -59,10 +65,17 @@ def _v(v: Version) -> list[Any]:
     return [v.wall_ms, v.logical, v.node_id]
 
 
+def _text(obj: Any) -> str:
+    """A string field of a peer frame (an id, an address, a status)."""
+    if type(obj) is not str:
+        raise BadRequestError(f"a peer message carries {type(obj).__name__} where a string belongs")
+    return obj
+
+
 def _version(obj: Any) -> Version:
     wall_ms, logical, node_id = obj
     # Interned: every stored entry keeps its writer's id, one string per node, not per key.
-    return Version(int(wall_ms), int(logical), sys.intern(str(node_id)))
+    return Version(int(wall_ms), int(logical), sys.intern(_text(node_id)))
 
 
 def _rec(r: Record | None) -> list[Any] | None:
@@ -71,11 +84,18 @@ def _rec(r: Record | None) -> list[Any] | None:
     return [r.key, r.value, r.deadline, _v(r.version), r.purge_at]
 
 
+def _time(obj: Any) -> float | None:
+    """A deadline or purge time: a number of epoch seconds, or null."""
+    if obj is not None and type(obj) is not float and type(obj) is not int:
+        raise BadRequestError("a deadline or purge time must be a number or null")
+    return obj  # type: ignore[no-any-return]
+
+
 def _record(obj: Any) -> Record | None:
     if obj is None:
         return None
     key, value, deadline, version, purge_at = obj
-    return Record(key, value, deadline, _version(version), purge_at)
+    return Record(key, value, _time(deadline), _version(version), _time(purge_at))
 
 
 def _op(op: Any) -> list[Any]:
@@ -123,7 +143,7 @@ def _encode_replica_request(m: ReplicaRequest) -> dict[str, Any]:
 
 def _decode_replica_request(o: dict[str, Any]) -> ReplicaRequest:
     writers = [
-        (sys.intern(str(node_id)), tuple(sys.intern(str(r)) for r in replicas)) for node_id, replicas in o.get("writers", ())
+        (sys.intern(_text(node_id)), tuple(sys.intern(_text(r)) for r in replicas)) for node_id, replicas in o.get("writers", ())
     ]
     ops: list[Any] = []
     append = ops.append
@@ -169,13 +189,11 @@ def _decode_op(obj: list[Any]) -> Any:
     if kind == "fetch":
         return Fetch(tuple(obj[1]))
     if kind == "write":
-        replicas = tuple(str(r) for r in obj[3]) if len(obj) > 3 else ()
-        items = tuple((k, v, d) for k, v, d in obj[1])
-        if len(items) == 1 and not _keys_ok((items[0][0],)):  # _check_keys checks longer ones
-            raise BadRequestError("peer message ReplicaRequest carries a key that is not a non-empty string")
+        replicas = tuple(_text(r) for r in obj[3]) if len(obj) > 3 else ()
+        items = tuple(_item(k, v, d) for k, v, d in obj[1])
         return Write(items, _version(obj[2]), replicas)
     if kind == "remove":
-        return Remove(tuple(obj[1]), _version(obj[2]), obj[3])
+        return Remove(tuple(obj[1]), _version(obj[2]), _time(obj[3]))
     if kind == "apply":
         return Apply(tuple(_record(r) for r in obj[1]))  # type: ignore[misc]
     raise BadRequestError(f"unknown replica op {kind!r}")
@@ -183,7 +201,12 @@ def _decode_op(obj: list[Any]) -> Any:
 
 def _result(result: Any) -> Any:
     if type(result) is ItemResults:
-        return {"each": [_result(r) for r in result]}  # ints, conflicts and errors
+        return {"each": [_item_result(r) for r in result]}  # ints, conflicts and errors
+    return _item_result(result)
+
+
+def _item_result(result: Any) -> Any:
+    """One op's answer, or one item's answer of an item-by-item write (never nested)."""
     if type(result) is Version:
         return {"conflict": _v(result)}
     if type(result) is ErrorReply:
@@ -194,11 +217,15 @@ def _result(result: Any) -> Any:
 
 
 def _decode_item(obj: Any) -> Any:
-    """One answer of an item-by-item write: 1, a conflict or an error."""
+    """One answer of an item-by-item write: 1, a conflict or an error (never another
+    ``each``: answers do not nest, so decoding them never recurses)."""
     if type(obj) is int:
         return obj
-    if type(obj) is dict and ("conflict" in obj or "error" in obj):
-        return _decode_result(obj)
+    if type(obj) is dict and "each" not in obj:
+        if "error" in obj:
+            return ErrorReply(ErrorCode(obj["error"]), str(obj.get("message", "")))
+        if "conflict" in obj:
+            return _version(obj["conflict"])
     raise BadRequestError("an item's answer must be an integer, a conflict or an error")
 
 
@@ -244,7 +271,7 @@ _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
 
 _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
     "gossip": lambda o: Gossip(
-        tuple(Member(str(n), str(a), int(i), str(s)) for n, a, i, s in o["members"]),
+        tuple(Member(_text(n), _text(a), int(i), _text(s)) for n, a, i, s in o["members"]),
         bool(o.get("reply")),
         int(o.get("partitions", 256)),
     ),
@@ -253,7 +280,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
     "sync_request": lambda o: SyncRequest(int(o["sid"]), tuple((int(p), int(d)) for p, d in o["digests"])),
     "sync_listing": lambda o: SyncListing(
         int(o["sid"]),
-        tuple((int(p), tuple((str(k), _version(v)) for k, v in items)) for p, items in o["listings"]),
+        tuple((int(p), tuple((k, _version(v)) for k, v in items)) for p, items in o["listings"]),
     ),
     "pull": lambda o: Pull(int(o["sid"]), tuple(o["keys"])),
     "push": lambda o: Push(
@@ -281,8 +308,11 @@ def encode_peer(msg: PeerMessage) -> dict[str, Any]:
     return _ENCODERS[type(msg)](msg)
 
 
-def decode_peer(obj: Any) -> PeerMessage:
-    """A peer message from a wire object; raises BadRequestError when malformed."""
+def decode_peer(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> PeerMessage:
+    """A peer message from a wire object; raises BadRequestError when malformed.
+
+    ``max_depth``: the deepest value the frame may carry (``--max-value-depth``).
+    """
     if type(obj) is not dict:
         raise BadRequestError("a peer message must be a map")
     decoder = _DECODERS.get(obj.get("type"))  # type: ignore[arg-type]
@@ -295,6 +325,7 @@ def decode_peer(obj: Any) -> PeerMessage:
     except Exception as exc:  # any shape error in a peer's frame is that peer's fault
         raise BadRequestError(f"malformed peer message {obj.get('type')!r}: {exc!r}") from None
     _check_keys(msg)
+    _check_values(msg, max_depth)
     return msg
 
 
@@ -313,13 +344,10 @@ def _check_keys(msg: PeerMessage) -> None:
     elif t is SyncListing:
         ok = all(_keys_ok(k for k, _ in items) for _, items in msg.listings)
     elif t is ReplicaRequest:
-        for op in msg.ops:
+        for op in msg.ops:  # a Write's keys were checked item by item as it was decoded (_item)
             ot = type(op)
             if ot is Fetch or ot is Remove:
                 ok = ok and _keys_ok(op.keys)
-            elif ot is Write:
-                if len(op.items) > 1 and not op.each:  # "w" and "ws" ops were checked as decoded
-                    ok = ok and _keys_ok(k for k, _, _ in op.items)
             elif ot is Apply:
                 ok = ok and _keys_ok(r.key for r in op.records)
     elif t is ReplicaResponse:
@@ -328,3 +356,60 @@ def _check_keys(msg: PeerMessage) -> None:
                 ok = ok and _keys_ok(r.key for r in result if r is not None)
     if not ok:
         raise BadRequestError(f"peer message {t.__name__} carries a key that is not a non-empty string")
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """:func:`exceeds_depth`, with a scalar (most values) settled by a type check inline."""
+    t = type(value)
+    return (t is list or t is dict or t is tuple) and exceeds_depth(value, limit)
+
+
+def _records_too_deep(records: Any, limit: int) -> bool:
+    for r in records:
+        if r is not None and _too_deep(r.value, limit):
+            return True
+    return False
+
+
+def _wire_too_deep(obj: dict[str, Any], limit: int) -> bool:
+    """Whether a forwarded request or reply (a client wire object) carries a value deeper
+    than ``limit``: ``value``, each of ``entries`` and each item of ``values``."""
+    if exceeds_depth(obj.get("value"), limit):
+        return True
+    entries = obj.get("entries")
+    if type(entries) is dict and any(exceeds_depth(v, limit) for v in entries.values()):
+        return True
+    values = obj.get("values")
+    if type(values) is list:
+        return any(type(item) is dict and exceeds_depth(item.get("value"), limit) for item in values)
+    return False
+
+
+def _check_values(msg: PeerMessage, limit: int) -> None:
+    """Every value a peer frame carries is refused past ``limit`` levels, as a client's is."""
+    t = type(msg)
+    deep = False
+    if t is ReplicaRequest:
+        for op in msg.ops:
+            ot = type(op)
+            if ot is Write:
+                for item in op.items:
+                    value = item[1]
+                    vt = type(value)
+                    if (vt is list or vt is dict or vt is tuple) and exceeds_depth(value, limit):
+                        deep = True
+                        break
+            elif ot is Apply:
+                deep = _records_too_deep(op.records, limit)
+            if deep:
+                break
+    elif t is ReplicaResponse:
+        deep = any(type(result) is tuple and _records_too_deep(result, limit) for result in msg.results)
+    elif t is Push:
+        deep = _records_too_deep(msg.records, limit)
+    elif t is Forward:
+        deep = _wire_too_deep(msg.request, limit)
+    elif t is ForwardReply:
+        deep = _wire_too_deep(msg.reply, limit)
+    if deep:
+        raise depth_error(limit)
