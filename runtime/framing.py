@@ -19,6 +19,15 @@ bytes wait for the next ``feed``), and be reconfigured between frames
 (:meth:`MsgpackDecoder.reconfigure`). That is how a connection looks at its first frame
 before deciding whether it is a client or a peer connection, and then gives a peer the
 peer frame limit.
+
+Buffering is linear in the bytes received, however they are cut: a partial frame waits
+as a list of chunks (JSON lines: only the new bytes are searched for the line end, and
+the chunks are joined once, when the line is complete; msgpack: the unpacker keeps its
+parse state between feeds). ``buffered`` tells how many bytes a partial frame holds.
+
+Values nested deeper than ``max_depth`` (``--max-value-depth``, :mod:`actors.value_depth`)
+are refused with ``bad_request`` for that request; past what msgpack's unpacker can
+nest (1,024 levels) the stream cannot be resynchronised and the error is fatal.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from actors.codec import encode_reply, error_reply, request_or_error
 from actors.errors import BadRequestError, ErrorCode, TooLargeError
 from actors.messages import Ack, ErrorReply, Reply, Request, Value
 from actors.peer_codec import HELLO
+from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error
 
 __all__ = [
     "JSON_HELLO_REFUSAL",
@@ -58,6 +68,9 @@ def is_msgpack_start(byte: int) -> bool:
 
 class Decoder(Protocol):
     fatal: bool
+
+    @property
+    def buffered(self) -> int: ...
 
     def feed(self, data: bytes) -> list[Item]: ...
 
@@ -103,21 +116,58 @@ _scan_once = _json_decoder.scan_once
 
 
 class JsonLinesDecoder:
-    __slots__ = ("_buf", "fatal", "max_bytes")
+    """A stream of JSON lines.
 
-    def __init__(self, max_bytes: int) -> None:
+    A partial line waits in ``_chunks`` (none of them holds a line end): each feed
+    searches only its own bytes for one, so a line sent in many small pieces costs what
+    it costs in one (joined once, when complete). A partial line over ``max_bytes`` is
+    fatal at once, not when its end arrives.
+    """
+
+    __slots__ = ("_chunks", "_held", "fatal", "max_bytes", "max_depth")
+
+    def __init__(self, max_bytes: int, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> None:
         self.max_bytes = max_bytes
-        self._buf = b""
+        self.max_depth = max_depth
+        self._chunks: list[bytes] = []  # the partial line, in the pieces it came in
+        self._held = 0  # bytes in _chunks
         self.fatal = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of a partial line held until its line end arrives."""
+        return self._held
 
     def feed(self, data: bytes) -> list[Item]:
         if self.fatal:
             return []
-        buf = self._buf + data if self._buf else data
-        lines = buf.split(b"\n")
-        self._buf = lines.pop()
-        items: list[Item] = []
         limit = self.max_bytes
+        items: list[Item] = []
+        if self._chunks:
+            nl = data.find(b"\n")
+            held = self._held
+            if nl < 0:  # still no line end: keep the piece, scan nothing again
+                held += len(data)
+                if held > limit:
+                    return self._too_large(items, held)
+                self._chunks.append(data)
+                self._held = held
+                return items
+            if held + nl > limit:
+                return self._too_large(items, held + nl)
+            chunks = self._chunks
+            chunks.append(data[:nl])
+            line = b"".join(chunks)
+            self._chunks = []
+            self._held = 0
+            if line.strip(_BLANK):
+                try:
+                    items.append(self._decode_line(line))
+                except _Fatal as fatal:
+                    return self._fatal(items, fatal.reply)
+            data = data[nl + 1 :]
+        lines = data.split(b"\n")
+        tail = lines.pop()
         for line in lines:
             if len(line) > limit:
                 return self._too_large(items, len(line))
@@ -126,23 +176,26 @@ class JsonLinesDecoder:
             try:
                 items.append(self._decode_line(line))
             except _Fatal as fatal:
-                self.fatal = True
-                self._buf = b""
-                items.append(fatal.reply)
-                return items
-        if len(self._buf) > limit:
-            return self._too_large(items, len(self._buf))
+                return self._fatal(items, fatal.reply)
+        if tail:
+            if len(tail) > limit:
+                return self._too_large(items, len(tail))
+            self._chunks.append(tail)
+            self._held = len(tail)
+        return items
+
+    def _fatal(self, items: list[Item], reply: ErrorReply) -> list[Item]:
+        self.fatal = True
+        self._chunks = []
+        self._held = 0
+        items.append(reply)
         return items
 
     def _too_large(self, items: list[Item], size: int) -> list[Item]:
-        self.fatal = True
-        self._buf = b""
         exc = TooLargeError(f"request of {size}+ bytes exceeds the limit of {self.max_bytes} bytes")
-        items.append(error_reply(exc))
-        return items
+        return self._fatal(items, error_reply(exc))
 
-    @staticmethod
-    def _decode_line(line: bytes) -> Item:
+    def _decode_line(self, line: bytes) -> Item:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -160,12 +213,18 @@ class JsonLinesDecoder:
             except ValueError as exc:
                 return error_reply(BadRequestError(f"invalid JSON: {exc}"))
             except RecursionError:
-                return error_reply(BadRequestError("invalid JSON: nested too deeply"))
-        item = request_or_error(obj)
+                # Deeper than the scanner can go (hundreds of levels): deeper than any
+                # --max-value-depth a node accepts (MAX_SUPPORTED_VALUE_DEPTH).
+                return error_reply(depth_error(self.max_depth))
+        item = request_or_error(obj, self.max_depth)
         if type(item) is ErrorReply and item.code is ErrorCode.UNAUTHORIZED and obj.get("type") == HELLO:
             # Someone is trying to open a peer connection in the wrong framing.
             raise _Fatal(ErrorReply(ErrorCode.UNAUTHORIZED, JSON_HELLO_REFUSAL, item.rid))
         return item
+
+
+#: First piece a ``limit``-ed msgpack feed hands the unpacker (see ``MsgpackDecoder.feed``).
+_LIMIT_STEP = 1
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
@@ -180,17 +239,38 @@ class MsgpackDecoder:
     When the stream turns fatal (a frame over ``max_bytes``, corrupt msgpack) the last
     item is the :class:`ErrorReply` saying why, in both modes (a raw frame is never an
     ``ErrorReply``: the unpacker only builds plain Python objects), and ``fatal`` is set.
+
+    A partial frame waits inside the unpacker, which keeps its parse state between feeds
+    (nothing is re-parsed). ``_pending`` holds bytes after a frame a ``limit`` stopped at,
+    for the next feed: a view of what was fed, not a copy, so draining a long stream one
+    frame per feed stays linear. Requests whose value nests deeper than ``max_depth`` get
+    ``bad_request``; raw objects are the caller's to check (``decode_peer(obj, max_depth)``).
     """
 
-    __slots__ = ("_fed", "_pending", "_unpacker", "fatal", "max_bytes", "unicode_errors")
+    __slots__ = ("_fed", "_frame_start", "_pending", "_unpacker", "fatal", "max_bytes", "max_depth", "unicode_errors")
 
-    def __init__(self, max_bytes: int, *, unicode_errors: str = "strict") -> None:
+    def __init__(
+        self, max_bytes: int, *, unicode_errors: str = "strict", max_depth: int = DEFAULT_MAX_VALUE_DEPTH
+    ) -> None:
         self.fatal = False
-        self._pending = b""
-        self._fed = 0  # bytes fed to the unpacker; minus its tell(): what it still holds
+        self._pending: bytes | memoryview = b""
+        self._fed = 0  # bytes fed to the unpacker
+        #: Stream offset where the frame in progress began (the unpacker's ``tell()`` after
+        #: the last complete frame). Not ``tell()`` itself: the unpacker consumes a frame's
+        #: elements as they arrive (building their objects), so ``tell()`` moves inside a
+        #: frame, and a frame of many small elements would never reach ``max_bytes``.
+        self._frame_start = 0
         self.max_bytes = max_bytes
+        self.max_depth = max_depth
         self.unicode_errors = unicode_errors
         self._unpacker = self._new_unpacker()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of the partial frame received so far (fed to the unpacker, or waiting for
+        the next feed). The objects the unpacker already built from them may cost several
+        times that (a list slot per one-byte integer)."""
+        return self._fed - self._frame_start + len(self._pending)
 
     def _new_unpacker(self) -> msgpack.Unpacker:
         return msgpack.Unpacker(
@@ -215,14 +295,15 @@ class MsgpackDecoder:
             self.unicode_errors = unicode_errors
         self._unpacker = self._new_unpacker()
         self._fed = 0
-        self._pending = buffered + self._pending
+        self._frame_start = 0
+        self._pending = buffered + self._pending if self._pending else buffered
 
     def feed(self, data: bytes, *, raw: bool = False, limit: int | None = None) -> list[Any]:
         """Items for every complete frame in the stream so far (at most ``limit`` of them)."""
         if self.fatal:
             return []
         if self._pending:
-            data, self._pending = self._pending + data, b""
+            data, self._pending = (bytes(self._pending) + data if data else self._pending), b""
         items: list[Any] = []
         unpacker = self._unpacker
         view = memoryview(data)
@@ -232,9 +313,15 @@ class MsgpackDecoder:
         # holds (a frame's unconsumed tail) and drain in between, so a pipeline of many
         # small requests in one read is fine and only a single oversized one fails. An
         # empty feed still drains frames left in the unpacker by an earlier ``limit``.
+        # With a ``limit``, pieces start at one byte and double while no frame completes:
+        # frames the unpacker already holds are returned before more is fed, and what it
+        # holds beyond them stays small, so draining a long stream one frame per feed
+        # never makes it compact a full buffer per frame (quadratic).
+        step = _LIMIT_STEP if limit is not None else self.max_bytes
         while True:
-            room = self.max_bytes - (self._fed - unpacker.tell())
-            piece = view[pos : pos + max(room, 1)]
+            room = self.max_bytes - (self._fed - self._frame_start)
+            piece = view[pos : pos + max(min(room, step), 1)]
+            step *= 2
             try:
                 unpacker.feed(piece)
             except msgpack.BufferFull:
@@ -243,30 +330,40 @@ class MsgpackDecoder:
             pos += len(piece)
             try:
                 for obj in unpacker:
-                    items.append(obj if raw else request_or_error(obj))
+                    self._frame_start = unpacker.tell()
+                    items.append(obj if raw else request_or_error(obj, self.max_depth))
                     if limit is not None and len(items) >= limit:
                         # Stop before the unpacker starts on the next frame; keep the rest.
-                        self._pending = bytes(view[pos:])
+                        self._pending = view[pos:]
                         return items
             except msgpack.BufferFull:
                 return self._fail(items, TooLargeError(f"request exceeds the limit of {self.max_bytes} bytes"))
+            except msgpack.StackError:  # nested deeper than the unpacker's stack (1,024 levels)
+                return self._fail(items, depth_error(self.max_depth))
             except Exception as exc:  # corrupt stream: any error the unpacker raises
                 detail = str(exc) or type(exc).__name__
                 return self._fail(items, BadRequestError(f"invalid msgpack: {detail}"))
+            if self._fed - self._frame_start > self.max_bytes:
+                return self._fail(items, TooLargeError(f"request exceeds the limit of {self.max_bytes} bytes"))
             if pos >= end:
                 return items
 
     def _fail(self, items: list[Any], exc: BadRequestError | TooLargeError) -> list[Any]:
         self.fatal = True
         self._pending = b""
+        # Let go of the partial frame (and whatever the unpacker built of it) at once.
+        self._unpacker = self._new_unpacker()
+        self._fed = self._frame_start = 0
         items.append(error_reply(exc))
         return items
 
 
-def choose_decoder(first_byte: int, max_bytes: int) -> JsonLinesDecoder | MsgpackDecoder:
+def choose_decoder(
+    first_byte: int, max_bytes: int, max_depth: int = DEFAULT_MAX_VALUE_DEPTH
+) -> JsonLinesDecoder | MsgpackDecoder:
     if is_msgpack_start(first_byte):
-        return MsgpackDecoder(max_bytes)
-    return JsonLinesDecoder(max_bytes)
+        return MsgpackDecoder(max_bytes, max_depth=max_depth)
+    return JsonLinesDecoder(max_bytes, max_depth)
 
 
 # --- encoding replies -------------------------------------------------------------------
@@ -278,18 +375,42 @@ def to_jsonable(value: Any) -> Any:
     """Make a stored value representable in JSON.
 
     Values written over msgpack may hold bytes: valid UTF-8 becomes a string, anything
-    else becomes ``{"$base64": "..."}``. Non-string map keys become strings.
+    else becomes ``{"$base64": "..."}``; non-finite floats become null. Non-string map
+    keys become strings (of two keys that become the same string, the later value wins,
+    as in a dict display). Iterative (an explicit stack): no value can make it recurse.
     """
+    t = type(value)
+    if t is not list and t is not tuple and t is not dict:
+        return _jsonable_scalar(value)
+    holder: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, holder, 0)]  # (source, target, slot in target)
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        source, target, slot = pop()
+        if type(source) is dict:
+            out: Any = {_json_key(k): v for k, v in source.items()}
+            slots: Any = list(out.items())
+        else:
+            out = list(source)
+            slots = enumerate(out)
+        target[slot] = out
+        for index, item in slots:
+            t = type(item)
+            if t is list or t is tuple or t is dict:
+                push((item, out, index))
+            elif t is bytes or t is float:
+                out[index] = _jsonable_scalar(item)
+    return holder[0]
+
+
+def _jsonable_scalar(value: Any) -> Any:
     t = type(value)
     if t is bytes:
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
             return {"$base64": base64.b64encode(value).decode("ascii")}
-    if t is list or t is tuple:
-        return [to_jsonable(v) for v in value]
-    if t is dict:
-        return {_json_key(k): to_jsonable(v) for k, v in value.items()}
     if t is float and not math.isfinite(value):
         return None
     return value
@@ -330,21 +451,21 @@ def encode_json_reply(reply: Reply) -> bytes:
                 return _MISS_LINE
             try:
                 value = _json_encode(reply.value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RecursionError):
                 pass
             else:
                 return b'{"type":"response","value":' + _utf8(value) + b',"success":true}\n'
         elif t is Ack and reply.deleted is None and reply.applied is None:
             return _ACK_LINE
-    obj = encode_reply(reply)
     try:
-        text = _json_encode(obj)
-    except (TypeError, ValueError):
+        obj = encode_reply(reply)
         try:
+            text = _json_encode(obj)
+        except (TypeError, ValueError):
             text = _json_encode(to_jsonable(obj))
-        except (TypeError, ValueError) as exc:
-            text = _json_encode(encode_reply(_unencodable(reply, exc)))
-    return _utf8(text) + b"\n"
+        return _utf8(text) + b"\n"
+    except Exception as exc:  # noqa: BLE001 - never raise: one error reply instead (RecursionError too)
+        return _json_encode(encode_reply(_unencodable(reply, exc))).encode("utf-8") + b"\n"
 
 
 _packb = msgpack.Packer(use_bin_type=True).pack
@@ -354,5 +475,5 @@ def encode_msgpack_reply(reply: Reply) -> bytes:
     """One msgpack map for ``reply``; never raises (an unencodable reply becomes an error)."""
     try:
         return _packb(encode_reply(reply))
-    except (TypeError, ValueError, OverflowError) as exc:
+    except Exception as exc:  # noqa: BLE001 - never raise (TypeError, OverflowError, nesting past the packer's limit)
         return _packb(encode_reply(_unencodable(reply, exc)))

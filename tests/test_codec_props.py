@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import msgpack
@@ -215,7 +216,7 @@ def _reference_line(line: bytes) -> Any:
     except ValueError as exc:
         return ErrorReply(ErrorCode.BAD_REQUEST, f"invalid JSON: {exc}")
     except RecursionError:
-        return ErrorReply(ErrorCode.BAD_REQUEST, "invalid JSON: nested too deeply")
+        return ErrorReply(ErrorCode.BAD_REQUEST, "value nested deeper than --max-value-depth 128")
     return request_or_error(obj)
 
 
@@ -234,3 +235,58 @@ def test_the_json_fast_path_decodes_every_line_as_full_decode_does(line: bytes) 
     if b"\n" in line or not line.strip(b" \t\r"):
         return
     assert JsonLinesDecoder(1 << 20).feed(line + b"\n") == [_reference_line(line)]
+
+
+def _recursive_to_jsonable(value: Any) -> Any:
+    """``to_jsonable`` as it was written before its walk became iterative: the oracle."""
+    import base64
+    import math
+
+    t = type(value)
+    if t is bytes:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"$base64": base64.b64encode(value).decode("ascii")}
+    if t is list or t is tuple:
+        return [_recursive_to_jsonable(v) for v in value]
+    if t is dict:
+        return {
+            (k if type(k) is str else k.decode("utf-8", "backslashreplace") if type(k) is bytes else str(k)): _recursive_to_jsonable(v)
+            for k, v in value.items()
+        }
+    if t is float and not math.isfinite(value):
+        return None
+    return value
+
+
+stored_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(st.text(max_size=3) | st.binary(max_size=3) | st.integers(0, 3), inner, max_size=4),
+    max_leaves=25,
+)
+
+
+# Fixed seed in CI; run long with ACTORCACHE_HYPOTHESIS_EXAMPLES=20000.
+@settings(derandomize=True, max_examples=int(os.environ.get("ACTORCACHE_HYPOTHESIS_EXAMPLES", "400")), deadline=None)
+@given(stored_values)
+def test_to_jsonable_matches_its_recursive_definition(value: Any) -> None:
+    from runtime.framing import to_jsonable
+
+    expected = _recursive_to_jsonable(value)
+    got = to_jsonable(value)
+    assert json.dumps(got, sort_keys=False) == json.dumps(expected, sort_keys=False)
+
+
+def test_to_jsonable_takes_any_depth() -> None:
+    from runtime.framing import to_jsonable
+
+    value: Any = b"\xff"
+    for i in range(100_000):
+        value = [value] if i % 2 else {b"k": value}
+    out = to_jsonable(value)
+    for i in reversed(range(100_000)):
+        out = out[0] if i % 2 else out["k"]
+    assert out == {"$base64": "/w=="}
