@@ -29,7 +29,10 @@ Invariants:
 Differences from Pykka, on purpose:
 - a ``BaseException`` in a turn stops this actor and propagates to the host instead of
   calling ``ActorRegistry.stop_all()`` (which would stop every simulated node at once);
-- actor urns are deterministic (``node_id/ClassName/counter``), never ``uuid4``.
+- actor urns are deterministic (``node_id/ClassName/counter``), never ``uuid4``;
+- an actor class may set :attr:`ScheduledActor.survive_failures`: then an ``Exception``
+  raised by a told message (or by ``on_turn_end``) is logged once, counted and reported,
+  and the actor handles its next envelope, instead of stopping (see the attribute).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ import pykka
 import pykka.messages
 
 from actors._scheduler import Scheduler
+from actors.failures import log_failure
+from actors.messages import ActorFailed, ReportFailuresTo
 
 if TYPE_CHECKING:
     from pykka._envelope import Envelope
@@ -206,8 +211,30 @@ class ScheduledActor(pykka.Actor):
 
     actor_inbox: ScheduledInbox  # type: ignore[assignment]
 
+    #: What an ``Exception`` raised by a told message does. False (Pykka's rule, the
+    #: default): the actor logs it, calls ``on_failure`` and stops. True: it is logged
+    #: once (:func:`~actors.failures.log_failure`: the message's type, never the message),
+    #: counted in :attr:`actor_failures`, reported to the failure sink if one was set
+    #: (:class:`~actors.messages.ReportFailuresTo`), and the actor goes on with its next
+    #: envelope; ``on_failure`` is not called, since nothing stops.
+    #:
+    #: Why the node's service actors (Node, Store, Replicator, Janitor) turn it on: they
+    #: serve every client and peer of the node, and what they handle comes from the
+    #: network. Under Pykka's rule one request that trips a bug (a 500-deep value once
+    #: did, in size accounting) stops one of them, and the host must then exit (a node
+    #: with a dead store answers nobody): every replica of a key could be taken down by
+    #: one unauthenticated request. The state an exception can leave half-changed is one
+    #: message's worth; each actor contains that where it matters (the store answers each
+    #: operation on its own, the node answers every client batch whatever happens), and a
+    #: node that lives on with one wrong answer is better than a cluster that loses all of
+    #: its data. A ``BaseException`` still stops the actor and reaches the host.
+    survive_failures: bool = False
+
     def __init__(self, ctx: Ctx, *_args: Any, **_kwargs: Any) -> None:
         super().__init__()
+        #: Told messages (and turn ends) whose handling raised and were survived.
+        self.actor_failures = 0
+        self._failure_sink: Any = None
         self.ctx = ctx
         urn = ctx.actor_id(type(self).__name__)
         self.actor_urn = urn
@@ -260,8 +287,11 @@ class ScheduledActor(pykka.Actor):
         if handled:
             try:
                 self.on_turn_end()
-            except Exception:
-                self._handle_failure(*sys.exc_info())
+            except Exception as exc:
+                if self.survive_failures:
+                    self._survive("on_turn_end", exc)
+                else:
+                    self._handle_failure(*sys.exc_info())
         if stopped.is_set():
             self._actor_loop_teardown()
         else:
@@ -277,16 +307,36 @@ class ScheduledActor(pykka.Actor):
                 response = self.on_receive(message)
             if envelope.reply_to is not None:
                 envelope.reply_to.set(response)
-        except Exception:
+        except Exception as exc:
             if envelope.reply_to is not None:
                 logger.info("Exception returned from %s to caller:", self, exc_info=sys.exc_info())
                 envelope.reply_to.set_exception()
+            elif self.survive_failures:
+                self._survive(f"handling {type(message).__name__}", exc)
             else:
                 self._handle_failure(*sys.exc_info())
                 try:
                     self.on_failure(*sys.exc_info())
                 except Exception:
                     self._handle_failure(*sys.exc_info())
+
+    def _survive(self, what: str, exc: Exception) -> None:
+        """A failure this actor lives through: logged once, counted, reported."""
+        self.actor_failures += 1
+        log_failure(logger, f"{self} {what} (the actor lives on)", exc)
+        sink = self._failure_sink
+        if sink is not None:
+            try:
+                sink.tell(ActorFailed(self.actor_urn, what))
+            except Exception:  # noqa: BLE001 - the sink stopped first (shutdown): nothing to count
+                pass
+
+    def on_receive(self, message: Any) -> Any:
+        """Messages every scheduled actor understands; subclasses end in ``super().on_receive``."""
+        if type(message) is ReportFailuresTo:
+            self._failure_sink = message.sink
+            return None
+        return super().on_receive(message)
 
     def __str__(self) -> str:
         return self.actor_urn

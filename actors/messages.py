@@ -540,6 +540,23 @@ class LeaveDone:
 
 
 @message
+class ReportFailuresTo:
+    """Internal: from now on, tell ``sink`` an :class:`ActorFailed` for every failure this
+    actor survives (``ScheduledActor.survive_failures``). ``spawn_node`` points a node's
+    store, janitor and replicator at its ``Node``, which counts them in ``stats``."""
+
+    sink: Any
+
+
+@message
+class ActorFailed:
+    """Internal: ``actor`` lived through an exception while ``what`` (a message type)."""
+
+    actor: str
+    what: str
+
+
+@message
 class Tick:
     """A periodic timer fired (delivered by ``ctx.call_later``)."""
 

@@ -185,3 +185,99 @@ def test_cancelled_timer_never_fires(host: Any) -> None:
     host.run_for(0.2)
     assert ref.proxy().get_state().get(timeout=5)[0] == []
     ref.stop(timeout=5)
+
+
+# --- survive_failures: the switch the node's service actors turn on --------------------------
+
+
+class Survivor(Echo):
+    """``Echo`` that lives through told exceptions (``survive_failures``)."""
+
+    survive_failures = True
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.turn_end_boom = False
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "boom-at-turn-end":
+            self.turn_end_boom = True
+            return None
+        if message == "boom-base":
+            raise KeyboardInterrupt("a BaseException still stops the actor")
+        if not isinstance(message, str):  # ReportFailuresTo: the base class's (Echo keeps the rest)
+            return ScheduledActor.on_receive(self, message)
+        return super().on_receive(message)
+
+    def on_turn_end(self) -> None:
+        if self.turn_end_boom:
+            self.turn_end_boom = False
+            raise RuntimeError("turn end")
+
+    def counts(self) -> tuple[int, list[Any]]:
+        return self.actor_failures, list(self.failures)
+
+
+class Sink(ScheduledActor):
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.reports: list[Any] = []
+
+    def on_receive(self, message: Any) -> Any:
+        self.reports.append(message)
+        return None
+
+    def get_reports(self) -> list[Any]:
+        return list(self.reports)
+
+
+def test_a_surviving_actor_lives_through_a_told_exception_counts_and_reports_it(
+    host: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from actors.messages import ActorFailed, ReportFailuresTo
+
+    ctx = _ctx(host)
+    sink = ctx.spawn(Sink)
+    ref = ctx.spawn(Survivor)
+    ref.tell(ReportFailuresTo(sink))
+    ref.tell("boom")
+    ref.tell("boom-at-turn-end")
+    host.run_for(0.1)
+    assert ref.is_alive()
+    assert ref.ask("after", timeout=5) == ("echo", "after")
+    failures, on_failure_calls = ref.proxy().counts().get(timeout=5)
+    assert failures == 2
+    assert on_failure_calls == []  # nothing stopped, so on_failure is not called
+    urn = ref.actor_urn
+    assert sink.proxy().get_reports().get(timeout=5) == [
+        ActorFailed(urn, "handling str"),
+        ActorFailed(urn, "on_turn_end"),
+    ]
+    logged = [r for r in caplog.records if "lives on" in r.getMessage()]
+    assert len(logged) == 2  # once each
+    ref.stop(timeout=5)
+    sink.stop(timeout=5)
+
+
+def test_a_surviving_actor_still_stops_on_a_base_exception() -> None:
+    """Simulator only: there the ``BaseException`` reaches whoever drives the host (on the
+    asyncio host it would end the loop's thread, as it ends a real node's process)."""
+    from sim.host import SimHost
+
+    host = SimHost(seed=1)
+    ref = host.ctx("n1").spawn(Survivor)
+    ref.tell("boom-base")
+    with pytest.raises(KeyboardInterrupt):
+        host.run_for(0.1)
+    assert not ref.is_alive()
+    pykka.ActorRegistry.unregister(ref)
+
+
+def test_the_node_actors_survive_failures_and_pykka_s_default_is_kept() -> None:
+    from actors.janitor import Janitor
+    from actors.node import Node
+    from actors.replicator import Replicator
+    from actors.store import Store
+
+    assert ScheduledActor.survive_failures is False
+    assert all(cls.survive_failures for cls in (Node, Store, Replicator, Janitor))
