@@ -23,6 +23,8 @@ __all__ = ["Janitor"]
 
 
 class Janitor(ScheduledActor):
+    survive_failures = True  # see ScheduledActor.survive_failures
+
     def __init__(
         self,
         ctx: Ctx,

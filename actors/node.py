@@ -20,6 +20,15 @@ store) and the keeper of membership (:mod:`actors.membership`): it gossips its t
 every member each ``heartbeat_interval_s`` and hands every view change to the
 replicator. While the cluster is this node alone, requests take the single-node path
 with no coordination at all.
+
+No request may take the node down (``survive_failures``): a request whose planning or
+answering raises is answered ``internal`` (logged once with its type, never its value;
+counted in ``internal_errors``); every ``ClientBatch`` gets exactly one ``BatchReply``
+whatever raises while it is handled (:meth:`Node._fail_batch`), since a connection whose
+batch is never answered waits forever; any other message whose handling raises is
+logged, counted in ``actor_failures`` (with those the node's other actors report) and
+the node goes on. Replies from peers are matched by (peer, request id): a reply with
+the right id from another node is ignored and counted (``replies_from_wrong_peer``).
 """
 
 from __future__ import annotations
@@ -39,9 +48,11 @@ from actors.coordination import ClusterBatch, is_data_request, is_write
 from actors.replicator import REPLICATOR_COUNTERS
 from actors.rmw import is_update, plan_update
 from actors.errors import CacheError, ErrorCode
+from actors.failures import log_failure
 from actors.membership import Membership, State
 from actors.messages import (
     Ack,
+    ActorFailed,
     REPLY_TYPES,
     AttachReplicator,
     ForwardTimeout,
@@ -119,7 +130,7 @@ logger = logging.getLogger("actorcache.node")
 class PendingBatch:
     """The replies of one client batch, filled slot by slot."""
 
-    __slots__ = ("conn", "groups", "missing", "replies", "reply_to", "requests")
+    __slots__ = ("conn", "groups", "missing", "queued", "replies", "reply_to", "requests")
 
     def __init__(self, conn: int, requests: tuple[Request | ErrorReply, ...], reply_to: ReplyTo) -> None:
         self.conn = conn
@@ -127,6 +138,8 @@ class PendingBatch:
         self.reply_to = reply_to
         self.replies: list[Reply | None] = [None] * len(requests)
         self.missing = len(requests)
+        #: Whether the batch is in its connection's reply queue (or has left it, answered).
+        self.queued = False
         #: First slot of a grouped write -> every slot the write stands for (see
         #: ``Node._plan_solo``); None when the batch has no group.
         self.groups: dict[int, list[int]] | None = None
@@ -150,6 +163,8 @@ JOIN_GIVE_UP_HEARTBEATS = 25
 
 
 class Node(ScheduledActor):
+    survive_failures = True  # see ScheduledActor.survive_failures
+
     def __init__(self, ctx: Ctx, store: ActorRef[Any], config: Any = None) -> None:
         super().__init__(ctx)
         if config is None:
@@ -174,6 +189,10 @@ class Node(ScheduledActor):
         self.connections_total = 0
         self.requests = 0
         self.errors = 0
+        #: Requests answered ``internal`` because handling them raised (the store counts its own).
+        self.internal_errors = 0
+        #: Failures the node's other actors survived and reported (``ActorFailed``).
+        self.reported_failures = 0
         # --- cluster ---
         self.address = config.address or ctx.node_id
         self.membership = Membership(
@@ -206,7 +225,14 @@ class Node(ScheduledActor):
         self._forwards: dict[int, tuple[Any, Any, Any]] = {}  # fid -> (request, done, timer)
         self.replicator_counters: dict[str, int] = {}
         self.coord = collections.Counter(
-            {"read_repairs": 0, "unavailable": 0, "timeouts": 0, "hints_written": 0, "restamps": 0}
+            {
+                "read_repairs": 0,
+                "unavailable": 0,
+                "timeouts": 0,
+                "hints_written": 0,
+                "restamps": 0,
+                "replies_from_wrong_peer": 0,
+            }
         )
 
     def on_start(self) -> None:
@@ -251,6 +277,8 @@ class Node(ScheduledActor):
             self.replicator = message.replicator
             if self.joined:
                 self.replicator.tell(ViewChanged(self.view))
+        elif t is ActorFailed:
+            self.reported_failures += 1
         else:
             return super().on_receive(message)
         return None
@@ -398,8 +426,8 @@ class Node(ScheduledActor):
         self.ctx.trace("left", keys=keys, complete=complete)
         try:
             leave.reply_to.tell(LeaveDone(keys, complete))
-        except Exception:
-            logger.exception("leave reply target failed")
+        except Exception as exc:
+            log_failure(logger, f"{self} telling the leave reply target", exc)
 
     # --- peers ------------------------------------------------------------------------
 
@@ -416,7 +444,7 @@ class Node(ScheduledActor):
         elif t is Forward:
             self._on_forward(env, msg)
         elif t is ForwardReply:
-            self._on_forward_reply(msg)
+            self._on_forward_reply(env.src, msg)
         elif self.replicator is not None:
             self.replicator.tell(env)
 
@@ -431,10 +459,14 @@ class Node(ScheduledActor):
         self._to_store(StoreBatch(batch_id, tuple(enumerate(msg.ops)), self.actor_ref))
 
     def _on_replica_response(self, src: str, msg: ReplicaResponse) -> None:
-        route = self._remote.pop(msg.req, None)
+        route = self._remote.get(msg.req)
         if route is None:
             return
         target, segments = route
+        if src != target:  # request ids are guessable: only the node we asked may answer
+            self._wrong_peer("ReplicaResponse", src, target)
+            return
+        del self._remote[msg.req]
         results = msg.results
         start = 0
         for batch_id, attempts in segments:  # one segment per cluster batch the request carried
@@ -485,8 +517,7 @@ class Node(ScheduledActor):
                         pending.fill(slot, error)
                     continue
             except Exception as exc:
-                logger.exception("failed to plan %r", request)
-                pending.fill(slot, ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", _rid(request)))
+                pending.fill(slot, self._request_failed("planning", request, exc))
                 continue
             self._plan_local(pending, slot, request, wall, local_ops)
         if local_ops:
@@ -528,12 +559,12 @@ class Node(ScheduledActor):
         else:
             fid = next(self._batch_ids)
             timer = self.ctx.call_later(2 * self.config.request_timeout_s, self.actor_ref, ForwardTimeout(fid))
-            self._forwards[fid] = (request, done, timer)
+            self._forwards[fid] = (request, done, timer, coordinator)
             self.ctx.send(view.addresses[coordinator], Forward(fid, encode_request(request)))
 
     def _on_forward(self, env: FromPeer, msg: Forward) -> None:
         try:
-            request = decode_request(msg.request)
+            request = decode_request(msg.request, self.config.max_value_depth)
         except CacheError as exc:
             self.ctx.send(env.addr, ForwardReply(msg.fid, encode_reply(ErrorReply(exc.code, exc.message))))
             return
@@ -543,22 +574,31 @@ class Node(ScheduledActor):
             return
         self._rmw_submit(request, lambda reply: self.ctx.send(env.addr, ForwardReply(msg.fid, encode_reply(reply))))
 
-    def _on_forward_reply(self, msg: ForwardReply) -> None:
-        entry = self._forwards.pop(msg.fid, None)
+    def _on_forward_reply(self, src: str, msg: ForwardReply) -> None:
+        entry = self._forwards.get(msg.fid)
         if entry is None:
             return
-        request, done, timer = entry
+        request, done, timer, coordinator = entry
+        if src != coordinator:  # only the coordinator we forwarded to may answer
+            self._wrong_peer("ForwardReply", src, coordinator)
+            return
+        del self._forwards[msg.fid]
         timer.cancel()
         try:
             reply = decode_reply(msg.reply, request)
-        except CacheError:
+        except Exception:  # CacheError, or a shape decode_reply did not foresee (a peer's bytes)
             reply = ErrorReply(ErrorCode.INTERNAL, "the key's coordinator sent a malformed reply", request.rid)
         done(dataclasses.replace(reply, rid=request.rid))
+
+    def _wrong_peer(self, kind: str, src: str, expected: str) -> None:
+        """A reply carrying the id of a request sent to another node: ignored, counted."""
+        self.coord["replies_from_wrong_peer"] += 1
+        logger.debug("%s: ignored a %s from %s to a request sent to %s", self, kind, src, expected)
 
     def _on_forward_timeout(self, fid: int) -> None:
         entry = self._forwards.pop(fid, None)
         if entry is not None:
-            request, done, _ = entry
+            request, done, _, _ = entry
             self.coord["timeouts"] += 1
             done(ErrorReply(ErrorCode.TIMEOUT, "the key's coordinator did not answer; it may have been applied", request.rid))
 
@@ -587,6 +627,13 @@ class Node(ScheduledActor):
         job = self._rmw_jobs.pop(step.job, None)
         if job is None:
             return
+        try:
+            self._rmw_step(job, step)
+        except Exception as exc:  # the job must end (and its key's queue move on) whatever raised
+            self._rmw_jobs.pop(job.id, None)
+            self._rmw_finish(job, self._request_failed("running", job.request, exc))
+
+    def _rmw_step(self, job: _RmwJob, step: RmwStep) -> None:
         self._queues.pop(job.conn, None)
         reply = step.replies[0]
         if type(reply) is ErrorReply:
@@ -599,8 +646,7 @@ class Node(ScheduledActor):
             try:
                 write, final = plan_update(job.request, reply.record, wall)
             except Exception as exc:
-                logger.exception("failed to plan %r", job.request)
-                write, final = None, ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", job.request.rid)
+                write, final = None, self._request_failed("planning", job.request, exc)
             if write is None:
                 self._rmw_finish(job, final)
                 return
@@ -615,8 +661,8 @@ class Node(ScheduledActor):
             queue.popleft()
         try:
             job.done(dataclasses.replace(reply, rid=job.request.rid))
-        except Exception:
-            logger.exception("read-modify-write reply target failed")
+        except Exception as exc:
+            log_failure(logger, f"{self} answering {type(job.request).__name__}", exc)
         if queue:
             self._rmw_read(queue[0])
         else:
@@ -682,8 +728,7 @@ class Node(ScheduledActor):
                 try:
                     reply = cb.reply(task.slot, wall)
                 except Exception as exc:
-                    logger.exception("failed to answer slot %d", task.slot)
-                    reply = ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", _rid(pending.requests[task.slot]))
+                    reply = self._request_failed("answering", pending.requests[task.slot], exc)
                 pending.fill(task.slot, reply)
                 touched = True
         if touched:
@@ -712,6 +757,21 @@ class Node(ScheduledActor):
         if entry is None:
             return
         cb, pending = entry
+        try:
+            self._expire_batch(cb, pending)
+        except Exception as exc:
+            self._cluster.pop(batch_id, None)
+            self._fail_batch(pending, "timing out", exc)
+            return
+        # Past the timeout every slot of the batch has its answer, even one whose answer
+        # raised earlier (a slot done but never filled would otherwise wait forever).
+        unanswered = [slot for slot in cb.slots if pending.replies[slot] is None]
+        for slot in unanswered:
+            pending.fill(slot, self._request_failed("answering", pending.requests[slot], _Unanswered()))
+        if unanswered:
+            self._flush(pending.conn)
+
+    def _expire_batch(self, cb: ClusterBatch, pending: PendingBatch) -> None:
         failed = cb.expire()
         for slot in failed:
             self.coord["timeouts"] += 1
@@ -721,6 +781,28 @@ class Node(ScheduledActor):
         self._hint(tuple(cb.unacked()))
         cb.timer = None
         self._close_batch(cb)
+
+    def _fail_batch(self, pending: PendingBatch, doing: str, exc: Exception) -> None:
+        """``doing`` something with ``pending`` raised: answer each of its slots not answered
+        yet ``internal``, and make sure the batch is queued and sent, once (a connection whose
+        batch is never answered waits forever)."""
+        rids = [_rid(request) for request, reply in zip(pending.requests, pending.replies) if reply is None]
+        self.internal_errors += len(rids)
+        log_failure(logger, f"{self} {doing} a batch of {len(pending.requests)} requests", exc)
+        message = f"internal error {doing} this batch ({type(exc).__name__}); it may have been applied"
+        for slot, reply in enumerate(pending.replies):
+            if reply is None:
+                pending.fill(slot, ErrorReply(ErrorCode.INTERNAL, message, _rid(pending.requests[slot])))
+        if not pending.queued:
+            self._enqueue(pending)
+        self._flush(pending.conn)
+
+    def _request_failed(self, doing: str, request: Any, exc: Exception) -> ErrorReply:
+        """The reply for one request whose handling raised: logged once by type, counted."""
+        self.internal_errors += 1
+        what = type(request).__name__
+        log_failure(logger, f"{self} {doing} {what}", exc)
+        return ErrorReply(ErrorCode.INTERNAL, f"internal error {doing} {what} ({type(exc).__name__})", _rid(request))
 
     def _close_batch(self, cb: ClusterBatch) -> None:
         if cb.timer is not None:
@@ -736,8 +818,14 @@ class Node(ScheduledActor):
     # --- client batches -----------------------------------------------------------
 
     def _on_client_batch(self, batch: ClientBatch) -> None:
+        pending = PendingBatch(batch.conn, batch.requests, batch.reply_to)
+        try:
+            self._plan_batch(batch, pending)
+        except Exception as exc:
+            self._fail_batch(pending, "planning", exc)
+
+    def _plan_batch(self, batch: ClientBatch, pending: PendingBatch) -> None:
         requests = batch.requests
-        pending = PendingBatch(batch.conn, requests, batch.reply_to)
         if not self.view.solo or not self.joined:
             self.requests += len(requests)
             self._enqueue(pending)
@@ -830,14 +918,14 @@ class Node(ScheduledActor):
             else:
                 ops.append((slot, op))
         except Exception as exc:  # a bug must cost one reply, never the node
-            logger.exception("failed to plan %r", request)
-            pending.fill(slot, ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", _rid(request)))
+            pending.fill(slot, self._request_failed("planning", request, exc))
 
     def _enqueue(self, pending: PendingBatch) -> None:
         queue = self._queues.get(pending.conn)
         if queue is None:
             queue = self._queues[pending.conn] = collections.deque()
         queue.append(pending)
+        pending.queued = True
 
     def _plan(self, request: Request | ErrorReply, wall: float) -> StoreOp | None:
         """The store operation a request needs, or None if the node answers it itself."""
@@ -883,7 +971,7 @@ class Node(ScheduledActor):
         if t is Locate:
             partition = partition_of(request.key, self.config.partitions)
             return LocateReply(request.key, partition, self.view.placement.owners(partition), request.rid)
-        raise TypeError(f"no handler for {request!r}")
+        raise TypeError(f"no handler for {type(request).__name__}")
 
     # --- store results ------------------------------------------------------------
 
@@ -892,6 +980,13 @@ class Node(ScheduledActor):
         if pending is None:
             self._on_other_store_results(message)
             return
+        try:
+            self._answer(pending, message)
+        except Exception as exc:
+            self._fail_batch(pending, "answering", exc)
+
+    def _answer(self, pending: PendingBatch, message: StoreResults) -> None:
+        """Fill ``pending``'s slots from the store's results (re-planning re-stamped writes)."""
         requests = pending.requests
         groups = pending.groups
         again: list[tuple[int, StoreOp]] = []
@@ -919,8 +1014,7 @@ class Node(ScheduledActor):
             try:
                 reply = self._reply_for(request, result)
             except Exception as exc:
-                logger.exception("failed to answer %r", request)
-                reply = ErrorReply(ErrorCode.INTERNAL, f"internal error: {exc!r}", _rid(request))
+                reply = self._request_failed("answering", request, exc)
             pending.fill(slot, reply)
         if again:
             batch_id = next(self._batch_ids)
@@ -952,7 +1046,9 @@ class Node(ScheduledActor):
         if t is Set and rt is int:
             return Ack(request.rid)
         if isinstance(result, REPLY_TYPES):
-            return result  # a read-modify-write answered by the store itself, or an error
+            # A read-modify-write answered by the store itself, or an error (which the
+            # store made without knowing the request's id).
+            return _with_rid(result, _rid(request))
         if t is Set or t is MSet:
             return Ack(request.rid)
         if t is Delete:
@@ -967,7 +1063,7 @@ class Node(ScheduledActor):
         if t is Inspect:
             record, replicas = result[0]
             return InspectReply(request.key, record, request.rid, replicas)
-        raise TypeError(f"no reply for {request!r}")
+        raise TypeError(f"no reply for {type(request).__name__} from {type(result).__name__}")
 
     def _node_stats(self, store_stats: dict[str, Any]) -> dict[str, Any]:
         stats = {
@@ -979,6 +1075,8 @@ class Node(ScheduledActor):
             "errors": self.errors,
         }
         stats.update(store_stats)
+        stats["internal_errors"] = self.internal_errors + store_stats.get("internal_errors", 0)
+        stats["actor_failures"] = self.actor_failures + self.reported_failures
         stats.update(self.ctx.host_stats())
         stats["cluster"] = self._cluster_stats()
         return stats
@@ -1009,6 +1107,10 @@ class Node(ScheduledActor):
         out.update(self.coord)
         out["replica_requests_in_flight"] = len(self._remote)
         out.update(self.replicator_counters)
+        # Both count peers' answers to what was sent to another node: one figure.
+        out["replies_from_wrong_peer"] = self.coord["replies_from_wrong_peer"] + self.replicator_counters.get(
+            "replies_from_wrong_peer", 0
+        )
         return out
 
     def _flush(self, conn: int) -> None:
@@ -1019,8 +1121,8 @@ class Node(ScheduledActor):
             done = queue.popleft()
             try:
                 done.reply_to.tell(BatchReply(conn, tuple(done.replies)))  # type: ignore[arg-type]
-            except Exception:  # a broken reply target costs its connection, never the node
-                logger.exception("reply target of connection %s failed", conn)
+            except Exception as exc:  # a broken reply target costs its connection, never the node
+                log_failure(logger, f"{self} replying to connection {conn}", exc)
 
 
 def _wire_ops(planned: list[tuple[int, Any]], tasks: list[Any]) -> tuple[list[Any], list[Any]]:
@@ -1096,6 +1198,13 @@ def _with_rid(reply: Any, rid: Any) -> Any:
 
 def _rid(request: Any) -> Any:
     return getattr(request, "rid", None)
+
+
+class _Unanswered(Exception):
+    """A slot of a cluster batch was still unanswered at the request timeout."""
+
+    def __init__(self) -> None:
+        super().__init__("no answer was recorded for this request by the request timeout")
 
 
 class _RmwJob:

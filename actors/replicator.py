@@ -16,6 +16,11 @@
 Rounds are state machines keyed by a per-actor id (``sid``); store queries are asked with
 ``StoreBatch`` and continued when ``StoreResults`` come back. Nothing here waits; every
 round has a deadline after which it is abandoned (and, for pulls, retried).
+
+A peer's answer continues a round only if it comes from the peer the round talks to:
+sids are small counters anyone can guess, so every table keyed by sid also records whom
+it waits for (a round's peer, a hint push's target, a handoff's targets, each acking
+once), and an answer from anyone else is ignored and counted (``replies_from_wrong_peer``).
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ REPLICATOR_COUNTERS = (
     "keys_streamed",
     "keys_handed_off",
     "sync_rounds_failed",
+    "replies_from_wrong_peer",
 )
 
 logger = logging.getLogger("actorcache.replicator")
@@ -115,7 +121,7 @@ class _Round:
 class _HandOff:
     """Pushing one partition's records to its owners, one acknowledged batch at a time."""
 
-    __slots__ = ("acks", "keys", "partition", "pos", "sent", "started", "targets")
+    __slots__ = ("acked", "keys", "partition", "pos", "sent", "started", "targets")
 
     def __init__(self, partition: int, started: float) -> None:
         self.partition = partition
@@ -123,11 +129,14 @@ class _HandOff:
         self.keys: list[str] = []
         self.pos = 0
         self.targets: tuple[str, ...] = ()
-        self.acks = 0
+        #: Targets that acked the batch in flight (each counts once, whatever it repeats).
+        self.acked: dict[str, None] = {}
         self.sent = 0
 
 
 class Replicator(ScheduledActor):
+    survive_failures = True  # see ScheduledActor.survive_failures
+
     def __init__(self, ctx: Ctx, store: ActorRef[Any], node: ActorRef[Any], config: Any) -> None:
         super().__init__(ctx)
         self.store = store
@@ -362,7 +371,10 @@ class Replicator(ScheduledActor):
 
     def _on_listing(self, src: str, msg: SyncListing) -> None:
         r = self._rounds.get(msg.sid)
-        if r is None or r.peer != src:
+        if r is None:
+            return
+        if r.peer != src:
+            self._wrong_peer("SyncListing", src, r.peer)
             return
         if not msg.listings:
             self._finish_round(msg.sid)
@@ -396,7 +408,10 @@ class Replicator(ScheduledActor):
 
     def _on_pulled(self, src: str, msg: Push) -> None:
         r = self._rounds.get(msg.sid)
-        if r is None or r.peer != src:
+        if r is None:
+            return
+        if r.peer != src:
+            self._wrong_peer("Push", src, r.peer)
             return
 
         def applied(results: tuple[Any, ...]) -> None:
@@ -501,7 +516,7 @@ class Replicator(ScheduledActor):
         keys = handoff.keys[handoff.pos : handoff.pos + self.config.stream_batch]
         handoff.pos += len(keys)
         handoff.targets = targets
-        handoff.acks = 0
+        handoff.acked = {}
 
         def fetched(results: tuple[Any, ...]) -> None:
             records = _present(results[0])
@@ -512,9 +527,13 @@ class Replicator(ScheduledActor):
         self._ask_store([Fetch(tuple(keys), False)], fetched)
 
     def _on_push_ack(self, src: str, msg: PushAck) -> None:
-        hint = self._hint_pushes.pop(msg.sid, None)
+        hint = self._hint_pushes.get(msg.sid)
         if hint is not None:
             target, n, _ = hint
+            if src != target:
+                self._wrong_peer("PushAck", src, target)
+                return
+            del self._hint_pushes[msg.sid]
             queue = self._hints.get(target)
             if queue is not None:
                 for _ in range(min(n, len(queue))):
@@ -525,14 +544,22 @@ class Replicator(ScheduledActor):
                     del self._hints[target]
             return
         handoff = self._handoffs.get(msg.sid)
-        if handoff is None or src not in handoff.targets:
+        if handoff is None:
             return
-        handoff.acks += 1
-        if handoff.acks >= len(handoff.targets):
+        if src not in handoff.targets:
+            self._wrong_peer("PushAck", src, ",".join(handoff.targets))
+            return
+        handoff.acked[src] = None
+        if len(handoff.acked) >= len(handoff.targets):
             self.counters["keys_handed_off"] += handoff.sent
             self._handed_off += handoff.sent
             handoff.started = self.ctx.now()
             self._next_handoff_batch(msg.sid, handoff)
+
+    def _wrong_peer(self, kind: str, src: str, expected: str) -> None:
+        """An answer carrying the sid of a round or push with another peer: ignored, counted."""
+        self.counters["replies_from_wrong_peer"] += 1
+        logger.debug("%s: ignored a %s from %s for a round with %s", self, kind, src, expected)
 
     # --- hints ---------------------------------------------------------------------------
 

@@ -4,10 +4,16 @@ It applies :class:`~actors.messages.StoreBatch` operations in order (a
 :class:`~actors.messages.StoreBatches` is several of them, answered at once), and runs
 the active-expiry cycles the janitor asks for. It never decides deadlines or versions
 (the coordinating node does), so replicas apply exactly what they are told.
+
+An exception while applying one operation answers that operation ``internal`` (and is
+logged once with the operation's type, never its keys or values, and counted in
+``internal_errors``); the store goes on with the next one. An expiry cycle that raises
+still answers the janitor, so active expiry never stalls.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pykka import ActorDeadError
@@ -15,6 +21,7 @@ from pykka import ActorDeadError
 from actors._scheduled import ScheduledActor
 from actors.ctx import Ctx
 from actors.expiry import run_expire_cycle
+from actors.failures import log_failure
 from actors.keyspace import Keyspace, entry_replicas
 from actors.messages import (
     ExpireCycle,
@@ -33,15 +40,19 @@ from actors.messages import (
 from actors.peer_messages import Apply, Describe, DigestQuery, Modify, DropPartitions, Fetch, ListingQuery
 from actors.errors import ErrorCode
 from actors.eviction import make_evictor
-from actors.messages import ErrorReply, ItemResults
+from actors.messages import ErrorReply, ExpireCycleDone, ItemResults
 from actors.placement import DEFAULT_PARTITIONS
 from actors.rmw import plan_update
 from actors.version import Version
 
 __all__ = ["Store"]
 
+logger = logging.getLogger("actorcache.store")
+
 
 class Store(ScheduledActor):
+    survive_failures = True  # see ScheduledActor.survive_failures
+
     def __init__(
         self,
         ctx: Ctx,
@@ -54,28 +65,56 @@ class Store(ScheduledActor):
         self.eviction_policy = eviction_policy
         self.expire_cycles = 0
         self.expire_budget_hits = 0
+        #: Operations answered ``internal`` because applying them raised.
+        self.internal_errors = 0
 
     def on_receive(self, message: Any) -> Any:
         if type(message) is StoreBatches:
             wall = self.ctx.wall()
-            apply = self._apply
-            answers = tuple(
-                StoreResults(batch.batch, tuple((slot, apply(op, wall)) for slot, op in batch.ops))
-                for batch in message.batches
-            )
+            answers = tuple(StoreResults(batch.batch, self._apply_all(batch.ops, wall)) for batch in message.batches)
             try:
                 message.reply_to.tell(StoreResultsList(answers))
             except ActorDeadError:
                 pass  # the asker stopped meanwhile (node shutdown): nobody wants the answer
         elif type(message) is StoreBatch:
-            wall = self.ctx.wall()
-            apply = self._apply
-            results = tuple((slot, apply(op, wall)) for slot, op in message.ops)
+            results = self._apply_all(message.ops, self.ctx.wall())
             try:
                 message.reply_to.tell(StoreResults(message.batch, results))
             except ActorDeadError:
                 pass  # the asker stopped meanwhile (node shutdown): nobody wants the answer
         elif type(message) is ExpireCycle:
+            message.reply_to.tell(self._expire_cycle(message))
+        elif type(message) is KeepTombstones:
+            self.keyspace.tombstone_ttl = message.ttl_s
+        else:
+            return super().on_receive(message)
+        return None
+
+    def _apply_all(self, ops: tuple[tuple[int, StoreOp], ...], wall: float) -> tuple[tuple[int, Any], ...]:
+        """``(slot, result)`` for each op, in order; an op that raises is answered ``internal``
+        and the next one is applied as if nothing happened."""
+        apply = self._apply
+        results = []
+        append = results.append
+        for slot, op in ops:
+            try:
+                append((slot, apply(op, wall)))
+            except Exception as exc:
+                append((slot, self._failed(op, exc)))
+        return tuple(results)
+
+    def _failed(self, op: Any, exc: Exception) -> ErrorReply:
+        self.internal_errors += 1
+        what = type(op).__name__
+        if type(op) is Modify:
+            what = f"Modify({type(op.request).__name__})"
+        log_failure(logger, f"{self} applying {what}", exc)
+        return ErrorReply(ErrorCode.INTERNAL, f"internal error applying {what} ({type(exc).__name__}); it may be partly applied")
+
+    def _expire_cycle(self, message: ExpireCycle) -> ExpireCycleDone:
+        """One active-expiry cycle; one that raises still answers (nothing done), so the
+        janitor schedules the next one instead of waiting forever."""
+        try:
             result = run_expire_cycle(
                 self.keyspace,
                 wall=self.ctx.wall(),
@@ -85,14 +124,13 @@ class Store(ScheduledActor):
                 sample_size=message.sample_size,
             )
             self.keyspace.purge_tombstones(self.ctx.wall())
-            self.expire_cycles += 1
-            self.expire_budget_hits += result.hit_budget
-            message.reply_to.tell(result)
-        elif type(message) is KeepTombstones:
-            self.keyspace.tombstone_ttl = message.ttl_s
-        else:
-            return super().on_receive(message)
-        return None
+        except Exception as exc:
+            self.internal_errors += 1
+            log_failure(logger, f"{self} running an expiry cycle", exc)
+            return ExpireCycleDone(0, 0, 0, False, self.keyspace.volatile_count)
+        self.expire_cycles += 1
+        self.expire_budget_hits += result.hit_budget
+        return result
 
     def _apply(self, op: StoreOp, wall: float) -> Any:
         keyspace = self.keyspace
@@ -169,7 +207,7 @@ class Store(ScheduledActor):
             return sum(keyspace.drop_partition(p) for p in op.partitions)
         if t is StatsQuery:
             return self.stats(wall)
-        raise TypeError(f"unknown store operation {op!r}")
+        raise TypeError(f"unknown store operation {type(op).__name__}")
 
     def _write_each(self, op: Write, wall: float) -> ItemResults:
         """A coordinator's run of single-key writes: each item applied, and answered, as
@@ -220,6 +258,7 @@ class Store(ScheduledActor):
             "expirations": ks.expired_lazy + ks.expired_active,
             "expire_cycles": self.expire_cycles,
             "expire_budget_hits": self.expire_budget_hits,
+            "internal_errors": self.internal_errors,
         }
 
 

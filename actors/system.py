@@ -11,10 +11,11 @@ from actors.consistency import CONSISTENCY_LEVELS
 from actors.ctx import Ctx
 from actors.eviction import EVICTION_POLICIES
 from actors.janitor import Janitor
-from actors.messages import AttachReplicator
+from actors.messages import AttachReplicator, ReportFailuresTo
 from actors.node import Node
 from actors.replicator import Replicator
 from actors.store import Store
+from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH
 
 __all__ = ["NodeConfig", "NodeRefs", "spawn_node"]
 
@@ -62,6 +63,9 @@ class NodeConfig:
     max_memory: int = 0
     #: What to do at the bound: Redis's policy names (see actors/eviction.py).
     eviction_policy: str = "noeviction"
+    #: The deepest value a request may carry (``--max-value-depth``): the node checks
+    #: requests forwarded to it by peers against it (hosts' decoders check the rest).
+    max_value_depth: int = DEFAULT_MAX_VALUE_DEPTH
 
     def __post_init__(self) -> None:
         if self.cleanup_interval_s <= 0:
@@ -85,6 +89,8 @@ class NodeConfig:
             raise ValueError("max memory must be >= 0")
         if self.eviction_policy not in EVICTION_POLICIES:
             raise ValueError(f"eviction policy must be one of {', '.join(EVICTION_POLICIES)}")
+        if not 1 <= self.max_value_depth <= MAX_SUPPORTED_VALUE_DEPTH:
+            raise ValueError(f"max value depth must be between 1 and {MAX_SUPPORTED_VALUE_DEPTH}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,4 +125,6 @@ def spawn_node(ctx: Ctx, config: NodeConfig | None = None) -> NodeRefs:
     node = ctx.spawn(Node, store, config)
     replicator = ctx.spawn(Replicator, store, node, config)
     node.tell(AttachReplicator(replicator))
+    for ref in (store, janitor, replicator):  # failures they live through count in the node's stats
+        ref.tell(ReportFailuresTo(node))
     return NodeRefs(node=node, store=store, janitor=janitor, replicator=replicator)
