@@ -17,6 +17,7 @@ import math
 from typing import Any, Callable
 
 from actors.errors import BadRequestError, CacheError, ErrorCode, UnauthorizedError, UnknownTypeError
+from actors.failures import brief
 from actors.consistency import CONSISTENCY_LEVELS
 from actors.peer_codec import PEER_TYPES
 from actors.record import Record
@@ -266,7 +267,7 @@ def encode_request(request: Request) -> dict[str, Any]:
     elif t is Incr:
         out = {"type": "incr", "key": request.key, "by": request.by}
     else:
-        raise TypeError(f"not a request: {request!r}")
+        raise TypeError(f"not a request: {type(request).__name__}")
     if getattr(request, "consistency", None) is not None:
         out["consistency"] = request.consistency
     if request.rid is not None:
@@ -320,7 +321,7 @@ def encode_reply(reply: Reply) -> dict[str, Any]:
         if reply.replicas:
             out["replicas"] = list(reply.replicas)
     else:
-        raise TypeError(f"not a reply: {reply!r}")
+        raise TypeError(f"not a reply: {type(reply).__name__}")
     if reply.rid is not None:
         out["id"] = reply.rid
     return out
@@ -371,7 +372,7 @@ def decode_reply(obj: Any, request: Request | None = None) -> Reply:
                 obj.get("purge_at"),
             )
         return InspectReply(str(obj.get("key")), record, rid, tuple(obj.get("replicas") or ()))
-    raise BadRequestError(f"unknown reply type {kind!r}")
+    raise BadRequestError(f"unknown reply type {brief(kind)}")
 
 
 def _json_type(obj: Any) -> str:

@@ -13,10 +13,20 @@ from __future__ import annotations
 import logging
 import traceback
 
-__all__ = ["MAX_MESSAGE", "TRACEBACK_FRAMES", "describe", "log_failure"]
+__all__ = ["MAX_MESSAGE", "TRACEBACK_FRAMES", "brief", "describe", "log_failure"]
 
 MAX_MESSAGE = 200
 TRACEBACK_FRAMES = 12
+
+
+def brief(value: object, limit: int = 60) -> str:
+    """A short rendering of an untrusted value for an error message: a scalar's ``repr``
+    cut to ``limit`` characters, a container only by its type (its ``repr`` would walk it,
+    and recurse)."""
+    if value is None or type(value) in (str, bytes, int, float, bool):
+        text = repr(value) if type(value) is not int or value.bit_length() < 256 else "a very large integer"
+        return text if len(text) <= limit else text[:limit] + "..."
+    return f"a {type(value).__name__}"
 
 
 def describe(exc: BaseException) -> str:

@@ -1193,7 +1193,7 @@ def _with_rid(reply: Any, rid: Any) -> Any:
     """``reply`` (an error the store made) carrying the request's id."""
     if isinstance(reply, REPLY_TYPES):
         return reply if getattr(reply, "rid", None) == rid else dataclasses.replace(reply, rid=rid)
-    return ErrorReply(ErrorCode.INTERNAL, f"internal error: unexpected result {reply!r}", rid)
+    return ErrorReply(ErrorCode.INTERNAL, f"internal error: unexpected result {type(reply).__name__}", rid)
 
 
 def _rid(request: Any) -> Any:

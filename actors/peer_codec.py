@@ -17,6 +17,7 @@ import sys
 from typing import Any, Callable
 
 from actors.errors import BadRequestError, ErrorCode
+from actors.failures import brief, describe
 from actors.messages import ErrorReply, ItemResults, Remove, Write
 from actors.peer_messages import (
     Apply,
@@ -57,7 +58,7 @@ def decode_hello(obj: Any) -> tuple[str, str, int]:
     if type(node_id) is not str or not node_id or type(addr) is not str or type(partitions) is not int:
         raise BadRequestError("hello needs string node_id and addr and an integer partitions")
     if obj.get("proto") != PROTOCOL_VERSION:
-        raise BadRequestError(f"peer protocol {obj.get('proto')!r} is not {PROTOCOL_VERSION}")
+        raise BadRequestError(f"peer protocol {brief(obj.get('proto'))} is not {PROTOCOL_VERSION}")
     return node_id, addr, partitions
 
 
@@ -108,7 +109,7 @@ def _op(op: Any) -> list[Any]:
         return ["remove", list(op.keys), _v(op.version), op.purge_at]
     if t is Apply:
         return ["apply", [_rec(r) for r in op.records]]
-    raise TypeError(f"not a replica op: {op!r}")
+    raise TypeError(f"not a replica op: {type(op).__name__}")
 
 
 #: Builds a Version without NamedTuple's Python-level ``__new__`` (one frame per op saved).
@@ -196,7 +197,7 @@ def _decode_op(obj: list[Any]) -> Any:
         return Remove(tuple(obj[1]), _version(obj[2]), _time(obj[3]))
     if kind == "apply":
         return Apply(tuple(_record(r) for r in obj[1]))  # type: ignore[misc]
-    raise BadRequestError(f"unknown replica op {kind!r}")
+    raise BadRequestError(f"unknown replica op {brief(kind)}")
 
 
 def _result(result: Any) -> Any:
@@ -315,15 +316,16 @@ def decode_peer(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> PeerMessa
     """
     if type(obj) is not dict:
         raise BadRequestError("a peer message must be a map")
-    decoder = _DECODERS.get(obj.get("type"))  # type: ignore[arg-type]
+    kind = obj.get("type")
+    decoder = _DECODERS.get(kind) if type(kind) is str else None
     if decoder is None:
-        raise BadRequestError(f"unknown peer message type {obj.get('type')!r}")
+        raise BadRequestError(f"unknown peer message type {brief(kind)}")
     try:
         msg = decoder(obj)
     except BadRequestError:
         raise
     except Exception as exc:  # any shape error in a peer's frame is that peer's fault
-        raise BadRequestError(f"malformed peer message {obj.get('type')!r}: {exc!r}") from None
+        raise BadRequestError(f"malformed peer message {kind!r}: {describe(exc)}") from None
     _check_keys(msg)
     _check_values(msg, max_depth)
     return msg

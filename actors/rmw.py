@@ -88,4 +88,4 @@ def plan_update(request: Any, current: Record | None, wall: float) -> tuple[Writ
         if live is None:
             return None, TtlReply(False, None, rid)
         return None, TtlReply(True, None if live.deadline is None else max(0.0, live.deadline - wall), rid)
-    raise TypeError(f"not an update: {request!r}")
+    raise TypeError(f"not an update: {type(request).__name__}")

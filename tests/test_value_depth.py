@@ -181,6 +181,20 @@ def test_peer_ids_must_be_strings_not_coerced() -> None:
             decode_peer(frame)
 
 
+def test_error_messages_about_a_peer_frame_never_walk_what_it_sent() -> None:
+    """A deep value where a name belongs is named by its type in the error (its repr
+    would recurse past the interpreter's limit)."""
+    from actors.peer_codec import decode_hello
+
+    deep = nest(100_000)
+    with pytest.raises(BadRequestError, match="unknown peer message type a list"):
+        decode_peer({"type": deep})
+    with pytest.raises(BadRequestError, match="unknown replica op a list"):
+        decode_peer({"type": "replica_request", "req": 1, "ops": [[deep]]})
+    with pytest.raises(BadRequestError, match="peer protocol a list"):
+        decode_hello({"type": "hello", "node_id": "n", "addr": "a", "partitions": 8, "proto": deep})
+
+
 # --- nothing under the limit trips a library's own nesting limit --------------------------
 
 
