@@ -4,17 +4,27 @@ Runs entirely on the event loop thread.
 
 Client connections: framing in, one ``ClientBatch`` per read, replies out in order. The
 node answers each batch with one ``BatchReply`` (told to this object, which acts as the
-batch's ``reply_to``), so there is one ``write`` per batch. Backpressure: when the
-transport's write buffer is full we stop reading, so a client that pipelines without
-reading cannot grow our memory.
+batch's ``reply_to``), so a small batch is one ``write``. Limits, backpressure and the
+output buffer limit are :class:`~runtime.served_connection.ServedConnection`'s, so a
+client that pipelines without reading cannot grow our memory.
+
+Over ``--max-clients``, a connection is on probation: it may still be a peer, so for
+:data:`~runtime.conn_limits.PEER_HELLO_GRACE_S` its first frame may be a peer ``hello``
+(accepted: it becomes a peer, which takes no client slot); anything else, or nothing in
+time, gets the ``max_clients`` refusal line and is closed. At most
+:data:`~runtime.conn_limits.PROBATION_SLOTS` wait at once (a new one refuses the oldest):
+a stranger holding every client slot cannot cut the cluster apart.
 
 Peer connections: a msgpack connection whose first frame is ``hello`` belongs to another
 node (see ``docs/protocol.md``, "Peer protocol"). It stops being a client connection
 (the node is told ``ClientDisconnected``), its frame limit becomes the peer limit, and
 every later frame is decoded by :func:`actors.peer_codec.decode_peer` and told to the
-node as ``FromPeer(src, addr, msg)`` with the sender named by the hello. Nothing is ever
-written back, except one error reply to a bad hello before closing. A malformed frame
-after the hello is logged and closes that connection only.
+node as ``FromPeer(src, addr, msg)`` with the sender named by the hello. Until then the
+connection is a client under the client limits: the client frame limit for the hello
+itself, the client slot, the timeouts. A peer's partial frames still count in the input
+budget and the request read timeout; at most ``--max-clients`` peer connections are
+accepted. Nothing is ever written back, except one error reply to a bad hello before
+closing. A malformed frame after the hello is logged and closes that connection only.
 """
 
 from __future__ import annotations
@@ -23,23 +33,25 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from actors.codec import request_or_error
-from actors.errors import BadRequestError
+from actors.errors import BadRequestError, ErrorCode
 from actors.messages import BatchReply, ClientBatch, ClientDisconnected, ErrorReply, Reply
 from actors.peer_codec import HELLO, decode_hello, decode_peer
 from actors.peer_messages import FromPeer
+from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ConnectionGuard
 from runtime.framing import (
     Decoder,
     MsgpackDecoder,
     choose_decoder,
     encode_json_reply,
     encode_msgpack_reply,
+    is_msgpack_start,
 )
 from runtime.served_connection import ServedConnection
 
 if TYPE_CHECKING:
     from pykka import ActorRef
 
-__all__ = ["DEFAULT_PEER_FRAME_BYTES", "ClientConnection"]
+__all__ = ["DEFAULT_PEER_FRAME_BYTES", "MAX_CLIENTS_MESSAGE", "ClientConnection"]
 
 logger = logging.getLogger("actorcache.connection")
 
@@ -50,8 +62,14 @@ _BLANK = b" \t\r\n"
 #: client request; the client limit would cut replication of large values.
 DEFAULT_PEER_FRAME_BYTES = 64 << 20
 
+#: The refusal a connection over ``--max-clients`` gets (Redis's words).
+MAX_CLIENTS_MESSAGE = "max number of clients reached"
+
 
 class ClientConnection(ServedConnection):
+    #: A JSON line whatever the framing: the connection has not said which it speaks.
+    MAX_CLIENTS_REPLY = encode_json_reply(ErrorReply(ErrorCode.MAX_CLIENTS, MAX_CLIENTS_MESSAGE))
+
     def __init__(
         self,
         conn_id: int,
@@ -61,9 +79,11 @@ class ClientConnection(ServedConnection):
         *,
         partitions: int | None = None,
         max_peer_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES,
+        guard: ConnectionGuard | None = None,
     ) -> None:
-        super().__init__(conn_id, node, on_closed)
+        super().__init__(conn_id, node, on_closed, guard)
         self.max_request_bytes = max_request_bytes
+        self.max_value_depth = self.guard.limits.max_value_depth
         #: This node's partition count; a peer's hello must match it (None: any).
         self.partitions = partitions
         self.max_peer_frame_bytes = max(max_peer_frame_bytes, max_request_bytes)
@@ -71,17 +91,34 @@ class ClientConnection(ServedConnection):
         self._encode: Callable[[Reply], bytes] = encode_json_reply
         #: A msgpack connection whose first frame has not arrived yet (client or peer?).
         self._first_frame_pending = False
+        #: Over --max-clients: only a peer hello may follow (see the module docstring).
+        self._probation = False
+        self._peer_slot = False
         #: ``(node_id, addr)`` of the peer once a valid hello arrived.
         self.peer: tuple[str, str] | None = None
 
-    def _is_client(self) -> bool:
-        return self.peer is None
+    def _over_max_clients(self) -> None:
+        guard = self.guard
+        self._probation = True
+        guard.probation[self] = guard.now + PEER_HELLO_GRACE_S
+        if len(guard.probation) > PROBATION_SLOTS:
+            next(iter(guard.probation)).refuse_max_clients()  # the oldest waits no longer
+
+    def _drop_input(self) -> None:
+        self._decoder = None
+
+    def _release(self) -> None:
+        super()._release()
+        if self._peer_slot:
+            self._peer_slot = False
+            self.guard.peers -= 1
 
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if self._close_when_flushed or self._draining:
             return
+        self.last_active = self.guard.now
         if self.peer is not None:
             self._peer_data(data)
             return
@@ -90,7 +127,10 @@ class ClientConnection(ServedConnection):
             stripped = data.lstrip(_BLANK)
             if not stripped:
                 return
-            decoder = self._decoder = choose_decoder(stripped[0], self.max_request_bytes)
+            if self._probation and not is_msgpack_start(stripped[0]):
+                self.refuse_max_clients()  # not a peer: it could only be a client
+                return
+            decoder = self._decoder = choose_decoder(stripped[0], self.max_request_bytes, self.max_value_depth)
             if isinstance(decoder, MsgpackDecoder):
                 self._encode = encode_msgpack_reply
                 self._first_frame_pending = True
@@ -98,15 +138,19 @@ class ClientConnection(ServedConnection):
         if self._first_frame_pending:
             assert isinstance(decoder, MsgpackDecoder)
             first = decoder.feed(data, raw=True, limit=1)
-            if not first:
+            if not first:  # (a fatal stream always returns its error)
+                self._note_input(decoder.buffered, False)
                 return
             self._first_frame_pending = False
             obj = first[0]
             if type(obj) is dict and obj.get("type") == HELLO:
                 self._hello(obj, decoder)
                 return
+            if self._probation:
+                self.refuse_max_clients()
+                return
             # A client: this frame is its first request (or the fatal error), then the rest.
-            items = [obj if type(obj) is ErrorReply else request_or_error(obj)]
+            items = [obj if type(obj) is ErrorReply else request_or_error(obj, self.max_value_depth)]
             if not decoder.fatal:
                 items.extend(decoder.feed(b""))
         else:
@@ -114,12 +158,17 @@ class ClientConnection(ServedConnection):
         if items:
             self.outstanding += 1
             self.node.tell(ClientBatch(self.conn_id, tuple(items), self))
+            if self.outstanding + len(self._out) >= MAX_IN_FLIGHT:
+                self._update_reading()
         if decoder.fatal:
             # The stream cannot be resynchronised: answer what we have, then close.
             self._close_when_flushed = True
             if self.transport is not None:
                 self.transport.pause_reading()
             self._maybe_close()
+        buffered = decoder.buffered
+        if buffered or self.held_input:
+            self._note_input(buffered, bool(items))
 
     # --- peer mode ----------------------------------------------------------------
 
@@ -133,14 +182,33 @@ class ClientConnection(ServedConnection):
                     "every node of a cluster must use the same --partitions"
                 )
         except BadRequestError as exc:
-            logger.warning("refusing peer connection %s: %s", self._remote(), exc.message)
-            self._refuse(ErrorReply(exc.code, exc.message))
+            logger.warning("refusing peer connection %s: %s", self.remote(), exc.message)
+            if self._probation:
+                self.refuse_max_clients()
+            else:
+                self._refuse(ErrorReply(exc.code, exc.message))
             return
-        # From here on this is not a client connection: the node stops counting it.
+        guard = self.guard
+        if guard.peers >= guard.limits.max_clients:
+            logger.warning("refusing peer connection %s from %s: --max-clients peers connected", self.remote(), node_id)
+            guard.counters["rejected_connections"] += 1
+            self._refuse(ErrorReply(ErrorCode.MAX_CLIENTS, "max number of peer connections reached"))
+            return
+        # From here on this is not a client connection: it gives back its client slot.
         self.peer = (node_id, addr)
-        if self.node.is_alive():
-            self.node.tell(ClientDisconnected(self.conn_id))
-        logger.debug("peer %s (%s) connected from %s", node_id, addr, self._remote())
+        self._peer_slot = True
+        guard.peers += 1
+        if self._probation:
+            self._probation = False
+            guard.probation.pop(self, None)
+        if self._counted:
+            self._counted = False
+            guard.clients -= 1
+        if self._announced:
+            self._announced = False
+            if self.node.is_alive():
+                self.node.tell(ClientDisconnected(self.conn_id))
+        logger.debug("peer %s (%s) connected from %s", node_id, addr, self.remote())
         decoder.reconfigure(self.max_peer_frame_bytes, unicode_errors="surrogatepass")
         self._peer_data(b"")
 
@@ -149,12 +217,14 @@ class ClientConnection(ServedConnection):
         assert isinstance(decoder, MsgpackDecoder) and self.peer is not None
         src, addr = self.peer
         node = self.node
+        depth = self.max_value_depth
+        completed = False
         for obj in decoder.feed(data, raw=True):
             if type(obj) is ErrorReply:  # too large or corrupt: the stream is lost
                 self._peer_failed(obj.message)
                 return
             try:
-                msg = decode_peer(obj)
+                msg = decode_peer(obj, depth)
             except BadRequestError as exc:
                 self._peer_failed(exc.message)
                 return
@@ -162,28 +232,30 @@ class ClientConnection(ServedConnection):
                 self._peer_failed(f"malformed peer message: {exc!r}")
                 return
             node.tell(FromPeer(src, addr, msg))
+            completed = True
+        buffered = decoder.buffered
+        if buffered or self.held_input:
+            self._note_input(buffered, completed)
 
     def _peer_failed(self, why: str) -> None:
         assert self.peer is not None
         logger.warning("closing peer connection from %s (%s): %s", self.peer[0], self.peer[1], why)
         self._close_when_flushed = True
+        self._drop_input()
+        self._forget_input()
         if self.transport is not None:
             self.transport.close()
 
     def _refuse(self, error: ErrorReply) -> None:
         """Answer one error and close (a bad hello): nothing else is read."""
         self._close_when_flushed = True
+        self._drop_input()
+        self._forget_input()
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.pause_reading()
             transport.write(encode_msgpack_reply(error))
             transport.close()
-
-    def _remote(self) -> str:
-        peername = self.transport.get_extra_info("peername") if self.transport is not None else None
-        if isinstance(peername, tuple) and len(peername) >= 2:
-            return f"{peername[0]}:{peername[1]}"
-        return "?"
 
     # --- reply target (called by the node, on the loop thread) ------------------------
 
@@ -192,12 +264,4 @@ class ClientConnection(ServedConnection):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        encode = self._encode
-        try:
-            payload = b"".join([encode(reply) for reply in message.replies])
-        except Exception:  # encoders never raise by contract; if one does, drop this client only
-            logger.exception("cannot encode replies for connection %s; closing it", self.conn_id)
-            transport.abort()
-            return
-        transport.write(payload)
-        self._maybe_close()
+        self._emit(map(self._encode, message.replies))

@@ -29,7 +29,7 @@ import resource
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +76,10 @@ REDIS_VERSION = "7.0.0"
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
-Builder = Callable[[Sequence[Reply], int, int, Any], bytes]
+#: Builds one command's reply from the node's replies: its bytes, or (for a reply of many
+#: values) an iterator of its parts, so the connection checks its output buffer limit
+#: between values instead of after the whole array exists.
+Builder = Callable[[Sequence[Reply], int, int, Any], "bytes | Iterator[bytes]"]
 #: ``(node requests, builder, builder argument)``
 Deferred = tuple[tuple[Request, ...], Builder, Any]
 
@@ -100,6 +103,8 @@ class RespServerInfo:
     max_request_bytes: int = 1 << 20
     max_memory: int = 0
     eviction_policy: str = "noeviction"
+    max_clients: int = 10_000
+    timeout: float = 0.0
     started: float = field(default_factory=time.monotonic)
     run_id: str = field(default_factory=lambda: secrets.token_hex(20))
     version: str = field(default_factory=_actorcache_version)
@@ -241,12 +246,25 @@ def _b_integer_value(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> 
     return node_error(reply)
 
 
-def _b_values(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
+#: An MGET of more keys than this is rendered value by value (see ``Builder``).
+_EAGER_VALUES = 16
+
+
+def _b_values(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes | Iterator[bytes]:
     reply = replies[i]
     if type(reply) is not Values:
         return node_error(reply)
     nil = null(proto)
-    return array([value_bulk(value) if found else nil for _key, value, found in reply.items])
+    items = reply.items
+    if len(items) <= _EAGER_VALUES:
+        return array([value_bulk(value) if found else nil for _key, value, found in items])
+    return _values_parts(items, nil)
+
+
+def _values_parts(items: Sequence[tuple[Any, Any, bool]], nil: bytes) -> Iterator[bytes]:
+    yield b"*%d\r\n" % len(items)
+    for _key, value, found in items:
+        yield value_bulk(value) if found else nil
 
 
 def _b_exists(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
@@ -563,11 +581,15 @@ def info_text(stats: dict[str, Any], sections: Sequence[str], session: Session) 
             section("Stats", [
                 ("total_connections_received", stats.get("connections_total", 0)),
                 ("total_commands_processed", stats.get("requests", 0)),
+                ("rejected_connections", stats.get("rejected_connections", 0)),
                 ("total_error_replies", stats.get("errors", 0)),
                 ("keyspace_hits", stats.get("hits", 0)),
                 ("keyspace_misses", stats.get("misses", 0)),
                 ("expired_keys", stats.get("expirations", 0)),
                 ("evicted_keys", stats.get("evicted", 0)),
+                # Redis 7's names; our input limit is a budget over all connections.
+                ("client_query_buffer_limit_disconnections", stats.get("input_buffer_kills", 0)),
+                ("client_output_buffer_limit_disconnections", stats.get("client_output_buffer_kills", 0)),
             ])
         elif name == "replication":
             section("Replication", [("role", "master"), ("connected_slaves", 0)])
@@ -736,10 +758,10 @@ def _config(s: Session) -> dict[str, bytes]:
         "databases": b"1",
         "maxmemory": str(server.max_memory).encode(),
         "maxmemory-policy": server.eviction_policy.encode(),
-        "maxclients": b"10000",
+        "maxclients": str(server.max_clients).encode(),
         "port": str(server.port).encode(),
         "bind": server.host.encode(),
-        "timeout": b"0",
+        "timeout": b"%d" % int(server.timeout),
         "tcp-keepalive": b"0",
         "cluster-enabled": b"no",
         "proto-max-bulk-len": str(server.max_request_bytes).encode(),

@@ -12,9 +12,13 @@ becomes a *batch* of segments, each either ready bytes or "``n`` node replies fr
 ``i`` and how to build the reply from them"; batches are written strictly in order, each
 in one ``write`` once the node's replies for it (if it needed any) have arrived.
 
-Backpressure and half-close as for JSON lines: while the transport's write buffer is
-over its high-water mark we stop reading; after EOF (``shutdown(SHUT_WR)``) every
-command read is answered before the connection closes. ``QUIT`` answers ``+OK`` and
+Limits, backpressure and half-close as for JSON lines
+(:class:`~runtime.served_connection.ServedConnection`): replies are rendered one command
+at a time under the output buffer limit, reading pauses while the write buffer is over
+its high-water mark or too many batches are unwritten, and after EOF
+(``shutdown(SHUT_WR)``) every command read is answered before the connection closes.
+Over ``--max-clients`` the connection gets ``-ERR max number of clients reached`` and is
+closed at once, as Redis does (peers never use this port). ``QUIT`` answers ``+OK`` and
 closes; a protocol error answers ``-ERR Protocol error: ...`` after the replies to the
 commands before it, and closes, as Redis does.
 """
@@ -24,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
 from actors.messages import BatchReply, ClientBatch
-from runtime.resp import error, new_parser
+from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
+from runtime.resp import HiredisRespParser, RespParser, error, new_parser
 from runtime.resp_commands import RespServerInfo, Session, dispatch
 from runtime.served_connection import ServedConnection
 
@@ -50,24 +56,30 @@ class _Batch:
         self.replies = replies
 
 
-def _render(batch: _Batch) -> bytes:
-    replies = batch.replies
-    parts: list[bytes] = []
-    append = parts.append
-    for seg in batch.segments:
-        if type(seg) is bytes:
-            append(seg)
-        else:
+def _render(batches: list[_Batch]) -> Iterator[bytes]:
+    """The reply bytes of ``batches``, one command's reply at a time (a builder may
+    return an iterator of parts for a reply of many values)."""
+    for batch in batches:
+        replies = batch.replies
+        for seg in batch.segments:
+            if type(seg) is bytes:
+                yield seg
+                continue
             build, start, proto, arg = seg
             try:
-                append(build(replies, start, proto, arg))
+                out = build(replies, start, proto, arg)
+                if type(out) is bytes:
+                    yield out
+                else:
+                    yield from out
             except Exception as exc:  # noqa: BLE001 - a builder bug costs one reply
                 logger.exception("cannot build a RESP reply")
-                append(error(f"ERR internal error: {exc!r}"))
-    return b"".join(parts)
+                yield error(f"ERR internal error: {exc!r}")
 
 
 class RespConnection(ServedConnection):
+    MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
+
     def __init__(
         self,
         conn_id: int,
@@ -75,15 +87,23 @@ class RespConnection(ServedConnection):
         max_request_bytes: int,
         on_closed: Callable[[RespConnection], None],
         info: RespServerInfo | None = None,
+        *,
+        guard: ConnectionGuard | None = None,
     ) -> None:
-        super().__init__(conn_id, node, on_closed)
+        super().__init__(conn_id, node, on_closed, guard)
         self.session = Session(conn_id, info or RespServerInfo(max_request_bytes=max_request_bytes))
-        self._parser = new_parser(max_request_bytes)
+        self._parser: RespParser | HiredisRespParser | None = new_parser(max_request_bytes)
         #: Batches not written yet, in read order.
         self._queue: collections.deque[_Batch] = collections.deque()
 
     def _unwritten(self) -> bool:
         return bool(self._queue)
+
+    def _in_flight(self) -> int:
+        return len(self._queue) + len(self._out)
+
+    def _drop_input(self) -> None:
+        self._parser = None
 
     # --- asyncio.Protocol ---------------------------------------------------------
 
@@ -93,9 +113,10 @@ class RespConnection(ServedConnection):
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._close_when_flushed or self._draining:
-            return
         parser = self._parser
+        if self._close_when_flushed or self._draining or parser is None:
+            return
+        self.last_active = self.guard.now
         commands = parser.feed(data)
         session = self.session
         segments: list[Any] = []
@@ -127,7 +148,12 @@ class RespConnection(ServedConnection):
             else:
                 self._queue.append(_Batch(segments, ()))
                 self._flush()
+            if len(self._queue) + len(self._out) >= MAX_IN_FLIGHT:
+                self._update_reading()
         self._maybe_close()
+        buffered = parser.buffered
+        if buffered or self.held_input:
+            self._note_input(buffered, bool(commands))
 
     # --- reply target (called by the node, on the loop thread) ------------------------
 
@@ -137,17 +163,21 @@ class RespConnection(ServedConnection):
             if batch.replies is None:
                 batch.replies = message.replies
                 break
-        self._flush()
-        self._maybe_close()
+        if not self._flush():
+            if self._held:
+                self._update_reading()
+            self._maybe_close()
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Hand the batches ready at the head of the queue to the writer; False if none."""
         queue = self._queue
-        out: list[bytes] = []
+        if not queue or queue[0].replies is None:
+            return False
+        ready = []
         while queue and queue[0].replies is not None:
-            out.append(_render(queue.popleft()))
-        transport = self.transport
-        if out and transport is not None and not transport.is_closing():
-            transport.write(b"".join(out) if len(out) > 1 else out[0])
+            ready.append(queue.popleft())
+        self._emit(_render(ready))
+        return True
 
 
 def _address(name: Any) -> str:

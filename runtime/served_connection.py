@@ -1,52 +1,123 @@
-"""What every inbound connection the node serves shares: its lifecycle around the node.
+"""What every inbound connection the node serves shares: its lifecycle and its limits.
 
 :class:`~runtime.connection.ClientConnection` (JSON lines, msgpack, peers) and
 :class:`~runtime.resp_connection.RespConnection` differ in framing and in how they build
-replies; they share this: the node is told ``ClientConnected`` / ``ClientDisconnected``,
-batches sent to the node are counted in ``outstanding``, reading pauses while the
-transport's write buffer is over its high-water mark (backpressure) or while draining,
-and after EOF or a fatal error the connection closes once everything read is answered.
+replies; they share this:
+
+- the node is told ``ClientConnected`` / ``ClientDisconnected`` for a connection that holds
+  one of ``--max-clients`` slots; one over the limit is refused (:meth:`refuse_max_clients`);
+- replies leave through :meth:`_emit`: a lazy iterator of reply bytes, one reply at a time.
+  :meth:`_pump` encodes them, checking the output buffer limit after every reply (so a
+  batch of hundreds of large values never materialises far past it), and hands at most
+  :data:`TURN_BYTES` to the transport per loop turn before letting other connections run;
+- reading pauses (backpressure) while the transport's write buffer is over its high-water
+  mark, while :data:`~runtime.conn_limits.MAX_IN_FLIGHT` batches are read and not written
+  yet, while draining, and after EOF or a fatal error (then the connection closes once
+  everything read is answered);
+- a subclass reports the bytes its decoder holds for a partial request with
+  :meth:`_note_input`, which the guard uses for the request read timeout and the global
+  input budget (:mod:`runtime.conn_limits`).
+
+Memory one client can make the node hold is so bounded by its frame limit (a partial
+request), ``MAX_IN_FLIGHT`` reads of requests, and the output limit plus one reply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import logging
+import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
 from actors.messages import ClientConnected, ClientDisconnected
+from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
 
 if TYPE_CHECKING:
     from pykka import ActorRef
 
-__all__ = ["ServedConnection"]
+__all__ = ["TURN_BYTES", "ServedConnection"]
+
+logger = logging.getLogger("actorcache.connection")
+
+#: Reply bytes one connection hands to its transport per loop turn (at least one reply):
+#: a batch of large replies is written over several turns, so other clients wait for at
+#: most this much encoding, not for the whole batch.
+TURN_BYTES = 256 << 10
+
+_NO_LIMIT = sys.maxsize
 
 
 class ServedConnection(asyncio.Protocol):
-    def __init__(self, conn_id: int, node: ActorRef[Any], on_closed: Callable[[Any], None]) -> None:
+    #: The one line a connection over ``--max-clients`` gets before it is closed.
+    MAX_CLIENTS_REPLY = b""
+
+    def __init__(
+        self,
+        conn_id: int,
+        node: ActorRef[Any],
+        on_closed: Callable[[Any], None],
+        guard: ConnectionGuard | None = None,
+    ) -> None:
         self.conn_id = conn_id
         self.node = node
         self._on_closed = on_closed
+        self.guard = guard if guard is not None else ConnectionGuard()
         self.transport: asyncio.Transport | None = None
         #: Batches sent to the node and not answered yet.
         self.outstanding = 0
         self._close_when_flushed = False
         self._draining = False
+        #: Reply iterators not fully written yet, in order.
+        #: Reply iterators not fully written yet, in order; while not empty, a
+        #: :meth:`_pump` is armed for the next loop turn.
+        self._out: collections.deque[Iterator[bytes]] = collections.deque()
+        self._write_paused = False  # the transport's buffer is over its high-water mark
+        self._held = False  # reading paused for MAX_IN_FLIGHT
+        self._counted = False  # holds a --max-clients slot
+        self._announced = False  # the node was told ClientConnected
+        #: Bytes this connection holds for a partial request (as last reported).
+        self.held_input = 0
+        #: ``guard.now`` when that partial request began.
+        self.partial_since = 0.0
+        #: ``guard.now`` when bytes arrived last (the idle timeout also waits for replies).
+        self.last_active = self.guard.now
+        self._soft_since: float | None = None
+        limits = self.guard.limits
+        self._hard = limits.output_hard or _NO_LIMIT
+        self._soft = limits.output_soft
 
     # --- hooks --------------------------------------------------------------------
-
-    def _is_client(self) -> bool:
-        """Whether the node counts this connection as a client's (peers are not)."""
-        return True
 
     def _unwritten(self) -> bool:
         """Whether answered replies still wait to be written (they keep it open)."""
         return False
+
+    def _in_flight(self) -> int:
+        """Batches read and not written out yet."""
+        return self.outstanding + len(self._out)
+
+    def _drop_input(self) -> None:
+        """Free the decoder's buffered bytes (the connection is being cut off)."""
+
+    def _over_max_clients(self) -> None:
+        """A connection arrived while every client slot is taken."""
+        self.refuse_max_clients()
 
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        guard = self.guard
+        self.last_active = guard.now
+        if guard.clients >= guard.limits.max_clients:
+            self._over_max_clients()
+            return
+        guard.clients += 1
+        self._counted = True
+        self._announced = True
         self.node.tell(ClientConnected(self.conn_id))
 
     def eof_received(self) -> bool:
@@ -57,19 +128,249 @@ class ServedConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        if self._is_client() and self.node.is_alive():
-            self.node.tell(ClientDisconnected(self.conn_id))
+        self._release()
+        if self._announced:
+            self._announced = False
+            if self.node.is_alive():
+                self.node.tell(ClientDisconnected(self.conn_id))
         self._on_closed(self)
 
+    def _release(self) -> None:
+        """Give back what this connection holds of the guard's shared state."""
+        guard = self.guard
+        if self._counted:
+            self._counted = False
+            guard.clients -= 1
+        self._forget_input()
+        guard.soft_over.pop(self, None)
+        guard.probation.pop(self, None)
+        self._out.clear()
+
     def pause_writing(self) -> None:
+        self._write_paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self._close_when_flushed and not self._draining:
-            self.transport.resume_reading()
+        self._write_paused = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Pause or resume reading as backpressure, in-flight batches and state say."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._close_when_flushed or self._draining or self._write_paused:
+            transport.pause_reading()
+        elif self._in_flight() >= MAX_IN_FLIGHT:
+            self._held = True
+            transport.pause_reading()
+        else:
+            self._held = False
+            transport.resume_reading()
+
+    # --- input accounting -----------------------------------------------------------
+
+    def _note_input(self, buffered: int, completed: bool) -> None:
+        """The decoder now holds ``buffered`` bytes of a partial request; ``completed``:
+        requests were completed by this read (so a partial one left now began in it)."""
+        guard = self.guard
+        old = self.held_input
+        guard.input_bytes += buffered - old
+        self.held_input = buffered
+        partial = guard.partial
+        if not buffered:
+            partial.pop(self, None)
+            return
+        if not old or completed:
+            # A new partial request: its clock starts now; move it to the end of the order.
+            partial.pop(self, None)
+            partial[self] = None
+            self.partial_since = guard.now
+        if guard.input_bytes > guard.limits.max_input_buffer:
+            guard.enforce_input_budget()
+
+    def _forget_input(self) -> None:
+        if self.held_input:
+            self.guard.input_bytes -= self.held_input
+            self.held_input = 0
+        self.guard.partial.pop(self, None)
+
+    # --- being cut off ----------------------------------------------------------------
+
+    def kill(self) -> None:
+        """Cut the connection off at once: unsent replies and buffered input are dropped."""
+        self._close_when_flushed = True
+        self._out.clear()
+        self._drop_input()
+        self._forget_input()
+        self.guard.soft_over.pop(self, None)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def request_read_timed_out(self) -> None:
+        """Called by the sweep: a partial request took longer than ``--request-read-timeout``."""
+        logger.debug("closing %s: partial request of %d bytes timed out", self.remote(), self.held_input)
+        self.kill()
+
+    def refuse_max_clients(self) -> None:
+        """Answer the ``max_clients`` refusal and close (counted in ``rejected_connections``)."""
+        guard = self.guard
+        guard.probation.pop(self, None)
+        guard.counters["rejected_connections"] += 1
+        self._close_when_flushed = True
+        self._drop_input()
+        self._forget_input()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+            transport.write(self.MAX_CLIENTS_REPLY)
+            transport.close()
+
+    def idle(self) -> bool:
+        """Whether the idle timeout may close this connection: a client with nothing
+        outstanding and nothing unwritten (peers and refused connections never are)."""
+        transport = self.transport
+        return (
+            self._counted
+            and self.outstanding == 0
+            and not self._out
+            and not self._unwritten()
+            and transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() == 0
+        )
+
+    def remote(self) -> str:
+        """``host:port`` of the other end (``[v6]:port``), for logs."""
+        name = self.transport.get_extra_info("peername") if self.transport is not None else None
+        if isinstance(name, tuple) and len(name) >= 2:
+            host = name[0]
+            return f"[{host}]:{name[1]}" if ":" in str(host) else f"{host}:{name[1]}"
+        return "?"
+
+    # --- writing replies ------------------------------------------------------------
+
+    def _emit(self, chunks: Iterator[bytes]) -> None:
+        """Write the replies ``chunks`` yields (one encoded reply each), after those before."""
+        out = self._out
+        if out:  # earlier replies are still being written (a pump is armed): keep the order
+            out.append(chunks)
+            return
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        # The common case, inline: nothing pending, one batch's replies.
+        buffered = transport.get_write_buffer_size()
+        room = self._hard - buffered
+        budget = TURN_BYTES if TURN_BYTES <= room else room + 1
+        parts: list[bytes] = []
+        append = parts.append
+        size = 0
+        try:
+            for chunk in chunks:
+                append(chunk)
+                size += len(chunk)
+                if size >= budget:
+                    out.append(chunks)  # the rest (if any) in later turns
+                    break
+        except Exception:  # encoders never raise by contract; if one does, drop this client only
+            self._encode_failed()
+            return
+        if size <= room and not out and not self._soft and not self._held and not self._close_when_flushed:
+            if parts:  # (the fast path of _written)
+                transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            return
+        self._written(transport, parts, size, buffered, room)
+
+    def _pump(self) -> None:
+        """Go on writing what :meth:`_emit` left for later turns: at most TURN_BYTES a turn."""
+        out = self._out
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            out.clear()
+            return
+        buffered = transport.get_write_buffer_size()
+        room = self._hard - buffered
+        budget = TURN_BYTES if TURN_BYTES <= room else room + 1
+        parts: list[bytes] = []
+        append = parts.append
+        size = 0
+        try:
+            while out:
+                for chunk in out[0]:
+                    append(chunk)
+                    size += len(chunk)
+                    if size >= budget:
+                        break
+                else:
+                    out.popleft()
+                    continue
+                break
+        except Exception:  # encoders never raise by contract; if one does, drop this client only
+            self._encode_failed()
+            return
+        self._written(transport, parts, size, buffered, room)
+
+    def _written(self, transport: asyncio.Transport, parts: list[bytes], size: int, buffered: int, room: int) -> None:
+        """Hand ``parts`` (``size`` bytes) to the transport, unless that passes the hard
+        limit; arm the next turn if more waits; apply the soft limit and flow control."""
+        if size > room:
+            self._output_overflow(buffered + size, "hard", self._hard)
+            return
+        if parts:
+            transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+        if self._out:
+            asyncio.get_running_loop().call_soon(self._pump)
+        if self._soft:
+            self._check_soft_limit(buffered + size)
+        if self._held:
+            self._update_reading()
+        if self._close_when_flushed:
+            self._maybe_close()
+
+    def _encode_failed(self) -> None:
+        logger.exception("cannot encode replies for connection %s; closing it", self.conn_id)
+        self.kill()
+
+    def _check_soft_limit(self, unsent: int) -> None:
+        guard = self.guard
+        limits = guard.limits
+        if unsent <= limits.output_soft:
+            if self._soft_since is not None:
+                self._soft_since = None
+                guard.soft_over.pop(self, None)
+            return
+        if self._soft_since is None:
+            self._soft_since = guard.now
+            guard.soft_over[self] = None
+        if guard.now - self._soft_since >= limits.output_soft_s:
+            self._output_overflow(unsent, "soft", limits.output_soft)
+
+    def recheck_soft_limit(self) -> None:
+        """Called by the sweep while this client is over the soft limit."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self.guard.soft_over.pop(self, None)
+            return
+        self._check_soft_limit(transport.get_write_buffer_size())
+
+    def _output_overflow(self, unsent: int, which: str, limit: int) -> None:
+        extra = f" for {self.guard.limits.output_soft_s:g}s" if which == "soft" else ""
+        logger.warning(
+            "closing client %s: %d bytes of replies unsent, over the %s output buffer limit of %d bytes%s "
+            "(--client-output-buffer-limit)",
+            self.remote(), unsent, which, limit, extra,
+        )
+        self.guard.counters["client_output_buffer_kills"] += 1
+        self.kill()
 
     # --- shutdown -----------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """Requests read and not answered, or answers not handed to the transport yet."""
+        return self.outstanding > 0 or bool(self._out)
 
     def drain(self) -> None:
         """Stop reading new requests; requests already read still get their replies."""
@@ -82,5 +383,11 @@ class ServedConnection(asyncio.Protocol):
             self.transport.close()
 
     def _maybe_close(self) -> None:
-        if self._close_when_flushed and self.outstanding == 0 and not self._unwritten() and self.transport is not None:
+        if (
+            self._close_when_flushed
+            and self.outstanding == 0
+            and not self._out
+            and not self._unwritten()
+            and self.transport is not None
+        ):
             self.transport.close()

@@ -452,6 +452,9 @@ class FakeTransport(asyncio.Transport):
     def is_closing(self) -> bool:
         return self.closed
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # everything written went out at once
+
     def pause_reading(self) -> None:
         pass
 

@@ -285,6 +285,9 @@ class FakeTransport(asyncio.Transport):
     def write(self, data: bytes) -> None:
         self.written.append(data)
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # everything written went out at once
+
     def is_closing(self) -> bool:
         return self.closed
 

@@ -1,0 +1,438 @@
+"""Connection limits without sockets: ``ServedConnection`` and ``ConnectionGuard`` driven
+by hand (fake transports, a fake node, the sweep called with chosen clock values).
+
+What a real node does with these limits is in ``tests/test_connection_limits.py``; these
+pin the rules exactly: when reading pauses, how far past the output limit encoding may
+go, which connection the input budget closes, what each timeout spares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import msgpack
+import pytest
+
+from actors.messages import BatchReply, ClientBatch, ClientConnected, ClientDisconnected, Pong, Value
+from actors.peer_codec import encode_hello
+from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ClientLimits, ConnectionGuard
+from runtime.connection import ClientConnection
+from runtime.resp_connection import RespConnection
+from runtime.served_connection import TURN_BYTES
+
+BIG = "x" * (512 << 10)
+GET_BIG = b'{"type":"get","key":"big"}\n'
+REFUSAL = b'{"type":"error","success":false,"error":"max_clients","message":"max number of clients reached"}\n'
+
+
+class Transport(asyncio.Transport):
+    """A transport whose peer never reads: everything written stays in its buffer
+    (unless ``drains``), as with a client that pipelines and never reads."""
+
+    def __init__(self, drains: bool = False) -> None:
+        super().__init__()
+        self.drains = drains
+        self.written = bytearray()
+        self.buffered = 0
+        self.closed = False
+        self.aborted = False
+        self.reading = True
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+        if not self.drains:
+            self.buffered += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+
+class Node:
+    """Stands in for the node actor: records what it is told, answers nothing itself."""
+
+    def __init__(self) -> None:
+        self.told: list[Any] = []
+
+    def tell(self, message: Any) -> None:
+        self.told.append(message)
+
+    def is_alive(self) -> bool:
+        return True
+
+    def batches(self) -> list[ClientBatch]:
+        return [m for m in self.told if type(m) is ClientBatch]
+
+
+def client(guard: ConnectionGuard, node: Node | None = None, transport: Transport | None = None) -> tuple[ClientConnection, Node, Transport]:
+    node = node or Node()
+    transport = transport or Transport()
+    conn = ClientConnection(len(node.told) + 1, node, 1 << 20, lambda c: None, guard=guard)  # type: ignore[arg-type]
+    conn.connection_made(transport)
+    return conn, node, transport
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def settle(turns: int = 200) -> None:
+    """Let armed pumps run (each loop turn writes at most TURN_BYTES per connection)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+# --- output buffer limit ------------------------------------------------------------------
+
+
+def test_a_batch_of_large_replies_stops_being_encoded_at_the_hard_limit() -> None:
+    async def scenario() -> None:
+        hard = 4 << 20
+        guard = ConnectionGuard(ClientLimits(output_hard=hard))
+        conn, node, transport = client(guard)
+        encoded = 0
+        encode = conn._encode
+
+        def counting(reply: Any) -> bytes:
+            nonlocal encoded
+            encoded += 1
+            return encode(reply)
+
+        conn._encode = counting
+        conn.data_received(GET_BIG * 300)
+        (batch,) = node.batches()
+        conn.tell(BatchReply(batch.conn, tuple(Value(BIG, True) for _ in batch.requests)))
+        await settle()
+        assert transport.aborted
+        assert guard.counters["client_output_buffer_kills"] == 1
+        # Never more than the limit handed to the transport, and one reply past it encoded.
+        assert len(transport.written) <= hard
+        assert encoded == hard // len(encode(Value(BIG, True))) + 1
+        conn.connection_lost(None)
+        assert guard.clients == 0 and isinstance(node.told[-1], ClientDisconnected)
+
+    run(scenario())
+
+
+def test_a_reading_client_gets_every_reply_of_a_batch_larger_than_the_limit() -> None:
+    """The limit is on unsent bytes: a client that reads (the buffer drains) is never cut."""
+
+    async def scenario() -> None:
+        guard = ConnectionGuard(ClientLimits(output_hard=2 << 20))
+        conn, node, transport = client(guard, transport=Transport(drains=True))
+        conn.data_received(GET_BIG * 20)
+        (batch,) = node.batches()
+        conn.tell(BatchReply(batch.conn, tuple(Value(BIG, True) for _ in batch.requests)))
+        first_turn = len(transport.written)
+        assert first_turn <= TURN_BYTES + len(BIG) + 100  # the rest is written in later turns
+        await settle()
+        assert not transport.closed and guard.counters["client_output_buffer_kills"] == 0
+        lines = bytes(transport.written).split(b"\n")
+        assert len(lines) == 21 and all(json.loads(line)["value"] == BIG for line in lines[:-1])
+
+    run(scenario())
+
+
+def test_replies_keep_their_order_while_a_large_batch_is_written_over_several_turns() -> None:
+    async def scenario() -> None:
+        guard = ConnectionGuard(ClientLimits(output_hard=0))  # 0: no limit
+        conn, node, transport = client(guard, transport=Transport(drains=True))
+        conn.data_received(GET_BIG * 3)
+        conn.data_received(b'{"type":"ping","id":7}\n')
+        first, second = node.batches()
+        conn.tell(BatchReply(first.conn, tuple(Value(BIG, True) for _ in first.requests)))
+        conn.tell(BatchReply(second.conn, (Pong(7),)))
+        await settle()
+        lines = bytes(transport.written).split(b"\n")
+        assert [json.loads(line).get("type") for line in lines[:-1]] == ["response"] * 3 + ["pong"]
+
+    run(scenario())
+
+
+def test_the_soft_limit_cuts_a_client_off_only_after_its_seconds_over_it() -> None:
+    async def scenario() -> None:
+        guard = ConnectionGuard(ClientLimits(output_hard=64 << 20, output_soft=1 << 20, output_soft_s=2.0))
+        conn, node, transport = client(guard)
+        t0 = guard.now
+        conn.data_received(GET_BIG * 4)
+        (batch,) = node.batches()
+        conn.tell(BatchReply(batch.conn, tuple(Value(BIG, True) for _ in batch.requests)))
+        await settle()
+        assert not transport.closed and conn in guard.soft_over
+        guard.sweep(now=t0 + 1.0)
+        assert not transport.closed
+        transport.buffered = 0  # the client read everything: under the soft limit again
+        guard.sweep(now=t0 + 1.5)
+        assert conn not in guard.soft_over
+        conn.data_received(GET_BIG * 4)  # over again at t0 + 1.5: the clock restarts
+        second = node.batches()[1]
+        conn.tell(BatchReply(second.conn, tuple(Value(BIG, True) for _ in second.requests)))
+        await settle()
+        guard.sweep(now=t0 + 2.5)
+        guard.sweep(now=t0 + 3.4)
+        assert not transport.closed and guard.counters["client_output_buffer_kills"] == 0
+        guard.sweep(now=t0 + 3.6)
+        assert transport.aborted and guard.counters["client_output_buffer_kills"] == 1
+
+    run(scenario())
+
+
+# --- batches in flight --------------------------------------------------------------------
+
+
+def test_reading_pauses_at_max_in_flight_batches_and_resumes_when_one_is_answered() -> None:
+    guard = ConnectionGuard()
+    conn, node, transport = client(guard, transport=Transport(drains=True))
+    for i in range(MAX_IN_FLIGHT):
+        assert transport.reading
+        conn.data_received(b'{"type":"ping","id":%d}\n' % i)
+    assert not transport.reading and conn.outstanding == MAX_IN_FLIGHT
+    first = node.batches()[0]
+    conn.tell(BatchReply(first.conn, (Pong(0),)))
+    assert transport.reading
+
+
+def test_write_backpressure_and_in_flight_batches_both_hold_reading() -> None:
+    guard = ConnectionGuard()
+    conn, node, transport = client(guard, transport=Transport(drains=True))
+    for i in range(MAX_IN_FLIGHT):
+        conn.data_received(b'{"type":"ping","id":%d}\n' % i)
+    conn.pause_writing()
+    for batch in node.batches():
+        conn.tell(BatchReply(batch.conn, (Pong(),)))
+    assert not transport.reading  # the write buffer is still over its high-water mark
+    conn.resume_writing()
+    assert transport.reading
+
+
+def test_resp_batches_answered_here_count_in_flight_too() -> None:
+    """ECHO needs no node, but its reply waits behind a GET the node has not answered."""
+    guard = ConnectionGuard()
+    node, transport = Node(), Transport(drains=True)
+    conn = RespConnection(1, node, 1 << 20, lambda c: None, guard=guard)  # type: ignore[arg-type]
+    conn.connection_made(transport)
+    conn.data_received(b"GET a\r\n")
+    for _ in range(MAX_IN_FLIGHT - 1):
+        assert transport.reading
+        conn.data_received(b"ECHO " + b"e" * 1000 + b"\r\n")
+    assert not transport.reading
+    (batch,) = node.batches()
+    conn.tell(BatchReply(batch.conn, (Value(b"1", True),)))
+    assert transport.reading and bytes(transport.written).startswith(b"$1\r\n1\r\n$1000\r\n")
+
+
+# --- partial input: read timeout and budget -----------------------------------------------
+
+
+def test_a_partial_request_older_than_the_read_timeout_is_closed() -> None:
+    guard = ConnectionGuard(ClientLimits(request_read_timeout_s=5.0))
+    t0 = guard.now
+    slow, _, slow_t = client(guard)
+    slow.data_received(b'{"type":"set","key":"k","value":"')
+    steady, _, steady_t = client(guard)
+    steady.data_received(b'{"type":"ping"}\n')  # complete: nothing partial
+    guard.sweep(now=t0 + 3.0)
+    late, _, late_t = client(guard)
+    late.data_received(b'{"type":"ping"')  # began at t0 + 3
+    slow.data_received(b"more bytes, still no line end")  # trickling does not restart the clock
+    guard.sweep(now=t0 + 5.5)
+    assert slow_t.aborted and not steady_t.closed and not late_t.closed
+    assert guard.counters["request_read_timeouts"] == 1
+    assert list(guard.partial) == [late] and guard.input_bytes == len(b'{"type":"ping"')
+    late.data_received(b"}\n")  # completed in time
+    guard.sweep(now=t0 + 9.0)
+    assert not late_t.closed and not guard.partial and guard.input_bytes == 0
+
+
+def test_a_request_completed_while_the_next_one_starts_restarts_the_clock() -> None:
+    guard = ConnectionGuard(ClientLimits(request_read_timeout_s=5.0))
+    t0 = guard.now
+    conn, node, transport = client(guard)
+    conn.data_received(b'{"type":"ping"')
+    guard.sweep(now=t0 + 4.0)
+    conn.data_received(b'}\n{"type":"ping"')  # one done, the next begun at t0 + 4
+    guard.sweep(now=t0 + 8.0)
+    assert not transport.closed and len(node.batches()) == 1
+    guard.sweep(now=t0 + 9.5)
+    assert transport.aborted
+
+
+def test_the_input_budget_closes_the_connection_holding_the_most_first() -> None:
+    guard = ConnectionGuard(ClientLimits(max_input_buffer=1000))
+    small, _, small_t = client(guard)
+    large, _, large_t = client(guard)
+    medium, _, medium_t = client(guard)
+    small.data_received(b"x" * 300)
+    large.data_received(b"x" * 500)
+    assert guard.input_bytes == 800 and not large_t.closed
+    medium.data_received(b"x" * 400)  # 1200 > 1000: the 500-byte one goes
+    assert large_t.aborted and not small_t.closed and not medium_t.closed
+    assert guard.input_bytes == 700 and guard.counters["input_buffer_kills"] == 1
+    assert large.held_input == 0 and large not in guard.partial
+
+
+def test_peer_frames_count_in_the_input_budget_and_the_read_timeout() -> None:
+    guard = ConnectionGuard(ClientLimits(request_read_timeout_s=5.0, max_input_buffer=10 << 20))
+    t0 = guard.now
+    conn, node, transport = client(guard)
+    hello = msgpack.packb(encode_hello("peer", "127.0.0.1:9", 256), use_bin_type=True)
+    partial = b"\x81\xa1k\xc6" + (100_000).to_bytes(4, "big") + b"\x00" * 3000  # {"k": <bin of 100,000>}, cut
+    conn.data_received(hello + partial)
+    assert conn.peer is not None and guard.clients == 0 and guard.peers == 1
+    assert guard.input_bytes == len(partial) and conn in guard.partial
+    guard.sweep(now=t0 + 6.0)
+    assert transport.aborted and guard.counters["request_read_timeouts"] == 1
+    conn.connection_lost(None)
+    assert guard.peers == 0 and guard.input_bytes == 0
+
+
+# --- max clients --------------------------------------------------------------------------
+
+
+def test_over_max_clients_a_json_client_gets_the_refusal_line() -> None:
+    guard = ConnectionGuard(ClientLimits(max_clients=1))
+    node = Node()
+    client(guard, node)
+    conn, _, transport = client(guard, node)
+    assert conn in guard.probation and not any(type(m) is ClientConnected and m.conn == conn.conn_id for m in node.told)
+    conn.data_received(b'{"type":"ping"}\n')
+    assert bytes(transport.written) == REFUSAL and transport.closed and not transport.reading
+    assert guard.counters["rejected_connections"] == 1 and not node.batches()
+    conn.connection_lost(None)
+    assert guard.clients == 1 and not any(type(m) is ClientDisconnected for m in node.told)
+
+
+def test_over_max_clients_a_msgpack_client_that_is_not_a_peer_is_refused() -> None:
+    guard = ConnectionGuard(ClientLimits(max_clients=1))
+    client(guard)
+    conn, node, transport = client(guard)
+    conn.data_received(msgpack.packb({"type": "ping"}))
+    assert bytes(transport.written) == REFUSAL and transport.closed and not node.batches()
+
+
+def test_over_max_clients_a_peer_hello_is_still_accepted() -> None:
+    guard = ConnectionGuard(ClientLimits(max_clients=1))
+    client(guard)
+    conn, node, transport = client(guard)
+    conn.data_received(msgpack.packb(encode_hello("n2", "127.0.0.1:9", 256), use_bin_type=True))
+    assert conn.peer == ("n2", "127.0.0.1:9") and not transport.closed
+    assert guard.clients == 1 and guard.peers == 1 and not guard.probation
+    assert guard.counters["rejected_connections"] == 0
+
+
+def test_a_connection_that_says_nothing_is_refused_after_the_grace() -> None:
+    guard = ConnectionGuard(ClientLimits(max_clients=1))
+    t0 = guard.now
+    client(guard)
+    conn, _, transport = client(guard)
+    guard.sweep(now=t0 + PEER_HELLO_GRACE_S / 2)
+    assert not transport.closed
+    guard.sweep(now=t0 + PEER_HELLO_GRACE_S + 0.01)
+    assert bytes(transport.written) == REFUSAL and transport.closed
+
+
+def test_probation_slots_are_bounded_the_oldest_is_refused_first() -> None:
+    guard = ConnectionGuard(ClientLimits(max_clients=1))
+    client(guard)
+    waiting = [client(guard) for _ in range(PROBATION_SLOTS + 3)]
+    assert len(guard.probation) == PROBATION_SLOTS
+    assert [t.closed for _, _, t in waiting] == [True] * 3 + [False] * PROBATION_SLOTS
+    assert guard.counters["rejected_connections"] == 3
+
+
+def test_a_peer_leaves_its_client_slot_to_clients() -> None:
+    guard = ConnectionGuard(ClientLimits(max_clients=1))
+    conn, node, _ = client(guard)
+    assert guard.clients == 1
+    conn.data_received(msgpack.packb(encode_hello("n2", "127.0.0.1:9", 256), use_bin_type=True))
+    assert guard.clients == 0 and isinstance(node.told[-1], ClientDisconnected)
+    other, _, transport = client(guard)
+    assert guard.clients == 1 and other not in guard.probation
+
+
+def test_peer_connections_are_bounded_too() -> None:
+    guard = ConnectionGuard(ClientLimits(max_clients=2))
+    hello = msgpack.packb(encode_hello("n", "127.0.0.1:9", 256), use_bin_type=True)
+    transports = []
+    for _ in range(3):
+        conn, _, transport = client(guard)
+        conn.data_received(hello)
+        transports.append(transport)
+    assert guard.peers == 2 and [t.closed for t in transports] == [False, False, True]
+    refusal = msgpack.unpackb(bytes(transports[2].written))
+    assert refusal["error"] == "max_clients"
+
+
+def test_over_max_clients_resp_is_refused_at_once() -> None:
+    guard = ConnectionGuard(ClientLimits(max_clients=1))
+    client(guard)
+    node, transport = Node(), Transport()
+    conn = RespConnection(9, node, 1 << 20, lambda c: None, guard=guard)  # type: ignore[arg-type]
+    conn.connection_made(transport)
+    assert bytes(transport.written) == b"-ERR max number of clients reached\r\n" and transport.closed
+    conn.data_received(b"PING\r\n")
+    assert not node.told and guard.counters["rejected_connections"] == 1
+
+
+# --- idle timeout -------------------------------------------------------------------------
+
+
+def idle_sweeps(guard: ConnectionGuard, now: float) -> None:
+    for _ in range(10):  # the idle pass runs once every 10 sweeps
+        guard.sweep(now=now)
+
+
+@pytest.mark.parametrize("timeout", [0.0, 5.0])
+def test_idle_clients_are_closed_but_not_busy_ones_nor_peers(timeout: float) -> None:
+    connections: list[Any] = []
+    guard = ConnectionGuard(ClientLimits(idle_timeout_s=timeout), connections)
+    t0 = guard.now
+    idle, _, idle_t = client(guard)
+    waiting, node, waiting_t = client(guard, transport=Transport(drains=True))
+    waiting.data_received(b'{"type":"ping"}\n')  # the node has not answered
+    peer, _, peer_t = client(guard)
+    peer.data_received(msgpack.packb(encode_hello("n2", "127.0.0.1:9", 256), use_bin_type=True))
+    connections.extend([idle, waiting, peer])
+    idle_sweeps(guard, t0 + 6.0)
+    if not timeout:  # 0: never, as Redis
+        assert not (idle_t.closed or waiting_t.closed or peer_t.closed)
+        return
+    assert idle_t.closed and not waiting_t.closed and not peer_t.closed
+    assert guard.counters["idle_timeouts"] == 1
+    (batch,) = node.batches()
+    waiting.tell(BatchReply(batch.conn, (Pong(),)))
+    idle_sweeps(guard, t0 + 6.5)  # answered: idle since its request at t0
+    assert waiting_t.closed and guard.counters["idle_timeouts"] == 2
+
+
+def test_counters_start_at_zero_and_are_a_copy() -> None:
+    guard = ConnectionGuard()
+    stats = guard.stats()
+    assert stats == {
+        "rejected_connections": 0,
+        "client_output_buffer_kills": 0,
+        "idle_timeouts": 0,
+        "request_read_timeouts": 0,
+        "input_buffer_kills": 0,
+    }
+    stats["idle_timeouts"] = 5
+    assert guard.stats()["idle_timeouts"] == 0
