@@ -14,6 +14,7 @@ from runtime.client import parse_address
 __all__ = [
     "advertise_address",
     "byte_size",
+    "output_buffer_limit",
     "count",
     "format_address",
     "non_negative_count",
@@ -55,19 +56,50 @@ def port(text: str) -> int:
     return value
 
 
-def byte_size(text: str) -> int:
-    """Bytes with an optional K/M/G suffix (powers of 1024): ``1048576``, ``512K``, ``1M``."""
+def _bytes(text: str) -> int:
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
     clean = text.strip().lower().removesuffix("b").removesuffix("i")
     scale = units.get(clean[-1:], 1)
     number = clean[:-1] if clean[-1:] in units else clean
     try:
-        value = int(float(number) * scale)
+        value = float(number) * scale
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 1048576, 512K, 1M)") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 1048576, 512K, 1M)")
+    return int(value)
+
+
+def byte_size(text: str) -> int:
+    """Bytes with an optional K/M/G suffix (powers of 1024): ``1048576``, ``512K``, ``1M``."""
+    value = _bytes(text)
     if value < 64:
         raise argparse.ArgumentTypeError("must be at least 64 bytes")
     return value
+
+
+def _limit_size(text: str) -> int:
+    """A byte size where 0 means no limit."""
+    value = _bytes(text)
+    if 0 < value < 64:
+        raise argparse.ArgumentTypeError("a limit must be 0 (none) or at least 64 bytes")
+    return value
+
+
+def output_buffer_limit(text: str) -> tuple[int, int, float]:
+    """``HARD`` or ``HARD SOFT SECONDS`` (Redis's ``client-output-buffer-limit`` for normal
+    clients): sizes with K/M/G suffixes, 0 for no limit; returns ``(hard, soft, seconds)``."""
+    fields = text.replace(",", " ").split()
+    if len(fields) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"expected HARD or 'HARD SOFT SECONDS', got {text!r}")
+    hard = _limit_size(fields[0])
+    if len(fields) == 1:
+        return hard, 0, 0.0
+    soft = _limit_size(fields[1])
+    secs = seconds(fields[2])
+    if hard and soft > hard:
+        raise argparse.ArgumentTypeError("the soft limit must not exceed the hard limit")
+    return hard, soft, secs
 
 
 def _integer(text: str, what: str) -> int:

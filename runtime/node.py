@@ -11,6 +11,9 @@ Start-up order: bind the port (not yet accepting), so the advertised address is 
 even for port 0; build the peer links and the actors' ``Ctx`` with ``send`` wired to
 them; spawn the node's actors; then accept connections.
 
+Start-up warns when ``--max-memory`` is unset and the node listens on anything but a
+loopback address: keys and values could then fill the machine's memory.
+
 SIGINT or SIGTERM: the node leaves the cluster gracefully (hands its partitions off,
 announces ``left``; at most ``--leave-timeout`` seconds, a second signal cuts it short),
 keeps serving meanwhile, then stops accepting, answers the requests it has already read
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 import asyncio
+import ipaddress
 import logging
 import resource
 import signal
@@ -33,18 +37,21 @@ from actors import NodeConfig, NodeRefs, spawn_node
 from actors.consistency import CONSISTENCY_LEVELS
 from actors.eviction import EVICTION_POLICIES
 from actors.messages import Leave, LeaveDone
+from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH
 from runtime.argtypes import (
     advertise_address,
     byte_size,
     count,
     format_address,
     non_negative_count,
+    output_buffer_limit,
     peer_address,
     port,
     positive_number,
     positive_seconds,
     seconds,
 )
+from runtime.conn_limits import ClientLimits
 from runtime.gc_pacer import GcPacer
 from runtime.host import node_actors, real_ctx
 from runtime.trace_file import TraceFile
@@ -52,7 +59,7 @@ from runtime.loop_scheduler import LoopScheduler
 from runtime.peers import PeerLinks
 from runtime.server import CacheServer
 
-__all__ = ["main", "node_config", "parse_args"]
+__all__ = ["client_limits", "main", "memory_warning", "node_config", "parse_args"]
 
 logger = logging.getLogger("actorcache")
 
@@ -113,6 +120,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--eviction-policy", choices=EVICTION_POLICIES, default="noeviction",
         help="at the bound: Redis's policies, approximated by sampling (default noeviction: refuse writes)",
     )
+    limits = parser.add_argument_group("client limits (Redis's names and defaults where Redis has them)")
+    limits.add_argument(
+        "--max-clients", type=count, default=10_000, metavar="N",
+        help="client connections on both ports together; one more gets a max_clients error and is closed. "
+        "Peers take no client slot once their hello is accepted, and a connection over the limit may "
+        "still present one within 2s (default 10000)",
+    )
+    limits.add_argument(
+        "--client-output-buffer-limit", type=output_buffer_limit, default=(64 << 20, 0, 0.0),
+        metavar="HARD[ SOFT SECONDS]",
+        help="unsent replies that get a client disconnected: over HARD at once, over SOFT for SECONDS "
+        "in a row (Redis's normal class); K/M/G suffixes, 0: no limit; give the three values as one "
+        "argument, quoted ('64M 16M 60') or with commas (64M,16M,60) (default 64M, no soft limit)",
+    )
+    limits.add_argument(
+        "--timeout", type=seconds, default=0.0, metavar="SECONDS",
+        help="close a client idle this long (no request, nothing outstanding); peers never (default 0: never)",
+    )
+    limits.add_argument(
+        "--request-read-timeout", type=seconds, default=10.0, metavar="SECONDS",
+        help="close a connection whose partial request (JSON line, msgpack frame, RESP command, peer "
+        "frame) is not complete after this long (default 10; 0: no limit)",
+    )
+    limits.add_argument(
+        "--max-input-buffer-bytes", type=byte_size, default=256 << 20, metavar="BYTES",
+        help="partial input all connections may hold together; past it the connection holding the most "
+        "is closed first (default 256M)",
+    )
+    limits.add_argument(
+        "--max-value-depth", type=count, default=DEFAULT_MAX_VALUE_DEPTH, metavar="N",
+        help=f"deepest nesting of a JSON/msgpack value, from clients and peers; deeper is refused "
+        f"bad_request (default {DEFAULT_MAX_VALUE_DEPTH}, at most {MAX_SUPPORTED_VALUE_DEPTH})",
+    )
     cluster = parser.add_argument_group("cluster")
     cluster.add_argument("--replicas", type=count, default=3, metavar="N", help="copies of every key (default 3)")
     cluster.add_argument(
@@ -162,6 +202,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.partitions > MAX_PARTITIONS:
         parser.error(f"argument --partitions: must be at most {MAX_PARTITIONS}")
+    if args.max_value_depth > MAX_SUPPORTED_VALUE_DEPTH:
+        parser.error(f"argument --max-value-depth: must be at most {MAX_SUPPORTED_VALUE_DEPTH}")
     args.peers = list(dict.fromkeys(args.peers))  # the same seed twice is one seed
     try:
         node_config(args)
@@ -191,6 +233,44 @@ def node_config(args: argparse.Namespace, address: str = "", seeds: tuple[str, .
         leave_timeout_s=args.leave_timeout,
         max_memory=args.max_memory,
         eviction_policy=args.eviction_policy,
+        max_value_depth=args.max_value_depth,
+    )
+
+
+def client_limits(args: argparse.Namespace) -> ClientLimits:
+    """The server's :class:`ClientLimits` for parsed arguments."""
+    hard, soft, soft_s = args.client_output_buffer_limit
+    return ClientLimits(
+        output_hard=hard,
+        output_soft=soft,
+        output_soft_s=soft_s,
+        max_clients=args.max_clients,
+        idle_timeout_s=args.timeout,
+        request_read_timeout_s=args.request_read_timeout,
+        max_input_buffer=args.max_input_buffer_bytes,
+        max_value_depth=args.max_value_depth,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def memory_warning(host: str, max_memory: int) -> str | None:
+    """The start-up warning for a node that can be reached from other machines and has no
+    memory bound, or None."""
+    if max_memory or _is_loopback(host):
+        return None
+    return (
+        f"--max-memory is not set and the node listens on {host or 'all interfaces'}: memory for keys and "
+        "values is unbounded, so clients can fill this machine; set a bound, e.g. "
+        "--max-memory 1G --eviction-policy allkeys-lru"
     )
 
 
@@ -275,7 +355,9 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     scheduler = LoopScheduler(loop)
     scheduler.bind_thread()
-    server = CacheServer(max_request_bytes=args.max_request_bytes, partitions=args.partitions)
+    server = CacheServer(
+        max_request_bytes=args.max_request_bytes, partitions=args.partitions, limits=client_limits(args)
+    )
     try:
         host, bound_port = await server.start(args.host, args.port, start_serving=False)
     except OSError as exc:
@@ -304,7 +386,9 @@ async def serve(args: argparse.Namespace) -> int:
     config = node_config(args, address, seeds)
     links = PeerLinks(args.node_id, address, config.partitions, loop=loop)
     trace = TraceFile(args.trace, loop) if args.trace else None
-    refs = spawn_node(real_ctx(args.node_id, scheduler, trace=trace, send=links.send), config)
+    refs = spawn_node(
+        real_ctx(args.node_id, scheduler, trace=trace, send=links.send, host_stats=server.stats), config
+    )
     server.attach(refs.node)
     await server.start_serving()
     gc_pacer = GcPacer(loop)
@@ -324,6 +408,9 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"actorcache node {args.node_id} resp on {resp_bound[0]}:{resp_bound[1]}", flush=True)
     if address != format_address(host, bound_port):
         logger.info("advertising %s to peers", address)
+    warning = memory_warning(args.host, args.max_memory)
+    if warning is not None:
+        logger.warning("%s", warning)
 
     exit_code = 0
     while not stop.is_set():

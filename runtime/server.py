@@ -7,6 +7,10 @@ can be bound before the node's actors exist: a node must know its advertised add
 (and so its bound port) before it starts, so :func:`runtime.node.serve` binds with
 ``start_serving=False``, spawns the actors, hands the node ref over with
 :meth:`CacheServer.attach`, then calls :meth:`CacheServer.start_serving`.
+
+Connection limits (``--max-clients``, output buffer, timeouts, input budget) are shared by
+both ports through one :class:`~runtime.conn_limits.ConnectionGuard`, whose sweep runs
+while the server is bound; its counters reach the node's ``stats`` via :meth:`CacheServer.stats`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from pykka import ActorRef
 
+from runtime.conn_limits import ClientLimits, ConnectionGuard
 from runtime.connection import DEFAULT_PEER_FRAME_BYTES, ClientConnection
 from runtime.resp_commands import RespServerInfo
 from runtime.resp_connection import RespConnection
@@ -38,6 +43,7 @@ class CacheServer:
         max_request_bytes: int = 1 << 20,
         partitions: int | None = None,
         max_peer_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES,
+        limits: ClientLimits | None = None,
     ) -> None:
         self.node = node
         self.max_request_bytes = max_request_bytes
@@ -45,10 +51,18 @@ class CacheServer:
         self.partitions = partitions
         self.max_peer_frame_bytes = max_peer_frame_bytes
         self.connections: set[ClientConnection | RespConnection] = set()
+        self.limits = limits if limits is not None else ClientLimits()
+        self.guard = ConnectionGuard(self.limits, self.connections)
         self._conn_ids = itertools.count(1)  # shared by both ports: the node keys queues by it
         self._server: asyncio.base_events.Server | None = None
         self._resp_server: asyncio.base_events.Server | None = None
         self.resp_info: RespServerInfo | None = None
+
+    def stats(self) -> dict[str, int]:
+        """The server's counters (``rejected_connections``, ``client_output_buffer_kills``,
+        ``idle_timeouts``, ``request_read_timeouts``, ``input_buffer_kills``): the node's
+        ``host_stats``, merged into its ``stats``."""
+        return self.guard.stats()
 
     def attach(self, node: ActorRef[Any]) -> None:
         """Give the server its node (before :meth:`start_serving`)."""
@@ -63,6 +77,7 @@ class CacheServer:
             self.connections.discard,
             partitions=self.partitions,
             max_peer_frame_bytes=self.max_peer_frame_bytes,
+            guard=self.guard,
         )
         self.connections.add(conn)
         return conn
@@ -70,7 +85,12 @@ class CacheServer:
     def _new_resp_connection(self) -> RespConnection:
         assert self.node is not None and self.resp_info is not None, "CacheServer is serving without a node"
         conn = RespConnection(
-            next(self._conn_ids), self.node, self.max_request_bytes, self.connections.discard, self.resp_info
+            next(self._conn_ids),
+            self.node,
+            self.max_request_bytes,
+            self.connections.discard,
+            self.resp_info,
+            guard=self.guard,
         )
         self.connections.add(conn)
         return conn
@@ -95,12 +115,15 @@ class CacheServer:
             max_request_bytes=self.max_request_bytes,
             max_memory=max_memory,
             eviction_policy=eviction_policy,
+            max_clients=self.limits.max_clients,
+            timeout=self.limits.idle_timeout_s,
         )
         self._resp_server = await loop.create_server(
             self._new_resp_connection, host, port, backlog=1024, reuse_address=True, start_serving=start_serving
         )
         sockname = self._resp_server.sockets[0].getsockname()
         self.resp_info.port = sockname[1]
+        self.guard.start(loop)
         return sockname[0], sockname[1]
 
     async def start(self, host: str, port: int, *, start_serving: bool = True) -> tuple[str, int]:
@@ -116,6 +139,7 @@ class CacheServer:
             self._new_connection, host, port, backlog=1024, reuse_address=True, start_serving=start_serving
         )
         sockname = self._server.sockets[0].getsockname()
+        self.guard.start(loop)
         return sockname[0], sockname[1]
 
     async def start_serving(self) -> None:
@@ -139,7 +163,7 @@ class CacheServer:
         for conn in list(self.connections):
             conn.drain()
         deadline = time.monotonic() + grace_s
-        while any(c.outstanding for c in self.connections) and time.monotonic() < deadline:
+        while any(c.busy for c in self.connections) and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         unanswered = sum(c.outstanding for c in self.connections)
         if unanswered:
@@ -155,3 +179,4 @@ class CacheServer:
             await self._server.wait_closed()
         if self._resp_server is not None:
             await self._resp_server.wait_closed()
+        self.guard.stop()

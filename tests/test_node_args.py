@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from actors import NodeConfig
-from runtime.node import advertised_address, node_config, parse_args
-from tests.nodeproc import ROOT
+from runtime.conn_limits import ClientLimits
+from runtime.node import advertised_address, client_limits, memory_warning, node_config, parse_args
+from tests.nodeproc import ROOT, NodeProcess
 
 
 def test_defaults_match_the_documentation() -> None:
@@ -99,6 +100,9 @@ def test_sizes_take_suffixes(text: str, size: int) -> None:
         ["n", "0", "--cleanup-interval", "0"],
         ["n", "0", "--cleanup-interval", "nan"],
         ["n", "0", "--max-request-bytes", "lots"],
+        ["n", "0", "--max-request-bytes", "inf"],
+        ["n", "0", "--client-output-buffer-limit", "64M 1M"],
+        ["n", "0", "--max-value-depth", "100000"],
         ["n", "0", "--log-level", "chatty"],
     ],
 )
@@ -133,6 +137,19 @@ BAD_CLUSTER_ARGS: list[tuple[list[str], str]] = [
     (["--advertise", "host:port"], "--advertise: bad address 'host:port': port 'port' is not a number"),
     (["--advertise", "0.0.0.0:8081"], "--advertise: 0.0.0.0 is not an address peers can connect to"),
     (["--advertise", "::1:8081"], "write IPv6 addresses as [addr]:port"),
+    (["--max-clients", "0"], "--max-clients: must be at least 1"),
+    (["--max-clients", "many"], "--max-clients: not a whole number"),
+    (["--client-output-buffer-limit", "lots"], "--client-output-buffer-limit: not a size: 'lots'"),
+    (["--client-output-buffer-limit", "32"], "--client-output-buffer-limit: a limit must be 0 (none) or at least 64 bytes"),
+    (["--client-output-buffer-limit", "64M 16M"], "--client-output-buffer-limit: expected HARD or 'HARD SOFT SECONDS'"),
+    (["--client-output-buffer-limit", "16M 64M 60"], "--client-output-buffer-limit: the soft limit must not exceed the hard limit"),
+    (["--client-output-buffer-limit", "64M 16M -1"], "--client-output-buffer-limit: must be a finite number >= 0"),
+    (["--client-output-buffer-limit", "inf"], "--client-output-buffer-limit: not a size: 'inf'"),
+    (["--timeout", "-1"], "--timeout: must be a finite number >= 0"),
+    (["--request-read-timeout", "soon"], "--request-read-timeout: not a number of seconds: 'soon'"),
+    (["--max-input-buffer-bytes", "0"], "--max-input-buffer-bytes: must be at least 64 bytes"),
+    (["--max-value-depth", "0"], "--max-value-depth: must be at least 1"),
+    (["--max-value-depth", "501"], "--max-value-depth: must be at most 500"),
     (["host:99999"], "PEER_ADDR: bad address 'host:99999': port must be 1..65535"),
     (["host:"], "PEER_ADDR: bad address 'host:': port '' is not a number"),
 ]
@@ -145,6 +162,88 @@ def test_bad_cluster_arguments_say_what_is_wrong(argv: list[str], message: str, 
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "usage:" in err and message in err, err
+
+
+def test_client_limits_default_as_redis_and_the_issue_say() -> None:
+    limits = client_limits(parse_args(["n", "0"]))
+    assert limits == ClientLimits(
+        output_hard=64 << 20,
+        output_soft=0,
+        output_soft_s=0.0,
+        max_clients=10_000,
+        idle_timeout_s=0.0,
+        request_read_timeout_s=10.0,
+        max_input_buffer=256 << 20,
+        max_value_depth=128,
+    )
+    assert node_config(parse_args(["n", "0"])).max_value_depth == 128
+
+
+def test_client_limit_flags_map_onto_the_limits() -> None:
+    args = parse_args(
+        [
+            "n", "0", "--client-output-buffer-limit", "32M 8m 30", "--max-clients", "50",
+            "--timeout", "300", "--request-read-timeout", "2.5", "--max-input-buffer-bytes", "1G",
+            "--max-value-depth", "64",
+        ]
+    )
+    limits = client_limits(args)
+    assert (limits.output_hard, limits.output_soft, limits.output_soft_s) == (32 << 20, 8 << 20, 30.0)
+    assert (limits.max_clients, limits.idle_timeout_s, limits.request_read_timeout_s) == (50, 300.0, 2.5)
+    assert (limits.max_input_buffer, limits.max_value_depth) == (1 << 30, 64)
+    assert node_config(args).max_value_depth == 64
+
+
+@pytest.mark.parametrize(
+    ("text", "limits"),
+    [("0", (0, 0, 0.0)), ("8M", (8 << 20, 0, 0.0)), ("64M,16M,60", (64 << 20, 16 << 20, 60.0)), ("0 1G 10", (0, 1 << 30, 10.0))],
+)
+def test_the_output_buffer_limit_takes_one_or_three_values(text: str, limits: tuple[int, int, float]) -> None:
+    assert parse_args(["n", "0", "--client-output-buffer-limit", text]).client_output_buffer_limit == limits
+
+
+@pytest.mark.parametrize(
+    ("host", "max_memory", "warns"),
+    [
+        ("127.0.0.1", 0, False),
+        ("127.0.0.2", 0, False),
+        ("::1", 0, False),
+        ("[::1]", 0, False),
+        ("localhost", 0, False),
+        ("0.0.0.0", 0, True),
+        ("::", 0, True),
+        ("10.1.2.3", 0, True),
+        ("cache.example", 0, True),
+        ("0.0.0.0", 1 << 30, False),
+    ],
+)
+def test_a_reachable_node_without_max_memory_is_warned_about(host: str, max_memory: int, warns: bool) -> None:
+    warning = memory_warning(host, max_memory)
+    assert (warning is not None) == warns
+    if warning is not None:
+        assert "unbounded" in warning and "--max-memory 1G --eviction-policy allkeys-lru" in warning
+
+
+def test_a_loopback_node_starts_without_the_memory_warning(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = NodeProcess("quiet", log_path=tmp_path / "node.log")
+    try:
+        assert "listening on 127.0.0.1" in proc.start_line
+    finally:
+        proc.terminate()
+    assert "--max-memory is not set" not in (tmp_path / "node.log").read_text()
+
+
+def test_the_help_describes_the_client_limits() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.node", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0
+    for flag in (
+        "--max-clients", "--client-output-buffer-limit", "--timeout", "--request-read-timeout",
+        "--max-input-buffer-bytes", "--max-value-depth",
+    ):
+        assert flag in out.stdout
+    assert "default 64M" in out.stdout and "default 10000" in out.stdout and "default 256M" in out.stdout
 
 
 def test_a_bad_cluster_argument_exits_2_from_the_command_line() -> None:
