@@ -96,12 +96,16 @@ def _get(obj: dict[str, Any], rid: Any) -> Get:
     return Get(_key(obj), rid, _consistency(obj))
 
 
-def _set(obj: dict[str, Any], rid: Any) -> Set:
+def _set(obj: dict[str, Any], rid: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Set:
     key = _key(obj)
     if "value" not in obj:
         raise BadRequestError("missing field 'value'")
+    value = obj["value"]
+    vt = type(value)
+    if (vt is list or vt is dict or vt is tuple) and exceeds_depth(value, max_depth):
+        raise depth_error(max_depth)
     if len(obj) == (3 if rid is None else 4) and (rid is None or "id" in obj):
-        return Set(key, obj["value"], None, rid)  # the common case: type, key, value (and id) only
+        return Set(key, value, None, rid)  # the common case: type, key, value (and id) only
     nx, xx = obj.get("nx"), obj.get("xx")
     for name, flag in (("nx", nx), ("xx", xx), ("get", obj.get("get")), ("keepttl", obj.get("keepttl"))):
         if flag is not None and type(flag) is not bool:
@@ -113,7 +117,7 @@ def _set(obj: dict[str, Any], rid: Any) -> Set:
     if keep_ttl and ttl is not None:
         raise BadRequestError("'keepttl' and 'ttl' exclude each other")
     cond = "nx" if nx else "xx" if xx else None
-    return Set(key, obj["value"], ttl, rid, _consistency(obj), cond, bool(obj.get("get")), keep_ttl)
+    return Set(key, value, ttl, rid, _consistency(obj), cond, bool(obj.get("get")), keep_ttl)
 
 
 def _expire(obj: dict[str, Any], rid: Any) -> Expire:
@@ -144,13 +148,15 @@ def _mget(obj: dict[str, Any], rid: Any) -> MGet:
     return MGet(tuple(keys), rid, _consistency(obj))
 
 
-def _mset(obj: dict[str, Any], rid: Any) -> MSet:
+def _mset(obj: dict[str, Any], rid: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> MSet:
     entries = obj.get("entries")
     if type(entries) is not dict:
         raise BadRequestError("field 'entries' must be an object of key -> value")
-    for key in entries:
+    for key, value in entries.items():
         if type(key) is not str or not key:
             raise BadRequestError("every key in 'entries' must be a non-empty string")
+        if exceeds_depth(value, max_depth):
+            raise depth_error(max_depth)
     return MSet(tuple(entries.items()), _ttl(obj), rid, _consistency(obj))
 
 
@@ -197,18 +203,9 @@ def decode_request(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Reques
         if kind in PEER_TYPES:
             raise UnauthorizedError(f"{kind!r} is a peer message; peer connections start with 'hello'")
         raise UnknownTypeError(f"unknown request type {kind!r}; known: {', '.join(REQUEST_TYPES)}")
-    request = decoder(obj, obj.get("id"))
-    t = type(request)
-    if t is Set:
-        value = request.value
-        vt = type(value)
-        if (vt is list or vt is dict or vt is tuple) and exceeds_depth(value, max_depth):
-            raise depth_error(max_depth)
-    elif t is MSet:
-        for _, value in request.entries:
-            if exceeds_depth(value, max_depth):
-                raise depth_error(max_depth)
-    return request
+    if decoder is _set or decoder is _mset:  # the requests that carry values
+        return decoder(obj, obj.get("id"), max_depth)  # type: ignore[call-arg]
+    return decoder(obj, obj.get("id"))
 
 
 def error_reply(exc: CacheError, obj: Any = None) -> ErrorReply:

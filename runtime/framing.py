@@ -317,35 +317,42 @@ class MsgpackDecoder:
         # frames the unpacker already holds are returned before more is fed, and what it
         # holds beyond them stays small, so draining a long stream one frame per feed
         # never makes it compact a full buffer per frame (quadratic).
-        step = _LIMIT_STEP if limit is not None else self.max_bytes
+        max_bytes = self.max_bytes
+        step = _LIMIT_STEP if limit is not None else max_bytes
+        tell = unpacker.tell
+        depth = self.max_depth
+        append = items.append
+        fed = self._fed
+        start = self._frame_start
         while True:
-            room = self.max_bytes - (self._fed - self._frame_start)
-            piece = view[pos : pos + max(min(room, step), 1)]
+            piece = view[pos : pos + max(min(max_bytes - (fed - start), step), 1)]
             step *= 2
             try:
                 unpacker.feed(piece)
             except msgpack.BufferFull:
-                return self._fail(items, TooLargeError(f"request exceeds the limit of {self.max_bytes} bytes"))
-            self._fed += len(piece)
+                return self._fail(items, TooLargeError(f"request exceeds the limit of {max_bytes} bytes"))
+            fed += len(piece)
             pos += len(piece)
             try:
                 for obj in unpacker:
-                    self._frame_start = unpacker.tell()
-                    items.append(obj if raw else request_or_error(obj, self.max_depth))
+                    start = tell()  # where the next frame begins
+                    append(obj if raw else request_or_error(obj, depth))
                     if limit is not None and len(items) >= limit:
                         # Stop before the unpacker starts on the next frame; keep the rest.
                         self._pending = view[pos:]
+                        self._fed, self._frame_start = fed, start
                         return items
             except msgpack.BufferFull:
-                return self._fail(items, TooLargeError(f"request exceeds the limit of {self.max_bytes} bytes"))
+                return self._fail(items, TooLargeError(f"request exceeds the limit of {max_bytes} bytes"))
             except msgpack.StackError:  # nested deeper than the unpacker's stack (1,024 levels)
-                return self._fail(items, depth_error(self.max_depth))
+                return self._fail(items, depth_error(depth))
             except Exception as exc:  # corrupt stream: any error the unpacker raises
                 detail = str(exc) or type(exc).__name__
                 return self._fail(items, BadRequestError(f"invalid msgpack: {detail}"))
-            if self._fed - self._frame_start > self.max_bytes:
-                return self._fail(items, TooLargeError(f"request exceeds the limit of {self.max_bytes} bytes"))
+            if fed - start > max_bytes:
+                return self._fail(items, TooLargeError(f"request exceeds the limit of {max_bytes} bytes"))
             if pos >= end:
+                self._fed, self._frame_start = fed, start
                 return items
 
     def _fail(self, items: list[Any], exc: BadRequestError | TooLargeError) -> list[Any]:
