@@ -9,7 +9,8 @@ replies; they share this:
 - replies leave through :meth:`_emit`: a lazy iterator of reply bytes, one reply at a time.
   :meth:`_pump` encodes them, checking the output buffer limit after every reply (so a
   batch of hundreds of large values never materialises far past it), and hands at most
-  :data:`TURN_BYTES` to the transport per loop turn before letting other connections run;
+  :data:`TURN_BYTES` to the transport per loop turn before letting other connections run
+  (every :data:`PAUSED_TURN_DELAY_S` only, for a client that does not keep up);
 - reading pauses (backpressure) while the transport's write buffer is over its high-water
   mark, while :data:`~runtime.conn_limits.MAX_IN_FLIGHT` batches are read and not written
   yet, while draining, and after EOF or a fatal error (then the connection closes once
@@ -27,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import socket
+import struct
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
@@ -37,7 +40,7 @@ from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
 if TYPE_CHECKING:
     from pykka import ActorRef
 
-__all__ = ["TURN_BYTES", "ServedConnection"]
+__all__ = ["PAUSED_TURN_DELAY_S", "TURN_BYTES", "ServedConnection"]
 
 logger = logging.getLogger("actorcache.connection")
 
@@ -45,8 +48,14 @@ logger = logging.getLogger("actorcache.connection")
 #: a batch of large replies is written over several turns, so other clients wait for at
 #: most this much encoding, not for the whole batch.
 TURN_BYTES = 256 << 10
+#: While a client reads slower than we write (its transport is over the high-water mark),
+#: its next turn of encoding waits this long (or until it drains): it still reaches its
+#: output limit if it never reads, but it cannot take the loop from the other clients.
+PAUSED_TURN_DELAY_S = 0.01
 
 _NO_LIMIT = sys.maxsize
+#: SO_LINGER on, 0 seconds: close() resets the connection and frees its kernel buffers.
+_RESET = struct.pack("ii", 1, 0)
 
 
 class ServedConnection(asyncio.Protocol):
@@ -73,6 +82,7 @@ class ServedConnection(asyncio.Protocol):
         #: Reply iterators not fully written yet, in order; while not empty, a
         #: :meth:`_pump` is armed for the next loop turn.
         self._out: collections.deque[Iterator[bytes]] = collections.deque()
+        self._pump_timer: asyncio.TimerHandle | None = None  # a delayed pump (PAUSED_TURN_DELAY_S)
         self._write_paused = False  # the transport's buffer is over its high-water mark
         self._held = False  # reading paused for MAX_IN_FLIGHT
         self._counted = False  # holds a --max-clients slot
@@ -153,6 +163,11 @@ class ServedConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        timer = self._pump_timer
+        if timer is not None:  # it drained: write the rest now
+            timer.cancel()
+            self._pump_timer = None
+            asyncio.get_running_loop().call_soon(self._pump)
         self._update_reading()
 
     def _update_reading(self) -> None:
@@ -199,14 +214,22 @@ class ServedConnection(asyncio.Protocol):
     # --- being cut off ----------------------------------------------------------------
 
     def kill(self) -> None:
-        """Cut the connection off at once: unsent replies and buffered input are dropped."""
+        """Cut the connection off at once: unsent replies and buffered input are dropped,
+        those the kernel still holds too (the close is a reset)."""
         self._close_when_flushed = True
         self._out.clear()
         self._drop_input()
         self._forget_input()
         self.guard.soft_over.pop(self, None)
-        if self.transport is not None:
-            self.transport.abort()
+        transport = self.transport
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+                except OSError:
+                    pass  # already gone
+            transport.abort()
 
     def request_read_timed_out(self) -> None:
         """Called by the sweep: a partial request took longer than ``--request-read-timeout``."""
@@ -285,6 +308,7 @@ class ServedConnection(asyncio.Protocol):
 
     def _pump(self) -> None:
         """Go on writing what :meth:`_emit` left for later turns: at most TURN_BYTES a turn."""
+        self._pump_timer = None
         out = self._out
         transport = self.transport
         if transport is None or transport.is_closing():
@@ -321,7 +345,11 @@ class ServedConnection(asyncio.Protocol):
         if parts:
             transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
         if self._out:
-            asyncio.get_running_loop().call_soon(self._pump)
+            loop = asyncio.get_running_loop()
+            if self._write_paused:
+                self._pump_timer = loop.call_later(PAUSED_TURN_DELAY_S, self._pump)
+            else:
+                loop.call_soon(self._pump)
         if self._soft:
             self._check_soft_limit(buffered + size)
         if self._held:
