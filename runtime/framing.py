@@ -144,6 +144,8 @@ class JsonLinesDecoder:
         limit = self.max_bytes
         items: list[Item] = []
         if self._chunks:
+            if not data:
+                return items
             nl = data.find(b"\n")
             held = self._held
             if nl < 0:  # still no line end: keep the piece, scan nothing again
