@@ -15,10 +15,11 @@ from typing import Any
 import msgpack
 import pytest
 
-from actors.messages import BatchReply, ClientBatch, ClientConnected, ClientDisconnected, Pong, Value
+from actors.messages import BatchReply, ClientBatch, ClientConnected, ClientDisconnected, Pong, Value, Values
 from actors.peer_codec import encode_hello
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ClientLimits, ConnectionGuard
 from runtime.connection import ClientConnection
+from runtime.resp import NIL2, array, bulk, encode_command
 from runtime.resp_connection import RespConnection
 from runtime.served_connection import TURN_BYTES
 
@@ -436,3 +437,57 @@ def test_counters_start_at_zero_and_are_a_copy() -> None:
     }
     stats["idle_timeouts"] = 5
     assert guard.stats()["idle_timeouts"] == 0
+
+
+def resp_client(guard: ConnectionGuard, transport: Transport) -> tuple[RespConnection, Node]:
+    node = Node()
+    conn = RespConnection(1, node, 1 << 20, lambda c: None, guard=guard)  # type: ignore[arg-type]
+    conn.connection_made(transport)
+    return conn, node
+
+
+def test_a_large_resp_mget_is_rendered_as_redis_would_write_it() -> None:
+    async def scenario() -> None:
+        conn, node = resp_client(ConnectionGuard(), Transport(drains=True))
+        keys = [b"k%d" % i for i in range(40)]
+        conn.data_received(encode_command([b"MGET", *keys]))
+        (batch,) = node.batches()
+        items = tuple((k.decode(), b"v%d" % i if i % 3 else None, bool(i % 3)) for i, k in enumerate(keys))
+        conn.tell(BatchReply(batch.conn, (Values(items),)))
+        await settle()
+        assert bytes(conn.transport.written) == array([bulk(v) if found else NIL2 for _, v, found in items])  # type: ignore[union-attr]
+
+    run(scenario())
+
+
+def test_a_resp_mget_of_large_values_stops_at_the_hard_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One reply of 40 x 512 KiB: rendered value by value, so encoding stops one value
+    past the 4 MiB limit instead of building all 20 MiB first."""
+    import runtime.resp_commands as commands
+
+    rendered = 0
+    value_bulk = commands.value_bulk
+
+    def counting(value: Any) -> bytes:
+        nonlocal rendered
+        rendered += 1
+        return value_bulk(value)
+
+    monkeypatch.setattr(commands, "value_bulk", counting)
+
+    async def scenario() -> None:
+        hard = 4 << 20
+        guard = ConnectionGuard(ClientLimits(output_hard=hard))
+        transport = Transport()
+        conn, node = resp_client(guard, transport)
+        keys = [b"k%d" % i for i in range(40)]
+        conn.data_received(encode_command([b"MGET", *keys]))
+        (batch,) = node.batches()
+        value = BIG.encode()
+        conn.tell(BatchReply(batch.conn, (Values(tuple((k.decode(), value, True) for k in keys)),)))
+        await settle()
+        assert transport.aborted and guard.counters["client_output_buffer_kills"] == 1
+        assert len(transport.written) <= hard
+        assert rendered == hard // len(value_bulk(value)) + 1
+
+    run(scenario())
