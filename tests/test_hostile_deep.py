@@ -21,7 +21,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from tests.cluster import Cluster
+from tests.cluster import Cluster, eventually
 from tests.wire import Conn, ConnectionClosed, MsgpackConn
 
 pytestmark = pytest.mark.integration
@@ -185,3 +185,39 @@ def test_issue_11_request_exactly(cluster: Cluster) -> None:
     stats = cluster.check_survived("after-issue-11")
     for node_id, s in stats.items():
         assert isinstance(s.get("keys"), int), f"{node_id}: stats without the store's figures: {s}"
+
+
+def deep_map(depth: int) -> Any:
+    value: Any = "x"
+    for i in range(depth):
+        value = {"k": value} if i % 2 else [value]
+    return value
+
+
+@pytest.mark.timeout(90)
+def test_values_at_the_limit_survive_join_and_graceful_leave(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A value nested exactly ``--max-value-depth`` deep is accepted, so every peer path
+    must carry it inside its own envelope (a peer frame nests a value a few levels down):
+    streamed to a joining node, handed off by a leaving one. Nothing may be lost there."""
+    with Cluster(("--replicas", "2", "--leave-timeout", "5", *FLAGS), log_dir=tmp_path_factory.mktemp("deep-handoff")) as c:
+        c.start(3)
+        values = {f"limit-{i}": (deep_list(LIMIT) if i % 2 else deep_map(LIMIT)) for i in range(40)}
+        for key, value in values.items():
+            assert c.set(1, key, value, consistency="all") == {"type": "ack", "success": True}, key
+
+        def on_owners(via: str) -> None:
+            for key, owners in c.locate_many(list(values), via=via).items():
+                for owner in owners:
+                    rec = c.inspect(owner, key)
+                    assert rec["found"] is True and rec["value"] == values[key], f"{key} on {owner}: {str(rec)[:200]}"
+
+        c.add("node4", peers=["node1"], wait=False)
+        c.wait_converged(timeout=15)
+        mine = [k for k, owners in c.locate_many(list(values), via="node4").items() if "node4" in owners]
+        assert mine, "node4 owns none of 40 keys"
+        eventually(lambda: on_owners("node4"), 15.0, "every value streamed to node4's share", interval=0.2)
+
+        assert c.stop("node2") == 0, "graceful leave"
+        c.wait_member_state("node2", ["left"], timeout=10)
+        eventually(lambda: on_owners("node1"), 15.0, "every value on its owners after node2 left", interval=0.2)
+        c.check_survived("after-handoff")
