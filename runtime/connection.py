@@ -261,7 +261,4 @@ class ClientConnection(ServedConnection):
 
     def tell(self, message: BatchReply) -> None:
         self.outstanding -= 1
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        self._emit(map(self._encode, message.replies))
+        self._emit(map(self._encode, message.replies))  # (nothing is written to a closed transport)
