@@ -515,6 +515,8 @@ class Node(ScheduledActor):
                     if error is not None:
                         self.coord["unavailable"] += 1
                         pending.fill(slot, error)
+                    elif cb.slot_done(slot):  # nothing to ask anyone (an mget or mset of no keys)
+                        pending.fill(slot, cb.reply(slot, wall))
                     continue
             except Exception as exc:
                 pending.fill(slot, self._request_failed("planning", request, exc))

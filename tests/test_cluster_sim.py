@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from actors import ScheduledFuture
-from actors.messages import Ack, Delete, ErrorReply, Get, Inspect, Leave, LeaveDone, Locate, MGet, MSet, Set, Stats, Value
+from actors.messages import Ack, Delete, ErrorReply, Get, Inspect, Leave, LeaveDone, Locate, MGet, MSet, Set, Stats, Value, Values
 from actors.system import NodeConfig
 from sim.host import SimHost
 from sim.network import Link, uniform
@@ -329,5 +329,16 @@ def test_routes_of_lost_replica_requests_are_forgotten() -> None:
         assert c.stats("n1")["cluster"]["replica_requests_in_flight"] > 0  # those to n3
         c.run(config().request_timeout_s + 0.5)  # the batches time out on n3 (hinting it), then a heartbeat
         assert c.stats("n1")["cluster"]["replica_requests_in_flight"] == 0
+    finally:
+        c.host.shutdown()
+
+
+def test_an_mget_or_mset_of_no_keys_is_answered_at_once() -> None:
+    """Nothing to ask any replica: answered when planned (they once waited forever, and
+    with them every later batch of their connection)."""
+    c = SimCluster(3)
+    try:
+        replies = c.host.request([MGet((), rid=1), MSet((), rid=2), Get("k", rid=3)], node_id="n1", timeout=1.0)
+        assert replies == (Values((), rid=1), Ack(rid=2), Value(None, False, rid=3))
     finally:
         c.host.shutdown()
