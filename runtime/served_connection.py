@@ -78,7 +78,6 @@ class ServedConnection(asyncio.Protocol):
         self.outstanding = 0
         self._close_when_flushed = False
         self._draining = False
-        #: Reply iterators not fully written yet, in order.
         #: Reply iterators not fully written yet, in order; while not empty, a
         #: :meth:`_pump` is armed for the next loop turn.
         self._out: collections.deque[Iterator[bytes]] = collections.deque()
