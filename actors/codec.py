@@ -13,11 +13,12 @@ Rules: unknown fields are ignored (seed clients send ``node_id`` on ``set``); an
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Callable
 
-from actors.errors import BadRequestError, CacheError, ErrorCode, UnauthorizedError, UnknownTypeError
-from actors.failures import brief
+from actors.errors import BadRequestError, CacheError, ErrorCode, InternalError, UnauthorizedError, UnknownTypeError
+from actors.failures import brief, log_failure
 from actors.consistency import CONSISTENCY_LEVELS
 from actors.peer_codec import PEER_TYPES
 from actors.record import Record
@@ -60,6 +61,8 @@ __all__ = [
     "error_reply",
     "request_or_error",
 ]
+
+_logger = logging.getLogger("actorcache.codec")
 
 
 def _key(obj: dict[str, Any], field: str = "key") -> str:
@@ -215,11 +218,18 @@ def error_reply(exc: CacheError, obj: Any = None) -> ErrorReply:
 
 
 def request_or_error(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Request | ErrorReply:
-    """:func:`decode_request`, or the error reply for a request that cannot be decoded."""
+    """:func:`decode_request`, or the error reply for a request that cannot be decoded.
+
+    Never raises: a decoder bug costs that request an ``internal`` reply (logged once),
+    never the connection or the host's callback.
+    """
     try:
         return decode_request(obj, max_depth)
     except CacheError as exc:
         return error_reply(exc, obj)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        log_failure(_logger, "decoding a request", exc)
+        return error_reply(InternalError(f"internal error decoding this request ({type(exc).__name__})"), obj)
 
 
 def encode_request(request: Request) -> dict[str, Any]:

@@ -290,3 +290,18 @@ def test_to_jsonable_takes_any_depth() -> None:
     for i in reversed(range(100_000)):
         out = out[0] if i % 2 else out["k"]
     assert out == {"$base64": "/w=="}
+
+
+def test_a_decoder_bug_costs_one_internal_reply_not_an_exception(monkeypatch: Any) -> None:
+    from actors import codec
+
+    def broken(obj: Any, rid: Any) -> Any:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setitem(codec._DECODERS, "ping", broken)
+    reply = request_or_error({"type": "ping", "id": 9})
+    assert reply == ErrorReply(ErrorCode.INTERNAL, "internal error decoding this request (ZeroDivisionError)", 9)
+    assert JsonLinesDecoder(1 << 20).feed(b'{"type":"ping"}\n{"type":"get","key":"k"}\n')[1] == Get("k")
+    decoder = MsgpackDecoder(1 << 20)
+    items = decoder.feed(msgpack.packb({"type": "ping"}) + msgpack.packb({"type": "get", "key": "k"}))
+    assert items[0].code == ErrorCode.INTERNAL and items[1] == Get("k") and not decoder.fatal
