@@ -288,8 +288,14 @@ def advertised_address(args: argparse.Namespace, host: str, bound_port: int) -> 
     return format_address(host, bound_port)
 
 
-def _raise_fd_limit() -> None:
-    """Thousands of idle clients need thousands of descriptors: lift the soft limit."""
+#: Descriptors a node needs besides its clients' (listeners, peer links, files), as Redis
+#: reserves 32 beyond maxclients.
+_RESERVED_FDS = 64
+
+
+def _raise_fd_limit(max_clients: int) -> None:
+    """Thousands of idle clients need thousands of descriptors: lift the soft limit, and
+    warn when it stays below what ``--max-clients`` needs (accepting would fail first)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
         target = 65536 if hard == resource.RLIM_INFINITY else hard
@@ -297,6 +303,13 @@ def _raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
         except (ValueError, OSError):
             pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < max_clients + _RESERVED_FDS:
+        logger.warning(
+            "--max-clients %d needs about %d file descriptors but this process may open %d: "
+            "connections past that fail to be accepted; raise the limit (ulimit -n) or lower --max-clients",
+            max_clients, max_clients + _RESERVED_FDS, soft,
+        )
 
 
 class _FutureReply:
@@ -451,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    _raise_fd_limit()
+    _raise_fd_limit(args.max_clients)
     return asyncio.run(serve(args))
 
 

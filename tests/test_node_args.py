@@ -261,3 +261,21 @@ def test_a_busy_port_is_a_clear_error(node) -> None:  # type: ignore[no-untyped-
     )
     assert out.returncode == 1
     assert "cannot listen" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_too_few_file_descriptors_for_max_clients_is_warned_about() -> None:
+    import resource
+
+    def low_fd_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.node", "n", "0", "--max-clients", "1000"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=low_fd_limit,
+    )
+    try:
+        assert proc.stdout is not None and "listening on" in proc.stdout.readline()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert "--max-clients 1000 needs about 1064 file descriptors but this process may open 256" in err
