@@ -30,11 +30,12 @@ closing. A malformed frame after the hello is logged and closes that connection 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
 from actors.codec import request_or_error
 from actors.errors import BadRequestError, ErrorCode
-from actors.messages import BatchReply, ClientBatch, ClientDisconnected, ErrorReply, Reply
+from actors.messages import BatchReply, ClientBatch, ClientDisconnected, ErrorReply, Reply, Values
 from actors.peer_codec import HELLO, decode_hello, decode_peer
 from actors.peer_messages import FromPeer
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ConnectionGuard
@@ -158,7 +159,7 @@ class ClientConnection(ServedConnection):
         if items:
             self.outstanding += 1
             self.node.tell(ClientBatch(self.conn_id, tuple(items), self))
-            if self.outstanding + len(self._out) >= MAX_IN_FLIGHT:
+            if self.outstanding >= MAX_IN_FLIGHT or self._out:  # (the exact test is in there)
                 self._update_reading()
         if decoder.fatal:
             # The stream cannot be resynchronised: answer what we have, then close.
@@ -261,4 +262,40 @@ class ClientConnection(ServedConnection):
 
     def tell(self, message: BatchReply) -> None:
         self.outstanding -= 1
-        self._emit(map(self._encode, message.replies))  # (nothing is written to a closed transport)
+        self._emit(self._encoded(message.replies))  # (nothing is written to a closed transport)
+
+    def _encoded(self, replies: Iterable[Reply]) -> Iterator[bytes]:
+        """Each reply's bytes, encoded when the writer asks for them. A multi-value reply
+        (``mget``) whose values alone are larger than the hard limit is not encoded at all:
+        a placeholder claiming that size makes the writer cut the client off."""
+        encode = self._encode
+        for reply in replies:
+            if type(reply) is Values:
+                floor = _values_floor(reply)
+                if floor > self._hard:
+                    yield _Oversize(floor)  # type: ignore[misc]
+                    return
+            yield encode(reply)
+
+
+def _values_floor(reply: Values) -> int:
+    """A lower bound of the encoded size of ``reply`` in JSON or msgpack: its string and
+    bytes values, each at least its length (the rest counted as nothing)."""
+    floor = 0
+    for _key, value, found in reply.items:
+        t = type(value)
+        if found and (t is str or t is bytes):
+            floor += len(value)
+    return floor
+
+
+class _Oversize:
+    """Stands in the reply stream for a reply too large to encode; only its size exists."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size

@@ -491,3 +491,30 @@ def test_a_resp_mget_of_large_values_stops_at_the_hard_limit(monkeypatch: pytest
         assert rendered == hard // len(value_bulk(value)) + 1
 
     run(scenario())
+
+
+def test_a_json_mget_whose_values_pass_the_hard_limit_is_never_encoded() -> None:
+    """One ``mget`` reply of 40 x 512 KiB against a 4 MiB limit: cut off without building
+    the 20 MiB (the values alone are over the limit); a smaller one is answered."""
+
+    async def scenario() -> None:
+        guard = ConnectionGuard(ClientLimits(output_hard=4 << 20))
+        conn, node, transport = client(guard, transport=Transport(drains=True))
+        encoded: list[Any] = []
+        encode = conn._encode
+
+        def recording(reply: Any) -> bytes:
+            encoded.append(reply)
+            return encode(reply)
+
+        conn._encode = recording
+        conn.data_received(b'{"type":"mget","keys":["a","b"]}\n{"type":"mget","keys":["big"]}\n')
+        (batch,) = node.batches()
+        small = Values((("a", "1", True), ("b", None, False)))
+        huge = Values(tuple(("big", BIG, True) for _ in range(40)))
+        conn.tell(BatchReply(batch.conn, (small, huge)))
+        await settle()
+        assert transport.aborted and guard.counters["client_output_buffer_kills"] == 1
+        assert encoded == [small]
+
+    run(scenario())
