@@ -554,6 +554,7 @@ def info_text(stats: dict[str, Any], sections: Sequence[str], session: Session) 
         elif name == "clients":
             section("Clients", [
                 ("connected_clients", stats.get("connections", 0)),
+                ("maxclients", server.max_clients),
                 ("blocked_clients", 0),
             ])
         elif name == "memory":

@@ -518,3 +518,23 @@ def test_a_json_mget_whose_values_pass_the_hard_limit_is_never_encoded() -> None
         assert encoded == [small]
 
     run(scenario())
+
+
+# --- what RESP tells about the limits -----------------------------------------------------
+
+
+def test_info_and_config_get_tell_the_limits_and_counters_with_redis_names() -> None:
+    from runtime.resp_commands import RespServerInfo, Session, dispatch, info_text
+
+    session = Session(1, RespServerInfo(max_clients=50, timeout=300.0))
+    stats = {"connections": 2, "rejected_connections": 4, "client_output_buffer_kills": 3, "input_buffer_kills": 2,
+             "idle_timeouts": 1, "request_read_timeouts": 5}
+    text = info_text(stats, ["clients", "stats", "actorcache"], session)
+    fields = dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+    assert fields["maxclients"] == "50" and fields["rejected_connections"] == "4"
+    assert fields["client_output_buffer_limit_disconnections"] == "3"
+    assert fields["client_query_buffer_limit_disconnections"] == "2"
+    assert fields["idle_timeouts"] == "1" and fields["request_read_timeouts"] == "5"  # ours, in # Actorcache
+    reply = dispatch([b"CONFIG", b"GET", b"maxclients"], session)
+    assert reply == b"*2\r\n$10\r\nmaxclients\r\n$2\r\n50\r\n"
+    assert dispatch([b"CONFIG", b"GET", b"timeout"], session) == b"*2\r\n$7\r\ntimeout\r\n$3\r\n300\r\n"
