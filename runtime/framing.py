@@ -225,10 +225,6 @@ class JsonLinesDecoder:
         return item
 
 
-#: First piece a ``limit``-ed msgpack feed hands the unpacker (see ``MsgpackDecoder.feed``).
-_LIMIT_STEP = 1
-
-
 def _reject_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"msgpack extension type {code} is not supported")
 
@@ -241,128 +237,197 @@ class MsgpackDecoder:
     When the stream turns fatal (a frame over ``max_bytes``, corrupt msgpack) the last
     item is the :class:`ErrorReply` saying why, in both modes (a raw frame is never an
     ``ErrorReply``: the unpacker only builds plain Python objects), and ``fatal`` is set.
+    Requests whose value nests deeper than ``max_depth`` get ``bad_request``; raw objects
+    are the caller's to check (``decode_peer(obj, max_depth)``).
 
-    A partial frame waits inside the unpacker, which keeps its parse state between feeds
-    (nothing is re-parsed). ``_pending`` holds bytes after a frame a ``limit`` stopped at,
-    for the next feed: a view of what was fed, not a copy, so draining a long stream one
-    frame per feed stays linear. Requests whose value nests deeper than ``max_depth`` get
-    ``bad_request``; raw objects are the caller's to check (``decode_peer(obj, max_depth)``).
+    Two unpackers, because a partial frame must cost its wire bytes and no more:
+
+    - the *scanner* is fed every byte once and only ``skip()``-s: it finds where frames
+      end (and refuses corrupt ones) without building any object, keeping its parse state
+      between feeds, so nothing is re-parsed;
+    - the *builder* is fed complete frames only, and builds their objects.
+
+    An unpacker fed a partial frame directly would build the elements received so far:
+    a 1 MiB frame of empty maps (one byte each) costs ~70 MiB of dicts before it is even
+    complete, so 256 half-sent frames would hold 18 GiB while the input budget counts
+    256 MiB. Here a partial frame is held twice as bytes (ours and the scanner's buffer).
+
+    The bytes after the last frame handed out wait in ``_chunks`` (joined only when a
+    frame completes, so a frame arriving in small pieces costs linear time); ``_ends``
+    holds the stream offsets where scanned frames end but were not handed out yet
+    (``feed(limit=...)`` stops early: that is how a connection looks at its first frame
+    before deciding whether it is a client or a peer).
     """
 
-    __slots__ = ("_fed", "_frame_start", "_pending", "_unpacker", "fatal", "max_bytes", "max_depth", "unicode_errors")
+    __slots__ = (
+        "_base", "_builder", "_chunks", "_ends", "_held", "_off", "_scanned", "_scanner", "fatal", "max_bytes",
+        "max_depth", "unicode_errors",
+    )
 
     def __init__(
         self, max_bytes: int, *, unicode_errors: str = "strict", max_depth: int = DEFAULT_MAX_VALUE_DEPTH
     ) -> None:
         self.fatal = False
-        self._pending: bytes | memoryview = b""
-        self._fed = 0  # bytes fed to the unpacker
-        #: Stream offset where the frame in progress began (the unpacker's ``tell()`` after
-        #: the last complete frame). Not ``tell()`` itself: the unpacker consumes a frame's
-        #: elements as they arrive (building their objects), so ``tell()`` moves inside a
-        #: frame, and a frame of many small elements would never reach ``max_bytes``.
-        self._frame_start = 0
         self.max_bytes = max_bytes
         self.max_depth = max_depth
         self.unicode_errors = unicode_errors
-        self._unpacker = self._new_unpacker()
+        self._reset()
 
-    @property
-    def buffered(self) -> int:
-        """Bytes of the partial frame received so far (fed to the unpacker, or waiting for
-        the next feed). The objects the unpacker already built from them may cost several
-        times that (a list slot per one-byte integer)."""
-        return self._fed - self._frame_start + len(self._pending)
-
-    def _new_unpacker(self) -> msgpack.Unpacker:
-        return msgpack.Unpacker(
+    def _reset(self) -> None:
+        self._scanner = msgpack.Unpacker(max_buffer_size=self.max_bytes)
+        self._builder = msgpack.Unpacker(
             raw=False,
-            max_buffer_size=self.max_bytes,
+            max_buffer_size=0,  # fed complete frames the scanner already held to max_bytes
             ext_hook=_reject_ext,
             strict_map_key=True,
             unicode_errors=self.unicode_errors,
         )
+        self._chunks: list[bytes] = []
+        self._off = 0  # where the waiting bytes begin in _chunks[0]
+        self._held = 0  # bytes waiting in _chunks (from _off on)
+        self._base = 0  # stream offset of the first waiting byte (the end of the last frame handed out)
+        self._scanned = 0  # bytes fed to the scanner
+        self._ends: list[int] = []
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not handed out yet: a partial frame, and complete frames a
+        ``limit`` left waiting. Objects are only built from complete frames, so this is
+        what the decoder holds (twice: here and in the scanner's buffer)."""
+        return self._held
 
     def reconfigure(self, max_bytes: int, *, unicode_errors: str | None = None) -> None:
         """Change the frame limit (and string decoding) for the frames still to come.
 
         Only between frames: call it after a ``feed`` that stopped at its ``limit``. Bytes
-        already buffered are carried over to the new unpacker.
+        not handed out yet are scanned again under the new limit by the next ``feed``.
         """
-        # read_bytes hands back what was fed but not unpacked; after a feed that stopped
-        # right after a complete frame, the unpacker holds no half-parsed state.
-        buffered = self._unpacker.read_bytes(self.max_bytes)
+        rest = bytes(memoryview(self._joined())[self._off :]) if self._chunks else b""
         self.max_bytes = max_bytes
         if unicode_errors is not None:
             self.unicode_errors = unicode_errors
-        self._unpacker = self._new_unpacker()
-        self._fed = 0
-        self._frame_start = 0
-        self._pending = buffered + self._pending if self._pending else buffered
+        self._reset()
+        if rest:  # waits unscanned: the next feed scans it under the new limit
+            self._chunks.append(rest)
+            self._held = len(rest)
 
     def feed(self, data: bytes, *, raw: bool = False, limit: int | None = None) -> list[Any]:
         """Items for every complete frame in the stream so far (at most ``limit`` of them)."""
         if self.fatal:
             return []
-        if self._pending:
-            data, self._pending = (bytes(self._pending) + data if data else self._pending), b""
-        items: list[Any] = []
-        unpacker = self._unpacker
+        if data:
+            self._chunks.append(data)
+            self._held += len(data)
+        # Bytes not fed to the scanner yet: the new ones, and those a ``limit`` or a
+        # reconfigure left behind.
+        unscanned = self._base + self._held - self._scanned
+        if unscanned and (limit is None or len(self._ends) < limit):
+            rest = data if unscanned == len(data) else memoryview(self._joined())[-unscanned:]
+            error = self._scan(rest, limit)
+            if error is not None:
+                return self._fail(self._hand_out(raw, None), error)
+        if not self._ends:
+            return []
+        return self._hand_out(raw, limit)
+
+    def _scan(self, data: bytes | memoryview, want: int | None) -> BadRequestError | TooLargeError | None:
+        """Feed ``data`` to the scanner and note where frames end; the error if fatal.
+
+        With ``want``, stop once that many frames are known, leaving the rest unscanned
+        (it may be scanned under another limit after a reconfigure): pieces then start at
+        one byte and double while no frame completes, so the scanner never reads far into
+        the frame after them (a peer's first frame after its hello may be far over the
+        client limit).
+        """
+        scanner = self._scanner
+        max_bytes = self.max_bytes
+        ends = self._ends
         view = memoryview(data)
         end = len(view)
         pos = 0
-        # Feed at most what fits under the limit next to the bytes the unpacker still
-        # holds (a frame's unconsumed tail) and drain in between, so a pipeline of many
-        # small requests in one read is fine and only a single oversized one fails. An
-        # empty feed still drains frames left in the unpacker by an earlier ``limit``.
-        # With a ``limit``, pieces start at one byte and double while no frame completes:
-        # frames the unpacker already holds are returned before more is fed, and what it
-        # holds beyond them stays small, so draining a long stream one frame per feed
-        # never makes it compact a full buffer per frame (quadratic).
-        max_bytes = self.max_bytes
-        step = _LIMIT_STEP if limit is not None else max_bytes
-        tell = unpacker.tell
-        depth = self.max_depth
+        scanned = self._scanned
+        start = ends[-1] if ends else self._base  # where the frame in progress began
+        skip, tell = scanner.skip, scanner.tell
+        step = 1 if want is not None else max_bytes
+        try:
+            while pos < end:
+                # Never more than the frame limit allows next to the partial frame: a
+                # pipeline of many small frames is fine, a single oversized one fails.
+                piece = view[pos : pos + max(min(max_bytes - (scanned - start), step), 1)]
+                scanner.feed(piece)
+                scanned += len(piece)
+                pos += len(piece)
+                found = False
+                while True:
+                    try:
+                        skip()
+                    except msgpack.OutOfData:
+                        break
+                    start = tell()
+                    ends.append(start)
+                    found = True
+                if scanned - start > max_bytes:
+                    return TooLargeError(f"request exceeds the limit of {max_bytes} bytes")
+                if want is not None:
+                    if len(ends) >= want:
+                        break
+                    if not found:
+                        step *= 2
+        except msgpack.BufferFull:
+            return TooLargeError(f"request exceeds the limit of {max_bytes} bytes")
+        except msgpack.StackError:  # nested deeper than the unpacker's stack (1,024 levels)
+            return depth_error(self.max_depth)
+        except Exception as exc:  # corrupt stream: any error the unpacker raises
+            detail = str(exc) or type(exc).__name__
+            return BadRequestError(f"invalid msgpack: {detail}")
+        finally:
+            self._scanned = scanned
+        return None
+
+    def _hand_out(self, raw: bool, limit: int | None) -> list[Any]:
+        """Build the first ``limit`` (or all) scanned frames and return their items."""
+        ends = self._ends
+        if not ends:
+            return []
+        count = len(ends) if limit is None else min(limit, len(ends))
+        upto = ends[count - 1]
+        del ends[:count]
+        buf = self._joined()
+        off = self._off
+        cut = off + (upto - self._base)
+        self._builder.feed(memoryview(buf)[off:cut] if off or cut < len(buf) else buf)
+        self._held -= cut - off
+        self._base = upto
+        if cut == len(buf):
+            self._chunks, self._off = [], 0
+        else:
+            self._off = cut  # the rest stays where it is: draining frame by frame copies nothing
+        items: list[Any] = []
         append = items.append
-        fed = self._fed
-        start = self._frame_start
-        while True:
-            piece = view[pos : pos + max(min(max_bytes - (fed - start), step), 1)]
-            step *= 2
-            try:
-                unpacker.feed(piece)
-            except msgpack.BufferFull:
-                return self._fail(items, TooLargeError(f"request exceeds the limit of {max_bytes} bytes"))
-            fed += len(piece)
-            pos += len(piece)
-            try:
-                for obj in unpacker:
-                    start = tell()  # where the next frame begins
-                    append(obj if raw else request_or_error(obj, depth))
-                    if limit is not None and len(items) >= limit:
-                        # Stop before the unpacker starts on the next frame; keep the rest.
-                        self._pending = view[pos:]
-                        self._fed, self._frame_start = fed, start
-                        return items
-            except msgpack.BufferFull:
-                return self._fail(items, TooLargeError(f"request exceeds the limit of {max_bytes} bytes"))
-            except msgpack.StackError:  # nested deeper than the unpacker's stack (1,024 levels)
-                return self._fail(items, depth_error(depth))
-            except Exception as exc:  # corrupt stream: any error the unpacker raises
-                detail = str(exc) or type(exc).__name__
-                return self._fail(items, BadRequestError(f"invalid msgpack: {detail}"))
-            if fed - start > max_bytes:
-                return self._fail(items, TooLargeError(f"request exceeds the limit of {max_bytes} bytes"))
-            if pos >= end:
-                self._fed, self._frame_start = fed, start
-                return items
+        depth = self.max_depth
+        try:
+            for obj in self._builder:
+                append(obj if raw else request_or_error(obj, depth))
+        except Exception as exc:  # what only building finds: invalid UTF-8, an ext type, a non-str map key
+            detail = str(exc) or type(exc).__name__
+            return self._fail(items, BadRequestError(f"invalid msgpack: {detail}"))
+        return items
+
+    def _joined(self) -> bytes:
+        """The waiting bytes as one buffer (from ``_off`` on); joined once per new chunk."""
+        chunks = self._chunks
+        if len(chunks) > 1:
+            off = self._off
+            joined = b"".join([memoryview(chunks[0])[off:], *chunks[1:]] if off else chunks)
+            self._chunks, self._off = [joined], 0
+            return joined
+        return chunks[0]
 
     def _fail(self, items: list[Any], exc: BadRequestError | TooLargeError) -> list[Any]:
+        if self.fatal:
+            return items
         self.fatal = True
-        self._pending = b""
-        # Let go of the partial frame (and whatever the unpacker built of it) at once.
-        self._unpacker = self._new_unpacker()
-        self._fed = self._frame_start = 0
+        self._reset()  # let go of the partial frame at once
         items.append(error_reply(exc))
         return items
 
