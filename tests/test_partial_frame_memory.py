@@ -1,0 +1,48 @@
+"""A partial request costs its wire bytes, not the objects it would decode to.
+
+The input budget (``--max-input-buffer-bytes``) and the per-connection frame limit count
+wire bytes. A msgpack unpacker fed a partial frame builds its elements as they arrive: a
+half-sent 1 MiB frame of empty maps (one byte each) would hold ~70 MiB of dicts, so 256
+such connections would hold ~18 GiB under a 256 MiB budget. The decoder must only build
+complete frames. Measured with tracemalloc (allocations, not time), so it is not flaky.
+"""
+
+from __future__ import annotations
+
+import struct
+import tracemalloc
+
+import msgpack
+
+from runtime.framing import MsgpackDecoder
+
+MB = 1 << 20
+
+
+def _held_after(feed: bytes, max_bytes: int) -> tuple[int, MsgpackDecoder]:
+    tracemalloc.start()
+    try:
+        decoder = MsgpackDecoder(max_bytes)
+        base = tracemalloc.get_traced_memory()[0]
+        assert decoder.feed(feed) == []
+        return tracemalloc.get_traced_memory()[0] - base, decoder
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_half_sent_frame_of_empty_maps_holds_its_bytes_not_its_dicts() -> None:
+    count = MB - 16
+    partial = b"\xdd" + struct.pack(">I", count) + b"\x80" * (count - 1000)  # 1,000 maps short
+    held, decoder = _held_after(partial, MB)
+    assert decoder.buffered == len(partial)
+    # The bytes, kept by the decoder and by its scanner: about 2 MB. Building the maps would be ~70 MB.
+    assert held < 3 * len(partial), f"{held:,} bytes held for a {len(partial):,}-byte partial frame"
+
+
+def test_the_same_frame_completed_is_decoded() -> None:
+    value = [{}] * 50_000
+    frame = msgpack.packb({"type": "set", "key": "k", "value": value})
+    decoder = MsgpackDecoder(MB)
+    assert decoder.feed(frame[:-1]) == [] and decoder.buffered == len(frame) - 1
+    (request,) = decoder.feed(frame[-1:])
+    assert request.value == value and decoder.buffered == 0
