@@ -699,9 +699,10 @@ def attack_sliced_line(lab: Lab) -> Row:
                     if how == "whole":
                         c.sendall(line)
                     else:
+                        give_up = time.monotonic() + 120  # a bound on the whole line, not just a segment
                         for i in range(0, len(line), 128):
                             c.sendall(line[i : i + 128])
-                            watch.wait_read()
+                            watch.wait_read(max_s=min(2.0, max(0.0, give_up - time.monotonic())))
                     saw.add(await_reply(c, "json", timeout=60))
                 per_line[how] = (cpu_seconds(node.pid) - before) / count
         finally:
