@@ -46,8 +46,7 @@ import pykka
 import pykka.messages
 
 from actors._scheduler import Scheduler
-from actors.failures import log_failure
-from actors.messages import ActorFailed, ReportFailuresTo
+from actors.failures import ActorFailed, ReportFailuresTo, log_failure
 
 if TYPE_CHECKING:
     from pykka._envelope import Envelope

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import traceback
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["MAX_MESSAGE", "TRACEBACK_FRAMES", "brief", "describe", "log_failure"]
+__all__ = ["MAX_MESSAGE", "TRACEBACK_FRAMES", "ActorFailed", "ReportFailuresTo", "brief", "describe", "log_failure"]
 
 MAX_MESSAGE = 200
 TRACEBACK_FRAMES = 12
@@ -46,3 +48,24 @@ def log_failure(logger: logging.Logger, context: str, exc: BaseException) -> Non
     """Log ``exc`` once, at error level, under ``context`` (who, and the type of what)."""
     frames = "".join(traceback.format_tb(exc.__traceback__, limit=-TRACEBACK_FRAMES))
     logger.error("%s failed: %s\n%s", context, describe(exc), frames.rstrip())
+
+
+# The two messages of ``ScheduledActor.survive_failures``: they belong to the actor kernel
+# (actors/_scheduled.py), not to the cache's protocol, so the kernel imports nothing of it.
+
+
+@dataclass(slots=True, unsafe_hash=True)
+class ReportFailuresTo:
+    """From now on, tell ``sink`` an :class:`ActorFailed` for every failure this actor
+    survives (``ScheduledActor.survive_failures``). ``spawn_node`` points a node's store,
+    janitor and replicator at its ``Node``, which counts them in ``stats``."""
+
+    sink: Any
+
+
+@dataclass(slots=True, unsafe_hash=True)
+class ActorFailed:
+    """``actor`` lived through an exception while ``what`` (a message type)."""
+
+    actor: str
+    what: str

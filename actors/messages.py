@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
 from actors.errors import ErrorCode
+from actors.failures import ActorFailed, ReportFailuresTo  # the kernel's own; re-exported for the node
 from actors.record import Record
 from actors.version import Version
 
@@ -537,23 +538,6 @@ class LeaveDone:
 
 
 # --- internal: janitor -------------------------------------------------------------------
-
-
-@message
-class ReportFailuresTo:
-    """Internal: from now on, tell ``sink`` an :class:`ActorFailed` for every failure this
-    actor survives (``ScheduledActor.survive_failures``). ``spawn_node`` points a node's
-    store, janitor and replicator at its ``Node``, which counts them in ``stats``."""
-
-    sink: Any
-
-
-@message
-class ActorFailed:
-    """Internal: ``actor`` lived through an exception while ``what`` (a message type)."""
-
-    actor: str
-    what: str
 
 
 @message
