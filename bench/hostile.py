@@ -91,6 +91,14 @@ def runtime_path(root: Path, python: str) -> str:
     ).stdout.strip()
 
 
+def peer_protocol(root: Path, python: str) -> int:
+    """The peer protocol version the nodes of this checkout speak (a forged hello must name it)."""
+    return int(subprocess.run(
+        [python, "-c", "from actors.peer_codec import PROTOCOL_VERSION; print(PROTOCOL_VERSION)"], cwd=root,
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip())
+
+
 class Node:
     """One node subprocess; stdout and stderr go to ``log``; killed by :meth:`kill`."""
 
@@ -141,8 +149,9 @@ class Node:
 class Lab:
     """Starts nodes for one attack and kills every one of them at the end."""
 
-    def __init__(self, root: Path, python: str, options: set[str], tmp: Path, name: str) -> None:
+    def __init__(self, root: Path, python: str, options: set[str], tmp: Path, name: str, proto: int = 3) -> None:
         self.root, self.python, self.options, self.tmp, self.name = root, python, options, tmp, name
+        self.proto = proto  # the peer protocol version of this checkout
         self.nodes: list[Node] = []
 
     def has(self, option: str) -> bool:
@@ -602,10 +611,12 @@ def _partial_line(size: int) -> bytes:
     return head + b"x" * (size - len(head))
 
 
-def _send_held(socks: list[socket.socket], port: int, payloads: Sequence[bytes], budget_s: float) -> tuple[int, int]:
-    """Open one connection per payload and send it (never its end); ``(sent, refused)``:
-    refused counts connections the node closed or refused while we were still sending."""
+def _send_held(socks: list[socket.socket], port: int, payloads: Sequence[bytes], budget_s: float, framing: str = "json") -> tuple[int, int, str]:
+    """Open one connection per payload and send it (never its end); ``(sent, refused,
+    said)``: refused counts connections the node closed or refused while we were still
+    sending, ``said`` what it answered the first of those before closing."""
     sent = refused = 0
+    said = ""
     end = time.monotonic() + budget_s
     for payload in payloads:
         if time.monotonic() > end:
@@ -622,7 +633,9 @@ def _send_held(socks: list[socket.socket], port: int, payloads: Sequence[bytes],
             sent += 1
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             refused += 1
-    return sent, refused
+            if not said:
+                said = await_reply(sock, framing, timeout=1)
+    return sent, refused, said
 
 
 def attack_slowloris(lab: Lab) -> Row:
@@ -634,14 +647,37 @@ def attack_slowloris(lab: Lab) -> Row:
     pinger = Pinger(node.port)
     with sockets() as socks:
         t0 = time.monotonic()
-        sent, refused = _send_held(socks, node.port, [line] * 300, budget_s=90)
+        sent, refused, said = _send_held(socks, node.port, [line] * 300, budget_s=90)
         send_s = time.monotonic() - t0
         time.sleep(4.0)  # past a 2 s request-read timeout, with margin
         ping = pinger.stop()
         good = good_request(node)
         closed = count_closed(socks)
         probe.stop()
-    saw = f"{sent} of 300 lines sent in {send_s:.1f} s ({refused} cut off while sending); {closed} of {len(socks)} closed by the node 4 s later"
+    saw = f"{sent} of 300 lines sent in {send_s:.1f} s ({refused} cut off while sending{': ' + said if said else ''}); {closed} of {len(socks)} closed by the node 4 s later"
+    return Row(lab.name, node.fate(), good, probe.rss_cell(), probe.cpu_cell(), ping, saw, counters(node), notes)
+
+
+def attack_slowloris_msgpack(lab: Lab) -> Row:
+    """Not one of issue 11's reproducers, the same shape in the other framing: 300
+    connections each holding a half-sent msgpack frame of just under 1 MiB."""
+    args, notes = _option(lab, "--request-read-timeout", "2")
+    node = lab.node(*args)
+    size = MiB - 1024
+    frame = b"\x83\xa4type\xa3set\xa3key\xa4slow\xa5value\xc6" + size.to_bytes(4, "big") + b"\0" * (size - 1024)
+    probe = Probe([node])
+    pinger = Pinger(node.port)
+    with sockets() as socks:
+        t0 = time.monotonic()
+        sent, refused, said = _send_held(socks, node.port, [frame] * 300, budget_s=90, framing="msgpack")
+        send_s = time.monotonic() - t0
+        time.sleep(4.0)
+        ping = pinger.stop()
+        good = good_request(node)
+        closed = count_closed(socks)
+        probe.stop()
+    saw = (f"{sent} of 300 frames sent in {send_s:.1f} s ({refused} cut off while sending{': ' + said if said else ''}); "
+           f"{closed} of {len(socks)} closed by the node 4 s later")
     return Row(lab.name, node.fate(), good, probe.rss_cell(), probe.cpu_cell(), ping, saw, counters(node), notes)
 
 
@@ -654,21 +690,22 @@ def attack_hello_frames(lab: Lab) -> Row:
     payloads = []
     for i in range(6):
         hello = msgpack.packb(
-            {"type": "hello", "node_id": f"intruder{i}", "addr": "127.0.0.1:1", "partitions": 256, "proto": 3}
+            {"type": "hello", "node_id": f"intruder{i}", "addr": "127.0.0.1:1", "partitions": 256, "proto": lab.proto}
         )
         payloads.append(hello + frame_head + b"\x00" * (declared - 1024))
     probe = Probe([node])
     pinger = Pinger(node.port)
     with sockets() as socks:
         t0 = time.monotonic()
-        sent, refused = _send_held(socks, node.port, payloads, budget_s=90)
+        sent, refused, said = _send_held(socks, node.port, payloads, budget_s=90, framing="msgpack")
         send_s = time.monotonic() - t0
         time.sleep(4.0)
         ping = pinger.stop()
         good = good_request(node)
         closed = count_closed(socks)
         probe.stop()
-    saw = f"{sent} of 6 frames sent ({refused} cut off while sending) in {send_s:.1f} s; {closed} of {len(socks)} closed by the node 4 s later"
+    saw = (f"{sent} of 6 frames sent ({refused} cut off while sending{': ' + said if said else ''}) in {send_s:.1f} s; "
+           f"{closed} of {len(socks)} closed by the node 4 s later")
     return Row(lab.name, node.fate(), good, probe.rss_cell(), probe.cpu_cell(), ping, saw, counters(node), notes)
 
 
@@ -758,6 +795,7 @@ ATTACKS: dict[str, Callable[[Lab], Row]] = {
     "deep-msgpack": attack_deep_msgpack,
     "nonreader": attack_nonreader,
     "slowloris": attack_slowloris,
+    "slowloris-msgpack": attack_slowloris_msgpack,
     "hello-frames": attack_hello_frames,
     "sliced-line": attack_sliced_line,
     "idle": attack_idle,
@@ -771,8 +809,8 @@ def _raise_fd_limit(need: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def run_attack(name: str, root: Path, python: str, options: set[str], tmp: Path) -> Row:
-    lab = Lab(root, python, options, tmp, name)
+def run_attack(name: str, root: Path, python: str, options: set[str], tmp: Path, proto: int) -> Row:
+    lab = Lab(root, python, options, tmp, name, proto)
     try:
         return ATTACKS[name](lab)
     except Exception as exc:  # one broken attack must not hide the others' rows
@@ -791,6 +829,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root.resolve()
     _raise_fd_limit(8192)
     options = node_options(root, args.python)
+    proto = peer_protocol(root, args.python)
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
     print(f"# nodes from {root} (commit {head or '?'}): runtime imported from {runtime_path(root, args.python)}", flush=True)
     print(f"# {machine()}; load average {os.getloadavg()[0]:.2f} as the run began", flush=True)
@@ -798,7 +837,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="actorcache-hostile-") as tmp:
         for name in args.only or list(ATTACKS):
-            row = run_attack(name, root, args.python, options, Path(tmp))
+            row = run_attack(name, root, args.python, options, Path(tmp), proto)
             line = "| " + " | ".join(c.replace("|", "/") for c in row.cells()) + " |"
             rows.append(line)
             print(line, flush=True)
