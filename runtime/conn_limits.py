@@ -124,8 +124,11 @@ class ConnectionGuard:
         self.peers = 0
         #: Bytes held for partial requests, all connections together.
         self.input_bytes = 0
-        #: Connections holding a partial request, ordered by when it began.
+        #: Connections holding a partial request, ordered by when it began, while its
+        #: clock runs (not while we paused reading them: backpressure).
         self.partial: dict[ServedConnection, None] = {}
+        #: Every connection holding partial input (the input budget's candidates).
+        self.holding: dict[ServedConnection, None] = {}
         #: Connections over the soft output limit.
         self.soft_over: dict[ServedConnection, None] = {}
         #: Over-limit connections that may still present a peer hello, with their deadline.
@@ -198,8 +201,8 @@ class ConnectionGuard:
     def enforce_input_budget(self) -> None:
         """Close the connections holding the most partial input until under the budget."""
         limit = self.limits.max_input_buffer
-        while self.input_bytes > limit and self.partial:
-            victim = max(self.partial, key=_held)
+        while self.input_bytes > limit and self.holding:
+            victim = max(self.holding, key=_held)
             held, total = victim.held_input, self.input_bytes
             self.counters["input_buffer_kills"] += 1
             logger.warning(

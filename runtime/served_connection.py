@@ -159,6 +159,7 @@ class ServedConnection(asyncio.Protocol):
         self._write_paused = True
         if self.transport is not None:
             self.transport.pause_reading()
+            self._stop_partial_clock()
 
     def resume_writing(self) -> None:
         self._write_paused = False
@@ -176,12 +177,27 @@ class ServedConnection(asyncio.Protocol):
             return
         if self._close_when_flushed or self._draining or self._write_paused:
             transport.pause_reading()
+            self._stop_partial_clock()
         elif self._in_flight() >= MAX_IN_FLIGHT:
             self._held = True
             transport.pause_reading()
+            self._stop_partial_clock()
         else:
             self._held = False
             transport.resume_reading()
+            self._restart_partial_clock()
+
+    def _stop_partial_clock(self) -> None:
+        """Reading is paused by us: the rest of a partial request may be waiting in the
+        kernel, so its ``--request-read-timeout`` must not run (an honest pipelining client
+        whose read ended mid-request would be cut off for our backpressure)."""
+        self.guard.partial.pop(self, None)
+
+    def _restart_partial_clock(self) -> None:
+        """Reading resumed: a partial request held meanwhile gets its full time again."""
+        if self.held_input and self not in self.guard.partial:
+            self.guard.partial[self] = None
+            self.partial_since = self.guard.now
 
     # --- input accounting -----------------------------------------------------------
 
@@ -195,12 +211,15 @@ class ServedConnection(asyncio.Protocol):
         partial = guard.partial
         if not buffered:
             partial.pop(self, None)
+            guard.holding.pop(self, None)
             return
+        guard.holding[self] = None
         if not old or completed:
             # A new partial request: its clock starts now; move it to the end of the order.
             partial.pop(self, None)
-            partial[self] = None
             self.partial_since = guard.now
+            if not self._held and not self._write_paused:  # else its clock starts on resume
+                partial[self] = None
         if guard.input_bytes > guard.limits.max_input_buffer:
             guard.enforce_input_budget()
 
@@ -209,6 +228,7 @@ class ServedConnection(asyncio.Protocol):
             self.guard.input_bytes -= self.held_input
             self.held_input = 0
         self.guard.partial.pop(self, None)
+        self.guard.holding.pop(self, None)
 
     # --- being cut off ----------------------------------------------------------------
 

@@ -277,6 +277,40 @@ def test_a_request_completed_while_the_next_one_starts_restarts_the_clock() -> N
     assert transport.aborted
 
 
+def test_the_read_timeout_does_not_run_while_we_hold_reading_paused() -> None:
+    """An honest pipelining client whose read ended mid-request: the rest waits in the
+    kernel because *we* paused reading (batches in flight), so its clock must wait too."""
+    guard = ConnectionGuard(ClientLimits(request_read_timeout_s=5.0))
+    t0 = guard.now
+    conn, node, transport = client(guard, transport=Transport(drains=True))
+    for i in range(MAX_IN_FLIGHT - 1):
+        conn.data_received(b'{"type":"ping","id":%d}\n' % i)
+    conn.data_received(b'{"type":"ping","id":9}\n{"type":"pi')  # the last batch ends mid-request
+    assert not transport.reading and conn.held_input > 0
+    guard.sweep(now=t0 + 60.0)  # the node is slow: a minute with reading paused
+    assert not transport.aborted and guard.counters["request_read_timeouts"] == 0
+    assert guard.input_bytes == conn.held_input  # still counted in the input budget
+    first = node.batches()[0]
+    conn.tell(BatchReply(first.conn, (Pong(0),)))  # one answered: reading resumes, the clock restarts
+    assert transport.reading
+    guard.sweep(now=t0 + 63.0)
+    assert not transport.aborted
+    guard.sweep(now=t0 + 66.0)  # 6 s after reading resumed and nothing more came
+    assert transport.aborted and guard.counters["request_read_timeouts"] == 1
+
+
+def test_a_paused_connection_is_still_subject_to_the_input_budget() -> None:
+    guard = ConnectionGuard(ClientLimits(max_input_buffer=1000))
+    conn, _, transport = client(guard, transport=Transport(drains=True))
+    for i in range(MAX_IN_FLIGHT - 1):
+        conn.data_received(b'{"type":"ping","id":%d}\n' % i)
+    conn.data_received(b'{"type":"ping"}\n{"type":"set","key":"k","value":"' + b"x" * 600)
+    assert not transport.reading and not transport.aborted
+    other, _, other_t = client(guard)
+    other.data_received(b'{"type":"set","key":"k","value":"' + b"y" * 500)  # together over 1000
+    assert transport.aborted and not other_t.aborted and guard.counters["input_buffer_kills"] == 1
+
+
 def test_the_input_budget_closes_the_connection_holding_the_most_first() -> None:
     guard = ConnectionGuard(ClientLimits(max_input_buffer=1000))
     small, _, small_t = client(guard)
