@@ -40,11 +40,13 @@ from actors.peer_codec import HELLO, decode_hello, decode_peer
 from actors.peer_messages import FromPeer
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ConnectionGuard
 from runtime.framing import (
+    VALUES_PIECEWISE,
     Decoder,
     MsgpackDecoder,
     choose_decoder,
     encode_json_reply,
     encode_msgpack_reply,
+    encode_values_reply,
     is_msgpack_start,
 )
 from runtime.served_connection import ServedConnection
@@ -266,27 +268,19 @@ class ClientConnection(ServedConnection):
 
     def _encoded(self, replies: Iterable[Reply]) -> Iterator[bytes]:
         """Each reply's bytes, encoded when the writer asks for them. A multi-value reply
-        (``mget``) whose values alone are larger than the hard limit is not encoded at all:
-        a placeholder claiming that size makes the writer cut the client off."""
+        (``mget``) of many items is encoded item by item and given up as soon as it alone
+        passes the hard limit: a placeholder claiming that size makes the writer cut the
+        client off, and the rest of the reply is never built."""
         encode = self._encode
         for reply in replies:
-            if type(reply) is Values:
-                floor = _values_floor(reply)
-                if floor > self._hard:
-                    yield _Oversize(floor)  # type: ignore[misc]
+            if type(reply) is Values and len(reply.items) > VALUES_PIECEWISE:
+                out = encode_values_reply(reply, encode is encode_msgpack_reply, self._hard)
+                if type(out) is int:
+                    yield _Oversize(out)  # type: ignore[misc]
                     return
+                yield out  # type: ignore[misc]
+                continue
             yield encode(reply)
-
-
-def _values_floor(reply: Values) -> int:
-    """A lower bound of the encoded size of ``reply`` in JSON or msgpack: its string and
-    bytes values, each at least its length (the rest counted as nothing)."""
-    floor = 0
-    for _key, value, found in reply.items:
-        t = type(value)
-        if found and (t is str or t is bytes):
-            floor += len(value)
-    return floor
 
 
 class _Oversize:

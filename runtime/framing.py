@@ -41,18 +41,20 @@ import msgpack
 
 from actors.codec import encode_reply, error_reply, request_or_error
 from actors.errors import BadRequestError, ErrorCode, TooLargeError
-from actors.messages import Ack, ErrorReply, Reply, Request, Value
+from actors.messages import Ack, ErrorReply, Reply, Request, Value, Values
 from actors.peer_codec import HELLO
 from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error
 
 __all__ = [
     "JSON_HELLO_REFUSAL",
+    "VALUES_PIECEWISE",
     "Decoder",
     "JsonLinesDecoder",
     "MsgpackDecoder",
     "choose_decoder",
     "encode_json_reply",
     "encode_msgpack_reply",
+    "encode_values_reply",
     "is_msgpack_start",
     "to_jsonable",
 ]
@@ -543,6 +545,57 @@ def encode_json_reply(reply: Reply) -> bytes:
 
 
 _packb = msgpack.Packer(use_bin_type=True).pack
+_packer = msgpack.Packer(use_bin_type=True)
+
+#: A multi-value reply (``mget``) of more items than this is encoded item by item
+#: (:func:`encode_values_reply`), so that one reply far over a client's output limit is
+#: never built whole: a 5 KB ``mget`` naming a large key 1,000 times would otherwise
+#: build its whole reply before the limit is looked at.
+VALUES_PIECEWISE = 16
+
+
+def encode_values_reply(reply: Values, use_msgpack: bool, budget: int) -> bytes | int:
+    """``reply`` encoded item by item, or, as soon as the bytes encoded pass ``budget``,
+    their count so far (the caller cuts the client off; the rest is never built).
+
+    The bytes are :func:`encode_msgpack_reply`'s, or :func:`encode_json_reply`'s except
+    that a value with a lone surrogate is ASCII-escaped alone rather than the whole line
+    (the same JSON). Never raises: an unencodable item makes the reply one error.
+    """
+    items = reply.items
+    rid = reply.rid
+    size = 0
+    parts: list[bytes] = []
+    append = parts.append
+    try:
+        for key, value, found in items:
+            item = {"key": key, "value": value, "found": found}
+            if use_msgpack:
+                part = _packb(item)
+            else:
+                try:
+                    text = _json_encode(item)
+                except (TypeError, ValueError):
+                    text = _json_encode(to_jsonable(item))
+                part = _utf8(text)
+            append(part)
+            size += len(part)
+            if size > budget:
+                return size
+        if use_msgpack:
+            head = (
+                _packer.pack_map_header(3 if rid is None else 4)
+                + _packb("type") + _packb("response") + _packb("success") + _packb(True)
+                + _packb("values") + _packer.pack_array_header(len(items))
+            )
+            tail = b"" if rid is None else _packb("id") + _packb(rid)
+            return head + b"".join(parts) + tail
+        tail = b"]}\n" if rid is None else b'],"id":' + _utf8(_json_encode(to_jsonable(rid))) + b"}\n"
+        return b'{"type":"response","success":true,"values":[' + b",".join(parts) + tail
+    except Exception as exc:  # noqa: BLE001 - never raise: one error reply instead
+        error = _unencodable(reply, exc)
+        return encode_msgpack_reply(error) if use_msgpack else encode_json_reply(error)
+
 
 
 def encode_msgpack_reply(reply: Reply) -> bytes:
