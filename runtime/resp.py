@@ -68,6 +68,9 @@ MAX_LINE = 64 * 1024
 MAX_ARGS = 1024 * 1024
 
 _CRLF = b"\r\n"
+#: What one argument of a partial command costs besides its bytes: a bytes object's
+#: header (33 B on 64-bit CPython) and its slot in the argument list (8 B).
+ARG_COST = 41
 #: Canonical decimal forms of small lengths and counts: one dict lookup parses them.
 _SMALL = {b"%d" % i: i for i in range(10_000)}
 _STAR = 42  # '*'
@@ -120,8 +123,10 @@ class RespParser:
 
     @property
     def buffered(self) -> int:
-        """Bytes held for a command not complete yet."""
-        return self._have + self._cmd_bytes
+        """Memory held for a command not complete yet: its bytes, and one object per
+        argument already read (:data:`ARG_COST`; many tiny arguments cost ~6x their wire
+        bytes, and the input budget must see that)."""
+        return self._have + self._cmd_bytes + ARG_COST * len(self._args)
 
     @property
     def at_boundary(self) -> bool:
@@ -317,7 +322,7 @@ class HiredisRespParser:
     """
 
     __slots__ = (
-        "_big_bulk", "_cap", "_emitted", "_pending", "_pure", "_reader", "_retained", "_tail", "error",
+        "_big_bulk", "_cap", "_emitted", "_pending", "_pending_args", "_pure", "_reader", "_retained", "_tail", "error",
         "max_bulk", "max_request_bytes",
     )
 
@@ -336,12 +341,19 @@ class HiredisRespParser:
         self._pure: RespParser | None = None  # the pure parser while not
         self._retained: list[bytes] = []  # chunks since the last command boundary
         self._pending = 0  # bytes of them not returned as commands yet
+        self._pending_args = 0  # '$' among those bytes (arguments hiredis may hold as objects)
         self._emitted = 0  # commands returned since that boundary
         self._tail = b""  # the stream's last 16 bytes (a count split across reads)
 
     @property
     def buffered(self) -> int:
-        return self._pure.buffered if self._pure is not None else self._pending
+        """As :attr:`RespParser.buffered`: the pending bytes (kept here and in hiredis's
+        reader), and an argument object per ``$`` among them (hiredis builds each
+        argument of a partial command as it completes; a ``$`` inside a bulk string is
+        counted too, which errs on the safe side)."""
+        if self._pure is not None:
+            return self._pure.buffered
+        return 2 * self._pending + ARG_COST * self._pending_args
 
     @property
     def accelerated(self) -> bool:
@@ -409,7 +421,12 @@ class HiredisRespParser:
             self._retained = []
             self._emitted = 0
             self._tail = b""
+            self._pending_args = 0
         else:
+            if off >= 0:  # the partial command began in this read
+                self._pending_args = data.count(b"$", off)
+            else:
+                self._pending_args += data.count(b"$")
             self._emitted += len(out)
             self._tail = (self._tail + data[-16:])[-16:] if len(data) < 16 else data[-16:]
         return out
@@ -427,7 +444,7 @@ class HiredisRespParser:
         already = self._emitted + len(out)
         stream = b"".join(self._retained)
         self._retained = []
-        self._pending = self._emitted = 0
+        self._pending = self._emitted = self._pending_args = 0
         self._tail = b""
         rest = self._to_pure(stream)
         return out + rest[already:]
