@@ -251,14 +251,7 @@ class ClientConnection(ServedConnection):
 
     def _refuse(self, error: ErrorReply) -> None:
         """Answer one error and close (a bad hello): nothing else is read."""
-        self._close_when_flushed = True
-        self._drop_input()
-        self._forget_input()
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.pause_reading()
-            transport.write(encode_msgpack_reply(error))
-            transport.close()
+        self._answer_and_close(encode_msgpack_reply(error))
 
     # --- reply target (called by the node, on the loop thread) ------------------------
 

@@ -260,13 +260,17 @@ class ServedConnection(asyncio.Protocol):
         guard = self.guard
         guard.probation.pop(self, None)
         guard.counters["rejected_connections"] += 1
+        self._answer_and_close(self.MAX_CLIENTS_REPLY)
+
+    def _answer_and_close(self, payload: bytes) -> None:
+        """Write ``payload`` (one error) and close; nothing more is read or answered."""
         self._close_when_flushed = True
         self._drop_input()
         self._forget_input()
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.pause_reading()
-            transport.write(self.MAX_CLIENTS_REPLY)
+            transport.write(payload)
             transport.close()
 
     def idle(self) -> bool:
