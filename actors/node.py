@@ -29,6 +29,11 @@ batch is never answered waits forever; any other message whose handling raises i
 logged, counted in ``actor_failures`` (with those the node's other actors report) and
 the node goes on. Replies from peers are matched by (peer, request id): a reply with
 the right id from another node is ignored and counted (``replies_from_wrong_peer``).
+
+Values make peer frames big, so replica requests and answers travel in frames of about
+``actors.peer_budget.PEER_FRAME_BUDGET`` bytes of values, with a bounded amount in flight
+per peer: a coordinator holds requests back past a window of unanswered bytes, a replica
+sends a big answer in parts, each acknowledged before the next (:mod:`actors.replica_flow`).
 """
 
 from __future__ import annotations
@@ -116,9 +121,11 @@ from actors.peer_messages import (
     FromPeer,
     Gossip,
     MemberStatus,
+    ReplicaAck,
     ReplicaRequest,
     ReplicaResponse,
 )
+from actors.replica_flow import ReplicaRequests, ResponseParts
 from actors.placement import partition_of
 from actors.version import ZERO, HybridClock, Version
 
@@ -156,7 +163,8 @@ JOIN_SETTLE_HEARTBEATS = 3
 MAX_RESTAMPS = 3
 #: Operations a turn gathers for the store or for one peer before it sends them without
 #: waiting for the turn's end: batching saves a hop per batch, but a turn of 64 pipelined
-#: client batches would otherwise hold its first writes back for the whole turn.
+#: client batches would otherwise hold its first writes back for the whole turn. A peer's
+#: ops also leave once their values pass ``actors.peer_budget.PEER_FRAME_BUDGET``.
 OUTBOX_FLUSH_OPS = 128
 #: A node whose seeds never answer starts a cluster of its own after this many heartbeats.
 JOIN_GIVE_UP_HEARTBEATS = 25
@@ -213,11 +221,14 @@ class Node(ScheduledActor):
         self._cluster: dict[int, tuple[ClusterBatch, PendingBatch]] = {}
         # store batch id -> (cluster batch id, per op its (task index, attempt), see _wire_ops)
         self._local_tasks: dict[int, tuple[int, list[Any]]] = {}
-        # req -> (target, [(cluster batch id, [(task index, attempt)])]): one ReplicaRequest
-        # carries the ops of every cluster batch of a turn for that peer, in segments
-        self._remote: dict[int, tuple[str, list[tuple[int, list[tuple[int, int]]]]]] = {}
-        #: Replica ops of the current turn per peer address, sent by ``on_turn_end``.
-        self._peer_outbox: dict[str, tuple[str, list[tuple[int, list[tuple[int, int]]]], list[Any]]] = {}
+        #: Replica requests to peers (actors.replica_flow): per peer the current turn's
+        #: outbox (sent by ``on_turn_end``), each request's route by req (target and, in
+        #: segments, the cluster batches and tasks its ops answer), and the values in flight.
+        self._requests = ReplicaRequests(
+            self.ctx.send, lambda: next(self._batch_ids), self._cluster.__contains__, OUTBOX_FLUSH_OPS
+        )
+        #: This node's answers to peers' replica requests, big ones in acknowledged parts.
+        self._answers = ResponseParts(self.ctx.send, config.request_timeout_s)
         self._replica_waits: dict[int, tuple[str, int]] = {}  # store batch id -> (peer addr, req)
         self._leave: Leave | None = None
         self._rmw_queues: dict[str, collections.deque[_RmwJob]] = {}
@@ -232,6 +243,8 @@ class Node(ScheduledActor):
                 "hints_written": 0,
                 "restamps": 0,
                 "replies_from_wrong_peer": 0,
+                # replica response parts refused: out of order (one was lost) or out of range
+                "replica_parts_refused": 0,
             }
         )
 
@@ -285,18 +298,10 @@ class Node(ScheduledActor):
 
     def on_turn_end(self) -> None:
         """Send what this turn gathered: one message to the store for all its batches, one
-        ``ReplicaRequest`` per peer for all the replica ops of the turn's cluster batches."""
-        if self._peer_outbox:
-            peers, self._peer_outbox = self._peer_outbox, {}
-            for addr, queued in peers.items():
-                self._send_replica_request(addr, queued)
+        ``ReplicaRequest`` per peer for the replica ops of the turn's cluster batches not
+        sent yet (or kept back by that peer's window: see actors.replica_flow)."""
+        self._requests.flush()
         self._flush_store_outbox()
-
-    def _send_replica_request(self, addr: str, queued: tuple[str, list[Any], list[Any]]) -> None:
-        target, segments, ops = queued
-        req = next(self._batch_ids)
-        self._remote[req] = (target, segments)
-        self.ctx.send(addr, ReplicaRequest(req, tuple(ops)))
 
     def _flush_store_outbox(self) -> None:
         outbox = self._store_outbox
@@ -351,17 +356,9 @@ class Node(ScheduledActor):
                 self.ctx.trace("joined", members=len(self.view.members))
                 if self.replicator is not None:
                     self.replicator.tell(ViewChanged(self.view))
-        self._forget_lost_replica_requests()
+        self._requests.forget_lost()
+        self._answers.expire(now)
         self._gossip()
-
-    def _forget_lost_replica_requests(self) -> None:
-        """Drop routes of replica requests whose every batch has closed (answered or timed
-        out): their answer, if it ever comes, changes nothing, and a lost message must not
-        leave its route behind forever."""
-        cluster = self._cluster
-        lost = [req for req, (_, segments) in self._remote.items() if not any(b in cluster for b, _ in segments)]
-        for req in lost:
-            del self._remote[req]
 
     def _on_gossip(self, env: FromPeer, msg: Gossip) -> None:
         if msg.partitions != self.config.partitions:
@@ -438,7 +435,9 @@ class Node(ScheduledActor):
         if t is ReplicaRequest:
             self._serve_replica(env, msg)
         elif t is ReplicaResponse:
-            self._on_replica_response(env.src, msg)
+            self._on_replica_response(env, msg)
+        elif t is ReplicaAck:
+            self._answers.on_ack(env.addr, msg.req, msg.start, self.ctx.now())
         elif t is Gossip:
             self._on_gossip(env, msg)
         elif t is Forward:
@@ -458,23 +457,36 @@ class Node(ScheduledActor):
         self._replica_waits[batch_id] = (env.addr, msg.req)
         self._to_store(StoreBatch(batch_id, tuple(enumerate(msg.ops)), self.actor_ref))
 
-    def _on_replica_response(self, src: str, msg: ReplicaResponse) -> None:
-        route = self._remote.get(msg.req)
+    def _on_replica_response(self, env: FromPeer, msg: ReplicaResponse) -> None:
+        """A replica's answer, or one part of it (``ack``: acknowledge it, so the replica
+        sends its next part; see actors.replica_flow)."""
+        requests = self._requests
+        route = requests.route(msg.req)
+        src = env.src
+        if route is not None and src != route.target:  # ids are guessable: only the node we asked may answer
+            self._wrong_peer("ReplicaResponse", src, route.target)
+            return
+        if msg.ack:
+            self.ctx.send(env.addr, ReplicaAck(msg.req, msg.start))
         if route is None:
             return
-        target, segments = route
-        if src != target:  # request ids are guessable: only the node we asked may answer
-            self._wrong_peer("ReplicaResponse", src, target)
+        if not requests.fits(route, msg):
+            # Out of order (a part was lost: nothing after it can be placed) or answering
+            # ops the request did not carry: the request's batches time out instead.
+            self.coord["replica_parts_refused"] += 1
+            logger.warning(
+                "%s: refused a replica_response part from %s: ops %d-%d of request %d, which had %d and %d answered",
+                self, src, msg.start, msg.start + len(msg.results), msg.req, route.total, route.answered,
+            )
+            requests.done(msg.req, route)
             return
-        del self._remote[msg.req]
-        results = msg.results
-        start = 0
-        for batch_id, attempts in segments:  # one segment per cluster batch the request carried
-            end = start + len(attempts)
-            entry = self._cluster.get(batch_id)
+        cluster = self._cluster
+        for batch_id, attempts, results in route.take(msg.results):  # one segment per cluster batch answered
+            entry = cluster.get(batch_id)
             if entry is not None:
-                self._on_task_results(entry, target, _task_results(attempts, results[start:end]))
-            start = end
+                self._on_task_results(entry, src, _task_results(attempts, results))
+        if route.answered == route.total:
+            requests.done(msg.req, route)
 
     # --- coordinated batches --------------------------------------------------------
 
@@ -683,16 +695,8 @@ class Node(ScheduledActor):
                 self._to_store(StoreBatch(store_batch, tuple(enumerate(wire)), self.actor_ref))
             else:
                 addr = addresses.get(target)
-                if addr is None:
-                    continue
-                queued = self._peer_outbox.get(addr)
-                if queued is None:
-                    queued = self._peer_outbox[addr] = (target, [], [])
-                queued[1].append((cb.batch_id, attempts))
-                queued[2].extend(wire)
-                if len(queued[2]) >= OUTBOX_FLUSH_OPS:  # a big turn: do not hold the first ops back
-                    del self._peer_outbox[addr]
-                    self._send_replica_request(addr, queued)
+                if addr is not None:
+                    self._requests.add(addr, target, cb.batch_id, attempts, wire)
 
     def _restamp(self, cb: ClusterBatch) -> None:
         """Writes a replica refused as older than what it holds: stamp above it, send again."""
@@ -1037,7 +1041,7 @@ class Node(ScheduledActor):
         wait = self._replica_waits.pop(message.batch, None)
         if wait is not None:
             addr, req = wait
-            self.ctx.send(addr, ReplicaResponse(req, tuple(result for _, result in message.results)))
+            self._answers.answer(addr, req, tuple(result for _, result in message.results), self.ctx.now())
 
     def _reply_for(self, request: Request | ErrorReply, result: Any) -> Reply:
         t = type(request)
@@ -1107,7 +1111,10 @@ class Node(ScheduledActor):
             **dict.fromkeys(REPLICATOR_COUNTERS, 0),
         }
         out.update(self.coord)
-        out["replica_requests_in_flight"] = len(self._remote)
+        out["replica_requests_in_flight"] = len(self._requests.routes)
+        out["replica_requests_waiting"] = self._requests.waiting()
+        out["replica_responses_split"] = self._answers.split
+        out["replica_responses_abandoned"] = self._answers.abandoned
         out.update(self.replicator_counters)
         # Both count peers' answers to what was sent to another node: one figure.
         out["replies_from_wrong_peer"] = self.coord["replies_from_wrong_peer"] + self.replicator_counters.get(

@@ -30,6 +30,7 @@ from actors.peer_messages import (
     Pull,
     Push,
     PushAck,
+    ReplicaAck,
     ReplicaRequest,
     ReplicaResponse,
     SyncListing,
@@ -43,7 +44,8 @@ __all__ = ["HELLO", "PEER_TYPES", "decode_hello", "decode_peer", "encode_hello",
 
 HELLO = "hello"
 #: Version of the peer protocol; a peer speaking another is refused at ``hello``.
-PROTOCOL_VERSION = 3  # 2: replica_request's compact "w" op and writers table; 3: "ws" and per-item results
+PROTOCOL_VERSION = 4  # 2: replica_request's compact "w" op and writers table; 3: "ws" and per-item
+# results; 4: replica_response parts (``start``, ``ack``), replica_ack, push ``covered``
 
 
 def encode_hello(node_id: str, addr: str, partitions: int) -> dict[str, Any]:
@@ -242,6 +244,55 @@ def _decode_result(obj: Any) -> Any:
     return obj
 
 
+def _encode_replica_response(m: ReplicaResponse) -> dict[str, Any]:
+    out = {"type": "replica_response", "req": m.req, "results": [_result(r) for r in m.results]}
+    if m.start or m.ack:  # a part of a split answer (a whole answer travels as before)
+        out["start"] = m.start
+        out["ack"] = m.ack
+    return out
+
+
+def _decode_replica_response(o: dict[str, Any]) -> ReplicaResponse:
+    """A response, or one part of one: ``start`` (default 0) a non-negative integer,
+    ``ack`` (default false) a boolean, and a part (``ack`` set) answers at least one op.
+    Whether ``start`` fits the request is the coordinator's check (it knows the ops)."""
+    results = tuple(_decode_result(r) for r in o["results"])
+    start = _index(o.get("start", 0))
+    ack = o.get("ack", False)
+    if type(ack) is not bool:
+        raise BadRequestError("replica_response's ack must be a boolean")
+    if ack and not results:
+        raise BadRequestError("a replica_response part must answer at least one op")
+    return ReplicaResponse(int(o["req"]), results, start, ack)
+
+
+def _encode_push(m: Push) -> dict[str, Any]:
+    out = {"type": "push", "sid": m.sid, "records": [_rec(r) for r in m.records], "ack": m.ack, "reply": m.reply}
+    if m.covered is not None:
+        out["covered"] = m.covered
+    return out
+
+
+def _decode_push(o: dict[str, Any]) -> Push:
+    """``covered`` (absent: every pulled key) only on a reply, and at least 1: an answer
+    that covers no key would have its puller ask again forever."""
+    reply = bool(o.get("reply"))
+    covered = o.get("covered")
+    if covered is not None:
+        if not reply:
+            raise BadRequestError("only a push that answers a pull has covered")
+        if type(covered) is not int or covered < 1:
+            raise BadRequestError(f"push's covered must be a positive integer, not {brief(covered)}")
+    return Push(int(o["sid"]), tuple(_record(r) for r in o["records"]), bool(o.get("ack")), reply, covered)  # type: ignore[misc]
+
+
+def _index(obj: Any) -> int:
+    """An op index: a non-negative integer (not a boolean, not a float)."""
+    if type(obj) is not int or obj < 0:
+        raise BadRequestError(f"an op index must be a non-negative integer, not {brief(obj)}")
+    return obj
+
+
 _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     Gossip: lambda m: {
         "type": "gossip",
@@ -250,7 +301,8 @@ _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
         "partitions": m.partitions,
     },
     ReplicaRequest: _encode_replica_request,
-    ReplicaResponse: lambda m: {"type": "replica_response", "req": m.req, "results": [_result(r) for r in m.results]},
+    ReplicaResponse: _encode_replica_response,
+    ReplicaAck: lambda m: {"type": "replica_ack", "req": m.req, "start": m.start},
     SyncRequest: lambda m: {"type": "sync_request", "sid": m.sid, "digests": [list(d) for d in m.digests]},
     SyncListing: lambda m: {
         "type": "sync_listing",
@@ -258,13 +310,7 @@ _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
         "listings": [[p, [[k, _v(v)] for k, v in items]] for p, items in m.listings],
     },
     Pull: lambda m: {"type": "pull", "sid": m.sid, "keys": list(m.keys)},
-    Push: lambda m: {
-        "type": "push",
-        "sid": m.sid,
-        "records": [_rec(r) for r in m.records],
-        "ack": m.ack,
-        "reply": m.reply,
-    },
+    Push: _encode_push,
     PushAck: lambda m: {"type": "push_ack", "sid": m.sid, "applied": m.applied},
     Forward: lambda m: {"type": "forward", "fid": m.fid, "request": m.request},
     ForwardReply: lambda m: {"type": "forward_reply", "fid": m.fid, "reply": m.reply},
@@ -277,19 +323,15 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
         int(o.get("partitions", 256)),
     ),
     "replica_request": _decode_replica_request,
-    "replica_response": lambda o: ReplicaResponse(int(o["req"]), tuple(_decode_result(r) for r in o["results"])),
+    "replica_response": _decode_replica_response,
+    "replica_ack": lambda o: ReplicaAck(int(o["req"]), _index(o["start"])),
     "sync_request": lambda o: SyncRequest(int(o["sid"]), tuple((int(p), int(d)) for p, d in o["digests"])),
     "sync_listing": lambda o: SyncListing(
         int(o["sid"]),
         tuple((int(p), tuple((k, _version(v)) for k, v in items)) for p, items in o["listings"]),
     ),
     "pull": lambda o: Pull(int(o["sid"]), tuple(o["keys"])),
-    "push": lambda o: Push(
-        int(o["sid"]),
-        tuple(_record(r) for r in o["records"]),  # type: ignore[misc]
-        bool(o.get("ack")),
-        bool(o.get("reply")),
-    ),
+    "push": _decode_push,
     "push_ack": lambda o: PushAck(int(o["sid"]), int(o["applied"])),
     "forward": lambda o: Forward(int(o["fid"]), _map(o["request"])),
     "forward_reply": lambda o: ForwardReply(int(o["fid"]), _map(o["reply"])),

@@ -34,6 +34,7 @@ __all__ = [
     "Pull",
     "Push",
     "PushAck",
+    "ReplicaAck",
     "ReplicaRequest",
     "ReplicaResponse",
     "SyncListing",
@@ -139,7 +140,8 @@ class Gossip:
 
 @message
 class ReplicaRequest:
-    """A coordinator's operations for one replica; answered by one :class:`ReplicaResponse`.
+    """A coordinator's operations for one replica; answered by one :class:`ReplicaResponse`,
+    or by several when the results carry more than ``actors.peer_budget.PEER_FRAME_BUDGET``.
 
     ``ops`` hold ``Fetch``, ``Write``, ``Remove`` and ``Apply`` operations (see
     :mod:`actors.messages` for the last three's coordinator-stamped forms).
@@ -153,10 +155,27 @@ class ReplicaRequest:
 class ReplicaResponse:
     """Results in op order: an int for writes, a tuple of ``Record | None`` for fetches, or
     for a write the replica refused a ``Version``: the newer version it holds (a conflict
-    the coordinator resolves by re-stamping the write above it)."""
+    the coordinator resolves by re-stamping the write above it).
+
+    ``start``: the index of the request's op the first result answers. A response whose
+    results carry more than the frame budget is sent in parts, each answering a
+    contiguous range of ops, in order; each part has ``ack`` set, and the replica sends
+    its next part to this coordinator only once it got the :class:`ReplicaAck` of this
+    one (one part in flight per peer, so a big answer never piles up in the link).
+    """
 
     req: int
     results: tuple[Any, ...]
+    start: int = 0
+    ack: bool = False
+
+
+@message
+class ReplicaAck:
+    """A coordinator got the :class:`ReplicaResponse` part of ``req`` at ``start``."""
+
+    req: int
+    start: int
 
 
 @message
@@ -185,16 +204,20 @@ class Pull:
 
 @message
 class Push:
-    """Records to merge. ``ack``: answer with :class:`PushAck` (hints and handoff need it).
+    """Records to merge. ``ack``: answer with :class:`PushAck` (hints, handoff and repairs
+    need it: each sends its next push only once the last one was acknowledged).
 
     ``reply``: this push answers the receiver's own :class:`Pull` ``sid`` (sids are
-    per sender, so the flag says whose numbering ``sid`` is in).
+    per sender, so the flag says whose numbering ``sid`` is in). ``covered``: for a reply,
+    how many of the pulled keys (from the first) it answers, when not all of them (their
+    records passed the frame budget): the puller pulls the rest again. None: all.
     """
 
     sid: int
     records: tuple[Record, ...]
     ack: bool = False
     reply: bool = False
+    covered: int | None = None
 
 
 @message
@@ -220,7 +243,7 @@ class ForwardReply:
 
 
 PeerMessage: TypeAlias = (
-    Gossip | ReplicaRequest | ReplicaResponse | SyncRequest | SyncListing | Pull | Push | PushAck | Forward
+    Gossip | ReplicaRequest | ReplicaResponse | ReplicaAck | SyncRequest | SyncListing | Pull | Push | PushAck | Forward
     | ForwardReply
 )
 

@@ -46,6 +46,7 @@ from actors.peer_messages import (
     Pull,
     Push,
     PushAck,
+    ReplicaAck,
     ReplicaRequest,
     ReplicaResponse,
     SyncListing,
@@ -298,6 +299,9 @@ SAMPLES: list[Any] = [
     PushAck(4, 2),
     Forward(5, {"type": "incr", "key": "k", "by": 2}),
     ForwardReply(5, {"type": "response", "value": 3, "success": True}),
+    ReplicaResponse(7, ((REC,), 1), 3, True),  # one part of a split answer: ops 3 and 4
+    ReplicaAck(7, 3),
+    Push(4, (REC,), False, True, 2),  # a pull's answer covering its first two keys
 ]
 
 
