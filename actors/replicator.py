@@ -17,6 +17,14 @@ Rounds are state machines keyed by a per-actor id (``sid``); store queries are a
 ``StoreBatch`` and continued when ``StoreResults`` come back. Nothing here waits; every
 round has a deadline after which it is abandoned (and, for pulls, retried).
 
+Records move in pushes of about :data:`~actors.peer_budget.PUSH_BUDGET` bytes (a push
+of many big values would pass the peer frame limit and be dropped, or flood the peer
+link's queue), each followed by the next only once answered: hint pushes, handoff
+batches and repair streams (the keys an anti-entropy round found newer here) wait for
+their ``PushAck``; a pull answer covers the pulled keys (from the first) whose records fit
+and says how many (``covered``), and the puller pulls the rest again, with at most
+:data:`PULLS_IN_FLIGHT` pulls unanswered per round.
+
 A peer's answer continues a round only if it comes from the peer the round talks to:
 sids are small counters anyone can guess, so every table keyed by sid also records whom
 it waits for (a round's peer, a hint push's target, a handoff's targets, each acking
@@ -36,6 +44,7 @@ from actors._scheduled import ScheduledActor
 from actors._scheduler import Cancellable
 from actors.ctx import Ctx
 from actors.membership import ClusterView, State
+from actors.peer_budget import PUSH_BUDGET, record_bytes
 from actors.messages import (
     HandOffDone,
     HintRecords,
@@ -88,6 +97,8 @@ MAX_HANDOFFS = 4
 PULL_PARTITIONS = 32
 #: A partition whose pull failed this often is left to anti-entropy.
 MAX_PULL_ATTEMPTS = 3
+#: Pulls a round keeps unanswered at once (each answer is at most a push budget).
+PULLS_IN_FLIGHT = 2
 
 
 def diff_listings(
@@ -105,17 +116,51 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def _fill(records: tuple[Record | None, ...], budget: int = PUSH_BUDGET) -> tuple[tuple[Record, ...], int]:
+    """``(records, covered)``: the present records among the first ``covered`` of
+    ``records`` (a store fetch's answer, one per key), as many as fit in ``budget`` bytes
+    and at least one; ``covered`` counts the keys answered (missing ones included)."""
+    out: list[Record] = []
+    used = 0
+    for i, record in enumerate(records):
+        if record is None:
+            continue
+        size = record_bytes(record)
+        if out and used + size > budget:
+            return tuple(out), i
+        out.append(record)
+        used += size
+    return tuple(out), len(records)
+
+
 class _Round:
     """One sync round this node started with ``peer`` over ``partitions``."""
 
-    __slots__ = ("partitions", "peer", "pulls", "purpose", "started")
+    __slots__ = ("applying", "asked", "listed", "partitions", "peer", "purpose", "started", "to_pull")
 
     def __init__(self, peer: str, partitions: tuple[int, ...], purpose: str, started: float) -> None:
         self.peer = peer
         self.partitions = partitions
         self.purpose = purpose  # "pull" (warming/gained) or "ae"
+        self.started = started  # or when it last made progress
+        self.listed = False  # the peer's listing came back and was compared
+        #: Key batches to pull, and the pulls sent and not answered yet (in order).
+        self.to_pull: collections.deque[tuple[str, ...]] = collections.deque()
+        self.asked: collections.deque[tuple[str, ...]] = collections.deque()
+        self.applying = 0  # pulled records on their way into the store
+
+
+class _Repair:
+    """Pushing the keys an anti-entropy round found newer here to ``peer``, one
+    acknowledged push at a time."""
+
+    __slots__ = ("keys", "peer", "pos", "started")
+
+    def __init__(self, peer: str, keys: list[str], started: float) -> None:
+        self.peer = peer
+        self.keys = keys
+        self.pos = 0
         self.started = started
-        self.pulls = -1  # outstanding Pull batches; -1 until the listing came back
 
 
 class _HandOff:
@@ -157,6 +202,7 @@ class Replicator(ScheduledActor):
         self._hints: dict[str, collections.deque[Record]] = {}
         self._hint_count = 0
         self._hint_pushes: dict[int, tuple[str, int, float]] = {}  # sid -> (target, n, started)
+        self._repairs: dict[int, _Repair] = {}  # sid -> repair stream
         self._ae_next = 0.0
         self._ae_peer = 0
         self._ae_cursor: dict[str, int] = {}
@@ -309,6 +355,8 @@ class Replicator(ScheduledActor):
             logger.warning("handoff of partition %d timed out; anti-entropy will finish it", h.partition)
         for sid in [sid for sid, (_, _, t0) in self._hint_pushes.items() if now - t0 > self.stale_s]:
             del self._hint_pushes[sid]
+        for sid in [sid for sid, r in self._repairs.items() if now - r.started > self.stale_s]:
+            del self._repairs[sid]  # the next anti-entropy round finds what is left
 
     # --- sync rounds (this node initiates) ------------------------------------------------
 
@@ -390,38 +438,74 @@ class Replicator(ScheduledActor):
                 pu, pl = diff_listings(mine, theirs[p])
                 push.extend(pu)
                 pull.extend(pl)
-            batch = self.config.stream_batch
             if push:
-                for keys in _chunks(push, batch):
-                    self._ask_store(
-                        [Fetch(tuple(keys), False)],
-                        lambda res, sid=msg.sid: self._send(src, Push(sid, _present(res[0]))),
-                    )
-            pulls = _chunks(pull, batch)
-            r.pulls = len(pulls)
-            for keys in pulls:
-                self._send(src, Pull(msg.sid, tuple(keys)))
-            if not pulls:
-                self._finish_round(msg.sid)
+                sid = next(self._ids)
+                repair = self._repairs[sid] = _Repair(src, push, self.ctx.now())
+                self._next_repair(sid, repair)
+            r.listed = True
+            r.to_pull.extend(tuple(keys) for keys in _chunks(pull, self.config.stream_batch))
+            self._send_pulls(msg.sid, r)
 
         self._ask_store([ListingQuery(tuple(theirs))], compare)
 
+    def _send_pulls(self, sid: int, r: _Round) -> None:
+        """Keep up to PULLS_IN_FLIGHT pulls unanswered; finish the round when all is in."""
+        while r.to_pull and len(r.asked) < PULLS_IN_FLIGHT:
+            keys = r.to_pull.popleft()
+            r.asked.append(keys)
+            self._send(r.peer, Pull(sid, keys))
+        if r.listed and not r.asked and not r.applying and sid in self._rounds:
+            self._finish_round(sid)
+
+    def _next_repair(self, sid: int, repair: _Repair) -> None:
+        """Push the next batch of a repair stream (or end it)."""
+        if self._repairs.get(sid) is not repair:
+            return
+        if repair.pos >= len(repair.keys):
+            del self._repairs[sid]
+            return
+        start = repair.pos
+        keys = tuple(repair.keys[start : start + self.config.stream_batch])
+
+        def fetched(results: tuple[Any, ...]) -> None:
+            if self._repairs.get(sid) is not repair:
+                return
+            records, covered = _fill(results[0])
+            repair.pos = start + covered  # set, not added: a repeated acknowledgement skips nothing
+            repair.started = self.ctx.now()
+            if records:
+                self._send(repair.peer, Push(sid, records, ack=True))
+            else:
+                self._next_repair(sid, repair)  # all deleted meanwhile: on to the next keys
+
+        self._ask_store([Fetch(keys, False)], fetched)
+
     def _on_pulled(self, src: str, msg: Push) -> None:
-        r = self._rounds.get(msg.sid)
+        sid = msg.sid
+        r = self._rounds.get(sid)
         if r is None:
             return
         if r.peer != src:
             self._wrong_peer("Push", src, r.peer)
             return
+        if not r.asked:
+            return  # an answer to no pull of this round (a duplicate): nothing to place it
+        asked = r.asked.popleft()
+        covered = len(asked) if msg.covered is None else min(msg.covered, len(asked))
+        if covered < len(asked):
+            r.to_pull.appendleft(asked[covered:])  # the rest did not fit in that answer
+        r.started = self.ctx.now()  # progress: a long warming is not a stale round
+        r.applying += 1
 
         def applied(results: tuple[Any, ...]) -> None:
             key = "keys_streamed" if r.purpose == "pull" else "keys_repaired"
             self.counters[key] += results[0]
-            r.pulls -= 1
-            if r.pulls <= 0:
-                self._finish_round(msg.sid)
+            r.applying -= 1
+            if sid in self._rounds:
+                self._send_pulls(sid, r)
 
         self._ask_store([Apply(msg.records)], applied)
+        self._send_pulls(sid, r)
 
     def _finish_round(self, sid: int) -> None:
         r = self._rounds.pop(sid, None)
@@ -458,10 +542,14 @@ class Replicator(ScheduledActor):
         elif t is SyncListing:
             self._on_listing(src, msg)
         elif t is Pull:
-            self._ask_store(
-                [Fetch(msg.keys, False)],
-                lambda res: self.ctx.send(env.addr, Push(msg.sid, _present(res[0]), reply=True)),
-            )
+
+            def answer(results: tuple[Any, ...]) -> None:
+                records, covered = _fill(results[0])
+                self.ctx.send(
+                    env.addr, Push(msg.sid, records, reply=True, covered=None if covered >= len(msg.keys) else covered)
+                )
+
+            self._ask_store([Fetch(msg.keys, False)], answer)
         elif t is Push:
             if msg.reply:
                 self._on_pulled(src, msg)
@@ -513,13 +601,16 @@ class Replicator(ScheduledActor):
             del self._handoffs[sid]
             logger.warning("no reachable owner to hand partition %d to; keeping it", p)
             return
-        keys = handoff.keys[handoff.pos : handoff.pos + self.config.stream_batch]
-        handoff.pos += len(keys)
+        start = handoff.pos
+        keys = handoff.keys[start : start + self.config.stream_batch]
         handoff.targets = targets
         handoff.acked = {}
 
         def fetched(results: tuple[Any, ...]) -> None:
-            records = _present(results[0])
+            records, covered = _fill(results[0])
+            # The keys whose records did not fit go in the next batch. Set, not added: a
+            # repeated acknowledgement that fetched this batch twice skips nothing.
+            handoff.pos = start + covered
             handoff.sent = len(records)
             for target in targets:
                 self._send(target, Push(sid, records, ack=True))
@@ -545,6 +636,12 @@ class Replicator(ScheduledActor):
             return
         handoff = self._handoffs.get(msg.sid)
         if handoff is None:
+            repair = self._repairs.get(msg.sid)
+            if repair is not None:
+                if src != repair.peer:
+                    self._wrong_peer("PushAck", src, repair.peer)
+                    return
+                self._next_repair(msg.sid, repair)
             return
         if src not in handoff.targets:
             self._wrong_peer("PushAck", src, ",".join(handoff.targets))
@@ -587,11 +684,14 @@ class Replicator(ScheduledActor):
         for target, queue in self._hints.items():
             if target in busy or not queue or view.states.get(target) != State.ALIVE:
                 continue
-            records = tuple(itertools.islice(queue, self.config.stream_batch))
+            records: list[Record] = []
+            used = 0
+            for record in itertools.islice(queue, self.config.stream_batch):
+                size = record_bytes(record)
+                if records and used + size > PUSH_BUDGET:
+                    break
+                records.append(record)
+                used += size
             sid = next(self._ids)
             self._hint_pushes[sid] = (target, len(records), now)
-            self._send(target, Push(sid, records, ack=True))
-
-
-def _present(records: tuple[Record | None, ...]) -> tuple[Record, ...]:
-    return tuple(r for r in records if r is not None)
+            self._send(target, Push(sid, tuple(records), ack=True))
