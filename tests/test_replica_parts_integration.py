@@ -1,0 +1,100 @@
+"""Big answers between nodes travel in bounded parts (real 3-node cluster).
+
+Helper B's case (issue 11): 256 pipelined ``get``s at ``all`` of a 512 KiB value, sent
+by one client in one 12 KB write, made each replica build one ``replica_response`` of
+~134 MB: replica RSS went from 31 to 288 MiB and the frame was dropped as over the
+64 MiB peer frame limit, so the client got only timeouts. The same at 64 gets (32 MiB
+per replica, under the frame limit) was answered, but each replica peaked ~120 MiB
+above its resting RSS (the one frame encoded, packed and copied into the transport).
+
+Here the replica answers in parts of about ``PEER_FRAME_BUDGET`` (one part in flight per
+coordinator, the next after the coordinator's ``replica_ack``): every get is answered
+with the value, and each replica's peak RSS grows by a few budgets at most.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors.peer_budget import PEER_FRAME_BUDGET
+from tests.cluster import Cluster
+
+pytestmark = pytest.mark.integration
+
+VALUE = "x" * (512 * 1024)
+GETS = 64  # 32 MiB per replica: eight budgets, under the client output limit (64M)
+MiB = 1 << 20
+#: How far a replica's peak RSS may rise answering them: one part encoded (the packer's
+#: buffer, the frame, the transport's copy of what the socket did not take at once) with
+#: room for the allocator; the code before this change rose by ~120 MiB.
+RSS_GROWTH_BOUND = 6 * PEER_FRAME_BUDGET
+
+
+def _status_kib(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster((), log_dir=tmp_path / "cluster")
+    try:
+        c.start(3)
+        yield c
+    finally:
+        c.close()
+
+
+def test_pipelined_gets_at_all_of_a_big_value_are_answered_in_bounded_parts(cluster: Cluster) -> None:
+    assert cluster.set(1, "big", VALUE, consistency="all") == {"type": "ack", "success": True}
+    replicas = ["node2", "node3"]
+    peak_before = {n: _status_kib(cluster.proc(n).pid, "VmHWM") for n in replicas}
+    line = b'{"type":"get","key":"big","consistency":"all"}\n'
+    with cluster.client(1, timeout=30) as conn:
+        conn.send(line * GETS)  # one write: one client batch, one replica request per peer
+        replies = [conn.read_json(timeout=30) for _ in range(GETS)]
+    bad = [r if r.get("value") != VALUE else None for r in replies]
+    wrong = [str(r)[:200] for r in bad if r is not None]
+    assert not wrong, f"{len(wrong)} of {GETS} gets not answered with the value, e.g. {wrong[:3]}"
+    growth = {n: (_status_kib(cluster.proc(n).pid, "VmHWM") - peak_before[n]) * 1024 for n in replicas}
+    assert all(g <= RSS_GROWTH_BOUND for g in growth.values()), (
+        f"replica peak RSS grew by {({n: round(g / MiB, 1) for n, g in growth.items()})} MiB, "
+        f"bound {RSS_GROWTH_BOUND / MiB:g} MiB"
+    )
+    split = {n: cluster.stats(n)["cluster"]["replica_responses_split"] for n in replicas}
+    assert all(s >= 1 for s in split.values()), split
+    cluster.check_survived()
+
+
+def test_a_turn_of_big_writes_reaches_every_replica(cluster: Cluster) -> None:
+    """The mirror case: many clients' big sets in one coordinator turn once became one
+    replica request over the frame limit (dropped: timeouts, then hints)."""
+    clients = 24
+    value = "y" * (900 * 1024)  # under the 1 MiB request limit with its JSON wrapper
+    conns = [cluster.client(1, timeout=30) for _ in range(clients)]
+    try:
+        payloads = [
+            (b'{"type":"set","key":"w%d","consistency":"all","value":"' % i) + value.encode() + b'"}\n'
+            for i in range(clients)
+        ]
+        # Most of each line first, the last bytes of all of them together: their batches
+        # then reach the node in (about) one loop turn.
+        for conn, data in zip(conns, payloads):
+            conn.send(data[:-64])
+        time.sleep(0.3)
+        for conn, data in zip(conns, payloads):
+            conn.send(data[-64:])
+        replies = [conn.read_json(timeout=30) for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+    assert replies == [{"type": "ack", "success": True}] * clients, [str(r)[:200] for r in replies]
+    stats = cluster.stats(1)["cluster"]
+    assert stats["hints_written"] == 0 and stats["timeouts"] == 0, stats
