@@ -15,7 +15,7 @@ with the value, and each replica's peak RSS grows by a few budgets at most.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,16 +43,25 @@ def _status_kib(pid: int, field: str) -> int:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster((), log_dir=tmp_path / "cluster")
-    try:
+def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """``make_cluster(*flags)``: three nodes joined and converged; all reaped afterwards."""
+    clusters: list[Cluster] = []
+
+    def make(*flags: str) -> Cluster:
+        c = Cluster(flags, log_dir=tmp_path / f"cluster{len(clusters)}")
+        clusters.append(c)
         c.start(3)
-        yield c
+        return c
+
+    try:
+        yield make
     finally:
-        c.close()
+        for c in clusters:
+            c.close()
 
 
-def test_pipelined_gets_at_all_of_a_big_value_are_answered_in_bounded_parts(cluster: Cluster) -> None:
+def test_pipelined_gets_at_all_of_a_big_value_are_answered_in_bounded_parts(make_cluster: Callable[..., Cluster]) -> None:
+    cluster = make_cluster()
     assert cluster.set(1, "big", VALUE, consistency="all") == {"type": "ack", "success": True}
     replicas = ["node2", "node3"]
     peak_before = {n: _status_kib(cluster.proc(n).pid, "VmHWM") for n in replicas}
@@ -73,17 +82,28 @@ def test_pipelined_gets_at_all_of_a_big_value_are_answered_in_bounded_parts(clus
     cluster.check_survived()
 
 
-def test_a_turn_of_big_writes_reaches_every_replica(cluster: Cluster) -> None:
+@pytest.mark.parametrize(
+    ("flags", "clients", "size"),
+    [
+        # 21 MiB per peer in about one turn: under the frame limit, but sent at once it
+        # overflows the 16 MiB a link keeps per peer (4 of 24 timed out without the window).
+        ((), 24, 900 * 1024),
+        # 70 MiB per peer: the code before the budget sent one 69.7 MB replica_request,
+        # dropped as over the 64 MiB frame limit (19 of 20 timed out, 38 hints).
+        (("--max-request-bytes", "4M"), 20, 3584 * 1024),
+    ],
+    ids=["default-limits", "max-request-bytes-4M"],
+)
+def test_a_turn_of_big_writes_reaches_every_replica(
+    make_cluster: Callable[..., Cluster], flags: tuple[str, ...], clients: int, size: int
+) -> None:
     """The mirror case: many clients' big sets in one coordinator turn once became one
-    replica request over the frame limit (dropped: timeouts, then hints)."""
-    clients = 24
-    value = "y" * (900 * 1024)  # under the 1 MiB request limit with its JSON wrapper
+    replica request per peer over the frame limit (dropped: timeouts, then hints)."""
+    cluster = make_cluster(*flags)
+    value = b"y" * size
     conns = [cluster.client(1, timeout=30) for _ in range(clients)]
     try:
-        payloads = [
-            (b'{"type":"set","key":"w%d","consistency":"all","value":"' % i) + value.encode() + b'"}\n'
-            for i in range(clients)
-        ]
+        payloads = [(b'{"type":"set","key":"w%d","consistency":"all","value":"' % i) + value + b'"}\n' for i in range(clients)]
         # Most of each line first, the last bytes of all of them together: their batches
         # then reach the node in (about) one loop turn.
         for conn, data in zip(conns, payloads):
@@ -98,3 +118,5 @@ def test_a_turn_of_big_writes_reaches_every_replica(cluster: Cluster) -> None:
     assert replies == [{"type": "ack", "success": True}] * clients, [str(r)[:200] for r in replies]
     stats = cluster.stats(1)["cluster"]
     assert stats["hints_written"] == 0 and stats["timeouts"] == 0, stats
+    got = cluster.request(2, {"type": "get", "key": "w0", "consistency": "all"})
+    assert got.get("value") == value.decode(), str(got)[:200]
