@@ -22,7 +22,7 @@ from actors.peer_budget import PEER_FRAME_BUDGET, PEER_REQUEST_WINDOW, op_bytes
 from actors.peer_codec import decode_peer, encode_peer
 from actors.peer_messages import Fetch, FromPeer, Push, ReplicaAck, ReplicaRequest, ReplicaResponse
 from actors.record import Record
-from actors.replica_flow import ReplicaRequests, ResponseParts, cut
+from actors.replica_flow import MAX_SPLIT_ANSWERS, ReplicaRequests, ResponseParts, Route, cut
 from actors.version import Version
 from sim.network import Link, constant
 from tests.test_cluster_sim import SimCluster
@@ -182,6 +182,27 @@ def test_a_big_answer_goes_in_acknowledged_parts_one_at_a_time() -> None:
     assert parts.queued
     parts.expire(now=1.2)  # a coordinator silent past the timeout: its queue goes
     assert parts.queued == {} and parts.abandoned == 1
+
+
+def test_a_route_places_each_part_in_the_segments_it_answers() -> None:
+    route = Route("n2", "n2:1", [(1, ["a", "b", "c"]), (2, ["d", "e"])], total=5, nbytes=0)
+    assert route.take(("A", "B")) == [(1, ["a", "b"], ("A", "B"))]
+    assert route.take(("C", "D")) == [(1, ["c"], ("C",)), (2, ["d"], ("D",))]
+    assert route.take(("E",)) == [(2, ["e"], ("E",))]
+    assert route.answered == route.total
+
+
+def test_split_answers_past_the_cap_or_the_timeout_are_dropped() -> None:
+    sent = Sent()
+    parts = ResponseParts(sent, timeout=1.0)
+    big = tuple((rec(f"k{i}", 3 * MiB),) for i in range(2))
+    for req in range(MAX_SPLIT_ANSWERS + 3):
+        parts.answer("n1:1", req, big, now=0.0)
+    assert parts.split == MAX_SPLIT_ANSWERS and parts.abandoned == 3  # one in flight, 31 queued, 3 dropped
+    assert len(sent.msgs) == 1
+    parts.on_ack("n1:1", 0, 0, now=0.5)  # its second part
+    parts.on_ack("n1:1", 0, 1, now=1.5)  # the next answers waited past the timeout: dropped unsent
+    assert len(sent.msgs) == 2 and parts.queued == {} and parts.abandoned == 3 + MAX_SPLIT_ANSWERS - 1
 
 
 # --- whole clusters on the simulator ---------------------------------------------------
