@@ -44,7 +44,9 @@ def _as_int(value: Any) -> int | None:
     if type(value) is int:
         return value
     if type(value) is str:
-        value = value.encode("utf-8", "surrogateescape")
+        if not value.isascii():  # digits are ASCII; a lone surrogate would not even encode
+            return None
+        value = value.encode("ascii")
     if type(value) is bytes and len(value) <= 20 and _INT.match(value):
         return int(value)
     return None
