@@ -293,10 +293,12 @@ class MsgpackDecoder:
 
     @property
     def buffered(self) -> int:
-        """Bytes received and not handed out yet: a partial frame, and complete frames a
-        ``limit`` left waiting. Objects are only built from complete frames, so this is
-        what the decoder holds (twice: here and in the scanner's buffer)."""
-        return self._held
+        """Bytes held for frames not handed out yet: those received (a partial frame, and
+        complete frames a ``limit`` left waiting), plus the scanner's copy of what it has
+        not consumed (a partial string or binary: all of it). Objects are only built from
+        complete frames, so this is what the decoder holds, between 1x and 2x the partial
+        frame's wire bytes."""
+        return self._held + self._scanned - self._scanner.tell()
 
     def reconfigure(self, max_bytes: int, *, unicode_errors: str | None = None) -> None:
         """Change the frame limit (and string decoding) for the frames still to come.
