@@ -574,7 +574,7 @@ def attack_nonreader(lab: Lab) -> Row:
         good = good_request(node)
         probe.stop()
         # Now read what the node sends us (bounded): does it end in a disconnection?
-        received, closed = 0, False
+        received, ending = 0, "connection still open"
         attacker.settimeout(2)
         end = time.monotonic() + 10
         while time.monotonic() < end:
@@ -583,17 +583,14 @@ def attack_nonreader(lab: Lab) -> Row:
             except socket.timeout:
                 break
             except ConnectionResetError:
-                closed = True
+                ending = "then reset by the node"
                 break
             if not chunk:
-                closed = True
+                ending = "then closed by the node"
                 break
             received += len(chunk)
     replies = received / (len(json.dumps("x" * (512 * 1024))) + 40)
-    saw = (
-        f"{len(pipeline):,} B of gets ({len(pipeline) // len(get)}); then read {received / MiB:,.0f} MiB "
-        f"(~{replies:,.0f} replies), {'then disconnected' if closed else 'connection still open'}"
-    )
+    saw = f"{len(pipeline):,} B of gets ({len(pipeline) // len(get)}); then read {received / MiB:,.0f} MiB (~{replies:,.0f} replies), {ending}"
     return Row(lab.name, node.fate(), good, probe.rss_cell(), probe.cpu_cell(), ping, saw, counters(node),
                [f"RSS settled after {waited:.1f} s"])
 
