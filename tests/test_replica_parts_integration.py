@@ -48,7 +48,10 @@ def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     clusters: list[Cluster] = []
 
     def make(*flags: str) -> Cluster:
-        c = Cluster(flags, log_dir=tmp_path / f"cluster{len(clusters)}")
+        # A dropped frame is what these tests catch, and it times out however long the
+        # timeout; a slow one (the 70 MiB turn on 2 loaded cores can take over the default
+        # 1 s) must not fail them.
+        c = Cluster(("--request-timeout", "10", *flags), log_dir=tmp_path / f"cluster{len(clusters)}")
         clusters.append(c)
         c.start(3)
         return c
