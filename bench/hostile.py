@@ -635,53 +635,42 @@ def _send_held(socks: list[socket.socket], port: int, payloads: Sequence[bytes],
     return sent, refused, said
 
 
-def attack_slowloris(lab: Lab) -> Row:
-    """300 connections, each holding a half-sent 1 MiB line (just under the 1 MiB limit)."""
+def _hold_partials(lab: Lab, payloads: Sequence[bytes], what: str, framing: str = "json") -> Row:
+    """One connection per payload, each sent but for its end and then held; 4 s later
+    (past a 2 s ``--request-read-timeout`` on the new code), how many the node closed."""
     args, notes = _option(lab, "--request-read-timeout", "2")
     node = lab.node(*args)
-    line = _partial_line(MiB - 64)
     probe = Probe([node])
     pinger = Pinger(node.port)
     with sockets() as socks:
         t0 = time.monotonic()
-        sent, refused, said = _send_held(socks, node.port, [line] * 300, budget_s=90)
+        sent, refused, said = _send_held(socks, node.port, payloads, budget_s=90, framing=framing)
         send_s = time.monotonic() - t0
         time.sleep(4.0)  # past a 2 s request-read timeout, with margin
         ping = pinger.stop()
         good = good_request(node)
         closed = count_closed(socks)
         probe.stop()
-    saw = f"{sent} of 300 lines sent in {send_s:.1f} s ({refused} cut off while sending{': ' + said if said else ''}); {closed} of {len(socks)} closed by the node 4 s later"
+    saw = (f"{sent} of {len(payloads)} {what} sent in {send_s:.1f} s ({refused} cut off while sending"
+           f"{': ' + said if said else ''}); {closed} of {len(socks)} closed by the node 4 s later")
     return Row(lab.name, node.fate(), good, probe.rss_cell(), probe.cpu_cell(), ping, saw, counters(node), notes)
+
+
+def attack_slowloris(lab: Lab) -> Row:
+    """300 connections, each holding a half-sent 1 MiB line (just under the 1 MiB limit)."""
+    return _hold_partials(lab, [_partial_line(MiB - 64)] * 300, "lines")
 
 
 def attack_slowloris_msgpack(lab: Lab) -> Row:
     """Not one of issue 11's reproducers, the same shape in the other framing: 300
     connections each holding a half-sent msgpack frame of just under 1 MiB."""
-    args, notes = _option(lab, "--request-read-timeout", "2")
-    node = lab.node(*args)
     size = MiB - 1024
     frame = b"\x83\xa4type\xa3set\xa3key\xa4slow\xa5value\xc6" + size.to_bytes(4, "big") + b"\0" * (size - 1024)
-    probe = Probe([node])
-    pinger = Pinger(node.port)
-    with sockets() as socks:
-        t0 = time.monotonic()
-        sent, refused, said = _send_held(socks, node.port, [frame] * 300, budget_s=90, framing="msgpack")
-        send_s = time.monotonic() - t0
-        time.sleep(4.0)
-        ping = pinger.stop()
-        good = good_request(node)
-        closed = count_closed(socks)
-        probe.stop()
-    saw = (f"{sent} of 300 frames sent in {send_s:.1f} s ({refused} cut off while sending{': ' + said if said else ''}); "
-           f"{closed} of {len(socks)} closed by the node 4 s later")
-    return Row(lab.name, node.fate(), good, probe.rss_cell(), probe.cpu_cell(), ping, saw, counters(node), notes)
+    return _hold_partials(lab, [frame] * 300, "frames", framing="msgpack")
 
 
 def attack_hello_frames(lab: Lab) -> Row:
     """A msgpack ``hello`` (a forged but well-formed one) then a ~60 MiB frame never finished, x6."""
-    args, notes = _option(lab, "--request-read-timeout", "2")
-    node = lab.node(*args)
     declared = 60 * MiB
     frame_head = b"\x81\xa1x" + b"\xc6" + declared.to_bytes(4, "big")  # {"x": bin32 of 60 MiB}
     payloads = []
@@ -690,20 +679,7 @@ def attack_hello_frames(lab: Lab) -> Row:
             {"type": "hello", "node_id": f"intruder{i}", "addr": "127.0.0.1:1", "partitions": 256, "proto": lab.proto}
         )
         payloads.append(hello + frame_head + b"\x00" * (declared - 1024))
-    probe = Probe([node])
-    pinger = Pinger(node.port)
-    with sockets() as socks:
-        t0 = time.monotonic()
-        sent, refused, said = _send_held(socks, node.port, payloads, budget_s=90, framing="msgpack")
-        send_s = time.monotonic() - t0
-        time.sleep(4.0)
-        ping = pinger.stop()
-        good = good_request(node)
-        closed = count_closed(socks)
-        probe.stop()
-    saw = (f"{sent} of 6 frames sent ({refused} cut off while sending{': ' + said if said else ''}) in {send_s:.1f} s; "
-           f"{closed} of {len(socks)} closed by the node 4 s later")
-    return Row(lab.name, node.fate(), good, probe.rss_cell(), probe.cpu_cell(), ping, saw, counters(node), notes)
+    return _hold_partials(lab, payloads, "frames", framing="msgpack")
 
 
 def _set_line(size: int) -> bytes:
