@@ -157,19 +157,11 @@ class JsonLinesDecoder:
                 self._chunks.append(data)
                 self._held = held
                 return items
-            if held + nl > limit:
-                return self._too_large(items, held + nl)
-            chunks = self._chunks
-            chunks.append(data[:nl])
-            line = b"".join(chunks)
+            # The partial line is complete: join it to this piece, once, and go on as usual.
+            self._chunks.append(data)
+            data = b"".join(self._chunks)
             self._chunks = []
             self._held = 0
-            if line.strip(_BLANK):
-                try:
-                    items.append(self._decode_line(line))
-                except _Fatal as fatal:
-                    return self._fatal(items, fatal.reply)
-            data = data[nl + 1 :]
         lines = data.split(b"\n")
         tail = lines.pop()
         for line in lines:
