@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from actors.codec import request_or_error
 from actors.errors import BadRequestError, ErrorCode
-from actors.messages import BatchReply, ClientBatch, ClientDisconnected, ErrorReply, Reply, Values
+from actors.messages import BatchReply, ClientBatch, ErrorReply, Reply, Values
 from actors.peer_codec import HELLO, decode_hello, decode_peer
 from actors.peer_messages import FromPeer
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ConnectionGuard
@@ -204,13 +204,7 @@ class ClientConnection(ServedConnection):
         if self._probation:
             self._probation = False
             guard.probation.pop(self, None)
-        if self._counted:
-            self._counted = False
-            guard.clients -= 1
-        if self._announced:
-            self._announced = False
-            if self.node.is_alive():
-                self.node.tell(ClientDisconnected(self.conn_id))
+        self._stop_being_a_client()
         logger.debug("peer %s (%s) connected from %s", node_id, addr, self.remote())
         decoder.reconfigure(self.max_peer_frame_bytes, unicode_errors="surrogatepass")
         self._peer_data(b"")

@@ -138,18 +138,23 @@ class ServedConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self._release()
+        self._on_closed(self)
+
+    def _stop_being_a_client(self) -> None:
+        """Give back the ``--max-clients`` slot and tell the node this is no client of its
+        any more (the connection closed, or it became a peer's)."""
+        if self._counted:
+            self._counted = False
+            self.guard.clients -= 1
         if self._announced:
             self._announced = False
             if self.node.is_alive():
                 self.node.tell(ClientDisconnected(self.conn_id))
-        self._on_closed(self)
 
     def _release(self) -> None:
         """Give back what this connection holds of the guard's shared state."""
         guard = self.guard
-        if self._counted:
-            self._counted = False
-            guard.clients -= 1
+        self._stop_being_a_client()
         self._forget_input()
         guard.soft_over.pop(self, None)
         guard.probation.pop(self, None)
