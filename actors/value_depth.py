@@ -24,7 +24,6 @@ from actors.errors import BadRequestError
 __all__ = [
     "DEFAULT_MAX_VALUE_DEPTH",
     "MAX_SUPPORTED_VALUE_DEPTH",
-    "check_depth",
     "depth_error",
     "exceeds_depth",
 ]
@@ -64,8 +63,3 @@ def depth_error(limit: int) -> BadRequestError:
     """The error for a value deeper than ``limit`` (the message names the option)."""
     return BadRequestError(f"value nested deeper than --max-value-depth {limit}")
 
-
-def check_depth(value: Any, limit: int) -> None:
-    """Raise :func:`depth_error` if ``value`` is deeper than ``limit``."""
-    if exceeds_depth(value, limit):
-        raise depth_error(limit)
