@@ -305,37 +305,12 @@ class ServedConnection(asyncio.Protocol):
     def _emit(self, chunks: Iterator[bytes]) -> None:
         """Write the replies ``chunks`` yields (one encoded reply each), after those before."""
         out = self._out
-        if out:  # earlier replies are still being written (a pump is armed): keep the order
-            out.append(chunks)
-            return
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        # The common case, inline: nothing pending, one batch's replies.
-        buffered = transport.get_write_buffer_size()
-        room = self._hard - buffered
-        budget = TURN_BYTES if TURN_BYTES <= room else room + 1
-        parts: list[bytes] = []
-        append = parts.append
-        size = 0
-        try:
-            for chunk in chunks:
-                append(chunk)
-                size += len(chunk)
-                if size >= budget:
-                    out.append(chunks)  # the rest (if any) in later turns
-                    break
-        except Exception:  # encoders never raise by contract; if one does, drop this client only
-            self._encode_failed()
-            return
-        if size <= room and not out and not self._soft and not self._held and not self._close_when_flushed:
-            if parts:  # (the fast path of _written)
-                transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
-            return
-        self._written(transport, parts, size, buffered, room)
+        out.append(chunks)
+        if len(out) == 1:  # nothing earlier waits (else a pump is armed and keeps the order)
+            self._pump()
 
     def _pump(self) -> None:
-        """Go on writing what :meth:`_emit` left for later turns: at most TURN_BYTES a turn."""
+        """Write what waits in ``_out``: at most TURN_BYTES this turn, the rest in later ones."""
         self._pump_timer = None
         out = self._out
         transport = self.transport
