@@ -3,7 +3,7 @@
 entries (objects an eviction policy updates, which stay tracked).
 
 ``python -m bench.gc_pause [--keys 1000000] [--record]`` loads, in this process, a
-:class:`~actors.keyspace.Keyspace` with N keys (``key:N``, 32 B ``bytes`` values, no TTL,
+:class:`~actors.store.keyspace.Keyspace` with N keys (``key:N``, 32 B ``bytes`` values, no TTL,
 versions as a node stamps a pipelined burst: one ``wall_ms`` per 1000 writes, logical
 counters 0..999), then times ``gc.collect()`` (a full, generation-2 collection: what
 CPython runs whenever enough objects have survived into the oldest generation) five times
@@ -22,9 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-from actors.eviction import make_evictor
-from actors.keyspace import Keyspace
-from actors.version import Version
+from actors.store.eviction import make_evictor
+from actors.store.keyspace import Keyspace
+from actors.protocol.version import Version
 from bench.results import RESULTS, machine, record
 from bench.servers import conditions
 

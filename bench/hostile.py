@@ -94,7 +94,7 @@ def runtime_path(root: Path, python: str) -> str:
 def peer_protocol(root: Path, python: str) -> int:
     """The peer protocol version the nodes of this checkout speak (a forged hello must name it)."""
     return int(subprocess.run(
-        [python, "-c", "from actors.peer_codec import PROTOCOL_VERSION; print(PROTOCOL_VERSION)"], cwd=root,
+        [python, "-c", "from actors.protocol.peer_codec import PROTOCOL_VERSION; print(PROTOCOL_VERSION)"], cwd=root,
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout.strip())
 

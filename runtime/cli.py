@@ -37,7 +37,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from actors.errors import CacheError
+from actors.protocol.errors import CacheError
 from runtime.argtypes import positive_seconds, seconds
 from runtime.client import (
     CONSISTENCY_LEVELS,

@@ -16,20 +16,20 @@ Design, and why:
 - **Send and receive interleaved.** The socket is non-blocking and driven by a selector
   that writes and reads at the same time, so a huge pipeline cannot deadlock against the
   node's backpressure (it stops reading while its replies to us are not read).
-- **Typed errors.** An error reply raises the class from :func:`actors.errors.error_for`,
+- **Typed errors.** An error reply raises the class from :func:`actors.protocol.errors.error_for`,
   the same classes the server raises, so ``except BadRequestError`` means one thing. In a
-  cluster, ``unavailable`` raises :class:`~actors.errors.UnavailableError` (definite:
+  cluster, ``unavailable`` raises :class:`~actors.protocol.errors.UnavailableError` (definite:
   nothing was applied, safe to retry later) and ``timeout`` raises
-  :class:`~actors.errors.RequestTimeoutError` (indefinite: some replicas may have applied
+  :class:`~actors.protocol.errors.RequestTimeoutError` (indefinite: some replicas may have applied
   it).
 - **Consistency per request.** Data calls take ``consistency="one" | "quorum" | "all"``
   (docs/cluster.md); ``None`` falls back to the client's default, and a client default of
   ``None`` leaves the choice to the node (``--write-consistency``/``--read-consistency``).
   Anything else is a :class:`ValueError` at the call site, before anything is sent.
 
-The wire field names live in :mod:`actors.codec` only; this module sends
-:mod:`actors.messages` dataclasses through :func:`~actors.codec.encode_request` and reads
-replies through :func:`~actors.codec.decode_reply`.
+The wire field names live in :mod:`actors.protocol.codec` only; this module sends
+:mod:`actors.protocol.messages` dataclasses through :func:`~actors.protocol.codec.encode_request` and reads
+replies through :func:`~actors.protocol.codec.decode_reply`.
 
 A :class:`Client` is safe to share between threads (calls are serialised by a lock), but
 one client per thread is faster under contention.
@@ -48,10 +48,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from actors.codec import decode_reply, encode_request
-from actors.consistency import CONSISTENCY_LEVELS
-from actors.errors import BadRequestError, CacheError, ErrorCode, RequestTimeoutError, error_for
-from actors.messages import (
+from actors.protocol.codec import decode_reply, encode_request
+from actors.protocol.consistency import CONSISTENCY_LEVELS
+from actors.protocol.errors import BadRequestError, CacheError, ErrorCode, RequestTimeoutError, error_for
+from actors.protocol.messages import (
     Ack,
     Delete,
     ErrorReply,
@@ -77,7 +77,7 @@ from actors.messages import (
     Value,
     Values,
 )
-from actors.version import Version
+from actors.protocol.version import Version
 
 __all__ = [
     "CONSISTENCY_LEVELS",
@@ -125,7 +125,7 @@ class ConnectionLostError(CacheError):
 class ClientTimeoutError(RequestTimeoutError):
     """The client gave up waiting for the node's reply (a socket timeout).
 
-    A :class:`~actors.errors.RequestTimeoutError`, so one ``except RequestTimeoutError``
+    A :class:`~actors.protocol.errors.RequestTimeoutError`, so one ``except RequestTimeoutError``
     catches it, but raised locally rather than sent by a node (which lets the CLI tell a
     slow or hung node from a server error reply). The connection is closed because a late
     reply would otherwise be read as the answer to the next request. Indefinite, unless
@@ -224,7 +224,7 @@ class Inspection:
     node: a live value, or a tombstone left by a delete or an expiry.
 
     - ``value``: the stored value (``None`` for a tombstone);
-    - ``version``: the :class:`~actors.version.Version` ``(wall_ms, logical, node_id)``
+    - ``version``: the :class:`~actors.protocol.version.Version` ``(wall_ms, logical, node_id)``
       that wrote it (last write wins by this);
     - ``deadline``: epoch seconds at which the value expires, ``None`` if it never does;
     - ``purge_at``: for a tombstone, the epoch second after which it may be forgotten;
@@ -527,7 +527,7 @@ class Client:
     def remove_node(self, node_id: str) -> None:
         """Declare member ``node_id`` gone for good, so its partitions move to the others.
 
-        The node refuses (:class:`~actors.errors.BadRequestError`) unless it sees that
+        The node refuses (:class:`~actors.protocol.errors.BadRequestError`) unless it sees that
         member ``down``; an unknown id or its own id is refused the same way.
         """
         self._call(_remove_node_cmd(node_id))

@@ -39,7 +39,7 @@ import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH
+from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH
 
 if TYPE_CHECKING:
     from runtime.served_connection import ServedConnection

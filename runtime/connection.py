@@ -18,7 +18,7 @@ a stranger holding every client slot cannot cut the cluster apart.
 Peer connections: a msgpack connection whose first frame is ``hello`` belongs to another
 node (see ``docs/protocol.md``, "Peer protocol"). It stops being a client connection
 (the node is told ``ClientDisconnected``), its frame limit becomes the peer limit, and
-every later frame is decoded by :func:`actors.peer_codec.decode_peer` and told to the
+every later frame is decoded by :func:`actors.protocol.peer_codec.decode_peer` and told to the
 node as ``FromPeer(src, addr, msg)`` with the sender named by the hello. Until then the
 connection is a client under the client limits: the client frame limit for the hello
 itself, the client slot, the timeouts. A peer's partial frames still count in the input
@@ -33,11 +33,11 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
-from actors.codec import request_or_error
-from actors.errors import BadRequestError, ErrorCode
-from actors.messages import BatchReply, ClientBatch, ErrorReply, Reply, Values
-from actors.peer_codec import HELLO, decode_hello, decode_peer
-from actors.peer_messages import FromPeer
+from actors.protocol.codec import request_or_error
+from actors.protocol.errors import BadRequestError, ErrorCode
+from actors.protocol.messages import BatchReply, ClientBatch, ErrorReply, Reply, Values
+from actors.protocol.peer_codec import HELLO, decode_hello, decode_peer
+from actors.protocol.peer_messages import FromPeer
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ConnectionGuard
 from runtime.framing import (
     VALUES_PIECEWISE,

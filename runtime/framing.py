@@ -25,7 +25,7 @@ as a list of chunks (JSON lines: only the new bytes are searched for the line en
 the chunks are joined once, when the line is complete; msgpack: the unpacker keeps its
 parse state between feeds). ``buffered`` tells how many bytes a partial frame holds.
 
-Values nested deeper than ``max_depth`` (``--max-value-depth``, :mod:`actors.value_depth`)
+Values nested deeper than ``max_depth`` (``--max-value-depth``, :mod:`actors.protocol.value_depth`)
 are refused with ``bad_request`` for that request; past what msgpack's unpacker can
 nest (1,024 levels) the stream cannot be resynchronised and the error is fatal.
 """
@@ -39,11 +39,11 @@ from typing import Any, Protocol
 
 import msgpack
 
-from actors.codec import encode_reply, error_reply, request_or_error
-from actors.errors import BadRequestError, ErrorCode, TooLargeError
-from actors.messages import Ack, ErrorReply, Reply, Request, Value, Values
-from actors.peer_codec import HELLO
-from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error
+from actors.protocol.codec import encode_reply, error_reply, request_or_error
+from actors.protocol.errors import BadRequestError, ErrorCode, TooLargeError
+from actors.protocol.messages import Ack, ErrorReply, Reply, Request, Value, Values
+from actors.protocol.peer_codec import HELLO
+from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error
 
 __all__ = [
     "JSON_HELLO_REFUSAL",

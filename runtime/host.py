@@ -18,9 +18,11 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors import Ctx, NodeConfig, NodeRefs, spawn_node
-from actors.ctx import HostStats, SendFn, TraceSink
-from actors.driver import HostDriver
+from actors.kernel import Ctx
+
+from actors.node.system import NodeConfig, NodeRefs, spawn_node
+from actors.kernel.ctx import HostStats, SendFn, TraceSink
+from actors.node.driver import NodeDriver
 from runtime.loop_scheduler import LoopScheduler
 
 __all__ = ["ThreadedLoopHost", "node_actors", "real_ctx"]
@@ -35,7 +37,7 @@ def real_ctx(
 ) -> Ctx:
     """The production ``Ctx``: monotonic and wall clocks, an RNG seeded from the OS, and
     ``send`` as the peer transport (:meth:`runtime.peers.PeerLinks.send`; without it,
-    ``ctx.send`` raises :class:`~actors.ctx.NoPeerTransportError`); ``host_stats``: the
+    ``ctx.send`` raises :class:`~actors.kernel.ctx.NoPeerTransportError`); ``host_stats``: the
     server's own counters, merged into the node's ``stats``."""
     return Ctx(
         node_id,
@@ -57,7 +59,7 @@ def node_actors(refs: NodeRefs) -> tuple[ActorRef[Any], ...]:
     return tuple(getattr(refs, f.name) for f in dataclasses.fields(refs) if isinstance(getattr(refs, f.name), ActorRef))
 
 
-class ThreadedLoopHost(HostDriver):
+class ThreadedLoopHost(NodeDriver):
     """An event loop in a daemon thread hosting nodes; driven from the caller's thread."""
 
     def __init__(self) -> None:

@@ -8,7 +8,7 @@ from typing import Callable
 
 import pykka
 
-from actors import BlockingCallInActorError, Cancellable, ScheduledFuture
+from actors.kernel import BlockingCallInActorError, Cancellable, ScheduledFuture
 
 __all__ = ["LoopScheduler"]
 

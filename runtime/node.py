@@ -33,11 +33,11 @@ import signal
 import sys
 from typing import Any
 
-from actors import NodeConfig, NodeRefs, spawn_node
-from actors.consistency import CONSISTENCY_LEVELS
-from actors.eviction import EVICTION_POLICIES
-from actors.messages import Leave, LeaveDone
-from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH
+from actors.node.system import NodeConfig, NodeRefs, spawn_node
+from actors.protocol.consistency import CONSISTENCY_LEVELS
+from actors.store.eviction import EVICTION_POLICIES
+from actors.protocol.messages import Leave, LeaveDone
+from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH
 from runtime.argtypes import (
     advertise_address,
     byte_size,

@@ -6,14 +6,14 @@ Theory of operation
 address the peer advertises). ``send`` is what the runtime's ``Ctx`` calls; it runs on
 the event-loop thread inside an actor turn and never blocks or raises:
 
-- the message is encoded at once (:func:`actors.peer_codec.encode_peer`, msgpack) and its
+- the message is encoded at once (:func:`actors.protocol.peer_codec.encode_peer`, msgpack) and its
   frame appended to the link's queue;
 - a link with no connection starts one (lazily, on its first send); while it connects,
   or waits to retry, frames wait in the queue;
 - a connected link is flushed once per loop turn: the first frame queued in a turn arms
   one ``call_soon`` for every link, which writes each link's frames with a single
   ``transport.write``. The first bytes on a new connection are the ``hello``
-  (:func:`actors.peer_codec.encode_hello`), written together with whatever queued up;
+  (:func:`actors.protocol.peer_codec.encode_hello`), written together with whatever queued up;
 - backpressure: while the transport's buffer is above its high-water mark
   (``pause_writing``) frames stay in the queue and go out on ``resume_writing``;
 - the queue is bounded (frames and bytes): beyond the bound the oldest frames are dropped
@@ -40,7 +40,7 @@ from typing import Any
 
 import msgpack
 
-from actors.peer_codec import encode_hello, encode_peer
+from actors.protocol.peer_codec import encode_hello, encode_peer
 from runtime.client import parse_address
 from runtime.connection import DEFAULT_PEER_FRAME_BYTES
 

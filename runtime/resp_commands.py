@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.messages import (
+from actors.protocol.messages import (
     Ack,
     Delete,
     ErrorReply,

@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 from typing import Any, TextIO
 
-from actors.trace import trace_line
+from actors.kernel.trace import trace_line
 
 __all__ = ["TraceFile"]
 

@@ -630,7 +630,7 @@ def real_workload(
     (exponential think times, as the simulator's clients), through
     :class:`runtime.client.Client` (one kept connection per node), recorded as a
     :class:`~sim.history.History` timed with ``time.monotonic()`` (the traces' clock)."""
-    from actors.errors import CacheError
+    from actors.protocol.errors import CacheError
     from runtime.client import Client
 
     rng = random.Random(f"{seed}/real-workload")

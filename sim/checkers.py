@@ -14,9 +14,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from actors.consistency import required_acks
-from actors.coordination import newest
-from actors.record import Record
+from actors.protocol.consistency import required_acks
+from actors.cluster.coordination import newest
+from actors.protocol.record import Record
 from sim.history import FAIL, OK, History, Op
 
 __all__ = ["CHECKERS", "CheckContext", "Violation", "run_checkers"]

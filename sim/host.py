@@ -14,8 +14,10 @@ from typing import Any
 import simpy
 from pykka import ActorRegistry
 
-from actors import Ctx, NodeConfig, NodeRefs, spawn_node
-from actors.driver import HostDriver
+from actors.kernel import Ctx
+
+from actors.node.system import NodeConfig, NodeRefs, spawn_node
+from actors.node.driver import NodeDriver
 from sim.clock import SkewedClock
 from sim.network import SimNetwork
 from sim.scheduler import NodeScheduler, SimScheduler
@@ -37,7 +39,7 @@ class CountingEnvironment(simpy.Environment):
         super().step()
 
 
-class SimHost(HostDriver):
+class SimHost(NodeDriver):
     def __init__(self, seed: int | str = 0) -> None:
         super().__init__()
         self.seed = seed

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors import ScheduledFuture
-from actors.messages import Inspect, Leave, LeaveDone, Locate
-from actors.record import Record
-from actors.system import NodeConfig
-from actors.trace import trace_line
+from actors.kernel import ScheduledFuture
+from actors.protocol.messages import Inspect, Leave, LeaveDone, Locate
+from actors.protocol.record import Record
+from actors.node.system import NodeConfig
+from actors.kernel.trace import trace_line
 from sim.checkers import CheckContext, Violation, run_checkers
 from sim.history import History
 from sim.host import SimHost

@@ -15,7 +15,7 @@ from typing import Callable
 import pykka
 import simpy
 
-from actors import BlockingCallInActorError, ScheduledFuture
+from actors.kernel import BlockingCallInActorError, ScheduledFuture
 
 __all__ = ["SimDeadlockError", "SimScheduler"]
 

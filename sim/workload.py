@@ -14,8 +14,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from actors.errors import ErrorCode
-from actors.messages import Ack, Delete, ErrorReply, Get, Set, Value
+from actors.protocol.errors import ErrorCode
+from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Set, Value
 from sim.history import FAIL, INFO, OK, History
 
 __all__ = ["Workload", "WorkloadSpec"]

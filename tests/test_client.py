@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.errors import BadRequestError, RequestTimeoutError, TooLargeError, UnavailableError
-from actors.version import Version
+from actors.protocol.errors import BadRequestError, RequestTimeoutError, TooLargeError, UnavailableError
+from actors.protocol.version import Version
 from runtime.client import Client, ClientTimeoutError, ConnectionLostError, Inspection, Location, parse_address
 from tests.cluster import Cluster, eventually
 from tests.nodeproc import NodeProcess

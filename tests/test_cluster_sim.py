@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors import ScheduledFuture
-from actors.messages import Ack, Delete, ErrorReply, Get, Inspect, Leave, LeaveDone, Locate, MGet, MSet, Set, Stats, Value, Values
-from actors.system import NodeConfig
+from actors.kernel import ScheduledFuture
+from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Inspect, Leave, LeaveDone, Locate, MGet, MSet, Set, Stats, Value, Values
+from actors.node.system import NodeConfig
 from sim.host import SimHost
 from sim.network import Link, uniform
 
@@ -295,7 +295,7 @@ def test_same_seed_same_trace_different_seed_different_trace() -> None:
 
 
 def test_remove_node_moves_a_dead_members_partitions() -> None:
-    from actors.messages import RemoveNode
+    from actors.protocol.messages import RemoveNode
 
     c = SimCluster(4)
     try:

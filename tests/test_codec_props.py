@@ -9,9 +9,9 @@ from typing import Any
 import msgpack
 from hypothesis import given, settings, strategies as st
 
-from actors.codec import decode_reply, decode_request, encode_reply, encode_request, request_or_error
-from actors.errors import BadRequestError, CacheError, ErrorCode, UnknownTypeError
-from actors.messages import (
+from actors.protocol.codec import decode_reply, decode_request, encode_reply, encode_request, request_or_error
+from actors.protocol.errors import BadRequestError, CacheError, ErrorCode, UnknownTypeError
+from actors.protocol.messages import (
     Ack,
     TtlReply,
     Delete,
@@ -293,7 +293,7 @@ def test_to_jsonable_takes_any_depth() -> None:
 
 
 def test_a_decoder_bug_costs_one_internal_reply_not_an_exception(monkeypatch: Any) -> None:
-    from actors import codec
+    from actors.protocol import codec
 
     def broken(obj: Any, rid: Any) -> Any:
         raise ZeroDivisionError("a bug")

@@ -15,8 +15,8 @@ from typing import Any
 import msgpack
 import pytest
 
-from actors.messages import BatchReply, ClientBatch, ClientConnected, ClientDisconnected, Pong, Value, Values
-from actors.peer_codec import encode_hello
+from actors.protocol.messages import BatchReply, ClientBatch, ClientConnected, ClientDisconnected, Pong, Value, Values
+from actors.protocol.peer_codec import encode_hello
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ClientLimits, ConnectionGuard
 from runtime.connection import ClientConnection
 from runtime.resp import NIL2, array, bulk, encode_command

@@ -13,7 +13,7 @@ import time
 import msgpack
 import pytest
 
-from actors.peer_codec import encode_hello
+from actors.protocol.peer_codec import encode_hello
 from tests.limits_support import node_stats, wait_closed
 from tests.nodeproc import NodeProcess
 from tests.wire import Conn

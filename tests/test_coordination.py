@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from actors.coordination import ClusterBatch
-from actors.membership import ClusterView, State
-from actors.messages import Set
-from actors.peer_messages import Member, MemberStatus
-from actors.placement import Placement
-from actors.version import Version
+from actors.cluster.coordination import ClusterBatch
+from actors.cluster.membership import ClusterView, State
+from actors.protocol.messages import Set
+from actors.protocol.peer_messages import Member, MemberStatus
+from actors.cluster.placement import Placement
+from actors.protocol.version import Version
 
 IDS = ("a", "b", "c")
 
@@ -61,8 +61,8 @@ class _Task:
 
 
 def test_wire_ops_make_one_item_by_item_write_per_owner_set_of_a_run() -> None:
-    from actors.messages import ItemResults, Remove, Write
-    from actors.node import _task_results, _wire_ops
+    from actors.protocol.messages import ItemResults, Remove, Write
+    from actors.node.actor import _task_results, _wire_ops
 
     v1, v2 = Version(1_000_000, 0, "a"), Version(1_000_001, 0, "a")
     abc, bca = ("a", "b", "c"), ("b", "c", "a")
@@ -88,21 +88,21 @@ def test_wire_ops_make_one_item_by_item_write_per_owner_set_of_a_run() -> None:
     results = [ItemResults((1, newer)), 1, 0, 1, 1]
     assert _task_results(attempts, results) == [(0, 0, 1), (2, 0, newer), (1, 1, 1), (3, 1, 0), (4, 0, 1), (5, 1, 1)]
     # an error for an item-by-item write answers each of its tasks
-    from actors.errors import ErrorCode
-    from actors.messages import ErrorReply
+    from actors.protocol.errors import ErrorCode
+    from actors.protocol.messages import ErrorReply
 
     oom = ErrorReply(ErrorCode.OUT_OF_MEMORY, "full")
     assert _task_results(attempts[:1], [oom]) == [(0, 0, oom), (2, 0, oom)]
 
 
 def test_an_item_by_item_write_answers_each_key_and_names_a_newer_version() -> None:
-    from actors.keyspace import Keyspace
-    from actors.messages import ItemResults, Write
+    from actors.store.keyspace import Keyspace
+    from actors.protocol.messages import ItemResults, Write
 
     class _Ctx:
         tracing = False
 
-    from actors.store import Store
+    from actors.store.actor import Store
 
     ks = Keyspace()
     new, newer = Version(2, 0, "a"), Version(3, 0, "b")

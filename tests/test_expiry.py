@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from actors.expiry import run_expire_cycle
-from actors.keyspace import Keyspace
+from actors.store.expiry import run_expire_cycle
+from actors.store.keyspace import Keyspace
 
 
 class StepClock:

@@ -34,7 +34,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from actors.peer_codec import PROTOCOL_VERSION
+from actors.protocol.peer_codec import PROTOCOL_VERSION
 from tests.cluster import Cluster
 
 pytestmark = pytest.mark.integration

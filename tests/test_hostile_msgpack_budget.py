@@ -15,7 +15,7 @@ import time
 import msgpack
 import pytest
 
-from actors.peer_codec import PROTOCOL_VERSION
+from actors.protocol.peer_codec import PROTOCOL_VERSION
 from tests.limits_support import memory_mib, node_stats
 from tests.nodeproc import NodeProcess
 from tests.wire import Conn

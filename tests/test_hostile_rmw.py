@@ -2,7 +2,7 @@
 
 ``incr`` reads the stored value before it writes, so whatever a client managed to store
 (a lone surrogate, a number past 64 bits written as text, bytes that are not UTF-8, NaN,
-a deep list) reaches the parsing in ``actors/rmw.py``. On the code before issue 11, an
+a deep list) reaches the parsing in ``actors/store/rmw.py``. On the code before issue 11, an
 ``incr`` of a string holding a lone surrogate killed a single node (exit 70). Issue 11:
 the request's fault is ``bad_request`` (here, "not an integer", as for any other
 non-integer value), ``internal`` only for a server bug; the node and the connection live

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from actors.keyspace import DEADLINE, Keyspace
-from actors.sizing import ENTRY_OVERHEAD
+from actors.store.keyspace import DEADLINE, Keyspace
+from actors.store.sizing import ENTRY_OVERHEAD
 
 
 def test_entry_is_a_miss_exactly_at_its_deadline() -> None:
@@ -98,8 +98,8 @@ def test_deleting_an_expired_entry_reports_it_absent() -> None:
 def _random_ops(ks: Keyspace, rng: random.Random, steps: int, start: int = 0) -> None:
     """Sets, deletes and expiries (leaving tombstones when enabled), purges and merges (of
     tombstones too, when enabled)."""
-    from actors.record import Record
-    from actors.version import Version
+    from actors.protocol.record import Record
+    from actors.protocol.version import Version
 
     for step in range(start, start + steps):
         key = f"k{rng.randrange(300)}"
@@ -122,7 +122,7 @@ def _random_ops(ks: Keyspace, rng: random.Random, steps: int, start: int = 0) ->
 
 
 def _expected_used_bytes(ks: Keyspace) -> int:
-    from actors.keyspace import PARTITION_SLOT, TOMBSTONE_SIZE, VALUE, entry_size
+    from actors.store.keyspace import PARTITION_SLOT, TOMBSTONE_SIZE, VALUE, entry_size
 
     total = sum(entry_size(k, e[VALUE], e[DEADLINE]) for k, e in ks._entries.items())
     total += sum(TOMBSTONE_SIZE + len(k) for k in ks._tombstones)
@@ -132,7 +132,7 @@ def _expected_used_bytes(ks: Keyspace) -> int:
 
 
 def _brute_partitions(ks: Keyspace) -> list[set[str]]:
-    from actors.placement import partition_of
+    from actors.store.partitions import partition_of
 
     parts: list[set[str]] = [set() for _ in range(ks.partitions)]
     for key in [*ks._entries, *ks._tombstones]:
@@ -207,9 +207,9 @@ def test_drop_partition_on_first_use_forgets_exactly_that_partition() -> None:
 def test_plain_entries_are_exact_tuples_of_five_fields() -> None:
     import sys
 
-    from actors.keyspace import VALUE, entry_size, entry_version
-    from actors.sizing import VOLATILE_OVERHEAD
-    from actors.version import Version
+    from actors.store.keyspace import VALUE, entry_size, entry_version
+    from actors.store.sizing import VOLATILE_OVERHEAD
+    from actors.protocol.version import Version
 
     ks = Keyspace()
     ks.set("k", b"v", None, Version(5, 0, "n1"), ("n1", "n2"))
@@ -240,8 +240,8 @@ def test_plain_entries_are_untracked_by_the_gc_after_a_collection() -> None:
     collection and need one more.)"""
     import gc
 
-    from actors.keyspace import META
-    from actors.version import Version
+    from actors.store.keyspace import META
+    from actors.protocol.version import Version
 
     values = {"bytes": b"v" * 32, "str": "s" * 32, "int": 12345678901234567890, "small-int": 7, "float": 1.5}
     version = Version(1_700_000_000_000, 300, "n1")
@@ -284,9 +284,9 @@ def test_plain_entries_are_untracked_by_the_gc_after_a_collection() -> None:
 def test_tracked_entries_read_like_plain_ones() -> None:
     import gc
 
-    from actors.eviction import make_evictor
-    from actors.keyspace import META, VALUE, VLOGICAL, VWALL, TrackedEntry, entry_replicas, entry_version
-    from actors.version import Version
+    from actors.store.eviction import make_evictor
+    from actors.store.keyspace import META, VALUE, VLOGICAL, VWALL, TrackedEntry, entry_replicas, entry_version
+    from actors.protocol.version import Version
 
     plain, tracked = Keyspace(), Keyspace(max_memory=10**9, evictor=make_evictor("allkeys-lfu", random.Random(1)))
     for ks in (plain, tracked):
@@ -304,8 +304,8 @@ def test_tracked_entries_read_like_plain_ones() -> None:
 
 
 def test_entries_share_one_meta_per_writer_and_owner_set() -> None:
-    from actors.keyspace import META, entry_replicas, entry_version
-    from actors.version import Version
+    from actors.store.keyspace import META, entry_replicas, entry_version
+    from actors.protocol.version import Version
 
     ks = Keyspace()
     for i in range(10):
@@ -318,9 +318,9 @@ def test_entries_share_one_meta_per_writer_and_owner_set() -> None:
 
 
 def test_tracked_entries_keep_their_eviction_fields_across_deadline_changes() -> None:
-    from actors.eviction import make_evictor
-    from actors.keyspace import TrackedEntry
-    from actors.version import Version
+    from actors.store.eviction import make_evictor
+    from actors.store.keyspace import TrackedEntry
+    from actors.protocol.version import Version
 
     ks = Keyspace(max_memory=10**9, evictor=make_evictor("allkeys-lru", random.Random(1)))
     ks.set("a", 1, None, Version(1, 0, "n1"))

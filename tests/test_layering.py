@@ -50,7 +50,7 @@ def violations(source: str, name: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", _sources(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ACTORS)))
 def test_actors_module_uses_only_injected_world(path: Path) -> None:
     assert violations(path.read_text(), path.name) == []
 
@@ -83,10 +83,10 @@ def test_checker_allows_seeded_instances() -> None:
 # Inside an actor a blocking wait deadlocks the simulator and stalls the event loop; the
 # hosts refuse it at run time (BlockingCallInActorError), this catches it before it runs.
 
-_FUTURE_IMPLEMENTATION = "_scheduled.py"
+_FUTURE_IMPLEMENTATION = "scheduled.py"
 # The driver is the outside world's handle (tests, sim.run): it blocks by design, never
 # inside a turn, and the hosts refuse it there at run time.
-_DRIVER = "driver.py"
+_DRIVERS = ("kernel/driver.py", "node/driver.py")
 
 
 def blocking_calls(source: str, name: str) -> list[str]:
@@ -104,7 +104,7 @@ def blocking_calls(source: str, name: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", [p for p in _sources() if p.name != _DRIVER], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in _sources() if str(p.relative_to(ACTORS)) not in _DRIVERS], ids=lambda p: str(p.relative_to(ACTORS)))
 def test_actors_never_block(path: Path) -> None:
     assert blocking_calls(path.read_text(), path.name) == []
 
@@ -119,3 +119,44 @@ def test_blocking_checker_catches(snippet: str) -> None:
 
 def test_blocking_checker_allows_non_blocking_forms() -> None:
     assert blocking_calls("ref.ask(m, block=False)\nref.stop(block=False)\nd.get('k')", "x.py") == []
+
+
+#: The packages of ``actors/`` bottom up: each may import only those before it (and itself).
+LAYERS = ("kernel", "protocol", "store", "cluster", "config", "node")
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "actors" or len(parts) < 2:
+        return None
+    return LAYERS.index(parts[1]) if parts[1] in LAYERS else None
+
+
+def upward_imports(path: Path) -> list[str]:
+    """Imports from ``path`` into a package above its own (``typing.TYPE_CHECKING`` ones too:
+    a type named from above is a dependency all the same)."""
+    own = _layer("actors." + ".".join(path.relative_to(ACTORS).with_suffix("").parts))
+    if own is None:
+        return []
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        for name in names:
+            layer = _layer(name)
+            if layer is not None and layer > own:
+                found.append(f"{path.relative_to(ACTORS)}:{node.lineno} imports {name} ({LAYERS[layer]} is above {LAYERS[own]})")
+    return found
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ACTORS)))
+def test_arrows_point_down(path: Path) -> None:
+    assert upward_imports(path) == []
+
+
+def test_every_actors_module_is_in_a_layer() -> None:
+    strays = [p.relative_to(ACTORS) for p in _sources() if p.parent == ACTORS and p.stem not in ("__init__", *LAYERS)]
+    assert strays == []

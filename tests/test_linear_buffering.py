@@ -18,8 +18,8 @@ import msgpack
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from actors.errors import ErrorCode
-from actors.messages import ErrorReply, Ping, Set
+from actors.protocol.errors import ErrorCode
+from actors.protocol.messages import ErrorReply, Ping, Set
 from runtime.framing import JsonLinesDecoder, MsgpackDecoder
 from runtime.resp import HIREDIS_AVAILABLE, HiredisRespParser, RespParser
 

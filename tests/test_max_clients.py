@@ -11,7 +11,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from actors.peer_codec import encode_hello
+from actors.protocol.peer_codec import encode_hello
 from runtime.resp import encode_command
 from tests.cluster import eventually
 from tests.limits_support import wait_closed

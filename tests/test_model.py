@@ -12,8 +12,8 @@ from typing import Any
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from actors import NodeConfig
-from actors.messages import Ack, Delete, Get, MGet, MSet, Set, Stats, Value, Values
+from actors.node.system import NodeConfig
+from actors.protocol.messages import Ack, Delete, Get, MGet, MSet, Set, Stats, Value, Values
 from sim.host import SimHost
 
 KEYS = st.sampled_from(["a", "b", "c", "d", "e"])

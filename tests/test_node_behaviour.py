@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import NodeConfig
-from actors.errors import ErrorCode
-from actors.messages import (
+from actors.node.system import NodeConfig
+from actors.protocol.errors import ErrorCode
+from actors.protocol.messages import (
     Ack,
     BatchReply,
     ClientBatch,
@@ -178,10 +178,10 @@ def test_a_write_below_a_newer_stored_version_is_restamped_not_lost(host: Any) -
     """A single node whose key holds a version from a clock far ahead (a record a peer
     streamed before the cluster shrank to this node) still applies, then acks, a set and a
     delete: its clock moves past the stored version."""
-    from actors.messages import StoreBatch
-    from actors.peer_messages import Apply
-    from actors.record import Record
-    from actors.version import Version
+    from actors.protocol.messages import StoreBatch
+    from actors.protocol.peer_messages import Apply
+    from actors.protocol.record import Record
+    from actors.protocol.version import Version
 
     class Sink:
         def tell(self, message: Any) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.messages import Ack, Get, Incr, Set, Value
-from actors.peer_messages import Forward, ForwardReply, Push, PushAck, ReplicaRequest, ReplicaResponse, SyncListing, SyncRequest
-from actors.record import Record
-from actors.version import Version
+from actors.protocol.messages import Ack, Get, Incr, Set, Value
+from actors.protocol.peer_messages import Forward, ForwardReply, Push, PushAck, ReplicaRequest, ReplicaResponse, SyncListing, SyncRequest
+from actors.protocol.record import Record
+from actors.protocol.version import Version
 from sim.network import Link, constant
 from tests.test_cluster_sim import SimCluster
 

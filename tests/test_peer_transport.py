@@ -23,7 +23,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from actors.messages import (
+from actors.protocol.messages import (
     BatchReply,
     ItemResults,
     ClientBatch,
@@ -34,8 +34,8 @@ from actors.messages import (
     Remove,
     Write,
 )
-from actors.peer_codec import PEER_TYPES, encode_hello, encode_peer
-from actors.peer_messages import (
+from actors.protocol.peer_codec import PEER_TYPES, encode_hello, encode_peer
+from actors.protocol.peer_messages import (
     Forward,
     ForwardReply,
     Apply,
@@ -52,8 +52,8 @@ from actors.peer_messages import (
     SyncListing,
     SyncRequest,
 )
-from actors.record import Record
-from actors.version import Version
+from actors.protocol.record import Record
+from actors.protocol.version import Version
 from runtime.connection import ClientConnection
 from runtime.framing import JSON_HELLO_REFUSAL, MsgpackDecoder
 from runtime.peers import PeerLinks
@@ -843,7 +843,7 @@ def test_garbage_after_a_valid_hello_never_hurts_the_server(
         sock.sendall(msgpack.packb(encode_peer(PushAck(1, 1))))
         got = delivered(rx, before + 1)
     assert (got[-1].src, got[-1].msg) == ("after", PushAck(1, 1))
-    assert all(type(m.msg).__module__ == "actors.peer_messages" for m in got)
+    assert all(type(m.msg).__module__ == "actors.protocol.peer_messages" for m in got)
     assert not errors.records, [r.getMessage() for r in errors.records]
 
 
@@ -927,8 +927,8 @@ BAD_KEY_FRAMES = [
 
 @pytest.mark.parametrize("obj", [pytest.param(o, id=n) for n, o in BAD_KEY_FRAMES])
 def test_a_peer_key_that_is_not_a_non_empty_string_is_refused(obj: dict[str, Any]) -> None:
-    from actors.errors import BadRequestError
-    from actors.peer_codec import decode_peer
+    from actors.protocol.errors import BadRequestError
+    from actors.protocol.peer_codec import decode_peer
 
     with pytest.raises(BadRequestError, match="key"):
         decode_peer(obj)

@@ -9,7 +9,8 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.placement import Placement, partition_of
+from actors.cluster.placement import Placement
+from actors.store.partitions import partition_of
 
 MEMBERS = [f"node{i}" for i in range(1, 6)]
 
@@ -17,7 +18,7 @@ MEMBERS = [f"node{i}" for i in range(1, 6)]
 def test_partition_of_is_the_same_in_every_process() -> None:
     keys = ["a", "user:42", "ключ", "\udcff"]
     here = [partition_of(k) for k in keys]
-    code = f"from actors.placement import partition_of; print([partition_of(k) for k in {keys!r}])"
+    code = f"from actors.store.partitions import partition_of; print([partition_of(k) for k in {keys!r}])"
     for seed in ("1", "4242"):
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -59,8 +60,8 @@ def test_replicas_are_capped_at_the_cluster_size_and_spread_evenly() -> None:
 
 
 def test_write_route_is_write_targets_split_by_reachability_and_cached() -> None:
-    from actors.membership import ClusterView, State
-    from actors.peer_messages import Member, MemberStatus
+    from actors.cluster.membership import ClusterView, State
+    from actors.protocol.peer_messages import Member, MemberStatus
 
     ids = ["a", "b", "c", "d", "e"]
     members = tuple(Member(n, f"{n}:1", 1, MemberStatus.LEAVING if n == "e" else MemberStatus.READY) for n in ids)

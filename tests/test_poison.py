@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from actors import ScheduledFuture
-from actors.errors import ErrorCode
-from actors.keyspace import ENTRY_OVERHEAD
-from actors.messages import (
+from actors.kernel import ScheduledFuture
+from actors.protocol.errors import ErrorCode
+from actors.store.keyspace import ENTRY_OVERHEAD
+from actors.protocol.messages import (
     Ack,
     Delete,
     ErrorReply,
@@ -33,9 +33,9 @@ from actors.messages import (
     Value,
     Write,
 )
-from actors.peer_messages import FromPeer, ReplicaRequest, SyncRequest
-from actors.sizing import estimate_size
-from actors.version import Version
+from actors.protocol.peer_messages import FromPeer, ReplicaRequest, SyncRequest
+from actors.store.sizing import estimate_size
+from actors.protocol.version import Version
 
 
 def nest(depth: int, leaf: Any = "x") -> Any:

@@ -3,8 +3,8 @@
 A replica built one 134 MB ``replica_response`` for 256 pipelined gets of a 512 KiB
 value (dropped as over the 64 MiB peer frame limit: the client got only timeouts), and a
 coordinator could gather a turn of big writes into one request over the limit. Now
-replica requests and answers are cut by :mod:`actors.peer_budget` and paced by answers
-(:mod:`actors.replica_flow`). Here: the codec of the new fields (``push``'s ``covered``
+replica requests and answers are cut by :mod:`actors.cluster.peer_budget` and paced by answers
+(:mod:`actors.cluster.replica_flow`). Here: the codec of the new fields (``push``'s ``covered``
 too), the flow objects alone, and whole clusters on the simulator, measuring each frame as
 the runtime would encode it. The replicator's pushes: ``test_replicator_pushes.py``.
 """
@@ -16,14 +16,14 @@ from typing import Any
 import msgpack
 import pytest
 
-from actors.errors import BadRequestError
-from actors.messages import Ack, ErrorReply, Get, Set, Value, Write
-from actors.peer_budget import PEER_FRAME_BUDGET, PEER_REQUEST_WINDOW, op_bytes
-from actors.peer_codec import decode_peer, encode_peer
-from actors.peer_messages import Fetch, FromPeer, Push, ReplicaAck, ReplicaRequest, ReplicaResponse
-from actors.record import Record
-from actors.replica_flow import MAX_SPLIT_ANSWERS, ReplicaRequests, ResponseParts, Route, cut
-from actors.version import Version
+from actors.protocol.errors import BadRequestError
+from actors.protocol.messages import Ack, ErrorReply, Get, Set, Value, Write
+from actors.cluster.peer_budget import PEER_FRAME_BUDGET, PEER_REQUEST_WINDOW, op_bytes
+from actors.protocol.peer_codec import decode_peer, encode_peer
+from actors.protocol.peer_messages import Fetch, FromPeer, Push, ReplicaAck, ReplicaRequest, ReplicaResponse
+from actors.protocol.record import Record
+from actors.cluster.replica_flow import MAX_SPLIT_ANSWERS, ReplicaRequests, ResponseParts, Route, cut
+from actors.protocol.version import Version
 from sim.network import Link, constant
 from tests.test_cluster_sim import SimCluster
 

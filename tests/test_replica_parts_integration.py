@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.peer_budget import PEER_FRAME_BUDGET
+from actors.cluster.peer_budget import PEER_FRAME_BUDGET
 from tests.cluster import Cluster
 
 pytestmark = pytest.mark.integration

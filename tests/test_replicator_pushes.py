@@ -4,7 +4,7 @@ Hints, handoff batches, repair streams and pull answers were one ``push`` per
 ``stream_batch`` (500) records: 500 values of 512 KiB make a 256 MiB frame, dropped as
 over the 64 MiB peer frame limit, so big values could never be hinted, streamed to a
 joining node, handed off by a leaving one or repaired. Now each push carries about
-:data:`~actors.peer_budget.PUSH_BUDGET` of records (one record past it at most) and the next
+:data:`~actors.cluster.peer_budget.PUSH_BUDGET` of records (one record past it at most) and the next
 follows its acknowledgement; a pull's answer says how many of the pulled keys it
 covered and the puller pulls the rest. Measured on the simulator, each frame as the
 runtime would encode it.
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import ScheduledFuture
-from actors.messages import Ack, Leave, LeaveDone, Set
-from actors.peer_budget import PUSH_BUDGET
-from actors.peer_messages import Push
+from actors.kernel import ScheduledFuture
+from actors.protocol.messages import Ack, Leave, LeaveDone, Set
+from actors.cluster.peer_budget import PUSH_BUDGET
+from actors.protocol.peer_messages import Push
 from tests.test_cluster_sim import SimCluster
 from tests.test_replica_parts import OVERHEAD, frame_bytes, record_frames
 

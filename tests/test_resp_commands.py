@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from actors.errors import ErrorCode
-from actors.messages import (
+from actors.protocol.errors import ErrorCode
+from actors.protocol.messages import (
     Ack,
     BatchReply,
     ClientBatch,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from actors.messages import Ack, Delete, ErrorReply, Expire, Get, Incr, Set, Ttl, TtlReply, Value
-from actors.record import Record
-from actors.rmw import plan_update
-from actors.system import NodeConfig
-from actors.version import Version
+from actors.protocol.messages import Ack, Delete, ErrorReply, Expire, Get, Incr, Set, Ttl, TtlReply, Value
+from actors.protocol.record import Record
+from actors.store.rmw import plan_update
+from actors.node.system import NodeConfig
+from actors.protocol.version import Version
 from sim.host import SimHost
 
 V = Version(1, 0, "n1")

@@ -7,7 +7,7 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import BlockingCallInActorError, ScheduledActor
+from actors.kernel import BlockingCallInActorError, ScheduledActor
 
 
 class Echo(ScheduledActor):
@@ -125,7 +125,7 @@ class TurnRecorder(ScheduledActor):
 
 
 def test_a_turn_handles_what_waits_up_to_the_bound_then_calls_on_turn_end(host: Any) -> None:
-    from actors._scheduled import TURN_ENVELOPES
+    from actors.kernel.scheduled import TURN_ENVELOPES
 
     ref = _ctx(host).spawn(TurnRecorder)
     total = 2 * TURN_ENVELOPES + 10
@@ -234,7 +234,7 @@ class Sink(ScheduledActor):
 def test_a_surviving_actor_lives_through_a_told_exception_counts_and_reports_it(
     host: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from actors.messages import ActorFailed, ReportFailuresTo
+    from actors.protocol.messages import ActorFailed, ReportFailuresTo
 
     ctx = _ctx(host)
     sink = ctx.spawn(Sink)
@@ -274,10 +274,10 @@ def test_a_surviving_actor_still_stops_on_a_base_exception() -> None:
 
 
 def test_the_node_actors_survive_failures_and_pykka_s_default_is_kept() -> None:
-    from actors.janitor import Janitor
-    from actors.node import Node
-    from actors.replicator import Replicator
-    from actors.store import Store
+    from actors.store.janitor import Janitor
+    from actors.node.actor import Node
+    from actors.cluster.replicator import Replicator
+    from actors.store.actor import Store
 
     assert ScheduledActor.survive_failures is False
     assert all(cls.survive_failures for cls in (Node, Store, Replicator, Janitor))

@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import given, settings, strategies as st
 
-from actors.sizing import estimate_size
+from actors.store.sizing import estimate_size
 
 #: Run long with e.g. ``ACTORCACHE_HYPOTHESIS_EXAMPLES=20000 pytest tests/test_sizing.py``.
 EXAMPLES = int(os.environ.get("ACTORCACHE_HYPOTHESIS_EXAMPLES", "400"))

@@ -13,14 +13,14 @@ import msgpack
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from actors.codec import decode_request, encode_reply, request_or_error
-from actors.errors import BadRequestError, ErrorCode
-from actors.messages import ErrorReply, MSet, Ping, Set, Value, Values, Write
-from actors.peer_codec import decode_peer, encode_peer
-from actors.peer_messages import Apply, Forward, ForwardReply, Push, ReplicaRequest, ReplicaResponse
-from actors.record import Record
-from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH, exceeds_depth
-from actors.version import Version
+from actors.protocol.codec import decode_request, encode_reply, request_or_error
+from actors.protocol.errors import BadRequestError, ErrorCode
+from actors.protocol.messages import ErrorReply, MSet, Ping, Set, Value, Values, Write
+from actors.protocol.peer_codec import decode_peer, encode_peer
+from actors.protocol.peer_messages import Apply, Forward, ForwardReply, Push, ReplicaRequest, ReplicaResponse
+from actors.protocol.record import Record
+from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH, exceeds_depth
+from actors.protocol.version import Version
 from runtime.framing import JsonLinesDecoder, MsgpackDecoder, encode_json_reply, encode_msgpack_reply
 
 #: Run long with e.g. ``ACTORCACHE_HYPOTHESIS_EXAMPLES=20000 pytest tests/test_value_depth.py``.
@@ -184,7 +184,7 @@ def test_peer_ids_must_be_strings_not_coerced() -> None:
 def test_error_messages_about_a_peer_frame_never_walk_what_it_sent() -> None:
     """A deep value where a name belongs is named by its type in the error (its repr
     would recurse past the interpreter's limit)."""
-    from actors.peer_codec import decode_hello
+    from actors.protocol.peer_codec import decode_hello
 
     deep = nest(100_000)
     with pytest.raises(BadRequestError, match="unknown peer message type a list"):

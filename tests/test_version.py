@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from actors.keyspace import VLOGICAL, VWALL, Keyspace, entry_version
-from actors.version import SHARED_LOGICAL_LIMIT, ZERO, HybridClock, Version, shared_logical
+from actors.store.keyspace import VLOGICAL, VWALL, Keyspace, entry_version
+from actors.protocol.version import SHARED_LOGICAL_LIMIT, ZERO, HybridClock, Version, shared_logical
 
 T0 = 1_700_000_000.0  # a realistic wall time: its milliseconds are not a cached small int
 

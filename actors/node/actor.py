@@ -15,8 +15,8 @@ The node decides everything a replica must not decide for itself: TTL deadlines
 (absolute wall time, ``wall + ttl``) and versions (its hybrid logical clock).
 
 In a cluster the node is also a coordinator (any node accepts any key: see
-:mod:`actors.coordination`), a replica (it applies peers' ``ReplicaRequest`` through its
-store) and the keeper of membership (:mod:`actors.membership`): it gossips its table to
+:mod:`actors.cluster.coordination`), a replica (it applies peers' ``ReplicaRequest`` through its
+store) and the keeper of membership (:mod:`actors.cluster.membership`): it gossips its table to
 every member each ``heartbeat_interval_s`` and hands every view change to the
 replicator. While the cluster is this node alone, requests take the single-node path
 with no coordination at all.
@@ -31,9 +31,9 @@ the node goes on. Replies from peers are matched by (peer, request id): a reply 
 the right id from another node is ignored and counted (``replies_from_wrong_peer``).
 
 Values make peer frames big, so replica requests and answers travel in frames of about
-``actors.peer_budget.PEER_FRAME_BUDGET`` bytes of values, with a bounded amount in flight
+``actors.cluster.peer_budget.PEER_FRAME_BUDGET`` bytes of values, with a bounded amount in flight
 per peer: a coordinator holds requests back past a window of unanswered bytes, a replica
-sends a big answer in parts, each acknowledged before the next (:mod:`actors.replica_flow`).
+sends a big answer in parts, each acknowledged before the next (:mod:`actors.cluster.replica_flow`).
 """
 
 from __future__ import annotations
@@ -46,16 +46,16 @@ from typing import Any
 
 from pykka import ActorDeadError, ActorRef
 
-from actors._scheduled import ScheduledActor
-from actors.ctx import Ctx
-from actors.codec import decode_reply, decode_request, encode_reply, encode_request
-from actors.coordination import ClusterBatch, is_data_request, is_write
-from actors.replicator import REPLICATOR_COUNTERS
-from actors.rmw import is_update, plan_update
-from actors.errors import CacheError, ErrorCode
-from actors.failures import log_failure
-from actors.membership import Membership, State
-from actors.messages import (
+from actors.kernel.scheduled import ScheduledActor
+from actors.kernel.ctx import Ctx
+from actors.protocol.codec import decode_reply, decode_request, encode_reply, encode_request
+from actors.cluster.coordination import ClusterBatch, is_data_request, is_write
+from actors.cluster.replicator import REPLICATOR_COUNTERS
+from actors.store.rmw import is_update, plan_update
+from actors.protocol.errors import CacheError, ErrorCode
+from actors.kernel.failures import log_failure
+from actors.cluster.membership import Membership, State
+from actors.protocol.messages import (
     Ack,
     ActorFailed,
     REPLY_TYPES,
@@ -111,7 +111,7 @@ from actors.messages import (
     Values,
     Write,
 )
-from actors.peer_messages import (
+from actors.protocol.peer_messages import (
     Apply,
     Describe,
     Forward,
@@ -125,9 +125,9 @@ from actors.peer_messages import (
     ReplicaRequest,
     ReplicaResponse,
 )
-from actors.replica_flow import ReplicaRequests, ResponseParts
-from actors.placement import partition_of
-from actors.version import ZERO, HybridClock, Version
+from actors.cluster.replica_flow import ReplicaRequests, ResponseParts
+from actors.store.partitions import partition_of
+from actors.protocol.version import ZERO, HybridClock, Version
 
 __all__ = ["Node", "PendingBatch"]
 
@@ -164,7 +164,7 @@ MAX_RESTAMPS = 3
 #: Operations a turn gathers for the store or for one peer before it sends them without
 #: waiting for the turn's end: batching saves a hop per batch, but a turn of 64 pipelined
 #: client batches would otherwise hold its first writes back for the whole turn. A peer's
-#: ops also leave once their values pass ``actors.peer_budget.PEER_FRAME_BUDGET``.
+#: ops also leave once their values pass ``actors.cluster.peer_budget.PEER_FRAME_BUDGET``.
 OUTBOX_FLUSH_OPS = 128
 #: A node whose seeds never answer starts a cluster of its own after this many heartbeats.
 JOIN_GIVE_UP_HEARTBEATS = 25
@@ -176,7 +176,7 @@ class Node(ScheduledActor):
     def __init__(self, ctx: Ctx, store: ActorRef[Any], config: Any = None) -> None:
         super().__init__(ctx)
         if config is None:
-            from actors.system import NodeConfig  # a bare node in unit tests
+            from actors.node.system import NodeConfig  # a bare node in unit tests
 
             config = NodeConfig()
         self.config = config
@@ -221,7 +221,7 @@ class Node(ScheduledActor):
         self._cluster: dict[int, tuple[ClusterBatch, PendingBatch]] = {}
         # store batch id -> (cluster batch id, per op its (task index, attempt), see _wire_ops)
         self._local_tasks: dict[int, tuple[int, list[Any]]] = {}
-        #: Replica requests to peers (actors.replica_flow): per peer the current turn's
+        #: Replica requests to peers (actors.cluster.replica_flow): per peer the current turn's
         #: outbox (sent by ``on_turn_end``), each request's route by req (target and, in
         #: segments, the cluster batches and tasks its ops answer), and the values in flight.
         self._requests = ReplicaRequests(
@@ -299,7 +299,7 @@ class Node(ScheduledActor):
     def on_turn_end(self) -> None:
         """Send what this turn gathered: one message to the store for all its batches, one
         ``ReplicaRequest`` per peer for the replica ops of the turn's cluster batches not
-        sent yet (or kept back by that peer's window: see actors.replica_flow)."""
+        sent yet (or kept back by that peer's window: see actors.cluster.replica_flow)."""
         self._requests.flush()
         self._flush_store_outbox()
 
@@ -459,7 +459,7 @@ class Node(ScheduledActor):
 
     def _on_replica_response(self, env: FromPeer, msg: ReplicaResponse) -> None:
         """A replica's answer, or one part of it (``ack``: acknowledge it, so the replica
-        sends its next part; see actors.replica_flow)."""
+        sends its next part; see actors.cluster.replica_flow)."""
         requests = self._requests
         route = requests.route(msg.req)
         src = env.src

@@ -1,10 +1,10 @@
 """Messages between nodes: membership gossip, replica operations, repair and streaming.
 
-Every peer message is a :func:`~actors.messages.message` dataclass (read-only by
+Every peer message is a :func:`~actors.protocol.messages.message` dataclass (read-only by
 convention). A host's transport delivers each one to the receiving node's ``Node`` actor
 wrapped in :class:`FromPeer`, which names the sender as the transport authenticated it
 (the ``hello`` of a peer connection, or the simulated link). Senders address peers by advertised address (``host:port``), not by id, so a
-node can join through a seed whose id it does not know yet. :mod:`actors.peer_codec`
+node can join through a seed whose id it does not know yet. :mod:`actors.protocol.peer_codec`
 maps these to wire objects; the simulator passes them as they are.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, TypeAlias
 
-from actors.messages import message
-from actors.record import Record
-from actors.version import Version
+from actors.protocol.messages import message
+from actors.protocol.record import Record
+from actors.protocol.version import Version
 
 __all__ = [
     "Apply",
@@ -90,7 +90,7 @@ class Describe:
 
 @message
 class Modify:
-    """Local only: a read-modify-write request (``actors.rmw``) applied in one store turn;
+    """Local only: a read-modify-write request (``actors.store.rmw``) applied in one store turn;
     the result is the request's reply. ``version`` stamps what it writes."""
 
     request: Any
@@ -141,10 +141,10 @@ class Gossip:
 @message
 class ReplicaRequest:
     """A coordinator's operations for one replica; answered by one :class:`ReplicaResponse`,
-    or by several when the results carry more than ``actors.peer_budget.PEER_FRAME_BUDGET``.
+    or by several when the results carry more than ``actors.cluster.peer_budget.PEER_FRAME_BUDGET``.
 
     ``ops`` hold ``Fetch``, ``Write``, ``Remove`` and ``Apply`` operations (see
-    :mod:`actors.messages` for the last three's coordinator-stamped forms).
+    :mod:`actors.protocol.messages` for the last three's coordinator-stamped forms).
     """
 
     req: int

@@ -45,13 +45,13 @@ from typing import TYPE_CHECKING, Any, Callable
 import pykka
 import pykka.messages
 
-from actors._scheduler import Scheduler
-from actors.failures import ActorFailed, ReportFailuresTo, log_failure
+from actors.kernel.scheduler import Scheduler
+from actors.kernel.failures import ActorFailed, ReportFailuresTo, log_failure
 
 if TYPE_CHECKING:
     from pykka._envelope import Envelope
 
-    from actors.ctx import Ctx
+    from actors.kernel.ctx import Ctx
 
 __all__ = ["TURN_ENVELOPES", "ScheduledActor", "ScheduledFuture", "ScheduledInbox"]
 
@@ -204,7 +204,7 @@ _PYKKA_MESSAGES = frozenset(
 class ScheduledActor(pykka.Actor):
     """Base of every actor in ``actors/``: one turn per envelope, on the host's thread.
 
-    Subclasses take a :class:`~actors.ctx.Ctx` as first constructor argument and keep
+    Subclasses take a :class:`~actors.kernel.ctx.Ctx` as first constructor argument and keep
     all their state private; they talk to other actors with ``tell`` only.
     """
 
@@ -212,9 +212,9 @@ class ScheduledActor(pykka.Actor):
 
     #: What an ``Exception`` raised by a told message does. False (Pykka's rule, the
     #: default): the actor logs it, calls ``on_failure`` and stops. True: it is logged
-    #: once (:func:`~actors.failures.log_failure`: the message's type, never the message),
+    #: once (:func:`~actors.kernel.failures.log_failure`: the message's type, never the message),
     #: counted in :attr:`actor_failures`, reported to the failure sink if one was set
-    #: (:class:`~actors.messages.ReportFailuresTo`), and the actor goes on with its next
+    #: (:class:`~actors.protocol.messages.ReportFailuresTo`), and the actor goes on with its next
     #: envelope; ``on_failure`` is not called, since nothing stops.
     #:
     #: Why the node's service actors (Node, Store, Replicator, Janitor) turn it on: they

@@ -6,9 +6,9 @@ framings. See ``docs/protocol.md`` for the shapes.
 
 Rules: unknown fields are ignored (seed clients send ``node_id`` on ``set``); an optional
 ``"id"`` is echoed in the reply; anything malformed raises a typed
-:class:`~actors.errors.CacheError` with a message that says what was wrong. A value
+:class:`~actors.protocol.errors.CacheError` with a message that says what was wrong. A value
 (``set``'s, each of ``mset``'s) nested deeper than ``max_depth`` containers is malformed
-(:mod:`actors.value_depth`): nothing deeper ever reaches the store or a peer.
+(:mod:`actors.protocol.value_depth`): nothing deeper ever reaches the store or a peer.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import logging
 import math
 from typing import Any, Callable
 
-from actors.errors import BadRequestError, CacheError, ErrorCode, InternalError, UnauthorizedError, UnknownTypeError
-from actors.failures import brief, log_failure
-from actors.consistency import CONSISTENCY_LEVELS
-from actors.peer_codec import PEER_TYPES
-from actors.record import Record
-from actors.version import Version
-from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
-from actors.messages import (
+from actors.protocol.errors import BadRequestError, CacheError, ErrorCode, InternalError, UnauthorizedError, UnknownTypeError
+from actors.kernel.failures import brief, log_failure
+from actors.protocol.consistency import CONSISTENCY_LEVELS
+from actors.protocol.peer_codec import PEER_TYPES
+from actors.protocol.record import Record
+from actors.protocol.version import Version
+from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
+from actors.protocol.messages import (
     Ack,
     Delete,
     ErrorReply,

@@ -7,15 +7,15 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.consistency import CONSISTENCY_LEVELS
-from actors.ctx import Ctx
-from actors.eviction import EVICTION_POLICIES
-from actors.janitor import Janitor
-from actors.messages import AttachReplicator, ReportFailuresTo
-from actors.node import Node
-from actors.replicator import Replicator
-from actors.store import Store
-from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH
+from actors.protocol.consistency import CONSISTENCY_LEVELS
+from actors.kernel.ctx import Ctx
+from actors.store.eviction import EVICTION_POLICIES
+from actors.store.janitor import Janitor
+from actors.protocol.messages import AttachReplicator, ReportFailuresTo
+from actors.node.actor import Node
+from actors.cluster.replicator import Replicator
+from actors.store.actor import Store
+from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH
 
 __all__ = ["NodeConfig", "NodeRefs", "spawn_node"]
 
@@ -61,7 +61,7 @@ class NodeConfig:
     leave_timeout_s: float = 10.0
     #: Bytes of keys, values and overhead (our estimate) a node may hold; 0: no bound.
     max_memory: int = 0
-    #: What to do at the bound: Redis's policy names (see actors/eviction.py).
+    #: What to do at the bound: Redis's policy names (see actors/store/eviction.py).
     eviction_policy: str = "noeviction"
     #: The deepest value a request may carry (``--max-value-depth``): the node checks
     #: requests forwarded to it by peers against it (hosts' decoders check the rest).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from actors.version import Version
+from actors.protocol.version import Version
 
 __all__ = ["Record"]
 

@@ -1,7 +1,7 @@
-"""The ``Store`` actor: sole owner of a node's :class:`~actors.keyspace.Keyspace`.
+"""The ``Store`` actor: sole owner of a node's :class:`~actors.store.keyspace.Keyspace`.
 
-It applies :class:`~actors.messages.StoreBatch` operations in order (a
-:class:`~actors.messages.StoreBatches` is several of them, answered at once), and runs
+It applies :class:`~actors.protocol.messages.StoreBatch` operations in order (a
+:class:`~actors.protocol.messages.StoreBatches` is several of them, answered at once), and runs
 the active-expiry cycles the janitor asks for. It never decides deadlines or versions
 (the coordinating node does), so replicas apply exactly what they are told.
 
@@ -18,12 +18,12 @@ from typing import Any
 
 from pykka import ActorDeadError
 
-from actors._scheduled import ScheduledActor
-from actors.ctx import Ctx
-from actors.expiry import run_expire_cycle
-from actors.failures import log_failure
-from actors.keyspace import Keyspace, entry_replicas
-from actors.messages import (
+from actors.kernel.scheduled import ScheduledActor
+from actors.kernel.ctx import Ctx
+from actors.store.expiry import run_expire_cycle
+from actors.kernel.failures import log_failure
+from actors.store.keyspace import Keyspace, entry_replicas
+from actors.protocol.messages import (
     ExpireCycle,
     KeepTombstones,
     Read,
@@ -37,13 +37,13 @@ from actors.messages import (
     Write,
 )
 
-from actors.peer_messages import Apply, Describe, DigestQuery, Modify, DropPartitions, Fetch, ListingQuery
-from actors.errors import ErrorCode
-from actors.eviction import make_evictor
-from actors.messages import ErrorReply, ExpireCycleDone, ItemResults
-from actors.placement import DEFAULT_PARTITIONS
-from actors.rmw import plan_update
-from actors.version import Version
+from actors.protocol.peer_messages import Apply, Describe, DigestQuery, Modify, DropPartitions, Fetch, ListingQuery
+from actors.protocol.errors import ErrorCode
+from actors.store.eviction import make_evictor
+from actors.protocol.messages import ErrorReply, ExpireCycleDone, ItemResults
+from actors.store.partitions import DEFAULT_PARTITIONS
+from actors.store.rmw import plan_update
+from actors.protocol.version import Version
 
 __all__ = ["Store"]
 

@@ -16,24 +16,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-__all__ = ["DEFAULT_PARTITIONS", "Placement", "partition_of"]
+from actors.store.partitions import DEFAULT_PARTITIONS, utf8_bytes
 
-DEFAULT_PARTITIONS = 256
-
-
-def _bytes(text: str) -> bytes:
-    # Lone surrogates can arrive from JSON clients; they must hash, not raise.
-    return text.encode("utf-8", "surrogatepass")
-
-
-def partition_of(key: str, partitions: int = DEFAULT_PARTITIONS) -> int:
-    """The partition of ``key``: the same on every node, in every process."""
-    digest = hashlib.blake2b(_bytes(key), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % partitions
+__all__ = ["Placement"]
 
 
 def _score(member: str, partition: int) -> bytes:
-    return hashlib.blake2b(_bytes(member), digest_size=8, salt=partition.to_bytes(8, "big")).digest()
+    return hashlib.blake2b(utf8_bytes(member), digest_size=8, salt=partition.to_bytes(8, "big")).digest()
 
 
 class Placement:
@@ -68,6 +57,3 @@ class Placement:
     def owned_by(self, member: str) -> list[int]:
         """The partitions ``member`` owns, ascending."""
         return [p for p, owners in enumerate(self._owners) if member in owners]
-
-    def key_owners(self, key: str) -> tuple[str, ...]:
-        return self._owners[partition_of(key, self.partitions)]

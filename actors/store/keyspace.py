@@ -1,12 +1,12 @@
 """The keyspace: entries with deadlines and versions, tombstones, lazy expiry, and the
 indexes the janitor and the replicator need.
 
-A plain object (no actor, no clock): the :class:`~actors.store.Store` actor owns one and
+A plain object (no actor, no clock): the :class:`~actors.store.actor.Store` actor owns one and
 feeds it the current wall time. Invariants:
 
 - an entry whose ``deadline <= wall`` is a miss the moment it is read, whatever the
   janitor has done (lazy expiry), and it is deleted then;
-- writes are last-write-wins on :class:`~actors.version.Version`: a write or delete
+- writes are last-write-wins on :class:`~actors.protocol.version.Version`: a write or delete
   older than (or equal to) what the key holds, live or tombstone, changes nothing, so
   replicas converge whatever order writes reach them in;
 - when ``tombstone_ttl > 0`` (a replicated cluster), deletes and expiries leave a
@@ -37,13 +37,13 @@ import random
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-from actors.placement import DEFAULT_PARTITIONS, partition_of
-from actors.record import Record
-from actors.sizing import ENTRY_OVERHEAD, VOLATILE_OVERHEAD, estimate_size
-from actors.version import ZERO, Version, shared_logical
+from actors.store.partitions import DEFAULT_PARTITIONS, partition_of
+from actors.protocol.record import Record
+from actors.store.sizing import ENTRY_OVERHEAD, VOLATILE_OVERHEAD, estimate_size
+from actors.protocol.version import ZERO, Version, shared_logical
 
 if TYPE_CHECKING:
-    from actors.eviction import Evictor
+    from actors.store.eviction import Evictor
 
 __all__ = [
     "DEADLINE",

@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from actors.consistency import required_acks
-from actors.errors import ErrorCode
-from actors.membership import ClusterView
-from actors.messages import (
+from actors.protocol.consistency import required_acks
+from actors.protocol.errors import ErrorCode
+from actors.cluster.membership import ClusterView
+from actors.protocol.messages import (
     Ack,
     Delete,
     ErrorReply,
@@ -44,11 +44,11 @@ from actors.messages import (
     Write,
     WriteRecord,
 )
-from actors.rmw import plan_update, visible
-from actors.peer_messages import Fetch
-from actors.placement import partition_of
-from actors.record import Record
-from actors.version import Version
+from actors.store.rmw import plan_update, visible
+from actors.protocol.peer_messages import Fetch
+from actors.store.partitions import partition_of
+from actors.protocol.record import Record
+from actors.protocol.version import Version
 
 __all__ = ["ClusterBatch", "KeyTask", "newest"]
 

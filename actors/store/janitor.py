@@ -14,10 +14,10 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors._scheduled import ScheduledActor
-from actors._scheduler import Cancellable
-from actors.ctx import Ctx
-from actors.messages import ExpireCycle, ExpireCycleDone, Tick
+from actors.kernel.scheduled import ScheduledActor
+from actors.kernel.scheduler import Cancellable
+from actors.kernel.ctx import Ctx
+from actors.protocol.messages import ExpireCycle, ExpireCycleDone, Tick
 
 __all__ = ["Janitor"]
 

@@ -3,7 +3,7 @@
 Three families:
 
 - **client requests and replies**: what the wire protocol carries, after decoding by
-  :mod:`actors.codec` (the only place that knows wire field names);
+  :mod:`actors.protocol.codec` (the only place that knows wire field names);
 - **edge messages**: what a host tells the node about connections and client batches;
 - **internal messages** between node, store and janitor.
 
@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
-from actors.errors import ErrorCode
-from actors.failures import ActorFailed, ReportFailuresTo  # the kernel's own; re-exported for the node
-from actors.record import Record
-from actors.version import Version
+from actors.protocol.errors import ErrorCode
+from actors.kernel.failures import ActorFailed, ReportFailuresTo  # the kernel's own; re-exported for the node
+from actors.protocol.record import Record
+from actors.protocol.version import Version
 
 #: The decorator of every message class: slotted, compared and hashed by value.
 message = dataclass(slots=True, unsafe_hash=True)
@@ -364,7 +364,7 @@ class Write:
 
 class ItemResults(tuple):  # type: ignore[type-arg]
     """The answer to a ``Write`` with ``each``: per item, 1 (stored, or already held at
-    this version) or the newer :class:`~actors.version.Version` the replica holds."""
+    this version) or the newer :class:`~actors.protocol.version.Version` the replica holds."""
 
     __slots__ = ()
 
@@ -477,7 +477,7 @@ class ForwardTimeout:
 
 @message
 class ViewChanged:
-    """Membership changed; ``view`` is an ``actors.membership.ClusterView``."""
+    """Membership changed; ``view`` is an ``actors.cluster.membership.ClusterView``."""
 
     view: Any
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from actors.keyspace import Keyspace
-from actors.messages import ExpireCycleDone
+from actors.store.keyspace import Keyspace
+from actors.protocol.messages import ExpireCycleDone
 
 __all__ = ["run_expire_cycle"]
 

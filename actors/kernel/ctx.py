@@ -12,8 +12,8 @@ import itertools
 import random
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from actors._scheduled import ScheduledFuture
-from actors._scheduler import Cancellable, Scheduler
+from actors.kernel.scheduled import ScheduledFuture
+from actors.kernel.scheduler import Cancellable, Scheduler
 
 if TYPE_CHECKING:
     from pykka import ActorRef

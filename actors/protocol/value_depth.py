@@ -1,7 +1,7 @@
 """How deeply a value may nest: ``--max-value-depth`` (default 128, RedisJSON's limit).
 
 Depth counts containers (lists, tuples, maps): ``"x"`` has depth 0, ``["x"]`` depth 1,
-``[["x"]]`` depth 2. Decoders (``actors.codec``, ``actors.peer_codec``,
+``[["x"]]`` depth 2. Decoders (``actors.protocol.codec``, ``actors.protocol.peer_codec``,
 ``runtime.framing``) refuse a value deeper than the limit with ``bad_request``, so what
 reaches the store, the replicas and the reply encoders is always shallow: every C
 encoder and decoder we use recurses (the JSON scanner and encoder count interpreter
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.errors import BadRequestError
+from actors.protocol.errors import BadRequestError
 
 __all__ = [
     "DEFAULT_MAX_VALUE_DEPTH",

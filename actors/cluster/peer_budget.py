@@ -7,9 +7,9 @@ dropping the oldest frames past that, also while a turn is still queueing them. 
 senders of values (coordinators' replica requests, replicas' answers, the replicator's
 pushes) cut what they send into messages of about :data:`PEER_FRAME_BUDGET` bytes of
 values and keep only a few of them unanswered per peer at a time: see
-``actors.node`` (replica requests and responses) and ``actors.replicator`` (pushes).
+``actors.node.actor`` (replica requests and responses) and ``actors.cluster.replicator`` (pushes).
 
-Sizes are :func:`actors.sizing.estimate_size` of the values (iterative, in time
+Sizes are :func:`actors.store.sizing.estimate_size` of the values (iterative, in time
 proportional to the value, which decoding it already paid), with strings and bytes, the
 common case, sized by ``len`` inline. Keys count their length. The estimate is of memory,
 not wire bytes: above the wire size for containers of small items, so a budget is never
@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.messages import Remove, Write
-from actors.peer_messages import Apply, Fetch
-from actors.record import Record
-from actors.sizing import estimate_size
+from actors.protocol.messages import Remove, Write
+from actors.protocol.peer_messages import Apply, Fetch
+from actors.protocol.record import Record
+from actors.store.sizing import estimate_size
 
 __all__ = [
     "PEER_FRAME_BUDGET",
@@ -39,7 +39,7 @@ __all__ = [
 #: the sender starts another. 4 MiB: a sixteenth of the 64 MiB peer frame limit, so one
 #: item past the budget (a value of up to ``--max-request-bytes``, 1 MiB by default)
 #: still leaves the frame far under it; a quarter of the 16 MiB a sender keeps queued per
-#: peer, so the one response part in flight per peer (``actors.node``), the requests in
+#: peer, so the one response part in flight per peer (``actors.node.actor``), the requests in
 #: flight (:data:`PEER_REQUEST_WINDOW`) and this turn's small frames fit in that queue; and
 #: big enough that the per-frame costs (a header, an acknowledgement, a turn) are noise
 #: next to encoding 4 MiB. Values that small answer in one frame, as before.

@@ -1,7 +1,7 @@
 """The seam between actors and whatever runs them.
 
 A host (the asyncio loop in ``runtime/``, the SimPy environment in ``sim/``) implements
-:class:`Scheduler`; the actor base in :mod:`actors._scheduled` only ever talks to it.
+:class:`Scheduler`; the actor base in :mod:`actors.kernel.scheduled` only ever talks to it.
 Nothing here knows about sockets, wall clocks or threads.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Protocol
 
 if TYPE_CHECKING:
-    from actors._scheduled import ScheduledFuture
+    from actors.kernel.scheduled import ScheduledFuture
 
 __all__ = ["BlockingCallInActorError", "Cancellable", "Scheduler"]
 

@@ -1,20 +1,16 @@
-"""Driving nodes from outside the host: what tests, ``sim.run`` and tools call.
+"""The cache's driver calls: connect a client, submit a batch, wait for its replies.
 
-Both hosts (``runtime.host.ThreadedLoopHost`` and ``sim.host.SimHost``) inherit these
-calls, so a behaviour test written against them runs unchanged on either. Blocking
-calls here are for drivers only, never for code inside an actor turn.
+Mixed into both hosts' drivers (:class:`actors.kernel.driver.HostDriver`), so a behaviour
+test of the cache runs unchanged in real time and in the simulator.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
-from pykka import ActorRef, ActorRegistry
-
-from actors._scheduled import ScheduledFuture
-from actors._scheduler import Scheduler
-from actors.messages import (
+from actors.kernel.driver import HostDriver
+from actors.kernel.scheduled import ScheduledFuture
+from actors.protocol.messages import (
     BatchReply,
     ClientBatch,
     ClientConnected,
@@ -23,9 +19,8 @@ from actors.messages import (
     Reply,
     Request,
 )
-from actors.system import NodeRefs
 
-__all__ = ["FutureReplyTo", "HostDriver"]
+__all__ = ["FutureReplyTo", "NodeDriver"]
 
 
 class FutureReplyTo:
@@ -40,12 +35,11 @@ class FutureReplyTo:
         self.future.set(message.replies)
 
 
-class HostDriver:
-    scheduler: Scheduler
-    nodes: dict[str, NodeRefs]
+class NodeDriver(HostDriver):
+    """Client calls into cache nodes hosted by this driver."""
 
     def __init__(self) -> None:
-        self.nodes = {}
+        super().__init__()
         self._conn_ids = itertools.count(1)
 
     def connect(self, node_id: str = "node1") -> int:
@@ -75,13 +69,3 @@ class HostDriver:
     ) -> tuple[Reply, ...]:
         """Send one batch and wait for its replies (the simulator advances virtual time)."""
         return self.submit(requests, node_id=node_id, conn=conn).get(timeout=timeout)
-
-    def ask(self, ref: ActorRef[Any], message: Any, timeout: float = 10.0) -> Any:
-        return ref.ask(message, timeout=timeout)
-
-    def _forget_nodes(self) -> None:
-        """Drop stopped nodes from Pykka's process-global registry."""
-        for refs in self.nodes.values():
-            for ref in refs.actors():
-                ActorRegistry.unregister(ref)
-        self.nodes.clear()

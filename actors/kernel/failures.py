@@ -51,7 +51,7 @@ def log_failure(logger: logging.Logger, context: str, exc: BaseException) -> Non
 
 
 # The two messages of ``ScheduledActor.survive_failures``: they belong to the actor kernel
-# (actors/_scheduled.py), not to the cache's protocol, so the kernel imports nothing of it.
+# (actors/kernel/scheduled.py), not to the cache's protocol, so the kernel imports nothing of it.
 
 
 @dataclass(slots=True, unsafe_hash=True)

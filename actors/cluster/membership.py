@@ -5,7 +5,7 @@ and whether the view changed; the ``Node`` actor does the sending and the timers
 
 Two kinds of state, kept apart on purpose:
 
-- **what a member says about itself** (:class:`~actors.peer_messages.Member`: address,
+- **what a member says about itself** (:class:`~actors.protocol.peer_messages.Member`: address,
   incarnation, ``warming``/``ready``/``leaving``/``left``), spread by gossip and merged
   by ``(incarnation, status rank)`` so every node converges on the same table;
 - **what this node observes** (``alive``/``suspect``/``down``), from a phi-accrual
@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.failure_detector import PhiAccrual
-from actors.peer_messages import Member, MemberStatus
-from actors.placement import Placement
+from actors.cluster.failure_detector import PhiAccrual
+from actors.protocol.peer_messages import Member, MemberStatus
+from actors.cluster.placement import Placement
 
 __all__ = ["ClusterView", "Membership", "State"]
 

@@ -7,14 +7,14 @@ Theory of operation
 -------------------
 A peer frame over 64 MiB is dropped by its sender, and a sender keeps at most 16 MiB
 queued per peer, dropping the oldest frames past that (``runtime.peers``). Values make
-frames big, so both directions are cut by :data:`~actors.peer_budget.PEER_FRAME_BUDGET`
+frames big, so both directions are cut by :data:`~actors.cluster.peer_budget.PEER_FRAME_BUDGET`
 and paced by answers:
 
 - **Coordinator** (:class:`ReplicaRequests`). The replica ops of a turn gather per peer
   in an :class:`Outbox`, sent as one ``ReplicaRequest`` at the turn's end, or at once
   when it holds ``flush_ops`` ops or its values pass the budget (a cluster batch's ops
   are then split between two requests, each answering its own range of them). At most
-  :data:`~actors.peer_budget.PEER_REQUEST_WINDOW` bytes of values per peer are in
+  :data:`~actors.cluster.peer_budget.PEER_REQUEST_WINDOW` bytes of values per peer are in
   unanswered requests; more waits in that peer's backlog, in order, and leaves as
   answers come back (a backlogged request whose every batch closed meanwhile is dropped).
   Each request sent has a :class:`Route`, kept until every op is answered, matched by
@@ -40,8 +40,8 @@ from __future__ import annotations
 import collections
 from typing import Any, Callable
 
-from actors.peer_budget import PEER_FRAME_BUDGET, PEER_REQUEST_WINDOW, op_bytes, record_bytes, result_bytes
-from actors.peer_messages import Fetch, ReplicaRequest, ReplicaResponse
+from actors.cluster.peer_budget import PEER_FRAME_BUDGET, PEER_REQUEST_WINDOW, op_bytes, record_bytes, result_bytes
+from actors.protocol.peer_messages import Fetch, ReplicaRequest, ReplicaResponse
 
 __all__ = ["MAX_SPLIT_ANSWERS", "Outbox", "ReplicaRequests", "ResponseParts", "Route", "cut"]
 
@@ -49,7 +49,7 @@ __all__ = ["MAX_SPLIT_ANSWERS", "Outbox", "ReplicaRequests", "ResponseParts", "R
 #: requests time out). Each holds references to the records it answers with.
 MAX_SPLIT_ANSWERS = 32
 
-#: (cluster batch id, per op the (task index, attempt) it answers, see ``actors.node``).
+#: (cluster batch id, per op the (task index, attempt) it answers, see ``actors.node.actor``).
 Segment = tuple[int, list[Any]]
 
 

@@ -8,7 +8,7 @@ of them is refused (see ``docs/protocol.md``). Records travel as arrays
 A peer's frame is checked as a client's request is: keys are non-empty strings, ids are
 strings (never coerced with ``str()``, which would walk a nested value), and every value
 a frame carries (written items, records, forwarded requests and replies) is no deeper
-than ``max_depth`` (:mod:`actors.value_depth`). Nothing here recurses over a value.
+than ``max_depth`` (:mod:`actors.protocol.value_depth`). Nothing here recurses over a value.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
-from actors.errors import BadRequestError, ErrorCode
-from actors.failures import brief, describe
-from actors.messages import ErrorReply, ItemResults, Remove, Write
-from actors.peer_messages import (
+from actors.protocol.errors import BadRequestError, ErrorCode
+from actors.kernel.failures import brief, describe
+from actors.protocol.messages import ErrorReply, ItemResults, Remove, Write
+from actors.protocol.peer_messages import (
     Apply,
     Fetch,
     Forward,
@@ -36,9 +36,9 @@ from actors.peer_messages import (
     SyncListing,
     SyncRequest,
 )
-from actors.record import Record
-from actors.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
-from actors.version import Version
+from actors.protocol.record import Record
+from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
+from actors.protocol.version import Version
 
 __all__ = ["HELLO", "PEER_TYPES", "decode_hello", "decode_peer", "encode_hello", "encode_peer"]
 

@@ -17,7 +17,7 @@ Rounds are state machines keyed by a per-actor id (``sid``); store queries are a
 ``StoreBatch`` and continued when ``StoreResults`` come back. Nothing here waits; every
 round has a deadline after which it is abandoned (and, for pulls, retried).
 
-Records move in pushes of about :data:`~actors.peer_budget.PUSH_BUDGET` bytes (a push
+Records move in pushes of about :data:`~actors.cluster.peer_budget.PUSH_BUDGET` bytes (a push
 of many big values would pass the peer frame limit and be dropped, or flood the peer
 link's queue), each followed by the next only once answered: hint pushes, handoff
 batches and repair streams (the keys an anti-entropy round found newer here) wait for
@@ -40,12 +40,12 @@ from typing import Any, Callable
 
 from pykka import ActorRef
 
-from actors._scheduled import ScheduledActor
-from actors._scheduler import Cancellable
-from actors.ctx import Ctx
-from actors.membership import ClusterView, State
-from actors.peer_budget import PUSH_BUDGET, record_bytes
-from actors.messages import (
+from actors.kernel.scheduled import ScheduledActor
+from actors.kernel.scheduler import Cancellable
+from actors.kernel.ctx import Ctx
+from actors.cluster.membership import ClusterView, State
+from actors.cluster.peer_budget import PUSH_BUDGET, record_bytes
+from actors.protocol.messages import (
     HandOffDone,
     HintRecords,
     KeepTombstones,
@@ -56,7 +56,7 @@ from actors.messages import (
     ViewChanged,
     WarmDone,
 )
-from actors.peer_messages import (
+from actors.protocol.peer_messages import (
     Apply,
     DigestQuery,
     DropPartitions,
@@ -70,8 +70,8 @@ from actors.peer_messages import (
     SyncListing,
     SyncRequest,
 )
-from actors.record import Record
-from actors.version import Version
+from actors.protocol.record import Record
+from actors.protocol.version import Version
 
 __all__ = ["REPLICATOR_COUNTERS", "Replicator", "diff_listings"]
 

@@ -3,8 +3,8 @@
 One pure function, :func:`plan_update`, decides conditional sets (``nx``/``xx``/``get``/
 ``keep_ttl``), ``expire``/``persist``, ``incr`` and ``ttl`` from the key's current
 record and the wall time. A single node applies its answer inside one store turn
-(:class:`actors.store.Store`, ``Modify``); a cluster applies it at the key's coordinator
-between a quorum read and a write, one request per key at a time (``actors.node``).
+(:class:`actors.store.actor.Store`, ``Modify``); a cluster applies it at the key's coordinator
+between a quorum read and a write, one request per key at a time (``actors.node.actor``).
 Either way the semantics are these, once.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from actors.errors import ErrorCode
-from actors.messages import Ack, ErrorReply, Expire, Incr, Reply, Set, Ttl, TtlReply, Value
-from actors.record import Record
+from actors.protocol.errors import ErrorCode
+from actors.protocol.messages import Ack, ErrorReply, Expire, Incr, Reply, Set, Ttl, TtlReply, Value
+from actors.protocol.record import Record
 
 __all__ = ["is_update", "plan_update", "visible"]
 

@@ -33,10 +33,10 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from actors.keyspace import DEADLINE
+from actors.store.keyspace import DEADLINE
 
 if TYPE_CHECKING:
-    from actors.keyspace import Entry, Keyspace, TrackedEntry
+    from actors.store.keyspace import Entry, Keyspace, TrackedEntry
 
 __all__ = ["EVICTION_POLICIES", "Evictor", "make_evictor"]
 

@@ -1,0 +1,1 @@
+"""The ``Node`` actor, which wires store and cluster together, and ``spawn_node``."""
