@@ -20,7 +20,8 @@ from pykka import ActorRef
 
 from actors.kernel import Ctx
 
-from actors.node.system import NodeConfig, NodeRefs, spawn_node
+from actors.config import NodeConfig
+from actors.node.system import NodeRefs, spawn_node
 from actors.kernel.ctx import HostStats, SendFn, TraceSink
 from actors.node.driver import NodeDriver
 from runtime.loop_scheduler import LoopScheduler

@@ -33,7 +33,8 @@ import signal
 import sys
 from typing import Any
 
-from actors.node.system import NodeConfig, NodeRefs, spawn_node
+from actors.config import NodeConfig
+from actors.node.system import NodeRefs, spawn_node
 from actors.protocol.consistency import CONSISTENCY_LEVELS
 from actors.store.eviction import EVICTION_POLICIES
 from actors.protocol.messages import Leave, LeaveDone

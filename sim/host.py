@@ -16,7 +16,8 @@ from pykka import ActorRegistry
 
 from actors.kernel import Ctx
 
-from actors.node.system import NodeConfig, NodeRefs, spawn_node
+from actors.config import NodeConfig
+from actors.node.system import NodeRefs, spawn_node
 from actors.node.driver import NodeDriver
 from sim.clock import SkewedClock
 from sim.network import SimNetwork

@@ -19,7 +19,7 @@ from typing import Any
 from actors.kernel import ScheduledFuture
 from actors.protocol.messages import Inspect, Leave, LeaveDone, Locate
 from actors.protocol.record import Record
-from actors.node.system import NodeConfig
+from actors.config import NodeConfig
 from actors.kernel.trace import trace_line
 from sim.checkers import CheckContext, Violation, run_checkers
 from sim.history import History

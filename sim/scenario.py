@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actors.config import NodeConfig
 from actors.protocol.consistency import CONSISTENCY_LEVELS
 from sim.network import LatencyModel, Link, constant, lognormal, uniform
 from sim.workload import WorkloadSpec
@@ -114,8 +115,6 @@ class Scenario:
         unknown_nodes = {n for pair in self.links for n in pair} | set(self.clocks)
         if unknown_nodes - ids:
             raise ScenarioError(f"unknown nodes in links/clocks: {sorted(unknown_nodes - ids)}")
-        from actors.node.system import NodeConfig
-
         names = {f.name for f in dataclasses.fields(NodeConfig)}
         if set(self.node) - names:
             raise ScenarioError(f"unknown node settings {sorted(set(self.node) - names)}")

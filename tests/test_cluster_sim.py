@@ -14,7 +14,7 @@ import pytest
 
 from actors.kernel import ScheduledFuture
 from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Inspect, Leave, LeaveDone, Locate, MGet, MSet, Set, Stats, Value, Values
-from actors.node.system import NodeConfig
+from actors.config import NodeConfig
 from sim.host import SimHost
 from sim.network import Link, uniform
 

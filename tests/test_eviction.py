@@ -12,7 +12,7 @@ from actors.protocol.errors import ErrorCode
 from actors.store.eviction import EVICTION_POLICIES, make_evictor
 from actors.store.keyspace import Keyspace, entry_size
 from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Set, Stats
-from actors.node.system import NodeConfig
+from actors.config import NodeConfig
 from actors.protocol.version import Version
 from tests.nodeproc import NodeProcess
 from tests.wire import Conn

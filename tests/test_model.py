@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from actors.node.system import NodeConfig
+from actors.config import NodeConfig
 from actors.protocol.messages import Ack, Delete, Get, MGet, MSet, Set, Stats, Value, Values
 from sim.host import SimHost
 

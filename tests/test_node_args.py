@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from actors.node.system import NodeConfig
+from actors.config import NodeConfig
 from runtime.conn_limits import ClientLimits
 from runtime.node import advertised_address, client_limits, memory_warning, node_config, parse_args
 from tests.nodeproc import ROOT, NodeProcess

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.node.system import NodeConfig
+from actors.config import NodeConfig
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import (
     Ack,

@@ -8,7 +8,7 @@ import pytest
 from actors.protocol.messages import Ack, Delete, ErrorReply, Expire, Get, Incr, Set, Ttl, TtlReply, Value
 from actors.protocol.record import Record
 from actors.store.rmw import plan_update
-from actors.node.system import NodeConfig
+from actors.config import NodeConfig
 from actors.protocol.version import Version
 from sim.host import SimHost
 

@@ -46,6 +46,7 @@ from typing import Any
 
 from pykka import ActorDeadError, ActorRef
 
+from actors.config import NodeConfig
 from actors.kernel.scheduled import ScheduledActor
 from actors.kernel.ctx import Ctx
 from actors.protocol.codec import decode_reply, decode_request, encode_reply, encode_request
@@ -173,13 +174,9 @@ JOIN_GIVE_UP_HEARTBEATS = 25
 class Node(ScheduledActor):
     survive_failures = True  # see ScheduledActor.survive_failures
 
-    def __init__(self, ctx: Ctx, store: ActorRef[Any], config: Any = None) -> None:
+    def __init__(self, ctx: Ctx, store: ActorRef[Any], config: NodeConfig | None = None) -> None:
         super().__init__(ctx)
-        if config is None:
-            from actors.node.system import NodeConfig  # a bare node in unit tests
-
-            config = NodeConfig()
-        self.config = config
+        self.config = config = config or NodeConfig()
         self.store = store
         self.replicator: ActorRef[Any] | None = None
         self.clock = HybridClock(ctx.node_id)
