@@ -234,7 +234,7 @@ class Sink(ScheduledActor):
 def test_a_surviving_actor_lives_through_a_told_exception_counts_and_reports_it(
     host: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from actors.protocol.messages import ActorFailed, ReportFailuresTo
+    from actors.kernel.failures import ActorFailed, ReportFailuresTo
 
     ctx = _ctx(host)
     sink = ctx.spawn(Sink)

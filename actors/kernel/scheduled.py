@@ -214,7 +214,7 @@ class ScheduledActor(pykka.Actor):
     #: default): the actor logs it, calls ``on_failure`` and stops. True: it is logged
     #: once (:func:`~actors.kernel.failures.log_failure`: the message's type, never the message),
     #: counted in :attr:`actor_failures`, reported to the failure sink if one was set
-    #: (:class:`~actors.protocol.messages.ReportFailuresTo`), and the actor goes on with its next
+    #: (:class:`~actors.kernel.failures.ReportFailuresTo`), and the actor goes on with its next
     #: envelope; ``on_failure`` is not called, since nothing stops.
     #:
     #: Why the node's service actors (Node, Store, Replicator, Janitor) turn it on: they

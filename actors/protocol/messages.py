@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
 from actors.protocol.errors import ErrorCode
-from actors.kernel.failures import ActorFailed, ReportFailuresTo  # the kernel's own; re-exported for the node
 from actors.protocol.record import Record
 from actors.protocol.version import Version
 
