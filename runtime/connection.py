@@ -37,7 +37,7 @@ from actors.protocol.codec import request_or_error
 from actors.protocol.errors import BadRequestError, ErrorCode
 from actors.protocol.messages import BatchReply, ClientBatch, ErrorReply, Reply, Values
 from actors.protocol.peer_codec import HELLO, decode_hello, decode_peer
-from actors.protocol.peer_messages import FromPeer
+from actors.kernel.peer import FromPeer
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ConnectionGuard
 from runtime.framing import (
     VALUES_PIECEWISE,

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import simpy
 
-from actors.protocol.peer_messages import FromPeer
+from actors.kernel.peer import FromPeer
 
 __all__ = ["LatencyModel", "Link", "SimNetwork", "constant", "lognormal", "uniform"]
 

@@ -7,6 +7,7 @@ on SimPy) implements :class:`~actors.kernel.scheduler.Scheduler` and builds each
 """
 
 from actors.kernel.ctx import Ctx
+from actors.kernel.peer import FromPeer
 from actors.kernel.scheduled import ScheduledActor, ScheduledFuture
 from actors.kernel.scheduler import BlockingCallInActorError, Cancellable, Scheduler
 
@@ -14,6 +15,7 @@ __all__ = [
     "BlockingCallInActorError",
     "Cancellable",
     "Ctx",
+    "FromPeer",
     "ScheduledActor",
     "ScheduledFuture",
     "Scheduler",
