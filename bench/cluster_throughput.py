@@ -24,7 +24,8 @@ from bench.json_lines import Server
 from bench.loadgen import LoadResult, parser as load_parser, run_load
 from bench.results import RESULTS, machine, record
 from bench.servers import conditions, cpu_seconds
-from sim.analysis import LocalCluster, load_trace
+from runtime.local_cluster import LocalCluster
+from sim.analysis import load_trace
 from sim.runner import percentiles, replication_latencies
 
 HEADING = "Cluster: set throughput and replication latency at half of peak (`bench/cluster_throughput.py`)"

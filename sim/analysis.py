@@ -12,9 +12,8 @@ What the notebooks (``notebooks/``) and :mod:`sim.plots` call, so notebook cells
 - **Sweeps**: :func:`simulate` plays one :class:`~sim.scenario.Scenario` and keeps its
   trace and history; :func:`sweep` plays every combination of some scenario fields, each
   built from a base with :func:`dataclasses.replace`.
-- **A real cluster**: :class:`LocalCluster` runs ``python -m runtime.node`` subprocesses
-  on loopback and always reaps them; :func:`real_workload` drives it with the client
-  library and records the same kind of history the simulator does.
+- **A real cluster** (:class:`runtime.local_cluster.LocalCluster`): :func:`real_workload`
+  drives it with the client library and records the same kind of history the simulator does.
 
 The figures are drawn by :mod:`sim.plots`. This module needs nothing beyond the
 project's runtime dependencies.
@@ -28,12 +27,6 @@ import json
 import math
 import os
 import random
-import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +44,6 @@ __all__ = [
     "HINTS",
     "LEVELS",
     "LINKS",
-    "LocalCluster",
     "SimRun",
     "alternate_writes",
     "cdf",
@@ -451,157 +443,7 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
     return "\n".join(lines)
 
 
-# --- a real cluster on loopback -------------------------------------------------------------
-
-_STARTUP_LINE = re.compile(r"actorcache node (\S+) listening on (\S+):(\d+)")
-_LIVE: set[LocalCluster] = set()
-
-
-def _reap_all() -> None:  # atexit: a kernel or interpreter shutting down takes its nodes along
-    for cluster in list(_LIVE):
-        cluster.close()
-
-
-class LocalCluster:
-    """``n`` real ``python -m runtime.node`` subprocesses on loopback, joined into one cluster.
-
-    Use it as a context manager: however the block ends (an exception, a failed cell),
-    every node is stopped (SIGTERM, then SIGKILL after ``stop_timeout``) and reaped. Each
-    node binds port 0 and its port is read from its start-up line (``actorcache node ID
-    listening on HOST:PORT``). With ``trace_dir`` each node writes ``--trace
-    trace_dir/ID.jsonl`` (read them with :meth:`trace`) and its output to ``ID.log``
-    there; without, the logs go to a temporary directory removed on close.
-    ``command`` replaces ``python -m runtime.node`` (the node id, port, seeds and
-    ``node_args`` follow it).
-    """
-
-    def __init__(
-        self,
-        n: int = 3,
-        *,
-        trace_dir: str | os.PathLike[str] | None = None,
-        node_args: Sequence[str] = (),
-        command: Sequence[str] | None = None,
-        start_timeout: float = 20.0,
-        stop_timeout: float = 5.0,
-    ) -> None:
-        self.n = n
-        self.trace_dir = Path(trace_dir) if trace_dir is not None else None
-        self.node_args = ["--leave-timeout", "1", *node_args]
-        self.command = list(command or [sys.executable, "-m", "runtime.node"])
-        self.start_timeout = start_timeout
-        self.stop_timeout = stop_timeout
-        self.ids = [f"node{i}" for i in range(1, n + 1)]
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.addresses: dict[str, str] = {}
-        self._logs: dict[str, Any] = {}
-        self._tmp: str | None = None
-        self.log_dir: Path = self.trace_dir or Path(tempfile.gettempdir())
-
-    def __enter__(self) -> LocalCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    @property
-    def trace_files(self) -> list[Path]:
-        return [self.trace_dir / f"{node}.jsonl" for node in self.ids] if self.trace_dir else []
-
-    def start(self) -> None:
-        import atexit
-
-        if not _LIVE:
-            atexit.register(_reap_all)
-        _LIVE.add(self)
-        if self.trace_dir is not None:
-            self.trace_dir.mkdir(parents=True, exist_ok=True)
-            self.log_dir = self.trace_dir
-        else:
-            self._tmp = tempfile.mkdtemp(prefix="actorcache-cluster-")
-            self.log_dir = Path(self._tmp)
-        for node in self.ids:
-            self._spawn(node, list(self.addresses.values())[:1])
-        self.wait_ready()
-
-    def _spawn(self, node: str, seeds: list[str]) -> None:
-        args = [*self.command, node, "0", *seeds, *self.node_args]
-        if self.trace_dir is not None:
-            args += ["--trace", str(self.trace_dir / f"{node}.jsonl")]
-        log_path = self.log_dir / f"{node}.log"
-        # Output to a file, not a pipe nobody reads (a full pipe would block the node).
-        log = self._logs[node] = open(log_path, "wb")  # noqa: SIM115 (closed in close())
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.procs[node] = proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            text = log_path.read_text(errors="replace")
-            m = _STARTUP_LINE.search(text)
-            if m:
-                self.addresses[node] = f"{m.group(2)}:{m.group(3)}"
-                return
-            if proc.poll() is not None:
-                raise RuntimeError(f"{node} exited with {proc.returncode} before listening:\n{text[-2000:]}")
-            time.sleep(0.02)
-        raise RuntimeError(f"{node} did not print its start-up line within {self.start_timeout:g} s")
-
-    def wait_ready(self) -> None:
-        """Until every node sees every node ``ready`` (gossip has converged)."""
-        from runtime.client import Client
-
-        deadline = time.monotonic() + self.start_timeout
-        pending = dict(self.addresses)
-        while pending:
-            for node, address in list(pending.items()):
-                try:
-                    with Client(address, timeout=2.0) as client:
-                        members = client.stats()["cluster"]["members"]
-                except Exception:  # noqa: BLE001 (refused, not joined yet, no cluster stats yet: not ready)
-                    members = {}
-                if len(members) == self.n and all(m.get("status") == "ready" for m in members.values()):
-                    del pending[node]
-            if pending and time.monotonic() > deadline:
-                raise RuntimeError(f"cluster not ready within {self.start_timeout:g} s: waiting for {sorted(pending)}")
-            if pending:
-                time.sleep(0.1)
-
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.procs.values()]
-
-    def close(self) -> None:
-        """Stop every node (SIGTERM: a graceful leave), SIGKILL what is left, reap all."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for log in self._logs.values():
-            log.close()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-        _LIVE.discard(self)
-
-    def log(self, node: str) -> str:
-        """What ``node`` printed (its start-up line, then its log on stderr)."""
-        path = self.log_dir / f"{node}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def trace(self) -> list[TraceEvent]:
-        """Every node's trace, merged by time (``t`` is each node's ``time.monotonic()``,
-        one system-wide clock on Linux, so processes on one machine share a timeline)."""
-        return load_trace(*(p for p in self.trace_files if p.exists()))
+# --- a real cluster on loopback (started by runtime.local_cluster.LocalCluster) ------------------
 
 
 def _rtt_ms(address: str, count: int) -> list[float]:
