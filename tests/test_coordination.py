@@ -61,7 +61,7 @@ class _Task:
 
 
 def test_wire_ops_make_one_item_by_item_write_per_owner_set_of_a_run() -> None:
-    from actors.protocol.messages import ItemResults, Remove, Write
+    from actors.protocol.replica_ops import ItemResults, Remove, Write
     from actors.node.actor import _task_results, _wire_ops
 
     v1, v2 = Version(1_000_000, 0, "a"), Version(1_000_001, 0, "a")
@@ -97,7 +97,7 @@ def test_wire_ops_make_one_item_by_item_write_per_owner_set_of_a_run() -> None:
 
 def test_an_item_by_item_write_answers_each_key_and_names_a_newer_version() -> None:
     from actors.store.keyspace import Keyspace
-    from actors.protocol.messages import ItemResults, Write
+    from actors.protocol.replica_ops import ItemResults, Write
 
     class _Ctx:
         tracing = False

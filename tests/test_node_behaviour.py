@@ -178,8 +178,8 @@ def test_a_write_below_a_newer_stored_version_is_restamped_not_lost(host: Any) -
     """A single node whose key holds a version from a clock far ahead (a record a peer
     streamed before the cluster shrank to this node) still applies, then acks, a set and a
     delete: its clock moves past the stored version."""
-    from actors.protocol.messages import StoreBatch
-    from actors.protocol.peer_messages import Apply
+    from actors.store.ops import StoreBatch
+    from actors.protocol.replica_ops import Apply
     from actors.protocol.record import Record
     from actors.protocol.version import Version
 

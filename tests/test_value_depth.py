@@ -15,9 +15,11 @@ from hypothesis import given, settings, strategies as st
 
 from actors.protocol.codec import decode_request, encode_reply, request_or_error
 from actors.protocol.errors import BadRequestError, ErrorCode
-from actors.protocol.messages import ErrorReply, MSet, Ping, Set, Value, Values, Write
+from actors.protocol.messages import ErrorReply, MSet, Ping, Set, Value, Values
+from actors.protocol.replica_ops import Write
 from actors.protocol.peer_codec import decode_peer, encode_peer
-from actors.protocol.peer_messages import Apply, Forward, ForwardReply, Push, ReplicaRequest, ReplicaResponse
+from actors.protocol.replica_ops import Apply
+from actors.protocol.peer_messages import Forward, ForwardReply, Push, ReplicaRequest, ReplicaResponse
 from actors.protocol.record import Record
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH, exceeds_depth
 from actors.protocol.version import Version

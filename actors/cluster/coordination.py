@@ -34,18 +34,17 @@ from actors.protocol.messages import (
     MSet,
     ReadRecord,
     RecordReply,
-    Remove,
     Reply,
     Request,
     Set,
     Ttl,
     Value,
     Values,
-    Write,
     WriteRecord,
 )
+from actors.protocol.replica_ops import Remove, Write
 from actors.store.rmw import plan_update, visible
-from actors.protocol.peer_messages import Fetch
+from actors.protocol.replica_ops import Fetch
 from actors.store.partitions import partition_of
 from actors.protocol.record import Record
 from actors.protocol.version import Version

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.protocol.messages import Remove, Write
-from actors.protocol.peer_messages import Apply, Fetch
+from actors.protocol.replica_ops import Remove, Write
+from actors.protocol.replica_ops import Apply, Fetch
 from actors.protocol.record import Record
 from actors.store.sizing import estimate_size
 

@@ -41,7 +41,8 @@ import collections
 from typing import Any, Callable
 
 from actors.cluster.peer_budget import PEER_FRAME_BUDGET, PEER_REQUEST_WINDOW, op_bytes, record_bytes, result_bytes
-from actors.protocol.peer_messages import Fetch, ReplicaRequest, ReplicaResponse
+from actors.protocol.replica_ops import Fetch
+from actors.protocol.peer_messages import ReplicaRequest, ReplicaResponse
 
 __all__ = ["MAX_SPLIT_ANSWERS", "Outbox", "ReplicaRequests", "ResponseParts", "Route", "cut"]
 

@@ -5,7 +5,8 @@ Three families:
 - **client requests and replies**: what the wire protocol carries, after decoding by
   :mod:`actors.protocol.codec` (the only place that knows wire field names);
 - **edge messages**: what a host tells the node about connections and client batches;
-- **internal messages** between node, store and janitor.
+- **internal messages** between node, replicator and janitor (the store's operations are
+  in :mod:`actors.store.ops`, those that travel to replicas in :mod:`actors.protocol.replica_ops`).
 
 ``rid`` is the optional request ``"id"`` a client may send; it is echoed in the reply.
 
@@ -23,7 +24,6 @@ from typing import Any, Protocol, TypeAlias
 
 from actors.protocol.errors import ErrorCode
 from actors.protocol.record import Record
-from actors.protocol.version import Version
 
 #: The decorator of every message class: slotted, compared and hashed by value.
 message = dataclass(slots=True, unsafe_hash=True)
@@ -39,17 +39,13 @@ __all__ = [
     "Delete",
     "ErrorReply",
     "Expire",
-    "ExpireCycle",
-    "ExpireCycleDone",
     "Get",
     "Incr",
     "Inspect",
     "InspectReply",
-    "ItemResults",
     "HandOffDone",
     "HintRecords",
     "Join",
-    "KeepTombstones",
     "Leave",
     "LeaveDone",
     "Locate",
@@ -58,21 +54,13 @@ __all__ = [
     "MSet",
     "Ping",
     "Pong",
-    "Read",
-    "Remove",
     "RemoveNode",
     "Reply",
     "ReplyTo",
     "Request",
     "Set",
     "Stats",
-    "StatsQuery",
     "StatsReply",
-    "StoreBatch",
-    "StoreOp",
-    "StoreBatches",
-    "StoreResults",
-    "StoreResultsList",
     "Tick",
     "Ttl",
     "TtlReply",
@@ -83,7 +71,6 @@ __all__ = [
     "RequestTimeout",
     "ViewChanged",
     "WarmDone",
-    "Write",
 ]
 
 
@@ -335,98 +322,6 @@ class ClientDisconnected:
     conn: int
 
 
-# --- internal: node <-> store ------------------------------------------------------------
-
-
-@message
-class Read:
-    """Look up keys; the result is a tuple of ``(value, found)``."""
-
-    keys: tuple[str, ...]
-
-
-@message
-class Write:
-    """Store items ``(key, value, deadline)``; deadline is epoch seconds or None.
-
-    ``replicas``: the owners the coordinator sent the write to; each entry remembers
-    them (the seed's ReplicaIDs), shown by ``inspect``.
-    """
-
-    items: tuple[tuple[str, Any, float | None], ...]
-    version: Version
-    replicas: tuple[str, ...] = ()
-    #: Answer item by item (:class:`ItemResults`) instead of a count: a coordinator's
-    #: run of single-key writes sharing one version, each item still its own task.
-    each: bool = False
-
-
-class ItemResults(tuple):  # type: ignore[type-arg]
-    """The answer to a ``Write`` with ``each``: per item, 1 (stored, or already held at
-    this version) or the newer :class:`~actors.protocol.version.Version` the replica holds."""
-
-    __slots__ = ()
-
-
-@message
-class Remove:
-    """Delete keys; the result is how many existed.
-
-    ``purge_at`` (epoch seconds) keeps a tombstone until then where tombstones are on.
-    """
-
-    keys: tuple[str, ...]
-    version: Version
-    purge_at: float | None = None
-
-
-@message
-class KeepTombstones:
-    """Told to the store: keep tombstones this long (0: none, a single-copy node)."""
-
-    ttl_s: float
-
-
-@message
-class StatsQuery:
-    """The store's counters; the result is a dict."""
-
-
-StoreOp: TypeAlias = Read | Write | Remove | StatsQuery
-
-
-@message
-class StoreBatch:
-    """Operations for the store, each tagged with the caller's slot number."""
-
-    batch: int
-    ops: tuple[tuple[int, StoreOp], ...]
-    reply_to: ReplyTo
-
-
-@message
-class StoreResults:
-    batch: int
-    results: tuple[tuple[int, Any], ...]
-
-
-@message
-class StoreBatches:
-    """Several store batches gathered in one turn of their sender, applied in order in one
-    store turn and answered with one :class:`StoreResultsList` (one hop each way, not one
-    per batch)."""
-
-    batches: tuple[StoreBatch, ...]
-    reply_to: ReplyTo
-
-
-@message
-class StoreResultsList:
-    """The answer to :class:`StoreBatches`: each batch's results, in the same order."""
-
-    results: tuple[StoreResults, ...]
-
-
 # --- internal: read-modify-write at the key's coordinator ---------------------------------
 
 
@@ -546,19 +441,3 @@ class Tick:
     name: str = "tick"
 
 
-@message
-class ExpireCycle:
-    """Run one active-expiry cycle within ``budget_s`` of ``ctx.now()`` time."""
-
-    budget_s: float
-    reply_to: ReplyTo
-    sample_size: int = 20
-
-
-@message
-class ExpireCycleDone:
-    sampled: int
-    expired: int
-    rounds: int
-    hit_budget: bool
-    remaining_volatile: int

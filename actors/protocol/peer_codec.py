@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 from actors.protocol.errors import BadRequestError, ErrorCode
 from actors.kernel.failures import brief, describe
-from actors.protocol.messages import ErrorReply, ItemResults, Remove, Write
+from actors.protocol.messages import ErrorReply
+from actors.protocol.replica_ops import ItemResults, Remove, Write
+from actors.protocol.replica_ops import Apply, Fetch
 from actors.protocol.peer_messages import (
-    Apply,
-    Fetch,
     Forward,
     ForwardReply,
     Gossip,

@@ -17,18 +17,11 @@ from actors.protocol.record import Record
 from actors.protocol.version import Version
 
 __all__ = [
-    "Apply",
-    "Describe",
-    "DigestQuery",
-    "DropPartitions",
-    "Fetch",
     "Forward",
     "ForwardReply",
     "FromPeer",
     "Gossip",
-    "ListingQuery",
     "Member",
-    "Modify",
     "MemberStatus",
     "PeerMessage",
     "Pull",
@@ -67,65 +60,6 @@ class Member(NamedTuple):
     status: str
 
 
-# --- store operations a peer (or the replicator) may ask for ------------------------------
-
-
-@message
-class Fetch:
-    """Versioned lookup: the result is a tuple of ``Record | None`` (tombstones included).
-
-    ``count``: whether the lookup counts as hits/misses (client reads do, repair does not).
-    """
-
-    keys: tuple[str, ...]
-    count: bool = True
-
-
-@message
-class Describe:
-    """Local only (``inspect``): a tuple of ``(Record | None, replica ids)`` per key."""
-
-    keys: tuple[str, ...]
-
-
-@message
-class Modify:
-    """Local only: a read-modify-write request (``actors.store.rmw``) applied in one store turn;
-    the result is the request's reply. ``version`` stamps what it writes."""
-
-    request: Any
-    version: Version
-    replicas: tuple[str, ...] = ()
-
-
-@message
-class Apply:
-    """Merge records last-write-wins; the result is how many changed anything."""
-
-    records: tuple[Record, ...]
-
-
-@message
-class DigestQuery:
-    """The result is ``((partition, digest, count), ...)``."""
-
-    partitions: tuple[int, ...]
-
-
-@message
-class ListingQuery:
-    """The result is ``((partition, ((key, version), ...)), ...)``."""
-
-    partitions: tuple[int, ...]
-
-
-@message
-class DropPartitions:
-    """Forget partitions this node no longer owns; the result is how many keys went."""
-
-    partitions: tuple[int, ...]
-
-
 # --- peer messages --------------------------------------------------------------------------
 
 
@@ -143,8 +77,8 @@ class ReplicaRequest:
     """A coordinator's operations for one replica; answered by one :class:`ReplicaResponse`,
     or by several when the results carry more than ``actors.cluster.peer_budget.PEER_FRAME_BUDGET``.
 
-    ``ops`` hold ``Fetch``, ``Write``, ``Remove`` and ``Apply`` operations (see
-    :mod:`actors.protocol.messages` for the last three's coordinator-stamped forms).
+    ``ops`` hold ``Fetch``, ``Write``, ``Remove`` and ``Apply`` operations
+    (:mod:`actors.protocol.replica_ops`), stamped by the coordinator.
     """
 
     req: int

@@ -1,7 +1,7 @@
 """The ``Store`` actor: sole owner of a node's :class:`~actors.store.keyspace.Keyspace`.
 
-It applies :class:`~actors.protocol.messages.StoreBatch` operations in order (a
-:class:`~actors.protocol.messages.StoreBatches` is several of them, answered at once), and runs
+It applies :class:`~actors.store.ops.StoreBatch` operations in order (a
+:class:`~actors.store.ops.StoreBatches` is several of them, answered at once), and runs
 the active-expiry cycles the janitor asks for. It never decides deadlines or versions
 (the coordinating node does), so replicas apply exactly what they are told.
 
@@ -18,32 +18,35 @@ from typing import Any
 
 from pykka import ActorDeadError
 
-from actors.kernel.scheduled import ScheduledActor
 from actors.kernel.ctx import Ctx
-from actors.store.expiry import run_expire_cycle
 from actors.kernel.failures import log_failure
+from actors.kernel.scheduled import ScheduledActor
+from actors.protocol.errors import ErrorCode
+from actors.protocol.messages import ErrorReply
+from actors.protocol.replica_ops import Apply, Fetch, ItemResults, Remove, Write
+from actors.protocol.version import Version
+from actors.store.eviction import make_evictor
+from actors.store.expiry import run_expire_cycle
 from actors.store.keyspace import Keyspace, entry_replicas
-from actors.protocol.messages import (
+from actors.store.ops import (
+    Describe,
+    DigestQuery,
+    DropPartitions,
     ExpireCycle,
+    ExpireCycleDone,
     KeepTombstones,
+    ListingQuery,
+    Modify,
     Read,
-    Remove,
     StatsQuery,
     StoreBatch,
     StoreBatches,
     StoreOp,
     StoreResults,
     StoreResultsList,
-    Write,
 )
-
-from actors.protocol.peer_messages import Apply, Describe, DigestQuery, Modify, DropPartitions, Fetch, ListingQuery
-from actors.protocol.errors import ErrorCode
-from actors.store.eviction import make_evictor
-from actors.protocol.messages import ErrorReply, ExpireCycleDone, ItemResults
 from actors.store.partitions import DEFAULT_PARTITIONS
 from actors.store.rmw import plan_update
-from actors.protocol.version import Version
 
 __all__ = ["Store"]
 

@@ -16,7 +16,7 @@ import random
 from typing import Callable
 
 from actors.store.keyspace import Keyspace
-from actors.protocol.messages import ExpireCycleDone
+from actors.store.ops import ExpireCycleDone
 
 __all__ = ["run_expire_cycle"]
 

@@ -17,7 +17,8 @@ from pykka import ActorRef
 from actors.kernel.scheduled import ScheduledActor
 from actors.kernel.scheduler import Cancellable
 from actors.kernel.ctx import Ctx
-from actors.protocol.messages import ExpireCycle, ExpireCycleDone, Tick
+from actors.store.ops import ExpireCycle, ExpireCycleDone
+from actors.protocol.messages import Tick
 
 __all__ = ["Janitor"]
 

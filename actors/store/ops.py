@@ -1,0 +1,163 @@
+"""Every operation a node's ``Store`` actor applies, and the envelopes that carry them.
+
+The store is told a :class:`StoreBatch`: operations tagged with the caller's slot numbers,
+applied in order in one store turn and answered with one :class:`StoreResults` in the same
+order (several batches gathered in one :class:`StoreBatches` share the turn and the answer). The operations are plain values, applied by the pure
+functions of :mod:`actors.store.apply` (one per operation type, a dispatch table), so what an
+operation does can be tested without an actor.
+
+:data:`StoreOp` names them all. Four of them (``Fetch``, ``Write``, ``Remove``, ``Apply``)
+also travel between nodes inside replica requests, so they are defined below the store, in
+:mod:`actors.protocol.replica_ops`; the rest never leave a node and live here.
+
+Invariants: an operation carries everything the store needs (versions, deadlines and purge
+times are decided by the coordinating node, never by the store); operations and results
+are read-only once sent; a batch's results come back in the order of its operations.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+from actors.protocol.messages import ReplyTo, message
+from actors.protocol.replica_ops import Apply, Fetch, Remove, Write
+from actors.protocol.version import Version
+
+__all__ = [
+    "Describe",
+    "DigestQuery",
+    "DropPartitions",
+    "ExpireCycle",
+    "ExpireCycleDone",
+    "KeepTombstones",
+    "ListingQuery",
+    "Modify",
+    "Read",
+    "StatsQuery",
+    "StoreBatch",
+    "StoreBatches",
+    "StoreOp",
+    "StoreResults",
+    "StoreResultsList",
+]
+
+
+# --- operations that never leave the node --------------------------------------------------
+
+
+@message
+class Read:
+    """Look up keys; the result is a tuple of ``(value, found)``."""
+
+    keys: tuple[str, ...]
+
+
+@message
+class Describe:
+    """Local only (``inspect``): a tuple of ``(Record | None, replica ids)`` per key."""
+
+    keys: tuple[str, ...]
+
+
+@message
+class Modify:
+    """A read-modify-write request (``actors.store.rmw``) applied in one store turn;
+    the result is the request's reply. ``version`` stamps what it writes."""
+
+    request: Any
+    version: Version
+    replicas: tuple[str, ...] = ()
+
+
+@message
+class DigestQuery:
+    """The result is ``((partition, digest, count), ...)``."""
+
+    partitions: tuple[int, ...]
+
+
+@message
+class ListingQuery:
+    """The result is ``((partition, ((key, version), ...)), ...)``."""
+
+    partitions: tuple[int, ...]
+
+
+@message
+class DropPartitions:
+    """Forget partitions this node no longer owns; the result is how many keys went."""
+
+    partitions: tuple[int, ...]
+
+
+@message
+class StatsQuery:
+    """The store's counters; the result is a dict."""
+
+
+StoreOp: TypeAlias = (
+    Read | Write | Remove | Fetch | Apply | Describe | Modify | DigestQuery | ListingQuery | DropPartitions | StatsQuery
+)
+
+
+# --- envelopes -------------------------------------------------------------------------------
+
+
+@message
+class StoreBatch:
+    """Operations for the store, each tagged with the caller's slot number."""
+
+    batch: int
+    ops: tuple[tuple[int, StoreOp], ...]
+    reply_to: ReplyTo
+
+
+@message
+class StoreResults:
+    batch: int
+    results: tuple[tuple[int, Any], ...]
+
+
+@message
+class StoreBatches:
+    """Several store batches gathered in one turn of their sender, applied in order in one
+    store turn and answered with one :class:`StoreResultsList` (one hop each way, not one
+    per batch)."""
+
+    batches: tuple[StoreBatch, ...]
+    reply_to: ReplyTo
+
+
+@message
+class StoreResultsList:
+    """The answer to :class:`StoreBatches`: each batch's results, in the same order."""
+
+    results: tuple[StoreResults, ...]
+
+
+# --- told to the store, not applied as operations ----------------------------------------------
+
+
+@message
+class KeepTombstones:
+    """Keep tombstones this long (0: none, a single-copy node)."""
+
+    ttl_s: float
+
+
+@message
+class ExpireCycle:
+    """Run one active-expiry cycle within ``budget_s`` of ``ctx.now()`` time."""
+
+    budget_s: float
+    reply_to: ReplyTo
+    sample_size: int = 20
+
+
+@message
+class ExpireCycleDone:
+    sampled: int
+    expired: int
+    rounds: int
+    hit_budget: bool
+    remaining_volatile: int
