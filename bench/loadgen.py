@@ -24,6 +24,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from runtime.addresses import parse_address
+
 __all__ = ["LoadResult", "run_load"]
 
 
@@ -91,7 +93,7 @@ async def _connection(host: str, port: int, args: argparse.Namespace, seed: int,
 async def _process_main(
     args: argparse.Namespace, conns: int, seed: int, start_at: float, first: int = 0
 ) -> tuple[int, int, float, list[float]]:
-    addrs = [a.rsplit(":", 1) for a in args.addr.split(",")]
+    addrs = [parse_address(a) for a in args.addr.split(",")]
     delay = start_at - time.time()
     if delay > 0:
         await asyncio.sleep(delay)
@@ -101,7 +103,7 @@ async def _process_main(
     out: list = []
     targets = [addrs[(first + i) % len(addrs)] for i in range(conns)]
     await asyncio.gather(
-        *(_connection(host, int(port), args, seed * 1000 + i, stop_at, cap, out) for i, (host, port) in enumerate(targets))
+        *(_connection(host, port, args, seed * 1000 + i, stop_at, cap, out) for i, (host, port) in enumerate(targets))
     )
     elapsed = time.perf_counter() - t0
     ops = sum(o for o, _, _ in out)

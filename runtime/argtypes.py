@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import math
 
-from runtime.client import parse_address
+from runtime.addresses import format_address, parse_address, split_address
 
 __all__ = [
     "advertise_address",
     "byte_size",
     "output_buffer_limit",
     "count",
-    "format_address",
     "non_negative_count",
     "peer_address",
     "port",
@@ -136,36 +135,23 @@ def positive_number(text: str) -> float:
     return value
 
 
-def format_address(host: str, port: int) -> str:
-    """The canonical ``host:port`` nodes use for each other: lower-case host,
-    ``localhost`` as ``127.0.0.1``, IPv6 in brackets."""
-    host = host.strip().lower()
-    if host == "localhost":
-        host = "127.0.0.1"
-    if ":" in host:
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
-
-
 def peer_address(text: str) -> str:
     """A peer's ``host:port`` (``[v6]:port``; a bare host means port 8081), normalised
-    by :func:`format_address` so every node writes the same address the same way."""
+    by :func:`~runtime.addresses.format_address` so every node writes the same address
+    the same way."""
     try:
-        host, port_number = parse_address(text)
+        host, port_number = parse_address(text, "address")
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).replace("node address", "address")) from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return format_address(host, port_number)
 
 
 def advertise_address(text: str) -> tuple[str, int | None]:
     """``HOST[:PORT]`` this node is reached at; without a port, the port it binds."""
-    stripped = text.strip()
-    bare = not stripped.startswith("[") and ":" not in stripped
-    bare_v6 = stripped.startswith("[") and stripped.endswith("]")
     try:
-        host, port_number = parse_address(stripped)
+        host, port_number = split_address(text, "address")
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).replace("node address", "address")) from None
-    if host.strip().lower() in ("0.0.0.0", "::", ""):
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if host.strip().lower() in ("0.0.0.0", "::"):
         raise argparse.ArgumentTypeError(f"{host} is not an address peers can connect to")
-    return host, None if bare or bare_v6 else port_number
+    return host, port_number

@@ -38,16 +38,15 @@ import sys
 from typing import Any, TextIO
 
 from actors.protocol.errors import CacheError
+from runtime.addresses import DEFAULT_PORT, parse_address
 from runtime.argtypes import positive_seconds, seconds
 from runtime.client import (
     CONSISTENCY_LEVELS,
-    DEFAULT_PORT,
     Client,
     ClientTimeoutError,
     ConnectionLostError,
     Inspection,
     ProtocolError,
-    parse_address,
 )
 
 __all__ = [

@@ -78,10 +78,10 @@ from actors.protocol.messages import (
     Values,
 )
 from actors.protocol.version import Version
+from runtime.addresses import DEFAULT_PORT, join_host_port, parse_address
 
 __all__ = [
     "CONSISTENCY_LEVELS",
-    "DEFAULT_PORT",
     "Client",
     "ClientTimeoutError",
     "ConnectionLostError",
@@ -90,11 +90,7 @@ __all__ = [
     "Pipeline",
     "ProtocolError",
     "check_consistency",
-    "parse_address",
 ]
-
-#: The port a node address without one refers to (the README's ``make run``).
-DEFAULT_PORT = 8081
 
 _RECV_SIZE = 1 << 16
 _SEND_CHUNK = 1 << 20
@@ -145,49 +141,6 @@ class ProtocolError(CacheError):
 
     code = ErrorCode.INTERNAL
     definite = False
-
-
-# --- addresses --------------------------------------------------------------------------
-
-
-def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
-    """``"host:port"``, ``"[v6]:port"``, ``"host"`` (port 8081) or a ``(host, port)`` tuple.
-
-    Bare IPv6 addresses are refused: in ``::1:8081`` the port is ambiguous.
-    """
-    if isinstance(address, tuple):
-        host, port = address
-        return str(host), _check_port(port, address)
-    text = address.strip()
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ValueError(f"bad node address {address!r}: missing ']'")
-        host, rest = text[1:end], text[end + 1 :]
-        if not rest:
-            return host, DEFAULT_PORT
-        if not rest.startswith(":"):
-            raise ValueError(f"bad node address {address!r}: expected ':port' after ']'")
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep:
-            host, port_text = text, str(DEFAULT_PORT)
-        if ":" in host:
-            raise ValueError(f"bad node address {address!r}: write IPv6 addresses as [addr]:port")
-    if not host:
-        raise ValueError(f"bad node address {address!r}: missing host")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"bad node address {address!r}: port {port_text!r} is not a number") from None
-    return host, _check_port(port, address)
-
-
-def _check_port(port: Any, address: Any) -> int:
-    if type(port) is not int or not 1 <= port <= 65535:
-        raise ValueError(f"bad node address {address!r}: port must be 1..65535")
-    return port
 
 
 # --- consistency levels and cluster results -----------------------------------------------
@@ -441,8 +394,7 @@ class Client:
 
     @property
     def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return join_host_port(self.host, self.port)
 
     def _level(self, consistency: str | None) -> str | None:
         """The level a request goes out with: its own, else the client's default."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 import asyncio
-import ipaddress
 import logging
 import resource
 import signal
@@ -39,11 +38,11 @@ from actors.protocol.consistency import CONSISTENCY_LEVELS
 from actors.store.eviction import EVICTION_POLICIES
 from actors.protocol.messages import Leave, LeaveDone
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH
+from runtime.addresses import format_address, is_loopback
 from runtime.argtypes import (
     advertise_address,
     byte_size,
     count,
-    format_address,
     non_negative_count,
     output_buffer_limit,
     peer_address,
@@ -54,7 +53,7 @@ from runtime.argtypes import (
 )
 from runtime.conn_limits import ClientLimits
 from runtime.gc_pacer import GcPacer
-from runtime.host import node_actors, real_ctx
+from runtime.host import real_ctx
 from runtime.trace_file import TraceFile
 from runtime.loop_scheduler import LoopScheduler
 from runtime.peers import PeerLinks
@@ -253,20 +252,10 @@ def client_limits(args: argparse.Namespace) -> ClientLimits:
     )
 
 
-def _is_loopback(host: str) -> bool:
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
 def memory_warning(host: str, max_memory: int) -> str | None:
     """The start-up warning for a node that can be reached from other machines and has no
     memory bound, or None."""
-    if max_memory or _is_loopback(host):
+    if max_memory or is_loopback(host):
         return None
     return (
         f"--max-memory is not set and the node listens on {host or 'all interfaces'}: memory for keys and "
@@ -330,7 +319,7 @@ class _FutureReply:
 
 
 def _dead_actor(refs: NodeRefs) -> Any:
-    return next((ref for ref in node_actors(refs) if not ref.is_alive()), None)
+    return next((ref for ref in refs.actors() if not ref.is_alive()), None)
 
 
 async def _leave(refs: NodeRefs, timeout: float, hurry: asyncio.Event) -> None:

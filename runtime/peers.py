@@ -41,7 +41,7 @@ from typing import Any
 import msgpack
 
 from actors.protocol.peer_codec import encode_hello, encode_peer
-from runtime.client import parse_address
+from runtime.addresses import parse_address
 from runtime.connection import DEFAULT_PEER_FRAME_BYTES
 
 __all__ = ["PeerLinks"]

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
 from actors.protocol.messages import BatchReply, ClientBatch
+from runtime.addresses import sockaddr_text
 from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
 from runtime.resp import HiredisRespParser, RespParser, error, new_parser
 from runtime.resp_commands import RespServerInfo, Session, dispatch
@@ -108,8 +109,8 @@ class RespConnection(ServedConnection):
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.session.addr = _address(transport.get_extra_info("peername"))
-        self.session.laddr = _address(transport.get_extra_info("sockname"))
+        self.session.addr = sockaddr_text(transport.get_extra_info("peername"))
+        self.session.laddr = sockaddr_text(transport.get_extra_info("sockname"))
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -178,10 +179,3 @@ class RespConnection(ServedConnection):
             ready.append(queue.popleft())
         self._emit(_render(ready))
         return True
-
-
-def _address(name: Any) -> str:
-    if isinstance(name, tuple) and len(name) >= 2:
-        host = name[0]
-        return f"[{host}]:{name[1]}" if ":" in str(host) else f"{host}:{name[1]}"
-    return "?"

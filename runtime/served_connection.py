@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
 from actors.protocol.messages import ClientConnected, ClientDisconnected
+from runtime.addresses import sockaddr_text
 from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
 
 if TYPE_CHECKING:
@@ -294,11 +295,7 @@ class ServedConnection(asyncio.Protocol):
 
     def remote(self) -> str:
         """``host:port`` of the other end (``[v6]:port``), for logs."""
-        name = self.transport.get_extra_info("peername") if self.transport is not None else None
-        if isinstance(name, tuple) and len(name) >= 2:
-            host = name[0]
-            return f"[{host}]:{name[1]}" if ":" in str(host) else f"{host}:{name[1]}"
-        return "?"
+        return sockaddr_text(self.transport.get_extra_info("peername") if self.transport is not None else None)
 
     # --- writing replies ------------------------------------------------------------
 

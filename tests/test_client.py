@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from actors.protocol.errors import BadRequestError, RequestTimeoutError, TooLargeError, UnavailableError
 from actors.protocol.version import Version
-from runtime.client import Client, ClientTimeoutError, ConnectionLostError, Inspection, Location, parse_address
+from runtime.addresses import parse_address
+from runtime.client import Client, ClientTimeoutError, ConnectionLostError, Inspection, Location
 from tests.cluster import Cluster, eventually
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
