@@ -40,13 +40,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import itertools
 import logging
 from typing import Any
 
-from pykka import ActorDeadError, ActorRef
+from pykka import ActorRef
 
 from actors.config import NodeConfig
+from actors.node.io import OUTBOX_FLUSH_OPS, ActorIO
+from actors.node.ordering import PendingBatch, ReplyOrder
 from actors.kernel.scheduled import ScheduledActor
 from actors.kernel.ctx import Ctx
 from actors.protocol.codec import decode_reply, decode_request, encode_reply, encode_request
@@ -58,10 +59,8 @@ from actors.kernel.failures import log_failure
 from actors.cluster.membership import Membership, State
 from actors.protocol.messages import (
     Ack,
-    ActorFailed,
     REPLY_TYPES,
     AttachReplicator,
-    ForwardTimeout,
     ReadRecord,
     RecordReply,
     RmwStep,
@@ -71,7 +70,6 @@ from actors.protocol.messages import (
     HintRecords,
     Inspect,
     InspectReply,
-    ItemResults,
     Leave,
     LeaveDone,
     Locate,
@@ -94,32 +92,23 @@ from actors.protocol.messages import (
     MSet,
     Ping,
     Pong,
-    Read,
-    Remove,
     Reply,
-    ReplyTo,
     Request,
     Set,
     Stats,
-    StatsQuery,
     StatsReply,
-    StoreBatch,
-    StoreBatches,
-    StoreOp,
-    StoreResults,
-    StoreResultsList,
     Value,
     Values,
-    Write,
 )
+from actors.protocol.replica_ops import ItemResults, Remove, Write
+from actors.store.ops import Read, StatsQuery, StoreOp, StoreResults, StoreResultsList
+from actors.kernel.failures import ActorFailed
+from actors.kernel.peer import FromPeer
+from actors.protocol.replica_ops import Apply
+from actors.store.ops import Describe, Modify
 from actors.protocol.peer_messages import (
-    Apply,
-    Describe,
     Forward,
     ForwardReply,
-    Modify,
-    Fetch,
-    FromPeer,
     Gossip,
     MemberStatus,
     ReplicaAck,
@@ -130,43 +119,15 @@ from actors.cluster.replica_flow import ReplicaRequests, ResponseParts
 from actors.store.partitions import partition_of
 from actors.protocol.version import ZERO, HybridClock, Version
 
-__all__ = ["Node", "PendingBatch"]
+__all__ = ["Node"]
 
 logger = logging.getLogger("actorcache.node")
-
-
-class PendingBatch:
-    """The replies of one client batch, filled slot by slot."""
-
-    __slots__ = ("conn", "groups", "missing", "queued", "replies", "reply_to", "requests")
-
-    def __init__(self, conn: int, requests: tuple[Request | ErrorReply, ...], reply_to: ReplyTo) -> None:
-        self.conn = conn
-        self.requests = requests
-        self.reply_to = reply_to
-        self.replies: list[Reply | None] = [None] * len(requests)
-        self.missing = len(requests)
-        #: Whether the batch is in its connection's reply queue (or has left it, answered).
-        self.queued = False
-        #: First slot of a grouped write -> every slot the write stands for (see
-        #: ``Node._plan_solo``); None when the batch has no group.
-        self.groups: dict[int, list[int]] | None = None
-
-    def fill(self, slot: int, reply: Reply) -> None:
-        if self.replies[slot] is None:
-            self.missing -= 1
-        self.replies[slot] = reply
 
 
 #: How long a joining node waits for gossip answers before it settles on what it knows.
 JOIN_SETTLE_HEARTBEATS = 3
 #: A write is re-stamped at most this often when replicas hold newer versions.
 MAX_RESTAMPS = 3
-#: Operations a turn gathers for the store or for one peer before it sends them without
-#: waiting for the turn's end: batching saves a hop per batch, but a turn of 64 pipelined
-#: client batches would otherwise hold its first writes back for the whole turn. A peer's
-#: ops also leave once their values pass ``actors.cluster.peer_budget.PEER_FRAME_BUDGET``.
-OUTBOX_FLUSH_OPS = 128
 #: A node whose seeds never answer starts a cluster of its own after this many heartbeats.
 JOIN_GIVE_UP_HEARTBEATS = 25
 
@@ -182,20 +143,15 @@ class Node(ScheduledActor):
         self.clock = HybridClock(ctx.node_id)
         self._only_me = (ctx.node_id,)  # the replica set of a single node's entries
         self.started_at = ctx.now()
-        self._batch_ids = itertools.count(1)
-        self._in_store: dict[int, PendingBatch] = {}
-        #: Store batches of the current turn, sent together by ``on_turn_end``.
-        self._store_outbox: list[StoreBatch] = []
-        self._store_outbox_ops = 0
+        #: The one continuation table (store results, timers), the store outbox, peer sends.
+        self.io = io = ActorIO(ctx, store, self.actor_ref, self)
         #: True while every version the store holds came from this node's clock (no peer
         #: has ever sent us anything): then no write of ours can be refused as stale.
         self._own_versions_only = not config.seeds
-        self._queues: dict[int, collections.deque[PendingBatch]] = {}
-        self.connections_total = 0
+        #: Each connection's batches, answered strictly in request order.
+        self.order = ReplyOrder(self)
         self.requests = 0
         self.errors = 0
-        #: Requests answered ``internal`` because handling them raised (the store counts its own).
-        self.internal_errors = 0
         #: Failures the node's other actors survived and reported (``ActorFailed``).
         self.reported_failures = 0
         # --- cluster ---
@@ -216,17 +172,14 @@ class Node(ScheduledActor):
         self._first_heard: float | None = None
         self._heartbeats = 0
         self._cluster: dict[int, tuple[ClusterBatch, PendingBatch]] = {}
-        # store batch id -> (cluster batch id, per op its (task index, attempt), see _wire_ops)
-        self._local_tasks: dict[int, tuple[int, list[Any]]] = {}
         #: Replica requests to peers (actors.cluster.replica_flow): per peer the current turn's
         #: outbox (sent by ``on_turn_end``), each request's route by req (target and, in
         #: segments, the cluster batches and tasks its ops answer), and the values in flight.
         self._requests = ReplicaRequests(
-            self.ctx.send, lambda: next(self._batch_ids), self._cluster.__contains__, OUTBOX_FLUSH_OPS
+            self.ctx.send, io.next_id, self._cluster.__contains__, OUTBOX_FLUSH_OPS
         )
         #: This node's answers to peers' replica requests, big ones in acknowledged parts.
         self._answers = ResponseParts(self.ctx.send, config.request_timeout_s)
-        self._replica_waits: dict[int, tuple[str, int]] = {}  # store batch id -> (peer addr, req)
         self._leave: Leave | None = None
         self._rmw_queues: dict[str, collections.deque[_RmwJob]] = {}
         self._rmw_jobs: dict[int, _RmwJob] = {}
@@ -254,23 +207,21 @@ class Node(ScheduledActor):
         if t is ClientBatch:
             self._on_client_batch(message)
         elif t is StoreResultsList:
+            resume = self.io.resume
             for results in message.results:
-                self._on_store_results(results)
+                resume(results.batch, results)
         elif t is StoreResults:
-            self._on_store_results(message)
+            self.io.resume(message.batch, message)
         elif t is FromPeer:
             self._on_peer(message)
         elif t is ClientConnected:
-            self.connections_total += 1
-            self._queues.setdefault(message.conn, collections.deque())
+            self.order.connected(message.conn)
         elif t is ClientDisconnected:
-            self._queues.pop(message.conn, None)
+            self.order.disconnected(message.conn)
         elif t is RequestTimeout:
-            self._on_timeout(message.batch)
+            self.io.resume(message.batch, None)
         elif t is RmwStep:
             self._on_rmw_step(message)
-        elif t is ForwardTimeout:
-            self._on_forward_timeout(message.fid)
         elif t is Tick:
             self._on_heartbeat()
         elif t is ReplicatorCounters:
@@ -298,29 +249,7 @@ class Node(ScheduledActor):
         ``ReplicaRequest`` per peer for the replica ops of the turn's cluster batches not
         sent yet (or kept back by that peer's window: see actors.cluster.replica_flow)."""
         self._requests.flush()
-        self._flush_store_outbox()
-
-    def _flush_store_outbox(self) -> None:
-        outbox = self._store_outbox
-        if not outbox:
-            return
-        self._store_outbox = []
-        self._store_outbox_ops = 0
-        try:
-            if len(outbox) == 1:
-                self.store.tell(outbox[0])
-            else:
-                self.store.tell(StoreBatches(tuple(outbox), self.actor_ref))
-        except ActorDeadError:
-            pass  # the node is shutting down and its store stopped first: nobody waits for these
-
-    def _to_store(self, batch: StoreBatch) -> None:
-        """Queue ``batch`` for the store; it leaves at the end of this turn (``on_turn_end``),
-        or at once when the turn has gathered ``OUTBOX_FLUSH_OPS`` operations."""
-        self._store_outbox.append(batch)
-        self._store_outbox_ops += len(batch.ops)
-        if self._store_outbox_ops >= OUTBOX_FLUSH_OPS:
-            self._flush_store_outbox()
+        self.io.flush_store()
 
     # --- membership -----------------------------------------------------------------
 
@@ -450,9 +379,12 @@ class Node(ScheduledActor):
             version = getattr(op, "version", None)
             if version is not None:
                 self.clock.observe(version, wall)
-        batch_id = next(self._batch_ids)
-        self._replica_waits[batch_id] = (env.addr, msg.req)
-        self._to_store(StoreBatch(batch_id, tuple(enumerate(msg.ops)), self.actor_ref))
+        addr, req = env.addr, msg.req
+
+        def answer(message: StoreResults) -> None:
+            self._answers.answer(addr, req, tuple(result for _, result in message.results), self.ctx.now())
+
+        self.io.ask_store(tuple(enumerate(msg.ops)), answer)
 
     def _on_replica_response(self, env: FromPeer, msg: ReplicaResponse) -> None:
         """A replica's answer, or one part of it (``ack``: acknowledge it, so the replica
@@ -491,7 +423,7 @@ class Node(ScheduledActor):
         view = self.view
         wall = self.ctx.wall()
         config = self.config
-        batch_id = next(self._batch_ids)
+        batch_id = self.io.next_id()
         cb = ClusterBatch(batch_id)
         local_ops: list[tuple[int, StoreOp]] = []
         run_version: Version | None = None
@@ -532,9 +464,7 @@ class Node(ScheduledActor):
                 continue
             self._plan_local(pending, slot, request, wall, local_ops)
         if local_ops:
-            slot_batch = next(self._batch_ids)
-            self._in_store[slot_batch] = pending
-            self._to_store(StoreBatch(slot_batch, tuple(local_ops), self.actor_ref))
+            self._ask_store(pending, local_ops)
         if cb.hints:
             self._hint(tuple(cb.hints))
         if not cb.tasks:
@@ -548,7 +478,7 @@ class Node(ScheduledActor):
         self._cluster[batch_id] = (cb, pending)
         self._send_tasks(cb, cb.outgoing)
         cb.outgoing = {}
-        cb.timer = self.ctx.call_later(config.request_timeout_s, self.actor_ref, RequestTimeout(batch_id))
+        cb.timer = self.io.set_timer(config.request_timeout_s, lambda: self._on_timeout(batch_id))
 
     # --- read-modify-write at the key's coordinator ---------------------------------
 
@@ -560,7 +490,7 @@ class Node(ScheduledActor):
 
         def done(reply: Reply) -> None:
             pending.fill(slot, reply)
-            self._flush(pending.conn)
+            self.order.flush(pending.conn)
 
         if coordinator is None:
             self.coord["unavailable"] += 1
@@ -568,8 +498,8 @@ class Node(ScheduledActor):
         elif coordinator == self.ctx.node_id:
             self._rmw_submit(request, done)
         else:
-            fid = next(self._batch_ids)
-            timer = self.ctx.call_later(2 * self.config.request_timeout_s, self.actor_ref, ForwardTimeout(fid))
+            fid = self.io.next_id()
+            timer = self.io.set_timer(2 * self.config.request_timeout_s, lambda: self._on_forward_timeout(fid))
             self._forwards[fid] = (request, done, timer, coordinator)
             self.ctx.send(view.addresses[coordinator], Forward(fid, encode_request(request)))
 
@@ -615,7 +545,7 @@ class Node(ScheduledActor):
 
     def _rmw_submit(self, request: Any, done: Any) -> None:
         """Queue ``request`` behind earlier ones for its key: one at a time per key."""
-        job = _RmwJob(next(self._batch_ids), request, done)
+        job = _RmwJob(self.io.next_id(), request, done)
         queue = self._rmw_queues.setdefault(request.key, collections.deque())
         queue.append(job)
         if len(queue) == 1:
@@ -630,9 +560,9 @@ class Node(ScheduledActor):
         job.conn = -job.id - (job.phase << 40)
         job.phase += 1
         pending = PendingBatch(job.conn, (request,), _StepReply(self.actor_ref, job.id))
-        self._enqueue(pending)
+        self.order.enqueue(pending)
         self._coordinate(None, pending)
-        self._flush(job.conn)
+        self.order.flush(job.conn)
 
     def _on_rmw_step(self, step: RmwStep) -> None:
         job = self._rmw_jobs.pop(step.job, None)
@@ -645,7 +575,7 @@ class Node(ScheduledActor):
             self._rmw_finish(job, self._request_failed("running", job.request, exc))
 
     def _rmw_step(self, job: _RmwJob, step: RmwStep) -> None:
-        self._queues.pop(job.conn, None)
+        self.order.disconnected(job.conn)
         reply = step.replies[0]
         if type(reply) is ErrorReply:
             self._rmw_finish(job, reply)
@@ -687,9 +617,7 @@ class Node(ScheduledActor):
         for target, planned in outgoing.items():
             attempts, wire = _wire_ops(planned, tasks)
             if target == me:
-                store_batch = next(self._batch_ids)
-                self._local_tasks[store_batch] = (cb.batch_id, attempts)
-                self._to_store(StoreBatch(store_batch, tuple(enumerate(wire)), self.actor_ref))
+                self.io.ask_store(tuple(enumerate(wire)), self._local_results(cb.batch_id, attempts))
             else:
                 addr = addresses.get(target)
                 if addr is not None:
@@ -735,7 +663,7 @@ class Node(ScheduledActor):
                 pending.fill(task.slot, reply)
                 touched = True
         if touched:
-            self._flush(pending.conn)
+            self.order.flush(pending.conn)
         if cb.conflicts:
             self._restamp(cb)
         if cb.finished():
@@ -749,7 +677,7 @@ class Node(ScheduledActor):
             self.coord["read_repairs"] += 1
             self.ctx.trace("read_repair", key=record.key, replica=source)
             if source == me:
-                self._to_store(StoreBatch(0, ((0, Apply((record,))),), self.actor_ref))
+                self.io.ask_store(((0, Apply((record,))),), None)
             else:
                 addr = self.view.addresses.get(source)
                 if addr is not None:
@@ -772,7 +700,7 @@ class Node(ScheduledActor):
         for slot in unanswered:
             pending.fill(slot, self._request_failed("answering", pending.requests[slot], _Unanswered()))
         if unanswered:
-            self._flush(pending.conn)
+            self.order.flush(pending.conn)
 
     def _expire_batch(self, cb: ClusterBatch, pending: PendingBatch) -> None:
         failed = cb.expire()
@@ -780,7 +708,7 @@ class Node(ScheduledActor):
             self.coord["timeouts"] += 1
             pending.fill(slot, cb.slots[slot].error)  # type: ignore[arg-type]
         if failed:
-            self._flush(pending.conn)
+            self.order.flush(pending.conn)
         self._hint(tuple(cb.unacked()))
         cb.timer = None
         self._close_batch(cb)
@@ -790,22 +718,18 @@ class Node(ScheduledActor):
         yet ``internal``, and make sure the batch is queued and sent, once (a connection whose
         batch is never answered waits forever)."""
         rids = [_rid(request) for request, reply in zip(pending.requests, pending.replies) if reply is None]
-        self.internal_errors += len(rids)
+        self.io.internal_errors += len(rids)
         log_failure(logger, f"{self} {doing} a batch of {len(pending.requests)} requests", exc)
         message = f"internal error {doing} this batch ({type(exc).__name__}); it may have been applied"
         for slot, reply in enumerate(pending.replies):
             if reply is None:
                 pending.fill(slot, ErrorReply(ErrorCode.INTERNAL, message, _rid(pending.requests[slot])))
         if not pending.queued:
-            self._enqueue(pending)
-        self._flush(pending.conn)
+            self.order.enqueue(pending)
+        self.order.flush(pending.conn)
 
     def _request_failed(self, doing: str, request: Any, exc: Exception) -> ErrorReply:
-        """The reply for one request whose handling raised: logged once by type, counted."""
-        self.internal_errors += 1
-        what = type(request).__name__
-        log_failure(logger, f"{self} {doing} {what}", exc)
-        return ErrorReply(ErrorCode.INTERNAL, f"internal error {doing} {what} ({type(exc).__name__})", _rid(request))
+        return self.io.request_failed(doing, request, exc)
 
     def _close_batch(self, cb: ClusterBatch) -> None:
         if cb.timer is not None:
@@ -831,9 +755,9 @@ class Node(ScheduledActor):
         requests = batch.requests
         if not self.view.solo or not self.joined:
             self.requests += len(requests)
-            self._enqueue(pending)
+            self.order.enqueue(pending)
             self._coordinate(batch, pending)
-            self._flush(batch.conn)
+            self.order.flush(batch.conn)
             return
         ops: list[tuple[int, StoreOp]] = []
         wall = self.ctx.wall()
@@ -843,13 +767,11 @@ class Node(ScheduledActor):
         else:
             for slot, request in enumerate(requests):
                 self._plan_local(pending, slot, request, wall, ops)
-        self._enqueue(pending)
+        self.order.enqueue(pending)
         if ops:
-            batch_id = next(self._batch_ids)
-            self._in_store[batch_id] = pending
-            self._to_store(StoreBatch(batch_id, tuple(ops), self.actor_ref))
+            self._ask_store(pending, ops)
         else:
-            self._flush(batch.conn)
+            self.order.flush(batch.conn)
 
     def _plan_solo(self, pending: PendingBatch, wall: float, ops: list[tuple[int, StoreOp]]) -> None:
         """Plan a batch as ``_plan_local`` does, but runs of consecutive plain requests of one
@@ -923,13 +845,6 @@ class Node(ScheduledActor):
         except Exception as exc:  # a bug must cost one reply, never the node
             pending.fill(slot, self._request_failed("planning", request, exc))
 
-    def _enqueue(self, pending: PendingBatch) -> None:
-        queue = self._queues.get(pending.conn)
-        if queue is None:
-            queue = self._queues[pending.conn] = collections.deque()
-        queue.append(pending)
-        pending.queued = True
-
     def _plan(self, request: Request | ErrorReply, wall: float) -> StoreOp | None:
         """The store operation a request needs, or None if the node answers it itself."""
         t = type(request)
@@ -978,15 +893,16 @@ class Node(ScheduledActor):
 
     # --- store results ------------------------------------------------------------
 
-    def _on_store_results(self, message: StoreResults) -> None:
-        pending = self._in_store.pop(message.batch, None)
-        if pending is None:
-            self._on_other_store_results(message)
-            return
-        try:
-            self._answer(pending, message)
-        except Exception as exc:
-            self._fail_batch(pending, "answering", exc)
+    def _ask_store(self, pending: PendingBatch, ops: list[tuple[int, StoreOp]]) -> None:
+        """Send ``pending``'s store operations; their results fill its slots."""
+
+        def answer(message: StoreResults) -> None:
+            try:
+                self._answer(pending, message)
+            except Exception as exc:
+                self._fail_batch(pending, "answering", exc)
+
+        self.io.ask_store(tuple(ops), answer)
 
     def _answer(self, pending: PendingBatch, message: StoreResults) -> None:
         """Fill ``pending``'s slots from the store's results (re-planning re-stamped writes)."""
@@ -1020,25 +936,18 @@ class Node(ScheduledActor):
                 reply = self._request_failed("answering", request, exc)
             pending.fill(slot, reply)
         if again:
-            batch_id = next(self._batch_ids)
-            self._in_store[batch_id] = pending
-            self._to_store(StoreBatch(batch_id, tuple(again), self.actor_ref))
-        self._flush(pending.conn)
+            self._ask_store(pending, again)
+        self.order.flush(pending.conn)
 
-    def _on_other_store_results(self, message: StoreResults) -> None:
-        local = self._local_tasks.pop(message.batch, None)
-        if local is not None:
-            batch_id, attempts = local
+    def _local_results(self, batch_id: int, attempts: list[Any]) -> Any:
+        """The continuation of this node's share of cluster batch ``batch_id``."""
+
+        def answer(message: StoreResults) -> None:
             entry = self._cluster.get(batch_id)
             if entry is not None:
-                self._on_task_results(
-                    entry, self.ctx.node_id, _task_results(attempts, [result for _, result in message.results])
-                )
-            return
-        wait = self._replica_waits.pop(message.batch, None)
-        if wait is not None:
-            addr, req = wait
-            self._answers.answer(addr, req, tuple(result for _, result in message.results), self.ctx.now())
+                self._on_task_results(entry, self.ctx.node_id, _task_results(attempts, [result for _, result in message.results]))
+
+        return answer
 
     def _reply_for(self, request: Request | ErrorReply, result: Any) -> Reply:
         t = type(request)
@@ -1072,13 +981,13 @@ class Node(ScheduledActor):
         stats = {
             "node_id": self.ctx.node_id,
             "uptime_s": round(self.ctx.now() - self.started_at, 3),
-            "connections": len(self._queues),
-            "connections_total": self.connections_total,
+            "connections": len(self.order),
+            "connections_total": self.order.total,
             "requests": self.requests,
             "errors": self.errors,
         }
         stats.update(store_stats)
-        stats["internal_errors"] = self.internal_errors + store_stats.get("internal_errors", 0)
+        stats["internal_errors"] = self.io.internal_errors + store_stats.get("internal_errors", 0)
         stats["actor_failures"] = self.actor_failures + self.reported_failures
         stats.update(self.ctx.host_stats())
         stats["cluster"] = self._cluster_stats()
@@ -1118,17 +1027,6 @@ class Node(ScheduledActor):
             "replies_from_wrong_peer", 0
         )
         return out
-
-    def _flush(self, conn: int) -> None:
-        queue = self._queues.get(conn)
-        if queue is None:
-            return
-        while queue and queue[0].missing == 0:
-            done = queue.popleft()
-            try:
-                done.reply_to.tell(BatchReply(conn, tuple(done.replies)))  # type: ignore[arg-type]
-            except Exception as exc:  # a broken reply target costs its connection, never the node
-                log_failure(logger, f"{self} replying to connection {conn}", exc)
 
 
 def _wire_ops(planned: list[tuple[int, Any]], tasks: list[Any]) -> tuple[list[Any], list[Any]]:
