@@ -1,13 +1,19 @@
-"""Hosting nodes on one SimPy environment, driven from the caller's thread.
+"""Hosting any actor system's nodes on one SimPy environment, driven from the caller's thread.
+
+:class:`SimHost` takes the system to host as its spawn function (see
+:mod:`actors.kernel.driver`) and gives each node a ``Ctx`` on virtual time: a skewed clock
+(:mod:`sim.clock`), a pausable scheduler (:mod:`sim.scheduler`) and a sender on the
+simulated network (:mod:`sim.network`), whose faults (partition, loss, latency) it exposes
+with its own: pause, resume, crash. The actors are the very classes the runtime runs.
 
 One seed drives every source of randomness: each node's RNG is
-``Random(f"{seed}/{node_id}")`` (string seeds hash with SHA-512, stable across processes
-and ``PYTHONHASHSEED``). The actors are the very classes the runtime runs.
+``Random(f"{seed}/{node_id}")`` (``/{life}`` appended after a restart), the network's
+``Random(f"{seed}/network")`` (string seeds hash with SHA-512, stable across processes
+and ``PYTHONHASHSEED``). Same seed and same driver calls: the same trace.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from typing import Any
 
@@ -15,10 +21,7 @@ import simpy
 from pykka import ActorRegistry
 
 from actors.kernel import Ctx
-
-from actors.config import NodeConfig
-from actors.node.system import NodeRefs, spawn_node
-from actors.node.driver import NodeDriver
+from actors.kernel.driver import HostDriver, Spawn
 from sim.clock import SkewedClock
 from sim.network import SimNetwork
 from sim.scheduler import NodeScheduler, SimScheduler
@@ -40,9 +43,11 @@ class CountingEnvironment(simpy.Environment):
         super().step()
 
 
-class SimHost(NodeDriver):
-    def __init__(self, seed: int | str = 0) -> None:
-        super().__init__()
+class SimHost(HostDriver):
+    """Nodes of the system ``spawn`` starts, on virtual time, with simulated faults."""
+
+    def __init__(self, spawn: Spawn, seed: int | str = 0) -> None:
+        super().__init__(spawn)
         self.seed = seed
         self.env = CountingEnvironment()
         self.scheduler = SimScheduler(self.env)
@@ -73,20 +78,14 @@ class SimHost(NodeDriver):
             trace=self._record,
         )
 
-    def start_node(
-        self,
-        node_id: str = "node1",
-        config: NodeConfig | None = None,
-        *,
-        offset: float = 0.0,
-        drift: float = 0.0,
-    ) -> NodeRefs:
-        if config is not None and not config.address:
-            config = dataclasses.replace(config, address=node_id)
-        refs = spawn_node(self.ctx(node_id, offset=offset, drift=drift), config)
-        self.nodes[node_id] = refs
-        self.network.inboxes[node_id] = refs.node
-        return refs
+    def start_node(self, node_id: str, config: Any = None, *, offset: float = 0.0, drift: float = 0.0) -> Any:
+        """Spawn a node whose clock reads ``t * (1 + drift) + offset`` at virtual time ``t``;
+        peers reach it through the network from now on. A crashed node's id may start again
+        (a restart: fresh memory, fresh randomness)."""
+        handle = self.spawn(self.ctx(node_id, offset=offset, drift=drift), config)
+        self.nodes[node_id] = handle
+        self.network.inboxes[node_id] = self.peer_inbox(handle)
+        return handle
 
     def pause(self, node_id: str) -> None:
         """Stall a node: nothing of it runs until :meth:`resume` (its clock keeps going)."""
@@ -97,14 +96,14 @@ class SimHost(NodeDriver):
 
     def crash(self, node_id: str) -> None:
         """Kill a node: its actors stop and its memory is gone; messages to it are dropped."""
-        refs = self.nodes.pop(node_id)
+        handle = self.nodes.pop(node_id)
         self.network.inboxes.pop(node_id, None)
         self.schedulers[node_id].discard()
-        for ref in refs.actors():
+        for ref in handle.actors():
             if ref.is_alive():
                 ref.stop(block=False)
         self.run_until_idle()
-        for ref in refs.actors():
+        for ref in handle.actors():
             ActorRegistry.unregister(ref)
 
     # --- driving ------------------------------------------------------------------
@@ -125,7 +124,7 @@ class SimHost(NodeDriver):
 
     def shutdown(self) -> None:
         """Stop every node's actors and drop them from Pykka's process-global registry."""
-        for refs in self.nodes.values():
-            refs.stop()
+        for handle in self.nodes.values():
+            handle.stop()
         self.run_until_idle()
         self._forget_nodes()

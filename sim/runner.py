@@ -23,7 +23,7 @@ from actors.config import NodeConfig
 from actors.kernel.trace import trace_line
 from sim.checkers import CheckContext, Violation, run_checkers
 from sim.history import History
-from sim.host import SimHost
+from sim.cache_host import CacheSimHost
 from sim.scenario import Fault, Scenario
 from sim.workload import Workload
 
@@ -124,7 +124,7 @@ class Runner:
         self.checkers = checkers
         self.expect_consistency = expect_consistency or (scenario.write_consistency, scenario.read_consistency)
         self.skew_bound = scenario.skew_bound if skew_bound is None else skew_bound
-        self.host = SimHost(seed)
+        self.host = CacheSimHost(seed)
         self.env = self.host.env
         self.rng = random.Random(f"{seed}/faults")
         self.history = History()

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 
 
 @pytest.fixture
@@ -42,13 +42,13 @@ def host(request: pytest.FixtureRequest) -> Iterator[object]:
     on asyncio time is real (keep waits short), in the simulator it is virtual.
     """
     if request.param == "asyncio":
-        from runtime.host import ThreadedLoopHost
+        from runtime.cache_host import CacheLoopHost
 
-        h: object = ThreadedLoopHost()
+        h: object = CacheLoopHost()
     else:
-        from sim.host import SimHost
+        from sim.cache_host import CacheSimHost
 
-        h = SimHost(seed=1)
+        h = CacheSimHost(seed=1)
     try:
         yield h
     finally:

@@ -15,7 +15,7 @@ import pytest
 from actors.kernel import ScheduledFuture
 from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Inspect, Leave, LeaveDone, Locate, MGet, MSet, Set, Stats, Value, Values
 from actors.config import NodeConfig
-from sim.host import SimHost
+from sim.cache_host import CacheSimHost
 from sim.network import Link, uniform
 
 FAST = dict(heartbeat_interval_s=0.1, down_after_s=1.0, anti_entropy_interval_s=0.3)
@@ -27,7 +27,7 @@ def config(seeds: tuple[str, ...] = (), **overrides: object) -> NodeConfig:
 
 class SimCluster:
     def __init__(self, n: int, seed: int = 1, **overrides: object) -> None:
-        self.host = SimHost(seed=seed)
+        self.host = CacheSimHost(seed=seed)
         self.overrides = overrides
         self.ids = [f"n{i}" for i in range(1, n + 1)]
         self.host.start_node(self.ids[0], config(**overrides))

@@ -14,7 +14,7 @@ from actors.store.keyspace import Keyspace, entry_size
 from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Set, Stats
 from actors.config import NodeConfig
 from actors.protocol.version import Version
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 from tests.wire import Conn
 
 BOUND = 100_000
@@ -167,9 +167,9 @@ def test_redis_clients_see_the_bound_and_the_oom_error() -> None:
 
 
 def test_a_full_cluster_refuses_writes_with_out_of_memory_not_a_timeout() -> None:
-    from sim.host import SimHost
+    from sim.cache_host import CacheSimHost
 
-    h = SimHost(seed=5)
+    h = CacheSimHost(seed=5)
     try:
         cfg = dict(heartbeat_interval_s=0.1, max_memory=20_000)
         h.start_node("n1", NodeConfig(**cfg))  # type: ignore[arg-type]

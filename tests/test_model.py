@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from actors.config import NodeConfig
 from actors.protocol.messages import Ack, Delete, Get, MGet, MSet, Set, Stats, Value, Values
-from sim.host import SimHost
+from sim.cache_host import CacheSimHost
 
 KEYS = st.sampled_from(["a", "b", "c", "d", "e"])
 VALUES = st.integers(0, 100) | st.text(max_size=3)
@@ -24,7 +24,7 @@ TTLS = st.none() | st.integers(1, 8).map(lambda q: q / 4)
 class SingleNodeMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.host = SimHost(seed=0)
+        self.host = CacheSimHost(seed=0)
         self.host.start_node(config=NodeConfig(cleanup_interval_s=0.5))
         self.model: dict[str, tuple[Any, float | None]] = {}
 

@@ -10,7 +10,7 @@ from actors.protocol.record import Record
 from actors.store.rmw import plan_update
 from actors.config import NodeConfig
 from actors.protocol.version import Version
-from sim.host import SimHost
+from sim.cache_host import CacheSimHost
 
 V = Version(1, 0, "n1")
 
@@ -72,8 +72,8 @@ def test_single_node_on_both_hosts(host: object) -> None:
     assert one(Ttl("n")) == TtlReply(False, None)
 
 
-def cluster(n: int) -> SimHost:
-    h = SimHost(seed=3)
+def cluster(n: int) -> CacheSimHost:
+    h = CacheSimHost(seed=3)
     h.start_node("n1", NodeConfig(heartbeat_interval_s=0.1))
     for i in range(2, n + 1):
         h.start_node(f"n{i}", NodeConfig(seeds=("n1",), heartbeat_interval_s=0.1))

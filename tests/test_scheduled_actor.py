@@ -136,7 +136,7 @@ def test_a_turn_handles_what_waits_up_to_the_bound_then_calls_on_turn_end(host: 
     assert seen == list(range(total))
     assert sum(turns) == total
     assert all(1 <= n <= TURN_ENVELOPES for n in turns)
-    if type(host).__name__ == "SimHost":  # every tell is queued before the first turn runs
+    if type(host).__name__ == "CacheSimHost":  # every tell is queued before the first turn runs
         assert turns == [TURN_ENVELOPES, TURN_ENVELOPES, 10]
     ref.stop(timeout=5)
 
@@ -262,9 +262,9 @@ def test_a_surviving_actor_lives_through_a_told_exception_counts_and_reports_it(
 def test_a_surviving_actor_still_stops_on_a_base_exception() -> None:
     """Simulator only: there the ``BaseException`` reaches whoever drives the host (on the
     asyncio host it would end the loop's thread, as it ends a real node's process)."""
-    from sim.host import SimHost
+    from sim.cache_host import CacheSimHost
 
-    host = SimHost(seed=1)
+    host = CacheSimHost(seed=1)
     ref = host.ctx("n1").spawn(Survivor)
     ref.tell("boom-base")
     with pytest.raises(KeyboardInterrupt):

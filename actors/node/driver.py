@@ -1,13 +1,18 @@
 """The cache's driver calls: connect a client, submit a batch, wait for its replies.
 
-Mixed into both hosts' drivers (:class:`actors.kernel.driver.HostDriver`), so a behaviour
-test of the cache runs unchanged in real time and in the simulator.
+Mixed into both hosts' drivers (:class:`actors.kernel.driver.HostDriver`) by the cache's
+host bindings, so a behaviour test of the cache runs unchanged in real time and in the
+simulator.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
+from pykka import ActorRef
+
+from actors.config import NodeConfig
 from actors.kernel.driver import HostDriver
 from actors.kernel.scheduled import ScheduledFuture
 from actors.protocol.messages import (
@@ -19,6 +24,7 @@ from actors.protocol.messages import (
     Reply,
     Request,
 )
+from actors.node.system import NodeRefs
 
 __all__ = ["FutureReplyTo", "NodeDriver"]
 
@@ -36,11 +42,25 @@ class FutureReplyTo:
 
 
 class NodeDriver(HostDriver):
-    """Client calls into cache nodes hosted by this driver."""
+    """Client calls into cache nodes hosted by this driver.
 
-    def __init__(self) -> None:
-        super().__init__()
+    A mixin: the cache's host bindings (``sim.cache_host.CacheSimHost``,
+    ``runtime.cache_host.CacheLoopHost``) put it before a host class, which gets the
+    constructor arguments passed through.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._conn_ids = itertools.count(1)
+
+    def start_node(self, node_id: str = "node1", config: NodeConfig | None = None, **host_options: Any) -> NodeRefs:
+        """Spawn a cache node (``spawn_node``); ``host_options`` go to the host (the
+        simulator's ``offset`` and ``drift``)."""
+        return super().start_node(node_id, config, **host_options)
+
+    def peer_inbox(self, handle: NodeRefs) -> ActorRef[Any]:
+        """Peers talk to a node's ``Node`` actor; it hands the replicator its share."""
+        return handle.node
 
     def connect(self, node_id: str = "node1") -> int:
         """Announce a new client connection to a node; returns its connection id."""
