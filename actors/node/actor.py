@@ -46,6 +46,7 @@ from typing import Any
 from pykka import ActorRef
 
 from actors.config import NodeConfig
+from actors.cluster.lifecycle import Lifecycle
 from actors.node.io import OUTBOX_FLUSH_OPS, ActorIO
 from actors.node.ordering import PendingBatch, ReplyOrder
 from actors.kernel.scheduled import ScheduledActor
@@ -56,7 +57,7 @@ from actors.cluster.replicator import REPLICATOR_COUNTERS
 from actors.store.rmw import is_update, plan_update
 from actors.protocol.errors import CacheError, ErrorCode
 from actors.kernel.failures import log_failure
-from actors.cluster.membership import Membership, State
+from actors.cluster.membership import State
 from actors.protocol.messages import (
     Ack,
     REPLY_TYPES,
@@ -71,14 +72,12 @@ from actors.protocol.messages import (
     Inspect,
     InspectReply,
     Leave,
-    LeaveDone,
     Locate,
     LocateReply,
     RemoveNode,
     ReplicatorCounters,
     RequestTimeout,
     Tick,
-    ViewChanged,
     WarmDone,
     BatchReply,
     ClientBatch,
@@ -110,7 +109,6 @@ from actors.protocol.peer_messages import (
     Forward,
     ForwardReply,
     Gossip,
-    MemberStatus,
     ReplicaAck,
     ReplicaRequest,
     ReplicaResponse,
@@ -124,14 +122,8 @@ __all__ = ["Node"]
 logger = logging.getLogger("actorcache.node")
 
 
-#: How long a joining node waits for gossip answers before it settles on what it knows.
-JOIN_SETTLE_HEARTBEATS = 3
 #: A write is re-stamped at most this often when replicas hold newer versions.
 MAX_RESTAMPS = 3
-#: A node whose seeds never answer starts a cluster of its own after this many heartbeats.
-JOIN_GIVE_UP_HEARTBEATS = 25
-
-
 class Node(ScheduledActor):
     survive_failures = True  # see ScheduledActor.survive_failures
 
@@ -139,7 +131,6 @@ class Node(ScheduledActor):
         super().__init__(ctx)
         self.config = config = config or NodeConfig()
         self.store = store
-        self.replicator: ActorRef[Any] | None = None
         self.clock = HybridClock(ctx.node_id)
         self._only_me = (ctx.node_id,)  # the replica set of a single node's entries
         self.started_at = ctx.now()
@@ -155,22 +146,8 @@ class Node(ScheduledActor):
         #: Failures the node's other actors survived and reported (``ActorFailed``).
         self.reported_failures = 0
         # --- cluster ---
-        self.address = config.address or ctx.node_id
-        self.membership = Membership(
-            ctx.node_id,
-            self.address,
-            int(ctx.wall() * 1000),
-            replicas=config.replicas,
-            partitions=config.partitions,
-            heartbeat_interval_s=config.heartbeat_interval_s,
-            suspect_phi=config.suspect_phi,
-            down_after_s=config.down_after_s,
-            status=MemberStatus.WARMING if config.seeds else MemberStatus.READY,
-        )
-        self.view = self.membership.view
-        self.joined = not config.seeds
-        self._first_heard: float | None = None
-        self._heartbeats = 0
+        #: Membership, the view, join and leave.
+        self.life = Lifecycle(io, config, int(ctx.wall() * 1000))
         self._cluster: dict[int, tuple[ClusterBatch, PendingBatch]] = {}
         #: Replica requests to peers (actors.cluster.replica_flow): per peer the current turn's
         #: outbox (sent by ``on_turn_end``), each request's route by req (target and, in
@@ -180,7 +157,6 @@ class Node(ScheduledActor):
         )
         #: This node's answers to peers' replica requests, big ones in acknowledged parts.
         self._answers = ResponseParts(self.ctx.send, config.request_timeout_s)
-        self._leave: Leave | None = None
         self._rmw_queues: dict[str, collections.deque[_RmwJob]] = {}
         self._rmw_jobs: dict[int, _RmwJob] = {}
         self._forwards: dict[int, tuple[Any, Any, Any]] = {}  # fid -> (request, done, timer)
@@ -199,7 +175,7 @@ class Node(ScheduledActor):
         )
 
     def on_start(self) -> None:
-        self._gossip()
+        self.life.gossip()
         self.ctx.call_later(self.config.heartbeat_interval_s, self.actor_ref, Tick("gossip"))
 
     def on_receive(self, message: Any) -> Any:
@@ -227,17 +203,13 @@ class Node(ScheduledActor):
         elif t is ReplicatorCounters:
             self.replicator_counters = message.counters
         elif t is WarmDone:
-            self.ctx.trace("warm", incarnation=self.membership.me.incarnation)
-            if self.membership.me.status == MemberStatus.WARMING and self.membership.set_status(MemberStatus.READY):
-                self._view_changed()
+            self.life.warm_done()
         elif t is Leave:
-            self._start_leave(message)
+            self.life.start_leave(message)
         elif t is HandOffDone:
-            self._finish_leave(message.keys, message.complete)
+            self.life.finish_leave(message.keys, message.complete)
         elif t is AttachReplicator:
-            self.replicator = message.replicator
-            if self.joined:
-                self.replicator.tell(ViewChanged(self.view))
+            self.life.attach(message.replicator)
         elif t is ActorFailed:
             self.reported_failures += 1
         else:
@@ -251,106 +223,13 @@ class Node(ScheduledActor):
         self._requests.flush()
         self.io.flush_store()
 
-    # --- membership -----------------------------------------------------------------
-
-    def _gossip(self) -> None:
-        rows = self.membership.gossip_rows()
-        partitions = self.config.partitions
-        addresses = self.membership.peer_addresses()
-        for addr in addresses:
-            self.ctx.send(addr, Gossip(rows, False, partitions))
-        if not self.joined:
-            for addr in self.config.seeds:
-                if addr not in addresses and addr != self.address:
-                    self.ctx.send(addr, Gossip(rows, True, partitions))
-
     def _on_heartbeat(self) -> None:
         self.ctx.call_later(self.config.heartbeat_interval_s, self.actor_ref, Tick("gossip"))
-        self._heartbeats += 1
         now = self.ctx.now()
-        if self.membership.tick(now):
-            self._view_changed()
-        if not self.joined:
-            settled = (
-                self._first_heard is not None
-                and now - self._first_heard >= JOIN_SETTLE_HEARTBEATS * self.config.heartbeat_interval_s
-            )
-            if settled or self._heartbeats >= JOIN_GIVE_UP_HEARTBEATS:
-                self.joined = True
-                if self._first_heard is None:
-                    logger.warning("no seed answered; %s starts a cluster of its own", self.ctx.node_id)
-                self.ctx.trace("joined", members=len(self.view.members))
-                if self.replicator is not None:
-                    self.replicator.tell(ViewChanged(self.view))
+        self.life.on_heartbeat(now)
         self._requests.forget_lost()
         self._answers.expire(now)
-        self._gossip()
-
-    def _on_gossip(self, env: FromPeer, msg: Gossip) -> None:
-        if msg.partitions != self.config.partitions:
-            logger.error("%s gossips %d partitions, we have %d: ignored", env.src, msg.partitions, self.config.partitions)
-            return
-        if self._first_heard is None:
-            self._first_heard = self.ctx.now()
-        if self.membership.on_gossip(env.src, msg.members, self.ctx.now()):
-            self._view_changed()
-        if msg.reply:
-            self.ctx.send(env.addr, Gossip(self.membership.gossip_rows(), False, self.config.partitions))
-
-    def _view_changed(self) -> None:
-        old = self.view
-        view = self.view = self.membership.view
-        changes = {
-            m.node_id: f"{m.status}/{view.states.get(m.node_id)}"
-            for m in view.members
-            if old.status(m.node_id) != m.status or old.states.get(m.node_id) != view.states.get(m.node_id)
-        }
-        if changes:
-            self.ctx.trace("view", changes=changes)
-        if self.joined and self.replicator is not None:
-            self.replicator.tell(ViewChanged(view))
-
-    def _remove_node(self, request: RemoveNode) -> Reply:
-        node_id = request.node_id
-        if node_id == self.ctx.node_id:
-            return ErrorReply(ErrorCode.BAD_REQUEST, "a node cannot remove itself; stop it (SIGTERM) to leave", request.rid)
-        if node_id not in self.membership.table:
-            return ErrorReply(ErrorCode.BAD_REQUEST, f"no member {node_id!r}", request.rid)
-        if self.view.states.get(node_id) != State.DOWN:
-            return ErrorReply(
-                ErrorCode.BAD_REQUEST, f"{node_id} is {self.view.states.get(node_id)}, not down: only a down node can be removed", request.rid
-            )
-        self.ctx.trace("remove_node", node=node_id)
-        if self.membership.remove(node_id):
-            self._view_changed()
-            self._gossip()
-        return Ack(request.rid)
-
-    def _start_leave(self, message: Leave) -> None:
-        if self._leave is not None:
-            return
-        self._leave = message
-        self.ctx.trace("leave", incarnation=self.membership.me.incarnation)
-        if self.view.solo or self.replicator is None:
-            self._finish_leave(0, True)
-            return
-        self.membership.set_status(MemberStatus.LEAVING)
-        self._view_changed()
-        self._gossip()
-        self.ctx.call_later(self.config.leave_timeout_s, self.actor_ref, HandOffDone(0, False))
-
-    def _finish_leave(self, keys: int, complete: bool) -> None:
-        leave = self._leave
-        if leave is None or self.membership.me.status == MemberStatus.LEFT:
-            return
-        self.membership.set_status(MemberStatus.LEFT)
-        self._view_changed()
-        self._gossip()
-        self.ctx.trace("left", keys=keys, complete=complete)
-        try:
-            leave.reply_to.tell(LeaveDone(keys, complete))
-        except Exception as exc:
-            log_failure(logger, f"{self} telling the leave reply target", exc)
+        self.life.gossip()
 
     # --- peers ------------------------------------------------------------------------
 
@@ -365,13 +244,13 @@ class Node(ScheduledActor):
         elif t is ReplicaAck:
             self._answers.on_ack(env.addr, msg.req, msg.start, self.ctx.now())
         elif t is Gossip:
-            self._on_gossip(env, msg)
+            self.life.on_gossip(env, msg)
         elif t is Forward:
             self._on_forward(env, msg)
         elif t is ForwardReply:
             self._on_forward_reply(env.src, msg)
-        elif self.replicator is not None:
-            self.replicator.tell(env)
+        elif self.life.replicator is not None:
+            self.life.replicator.tell(env)
 
     def _serve_replica(self, env: FromPeer, msg: ReplicaRequest) -> None:
         wall = self.ctx.wall()
@@ -420,7 +299,7 @@ class Node(ScheduledActor):
     # --- coordinated batches --------------------------------------------------------
 
     def _coordinate(self, batch: ClientBatch, pending: PendingBatch) -> None:
-        view = self.view
+        view = self.life.view
         wall = self.ctx.wall()
         config = self.config
         batch_id = self.io.next_id()
@@ -431,7 +310,7 @@ class Node(ScheduledActor):
         for slot, request in enumerate(pending.requests):
             try:
                 data = is_data_request(request)
-                if (data or is_update(request)) and not self.joined:
+                if (data or is_update(request)) and not self.life.joined:
                     pending.fill(slot, ErrorReply(ErrorCode.UNAVAILABLE, "unavailable: still joining the cluster", request.rid))
                     continue
                 if is_update(request):
@@ -484,7 +363,7 @@ class Node(ScheduledActor):
 
     def _update(self, pending: PendingBatch, slot: int, request: Any) -> None:
         """Run ``request`` at the key's coordinator: here, or forwarded to it."""
-        view = self.view
+        view = self.life.view
         owners = view.placement.owners(partition_of(request.key, self.config.partitions))
         coordinator = next((m for m in owners if view.serves_reads(m)), None)
 
@@ -612,7 +491,7 @@ class Node(ScheduledActor):
     def _send_tasks(self, cb: ClusterBatch, outgoing: dict[str, list[tuple[int, Any]]]) -> None:
         """One store batch for this node's share, one ReplicaRequest per peer."""
         me = self.ctx.node_id
-        addresses = self.view.addresses
+        addresses = self.life.view.addresses
         tasks = cb.tasks
         for target, planned in outgoing.items():
             attempts, wire = _wire_ops(planned, tasks)
@@ -679,7 +558,7 @@ class Node(ScheduledActor):
             if source == me:
                 self.io.ask_store(((0, Apply((record,))),), None)
             else:
-                addr = self.view.addresses.get(source)
+                addr = self.life.view.addresses.get(source)
                 if addr is not None:
                     self.ctx.send(addr, ReplicaRequest(0, (Apply((record,)),)))
 
@@ -738,9 +617,10 @@ class Node(ScheduledActor):
         self._cluster.pop(cb.batch_id, None)
 
     def _hint(self, items: tuple[tuple[str, Any], ...]) -> None:
-        if items and self.replicator is not None:
+        replicator = self.life.replicator
+        if items and replicator is not None:
             self.coord["hints_written"] += len(items)
-            self.replicator.tell(HintRecords(items))
+            replicator.tell(HintRecords(items))
 
     # --- client batches -----------------------------------------------------------
 
@@ -753,7 +633,7 @@ class Node(ScheduledActor):
 
     def _plan_batch(self, batch: ClientBatch, pending: PendingBatch) -> None:
         requests = batch.requests
-        if not self.view.solo or not self.joined:
+        if not self.life.view.solo or not self.life.joined:
             self.requests += len(requests)
             self.order.enqueue(pending)
             self._coordinate(batch, pending)
@@ -885,10 +765,10 @@ class Node(ScheduledActor):
             self.ctx.trace("join", peer=request.node_id)
             return Ack(request.rid)
         if t is RemoveNode:
-            return self._remove_node(request)
+            return self.life.remove_node(request)
         if t is Locate:
             partition = partition_of(request.key, self.config.partitions)
-            return LocateReply(request.key, partition, self.view.placement.owners(partition), request.rid)
+            return LocateReply(request.key, partition, self.life.view.placement.owners(partition), request.rid)
         raise TypeError(f"no handler for {type(request).__name__}")
 
     # --- store results ------------------------------------------------------------
@@ -994,7 +874,7 @@ class Node(ScheduledActor):
         return stats
 
     def _cluster_stats(self) -> dict[str, Any]:
-        view = self.view
+        view = self.life.view
         me = self.ctx.node_id
         members = {
             m.node_id: {
@@ -1010,8 +890,8 @@ class Node(ScheduledActor):
             "replicas": view.placement.replicas,
             "partitions": view.placement.partitions,
             "partitions_owned": len(view.placement.owned_by(me)),
-            "ready": self.membership.me.status == MemberStatus.READY,
-            "joined": self.joined,
+            "ready": self.life.ready,
+            "joined": self.life.joined,
             "write_consistency": self.config.write_consistency,
             "read_consistency": self.config.read_consistency,
             **dict.fromkeys(REPLICATOR_COUNTERS, 0),

@@ -1,0 +1,185 @@
+"""A node's life in the cluster: join, gossip, heartbeat, leave, remove-node, view changes.
+
+A plain object the ``Node`` actor drives (through :class:`~actors.cluster.node_io.NodeIO`);
+the membership table and its rules live in :mod:`actors.cluster.membership`, this module
+decides when to gossip and what a view change sets off.
+
+Theory of operation: every heartbeat the node gossips its table to every member (and,
+until it has joined, to its seeds, asking for an answer). A node with seeds has
+*joined* once gossip has been heard for :data:`JOIN_SETTLE_HEARTBEATS` heartbeats, or
+after :data:`JOIN_GIVE_UP_HEARTBEATS` with no answer (it then starts a cluster of its
+own). Until it has joined the replicator hears of no view (nothing is streamed against
+a table still filling) and data requests are refused ``unavailable``. A leave marks the
+node ``leaving``, lets the replicator hand its partitions off, and ends ``left`` when
+the replicator says so or ``leave_timeout_s`` passes, whichever is first (once).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pykka import ActorRef
+
+from actors.cluster.membership import ClusterView, Membership, State
+from actors.cluster.node_io import NodeIO
+from actors.kernel.failures import log_failure
+from actors.kernel.peer import FromPeer
+from actors.protocol.errors import ErrorCode
+from actors.protocol.messages import Ack, ErrorReply, Leave, LeaveDone, RemoveNode, Reply, ViewChanged
+from actors.protocol.peer_messages import Gossip, MemberStatus
+
+__all__ = ["JOIN_GIVE_UP_HEARTBEATS", "JOIN_SETTLE_HEARTBEATS", "Lifecycle"]
+
+logger = logging.getLogger("actorcache.node")
+
+#: How long a joining node waits for gossip answers before it settles on what it knows.
+JOIN_SETTLE_HEARTBEATS = 3
+#: A node whose seeds never answer starts a cluster of its own after this many heartbeats.
+JOIN_GIVE_UP_HEARTBEATS = 25
+
+
+class Lifecycle:
+    """This node's membership, view and join/leave state. ``config`` is the node's
+    ``NodeConfig``; ``wall_ms`` its start time (its first incarnation)."""
+
+    def __init__(self, io: NodeIO, config: Any, wall_ms: int) -> None:
+        self.io = io
+        self.config = config
+        self.address = config.address or io.node_id
+        self.membership = Membership(
+            io.node_id,
+            self.address,
+            wall_ms,
+            replicas=config.replicas,
+            partitions=config.partitions,
+            heartbeat_interval_s=config.heartbeat_interval_s,
+            suspect_phi=config.suspect_phi,
+            down_after_s=config.down_after_s,
+            status=MemberStatus.WARMING if config.seeds else MemberStatus.READY,
+        )
+        self.view: ClusterView = self.membership.view
+        self.joined = not config.seeds
+        self.replicator: ActorRef[Any] | None = None
+        self._first_heard: float | None = None
+        self._heartbeats = 0
+        self._leave: Leave | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.membership.me.status == MemberStatus.READY
+
+    def attach(self, replicator: ActorRef[Any]) -> None:
+        self.replicator = replicator
+        if self.joined:
+            replicator.tell(ViewChanged(self.view))
+
+    # --- gossip and heartbeats ----------------------------------------------------------
+
+    def gossip(self) -> None:
+        rows = self.membership.gossip_rows()
+        partitions = self.config.partitions
+        addresses = self.membership.peer_addresses()
+        send = self.io.send
+        for addr in addresses:
+            send(addr, Gossip(rows, False, partitions))
+        if not self.joined:
+            for addr in self.config.seeds:
+                if addr not in addresses and addr != self.address:
+                    send(addr, Gossip(rows, True, partitions))
+
+    def on_heartbeat(self, now: float) -> None:
+        """Check the failure detector and settle a join (the node gossips after its other
+        heartbeat work: :meth:`gossip`)."""
+        self._heartbeats += 1
+        if self.membership.tick(now):
+            self.view_changed()
+        if not self.joined:
+            settled = (
+                self._first_heard is not None
+                and now - self._first_heard >= JOIN_SETTLE_HEARTBEATS * self.config.heartbeat_interval_s
+            )
+            if settled or self._heartbeats >= JOIN_GIVE_UP_HEARTBEATS:
+                self.joined = True
+                if self._first_heard is None:
+                    logger.warning("no seed answered; %s starts a cluster of its own", self.io.node_id)
+                self.io.trace("joined", members=len(self.view.members))
+                if self.replicator is not None:
+                    self.replicator.tell(ViewChanged(self.view))
+
+    def on_gossip(self, env: FromPeer, msg: Gossip) -> None:
+        partitions = self.config.partitions
+        if msg.partitions != partitions:
+            logger.error("%s gossips %d partitions, we have %d: ignored", env.src, msg.partitions, partitions)
+            return
+        now = self.io.now()
+        if self._first_heard is None:
+            self._first_heard = now
+        if self.membership.on_gossip(env.src, msg.members, now):
+            self.view_changed()
+        if msg.reply:
+            self.io.send(env.addr, Gossip(self.membership.gossip_rows(), False, partitions))
+
+    def view_changed(self) -> None:
+        old = self.view
+        view = self.view = self.membership.view
+        changes = {
+            m.node_id: f"{m.status}/{view.states.get(m.node_id)}"
+            for m in view.members
+            if old.status(m.node_id) != m.status or old.states.get(m.node_id) != view.states.get(m.node_id)
+        }
+        if changes:
+            self.io.trace("view", changes=changes)
+        if self.joined and self.replicator is not None:
+            self.replicator.tell(ViewChanged(view))
+
+    def warm_done(self) -> None:
+        """The replicator pulled every partition this node owns: it may serve reads."""
+        self.io.trace("warm", incarnation=self.membership.me.incarnation)
+        if self.membership.me.status == MemberStatus.WARMING and self.membership.set_status(MemberStatus.READY):
+            self.view_changed()
+
+    # --- remove-node and leave ----------------------------------------------------------
+
+    def remove_node(self, request: RemoveNode) -> Reply:
+        node_id = request.node_id
+        if node_id == self.io.node_id:
+            return ErrorReply(ErrorCode.BAD_REQUEST, "a node cannot remove itself; stop it (SIGTERM) to leave", request.rid)
+        if node_id not in self.membership.table:
+            return ErrorReply(ErrorCode.BAD_REQUEST, f"no member {node_id!r}", request.rid)
+        state = self.view.states.get(node_id)
+        if state != State.DOWN:
+            return ErrorReply(
+                ErrorCode.BAD_REQUEST, f"{node_id} is {state}, not down: only a down node can be removed", request.rid
+            )
+        self.io.trace("remove_node", node=node_id)
+        if self.membership.remove(node_id):
+            self.view_changed()
+            self.gossip()
+        return Ack(request.rid)
+
+    def start_leave(self, message: Leave) -> None:
+        if self._leave is not None:
+            return
+        self._leave = message
+        self.io.trace("leave", incarnation=self.membership.me.incarnation)
+        if self.view.solo or self.replicator is None:
+            self.finish_leave(0, True)
+            return
+        self.membership.set_status(MemberStatus.LEAVING)
+        self.view_changed()
+        self.gossip()
+        self.io.set_timer(self.config.leave_timeout_s, lambda: self.finish_leave(0, False))
+
+    def finish_leave(self, keys: int, complete: bool) -> None:
+        leave = self._leave
+        if leave is None or self.membership.me.status == MemberStatus.LEFT:
+            return
+        self.membership.set_status(MemberStatus.LEFT)
+        self.view_changed()
+        self.gossip()
+        self.io.trace("left", keys=keys, complete=complete)
+        try:
+            leave.reply_to.tell(LeaveDone(keys, complete))
+        except Exception as exc:
+            log_failure(logger, f"{self.io.node_id} telling the leave reply target", exc)
