@@ -89,7 +89,6 @@ class SimNetwork:
         self._last_delivery: dict[tuple[str, str], float] = {}
         self.sent = 0
         self.dropped = 0
-        self.duplicated = 0
         #: Called for every delivered message (src, dst, msg): traces and statistics hook here.
         self.on_deliver: Callable[[str, str, Any], None] | None = None
 
@@ -132,7 +131,6 @@ class SimNetwork:
             self.dropped += 1
             return
         copies = 2 if link.duplicate and rng.random() < link.duplicate else 1
-        self.duplicated += copies - 1
         envelope = FromPeer(src, src, msg)
         now = self.env.now
         factor = self.slow.get(src, 1.0) * self.slow.get(dst, 1.0)

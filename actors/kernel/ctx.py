@@ -12,7 +12,6 @@ import itertools
 import random
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from actors.kernel.scheduled import ScheduledFuture
 from actors.kernel.scheduler import Cancellable, Scheduler
 
 if TYPE_CHECKING:
@@ -90,9 +89,6 @@ class Ctx:
     def spawn(self, cls: type[A], *args: Any) -> ActorRef[Any]:
         """Start an actor of ``cls`` on this node; its first constructor argument is this ctx."""
         return cls.start(self, *args)  # type: ignore[attr-defined]
-
-    def new_future(self) -> ScheduledFuture:
-        return ScheduledFuture(self.scheduler)
 
     def trace(self, event: str, **fields: Any) -> None:
         if self._trace is not None:
