@@ -98,18 +98,12 @@ def test_wire_ops_make_one_item_by_item_write_per_owner_set_of_a_run() -> None:
 def test_an_item_by_item_write_answers_each_key_and_names_a_newer_version() -> None:
     from actors.store.keyspace import Keyspace
     from actors.protocol.replica_ops import ItemResults, Write
-
-    class _Ctx:
-        tracing = False
-
-    from actors.store.actor import Store
+    from actors.store.apply import apply
 
     ks = Keyspace()
     new, newer = Version(2, 0, "a"), Version(3, 0, "b")
     ks.set("held", "x", None, newer)
     ks.set("same", "y", None, new)
-    store = Store.__new__(Store)  # the operation logic only: no actor, no host
-    store.keyspace, store.ctx = ks, _Ctx()
     op = Write((("fresh", 1, None), ("held", 2, None), ("same", 3, None)), new, ("a",), True)
-    assert store._apply(op, 0.0) == ItemResults((1, newer, 1))
+    assert apply(ks, op, 0.0) == ItemResults((1, newer, 1))
     assert ks.get("fresh", 0.0) == (1, True) and ks.get("held", 0.0) == ("x", True)

@@ -50,6 +50,8 @@ LFU_DECAY_MINUTES = 1
 class Evictor:
     """Chooses victims for one keyspace. Subclasses keep what their policy needs."""
 
+    #: The ``--eviction-policy`` name this class implements.
+    policy = ""
     #: Whether entries carry the sampling position, access clock and frequency.
     tracks_keys = False
     samples = 5
@@ -104,10 +106,11 @@ class Evictor:
 
 
 class NoEviction(Evictor):
-    pass
+    policy = "noeviction"
 
 
 class RandomEviction(Evictor):
+    policy = "allkeys-random"
     tracks_keys = True
 
     def victim(self, keyspace: Keyspace) -> str | None:
@@ -146,6 +149,8 @@ class PooledEviction(Evictor):
 
 
 class LruEviction(PooledEviction):
+    policy = "allkeys-lru"
+
     def touched(self, entry: TrackedEntry) -> None:  # type: ignore[override]
         entry.access = self.clock
 
@@ -154,6 +159,8 @@ class LruEviction(PooledEviction):
 
 
 class LfuEviction(PooledEviction):
+    policy = "allkeys-lfu"
+
     def badness(self, entry: TrackedEntry) -> float:
         return 255 - self._decayed(entry)
 
@@ -173,6 +180,8 @@ class LfuEviction(PooledEviction):
 
 
 class VolatileTtlEviction(Evictor):
+    policy = "volatile-ttl"
+
     def victim(self, keyspace: Keyspace) -> str | None:
         entries = keyspace._entries
         sample = keyspace.sample_volatile(self.rng, self.samples)
@@ -180,11 +189,7 @@ class VolatileTtlEviction(Evictor):
 
 
 _POLICIES: dict[str, type[Evictor]] = {
-    "noeviction": NoEviction,
-    "allkeys-random": RandomEviction,
-    "allkeys-lru": LruEviction,
-    "allkeys-lfu": LfuEviction,
-    "volatile-ttl": VolatileTtlEviction,
+    cls.policy: cls for cls in (NoEviction, RandomEviction, LruEviction, LfuEviction, VolatileTtlEviction)
 }
 
 
