@@ -2,9 +2,10 @@
 
 The framework is the kernel (``actors/kernel/``), the simulator's host, scheduler, clocks
 and network with its faults, and the runtime's loop host, loop scheduler and peer
-transport. Each may import the standard library, third-party packages and other framework
-modules, nothing else of this repository (``TYPE_CHECKING`` imports count too: a type named
-from the cache is a dependency all the same). The example systems in ``examples/`` are
+transport (with the ``host:port`` parsing it uses). Each may import the standard library,
+third-party packages and other framework modules, nothing else of this repository
+(``TYPE_CHECKING`` imports count too: a type named from the cache is a dependency all the
+same). The example systems in ``examples/`` are
 written against the kernel only. The cache's bindings to the hosts live outside this set
 (``sim/cache_host.py``, ``runtime/cache_host.py``).
 """
@@ -24,7 +25,7 @@ OURS = {"actors", "runtime", "sim", "examples", "tests", "bench", "notebooks"}
 KERNEL = sorted((ROOT / "actors" / "kernel").rglob("*.py"))
 FRAMEWORK_HOSTS = [
     ROOT / "sim" / f"{name}.py" for name in ("host", "scheduler", "clock", "network")
-] + [ROOT / "runtime" / f"{name}.py" for name in ("host", "loop_scheduler")]
+] + [ROOT / "runtime" / f"{name}.py" for name in ("host", "loop_scheduler", "addresses")]
 PEER_TRANSPORT = ROOT / "runtime" / "peers.py"
 EXAMPLES = sorted((ROOT / "examples").rglob("*.py"))
 #: An example's ``__main__`` picks the host it runs on: it may import the framework's hosts too.
