@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_layering import blocking_calls, violations
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Top-level packages of this repository: an import of one of them is checked.
@@ -98,6 +100,14 @@ def test_peer_transport_imports_nothing_of_the_cache() -> None:
 @pytest.mark.parametrize("path", EXAMPLE_SYSTEMS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_examples_are_written_against_the_kernel_only(path: Path) -> None:
     assert foreign_imports_of(path, EXAMPLE_MAY_IMPORT, ("actors.kernel.", "examples.")) == []
+
+
+@pytest.mark.parametrize("path", EXAMPLE_SYSTEMS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_examples_use_only_the_injected_world_and_never_block(path: Path) -> None:
+    """The rules ``tests/test_layering.py`` holds ``actors/`` to: no clock, thread, socket or
+    global randomness but through ``Ctx``, no blocking call in an actor."""
+    source = path.read_text()
+    assert violations(source, path.name) + blocking_calls(source, path.name) == []
 
 
 @pytest.mark.parametrize("path", EXAMPLE_MAINS, ids=lambda p: str(p.relative_to(ROOT)))
