@@ -1,0 +1,268 @@
+"""Streaming: whole partitions move when ownership changes (warming, gained partitions, handoff).
+
+A joining or restarted node (``warming``) pulls every partition it owns from a ready
+co-owner before it serves reads; any node pulls the partitions it gains when membership
+changes (pull rounds of :mod:`~actors.cluster.sync_rounds`). Partitions it no longer owns
+are pushed to their owners (the ``future`` placement's: owners once leaving members are
+gone) in acknowledged batches of about :data:`~actors.cluster.peer_budget.PUSH_BUDGET`
+bytes, then dropped; a leaving node does that for all of its partitions. Sans-IO: fed
+views, acks and the time; acts through a :class:`~actors.cluster.replicator_io.ReplicatorIo`
+and says when warming or the handoff is done (:meth:`Streaming.warm_done`,
+:meth:`Streaming.leave_done`).
+
+Invariants:
+
+- a partition is in at most one of the pull queue and the handoff queue: gaining it
+  cancels its handoff, losing it cancels its pull; a handoff in progress stops when its
+  partition is owned again (membership flapped) and keeps the data;
+- at most :data:`MAX_PULL_ROUNDS` pull rounds (of up to :data:`PULL_PARTITIONS`
+  partitions, one source each) and :data:`MAX_HANDOFFS` handoffs run at once; a partition
+  whose pull failed :data:`MAX_PULL_ATTEMPTS` times, or that has no ready source, is left
+  to hints and anti-entropy;
+- a handoff batch goes on only when every target acked it (each counts once, whatever it
+  repeats; an ack from anyone else is ignored and counted); a partition is dropped here
+  only after its last batch was acked; a handoff idle for ``stale_s`` is abandoned and
+  the data kept (anti-entropy finishes it);
+- ``WarmDone`` and ``HandOffDone`` are each said once.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any
+
+from actors.cluster.membership import ClusterView
+from actors.cluster.replicator_io import ReplicatorIo, fill
+from actors.cluster.sync_rounds import Round, SyncRounds
+from actors.protocol.peer_messages import MemberStatus, Push, PushAck
+from actors.protocol.replica_ops import Fetch
+from actors.store.ops import DropPartitions, ListingQuery
+
+__all__ = ["MAX_HANDOFFS", "MAX_PULL_ATTEMPTS", "MAX_PULL_ROUNDS", "PULL_PARTITIONS", "Streaming"]
+
+logger = logging.getLogger("actorcache.replicator")
+
+#: Concurrent pull rounds (warming, gained partitions) and handoffs.
+MAX_PULL_ROUNDS = 4
+MAX_HANDOFFS = 4
+#: Partitions per warming round.
+PULL_PARTITIONS = 32
+#: A partition whose pull failed this often is left to anti-entropy.
+MAX_PULL_ATTEMPTS = 3
+
+
+class _HandOff:
+    """Pushing one partition's records to its owners, one acknowledged batch at a time."""
+
+    __slots__ = ("acked", "keys", "partition", "pos", "sent", "started", "targets")
+
+    def __init__(self, partition: int, started: float) -> None:
+        self.partition = partition
+        self.started = started
+        self.keys: list[str] = []
+        self.pos = 0
+        self.targets: tuple[str, ...] = ()
+        #: Targets that acked the batch in flight (each counts once, whatever it repeats).
+        self.acked: dict[str, None] = {}
+        self.sent = 0
+
+
+class Streaming:
+    """The partitions this node owns, and those it is pulling or handing off."""
+
+    def __init__(self, me: str, config: Any, io: ReplicatorIo, counters: collections.Counter[str], rounds: SyncRounds) -> None:
+        self.me = me
+        self.config = config
+        self.io = io
+        self.counters = counters
+        self.rounds = rounds
+        self.view: ClusterView | None = None
+        self.owned: dict[int, None] = {}
+        self.warming = False
+        self.leaving = False
+        self.pull_queue: dict[int, None] = {}
+        self._pull_attempts: collections.Counter[int] = collections.Counter()
+        self.handoff_queue: dict[int, None] = {}
+        self.handoffs: dict[int, _HandOff] = {}  # sid -> handoff
+        self._handed_off = 0
+        self._leave_done_sent = False
+
+    # --- ownership ---------------------------------------------------------------------
+
+    def on_view(self, view: ClusterView, first: bool) -> bool:
+        """Queue the partitions gained (to pull) and lost (to hand off); False once this
+        node has left (nothing is left to move)."""
+        self.view = view
+        status = view.status(self.me)
+        if status == MemberStatus.LEFT:
+            # Gone (handed off, or gave up at the leave timeout): nothing left to move.
+            self.owned = {}
+            self.pull_queue.clear()
+            self.handoff_queue.clear()
+            self.handoffs.clear()
+            return False
+        if status == MemberStatus.LEAVING:
+            owned: dict[int, None] = {}
+            self.leaving = True
+        else:
+            owned = dict.fromkeys(view.placement.owned_by(self.me))
+        if first:
+            if status == MemberStatus.WARMING:
+                self.warming = True
+                self.pull_queue.update(owned)
+        else:
+            for p in owned:
+                if p not in self.owned:
+                    self.pull_queue[p] = None
+                    self.handoff_queue.pop(p, None)
+            for p in self.owned:
+                if p not in owned:
+                    self.handoff_queue[p] = None
+                    self.pull_queue.pop(p, None)
+        self.owned = owned
+        return True
+
+    def busy(self) -> bool:
+        """Partitions wait to be pulled or handed off."""
+        return bool(self.pull_queue or self.handoff_queue)
+
+    def handing_off(self) -> int:
+        """Partitions queued for handoff or being handed off."""
+        return len(self.handoff_queue) + len(self.handoffs)
+
+    # --- pulls ---------------------------------------------------------------------------
+
+    def _ready_source(self, partition: int) -> str | None:
+        """A co-owner to pull ``partition`` from: ready, reachable, first in placement order."""
+        view = self.view
+        assert view is not None
+        for member in view.placement.owners(partition):
+            if member != self.me and view.serves_reads(member):
+                return member
+        for member in view.future.owners(partition):
+            if member != self.me and view.serves_reads(member):
+                return member
+        return None
+
+    def start_pulls(self, now: float) -> None:
+        pulling = self.rounds.pulling()
+        while self.pull_queue and pulling < MAX_PULL_ROUNDS:
+            by_source: dict[str, list[int]] = {}
+            for p in list(self.pull_queue):
+                source = self._ready_source(p)
+                if source is None:
+                    del self.pull_queue[p]  # nobody to pull from: hints and anti-entropy later
+                    continue
+                group = by_source.setdefault(source, [])
+                if len(group) < PULL_PARTITIONS:
+                    group.append(p)
+            if not by_source:
+                return
+            source, parts = next(iter(by_source.items()))
+            for p in parts:
+                del self.pull_queue[p]
+            self.rounds.start(source, tuple(parts), "pull", now)
+            pulling += 1
+
+    def pulled(self, partitions: tuple[int, ...]) -> None:
+        """A pull round over ``partitions`` completed."""
+        for p in partitions:
+            self._pull_attempts.pop(p, None)
+
+    def rounds_failed(self, failed: list[Round]) -> None:
+        """Queue the partitions of abandoned pull rounds again, up to MAX_PULL_ATTEMPTS."""
+        for r in failed:
+            if r.purpose == "pull":
+                for p in r.partitions:
+                    self._pull_attempts[p] += 1
+                    if self._pull_attempts[p] < MAX_PULL_ATTEMPTS and p in self.owned:
+                        self.pull_queue[p] = None
+
+    def warm_done(self) -> bool:
+        """True once, when a warming node has pulled (or given up on) every partition."""
+        if self.warming and not self.pull_queue and not self.rounds.pulling():
+            self.warming = False
+            return True
+        return False
+
+    # --- handoff -------------------------------------------------------------------------
+
+    def _handoff_targets(self, partition: int) -> tuple[str, ...]:
+        view = self.view
+        assert view is not None
+        return tuple(m for m in view.future.owners(partition) if m != self.me and view.reachable(m))
+
+    def start_handoffs(self, now: float) -> None:
+        while self.handoff_queue and len(self.handoffs) < MAX_HANDOFFS:
+            p = next(iter(self.handoff_queue))
+            del self.handoff_queue[p]
+            sid = self.io.next_id()
+            handoff = self.handoffs[sid] = _HandOff(p, now)
+
+            def listed(results: tuple[Any, ...], now: float, sid: int = sid, handoff: _HandOff = handoff) -> None:
+                handoff.keys = [key for key, _ in results[0][0][1]]
+                self._next_batch(sid, handoff)
+
+            self.io.ask_store([ListingQuery((p,))], listed)
+
+    def _next_batch(self, sid: int, handoff: _HandOff) -> None:
+        if sid not in self.handoffs:
+            return
+        p = handoff.partition
+        if p in self.owned:  # owned again (membership flapped): keep it
+            del self.handoffs[sid]
+            return
+        if handoff.pos >= len(handoff.keys):
+            del self.handoffs[sid]
+            self.io.ask_store([DropPartitions((p,))], lambda res, now: None)
+            self.io.tick_soon()
+            return
+        targets = self._handoff_targets(p)
+        if not targets:
+            del self.handoffs[sid]
+            logger.warning("no reachable owner to hand partition %d to; keeping it", p)
+            return
+        start = handoff.pos
+        keys = handoff.keys[start : start + self.config.stream_batch]
+        handoff.targets = targets
+        handoff.acked = {}
+
+        def fetched(results: tuple[Any, ...], now: float) -> None:
+            records, covered = fill(results[0])
+            # The keys whose records did not fit go in the next batch. Set, not added: a
+            # repeated acknowledgement that fetched this batch twice skips nothing.
+            handoff.pos = start + covered
+            handoff.sent = len(records)
+            for target in targets:
+                self.io.send(target, Push(sid, records, ack=True))
+
+        self.io.ask_store([Fetch(tuple(keys), False)], fetched)
+
+    def on_ack(self, src: str, msg: PushAck, now: float) -> bool:
+        """Whether ``msg`` answers a handoff batch (then it is handled here)."""
+        handoff = self.handoffs.get(msg.sid)
+        if handoff is None:
+            return False
+        if src not in handoff.targets:
+            self.io.wrong_peer("PushAck", src, ",".join(handoff.targets))
+            return True
+        handoff.acked[src] = None
+        if len(handoff.acked) >= len(handoff.targets):
+            self.counters["keys_handed_off"] += handoff.sent
+            self._handed_off += handoff.sent
+            handoff.started = now
+            self._next_batch(msg.sid, handoff)
+        return True
+
+    def expire(self, now: float, stale_s: float) -> None:
+        for sid in [sid for sid, h in self.handoffs.items() if now - h.started > stale_s]:
+            h = self.handoffs.pop(sid)
+            logger.warning("handoff of partition %d timed out; anti-entropy will finish it", h.partition)
+
+    def leave_done(self) -> int | None:
+        """The keys handed off, once, when a leaving node has handed off every partition."""
+        if self.leaving and not self._leave_done_sent and not self.handoff_queue and not self.handoffs:
+            self._leave_done_sent = True
+            return self._handed_off
+        return None

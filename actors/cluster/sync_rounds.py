@@ -1,0 +1,307 @@
+"""Sync rounds: compare partitions with one peer and exchange what differs (anti-entropy and pulls).
+
+A round this node starts with ``peer`` over some partitions goes: our per-partition
+digests (``SyncRequest``) -> the peer's ``(key, version)`` listings of the partitions that
+differ (``SyncListing``) -> compared with ours (:func:`diff_listings`): the keys newer here
+are pushed to the peer in a repair stream, the keys newer there are pulled (``Pull``,
+answered by a ``Push`` with ``reply`` set) and applied. Anti-entropy starts one round every
+``anti_entropy_interval_s`` with one co-owning peer (round robin, a cursor walks the
+shared partitions); streaming starts pull rounds for partitions this node gains (see
+:mod:`~actors.cluster.streaming`), which count their records as streamed, not repaired.
+The same object answers the rounds, pulls and pushes peers start with us. Sans-IO: fed
+messages and the time; acts through a :class:`~actors.cluster.replicator_io.ReplicatorIo`.
+
+Invariants:
+
+- a round is continued only by answers from its own peer (sids are small counters anyone
+  can guess); anything else is ignored and counted as from a wrong peer;
+- at most :data:`PULLS_IN_FLIGHT` pulls of a round are unanswered at once; a pull answer
+  covers a prefix of the pulled keys (``covered``) and the rest is pulled again first;
+- a repair stream has one push in flight, the next fetched only on its ``PushAck``; its
+  position is set, not advanced, from what a fetch covered, so a repeated ack skips nothing;
+- a round or repair that made no progress for ``stale_s`` is abandoned (failed pull
+  rounds are handed back to streaming, which retries them); nothing here waits.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Callable
+
+from actors.cluster.membership import ClusterView, State
+from actors.cluster.replicator_io import ReplicatorIo, fill
+from actors.protocol.peer_messages import MemberStatus, Pull, Push, PushAck, SyncListing, SyncRequest
+from actors.protocol.replica_ops import Apply, Fetch
+from actors.protocol.version import Version
+from actors.store.ops import DigestQuery, ListingQuery
+
+__all__ = ["PULLS_IN_FLIGHT", "Round", "SyncRounds", "diff_listings"]
+
+#: Pulls a round keeps unanswered at once (each answer is at most a push budget).
+PULLS_IN_FLIGHT = 2
+
+
+def diff_listings(
+    mine: tuple[tuple[str, Version], ...], theirs: tuple[tuple[str, Version], ...]
+) -> tuple[list[str], list[str]]:
+    """``(push, pull)``: keys where we hold the newer version, and where they do."""
+    my_versions = dict(mine)
+    their_versions = dict(theirs)
+    pull = [k for k, v in theirs if (mine_v := my_versions.get(k)) is None or mine_v < v]
+    push = [k for k, v in mine if (their_v := their_versions.get(k)) is None or their_v < v]
+    return push, pull
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class Round:
+    """One sync round this node started with ``peer`` over ``partitions``."""
+
+    __slots__ = ("applying", "asked", "listed", "partitions", "peer", "purpose", "started", "to_pull")
+
+    def __init__(self, peer: str, partitions: tuple[int, ...], purpose: str, started: float) -> None:
+        self.peer = peer
+        self.partitions = partitions
+        self.purpose = purpose  # "pull" (warming/gained) or "ae"
+        self.started = started  # or when it last made progress
+        self.listed = False  # the peer's listing came back and was compared
+        #: Key batches to pull, and the pulls sent and not answered yet (in order).
+        self.to_pull: collections.deque[tuple[str, ...]] = collections.deque()
+        self.asked: collections.deque[tuple[str, ...]] = collections.deque()
+        self.applying = 0  # pulled records on their way into the store
+
+
+class _Repair:
+    """Pushing the keys an anti-entropy round found newer here to ``peer``, one
+    acknowledged push at a time."""
+
+    __slots__ = ("keys", "peer", "pos", "started")
+
+    def __init__(self, peer: str, keys: list[str], started: float) -> None:
+        self.peer = peer
+        self.keys = keys
+        self.pos = 0
+        self.started = started
+
+
+class SyncRounds:
+    """The rounds and repair streams this node runs, and its answers to peers' ones.
+
+    ``pulled(partitions)`` is told when a pull round completes.
+    """
+
+    def __init__(
+        self,
+        me: str,
+        config: Any,
+        io: ReplicatorIo,
+        counters: collections.Counter[str],
+        pulled: Callable[[tuple[int, ...]], None],
+    ) -> None:
+        self.me = me
+        self.config = config
+        self.io = io
+        self.counters = counters
+        self._pulled = pulled
+        self.rounds: dict[int, Round] = {}
+        self._repairs: dict[int, _Repair] = {}  # sid -> repair stream
+        self._ae_next = 0.0
+        self._ae_peer = 0
+        self._ae_cursor: dict[str, int] = {}
+
+    def pulling(self) -> int:
+        """Pull rounds under way."""
+        return sum(1 for r in self.rounds.values() if r.purpose == "pull")
+
+    # --- rounds this node starts -----------------------------------------------------------
+
+    def anti_entropy(self, view: ClusterView, owned: dict[int, None], now: float) -> None:
+        """Start this interval's anti-entropy round, if one is due."""
+        if now < self._ae_next:
+            return
+        self._ae_next = now + self.config.anti_entropy_interval_s
+        peers = [
+            m.node_id
+            for m in view.members
+            if m.node_id != self.me and m.status == MemberStatus.READY and view.states.get(m.node_id) == State.ALIVE
+        ]
+        shared_by_peer = {}
+        for peer in peers:
+            shared = [p for p in owned if peer in view.placement.owners(p)]
+            if shared:
+                shared_by_peer[peer] = shared
+        if not shared_by_peer:
+            return
+        names = list(shared_by_peer)
+        peer = names[self._ae_peer % len(names)]
+        self._ae_peer += 1
+        shared = shared_by_peer[peer]
+        cursor = self._ae_cursor.get(peer, 0) % len(shared)
+        count = min(self.config.anti_entropy_partitions, len(shared))
+        parts = tuple(shared[(cursor + i) % len(shared)] for i in range(count))
+        self._ae_cursor[peer] = cursor + count
+        self.counters["anti_entropy_rounds"] += 1
+        self.start(peer, parts, "ae", now)
+
+    def start(self, peer: str, partitions: tuple[int, ...], purpose: str, now: float) -> None:
+        sid = self.io.next_id()
+        self.rounds[sid] = Round(peer, partitions, purpose, now)
+
+        def send_digests(results: tuple[Any, ...], now: float) -> None:
+            if sid in self.rounds:
+                digests = tuple((p, d) for p, d in results[0])
+                self.io.send(peer, SyncRequest(sid, digests))
+
+        self.io.ask_store([DigestQuery(partitions)], send_digests)
+
+    def on_listing(self, src: str, msg: SyncListing) -> None:
+        r = self.rounds.get(msg.sid)
+        if r is None:
+            return
+        if r.peer != src:
+            self.io.wrong_peer("SyncListing", src, r.peer)
+            return
+        if not msg.listings:
+            self._finish(msg.sid)
+            return
+        theirs = dict(msg.listings)
+
+        def compare(results: tuple[Any, ...], now: float) -> None:
+            if msg.sid not in self.rounds:
+                return
+            push: list[str] = []
+            pull: list[str] = []
+            for p, mine in results[0]:
+                pu, pl = diff_listings(mine, theirs[p])
+                push.extend(pu)
+                pull.extend(pl)
+            if push:
+                sid = self.io.next_id()
+                repair = self._repairs[sid] = _Repair(src, push, now)
+                self._next_repair(sid, repair)
+            r.listed = True
+            r.to_pull.extend(tuple(keys) for keys in _chunks(pull, self.config.stream_batch))
+            self._send_pulls(msg.sid, r)
+
+        self.io.ask_store([ListingQuery(tuple(theirs))], compare)
+
+    def _send_pulls(self, sid: int, r: Round) -> None:
+        """Keep up to PULLS_IN_FLIGHT pulls unanswered; finish the round when all is in."""
+        while r.to_pull and len(r.asked) < PULLS_IN_FLIGHT:
+            keys = r.to_pull.popleft()
+            r.asked.append(keys)
+            self.io.send(r.peer, Pull(sid, keys))
+        if r.listed and not r.asked and not r.applying and sid in self.rounds:
+            self._finish(sid)
+
+    def _next_repair(self, sid: int, repair: _Repair) -> None:
+        """Push the next batch of a repair stream (or end it)."""
+        if self._repairs.get(sid) is not repair:
+            return
+        if repair.pos >= len(repair.keys):
+            del self._repairs[sid]
+            return
+        start = repair.pos
+        keys = tuple(repair.keys[start : start + self.config.stream_batch])
+
+        def fetched(results: tuple[Any, ...], now: float) -> None:
+            if self._repairs.get(sid) is not repair:
+                return
+            records, covered = fill(results[0])
+            repair.pos = start + covered  # set, not added: a repeated acknowledgement skips nothing
+            repair.started = now
+            if records:
+                self.io.send(repair.peer, Push(sid, records, ack=True))
+            else:
+                self._next_repair(sid, repair)  # all deleted meanwhile: on to the next keys
+
+        self.io.ask_store([Fetch(keys, False)], fetched)
+
+    def on_pulled(self, src: str, msg: Push, now: float) -> None:
+        """A peer answered one of our pulls (a ``Push`` with ``reply`` set)."""
+        sid = msg.sid
+        r = self.rounds.get(sid)
+        if r is None:
+            return
+        if r.peer != src:
+            self.io.wrong_peer("Push", src, r.peer)
+            return
+        if not r.asked:
+            return  # an answer to no pull of this round (a duplicate): nothing to place it
+        asked = r.asked.popleft()
+        covered = len(asked) if msg.covered is None else min(msg.covered, len(asked))
+        if covered < len(asked):
+            r.to_pull.appendleft(asked[covered:])  # the rest did not fit in that answer
+        r.started = now  # progress: a long warming is not a stale round
+        r.applying += 1
+
+        def applied(results: tuple[Any, ...], now: float) -> None:
+            key = "keys_streamed" if r.purpose == "pull" else "keys_repaired"
+            self.counters[key] += results[0]
+            r.applying -= 1
+            if sid in self.rounds:
+                self._send_pulls(sid, r)
+
+        self.io.ask_store([Apply(msg.records)], applied)
+        self._send_pulls(sid, r)
+
+    def on_ack(self, src: str, msg: PushAck) -> None:
+        """A peer took one push of a repair stream: send the next."""
+        repair = self._repairs.get(msg.sid)
+        if repair is not None:
+            if src != repair.peer:
+                self.io.wrong_peer("PushAck", src, repair.peer)
+                return
+            self._next_repair(msg.sid, repair)
+
+    def _finish(self, sid: int) -> None:
+        r = self.rounds.pop(sid, None)
+        if r is not None and r.purpose == "pull":
+            self._pulled(r.partitions)
+        self.io.tick_soon()
+
+    def expire(self, now: float, stale_s: float) -> list[Round]:
+        """Abandon rounds and repairs idle for ``stale_s``; returns the abandoned rounds."""
+        failed = []
+        for sid in [sid for sid, r in self.rounds.items() if now - r.started > stale_s]:
+            failed.append(self.rounds.pop(sid))
+            self.counters["sync_rounds_failed"] += 1
+        for sid in [sid for sid, r in self._repairs.items() if now - r.started > stale_s]:
+            del self._repairs[sid]  # the next anti-entropy round finds what is left
+        return failed
+
+    # --- answering a peer's rounds, pulls and pushes -----------------------------------------
+
+    def on_sync_request(self, addr: str, msg: SyncRequest) -> None:
+        """List the partitions whose digests differ from the peer's (none: an empty listing)."""
+        theirs = dict(msg.digests)
+
+        def compare(results: tuple[Any, ...], now: float) -> None:
+            differing = tuple(p for p, d in results[0] if theirs.get(p) != d)
+            if not differing:
+                self.io.reply(addr, SyncListing(msg.sid, ()))
+                return
+            self.io.ask_store([ListingQuery(differing)], lambda res, now: self.io.reply(addr, SyncListing(msg.sid, res[0])))
+
+        self.io.ask_store([DigestQuery(tuple(theirs))], compare)
+
+    def on_pull(self, addr: str, msg: Pull) -> None:
+        """Answer with the pulled keys' records that fit in a push, saying how many it covers."""
+
+        def answer(results: tuple[Any, ...], now: float) -> None:
+            records, covered = fill(results[0])
+            self.io.reply(addr, Push(msg.sid, records, reply=True, covered=None if covered >= len(msg.keys) else covered))
+
+        self.io.ask_store([Fetch(msg.keys, False)], answer)
+
+    def on_push(self, addr: str, msg: Push) -> None:
+        """Apply a peer's push (a hint, handoff or repair batch), acknowledging it if asked."""
+
+        def applied(results: tuple[Any, ...], now: float) -> None:
+            self.counters["keys_repaired"] += results[0]
+            if msg.ack:
+                self.io.reply(addr, PushAck(msg.sid, results[0]))
+
+        self.io.ask_store([Apply(msg.records)], applied)
