@@ -1,4 +1,4 @@
-"""The asyncio event loop as an actor :class:`~actors.Scheduler`."""
+"""The asyncio event loop as an actor :class:`~actors.kernel.scheduler.Scheduler`."""
 
 from __future__ import annotations
 

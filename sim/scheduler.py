@@ -1,4 +1,4 @@
-"""The SimPy environment as an actor :class:`~actors.Scheduler`.
+"""The SimPy environment as an actor :class:`~actors.kernel.scheduler.Scheduler`.
 
 Everything runs on the caller's thread. Ties between callbacks due at the same virtual
 time are broken by SimPy's ``(time, priority, sequence)`` order, so a run is a pure

@@ -3,9 +3,10 @@
 ``{"t": seconds, "node": id, "kind": event, ...details}``, keys sorted, times rounded to
 the microsecond, compact separators. The simulator stamps virtual time; the real node
 (``python -m runtime.node --trace FILE``) stamps its monotonic clock, which on Linux is
-system-wide, so the traces of nodes on one machine share a timeline. Key events:
-``write`` (a coordinator accepted a write: ``key``, ``version``, ``replicas``) and
-``apply`` (a replica applied it: ``key``, ``version``; ``via`` for repairs).
+system-wide, so the traces of nodes on one machine share a timeline. The events and their
+fields are each system's own (the cache's key ones: ``write``, a coordinator accepted a
+write: ``key``, ``version``, ``replicas``; ``apply``, a replica applied it: ``key``,
+``version``, ``via`` for repairs).
 """
 
 from __future__ import annotations
