@@ -31,7 +31,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
-from actors.protocol.messages import BatchReply, ClientBatch
+from actors.protocol.edge import BatchReply, ClientBatch
 from runtime.addresses import sockaddr_text
 from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
 from runtime.resp import HiredisRespParser, RespParser, error, new_parser

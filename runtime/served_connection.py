@@ -34,7 +34,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
-from actors.protocol.messages import ClientConnected, ClientDisconnected
+from actors.protocol.edge import ClientConnected, ClientDisconnected
 from runtime.addresses import sockaddr_text
 from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.kernel import ScheduledFuture
-from actors.protocol.messages import Inspect, Leave, LeaveDone, Locate
+from actors.protocol.messages import Inspect, Locate
+from actors.protocol.internal import Leave, LeaveDone
 from actors.protocol.record import Record
 from actors.config import NodeConfig
 from actors.kernel.trace import trace_line

@@ -13,7 +13,21 @@ from collections.abc import Iterator
 import pytest
 
 from actors.kernel import ScheduledFuture
-from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Inspect, Leave, LeaveDone, Locate, MGet, MSet, Set, Stats, Value, Values
+from actors.protocol.messages import (
+    Ack,
+    Delete,
+    ErrorReply,
+    Get,
+    Inspect,
+    Locate,
+    MGet,
+    MSet,
+    Set,
+    Stats,
+    Value,
+    Values,
+)
+from actors.protocol.internal import Leave, LeaveDone
 from actors.config import NodeConfig
 from sim.cache_host import CacheSimHost
 from sim.network import Link, uniform

@@ -15,7 +15,8 @@ from typing import Any
 import msgpack
 import pytest
 
-from actors.protocol.messages import BatchReply, ClientBatch, ClientConnected, ClientDisconnected, Pong, Value, Values
+from actors.protocol.edge import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
+from actors.protocol.messages import Pong, Value, Values
 from actors.protocol.peer_codec import encode_hello
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ClientLimits, ConnectionGuard
 from runtime.connection import ClientConnection

@@ -12,8 +12,6 @@ from actors.config import NodeConfig
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import (
     Ack,
-    BatchReply,
-    ClientBatch,
     Delete,
     ErrorReply,
     Get,
@@ -28,6 +26,7 @@ from actors.protocol.messages import (
     Value,
     Values,
 )
+from actors.protocol.edge import BatchReply, ClientBatch
 
 
 def test_set_get_delete(host: Any) -> None:

@@ -20,7 +20,8 @@ from actors.store.keyspace import ENTRY_OVERHEAD
 from actors.protocol.messages import Ack, Delete, ErrorReply, Get, MSet, Ping, Pong, Set, Stats, Value
 from actors.store.ops import Read, StoreBatch, StoreResults
 from actors.protocol.replica_ops import Write
-from actors.protocol.peer_messages import FromPeer, ReplicaRequest, SyncRequest
+from actors.kernel.peer import FromPeer
+from actors.protocol.peer_messages import ReplicaRequest, SyncRequest
 from actors.store.sizing import estimate_size
 from actors.protocol.version import Version
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from actors.kernel import ScheduledFuture
-from actors.protocol.messages import Ack, Leave, LeaveDone, Set
+from actors.protocol.messages import Ack, Set
+from actors.protocol.internal import Leave, LeaveDone
 from actors.cluster.peer_budget import PUSH_BUDGET
 from actors.protocol.peer_messages import Push
 from tests.test_cluster_sim import SimCluster

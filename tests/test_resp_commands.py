@@ -12,10 +12,6 @@ import pytest
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import (
     Ack,
-    BatchReply,
-    ClientBatch,
-    ClientConnected,
-    ClientDisconnected,
     Delete,
     ErrorReply,
     Expire,
@@ -33,6 +29,7 @@ from actors.protocol.messages import (
     Value,
     Values,
 )
+from actors.protocol.edge import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
 from runtime.resp_commands import RespServerInfo, Session, dispatch, info_text, value_bulk
 from runtime.resp_connection import RespConnection
 

@@ -15,7 +15,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.protocol.messages import BatchReply, Values
+from actors.protocol.edge import BatchReply
+from actors.protocol.messages import Values
 from runtime.conn_limits import ClientLimits, ConnectionGuard
 from runtime.framing import VALUES_PIECEWISE, encode_json_reply, encode_msgpack_reply, encode_values_reply
 from tests.test_connection_limits_unit import Transport, client, run, settle

@@ -26,7 +26,8 @@ from actors.cluster.node_io import NodeIO
 from actors.kernel.failures import log_failure
 from actors.kernel.peer import FromPeer
 from actors.protocol.errors import ErrorCode
-from actors.protocol.messages import Ack, ErrorReply, Leave, LeaveDone, RemoveNode, Reply, ViewChanged
+from actors.protocol.messages import Ack, ErrorReply, RemoveNode, Reply
+from actors.protocol.internal import Leave, LeaveDone, ViewChanged
 from actors.protocol.peer_messages import Gossip, MemberStatus
 
 __all__ = ["JOIN_GIVE_UP_HEARTBEATS", "JOIN_SETTLE_HEARTBEATS", "Lifecycle"]

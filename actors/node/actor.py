@@ -61,28 +61,12 @@ from actors.cluster.membership import State
 from actors.protocol.messages import (
     Ack,
     REPLY_TYPES,
-    AttachReplicator,
-    ReadRecord,
-    RecordReply,
-    RmwStep,
     Ttl,
-    WriteRecord,
-    HandOffDone,
-    HintRecords,
     Inspect,
     InspectReply,
-    Leave,
     Locate,
     LocateReply,
     RemoveNode,
-    ReplicatorCounters,
-    RequestTimeout,
-    Tick,
-    WarmDone,
-    BatchReply,
-    ClientBatch,
-    ClientConnected,
-    ClientDisconnected,
     Delete,
     ErrorReply,
     Get,
@@ -99,6 +83,21 @@ from actors.protocol.messages import (
     Value,
     Values,
 )
+from actors.protocol.internal import (
+    AttachReplicator,
+    ReadRecord,
+    RecordReply,
+    RmwStep,
+    WriteRecord,
+    HandOffDone,
+    HintRecords,
+    Leave,
+    ReplicatorCounters,
+    RequestTimeout,
+    Tick,
+    WarmDone,
+)
+from actors.protocol.edge import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
 from actors.protocol.replica_ops import ItemResults, Remove, Write
 from actors.store.ops import Read, StatsQuery, StoreOp, StoreResults, StoreResultsList
 from actors.kernel.failures import ActorFailed

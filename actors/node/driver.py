@@ -15,15 +15,8 @@ from pykka import ActorRef
 from actors.config import NodeConfig
 from actors.kernel.driver import HostDriver
 from actors.kernel.scheduled import ScheduledFuture
-from actors.protocol.messages import (
-    BatchReply,
-    ClientBatch,
-    ClientConnected,
-    ClientDisconnected,
-    ErrorReply,
-    Reply,
-    Request,
-)
+from actors.protocol.edge import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
+from actors.protocol.messages import ErrorReply, Reply, Request
 from actors.node.system import NodeRefs
 
 __all__ = ["FutureReplyTo", "NodeDriver"]

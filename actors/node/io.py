@@ -25,7 +25,8 @@ from actors.kernel.ctx import Ctx
 from actors.kernel.failures import log_failure
 from actors.kernel.scheduler import Cancellable
 from actors.protocol.errors import ErrorCode
-from actors.protocol.messages import ErrorReply, RequestTimeout
+from actors.protocol.messages import ErrorReply
+from actors.protocol.internal import RequestTimeout
 from actors.store.ops import StoreBatch, StoreBatches, StoreOp
 
 __all__ = ["OUTBOX_FLUSH_OPS", "ActorIO"]

@@ -11,7 +11,7 @@ from actors.cluster.replicator import Replicator
 from actors.config import NodeConfig
 from actors.kernel.ctx import Ctx
 from actors.node.actor import Node
-from actors.protocol.messages import AttachReplicator
+from actors.protocol.internal import AttachReplicator
 from actors.kernel.failures import ReportFailuresTo
 from actors.store.actor import Store
 from actors.store.janitor import Janitor

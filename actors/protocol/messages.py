@@ -1,12 +1,13 @@
-"""Every message the actors exchange, as slotted dataclasses (:func:`message`), in one module.
+"""Client requests and replies, and :func:`message`, the decorator of every message class.
 
-Three families:
-
-- **client requests and replies**: what the wire protocol carries, after decoding by
-  :mod:`actors.protocol.codec` (the only place that knows wire field names);
-- **edge messages**: what a host tells the node about connections and client batches;
-- **internal messages** between node, replicator and janitor (the store's operations are
-  in :mod:`actors.store.ops`, those that travel to replicas in :mod:`actors.protocol.replica_ops`).
+The requests and replies are what the client protocol carries, after decoding by
+:mod:`actors.protocol.codec` (the only place that knows wire field names);
+:mod:`actors.protocol.kinds` says, per request type, how it is named on the wire and how
+a node treats it. The other messages are by concept: a host and its node's connections in
+:mod:`actors.protocol.edge`, messages that never leave a node in
+:mod:`actors.protocol.internal`, between nodes in :mod:`actors.protocol.peer_messages`,
+the store's operations in :mod:`actors.store.ops` (those replicas get in
+:mod:`actors.protocol.replica_ops`).
 
 ``rid`` is the optional request ``"id"`` a client may send; it is echoed in the reply.
 
@@ -31,11 +32,6 @@ message = dataclass(slots=True, unsafe_hash=True)
 __all__ = [
     "REPLY_TYPES",
     "Ack",
-    "AttachReplicator",
-    "BatchReply",
-    "ClientBatch",
-    "ClientConnected",
-    "ClientDisconnected",
     "Delete",
     "ErrorReply",
     "Expire",
@@ -43,11 +39,7 @@ __all__ = [
     "Incr",
     "Inspect",
     "InspectReply",
-    "HandOffDone",
-    "HintRecords",
     "Join",
-    "Leave",
-    "LeaveDone",
     "Locate",
     "LocateReply",
     "MGet",
@@ -61,16 +53,11 @@ __all__ = [
     "Set",
     "Stats",
     "StatsReply",
-    "Tick",
     "Ttl",
     "TtlReply",
     "Value",
     "Values",
     "message",
-    "ReplicatorCounters",
-    "RequestTimeout",
-    "ViewChanged",
-    "WarmDone",
 ]
 
 
@@ -288,156 +275,4 @@ class InspectReply:
 Reply: TypeAlias = Ack | Value | Values | Pong | StatsReply | ErrorReply | LocateReply | InspectReply | TtlReply
 #: The reply classes, for ``isinstance`` checks.
 REPLY_TYPES = (Ack, Value, Values, Pong, StatsReply, ErrorReply, LocateReply, InspectReply, TtlReply)
-
-
-# --- edge: host -> node ----------------------------------------------------------------
-
-
-@message
-class ClientBatch:
-    """Everything decoded from one socket read of connection ``conn``.
-
-    An item that failed to decode is already an :class:`ErrorReply`; it keeps its place
-    so replies stay in request order. The node answers with one :class:`BatchReply`.
-    """
-
-    conn: int
-    requests: tuple[Request | ErrorReply, ...]
-    reply_to: ReplyTo
-
-
-@message
-class BatchReply:
-    conn: int
-    replies: tuple[Reply, ...]
-
-
-@message
-class ClientConnected:
-    conn: int
-
-
-@message
-class ClientDisconnected:
-    conn: int
-
-
-# --- internal: read-modify-write at the key's coordinator ---------------------------------
-
-
-@message
-class ReadRecord:
-    """Internal: a read that answers the newest :class:`Record` itself (``RecordReply``)."""
-
-    key: str
-    rid: Any = None
-    consistency: str | None = None
-
-
-@message
-class WriteRecord:
-    """Internal: a write with an absolute ``deadline`` (kept exactly, unlike a TTL)."""
-
-    key: str
-    value: Any
-    deadline: float | None
-    rid: Any = None
-    consistency: str | None = None
-
-
-@message
-class RecordReply:
-    record: Record | None
-    rid: Any = None
-
-
-@message
-class RmwStep:
-    """An internal request of read-modify-write job ``job`` was answered."""
-
-    job: int
-    replies: tuple[Any, ...]
-
-
-@message
-class ForwardTimeout:
-    """A request forwarded to the key's coordinator got no answer in time."""
-
-    fid: int
-
-
-# --- internal: node <-> replicator ---------------------------------------------------------
-
-
-@message
-class ViewChanged:
-    """Membership changed; ``view`` is an ``actors.cluster.membership.ClusterView``."""
-
-    view: Any
-
-
-@message
-class HintRecords:
-    """Writes some owners missed: ``(owner node id, record)`` pairs to deliver later."""
-
-    items: tuple[tuple[str, Record], ...]
-
-
-@message
-class WarmDone:
-    """The replicator pulled every owned partition from peers: this node may serve reads."""
-
-
-@message
-class HandOffDone:
-    """While leaving: every partition was pushed to its next owners (or gave up)."""
-
-    keys: int
-    complete: bool
-
-
-@message
-class ReplicatorCounters:
-    counters: dict[str, int]
-
-
-@message
-class AttachReplicator:
-    """Told to the node once at start: the replicator it feeds views and hints to."""
-
-    replicator: Any
-
-
-@message
-class RequestTimeout:
-    """A coordinated batch's request timeout fired (delivered by ``ctx.call_later``)."""
-
-    batch: int
-
-
-# --- internal: leaving the cluster -------------------------------------------------------
-
-
-@message
-class Leave:
-    """Hand this node's partitions off, announce ``left``, then answer ``LeaveDone``."""
-
-    reply_to: ReplyTo
-
-
-@message
-class LeaveDone:
-    handed_off: int
-    complete: bool
-
-
-# --- internal: janitor -------------------------------------------------------------------
-
-
-@message
-class Tick:
-    """A periodic timer fired (delivered by ``ctx.call_later``)."""
-
-    name: str = "tick"
-
 

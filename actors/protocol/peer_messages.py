@@ -2,7 +2,7 @@
 
 Every peer message is a :func:`~actors.protocol.messages.message` dataclass (read-only by
 convention). A host's transport delivers each one to the receiving node's ``Node`` actor
-wrapped in :class:`FromPeer`, which names the sender as the transport authenticated it
+wrapped in :class:`~actors.kernel.peer.FromPeer`, which names the sender as the transport authenticated it
 (the ``hello`` of a peer connection, or the simulated link). Senders address peers by advertised address (``host:port``), not by id, so a
 node can join through a seed whose id it does not know yet. :mod:`actors.protocol.peer_codec`
 maps these to wire objects; the simulator passes them as they are.
@@ -19,7 +19,6 @@ from actors.protocol.version import Version
 __all__ = [
     "Forward",
     "ForwardReply",
-    "FromPeer",
     "Gossip",
     "Member",
     "MemberStatus",
@@ -180,12 +179,3 @@ PeerMessage: TypeAlias = (
     Gossip | ReplicaRequest | ReplicaResponse | ReplicaAck | SyncRequest | SyncListing | Pull | Push | PushAck | Forward
     | ForwardReply
 )
-
-
-@message
-class FromPeer:
-    """A peer message as delivered to the node actor, with its authenticated sender."""
-
-    src: str
-    addr: str
-    msg: PeerMessage

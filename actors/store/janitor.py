@@ -18,7 +18,7 @@ from actors.kernel.scheduled import ScheduledActor
 from actors.kernel.scheduler import Cancellable
 from actors.kernel.ctx import Ctx
 from actors.store.ops import ExpireCycle, ExpireCycleDone
-from actors.protocol.messages import Tick
+from actors.protocol.internal import Tick
 
 __all__ = ["Janitor"]
 
