@@ -2,7 +2,8 @@
 
 Framing (JSON lines, msgpack) turns bytes into dicts in ``runtime/``; this module turns
 those dicts into typed requests and typed replies back into dicts, identically for both
-framings. See ``docs/protocol.md`` for the shapes.
+framings. See ``docs/protocol.md`` for the shapes. Each request kind's own decoder and
+encoder are in its row of :mod:`actors.protocol.kinds`; this module dispatches to them.
 
 Rules: unknown fields are ignored (seed clients send ``node_id`` on ``set``); an optional
 ``"id"`` is echoed in the reply; anything malformed raises a typed
@@ -14,43 +15,29 @@ Rules: unknown fields are ignored (seed clients send ``node_id`` on ``set``); an
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Callable
 
-from actors.protocol.errors import BadRequestError, CacheError, ErrorCode, InternalError, UnauthorizedError, UnknownTypeError
 from actors.kernel.failures import brief, log_failure
-from actors.protocol.consistency import CONSISTENCY_LEVELS
-from actors.protocol.peer_codec import PEER_TYPES
-from actors.protocol.record import Record
-from actors.protocol.version import Version
-from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
+from actors.protocol.errors import BadRequestError, CacheError, ErrorCode, InternalError, UnauthorizedError, UnknownTypeError
+from actors.protocol.kinds import KINDS
 from actors.protocol.messages import (
     Ack,
-    Delete,
     ErrorReply,
-    Expire,
     Get,
-    Incr,
-    Inspect,
     InspectReply,
-    Join,
-    Locate,
     LocateReply,
-    RemoveNode,
-    MGet,
-    MSet,
-    Ping,
     Pong,
     Reply,
     Request,
-    Set,
-    Stats,
     StatsReply,
-    Ttl,
     TtlReply,
     Value,
     Values,
 )
+from actors.protocol.peer_codec import PEER_TYPES
+from actors.protocol.record import Record
+from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH
+from actors.protocol.version import Version
 
 __all__ = [
     "REQUEST_TYPES",
@@ -65,125 +52,12 @@ __all__ = [
 _logger = logging.getLogger("actorcache.codec")
 
 
-def _key(obj: dict[str, Any], field: str = "key") -> str:
-    key = obj.get(field)
-    if type(key) is not str:
-        if key is None:
-            raise BadRequestError(f"missing field {field!r}")
-        raise BadRequestError(f"field {field!r} must be a string, not {type(key).__name__}")
-    if not key:
-        raise BadRequestError(f"field {field!r} must not be empty")
-    return key
-
-
-def _ttl(obj: dict[str, Any]) -> float | None:
-    ttl = obj.get("ttl")
-    if ttl is None:
-        return None
-    t = type(ttl)
-    if t is not int and t is not float:
-        raise BadRequestError(f"field 'ttl' must be a number of seconds, not {t.__name__}")
-    if not math.isfinite(ttl) or ttl < 0:
-        raise BadRequestError("field 'ttl' must be a finite number >= 0 (0 or null: no expiry)")
-    return ttl or None
-
-
-def _consistency(obj: dict[str, Any]) -> str | None:
-    level = obj.get("consistency")
-    if level is None or level in CONSISTENCY_LEVELS:
-        return level
-    raise BadRequestError(f"field 'consistency' must be one of {', '.join(CONSISTENCY_LEVELS)}")
-
-
-def _get(obj: dict[str, Any], rid: Any) -> Get:
-    return Get(_key(obj), rid, _consistency(obj))
-
-
-def _set(obj: dict[str, Any], rid: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Set:
-    key = _key(obj)
-    if "value" not in obj:
-        raise BadRequestError("missing field 'value'")
-    value = obj["value"]
-    vt = type(value)
-    if (vt is list or vt is dict or vt is tuple) and exceeds_depth(value, max_depth):
-        raise depth_error(max_depth)
-    if len(obj) == (3 if rid is None else 4) and (rid is None or "id" in obj):
-        return Set(key, value, None, rid)  # the common case: type, key, value (and id) only
-    nx, xx = obj.get("nx"), obj.get("xx")
-    for name, flag in (("nx", nx), ("xx", xx), ("get", obj.get("get")), ("keepttl", obj.get("keepttl"))):
-        if flag is not None and type(flag) is not bool:
-            raise BadRequestError(f"field {name!r} must be true or false")
-    if nx and xx:
-        raise BadRequestError("'nx' and 'xx' exclude each other")
-    keep_ttl = bool(obj.get("keepttl"))
-    ttl = _ttl(obj)
-    if keep_ttl and ttl is not None:
-        raise BadRequestError("'keepttl' and 'ttl' exclude each other")
-    cond = "nx" if nx else "xx" if xx else None
-    return Set(key, value, ttl, rid, _consistency(obj), cond, bool(obj.get("get")), keep_ttl)
-
-
-def _expire(obj: dict[str, Any], rid: Any) -> Expire:
-    ttl = _ttl(obj)
-    if ttl is None:
-        raise BadRequestError("field 'ttl' must be a number of seconds > 0 (use 'persist' to remove a TTL)")
-    return Expire(_key(obj), ttl, rid, _consistency(obj))
-
-
-def _incr(obj: dict[str, Any], rid: Any) -> Incr:
-    by = obj.get("by", 1)
-    if type(by) is not int or not -(1 << 63) <= by < (1 << 63):
-        raise BadRequestError("field 'by' must be a 64-bit integer")
-    return Incr(_key(obj), by, rid, _consistency(obj))
-
-
-def _delete(obj: dict[str, Any], rid: Any) -> Delete:
-    return Delete(_key(obj), rid, _consistency(obj))
-
-
-def _mget(obj: dict[str, Any], rid: Any) -> MGet:
-    keys = obj.get("keys")
-    if type(keys) is not list:
-        raise BadRequestError("field 'keys' must be a list of strings")
-    for key in keys:
-        if type(key) is not str or not key:
-            raise BadRequestError("every key in 'keys' must be a non-empty string")
-    return MGet(tuple(keys), rid, _consistency(obj))
-
-
-def _mset(obj: dict[str, Any], rid: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> MSet:
-    entries = obj.get("entries")
-    if type(entries) is not dict:
-        raise BadRequestError("field 'entries' must be an object of key -> value")
-    for key, value in entries.items():
-        if type(key) is not str or not key:
-            raise BadRequestError("every key in 'entries' must be a non-empty string")
-        if exceeds_depth(value, max_depth):
-            raise depth_error(max_depth)
-    return MSet(tuple(entries.items()), _ttl(obj), rid, _consistency(obj))
-
-
-def _join(obj: dict[str, Any], rid: Any) -> Join:
-    return Join(_key(obj, "node_id"), rid)
-
-
-_DECODERS: dict[str, Callable[[dict[str, Any], Any], Request]] = {
-    "get": _get,
-    "set": _set,
-    "delete": _delete,
-    "mget": _mget,
-    "mset": _mset,
-    "ping": lambda obj, rid: Ping(rid),
-    "stats": lambda obj, rid: Stats(rid),
-    "join": _join,
-    "locate": lambda obj, rid: Locate(_key(obj), rid),
-    "inspect": lambda obj, rid: Inspect(_key(obj), rid),
-    "remove_node": lambda obj, rid: RemoveNode(_key(obj, "node_id"), rid),
-    "expire": _expire,
-    "persist": lambda obj, rid: Expire(_key(obj), None, rid, _consistency(obj)),
-    "ttl": lambda obj, rid: Ttl(_key(obj), rid, _consistency(obj)),
-    "incr": _incr,
+#: Wire name -> decoder, from the kinds table, in its order.
+_DECODERS: dict[str, Callable[..., Request]] = {
+    wire: decode for kind in KINDS.values() for wire, decode in kind.decoders.items()
 }
+#: The decoders of kinds that carry values: they also get ``max_depth``.
+_CARRY_VALUES = frozenset(decode for kind in KINDS.values() if kind.values for decode in kind.decoders.values())
 
 #: The request types a client may send.
 REQUEST_TYPES: tuple[str, ...] = tuple(_DECODERS)
@@ -206,8 +80,8 @@ def decode_request(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Reques
         if kind in PEER_TYPES:
             raise UnauthorizedError(f"{kind!r} is a peer message; peer connections start with 'hello'")
         raise UnknownTypeError(f"unknown request type {kind!r}; known: {', '.join(REQUEST_TYPES)}")
-    if decoder is _set or decoder is _mset:  # the requests that carry values
-        return decoder(obj, obj.get("id"), max_depth)  # type: ignore[call-arg]
+    if decoder in _CARRY_VALUES:
+        return decoder(obj, obj.get("id"), max_depth)
     return decoder(obj, obj.get("id"))
 
 
@@ -234,47 +108,10 @@ def request_or_error(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Requ
 
 def encode_request(request: Request) -> dict[str, Any]:
     """The wire object for a request (used by clients and round-trip tests)."""
-    t = type(request)
-    if t is Get:
-        out: dict[str, Any] = {"type": "get", "key": request.key}
-    elif t is Set:
-        out = {"type": "set", "key": request.key, "value": request.value}
-        if request.ttl is not None:
-            out["ttl"] = request.ttl
-        if request.cond is not None:
-            out[request.cond] = True
-        if request.get:
-            out["get"] = True
-        if request.keep_ttl:
-            out["keepttl"] = True
-    elif t is Delete:
-        out = {"type": "delete", "key": request.key}
-    elif t is MGet:
-        out = {"type": "mget", "keys": list(request.keys)}
-    elif t is MSet:
-        out = {"type": "mset", "entries": dict(request.entries)}
-        if request.ttl is not None:
-            out["ttl"] = request.ttl
-    elif t is Ping:
-        out = {"type": "ping"}
-    elif t is Stats:
-        out = {"type": "stats"}
-    elif t is Join:
-        out = {"type": "join", "node_id": request.node_id}
-    elif t is Locate:
-        out = {"type": "locate", "key": request.key}
-    elif t is Inspect:
-        out = {"type": "inspect", "key": request.key}
-    elif t is RemoveNode:
-        out = {"type": "remove_node", "node_id": request.node_id}
-    elif t is Expire:
-        out = {"type": "expire", "key": request.key, "ttl": request.ttl} if request.ttl else {"type": "persist", "key": request.key}
-    elif t is Ttl:
-        out = {"type": "ttl", "key": request.key}
-    elif t is Incr:
-        out = {"type": "incr", "key": request.key, "by": request.by}
-    else:
+    kind = KINDS.get(type(request))
+    if kind is None or kind.encode is None:
         raise TypeError(f"not a request: {type(request).__name__}")
+    out = kind.encode(request)
     if getattr(request, "consistency", None) is not None:
         out["consistency"] = request.consistency
     if request.rid is not None:

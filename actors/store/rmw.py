@@ -17,18 +17,13 @@ from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import Ack, ErrorReply, Expire, Incr, Reply, Set, Ttl, TtlReply, Value
 from actors.protocol.record import Record
 
-__all__ = ["is_update", "plan_update", "visible"]
+__all__ = ["plan_update", "visible"]
 
 _INT = re.compile(rb"-?(0|[1-9][0-9]*)\Z")
 _MIN, _MAX = -(1 << 63), (1 << 63) - 1
 
 #: What a write does: ``(value, deadline)``; None: nothing to write.
 Write = tuple[Any, float | None]
-
-
-def is_update(request: Any) -> bool:
-    t = type(request)
-    return (t is Set and request.conditional) or t is Expire or t is Incr
 
 
 def visible(record: Record | None, wall: float) -> Record | None:

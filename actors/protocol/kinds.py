@@ -1,0 +1,329 @@
+"""Every request type a node serves, one row each: how it looks on the wire and how a node routes it.
+
+h11 keeps every rule of its state machine in tables; this module does the same for request
+kinds, so what a ``get`` or an ``incr`` *is* lives in one place instead of in if-chains
+spread over the codec, the node and the cluster. A row (:class:`Kind`) says:
+
+- ``decoders``: its wire names (``"type"``), each with the function that turns a wire
+  object into the request (``expire`` and ``persist`` are both :class:`Expire`); none
+  for the node's internal requests, which no client may send;
+- ``encode``: the wire object of a request (clients, forwarding, round-trip tests);
+- ``route``: what a node does with it (:class:`Route`), and ``rmw_if``: a predicate under
+  which a request's options make it a read-modify-write instead (a ``set`` with
+  ``nx``/``xx``/``get``/``keepttl``);
+- ``keys``: the keys it touches; ``items``: for a write of values, its
+  ``(key, value, deadline)`` items at a wall time (deadlines are absolute: ``wall + ttl``);
+- ``values``: whether it carries values, whose nesting depth the decoder checks.
+
+How each kind becomes a store operation on a single node, and how the store's result
+becomes its reply, is the table's other half, one layer up where the store's operations
+are known: :mod:`actors.store.plan`. A new request type is its message class
+(:mod:`actors.protocol.messages`), one row here, one in ``actors.store.plan`` unless the
+node answers it itself, and its handler.
+
+Invariants: decoders raise a typed :class:`~actors.protocol.errors.CacheError` for
+anything malformed and never recurse over a value (:mod:`actors.protocol.value_depth`);
+unknown fields are ignored (seed clients send ``node_id`` on ``set``); the order of the
+rows is the order wire names are listed in errors (``REQUEST_TYPES``).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from actors.protocol.consistency import CONSISTENCY_LEVELS
+from actors.protocol.errors import BadRequestError
+from actors.protocol.internal import ReadRecord, WriteRecord
+from actors.protocol.messages import (
+    Delete,
+    Expire,
+    Get,
+    Incr,
+    Inspect,
+    Join,
+    Locate,
+    MGet,
+    MSet,
+    Ping,
+    RemoveNode,
+    Set,
+    Stats,
+    Ttl,
+)
+from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
+
+__all__ = ["KINDS", "Item", "Kind", "Route", "is_data_request", "is_update", "is_write", "route_of"]
+
+#: A decoder: ``(wire object, rid)``, plus ``max_depth`` for kinds that carry values.
+Decoder = Callable[..., Any]
+#: ``(key, value, deadline)``: one value a write stores; deadline in epoch seconds or None.
+Item = tuple[str, Any, "float | None"]
+
+
+class Route(enum.Enum):
+    """What a node does with a request."""
+
+    #: The node answers it itself, from its own state (ping, join, locate, remove_node).
+    NODE = "node"
+    #: This node's store answers it, never coordinated (stats, inspect: this node's own view).
+    LOCAL = "local"
+    #: A read of keys, coordinated across their owners at a consistency level.
+    READ = "read"
+    #: A write of keys, versioned by the coordinator and sent to every owner.
+    WRITE = "write"
+    #: A read-modify-write, run by the key's coordinator one at a time per key.
+    UPDATE = "update"
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One request type's row (see the module docstring for the columns)."""
+
+    type: type
+    route: Route
+    decoders: Mapping[str, Decoder]
+    encode: Callable[[Any], dict[str, Any]] | None
+    keys: Callable[[Any], tuple[str, ...]]
+    items: Callable[[Any, float], tuple[Item, ...]] | None = None
+    rmw_if: Callable[[Any], bool] | None = None
+    values: bool = False
+
+
+# --- fields -----------------------------------------------------------------------------------
+
+
+def _key(obj: dict[str, Any], field: str = "key") -> str:
+    key = obj.get(field)
+    if type(key) is not str:
+        if key is None:
+            raise BadRequestError(f"missing field {field!r}")
+        raise BadRequestError(f"field {field!r} must be a string, not {type(key).__name__}")
+    if not key:
+        raise BadRequestError(f"field {field!r} must not be empty")
+    return key
+
+
+def _ttl(obj: dict[str, Any]) -> float | None:
+    ttl = obj.get("ttl")
+    if ttl is None:
+        return None
+    t = type(ttl)
+    if t is not int and t is not float:
+        raise BadRequestError(f"field 'ttl' must be a number of seconds, not {t.__name__}")
+    if not math.isfinite(ttl) or ttl < 0:
+        raise BadRequestError("field 'ttl' must be a finite number >= 0 (0 or null: no expiry)")
+    return ttl or None
+
+
+def _consistency(obj: dict[str, Any]) -> str | None:
+    level = obj.get("consistency")
+    if level is None or level in CONSISTENCY_LEVELS:
+        return level
+    raise BadRequestError(f"field 'consistency' must be one of {', '.join(CONSISTENCY_LEVELS)}")
+
+
+def _deadline(wall: float, ttl: float | None) -> float | None:
+    return wall + ttl if ttl else None
+
+
+def _one_key(request: Any) -> tuple[str, ...]:
+    return (request.key,)
+
+
+def _no_keys(request: Any) -> tuple[str, ...]:
+    return ()
+
+
+# --- get, set, delete, mget, mset -------------------------------------------------------------
+
+
+def _get(obj: dict[str, Any], rid: Any) -> Get:
+    return Get(_key(obj), rid, _consistency(obj))
+
+
+def _set(obj: dict[str, Any], rid: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Set:
+    key = _key(obj)
+    if "value" not in obj:
+        raise BadRequestError("missing field 'value'")
+    value = obj["value"]
+    vt = type(value)
+    if (vt is list or vt is dict or vt is tuple) and exceeds_depth(value, max_depth):
+        raise depth_error(max_depth)
+    if len(obj) == (3 if rid is None else 4) and (rid is None or "id" in obj):
+        return Set(key, value, None, rid)  # the common case: type, key, value (and id) only
+    nx, xx = obj.get("nx"), obj.get("xx")
+    for name, flag in (("nx", nx), ("xx", xx), ("get", obj.get("get")), ("keepttl", obj.get("keepttl"))):
+        if flag is not None and type(flag) is not bool:
+            raise BadRequestError(f"field {name!r} must be true or false")
+    if nx and xx:
+        raise BadRequestError("'nx' and 'xx' exclude each other")
+    keep_ttl = bool(obj.get("keepttl"))
+    ttl = _ttl(obj)
+    if keep_ttl and ttl is not None:
+        raise BadRequestError("'keepttl' and 'ttl' exclude each other")
+    cond = "nx" if nx else "xx" if xx else None
+    return Set(key, value, ttl, rid, _consistency(obj), cond, bool(obj.get("get")), keep_ttl)
+
+
+def _encode_set(request: Set) -> dict[str, Any]:
+    out = {"type": "set", "key": request.key, "value": request.value}
+    if request.ttl is not None:
+        out["ttl"] = request.ttl
+    if request.cond is not None:
+        out[request.cond] = True
+    if request.get:
+        out["get"] = True
+    if request.keep_ttl:
+        out["keepttl"] = True
+    return out
+
+
+def _delete(obj: dict[str, Any], rid: Any) -> Delete:
+    return Delete(_key(obj), rid, _consistency(obj))
+
+
+def _mget(obj: dict[str, Any], rid: Any) -> MGet:
+    keys = obj.get("keys")
+    if type(keys) is not list:
+        raise BadRequestError("field 'keys' must be a list of strings")
+    for key in keys:
+        if type(key) is not str or not key:
+            raise BadRequestError("every key in 'keys' must be a non-empty string")
+    return MGet(tuple(keys), rid, _consistency(obj))
+
+
+def _mset(obj: dict[str, Any], rid: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> MSet:
+    entries = obj.get("entries")
+    if type(entries) is not dict:
+        raise BadRequestError("field 'entries' must be an object of key -> value")
+    for key, value in entries.items():
+        if type(key) is not str or not key:
+            raise BadRequestError("every key in 'entries' must be a non-empty string")
+        if exceeds_depth(value, max_depth):
+            raise depth_error(max_depth)
+    return MSet(tuple(entries.items()), _ttl(obj), rid, _consistency(obj))
+
+
+def _encode_mset(request: MSet) -> dict[str, Any]:
+    out = {"type": "mset", "entries": dict(request.entries)}
+    if request.ttl is not None:
+        out["ttl"] = request.ttl
+    return out
+
+
+# --- expire, persist, incr --------------------------------------------------------------------
+
+
+def _expire(obj: dict[str, Any], rid: Any) -> Expire:
+    ttl = _ttl(obj)
+    if ttl is None:
+        raise BadRequestError("field 'ttl' must be a number of seconds > 0 (use 'persist' to remove a TTL)")
+    return Expire(_key(obj), ttl, rid, _consistency(obj))
+
+
+def _persist(obj: dict[str, Any], rid: Any) -> Expire:
+    return Expire(_key(obj), None, rid, _consistency(obj))
+
+
+def _encode_expire(request: Expire) -> dict[str, Any]:
+    if request.ttl:
+        return {"type": "expire", "key": request.key, "ttl": request.ttl}
+    return {"type": "persist", "key": request.key}
+
+
+def _incr(obj: dict[str, Any], rid: Any) -> Incr:
+    by = obj.get("by", 1)
+    if type(by) is not int or not -(1 << 63) <= by < (1 << 63):
+        raise BadRequestError("field 'by' must be a 64-bit integer")
+    return Incr(_key(obj), by, rid, _consistency(obj))
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+_ROWS = (
+    Kind(
+        Get, Route.READ, {"get": _get}, lambda r: {"type": "get", "key": r.key}, _one_key,
+    ),
+    Kind(
+        Set, Route.WRITE, {"set": _set}, _encode_set, _one_key,
+        items=lambda r, wall: ((r.key, r.value, _deadline(wall, r.ttl)),),
+        rmw_if=lambda r: r.conditional,
+        values=True,
+    ),
+    Kind(
+        Delete, Route.WRITE, {"delete": _delete}, lambda r: {"type": "delete", "key": r.key}, _one_key,
+    ),
+    Kind(
+        MGet, Route.READ, {"mget": _mget}, lambda r: {"type": "mget", "keys": list(r.keys)}, lambda r: r.keys,
+    ),
+    Kind(
+        MSet, Route.WRITE, {"mset": _mset}, _encode_mset, lambda r: tuple(key for key, _ in r.entries),
+        items=lambda r, wall: tuple((key, value, _deadline(wall, r.ttl)) for key, value in r.entries),
+        values=True,
+    ),
+    Kind(Ping, Route.NODE, {"ping": lambda obj, rid: Ping(rid)}, lambda r: {"type": "ping"}, _no_keys),
+    Kind(Stats, Route.LOCAL, {"stats": lambda obj, rid: Stats(rid)}, lambda r: {"type": "stats"}, _no_keys),
+    Kind(
+        Join, Route.NODE, {"join": lambda obj, rid: Join(_key(obj, "node_id"), rid)},
+        lambda r: {"type": "join", "node_id": r.node_id}, _no_keys,
+    ),
+    Kind(
+        Locate, Route.NODE, {"locate": lambda obj, rid: Locate(_key(obj), rid)},
+        lambda r: {"type": "locate", "key": r.key}, _one_key,
+    ),
+    Kind(
+        Inspect, Route.LOCAL, {"inspect": lambda obj, rid: Inspect(_key(obj), rid)},
+        lambda r: {"type": "inspect", "key": r.key}, _one_key,
+    ),
+    Kind(
+        RemoveNode, Route.NODE, {"remove_node": lambda obj, rid: RemoveNode(_key(obj, "node_id"), rid)},
+        lambda r: {"type": "remove_node", "node_id": r.node_id}, _no_keys,
+    ),
+    Kind(Expire, Route.UPDATE, {"expire": _expire, "persist": _persist}, _encode_expire, _one_key),
+    Kind(
+        Ttl, Route.READ, {"ttl": lambda obj, rid: Ttl(_key(obj), rid, _consistency(obj))},
+        lambda r: {"type": "ttl", "key": r.key}, _one_key,
+    ),
+    Kind(
+        Incr, Route.UPDATE, {"incr": _incr}, lambda r: {"type": "incr", "key": r.key, "by": r.by}, _one_key,
+    ),
+    # The read-modify-write coordinator's own requests: routed as data, never on the wire.
+    Kind(ReadRecord, Route.READ, {}, None, _one_key),
+    Kind(
+        WriteRecord, Route.WRITE, {}, None, _one_key,
+        items=lambda r, wall: ((r.key, r.value, r.deadline),),
+    ),
+)
+
+#: Request type -> its row.
+KINDS: dict[type, Kind] = {kind.type: kind for kind in _ROWS}
+
+
+def route_of(request: Any) -> Route | None:
+    """What a node does with ``request``; None for what is not a request (an ``ErrorReply``)."""
+    kind = KINDS.get(type(request))
+    if kind is None:
+        return None
+    if kind.rmw_if is not None and kind.rmw_if(request):
+        return Route.UPDATE
+    return kind.route
+
+
+def is_data_request(request: Any) -> bool:
+    """Coordinated across the owners of its keys (read-modify-writes are not: see rmw)."""
+    route = route_of(request)
+    return route is Route.READ or route is Route.WRITE
+
+
+def is_write(request: Any) -> bool:
+    """A request of a writing kind (a conditional ``set`` too: see :func:`is_update`)."""
+    kind = KINDS.get(type(request))
+    return kind is not None and kind.route is Route.WRITE
+
+
+def is_update(request: Any) -> bool:
+    """A read-modify-write, run at the key's coordinator one at a time per key."""
+    return route_of(request) is Route.UPDATE
