@@ -2,7 +2,9 @@
 
 No actors, no TTL index, no stats, no error taxonomy beyond the minimum: what it costs to
 parse, look up and answer. The ratio of our node's throughput to this one's is the cost
-of the actors and features. ``python -m bench.bare_server PORT`` (PORT 0: any free port).
+of the actors and features. ``python -m bench.bare_server NAME PORT`` (PORT 0: any free
+port), as a node is started: it prints the node's start-up line, so the one launcher
+(:class:`runtime.local_cluster.NodeProcess`) starts it as it starts a node.
 """
 
 from __future__ import annotations
@@ -52,17 +54,17 @@ class BareProtocol(asyncio.Protocol):
             self.transport.write(b"".join(out))  # type: ignore[attr-defined]
 
 
-async def main(port: int) -> None:
+async def main(name: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     data: dict[str, object] = {}
     server = await loop.create_server(lambda: BareProtocol(data), "127.0.0.1", port, backlog=1024)
-    print(f"bare server listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    print(f"actorcache node {name} listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
     try:
-        asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+        asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "bare", int(sys.argv[2]) if len(sys.argv) > 2 else 0))
     except KeyboardInterrupt:
         pass

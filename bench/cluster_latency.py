@@ -12,50 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import signal
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from bench.results import machine, record
+from runtime.local_cluster import NodeProcess
 
-ROOT = Path(__file__).resolve().parent.parent
-_LINE = re.compile(r"listening on [^:]+:(\d+)")
 FAST = ["--heartbeat-interval", "0.2", "--log-level", "warning"]
 
 
-class Node:
-    def __init__(self, node_id: str, peers: list[str], port: int = 0) -> None:
-        self.node_id = node_id
-        self.peers = peers
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.node", node_id, str(port), *peers, *FAST],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        m = _LINE.search(line)
-        if not m:
-            self.kill()
-            raise RuntimeError(f"{node_id} did not start: {line!r}")
-        self.port = int(m.group(1))
-        self.addr = f"127.0.0.1:{self.port}"
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+def start_node(node_id: str, peers: list[str], port: int = 0) -> NodeProcess:
+    """One quiet node joining through ``peers`` (its stderr discarded)."""
+    return NodeProcess(node_id, *peers, *FAST, port=port, stderr=subprocess.DEVNULL)
 
 
 class Conn:
@@ -118,15 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keys", type=int, default=20000, help="keys written around the restart")
     p.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
     args = p.parse_args(argv)
-    nodes: list[Node] = []
+    nodes: list[NodeProcess] = []
     try:
-        solo = Node("solo", [])
+        solo = start_node("solo", [])
         nodes.append(solo)
-        n1 = Node("node1", [])
+        n1 = start_node("node1", [])
         nodes.append(n1)
-        n2 = Node("node2", [n1.addr])
+        n2 = start_node("node2", [n1.addr])
         nodes.append(n2)
-        n3 = Node("node3", [n1.addr, n2.addr])
+        n3 = start_node("node3", [n1.addr, n2.addr])
         nodes.append(n3)
         wait_ready(n1.port, 3)
         wait_ready(n3.port, 3)
@@ -163,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         if written_while_down >= args.keys:
             latest = {k: 1 for k in latest}
         t_restart = time.perf_counter()
-        n3b = Node("node3", [n1.addr, n2.addr], port=n3.port)
+        n3b = start_node("node3", [n1.addr, n2.addr], port=n3.port)
         nodes.append(n3b)
         wait_ready(n3b.port, 3)
         ready_s = time.perf_counter() - t_restart  # includes the process start
@@ -190,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         for node in nodes:
-            node.stop()
+            node.terminate(timeout=15)
     if args.record:
         record(
             "Cluster: write latency by consistency level, restart convergence (`bench/cluster_latency.py`)",

@@ -20,10 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.json_lines import Server
 from bench.loadgen import LoadResult, parser as load_parser, run_load
 from bench.results import RESULTS, machine, record
-from bench.servers import conditions, cpu_seconds
+from bench.servers import conditions, cpu_seconds, node_server
 from runtime.local_cluster import LocalCluster
 from sim.analysis import load_trace
 from sim.runner import percentiles, replication_latencies
@@ -80,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
 
     single_runs: list[tuple[LoadResult, float]] = []
     cluster_runs: list[tuple[LoadResult, float]] = []
-    solo = Server([sys.executable, "-m", "runtime.node", "solo", "0", "--log-level", "warning"])
+    solo = node_server("solo", resp=False)
     try:
         with LocalCluster(3, node_args=CLUSTER_ARGS) as cluster:
             addrs = list(cluster.addresses.values())
             for _ in range(args.rounds):
-                single_runs.append(measured([f"127.0.0.1:{solo.port}"], [solo.proc.pid], args))
+                single_runs.append(measured([f"127.0.0.1:{solo.port}"], [solo.pid], args))
                 cluster_runs.append(measured(addrs, cluster.pids, args))
                 for name, (r, cpu) in (("single", single_runs[-1]), ("cluster", cluster_runs[-1])):
                     print(
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                         file=sys.stderr, flush=True,
                     )
     finally:
-        solo.stop()
+        solo.terminate()
     single, single_cpu = _median(single_runs)
     peak, cluster_cpu = _median(cluster_runs)
     target = peak.ops_per_s * args.fraction

@@ -12,13 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from bench.json_lines import Server
 from bench.results import machine, record
+from bench.servers import node_server
 from runtime.client import Client
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -39,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--record", action="store_true")
     args = p.parse_args(argv)
 
-    server = Server([sys.executable, "-m", "runtime.node", "stall", "0", "--cleanup-interval", "0.1", "--log-level", "warning"])
+    server = node_server("stall", "--cleanup-interval", "0.1", resp=False)
     try:
         client = Client(f"127.0.0.1:{server.port}", timeout=30)
         est_load_s = args.keys / 150_000
@@ -66,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         stats = client.stats()
         client.close()
     finally:
-        server.stop()
+        server.terminate()
 
     drain = f"{drained_at - expires_at:.1f} s" if drained_at else f"not drained in {args.max_seconds:g} s"
     row = (

@@ -51,10 +51,10 @@ import msgpack
 
 from bench.results import machine, record
 from bench.servers import cpu_seconds
+from runtime.local_cluster import NodeProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
-_LISTEN = re.compile(r"actorcache node (\S+) listening on [^:]+:(\d+)")
 #: Fast failure detection for the cluster, as the integration tests use.
 CLUSTER_FLAGS = ("--heartbeat-interval", "0.1", "--down-after", "1")
 #: How often the node checks for a dead actor (runtime/node.py polls every 0.5 s): wait
@@ -99,34 +99,18 @@ def peer_protocol(root: Path, python: str) -> int:
     ).stdout.strip())
 
 
-class Node:
-    """One node subprocess; stdout and stderr go to ``log``; killed by :meth:`kill`."""
+class Node(NodeProcess):
+    """One node subprocess of the checkout at ``root``; stdout and stderr go to ``log``;
+    killed by :meth:`kill`."""
 
     def __init__(self, root: Path, python: str, node_id: str, args: Sequence[str], log: Path, start_timeout: float = 20.0) -> None:
-        self.node_id = node_id
-        self.log = log
-        self.argv = [python, "-m", "runtime.node", node_id, "0", *args]
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, cwd=root, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        self.pid = self.proc.pid
-        deadline = time.monotonic() + start_timeout
-        while True:
-            m = _LISTEN.search(log.read_text(errors="replace"))
-            if m:
-                self.port = int(m.group(2))
-                self.addr = f"127.0.0.1:{self.port}"
-                return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"{node_id} did not start: {self.last_log_line()!r}")
-            time.sleep(0.05)
-
-    @property
-    def running(self) -> bool:
-        return self.proc.poll() is None
+        super().__init__(
+            node_id, *args, command=[python, "-m", "runtime.node"], cwd=root, log_path=log, start_timeout=start_timeout
+        )
 
     def last_log_line(self, pattern: str = "") -> str:
-        lines = [ln for ln in self.log.read_text(errors="replace").splitlines() if pattern in ln]
+        assert self.log_path is not None
+        lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines() if pattern in ln]
         return lines[-1] if lines else ""
 
     def fate(self) -> str:
@@ -136,14 +120,6 @@ class Node:
         why = self.last_log_line("CRITICAL") or self.last_log_line()
         why = re.sub(r"^\S+ \S+ CRITICAL \S+: ", "", why)
         return f"dead (exit {self.proc.returncode}: {why[:80]})"
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 class Lab:

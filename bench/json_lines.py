@@ -10,38 +10,11 @@ result: the machine is shared and noisy.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
-from pathlib import Path
 
 from bench.loadgen import parser as load_parser, run_load
 from bench.results import machine, record
-
-ROOT = Path(__file__).resolve().parent.parent
-_PORT = re.compile(r"listening on [^:]+:(\d+)")
-
-
-class Server:
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        m = _PORT.search(line)
-        if not m:
-            self.stop()
-            raise RuntimeError(f"server did not start: {line!r}")
-        self.port = int(m.group(1))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
+from bench.servers import bare_server, node_server
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.json_lines")
@@ -55,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     servers = {
-        "node": Server([sys.executable, "-m", "runtime.node", "bench", "0", "--log-level", "warning"]),
-        "bare": Server([sys.executable, "-m", "bench.bare_server", "0"]),
+        "node": node_server("bench", resp=False),
+        "bare": bare_server(),
     }
     rows = []
     try:
@@ -88,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  errors: node {node.errors}, bare {bare.errors}", file=sys.stderr)
     finally:
         for server in servers.values():
-            server.stop()
+            server.terminate()
 
     if args.record:
         command = "python -m bench.json_lines " + " ".join(argv if argv is not None else sys.argv[1:])

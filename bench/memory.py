@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench.results import RESULTS, machine, record
-from bench.servers import NodeServer, RedisServer, conditions, need_redis_tools, resp_command, rss_bytes
+from bench.servers import RedisServer, conditions, need_redis_tools, node_server, resp_command, rss_bytes
 from runtime.client import Client
 
 HEADING = "Memory: bytes per key, ours vs redis-server (`bench/memory.py`)"
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     tools = need_redis_tools("redis-server")
 
     # Ours.
-    with NodeServer("memory") as node:
+    with node_server("memory") as node:
         assert node.resp_port is not None
         client = Client(f"127.0.0.1:{node.port}", timeout=60)
         client.ping()

@@ -24,7 +24,7 @@ from pathlib import Path
 from dataclasses import dataclass
 
 from bench.results import RESULTS, machine, record
-from bench.servers import NodeServer, RedisServer, conditions, cpu_seconds, need_redis_tools, pin_prefix
+from bench.servers import RedisServer, conditions, cpu_seconds, need_redis_tools, node_server, pin_prefix
 
 HEADING = "RESP: redis-benchmark against our node and redis-server (`bench/resp_redis.py`)"
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     pipelines = [int(x) for x in args.pipelines.split(",")]
     tests = args.tests.split(",")
     runs: dict[tuple[str, int, str], list[Run]] = {}
-    with NodeServer("bench", cpu=server_cpu) as node, RedisServer(tools["redis-server"], cpu=server_cpu) as redis:
+    with node_server("bench", cpu=server_cpu) as node, RedisServer(tools["redis-server"], cpu=server_cpu) as redis:
         assert node.resp_port is not None
         servers = {"ours": (node.resp_port, node.pid), "redis": (redis.port, redis.pid)}
         timeout = 120 + args.requests / 1000

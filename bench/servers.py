@@ -8,7 +8,6 @@ SIGKILL) when its ``with`` block ends, however it ends.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -18,21 +17,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runtime.local_cluster import NodeProcess
+
 __all__ = [
-    "NodeServer",
     "RedisServer",
+    "bare_server",
     "conditions",
     "cpu_seconds",
     "free_port",
     "need_redis_tools",
+    "node_server",
     "pin_prefix",
     "resp_command",
     "rss_bytes",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-_LISTEN = re.compile(r"listening on [^:]+:(\d+)")
-_RESP = re.compile(r"resp on [^:]+:(\d+)")
 
 
 def free_port() -> int:
@@ -102,42 +102,19 @@ def _stop(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
             proc.wait()
 
 
-class NodeServer:
-    """``python -m runtime.node ID 0 --resp-port 0`` (plus ``args``), optionally pinned to a CPU."""
+def node_server(node_id: str = "bench", *args: str, cpu: int | None = None, resp: bool = True) -> NodeProcess:
+    """``python -m runtime.node ID 0 --log-level warning --resp-port 0`` (plus ``args``),
+    optionally pinned to a CPU (``taskset`` execs the node: its pid is the node's), its
+    stderr discarded; a context manager that stops it (SIGTERM, then SIGKILL)."""
+    return NodeProcess(
+        node_id, "--log-level", "warning", *args, *(("--resp-port", "0") if resp else ()),
+        prefix=pin_prefix(cpu), stderr=subprocess.DEVNULL,
+    )
 
-    def __init__(self, node_id: str = "bench", *args: str, cpu: int | None = None, resp: bool = True) -> None:
-        argv = [*pin_prefix(cpu), sys.executable, "-m", "runtime.node", node_id, "0", "--log-level", "warning", *args]
-        if resp:
-            argv += ["--resp-port", "0"]
-        self.argv = argv
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.pid = self.proc.pid  # taskset execs the program: same pid
-        self.resp_port: int | None = None
-        try:
-            assert self.proc.stdout is not None
-            line = self.proc.stdout.readline()
-            m = _LISTEN.search(line)
-            if not m:
-                raise RuntimeError(f"node did not start: {line!r}")
-            self.port = int(m.group(1))
-            if resp:
-                line = self.proc.stdout.readline()
-                m = _RESP.search(line)
-                if not m:
-                    raise RuntimeError(f"node printed no resp line: {line!r}")
-                self.resp_port = int(m.group(1))
-        except BaseException:
-            self.stop()
-            raise
 
-    def stop(self) -> None:
-        _stop(self.proc)
-
-    def __enter__(self) -> NodeServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+def bare_server() -> NodeProcess:
+    """``python -m bench.bare_server bare 0``: the bare asyncio dict server, started as a node is."""
+    return NodeProcess("bare", command=[sys.executable, "-m", "bench.bare_server"], stderr=subprocess.DEVNULL)
 
 
 class RedisServer:

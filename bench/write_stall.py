@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from bench.expiry_stall import _pct, ping_cell
-from bench.json_lines import Server
 from bench.results import RESULTS, machine, record
+from bench.servers import node_server
 from runtime.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=RESULTS, help=argparse.SUPPRESS)  # tests record elsewhere
     args = p.parse_args(argv)
 
-    server = Server([sys.executable, "-m", "runtime.node", "stall", "0", "--log-level", "warning"])
+    server = node_server("stall", resp=False)
     try:
         client = Client(f"127.0.0.1:{server.port}", timeout=30)
         t0 = time.monotonic()
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             load.wait(timeout=args.seconds + 30)
         client.close()
     finally:
-        server.stop()
+        server.terminate()
 
     row = (
         f"| {args.keys:,} | {ping_cell(idle)} | {ping_cell(busy)} "

@@ -72,7 +72,8 @@ class NodeProcess:
     go to that file (appended, so a restarted node adds to the same log); without, stderr
     goes to ``stderr`` (``subprocess.PIPE``, read into the error when the start fails;
     ``subprocess.DEVNULL``; None: this process's stderr). :meth:`kill` (SIGKILL, also for
-    a SIGSTOPped node) and :meth:`terminate` (SIGTERM, then SIGKILL) reap the process.
+    a SIGSTOPped node) and :meth:`terminate` (SIGTERM, then SIGKILL; also at the end of a
+    ``with`` block) reap the process.
     """
 
     def __init__(
@@ -114,11 +115,12 @@ class NodeProcess:
             self._drain.start()
 
     def _await_start(self, deadline: float, resp: bool) -> None:
-        line = ""
+        last = ""
         while True:
             line = self._read_line(deadline)
             if line is None:
                 break
+            last = line
             if self._log is not None:
                 self._log.write(line)
             m = START_LINE.search(line)
@@ -142,7 +144,7 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 pass
         exited = f"exited with {self.proc.returncode}" if self.proc.poll() is not None else "printed no start-up line"
-        raise NodeStartError(f"node {self.node_id} did not start ({exited}): {line!r} {self._error_output()}")
+        raise NodeStartError(f"node {self.node_id} did not start ({exited}): {last!r} {self._error_output()}")
 
     def _read_line(self, deadline: float) -> str | None:
         """The next line of stdout, or None at EOF or past ``deadline`` (never blocks past it)."""
@@ -180,6 +182,12 @@ class NodeProcess:
                 log.write(chunk.decode("utf-8", errors="replace"))
         except (ValueError, OSError):
             pass  # closed under us
+
+    def __enter__(self) -> NodeProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.terminate()
 
     @property
     def pid(self) -> int:

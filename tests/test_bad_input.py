@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 from tests.wire import Conn, MsgpackConn, closed_by_peer, dumps
 
 pytestmark = pytest.mark.integration

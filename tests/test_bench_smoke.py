@@ -147,15 +147,15 @@ def test_cluster_throughput_benchmark_runs(tmp_path: Path) -> None:
 
 
 def test_loadgen_rate_caps_the_load() -> None:
-    from bench.json_lines import Server
     from bench.loadgen import parser, run_load
+    from bench.servers import bare_server
 
-    bare = Server([sys.executable, "-m", "bench.bare_server", "0"])
+    bare = bare_server()
     try:
         base = ["--addr", f"127.0.0.1:{bare.port},127.0.0.1:{bare.port}", "--conns", "4", "--pipeline", "2"]
         capped = run_load(parser().parse_args([*base, "--duration", "1", "--rate", "400"]))
     finally:
-        bare.stop()
+        bare.terminate()
     assert capped.errors == 0
     assert 250 <= capped.ops_per_s <= 480, capped.ops_per_s
 

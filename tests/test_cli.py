@@ -16,7 +16,7 @@ import pytest
 from runtime import cli as cli_module
 from runtime.client import Client
 from tests.cluster import Cluster
-from tests.nodeproc import ROOT, NodeProcess
+from runtime.local_cluster import ROOT, NodeProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

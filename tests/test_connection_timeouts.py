@@ -15,7 +15,7 @@ import pytest
 
 from actors.protocol.peer_codec import encode_hello
 from tests.limits_support import node_stats, wait_closed
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 from tests.wire import Conn
 
 pytestmark = pytest.mark.integration

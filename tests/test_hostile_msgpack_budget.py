@@ -17,7 +17,7 @@ import pytest
 
 from actors.protocol.peer_codec import PROTOCOL_VERSION
 from tests.limits_support import memory_mib, node_stats
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 from tests.wire import Conn
 
 pytestmark = pytest.mark.integration

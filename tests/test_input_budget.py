@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.limits_support import memory_mib, node_stats, wait_closed
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 from tests.wire import Conn
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from actors.protocol.peer_codec import encode_hello
 from runtime.resp import encode_command
 from tests.cluster import eventually
 from tests.limits_support import wait_closed
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 from tests.wire import Conn
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 from actors.config import NodeConfig
 from runtime.conn_limits import ClientLimits
 from runtime.node import advertised_address, client_limits, memory_warning, node_config, parse_args
-from tests.nodeproc import ROOT, NodeProcess
+from runtime.local_cluster import ROOT, NodeProcess
 
 
 def test_defaults_match_the_documentation() -> None:

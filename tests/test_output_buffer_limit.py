@@ -19,7 +19,7 @@ import pytest
 
 from runtime.resp import encode_command
 from tests.limits_support import memory_mib, node_stats, wait_closed
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 from tests.wire import Conn, MsgpackConn, dumps
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ import redis
 from redis._parsers import _HiredisParser, _RESP2Parser, _RESP3Parser
 from redis.utils import HIREDIS_AVAILABLE
 
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 from tests.wire import Conn
 
 pytestmark = pytest.mark.integration

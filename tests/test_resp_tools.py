@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 
 pytestmark = pytest.mark.integration
 

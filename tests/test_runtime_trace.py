@@ -10,7 +10,7 @@ import pytest
 
 from runtime.client import Client
 from sim.runner import replication_latencies
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

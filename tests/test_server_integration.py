@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from tests.nodeproc import NodeProcess
+from runtime.local_cluster import NodeProcess
 from tests.wire import Conn, MsgpackConn, dumps
 
 pytestmark = pytest.mark.integration

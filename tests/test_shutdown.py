@@ -3,7 +3,7 @@ code 0, answering the requests it has already read, and releasing its port.
 
 About "the port is free": when the node closes client connections itself (as it must on
 shutdown), the kernel keeps the server side of each in TIME_WAIT for a minute, and a plain
-``bind`` without SO_REUSEADDR (``tests.nodeproc.port_is_free``) fails during that time
+``bind`` without SO_REUSEADDR (``tests.wire.port_is_free``) fails during that time
 although nothing listens. So the strict ``port_is_free`` check is used where the clients
 closed first; where the node closed them, we check that nothing listens any more, that the
 port can be bound the way the node binds it, and that a new node really starts on it.
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.nodeproc import ROOT, NodeProcess, port_is_free
+from runtime.local_cluster import ROOT, NodeProcess
+from tests.wire import port_is_free
 from tests.wire import Conn, ConnectionClosed, dumps, port_rebindable, port_refuses
 
 pytestmark = pytest.mark.integration

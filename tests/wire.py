@@ -19,6 +19,7 @@ __all__ = [
     "MsgpackConn",
     "closed_by_peer",
     "dumps",
+    "port_is_free",
     "port_rebindable",
     "port_refuses",
 ]
@@ -160,10 +161,20 @@ def port_refuses(port: int) -> bool:
         return True
 
 
+def port_is_free(port: int) -> bool:
+    """Nothing holds 127.0.0.1:port: a plain ``bind`` (no SO_REUSEADDR) succeeds."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def port_rebindable(port: int) -> bool:
     """A new server (SO_REUSEADDR, as the node binds) can listen on the port again.
 
-    Unlike :func:`tests.nodeproc.port_is_free` this tolerates the server side of
+    Unlike :func:`port_is_free` this tolerates the server side of
     connections the node closed itself lingering in TIME_WAIT, which is the kernel's
     doing and does not stop a restarted node from binding the port.
     """
