@@ -42,8 +42,6 @@ class MemberStatus:
     LEAVING = "leaving"  # handing its partitions off before it goes
     LEFT = "left"
 
-    ALL = (WARMING, READY, LEAVING, LEFT)
-
 
 class Member(NamedTuple):
     """One row of the gossiped membership table.

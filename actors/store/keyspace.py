@@ -183,10 +183,8 @@ class Keyspace:
         "max_memory",
         "misses",
         "partitions",
-        "purged",
         "repairs_skipped_full",
         "sets",
-        "stale_writes",
         "tombstone_ttl",
         "used_bytes",
     )
@@ -225,8 +223,6 @@ class Keyspace:
         self.deletes = 0
         self.expired_lazy = 0
         self.expired_active = 0
-        self.purged = 0
-        self.stale_writes = 0
         self.evicted = 0
         self.repairs_skipped_full = 0
 
@@ -303,7 +299,6 @@ class Keyspace:
         if old is not None:
             # Compared as a plain tuple: the same order as its Version, without making one.
             if version is not ZERO and version <= (old[VWALL], old[VLOGICAL], old[META][0]):
-                self.stale_writes += 1
                 return False
             old_deadline = old[DEADLINE]
             self.used_bytes -= entry_size(key, old[VALUE], old_deadline)
@@ -315,7 +310,6 @@ class Keyspace:
             tomb = self._tombstones.get(key)
             if tomb is not None:
                 if version <= tomb[0]:
-                    self.stale_writes += 1
                     return False
                 self._drop_tombstone(key)
             parts = self._partitions
@@ -350,7 +344,6 @@ class Keyspace:
         """
         entry = self.entry(key, wall)
         if entry is not None and version is not ZERO and entry_version(entry) > version:
-            self.stale_writes += 1
             return False
         if entry is not None:
             self._remove(key, entry)
@@ -413,7 +406,6 @@ class Keyspace:
             tomb = self._tombstones.get(key)
             if tomb is not None and tomb[1] == purge_at:
                 self._drop_tombstone(key)
-                self.purged += 1
                 done += 1
         return done
 
