@@ -36,7 +36,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH
@@ -113,9 +112,10 @@ class ConnectionGuard:
     ``connections`` is the server's set of live connections (the idle timeout walks it).
     """
 
-    def __init__(self, limits: ClientLimits | None = None, connections: Collection[ServedConnection] = ()) -> None:
+    def __init__(self, limits: ClientLimits | None = None, connections: set[ServedConnection] | None = None) -> None:
         self.limits = limits if limits is not None else ClientLimits()
-        self.connections = connections
+        #: The server's live connections (a peer's hello swaps its client for its peer protocol).
+        self.connections: set[ServedConnection] = connections if connections is not None else set()
         #: The sweep's clock (monotonic seconds); connections stamp activity with it.
         self.now = time.monotonic()
         #: Client connections holding one of ``max_clients`` slots.

@@ -1,4 +1,4 @@
-"""One inbound connection: a client's (requests in, replies out) or a peer's (one way).
+"""One inbound connection, as a client's: JSON lines or msgpack requests in, replies out.
 
 Runs entirely on the event loop thread.
 
@@ -8,23 +8,20 @@ batch's ``reply_to``), so a small batch is one ``write``. Limits, backpressure a
 output buffer limit are :class:`~runtime.served_connection.ServedConnection`'s, so a
 client that pipelines without reading cannot grow our memory.
 
+Peers share the port: a msgpack connection whose first frame is a peer ``hello`` belongs
+to another node (see ``docs/protocol.md``, "Peer protocol"). A valid hello switches the
+transport to :class:`~runtime.peer_connection.PeerConnection` (``transport.set_protocol``,
+a protocol switch as h11 calls it) and this object is done; a bad one gets one error reply
+and the connection is closed. Until the switch the connection is a client under the client
+limits: the client frame limit for the hello itself, the client slot, the timeouts. At
+most ``--max-clients`` peer connections are accepted.
+
 Over ``--max-clients``, a connection is on probation: it may still be a peer, so for
 :data:`~runtime.conn_limits.PEER_HELLO_GRACE_S` its first frame may be a peer ``hello``
 (accepted: it becomes a peer, which takes no client slot); anything else, or nothing in
 time, gets the ``max_clients`` refusal line and is closed. At most
 :data:`~runtime.conn_limits.PROBATION_SLOTS` wait at once (a new one refuses the oldest):
 a stranger holding every client slot cannot cut the cluster apart.
-
-Peer connections: a msgpack connection whose first frame is ``hello`` belongs to another
-node (see ``docs/protocol.md``, "Peer protocol"). It stops being a client connection
-(the node is told ``ClientDisconnected``), its frame limit becomes the peer limit, and
-every later frame is decoded by :func:`actors.protocol.peer_codec.decode_peer` and told to the
-node as ``FromPeer(src, addr, msg)`` with the sender named by the hello. Until then the
-connection is a client under the client limits: the client frame limit for the hello
-itself, the client slot, the timeouts. A peer's partial frames still count in the input
-budget and the request read timeout; at most ``--max-clients`` peer connections are
-accepted. Nothing is ever written back, except one error reply to a bad hello before
-closing. A malformed frame after the hello is logged and closes that connection only.
 """
 
 from __future__ import annotations
@@ -35,9 +32,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from actors.protocol.codec import request_or_error
 from actors.protocol.errors import BadRequestError, ErrorCode
-from actors.protocol.messages import BatchReply, ClientBatch, ErrorReply, Reply, Values
-from actors.protocol.peer_codec import HELLO, decode_hello, decode_peer
-from actors.kernel.peer import FromPeer
+from actors.protocol.edge import BatchReply, ClientBatch
+from actors.protocol.messages import ErrorReply, Reply, Values
+from actors.protocol.peer_codec import HELLO, decode_hello
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ConnectionGuard
 from runtime.framing import (
     VALUES_PIECEWISE,
@@ -49,21 +46,18 @@ from runtime.framing import (
     encode_values_reply,
     is_msgpack_start,
 )
+from runtime.peer_connection import PeerConnection
+from runtime.peers import DEFAULT_PEER_FRAME_BYTES
 from runtime.served_connection import ServedConnection
 
 if TYPE_CHECKING:
     from pykka import ActorRef
 
-__all__ = ["DEFAULT_PEER_FRAME_BYTES", "MAX_CLIENTS_MESSAGE", "ClientConnection"]
+__all__ = ["MAX_CLIENTS_MESSAGE", "ClientConnection"]
 
 logger = logging.getLogger("actorcache.connection")
 
 _BLANK = b" \t\r\n"
-
-#: Largest frame a peer may send. Peer frames carry whole client batches (a replica
-#: request for a batch of sets, a stream of records), so they may be much larger than one
-#: client request; the client limit would cut replication of large values.
-DEFAULT_PEER_FRAME_BYTES = 64 << 20
 
 #: The refusal a connection over ``--max-clients`` gets (Redis's words).
 MAX_CLIENTS_MESSAGE = "max number of clients reached"
@@ -96,9 +90,6 @@ class ClientConnection(ServedConnection):
         self._first_frame_pending = False
         #: Over --max-clients: only a peer hello may follow (see the module docstring).
         self._probation = False
-        self._peer_slot = False
-        #: ``(node_id, addr)`` of the peer once a valid hello arrived.
-        self.peer: tuple[str, str] | None = None
 
     def _over_max_clients(self) -> None:
         guard = self.guard
@@ -110,21 +101,12 @@ class ClientConnection(ServedConnection):
     def _drop_input(self) -> None:
         self._decoder = None
 
-    def _release(self) -> None:
-        super()._release()
-        if self._peer_slot:
-            self._peer_slot = False
-            self.guard.peers -= 1
-
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if self._close_when_flushed or self._draining:
             return
         self.last_active = self.guard.now
-        if self.peer is not None:
-            self._peer_data(data)
-            return
         decoder = self._decoder
         if decoder is None:
             stripped = data.lstrip(_BLANK)
@@ -173,10 +155,10 @@ class ClientConnection(ServedConnection):
         if buffered or self.held_input:
             self._note_input(buffered, bool(items))
 
-    # --- peer mode ----------------------------------------------------------------
+    # --- the switch to the peer protocol -----------------------------------------------
 
     def _hello(self, obj: dict[str, Any], decoder: MsgpackDecoder) -> None:
-        """The first frame is a hello: become a peer connection, or refuse and close."""
+        """The first frame is a hello: hand the transport to a peer protocol, or refuse and close."""
         try:
             node_id, addr, partitions = decode_hello(obj)
             if self.partitions is not None and partitions != self.partitions:
@@ -197,51 +179,15 @@ class ClientConnection(ServedConnection):
             guard.counters["rejected_connections"] += 1
             self._refuse(ErrorReply(ErrorCode.MAX_CLIENTS, "max number of peer connections reached"))
             return
-        # From here on this is not a client connection: it gives back its client slot.
-        self.peer = (node_id, addr)
-        self._peer_slot = True
-        guard.peers += 1
+        # From here on this is not a client connection: it gives back what it held as one.
         if self._probation:
             self._probation = False
             guard.probation.pop(self, None)
         self._stop_being_a_client()
-        logger.debug("peer %s (%s) connected from %s", node_id, addr, self.remote())
-        decoder.reconfigure(self.max_peer_frame_bytes, unicode_errors="surrogatepass")
-        self._peer_data(b"")
-
-    def _peer_data(self, data: bytes) -> None:
-        decoder = self._decoder
-        assert isinstance(decoder, MsgpackDecoder) and self.peer is not None
-        src, addr = self.peer
-        node = self.node
-        depth = self.max_value_depth
-        completed = False
-        for obj in decoder.feed(data, raw=True):
-            if type(obj) is ErrorReply:  # too large or corrupt: the stream is lost
-                self._peer_failed(obj.message)
-                return
-            try:
-                msg = decode_peer(obj, depth)
-            except BadRequestError as exc:
-                self._peer_failed(exc.message)
-                return
-            except Exception as exc:  # noqa: BLE001 - a shape decode_peer did not foresee
-                self._peer_failed(f"malformed peer message: {exc!r}")
-                return
-            node.tell(FromPeer(src, addr, msg))
-            completed = True
-        buffered = decoder.buffered
-        if buffered or self.held_input:
-            self._note_input(buffered, completed)
-
-    def _peer_failed(self, why: str) -> None:
-        assert self.peer is not None
-        logger.warning("closing peer connection from %s (%s): %s", self.peer[0], self.peer[1], why)
-        self._close_when_flushed = True
-        self._drop_input()
         self._forget_input()
-        if self.transport is not None:
-            self.transport.close()
+        self._decoder = None
+        logger.debug("peer %s (%s) connected from %s", node_id, addr, self.remote())
+        PeerConnection.take_over(self, node_id, addr, decoder, self.max_peer_frame_bytes, self.max_value_depth)
 
     def _refuse(self, error: ErrorReply) -> None:
         """Answer one error and close (a bad hello): nothing else is read."""

@@ -35,8 +35,9 @@ from typing import Any
 from actors.config import NodeConfig
 from actors.node.system import NodeRefs, spawn_node
 from actors.protocol.consistency import CONSISTENCY_LEVELS
+from actors.protocol.peer_codec import encode_hello, encode_peer
 from actors.store.eviction import EVICTION_POLICIES
-from actors.protocol.messages import Leave, LeaveDone
+from actors.protocol.internal import Leave, LeaveDone
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH
 from runtime.addresses import format_address, is_loopback
 from runtime.argtypes import (
@@ -387,7 +388,7 @@ async def serve(args: argparse.Namespace) -> int:
     address = advertised_address(args, host, bound_port)
     seeds = tuple(seed for seed in args.peers if seed != address)  # a shared seed list may name us
     config = node_config(args, address, seeds)
-    links = PeerLinks(args.node_id, address, config.partitions, loop=loop)
+    links = PeerLinks(encode_hello(args.node_id, address, config.partitions), encode_peer, loop=loop)
     trace = TraceFile(args.trace, loop) if args.trace else None
     refs = spawn_node(
         real_ctx(args.node_id, scheduler, trace=trace, send=links.send, host_stats=server.stats), config

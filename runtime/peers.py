@@ -6,14 +6,14 @@ Theory of operation
 address the peer advertises). ``send`` is what the runtime's ``Ctx`` calls; it runs on
 the event-loop thread inside an actor turn and never blocks or raises:
 
-- the message is encoded at once (:func:`actors.protocol.peer_codec.encode_peer`, msgpack) and its
-  frame appended to the link's queue;
+- the message is encoded at once (the ``encode`` function the system gave, then msgpack)
+  and its frame appended to the link's queue;
 - a link with no connection starts one (lazily, on its first send); while it connects,
   or waits to retry, frames wait in the queue;
 - a connected link is flushed once per loop turn: the first frame queued in a turn arms
   one ``call_soon`` for every link, which writes each link's frames with a single
-  ``transport.write``. The first bytes on a new connection are the ``hello``
-  (:func:`actors.protocol.peer_codec.encode_hello`), written together with whatever queued up;
+  ``transport.write``. The first bytes on a new connection are the ``hello`` frame the
+  system gave (it names this node to the receiver), written together with whatever queued up;
 - backpressure: while the transport's buffer is above its high-water mark
   (``pause_writing``) frames stay in the queue and go out on ``resume_writing``;
 - the queue is bounded (frames and bytes): beyond the bound the oldest frames are dropped
@@ -27,6 +27,11 @@ link to us), except one error reply to a refused hello, which we log.
 
 Frames already handed to a transport when its connection dies are lost with it (TCP
 gives no way to know what the peer read); they count as ``sent``.
+
+The transport knows nothing of the system whose messages it carries: the system gives
+it the hello and the function that turns a message into a msgpack-able object (the
+cache's are :func:`actors.protocol.peer_codec.encode_hello` and ``encode_peer``, wired
+in :mod:`runtime.node`), so any actor system can use it.
 """
 
 from __future__ import annotations
@@ -36,17 +41,20 @@ import collections
 import logging
 import socket
 import time
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 
-from actors.protocol.peer_codec import encode_hello, encode_peer
 from runtime.addresses import parse_address
-from runtime.connection import DEFAULT_PEER_FRAME_BYTES
 
-__all__ = ["PeerLinks"]
+__all__ = ["DEFAULT_PEER_FRAME_BYTES", "PeerLinks"]
 
 logger = logging.getLogger("actorcache.peers")
+
+#: Largest frame a peer may send, and so the largest a receiver accepts by default. Peer
+#: frames carry whole client batches (a replica request for a batch of sets, a stream of
+#: records), so they may be much larger than one client request.
+DEFAULT_PEER_FRAME_BYTES = 64 << 20
 
 # Lone surrogates are valid in strings a JSON client stored; peers carry them faithfully.
 _PEER_UNICODE_ERRORS = "surrogatepass"
@@ -330,17 +338,19 @@ def _describe(exc: BaseException | None) -> str:
 
 
 class PeerLinks:
-    """One outbound link per peer address, for this node (``node_id`` at ``address``).
+    """One outbound link per peer address, for one node.
 
-    ``send`` is the runtime ``Ctx``'s peer transport; call it (and everything else here)
-    on the event-loop thread only.
+    ``hello`` is the first frame on every connection (a msgpack-able object naming this
+    node to the receiver); ``encode`` turns each message given to :meth:`send` into a
+    msgpack-able object (it may raise: the message is then dropped and counted
+    ``unencodable``). ``send`` is the runtime ``Ctx``'s peer transport; call it (and
+    everything else here) on the event-loop thread only.
     """
 
     def __init__(
         self,
-        node_id: str,
-        address: str,
-        partitions: int,
+        hello: Any,
+        encode: Callable[[Any], Any],
         *,
         loop: asyncio.AbstractEventLoop | None = None,
         max_queue_frames: int = 10_000,
@@ -353,9 +363,6 @@ class PeerLinks:
     ) -> None:
         if max_queue_frames < 1 or max_queue_bytes < 1:
             raise ValueError("the queue bounds must be positive")
-        self.node_id = node_id
-        self.address = address
-        self.partitions = partitions
         self.loop = loop or asyncio.get_running_loop()
         self.max_queue_frames = max_queue_frames
         self.max_queue_bytes = max_queue_bytes
@@ -365,7 +372,8 @@ class PeerLinks:
         self.connect_timeout = connect_timeout
         self.max_frame_bytes = max_frame_bytes
         self._pack = msgpack.Packer(use_bin_type=True, unicode_errors=_PEER_UNICODE_ERRORS).pack
-        self.hello = self._pack(encode_hello(node_id, address, partitions))
+        self._encode = encode
+        self.hello = self._pack(hello)
         self._links: dict[str, _Link] = {}
         self._dirty: list[_Link] = []
         self._flush_armed = False
@@ -383,7 +391,7 @@ class PeerLinks:
         if link is None:
             link = self._links[address] = _Link(self, address)
         try:
-            frame = self._pack(encode_peer(msg))
+            frame = self._pack(self._encode(msg))
         except Exception as exc:  # noqa: BLE001 - never raise into an actor turn
             link.counts["unencodable"] += 1
             logger.error("cannot encode %s for peer %s: %s", type(msg).__name__, address, exc)

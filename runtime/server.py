@@ -1,7 +1,7 @@
 """The asyncio TCP server in front of one node's actors.
 
 One port serves clients and peers alike (a connection says which it is with its first
-frame, see :mod:`runtime.connection`); with :meth:`CacheServer.start_resp` a second port
+frame, see :mod:`runtime.connection`, and a peer's switches to :mod:`runtime.peer_connection`); with :meth:`CacheServer.start_resp` a second port
 speaks the Redis protocol (:mod:`runtime.resp_connection`) to the same node. The server
 can be bound before the node's actors exist: a node must know its advertised address
 (and so its bound port) before it starts, so :func:`runtime.node.serve` binds with
@@ -24,7 +24,9 @@ from typing import Any
 from pykka import ActorRef
 
 from runtime.conn_limits import ClientLimits, ConnectionGuard
-from runtime.connection import DEFAULT_PEER_FRAME_BYTES, ClientConnection
+from runtime.connection import ClientConnection
+from runtime.peer_connection import PeerConnection
+from runtime.peers import DEFAULT_PEER_FRAME_BYTES
 from runtime.resp_commands import RespServerInfo
 from runtime.resp_connection import RespConnection
 
@@ -50,7 +52,8 @@ class CacheServer:
         #: A peer's hello must name this partition count (None: accept any).
         self.partitions = partitions
         self.max_peer_frame_bytes = max_peer_frame_bytes
-        self.connections: set[ClientConnection | RespConnection] = set()
+        #: Live connections; a client's becomes a PeerConnection on a valid hello.
+        self.connections: set[ClientConnection | PeerConnection | RespConnection] = set()
         self.limits = limits if limits is not None else ClientLimits()
         self.guard = ConnectionGuard(self.limits, self.connections)
         self._conn_ids = itertools.count(1)  # shared by both ports: the node keys queues by it

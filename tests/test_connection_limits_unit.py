@@ -20,6 +20,7 @@ from actors.protocol.messages import Pong, Value, Values
 from actors.protocol.peer_codec import encode_hello
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ClientLimits, ConnectionGuard
 from runtime.connection import ClientConnection
+from runtime.peer_connection import PeerConnection
 from runtime.resp import NIL2, array, bulk, encode_command
 from runtime.resp_connection import RespConnection
 from runtime.served_connection import TURN_BYTES
@@ -41,6 +42,13 @@ class Transport(asyncio.Transport):
         self.closed = False
         self.aborted = False
         self.reading = True
+        self.protocol: Any = None
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> Any:
+        return self.protocol
 
     def write(self, data: bytes) -> None:
         self.written += data
@@ -89,6 +97,7 @@ def client(guard: ConnectionGuard, node: Node | None = None, transport: Transpor
     node = node or Node()
     transport = transport or Transport()
     conn = ClientConnection(len(node.told) + 1, node, 1 << 20, lambda c: None, guard=guard)  # type: ignore[arg-type]
+    transport.set_protocol(conn)
     conn.connection_made(transport)
     return conn, node, transport
 
@@ -333,12 +342,14 @@ def test_peer_frames_count_in_the_input_budget_and_the_read_timeout() -> None:
     hello = msgpack.packb(encode_hello("peer", "127.0.0.1:9", 256), use_bin_type=True)
     partial = b"\x81\xa1k\xc6" + (100_000).to_bytes(4, "big") + b"\x00" * 3000  # {"k": <bin of 100,000>}, cut
     conn.data_received(hello + partial)
-    assert conn.peer is not None and guard.clients == 0 and guard.peers == 1
+    peer = transport.protocol
+    assert type(peer) is PeerConnection and peer.peer == ("peer", "127.0.0.1:9")
+    assert guard.clients == 0 and guard.peers == 1
     # The bytes, and the decoder's scanner's copy of the partial binary value (MsgpackDecoder.buffered).
-    assert len(partial) <= guard.input_bytes <= 2 * len(partial) and conn in guard.partial
+    assert len(partial) <= guard.input_bytes <= 2 * len(partial) and peer in guard.partial and conn not in guard.holding
     guard.sweep(now=t0 + 6.0)
     assert transport.aborted and guard.counters["request_read_timeouts"] == 1
-    conn.connection_lost(None)
+    peer.connection_lost(None)
     assert guard.peers == 0 and guard.input_bytes == 0
 
 
@@ -371,7 +382,7 @@ def test_over_max_clients_a_peer_hello_is_still_accepted() -> None:
     client(guard)
     conn, node, transport = client(guard)
     conn.data_received(msgpack.packb(encode_hello("n2", "127.0.0.1:9", 256), use_bin_type=True))
-    assert conn.peer == ("n2", "127.0.0.1:9") and not transport.closed
+    assert transport.protocol.peer == ("n2", "127.0.0.1:9") and not transport.closed
     assert guard.clients == 1 and guard.peers == 1 and not guard.probation
     assert guard.counters["rejected_connections"] == 0
 
@@ -440,7 +451,7 @@ def idle_sweeps(guard: ConnectionGuard, now: float) -> None:
 
 @pytest.mark.parametrize("timeout", [0.0, 5.0])
 def test_idle_clients_are_closed_but_not_busy_ones_nor_peers(timeout: float) -> None:
-    connections: list[Any] = []
+    connections: set[Any] = set()
     guard = ConnectionGuard(ClientLimits(idle_timeout_s=timeout), connections)
     t0 = guard.now
     idle, _, idle_t = client(guard)
@@ -448,7 +459,7 @@ def test_idle_clients_are_closed_but_not_busy_ones_nor_peers(timeout: float) -> 
     waiting.data_received(b'{"type":"ping"}\n')  # the node has not answered
     peer, _, peer_t = client(guard)
     peer.data_received(msgpack.packb(encode_hello("n2", "127.0.0.1:9", 256), use_bin_type=True))
-    connections.extend([idle, waiting, peer])
+    connections.update([idle, waiting, peer_t.protocol])
     idle_sweeps(guard, t0 + 6.0)
     if not timeout:  # 0: never, as Redis
         assert not (idle_t.closed or waiting_t.closed or peer_t.closed)

@@ -88,11 +88,6 @@ def test_framework_module_imports_nothing_of_the_cache(path: Path) -> None:
     assert foreign_imports_of(path, FRAMEWORK) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime/peers.py still imports actors.protocol.peer_codec and runtime.connection: "
-    "helper A is making it codec-injected (see /work/notes/requests.md); drop this mark when that lands",
-)
 def test_peer_transport_imports_nothing_of_the_cache() -> None:
     assert foreign_imports_of(PEER_TRANSPORT, FRAMEWORK) == []
 

@@ -23,24 +23,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from actors.protocol.messages import (
-    BatchReply,
-    ItemResults,
-    ClientBatch,
-    ClientConnected,
-    ClientDisconnected,
-    ErrorReply,
-    Pong,
-    Remove,
-    Write,
-)
+from actors.protocol.edge import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
+from actors.protocol.messages import ErrorReply, Pong
+from actors.protocol.replica_ops import ItemResults, Remove, Write
+from actors.kernel.peer import FromPeer
 from actors.protocol.peer_codec import PEER_TYPES, encode_hello, encode_peer
 from actors.protocol.peer_messages import (
     Forward,
     ForwardReply,
-    Apply,
-    Fetch,
-    FromPeer,
     Gossip,
     Member,
     Pull,
@@ -52,13 +42,15 @@ from actors.protocol.peer_messages import (
     SyncListing,
     SyncRequest,
 )
+from actors.protocol.replica_ops import Apply, Fetch
 from actors.protocol.record import Record
 from actors.protocol.version import Version
 from runtime.connection import ClientConnection
 from runtime.framing import JSON_HELLO_REFUSAL, MsgpackDecoder
+from runtime.peer_connection import PeerConnection
 from runtime.peers import PeerLinks
 from runtime.server import CacheServer
-from tests.nodeproc import ROOT, NodeProcess
+from runtime.local_cluster import ROOT, NodeProcess
 from tests.wire import Conn, MsgpackConn, closed_by_peer
 
 T = TypeVar("T")
@@ -172,7 +164,7 @@ class Receiver:
         self.lt.run(self.server.shutdown(grace_s=0.2))
 
     def peer_connections(self) -> int:
-        return sum(1 for c in list(self.server.connections) if c.peer is not None)
+        return sum(1 for c in list(self.server.connections) if type(c) is PeerConnection)
 
 
 @pytest.fixture
@@ -198,7 +190,7 @@ def make_links(lt: LoopThread) -> Iterator[Callable[..., PeerLinks]]:
     made: list[PeerLinks] = []
 
     def make(node_id: str = "sender", address: str = SENDER_ADDR, partitions: int = PARTITIONS, **kw: Any) -> PeerLinks:
-        links = PeerLinks(node_id, address, partitions, loop=lt.loop, **kw)
+        links = PeerLinks(encode_hello(node_id, address, partitions), encode_peer, loop=lt.loop, **kw)
         made.append(links)
         return links
 
@@ -417,6 +409,33 @@ def test_an_unencodable_message_is_dropped_and_counted_never_raised(
     assert lt.call(links.stats)["unencodable"] == 1
 
 
+def test_the_transport_carries_any_system_s_messages(lt: LoopThread) -> None:
+    """PeerLinks knows nothing of the cache: the hello and the encoder are the system's."""
+    frames: list[Any] = []
+
+    class Sink(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.unpacker = msgpack.Unpacker(raw=False)
+
+        def data_received(self, data: bytes) -> None:
+            self.unpacker.feed(data)
+            frames.extend(self.unpacker)
+
+    server = lt.run(lt.loop.create_server(Sink, "127.0.0.1", 0))
+    links = PeerLinks({"counter": "c1"}, lambda n: {"inc": n}, loop=lt.loop)
+    try:
+        addr = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        send_all(lt, links, addr, [1, 2, 3])
+        wait_until(lambda: len(frames) == 4, what="the hello and three frames")
+        assert frames == [{"counter": "c1"}, {"inc": 1}, {"inc": 2}, {"inc": 3}]
+        send_all(lt, links, addr, [object()])  # the system's encoder decides what is unencodable
+        assert lt.call(links.stats)["sent"] == 3 and lt.call(links.stats)["unencodable"] == 1
+    finally:
+        lt.call(links.close)
+        lt.run(links.wait_closed(1.0))
+        server.close()
+
+
 def test_the_receiver_never_writes_on_a_peer_connection(receiver: Receiver) -> None:
     with raw_peer_socket(receiver.port, encode_hello("quiet", "127.0.0.1:8", PARTITIONS)) as sock:
         sock.sendall(b"".join(msgpack.packb(encode_peer(m), use_bin_type=True) for m in SAMPLES))
@@ -438,12 +457,25 @@ def test_hello_and_frames_split_at_every_byte_are_decoded(receiver: Receiver) ->
 
 
 class FakeTransport(asyncio.Transport):
-    """Just enough of an asyncio transport to drive a connection without sockets."""
+    """Just enough of an asyncio transport to drive a connection without sockets:
+    :meth:`feed` hands bytes to whichever protocol it has now (a peer's hello switches it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, protocol: asyncio.Protocol) -> None:
         super().__init__()
         self.written = b""
         self.closed = False
+        self.protocol = protocol
+        protocol.connection_made(self)
+
+    def feed(self, data: bytes) -> None:
+        self.protocol.data_received(data)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        assert isinstance(protocol, asyncio.Protocol)
+        self.protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.protocol
 
     def write(self, data: bytes) -> None:
         self.written += data
@@ -484,12 +516,12 @@ def test_a_peer_stream_cut_anywhere_decodes_the_same(msgs: list[Any], cuts: list
     (the connection switches to the peer limit right after the hello)."""
     node = Recorder()
     conn = ClientConnection(1, node, 128, lambda c: None, partitions=PARTITIONS)  # type: ignore[arg-type]
-    transport = FakeTransport()
-    conn.connection_made(transport)  # type: ignore[arg-type]
+    transport = FakeTransport(conn)
     stream = msgpack.packb(encode_hello("cut", "127.0.0.1:9", PARTITIONS), use_bin_type=True)
     stream += b"".join(msgpack.packb(encode_peer(m), use_bin_type=True) for m in msgs)
     for piece in chunked(stream, cuts):
-        conn.data_received(piece)
+        transport.feed(piece)
+    assert type(transport.protocol) is PeerConnection and conn.transport is None
     assert [m.msg for m in node.from_peers()] == msgs
     assert not transport.closed and transport.written == b""
     assert not node.batches()
@@ -500,11 +532,11 @@ def test_a_peer_stream_cut_anywhere_decodes_the_same(msgs: list[Any], cuts: list
 def test_a_client_stream_cut_anywhere_is_still_a_client(cuts: list[int], n: int) -> None:
     node = Recorder()
     conn = ClientConnection(1, node, 1 << 10, lambda c: None, partitions=PARTITIONS)  # type: ignore[arg-type]
-    transport = FakeTransport()
-    conn.connection_made(transport)  # type: ignore[arg-type]
+    transport = FakeTransport(conn)
     stream = b"".join(msgpack.packb({"type": "ping", "id": i}) for i in range(n))
     for piece in chunked(stream, cuts):
-        conn.data_received(piece)
+        transport.feed(piece)
+    assert transport.protocol is conn
     rids = [r.rid for b in node.batches() for r in b.requests]
     assert rids == list(range(n))
     unpacker = msgpack.Unpacker(raw=False)

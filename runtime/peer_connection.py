@@ -1,0 +1,149 @@
+"""One inbound connection from another node, after its ``hello``: frames in, nothing out.
+
+Runs entirely on the event loop thread.
+
+Every connection starts as a client's (:class:`runtime.connection.ClientConnection`).
+When a msgpack connection's first frame is a valid peer ``hello``, the client protocol
+hands the transport over to a :class:`PeerConnection` (``transport.set_protocol``: what
+h11 calls a protocol switch) and is done; see :meth:`PeerConnection.take_over`. From
+then on this object is the transport's protocol and the server's connection: the client
+side never sees another byte, and nothing here branches on "am I a peer yet".
+
+What the switch carries over, and why:
+
+- the decoder, with whatever followed the hello in the same read (already buffered):
+  its frame limit becomes the peer limit (peer frames carry whole batches) and strings
+  are decoded with ``surrogatepass`` (values clients stored over JSON may hold lone
+  surrogates);
+- the limits: a peer takes no ``--max-clients`` slot (the client gives its slot back and
+  the node is told ``ClientDisconnected``) but one of the ``--max-clients`` peer slots
+  (``guard.peers``); its partial frames still count in the input budget and the request
+  read timeout, and the idle timeout never closes it.
+
+Every frame is decoded by :func:`actors.protocol.peer_codec.decode_peer` and told to the
+node as ``FromPeer(src, addr, msg)``, with the sender named by the hello (never by the
+frame). Nothing is ever written back. A malformed or oversized frame is logged and closes
+this connection only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+from actors.kernel.peer import FromPeer
+from actors.protocol.errors import BadRequestError
+from actors.protocol.messages import ErrorReply
+from actors.protocol.peer_codec import decode_peer
+from runtime.conn_limits import ConnectionGuard
+from runtime.framing import MsgpackDecoder
+from runtime.served_connection import ServedConnection
+
+if TYPE_CHECKING:
+    from pykka import ActorRef
+
+__all__ = ["PeerConnection"]
+
+logger = logging.getLogger("actorcache.connection")
+
+
+class PeerConnection(ServedConnection):
+    """The protocol of a connection whose ``hello`` named node ``src`` at ``addr``."""
+
+    def __init__(
+        self,
+        conn_id: int,
+        node: ActorRef[Any],
+        on_closed: Callable[[Any], None],
+        guard: ConnectionGuard,
+        src: str,
+        addr: str,
+        decoder: MsgpackDecoder,
+        max_value_depth: int,
+    ) -> None:
+        super().__init__(conn_id, node, on_closed, guard)
+        self.peer = (src, addr)
+        self._decoder: MsgpackDecoder | None = decoder
+        self.max_value_depth = max_value_depth
+        guard.peers += 1
+        self._peer_slot = True
+
+    @classmethod
+    def take_over(
+        cls,
+        client: ServedConnection,
+        src: str,
+        addr: str,
+        decoder: MsgpackDecoder,
+        max_frame_bytes: int,
+        max_value_depth: int,
+    ) -> PeerConnection:
+        """Switch ``client``'s transport to a new peer protocol, which then decodes what
+        ``decoder`` holds after the hello. ``client`` must already have given back what
+        it held as a client (its slot, probation, partial input)."""
+        transport = client.transport
+        assert transport is not None
+        peer = cls(client.conn_id, client.node, client._on_closed, client.guard, src, addr, decoder, max_value_depth)
+        connections = client.guard.connections
+        if client in connections:
+            connections.discard(client)
+            connections.add(peer)
+        client.transport = None  # the client side is done: nothing of it may touch the transport
+        decoder.reconfigure(max_frame_bytes, unicode_errors="surrogatepass")
+        transport.set_protocol(peer)
+        peer.transport = transport
+        peer.last_active = client.last_active
+        peer._frames(b"")
+        return peer
+
+    def _drop_input(self) -> None:
+        self._decoder = None
+
+    def _release(self) -> None:
+        super()._release()
+        if self._peer_slot:
+            self._peer_slot = False
+            self.guard.peers -= 1
+
+    def data_received(self, data: bytes) -> None:
+        if self._close_when_flushed or self._draining:
+            return
+        self.last_active = self.guard.now
+        self._frames(data)
+
+    def _frames(self, data: bytes) -> None:
+        """Decode ``data`` (and what is buffered) and tell the node every frame. (Right
+        after the switch this holds no partial input: a partial frame left began after
+        the hello, and its read timeout starts now.)"""
+        decoder = self._decoder
+        if decoder is None:
+            return
+        src, addr = self.peer
+        node = self.node
+        depth = self.max_value_depth
+        completed = False
+        for obj in decoder.feed(data, raw=True):
+            if type(obj) is ErrorReply:  # too large or corrupt: the stream is lost
+                self._failed(obj.message)
+                return
+            try:
+                msg = decode_peer(obj, depth)
+            except BadRequestError as exc:
+                self._failed(exc.message)
+                return
+            except Exception as exc:  # noqa: BLE001 - a shape decode_peer did not foresee
+                self._failed(f"malformed peer message: {exc!r}")
+                return
+            node.tell(FromPeer(src, addr, msg))
+            completed = True
+        buffered = decoder.buffered
+        if buffered or self.held_input:
+            self._note_input(buffered, completed)
+
+    def _failed(self, why: str) -> None:
+        logger.warning("closing peer connection from %s (%s): %s", self.peer[0], self.peer[1], why)
+        self._close_when_flushed = True
+        self._drop_input()
+        self._forget_input()
+        if self.transport is not None:
+            self.transport.close()
