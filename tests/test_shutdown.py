@@ -50,7 +50,8 @@ def node_stderr(node: NodeProcess) -> str:
     assert node.proc.poll() is not None
     if node.proc.pid not in _stderr:
         stream = node.proc.stderr
-        _stderr[node.proc.pid] = stream.read() if stream is not None and not stream.closed else ""
+        raw = stream.read() if stream is not None and not stream.closed else b""
+        _stderr[node.proc.pid] = raw.decode("utf-8", errors="replace")  # the launcher's pipes are binary
     return _stderr[node.proc.pid]
 
 
