@@ -62,7 +62,7 @@ class _Task:
 
 def test_wire_ops_make_one_item_by_item_write_per_owner_set_of_a_run() -> None:
     from actors.protocol.replica_ops import ItemResults, Remove, Write
-    from actors.node.actor import _task_results, _wire_ops
+    from actors.cluster.task_wire import task_results as _task_results, wire_ops as _wire_ops
 
     v1, v2 = Version(1_000_000, 0, "a"), Version(1_000_001, 0, "a")
     abc, bca = ("a", "b", "c"), ("b", "c", "a")

@@ -1,7 +1,8 @@
 """Coordinating one client batch across a key's owners: plain objects, no actor.
 
-The ``Node`` actor feeds a :class:`ClusterBatch` replica results and timeouts; the batch
-answers which slots are decided and what to send next (read repairs, hints). Rules:
+:class:`~actors.cluster.coordinator.Coordinator` feeds a :class:`ClusterBatch` replica results
+and timeouts; the batch answers which slots are decided and what to send next (read
+repairs, hints). Rules:
 
 - **writes** go to every owner of the key (plus pending owners during a leave) and are
   acknowledged after ``needed`` acks. If fewer owners are reachable than needed, the
@@ -25,23 +26,8 @@ from typing import Any
 from actors.protocol.consistency import required_acks
 from actors.protocol.errors import ErrorCode
 from actors.cluster.membership import ClusterView
-from actors.protocol.messages import (
-    Ack,
-    Delete,
-    ErrorReply,
-    Get,
-    MGet,
-    MSet,
-    ReadRecord,
-    RecordReply,
-    Reply,
-    Request,
-    Set,
-    Ttl,
-    Value,
-    Values,
-    WriteRecord,
-)
+from actors.protocol.messages import Ack, Delete, ErrorReply, Get, MGet, MSet, Reply, Request, Set, Ttl, Value, Values
+from actors.protocol.internal import ReadRecord, RecordReply, WriteRecord
 from actors.protocol.replica_ops import Remove, Write
 from actors.store.rmw import plan_update, visible
 from actors.protocol.replica_ops import Fetch
@@ -129,7 +115,8 @@ class SlotState:
 
 
 class ClusterBatch:
-    """The cluster-side state of one client batch (its replies live in a PendingBatch)."""
+    """The cluster-side state of one coordinated batch (its replies go to a
+    :class:`~actors.cluster.coordinator.Slots`)."""
 
     def __init__(self, batch_id: int) -> None:
         self.batch_id = batch_id
@@ -142,6 +129,10 @@ class ClusterBatch:
         self.timer: Any = None
         #: Indices of write tasks a replica refused as older than what it holds.
         self.conflicts: dict[int, None] = {}
+        #: The version of the current run of plain sets, and their keys (see
+        #: ``actors.cluster.coordinator.Coordinator.add``).
+        self.run_version: Version | None = None
+        self.run_keys: set[str] = set()
 
     # --- planning -----------------------------------------------------------------
 

@@ -8,17 +8,27 @@ Invariants: replies leave strictly in request order per connection: a connection
 batches wait in its queue, and a batch is sent (one ``BatchReply``) only when it and
 every batch before it are complete; each batch is sent exactly once. Only connections a
 host announced (``ClientConnected``) and has not closed are counted as connections.
+
+A reply also reflects every request before it on its connection. Most requests get
+that from the order their operations reach the store and the replicas; a cluster
+read-modify-write does not (it reads, then writes, at its key's coordinator), so while
+one is in flight its key is *held* for its connection, and the connection's next
+request touching that key (other than another read-modify-write, which queues behind
+it at the coordinator) waits, with everything after it on the connection, until the
+key is released: planning resumes where it stopped, in order.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+from typing import Any
 
 from actors.kernel.failures import log_failure
-from actors.protocol.messages import BatchReply, ErrorReply, Reply, ReplyTo, Request
+from actors.protocol.edge import BatchReply
+from actors.protocol.messages import ErrorReply, Reply, ReplyTo, Request
 
-__all__ = ["PendingBatch", "ReplyOrder"]
+__all__ = ["PendingBatch", "ReplyOrder", "keys_of"]
 
 logger = logging.getLogger("actorcache.node")
 
@@ -26,7 +36,7 @@ logger = logging.getLogger("actorcache.node")
 class PendingBatch:
     """The replies of one client batch, filled slot by slot."""
 
-    __slots__ = ("conn", "groups", "missing", "queued", "replies", "reply_to", "requests")
+    __slots__ = ("conn", "groups", "missing", "order", "replies", "reply_to", "requests")
 
     def __init__(self, conn: int, requests: tuple[Request | ErrorReply, ...], reply_to: ReplyTo) -> None:
         self.conn = conn
@@ -34,8 +44,8 @@ class PendingBatch:
         self.reply_to = reply_to
         self.replies: list[Reply | None] = [None] * len(requests)
         self.missing = len(requests)
-        #: Whether the batch is in its connection's reply queue (or has left it, answered).
-        self.queued = False
+        #: The reply queues the batch is in (or has left, answered); None until enqueued.
+        self.order: ReplyOrder | None = None
         #: First slot of a grouped write -> every slot the write stands for (see
         #: ``actors.node.local_plan``); None when the batch has no group.
         self.groups: dict[int, list[int]] | None = None
@@ -45,36 +55,51 @@ class PendingBatch:
             self.missing -= 1
         self.replies[slot] = reply
 
+    def settle(self) -> None:
+        """Slots were filled: send this connection's batches that are complete."""
+        if self.order is not None:
+            self.order.flush(self.conn)
+
 
 class ReplyOrder:
     """Every open connection's queue of batches, oldest first. ``owner`` names the node
     in failure logs."""
 
-    __slots__ = ("_queues", "owner", "total")
+    __slots__ = ("_connected", "_deferred", "_held", "_queues", "owner", "total")
 
     def __init__(self, owner: object) -> None:
         self.owner = owner
         self._queues: dict[int, collections.deque[PendingBatch]] = {}
+        #: Connections a host announced and has not closed (a batch may come without one).
+        self._connected: set[int] = set()
+        #: Per connection, keys of its read-modify-writes in flight (key -> how many).
+        self._held: dict[int, dict[str, int]] = {}
+        #: Per connection, where planning stopped (batch, first slot not planned), in order.
+        self._deferred: dict[int, collections.deque[tuple[PendingBatch, int]]] = {}
         #: Connections ever announced (``connections_total`` in stats).
         self.total = 0
 
     def connected(self, conn: int) -> None:
         self.total += 1
+        self._connected.add(conn)
         self._queues.setdefault(conn, collections.deque())
 
     def disconnected(self, conn: int) -> None:
+        self._connected.discard(conn)
         self._queues.pop(conn, None)
+        self._held.pop(conn, None)
+        self._deferred.pop(conn, None)
 
     def __len__(self) -> int:
         """Open client connections."""
-        return len(self._queues)
+        return len(self._connected)
 
     def enqueue(self, pending: PendingBatch) -> None:
         queue = self._queues.get(pending.conn)
         if queue is None:
             queue = self._queues[pending.conn] = collections.deque()
         queue.append(pending)
-        pending.queued = True
+        pending.order = self
 
     def flush(self, conn: int) -> None:
         """Send the complete batches at the head of ``conn``'s queue."""
@@ -87,3 +112,63 @@ class ReplyOrder:
                 done.reply_to.tell(BatchReply(conn, tuple(done.replies)))  # type: ignore[arg-type]
             except Exception as exc:  # a broken reply target costs its connection, never the node
                 log_failure(logger, f"{self.owner} replying to connection {conn}", exc)
+
+    # --- requests waiting for a read-modify-write before them -------------------------
+
+    def hold(self, conn: int, key: str) -> None:
+        held = self._held.setdefault(conn, {})
+        held[key] = held.get(key, 0) + 1
+
+    def release(self, conn: int, key: str) -> None:
+        held = self._held.get(conn)
+        if held is None or key not in held:
+            return
+        if held[key] > 1:
+            held[key] -= 1
+        else:
+            del held[key]
+            if not held:
+                del self._held[conn]
+
+    def blocks(self, conn: int, request: Any, update: bool) -> bool:
+        """Whether ``request`` must wait for a read-modify-write before it on ``conn``."""
+        held = self._held.get(conn)
+        if held is None or update:
+            return False
+        return any(key in held for key in keys_of(request))
+
+    def waiting(self, conn: int) -> bool:
+        """Whether planning on ``conn`` stopped and waits (later batches wait behind)."""
+        return conn in self._deferred
+
+    def defer(self, pending: PendingBatch, slot: int, first: bool = False) -> None:
+        """Plan ``pending`` from ``slot`` on later: behind what waits already, or (``first``:
+        it was waiting and still is) ahead of it."""
+        deferred = self._deferred.setdefault(pending.conn, collections.deque())
+        if first:
+            deferred.appendleft((pending, slot))
+        else:
+            deferred.append((pending, slot))
+
+    def next_deferred(self, conn: int) -> tuple[PendingBatch, int] | None:
+        deferred = self._deferred.get(conn)
+        if deferred is None:
+            return None
+        entry = deferred.popleft()
+        if not deferred:
+            del self._deferred[conn]
+        return entry
+
+
+def keys_of(request: Any) -> tuple[str, ...]:
+    """The keys a request reads or writes (none for ping, stats, ...)."""
+    key = getattr(request, "key", None)
+    if type(key) is str:
+        return (key,)
+    keys = getattr(request, "keys", None)
+    if type(keys) is tuple:
+        return keys
+    entries = getattr(request, "entries", None)
+    if type(entries) is tuple:
+        return tuple(key for key, _ in entries)
+    return ()

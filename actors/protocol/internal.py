@@ -30,7 +30,6 @@ __all__ = [
     "RecordReply",
     "ReplicatorCounters",
     "RequestTimeout",
-    "RmwStep",
     "Tick",
     "ViewChanged",
     "WarmDone",
@@ -65,14 +64,6 @@ class WriteRecord:
 class RecordReply:
     record: Record | None
     rid: Any = None
-
-
-@message
-class RmwStep:
-    """An internal request of read-modify-write job ``job`` was answered."""
-
-    job: int
-    replies: tuple[Any, ...]
 
 
 # --- node <-> replicator ----------------------------------------------------------------------

@@ -1,0 +1,323 @@
+"""The quorum coordinator: a node's writes and reads across each key's owners.
+
+A plain object the ``Node`` actor drives; it acts only through
+:class:`~actors.cluster.node_io.NodeIO`. The rules of one batch (who is asked, how many
+answers decide, what a timeout means) live in :class:`~actors.cluster.coordination.ClusterBatch`;
+this module runs batches: stamps versions, sends each owner its ops (this node's share
+to its store, each peer's in a ``ReplicaRequest`` through
+:class:`~actors.cluster.replica_flow.ReplicaRequests`), feeds answers back, re-stamps
+writes a replica refused as older, repairs stale replicas after a read, hints owners
+that missed a write, and fails what is undecided at the request timeout.
+
+A batch answers into :class:`Slots`: a client batch's replies, or one phase of a
+read-modify-write (:mod:`actors.cluster.rmw_coordinator`). Invariants: every slot a batch
+plans is filled exactly once, at the latest by the timeout (a slot whose answer raised
+is answered ``internal`` then); a batch is open from its start until every replica
+answered or the timeout fired, and answers for a closed batch are ignored; an answer is
+taken only from the node the request went to (``replies_from_wrong_peer``).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
+
+from actors.cluster.coordination import ClusterBatch
+from actors.protocol.kinds import is_write
+from actors.cluster.lifecycle import Lifecycle
+from actors.cluster.node_io import NodeIO
+from actors.cluster.replica_flow import ReplicaRequests
+from actors.cluster.task_wire import TaskRefs, task_results, wire_ops
+from actors.kernel.peer import FromPeer
+from actors.protocol.internal import HintRecords
+from actors.protocol.messages import Reply, Set
+from actors.protocol.peer_messages import ReplicaAck, ReplicaRequest, ReplicaResponse
+from actors.protocol.record import Record
+from actors.protocol.replica_ops import Apply
+from actors.protocol.version import HybridClock
+from actors.store.ops import StoreResults
+
+__all__ = ["MAX_RESTAMPS", "Coordinator", "Slots"]
+
+logger = logging.getLogger("actorcache.node")
+
+#: A write is re-stamped at most this often when replicas hold newer versions.
+MAX_RESTAMPS = 3
+
+
+class Slots(Protocol):
+    """Where a coordinated batch's replies go."""
+
+    requests: Sequence[Any]
+    replies: list[Any]
+
+    def fill(self, slot: int, reply: Reply) -> None: ...
+
+    def settle(self) -> None:
+        """Slots were filled: pass on what is complete."""
+        ...
+
+
+class _Open(NamedTuple):
+    """A batch waiting for replicas, and where its replies go."""
+
+    batch: ClusterBatch
+    slots: Slots
+
+
+class Coordinator:
+    """Runs cluster batches. ``config`` is the node's ``NodeConfig``."""
+
+    def __init__(self, io: NodeIO, life: Lifecycle, clock: HybridClock, config: Any, flush_ops: int) -> None:
+        self.io = io
+        self.life = life
+        self.clock = clock
+        self.config = config
+        self.open: dict[int, _Open] = {}
+        #: Replica requests to peers (actors.cluster.replica_flow): per peer the current turn's
+        #: outbox (sent at the turn's end), each request's route by req, the values in flight.
+        self.requests = ReplicaRequests(io.send, io.next_id, self.open.__contains__, flush_ops)
+        self.counters = collections.Counter(
+            {
+                "read_repairs": 0,
+                "unavailable": 0,
+                "timeouts": 0,
+                "hints_written": 0,
+                "restamps": 0,
+                "replies_from_wrong_peer": 0,
+                # replica response parts refused: out of order (one was lost) or out of range
+                "replica_parts_refused": 0,
+            }
+        )
+
+    # --- planning -----------------------------------------------------------------
+
+    def begin(self) -> ClusterBatch:
+        return ClusterBatch(self.io.next_id())
+
+    def add(self, cb: ClusterBatch, slot: int, request: Any, wall: float) -> Reply | None:
+        """Plan data request ``request`` into ``cb`` at ``slot``; its reply when it is
+        decided at once (``unavailable``; an mget or mset of no keys), else None."""
+        config = self.config
+        write = is_write(request)
+        level = request.consistency or (config.write_consistency if write else config.read_consistency)
+        if not write:
+            version = None
+        elif type(request) is Set:
+            # A run of plain sets of distinct keys shares one version, so each replica gets
+            # the run as one item-by-item write (task_wire.wire_ops); a repeated key needs a
+            # newer version and starts a new run.
+            if cb.run_version is None or request.key in cb.run_keys:
+                cb.run_version, cb.run_keys = self.clock.tick(wall), set()
+            cb.run_keys.add(request.key)
+            version = cb.run_version
+        else:
+            version, cb.run_version = self.clock.tick(wall), None
+        error = cb.plan(slot, request, self.life.view, level, wall, version, config.tombstone_ttl_s)
+        if error is not None:
+            self.counters["unavailable"] += 1
+            return error
+        if cb.slot_done(slot):
+            return cb.reply(slot, wall)
+        return None
+
+    def send_share(self, cb: ClusterBatch) -> None:
+        """Send this node's share of ``cb`` planned so far to its store now, so a store
+        operation planned after it (an ``inspect`` of the key) sees it applied."""
+        mine = cb.outgoing.pop(self.io.node_id, None)
+        if mine:
+            self._send_tasks(cb, {self.io.node_id: mine})
+
+    def start(self, cb: ClusterBatch, slots: Slots) -> None:
+        """Send ``cb``'s ops and wait for answers (up to the request timeout)."""
+        if cb.hints:
+            self.hint(tuple(cb.hints))
+        if not cb.tasks:
+            return
+        io = self.io
+        if io.tracing:
+            for task in cb.tasks:
+                if task.write:
+                    io.trace("write", key=task.key, version=list(task.op.version), replicas=list(task.sent_to))
+        entry = self.open[cb.batch_id] = _Open(cb, slots)
+        self._send_tasks(cb, cb.outgoing)
+        cb.outgoing = {}
+        cb.timer = io.set_timer(self.config.request_timeout_s, lambda: self._on_timeout(entry))
+
+    def run(self, request: Any, slots: Slots) -> Reply | None:
+        """Coordinate one request answering into ``slots`` (slot 0); its reply when it is
+        decided at once, else None (``slots`` is filled and settled later)."""
+        cb = self.begin()
+        reply = self.add(cb, 0, request, self.io.wall())
+        self.start(cb, slots)
+        return reply
+
+    def _send_tasks(self, cb: ClusterBatch, outgoing: dict[str, list[tuple[int, Any]]]) -> None:
+        """One store batch for this node's share, one ReplicaRequest per peer."""
+        me = self.io.node_id
+        addresses = self.life.view.addresses
+        tasks = cb.tasks
+        for target, planned in outgoing.items():
+            attempts, wire = wire_ops(planned, tasks)
+            if target == me:
+                self.io.ask_store(tuple(enumerate(wire)), self._local_results(cb.batch_id, attempts))
+            else:
+                addr = addresses.get(target)
+                if addr is not None:
+                    self.requests.add(addr, target, cb.batch_id, attempts, wire)
+
+    def _local_results(self, batch_id: int, attempts: list[TaskRefs]) -> Any:
+        """The continuation of this node's share of cluster batch ``batch_id``."""
+
+        def answer(message: StoreResults) -> None:
+            entry = self.open.get(batch_id)
+            if entry is not None:
+                self._on_task_results(entry, self.io.node_id, task_results(attempts, [r for _, r in message.results]))
+
+        return answer
+
+    # --- answers ------------------------------------------------------------------
+
+    def on_replica_response(self, env: FromPeer, msg: ReplicaResponse) -> None:
+        """A replica's answer, or one part of it (``ack``: acknowledge it, so the replica
+        sends its next part; see actors.cluster.replica_flow)."""
+        requests = self.requests
+        route = requests.route(msg.req)
+        src = env.src
+        if route is not None and src != route.target:  # ids are guessable: only the node we asked may answer
+            self.wrong_peer("ReplicaResponse", src, route.target)
+            return
+        if msg.ack:
+            self.io.send(env.addr, ReplicaAck(msg.req, msg.start))
+        if route is None:
+            return
+        if not requests.fits(route, msg):
+            # Out of order (a part was lost: nothing after it can be placed) or answering
+            # ops the request did not carry: the request's batches time out instead.
+            self.counters["replica_parts_refused"] += 1
+            logger.warning(
+                "%s: refused a replica_response part from %s: ops %d-%d of request %d, which had %d and %d answered",
+                self.io.node_id, src, msg.start, msg.start + len(msg.results), msg.req, route.total, route.answered,
+            )
+            requests.done(msg.req, route)
+            return
+        open_ = self.open
+        for batch_id, attempts, results in route.take(msg.results):  # one segment per cluster batch answered
+            entry = open_.get(batch_id)
+            if entry is not None:
+                self._on_task_results(entry, src, task_results(attempts, results))
+        if route.answered == route.total:
+            requests.done(msg.req, route)
+
+    def wrong_peer(self, kind: str, src: str, expected: str) -> None:
+        """A reply carrying the id of a request sent to another node: ignored, counted."""
+        self.counters["replies_from_wrong_peer"] += 1
+        logger.debug("%s: ignored a %s from %s to a request sent to %s", self.io.node_id, kind, src, expected)
+
+    def _on_task_results(self, entry: _Open, source: str, results: Any) -> None:
+        cb, slots = entry
+        wall = self.io.wall()
+        touched = False
+        for index, attempt, result in results:
+            task = cb.on_result(index, source, result, attempt)
+            if task is None:
+                continue
+            if not task.write and task.needed > 1:
+                self._read_repair(cb.repairs(task))
+            if cb.slot_done(task.slot) and slots.replies[task.slot] is None:
+                try:
+                    reply = cb.reply(task.slot, wall)
+                except Exception as exc:
+                    reply = self.io.request_failed("answering", slots.requests[task.slot], exc)
+                slots.fill(task.slot, reply)
+                touched = True
+        if touched:
+            slots.settle()
+        if cb.conflicts:
+            self._restamp(cb)
+        if cb.finished():
+            self._close(cb)
+
+    def _restamp(self, cb: ClusterBatch) -> None:
+        """Writes a replica refused as older than what it holds: stamp above it, send again."""
+        wall = self.io.wall()
+        outgoing: dict[str, list[tuple[int, Any]]] = {}
+        for index in cb.conflicts:
+            task = cb.tasks[index]
+            if task.conflict is None:
+                continue
+            if task.attempt >= MAX_RESTAMPS:
+                # Concurrent writers keep overtaking each other: let last-write-wins decide.
+                task.conflict = None
+                continue
+            self.clock.observe(task.conflict, wall)
+            task.restamp(self.clock.tick(wall))
+            self.counters["restamps"] += 1
+            if self.io.tracing:
+                self.io.trace("write", key=task.key, version=list(task.op.version), replicas=list(task.sent_to))
+            for target in task.sent_to:
+                outgoing.setdefault(target, []).append((index, task.op))
+        cb.conflicts = {}
+        self._send_tasks(cb, outgoing)
+
+    def _read_repair(self, repairs: list[tuple[str, Record]]) -> None:
+        """Send the newest record to replicas that answered older: nobody waits for it."""
+        io = self.io
+        me = io.node_id
+        for source, record in repairs:
+            self.counters["read_repairs"] += 1
+            io.trace("read_repair", key=record.key, replica=source)
+            if source == me:
+                io.ask_store(((0, Apply((record,))),), None)
+            else:
+                addr = self.life.view.addresses.get(source)
+                if addr is not None:
+                    io.send(addr, ReplicaRequest(0, (Apply((record,)),)))
+
+    # --- the end of a batch ---------------------------------------------------------
+
+    def _on_timeout(self, entry: _Open) -> None:
+        cb, slots = entry
+        try:
+            failed = cb.expire()
+            for slot in failed:
+                self.counters["timeouts"] += 1
+                slots.fill(slot, cb.slots[slot].error)  # type: ignore[arg-type]
+            self.hint(tuple(cb.unacked()))
+        except Exception as exc:
+            doing, error = "timing out", exc
+        else:
+            # Past the timeout every slot of the batch has its answer, even one whose
+            # answer raised earlier (a slot done but never filled would otherwise wait forever).
+            doing, error = "answering", _Unanswered()
+        finally:
+            cb.timer = None
+            self._close(cb)
+        for slot in cb.slots:
+            if slots.replies[slot] is None:
+                slots.fill(slot, self.io.request_failed(doing, slots.requests[slot], error))
+        slots.settle()
+
+    def _close(self, cb: ClusterBatch) -> None:
+        if cb.timer is not None:
+            cb.timer.cancel()
+            cb.timer = None
+        self.open.pop(cb.batch_id, None)
+
+    def hint(self, items: tuple[tuple[str, Record], ...]) -> None:
+        replicator = self.life.replicator
+        if items and replicator is not None:
+            self.counters["hints_written"] += len(items)
+            replicator.tell(HintRecords(items))
+
+    def on_heartbeat(self) -> None:
+        self.requests.forget_lost()
+
+
+class _Unanswered(Exception):
+    """A slot of a cluster batch was still unanswered at the request timeout."""
+
+    def __init__(self) -> None:
+        super().__init__("no answer was recorded for this request by the request timeout")

@@ -1,0 +1,244 @@
+"""Read-modify-write requests in a cluster: run at the key's coordinator, or forwarded to it.
+
+A plain object the ``Node`` actor drives through :class:`~actors.cluster.node_io.NodeIO`.
+A read-modify-write (conditional ``set``, ``expire``/``persist``, ``incr``) runs at its
+key's *coordinator*: the first owner, in placement order, that serves reads. Any other
+node forwards it there (``Forward``) and relays the answer (``ForwardReply``, accepted
+only from the node it was forwarded to), or answers ``timeout`` after twice the request
+timeout (indefinite: it may have been applied).
+
+At the coordinator a job is two phases run through the quorum coordinator
+(:class:`~actors.cluster.coordinator.Coordinator`): a ``ReadRecord`` at the request's
+consistency (default quorum), then, if :func:`~actors.store.rmw.plan_update` says so, a
+``WriteRecord`` of the new value. Each phase answers into a one-slot :class:`_Phase`,
+which continues the job directly: no connection of its own, no message to itself.
+
+Invariants: jobs of one key run one at a time, in arrival order (a key's queue), so no
+two read-modify-writes of a key interleave their read and write; every job ends with
+exactly one answer, also when a phase raises; a phase decided at once (``unavailable``)
+continues in a loop, never by recursion, so a long queue cannot overflow the stack.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+from typing import Any, Callable, NamedTuple
+
+from actors.cluster.coordinator import Coordinator
+from actors.cluster.lifecycle import Lifecycle
+from actors.cluster.node_io import NodeIO
+from actors.kernel.failures import log_failure
+from actors.kernel.peer import FromPeer
+from actors.kernel.scheduler import Cancellable
+from actors.protocol.codec import decode_reply, decode_request, encode_reply, encode_request
+from actors.protocol.errors import CacheError, ErrorCode
+from actors.protocol.messages import ErrorReply, Reply
+from actors.protocol.internal import ReadRecord, RecordReply, WriteRecord
+from actors.protocol.peer_messages import Forward, ForwardReply
+from actors.protocol.version import HybridClock
+from actors.store.partitions import partition_of
+from actors.protocol.kinds import is_update
+from actors.store.rmw import plan_update
+
+__all__ = ["RmwCoordinator"]
+
+logger = logging.getLogger("actorcache.node")
+
+Done = Callable[[Reply], None]
+
+
+class _Forwarded(NamedTuple):
+    """A request forwarded to its key's coordinator, waiting for the answer."""
+
+    request: Any
+    done: Done
+    timer: Cancellable
+    coordinator: str
+
+
+class _Job:
+    """One read-modify-write at this node, its key's coordinator."""
+
+    __slots__ = ("done", "final", "request", "writing")
+
+    def __init__(self, request: Any, done: Done) -> None:
+        self.request = request
+        self.done = done
+        #: The reply once the write is acknowledged (plan_update's answer).
+        self.final: Reply | None = None
+        self.writing = False
+
+
+class _Phase:
+    """The one slot a job's read or write answers into: continues the job when filled."""
+
+    __slots__ = ("job", "owner", "replies", "requests", "resumed")
+
+    def __init__(self, owner: RmwCoordinator, job: _Job, request: Any) -> None:
+        self.owner = owner
+        self.job = job
+        self.requests = (request,)
+        self.replies: list[Reply | None] = [None]
+        self.resumed = False
+
+    def fill(self, slot: int, reply: Reply) -> None:
+        self.replies[slot] = reply
+
+    def settle(self) -> None:
+        reply = self.replies[0]
+        if reply is not None and not self.resumed:  # once, though a batch may settle again
+            self.resumed = True
+            self.owner._resume(self.job, reply)
+
+
+class RmwCoordinator:
+    """Read-modify-writes of this node's clients and of peers that forward them."""
+
+    def __init__(self, io: NodeIO, life: Lifecycle, coordinator: Coordinator, clock: HybridClock, config: Any) -> None:
+        self.io = io
+        self.life = life
+        self.coordinator = coordinator
+        self.clock = clock
+        self.config = config
+        self._queues: dict[str, collections.deque[_Job]] = {}
+        self._forwarded: dict[int, _Forwarded] = {}
+
+    # --- entry points ---------------------------------------------------------------
+
+    def update(self, request: Any, done: Done) -> None:
+        """Run ``request`` at the key's coordinator: here, or forwarded to it."""
+        view = self.life.view
+        owners = view.placement.owners(partition_of(request.key, self.config.partitions))
+        coordinator = next((m for m in owners if view.serves_reads(m)), None)
+        if coordinator is None:
+            self.coordinator.counters["unavailable"] += 1
+            done(ErrorReply(ErrorCode.UNAVAILABLE, f"unavailable: no owner of {request.key!r} is reachable; nothing was applied", request.rid))
+        elif coordinator == self.io.node_id:
+            self._submit(request, done)
+        else:
+            fid = self.io.next_id()
+            timer = self.io.set_timer(2 * self.config.request_timeout_s, lambda: self._forward_timed_out(fid))
+            self._forwarded[fid] = _Forwarded(request, done, timer, coordinator)
+            self.io.send(view.addresses[coordinator], Forward(fid, encode_request(request)))
+
+    def on_forward(self, env: FromPeer, msg: Forward) -> None:
+        """A peer forwarded a read-modify-write to us, its key's coordinator."""
+        send = self.io.send
+
+        def answer(reply: Reply) -> None:
+            send(env.addr, ForwardReply(msg.fid, encode_reply(reply)))
+
+        try:
+            request = decode_request(msg.request, self.config.max_value_depth)
+        except CacheError as exc:
+            answer(ErrorReply(exc.code, exc.message))
+            return
+        if not is_update(request):
+            answer(ErrorReply(ErrorCode.BAD_REQUEST, "only read-modify-write requests are forwarded", request.rid))
+            return
+        self._submit(request, answer)
+
+    def on_forward_reply(self, src: str, msg: ForwardReply) -> None:
+        entry = self._forwarded.get(msg.fid)
+        if entry is None:
+            return
+        if src != entry.coordinator:  # only the coordinator we forwarded to may answer
+            self.coordinator.wrong_peer("ForwardReply", src, entry.coordinator)
+            return
+        del self._forwarded[msg.fid]
+        entry.timer.cancel()
+        request = entry.request
+        try:
+            reply = decode_reply(msg.reply, request)
+        except Exception:  # CacheError, or a shape decode_reply did not foresee (a peer's bytes)
+            reply = ErrorReply(ErrorCode.INTERNAL, "the key's coordinator sent a malformed reply", request.rid)
+        entry.done(dataclasses.replace(reply, rid=request.rid))
+
+    def _forward_timed_out(self, fid: int) -> None:
+        entry = self._forwarded.pop(fid, None)
+        if entry is not None:
+            self.coordinator.counters["timeouts"] += 1
+            entry.done(ErrorReply(ErrorCode.TIMEOUT, "the key's coordinator did not answer; it may have been applied", entry.request.rid))
+
+    # --- jobs at the coordinator ------------------------------------------------------
+
+    def _submit(self, request: Any, done: Done) -> None:
+        """Queue ``request`` behind earlier ones for its key: one at a time per key."""
+        queue = self._queues.setdefault(request.key, collections.deque())
+        queue.append(_Job(request, done))
+        if len(queue) == 1:
+            self._run_queue(request.key)
+
+    def _run_queue(self, key: str) -> None:
+        """Start the jobs at the head of ``key``'s queue until one waits for replicas.
+
+        A job leaves the queue after its answer is delivered, so a job submitted while
+        it is delivered (by whoever ``done`` wakes) queues behind, never starts a second run.
+        """
+        queue = self._queues[key]
+        while queue:
+            job = queue[0]
+            final = self._advance(job, self._ask(job, ReadRecord(key, None, job.request.consistency or "quorum")))
+            if final is None:
+                return  # waiting: _resume goes on
+            self._deliver(job, final)
+            queue.popleft()
+        del self._queues[key]
+
+    def _ask(self, job: _Job, request: Any) -> Reply | None:
+        """Run one phase; its reply if decided at once, else None (the phase resumes the job)."""
+        try:
+            return self.coordinator.run(request, _Phase(self, job, request))
+        except Exception as exc:
+            return self.io.request_failed("planning", job.request, exc)
+
+    def _step(self, job: _Job, reply: Reply | None) -> Reply | None:
+        """Go on from a phase's reply: the job's final reply, or None while it waits."""
+        while reply is not None:
+            if type(reply) is ErrorReply:
+                return reply
+            if job.writing:
+                return job.final  # the write was acknowledged
+            if type(reply) is not RecordReply:
+                raise TypeError(f"a read-modify-write read answered {type(reply).__name__}")
+            wall = self.io.wall()
+            if reply.record is not None:
+                self.clock.observe(reply.record.version, wall)
+            try:
+                write, final = plan_update(job.request, reply.record, wall)
+            except Exception as exc:
+                return self.io.request_failed("planning", job.request, exc)
+            if write is None:
+                return final
+            job.final, job.writing = final, True
+            request = job.request
+            reply = self._ask(job, WriteRecord(request.key, write[0], write[1], None, request.consistency))
+        return None
+
+    def _advance(self, job: _Job, reply: Reply | None) -> Reply | None:
+        try:
+            return self._step(job, reply)
+        except Exception as exc:  # the job must end (and its key's queue move on) whatever raised
+            return self.io.request_failed("running", job.request, exc)
+
+    def _resume(self, job: _Job, reply: Reply) -> None:
+        """A phase that waited for replicas was answered."""
+        final = self._advance(job, reply)
+        if final is None:
+            return
+        key = job.request.key
+        queue = self._queues[key]
+        self._deliver(job, final)
+        queue.popleft()
+        if queue:
+            self._run_queue(key)
+        else:
+            del self._queues[key]
+
+    def _deliver(self, job: _Job, reply: Reply) -> None:
+        try:
+            job.done(dataclasses.replace(reply, rid=job.request.rid))
+        except Exception as exc:
+            log_failure(logger, f"{self.io.node_id} answering {type(job.request).__name__}", exc)

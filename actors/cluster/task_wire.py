@@ -1,0 +1,90 @@
+"""The ops one replica gets for a cluster batch, and its answers back to the batch's tasks.
+
+A cluster batch plans one :class:`~actors.cluster.coordination.KeyTask` per key and
+request; what travels to a replica is fewer, bigger ops. Each op sent carries the
+:class:`TaskRef` (or, for an item-by-item write, the tuple of them) of the tasks it
+answers, so its result goes back to exactly those tasks, at the attempt (re-stamp) it
+was sent for: an answer about a version a write no longer has is ignored by the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, TypeAlias
+
+from actors.protocol.replica_ops import ItemResults, Write
+
+__all__ = ["TaskRef", "TaskRefs", "task_results", "wire_ops"]
+
+
+class TaskRef(NamedTuple):
+    """Which task of a cluster batch an op answers, and at which of its attempts."""
+
+    index: int
+    attempt: int
+
+
+#: What one op answers: one task, or (an item-by-item write) a plain tuple of them.
+TaskRefs: TypeAlias = TaskRef | tuple[TaskRef, ...]
+
+
+def wire_ops(planned: list[tuple[int, Any]], tasks: list[Any]) -> tuple[list[TaskRefs], list[Any]]:
+    """The ops for one target, and for each op the :data:`TaskRefs` it answers.
+
+    Consecutive single-key writes sharing one version object (a run of plain sets, or an
+    mset's keys) become one ``Write`` with ``each`` per owner set: one op and one wire item
+    for many keys, yet one answer per key, so each key is still acked, refused or
+    re-stamped on its own. Such an op's entry is a plain tuple of :class:`TaskRef`.
+    """
+    attempts: list[TaskRefs] = []
+    wire: list[Any] = []
+    run: list[tuple[int, Any]] = []
+
+    def close() -> None:
+        # One op per owner set: owners come in each partition's own order. The keys of a
+        # run are distinct (the coordinator starts a new version at a repeated key; an
+        # mset's repeated key has one owner set), so regrouping them reorders nothing
+        # that matters.
+        by_owners: dict[tuple[str, ...], list[tuple[int, Any]]] = {}
+        for index, op in run:
+            group = by_owners.get(op.replicas)
+            if group is None:
+                by_owners[op.replicas] = [(index, op)]
+            else:
+                group.append((index, op))
+        for owners, group in by_owners.items():
+            if len(group) == 1:
+                index, op = group[0]
+                attempts.append(TaskRef(index, tasks[index].attempt))
+                wire.append(op)
+            else:
+                attempts.append(tuple(TaskRef(index, tasks[index].attempt) for index, _ in group))
+                wire.append(Write(tuple(op.items[0] for _, op in group), group[0][1].version, owners, True))
+        run.clear()
+
+    for index, op in planned:
+        if type(op) is Write and len(op.items) == 1 and not op.each:
+            if run and op.version is not run[0][1].version:
+                close()
+            run.append((index, op))
+            continue
+        close()
+        attempts.append(TaskRef(index, tasks[index].attempt))
+        wire.append(op)
+    close()
+    return attempts, wire
+
+
+def task_results(attempts: list[TaskRefs], results: Any) -> list[tuple[int, int, Any]]:
+    """``(task index, attempt, result)`` for each task, from one result per op: an
+    item-by-item write's ``ItemResults`` answer its tasks one each; any other answer to
+    it (an error) answers all of them."""
+    out: list[tuple[int, int, Any]] = []
+    for entry, result in zip(attempts, results):
+        if type(entry) is tuple:  # the tasks of one item-by-item write
+            if type(result) is ItemResults:
+                out.extend((index, attempt, r) for (index, attempt), r in zip(entry, result))
+            else:
+                out.extend((index, attempt, result) for index, attempt in entry)
+        else:
+            out.append((entry.index, entry.attempt, result))
+    return out
