@@ -64,7 +64,6 @@ class ClusterView:
     states: dict[str, str]
     placement: Placement
     future: Placement
-    epoch: int = 0
     addresses: dict[str, str] = field(default_factory=dict)
     _routes: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -137,7 +136,6 @@ class Membership:
         self._detectors: dict[str, PhiAccrual] = {}
         self._suspect_since: dict[str, float] = {}
         self.states: dict[str, str] = {self_id: State.SELF}
-        self._epoch = 0
         self.view = self._build_view()
 
     # --- this node ----------------------------------------------------------------
@@ -231,7 +229,6 @@ class Membership:
         return changed
 
     def _changed(self) -> bool:
-        self._epoch += 1
         self.view = self._build_view()
         return True
 
@@ -260,6 +257,5 @@ class Membership:
             states=dict(self.states),
             placement=placement,
             future=future,
-            epoch=self._epoch,
             addresses={m.node_id: m.addr for m in rows},
         )
