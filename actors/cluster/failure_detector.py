@@ -14,21 +14,20 @@ import math
 
 __all__ = ["PhiAccrual"]
 
+#: Inter-arrival times the normal distribution is fitted to (the latest ones).
+WINDOW = 100
+
 
 class PhiAccrual:
-    __slots__ = ("_intervals", "_last", "_sum", "_sum_sq", "acceptable_pause", "min_std")
+    """Heartbeat arrival times of one member, and how overdue the next one is."""
 
-    def __init__(
-        self,
-        first_interval: float,
-        *,
-        min_std: float | None = None,
-        acceptable_pause: float = 0.0,
-        window: int = 100,
-    ) -> None:
-        self.min_std = min_std if min_std is not None else first_interval / 2
-        self.acceptable_pause = acceptable_pause
-        self._intervals: collections.deque[float] = collections.deque(maxlen=window)
+    __slots__ = ("_intervals", "_last", "_sum", "_sum_sq", "min_std")
+
+    def __init__(self, first_interval: float) -> None:
+        #: A floor on the deviation: a perfectly regular link would otherwise suspect at
+        #: the first heartbeat a little late.
+        self.min_std = first_interval / 2
+        self._intervals: collections.deque[float] = collections.deque(maxlen=WINDOW)
         self._sum = 0.0
         self._sum_sq = 0.0
         self._last: float | None = None
@@ -60,9 +59,9 @@ class PhiAccrual:
         variance = max(0.0, self._sum_sq / n - mean * mean)
         std = max(math.sqrt(variance), self.min_std)
         elapsed = now - self._last
-        y = (elapsed - mean - self.acceptable_pause) / std
+        y = (elapsed - mean) / std
         # Logistic approximation of the normal CDF (Akka's PhiAccrualFailureDetector).
         e = math.exp(-y * (1.5976 + 0.070566 * y * y)) if y > -40 else math.inf
-        if elapsed > mean + self.acceptable_pause:
+        if elapsed > mean:
             return -math.log10(e / (1.0 + e)) if e > 0 else math.inf
         return -math.log10(1.0 - 1.0 / (1.0 + e)) if e != math.inf else 0.0
