@@ -7,7 +7,8 @@ dropping the oldest frames past that, also while a turn is still queueing them. 
 senders of values (coordinators' replica requests, replicas' answers, the replicator's
 pushes) cut what they send into messages of about :data:`PEER_FRAME_BUDGET` bytes of
 values and keep only a few of them unanswered per peer at a time: see
-``actors.node.actor`` (replica requests and responses) and ``actors.cluster.replicator`` (pushes).
+``actors.cluster.replica_flow`` (replica requests and responses) and the replicator's
+parts, ``actors.cluster.hints``, ``sync_rounds`` and ``streaming`` (pushes).
 
 Sizes are :func:`actors.store.sizing.estimate_size` of the values (iterative, in time
 proportional to the value, which decoding it already paid), with strings and bytes, the
@@ -32,14 +33,13 @@ __all__ = [
     "op_bytes",
     "record_bytes",
     "result_bytes",
-    "value_bytes",
 ]
 
 #: Bytes of values one replica request or one part of a replica response carries before
 #: the sender starts another. 4 MiB: a sixteenth of the 64 MiB peer frame limit, so one
 #: item past the budget (a value of up to ``--max-request-bytes``, 1 MiB by default)
 #: still leaves the frame far under it; a quarter of the 16 MiB a sender keeps queued per
-#: peer, so the one response part in flight per peer (``actors.node.actor``), the requests in
+#: peer, so the one response part in flight per peer (``actors.cluster.replica_flow``), the requests in
 #: flight (:data:`PEER_REQUEST_WINDOW`) and this turn's small frames fit in that queue; and
 #: big enough that the per-frame costs (a header, an acknowledgement, a turn) are noise
 #: next to encoding 4 MiB. Values that small answer in one frame, as before.
@@ -55,14 +55,6 @@ PEER_REQUEST_WINDOW = 2 * PEER_FRAME_BUDGET
 #: answers). A quarter of :data:`PEER_FRAME_BUDGET`: up to four handoffs, a hint push
 #: and a repair may each have one push in flight to the same peer at once.
 PUSH_BUDGET = PEER_FRAME_BUDGET // 4
-
-
-def value_bytes(value: Any) -> int:
-    """:func:`estimate_size` of ``value``, with a string or bytes sized inline."""
-    t = type(value)
-    if t is str or t is bytes:
-        return len(value)
-    return estimate_size(value)
 
 
 def record_bytes(record: Record | None) -> int:
