@@ -1,7 +1,8 @@
 """Replica requests and responses in bounded frames, with a bounded amount in flight.
 
-Plain objects the ``Node`` actor drives (no actor, no clock of their own: callers pass
-``now``); they decide what to send and hand it to the ``send`` they were given.
+Plain objects the node's quorum coordinator (:mod:`actors.cluster.coordinator`) and its
+replica side (:mod:`actors.cluster.replica_server`) drive (no actor, no clock of their own:
+callers pass ``now``); they decide what to send and hand it to the ``send`` they were given.
 
 Theory of operation
 -------------------
@@ -50,7 +51,7 @@ __all__ = ["MAX_SPLIT_ANSWERS", "Outbox", "ReplicaRequests", "ResponseParts", "R
 #: requests time out). Each holds references to the records it answers with.
 MAX_SPLIT_ANSWERS = 32
 
-#: (cluster batch id, per op the (task index, attempt) it answers, see ``actors.node.actor``).
+#: (cluster batch id, per op the task attempt it answers, see ``actors.cluster.task_wire``).
 Segment = tuple[int, list[Any]]
 
 
