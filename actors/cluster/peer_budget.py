@@ -1,6 +1,6 @@
 """How many bytes of values one peer message may carry, and what sizes them cheaply.
 
-A peer frame may be up to 64 MiB (``runtime.connection.DEFAULT_PEER_FRAME_BYTES``); a
+A peer frame may be up to 64 MiB (``runtime.peers.DEFAULT_PEER_FRAME_BYTES``); a
 bigger one is dropped by the sender, so whatever it answered times out. And a sender
 keeps at most 16 MiB queued per peer (``runtime.peers.PeerLinks``, ``max_queue_bytes``),
 dropping the oldest frames past that, also while a turn is still queueing them. So the
