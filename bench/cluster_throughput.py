@@ -8,7 +8,7 @@ latency at half the cluster's peak. ``python -m bench.cluster_throughput [--reco
    cluster/single, and each side's node CPU time per request (all its processes, /proc).
 2. Replication latency: a fresh cluster with ``--trace FILE`` on each node takes the same
    load rate-limited to half the cluster's untraced peak (``loadgen --rate``). From the
-   merged traces (one system-wide monotonic clock), :func:`sim.runner.replication_latencies`
+   merged traces (one system-wide monotonic clock), :func:`sim.latency.replication_latencies`
    gives milliseconds from the coordinator accepting a write (``write``) to each replica
    applying it (``apply``): without the coordinator's own copy, and with it.
 """
@@ -24,8 +24,8 @@ from bench.loadgen import LoadResult, parser as load_parser, run_load
 from bench.results import RESULTS, machine, record
 from bench.servers import conditions, cpu_seconds, node_server
 from runtime.local_cluster import LocalCluster
-from sim.analysis import load_trace
-from sim.runner import percentiles, replication_latencies
+from sim.latency import percentiles, replication_latencies
+from sim.traces import load_trace
 
 HEADING = "Cluster: set throughput and replication latency at half of peak (`bench/cluster_throughput.py`)"
 CLUSTER_ARGS = ["--replicas", "3", "--write-consistency", "quorum", "--log-level", "warning"]

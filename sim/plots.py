@@ -17,20 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sim.convergence import lost_writes
+from sim.experiments import lost_write_experiment, recovery_by_anti_entropy, recovery_by_duration, replication_experiment
 from sim.history import OK
-from sim.analysis import (
-    ROOT,
-    SimRun,
-    cdf,
-    grouped,
-    lost_write_experiment,
-    lost_writes,
-    percentiles,
-    recovery_by_anti_entropy,
-    recovery_by_duration,
-    replication_experiment,
-    select,
-)
+from sim.latency import cdf, percentiles
+from sim.runs import SimRun, grouped, select
+
+ROOT = Path(__file__).resolve().parent.parent
 
 __all__ = [
     "fig_convergence_vs_duration",

@@ -15,8 +15,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from sim.runner import Runner, RunResult, trace_lines
+from sim.runner import Runner, RunResult
 from sim.scenario import BUILTIN, ScenarioError, load_scenario
+from sim.traces import trace_lines
 
 __all__ = ["main", "replay_command"]
 

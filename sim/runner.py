@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -18,62 +17,23 @@ from typing import Any
 
 from actors.kernel import ScheduledFuture
 from actors.protocol.messages import Inspect, Locate
-from actors.protocol.internal import Leave, LeaveDone
+from actors.protocol.internal import Leave
 from actors.protocol.record import Record
 from actors.config import NodeConfig
-from actors.kernel.trace import trace_line
 from sim.checkers import CheckContext, Violation, run_checkers
 from sim.history import History
+from sim.latency import percentiles, replication_latencies
 from sim.cache_host import CacheSimHost
 from sim.scenario import Fault, Scenario
+from sim.traces import trace_lines
 from sim.workload import Workload
 
-__all__ = ["RunResult", "Runner", "percentiles", "replication_latencies", "trace_lines"]
+__all__ = ["RunResult", "Runner"]
 
 #: Seconds the cluster gets to form before the workload starts.
 FORM_S = 2.0
 #: How often the settle phase checks whether replicas agree.
 SETTLE_POLL_S = 0.25
-
-
-def percentiles(values: list[float], points: tuple[float, ...] = (50, 90, 99)) -> dict[str, float]:
-    if not values:
-        return {**{f"p{int(p)}": 0.0 for p in points}, "max": 0.0, "count": 0}
-    ordered = sorted(values)
-    out: dict[str, float] = {}
-    for p in points:
-        rank = max(0, math.ceil(p / 100 * len(ordered)) - 1)
-        out[f"p{int(p)}"] = round(ordered[rank], 3)
-    out["max"] = round(ordered[-1], 3)
-    out["count"] = len(ordered)
-    return out
-
-
-def replication_latencies(
-    trace: list[tuple[float, str, str, dict[str, Any]]], *, local: bool = True
-) -> list[float]:
-    """Milliseconds from a coordinator accepting a write to each replica applying it (the
-    first time each replica applies that version). ``local=False`` leaves out the
-    coordinator's own copy, which applies without crossing the network."""
-    accepted: dict[tuple[str, tuple[Any, ...]], tuple[float, str]] = {}
-    seen: set[tuple[str, tuple[Any, ...], str]] = set()
-    out = []
-    for t, node, kind, fields in trace:
-        if kind == "write":
-            accepted.setdefault((fields["key"], tuple(fields["version"])), (t, node))
-        elif kind == "apply":
-            version = tuple(fields["version"])
-            start = accepted.get((fields["key"], version))
-            mark = (fields["key"], version, node)
-            if start is not None and mark not in seen and (local or node != start[1]):
-                seen.add(mark)
-                out.append((t - start[0]) * 1000.0)
-    return out
-
-
-def trace_lines(trace: list[tuple[float, str, str, dict[str, Any]]]) -> list[str]:
-    """The JSON-lines form of a trace: one event per line, keys sorted, times rounded to 1 µs."""
-    return [trace_line(t, node, kind, fields) for t, node, kind, fields in trace]
 
 
 @dataclass

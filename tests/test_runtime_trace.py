@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtime.client import Client
-from sim.runner import replication_latencies
+from sim.latency import replication_latencies
 from runtime.local_cluster import NodeProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -1,0 +1,146 @@
+"""The notebooks' experiments: the scenarios and sweeps behind each figure.
+
+``notebooks/replication_latency.ipynb`` plays :func:`replication_experiment` over
+:data:`LINKS`; ``notebooks/partition_recovery.ipynb`` plays :func:`recovery_by_duration`,
+:func:`recovery_by_anti_entropy` and :func:`lost_write_experiment` (:func:`weakened_w1` is
+the weakened W=1 configuration the lost-writes checker must catch);
+``notebooks/sim_vs_real.ipynb`` plays :func:`loopback_scenario`, the simulated twin of
+:func:`sim.real.real_workload`. Keeping them here keeps notebook cells short and lets
+``python -m sim.plots`` draw the same figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from sim.network import Link, lognormal
+from sim.runs import SimRun, simulate, sweep
+from sim.scenario import Fault, Scenario
+from sim.workload import WorkloadSpec
+
+__all__ = [
+    "HINTS",
+    "LEVELS",
+    "LINKS",
+    "loopback_scenario",
+    "lost_write_experiment",
+    "recovery_by_anti_entropy",
+    "recovery_by_duration",
+    "replication_experiment",
+    "weakened_w1",
+]
+
+#: The link models the notebooks compare (one-way delay of every link).
+LINKS: dict[str, Link] = {
+    "LAN (0.2 ms)": Link(lognormal(0.0002, 0.25)),
+    "cross-zone (1 ms, jitter)": Link(lognormal(0.001, 0.35)),
+    "WAN (40 ms, tail)": Link(lognormal(0.040, 0.3, tail_p=0.02, tail_factor=4.0)),
+}
+
+LEVELS = ("one", "quorum", "all")
+
+
+def replication_experiment(
+    *,
+    ops: int = 300,
+    links: Mapping[str, Link] | None = None,
+    replicas: Sequence[int] = (1, 2, 3, 4, 5),
+    levels: Sequence[str] = LEVELS,
+    seed: int = 1,
+) -> list[SimRun]:
+    """Five nodes, ``ops`` sets from four clients, no faults: every link model x replica
+    count x write consistency level (``notebooks/replication_latency.ipynb``)."""
+    base = Scenario(
+        "replication",
+        "five nodes, sets only, no faults",
+        nodes=5,
+        workload=WorkloadSpec(clients=4, ops=ops, rate=100.0, keys=100, read_fraction=0.0, delete_fraction=0.0),
+        # Long enough for every op even on the slowest link at level all; the run's
+        # clients stop issuing at `ops`.
+        duration=max(5.0, ops / 100.0 * 4),
+        settle=10.0,
+    )
+    axes = {"link": dict(links or LINKS), "replicas": list(replicas), "write_consistency": list(levels)}
+    return sweep(base, axes, seeds=(seed,))
+
+
+def _isolation(duration: float, *, ops_rate: float = 50.0) -> Scenario:
+    """Five nodes under load; n5 is cut off one second in, for ``duration`` seconds; the
+    runner heals everything (and stops the load) when the partition ends."""
+    return Scenario(
+        "isolation",
+        "n5 cut off from the others under load, then healed",
+        nodes=5,
+        link=Link(lognormal(0.0005, 0.3)),
+        workload=WorkloadSpec(clients=4, ops=1_000_000, rate=ops_rate, keys=100, read_fraction=0.5),
+        faults=(Fault(1.0, "partition", {"kind": "isolate", "node": "n5"}),),
+        duration=1.0 + duration,
+        settle=120.0,
+    )
+
+
+HINTS = {"hints on": 100_000, "hints off": 0}
+
+
+def recovery_by_duration(durations: Sequence[float] = (1, 2, 4, 8, 16), seeds: Iterable[int] = (1, 2, 3)) -> list[SimRun]:
+    """Convergence after heal for each partition duration, hinted handoff on and off."""
+    runs: list[SimRun] = []
+    for d in durations:
+        for run in sweep(_isolation(d), {"node.hint_limit": HINTS}, seeds=seeds, checkers=["convergence"]):
+            run.params["partition_s"] = d
+            runs.append(run)
+    return runs
+
+
+def recovery_by_anti_entropy(
+    intervals: Sequence[float] = (0.25, 0.5, 1.0, 2.0), partition_s: float = 4.0, seeds: Iterable[int] = (1, 2, 3)
+) -> list[SimRun]:
+    """Convergence after a ``partition_s`` isolation for each anti-entropy interval, hints on and off."""
+    axes = {"node.anti_entropy_interval_s": list(intervals), "node.hint_limit": HINTS}
+    return sweep(_isolation(partition_s), axes, seeds=seeds, checkers=["convergence"])
+
+
+def weakened_w1(write_consistency: str = "one") -> Scenario:
+    """``tests/test_sim_checkers.py``'s lost-writes case: three nodes, n1 cut off for 5 s
+    (writes through it keep being acknowledged at W=1), then n1 crashes, losing them."""
+    return Scenario(
+        f"w1-crash[{write_consistency}]",
+        "n1 isolated, then crashed and restarted",
+        nodes=3,
+        write_consistency=write_consistency,
+        read_consistency="one",
+        link=Link(lognormal(0.0005, 0.3)),
+        workload=WorkloadSpec(clients=6, ops=700, rate=150.0, keys=30, read_fraction=0.2, delete_fraction=0.0),
+        faults=(
+            Fault(2.0, "partition", {"kind": "isolate", "node": "n1"}),
+            Fault(7.0, "crash", {"node": "n1"}),
+            Fault(8.0, "heal"),
+            Fault(8.5, "restart", {"node": "n1"}),
+        ),
+        duration=12.0,
+        settle=15.0,
+    )
+
+
+def lost_write_experiment(levels: Sequence[str] = ("one", "quorum"), seeds: Iterable[int] = (1, 2, 3, 4, 5)) -> list[SimRun]:
+    """The weakened W=1 configuration next to the default (quorum), every checker on."""
+    runs = []
+    for level in levels:
+        for seed in seeds:
+            runs.append(simulate(weakened_w1(level), seed, params={"write_consistency": level, "seed": seed}))
+    return runs
+
+
+def loopback_scenario(link: Link, *, ops: int, rate: float, keys: int = 100) -> Scenario:
+    """The simulated twin of :func:`real_workload` on a 3-node ``LocalCluster``: three
+    nodes, three replicas, quorum writes, one client sending sets at ``rate``."""
+    return Scenario(
+        "loopback",
+        "three nodes on a link calibrated to loopback, one client sending sets",
+        nodes=3,
+        replicas=3,
+        link=link,
+        workload=WorkloadSpec(clients=1, ops=ops, rate=rate, keys=keys, read_fraction=0.0, delete_fraction=0.0),
+        duration=ops / rate * 1.5 + 2.0,
+        settle=10.0,
+    )
