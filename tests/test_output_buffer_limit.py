@@ -95,7 +95,10 @@ def test_a_client_that_never_reads_is_cut_off_and_the_node_stays_small(protocol:
         assert stats["client_output_buffer_kills"] == 1
         latencies.sort()
         p99 = latencies[int(len(latencies) * 0.99) - 1]
-        assert len(latencies) == PROBES and p99 < 10.0, f"p99 {p99:.2f} ms over {len(latencies)} requests; slowest {latencies[-8:]}"
+        # Without the limit the probe waited 3.6-4.6 s behind the attacker's replies; a quiet
+        # machine gives a p99 under 10 ms. The bound sits far from both so that a loaded CI
+        # machine (p99 16-31 ms seen with other work running) cannot fail it by noise alone.
+        assert len(latencies) == PROBES and p99 < 250.0, f"p99 {p99:.2f} ms over {len(latencies)} requests; slowest {latencies[-8:]}"
         with Conn(node.port) as conn:  # alive, and serving the value the attacker asked for
             assert conn.request({"type": "get", "key": "big"})["value"] == BIG
     finally:
