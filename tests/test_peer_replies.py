@@ -144,3 +144,40 @@ def test_a_forged_sync_listing_is_ignored() -> None:
         assert c.stats("n1")["cluster"]["sync_rounds_failed"] == 0  # the real listing finished the round
     finally:
         c.host.shutdown()
+
+
+def test_a_read_repair_is_fire_and_forget_no_reply_frame() -> None:
+    """A read repair says on the wire that nobody waits for it, and the repaired replica
+    sends no answer (before, it answered and the coordinator threw the answer away)."""
+    from actors.protocol.peer_codec import decode_peer, encode_peer
+    from actors.protocol.replica_ops import Apply
+    from tests.test_cluster_sim import SimCluster as Cluster
+
+    c = Cluster(3, anti_entropy_interval_s=1000.0)
+    try:
+        c.host.network.cut_one_way("n1", "n3")  # n3 misses n1's write
+        assert c.one(Set("r", "new"), "n1") == Ack()
+        c.run(2.0)
+        assert c.local("n3", "r") is None
+        repairs = _capture(c, "n2", "n3", ReplicaRequest)
+        answers: list[Any] = []
+        hook = c.host.network.on_deliver
+
+        def both(s: str, d: str, msg: Any) -> None:
+            hook(s, d, msg)
+            if s == "n3" and d == "n2" and type(msg) is ReplicaResponse:
+                answers.append(msg)
+
+        c.host.network.on_deliver = both
+        assert c.one(Get("r", consistency="all"), "n2") == Value("new", True)
+        c.run(0.5)
+        assert c.local("n3", "r").value == "new"  # repaired
+        repair = [m for m in repairs if not m.reply]
+        assert len(repair) == 1 and type(repair[0].ops[0]) is Apply
+        assert [m.req for m in answers] == [m.req for m in repairs if m.reply]  # the fetch's answer only
+        # on the wire: the flag survives encoding, and a request without it wants an answer
+        wire = encode_peer(repair[0])
+        assert wire["noreply"] is True and decode_peer(wire).reply is False
+        assert "noreply" not in encode_peer(ReplicaRequest(7, ())) and decode_peer(encode_peer(ReplicaRequest(7, ()))).reply
+    finally:
+        c.host.shutdown()

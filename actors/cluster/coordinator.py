@@ -274,7 +274,7 @@ class Coordinator:
             else:
                 addr = self.life.view.addresses.get(source)
                 if addr is not None:
-                    io.send(addr, ReplicaRequest(0, (Apply((record,)),)))
+                    io.send(addr, ReplicaRequest(0, (Apply((record,)),), reply=False))
 
     # --- the end of a batch ---------------------------------------------------------
 

@@ -7,7 +7,8 @@ asked its store before. The versions they carry move this node's clock forward, 
 write it coordinates later is stamped above what it stores.
 
 The answer goes back in frames of bounded size, big ones in acknowledged parts
-(:class:`~actors.cluster.replica_flow.ResponseParts`).
+(:class:`~actors.cluster.replica_flow.ResponseParts`); a request marked ``reply=False``
+(a read repair) gets none.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class ReplicaServer:
             version = getattr(op, "version", None)
             if version is not None:
                 self.clock.observe(version, wall)
+        if not msg.reply:  # a read repair: nobody waits for the answer, so none is sent
+            io.ask_store(tuple(enumerate(msg.ops)), None)
+            return
         addr, req = env.addr, msg.req
 
         def answer(message: StoreResults) -> None:

@@ -139,6 +139,8 @@ def _encode_replica_request(m: ReplicaRequest) -> dict[str, Any]:
             key, value, deadline = op.items[0]
             append(["w", key, value, deadline, wall_ms, logical, ref])
     out: dict[str, Any] = {"type": "replica_request", "req": m.req, "ops": ops}
+    if not m.reply:
+        out["noreply"] = True
     if writers:
         out["writers"] = [[node_id, list(replicas)] for node_id, replicas in writers]
     return out
@@ -165,7 +167,7 @@ def _decode_replica_request(o: dict[str, Any]) -> ReplicaRequest:
             append(Write(checked, version, replicas, True))
         else:
             append(_decode_op(obj))
-    return ReplicaRequest(int(o["req"]), tuple(ops))
+    return ReplicaRequest(int(o["req"]), tuple(ops), o.get("noreply") is not True)
 
 
 def _writer_version(

@@ -76,10 +76,15 @@ class ReplicaRequest:
 
     ``ops`` hold ``Fetch``, ``Write``, ``Remove`` and ``Apply`` operations
     (:mod:`actors.protocol.replica_ops`), stamped by the coordinator.
+
+    ``reply``: False for a request nobody waits for (a read repair): the replica applies
+    it and sends no answer. On the wire it is ``"noreply": true``, absent otherwise; a
+    peer that predates it answers anyway, and the answer matches no request.
     """
 
     req: int
     ops: tuple[Any, ...]
+    reply: bool = True
 
 
 @message
