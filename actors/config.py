@@ -1,28 +1,40 @@
 """``NodeConfig``: every setting of a node, with its default, in one place.
 
-``runtime.node``'s command line derives its defaults from these fields, the simulator's
-scenario files override them by name, and the actors read them; nothing else writes a
-default down a second time.
+``runtime.node``'s command line derives its options from these fields: a field set from
+the command line says so in its metadata (:func:`option`: the flag, the help text with a
+``{default}`` placeholder, and the scale from the field's unit to the flag's), and the
+option's default is the field's. The simulator's scenario files override fields by name,
+and the actors read them; nothing else writes a default down a second time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from actors.protocol.consistency import CONSISTENCY_LEVELS
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH
 from actors.store.eviction import EVICTION_POLICIES
 from actors.store.partitions import DEFAULT_PARTITIONS
 
-__all__ = ["NodeConfig"]
+__all__ = ["NodeConfig", "option"]
+
+
+def option(default: Any, flag: str, help: str, scale: float = 1) -> Any:
+    """A field with ``default`` that ``python -m runtime.node`` sets with ``flag``;
+    ``help`` may say ``{default}`` (the default in the flag's unit: the field's times
+    ``scale``)."""
+    return field(default=default, metadata={"flag": flag, "help": help, "scale": scale})
 
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     #: Seconds between active-expiry cycles (``--cleanup-interval``).
-    cleanup_interval_s: float = 1.0
+    cleanup_interval_s: float = option(1.0, "--cleanup-interval", "seconds between active-expiry cycles (default {default})")
     #: Time budget of one active-expiry cycle (Redis: 25 ms per 100 ms; ours: 2 ms per tick).
-    cleanup_budget_s: float = 0.002
+    cleanup_budget_s: float = option(
+        0.002, "--cleanup-budget-ms", "time budget of one active-expiry cycle in milliseconds (default {default})", scale=1000
+    )
     #: Keys sampled per expiry round (Redis's ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP).
     cleanup_sample_size: int = 20
     #: The address peers reach this node at (``host:port``); the simulator uses the id.
@@ -30,39 +42,62 @@ class NodeConfig:
     #: Addresses to join the cluster through (``PEER_ADDR`` arguments).
     seeds: tuple[str, ...] = ()
     #: Copies of every key (``--replicas``), capped at the cluster size.
-    replicas: int = 3
+    replicas: int = option(3, "--replicas", "copies of every key (default {default})")
     #: Partitions of the key space (``--partitions``); must agree across the cluster.
-    partitions: int = DEFAULT_PARTITIONS
+    partitions: int = option(
+        DEFAULT_PARTITIONS, "--partitions", "partitions of the key space; the same on every node (default {default})"
+    )
     #: Default consistency levels: "one", "quorum" or "all".
-    write_consistency: str = "quorum"
-    read_consistency: str = "one"
+    write_consistency: str = option(
+        "quorum", "--write-consistency", "replicas that must acknowledge a write by default (default {default})"
+    )
+    read_consistency: str = option("one", "--read-consistency", "replicas that must answer a read by default (default {default})")
     #: How long a coordinator waits for replicas before answering timeout/unavailable.
-    request_timeout_s: float = 1.0
+    request_timeout_s: float = option(1.0, "--request-timeout", "how long a coordinator waits for replicas (default {default})")
     #: How long deletes (and expiries, in a replicated cluster) leave a tombstone.
-    tombstone_ttl_s: float = 60.0
+    tombstone_ttl_s: float = option(
+        60.0, "--tombstone-ttl", "how long deletes and expiries are remembered, to stop resurrection (default {default}; 0: off)"
+    )
     #: Gossip/heartbeat period; failure detection is driven by these arrivals.
-    heartbeat_interval_s: float = 0.2
+    heartbeat_interval_s: float = option(0.2, "--heartbeat-interval", "gossip/heartbeat period (default {default})")
     #: Phi (Hayashibara et al.) above which a member is suspect.
-    suspect_phi: float = 8.0
+    suspect_phi: float = option(8.0, "--suspect-phi", "phi accrual level above which a member is suspect (default {default})")
     #: A member suspect for this long is down (hints instead of sends).
-    down_after_s: float = 2.0
+    down_after_s: float = option(2.0, "--down-after", "a member suspect this long is down (default {default})")
     #: Seconds between anti-entropy rounds (one peer, a few partitions per round).
-    anti_entropy_interval_s: float = 1.0
+    anti_entropy_interval_s: float = option(
+        1.0, "--anti-entropy-interval", "seconds between anti-entropy rounds (default {default})"
+    )
     #: Partitions compared per anti-entropy round.
     anti_entropy_partitions: int = 16
     #: Largest number of hints kept for unreachable owners (oldest dropped beyond).
-    hint_limit: int = 100_000
+    hint_limit: int = option(
+        100_000, "--hint-limit", "most hints kept for unreachable replicas; the oldest are dropped beyond (default {default})"
+    )
     #: Records per streaming/handoff/hint batch (throttling).
     stream_batch: int = 500
     #: A graceful leave gives up handing off after this long.
-    leave_timeout_s: float = 10.0
+    leave_timeout_s: float = option(
+        10.0, "--leave-timeout", "on SIGTERM/SIGINT, how long handing partitions off may take (default {default})"
+    )
     #: Bytes of keys, values and overhead (our estimate) a node may hold; 0: no bound.
-    max_memory: int = 0
+    max_memory: int = option(
+        0, "--max-memory", "bound on keys, values and per-entry overhead, K/M/G suffixes (default {default}: none)"
+    )
     #: What to do at the bound: Redis's policy names (see actors/store/eviction.py).
-    eviction_policy: str = "noeviction"
+    eviction_policy: str = option(
+        "noeviction",
+        "--eviction-policy",
+        "at the bound: Redis's policies, approximated by sampling (default {default}: refuse writes)",
+    )
     #: The deepest value a request may carry (``--max-value-depth``): the node checks
     #: requests forwarded to it by peers against it (hosts' decoders check the rest).
-    max_value_depth: int = DEFAULT_MAX_VALUE_DEPTH
+    max_value_depth: int = option(
+        DEFAULT_MAX_VALUE_DEPTH,
+        "--max-value-depth",
+        "deepest nesting of a JSON/msgpack value, from clients and peers; deeper is refused bad_request "
+        f"(default {{default}}, at most {MAX_SUPPORTED_VALUE_DEPTH})",
+    )
 
     def __post_init__(self) -> None:
         if self.cleanup_interval_s <= 0:

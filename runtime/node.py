@@ -24,6 +24,7 @@ Exit codes: 1 when the port cannot be bound, 2 for bad arguments, 70 when an act
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 import asyncio
 import logging
@@ -38,7 +39,7 @@ from actors.protocol.consistency import CONSISTENCY_LEVELS
 from actors.protocol.peer_codec import encode_hello, encode_peer
 from actors.store.eviction import EVICTION_POLICIES
 from actors.protocol.internal import Leave, LeaveDone
-from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH
+from actors.protocol.value_depth import MAX_SUPPORTED_VALUE_DEPTH
 from runtime.addresses import format_address, is_loopback
 from runtime.argtypes import (
     advertise_address,
@@ -52,7 +53,7 @@ from runtime.argtypes import (
     positive_seconds,
     seconds,
 )
-from runtime.conn_limits import ClientLimits
+from runtime.conn_limits import PEER_HELLO_GRACE_S, ClientLimits
 from runtime.gc_pacer import GcPacer
 from runtime.host import real_ctx
 from runtime.trace_file import TraceFile
@@ -71,6 +72,35 @@ EXIT_ACTOR_DIED = 70
 MAX_PARTITIONS = 1 << 16
 
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+#: The NodeConfig fields the command line sets (those whose metadata names a flag).
+_CONFIG_OPTIONS = {field.name: field for field in dataclasses.fields(NodeConfig) if "flag" in field.metadata}
+#: The connection limits' defaults, which the limit options take.
+_LIMITS = ClientLimits()
+
+
+def _config_option(group: Any, name: str, **kwargs: Any) -> None:
+    """Add NodeConfig field ``name``'s option to ``group`` (a parser or an argument group):
+    its flag, help and default (in the flag's unit) are the field's, see
+    :func:`actors.config.option`; ``kwargs`` add the argparse type, metavar or choices."""
+    field = _CONFIG_OPTIONS[name]
+    default = field.default * field.metadata["scale"] if field.metadata["scale"] != 1 else field.default
+    shown = f"{default:g}" if type(default) is float else default
+    group.add_argument(
+        field.metadata["flag"], default=default, help=field.metadata["help"].format(default=shown), **kwargs
+    )
+
+
+def _dest(field: dataclasses.Field[Any]) -> str:
+    return str(field.metadata["flag"]).removeprefix("--").replace("-", "_")
+
+
+def _size(n: int) -> str:
+    """``n`` bytes as the command line writes sizes: ``64M``, ``256M``, ``512K``."""
+    for suffix, shift in (("G", 30), ("M", 20), ("K", 10)):
+        if n and n % (1 << shift) == 0:
+            return f"{n >> shift}{suffix}"
+    return str(n)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -93,14 +123,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--advertise", type=advertise_address, metavar="HOST[:PORT]",
         help="address peers reach this node at (default: the bound host and port; needed with --host 0.0.0.0)",
     )
-    parser.add_argument(
-        "--cleanup-interval", type=positive_seconds, default=1.0, metavar="SECONDS",
-        help="seconds between active-expiry cycles (default 1)",
-    )
-    parser.add_argument(
-        "--cleanup-budget-ms", type=positive_seconds, default=2.0, metavar="MS",
-        help="time budget of one active-expiry cycle in milliseconds (default 2)",
-    )
+    _config_option(parser, "cleanup_interval_s", type=positive_seconds, metavar="SECONDS")
+    _config_option(parser, "cleanup_budget_s", type=positive_seconds, metavar="MS")
     parser.add_argument(
         "--max-request-bytes", type=byte_size, default=1 << 20, metavar="BYTES",
         help="largest request accepted; a larger one is answered too_large and the connection closed (default 1M)",
@@ -113,93 +137,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="write trace events (writes, replica applies, membership) as JSON lines, the simulator's schema",
     )
     memory = parser.add_argument_group("memory")
-    memory.add_argument(
-        "--max-memory", type=byte_size, default=0, metavar="BYTES",
-        help="bound on keys, values and per-entry overhead, K/M/G suffixes (default 0: none)",
-    )
-    memory.add_argument(
-        "--eviction-policy", choices=EVICTION_POLICIES, default="noeviction",
-        help="at the bound: Redis's policies, approximated by sampling (default noeviction: refuse writes)",
-    )
+    _config_option(memory, "max_memory", type=byte_size, metavar="BYTES")
+    _config_option(memory, "eviction_policy", choices=EVICTION_POLICIES)
     limits = parser.add_argument_group("client limits (Redis's names and defaults where Redis has them)")
     limits.add_argument(
-        "--max-clients", type=count, default=10_000, metavar="N",
+        "--max-clients", type=count, default=_LIMITS.max_clients, metavar="N",
         help="client connections on both ports together; one more gets a max_clients error and is closed. "
         "Peers take no client slot once their hello is accepted, and a connection over the limit may "
-        "still present one within 2s (default 10000)",
+        f"still present one within {PEER_HELLO_GRACE_S:g}s (default {_LIMITS.max_clients})",
     )
     limits.add_argument(
-        "--client-output-buffer-limit", type=output_buffer_limit, default=(64 << 20, 0, 0.0),
+        "--client-output-buffer-limit", type=output_buffer_limit,
+        default=(_LIMITS.output_hard, _LIMITS.output_soft, _LIMITS.output_soft_s),
         metavar="HARD[ SOFT SECONDS]",
         help="unsent replies that get a client disconnected: over HARD at once, over SOFT for SECONDS "
         "in a row (Redis's normal class); K/M/G suffixes, 0: no limit; give the three values as one "
-        "argument, quoted ('64M 16M 60') or with commas (64M,16M,60) (default 64M, no soft limit)",
+        "argument, quoted ('64M 16M 60') or with commas (64M,16M,60) "
+        f"(default {_size(_LIMITS.output_hard)}, no soft limit)",
     )
     limits.add_argument(
-        "--timeout", type=seconds, default=0.0, metavar="SECONDS",
-        help="close a client idle this long (no request, nothing outstanding); peers never (default 0: never)",
+        "--timeout", type=seconds, default=_LIMITS.idle_timeout_s, metavar="SECONDS",
+        help="close a client idle this long (no request, nothing outstanding); peers never "
+        f"(default {_LIMITS.idle_timeout_s:g}: never)",
     )
     limits.add_argument(
-        "--request-read-timeout", type=seconds, default=10.0, metavar="SECONDS",
+        "--request-read-timeout", type=seconds, default=_LIMITS.request_read_timeout_s, metavar="SECONDS",
         help="close a connection whose partial request (JSON line, msgpack frame, RESP command, peer "
-        "frame) is not complete after this long (default 10; 0: no limit)",
+        f"frame) is not complete after this long (default {_LIMITS.request_read_timeout_s:g}; 0: no limit)",
     )
     limits.add_argument(
-        "--max-input-buffer-bytes", type=byte_size, default=256 << 20, metavar="BYTES",
+        "--max-input-buffer-bytes", type=byte_size, default=_LIMITS.max_input_buffer, metavar="BYTES",
         help="partial input all connections may hold together; past it the connection holding the most "
-        "is closed first (default 256M)",
+        f"is closed first (default {_size(_LIMITS.max_input_buffer)})",
     )
-    limits.add_argument(
-        "--max-value-depth", type=count, default=DEFAULT_MAX_VALUE_DEPTH, metavar="N",
-        help=f"deepest nesting of a JSON/msgpack value, from clients and peers; deeper is refused "
-        f"bad_request (default {DEFAULT_MAX_VALUE_DEPTH}, at most {MAX_SUPPORTED_VALUE_DEPTH})",
-    )
+    _config_option(limits, "max_value_depth", type=count, metavar="N")
     cluster = parser.add_argument_group("cluster")
-    cluster.add_argument("--replicas", type=count, default=3, metavar="N", help="copies of every key (default 3)")
-    cluster.add_argument(
-        "--partitions", type=count, default=256, metavar="N",
-        help="partitions of the key space; the same on every node (default 256)",
-    )
-    cluster.add_argument(
-        "--write-consistency", choices=CONSISTENCY_LEVELS, default="quorum",
-        help="replicas that must acknowledge a write by default (default quorum)",
-    )
-    cluster.add_argument(
-        "--read-consistency", choices=CONSISTENCY_LEVELS, default="one",
-        help="replicas that must answer a read by default (default one)",
-    )
-    cluster.add_argument(
-        "--request-timeout", type=positive_seconds, default=1.0, metavar="SECONDS",
-        help="how long a coordinator waits for replicas (default 1)",
-    )
-    cluster.add_argument(
-        "--tombstone-ttl", type=seconds, default=60.0, metavar="SECONDS",
-        help="how long deletes and expiries are remembered, to stop resurrection (default 60; 0: off)",
-    )
-    cluster.add_argument(
-        "--heartbeat-interval", type=positive_seconds, default=0.2, metavar="SECONDS",
-        help="gossip/heartbeat period (default 0.2)",
-    )
-    cluster.add_argument(
-        "--suspect-phi", type=positive_number, default=8.0, metavar="PHI",
-        help="phi accrual level above which a member is suspect (default 8)",
-    )
-    cluster.add_argument(
-        "--down-after", type=positive_seconds, default=2.0, metavar="SECONDS",
-        help="a member suspect this long is down (default 2)",
-    )
-    cluster.add_argument(
-        "--anti-entropy-interval", type=positive_seconds, default=1.0, metavar="SECONDS",
-        help="seconds between anti-entropy rounds (default 1)",
-    )
-    cluster.add_argument(
-        "--hint-limit", type=non_negative_count, default=100_000, metavar="N",
-        help="most hints kept for unreachable replicas; the oldest are dropped beyond (default 100000)",
-    )
-    cluster.add_argument(
-        "--leave-timeout", type=seconds, default=10.0, metavar="SECONDS",
-        help="on SIGTERM/SIGINT, how long handing partitions off may take (default 10)",
-    )
+    _config_option(cluster, "replicas", type=count, metavar="N")
+    _config_option(cluster, "partitions", type=count, metavar="N")
+    _config_option(cluster, "write_consistency", choices=CONSISTENCY_LEVELS)
+    _config_option(cluster, "read_consistency", choices=CONSISTENCY_LEVELS)
+    _config_option(cluster, "request_timeout_s", type=positive_seconds, metavar="SECONDS")
+    _config_option(cluster, "tombstone_ttl_s", type=seconds, metavar="SECONDS")
+    _config_option(cluster, "heartbeat_interval_s", type=positive_seconds, metavar="SECONDS")
+    _config_option(cluster, "suspect_phi", type=positive_number, metavar="PHI")
+    _config_option(cluster, "down_after_s", type=positive_seconds, metavar="SECONDS")
+    _config_option(cluster, "anti_entropy_interval_s", type=positive_seconds, metavar="SECONDS")
+    _config_option(cluster, "hint_limit", type=non_negative_count, metavar="N")
+    _config_option(cluster, "leave_timeout_s", type=seconds, metavar="SECONDS")
     args = parser.parse_args(argv)
     if args.partitions > MAX_PARTITIONS:
         parser.error(f"argument --partitions: must be at most {MAX_PARTITIONS}")
@@ -214,28 +198,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def node_config(args: argparse.Namespace, address: str = "", seeds: tuple[str, ...] | None = None) -> NodeConfig:
-    """The :class:`NodeConfig` for parsed arguments (``address``: the advertised one)."""
-    return NodeConfig(
-        cleanup_interval_s=args.cleanup_interval,
-        cleanup_budget_s=args.cleanup_budget_ms / 1000.0,
-        address=address,
-        seeds=tuple(args.peers) if seeds is None else seeds,
-        replicas=args.replicas,
-        partitions=args.partitions,
-        write_consistency=args.write_consistency,
-        read_consistency=args.read_consistency,
-        request_timeout_s=args.request_timeout,
-        tombstone_ttl_s=args.tombstone_ttl,
-        heartbeat_interval_s=args.heartbeat_interval,
-        suspect_phi=args.suspect_phi,
-        down_after_s=args.down_after,
-        anti_entropy_interval_s=args.anti_entropy_interval,
-        hint_limit=args.hint_limit,
-        leave_timeout_s=args.leave_timeout,
-        max_memory=args.max_memory,
-        eviction_policy=args.eviction_policy,
-        max_value_depth=args.max_value_depth,
-    )
+    """The :class:`NodeConfig` for parsed arguments (``address``: the advertised one):
+    every field with a flag takes its option's value, in the field's unit."""
+    values = {}
+    for name, field in _CONFIG_OPTIONS.items():
+        value = getattr(args, _dest(field))
+        scale = field.metadata["scale"]
+        values[name] = value if scale == 1 else value / scale
+    return NodeConfig(address=address, seeds=tuple(args.peers) if seeds is None else seeds, **values)
 
 
 def client_limits(args: argparse.Namespace) -> ClientLimits:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -37,6 +38,51 @@ def test_defaults_match_the_documentation() -> None:
         hint_limit=100_000,
         leave_timeout_s=10.0,
     )
+
+
+#: NodeConfig fields no flag sets: the advertised address and seeds come from the
+#: positional arguments and the bound port; the rest are tuning knobs of the simulator.
+NOT_ON_THE_COMMAND_LINE = {"address", "seeds", "cleanup_sample_size", "anti_entropy_partitions", "stream_batch"}
+
+
+@pytest.mark.parametrize("field", dataclasses.fields(NodeConfig), ids=lambda f: f.name)
+def test_every_node_config_default_is_the_command_line_default(field: dataclasses.Field) -> None:  # type: ignore[type-arg]
+    defaults = node_config(parse_args(["n", "0"]))
+    assert getattr(defaults, field.name) == field.default
+    if field.name in NOT_ON_THE_COMMAND_LINE:
+        assert "flag" not in field.metadata
+        return
+    flag = field.metadata["flag"]
+    help_text = subprocess_help()
+    assert flag in help_text
+    # The option sets the field: a value other than the default arrives in the field's unit.
+    other = {int: 100, float: 0.5, str: "all"}[type(field.default)]
+    if field.name == "eviction_policy":
+        other = "allkeys-lru"
+    scale = field.metadata["scale"]
+    config = node_config(parse_args(["n", "0", flag, str(other * scale if scale != 1 else other)]))
+    assert getattr(config, field.name) == other
+
+
+_HELP: list[str] = []
+
+
+def subprocess_help() -> str:
+    """``python -m runtime.node --help`` (run once)."""
+    if not _HELP:
+        out = subprocess.run(
+            [sys.executable, "-m", "runtime.node", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30
+        )
+        _HELP.append(" ".join(out.stdout.split()))
+    return _HELP[0]
+
+
+def test_the_help_states_each_config_default_once_from_the_config() -> None:
+    text = subprocess_help()
+    assert "partitions of the key space; the same on every node (default 256)" in text
+    assert "time budget of one active-expiry cycle in milliseconds (default 2)" in text
+    assert "gossip/heartbeat period (default 0.2)" in text
+    assert "(default 128, at most 500)" in text
 
 
 def test_cluster_flags_map_onto_the_node_config() -> None:
