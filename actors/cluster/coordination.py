@@ -357,16 +357,3 @@ def _value(record: Record | None, wall: float) -> tuple[Any, bool]:
 
 def _unavailable(request: Request, why: str) -> ErrorReply:
     return ErrorReply(ErrorCode.UNAVAILABLE, f"unavailable: {why}; nothing was applied", request.rid)
-
-
-def is_data_request(request: Any) -> bool:
-    """Requests a cluster coordinates across owners (read-modify-writes are not: see rmw)."""
-    t = type(request)
-    if t is Set:
-        return not request.conditional
-    return t is Get or t is Delete or t is MGet or t is MSet or t is Ttl or t is ReadRecord or t is WriteRecord
-
-
-def is_write(request: Any) -> bool:
-    t = type(request)
-    return t is Set or t is Delete or t is MSet or t is WriteRecord

@@ -46,7 +46,6 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.protocol.kinds import is_data_request
 from actors.cluster.coordinator import Coordinator
 from actors.cluster.lifecycle import Lifecycle
 from actors.cluster.replica_server import ReplicaServer
@@ -62,6 +61,7 @@ from actors.node.ordering import PendingBatch, ReplyOrder
 from actors.node.stats import node_stats
 from actors.protocol.edge import ClientBatch, ClientConnected, ClientDisconnected
 from actors.protocol.errors import ErrorCode
+from actors.protocol.kinds import Route, route_of
 from actors.protocol.internal import (
     AttachReplicator,
     HandOffDone,
@@ -75,7 +75,6 @@ from actors.protocol.messages import ErrorReply, Reply
 from actors.protocol.peer_messages import Forward, ForwardReply, Gossip, ReplicaAck, ReplicaRequest, ReplicaResponse
 from actors.protocol.version import HybridClock
 from actors.store.ops import StoreOp, StoreResults, StoreResultsList
-from actors.protocol.kinds import is_update
 
 __all__ = ["Node"]
 
@@ -222,12 +221,13 @@ class Node(ScheduledActor):
         for slot in range(start, len(requests)):
             request = requests[slot]
             try:
-                update = is_update(request)
+                route = route_of(request)
+                update = route is Route.UPDATE
                 if order.blocks(conn, request, update):
                     order.defer(pending, slot, first=conn in self._resuming)
                     deferred = True
                     break
-                data = is_data_request(request)
+                data = route is Route.READ or route is Route.WRITE
                 if (data or update) and not life.joined:
                     pending.fill(slot, ErrorReply(ErrorCode.UNAVAILABLE, "unavailable: still joining the cluster", request.rid))
                 elif update:

@@ -3,8 +3,10 @@
 A plain object the ``Node`` actor drives through :class:`~actors.cluster.node_io.NodeIO`.
 While the cluster is this node alone, every request is planned here: the node answers
 what it can itself (ping, join, locate, remove-node, decode errors) and turns the rest
-into store operations, stamped here (versions from the node's clock, absolute
-deadlines ``wall + ttl``); the store's results become the replies. In a cluster the node
+into store operations through the request kinds table (:mod:`actors.store.plan`),
+stamped with the node's clock and absolute deadlines (``wall + ttl``); the store's
+results become the replies. Runs of plain gets or sets in one batch become one store
+operation each. In a cluster the node
 plans here the requests that need no other node (stats, inspect, locate, ...).
 
 Invariants: a batch's operations reach the store in slot order, so a reply reflects
@@ -17,26 +19,18 @@ planned again.
 from __future__ import annotations
 
 import collections
-import dataclasses
 from typing import Any, Callable
 
 from actors.cluster.lifecycle import Lifecycle
 from actors.cluster.node_io import NodeIO
 from actors.node.ordering import PendingBatch
-from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import (
-    REPLY_TYPES,
     Ack,
-    Delete,
     ErrorReply,
     Get,
-    Inspect,
-    InspectReply,
     Join,
     Locate,
     LocateReply,
-    MGet,
-    MSet,
     Ping,
     Pong,
     RemoveNode,
@@ -44,16 +38,13 @@ from actors.protocol.messages import (
     Request,
     Set,
     Stats,
-    StatsReply,
-    Ttl,
     Value,
-    Values,
 )
-from actors.protocol.replica_ops import Remove, Write
-from actors.protocol.version import ZERO, HybridClock, Version
-from actors.store.ops import Describe, Modify, Read, StatsQuery, StoreOp, StoreResults
+from actors.protocol.replica_ops import Write
+from actors.protocol.version import HybridClock, Version
+from actors.store.ops import Read, StoreOp, StoreResults
 from actors.store.partitions import partition_of
-from actors.protocol.kinds import is_update
+from actors.store.plan import Stamp, local_reply, plan_local, with_rid
 
 __all__ = ["LocalPlanner"]
 
@@ -86,6 +77,7 @@ class LocalPlanner:
         self.stats = stats
         self.fail = fail
         self._only_me = (io.node_id,)  # the replica set of a single node's entries
+        self.stamp = Stamp(clock.tick, self._only_me, config.tombstone_ttl_s)
         #: True while every version the store holds came from this node's clock (no peer
         #: has ever sent us anything): then no write of ours can be refused as stale.
         self.own_versions_only = not config.seeds
@@ -167,41 +159,13 @@ class LocalPlanner:
     ) -> None:
         """Answer ``request`` here, or add the store operation it needs to ``ops``."""
         try:
-            op = self._plan(request, wall)
+            op = plan_local(request, wall, self.stamp)
             if op is None:
                 pending.fill(slot, self._immediate(request))
             else:
                 ops.append((slot, op))
         except Exception as exc:  # a bug must cost one reply, never the node
             pending.fill(slot, self.io.request_failed("planning", request, exc))
-
-    def _plan(self, request: Request | ErrorReply, wall: float) -> StoreOp | None:
-        """The store operation a request needs, or None if the node answers it itself."""
-        t = type(request)
-        if t is Get:
-            return Read((request.key,))
-        if t is Set and not request.conditional:
-            ttl = request.ttl
-            deadline = wall + ttl if ttl else None
-            return Write(((request.key, request.value, deadline),), self.clock.tick(wall), self._only_me)
-        if is_update(request):
-            return Modify(request, self.clock.tick(wall), self._only_me)
-        if t is Ttl:
-            return Modify(request, ZERO)
-        if t is Delete:
-            return Remove((request.key,), self.clock.tick(wall), wall + self.config.tombstone_ttl_s)
-        if t is MGet:
-            return Read(request.keys)
-        if t is MSet:
-            ttl = request.ttl
-            deadline = wall + ttl if ttl else None
-            items = tuple((key, value, deadline) for key, value in request.entries)
-            return Write(items, self.clock.tick(wall), self._only_me)
-        if t is Stats:
-            return StatsQuery()
-        if t is Inspect:
-            return Describe((request.key,))
-        return None
 
     def _immediate(self, request: Request | ErrorReply) -> Reply:
         t = type(request)
@@ -247,7 +211,7 @@ class LocalPlanner:
                     continue
                 for member in members:
                     rid = requests[member].rid  # type: ignore[union-attr]
-                    pending.fill(member, Ack(rid) if type(result) is int else _with_rid(result, rid))
+                    pending.fill(member, Ack(rid) if type(result) is int else with_rid(result, rid))
                 continue
             if type(result) is Version:
                 # The key holds a newer version than our clock's (a record streamed or
@@ -259,49 +223,10 @@ class LocalPlanner:
                 self.plan_one(pending, slot, request, wall, again)
                 continue
             try:
-                reply = self._reply_for(request, result)
+                reply = local_reply(request, self.stats(result) if type(request) is Stats else result)
             except Exception as exc:
                 reply = self.io.request_failed("answering", request, exc)
             pending.fill(slot, reply)
         if again:
             self.ask_store(pending, again)
         pending.settle()
-
-    def _reply_for(self, request: Request | ErrorReply, result: Any) -> Reply:
-        t = type(request)
-        rt = type(result)
-        if t is Get and rt is tuple:
-            value, found = result[0]
-            return Value(value, found, request.rid)
-        if t is Set and rt is int:
-            return Ack(request.rid)
-        if isinstance(result, REPLY_TYPES):
-            # A read-modify-write answered by the store itself, or an error (which the
-            # store made without knowing the request's id).
-            return _with_rid(result, _rid(request))
-        if t is Set or t is MSet:
-            return Ack(request.rid)
-        if t is Delete:
-            return Ack(request.rid, deleted=result > 0)
-        if t is MGet:
-            return Values(
-                tuple((key, value, found) for key, (value, found) in zip(request.keys, result)),
-                request.rid,
-            )
-        if t is Stats:
-            return StatsReply(self.stats(result), request.rid)
-        if t is Inspect:
-            record, replicas = result[0]
-            return InspectReply(request.key, record, request.rid, replicas)
-        raise TypeError(f"no reply for {type(request).__name__} from {type(result).__name__}")
-
-
-def _with_rid(reply: Any, rid: Any) -> Any:
-    """``reply`` (an error the store made) carrying the request's id."""
-    if isinstance(reply, REPLY_TYPES):
-        return reply if getattr(reply, "rid", None) == rid else dataclasses.replace(reply, rid=rid)
-    return ErrorReply(ErrorCode.INTERNAL, f"internal error: unexpected result {type(reply).__name__}", rid)
-
-
-def _rid(request: Any) -> Any:
-    return getattr(request, "rid", None)

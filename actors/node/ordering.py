@@ -26,6 +26,7 @@ from typing import Any
 
 from actors.kernel.failures import log_failure
 from actors.protocol.edge import BatchReply
+from actors.protocol.kinds import KINDS
 from actors.protocol.messages import ErrorReply, Reply, ReplyTo, Request
 
 __all__ = ["PendingBatch", "ReplyOrder", "keys_of"]
@@ -161,14 +162,6 @@ class ReplyOrder:
 
 
 def keys_of(request: Any) -> tuple[str, ...]:
-    """The keys a request reads or writes (none for ping, stats, ...)."""
-    key = getattr(request, "key", None)
-    if type(key) is str:
-        return (key,)
-    keys = getattr(request, "keys", None)
-    if type(keys) is tuple:
-        return keys
-    entries = getattr(request, "entries", None)
-    if type(entries) is tuple:
-        return tuple(key for key, _ in entries)
-    return ()
+    """The keys a request reads or writes (none for ping, stats, a decode error, ...)."""
+    kind = KINDS.get(type(request))
+    return () if kind is None else kind.keys(request)
