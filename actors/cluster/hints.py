@@ -33,7 +33,9 @@ __all__ = ["Hints"]
 class Hints:
     """Hint queues per target and the pushes delivering them."""
 
-    def __init__(self, me: str, limit: int, stream_batch: int, io: ReplicatorIo, counters: collections.Counter[str]) -> None:
+    def __init__(
+        self, me: str, limit: int, stream_batch: int, io: ReplicatorIo, counters: collections.Counter[str]
+    ) -> None:
         self.me = me
         self.limit = limit
         self.stream_batch = stream_batch

@@ -71,7 +71,9 @@ class _HandOff:
 class Streaming:
     """The partitions this node owns, and those it is pulling or handing off."""
 
-    def __init__(self, me: str, config: Any, io: ReplicatorIo, counters: collections.Counter[str], rounds: SyncRounds) -> None:
+    def __init__(
+        self, me: str, config: Any, io: ReplicatorIo, counters: collections.Counter[str], rounds: SyncRounds
+    ) -> None:
         self.me = me
         self.config = config
         self.io = io

@@ -283,7 +283,9 @@ class SyncRounds:
             if not differing:
                 self.io.reply(addr, SyncListing(msg.sid, ()))
                 return
-            self.io.ask_store([ListingQuery(differing)], lambda res, now: self.io.reply(addr, SyncListing(msg.sid, res[0])))
+            self.io.ask_store(
+                [ListingQuery(differing)], lambda res, now: self.io.reply(addr, SyncListing(msg.sid, res[0]))
+            )
 
         self.io.ask_store([DigestQuery(tuple(theirs))], compare)
 
@@ -292,7 +294,8 @@ class SyncRounds:
 
         def answer(results: tuple[Any, ...], now: float) -> None:
             records, covered = fill(results[0])
-            self.io.reply(addr, Push(msg.sid, records, reply=True, covered=None if covered >= len(msg.keys) else covered))
+            covered_or_all = None if covered >= len(msg.keys) else covered
+            self.io.reply(addr, Push(msg.sid, records, reply=True, covered=covered_or_all))
 
         self.io.ask_store([Fetch(msg.keys, False)], answer)
 
