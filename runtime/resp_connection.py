@@ -35,7 +35,8 @@ from actors.protocol.edge import BatchReply, ClientBatch
 from runtime.addresses import sockaddr_text
 from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
 from runtime.resp import HiredisRespParser, RespParser, error, new_parser
-from runtime.resp_commands import RespServerInfo, Session, dispatch
+from runtime.resp_commands import dispatch
+from runtime.resp_session import RespServerInfo, Session
 from runtime.served_connection import ServedConnection
 
 if TYPE_CHECKING:

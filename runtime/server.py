@@ -27,7 +27,7 @@ from runtime.conn_limits import ClientLimits, ConnectionGuard
 from runtime.connection import ClientConnection
 from runtime.peer_connection import PeerConnection
 from runtime.peers import DEFAULT_PEER_FRAME_BYTES
-from runtime.resp_commands import RespServerInfo
+from runtime.resp_session import RespServerInfo
 from runtime.resp_connection import RespConnection
 
 __all__ = ["CacheServer"]

@@ -510,7 +510,7 @@ def test_a_large_resp_mget_is_rendered_as_redis_would_write_it() -> None:
 def test_a_resp_mget_of_large_values_stops_at_the_hard_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """One reply of 40 x 512 KiB: rendered value by value, so encoding stops one value
     past the 4 MiB limit instead of building all 20 MiB first."""
-    import runtime.resp_commands as commands
+    import runtime.resp_keyspace as commands
 
     rendered = 0
     value_bulk = commands.value_bulk
@@ -571,7 +571,9 @@ def test_a_json_mget_whose_values_pass_the_hard_limit_is_never_encoded() -> None
 
 
 def test_info_and_config_get_tell_the_limits_and_counters_with_redis_names() -> None:
-    from runtime.resp_commands import RespServerInfo, Session, dispatch, info_text
+    from runtime.resp_commands import dispatch
+    from runtime.resp_server import info_text
+    from runtime.resp_session import RespServerInfo, Session
 
     session = Session(1, RespServerInfo(max_clients=50, timeout=300.0))
     stats = {"connections": 2, "rejected_connections": 4, "client_output_buffer_kills": 3, "input_buffer_kills": 2,

@@ -30,7 +30,10 @@ from actors.protocol.messages import (
     Values,
 )
 from actors.protocol.edge import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
-from runtime.resp_commands import RespServerInfo, Session, dispatch, info_text, value_bulk
+from runtime.resp_commands import dispatch
+from runtime.resp_keyspace import value_bulk
+from runtime.resp_server import info_text
+from runtime.resp_session import RespServerInfo, Session
 from runtime.resp_connection import RespConnection
 
 
