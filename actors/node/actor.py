@@ -195,7 +195,7 @@ class Node(ScheduledActor):
             order.enqueue(pending)
             if order.waiting(batch.conn):  # behind requests waiting for a read-modify-write
                 order.defer(pending, 0)
-            elif self.life.view.solo and self.life.joined:
+            elif self.life.view.solo and self.life.joined and not order.holds(batch.conn):
                 ops = self.local.plan(pending)
                 if ops:
                     self.local.ask_store(pending, ops)

@@ -138,6 +138,10 @@ class ReplyOrder:
             return False
         return any(key in held for key in keys_of(request))
 
+    def holds(self, conn: int) -> bool:
+        """Whether a read-modify-write of ``conn`` is in flight."""
+        return conn in self._held
+
     def waiting(self, conn: int) -> bool:
         """Whether planning on ``conn`` stopped and waits (later batches wait behind)."""
         return conn in self._deferred
