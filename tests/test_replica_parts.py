@@ -17,10 +17,13 @@ import msgpack
 import pytest
 
 from actors.protocol.errors import BadRequestError
-from actors.protocol.messages import Ack, ErrorReply, Get, Set, Value, Write
+from actors.protocol.messages import Ack, ErrorReply, Get, Set, Value
+from actors.protocol.replica_ops import Write
 from actors.cluster.peer_budget import PEER_FRAME_BUDGET, PEER_REQUEST_WINDOW, op_bytes
 from actors.protocol.peer_codec import decode_peer, encode_peer
-from actors.protocol.peer_messages import Fetch, FromPeer, Push, ReplicaAck, ReplicaRequest, ReplicaResponse
+from actors.kernel.peer import FromPeer
+from actors.protocol.replica_ops import Fetch
+from actors.protocol.peer_messages import Push, ReplicaAck, ReplicaRequest, ReplicaResponse
 from actors.protocol.record import Record
 from actors.cluster.replica_flow import MAX_SPLIT_ANSWERS, ReplicaRequests, ResponseParts, Route, cut
 from actors.protocol.version import Version
