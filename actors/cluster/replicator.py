@@ -44,7 +44,7 @@ from actors.kernel.ctx import Ctx
 from actors.kernel.peer import FromPeer
 from actors.kernel.scheduled import ScheduledActor
 from actors.kernel.scheduler import Cancellable
-from actors.protocol.internal import HandOffDone, HintRecords, ReplicatorCounters, Tick, ViewChanged, WarmDone
+from actors.protocol.internal import HandOffDone, HintRecords, ReplicatorCounters, ReplicatorTick, ViewChanged, WarmDone
 from actors.protocol.peer_messages import Pull, Push, PushAck, SyncListing, SyncRequest
 from actors.store.ops import KeepTombstones, StoreBatch, StoreResults
 
@@ -88,7 +88,7 @@ class Replicator(ScheduledActor):
         self.streaming = Streaming(self.me, config, self, self.counters, self.rounds)
 
     def on_start(self) -> None:
-        self._timer = self.ctx.call_later(self.tick_s, self.actor_ref, Tick("replicator"))
+        self._timer = self.ctx.call_later(self.tick_s, self.actor_ref, ReplicatorTick())
 
     def on_stop(self) -> None:
         if self._timer is not None:
@@ -106,9 +106,9 @@ class Replicator(ScheduledActor):
             self.hints.add(message.items)
         elif t is ViewChanged:
             self._on_view(message.view)
-        elif t is Tick:
-            if message.name == "replicator":  # the periodic timer; "-soon" ticks only hurry work
-                self._timer = self.ctx.call_later(self.tick_s, self.actor_ref, Tick("replicator"))
+        elif t is ReplicatorTick:
+            if message.periodic:
+                self._timer = self.ctx.call_later(self.tick_s, self.actor_ref, ReplicatorTick())
             self._tick()
         else:
             return super().on_receive(message)
@@ -153,7 +153,7 @@ class Replicator(ScheduledActor):
     def tick_soon(self) -> None:
         # Progress without waiting for the next tick when a round frees a slot.
         if self.streaming.busy():
-            self.actor_ref.tell(Tick("replicator-soon"))
+            self.actor_ref.tell(ReplicatorTick(periodic=False))
 
     def wrong_peer(self, kind: str, src: str, expected: str) -> None:
         self.counters["replies_from_wrong_peer"] += 1

@@ -68,7 +68,7 @@ from actors.protocol.internal import (
     Leave,
     ReplicatorCounters,
     RequestTimeout,
-    Tick,
+    HeartbeatTick,
     WarmDone,
 )
 from actors.protocol.messages import ErrorReply, Reply
@@ -110,7 +110,7 @@ class Node(ScheduledActor):
 
     def on_start(self) -> None:
         self.life.gossip()
-        self.ctx.call_later(self.config.heartbeat_interval_s, self.actor_ref, Tick("gossip"))
+        self.ctx.call_later(self.config.heartbeat_interval_s, self.actor_ref, HeartbeatTick())
 
     def on_receive(self, message: Any) -> Any:
         t = type(message)
@@ -130,7 +130,7 @@ class Node(ScheduledActor):
             self.order.disconnected(message.conn)
         elif t is RequestTimeout:
             self.io.resume(message.batch, None)
-        elif t is Tick:
+        elif t is HeartbeatTick:
             self._on_heartbeat()
         elif t is ReplicatorCounters:
             self.replicator_counters = message.counters
@@ -156,7 +156,7 @@ class Node(ScheduledActor):
         self.io.flush_store()
 
     def _on_heartbeat(self) -> None:
-        self.ctx.call_later(self.config.heartbeat_interval_s, self.actor_ref, Tick("gossip"))
+        self.ctx.call_later(self.config.heartbeat_interval_s, self.actor_ref, HeartbeatTick())
         now = self.ctx.now()
         self.life.on_heartbeat(now)
         self.coordinator.on_heartbeat()

@@ -6,7 +6,7 @@ Three groups:
   runs through the cluster (:class:`ReadRecord`, :class:`WriteRecord`, answered by
   :class:`RecordReply`) and the node's own notes about them;
 - **node and replicator**: views, hints, warm-up and hand-off, counters, timeouts;
-- **leaving** the cluster, and the periodic :class:`Tick`.
+- **leaving** the cluster, and the timers' messages (:class:`HeartbeatTick`, :class:`ExpireTick`, :class:`ReplicatorTick`).
 
 None of these is ever encoded: a peer or a client can neither send nor receive one (the
 store's operations are in :mod:`actors.store.ops`; client requests and replies in
@@ -30,7 +30,9 @@ __all__ = [
     "RecordReply",
     "ReplicatorCounters",
     "RequestTimeout",
-    "Tick",
+    "ExpireTick",
+    "HeartbeatTick",
+    "ReplicatorTick",
     "ViewChanged",
     "WarmDone",
     "WriteRecord",
@@ -132,7 +134,18 @@ class LeaveDone:
 
 
 @message
-class Tick:
-    """A periodic timer fired (delivered by ``ctx.call_later``)."""
+class HeartbeatTick:
+    """The node's heartbeat timer fired: gossip to a peer and re-check liveness."""
 
-    name: str = "tick"
+
+@message
+class ExpireTick:
+    """The janitor's timer fired: run one active-expiry cycle."""
+
+
+@message
+class ReplicatorTick:
+    """The replicator's tick. ``periodic`` ticks come from its timer and re-arm it; the
+    others (a round freed a slot) only hurry the work that slot allows."""
+
+    periodic: bool = True

@@ -18,7 +18,7 @@ from actors.kernel.scheduled import ScheduledActor
 from actors.kernel.scheduler import Cancellable
 from actors.kernel.ctx import Ctx
 from actors.store.ops import ExpireCycle, ExpireCycleDone
-from actors.protocol.internal import Tick
+from actors.protocol.internal import ExpireTick
 
 __all__ = ["Janitor"]
 
@@ -53,7 +53,7 @@ class Janitor(ScheduledActor):
             self._timer.cancel()
 
     def on_receive(self, message: Any) -> Any:
-        if type(message) is Tick:
+        if type(message) is ExpireTick:
             self._timer = None
             if not self._in_flight:
                 self._in_flight = True
@@ -68,4 +68,4 @@ class Janitor(ScheduledActor):
 
     def _schedule(self, delay: float) -> None:
         if self._timer is None:
-            self._timer = self.ctx.call_later(delay, self.actor_ref, Tick("expire"))
+            self._timer = self.ctx.call_later(delay, self.actor_ref, ExpireTick())
