@@ -1,8 +1,8 @@
-"""ClusterBatch on its own: how replica answers complete, re-stamp and finish a write."""
+"""QuorumRound on its own: how replica answers complete, re-stamp and finish a write."""
 
 from __future__ import annotations
 
-from actors.cluster.coordination import ClusterBatch
+from actors.cluster.coordination import QuorumRound
 from actors.cluster.membership import ClusterView, State
 from actors.protocol.messages import Set
 from actors.protocol.peer_messages import Member, MemberStatus
@@ -19,8 +19,8 @@ def _view() -> ClusterView:
     return ClusterView("a", members, states, placement, placement)
 
 
-def _one_write() -> ClusterBatch:
-    cb = ClusterBatch(1)
+def _one_write() -> QuorumRound:
+    cb = QuorumRound(1)
     assert cb.plan(0, Set("k", "v"), _view(), "quorum", 1000.0, Version(1_000_000, 0, "a"), 60.0) is None
     assert sorted(cb.outgoing) == sorted(IDS)  # every owner gets the write
     return cb

@@ -138,7 +138,7 @@ def test_batch_answered_by_node_alone_waits_for_earlier_store_batch(host: Any) -
 
 
 def test_batches_of_many_connections_in_one_turn_each_get_their_own_replies(host: Any) -> None:
-    """Batches told together reach the store as one StoreBatches; every connection still
+    """Batches told together reach the store as one StoreCalls; every connection still
     gets its own replies, in its own order, whatever the others sent."""
     refs = host.start_node()
     conns = [host.connect() for _ in range(20)]
@@ -177,7 +177,7 @@ def test_a_write_below_a_newer_stored_version_is_restamped_not_lost(host: Any) -
     """A single node whose key holds a version from a clock far ahead (a record a peer
     streamed before the cluster shrank to this node) still applies, then acks, a set and a
     delete: its clock moves past the stored version."""
-    from actors.store.ops import StoreBatch
+    from actors.store.ops import StoreCall
     from actors.protocol.replica_ops import Apply
     from actors.protocol.record import Record
     from actors.protocol.version import Version
@@ -189,7 +189,7 @@ def test_a_write_below_a_newer_stored_version_is_restamped_not_lost(host: Any) -
     refs = host.start_node()
     ahead = Version(10**15, 0, "peer-from-the-future")  # year 33658: ahead of any host clock
     for key in ("s", "d", "n"):
-        refs.store.tell(StoreBatch(0, ((0, Apply((Record(key, "old", None, ahead),)),),), Sink()))
+        refs.store.tell(StoreCall(0, ((0, Apply((Record(key, "old", None, ahead),)),),), Sink()))
     assert host.request([Get("s")]) == (Value("old", True),)
     assert host.request([Set("s", "new")]) == (Ack(),)
     assert host.request([Get("s")]) == (Value("new", True),)

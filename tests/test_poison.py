@@ -18,7 +18,7 @@ from actors.kernel import ScheduledFuture
 from actors.protocol.errors import ErrorCode
 from actors.store.keyspace import ENTRY_OVERHEAD
 from actors.protocol.messages import Ack, Delete, ErrorReply, Get, MSet, Ping, Pong, Set, Stats, Value
-from actors.store.ops import Read, StoreBatch, StoreResults
+from actors.store.ops import Read, StoreCall, StoreAnswer
 from actors.protocol.replica_ops import Write
 from actors.kernel.peer import FromPeer
 from actors.protocol.peer_messages import ReplicaRequest, SyncRequest
@@ -100,9 +100,9 @@ def test_the_store_answers_each_op_of_a_batch_on_its_own(host: Any) -> None:
         (2, Read(("a", "b", "c"))),
         (3, object()),  # not an operation at all
     )
-    refs.store.tell(StoreBatch(7, ops, _Collect(future)))
+    refs.store.tell(StoreCall(7, ops, _Collect(future)))
     results = future.get(timeout=10)
-    assert isinstance(results, StoreResults) and results.batch == 7
+    assert isinstance(results, StoreAnswer) and results.batch == 7
     by_slot = dict(results.results)
     assert by_slot[0] == 1
     assert isinstance(by_slot[1], ErrorReply) and by_slot[1].code == ErrorCode.INTERNAL
@@ -134,7 +134,7 @@ def test_a_node_actor_handed_a_message_that_raises_keeps_running(host: Any) -> N
     refs = host.start_node()
     refs.node.tell(FromPeer("n9", "n9", ReplicaRequest(1, None)))  # type: ignore[arg-type]
     refs.replicator.tell(FromPeer("n9", "n9", SyncRequest(1, None)))  # type: ignore[arg-type]
-    refs.store.tell(StoreBatch(1, None, None))  # type: ignore[arg-type]
+    refs.store.tell(StoreCall(1, None, None))  # type: ignore[arg-type]
     host.run_for(0.05)
     assert _all_alive(host)
     _serves(host)

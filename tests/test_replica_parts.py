@@ -119,7 +119,7 @@ def test_an_outbox_leaves_at_the_budget_and_a_window_holds_the_rest_back() -> No
     flow = ReplicaRequests(sent, lambda: next(ids), open_batches.__contains__, flush_ops=128)
     wire = big_writes(10, MiB)
     attempts = [(i, 0) for i in range(10)]
-    flow.add("n2:1", "n2", 1, attempts, wire)  # one cluster batch of 10 MiB of values
+    flow.add("n2:1", "n2", 1, attempts, wire)  # one quorum round of 10 MiB of values
     flow.flush()
     requests = [m for _, m in sent.msgs]
     assert len(requests) == 2 and flow.waiting() == 2  # 3 + 3 ops in flight (6 MiB), 3 + 1 wait

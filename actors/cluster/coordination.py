@@ -1,6 +1,6 @@
 """Coordinating one client batch across a key's owners: plain objects, no actor.
 
-:class:`~actors.cluster.coordinator.Coordinator` feeds a :class:`ClusterBatch` replica results
+:class:`~actors.cluster.coordinator.Coordinator` feeds a :class:`QuorumRound` replica results
 and timeouts; the batch answers which slots are decided and what to send next (read
 repairs, hints). Rules:
 
@@ -35,7 +35,7 @@ from actors.store.partitions import partition_of
 from actors.protocol.record import Record
 from actors.protocol.version import Version
 
-__all__ = ["ClusterBatch", "KeyTask", "newest"]
+__all__ = ["QuorumRound", "KeyTask", "newest"]
 
 
 def newest(records: list[Record | None]) -> Record | None:
@@ -77,7 +77,7 @@ class KeyTask:
         self.deleted = False
         self.done = False
         self.refusals: list[str] = []
-        #: Re-stamps after a replica held a newer version (see ClusterBatch.restamp).
+        #: Re-stamps after a replica held a newer version (see QuorumRound.restamp).
         self.attempt = 0
         self.conflict: Version | None = None
 
@@ -114,7 +114,7 @@ class SlotState:
         self.error: ErrorReply | None = None
 
 
-class ClusterBatch:
+class QuorumRound:
     """The cluster-side state of one coordinated batch (its replies go to a
     :class:`~actors.cluster.coordinator.Slots`)."""
 

@@ -2,7 +2,7 @@
 
 A plain object the ``Node`` actor drives; it acts only through
 :class:`~actors.cluster.node_io.NodeIO`. The rules of one batch (who is asked, how many
-answers decide, what a timeout means) live in :class:`~actors.cluster.coordination.ClusterBatch`;
+answers decide, what a timeout means) live in :class:`~actors.cluster.coordination.QuorumRound`;
 this module runs batches: stamps versions, sends each owner its ops (this node's share
 to its store, each peer's in a ``ReplicaRequest`` through
 :class:`~actors.cluster.replica_flow.ReplicaRequests`), feeds answers back, re-stamps
@@ -24,7 +24,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
-from actors.cluster.coordination import ClusterBatch
+from actors.cluster.coordination import QuorumRound
 from actors.protocol.kinds import is_write
 from actors.cluster.lifecycle import Lifecycle
 from actors.cluster.node_io import NodeIO
@@ -37,7 +37,7 @@ from actors.protocol.peer_messages import ReplicaAck, ReplicaRequest, ReplicaRes
 from actors.protocol.record import Record
 from actors.protocol.replica_ops import Apply
 from actors.protocol.version import HybridClock
-from actors.store.ops import StoreResults
+from actors.store.ops import StoreAnswer
 
 __all__ = ["MAX_RESTAMPS", "Coordinator", "Slots"]
 
@@ -63,12 +63,12 @@ class Slots(Protocol):
 class _Open(NamedTuple):
     """A batch waiting for replicas, and where its replies go."""
 
-    batch: ClusterBatch
+    batch: QuorumRound
     slots: Slots
 
 
 class Coordinator:
-    """Runs cluster batches. ``config`` is the node's ``NodeConfig``."""
+    """Runs quorum rounds. ``config`` is the node's ``NodeConfig``."""
 
     def __init__(self, io: NodeIO, life: Lifecycle, clock: HybridClock, config: Any, flush_ops: int) -> None:
         self.io = io
@@ -94,11 +94,11 @@ class Coordinator:
 
     # --- planning -----------------------------------------------------------------
 
-    def begin(self) -> ClusterBatch:
-        return ClusterBatch(self.io.next_id())
+    def begin(self) -> QuorumRound:
+        return QuorumRound(self.io.next_id())
 
-    def add(self, cb: ClusterBatch, slot: int, request: Any, wall: float) -> Reply | None:
-        """Plan data request ``request`` into ``cb`` at ``slot``; its reply when it is
+    def add(self, qround: QuorumRound, slot: int, request: Any, wall: float) -> Reply | None:
+        """Plan data request ``request`` into ``qround`` at ``slot``; its reply when it is
         decided at once (``unavailable``; an mget or mset of no keys), else None."""
         config = self.config
         write = is_write(request)
@@ -109,69 +109,69 @@ class Coordinator:
             # A run of plain sets of distinct keys shares one version, so each replica gets
             # the run as one item-by-item write (task_wire.wire_ops); a repeated key needs a
             # newer version and starts a new run.
-            if cb.run_version is None or request.key in cb.run_keys:
-                cb.run_version, cb.run_keys = self.clock.tick(wall), set()
-            cb.run_keys.add(request.key)
-            version = cb.run_version
+            if qround.run_version is None or request.key in qround.run_keys:
+                qround.run_version, qround.run_keys = self.clock.tick(wall), set()
+            qround.run_keys.add(request.key)
+            version = qround.run_version
         else:
-            version, cb.run_version = self.clock.tick(wall), None
-        error = cb.plan(slot, request, self.life.view, level, wall, version, config.tombstone_ttl_s)
+            version, qround.run_version = self.clock.tick(wall), None
+        error = qround.plan(slot, request, self.life.view, level, wall, version, config.tombstone_ttl_s)
         if error is not None:
             self.counters["unavailable"] += 1
             return error
-        if cb.slot_done(slot):
-            return cb.reply(slot, wall)
+        if qround.slot_done(slot):
+            return qround.reply(slot, wall)
         return None
 
-    def send_share(self, cb: ClusterBatch) -> None:
-        """Send this node's share of ``cb`` planned so far to its store now, so a store
+    def send_share(self, qround: QuorumRound) -> None:
+        """Send this node's share of ``qround`` planned so far to its store now, so a store
         operation planned after it (an ``inspect`` of the key) sees it applied."""
-        mine = cb.outgoing.pop(self.io.node_id, None)
+        mine = qround.outgoing.pop(self.io.node_id, None)
         if mine:
-            self._send_tasks(cb, {self.io.node_id: mine})
+            self._send_tasks(qround, {self.io.node_id: mine})
 
-    def start(self, cb: ClusterBatch, slots: Slots) -> None:
-        """Send ``cb``'s ops and wait for answers (up to the request timeout)."""
-        if cb.hints:
-            self.hint(tuple(cb.hints))
-        if not cb.tasks:
+    def start(self, qround: QuorumRound, slots: Slots) -> None:
+        """Send ``qround``'s ops and wait for answers (up to the request timeout)."""
+        if qround.hints:
+            self.hint(tuple(qround.hints))
+        if not qround.tasks:
             return
         io = self.io
         if io.tracing:
-            for task in cb.tasks:
+            for task in qround.tasks:
                 if task.write:
                     io.trace("write", key=task.key, version=list(task.op.version), replicas=list(task.sent_to))
-        entry = self.open[cb.batch_id] = _Open(cb, slots)
-        self._send_tasks(cb, cb.outgoing)
-        cb.outgoing = {}
-        cb.timer = io.set_timer(self.config.request_timeout_s, lambda: self._on_timeout(entry))
+        entry = self.open[qround.batch_id] = _Open(qround, slots)
+        self._send_tasks(qround, qround.outgoing)
+        qround.outgoing = {}
+        qround.timer = io.set_timer(self.config.request_timeout_s, lambda: self._on_timeout(entry))
 
     def run(self, request: Any, slots: Slots) -> Reply | None:
         """Coordinate one request answering into ``slots`` (slot 0); its reply when it is
         decided at once, else None (``slots`` is filled and settled later)."""
-        cb = self.begin()
-        reply = self.add(cb, 0, request, self.io.wall())
-        self.start(cb, slots)
+        qround = self.begin()
+        reply = self.add(qround, 0, request, self.io.wall())
+        self.start(qround, slots)
         return reply
 
-    def _send_tasks(self, cb: ClusterBatch, outgoing: dict[str, list[tuple[int, Any]]]) -> None:
-        """One store batch for this node's share, one ReplicaRequest per peer."""
+    def _send_tasks(self, qround: QuorumRound, outgoing: dict[str, list[tuple[int, Any]]]) -> None:
+        """One store call for this node's share, one ReplicaRequest per peer."""
         me = self.io.node_id
         addresses = self.life.view.addresses
-        tasks = cb.tasks
+        tasks = qround.tasks
         for target, planned in outgoing.items():
             attempts, wire = wire_ops(planned, tasks)
             if target == me:
-                self.io.ask_store(tuple(enumerate(wire)), self._local_results(cb.batch_id, attempts))
+                self.io.ask_store(tuple(enumerate(wire)), self._local_results(qround.batch_id, attempts))
             else:
                 addr = addresses.get(target)
                 if addr is not None:
-                    self.requests.add(addr, target, cb.batch_id, attempts, wire)
+                    self.requests.add(addr, target, qround.batch_id, attempts, wire)
 
     def _local_results(self, batch_id: int, attempts: list[TaskRefs]) -> Any:
-        """The continuation of this node's share of cluster batch ``batch_id``."""
+        """The continuation of this node's share of quorum round ``batch_id``."""
 
-        def answer(message: StoreResults) -> None:
+        def answer(message: StoreAnswer) -> None:
             entry = self.open.get(batch_id)
             if entry is not None:
                 self._on_task_results(entry, self.io.node_id, task_results(attempts, [r for _, r in message.results]))
@@ -204,7 +204,7 @@ class Coordinator:
             requests.done(msg.req, route)
             return
         open_ = self.open
-        for batch_id, attempts, results in route.take(msg.results):  # one segment per cluster batch answered
+        for batch_id, attempts, results in route.take(msg.results):  # one segment per quorum round answered
             entry = open_.get(batch_id)
             if entry is not None:
                 self._on_task_results(entry, src, task_results(attempts, results))
@@ -217,35 +217,35 @@ class Coordinator:
         logger.debug("%s: ignored a %s from %s to a request sent to %s", self.io.node_id, kind, src, expected)
 
     def _on_task_results(self, entry: _Open, source: str, results: Any) -> None:
-        cb, slots = entry
+        qround, slots = entry
         wall = self.io.wall()
         touched = False
         for index, attempt, result in results:
-            task = cb.on_result(index, source, result, attempt)
+            task = qround.on_result(index, source, result, attempt)
             if task is None:
                 continue
             if not task.write and task.needed > 1:
-                self._read_repair(cb.repairs(task))
-            if cb.slot_done(task.slot) and slots.replies[task.slot] is None:
+                self._read_repair(qround.repairs(task))
+            if qround.slot_done(task.slot) and slots.replies[task.slot] is None:
                 try:
-                    reply = cb.reply(task.slot, wall)
+                    reply = qround.reply(task.slot, wall)
                 except Exception as exc:
                     reply = self.io.request_failed("answering", slots.requests[task.slot], exc)
                 slots.fill(task.slot, reply)
                 touched = True
         if touched:
             slots.settle()
-        if cb.conflicts:
-            self._restamp(cb)
-        if cb.finished():
-            self._close(cb)
+        if qround.conflicts:
+            self._restamp(qround)
+        if qround.finished():
+            self._close(qround)
 
-    def _restamp(self, cb: ClusterBatch) -> None:
+    def _restamp(self, qround: QuorumRound) -> None:
         """Writes a replica refused as older than what it holds: stamp above it, send again."""
         wall = self.io.wall()
         outgoing: dict[str, list[tuple[int, Any]]] = {}
-        for index in cb.conflicts:
-            task = cb.tasks[index]
+        for index in qround.conflicts:
+            task = qround.tasks[index]
             if task.conflict is None:
                 continue
             if task.attempt >= MAX_RESTAMPS:
@@ -259,8 +259,8 @@ class Coordinator:
                 self.io.trace("write", key=task.key, version=list(task.op.version), replicas=list(task.sent_to))
             for target in task.sent_to:
                 outgoing.setdefault(target, []).append((index, task.op))
-        cb.conflicts = {}
-        self._send_tasks(cb, outgoing)
+        qround.conflicts = {}
+        self._send_tasks(qround, outgoing)
 
     def _read_repair(self, repairs: list[tuple[str, Record]]) -> None:
         """Send the newest record to replicas that answered older: nobody waits for it."""
@@ -279,13 +279,13 @@ class Coordinator:
     # --- the end of a batch ---------------------------------------------------------
 
     def _on_timeout(self, entry: _Open) -> None:
-        cb, slots = entry
+        qround, slots = entry
         try:
-            failed = cb.expire()
+            failed = qround.expire()
             for slot in failed:
                 self.counters["timeouts"] += 1
-                slots.fill(slot, cb.slots[slot].error)  # type: ignore[arg-type]
-            self.hint(tuple(cb.unacked()))
+                slots.fill(slot, qround.slots[slot].error)  # type: ignore[arg-type]
+            self.hint(tuple(qround.unacked()))
         except Exception as exc:
             doing, error = "timing out", exc
         else:
@@ -293,18 +293,18 @@ class Coordinator:
             # answer raised earlier (a slot done but never filled would otherwise wait forever).
             doing, error = "answering", _Unanswered()
         finally:
-            cb.timer = None
-            self._close(cb)
-        for slot in cb.slots:
+            qround.timer = None
+            self._close(qround)
+        for slot in qround.slots:
             if slots.replies[slot] is None:
                 slots.fill(slot, self.io.request_failed(doing, slots.requests[slot], error))
         slots.settle()
 
-    def _close(self, cb: ClusterBatch) -> None:
-        if cb.timer is not None:
-            cb.timer.cancel()
-            cb.timer = None
-        self.open.pop(cb.batch_id, None)
+    def _close(self, qround: QuorumRound) -> None:
+        if qround.timer is not None:
+            qround.timer.cancel()
+            qround.timer = None
+        self.open.pop(qround.batch_id, None)
 
     def hint(self, items: tuple[tuple[str, Record], ...]) -> None:
         replicator = self.life.replicator
@@ -317,7 +317,7 @@ class Coordinator:
 
 
 class _Unanswered(Exception):
-    """A slot of a cluster batch was still unanswered at the request timeout."""
+    """A slot of a quorum round was still unanswered at the request timeout."""
 
     def __init__(self) -> None:
         super().__init__("no answer was recorded for this request by the request timeout")

@@ -18,12 +18,12 @@ from typing import Any, Callable, Protocol
 
 from actors.kernel.scheduler import Cancellable
 from actors.protocol.messages import ErrorReply
-from actors.store.ops import StoreOp, StoreResults
+from actors.store.ops import StoreOp, StoreAnswer
 
 __all__ = ["NodeIO", "StoreThen"]
 
 #: What to do with the store's answer to one batch of operations.
-StoreThen = Callable[[StoreResults], None]
+StoreThen = Callable[[StoreAnswer], None]
 
 
 class NodeIO(Protocol):

@@ -13,7 +13,7 @@ and paced by answers:
 
 - **Coordinator** (:class:`ReplicaRequests`). The replica ops of a turn gather per peer
   in an :class:`Outbox`, sent as one ``ReplicaRequest`` at the turn's end, or at once
-  when it holds ``flush_ops`` ops or its values pass the budget (a cluster batch's ops
+  when it holds ``flush_ops`` ops or its values pass the budget (a quorum round's ops
   are then split between two requests, each answering its own range of them). At most
   :data:`~actors.cluster.peer_budget.PEER_REQUEST_WINDOW` bytes of values per peer are in
   unanswered requests; more waits in that peer's backlog, in order, and leaves as
@@ -51,7 +51,7 @@ __all__ = ["MAX_SPLIT_ANSWERS", "Outbox", "ReplicaRequests", "ResponseParts", "R
 #: requests time out). Each holds references to the records it answers with.
 MAX_SPLIT_ANSWERS = 32
 
-#: (cluster batch id, per op the task attempt it answers, see ``actors.cluster.task_wire``).
+#: (quorum round id, per op the task attempt it answers, see ``actors.cluster.task_wire``).
 Segment = tuple[int, list[Any]]
 
 
@@ -124,7 +124,7 @@ class ReplicaRequests:
     """The coordinator's replica requests: outboxes, routes, window and backlog per peer.
 
     ``send(addr, msg)`` sends a peer message; ``next_id()`` numbers requests;
-    ``is_open(batch id)`` tells whether a cluster batch still waits for answers.
+    ``is_open(batch id)`` tells whether a quorum round still waits for answers.
     """
 
     def __init__(
@@ -154,7 +154,7 @@ class ReplicaRequests:
     # --- sending ------------------------------------------------------------------
 
     def add(self, addr: str, target: str, batch_id: int, attempts: list[Any], wire: list[Any]) -> None:
-        """Queue one cluster batch's ops for ``target`` (``attempts[i]`` answers ``wire[i]``)."""
+        """Queue one quorum round's ops for ``target`` (``attempts[i]`` answers ``wire[i]``)."""
         nbytes = 0
         for op in wire:
             if type(op) is Fetch and len(op.keys) == 1:  # a read of one key: most ops of a read batch

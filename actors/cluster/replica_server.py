@@ -18,7 +18,7 @@ from actors.cluster.replica_flow import ResponseParts
 from actors.kernel.peer import FromPeer
 from actors.protocol.peer_messages import ReplicaAck, ReplicaRequest
 from actors.protocol.version import HybridClock
-from actors.store.ops import StoreResults
+from actors.store.ops import StoreAnswer
 
 __all__ = ["ReplicaServer"]
 
@@ -44,7 +44,7 @@ class ReplicaServer:
             return
         addr, req = env.addr, msg.req
 
-        def answer(message: StoreResults) -> None:
+        def answer(message: StoreAnswer) -> None:
             self.answers.answer(addr, req, tuple(result for _, result in message.results), io.now())
 
         io.ask_store(tuple(enumerate(msg.ops)), answer)

@@ -11,7 +11,7 @@ A thin shell over three sans-IO parts, each fed messages and the time:
   handing off lost ones (then telling the node ``WarmDone`` / ``HandOffDone``).
 
 The actor is their :class:`~actors.cluster.replicator_io.ReplicatorIo`: it numbers ids,
-asks the store with ``StoreBatch`` and continues the asking part when ``StoreResults``
+asks the store with ``StoreCall`` and continues the asking part when ``StoreAnswer``
 come back (one continuation table), sends to peers, and runs the periodic tick (expire
 stale work, start pulls, handoffs, hint pushes and anti-entropy, report counters).
 Nothing here waits; every round and push has a deadline (``stale_s``) after which it is
@@ -46,7 +46,7 @@ from actors.kernel.scheduled import ScheduledActor
 from actors.kernel.scheduler import Cancellable
 from actors.protocol.internal import HandOffDone, HintRecords, ReplicatorCounters, ReplicatorTick, ViewChanged, WarmDone
 from actors.protocol.peer_messages import Pull, Push, PushAck, SyncListing, SyncRequest
-from actors.store.ops import KeepTombstones, StoreBatch, StoreResults
+from actors.store.ops import KeepTombstones, StoreCall, StoreAnswer
 
 __all__ = ["REPLICATOR_COUNTERS", "Replicator"]
 
@@ -98,7 +98,7 @@ class Replicator(ScheduledActor):
 
     def on_receive(self, message: Any) -> Any:
         t = type(message)
-        if t is StoreResults:
+        if t is StoreAnswer:
             self._waits.resume(message.batch, tuple(result for _, result in message.results))
         elif t is FromPeer:
             self._on_peer(message)
@@ -139,7 +139,7 @@ class Replicator(ScheduledActor):
 
     def ask_store(self, ops: list[Any], then: Then) -> None:
         batch = self._waits.add(lambda results: then(results, self.ctx.now()))
-        self.store.tell(StoreBatch(batch, tuple(enumerate(ops)), self.actor_ref))
+        self.store.tell(StoreCall(batch, tuple(enumerate(ops)), self.actor_ref))
 
     def send(self, peer: str, msg: Any) -> None:
         view = self.view

@@ -9,7 +9,7 @@ continuation table.
 Invariants:
 
 - ids come from one counter per replicator, for round and push ids (``sid``, on the wire)
-  and store batches alike: a part takes an id exactly where it needs one, so the ids a
+  and store calls alike: a part takes an id exactly where it needs one, so the ids a
   peer sees follow the order of the work, the same on every run;
 - a store answer continues exactly one continuation, once, with the time it arrived;
 - :func:`fill` never returns an empty push for records that exist: one record always
@@ -33,7 +33,7 @@ class ReplicatorIo(Protocol):
     """What a replicator part may do (the ``Replicator`` actor does it)."""
 
     def next_id(self) -> int:
-        """A fresh id for a round or a push (the store batches take theirs from the same counter)."""
+        """A fresh id for a round or a push (the store calls take theirs from the same counter)."""
 
     def ask_store(self, ops: list[Any], then: Then) -> None:
         """Ask the store ``ops`` in one batch; ``then`` continues with their results."""

@@ -1,6 +1,6 @@
-"""The ops one replica gets for a cluster batch, and its answers back to the batch's tasks.
+"""The ops one replica gets for a quorum round, and its answers back to the batch's tasks.
 
-A cluster batch plans one :class:`~actors.cluster.coordination.KeyTask` per key and
+A quorum round plans one :class:`~actors.cluster.coordination.KeyTask` per key and
 request; what travels to a replica is fewer, bigger ops. Each op sent carries the
 :class:`TaskRef` (or, for an item-by-item write, the tuple of them) of the tasks it
 answers, so its result goes back to exactly those tasks, at the attempt (re-stamp) it
@@ -17,7 +17,7 @@ __all__ = ["TaskRef", "TaskRefs", "task_results", "wire_ops"]
 
 
 class TaskRef(NamedTuple):
-    """Which task of a cluster batch an op answers, and at which of its attempts."""
+    """Which task of a quorum round an op answers, and at which of its attempts."""
 
     index: int
     attempt: int

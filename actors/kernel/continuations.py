@@ -1,6 +1,6 @@
 """``Continuations``: what an actor does when an answer it waits for arrives, by id.
 
-An actor never blocks: it asks (a store batch, a timer) under a fresh id and files the
+An actor never blocks: it asks (a store call, a timer) under a fresh id and files the
 rest of its work here; the answer carrying that id resumes it, once. One table per actor
 holds everything it waits on, so routing an answer is one lookup, never a search of
 several tables.

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A host tells the node one ``ClientBatch`` per socket read; peers' messages arrive as
-``FromPeer``; the store answers ``StoreResults``; timers fire ``RequestTimeout``. The
+``FromPeer``; the store answers ``StoreAnswer``; timers fire ``RequestTimeout``. The
 node owns no logic of its own beyond dispatch: each job is a plain object with no I/O,
 acting through one narrow interface (:class:`~actors.cluster.node_io.NodeIO`: ask the
 store with a continuation, send to a peer, set a timer with a continuation, trace),
@@ -57,7 +57,7 @@ from actors.kernel.peer import FromPeer
 from actors.kernel.scheduled import ScheduledActor
 from actors.node.io import OUTBOX_FLUSH_OPS, ActorIO
 from actors.node.local_plan import LocalPlanner
-from actors.node.ordering import PendingBatch, ReplyOrder
+from actors.node.ordering import ReplySlots, ReplyOrder
 from actors.node.stats import node_stats
 from actors.protocol.edge import ClientBatch, ClientConnected, ClientDisconnected
 from actors.protocol.errors import ErrorCode
@@ -74,7 +74,7 @@ from actors.protocol.internal import (
 from actors.protocol.messages import ErrorReply, Reply
 from actors.protocol.peer_messages import Forward, ForwardReply, Gossip, ReplicaAck, ReplicaRequest, ReplicaResponse
 from actors.protocol.version import HybridClock
-from actors.store.ops import StoreOp, StoreResults, StoreResultsList
+from actors.store.ops import StoreOp, StoreAnswer, StoreAnswers
 
 __all__ = ["Node"]
 
@@ -116,11 +116,11 @@ class Node(ScheduledActor):
         t = type(message)
         if t is ClientBatch:
             self._on_client_batch(message)
-        elif t is StoreResultsList:
+        elif t is StoreAnswers:
             resume = self.io.resume
             for results in message.results:
                 resume(results.batch, results)
-        elif t is StoreResults:
+        elif t is StoreAnswer:
             self.io.resume(message.batch, message)
         elif t is FromPeer:
             self._on_peer(message)
@@ -150,7 +150,7 @@ class Node(ScheduledActor):
 
     def on_turn_end(self) -> None:
         """Send what this turn gathered: one message to the store for all its batches, one
-        ``ReplicaRequest`` per peer for the replica ops of the turn's cluster batches not
+        ``ReplicaRequest`` per peer for the replica ops of the turn's quorum rounds not
         sent yet (or kept back by that peer's window: see actors.cluster.replica_flow)."""
         self.coordinator.requests.flush()
         self.io.flush_store()
@@ -188,7 +188,7 @@ class Node(ScheduledActor):
     # --- client batches -----------------------------------------------------------
 
     def _on_client_batch(self, batch: ClientBatch) -> None:
-        pending = PendingBatch(batch.conn, batch.requests, batch.reply_to)
+        pending = ReplySlots(batch.conn, batch.requests, batch.reply_to)
         self.requests += len(batch.requests)
         order = self.order
         try:
@@ -207,14 +207,14 @@ class Node(ScheduledActor):
         except Exception as exc:
             self._fail_batch(pending, "planning", exc)
 
-    def _plan_cluster(self, pending: PendingBatch, start: int) -> bool:
+    def _plan_cluster(self, pending: ReplySlots, start: int) -> bool:
         """Plan ``pending`` from ``start`` on in a cluster; True if planning stopped at a
         request that waits for a read-modify-write before it (it resumes there)."""
         life, order, coordinator = self.life, self.order, self.coordinator
         conn = pending.conn
         me = self.io.node_id
         wall = self.io.wall()
-        cb = coordinator.begin()
+        qround = coordinator.begin()
         local_ops: list[tuple[int, StoreOp]] = []
         deferred = False
         requests = pending.requests
@@ -238,23 +238,23 @@ class Node(ScheduledActor):
                         order.release(conn, request.key)
                         raise
                 elif data:
-                    reply = coordinator.add(cb, slot, request, wall)
+                    reply = coordinator.add(qround, slot, request, wall)
                     if reply is not None:
                         pending.fill(slot, reply)
-                    elif local_ops and me in cb.outgoing:  # this node's store: in slot order
+                    elif local_ops and me in qround.outgoing:  # this node's store: in slot order
                         self.local.ask_store(pending, local_ops)
                         local_ops = []
                 else:
-                    coordinator.send_share(cb)  # this node's store: in slot order
+                    coordinator.send_share(qround)  # this node's store: in slot order
                     self.local.plan_one(pending, slot, request, wall, local_ops)
             except Exception as exc:
                 pending.fill(slot, self.io.request_failed("planning", request, exc))
         if local_ops:
             self.local.ask_store(pending, local_ops)
-        coordinator.start(cb, pending)
+        coordinator.start(qround, pending)
         return deferred
 
-    def _updated(self, pending: PendingBatch, slot: int, key: str) -> Any:
+    def _updated(self, pending: ReplySlots, slot: int, key: str) -> Any:
         """What a read-modify-write's answer does: fill its slot, release its key, and
         plan what waited for it."""
 
@@ -288,7 +288,7 @@ class Node(ScheduledActor):
         finally:
             self._resuming.discard(conn)
 
-    def _fail_batch(self, pending: PendingBatch, doing: str, exc: Exception) -> None:
+    def _fail_batch(self, pending: ReplySlots, doing: str, exc: Exception) -> None:
         """``doing`` something with ``pending`` raised: answer each of its slots not answered
         yet ``internal``, and make sure the batch is queued and sent, once (a connection whose
         batch is never answered waits forever)."""

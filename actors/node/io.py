@@ -2,11 +2,11 @@
 
 Everything the node waits on is in one continuation table
 (:class:`~actors.kernel.continuations.Continuations`), numbered by one counter: store
-batches (``StoreResults.batch``) and timers (``RequestTimeout.batch``). The node's
+batches (``StoreAnswer.batch``) and timers (``RequestTimeout.batch``). The node's
 mailbox hands each answer to :meth:`ActorIO.resume`; nothing searches several tables.
 
 Store operations of a turn gather in one outbox and leave at the turn's end as one
-message (``StoreBatches`` when there are several batches), or at once when the turn has
+message (``StoreCalls`` when there are several batches), or at once when the turn has
 gathered :data:`OUTBOX_FLUSH_OPS` operations. Batches reach the store in the order they
 were asked: a part that asks twice in one turn sees its answers in that order.
 """
@@ -27,7 +27,7 @@ from actors.kernel.scheduler import Cancellable
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import ErrorReply
 from actors.protocol.internal import RequestTimeout
-from actors.store.ops import StoreBatch, StoreBatches, StoreOp
+from actors.store.ops import StoreCall, StoreCalls, StoreOp
 
 __all__ = ["OUTBOX_FLUSH_OPS", "ActorIO"]
 
@@ -52,7 +52,7 @@ class ActorIO:
         self.owner = owner  # named in failure logs
         self._ids = itertools.count(1)
         self.waits: Continuations[Any] = Continuations(self._ids)
-        self._outbox: list[StoreBatch] = []
+        self._outbox: list[StoreCall] = []
         self._outbox_ops = 0
         #: Requests answered ``internal`` because handling them raised (the store counts its own).
         self.internal_errors = 0
@@ -74,7 +74,7 @@ class ActorIO:
 
     def ask_store(self, ops: tuple[tuple[int, StoreOp], ...], then: StoreThen | None) -> None:
         batch = 0 if then is None else self.waits.add(then)
-        self._outbox.append(StoreBatch(batch, ops, self.me))
+        self._outbox.append(StoreCall(batch, ops, self.me))
         self._outbox_ops += len(ops)
         if self._outbox_ops >= OUTBOX_FLUSH_OPS:
             self.flush_store()
@@ -89,7 +89,7 @@ class ActorIO:
             if len(outbox) == 1:
                 self.store.tell(outbox[0])
             else:
-                self.store.tell(StoreBatches(tuple(outbox), self.me))
+                self.store.tell(StoreCalls(tuple(outbox), self.me))
         except ActorDeadError:
             pass  # the node is shutting down and its store stopped first: nobody waits for these
 

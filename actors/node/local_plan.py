@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from actors.cluster.lifecycle import Lifecycle
 from actors.cluster.node_io import NodeIO
-from actors.node.ordering import PendingBatch
+from actors.node.ordering import ReplySlots
 from actors.protocol.messages import (
     Ack,
     ErrorReply,
@@ -42,7 +42,7 @@ from actors.protocol.messages import (
 )
 from actors.protocol.replica_ops import Write
 from actors.protocol.version import HybridClock, Version
-from actors.store.ops import Read, StoreOp, StoreResults
+from actors.store.ops import Read, StoreOp, StoreAnswer
 from actors.store.partitions import partition_of
 from actors.store.plan import Stamp, local_reply, plan_local, with_rid
 
@@ -67,7 +67,7 @@ class LocalPlanner:
         config: Any,
         counters: collections.Counter[str],
         stats: Callable[[dict[str, Any]], dict[str, Any]],
-        fail: Callable[[PendingBatch, str, Exception], None],
+        fail: Callable[[ReplySlots, str, Exception], None],
     ) -> None:
         self.io = io
         self.life = life
@@ -84,7 +84,7 @@ class LocalPlanner:
         #: Requests that failed to decode (answered with their error).
         self.errors = 0
 
-    def plan(self, pending: PendingBatch) -> Ops:
+    def plan(self, pending: ReplySlots) -> Ops:
         """Plan every request of ``pending``: the store operations it needs (its other
         slots are filled)."""
         ops: Ops = []
@@ -95,7 +95,7 @@ class LocalPlanner:
             self.plan_one(pending, 0, pending.requests[0], wall, ops)
         return ops
 
-    def _plan_runs(self, pending: PendingBatch, wall: float, ops: Ops) -> None:
+    def _plan_runs(self, pending: ReplySlots, wall: float, ops: Ops) -> None:
         """Plan a batch as :meth:`plan_one` does, but runs of consecutive plain requests of one
         kind become one store operation with one result: gets one ``Read`` of all their
         keys, sets of distinct keys one ``Write`` with one version (as an ``mset`` does).
@@ -137,7 +137,7 @@ class LocalPlanner:
 
     def _add_run(
         self,
-        pending: PendingBatch,
+        pending: ReplySlots,
         kind: type | None,
         slots: list[int],
         items: list[Any],
@@ -155,7 +155,7 @@ class LocalPlanner:
             pending.groups[slots[0]] = slots
 
     def plan_one(
-        self, pending: PendingBatch, slot: int, request: Any, wall: float, ops: Ops
+        self, pending: ReplySlots, slot: int, request: Any, wall: float, ops: Ops
     ) -> None:
         """Answer ``request`` here, or add the store operation it needs to ``ops``."""
         try:
@@ -185,10 +185,10 @@ class LocalPlanner:
             return LocateReply(request.key, partition, self.life.view.placement.owners(partition), request.rid)
         raise TypeError(f"no handler for {type(request).__name__}")
 
-    def ask_store(self, pending: PendingBatch, ops: Ops) -> None:
+    def ask_store(self, pending: ReplySlots, ops: Ops) -> None:
         """Send ``pending``'s store operations; their results fill its slots."""
 
-        def answer(message: StoreResults) -> None:
+        def answer(message: StoreAnswer) -> None:
             try:
                 self._answer(pending, message)
             except Exception as exc:
@@ -196,7 +196,7 @@ class LocalPlanner:
 
         self.io.ask_store(tuple(ops), answer)
 
-    def _answer(self, pending: PendingBatch, message: StoreResults) -> None:
+    def _answer(self, pending: ReplySlots, message: StoreAnswer) -> None:
         """Fill ``pending``'s slots from the store's results (re-planning re-stamped writes)."""
         requests = pending.requests
         groups = pending.groups

@@ -1,7 +1,7 @@
 """Reply ordering per client connection.
 
 A host tells the node one ``ClientBatch`` per socket read; the node gives every request
-a slot in a :class:`PendingBatch`, filled as answers arrive, in any order (the store,
+a slot in a :class:`ReplySlots`, filled as answers arrive, in any order (the store,
 replicas and key coordinators answer when they answer).
 
 Invariants: replies leave strictly in request order per connection: a connection's
@@ -29,12 +29,12 @@ from actors.protocol.edge import BatchReply
 from actors.protocol.kinds import KINDS
 from actors.protocol.messages import ErrorReply, Reply, ReplyTo, Request
 
-__all__ = ["PendingBatch", "ReplyOrder", "keys_of"]
+__all__ = ["ReplySlots", "ReplyOrder", "keys_of"]
 
 logger = logging.getLogger("actorcache.node")
 
 
-class PendingBatch:
+class ReplySlots:
     """The replies of one client batch, filled slot by slot."""
 
     __slots__ = ("conn", "groups", "missing", "order", "replies", "reply_to", "requests")
@@ -70,13 +70,13 @@ class ReplyOrder:
 
     def __init__(self, owner: object) -> None:
         self.owner = owner
-        self._queues: dict[int, collections.deque[PendingBatch]] = {}
+        self._queues: dict[int, collections.deque[ReplySlots]] = {}
         #: Connections a host announced and has not closed (a batch may come without one).
         self._connected: set[int] = set()
         #: Per connection, keys of its read-modify-writes in flight (key -> how many).
         self._held: dict[int, dict[str, int]] = {}
         #: Per connection, where planning stopped (batch, first slot not planned), in order.
-        self._deferred: dict[int, collections.deque[tuple[PendingBatch, int]]] = {}
+        self._deferred: dict[int, collections.deque[tuple[ReplySlots, int]]] = {}
         #: Connections ever announced (``connections_total`` in stats).
         self.total = 0
 
@@ -95,7 +95,7 @@ class ReplyOrder:
         """Open client connections."""
         return len(self._connected)
 
-    def enqueue(self, pending: PendingBatch) -> None:
+    def enqueue(self, pending: ReplySlots) -> None:
         queue = self._queues.get(pending.conn)
         if queue is None:
             queue = self._queues[pending.conn] = collections.deque()
@@ -146,7 +146,7 @@ class ReplyOrder:
         """Whether planning on ``conn`` stopped and waits (later batches wait behind)."""
         return conn in self._deferred
 
-    def defer(self, pending: PendingBatch, slot: int, first: bool = False) -> None:
+    def defer(self, pending: ReplySlots, slot: int, first: bool = False) -> None:
         """Plan ``pending`` from ``slot`` on later: behind what waits already, or (``first``:
         it was waiting and still is) ahead of it."""
         deferred = self._deferred.setdefault(pending.conn, collections.deque())
@@ -155,7 +155,7 @@ class ReplyOrder:
         else:
             deferred.append((pending, slot))
 
-    def next_deferred(self, conn: int) -> tuple[PendingBatch, int] | None:
+    def next_deferred(self, conn: int) -> tuple[ReplySlots, int] | None:
         deferred = self._deferred.get(conn)
         if deferred is None:
             return None

@@ -1,7 +1,7 @@
 """The ``Store`` actor: sole owner of a node's :class:`~actors.store.keyspace.Keyspace`.
 
-It applies the operations of a :class:`~actors.store.ops.StoreBatch` in order (a
-:class:`~actors.store.ops.StoreBatches` is several of them, answered at once) through the
+It applies the operations of a :class:`~actors.store.ops.StoreCall` in order (a
+:class:`~actors.store.ops.StoreCalls` is several of them, answered at once) through the
 table of pure functions in :mod:`actors.store.apply`, and runs the active-expiry cycles
 the janitor asks for. It never decides deadlines or versions (the coordinating node
 does), so replicas apply exactly what they are told.
@@ -34,11 +34,11 @@ from actors.store.ops import (
     KeepTombstones,
     Modify,
     StatsQuery,
-    StoreBatch,
-    StoreBatches,
+    StoreCall,
+    StoreCalls,
     StoreOp,
-    StoreResults,
-    StoreResultsList,
+    StoreAnswer,
+    StoreAnswers,
 )
 from actors.store.partitions import DEFAULT_PARTITIONS
 
@@ -69,17 +69,17 @@ class Store(ScheduledActor):
         self._table: dict[type, OpFunction] = {**APPLY, StatsQuery: lambda keyspace, op, wall, trace: self.stats(wall)}
 
     def on_receive(self, message: Any) -> Any:
-        if type(message) is StoreBatches:
+        if type(message) is StoreCalls:
             wall = self.ctx.wall()
-            answers = tuple(StoreResults(batch.batch, self._apply_all(batch.ops, wall)) for batch in message.batches)
+            answers = tuple(StoreAnswer(batch.batch, self._apply_all(batch.ops, wall)) for batch in message.batches)
             try:
-                message.reply_to.tell(StoreResultsList(answers))
+                message.reply_to.tell(StoreAnswers(answers))
             except ActorDeadError:
                 pass  # the asker stopped meanwhile (node shutdown): nobody wants the answer
-        elif type(message) is StoreBatch:
+        elif type(message) is StoreCall:
             results = self._apply_all(message.ops, self.ctx.wall())
             try:
-                message.reply_to.tell(StoreResults(message.batch, results))
+                message.reply_to.tell(StoreAnswer(message.batch, results))
             except ActorDeadError:
                 pass  # the asker stopped meanwhile (node shutdown): nobody wants the answer
         elif type(message) is ExpireCycle:

@@ -1,8 +1,8 @@
 """Every operation a node's ``Store`` actor applies, and the envelopes that carry them.
 
-The store is told a :class:`StoreBatch`: operations tagged with the caller's slot numbers,
-applied in order in one store turn and answered with one :class:`StoreResults` in the same
-order (several batches gathered in one :class:`StoreBatches` share the turn and the answer). The operations are plain values, applied by the pure
+The store is told a :class:`StoreCall`: operations tagged with the caller's slot numbers,
+applied in order in one store turn and answered with one :class:`StoreAnswer` in the same
+order (several batches gathered in one :class:`StoreCalls` share the turn and the answer). The operations are plain values, applied by the pure
 functions of :mod:`actors.store.apply` (one per operation type, a dispatch table), so what an
 operation does can be tested without an actor.
 
@@ -34,11 +34,11 @@ __all__ = [
     "Modify",
     "Read",
     "StatsQuery",
-    "StoreBatch",
-    "StoreBatches",
+    "StoreCall",
+    "StoreCalls",
     "StoreOp",
-    "StoreResults",
-    "StoreResultsList",
+    "StoreAnswer",
+    "StoreAnswers",
 ]
 
 
@@ -104,7 +104,7 @@ StoreOp: TypeAlias = (
 
 
 @message
-class StoreBatch:
+class StoreCall:
     """Operations for the store, each tagged with the caller's slot number."""
 
     batch: int
@@ -113,26 +113,26 @@ class StoreBatch:
 
 
 @message
-class StoreResults:
+class StoreAnswer:
     batch: int
     results: tuple[tuple[int, Any], ...]
 
 
 @message
-class StoreBatches:
-    """Several store batches gathered in one turn of their sender, applied in order in one
-    store turn and answered with one :class:`StoreResultsList` (one hop each way, not one
+class StoreCalls:
+    """Several store calls gathered in one turn of their sender, applied in order in one
+    store turn and answered with one :class:`StoreAnswers` (one hop each way, not one
     per batch)."""
 
-    batches: tuple[StoreBatch, ...]
+    batches: tuple[StoreCall, ...]
     reply_to: ReplyTo
 
 
 @message
-class StoreResultsList:
-    """The answer to :class:`StoreBatches`: each batch's results, in the same order."""
+class StoreAnswers:
+    """The answer to :class:`StoreCalls`: each batch's results, in the same order."""
 
-    results: tuple[StoreResults, ...]
+    results: tuple[StoreAnswer, ...]
 
 
 # --- told to the store, not applied as operations ----------------------------------------------
