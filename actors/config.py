@@ -39,8 +39,8 @@ class NodeConfig:
     cleanup_sample_size: int = 20
     #: The address peers reach this node at (``host:port``); the simulator uses the id.
     address: str = ""
-    #: Addresses to join the cluster through (``PEER_ADDR`` arguments).
-    seeds: tuple[str, ...] = ()
+    #: Addresses of running nodes to join the cluster through (``PEER_ADDR`` arguments).
+    contacts: tuple[str, ...] = ()
     #: Copies of every key (``--replicas``), capped at the cluster size.
     replicas: int = option(3, "--replicas", "copies of every key (default {default})")
     #: Partitions of the key space (``--partitions``); must agree across the cluster.

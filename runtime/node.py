@@ -2,9 +2,9 @@
 
 As the seed's ``go run main.go node1 8081``. Prints one start-up line with the node id
 and the bound address (``actorcache node node1 listening on 127.0.0.1:8081``, plus
-`` peers=...`` when it joins through seeds); with ``--resp-port`` a second line follows
+`` peers=...`` when it joins through contacts); with ``--resp-port`` a second line follows
 (``actorcache node node1 resp on 127.0.0.1:6379``: the Redis-protocol port). PORT 0
-picks a free port (the line says which). PEER_ADDR arguments are the seeds it joins the
+picks a free port (the line says which). PEER_ADDR arguments are the contacts it joins the
 cluster through.
 
 Start-up order: bind the port (not yet accepting), so the advertised address is known
@@ -112,7 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("port", type=port, help="TCP port to listen on (0: any free port)")
     parser.add_argument(
         "peers", nargs="*", type=peer_address, metavar="PEER_ADDR",
-        help="host:port of nodes to join the cluster through (seeds)",
+        help="host:port of nodes to join the cluster through (contacts)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 to serve other machines)")
     parser.add_argument(
@@ -197,7 +197,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def node_config(args: argparse.Namespace, address: str = "", seeds: tuple[str, ...] | None = None) -> NodeConfig:
+def node_config(args: argparse.Namespace, address: str = "", contacts: tuple[str, ...] | None = None) -> NodeConfig:
     """The :class:`NodeConfig` for parsed arguments (``address``: the advertised one):
     every field with a flag takes its option's value, in the field's unit."""
     values = {}
@@ -205,7 +205,7 @@ def node_config(args: argparse.Namespace, address: str = "", seeds: tuple[str, .
         value = getattr(args, _dest(field))
         scale = field.metadata["scale"]
         values[name] = value if scale == 1 else value / scale
-    return NodeConfig(address=address, seeds=tuple(args.peers) if seeds is None else seeds, **values)
+    return NodeConfig(address=address, contacts=tuple(args.peers) if contacts is None else contacts, **values)
 
 
 def client_limits(args: argparse.Namespace) -> ClientLimits:
@@ -356,8 +356,8 @@ async def serve(args: argparse.Namespace) -> int:
             server.close_listener()
             return 1
     address = advertised_address(args, host, bound_port)
-    seeds = tuple(seed for seed in args.peers if seed != address)  # a shared seed list may name us
-    config = node_config(args, address, seeds)
+    contacts = tuple(peer for peer in args.peers if peer != address)  # a shared contact list may name us
+    config = node_config(args, address, contacts)
     links = PeerLinks(encode_hello(args.node_id, address, config.partitions), encode_peer, loop=loop)
     trace = TraceFile(args.trace, loop) if args.trace else None
     refs = spawn_node(

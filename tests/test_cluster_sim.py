@@ -35,8 +35,8 @@ from sim.network import Link, uniform
 FAST = dict(heartbeat_interval_s=0.1, down_after_s=1.0, anti_entropy_interval_s=0.3)
 
 
-def config(seeds: tuple[str, ...] = (), **overrides: object) -> NodeConfig:
-    return NodeConfig(seeds=seeds, **{**FAST, **overrides})  # type: ignore[arg-type]
+def config(contacts: tuple[str, ...] = (), **overrides: object) -> NodeConfig:
+    return NodeConfig(contacts=contacts, **{**FAST, **overrides})  # type: ignore[arg-type]
 
 
 class SimCluster:

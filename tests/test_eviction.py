@@ -174,7 +174,7 @@ def test_a_full_cluster_refuses_writes_with_out_of_memory_not_a_timeout() -> Non
         cfg = dict(heartbeat_interval_s=0.1, max_memory=20_000)
         h.start_node("n1", NodeConfig(**cfg))  # type: ignore[arg-type]
         for n in ("n2", "n3"):
-            h.start_node(n, NodeConfig(seeds=("n1",), **cfg))  # type: ignore[arg-type]
+            h.start_node(n, NodeConfig(contacts=("n1",), **cfg))  # type: ignore[arg-type]
         h.run_for(2.0)
         replies = h.request([Set(f"k{i}", VALUE) for i in range(300)], node_id="n1")
         refused = [r for r in replies if type(r) is ErrorReply]

@@ -24,7 +24,7 @@ def test_defaults_match_the_documentation() -> None:
     config = node_config(args, "127.0.0.1:8081")
     assert config == NodeConfig(
         address="127.0.0.1:8081",
-        seeds=("127.0.0.1:8082",),
+        contacts=("127.0.0.1:8082",),
         replicas=3,
         partitions=256,
         write_consistency="quorum",
@@ -40,9 +40,9 @@ def test_defaults_match_the_documentation() -> None:
     )
 
 
-#: NodeConfig fields no flag sets: the advertised address and seeds come from the
+#: NodeConfig fields no flag sets: the advertised address and contacts come from the
 #: positional arguments and the bound port; the rest are tuning knobs of the simulator.
-NOT_ON_THE_COMMAND_LINE = {"address", "seeds", "cleanup_sample_size", "anti_entropy_partitions", "stream_batch"}
+NOT_ON_THE_COMMAND_LINE = {"address", "contacts", "cleanup_sample_size", "anti_entropy_partitions", "stream_batch"}
 
 
 @pytest.mark.parametrize("field", dataclasses.fields(NodeConfig), ids=lambda f: f.name)
@@ -104,7 +104,7 @@ def test_cluster_flags_map_onto_the_node_config() -> None:
     assert (config.request_timeout_s, config.tombstone_ttl_s) == (0.25, 0.0)
     assert (config.heartbeat_interval_s, config.suspect_phi, config.down_after_s) == (0.05, 12.5, 0.5)
     assert (config.anti_entropy_interval_s, config.hint_limit, config.leave_timeout_s) == (3.0, 0, 0.0)
-    assert config.seeds == ("[::1]:9000", "node2:7000", "127.0.0.1:7001")
+    assert config.contacts == ("[::1]:9000", "node2:7000", "127.0.0.1:7001")
     assert args.advertise == ("cache-1.example", 9100)
 
 

@@ -76,7 +76,7 @@ def cluster(n: int) -> CacheSimHost:
     h = CacheSimHost(seed=3)
     h.start_node("n1", NodeConfig(heartbeat_interval_s=0.1))
     for i in range(2, n + 1):
-        h.start_node(f"n{i}", NodeConfig(seeds=("n1",), heartbeat_interval_s=0.1))
+        h.start_node(f"n{i}", NodeConfig(contacts=("n1",), heartbeat_interval_s=0.1))
     h.run_for(2.0)
     return h
 

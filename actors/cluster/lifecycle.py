@@ -5,7 +5,7 @@ the membership table and its rules live in :mod:`actors.cluster.membership`, thi
 decides when to gossip and what a view change sets off.
 
 Theory of operation: every heartbeat the node gossips its table to every member (and,
-until it has joined, to its seeds, asking for an answer). A node with seeds has
+until it has joined, to its contacts, asking for an answer). A node with contacts has
 *joined* once gossip has been heard for :data:`JOIN_SETTLE_HEARTBEATS` heartbeats, or
 after :data:`JOIN_GIVE_UP_HEARTBEATS` with no answer (it then starts a cluster of its
 own). Until it has joined the replicator hears of no view (nothing is streamed against
@@ -36,7 +36,7 @@ logger = logging.getLogger("actorcache.node")
 
 #: How long a joining node waits for gossip answers before it settles on what it knows.
 JOIN_SETTLE_HEARTBEATS = 3
-#: A node whose seeds never answer starts a cluster of its own after this many heartbeats.
+#: A node whose contacts never answer starts a cluster of its own after this many heartbeats.
 JOIN_GIVE_UP_HEARTBEATS = 25
 
 
@@ -57,10 +57,10 @@ class Lifecycle:
             heartbeat_interval_s=config.heartbeat_interval_s,
             suspect_phi=config.suspect_phi,
             down_after_s=config.down_after_s,
-            status=MemberStatus.WARMING if config.seeds else MemberStatus.READY,
+            status=MemberStatus.WARMING if config.contacts else MemberStatus.READY,
         )
         self.view: ClusterView = self.membership.view
-        self.joined = not config.seeds
+        self.joined = not config.contacts
         self.replicator: ActorRef[Any] | None = None
         self._first_heard: float | None = None
         self._heartbeats = 0
@@ -85,7 +85,7 @@ class Lifecycle:
         for addr in addresses:
             send(addr, Gossip(rows, False, partitions))
         if not self.joined:
-            for addr in self.config.seeds:
+            for addr in self.config.contacts:
                 if addr not in addresses and addr != self.address:
                     send(addr, Gossip(rows, True, partitions))
 

@@ -80,7 +80,7 @@ class LocalPlanner:
         self.stamp = Stamp(clock.tick, self._only_me, config.tombstone_ttl_s)
         #: True while every version the store holds came from this node's clock (no peer
         #: has ever sent us anything): then no write of ours can be refused as stale.
-        self.own_versions_only = not config.seeds
+        self.own_versions_only = not config.contacts
         #: Requests that failed to decode (answered with their error).
         self.errors = 0
 
