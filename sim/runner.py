@@ -98,11 +98,11 @@ class Runner:
 
     # --- nodes ------------------------------------------------------------------------
 
-    def _config(self, node_id: str, seeds: tuple[str, ...]) -> NodeConfig:
+    def _config(self, node_id: str, contacts: tuple[str, ...]) -> NodeConfig:
         s = self.scenario
         return NodeConfig(
             address=node_id,
-            seeds=seeds,
+            contacts=contacts,
             replicas=s.replicas,
             write_consistency=s.write_consistency,
             read_consistency=s.read_consistency,
@@ -113,9 +113,9 @@ class Runner:
         return sorted(self.host.nodes)
 
     def _start(self, node_id: str) -> None:
-        seeds = tuple(n for n in self._live() if n != node_id)
+        contacts = tuple(n for n in self._live() if n != node_id)
         offset, drift = self.scenario.clocks.get(node_id, (0.0, 0.0))
-        self.host.start_node(node_id, self._config(node_id, seeds), offset=offset, drift=drift)
+        self.host.start_node(node_id, self._config(node_id, contacts), offset=offset, drift=drift)
         self.host.trace.append((self.env.now, node_id, "start", {}))
 
     # --- faults -----------------------------------------------------------------------
