@@ -15,16 +15,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.kernel import ScheduledFuture
 from actors.protocol.messages import Inspect, Locate
-from actors.protocol.internal import Leave
 from actors.protocol.record import Record
 from actors.config import NodeConfig
 from sim.checkers import CheckContext, Violation, run_checkers
 from sim.history import History
 from sim.latency import percentiles, replication_latencies
 from sim.cache_host import CacheSimHost
-from sim.scenario import Fault, Scenario
+from sim.scenario import FAULT_ACTIONS, Fault, Scenario
 from sim.traces import trace_lines
 from sim.workload import Workload
 
@@ -56,14 +54,6 @@ class RunResult:
         out = dataclasses.asdict(self)
         out["violations"] = [v.to_json() for v in self.violations]
         return out
-
-
-class _LeaveReply:
-    def __init__(self, future: ScheduledFuture) -> None:
-        self.future = future
-
-    def tell(self, message: Any) -> None:
-        self.future.set(message)
 
 
 class Runner:
@@ -99,6 +89,7 @@ class Runner:
     # --- nodes ------------------------------------------------------------------------
 
     def _config(self, node_id: str, contacts: tuple[str, ...]) -> NodeConfig:
+        """``contacts``: the running nodes it joins through."""
         s = self.scenario
         return NodeConfig(
             address=node_id,
@@ -109,13 +100,13 @@ class Runner:
             **s.node,
         )
 
-    def _live(self) -> list[str]:
+    def live(self) -> list[str]:
         return sorted(self.host.nodes)
 
-    def _start(self, node_id: str) -> None:
-        contacts = tuple(n for n in self._live() if n != node_id)
+    def start(self, node_id: str) -> None:
+        seeds = tuple(n for n in self.live() if n != node_id)
         offset, drift = self.scenario.clocks.get(node_id, (0.0, 0.0))
-        self.host.start_node(node_id, self._config(node_id, contacts), offset=offset, drift=drift)
+        self.host.start_node(node_id, self._config(node_id, seeds), offset=offset, drift=drift)
         self.host.trace.append((self.env.now, node_id, "start", {}))
 
     # --- faults -----------------------------------------------------------------------
@@ -126,8 +117,10 @@ class Runner:
 
         self.env.timeout(max(0.0, t0 + fault.at - self.env.now)).callbacks.append(fire)
 
-    def _pick(self, node: str | None) -> str | None:
-        live = [n for n in self._live() if n not in self.left]
+    def pick(self, node: str | None) -> str | None:
+        """The node a fault names: itself, a random running one (``random`` or none), or
+        the last one crashed (``crashed``); None when there is none."""
+        live = [n for n in self.live() if n not in self.left]
         if node in (None, "random"):
             return self.rng.choice(live) if live else None
         if node == "crashed":
@@ -135,95 +128,25 @@ class Runner:
         return node
 
     def apply(self, fault: Fault) -> None:
-        action, args = fault.action, fault.args
-        host, net = self.host, self.host.network
-        detail = ""
-        if action == "random":
-            self._random_schedule()
+        """Apply ``fault`` now, through its row of ``FAULT_ACTIONS``, and log it."""
+        detail = FAULT_ACTIONS[fault.action].apply(self, fault.args)
+        if detail is None:
             return
-        if action == "partition":
-            live = self._live()
-            self.rng.shuffle(live)
-            kind = args.get("kind", "halves")
-            if kind == "halves":
-                half = len(live) // 2
-                net.partition(live[:half], live[half:])
-                detail = f"{sorted(live[:half])} | {sorted(live[half:])}"
-            elif kind == "isolate":
-                node = self._pick(args.get("node"))
-                net.partition([node], [n for n in live if n != node])
-                detail = f"{node} isolated"
-            elif kind == "majority":
-                minority = live[: (len(live) - 1) // 2]
-                net.partition(minority, live[len(minority) :])
-                detail = f"minority {sorted(minority)}"
-            elif kind == "bridge":
-                bridge, rest = live[0], live[1:]
-                half = len(rest) // 2
-                net.partition(rest[:half], rest[half:])
-                detail = f"{sorted(rest[:half])} | {sorted(rest[half:])} bridged by {bridge}"
-            else:  # one-way
-                src, dst = args.get("nodes") or live[:2]
-                net.cut_one_way(src, dst)
-                detail = f"{src} -> {dst} cut"
-        elif action == "heal":
-            net.heal()
-        elif action == "crash":
-            node = self._pick(args.get("node"))
-            if node is not None and node in host.nodes:
-                host.crash(node)
-                self.crashed.append(node)
-                detail = node
-        elif action == "restart" or action == "join":
-            node = self._pick(args.get("node"))
-            if node is not None and node not in host.nodes:
-                if node in self.crashed:
-                    self.crashed.remove(node)
-                self.left.discard(node)
-                self._start(node)
-                detail = node
-        elif action == "pause":
-            node = self._pick(args.get("node"))
-            if node is not None and node in host.nodes:
-                host.pause(node)
-                duration = float(args.get("duration", 3.0))
-                self.env.timeout(duration).callbacks.append(lambda _e, n=node: self._resume(n))
-                detail = f"{node} for {duration:g}s"
-        elif action == "slow":
-            node = self._pick(args.get("node"))
-            if node is not None:
-                net.slow[node] = float(args.get("factor", 20.0))
-                duration = float(args.get("duration", 5.0))
-                self.env.timeout(duration).callbacks.append(lambda _e, n=node: net.slow.pop(n, None))
-                detail = f"{node} x{net.slow[node]:g} for {duration:g}s"
-        elif action == "leave":
-            node = self._pick(args.get("node"))
-            if node is not None and node in host.nodes:
-                self.left.add(node)
-                future = ScheduledFuture(host.scheduler)
-                future.add_done_callback(lambda _f, n=node: self._exit(n))
-                host.nodes[node].node.tell(Leave(_LeaveReply(future)))
-                detail = node
-        elif action == "skew":
-            node = self._pick(args.get("node"))
-            clock = host.clocks.get(node) if node else None
-            if clock is not None:
-                clock.offset = float(args.get("offset", clock.offset))
-                clock.drift = float(args.get("drift", clock.drift))
-                detail = f"{node} offset={clock.offset:g} drift={clock.drift:g}"
-        description = f"t={self.env.now - self.t0:.2f}s {action} {detail}".rstrip()
+        description = f"t={self.env.now - self.t0:.2f}s {fault.action} {detail}".rstrip()
         self.applied_faults.append(description)
-        host.trace.append((self.env.now, "-", "fault", {"action": action, "detail": detail}))
+        self.host.trace.append((self.env.now, "-", "fault", {"action": fault.action, "detail": detail}))
 
-    def _resume(self, node: str) -> None:
+    def resume(self, node: str) -> None:
         if node in self.host.nodes:
             self.host.resume(node)
 
-    def _exit(self, node: str) -> None:
+    def exit(self, node: str) -> None:
         if node in self.host.nodes:
             self.host.crash(node)  # the process exits after its leave
 
-    def _random_schedule(self) -> None:
+    def schedule_random(self) -> None:
+        """Schedule a random nemesis: partitions, crashes, pauses and slow nodes, one after
+        another until six seconds before the workload ends."""
         rng = self.rng
         t = 3.0
         end = self.scenario.duration - 6.0
@@ -249,7 +172,7 @@ class Runner:
         s = self.scenario
         initial = s.node_ids[: s.initial_nodes or s.nodes]
         for node_id in initial:
-            self._start(node_id)
+            self.start(node_id)
         self.host.run_for(FORM_S)
         self.t0 = self.env.now
         for fault in s.faults:
@@ -260,10 +183,10 @@ class Runner:
         self.workload.stop()
         self.host.network.heal()
         self.host.network.slow.clear()
-        for node in self._live():
+        for node in self.live():
             self.host.resume(node)
         for node in list(self.crashed):
-            self._start(node)
+            self.start(node)
         self.crashed.clear()
         self.host.trace.append((self.env.now, "-", "heal-all", {}))
         healed_at = self.env.now
@@ -284,7 +207,7 @@ class Runner:
         ctx = CheckContext(
             history=self.history,
             final=final,
-            replicas=min(s.replicas, len(self._live())),
+            replicas=min(s.replicas, len(self.live())),
             write_default=self.expect_consistency[0],
             read_default=self.expect_consistency[1],
             skew_bound=self.skew_bound,
@@ -314,7 +237,7 @@ class Runner:
     def snapshot(self) -> dict[str, dict[str, Record | None]]:
         """Every owner's own record of every key the workload touched (no coordination)."""
         keys = sorted({op.key for op in self.history.ops})
-        live = self._live()
+        live = self.live()
         if not keys or not live:
             return {}
         locator = live[0]

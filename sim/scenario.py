@@ -11,28 +11,46 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from actors.config import NodeConfig
 from actors.protocol.consistency import CONSISTENCY_LEVELS
+from sim import faults
 from sim.network import LatencyModel, Link, constant, lognormal, uniform
 from sim.workload import WorkloadSpec
 
+if TYPE_CHECKING:
+    from sim.runner import Runner
+
 __all__ = ["BUILTIN", "Fault", "Scenario", "ScenarioError", "load_scenario"]
 
-#: Fault actions and the arguments each takes.
-FAULT_ACTIONS: dict[str, tuple[str, ...]] = {
-    "partition": ("kind", "node", "nodes"),  # kind: halves | isolate (node) | majority | bridge | one-way (nodes)
-    "heal": (),
-    "crash": ("node",),
-    "restart": ("node",),
-    "pause": ("node", "duration"),
-    "slow": ("node", "factor", "duration"),
-    "join": ("node",),
-    "leave": ("node",),
-    "skew": ("node", "offset", "drift"),
+
+@dataclass(frozen=True)
+class FaultAction:
+    """One fault action: the arguments it takes and what applies it to a run
+    (:mod:`sim.faults`: ``(runner, args) -> detail``)."""
+
+    args: tuple[str, ...]
+    apply: Callable[[Runner, dict[str, Any]], str | None]
+
+
+#: Every fault action a scenario may schedule; :meth:`sim.runner.Runner.apply` dispatches
+#: through it and :meth:`Scenario.validate` checks faults against it.
+FAULT_ACTIONS: dict[str, FaultAction] = {
+    # kind: halves | isolate (node) | majority | bridge | one-way (nodes)
+    "partition": FaultAction(("kind", "node", "nodes"), faults.partition),
+    "heal": FaultAction((), faults.heal),
+    "crash": FaultAction(("node",), faults.crash),
+    "restart": FaultAction(("node",), faults.restart),
+    "pause": FaultAction(("node", "duration"), faults.pause),
+    "slow": FaultAction(("node", "factor", "duration"), faults.slow),
+    "join": FaultAction(("node",), faults.restart),
+    "leave": FaultAction(("node",), faults.leave),
+    "skew": FaultAction(("node", "offset", "drift"), faults.skew),
+    "random": FaultAction((), faults.random_schedule),  # a generated schedule (random-nemesis)
 }
-PARTITION_KINDS = ("halves", "isolate", "majority", "bridge", "one-way")
+PARTITION_KINDS = tuple(faults.PARTITIONS)
 
 
 class ScenarioError(ValueError):
@@ -102,9 +120,10 @@ class Scenario:
         for fault in self.faults:
             if fault.action not in FAULT_ACTIONS:
                 raise ScenarioError(f"unknown fault {fault.action!r}; known: {', '.join(FAULT_ACTIONS)}")
-            unknown = set(fault.args) - set(FAULT_ACTIONS[fault.action])
+            takes = FAULT_ACTIONS[fault.action].args
+            unknown = set(fault.args) - set(takes)
             if unknown:
-                raise ScenarioError(f"fault {fault.action!r} takes {FAULT_ACTIONS[fault.action]}, not {sorted(unknown)}")
+                raise ScenarioError(f"fault {fault.action!r} takes {takes}, not {sorted(unknown)}")
             node = fault.args.get("node")
             if node is not None and node not in ("random", "crashed") and node not in ids:
                 raise ScenarioError(f"fault {fault.describe()!r} names unknown node {node!r}")
@@ -202,7 +221,6 @@ def _builtin() -> dict[str, Scenario]:
     return {s.name: s for s in scenarios}
 
 
-FAULT_ACTIONS["random"] = ()  # a generated schedule (random-nemesis)
 BUILTIN = _builtin()
 
 
