@@ -6,6 +6,12 @@ of them is shown able to fail in ``tests/test_sim_checkers.py``.
 heal-and-settle phase, read locally from each owner (never through a quorum read).
 Values are unique per write, so a value names the write that produced it. Keys starting
 with ``t`` are the workload's TTL range; TTL checks own them and the others skip them.
+
+The checkers keep their own reference of the rules they check (which version wins, how
+many answers a consistency level needs) instead of importing the node's code: a checker
+that shares the checked code's bug cannot see it. ``tests/test_sim_checkers.py`` checks
+that the references and the node's code agree on random inputs, so a divergence is caught
+there rather than hidden here.
 """
 
 from __future__ import annotations
@@ -14,12 +20,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from actors.protocol.consistency import required_acks
-from actors.cluster.coordination import newest
 from actors.protocol.record import Record
 from sim.history import FAIL, OK, History, Op
 
-__all__ = ["CHECKERS", "CheckContext", "Violation", "run_checkers"]
+__all__ = ["CHECKERS", "CheckContext", "Violation", "acks_needed", "run_checkers", "winner"]
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,34 @@ def _writes_by_value(history: History) -> dict[Any, Op]:
     return {op.value: op for op in history.ops if op.kind == "set"}
 
 
+def winner(records: list[Record | None]) -> Record | None:
+    """The record last-write-wins keeps: the highest version, tombstones included (a
+    newer delete beats an older value). A version orders by its HLC wall milliseconds,
+    then its logical counter, then the writer's node id (the tie-break every replica
+    agrees on); of equal versions the first is kept. None when no owner has one."""
+    best: Record | None = None
+    for record in records:
+        if record is None:
+            continue
+        if best is None or _order(record) > _order(best):
+            best = record
+    return best
+
+
+def _order(record: Record) -> tuple[int, int, str]:
+    v = record.version
+    return (v.wall_ms, v.logical, v.node_id)
+
+
+def acks_needed(level: str, owners: int) -> int:
+    """Answers ``level`` needs from ``owners`` replicas: one (none of none), a strict
+    majority, or all of them."""
+    table = {"one": min(1, owners), "quorum": owners // 2 + 1 if owners else 0, "all": owners}
+    return table[level]
+
+
 def _final_record(owners: dict[str, Record | None]) -> Record | None:
-    return newest(list(owners.values()))
+    return winner(list(owners.values()))
 
 
 def _plain_keys(ctx: CheckContext) -> dict[str, list[Op]]:
@@ -181,13 +211,13 @@ def check_quorum_reads(ctx: CheckContext) -> list[Violation]:
         for r in ops:
             if r.kind != "get" or r.outcome != OK:
                 continue
-            r_acks = required_acks(_level(r.consistency, ctx.read_default), n)
+            r_acks = acks_needed(_level(r.consistency, ctx.read_default), n)
             before = [
                 w
                 for w in acked
                 if w.completed is not None
                 and w.completed < r.invoked
-                and r_acks + required_acks(_level(w.consistency, ctx.write_default), n) > n
+                and r_acks + acks_needed(_level(w.consistency, ctx.write_default), n) > n
             ]
             if not before:
                 continue
