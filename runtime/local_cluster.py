@@ -311,15 +311,14 @@ class LocalCluster:
     def trace_files(self) -> list[Path]:
         return [self.trace_dir / f"{node}.jsonl" for node in self.ids] if self.trace_dir else []
 
-    def start(self, *, wait: bool = True) -> None:
-        """Start every node not started yet; then (``wait``) :meth:`wait_ready`."""
+    def start(self) -> None:
+        """Start every node not started yet, then :meth:`wait_ready`."""
         for node in self.ids[len(self.procs) :]:
             self.add(node)
-        if wait:
-            self.wait_ready()
+        self.wait_ready()
 
     def add(self, node: str) -> NodeProcess:
-        """Start one node, joining through every node started before it."""
+        """Start ``node`` (one of :attr:`ids`), joining through every node started before it."""
         if not _LIVE:
             atexit.register(_reap_all)
         _LIVE.add(self)
@@ -331,11 +330,10 @@ class LocalCluster:
         args = [*self.addresses.values(), *self.node_args]
         if self.trace_dir is not None:
             args += ["--trace", str(self.trace_dir / f"{node}.jsonl")]
-        index = self.ids.index(node) if node in self.ids else len(self.procs)
         proc = NodeProcess(
             node,
             *args,
-            port=self.base_port + index if self.base_port else 0,
+            port=self.base_port + self.ids.index(node) if self.base_port else 0,
             command=self.command,
             log_path=self.log_dir / f"{node}.log" if self.logs and self.log_dir is not None else None,
             stderr=None,

@@ -104,9 +104,9 @@ class Runner:
         return sorted(self.host.nodes)
 
     def start(self, node_id: str) -> None:
-        seeds = tuple(n for n in self.live() if n != node_id)
+        contacts = tuple(n for n in self.live() if n != node_id)
         offset, drift = self.scenario.clocks.get(node_id, (0.0, 0.0))
-        self.host.start_node(node_id, self._config(node_id, seeds), offset=offset, drift=drift)
+        self.host.start_node(node_id, self._config(node_id, contacts), offset=offset, drift=drift)
         self.host.trace.append((self.env.now, node_id, "start", {}))
 
     # --- faults -----------------------------------------------------------------------
