@@ -1,6 +1,6 @@
 """``python -m runtime.node NODE_ID PORT [PEER_ADDR ...]``: run one cache node.
 
-As the seed's ``go run main.go node1 8081``. Prints one start-up line with the node id
+As the Go original's ``go run main.go node1 8081``. Prints one start-up line with the node id
 and the bound address (``actorcache node node1 listening on 127.0.0.1:8081``, plus
 `` peers=...`` when it joins through contacts); with ``--resp-port`` a second line follows
 (``actorcache node node1 resp on 127.0.0.1:6379``: the Redis-protocol port). PORT 0
@@ -189,7 +189,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"argument --partitions: must be at most {MAX_PARTITIONS}")
     if args.max_value_depth > MAX_SUPPORTED_VALUE_DEPTH:
         parser.error(f"argument --max-value-depth: must be at most {MAX_SUPPORTED_VALUE_DEPTH}")
-    args.peers = list(dict.fromkeys(args.peers))  # the same seed twice is one seed
+    args.peers = list(dict.fromkeys(args.peers))  # the same contact twice is one contact
     try:
         node_config(args)
     except ValueError as exc:  # a combination NodeConfig refuses

@@ -22,11 +22,11 @@ from tests.wire import Conn
 
 pytestmark = pytest.mark.integration
 
-SEED_SET = b'{"type":"set","key":"test","value":"hello","ttl":300}\n'
-SEED_ACK = b'{"type":"ack","success":true}\n'
-SEED_GET = b'{"type":"get","key":"test"}\n'
-SEED_VALUE = b'{"type":"response","value":"hello","success":true}\n'
-SEED_DELETE = b'{"type":"delete","key":"test"}\n'
+GO_SET = b'{"type":"set","key":"test","value":"hello","ttl":300}\n'
+GO_ACK = b'{"type":"ack","success":true}\n'
+GO_GET = b'{"type":"get","key":"test"}\n'
+GO_VALUE = b'{"type":"response","value":"hello","success":true}\n'
+GO_DELETE = b'{"type":"delete","key":"test"}\n'
 ACK = {"type": "ack", "success": True}
 PARTITIONS = 256
 
@@ -146,20 +146,20 @@ def test_readme_three_node_scenario(make_cluster) -> None:
         assert cl["partitions_owned"] == PARTITIONS  # 3 members, 3 replicas: everyone owns everything
 
     with cluster.client(1) as c:
-        c.send(SEED_SET)
-        assert c.read_line() == SEED_ACK
+        c.send(GO_SET)
+        assert c.read_line() == GO_ACK
     for n in (2, 3):
         assert cluster.get(n, "test", consistency="quorum") == {"type": "response", "value": "hello", "success": True}
 
         def read_one(n: int = n) -> None:  # consistency one may hit the replica a quorum ack left behind
             with cluster.client(n) as c:
-                c.send(SEED_GET)
-                assert c.read_line() == SEED_VALUE
+                c.send(GO_GET)
+                assert c.read_line() == GO_VALUE
 
         eventually(read_one, 3.0, f"node{n} to return the value at consistency one")
 
     with cluster.client(3) as c:
-        c.send(SEED_DELETE)
+        c.send(GO_DELETE)
         assert c.read_json() == {"type": "ack", "success": True, "deleted": True}
     for n in cluster.ids:
         assert is_miss(cluster.get(n, "test", consistency="all")), cluster.get(n, "test", consistency="all")

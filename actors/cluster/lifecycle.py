@@ -103,7 +103,7 @@ class Lifecycle:
             if settled or self._heartbeats >= JOIN_GIVE_UP_HEARTBEATS:
                 self.joined = True
                 if self._first_heard is None:
-                    logger.warning("no seed answered; %s starts a cluster of its own", self.io.node_id)
+                    logger.warning("no contact answered; %s starts a cluster of its own", self.io.node_id)
                 self.io.trace("joined", members=len(self.view.members))
                 if self.replicator is not None:
                     self.replicator.tell(ViewChanged(self.view))

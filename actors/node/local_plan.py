@@ -175,7 +175,7 @@ class LocalPlanner:
         if t is Ping:
             return Pong(request.rid)
         if t is Join:
-            # The seed's join message: acknowledged; nodes join by gossip (see docs/protocol.md).
+            # The Go original's join message: acknowledged; nodes join by gossip (see docs/protocol.md).
             self.io.trace("join", peer=request.node_id)
             return Ack(request.rid)
         if t is RemoveNode:

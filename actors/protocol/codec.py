@@ -5,7 +5,7 @@ those dicts into typed requests and typed replies back into dicts, identically f
 framings. See ``docs/protocol.md`` for the shapes. Each request kind's own decoder and
 encoder are in its row of :mod:`actors.protocol.kinds`; this module dispatches to them.
 
-Rules: unknown fields are ignored (seed clients send ``node_id`` on ``set``); an optional
+Rules: unknown fields are ignored (the Go original's clients send ``node_id`` on ``set``); an optional
 ``"id"`` is echoed in the reply; anything malformed raises a typed
 :class:`~actors.protocol.errors.CacheError` with a message that says what was wrong. A value
 (``set``'s, each of ``mset``'s) nested deeper than ``max_depth`` containers is malformed

@@ -23,7 +23,7 @@ node answers it itself, and its handler.
 
 Invariants: decoders raise a typed :class:`~actors.protocol.errors.CacheError` for
 anything malformed and never recurse over a value (:mod:`actors.protocol.value_depth`);
-unknown fields are ignored (seed clients send ``node_id`` on ``set``); the order of the
+unknown fields are ignored (the Go original's clients send ``node_id`` on ``set``); the order of the
 rows is the order wire names are listed in errors (``REQUEST_TYPES``).
 """
 

@@ -134,7 +134,7 @@ class Stats:
 
 @message
 class Join:
-    """The seed's join: accepted now; membership arrives with the cluster."""
+    """The Go original's join: accepted now; membership arrives with the cluster."""
 
     node_id: str
     rid: Any = None

@@ -4,7 +4,7 @@ Every peer message is a :func:`~actors.protocol.messages.message` dataclass (rea
 convention). A host's transport delivers each one to the receiving node's ``Node`` actor
 wrapped in :class:`~actors.kernel.peer.FromPeer`, which names the sender as the transport authenticated it
 (the ``hello`` of a peer connection, or the simulated link). Senders address peers by advertised address (``host:port``), not by id, so a
-node can join through a seed whose id it does not know yet. :mod:`actors.protocol.peer_codec`
+node can join through a contact whose id it does not know yet. :mod:`actors.protocol.peer_codec`
 maps these to wire objects; the simulator passes them as they are.
 """
 

@@ -41,7 +41,7 @@ class Write:
     """Store items ``(key, value, deadline)``; deadline is epoch seconds or None.
 
     ``replicas``: the owners the coordinator sent the write to; each entry remembers
-    them (the seed's ReplicaIDs), shown by ``inspect``.
+    them (the Go original's ReplicaIDs), shown by ``inspect``.
 
     The result is how many items were stored, or the newer ``Version`` a key holds (the
     coordinator re-stamps the write above it), or an ``ErrorReply`` (out of memory).

@@ -82,7 +82,7 @@ PARTITION_SLOT = 30
 # - ``vwall`` and ``vlogical``: the version's wall time and logical counter (shared int
 #   objects, see :meth:`Keyspace.set`);
 # - ``meta``: one shared ``(node_id, replicas)`` tuple per writer and owner set, holding
-#   the version's node id and the ids of the nodes with a copy (the seed's ReplicaIDs);
+#   the version's node id and the ids of the nodes with a copy (the Go original's ReplicaIDs);
 # - ``deadline``: the wall time the value expires at, or None.
 #
 # An exact tuple, not an object or a tuple subclass: CPython's cyclic GC stops tracking a
