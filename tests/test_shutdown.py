@@ -12,20 +12,17 @@ port can be bound the way the node binds it, and that a new node really starts o
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from runtime.local_cluster import ROOT, NodeProcess
-from tests.wire import port_is_free
-from tests.wire import Conn, ConnectionClosed, dumps, port_rebindable, port_refuses
+from runtime.local_cluster import NodeProcess
+from tests.wire import Conn, ConnectionClosed, dumps, port_is_free, port_rebindable, port_refuses
 
 pytestmark = pytest.mark.integration
 
@@ -66,27 +63,14 @@ def assert_well_formed(line: bytes) -> dict:
 
 def assert_new_node_starts_on(port: int) -> None:
     """A fresh ``python -m runtime.node`` binds the same port and serves."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.node", "restarted", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        text=True,
-    )
+    node = NodeProcess("restarted", port=port)
     try:
-        line = proc.stdout.readline()  # the start-up line, or "" if it exited
-        assert f":{port}" in line, (line, proc.poll())
+        assert node.port == port, node.start_line
         with Conn(port) as c:
             assert c.request({"type": "ping"}) == {"type": "pong", "success": True}
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=EXIT_WITHIN + 2.0) == 0
+        assert node.terminate(timeout=EXIT_WITHIN + 2.0) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+        node.kill()
 
 
 def assert_port_released(port: int) -> None:
