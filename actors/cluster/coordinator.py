@@ -97,11 +97,12 @@ class Coordinator:
     def begin(self) -> QuorumRound:
         return QuorumRound(self.io.next_id())
 
-    def add(self, qround: QuorumRound, slot: int, request: Any, wall: float) -> Reply | None:
-        """Plan data request ``request`` into ``qround`` at ``slot``; its reply when it is
-        decided at once (``unavailable``; an mget or mset of no keys), else None."""
+    def add(self, qround: QuorumRound, slot: int, request: Any, wall: float, write: bool) -> Reply | None:
+        """Plan data request ``request`` (``write``: of a writing kind, as the caller's
+        :func:`~actors.protocol.kinds.route_of` said) into ``qround`` at ``slot``; its
+        reply when it is decided at once (``unavailable``; an mget or mset of no keys),
+        else None."""
         config = self.config
-        write = is_write(request)
         level = request.consistency or (config.write_consistency if write else config.read_consistency)
         if not write:
             version = None
@@ -150,7 +151,7 @@ class Coordinator:
         """Coordinate one request answering into ``slots`` (slot 0); its reply when it is
         decided at once, else None (``slots`` is filled and settled later)."""
         qround = self.begin()
-        reply = self.add(qround, 0, request, self.io.wall())
+        reply = self.add(qround, 0, request, self.io.wall(), is_write(request))
         self.start(qround, slots)
         return reply
 

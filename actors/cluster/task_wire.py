@@ -2,28 +2,26 @@
 
 A quorum round plans one :class:`~actors.cluster.coordination.KeyTask` per key and
 request; what travels to a replica is fewer, bigger ops. Each op sent carries the
-:class:`TaskRef` (or, for an item-by-item write, the tuple of them) of the tasks it
+:data:`TaskRef` (or, for an item-by-item write, the tuple of them) of the tasks it
 answers, so its result goes back to exactly those tasks, at the attempt (re-stamp) it
 was sent for: an answer about a version a write no longer has is ignored by the batch.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, TypeAlias
 
 from actors.protocol.replica_ops import ItemResults, Write
 
 __all__ = ["TaskRef", "TaskRefs", "task_results", "wire_ops"]
 
 
-class TaskRef(NamedTuple):
-    """Which task of a quorum round an op answers, and at which of its attempts."""
-
-    index: int
-    attempt: int
-
-
-#: What one op answers: one task, or (an item-by-item write) a plain tuple of them.
+#: Which task of a quorum round an op answers, and at which of its attempts:
+#: ``(task index, attempt)``, always unpacked by name. A plain tuple, not a NamedTuple:
+#: three are made per quorum write, and a NamedTuple's Python-level constructor cost the
+#: cluster path measurable CPU (bench/ab_nodes.py).
+TaskRef: TypeAlias = tuple[int, int]
+#: What one op answers: one task, or (an item-by-item write) a tuple of them.
 TaskRefs: TypeAlias = TaskRef | tuple[TaskRef, ...]
 
 
@@ -54,10 +52,10 @@ def wire_ops(planned: list[tuple[int, Any]], tasks: list[Any]) -> tuple[list[Tas
         for owners, group in by_owners.items():
             if len(group) == 1:
                 index, op = group[0]
-                attempts.append(TaskRef(index, tasks[index].attempt))
+                attempts.append((index, tasks[index].attempt))
                 wire.append(op)
             else:
-                attempts.append(tuple(TaskRef(index, tasks[index].attempt) for index, _ in group))
+                attempts.append(tuple((index, tasks[index].attempt) for index, _ in group))
                 wire.append(Write(tuple(op.items[0] for _, op in group), group[0][1].version, owners, True))
         run.clear()
 
@@ -68,7 +66,7 @@ def wire_ops(planned: list[tuple[int, Any]], tasks: list[Any]) -> tuple[list[Tas
             run.append((index, op))
             continue
         close()
-        attempts.append(TaskRef(index, tasks[index].attempt))
+        attempts.append((index, tasks[index].attempt))
         wire.append(op)
     close()
     return attempts, wire
@@ -80,11 +78,13 @@ def task_results(attempts: list[TaskRefs], results: Any) -> list[tuple[int, int,
     it (an error) answers all of them."""
     out: list[tuple[int, int, Any]] = []
     for entry, result in zip(attempts, results):
-        if type(entry) is tuple:  # the tasks of one item-by-item write
+        first = entry[0]
+        if type(first) is tuple:  # the tasks of one item-by-item write
             if type(result) is ItemResults:
                 out.extend((index, attempt, r) for (index, attempt), r in zip(entry, result))
             else:
                 out.extend((index, attempt, result) for index, attempt in entry)
         else:
-            out.append((entry.index, entry.attempt, result))
+            index, attempt = entry
+            out.append((index, attempt, result))
     return out

@@ -238,7 +238,7 @@ class Node(ScheduledActor):
                         order.release(conn, request.key)
                         raise
                 elif data:
-                    reply = coordinator.add(qround, slot, request, wall)
+                    reply = coordinator.add(qround, slot, request, wall, route is Route.WRITE)
                     if reply is not None:
                         pending.fill(slot, reply)
                     elif local_ops and me in qround.outgoing:  # this node's store: in slot order
