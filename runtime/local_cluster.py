@@ -256,8 +256,10 @@ class LocalCluster:
     ``trace_dir`` each node writes ``--trace trace_dir/ID.jsonl`` (:attr:`trace_files`)
     and its log to ``ID.log`` there; without, logs go to a temporary directory removed on
     close; ``logs=False`` leaves them on this process's stderr instead. ``command``
-    replaces ``python -m runtime.node``; ``leave_timeout`` (seconds, None: the node's
-    default) keeps closing quick.
+    replaces ``python -m runtime.node``, ``cwd`` is where the nodes run (another checkout,
+    to compare two versions) and ``prefix`` goes in front of each node's command (e.g.
+    ``taskset -c 0``); ``leave_timeout`` (seconds, None: the node's default) keeps closing
+    quick.
     """
 
     def __init__(
@@ -267,6 +269,8 @@ class LocalCluster:
         trace_dir: str | os.PathLike[str] | None = None,
         node_args: Sequence[str] = (),
         command: Sequence[str] | None = None,
+        cwd: str | os.PathLike[str] = ROOT,
+        prefix: Sequence[str] = (),
         base_port: int = 0,
         logs: bool = True,
         leave_timeout: float | None = 1.0,
@@ -278,6 +282,8 @@ class LocalCluster:
         leave = ["--leave-timeout", f"{leave_timeout:g}"] if leave_timeout is not None else []
         self.node_args = [*leave, *node_args]
         self.command = list(command) if command else None
+        self.cwd = cwd
+        self.prefix = tuple(prefix)
         self.base_port = base_port
         self.logs = logs
         self.start_timeout = start_timeout
@@ -335,6 +341,8 @@ class LocalCluster:
             *args,
             port=self.base_port + self.ids.index(node) if self.base_port else 0,
             command=self.command,
+            cwd=self.cwd,
+            prefix=self.prefix,
             log_path=self.log_dir / f"{node}.log" if self.logs and self.log_dir is not None else None,
             stderr=None,
             start_timeout=self.start_timeout,

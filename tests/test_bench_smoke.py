@@ -168,3 +168,17 @@ def test_write_stall_benchmark_runs(tmp_path: Path) -> None:
     assert row[0].strip() == "5,000"
     assert float(row[4].replace(",", "")) > 0  # overwrites/s: the load ran
     assert int(row[5].replace(",", "")) > 0  # pings under load
+
+
+def test_ab_nodes_benchmark_runs() -> None:
+    """Both sides from this checkout: the table has one row per cell with figures, and the
+    single-node and cluster modes both start, load and stop their nodes."""
+    for extra in ((), ("--cluster", "2")):
+        out = _run(
+            "bench.ab_nodes", "--a", ".", "--b", ".", "--pairs", "1", "--duration", "0.5", "--conns", "4",
+            "--workloads", "set", "--pipelines", "4", *extra,
+        )
+        rows = [line for line in out.splitlines() if line.startswith("| set | 4 |")]
+        assert len(rows) == 1, out
+        cells = [c.strip() for c in rows[0].strip("|").split("|")]
+        assert float(cells[2].replace(",", "")) > 0 and float(cells[3].replace(",", "")) > 0, rows

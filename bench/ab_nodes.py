@@ -1,0 +1,138 @@
+"""Two checkouts of the node, side by side: which serves more, in the same minutes?
+
+A refactor must not cost throughput, and on a shared 2-core machine two benchmark runs
+minutes apart differ by more than any refactor does (the same commit gave 68k and 144k
+set/s in one afternoon). So both nodes run at once, each pinned to core 0, the load
+generator pinned to core 1, and the load alternates between them in short runs (A, B,
+B, A, ...): each pair of neighbouring runs sees the same machine, and the figure is the
+median over pairs of B/A ops/s and of B/A CPU per request (the nodes' own CPU time from
+/proc, which the load generator does not share).
+
+    python -m bench.ab_nodes --a /path/to/old/checkout --b . [--pairs 6] [--duration 2]
+    python -m bench.ab_nodes --a /path/to/old/checkout --cluster 3 --workloads set --pipelines 16
+
+With ``--cluster N`` each side is an N-node cluster (``--replicas N``, quorum writes, its
+nodes all on core 0), the load spread over its nodes, and CPU per request is summed
+over them.
+
+Only one node carries load at a time; the idle one costs nothing but memory. The load
+generator is ``bench/loadgen.py`` from this checkout for both, so both see the same
+client. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from bench.loadgen import LoadResult, parser as load_parser, run_load
+from bench.servers import conditions, cpu_seconds, pin_prefix
+from runtime.local_cluster import LocalCluster, NodeProcess
+
+WORKLOADS = ("get", "set", "mix")
+PIPELINES = (1, 16)
+
+
+class Side:
+    """One checkout's node, or cluster, pinned to ``cpu``: its addresses and pids."""
+
+    def __init__(self, checkout: Path, cpu: int | None, cluster: int) -> None:
+        command = [sys.executable, "-m", "runtime.node"]
+        if cluster > 1:
+            self._run: NodeProcess | LocalCluster = LocalCluster(
+                cluster, command=command, cwd=checkout, prefix=pin_prefix(cpu), logs=False,
+                node_args=["--log-level", "warning", "--replicas", str(cluster), "--write-consistency", "quorum"],
+            )
+        else:
+            self._run = NodeProcess(
+                f"ab-{checkout.name}", "--log-level", "warning", command=command, cwd=checkout, prefix=pin_prefix(cpu),
+            )
+
+    def __enter__(self) -> Side:
+        self._run.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._run.__exit__(*exc)
+
+    @property
+    def addrs(self) -> list[str]:
+        if isinstance(self._run, LocalCluster):
+            return list(self._run.addresses.values())
+        return [f"127.0.0.1:{self._run.port}"]
+
+    @property
+    def pids(self) -> list[int]:
+        return self._run.pids if isinstance(self._run, LocalCluster) else [self._run.pid]
+
+
+def one_run(side: Side, workload: str, pipeline: int, args: argparse.Namespace) -> tuple[LoadResult, float]:
+    """The load's result against ``side`` and its nodes' CPU microseconds per request."""
+    load_args = load_parser().parse_args([
+        "--addr", ",".join(side.addrs), "--conns", str(args.conns), "--pipeline", str(pipeline),
+        "--workload", workload, "--value-size", str(args.value_size), "--keys", str(args.keys),
+        "--duration", str(args.duration), "--procs", "1",
+    ])
+    cpu0 = sum(cpu_seconds(pid) for pid in side.pids)
+    result = run_load(load_args)
+    return result, (sum(cpu_seconds(pid) for pid in side.pids) - cpu0) / max(1, result.ops) * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--a", type=Path, required=True, help="the reference checkout (e.g. a worktree of the old commit)")
+    p.add_argument("--b", type=Path, default=Path("."), help="the checkout under test (default: this one)")
+    p.add_argument("--pairs", type=int, default=6, help="A/B pairs per cell (order alternates)")
+    p.add_argument("--duration", type=float, default=2.0, help="seconds per run")
+    p.add_argument("--conns", type=int, default=50)
+    p.add_argument("--value-size", type=int, default=32)
+    p.add_argument("--keys", type=int, default=10_000)
+    p.add_argument("--workloads", default=",".join(WORKLOADS))
+    p.add_argument("--pipelines", default=",".join(map(str, PIPELINES)))
+    p.add_argument("--cluster", type=int, default=1, help="nodes per side (1: a single node)")
+    args = p.parse_args(argv)
+    if not 1 <= args.pairs <= 50 or not 0.5 <= args.duration <= 30 or not 1 <= args.cluster <= 7:
+        p.error("--pairs must be 1..50, --duration 0.5..30 s, --cluster 1..7 (every load loop is bounded)")
+    a_dir, b_dir = args.a.resolve(), args.b.resolve()
+    # The load generator runs in this process's children: pin it (and them) to core 1,
+    # the nodes to core 0 (on a machine with fewer cores, nothing is pinned).
+    pinned = {0, 1} <= os.sched_getaffinity(0)
+    if pinned:
+        os.sched_setaffinity(0, {1})
+    node_cpu = 0 if pinned else None
+    placement = "nodes pinned to core 0, load generator to core 1" if pinned else "nothing pinned (fewer than 2 cores)"
+    print(f"{conditions()}; A = {a_dir}, B = {b_dir}; {placement}; "
+          f"{args.pairs} pairs x {args.duration:g} s per cell, {args.conns} connections, {args.value_size} B values"
+          + (f"; each side a {args.cluster}-node cluster, --replicas {args.cluster}, quorum writes" if args.cluster > 1 else ""))
+    print()
+    print("| workload | pipeline | A ops/s (median) | B ops/s (median) | B/A ops/s (median of pairs, min-max) | A us/req | B us/req | B/A us/req |")
+    print("|---|---|---|---|---|---|---|---|")
+    with Side(a_dir, node_cpu, args.cluster) as a, Side(b_dir, node_cpu, args.cluster) as b:
+        for workload in args.workloads.split(","):
+            for pipeline in map(int, args.pipelines.split(",")):
+                one_run(a, workload, pipeline, args)  # warm both: keys loaded, caches hot
+                one_run(b, workload, pipeline, args)
+                ops: dict[str, list[float]] = {"a": [], "b": []}
+                cpu: dict[str, list[float]] = {"a": [], "b": []}
+                for i in range(args.pairs):
+                    order = (("a", a), ("b", b)) if i % 2 == 0 else (("b", b), ("a", a))
+                    for name, node in order:
+                        result, us = one_run(node, workload, pipeline, args)
+                        ops[name].append(result.ops_per_s)
+                        cpu[name].append(us)
+                ratios = [bo / ao for ao, bo in zip(ops["a"], ops["b"])]
+                cpu_ratios = [bc / ac for ac, bc in zip(cpu["a"], cpu["b"])]
+                print(
+                    f"| {workload} | {pipeline} | {statistics.median(ops['a']):,.0f} | {statistics.median(ops['b']):,.0f} "
+                    f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
+                    f"| {statistics.median(cpu['a']):.1f} | {statistics.median(cpu['b']):.1f} | {statistics.median(cpu_ratios):.2f} |",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
