@@ -16,6 +16,7 @@ node the host does not run is dropped and counted, like one on a dead link.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import threading
@@ -71,11 +72,7 @@ class LoopLinks:
 
     def sender(self, node_id: str) -> Callable[[str, Any], None]:
         """The ``send`` a node's ``Ctx`` gets: ``send(dest_id, msg)``."""
-
-        def send(dest: str, msg: Any) -> None:
-            self.send(node_id, dest, msg)
-
-        return send
+        return functools.partial(self.send, node_id)
 
     def send(self, src: str, dst: str, msg: Any) -> None:
         self.sent += 1

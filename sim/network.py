@@ -10,6 +10,7 @@ so a seed replays a run exactly.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass, field
@@ -113,11 +114,7 @@ class SimNetwork:
 
     def sender(self, node_id: str) -> Callable[[str, Any], None]:
         """The ``send`` a node's ``Ctx`` gets: ``send(dest_id, msg)``."""
-
-        def send(dest: str, msg: Any) -> None:
-            self.send(node_id, dest, msg)
-
-        return send
+        return functools.partial(self.send, node_id)
 
     def send(self, src: str, dst: str, msg: Any) -> None:
         self.sent += 1
