@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from actors.protocol.messages import Ack, Get, Incr, Inspect, Locate, Set, Stats, Value
+from actors.protocol.errors import ErrorCode
+from actors.protocol.messages import Ack, ErrorReply, Get, Incr, Inspect, Locate, Set, Stats, Value
 from sim.network import Link, constant
 from tests.cluster import Cluster
 from tests.test_cluster_sim import SimCluster
@@ -68,6 +69,31 @@ def test_cluster_requests_behind_a_read_modify_write_see_it() -> None:
             assert replies[4] == Value(1, True)
             assert replies[6] == Value(11, True)
             assert replies[7].value in ("11", 11)
+    finally:
+        c.host.shutdown()
+
+
+def test_requests_held_behind_a_lost_read_modify_write_are_answered_after_its_timeout() -> None:
+    """Two faults at once: the key's coordinator is cut off while a forwarded ``incr`` is in
+    flight, then crashes. The ``incr`` answers ``timeout`` and releases its key; what waited
+    behind it on the connection is answered, in order, and later batches are not stuck."""
+    c = SimCluster(3, request_timeout_s=0.5)
+    try:
+        key = next(k for k in (f"k{i}" for i in range(100)) if c.one(Locate(k)).owners[0] == "n2")
+        assert c.one(Set(key, "5")) == Ack()
+        for other in ("n1", "n3"):
+            c.host.network.cut_one_way(other, "n2")
+            c.host.network.cut_one_way("n2", other)
+        conn = c.host.connect("n1")
+        held = c.host.submit([Incr(key), Get(key), Set(key, "9"), Get(key)], node_id="n1", conn=conn)
+        c.run(0.2)
+        c.host.crash("n2")
+        later = c.host.submit([Get(key)], node_id="n1", conn=conn)
+        c.run(5.0)
+        replies = held.get(timeout=10)
+        assert isinstance(replies[0], ErrorReply) and replies[0].code is ErrorCode.TIMEOUT, replies[0]
+        assert replies[1:] == (Value("5", True), Ack(), Value("9", True))
+        assert later.get(timeout=10) == (Value("9", True),)
     finally:
         c.host.shutdown()
 
