@@ -76,6 +76,15 @@ class NodeConfig:
     )
     #: Records per streaming/handoff/hint batch (throttling).
     stream_batch: int = 500
+    #: How far ahead of this node's wall clock a peer's version (HLC stamp) or gossiped
+    #: incarnation may be (CockroachDB's max-offset): a version further in the future is
+    #: refused (not stored, never merged into the clock), traced and counted.
+    max_clock_skew_s: float = option(
+        0.5,
+        "--max-clock-skew",
+        "seconds a peer's version or incarnation may be ahead of this node's clock; further ahead is refused "
+        "(default {default})",
+    )
     #: A graceful leave gives up handing off after this long.
     leave_timeout_s: float = option(
         10.0, "--leave-timeout", "on SIGTERM/SIGINT, how long handing partitions off may take (default {default})"
@@ -115,6 +124,8 @@ class NodeConfig:
                 raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, not {level!r}")
         if self.request_timeout_s <= 0 or self.heartbeat_interval_s <= 0 or self.down_after_s <= 0:
             raise ValueError("timeouts and intervals must be positive")
+        if not 0 < self.max_clock_skew_s <= 86_400:
+            raise ValueError("max clock skew must be positive and at most a day")
         if self.tombstone_ttl_s < 0:
             raise ValueError("tombstone ttl must be >= 0")
         if self.max_memory < 0:
