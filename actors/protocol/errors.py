@@ -1,7 +1,8 @@
 """Wire error codes and the typed exceptions behind them.
 
 Split by blame and certainty (as h11 and Maelstrom do): the client's fault
-(``bad_request``, ``too_large``, ``unknown_type``, ``unauthorized``) is definite: nothing
+(``bad_request``, ``too_large``, ``unknown_type``, ``unauthorized``, and the client
+authentication codes ``noauth``, ``wrongpass``, ``noperm``, ``denied``) is definite: nothing
 was applied, and retrying the same request will fail the same way. ``unavailable`` is
 definite too (nothing was applied) but worth retrying later. ``timeout`` and
 ``internal`` are indefinite: the request may or may not have been applied.
@@ -17,15 +18,19 @@ from enum import StrEnum
 __all__ = [
     "BadRequestError",
     "CacheError",
+    "DeniedError",
     "ErrorCode",
     "InternalError",
     "MaxClientsError",
+    "NoAuthError",
+    "NoPermError",
     "OutOfMemoryError",
     "RequestTimeoutError",
     "TooLargeError",
     "UnauthorizedError",
     "UnavailableError",
     "UnknownTypeError",
+    "WrongPassError",
     "error_for",
 ]
 
@@ -39,6 +44,10 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     OUT_OF_MEMORY = "out_of_memory"
     MAX_CLIENTS = "max_clients"
+    NOAUTH = "noauth"
+    WRONGPASS = "wrongpass"
+    NOPERM = "noperm"
+    DENIED = "denied"
     INTERNAL = "internal"
 
 
@@ -104,6 +113,38 @@ class MaxClientsError(CacheError):
     definite = True
 
 
+class NoAuthError(CacheError):
+    """The node requires a password (``--requirepass``, ``--aclfile``) and this connection
+    has not authenticated yet: only ``ping`` and ``auth`` are answered before it."""
+
+    code = ErrorCode.NOAUTH
+    definite = True
+
+
+class WrongPassError(CacheError):
+    """An ``auth`` named an unknown or disabled user, or the wrong password (one message
+    for all three, as Redis: the reply never says which)."""
+
+    code = ErrorCode.WRONGPASS
+    definite = True
+
+
+class NoPermError(CacheError):
+    """The authenticated user may not run this request (its category, ``@read``,
+    ``@write`` or ``@admin``, or one of its keys is outside the user's key patterns)."""
+
+    code = ErrorCode.NOPERM
+    definite = True
+
+
+class DeniedError(CacheError):
+    """Protected mode: no password is configured and the connection came from a
+    non-loopback address; the node answered this one error and closed it."""
+
+    code = ErrorCode.DENIED
+    definite = True
+
+
 class InternalError(CacheError):
     code = ErrorCode.INTERNAL
     definite = False
@@ -120,6 +161,10 @@ _BY_CODE: dict[str, type[CacheError]] = {
         UnauthorizedError,
         OutOfMemoryError,
         MaxClientsError,
+        NoAuthError,
+        WrongPassError,
+        NoPermError,
+        DeniedError,
         InternalError,
     )
 }
