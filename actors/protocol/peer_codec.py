@@ -46,6 +46,7 @@ from actors.protocol.replica_wire import (
     wire_version,
 )
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
+from actors.protocol.version import MAX_WALL_MS
 
 __all__ = ["HELLO", "PEER_TYPES", "decode_hello", "decode_peer", "encode_hello", "encode_peer"]
 
@@ -96,7 +97,7 @@ _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
 
 _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
     "gossip": lambda o: Gossip(
-        tuple(Member(text(n), text(a), int(i), text(s)) for n, a, i, s in o["members"]),
+        tuple(Member(text(n), text(a), _incarnation(i), text(s)) for n, a, i, s in o["members"]),
         bool(o.get("reply")),
         int(o.get("partitions", 256)),
     ),
@@ -114,6 +115,13 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
     "forward": lambda o: Forward(int(o["fid"]), _map(o["request"])),
     "forward_reply": lambda o: ForwardReply(int(o["fid"]), _map(o["reply"])),
 }
+
+
+def _incarnation(obj: Any) -> int:
+    """A gossiped incarnation: an int within int64 (one past it, a refutation, must encode)."""
+    if type(obj) is not int or not 0 <= obj < MAX_WALL_MS:
+        raise BadRequestError(f"a member's incarnation must be an integer from 0 to {MAX_WALL_MS - 1}, not {brief(obj)}")
+    return obj
 
 
 def _map(obj: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ every streamed record passes through here. Records travel as arrays
 Invariants: decoders raise :class:`~actors.protocol.errors.BadRequestError` on anything
 malformed (a peer's bytes are as hostile as a client's), check keys item by item as they
 decode, never coerce an id with ``str()`` (which would walk a nested value) and never
-recurse over a value.
+recurse over a value; a version's ints fit a clock (``_version_ints``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from actors.protocol.messages import ErrorReply
 from actors.protocol.peer_messages import Push, ReplicaRequest, ReplicaResponse
 from actors.protocol.record import Record
 from actors.protocol.replica_ops import Apply, Fetch, ItemResults, Remove, Write
-from actors.protocol.version import Version
+from actors.protocol.version import MAX_LOGICAL, MAX_WALL_MS, Version
 
 __all__ = [
     "decode_push",
@@ -52,10 +52,24 @@ def text(obj: Any) -> str:
     return obj
 
 
+def _version_ints(wall_ms: Any, logical: Any) -> None:
+    """A version's clock fields are ints a clock can hold: ``wall_ms`` within int64 and
+    ``logical`` within :data:`~actors.protocol.version.MAX_LOGICAL` (a forged
+    ``[2**64-1, 2**64-1]`` would leave an observing clock unencodable)."""
+    if type(wall_ms) is not int or type(logical) is not int:
+        raise BadRequestError("a version's wall_ms and logical must be integers")
+    if not 0 <= wall_ms <= MAX_WALL_MS or not 0 <= logical <= MAX_LOGICAL:
+        raise BadRequestError(
+            f"a version must have 0 <= wall_ms <= {MAX_WALL_MS} and 0 <= logical <= {MAX_LOGICAL}, "
+            f"not [{brief(wall_ms)}, {brief(logical)}]"
+        )
+
+
 def decode_version(obj: Any) -> Version:
     wall_ms, logical, node_id = obj
+    _version_ints(wall_ms, logical)
     # Interned: every stored entry keeps its writer's id, one string per node, not per key.
-    return Version(int(wall_ms), int(logical), sys.intern(text(node_id)))
+    return Version(wall_ms, logical, sys.intern(text(node_id)))
 
 
 def _rec(r: Record | None) -> list[Any] | None:
@@ -153,6 +167,7 @@ def _writer_version(
     """The version and owners of a ``w``/``ws`` op, its writer taken from the table."""
     if type(wall_ms) is not int or type(logical) is not int or type(ref) is not int or ref < 0:
         raise BadRequestError("a w or ws op needs integers wall_ms, logical and writer")
+    _version_ints(wall_ms, logical)
     node_id, replicas = writers[ref]
     return _new_tuple(Version, (wall_ms, logical, node_id)), replicas
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["HybridClock", "Version", "ZERO", "shared_logical"]
+__all__ = ["MAX_LOGICAL", "MAX_WALL_MS", "HybridClock", "Version", "ZERO", "shared_logical"]
 
 
 class Version(NamedTuple):
@@ -26,6 +26,14 @@ class Version(NamedTuple):
 
 
 ZERO = Version(0, 0, "")
+
+#: The largest ``wall_ms`` a version may carry (int64: every codec encodes it) and the
+#: largest logical counter (no node hands out 2**32 versions within one millisecond).
+#: Decoders refuse versions outside them (:mod:`actors.protocol.replica_wire`), so a clock
+#: that observes only decoded versions stays encodable: its wall stays within int64 (it
+#: also refuses anything beyond its skew bound) and its counter within 2**32 + its own ticks.
+MAX_WALL_MS = (1 << 63) - 1
+MAX_LOGICAL = (1 << 32) - 1
 
 #: Logical counters below this are handed out as shared int objects (at most about 40 B
 #: each, and only up to the highest counter seen).
@@ -47,13 +55,19 @@ def shared_logical(n: int) -> int:
 
 
 class HybridClock:
-    """One node's HLC. Fed wall time by its caller; never reads a clock itself."""
+    """One node's HLC. Fed wall time by its caller; never reads a clock itself.
 
-    __slots__ = ("_last", "node_id")
+    ``max_skew_s``: :meth:`observe` refuses (never merges) a version stamped further
+    ahead of the wall time than this (``--max-clock-skew``), so no peer can move this
+    clock into the future; ``refused`` counts those."""
 
-    def __init__(self, node_id: str) -> None:
+    __slots__ = ("_last", "max_skew_ms", "node_id", "refused")
+
+    def __init__(self, node_id: str, max_skew_s: float = 0.5) -> None:
         self.node_id = node_id
         self._last = ZERO
+        self.max_skew_ms = int(max_skew_s * 1000)
+        self.refused = 0
 
     def tick(self, wall_s: float) -> Version:
         """A new version for a local event at wall time ``wall_s``.
@@ -69,9 +83,14 @@ class HybridClock:
         self._last = version
         return version
 
-    def observe(self, remote: Version, wall_s: float) -> Version:
-        """Merge a version received from a peer; returns the new local version."""
+    def observe(self, remote: Version, wall_s: float) -> Version | None:
+        """Merge a version received from a peer; returns the new local version, or None
+        (and the clock is unchanged) if ``remote`` is beyond the skew bound or outside
+        the encodable range."""
         wall_ms = int(wall_s * 1000)
+        if remote.wall_ms > wall_ms + self.max_skew_ms or not 0 <= remote.logical <= MAX_LOGICAL:
+            self.refused += 1
+            return None
         last = self._last
         # The same values as max() would pick, but the last version's object when it is
         # among the highest (then the remote's), so one millisecond keeps one int object.
