@@ -11,6 +11,7 @@ from actors.protocol.codec import REQUEST_TYPES, decode_request, encode_request
 from actors.protocol.internal import ReadRecord, WriteRecord
 from actors.protocol.kinds import KINDS, Route, is_data_request, is_update, is_write, route_of
 from actors.protocol.messages import (
+    Auth,
     Delete,
     ErrorReply,
     Expire,
@@ -28,7 +29,7 @@ from actors.protocol.messages import (
     Stats,
     Ttl,
 )
-from actors.protocol.errors import ErrorCode
+from actors.protocol.errors import BadRequestError, ErrorCode
 
 SAMPLES: list[Any] = [
     Get("k", 1, "quorum"),
@@ -48,6 +49,8 @@ SAMPLES: list[Any] = [
     Expire("k", None, 14),
     Ttl("k", 15, "one"),
     Incr("k", -4, 16),
+    Auth("alice", "s3cret", 17),
+    Auth(None, "s3cret"),
 ]
 
 
@@ -58,7 +61,7 @@ def test_every_request_type_has_exactly_one_row() -> None:
 def test_wire_names_keep_their_order_in_errors() -> None:
     assert REQUEST_TYPES == (
         "get", "set", "delete", "mget", "mset", "ping", "stats", "join", "locate", "inspect", "remove_node",
-        "expire", "persist", "ttl", "incr",
+        "expire", "persist", "ttl", "incr", "auth",
     )
 
 
@@ -97,6 +100,7 @@ EXPECTED = [
     (Join("n"), Route.NODE),
     (Locate("k"), Route.NODE),
     (RemoveNode("n"), Route.NODE),
+    (Auth(None, "pw"), Route.NODE),
 ]
 
 
@@ -123,3 +127,22 @@ def test_keys_and_items_columns() -> None:
     assert KINDS[MSet].items(MSet((("a", 1), ("b", 2)), ttl=5.0), 10.0) == (("a", 1, 15.0), ("b", 2, 15.0))
     assert KINDS[WriteRecord].items(WriteRecord("k", 1, 42.5), 10.0) == (("k", 1, 42.5),)
     assert {kind.type for kind in KINDS.values() if kind.items is not None} == {Set, MSet, WriteRecord}
+
+
+def test_acl_categories_column() -> None:
+    """Issue 13: what a user needs (@read, @write, @admin) to send each kind; ping and
+    auth need nothing, and stats, inspect, remove_node are @admin."""
+    categories = {kind.type: kind.category for kind in KINDS.values() if kind.decoders}
+    assert categories == {
+        Get: "read", MGet: "read", Ttl: "read", Locate: "read",
+        Set: "write", Delete: "write", MSet: "write", Expire: "write", Incr: "write",
+        Stats: "admin", Inspect: "admin", RemoveNode: "admin", Join: "admin",
+        Ping: None, Auth: None,
+    }
+
+
+def test_auth_field_checks_and_secret_kept_out_of_repr() -> None:
+    assert "s3cret" not in repr(decode_request({"type": "auth", "password": "s3cret"}))
+    for bad in ({"type": "auth"}, {"type": "auth", "password": 5}, {"type": "auth", "user": "", "password": "x"}):
+        with pytest.raises(BadRequestError):
+            decode_request(bad)

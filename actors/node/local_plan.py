@@ -2,7 +2,8 @@
 
 A plain object the ``Node`` actor drives through :class:`~actors.cluster.node_io.NodeIO`.
 While the cluster is this node alone, every request is planned here: the node answers
-what it can itself (ping, join, locate, remove-node, decode errors) and turns the rest
+what it can itself (ping, join, locate, remove-node, decode errors, an ``auth`` when the
+node has no passwords, replies its host already gave, see ``ClientBatch``) and turns the rest
 into store operations through the request kinds table (:mod:`actors.store.plan`),
 stamped with the node's clock and absolute deadlines (``wall + ttl``); the store's
 results become the replies. Runs of plain gets or sets in one batch become one store
@@ -24,8 +25,10 @@ from typing import Any, Callable
 from actors.cluster.lifecycle import Lifecycle
 from actors.cluster.node_io import NodeIO
 from actors.node.ordering import ReplySlots
+from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import (
     Ack,
+    Auth,
     ErrorReply,
     Get,
     Join,
@@ -49,6 +52,22 @@ from actors.store.plan import Stamp, local_reply, plan_local, with_rid
 __all__ = ["LocalPlanner"]
 
 Ops = list[tuple[int, StoreOp]]
+
+
+def _auth_without_passwords(request: Auth) -> Reply:
+    """An ``auth`` that reached the node: the host has no passwords (a host that has
+    answers ``auth`` itself). As Redis with no password set: the default user takes any
+    password when named; unnamed, the client is told its configuration is wrong."""
+    if request.user == "default":
+        return Ack(request.rid)
+    if request.user is None:
+        return ErrorReply(
+            ErrorCode.BAD_REQUEST,
+            "auth called without any password configured for the default user; "
+            "is the client's configuration correct?",
+            request.rid,
+        )
+    return ErrorReply(ErrorCode.WRONGPASS, "invalid username-password pair or user is disabled.", request.rid)
 
 
 class LocalPlanner:
@@ -174,6 +193,10 @@ class LocalPlanner:
             return request
         if t is Ping:
             return Pong(request.rid)
+        if t is Ack:  # answered by the host (a successful auth)
+            return request
+        if t is Auth:
+            return _auth_without_passwords(request)
         if t is Join:
             # The Go original's join message: acknowledged; nodes join by gossip (see docs/protocol.md).
             self.io.trace("join", peer=request.node_id)

@@ -12,7 +12,7 @@ replies for one connection leave in the order its requests arrived, batch after 
 
 from __future__ import annotations
 
-from actors.protocol.messages import ErrorReply, Reply, ReplyTo, Request, message
+from actors.protocol.messages import Ack, ErrorReply, Reply, ReplyTo, Request, message
 
 __all__ = ["BatchReply", "ClientBatch", "ClientConnected", "ClientDisconnected"]
 
@@ -21,12 +21,14 @@ __all__ = ["BatchReply", "ClientBatch", "ClientConnected", "ClientDisconnected"]
 class ClientBatch:
     """Everything decoded from one socket read of connection ``conn``.
 
-    An item that failed to decode is already an :class:`ErrorReply`; it keeps its place
-    so replies stay in request order. The node answers with one :class:`BatchReply`.
+    An item that failed to decode is already an :class:`ErrorReply`, and one the host
+    answered itself (an ``auth``, a request the user may not send) is already its reply
+    (an ``Ack`` or an ``ErrorReply``); either keeps its place so replies stay in request
+    order. The node answers with one :class:`BatchReply`.
     """
 
     conn: int
-    requests: tuple[Request | ErrorReply, ...]
+    requests: tuple[Request | ErrorReply | Ack, ...]
     reply_to: ReplyTo
 
 

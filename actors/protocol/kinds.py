@@ -13,7 +13,10 @@ spread over the codec, the node and the cluster. A row (:class:`Kind`) says:
   ``nx``/``xx``/``get``/``keepttl``);
 - ``keys``: the keys it touches; ``items``: for a write of values, its
   ``(key, value, deadline)`` items at a wall time (deadlines are absolute: ``wall + ttl``);
-- ``values``: whether it carries values, whose nesting depth the decoder checks.
+- ``values``: whether it carries values, whose nesting depth the decoder checks;
+- ``category``: the ACL category a user needs to send it (``read``, ``write``, ``admin``,
+  Redis's ``@read``/``@write``/``@admin``; see ``runtime/acl.py``), or None for what any
+  connection may send (``ping``, ``auth``).
 
 How each kind becomes a store operation on a single node, and how the store's result
 becomes its reply, is the table's other half, one layer up where the store's operations
@@ -38,6 +41,7 @@ from actors.protocol.consistency import CONSISTENCY_LEVELS
 from actors.protocol.errors import BadRequestError
 from actors.protocol.internal import ReadRecord, WriteRecord
 from actors.protocol.messages import (
+    Auth,
     Delete,
     Expire,
     Get,
@@ -55,7 +59,25 @@ from actors.protocol.messages import (
 )
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
 
-__all__ = ["KINDS", "Item", "Kind", "Route", "is_data_request", "is_update", "is_write", "route_of"]
+__all__ = [
+    "ADMIN",
+    "CATEGORIES",
+    "KINDS",
+    "READ",
+    "WRITE",
+    "Item",
+    "Kind",
+    "Route",
+    "is_data_request",
+    "is_update",
+    "is_write",
+    "route_of",
+    "wire_name",
+]
+
+#: The ACL categories a request kind may need (Redis's ``@read``, ``@write``, ``@admin``).
+READ, WRITE, ADMIN = "read", "write", "admin"
+CATEGORIES = (READ, WRITE, ADMIN)
 
 #: A decoder: ``(wire object, rid)``, plus ``max_depth`` for kinds that carry values.
 Decoder = Callable[..., Any]
@@ -90,6 +112,7 @@ class Kind:
     items: Callable[[Any, float], tuple[Item, ...]] | None = None
     rmw_if: Callable[[Any], bool] | None = None
     values: bool = False
+    category: str | None = None
 
 
 # --- fields -----------------------------------------------------------------------------------
@@ -241,55 +264,84 @@ def _incr(obj: dict[str, Any], rid: Any) -> Incr:
     return Incr(_key(obj), by, rid, _consistency(obj))
 
 
+# --- auth -------------------------------------------------------------------------------------
+
+
+def _auth(obj: dict[str, Any], rid: Any) -> Auth:
+    user, password = obj.get("user"), obj.get("password")
+    if user is not None and (type(user) is not str or not user):
+        raise BadRequestError("field 'user' must be a non-empty string (or absent: the default user)")
+    if type(password) is not str:
+        raise BadRequestError("field 'password' must be a string")
+    return Auth(user, password, rid)
+
+
+def _encode_auth(request: Auth) -> dict[str, Any]:
+    out = {"type": "auth", "password": request.password}
+    if request.user is not None:
+        out["user"] = request.user
+    return out
+
+
 # --- the table ----------------------------------------------------------------------------------
 
 _ROWS = (
     Kind(
-        Get, Route.READ, {"get": _get}, lambda r: {"type": "get", "key": r.key}, _one_key,
+        Get, Route.READ, {"get": _get}, lambda r: {"type": "get", "key": r.key}, _one_key, category=READ,
     ),
     Kind(
         Set, Route.WRITE, {"set": _set}, _encode_set, _one_key,
         items=lambda r, wall: ((r.key, r.value, _deadline(wall, r.ttl)),),
         rmw_if=lambda r: r.conditional,
         values=True,
+        category=WRITE,
     ),
     Kind(
         Delete, Route.WRITE, {"delete": _delete}, lambda r: {"type": "delete", "key": r.key}, _one_key,
+        category=WRITE,
     ),
     Kind(
         MGet, Route.READ, {"mget": _mget}, lambda r: {"type": "mget", "keys": list(r.keys)}, lambda r: r.keys,
+        category=READ,
     ),
     Kind(
         MSet, Route.WRITE, {"mset": _mset}, _encode_mset, lambda r: tuple(key for key, _ in r.entries),
         items=lambda r, wall: tuple((key, value, _deadline(wall, r.ttl)) for key, value in r.entries),
         values=True,
+        category=WRITE,
     ),
     Kind(Ping, Route.NODE, {"ping": lambda obj, rid: Ping(rid)}, lambda r: {"type": "ping"}, _no_keys),
-    Kind(Stats, Route.LOCAL, {"stats": lambda obj, rid: Stats(rid)}, lambda r: {"type": "stats"}, _no_keys),
+    Kind(
+        Stats, Route.LOCAL, {"stats": lambda obj, rid: Stats(rid)}, lambda r: {"type": "stats"}, _no_keys,
+        category=ADMIN,
+    ),
     Kind(
         Join, Route.NODE, {"join": lambda obj, rid: Join(_key(obj, "node_id"), rid)},
-        lambda r: {"type": "join", "node_id": r.node_id}, _no_keys,
+        lambda r: {"type": "join", "node_id": r.node_id}, _no_keys, category=ADMIN,
     ),
     Kind(
         Locate, Route.NODE, {"locate": lambda obj, rid: Locate(_key(obj), rid)},
-        lambda r: {"type": "locate", "key": r.key}, _one_key,
+        lambda r: {"type": "locate", "key": r.key}, _one_key, category=READ,
     ),
     Kind(
         Inspect, Route.LOCAL, {"inspect": lambda obj, rid: Inspect(_key(obj), rid)},
-        lambda r: {"type": "inspect", "key": r.key}, _one_key,
+        lambda r: {"type": "inspect", "key": r.key}, _one_key, category=ADMIN,
     ),
     Kind(
         RemoveNode, Route.NODE, {"remove_node": lambda obj, rid: RemoveNode(_key(obj, "node_id"), rid)},
-        lambda r: {"type": "remove_node", "node_id": r.node_id}, _no_keys,
+        lambda r: {"type": "remove_node", "node_id": r.node_id}, _no_keys, category=ADMIN,
     ),
-    Kind(Expire, Route.UPDATE, {"expire": _expire, "persist": _persist}, _encode_expire, _one_key),
+    Kind(Expire, Route.UPDATE, {"expire": _expire, "persist": _persist}, _encode_expire, _one_key, category=WRITE),
     Kind(
         Ttl, Route.READ, {"ttl": lambda obj, rid: Ttl(_key(obj), rid, _consistency(obj))},
-        lambda r: {"type": "ttl", "key": r.key}, _one_key,
+        lambda r: {"type": "ttl", "key": r.key}, _one_key, category=READ,
     ),
     Kind(
         Incr, Route.UPDATE, {"incr": _incr}, lambda r: {"type": "incr", "key": r.key, "by": r.by}, _one_key,
+        category=WRITE,
     ),
+    # Answered by the connection when the node has passwords, else by the node (see Auth).
+    Kind(Auth, Route.NODE, {"auth": _auth}, _encode_auth, _no_keys),
     # The read-modify-write coordinator's own requests: routed as data, never on the wire.
     Kind(ReadRecord, Route.READ, {}, None, _one_key),
     Kind(
@@ -300,6 +352,17 @@ _ROWS = (
 
 #: Request type -> its row.
 KINDS: dict[type, Kind] = {kind.type: kind for kind in _ROWS}
+
+
+#: Request type -> its first wire name (``expire`` for both ``expire`` and ``persist``).
+_WIRE_NAMES: dict[type, str] = {kind.type: next(iter(kind.decoders), kind.type.__name__.lower()) for kind in _ROWS}
+
+
+def wire_name(request: Any) -> str:
+    """The wire name of ``request``'s kind, for messages (``persist`` for a persist)."""
+    if type(request) is Expire and request.ttl is None:
+        return "persist"
+    return _WIRE_NAMES.get(type(request), type(request).__name__.lower())
 
 
 def route_of(request: Any) -> Route | None:

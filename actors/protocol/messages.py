@@ -20,7 +20,7 @@ built per request on the hot path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
 
 from actors.protocol.errors import ErrorCode
@@ -32,6 +32,7 @@ message = dataclass(slots=True, unsafe_hash=True)
 __all__ = [
     "REPLY_TYPES",
     "Ack",
+    "Auth",
     "Delete",
     "ErrorReply",
     "Expire",
@@ -196,8 +197,20 @@ class RemoveNode:
     rid: Any = None
 
 
+@message
+class Auth:
+    """Authenticate the connection as ``user`` (None: ``default``). Answered by the
+    connection itself when the node has passwords (``runtime/acl.py``); the node only
+    sees one when it has none (and answers as Redis does then). The password is never
+    part of ``repr``."""
+
+    user: str | None
+    password: str = field(repr=False)
+    rid: Any = None
+
+
 Request: TypeAlias = (
-    Get | Set | Delete | MGet | MSet | Ping | Stats | Join | Locate | Inspect | RemoveNode | Expire | Ttl | Incr
+    Get | Set | Delete | MGet | MSet | Ping | Stats | Join | Locate | Inspect | RemoveNode | Expire | Ttl | Incr | Auth
 )
 
 
