@@ -14,6 +14,8 @@ Limits checked as bytes arrive or leave (by the connections, no timer involved):
 - ``--max-clients``: a connection over the limit is refused (one error line, then close);
   on the JSON/msgpack port it may still present a peer ``hello`` within
   :data:`PEER_HELLO_GRACE_S` (see :class:`runtime.connection.ClientConnection`);
+- a peer handshake (hello, challenge, auth) completes within :data:`PEER_HELLO_GRACE_S`
+  of the hello, or the connection is refused (the sweep checks :attr:`ConnectionGuard.handshakes`);
 - ``--client-output-buffer-limit``: replies are encoded one at a time; unsent bytes (the
   transport's write buffer plus what is being encoded) over the hard limit cut the client
   off at once;
@@ -133,6 +135,9 @@ class ConnectionGuard:
         self.soft_over: dict[ServedConnection, None] = {}
         #: Over-limit connections that may still present a peer hello, with their deadline.
         self.probation: dict[ServedConnection, float] = {}
+        #: Connections whose peer hello was challenged, with the deadline for its ``auth``
+        #: (ordered by it: the grace is one constant).
+        self.handshakes: dict[ServedConnection, float] = {}
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._timer: asyncio.TimerHandle | None = None
         self._ticks = 0
@@ -168,6 +173,14 @@ class ConnectionGuard:
                 expired.append(conn)
             for conn in expired:
                 conn.refuse_max_clients()
+        if self.handshakes:
+            late_handshakes = []
+            for conn, deadline in self.handshakes.items():
+                if deadline > now:
+                    break
+                late_handshakes.append(conn)
+            for conn in late_handshakes:
+                conn.handshake_timed_out()
         if limits.request_read_timeout_s and self.partial:
             cutoff = now - limits.request_read_timeout_s
             late = []

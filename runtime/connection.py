@@ -9,17 +9,24 @@ output buffer limit are :class:`~runtime.served_connection.ServedConnection`'s, 
 client that pipelines without reading cannot grow our memory.
 
 Peers share the port: a msgpack connection whose first frame is a peer ``hello`` belongs
-to another node (see ``docs/protocol.md``, "Peer protocol"). A valid hello switches the
-transport to :class:`~runtime.peer_connection.PeerConnection` (``transport.set_protocol``,
-a protocol switch as h11 calls it) and this object is done; a bad one gets one error reply
-and the connection is closed. Until the switch the connection is a client under the client
-limits: the client frame limit for the hello itself, the client slot, the timeouts. At
-most ``--max-clients`` peer connections are accepted.
+to another node (see ``docs/protocol.md``, "Peer protocol"). A valid hello is answered
+with the handshake's ``challenge`` (:mod:`actors.kernel.peer_auth`); the next frame must
+be the connector's ``auth``, and only once its proof checks does the transport switch to
+:class:`~runtime.peer_connection.PeerConnection` (``transport.set_protocol``, a protocol
+switch as h11 calls it), which decodes what followed it; this object is then done. No
+frame after the hello is decoded as a peer's before that. A bad hello or auth, a hello
+from a non-loopback address on a node without a cluster secret
+(:class:`~runtime.peer_trust.PeerTrust`), gets one ``unauthorized`` error (never the
+secret) and the connection is closed. Until the switch the connection is a client under
+the client limits: the client frame limit for the hello and auth, the client slot, the
+timeouts, and the handshake must complete within
+:data:`~runtime.conn_limits.PEER_HELLO_GRACE_S` of the hello. At most ``--max-clients``
+peer connections are accepted.
 
 Over ``--max-clients``, a connection is on probation: it may still be a peer, so for
 :data:`~runtime.conn_limits.PEER_HELLO_GRACE_S` its first frame may be a peer ``hello``
-(accepted: it becomes a peer, which takes no client slot); anything else, or nothing in
-time, gets the ``max_clients`` refusal line and is closed. At most
+(and its handshake, within the same grace, makes it a peer, which takes no client slot);
+anything else, or nothing in time, gets the ``max_clients`` refusal line and is closed. At most
 :data:`~runtime.conn_limits.PROBATION_SLOTS` wait at once (a new one refuses the oldest):
 a stranger holding every client slot cannot cut the cluster apart.
 """
@@ -30,6 +37,9 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
+import msgpack
+
+from actors.kernel.peer_auth import Acceptor, PeerAuthError
 from actors.protocol.codec import request_or_error
 from actors.protocol.errors import BadRequestError, ErrorCode
 from actors.protocol.edge import BatchReply, ClientBatch
@@ -47,6 +57,7 @@ from runtime.framing import (
     is_msgpack_start,
 )
 from runtime.peer_connection import PeerConnection
+from runtime.peer_trust import PeerTrust
 from runtime.peers import DEFAULT_PEER_FRAME_BYTES
 from runtime.served_connection import ServedConnection
 
@@ -61,6 +72,9 @@ _BLANK = b" \t\r\n"
 
 #: The refusal a connection over ``--max-clients`` gets (Redis's words).
 MAX_CLIENTS_MESSAGE = "max number of clients reached"
+
+#: The handshake's own frames (a challenge carries bytes: msgpack bin).
+_pack_frame = msgpack.Packer(use_bin_type=True).pack
 
 
 class ClientConnection(ServedConnection):
@@ -77,6 +91,7 @@ class ClientConnection(ServedConnection):
         partitions: int | None = None,
         max_peer_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES,
         guard: ConnectionGuard | None = None,
+        trust: PeerTrust | None = None,
     ) -> None:
         super().__init__(conn_id, node, on_closed, guard)
         self.max_request_bytes = max_request_bytes
@@ -90,6 +105,10 @@ class ClientConnection(ServedConnection):
         self._first_frame_pending = False
         #: Over --max-clients: only a peer hello may follow (see the module docstring).
         self._probation = False
+        #: Whom this node peers with (the cluster secret, the loopback rule).
+        self.trust = trust if trust is not None else PeerTrust()
+        #: A hello was challenged: the handshake and the hello's address, until ``auth``.
+        self._handshake: tuple[Acceptor, str] | None = None
 
     def _over_max_clients(self) -> None:
         guard = self.guard
@@ -107,6 +126,9 @@ class ClientConnection(ServedConnection):
         if self._close_when_flushed or self._draining:
             return
         self.last_active = self.guard.now
+        if self._handshake is not None:
+            self._auth_frame(data)
+            return
         decoder = self._decoder
         if decoder is None:
             stripped = data.lstrip(_BLANK)
@@ -158,7 +180,8 @@ class ClientConnection(ServedConnection):
     # --- the switch to the peer protocol -----------------------------------------------
 
     def _hello(self, obj: dict[str, Any], decoder: MsgpackDecoder) -> None:
-        """The first frame is a hello: hand the transport to a peer protocol, or refuse and close."""
+        """The first frame is a hello: answer the challenge (or refuse and close), then
+        wait for the connector's ``auth`` (:meth:`_auth_frame`)."""
         try:
             node_id, addr, partitions = decode_hello(obj)
             if self.partitions is not None and partitions != self.partitions:
@@ -173,12 +196,77 @@ class ClientConnection(ServedConnection):
             else:
                 self._refuse(ErrorReply(exc.code, exc.message))
             return
-        guard = self.guard
-        if guard.peers >= guard.limits.max_clients:
-            logger.warning("refusing peer connection %s from %s: --max-clients peers connected", self.remote(), node_id)
-            guard.counters["rejected_connections"] += 1
-            self._refuse(ErrorReply(ErrorCode.MAX_CLIENTS, "max number of peer connections reached"))
+        if not self._peer_slot_free(node_id):
             return
+        trust = self.trust
+        peername = self.transport.get_extra_info("peername") if self.transport is not None else None
+        why = trust.refusal(peername[0] if isinstance(peername, tuple) and peername else None)
+        try:
+            if why is not None:
+                raise PeerAuthError(why)
+            acceptor = trust.acceptor()
+            challenge = acceptor.on_hello(node_id, obj)
+        except PeerAuthError as exc:
+            self._unauthorized(node_id, exc.message)
+            return
+        self._handshake = (acceptor, addr)
+        guard = self.guard
+        if not self._probation:  # (on probation its grace already runs)
+            guard.handshakes[self] = guard.now + PEER_HELLO_GRACE_S
+        assert self.transport is not None
+        self.transport.write(_pack_frame(challenge))
+        self._auth_frame(b"")  # a connector may have sent auth right behind (it cannot, honestly)
+
+    def _peer_slot_free(self, node_id: str) -> bool:
+        guard = self.guard
+        if guard.peers < guard.limits.max_clients:
+            return True
+        logger.warning("refusing peer connection %s from %s: --max-clients peers connected", self.remote(), node_id)
+        guard.counters["rejected_connections"] += 1
+        self._refuse(ErrorReply(ErrorCode.MAX_CLIENTS, "max number of peer connections reached"))
+        return False
+
+    def _unauthorized(self, node_id: str, why: str) -> None:
+        logger.warning("refusing peer connection %s claiming to be %r: %s", self.remote(), node_id, why)
+        self._refuse(ErrorReply(ErrorCode.UNAUTHORIZED, why))
+
+    def _auth_frame(self, data: bytes) -> None:
+        """Until the handshake completes, the one frame awaited is ``auth``; the frames
+        pipelined behind it stay undecoded bytes until its proof checks."""
+        decoder = self._decoder
+        handshake = self._handshake
+        assert isinstance(decoder, MsgpackDecoder) and handshake is not None
+        acceptor, addr = handshake
+        frames = decoder.feed(data, raw=True, limit=1)
+        if not frames:
+            self._note_input(decoder.buffered, False)
+            return
+        obj = frames[0]
+        claimed = acceptor.peer_id or "?"
+        try:
+            if type(obj) is ErrorReply:  # too large or corrupt for a handshake frame
+                raise PeerAuthError(f"unreadable auth frame: {obj.message}")
+            node_id = acceptor.on_auth(obj)
+        except PeerAuthError as exc:
+            self._unauthorized(claimed, exc.message)
+            return
+        self._handshake = None
+        self.guard.handshakes.pop(self, None)
+        if self._peer_slot_free(node_id):
+            self._become_peer(node_id, addr, decoder)
+
+    def handshake_timed_out(self) -> None:
+        """Called by the sweep: ``auth`` did not follow the hello within the grace."""
+        claimed = (self._handshake[0].peer_id if self._handshake is not None else None) or "?"
+        self._unauthorized(claimed, f"the peer handshake did not complete within {PEER_HELLO_GRACE_S:g}s")
+
+    def _release(self) -> None:
+        super()._release()
+        self.guard.handshakes.pop(self, None)
+
+    def _become_peer(self, node_id: str, addr: str, decoder: MsgpackDecoder) -> None:
+        """The handshake proved ``node_id``: hand the transport to a peer protocol."""
+        guard = self.guard
         # From here on this is not a client connection: it gives back what it held as one.
         if self._probation:
             self._probation = False
@@ -191,6 +279,8 @@ class ClientConnection(ServedConnection):
 
     def _refuse(self, error: ErrorReply) -> None:
         """Answer one error and close (a bad hello): nothing else is read."""
+        self._handshake = None
+        self.guard.handshakes.pop(self, None)
         self._answer_and_close(encode_msgpack_reply(error))
 
     # --- reply target (called by the node, on the loop thread) ------------------------

@@ -12,7 +12,9 @@ even for port 0; build the peer links and the actors' ``Ctx`` with ``send`` wire
 them; spawn the node's actors; then accept connections.
 
 Start-up warns when ``--max-memory`` is unset and the node listens on anything but a
-loopback address: keys and values could then fill the machine's memory.
+loopback address: keys and values could then fill the machine's memory. Without
+``--cluster-secret-file`` it says that only loopback peers are accepted (in and out):
+every peer connection opens with a challenge-response over that secret (docs/protocol.md).
 
 SIGINT or SIGTERM: the node leaves the cluster gracefully (hands its partitions off,
 announces ``left``; at most ``--leave-timeout`` seconds, a second signal cuts it short),
@@ -58,6 +60,7 @@ from runtime.gc_pacer import GcPacer
 from runtime.host import real_ctx
 from runtime.trace_file import TraceFile
 from runtime.loop_scheduler import LoopScheduler
+from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, PeerTrust, read_secret_file
 from runtime.peers import PeerLinks
 from runtime.server import CacheServer
 
@@ -185,12 +188,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     _config_option(cluster, "hint_limit", type=non_negative_count, metavar="N")
     _config_option(cluster, "leave_timeout_s", type=seconds, metavar="SECONDS")
     _config_option(cluster, "max_clock_skew_s", type=positive_seconds, metavar="SECONDS")
+    cluster.add_argument(
+        "--cluster-secret-file", metavar="PATH",
+        help="file holding the cluster's shared secret (its bytes, surrounding whitespace stripped); "
+        "every peer connection proves it both ways. Without it a node peers with loopback addresses only",
+    )
     args = parser.parse_args(argv)
     if args.partitions > MAX_PARTITIONS:
         parser.error(f"argument --partitions: must be at most {MAX_PARTITIONS}")
     if args.max_value_depth > MAX_SUPPORTED_VALUE_DEPTH:
         parser.error(f"argument --max-value-depth: must be at most {MAX_SUPPORTED_VALUE_DEPTH}")
     args.peers = list(dict.fromkeys(args.peers))  # the same contact twice is one contact
+    args.cluster_secret = b""
+    if args.cluster_secret_file is not None:
+        try:
+            args.cluster_secret = read_secret_file(args.cluster_secret_file)
+        except ValueError as exc:
+            parser.error(f"argument --cluster-secret-file: {exc}")
     try:
         node_config(args)
     except ValueError as exc:  # a combination NodeConfig refuses
@@ -222,6 +236,11 @@ def client_limits(args: argparse.Namespace) -> ClientLimits:
         max_input_buffer=args.max_input_buffer_bytes,
         max_value_depth=args.max_value_depth,
     )
+
+
+def peer_trust(args: argparse.Namespace) -> PeerTrust:
+    """Whom the node peers with: its id and ``--cluster-secret-file``'s secret."""
+    return PeerTrust(node_id=args.node_id, secret=args.cluster_secret)
 
 
 def memory_warning(host: str, max_memory: int) -> str | None:
@@ -330,8 +349,9 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     scheduler = LoopScheduler(loop)
     scheduler.bind_thread()
+    trust = peer_trust(args)
     server = CacheServer(
-        max_request_bytes=args.max_request_bytes, partitions=args.partitions, limits=client_limits(args)
+        max_request_bytes=args.max_request_bytes, partitions=args.partitions, limits=client_limits(args), trust=trust
     )
     try:
         host, bound_port = await server.start(args.host, args.port, start_serving=False)
@@ -359,7 +379,13 @@ async def serve(args: argparse.Namespace) -> int:
     address = advertised_address(args, host, bound_port)
     contacts = tuple(peer for peer in args.peers if peer != address)  # a shared contact list may name us
     config = node_config(args, address, contacts)
-    links = PeerLinks(encode_hello(args.node_id, address, config.partitions), encode_peer, loop=loop)
+    links = PeerLinks(
+        encode_hello(args.node_id, address, config.partitions),
+        encode_peer,
+        secret=trust.secret,
+        loopback_only=trust.loopback_only,
+        loop=loop,
+    )
     trace = TraceFile(args.trace, loop) if args.trace else None
     refs = spawn_node(
         real_ctx(args.node_id, scheduler, trace=trace, send=links.send, host_stats=server.stats), config
@@ -386,6 +412,8 @@ async def serve(args: argparse.Namespace) -> int:
     warning = memory_warning(args.host, args.max_memory)
     if warning is not None:
         logger.warning("%s", warning)
+    if trust.loopback_only:
+        logger.warning("%s", LOOPBACK_ONLY_MESSAGE)
 
     exit_code = 0
     while not stop.is_set():

@@ -10,10 +10,18 @@ the event-loop thread inside an actor turn and never blocks or raises:
   and its frame appended to the link's queue;
 - a link with no connection starts one (lazily, on its first send); while it connects,
   or waits to retry, frames wait in the queue;
+- every new connection opens with the peer handshake (:mod:`actors.kernel.peer_auth`):
+  the ``hello`` the system gave plus a fresh nonce; then the link waits (at most
+  ``connect_timeout``) for the receiver's ``challenge``, checks its proof under the
+  cluster secret, records which node answered (``peer_stats``' ``peer``), and writes
+  ``auth`` together with whatever queued up. A challenge that fails, or none in time,
+  closes the connection, logged once per outage, and the link retries with its backoff;
+- without a secret (``loopback_only``) the link connects to loopback addresses only: a
+  literal non-loopback address is never dialled, a name that resolves elsewhere is
+  closed before the hello;
 - a connected link is flushed once per loop turn: the first frame queued in a turn arms
   one ``call_soon`` for every link, which writes each link's frames with a single
-  ``transport.write``. The first bytes on a new connection are the ``hello`` frame the
-  system gave (it names this node to the receiver), written together with whatever queued up;
+  ``transport.write``;
 - backpressure: while the transport's buffer is above its high-water mark
   (``pause_writing``) frames stay in the queue and go out on ``resume_writing``;
 - the queue is bounded (frames and bytes): beyond the bound the oldest frames are dropped
@@ -23,13 +31,14 @@ the event-loop thread inside an actor turn and never blocks or raises:
   nothing queued when its retry comes due goes idle and reconnects on its next send.
 
 Links are one-way: the receiver never answers on them (its replies come back on its own
-link to us), except one error reply to a refused hello, which we log.
+link to us), except the handshake's challenge and one error reply to a refused hello or
+auth, which we log.
 
 Frames already handed to a transport when its connection dies are lost with it (TCP
 gives no way to know what the peer read); they count as ``sent``.
 
 The transport knows nothing of the system whose messages it carries: the system gives
-it the hello and the function that turns a message into a msgpack-able object (the
+it the cluster secret, the hello and the function that turns a message into a msgpack-able object (the
 cache's are :func:`actors.protocol.peer_codec.encode_hello` and ``encode_peer``, wired
 in :mod:`runtime.node`), so any actor system can use it.
 """
@@ -38,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import logging
 import socket
 import ssl
@@ -46,7 +56,9 @@ from typing import Any, Callable
 
 import msgpack
 
-from runtime.addresses import parse_address
+from actors.kernel.peer_auth import CHALLENGE, Connector, PeerAuthError
+from runtime.addresses import is_loopback, parse_address
+from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, new_nonce
 
 __all__ = ["DEFAULT_PEER_FRAME_BYTES", "PeerLinks"]
 
@@ -60,9 +72,11 @@ DEFAULT_PEER_FRAME_BYTES = 64 << 20
 # Lone surrogates are valid in strings a JSON client stored; peers carry them faithfully.
 _PEER_UNICODE_ERRORS = "surrogatepass"
 
-_IDLE, _CONNECTING, _CONNECTED, _BACKOFF, _CLOSED = "idle", "connecting", "connected", "backoff", "closed"
+_IDLE, _CONNECTING, _HANDSHAKE, _CONNECTED, _BACKOFF, _CLOSED = (
+    "idle", "connecting", "handshake", "connected", "backoff", "closed"
+)
 
-_COUNTERS = ("sent", "dropped", "connects", "failures", "disconnects", "unencodable", "refused")
+_COUNTERS = ("sent", "dropped", "connects", "failures", "disconnects", "unencodable", "refused", "auth_failures")
 
 
 class _LinkProtocol(asyncio.Protocol):
@@ -91,13 +105,14 @@ class _LinkProtocol(asyncio.Protocol):
         self.link._on_pause(self, False)
 
     def data_received(self, data: bytes) -> None:
-        # A receiver only ever writes one error reply (to a hello it refuses), then closes.
+        # A receiver only ever writes its challenge, or one error reply (to a hello or an
+        # auth it refuses) and closes.
         if self._unpacker is None:
             self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 16)
         try:
             self._unpacker.feed(data)
             for obj in self._unpacker:
-                self.link._on_refused(obj)
+                self.link._on_frame(self, obj)
         except Exception:  # noqa: BLE001 - whatever it sent, we are not listening
             logger.debug("unreadable bytes from peer %s", self.link.address)
 
@@ -110,6 +125,7 @@ class _Link:
 
     __slots__ = (
         "_dropping",
+        "_handshake",
         "_last_refusal",
         "_outage_logged",
         "address",
@@ -120,6 +136,7 @@ class _Link:
         "dirty",
         "owner",
         "paused",
+        "peer_id",
         "protocol",
         "queue",
         "queued_bytes",
@@ -146,6 +163,10 @@ class _Link:
         self._dropping = False
         self._last_refusal = ""
         self._outage_logged = False  # an outage was logged at INFO: log the recovery too
+        #: The handshake of the connection in progress (state _HANDSHAKE), and its timer.
+        self._handshake: tuple[Connector, asyncio.TimerHandle] | None = None
+        #: The node id the last completed handshake proved at this address.
+        self.peer_id: str | None = None
 
     # --- queueing -----------------------------------------------------------------
 
@@ -181,9 +202,9 @@ class _Link:
 
     def flush(self, prefix: bytes = b"") -> None:
         """Write ``prefix`` and everything queued in one ``write`` (the queue waits while
-        the transport is paused)."""
+        the transport is paused, and until the handshake completed)."""
         transport = self.transport
-        if transport is None:
+        if transport is None or self.state is not _CONNECTED:
             return
         queue = self.queue
         if self.paused or not queue:
@@ -211,6 +232,8 @@ class _Link:
         owner = self.owner
         try:
             host, port = parse_address(self.address)
+            if owner.loopback_only and _is_ip(host) and not is_loopback(host):
+                raise _NotLoopback(LOOPBACK_ONLY_MESSAGE)
             await asyncio.wait_for(
                 owner.loop.create_connection(lambda: protocol, host, port, ssl=owner.tls), owner.connect_timeout
             )
@@ -226,9 +249,12 @@ class _Link:
     def _connect_failed(self, exc: Exception) -> None:
         self.protocol = None
         self.counts["failures"] += 1
-        level = logging.DEBUG if self._outage_logged else logging.INFO
-        self._outage_logged = True
-        logger.log(level, "peer %s: cannot connect: %s", self.address, _describe(exc))
+        if isinstance(exc, _NotLoopback):
+            self._log_refusal("not connecting to peer %s: %s", str(exc))
+        else:
+            level = logging.DEBUG if self._outage_logged else logging.INFO
+            self._outage_logged = True
+            logger.log(level, "peer %s: cannot connect: %s", self.address, _describe(exc))
         self._retry_later()
 
     def _retry_later(self) -> None:
@@ -255,8 +281,63 @@ class _Link:
             return
         owner = self.owner
         self.transport = transport
-        self.state = _CONNECTED
         self.paused = False
+        peername = transport.get_extra_info("peername")
+        if owner.loopback_only and not (isinstance(peername, tuple) and is_loopback(str(peername[0]))):
+            self._log_refusal("not connecting to peer %s: %s", LOOPBACK_ONLY_MESSAGE)
+            transport.abort()  # (connection_lost follows: retried with the backoff)
+            return
+        self.state = _HANDSHAKE
+        connector = Connector(owner.secret, owner.node_id, new_nonce(), owner.hello_fields)
+        timer = owner.loop.call_later(owner.connect_timeout, self._handshake_timed_out, protocol)
+        self._handshake = (connector, timer)
+        transport.write(owner._pack(connector.hello()))
+
+    def _handshake_timed_out(self, protocol: _LinkProtocol) -> None:
+        if self.protocol is protocol and self.state is _HANDSHAKE and self.transport is not None:
+            self._auth_failed(f"no challenge within {self.owner.connect_timeout:g}s")
+
+    def _auth_failed(self, why: str) -> None:
+        self.counts["auth_failures"] += 1
+        self._log_refusal("peer %s: handshake failed: %s", why)
+        if self.transport is not None:
+            self.transport.abort()  # (connection_lost follows: retried with the backoff)
+
+    def _log_refusal(self, fmt: str, text: str) -> None:
+        """A refusal is logged once per outage: a new reason at WARNING, a repeat at DEBUG."""
+        level = logging.WARNING if text != self._last_refusal else logging.DEBUG
+        self._last_refusal = text
+        self._outage_logged = True
+        logger.log(level, fmt, self.address, text)
+
+    def _on_frame(self, protocol: _LinkProtocol, obj: Any) -> None:
+        """A frame from the receiver: its challenge (while handshaking), else a refusal."""
+        if self.protocol is not protocol:
+            return
+        handshake = self._handshake
+        if self.state is not _HANDSHAKE or handshake is None or type(obj) is not dict or obj.get("type") != CHALLENGE:
+            self._on_refused(obj)
+            return
+        connector, timer = handshake
+        timer.cancel()
+        self._handshake = None
+        try:
+            auth = connector.on_challenge(obj)
+        except PeerAuthError as exc:
+            self._auth_failed(exc.message)
+            return
+        if self.peer_id is not None and connector.peer_id != self.peer_id:
+            logger.info("peer %s: now answered by node %r (was %r)", self.address, connector.peer_id, self.peer_id)
+        self.peer_id = connector.peer_id
+        self._authenticated(self.owner._pack(auth))
+
+    def _authenticated(self, auth: bytes) -> None:
+        """The receiver proved it holds the secret: write ``auth`` and what queued up."""
+        owner = self.owner
+        transport = self.transport
+        assert transport is not None
+        self.state = _CONNECTED
+        self._last_refusal = ""
         self.connected_at = time.monotonic()
         self.counts["connects"] += 1
         sock = transport.get_extra_info("socket")
@@ -268,12 +349,15 @@ class _Link:
         transport.set_write_buffer_limits(high=owner.high_water)
         level = logging.INFO if self._outage_logged else logging.DEBUG
         self._outage_logged = False
-        logger.log(level, "peer %s: connected", self.address)
-        self.flush(prefix=owner.hello)
+        logger.log(level, "peer %s: connected (node %s)", self.address, self.peer_id)
+        self.flush(prefix=auth)
 
     def _on_lost(self, protocol: _LinkProtocol, exc: Exception | None) -> None:
         if self.protocol is not protocol:
             return
+        if self._handshake is not None:
+            self._handshake[1].cancel()
+            self._handshake = None
         self.protocol = None
         self.transport = None
         self.paused = False
@@ -306,9 +390,7 @@ class _Link:
         self.counts["refused"] += 1
         message = obj.get("message") if type(obj) is dict else None
         text = str(message) if message else repr(obj)[:200]
-        level = logging.WARNING if text != self._last_refusal else logging.DEBUG
-        self._last_refusal = text
-        logger.log(level, "peer %s refused our connection: %s", self.address, text)
+        self._log_refusal("peer %s refused our connection: %s", text)
 
     # --- shutdown ---------------------------------------------------------------
 
@@ -316,6 +398,9 @@ class _Link:
         if self.state is _CONNECTED:
             self.flush()  # best effort: what this turn queued (e.g. a last gossip) goes out
         self.state = _CLOSED
+        if self._handshake is not None:
+            self._handshake[1].cancel()
+            self._handshake = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -326,6 +411,18 @@ class _Link:
         self.counts["dropped"] += len(self.queue)
         self.queue.clear()
         self.queued_bytes = 0
+
+
+class _NotLoopback(Exception):
+    """A link without a cluster secret was asked to reach a non-loopback address."""
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _describe(exc: BaseException | None) -> str:
@@ -341,8 +438,10 @@ def _describe(exc: BaseException | None) -> str:
 class PeerLinks:
     """One outbound link per peer address, for one node.
 
-    ``hello`` is the first frame on every connection (a msgpack-able object naming this
-    node to the receiver); ``encode`` turns each message given to :meth:`send` into a
+    ``hello`` is the system's part of the first frame on every connection (a msgpack-able
+    map naming this node to the receiver in its ``node_id``; the handshake adds its nonce);
+    ``secret`` is the cluster secret the handshake proves (b"": none, and then
+    ``loopback_only`` defaults to True: no link reaches another machine); ``encode`` turns each message given to :meth:`send` into a
     msgpack-able object (it may raise: the message is then dropped and counted
     ``unencodable``). ``send`` is the runtime ``Ctx``'s peer transport; call it (and
     everything else here) on the event-loop thread only. ``tls``: connect with TLS.
@@ -350,9 +449,11 @@ class PeerLinks:
 
     def __init__(
         self,
-        hello: Any,
+        hello: dict[str, Any],
         encode: Callable[[Any], Any],
         *,
+        secret: bytes = b"",
+        loopback_only: bool | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         max_queue_frames: int = 10_000,
         max_queue_bytes: int = 16 << 20,
@@ -378,7 +479,13 @@ class PeerLinks:
         self.tls = tls
         self._pack = msgpack.Packer(use_bin_type=True, unicode_errors=_PEER_UNICODE_ERRORS).pack
         self._encode = encode
-        self.hello = self._pack(hello)
+        node_id = hello.get("node_id") if type(hello) is dict else None
+        if type(node_id) is not str or not node_id:
+            raise ValueError("the hello must be a map naming this node in 'node_id'")
+        self.node_id = node_id
+        self.hello_fields = hello
+        self.secret = secret
+        self.loopback_only = not secret if loopback_only is None else loopback_only
         self._links: dict[str, _Link] = {}
         self._dirty: list[_Link] = []
         self._flush_armed = False
@@ -442,11 +549,13 @@ class PeerLinks:
         return out
 
     def peer_stats(self) -> dict[str, dict[str, Any]]:
-        """Per address: the link's state, whether its transport is paused, its queue, the
-        bytes waiting in the transport's own buffer, and its counters."""
+        """Per address: the link's state, the node id its last handshake proved (``peer``),
+        whether its transport is paused, its queue, the bytes waiting in the transport's
+        own buffer, and its counters."""
         return {
             address: {
                 "state": link.state,
+                "peer": link.peer_id,
                 "paused": link.paused,
                 "queued": len(link.queue),
                 "queued_bytes": link.queued_bytes,

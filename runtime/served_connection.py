@@ -261,6 +261,10 @@ class ServedConnection(asyncio.Protocol):
         logger.debug("closing %s: partial request of %d bytes timed out", self.remote(), self.held_input)
         self.kill()
 
+    def handshake_timed_out(self) -> None:
+        """Called by the sweep: a peer handshake begun here did not complete in time."""
+        self.kill()
+
     def refuse_max_clients(self) -> None:
         """Answer the ``max_clients`` refusal and close (counted in ``rejected_connections``)."""
         guard = self.guard

@@ -26,6 +26,7 @@ from pykka import ActorRef
 from runtime.conn_limits import ClientLimits, ConnectionGuard
 from runtime.connection import ClientConnection
 from runtime.peer_connection import PeerConnection
+from runtime.peer_trust import PeerTrust
 from runtime.peers import DEFAULT_PEER_FRAME_BYTES
 from runtime.resp_session import RespServerInfo
 from runtime.resp_connection import RespConnection
@@ -46,8 +47,11 @@ class CacheServer:
         partitions: int | None = None,
         max_peer_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES,
         limits: ClientLimits | None = None,
+        trust: PeerTrust | None = None,
     ) -> None:
         self.node = node
+        #: Whom this node peers with: its id and cluster secret for the peer handshake.
+        self.trust = trust if trust is not None else PeerTrust()
         self.max_request_bytes = max_request_bytes
         #: A peer's hello must name this partition count (None: accept any).
         self.partitions = partitions
@@ -81,6 +85,7 @@ class CacheServer:
             partitions=self.partitions,
             max_peer_frame_bytes=self.max_peer_frame_bytes,
             guard=self.guard,
+            trust=self.trust,
         )
         self.connections.add(conn)
         return conn

@@ -15,6 +15,8 @@ from typing import Any
 import msgpack
 import pytest
 
+from actors.kernel.peer import FromPeer
+from actors.kernel.peer_auth import NONCE_BYTES, Connector
 from actors.protocol.edge import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
 from actors.protocol.messages import Pong, Value, Values
 from actors.protocol.peer_codec import encode_hello
@@ -100,6 +102,17 @@ def client(guard: ConnectionGuard, node: Node | None = None, transport: Transpor
     transport.set_protocol(conn)
     conn.connection_made(transport)
     return conn, node, transport
+
+
+def peer_hello(conn: ClientConnection, transport: Transport, node_id: str = "n2", then: bytes = b"") -> Connector:
+    """Present a peer's hello on ``conn`` and, once challenged, its auth (with ``then``
+    right behind it), as a node without a cluster secret does on loopback."""
+    connector = Connector(b"", node_id, bytes(NONCE_BYTES), encode_hello(node_id, "127.0.0.1:9", 256))
+    start = len(transport.written)
+    conn.data_received(msgpack.packb(connector.hello(), use_bin_type=True))
+    challenge = msgpack.unpackb(bytes(transport.written[start:]))
+    transport.protocol.data_received(msgpack.packb(connector.on_challenge(challenge), use_bin_type=True) + then)
+    return connector
 
 
 def run(coro: Any) -> Any:
@@ -339,9 +352,8 @@ def test_peer_frames_count_in_the_input_budget_and_the_read_timeout() -> None:
     guard = ConnectionGuard(ClientLimits(request_read_timeout_s=5.0, max_input_buffer=10 << 20))
     t0 = guard.now
     conn, node, transport = client(guard)
-    hello = msgpack.packb(encode_hello("peer", "127.0.0.1:9", 256), use_bin_type=True)
     partial = b"\x81\xa1k\xc6" + (100_000).to_bytes(4, "big") + b"\x00" * 3000  # {"k": <bin of 100,000>}, cut
-    conn.data_received(hello + partial)
+    peer_hello(conn, transport, "peer", then=partial)
     peer = transport.protocol
     assert type(peer) is PeerConnection and peer.peer == ("peer", "127.0.0.1:9")
     assert guard.clients == 0 and guard.peers == 1
@@ -381,10 +393,46 @@ def test_over_max_clients_a_peer_hello_is_still_accepted() -> None:
     guard = ConnectionGuard(ClientLimits(max_clients=1))
     client(guard)
     conn, node, transport = client(guard)
-    conn.data_received(msgpack.packb(encode_hello("n2", "127.0.0.1:9", 256), use_bin_type=True))
+    peer_hello(conn, transport)
     assert transport.protocol.peer == ("n2", "127.0.0.1:9") and not transport.closed
     assert guard.clients == 1 and guard.peers == 1 and not guard.probation
     assert guard.counters["rejected_connections"] == 0
+
+
+def test_over_max_clients_a_hello_without_auth_is_refused_after_the_grace() -> None:
+    guard = ConnectionGuard(ClientLimits(max_clients=1))
+    t0 = guard.now
+    client(guard)
+    conn, node, transport = client(guard)
+    connector = Connector(b"", "n2", bytes(NONCE_BYTES), encode_hello("n2", "127.0.0.1:9", 256))
+    conn.data_received(msgpack.packb(connector.hello(), use_bin_type=True))
+    assert msgpack.unpackb(bytes(transport.written))["type"] == "challenge" and conn in guard.probation
+    guard.sweep(now=t0 + PEER_HELLO_GRACE_S + 0.01)
+    assert transport.closed and guard.peers == 0 and not guard.probation
+
+
+def test_a_hello_without_auth_is_refused_after_the_grace_and_decodes_nothing() -> None:
+    """A challenged hello holds its client slot until auth, at most the hello grace; a
+    frame that is not auth is refused (unauthorized) and never reaches the node."""
+    guard = ConnectionGuard(ClientLimits(max_clients=5))
+    connector = Connector(b"", "n2", bytes(NONCE_BYTES), encode_hello("n2", "127.0.0.1:9", 256))
+    conn, node, transport = client(guard)
+    conn.data_received(msgpack.packb(connector.hello(), use_bin_type=True))
+    conn.data_received(msgpack.packb({"type": "push_ack", "sid": 1, "applied": 1}))  # not auth
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(bytes(transport.written))
+    challenge, refusal = list(unpacker)
+    assert challenge["type"] == "challenge" and refusal["error"] == "unauthorized" and "auth" in refusal["message"]
+    assert transport.closed and guard.peers == 0 and not any(type(m) is FromPeer for m in node.told)
+    t0 = guard.now
+    quiet, _, quiet_t = client(guard)
+    quiet.data_received(msgpack.packb(connector.hello(), use_bin_type=True))
+    assert quiet in guard.handshakes and guard.clients == 2
+    guard.sweep(now=t0 + PEER_HELLO_GRACE_S / 2)
+    assert not quiet_t.closed
+    guard.sweep(now=t0 + PEER_HELLO_GRACE_S + 0.01)
+    assert quiet_t.closed and quiet not in guard.handshakes and guard.peers == 0
+    assert "did not complete" in msgpack.unpackb(bytes(quiet_t.written)[len(msgpack.packb(challenge)) :])["message"]
 
 
 def test_a_connection_that_says_nothing_is_refused_after_the_grace() -> None:
@@ -409,9 +457,9 @@ def test_probation_slots_are_bounded_the_oldest_is_refused_first() -> None:
 
 def test_a_peer_leaves_its_client_slot_to_clients() -> None:
     guard = ConnectionGuard(ClientLimits(max_clients=1))
-    conn, node, _ = client(guard)
+    conn, node, transport = client(guard)
     assert guard.clients == 1
-    conn.data_received(msgpack.packb(encode_hello("n2", "127.0.0.1:9", 256), use_bin_type=True))
+    peer_hello(conn, transport)
     assert guard.clients == 0 and isinstance(node.told[-1], ClientDisconnected)
     other, _, transport = client(guard)
     assert guard.clients == 1 and other not in guard.probation
@@ -419,14 +467,16 @@ def test_a_peer_leaves_its_client_slot_to_clients() -> None:
 
 def test_peer_connections_are_bounded_too() -> None:
     guard = ConnectionGuard(ClientLimits(max_clients=2))
-    hello = msgpack.packb(encode_hello("n", "127.0.0.1:9", 256), use_bin_type=True)
     transports = []
-    for _ in range(3):
+    for _ in range(2):
         conn, _, transport = client(guard)
-        conn.data_received(hello)
+        peer_hello(conn, transport, "n")
         transports.append(transport)
+    conn, _, transport = client(guard)
+    conn.data_received(msgpack.packb({**encode_hello("n", "127.0.0.1:9", 256), "nonce": bytes(NONCE_BYTES)}))
+    transports.append(transport)
     assert guard.peers == 2 and [t.closed for t in transports] == [False, False, True]
-    refusal = msgpack.unpackb(bytes(transports[2].written))
+    refusal = msgpack.unpackb(bytes(transports[2].written))  # at its hello: no challenge
     assert refusal["error"] == "max_clients"
 
 
@@ -458,7 +508,7 @@ def test_idle_clients_are_closed_but_not_busy_ones_nor_peers(timeout: float) -> 
     waiting, node, waiting_t = client(guard, transport=Transport(drains=True))
     waiting.data_received(b'{"type":"ping"}\n')  # the node has not answered
     peer, _, peer_t = client(guard)
-    peer.data_received(msgpack.packb(encode_hello("n2", "127.0.0.1:9", 256), use_bin_type=True))
+    peer_hello(peer, peer_t)
     connections.update([idle, waiting, peer_t.protocol])
     idle_sweeps(guard, t0 + 6.0)
     if not timeout:  # 0: never, as Redis

@@ -10,12 +10,11 @@ from __future__ import annotations
 import socket
 import time
 
-import msgpack
 import pytest
 
-from actors.protocol.peer_codec import encode_hello
 from tests.limits_support import node_stats, wait_closed
 from runtime.local_cluster import NodeProcess
+from tests.rogue_peer import RoguePeer
 from tests.wire import Conn
 
 pytestmark = pytest.mark.integration
@@ -76,8 +75,7 @@ def test_idle_clients_are_closed_after_the_timeout_but_not_active_ones_nor_peers
         assert node.resp_port is not None
         idle_json = connect(node.port)
         idle_resp = connect(node.resp_port)
-        peer = connect(node.port)  # a peer says hello, then nothing for longer than the timeout
-        peer.sendall(msgpack.packb(encode_hello("node2", "127.0.0.1:1", 256), use_bin_type=True))
+        peer = RoguePeer.open(node.port, "node2").sock  # a peer's handshake, then nothing for longer than the timeout
         started = time.monotonic()
         with Conn(node.port) as active:
             while time.monotonic() - started < 2.5:  # a request every 0.3 s: never idle a second

@@ -4,7 +4,8 @@ Values by shape (TESTING.md, "attack by shape"): deep (to 20,000 levels, lists, 
 both), wide (to 100,000 elements), huge integers (past 64 bits), floats (NaN, +-inf, -0),
 unicode (astral planes, lone surrogates), binary (msgpack, RESP), big keys (past
 ``--max-request-bytes``); frames: truncated, garbage, wrong types, wrong field types,
-corrupt msgpack, malformed RESP, peer messages after a forged ``hello``. They go to one
+corrupt msgpack, malformed RESP, peer messages after a completed handshake (the cluster
+has no secret: any loopback peer completes it) or after a malformed ``hello``. They go to one
 cluster (started once for the module) over JSON lines, msgpack, RESP and the peer
 protocol, each example on its own connection, half-closed after sending (the node answers
 what it read and closes; a node that neither answers nor closes within 10 s fails the
@@ -34,8 +35,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from actors.protocol.peer_codec import PROTOCOL_VERSION
+from actors.kernel.peer_auth import NONCE_BYTES, Connector
+from actors.protocol.peer_codec import encode_hello
 from tests.cluster import Cluster
+from tests.rogue_peer import read_frame
 
 pytestmark = pytest.mark.integration
 
@@ -221,6 +224,8 @@ class Frames:
 
     data: bytes
     requests: int | None
+    #: Run the peer handshake as this node id before sending ``data`` (peer frames).
+    peer: str | None = None
 
     def __repr__(self) -> str:  # Hypothesis prints the failing example: keep it readable
         data = self.data if len(self.data) <= 600 else self.data[:300] + b"..." + self.data[-300:]
@@ -354,30 +359,39 @@ peer_messages = st.fixed_dictionaries(
 
 @st.composite
 def peer_frames(draw: st.DrawFn) -> Frames:
-    hello = {"type": "hello", "node_id": "intruder", "addr": "127.0.0.1:1", "partitions": 256, "proto": PROTOCOL_VERSION}
+    peer: str | None = "intruder"
+    parts = []
     if draw(st.integers(0, 9)) == 0:  # now and then a hello that is not quite right
-        hello = draw(st.fixed_dictionaries({"type": st.just("hello")},
-                                           optional={"node_id": keys_or_anything, "addr": values, "partitions": scalars, "proto": scalars}))
-    parts = [to_msgpack(hello)]
+        peer = None
+        parts.append(to_msgpack(draw(st.fixed_dictionaries(
+            {"type": st.just("hello")},
+            optional={"node_id": keys_or_anything, "addr": values, "partitions": scalars, "proto": scalars, "nonce": values},
+        ))))
     for _ in range(draw(st.integers(1, 3))):
         if draw(st.integers(0, 4)) == 0:
             parts.append(draw(st.sampled_from(MSGPACK_GARBAGE) | st.binary(min_size=1, max_size=100)))
         else:
             parts.append(to_msgpack(draw(peer_messages)))
-    return Frames(b"".join(parts), 0)
+    return Frames(b"".join(parts), 0, peer)
 
 
 # --- one example: send, half-close, read everything until the node closes ----------------------
 
 
-def exchange(port: int, data: bytes) -> tuple[bytes, bool]:
-    """Send ``data`` on a new connection, half-close it, read until the node closes.
+def exchange(port: int, data: bytes, peer: str | None = None) -> tuple[bytes, bool]:
+    """Send ``data`` on a new connection (a peer's, after its handshake, with ``peer``),
+    half-close it, read until the node closes.
     Returns what was read and whether the node reset the connection (then some of it may
     be lost). A node silent for ``EXCHANGE_TIMEOUT`` without closing, or still answering
     after ``EXCHANGE_CAP``, fails the test."""
     start = time.monotonic()
     parts: list[bytes] = []
     with socket.create_connection(("127.0.0.1", port), timeout=EXCHANGE_TIMEOUT) as s:
+        if peer is not None:
+            connector = Connector(b"", peer, os.urandom(NONCE_BYTES), encode_hello(peer, "127.0.0.1:1", 256))
+            s.sendall(msgpack.packb(connector.hello(), use_bin_type=True))
+            challenge = read_frame(s, msgpack.Unpacker(raw=False), EXCHANGE_TIMEOUT)
+            s.sendall(msgpack.packb(connector.on_challenge(challenge), use_bin_type=True))
         try:
             s.sendall(data)
             s.shutdown(socket.SHUT_WR)
@@ -446,7 +460,7 @@ def check_resp_replies(data: bytes, frames: Frames, reset: bool) -> None:
 
 
 def attack(cluster: Cluster, node: int, port: int, frames: Frames, check: Any) -> None:
-    data, reset = exchange(port, frames.data)
+    data, reset = exchange(port, frames.data, frames.peer)
     check(data, frames, reset)
     proc = cluster.proc(node)
     assert proc.running, f"node{node} exited with {proc.proc.returncode}:\n{proc.log_tail(15)}"
@@ -494,11 +508,16 @@ def test_poison_over_resp(cluster: Cluster) -> None:
 
 
 def test_poison_over_the_peer_protocol(cluster: Cluster) -> None:
-    """A stranger's forged ``hello``, then generated peer messages: the node never writes
-    back on a peer connection except one error to a bad hello."""
+    """Generated peer messages after a handshake (or after a malformed hello): the node
+    never writes back on a peer connection after the handshake, and a bad hello gets one
+    error (a malformed hello's nonce may still earn its challenge first)."""
 
     def check(data: bytes, frames: Frames, reset: bool) -> None:
         replies = _unpack(data)
+        if frames.peer is not None:
+            assert not replies, f"the node wrote back on a peer connection: {replies[:3]}"
+        if replies and replies[0].get("type") == "challenge":
+            replies = replies[1:]
         assert len(replies) <= 1, f"the node wrote back on a peer connection: {replies[:3]}"
         for reply in replies:
             assert reply.get("type") == "error" and reply.get("success") is False, reply

@@ -1,8 +1,8 @@
 """Half-sent msgpack frames stay within ``--max-input-buffer-bytes`` (issue 11, by shape).
 
 The issue's slowloris sent JSON lines; the same shape in msgpack (a client's frame, or a
-peer's frame after a forged but well-formed ``hello``, which earns the 64 MiB peer frame
-limit) must be held to the same budget: what the node holds for partial input, in RSS,
+peer's frame after a completed handshake, which earns the 64 MiB peer frame limit: a
+node without a cluster secret accepts any loopback peer) must be held to the same budget: what the node holds for partial input, in RSS,
 stays within the budget plus a fixed margin (the margin ``tests/test_input_budget.py``
 allows for JSON lines), and the node serves on.
 """
@@ -12,11 +12,10 @@ from __future__ import annotations
 import socket
 import time
 
-import msgpack
 import pytest
 
-from actors.protocol.peer_codec import PROTOCOL_VERSION
 from tests.limits_support import memory_mib, node_stats
+from tests.rogue_peer import RoguePeer
 from runtime.local_cluster import NodeProcess
 from tests.wire import Conn
 
@@ -31,10 +30,13 @@ def partial_frame(size: int) -> bytes:
     return head + b"\xc6" + size.to_bytes(4, "big") + b"\0" * (size - 1024)
 
 
-def hold(port: int, payloads: list[bytes]) -> list[socket.socket]:
+def hold(port: int, payloads: list[bytes], peers: bool) -> list[socket.socket]:
     socks = []
-    for payload in payloads:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    for i, payload in enumerate(payloads):
+        if peers:
+            sock = RoguePeer.open(port, f"intruder{i}").sock
+        else:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         socks.append(sock)
         try:
             sock.sendall(payload)
@@ -43,14 +45,14 @@ def hold(port: int, payloads: list[bytes]) -> list[socket.socket]:
     return socks
 
 
-def run(payloads: list[bytes]) -> None:
+def run(payloads: list[bytes], peers: bool = False) -> None:
     node = NodeProcess("node1", "--max-input-buffer-bytes", f"{BUDGET_MIB}M", "--request-read-timeout", "60")
     socks: list[socket.socket] = []
     try:
         with Conn(node.port) as conn:
             assert conn.request({"type": "ping"})["type"] == "pong"
         before = memory_mib(node.pid)
-        socks = hold(node.port, payloads)
+        socks = hold(node.port, payloads, peers)
         time.sleep(0.5)
         after = memory_mib(node.pid)
         offered = sum(map(len, payloads)) / (1 << 20)
@@ -72,12 +74,6 @@ def test_half_sent_client_msgpack_frames_stay_within_the_budget() -> None:
 
 
 def test_half_sent_peer_frames_after_a_forged_hello_stay_within_the_budget() -> None:
-    """4 connections each say ``hello`` (well-formed: accepted, so 64 MiB frames are allowed)
-    and then hold ~30 MiB of a frame (120 MiB offered)."""
-    payloads = []
-    for i in range(4):
-        hello = msgpack.packb(
-            {"type": "hello", "node_id": f"intruder{i}", "addr": "127.0.0.1:1", "partitions": 256, "proto": PROTOCOL_VERSION}
-        )
-        payloads.append(hello + partial_frame(30 << 20))
-    run(payloads)
+    """4 connections each complete the peer handshake (so 64 MiB frames are allowed) and
+    then hold ~30 MiB of a frame (120 MiB offered)."""
+    run([partial_frame(30 << 20)] * 4, peers=True)

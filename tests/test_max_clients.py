@@ -11,11 +11,11 @@ from typing import Any
 import msgpack
 import pytest
 
-from actors.protocol.peer_codec import encode_hello
 from runtime.resp import encode_command
 from tests.cluster import eventually
 from tests.limits_support import wait_closed
 from runtime.local_cluster import NodeProcess
+from tests.rogue_peer import RoguePeer
 from tests.wire import Conn
 
 pytestmark = pytest.mark.integration
@@ -165,8 +165,7 @@ def test_an_accepted_peer_with_a_half_sent_frame_is_closed_after_the_read_timeou
     """Peers earn the 64 MiB frame limit, not the right to hold a partial frame forever."""
     node = NodeProcess("node1", "--request-read-timeout", "0.5")
     try:
-        sock = connect(node.port)
-        sock.sendall(msgpack.packb(encode_hello("node2", "127.0.0.1:1", 256), use_bin_type=True))
+        sock = RoguePeer.open(node.port, "node2").sock
         sock.sendall(b"\x81\xa1k\xc6" + (8 << 20).to_bytes(4, "big") + b"\x00" * (3 << 20))  # 3 of 8 MiB
         started = time.monotonic()
         closed, _ = wait_closed(sock, timeout=5)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -23,6 +24,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from actors.kernel.peer_auth import NONCE_BYTES, Acceptor, Connector
 from actors.protocol.edge import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
 from actors.protocol.messages import ErrorReply, Pong
 from actors.protocol.replica_ops import ItemResults, Remove, Write
@@ -222,11 +224,17 @@ def delivered(rx: Receiver, count: int, timeout: float = 5.0) -> list[FromPeer]:
     return wait_until(enough, timeout, f"{count} peer messages")
 
 
-def raw_peer_socket(port: int, hello: Any = None) -> socket.socket:
+def raw_peer_socket(port: int, hello: Any = None, handshake: bool = True) -> socket.socket:
+    """A socket to ``port``; with ``hello``, a peer's: the hello is sent and (``handshake``)
+    the handshake run with the empty secret (the receiver has none: loopback peers)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if hello is not None:
+    if hello is not None and not handshake:
         sock.sendall(msgpack.packb(hello, use_bin_type=True))
+    elif hello is not None:
+        connector = Connector(b"", hello["node_id"], os.urandom(NONCE_BYTES), hello)
+        sock.sendall(msgpack.packb(connector.hello(), use_bin_type=True))
+        sock.sendall(msgpack.packb(connector.on_challenge(read_msgpack_reply(sock)), use_bin_type=True))
     return sock
 
 
@@ -410,24 +418,36 @@ def test_an_unencodable_message_is_dropped_and_counted_never_raised(
 
 
 def test_the_transport_carries_any_system_s_messages(lt: LoopThread) -> None:
-    """PeerLinks knows nothing of the cache: the hello and the encoder are the system's."""
+    """PeerLinks knows nothing of the cache: the hello, the secret and the encoder are
+    the system's (here a receiver that runs the handshake's acceptor by itself)."""
     frames: list[Any] = []
 
     class Sink(asyncio.Protocol):
         def __init__(self) -> None:
             self.unpacker = msgpack.Unpacker(raw=False)
+            self.acceptor = Acceptor(b"k", "sink", os.urandom(NONCE_BYTES))
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
 
         def data_received(self, data: bytes) -> None:
             self.unpacker.feed(data)
-            frames.extend(self.unpacker)
+            for obj in self.unpacker:
+                if not frames:
+                    self.transport.write(msgpack.packb(self.acceptor.on_hello(obj["node_id"], obj)))  # type: ignore[attr-defined]
+                elif len(frames) == 1:
+                    assert self.acceptor.on_auth(obj) == "c1"
+                frames.append(obj)
 
     server = lt.run(lt.loop.create_server(Sink, "127.0.0.1", 0))
-    links = PeerLinks({"counter": "c1"}, lambda n: {"inc": n}, loop=lt.loop)
+    links = PeerLinks({"node_id": "c1", "counter": 1}, lambda n: {"inc": n}, secret=b"k", loop=lt.loop)
     try:
         addr = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
         send_all(lt, links, addr, [1, 2, 3])
-        wait_until(lambda: len(frames) == 4, what="the hello and three frames")
-        assert frames == [{"counter": "c1"}, {"inc": 1}, {"inc": 2}, {"inc": 3}]
+        wait_until(lambda: len(frames) == 5, what="the hello, auth and three frames")
+        assert {k: v for k, v in frames[0].items() if k != "nonce"} == {"node_id": "c1", "counter": 1}
+        assert frames[1]["type"] == "auth" and frames[2:] == [{"inc": 1}, {"inc": 2}, {"inc": 3}]
+        assert lt.call(links.peer_stats)[addr]["peer"] == "sink"
         send_all(lt, links, addr, [object()])  # the system's encoder decides what is unencodable
         assert lt.call(links.stats)["sent"] == 3 and lt.call(links.stats)["unencodable"] == 1
     finally:
@@ -446,9 +466,13 @@ def test_the_receiver_never_writes_on_a_peer_connection(receiver: Receiver) -> N
 
 
 def test_hello_and_frames_split_at_every_byte_are_decoded(receiver: Receiver) -> None:
-    stream = msgpack.packb(encode_hello("bytewise", "127.0.0.1:9", PARTITIONS), use_bin_type=True)
-    stream += b"".join(msgpack.packb(encode_peer(m), use_bin_type=True) for m in SAMPLES[:4])
+    connector = Connector(b"", "bytewise", os.urandom(NONCE_BYTES), encode_hello("bytewise", "127.0.0.1:9", PARTITIONS))
+    hello = msgpack.packb(connector.hello(), use_bin_type=True)
     with raw_peer_socket(receiver.port) as sock:
+        for i in range(len(hello)):
+            sock.sendall(hello[i : i + 1])
+        stream = msgpack.packb(connector.on_challenge(read_msgpack_reply(sock)), use_bin_type=True)
+        stream += b"".join(msgpack.packb(encode_peer(m), use_bin_type=True) for m in SAMPLES[:4])
         for i in range(len(stream)):
             sock.sendall(stream[i : i + 1])
         got = delivered(receiver, 4)
@@ -498,7 +522,7 @@ class FakeTransport(asyncio.Transport):
         pass
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
+        return ("127.0.0.1", 40000) if name == "peername" else default
 
 
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -512,18 +536,22 @@ def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     cuts=st.lists(st.integers(0, 1 << 16), max_size=12),
 )
 def test_a_peer_stream_cut_anywhere_decodes_the_same(msgs: list[Any], cuts: list[int]) -> None:
-    """Sans-IO: hello and frames in arbitrary reads, with frames over the client limit
-    (the connection switches to the peer limit right after the hello)."""
+    """Sans-IO: hello, auth and frames in arbitrary reads, with frames over the client
+    limit (the connection switches to the peer limit right after the auth)."""
     node = Recorder()
     conn = ClientConnection(1, node, 128, lambda c: None, partitions=PARTITIONS)  # type: ignore[arg-type]
     transport = FakeTransport(conn)
-    stream = msgpack.packb(encode_hello("cut", "127.0.0.1:9", PARTITIONS), use_bin_type=True)
+    connector = Connector(b"", "cut", os.urandom(NONCE_BYTES), encode_hello("cut", "127.0.0.1:9", PARTITIONS))
+    for piece in chunked(msgpack.packb(connector.hello(), use_bin_type=True), cuts):
+        transport.feed(piece)
+    challenge = msgpack.unpackb(transport.written)
+    stream = msgpack.packb(connector.on_challenge(challenge), use_bin_type=True)
     stream += b"".join(msgpack.packb(encode_peer(m), use_bin_type=True) for m in msgs)
     for piece in chunked(stream, cuts):
         transport.feed(piece)
     assert type(transport.protocol) is PeerConnection and conn.transport is None
     assert [m.msg for m in node.from_peers()] == msgs
-    assert not transport.closed and transport.written == b""
+    assert not transport.closed and transport.written == msgpack.packb(challenge)  # and nothing else
     assert not node.batches()
 
 
@@ -635,8 +663,10 @@ def test_backpressure_keeps_memory_bounded_when_the_peer_does_not_read(
     turns, per_turn = 60, 60
     try:
         send_all(lt, links, addr, [Pull(0, ("first",))])
-        conn, _ = listener.accept()  # accepted, never read until the end
+        conn, _ = listener.accept()  # accepted, never read (after the handshake) until the end
         with conn:
+            hello = read_msgpack_reply(conn)
+            conn.sendall(msgpack.packb(Acceptor(b"", "slow", os.urandom(NONCE_BYTES)).on_hello(hello["node_id"], hello)))
             wait_until(lambda: lt.call(links.peer_stats)[addr]["state"] == "connected", what="the link")
             for turn in range(turns):  # ~240 MB offered, one actor turn at a time
                 send_all(lt, links, addr, [Pull(1 + turn * 100 + j, (payload,)) for j in range(per_turn)])
@@ -656,7 +686,7 @@ def test_backpressure_keeps_memory_bounded_when_the_peer_does_not_read(
                 assert chunk, "the link closed before draining"
                 unpacker.feed(chunk)
                 objs.extend(unpacker)
-        assert objs[0]["type"] == "hello" and objs[1] == encode_peer(Pull(0, ("first",)))
+        assert objs[0]["type"] == "auth" and objs[1] == encode_peer(Pull(0, ("first",)))
         sids = [o["sid"] for o in objs[1:]]
         assert sids == sorted(sids) and len(sids) < turns * per_turn  # FIFO, oldest dropped
     finally:
@@ -698,7 +728,7 @@ BAD_HELLOS = [
 def test_a_bad_hello_gets_one_error_and_a_close_and_the_server_lives_on(
     lt: LoopThread, receiver: Receiver, make_links: Callable[..., PeerLinks], hello: dict[str, Any], fragment: str
 ) -> None:
-    with raw_peer_socket(receiver.port, hello) as sock:
+    with raw_peer_socket(receiver.port, hello, handshake=False) as sock:
         sock.sendall(msgpack.packb(encode_peer(PushAck(1, 1)), use_bin_type=True))
         reply = read_msgpack_reply(sock)
         assert reply["type"] == "error" and reply["error"] == "bad_request" and reply["success"] is False
@@ -922,7 +952,7 @@ def test_peer_types_on_a_client_connection_are_unauthorized(node: NodeProcess) -
 
 @pytest.mark.integration
 def test_a_real_node_refuses_bad_hellos_and_accepts_a_peer(node: NodeProcess) -> None:
-    with raw_peer_socket(node.port, encode_hello("x", "127.0.0.1:2", 7)) as sock:
+    with raw_peer_socket(node.port, encode_hello("x", "127.0.0.1:2", 7), handshake=False) as sock:
         reply = read_msgpack_reply(sock)
         assert reply["error"] == "bad_request" and "partitions" in reply["message"]
         assert closed_by_peer(sock)
