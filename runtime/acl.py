@@ -30,10 +30,8 @@ its table row's (:mod:`runtime.resp_commands`).
 Invariants (why): passwords are kept only as SHA-256 digests and compared with
 :func:`hmac.compare_digest` against every digest of the user (an unknown user costs the
 same comparison), so timing tells nothing; no password, digest or password-bearing line
-is ever in a log line, an exception message or a ``repr``. A failed ``auth`` leaves the
-connection as it was (as Redis). A connection whose user may send everything pays one
-attribute test per read (:meth:`AuthGate.admit`); with no passwords configured there is no
-gate at all.
+is ever in a log line, an exception message or a ``repr``. How connections use this (the
+``auth`` request, protected mode, the node's options) is :mod:`runtime.client_auth`.
 """
 
 from __future__ import annotations
@@ -48,7 +46,7 @@ from typing import Any
 
 from actors.protocol.errors import ErrorCode
 from actors.protocol.kinds import ADMIN, CATEGORIES, KINDS, READ, WRITE, wire_name
-from actors.protocol.messages import Ack, Auth, ErrorReply, Ping
+from actors.protocol.messages import ErrorReply
 
 __all__ = [
     "NOAUTH_MESSAGE",
@@ -56,7 +54,6 @@ __all__ = [
     "WRONGPASS_MESSAGE",
     "Acl",
     "AclFileError",
-    "AuthGate",
     "User",
     "noperm_command_message",
 ]
@@ -340,47 +337,3 @@ def _parse_user(tokens: list[str]) -> User:
 def _shown(rule: str) -> str:
     """A rule as an error may quote it (rules that carry a password never reach here)."""
     return rule if len(rule) <= 40 else rule[:40] + "..."
-
-
-class AuthGate:
-    """One JSON-lines or msgpack connection's authentication state: answers its ``auth``
-    requests and replaces what its user may not send by an error, in pipeline order."""
-
-    __slots__ = ("acl", "failures", "user")
-
-    def __init__(self, acl: Acl) -> None:
-        self.acl = acl
-        self.user: User | None = acl.initial_user()
-        #: ``auth`` requests refused on this connection.
-        self.failures = 0
-
-    def admit(self, items: list[Any]) -> list[Any]:
-        """``items`` (decoded requests and decode errors) as the node may see them: each
-        ``auth`` replaced by its answer, each request the connection may not send by its
-        error, the rest unchanged."""
-        user = self.user
-        if user is not None and user.all_permitted:
-            for item in items:
-                if type(item) is Auth:
-                    break
-            else:
-                return items
-        return [self._admit(item) for item in items]
-
-    def _admit(self, item: Any) -> Any:
-        t = type(item)
-        if t is Auth:
-            user = self.acl.authenticate(item.user, item.password)
-            if user is None:
-                self.failures += 1
-                return ErrorReply(ErrorCode.WRONGPASS, WRONGPASS_MESSAGE, item.rid)
-            self.user = user
-            return Ack(item.rid)
-        if t is ErrorReply or t is Ping:
-            return item
-        user = self.user
-        if user is None:
-            return ErrorReply(ErrorCode.NOAUTH, NOAUTH_MESSAGE, getattr(item, "rid", None))
-        if user.all_permitted:
-            return item
-        return user.refusal(item) or item

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from actors.protocol.codec import encode_request
@@ -123,7 +123,7 @@ class Inspection:
 @dataclass(frozen=True, slots=True)
 class Command:
     request: Request
-    line: bytes
+    line: bytes = field(repr=False)  # an auth's holds the password
     convert: Callable[[Reply], Any]
 
     @classmethod

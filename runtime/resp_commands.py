@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 
+from actors.protocol.kinds import ADMIN, READ, WRITE
+from runtime.acl import NOAUTH_MESSAGE, NOPERM_KEY_MESSAGE, noperm_command_message
 from runtime.resp import NIL3, array, bulk, error, integer, map_reply, simple
 from runtime.resp_keyspace import (
     cmd_dbsize,
@@ -56,7 +58,7 @@ from runtime.resp_session import (
     wrong_arity,
 )
 
-__all__ = ["COMMANDS", "dispatch"]
+__all__ = ["CATEGORIES", "COMMANDS", "dispatch", "dispatch_authenticated"]
 
 logger = logging.getLogger("actorcache.resp")
 
@@ -137,9 +139,21 @@ for _cmd in _TABLE:
     COMMANDS[_cmd.name.encode()] = _cmd
 
 
-def dispatch(argv: list[bytes], s: Session) -> bytes | Deferred:
-    """The reply to one command, or the node requests it needs. Never raises for any
-    input (a handler bug answers ``-ERR internal error`` for that command)."""
+#: The ACL category a command needs (``runtime/acl.py``): a write command's is @write, a
+#: read-only one's @read, INFO's and CONFIG's @admin (as in Redis: @dangerous, @admin);
+#: the connection commands (PING, ECHO, SELECT, CLIENT, COMMAND, HELLO, AUTH, QUIT) none.
+CATEGORIES: dict[str, str | None] = {
+    cmd.name: WRITE if _W in cmd.flags else READ if _R in cmd.flags else None for cmd in _TABLE
+}
+CATEGORIES.update(info=ADMIN, config=ADMIN)
+#: What a connection may send before it authenticates (Redis's no-auth commands).
+_BEFORE_AUTH = frozenset(("auth", "hello", "quit"))
+_NOAUTH = error("NOAUTH " + NOAUTH_MESSAGE)
+_NOPERM_KEY = error("NOPERM " + NOPERM_KEY_MESSAGE)
+
+
+def _command(argv: list[bytes]) -> Command | bytes:
+    """The command ``argv`` names, or the error for an unknown one or a wrong argument count."""
     cmd = COMMANDS.get(argv[0])
     if cmd is None:
         cmd = COMMANDS.get(argv[0].upper())
@@ -149,6 +163,46 @@ def dispatch(argv: list[bytes], s: Session) -> bytes | Deferred:
     n = len(argv)
     if (arity > 0 and n != arity) or n < -arity:
         return wrong_arity(cmd.name)
+    return cmd
+
+
+def dispatch(argv: list[bytes], s: Session) -> bytes | Deferred:
+    """The reply to one command, or the node requests it needs. Never raises for any
+    input (a handler bug answers ``-ERR internal error`` for that command)."""
+    cmd = _command(argv)
+    if type(cmd) is bytes:
+        return cmd
+    return _run(cmd, argv, s)
+
+
+def dispatch_authenticated(argv: list[bytes], s: Session) -> bytes | Deferred:
+    """:func:`dispatch` on a node with passwords: before ``AUTH`` (or ``HELLO ... AUTH``)
+    only AUTH, HELLO and QUIT run (``-NOAUTH``); after it, a command outside the user's
+    categories or keys is refused (``-NOPERM``), in Redis 7.0's words and order (unknown
+    command and argument count first)."""
+    cmd = _command(argv)
+    if type(cmd) is bytes:
+        return cmd
+    user = s.user
+    if user is None:
+        if cmd.name not in _BEFORE_AUTH:
+            return _NOAUTH
+    elif not user.all_permitted:
+        category = CATEGORIES.get(cmd.name)
+        if category is not None:
+            if category not in user.categories:
+                return error("NOPERM " + noperm_command_message(cmd.name))
+            if user.patterns is not None:
+                first, last, step = cmd.keys
+                if first:
+                    end = len(argv) if last < 0 else min(last + 1, len(argv))
+                    for raw in argv[first:end:step]:
+                        if not user.may_access(raw.decode("utf-8", "surrogateescape")):
+                            return _NOPERM_KEY
+    return _run(cmd, argv, s)
+
+
+def _run(cmd: Command, argv: list[bytes], s: Session) -> bytes | Deferred:
     try:
         return cmd.handler(argv, s)
     except CommandError as exc:

@@ -18,7 +18,10 @@ at a time under the output buffer limit, reading pauses while the write buffer i
 its high-water mark or too many batches are unwritten, and after EOF
 (``shutdown(SHUT_WR)``) every command read is answered before the connection closes.
 Over ``--max-clients`` the connection gets ``-ERR max number of clients reached`` and is
-closed at once, as Redis does (peers never use this port). ``QUIT`` answers ``+OK`` and
+closed at once, as Redis does (peers never use this port); in protected mode a client from
+a non-loopback address gets ``-DENIED ...`` and is closed at once. With passwords on the
+node (``--requirepass``, ``--aclfile``) commands go through
+:func:`~runtime.resp_commands.dispatch_authenticated` (``-NOAUTH``, ``-NOPERM``). ``QUIT`` answers ``+OK`` and
 closes; a protocol error answers ``-ERR Protocol error: ...`` after the replies to the
 commands before it, and closes, as Redis does.
 """
@@ -35,7 +38,8 @@ from actors.protocol.edge import BatchReply, ClientBatch
 from runtime.addresses import sockaddr_text
 from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
 from runtime.resp import HiredisRespParser, RespParser, error, new_parser
-from runtime.resp_commands import dispatch
+from runtime.client_auth import DENIED_MESSAGE, refused_by_protected_mode
+from runtime.resp_commands import dispatch, dispatch_authenticated
 from runtime.resp_session import RespServerInfo, Session
 from runtime.served_connection import ServedConnection
 
@@ -97,6 +101,8 @@ class RespConnection(ServedConnection):
         self._parser: RespParser | HiredisRespParser | None = new_parser(max_request_bytes)
         #: Batches not written yet, in read order.
         self._queue: collections.deque[_Batch] = collections.deque()
+        #: With passwords on the node, every command passes the user's checks (runtime/acl.py).
+        self._dispatch = dispatch if self.session.server.acl is None else dispatch_authenticated
 
     def _unwritten(self) -> bool:
         return bool(self._queue)
@@ -113,6 +119,10 @@ class RespConnection(ServedConnection):
         self.session.addr = sockaddr_text(transport.get_extra_info("peername"))
         self.session.laddr = sockaddr_text(transport.get_extra_info("sockname"))
         super().connection_made(transport)
+        if self.session.server.protected and not self._close_when_flushed and refused_by_protected_mode(transport):
+            self.guard.counters["rejected_connections"] += 1
+            logger.info("refusing client %s: protected mode", self.session.addr)
+            self._answer_and_close(error("DENIED " + DENIED_MESSAGE))
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
@@ -124,7 +134,7 @@ class RespConnection(ServedConnection):
         segments: list[Any] = []
         requests: list[Any] = []
         for argv in commands:
-            result = dispatch(argv, session)
+            result = self._dispatch(argv, session)
             if type(result) is bytes:
                 segments.append(result)
             else:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from actors.protocol.messages import Reply, Stats, StatsReply
+from runtime.acl import WRONGPASS_MESSAGE
 from runtime.resp import OK, bulk, error, integer, map_reply, null, parse_int
 from runtime.resp_session import (
     EMPTY_ARRAY,
@@ -205,15 +206,35 @@ def cmd_quit(argv: list[bytes], s: Session) -> bytes | Deferred:
     return OK
 
 
+_WRONGPASS = error("WRONGPASS " + WRONGPASS_MESSAGE)
+
+
+def _authenticate(s: Session, name: bytes | None, password: bytes) -> bytes | None:
+    """Authenticate the connection as ``name`` (None: default): None when done, else the
+    error to answer. With no passwords on the node, as Redis with no password set: the
+    default user takes any password when named (``AUTH default x``), another user is a
+    wrong password."""
+    user_name = None if name is None else name.decode("utf-8", "surrogateescape")
+    acl = s.server.acl
+    if acl is None:
+        return None if user_name in (None, "default") else _WRONGPASS
+    user = acl.authenticate(user_name, password)
+    if user is None:
+        return _WRONGPASS
+    s.user = user
+    return None
+
+
 def cmd_auth(argv: list[bytes], s: Session) -> bytes | Deferred:
-    if len(argv) == 2:
+    if len(argv) > 3:
+        return SYNTAX_ERROR
+    if len(argv) == 2 and s.server.acl is None:
         return error(
             "ERR AUTH <password> called without any password configured for the default user. "
             "Are you sure your configuration is correct?"
         )
-    if len(argv) == 3:
-        return OK  # the default user has no password: any password is accepted
-    return SYNTAX_ERROR
+    refused = _authenticate(s, argv[1] if len(argv) == 3 else None, argv[-1])
+    return OK if refused is None else refused
 
 
 def _hello_map(s: Session) -> bytes:
@@ -241,10 +262,12 @@ def cmd_hello(argv: list[bytes], s: Session) -> bytes | Deferred:
         proto = ver
         i = 2
     name: bytes | None = None
+    auth: tuple[bytes, bytes] | None = None
     while i < len(argv):
         opt = argv[i].upper()
         if opt == b"AUTH" and i + 2 < len(argv):
-            i += 3  # no users or passwords here: the default user takes any
+            auth = (argv[i + 1], argv[i + 2])
+            i += 3
         elif opt == b"SETNAME" and i + 1 < len(argv):
             name = argv[i + 1]
             if not _valid_name(name):
@@ -252,14 +275,32 @@ def cmd_hello(argv: list[bytes], s: Session) -> bytes | Deferred:
             i += 2
         else:
             return error(f"ERR Syntax error in HELLO option '{text_arg(argv[i])}'")
+    if auth is not None:
+        refused = _authenticate(s, *auth)
+        if refused is not None:
+            return refused
+    if s.server.acl is not None and s.user is None:
+        return _HELLO_NOAUTH
     s.proto = proto
     if name is not None:
         s.name = name
     return _hello_map(s)
 
 
+#: Redis 7.0's answer to HELLO without AUTH on a connection that must authenticate.
+_HELLO_NOAUTH = error(
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "
+    "<user> <pass> option can be used to authenticate the client and select the RESP protocol "
+    "version at the same time"
+)
+
+
 def _valid_name(name: bytes) -> bool:
     return all(33 <= c <= 126 for c in name)
+
+
+def _user_name(s: Session) -> str:
+    return s.user.name if s.user is not None else "default"
 
 
 def _client_line(s: Session) -> bytes:
@@ -267,7 +308,7 @@ def _client_line(s: Session) -> bytes:
     return (
         f"id={s.conn_id} addr={s.addr} laddr={s.laddr} fd=-1 name={text_arg(s.name)} age={age} idle=0 "
         f"flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 "
-        f"oll=0 omem=0 tot-mem=0 events=r cmd=client|info user=default redir=-1 resp={s.proto} "
+        f"oll=0 omem=0 tot-mem=0 events=r cmd=client|info user={_user_name(s)} redir=-1 resp={s.proto} "
         f"lib-name={text_arg(s.lib_name)} lib-ver={text_arg(s.lib_ver)}\n"
     ).encode("utf-8", "replace")
 
@@ -327,7 +368,7 @@ def _config(s: Session) -> dict[str, bytes]:
         "tcp-keepalive": b"0",
         "cluster-enabled": b"no",
         "proto-max-bulk-len": str(server.max_request_bytes).encode(),
-        "protected-mode": b"no",
+        "protected-mode": b"yes" if server.protected else b"no",
     }
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.protocol.messages import ErrorReply, Reply, Request
+from runtime.acl import Acl, User
 from runtime.resp import error, parse_int
 
 __all__ = [
@@ -72,12 +73,17 @@ class RespServerInfo:
     started: float = field(default_factory=time.monotonic)
     run_id: str = field(default_factory=lambda: secrets.token_hex(20))
     version: str = field(default_factory=_actorcache_version)
+    #: Client authentication (``runtime/acl.py``; None: no passwords) and protected mode.
+    acl: Acl | None = field(default=None, repr=False)
+    protected: bool = False
 
 
 class Session:
     """Per-connection state commands read and change."""
 
-    __slots__ = ("addr", "conn_id", "created", "laddr", "lib_name", "lib_ver", "name", "proto", "quit", "server")
+    __slots__ = (
+        "addr", "conn_id", "created", "laddr", "lib_name", "lib_ver", "name", "proto", "quit", "server", "user",
+    )
 
     def __init__(self, conn_id: int, server: RespServerInfo, addr: str = "?", laddr: str = "?") -> None:
         self.conn_id = conn_id
@@ -90,6 +96,8 @@ class Session:
         self.lib_ver = b""
         self.quit = False
         self.created = time.monotonic()
+        #: The authenticated user (None: not authenticated); only read when the node has passwords.
+        self.user: User | None = server.acl.initial_user() if server.acl is not None else None
 
 
 class CommandError(Exception):

@@ -26,7 +26,8 @@ from actors.protocol.messages import (
     Set,
     Stats,
 )
-from runtime.acl import Acl, AclFileError, AuthGate, User
+from runtime.acl import Acl, AclFileError, User
+from runtime.client_auth import AuthGate
 
 FILE = """\
 # operators
