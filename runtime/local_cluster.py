@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from runtime.argtypes import count, port
 
-__all__ = ["LocalCluster", "NodeProcess", "NodeStartError", "START_LINE", "main"]
+__all__ = ["LocalCluster", "NodeProcess", "NodeStartError", "START_LINE", "main", "write_secret_file"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What runs a node when a caller gives no command of its own.
@@ -268,6 +268,7 @@ class LocalCluster:
         *,
         trace_dir: str | os.PathLike[str] | None = None,
         node_args: Sequence[str] = (),
+        cluster_secret: bytes | None = None,
         command: Sequence[str] | None = None,
         cwd: str | os.PathLike[str] = ROOT,
         prefix: Sequence[str] = (),
@@ -281,6 +282,12 @@ class LocalCluster:
         self.trace_dir = Path(trace_dir) if trace_dir is not None else None
         leave = ["--leave-timeout", f"{leave_timeout:g}"] if leave_timeout is not None else []
         self.node_args = [*leave, *node_args]
+        #: With ``cluster_secret`` every node starts with ``--cluster-secret-file`` naming this
+        #: file, which holds it (owner-only, removed on close).
+        self.secret_file: Path | None = None
+        if cluster_secret is not None:
+            self.secret_file = write_secret_file(cluster_secret)
+            self.node_args += ["--cluster-secret-file", str(self.secret_file)]
         self.command = list(command) if command else None
         self.cwd = cwd
         self.prefix = tuple(prefix)
@@ -388,6 +395,8 @@ class LocalCluster:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+        if self.secret_file is not None:
+            shutil.rmtree(self.secret_file.parent, ignore_errors=True)
         _LIVE.discard(self)
         return codes
 
@@ -395,6 +404,17 @@ class LocalCluster:
         """What ``node`` printed (its start-up line, then its log on stderr)."""
         path = self.log_dir / f"{node}.log" if self.log_dir is not None else None
         return path.read_text(errors="replace") if path is not None and path.exists() else ""
+
+
+def write_secret_file(secret: bytes) -> Path:
+    """``secret`` in a new owner-only file (in its own temporary directory), for
+    ``--cluster-secret-file``; the caller removes the directory."""
+    directory = Path(tempfile.mkdtemp(prefix="actorcache-secret-"))
+    path = directory / "cluster-secret"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
