@@ -24,6 +24,10 @@ stdout when the node holds nothing, "(tombstone)" when it holds a tombstone);
 ``remove-node`` prints ``removed ID`` (the node refuses, exit 3, unless it sees that
 member down). ``locate`` and ``members`` take ``--json`` for machine-readable output.
 
+TLS (a node started with ``--tls-cert-file``): ``--tls`` with ``--cacert CA.pem`` (the CA
+that signed the node's certificate) and, when the node asks for client certificates
+(``--tls-auth-clients``), ``--cert`` and ``--key``: redis-cli's names.
+
 Exit codes: 0 success, 1 miss, 2 usage error, 3 the node answered with an error
 (including ``unavailable`` and a node-side ``timeout``), 4 the node could not be reached
 or did not answer in time.
@@ -34,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 from typing import Any, TextIO
 
@@ -141,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up connecting or waiting for a reply after this long (default 5)",
     )
     _add_consistency(parser, None)
+    tls = parser.add_argument_group("TLS (redis-cli's names)")
+    tls.add_argument("--tls", action="store_true", help="connect with TLS")
+    # (dest names of their own: the data commands' KEY is args.key)
+    tls.add_argument(
+        "--cacert", dest="tls_cacert", metavar="FILE",
+        help="CA certificate(s) to verify the node with (default: the system's)",
+    )
+    tls.add_argument(
+        "--cert", dest="tls_cert", metavar="FILE", help="client certificate, for a node with --tls-auth-clients"
+    )
+    tls.add_argument("--key", dest="tls_key", metavar="FILE", help="private key of --cert")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def data_command(name: str, help: str) -> argparse.ArgumentParser:
@@ -297,7 +313,18 @@ def main(argv: list[str] | None = None) -> int:
         return exc.status
     out, err = sys.stdout, sys.stderr
     try:
-        with Client(args.node, timeout=args.timeout, connect_timeout=args.timeout, consistency=args.consistency) as client:
+        client = Client(
+            args.node, timeout=args.timeout, connect_timeout=args.timeout, consistency=args.consistency,
+            tls=args.tls, cafile=args.tls_cacert, certfile=args.tls_cert, keyfile=args.tls_key,
+        )
+    except ValueError as exc:
+        err.write("error: --cacert, --cert and --key need --tls\n" if not args.tls else f"error: {exc}\n")
+        return EXIT_USAGE
+    except (OSError, ssl.SSLError) as exc:  # an unreadable or bad --cacert/--cert/--key
+        err.write(f"error: cannot load the TLS files: {getattr(exc, 'reason', None) or exc}\n")
+        return EXIT_USAGE
+    try:
+        with client:
             return _run(args, client, out, err)
     except (ConnectionLostError, ClientTimeoutError) as exc:
         err.write(f"error: {exc.message}\n")

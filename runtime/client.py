@@ -16,6 +16,11 @@ Design, and why:
 - **Send and receive interleaved.** The socket is non-blocking and driven by a selector
   that writes and reads at the same time, so a huge pipeline cannot deadlock against the
   node's backpressure (it stops reading while its replies to us are not read).
+- **TLS when asked.** ``tls=True`` wraps the connection in TLS (``cafile``: the CA to
+  verify the node against, else the system's; ``certfile``/``keyfile``: our certificate,
+  for a node with ``--tls-auth-clients yes``); the node's host name is checked. The socket
+  stays non-blocking under the selector: TLS "want read/write" is waiting like
+  ``EAGAIN``, and bytes the TLS layer already decrypted are read before waiting again.
 - **Typed errors.** An error reply raises the class from :func:`actors.protocol.errors.error_for`,
   the same classes the server raises, so ``except BadRequestError`` means one thing. In a
   cluster, ``unavailable`` raises :class:`~actors.protocol.errors.UnavailableError` (definite:
@@ -43,6 +48,7 @@ from __future__ import annotations
 import json
 import selectors
 import socket
+import ssl
 import threading
 import time
 from types import TracebackType
@@ -62,6 +68,7 @@ from runtime.client_commands import (
     check_consistency,
 )
 from runtime.client_errors import ClientTimeoutError, ConnectionLostError, ProtocolError
+from runtime.tls import client_context
 
 __all__ = [
     "CONSISTENCY_LEVELS",
@@ -77,6 +84,8 @@ __all__ = [
 
 _RECV_SIZE = 1 << 16
 _SEND_CHUNK = 1 << 20
+#: A non-blocking socket operation that must wait for the socket (TLS adds its own two).
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class Client(CacheCommands[Any]):
@@ -86,6 +95,7 @@ class Client(CacheCommands[Any]):
     ``connect_timeout`` bounds opening the connection. Both are in seconds.
     ``consistency`` (``"one"``, ``"quorum"``, ``"all"``) is the level of every data request
     that does not name its own; ``None`` (the default) leaves it to the node.
+    ``tls=True`` speaks TLS (``cafile``, ``certfile``, ``keyfile``: see the module docstring).
     """
 
     def __init__(
@@ -95,9 +105,18 @@ class Client(CacheCommands[Any]):
         timeout: float = 5.0,
         connect_timeout: float = 5.0,
         consistency: str | None = None,
+        tls: bool = False,
+        cafile: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
     ) -> None:
         if not timeout > 0 or not connect_timeout > 0:
             raise ValueError("timeouts must be > 0 seconds")
+        if not tls and (cafile or certfile or keyfile):
+            raise ValueError("cafile, certfile and keyfile need tls=True")
+        #: The TLS context (None: plaintext); made now, so a bad file fails here.
+        self._tls: ssl.SSLContext | None = client_context(cafile, certfile, keyfile) if tls else None
+        self._tls_cert = certfile is not None
         self.host, self.port = parse_address(address)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -185,9 +204,12 @@ class Client(CacheCommands[Any]):
             return True
         assert self._sock is not None
         try:
-            self._sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            return False  # open, and nothing unexpected waiting
+            if self._tls is not None:  # (no MSG_PEEK on TLS; a byte read here is unsolicited anyway)
+                self._sock.recv(1)
+            else:
+                self._sock.recv(1, socket.MSG_PEEK)
+        except _WOULD_BLOCK:
+            return False  # open, and nothing unexpected waiting (TLS: maybe a session ticket)
         except OSError:
             return True
         return True  # b"" is EOF; any byte is a reply nobody asked for
@@ -206,6 +228,8 @@ class Client(CacheCommands[Any]):
             raise ConnectionLostError(f"cannot connect to {where}: connection refused", definite=True) from exc
         except OSError as exc:
             raise ConnectionLostError(f"cannot connect to {where}: {exc.strerror or exc}", definite=True) from exc
+        if self._tls is not None:
+            sock = self._tls_handshake(sock)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
@@ -217,6 +241,27 @@ class Client(CacheCommands[Any]):
         self._sock = sock
         self._selector = selector
         self._buf.clear()
+
+    def _tls_handshake(self, sock: socket.socket) -> ssl.SSLSocket:
+        """Wrap ``sock`` in TLS (within the connect timeout) or close it and raise."""
+        assert self._tls is not None
+        where = self.address
+        try:
+            return self._tls.wrap_socket(sock, server_hostname=self.host)
+        except ssl.SSLCertVerificationError as exc:
+            sock.close()
+            raise ConnectionLostError(
+                f"TLS handshake with {where} failed: {exc.verify_message or exc.reason}", definite=True
+            ) from exc
+        except TimeoutError as exc:
+            sock.close()
+            raise ConnectionLostError(
+                f"TLS handshake with {where} timed out after {self.connect_timeout:g}s", definite=True
+            ) from exc
+        except OSError as exc:  # ssl.SSLError (is an OSError), reset, closed: a plaintext port closes
+            sock.close()
+            reason = getattr(exc, "reason", None) or exc.strerror or str(exc) or "closed by the node"
+            raise ConnectionLostError(f"TLS handshake with {where} failed: {reason}", definite=True) from exc
 
     def _exchange(self, commands: list[Command]) -> list[Reply | CacheError]:
         """Send every command's line and read one reply per command, in order.
@@ -240,7 +285,7 @@ class Client(CacheCommands[Any]):
         try:
             try:  # optimistic: a small request usually fits the socket buffer at once
                 sent = sock.send(payload[:_SEND_CHUNK])
-            except (BlockingIOError, InterruptedError):
+            except _WOULD_BLOCK:
                 pass
             except OSError as exc:
                 send_error = exc
@@ -280,7 +325,7 @@ class Client(CacheCommands[Any]):
                 if mask & selectors.EVENT_WRITE:
                     try:
                         sent += sock.send(payload[sent : sent + _SEND_CHUNK])
-                    except (BlockingIOError, InterruptedError):
+                    except _WOULD_BLOCK:
                         pass
                     except OSError as exc:
                         # Keep reading: the node may have answered (e.g. too_large) first.
@@ -288,7 +333,10 @@ class Client(CacheCommands[Any]):
                 if mask & selectors.EVENT_READ:
                     try:
                         chunk = sock.recv(_RECV_SIZE)
-                    except (BlockingIOError, InterruptedError):
+                        while self._tls is not None and chunk and sock.pending():  # type: ignore[attr-defined]
+                            # Decrypted already: the selector will not report it again.
+                            chunk += sock.recv(_RECV_SIZE)
+                    except _WOULD_BLOCK:
                         continue
                     except OSError as exc:
                         raise self._lost(replies, count, sent, exc) from exc
@@ -314,6 +362,10 @@ class Client(CacheCommands[Any]):
 
     def _lost(self, replies: list[Any], count: int, sent: int, exc: OSError | None) -> ConnectionLostError:
         reason = "closed by the node" if exc is None else (exc.strerror or str(exc))
+        if self._tls is not None and not replies and not self._tls_cert:
+            # TLS 1.3 checks our certificate after our side of the handshake is done: a
+            # node that requires one closes the connection at our first request.
+            reason += "; does the node require a client certificate (certfile=, --cert)?"
         return ConnectionLostError(
             f"connection to {self.address} lost ({reason}) after {len(replies)} of {count} replies",
             definite=sent == 0,

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -259,7 +259,9 @@ class LocalCluster:
     replaces ``python -m runtime.node``, ``cwd`` is where the nodes run (another checkout,
     to compare two versions) and ``prefix`` goes in front of each node's command (e.g.
     ``taskset -c 0``); ``leave_timeout`` (seconds, None: the node's default) keeps closing
-    quick.
+    quick. ``per_node_args(node_id)`` adds arguments of one node's own (its TLS
+    certificate), and ``client_options`` are what :meth:`wait_ready`'s
+    :class:`~runtime.client.Client` needs to reach the nodes (``tls``, ``cafile``, ...).
     """
 
     def __init__(
@@ -277,8 +279,12 @@ class LocalCluster:
         leave_timeout: float | None = 1.0,
         start_timeout: float = 20.0,
         stop_timeout: float = 5.0,
+        per_node_args: Callable[[str], Sequence[str]] | None = None,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.n = n
+        self.per_node_args = per_node_args
+        self.client_options = dict(client_options or {})
         self.trace_dir = Path(trace_dir) if trace_dir is not None else None
         leave = ["--leave-timeout", f"{leave_timeout:g}"] if leave_timeout is not None else []
         self.node_args = [*leave, *node_args]
@@ -341,6 +347,8 @@ class LocalCluster:
         if self.trace_dir is not None:
             self.trace_dir.mkdir(parents=True, exist_ok=True)
         args = [*self.addresses.values(), *self.node_args]
+        if self.per_node_args is not None:
+            args += self.per_node_args(node)
         if self.trace_dir is not None:
             args += ["--trace", str(self.trace_dir / f"{node}.jsonl")]
         proc = NodeProcess(
@@ -366,7 +374,7 @@ class LocalCluster:
         while pending:
             for node, address in list(pending.items()):
                 try:
-                    with Client(address, timeout=2.0) as client:
+                    with Client(address, timeout=2.0, **self.client_options) as client:
                         members = client.stats()["cluster"]["members"]
                 except Exception:  # noqa: BLE001 (refused, not joined yet, no cluster stats yet: not ready)
                     members = {}

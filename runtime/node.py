@@ -63,6 +63,7 @@ from runtime.loop_scheduler import LoopScheduler
 from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, PeerTrust, read_secret_file
 from runtime.peers import PeerLinks
 from runtime.server import CacheServer
+from runtime.tls import add_tls_options, tls_settings
 
 __all__ = ["client_limits", "main", "memory_warning", "node_config", "parse_args"]
 
@@ -188,6 +189,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     _config_option(cluster, "hint_limit", type=non_negative_count, metavar="N")
     _config_option(cluster, "leave_timeout_s", type=seconds, metavar="SECONDS")
     _config_option(cluster, "max_clock_skew_s", type=positive_seconds, metavar="SECONDS")
+    add_tls_options(parser)
     cluster.add_argument(
         "--cluster-secret-file", metavar="PATH",
         help="file holding the cluster's shared secret (its bytes, surrounding whitespace stripped); "
@@ -205,6 +207,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.cluster_secret = read_secret_file(args.cluster_secret_file)
         except ValueError as exc:
             parser.error(f"argument --cluster-secret-file: {exc}")
+    try:
+        args.tls = tls_settings(args)  # (reads the certificate files: a bad one is a usage error)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         node_config(args)
     except ValueError as exc:  # a combination NodeConfig refuses
@@ -353,8 +359,9 @@ async def serve(args: argparse.Namespace) -> int:
     server = CacheServer(
         max_request_bytes=args.max_request_bytes, partitions=args.partitions, limits=client_limits(args), trust=trust
     )
+    tls = args.tls.server_context() if getattr(args, "tls", None) is not None else None
     try:
-        host, bound_port = await server.start(args.host, args.port, start_serving=False)
+        host, bound_port = await server.start(args.host, args.port, start_serving=False, tls=tls)
     except OSError as exc:
         print(f"actorcache {args.node_id}: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -368,6 +375,7 @@ async def serve(args: argparse.Namespace) -> int:
                 start_serving=False,
                 max_memory=args.max_memory,
                 eviction_policy=args.eviction_policy,
+                tls=tls,
             )
         except OSError as exc:
             print(
@@ -385,6 +393,7 @@ async def serve(args: argparse.Namespace) -> int:
         secret=trust.secret,
         loopback_only=trust.loopback_only,
         loop=loop,
+        tls=args.tls.peer_context() if tls is not None else None,
     )
     trace = TraceFile(args.trace, loop) if args.trace else None
     refs = spawn_node(
@@ -412,6 +421,12 @@ async def serve(args: argparse.Namespace) -> int:
     warning = memory_warning(args.host, args.max_memory)
     if warning is not None:
         logger.warning("%s", warning)
+    if tls is not None:
+        logger.info(
+            "TLS on the client%s port: client certificates %s, peer links %s", " and RESP" if resp_bound else "",
+            {"yes": "required", "optional": "verified when presented", "no": "not asked for"}[args.tls.auth_clients],
+            "mutual TLS (--tls-cluster yes)" if args.tls.cluster else "encrypted",
+        )
     if trust.loopback_only:
         logger.warning("%s", LOOPBACK_ONLY_MESSAGE)
 

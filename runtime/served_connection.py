@@ -132,9 +132,12 @@ class ServedConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # Half-close (``nc -N``, ``shutdown(SHUT_WR)``): answer everything read, then close.
+        # (Over TLS there is no half-close: asyncio's TLS layer closes after the client's
+        # close_notify whatever we answer, so we ask it nothing.)
         self._close_when_flushed = True
         self._maybe_close()
-        return True
+        transport = self.transport
+        return transport is None or transport.get_extra_info("ssl_object") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

@@ -11,6 +11,10 @@ can be bound before the node's actors exist: a node must know its advertised add
 Connection limits (``--max-clients``, output buffer, timeouts, input budget) are shared by
 both ports through one :class:`~runtime.conn_limits.ConnectionGuard`, whose sweep runs
 while the server is bound; its counters reach the node's ``stats`` via :meth:`CacheServer.stats`.
+
+With a TLS context (``tls=``) a port speaks TLS only: a :class:`~runtime.tls.TlsAcceptor`
+runs each handshake before the connection's protocol exists (bounded in time and number,
+failures closed and counted in ``tls_handshake_failures``); peers still share the port.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 import time
-from typing import Any
+from typing import Any, Callable
 
 from pykka import ActorRef
 
@@ -30,6 +35,7 @@ from runtime.peer_trust import PeerTrust
 from runtime.peers import DEFAULT_PEER_FRAME_BYTES
 from runtime.resp_session import RespServerInfo
 from runtime.resp_connection import RespConnection
+from runtime.tls import TlsAcceptor
 
 __all__ = ["CacheServer"]
 
@@ -64,12 +70,17 @@ class CacheServer:
         self._server: asyncio.base_events.Server | None = None
         self._resp_server: asyncio.base_events.Server | None = None
         self.resp_info: RespServerInfo | None = None
+        #: One per TLS listener: runs handshakes before a connection exists (runtime/tls.py).
+        self._tls_acceptors: list[TlsAcceptor] = []
 
     def stats(self) -> dict[str, int]:
         """The server's counters (``rejected_connections``, ``client_output_buffer_kills``,
         ``idle_timeouts``, ``request_read_timeouts``, ``input_buffer_kills``): the node's
         ``host_stats``, merged into its ``stats``."""
-        return self.guard.stats()
+        stats = self.guard.stats()
+        if self._tls_acceptors:
+            stats["tls_handshake_failures"] = sum(acceptor.failures for acceptor in self._tls_acceptors)
+        return stats
 
     def attach(self, node: ActorRef[Any]) -> None:
         """Give the server its node (before :meth:`start_serving`)."""
@@ -112,6 +123,7 @@ class CacheServer:
         start_serving: bool = True,
         max_memory: int = 0,
         eviction_policy: str = "noeviction",
+        tls: ssl.SSLContext | None = None,
     ) -> tuple[str, int]:
         """Bind the Redis-protocol port (0: any free port), as :meth:`start` does."""
         if start_serving and self.node is None:
@@ -127,24 +139,38 @@ class CacheServer:
             timeout=self.limits.idle_timeout_s,
         )
         self._resp_server = await loop.create_server(
-            self._new_resp_connection, host, port, backlog=1024, reuse_address=True, start_serving=start_serving
+            self._factory(self._new_resp_connection, tls, "RESP"),
+            host, port, backlog=1024, reuse_address=True, start_serving=start_serving,
         )
         sockname = self._resp_server.sockets[0].getsockname()
         self.resp_info.port = sockname[1]
         self.guard.start(loop)
         return sockname[0], sockname[1]
 
-    async def start(self, host: str, port: int, *, start_serving: bool = True) -> tuple[str, int]:
+    def _factory(self, factory: Callable[[], Any], tls: ssl.SSLContext | None, port_name: str) -> Callable[[], Any]:
+        """A listener's protocol factory: ``factory`` itself, or with ``tls`` a
+        :class:`~runtime.tls.TlsAcceptor` that runs the handshake first (TLS only)."""
+        if tls is None:
+            return factory
+        acceptor = TlsAcceptor(factory, tls, max_pending=self.limits.max_clients, port_name=port_name)
+        self._tls_acceptors.append(acceptor)
+        return acceptor
+
+    async def start(
+        self, host: str, port: int, *, start_serving: bool = True, tls: ssl.SSLContext | None = None
+    ) -> tuple[str, int]:
         """Bind ``host:port`` (port 0: any free port); returns the bound address.
 
         With ``start_serving=False`` the port is bound and listening (the kernel queues
-        connections) but nothing is accepted until :meth:`start_serving`.
+        connections) but nothing is accepted until :meth:`start_serving`. With ``tls`` the
+        port speaks TLS only (runtime/tls.py).
         """
         if start_serving and self.node is None:
             raise RuntimeError("attach a node before serving")
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._new_connection, host, port, backlog=1024, reuse_address=True, start_serving=start_serving
+            self._factory(self._new_connection, tls, "client"),
+            host, port, backlog=1024, reuse_address=True, start_serving=start_serving,
         )
         sockname = self._server.sockets[0].getsockname()
         self.guard.start(loop)
@@ -168,6 +194,8 @@ class CacheServer:
     async def shutdown(self, grace_s: float = 1.5) -> None:
         """Stop accepting, answer every request already read, then close connections."""
         self.close_listener()
+        for acceptor in self._tls_acceptors:
+            acceptor.close()
         for conn in list(self.connections):
             conn.drain()
         deadline = time.monotonic() + grace_s

@@ -204,13 +204,16 @@ def add_tls_options(parser: argparse.ArgumentParser) -> None:
 def tls_settings(args: argparse.Namespace) -> TlsSettings | None:
     """The parsed options' :class:`TlsSettings` (None: TLS off); ValueError says what is wrong."""
     if args.tls_cert_file is None and args.tls_key_file is None:
-        given = [flag for flag, value in (("--tls-ca-cert-file", args.tls_ca_cert_file), ("--tls-cluster yes", args.tls_cluster)) if value]
+        options = (("--tls-ca-cert-file", args.tls_ca_cert_file), ("--tls-cluster yes", args.tls_cluster))
+        given = [flag for flag, value in options if value]
         if given:
             raise ValueError(f"{' and '.join(given)} need --tls-cert-file and --tls-key-file")
         return None
     if args.tls_cert_file is None or args.tls_key_file is None:
         raise ValueError("--tls-cert-file and --tls-key-file go together")
-    settings = TlsSettings(args.tls_cert_file, args.tls_key_file, args.tls_ca_cert_file, args.tls_auth_clients, args.tls_cluster)
+    settings = TlsSettings(
+        args.tls_cert_file, args.tls_key_file, args.tls_ca_cert_file, args.tls_auth_clients, args.tls_cluster
+    )
     settings.server_context()  # read the files now: a bad one is a usage error, not a failure later
     settings.peer_context()
     return settings
@@ -321,7 +324,8 @@ class _Handshake(asyncio.Protocol):
         try:
             tls = await asyncio.wait_for(
                 loop.start_tls(
-                    transport, self, acceptor.context, server_side=True, ssl_handshake_timeout=acceptor.handshake_timeout
+                    transport, self, acceptor.context,
+                    server_side=True, ssl_handshake_timeout=acceptor.handshake_timeout,
                 ),
                 acceptor.handshake_timeout + 1.0,
             )
@@ -362,7 +366,7 @@ class _Handshake(asyncio.Protocol):
         if self.app is not None:
             return self.app.eof_received()
         self._eof = True
-        return True
+        return False  # (the TLS layer closes after close_notify whatever we answer)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.app is not None:
