@@ -16,12 +16,18 @@ in :mod:`runtime.connection`, the connector in :mod:`runtime.peers`):
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import time
 
 from actors.kernel.peer_auth import NONCE_BYTES, Acceptor
 from runtime.addresses import is_loopback
 
-__all__ = ["LOOPBACK_ONLY_MESSAGE", "PeerTrust", "new_nonce", "read_secret_file"]
+__all__ = ["LOOPBACK_ONLY_MESSAGE", "REFUSAL_LOG_INTERVAL_S", "PeerTrust", "new_nonce", "read_secret_file"]
+
+#: A refusal of the same claimed peer for the same reason is logged at WARNING once per
+#: this many seconds (a stranger retrying every second must not flood the log).
+REFUSAL_LOG_INTERVAL_S = 60.0
 
 #: Why a node without a cluster secret refuses a non-loopback peer (in and out).
 LOOPBACK_ONLY_MESSAGE = (
@@ -56,6 +62,8 @@ class PeerTrust:
     node_id: str = "node"
     secret: bytes = dataclasses.field(default=b"", repr=False)
     tls_cluster: bool = False
+    #: (claimed peer, reason) -> when its refusal was last logged at WARNING.
+    _logged: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def loopback_only(self) -> bool:
@@ -67,6 +75,19 @@ class PeerTrust:
         if self.loopback_only and not (host and is_loopback(host)):
             return LOOPBACK_ONLY_MESSAGE
         return None
+
+    def log_refusal(self, logger: logging.Logger, peer: str, reason: str, fmt: str, *args: object) -> None:
+        """Log a refused peer: at WARNING the first time in :data:`REFUSAL_LOG_INTERVAL_S`
+        for this claimed ``peer`` and ``reason``, else at DEBUG (once per outage)."""
+        now = time.monotonic()
+        key = (peer, reason)
+        last = self._logged.get(key)
+        level = logging.WARNING if last is None or now - last >= REFUSAL_LOG_INTERVAL_S else logging.DEBUG
+        if level == logging.WARNING:
+            if len(self._logged) >= 1024:  # strangers may invent ids: keep it bounded
+                self._logged.clear()
+            self._logged[key] = now
+        logger.log(level, fmt, *args)
 
     def acceptor(self) -> Acceptor:
         """The handshake's accepting side for one inbound connection."""
