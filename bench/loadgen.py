@@ -6,6 +6,9 @@ Latency is measured per request as the time from its batch's write to its reply.
 
 ``python -m bench.loadgen --addr 127.0.0.1:8081 --conns 50 --pipeline 16 --workload mix``
 
+``--tls-cafile CA.pem`` speaks TLS (verifying the node against that CA); ``--password``
+authenticates each connection first (``auth``, not counted in the figures).
+
 ``--addr`` may name several servers (``a:1,b:2,c:3``): connections go to them in turn.
 ``--rate R`` caps the total at about R requests/s (0, the default: as fast as replies
 come back): each connection sends its batches on a fixed schedule (``conns * pipeline /
@@ -20,6 +23,7 @@ import asyncio
 import json
 import multiprocessing
 import random
+import ssl
 import sys
 import time
 from dataclasses import dataclass
@@ -56,7 +60,14 @@ def _request(rng: random.Random, workload: str, keys: int, value: str) -> bytes:
 
 
 async def _connection(host: str, port: int, args: argparse.Namespace, seed: int, stop_at: float, cap: int, out: list) -> None:
-    reader, writer = await asyncio.open_connection(host, port, limit=1 << 24)
+    tls = ssl.create_default_context(cafile=args.tls_cafile) if getattr(args, "tls_cafile", None) else None
+    reader, writer = await asyncio.open_connection(host, port, limit=1 << 24, ssl=tls)
+    password = getattr(args, "password", None)
+    if password is not None:
+        writer.write(json.dumps({"type": "auth", "password": password}).encode() + b"\n")
+        reply = await reader.readline()
+        if b'"error"' in reply[:40] or not reply:
+            raise ConnectionError(f"auth refused: {reply[:200]!r}")
     rng = random.Random(seed)
     value = "x" * args.value_size
     ops = errors = 0
@@ -151,6 +162,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-requests", type=int, default=10_000_000)
     p.add_argument("--procs", type=int, default=1)
     p.add_argument("--rate", type=float, default=0.0, help="total requests/s to aim at (default 0: unlimited)")
+    p.add_argument("--tls-cafile", metavar="CA.pem", help="speak TLS, verifying the server against this CA")
+    p.add_argument("--password", help="authenticate every connection with this password first")
     return p
 
 

@@ -182,3 +182,20 @@ def test_ab_nodes_benchmark_runs() -> None:
         assert len(rows) == 1, out
         cells = [c.strip() for c in rows[0].strip("|").split("|")]
         assert float(cells[2].replace(",", "")) > 0 and float(cells[3].replace(",", "")) > 0, rows
+
+
+def test_tls_benchmark_runs(tmp_path: Path) -> None:
+    """Plain, TLS and password nodes side by side, JSON lines and RESP: every cell has
+    figures for all three and is recorded under its heading."""
+    _redis_tools("redis-benchmark")
+    results = tmp_path / "RESULTS.md"
+    out = _run(
+        "bench.tls", "--rounds", "1", "--duration", "0.5", "--conns", "4", "-n", "2000", "--pipelines", "4",
+        "--record", "--results", str(results),
+    )
+    assert "## TLS and client authentication" in results.read_text()
+    rows = {(r[0], r[1]): r for r in _table_rows(out) if r[0] in ("JSON lines", "RESP")}
+    assert set(rows) == {("JSON lines", "MIX"), ("RESP", "SET"), ("RESP", "GET")}, out
+    for r in rows.values():
+        plain, tls, auth = (float(r[i].replace(",", "")) for i in (3, 4, 6))
+        assert plain > 0 and tls > 0 and auth > 0, r
