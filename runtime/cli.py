@@ -28,6 +28,10 @@ TLS (a node started with ``--tls-cert-file``): ``--tls`` with ``--cacert CA.pem`
 that signed the node's certificate) and, when the node asks for client certificates
 (``--tls-auth-clients``), ``--cert`` and ``--key``: redis-cli's names.
 
+A node with passwords (``--requirepass``, ``--aclfile``) takes ``--password`` (or the
+environment variable ``ACTORCACHE_PASSWORD``, as redis-cli's ``REDISCLI_AUTH``: it stays out
+of the process list) and ``--user NAME``; a wrong one exits 3 (``wrongpass``).
+
 Exit codes: 0 success, 1 miss, 2 usage error, 3 the node answered with an error
 (including ``unavailable`` and a node-side ``timeout``), 4 the node could not be reached
 or did not answer in time.
@@ -63,6 +67,9 @@ __all__ = [
     "main",
     "parse_value",
 ]
+
+#: The environment variable a password may come from instead of --password (as REDISCLI_AUTH).
+PASSWORD_ENV = "ACTORCACHE_PASSWORD"
 
 EXIT_OK = 0
 EXIT_MISS = 1
@@ -146,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up connecting or waiting for a reply after this long (default 5)",
     )
     _add_consistency(parser, None)
+    auth = parser.add_argument_group("authentication (redis-cli's names)")
+    auth.add_argument(
+        "--password", "--pass", "-a", dest="password", metavar="PASSWORD",
+        help=f"authenticate with this password (default: ${PASSWORD_ENV}, which keeps it out of the process list)",
+    )
+    auth.add_argument("--user", metavar="NAME", help="authenticate as this ACL user (default: default)")
     tls = parser.add_argument_group("TLS (redis-cli's names)")
     tls.add_argument("--tls", action="store_true", help="connect with TLS")
     # (dest names of their own: the data commands' KEY is args.key)
@@ -313,9 +326,14 @@ def main(argv: list[str] | None = None) -> int:
         return exc.status
     out, err = sys.stdout, sys.stderr
     try:
+        password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV) or None
+        if args.user is not None and password is None:
+            err.write(f"error: --user needs --password (or ${PASSWORD_ENV})\n")
+            return EXIT_USAGE
         client = Client(
             args.node, timeout=args.timeout, connect_timeout=args.timeout, consistency=args.consistency,
             tls=args.tls, cafile=args.tls_cacert, certfile=args.tls_cert, keyfile=args.tls_key,
+            password=password, user=args.user,
         )
     except ValueError as exc:
         err.write("error: --cacert, --cert and --key need --tls\n" if not args.tls else f"error: {exc}\n")

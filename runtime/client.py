@@ -13,6 +13,10 @@ Design, and why:
   applied twice. Once any byte of a request may have left, a failure is never retried;
   it raises :class:`ConnectionLostError` or :class:`ClientTimeoutError`, whose
   ``definite`` is False (the request may or may not have been applied).
+- **Authentication.** With ``password=`` (and ``user=``, default ``default``) every
+  connection the client opens, the first and each reconnect, sends ``auth`` before any
+  request; a refusal raises :class:`~actors.protocol.errors.WrongPassError` (definite) and
+  the connection is closed. The password is never in a ``repr``.
 - **Send and receive interleaved.** The socket is non-blocking and driven by a selector
   that writes and reads at the same time, so a huge pipeline cannot deadlock against the
   node's backpressure (it stops reading while its replies to us are not read).
@@ -56,7 +60,7 @@ from typing import Any
 
 from actors.protocol.codec import decode_reply
 from actors.protocol.errors import CacheError, ErrorCode
-from actors.protocol.messages import ErrorReply, Reply, Request
+from actors.protocol.messages import Ack, Auth, ErrorReply, Reply, Request
 from runtime.addresses import DEFAULT_PORT, join_host_port, parse_address
 from runtime.client_commands import (
     CONSISTENCY_LEVELS,
@@ -109,6 +113,8 @@ class Client(CacheCommands[Any]):
         cafile: str | None = None,
         certfile: str | None = None,
         keyfile: str | None = None,
+        password: str | None = None,
+        user: str | None = None,
     ) -> None:
         if not timeout > 0 or not connect_timeout > 0:
             raise ValueError("timeouts must be > 0 seconds")
@@ -125,6 +131,10 @@ class Client(CacheCommands[Any]):
         self._selector: selectors.BaseSelector | None = None
         self._buf = bytearray()
         self._lock = threading.Lock()
+        if user is not None and password is None:
+            raise ValueError("user needs a password")
+        #: Sent first on every connection it opens (never shown: see Command.line).
+        self._auth: Command | None = None if password is None else Command.of(Auth(user, password), _authenticated)
 
     def __repr__(self) -> str:
         state = "connected" if self._sock is not None else "idle"
@@ -241,6 +251,18 @@ class Client(CacheCommands[Any]):
         self._sock = sock
         self._selector = selector
         self._buf.clear()
+        if self._auth is not None:
+            self._authenticate(self._auth)
+
+    def _authenticate(self, auth: Command) -> None:
+        """Authenticate a new connection before anything else is sent on it; a refusal
+        (``wrongpass``, ...) closes it and raises."""
+        (reply,) = self._exchange([auth])
+        try:
+            auth.result(reply)
+        except CacheError:
+            self.close()
+            raise
 
     def _tls_handshake(self, sock: socket.socket) -> ssl.SSLSocket:
         """Wrap ``sock`` in TLS (within the connect timeout) or close it and raise."""
@@ -380,6 +402,11 @@ class Client(CacheCommands[Any]):
             return decode_reply(obj, request)
         except (CacheError, KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"malformed reply {line[:200]!r}: {exc}") from exc
+
+
+def _authenticated(reply: Reply) -> None:
+    if type(reply) is not Ack:
+        raise ProtocolError(f"unexpected reply to auth: {type(reply).__name__}")
 
 
 class Pipeline(CacheCommands["Pipeline"]):

@@ -56,6 +56,8 @@ from runtime.framing import (
     encode_values_reply,
     is_msgpack_start,
 )
+from runtime.acl import Acl
+from runtime.client_auth import DENIED_MESSAGE, AuthGate, refused_by_protected_mode
 from runtime.peer_connection import PeerConnection
 from runtime.peer_trust import PeerTrust
 from runtime.peers import DEFAULT_PEER_FRAME_BYTES
@@ -92,8 +94,14 @@ class ClientConnection(ServedConnection):
         max_peer_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES,
         guard: ConnectionGuard | None = None,
         trust: PeerTrust | None = None,
+        acl: Acl | None = None,
+        protected: bool = False,
     ) -> None:
         super().__init__(conn_id, node, on_closed, guard)
+        #: Client authentication (runtime/acl.py); None: the node has no passwords.
+        self._gate = AuthGate(acl) if acl is not None else None
+        #: Protected mode: a client (not a peer) from a non-loopback address is refused.
+        self.protected = protected
         self.max_request_bytes = max_request_bytes
         self.max_value_depth = self.guard.limits.max_value_depth
         #: This node's partition count; a peer's hello must match it (None: any).
@@ -120,6 +128,16 @@ class ClientConnection(ServedConnection):
     def _drop_input(self) -> None:
         self._decoder = None
 
+    def _deny_if_protected(self) -> bool:
+        """Protected mode: a client from a non-loopback address gets the one ``denied``
+        error and is closed (True); peers are judged by their handshake instead."""
+        if not self.protected or not refused_by_protected_mode(self.transport):
+            return False
+        self.guard.counters["rejected_connections"] += 1
+        logger.info("refusing client %s: protected mode", self.remote())
+        self._answer_and_close(self._encode(ErrorReply(ErrorCode.DENIED, DENIED_MESSAGE)))
+        return True
+
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
@@ -141,6 +159,8 @@ class ClientConnection(ServedConnection):
             if isinstance(decoder, MsgpackDecoder):
                 self._encode = encode_msgpack_reply
                 self._first_frame_pending = True
+            elif self._deny_if_protected():
+                return
             data = stripped
         if self._first_frame_pending:
             assert isinstance(decoder, MsgpackDecoder)
@@ -156,6 +176,8 @@ class ClientConnection(ServedConnection):
             if self._probation:
                 self.refuse_max_clients()
                 return
+            if self._deny_if_protected():
+                return
             # A client: this frame is its first request (or the fatal error), then the rest.
             items = [obj if type(obj) is ErrorReply else request_or_error(obj, self.max_value_depth)]
             if not decoder.fatal:
@@ -163,6 +185,8 @@ class ClientConnection(ServedConnection):
         else:
             items = decoder.feed(data)
         if items:
+            if self._gate is not None:
+                items = self._gate.admit(items)
             self.outstanding += 1
             self.node.tell(ClientBatch(self.conn_id, tuple(items), self))
             if self.outstanding >= MAX_IN_FLIGHT or self._out:  # (the exact test is in there)
@@ -227,9 +251,7 @@ class ClientConnection(ServedConnection):
         return False
 
     def _unauthorized(self, node_id: str, why: str) -> None:
-        self.trust.log_refusal(
-            logger, node_id, why, "refusing peer connection %s claiming to be %r: %s", self.remote(), node_id, why
-        )
+        logger.warning("refusing peer connection %s claiming to be %r: %s", self.remote(), node_id, why)
         self._refuse(ErrorReply(ErrorCode.UNAUTHORIZED, why))
 
     def _auth_frame(self, data: bytes) -> None:
@@ -263,15 +285,6 @@ class ClientConnection(ServedConnection):
         self._unauthorized(claimed, f"the peer handshake did not complete within {PEER_HELLO_GRACE_S:g}s")
 
     def _release(self) -> None:
-        if self._handshake is not None:  # the connector hung up between our challenge and its auth
-            claimed = self._handshake[0].peer_id or "?"
-            self.trust.log_refusal(
-                logger, claimed, "hung up",
-                "peer connection claiming to be %r at %s closed during the handshake: a connector that "
-                "finds our challenge's proof wrong (another cluster secret) hangs up there",
-                claimed, self._handshake[1],
-            )
-            self._handshake = None
         super()._release()
         self.guard.handshakes.pop(self, None)
 

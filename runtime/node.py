@@ -55,6 +55,7 @@ from runtime.argtypes import (
     positive_seconds,
     seconds,
 )
+from runtime.client_auth import add_auth_options, client_acl, protected_mode
 from runtime.conn_limits import PEER_HELLO_GRACE_S, ClientLimits
 from runtime.gc_pacer import GcPacer
 from runtime.host import real_ctx
@@ -190,6 +191,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     _config_option(cluster, "leave_timeout_s", type=seconds, metavar="SECONDS")
     _config_option(cluster, "max_clock_skew_s", type=positive_seconds, metavar="SECONDS")
     add_tls_options(parser)
+    add_auth_options(parser)
     cluster.add_argument(
         "--cluster-secret-file", metavar="PATH",
         help="file holding the cluster's shared secret (its bytes, surrounding whitespace stripped); "
@@ -209,6 +211,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"argument --cluster-secret-file: {exc}")
     try:
         args.tls = tls_settings(args)  # (reads the certificate files: a bad one is a usage error)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        args.acl = client_acl(args)  # (reads --requirepass-file / --aclfile: a bad one is a usage error)
     except ValueError as exc:
         parser.error(str(exc))
     try:
@@ -357,7 +363,8 @@ async def serve(args: argparse.Namespace) -> int:
     scheduler.bind_thread()
     trust = peer_trust(args)
     server = CacheServer(
-        max_request_bytes=args.max_request_bytes, partitions=args.partitions, limits=client_limits(args), trust=trust
+        max_request_bytes=args.max_request_bytes, partitions=args.partitions, limits=client_limits(args), trust=trust,
+        acl=args.acl, protected=protected_mode(args, args.acl),
     )
     tls = args.tls.server_context() if getattr(args, "tls", None) is not None else None
     try:
@@ -429,6 +436,11 @@ async def serve(args: argparse.Namespace) -> int:
         )
     if trust.loopback_only:
         logger.warning("%s", LOOPBACK_ONLY_MESSAGE)
+    if server.protected and not is_loopback(args.host):
+        logger.warning(
+            "protected mode: no password is set for the default user, so clients from non-loopback addresses "
+            "are refused; set --requirepass-file or --aclfile (or --protected-mode no on a trusted network)"
+        )
 
     exit_code = 0
     while not stop.is_set():

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from pykka import ActorRef
 
+from runtime.acl import Acl
 from runtime.conn_limits import ClientLimits, ConnectionGuard
 from runtime.connection import ClientConnection
 from runtime.peer_connection import PeerConnection
@@ -54,8 +55,13 @@ class CacheServer:
         max_peer_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES,
         limits: ClientLimits | None = None,
         trust: PeerTrust | None = None,
+        acl: Acl | None = None,
+        protected: bool = False,
     ) -> None:
         self.node = node
+        #: Client authentication on both ports (None: no passwords) and protected mode.
+        self.acl = acl
+        self.protected = protected
         #: Whom this node peers with: its id and cluster secret for the peer handshake.
         self.trust = trust if trust is not None else PeerTrust()
         self.max_request_bytes = max_request_bytes
@@ -97,6 +103,8 @@ class CacheServer:
             max_peer_frame_bytes=self.max_peer_frame_bytes,
             guard=self.guard,
             trust=self.trust,
+            acl=self.acl,
+            protected=self.protected,
         )
         self.connections.add(conn)
         return conn
@@ -137,6 +145,8 @@ class CacheServer:
             eviction_policy=eviction_policy,
             max_clients=self.limits.max_clients,
             timeout=self.limits.idle_timeout_s,
+            acl=self.acl,
+            protected=self.protected,
         )
         self._resp_server = await loop.create_server(
             self._factory(self._new_resp_connection, tls, "RESP"),

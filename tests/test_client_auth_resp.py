@@ -1,0 +1,215 @@
+"""Client authentication over RESP (issue 13, item 1): AUTH and HELLO ... AUTH through
+redis-py and the real redis-cli (-a, --user/--pass, REDISCLI_AUTH), and the same command
+bytes sent to a real redis-server 7.0 with the same users, reply for reply."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from runtime.local_cluster import NodeProcess
+
+PASSWORD = "correct horse battery"
+ACL = """\
+user default off
+user admin on >adminpw ~* +@all
+user reader on >readpw allkeys +@read
+user app on >apppw ~app:* +@read +@write
+"""
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[NodeProcess]:
+    with NodeProcess("node1", "--resp-port", "0", "--requirepass", PASSWORD) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def acl_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("acl") / "users.acl"
+    path.write_text(ACL)
+    return path
+
+
+@pytest.fixture(scope="module")
+def acl_node(acl_path: Path) -> Iterator[NodeProcess]:
+    with NodeProcess("node1", "--resp-port", "0", "--aclfile", str(acl_path)) as proc:
+        yield proc
+
+
+def _raw(port: int, payload: bytes, replies: int, timeout: float = 10.0) -> list[bytes]:
+    """Send ``payload`` and read ``replies`` simple/error/integer/bulk replies (RESP2; maps
+    are read as their first line only, so use HELLO 2 here)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        buf = b""
+        out: list[bytes] = []
+        while len(out) < replies:
+            while b"\r\n" not in buf:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return out
+                buf += chunk
+            line, buf = buf.split(b"\r\n", 1)
+            if line[:1] == b"$" and line != b"$-1":
+                size = int(line[1:])
+                while len(buf) < size + 2:
+                    buf += sock.recv(65536)
+                line, buf = line + b" " + buf[:size], buf[size + 2 :]
+            elif line[:1] in (b"*", b"%"):
+                continue  # an array's or map's elements follow as replies of their own
+            out.append(line)
+        return out
+
+
+def _cmd(*args: str) -> bytes:
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        raw = arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(parts)
+
+
+def test_exact_error_texts(node: NodeProcess) -> None:
+    assert node.resp_port is not None
+    replies = _raw(node.resp_port, _cmd("GET", "k") + _cmd("PING") + _cmd("AUTH", "nope") + _cmd("AUTH", "a", "b", "c")
+                   + _cmd("HELLO", "3") + _cmd("AUTH", PASSWORD) + _cmd("SET", "k", "v") + _cmd("GET", "k"), 8)
+    assert replies == [
+        b"-NOAUTH Authentication required.",
+        b"-NOAUTH Authentication required.",
+        b"-WRONGPASS invalid username-password pair or user is disabled.",
+        b"-ERR syntax error",
+        b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "
+        b"<user> <pass> option can be used to authenticate the client and select the RESP protocol version "
+        b"at the same time",
+        b"+OK",
+        b"+OK",
+        b"$1 v",
+    ]
+
+
+def test_redis_py(node: NodeProcess, acl_node: NodeProcess) -> None:
+    assert node.resp_port is not None and acl_node.resp_port is not None
+    anonymous = redis.Redis(port=node.resp_port, socket_timeout=10)
+    with pytest.raises(redis.AuthenticationError, match="authenticated|Authentication required"):
+        anonymous.get("k")
+    with pytest.raises(redis.AuthenticationError, match="invalid username-password pair"):
+        redis.Redis(port=node.resp_port, password="wrong", socket_timeout=10).get("k")
+    for protocol in (2, 3):
+        client = redis.Redis(port=node.resp_port, password=PASSWORD, protocol=protocol, socket_timeout=10)
+        assert client.set(f"py{protocol}", "v") is True
+        assert client.get(f"py{protocol}") == b"v"
+        client.close()
+    reader = redis.Redis(port=acl_node.resp_port, username="reader", password="readpw", protocol=3, socket_timeout=10)
+    assert reader.get("x") is None
+    with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions to run the 'set' command"):
+        reader.set("x", 1)
+    with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions to run the 'info' command"):
+        reader.info()
+    app = redis.Redis(port=acl_node.resp_port, username="app", password="apppw", socket_timeout=10)
+    assert app.mset({"app:1": "a", "app:2": "b"}) is True
+    with pytest.raises(redis.exceptions.NoPermissionError, match="one of the keys used as arguments"):
+        app.mset({"app:3": "a", "other": "b"})
+    with pytest.raises(redis.exceptions.NoPermissionError, match="one of the keys used as arguments"):
+        app.delete("app:1", "other")
+    assert app.get("app:1") == b"a"
+    assert app.client_info()["user"] == "app"
+    admin = redis.Redis(port=acl_node.resp_port, username="admin", password="adminpw", socket_timeout=10)
+    assert "redis_version" in admin.info()
+    for client in (anonymous, reader, app, admin):
+        client.close()
+
+
+@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli is not installed")
+def test_redis_cli(node: NodeProcess, acl_node: NodeProcess) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDISCLI_AUTH"}
+
+    def cli(port: int | None, *args: str, extra_env: dict[str, str] | None = None) -> str:
+        run = subprocess.run(
+            ["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=30,
+            env={**env, **(extra_env or {})},
+        )
+        return (run.stdout + run.stderr).strip()
+
+    assert cli(node.resp_port, "get", "k") == "NOAUTH Authentication required."
+    assert cli(node.resp_port, "-a", PASSWORD, "--no-auth-warning", "set", "cli", "1") == "OK"
+    assert cli(node.resp_port, "get", "cli", extra_env={"REDISCLI_AUTH": PASSWORD}) == "1"
+    assert "WRONGPASS invalid username-password pair or user is disabled." in cli(
+        node.resp_port, "-a", "nope", "--no-auth-warning", "get", "cli"
+    )
+    assert cli(acl_node.resp_port, "--user", "reader", "--pass", "readpw", "--no-auth-warning", "set", "k", "v") == (
+        "NOPERM this user has no permissions to run the 'set' command"
+    )
+    assert cli(acl_node.resp_port, "--user", "admin", "--pass", "adminpw", "--no-auth-warning", "set", "k", "v") == "OK"
+    assert cli(acl_node.resp_port, "--user", "reader", "--pass", "readpw", "--no-auth-warning", "get", "k") == "v"
+    assert cli(acl_node.resp_port, "-3", "--user", "reader", "--pass", "readpw", "--no-auth-warning", "get", "k") == "v"
+
+
+# --- differential: the same bytes to a real redis-server 7.0 --------------------------------
+
+#: Commands whose replies (with these users) are the same in Redis 7.0 and here.
+SCRIPT = [
+    ("GET", "dk"),
+    ("AUTH", "nope"),
+    ("AUTH", "reader", "wrong"),
+    ("AUTH", "nobody", "readpw"),
+    ("HELLO", "2"),
+    ("HELLO", "2", "AUTH", "reader", "wrong"),
+    ("AUTH", "a", "b", "c"),
+    ("AUTH", "reader", "readpw"),
+    ("SET", "dk", "v"),
+    ("DEL", "dk"),
+    ("GET", "dk"),
+    ("AUTH", "app", "apppw"),
+    ("SET", "app:d1", "v"),
+    ("GET", "app:d1"),
+    ("GET", "dother"),
+    ("MSET", "app:d2", "x", "dother", "y"),
+    ("MGET", "app:d1", "dother"),
+    ("AUTH", "admin", "wrongpass"),
+    ("GET", "dother"),
+    ("AUTH", "admin", "adminpw"),
+    ("SET", "dother", "1"),
+    ("GET", "dother"),
+]
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_same_replies_as_redis_server(acl_node: NodeProcess, acl_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--aclfile", str(acl_path), "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("redis-server did not start")
+                time.sleep(0.05)
+        payload = b"".join(_cmd(*command) for command in SCRIPT)
+        assert acl_node.resp_port is not None
+        payload += _cmd("QUIT")  # (+OK, then both close: every reply is read)
+        ours = _raw(acl_node.resp_port, payload, 1000)
+        theirs = _raw(port, payload, 1000)
+        assert ours == theirs and ours[-1] == b"+OK" and len(ours) >= len(SCRIPT)
+        assert b"-NOPERM this user has no permissions to run the 'set' command" in ours
+        assert b"-NOPERM this user has no permissions to access one of the keys used as arguments" in ours
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
