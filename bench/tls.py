@@ -49,6 +49,8 @@ class Run:
     ops_per_s: float
     server_cpu: float  # the node's CPU seconds / wall seconds
     load_cpu: float  # the load generator's CPU seconds / wall seconds
+    server_us: float  # the node's CPU microseconds per request
+    load_us: float  # the load generator's CPU microseconds per request
 
 
 def _children_cpu() -> float:
@@ -77,7 +79,8 @@ def json_run(port: int, pid: int, mode: str, pipeline: int, args: argparse.Names
     result, wall, node_cpu, load_cpu = _measured(pid, lambda: run_load(load_args))
     if result.errors:  # type: ignore[attr-defined]
         raise RuntimeError(f"{mode}: {result.errors} error replies")  # type: ignore[attr-defined]
-    return Run(result.ops_per_s, node_cpu / wall, load_cpu / wall)  # type: ignore[attr-defined]
+    ops = max(1, result.ops)  # type: ignore[attr-defined]
+    return Run(result.ops_per_s, node_cpu / wall, load_cpu / wall, node_cpu / ops * 1e6, load_cpu / ops * 1e6)  # type: ignore[attr-defined]
 
 
 def resp_run(
@@ -100,7 +103,8 @@ def resp_run(
     if out.returncode != 0 or "error" in out.stdout.lower():
         raise RuntimeError(f"{' '.join(argv)} exited {out.returncode}: {(out.stderr or out.stdout).strip()[-500:]}")
     rps = parse_csv(out.stdout)[test.upper()]["rps"]
-    return Run(rps, node_cpu / wall, load_cpu / wall)
+    n = args.requests
+    return Run(rps, node_cpu / wall, load_cpu / wall, node_cpu / n * 1e6, load_cpu / n * 1e6)
 
 
 def _certificates(root: Path) -> tuple[str, str, str]:
@@ -163,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                         runs.setdefault((protocol, test, pipeline, mode), []).append(run)
                         print(
                             f"  round {r + 1} {protocol} {test} -P {pipeline} {mode:5}: {run.ops_per_s:,.0f} ops/s, "
-                            f"node CPU {_pct(run.server_cpu)}, load CPU {_pct(run.load_cpu)}",
+                            f"node CPU {_pct(run.server_cpu)} ({run.server_us:.1f} us/req), "
+                            f"load CPU {_pct(run.load_cpu)} ({run.load_us:.1f} us/req)",
                             file=sys.stderr, flush=True,
                         )
         finally:
@@ -172,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
 
     table = [
         "| protocol | test | -P | plain ops/s | TLS ops/s | TLS / plain | auth ops/s | auth / plain "
-        "| node CPU plain / TLS / auth | load CPU plain / TLS / auth |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| node CPU us/req plain / TLS / auth | node CPU TLS / plain | node CPU auth / plain "
+        "| load CPU us/req plain / TLS / auth | busy node / load (TLS) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for protocol, test, pipeline in cells:
         by_mode = {mode: runs[(protocol, test, pipeline, mode)] for mode in MODES}
@@ -182,11 +188,20 @@ def main(argv: list[str] | None = None) -> int:
             mode: statistics.median(a.ops_per_s / b.ops_per_s for a, b in zip(by_mode[mode], by_mode["plain"]))
             for mode in ("tls", "auth")
         }
-        node_use = " / ".join(_pct(statistics.median(r.server_cpu for r in by_mode[m])) for m in MODES)
-        load_use = " / ".join(_pct(statistics.median(r.load_cpu for r in by_mode[m])) for m in MODES)
+        cpu_ratio = {
+            mode: statistics.median(a.server_us / b.server_us for a, b in zip(by_mode[mode], by_mode["plain"]))
+            for mode in ("tls", "auth")
+        }
+        node_us = " / ".join(f"{statistics.median(r.server_us for r in by_mode[m]):.1f}" for m in MODES)
+        load_us = " / ".join(f"{statistics.median(r.load_us for r in by_mode[m]):.1f}" for m in MODES)
+        busy = (
+            f"{_pct(statistics.median(r.server_cpu for r in by_mode['tls']))} / "
+            f"{_pct(statistics.median(r.load_cpu for r in by_mode['tls']))}"
+        )
         table.append(
             f"| {'JSON lines' if protocol == 'json' else 'RESP'} | {test.upper()} | {pipeline} | {med['plain']:,.0f} "
-            f"| {med['tls']:,.0f} | {ratio['tls']:.2f} | {med['auth']:,.0f} | {ratio['auth']:.2f} | {node_use} | {load_use} |"
+            f"| {med['tls']:,.0f} | {ratio['tls']:.2f} | {med['auth']:,.0f} | {ratio['auth']:.2f} | {node_us} "
+            f"| {cpu_ratio['tls']:.2f} | {cpu_ratio['auth']:.2f} | {load_us} | {busy} |"
         )
     print("\n".join(table), flush=True)
     if args.record:
@@ -204,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
             f"checked). JSON lines: bench/loadgen.py `--conns {args.conns} --workload mix --value-size 32 "
             f"--duration {args.duration:g}`; RESP: `redis-benchmark -c 50 -d 32 -n {args.requests:,} -t TEST -P P` "
             f"(`--tls --cacert`, `-a`). {args.rounds} round(s) in alternating order; ops/s are medians, ratios "
-            "the median of per-round ratios. CPU columns: CPU seconds per wall second of the node (from /proc) "
-            "and of the load generator (rusage of its processes): 100% is one core.\n\n" + "\n".join(table),
+            "the median of per-round ratios. CPU: the node's CPU time (from /proc) and the load generator's "
+            "(rusage of its processes) per request, and per wall second (busy: 100% is one core); CPU per "
+            "request is the overhead figure least moved by other work on the machine.\n\n" + "\n".join(table),
             path=args.results,
         )
     return 0

@@ -198,4 +198,5 @@ def test_tls_benchmark_runs(tmp_path: Path) -> None:
     assert set(rows) == {("JSON lines", "MIX"), ("RESP", "SET"), ("RESP", "GET")}, out
     for r in rows.values():
         plain, tls, auth = (float(r[i].replace(",", "")) for i in (3, 4, 6))
+        assert all(float(x) > 0 for x in r[8].split(" / ")), r  # node CPU per request, each mode
         assert plain > 0 and tls > 0 and auth > 0, r
