@@ -80,11 +80,13 @@ def json_run(port: int, pid: int, mode: str, pipeline: int, args: argparse.Names
     if result.errors:  # type: ignore[attr-defined]
         raise RuntimeError(f"{mode}: {result.errors} error replies")  # type: ignore[attr-defined]
     ops = max(1, result.ops)  # type: ignore[attr-defined]
-    return Run(result.ops_per_s, node_cpu / wall, load_cpu / wall, node_cpu / ops * 1e6, load_cpu / ops * 1e6)  # type: ignore[attr-defined]
+    rate = result.ops_per_s  # type: ignore[attr-defined]
+    return Run(rate, node_cpu / wall, load_cpu / wall, node_cpu / ops * 1e6, load_cpu / ops * 1e6)
 
 
 def resp_run(
-    tool: str, port: int, pid: int, mode: str, test: str, pipeline: int, args: argparse.Namespace, ca: str, cpu: int | None
+    tool: str, port: int, pid: int, mode: str, test: str, pipeline: int,
+    args: argparse.Namespace, ca: str, cpu: int | None,
 ) -> Run:
     argv = [
         *pin_prefix(cpu), tool, "-h", "127.0.0.1", "-p", str(port), "-c", "50", "-d", "32",
@@ -148,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[tuple[str, str, int, str], list[Run]] = {}
     with tempfile.TemporaryDirectory(prefix="actorcache-bench-tls-") as tmp:
         ca, cert, key = _certificates(Path(tmp))
-        tls_flags = ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca, "--tls-auth-clients", "no"]
+        tls_flags = [
+            "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca, "--tls-auth-clients", "no"
+        ]
         flags = {"plain": [], "tls": tls_flags, "auth": ["--requirepass", PASSWORD]}
         nodes = {}
         try:
