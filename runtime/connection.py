@@ -251,7 +251,9 @@ class ClientConnection(ServedConnection):
         return False
 
     def _unauthorized(self, node_id: str, why: str) -> None:
-        logger.warning("refusing peer connection %s claiming to be %r: %s", self.remote(), node_id, why)
+        self.trust.log_refusal(
+            logger, node_id, why, "refusing peer connection %s claiming to be %r: %s", self.remote(), node_id, why
+        )
         self._refuse(ErrorReply(ErrorCode.UNAUTHORIZED, why))
 
     def _auth_frame(self, data: bytes) -> None:
@@ -285,6 +287,15 @@ class ClientConnection(ServedConnection):
         self._unauthorized(claimed, f"the peer handshake did not complete within {PEER_HELLO_GRACE_S:g}s")
 
     def _release(self) -> None:
+        if self._handshake is not None:  # the connector hung up between our challenge and its auth
+            claimed = self._handshake[0].peer_id or "?"
+            self.trust.log_refusal(
+                logger, claimed, "hung up",
+                "peer connection claiming to be %r at %s closed during the handshake: a connector that "
+                "finds our challenge's proof wrong (another cluster secret) hangs up there",
+                claimed, self._handshake[1],
+            )
+            self._handshake = None
         super()._release()
         self.guard.handshakes.pop(self, None)
 
