@@ -6,6 +6,7 @@ The cluster over mutual TLS is in tests/test_tls_cluster.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import trustme
 
 from runtime.client import Client, ConnectionLostError
 from runtime.local_cluster import ROOT, NodeProcess
+from runtime.tls import TlsSettings, certificate_names, client_context
 from tests.cluster import eventually
 
 pytestmark = pytest.mark.integration
@@ -321,6 +323,52 @@ def test_request_read_timeout_holds_over_tls(pki: Pki) -> None:
             assert client.stats()["request_read_timeouts"] == 1
 
 
+def test_input_budget_holds_over_tls(pki: Pki) -> None:
+    """Partial requests held by TLS connections count in --max-input-buffer-bytes: past
+    it the connection holding the most is closed."""
+    with NodeProcess("node1", "--max-input-buffer-bytes", "64K", *pki.node_args()) as proc:
+        small, large = _tls_socket(pki, proc.port), _tls_socket(pki, proc.port)
+        try:
+            small.sendall(b'{"type":"set","key":"a","value":"' + b"x" * 20_000)
+            large.sendall(b'{"type":"set","key":"b","value":"' + b"y" * 60_000)
+            assert _closed_without_reply(large)
+            with pki.client(proc) as client:
+                assert client.stats()["input_buffer_kills"] == 1
+            small.sendall(b'"}\n')  # the other one lives on and completes its request
+            small.settimeout(10)
+            assert b'"success":true' in small.recv(4096)
+        finally:
+            small.close()
+            large.close()
+
+
+def test_a_handshake_that_never_completes_is_closed() -> None:
+    """TlsAcceptor's handshake timeout (10 s in a node; shorter here): a connection that
+    never sends its ClientHello is closed and counted, and never reaches the factory."""
+    made: list[object] = []
+
+    async def main() -> tuple[bytes, int]:
+        from runtime.tls import TlsAcceptor
+
+        loop = asyncio.get_running_loop()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        acceptor = TlsAcceptor(
+            lambda: made.append(1) or asyncio.Protocol(), context, max_pending=10, handshake_timeout=0.2
+        )
+        server = await loop.create_server(acceptor, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        try:
+            data = await asyncio.wait_for(reader.read(100), 10)
+        except ConnectionResetError:
+            data = b""
+        writer.close()
+        server.close()
+        return data, acceptor.failures
+
+    data, failures = asyncio.run(main())
+    assert data == b"" and failures == 1 and not made
+
+
 def test_json_reply_over_tls_is_byte_identical(pki: Pki, node: NodeProcess) -> None:
     """The wire format is unchanged under TLS: a raw TLS socket gets the JSON line a plain one would."""
     sock = _tls_socket(pki, node.port)
@@ -335,3 +383,42 @@ def test_json_reply_over_tls_is_byte_identical(pki: Pki, node: NodeProcess) -> N
         assert lines[1]["value"] == "v" and lines[1]["success"] is True
     finally:
         sock.close()
+
+
+# --- certificate_names (what the peer handshake checks a node id against) -------------
+
+
+def test_certificate_names_of_a_verified_certificate(pki: Pki) -> None:
+    """The other end's SAN DNS names, then its common name, each once; nothing for a
+    plaintext transport, or a TLS one whose other end presented no certificate."""
+    cert = pki.ca.issue_cert("node7", "localhost", "127.0.0.1", common_name="node7-cn")
+    cert_file, key_file = pki.root / "node7.pem", pki.root / "node7.key"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+
+    async def names_seen(client_cert: bool, tls: bool) -> tuple[str, ...]:
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Future[tuple[str, ...]] = loop.create_future()
+
+        class Server(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                seen.set_result(certificate_names(transport))
+
+        context = TlsSettings(pki.node_cert, pki.node_key, pki.ca_file, "optional").server_context()
+        server = await loop.create_server(Server, "127.0.0.1", 0, ssl=context if tls else None)
+        port = server.sockets[0].getsockname()[1]
+        files = (str(cert_file), str(key_file)) if client_cert else (None, None)
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_context(pki.ca_file, *files) if tls else None
+        )
+        try:
+            return await asyncio.wait_for(seen, 10)
+        finally:
+            writer.close()
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(names_seen(client_cert=True, tls=True)) == ("node7", "localhost", "node7-cn")
+    assert asyncio.run(names_seen(client_cert=False, tls=True)) == ()
+    assert asyncio.run(names_seen(client_cert=False, tls=False)) == ()
+    assert certificate_names(None) == ()

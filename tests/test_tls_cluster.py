@@ -78,6 +78,21 @@ def test_three_nodes_form_and_replicate_over_mutual_tls(pki: ClusterPki, tls_clu
             assert client.stats().get("tls_handshake_failures", 0) == 0
 
 
+def test_peer_links_use_tls_without_tls_cluster(pki: ClusterPki) -> None:
+    """TLS on, --tls-cluster no (client certificates required, the default): peer links
+    still connect with TLS, presenting the node's certificate, and the cluster works."""
+    with LocalCluster(
+        2, node_args=list(DEFAULT_FLAGS), per_node_args=pki.node_args, client_options=pki.client_options()
+    ) as cluster:
+        options = pki.client_options()
+        with Client(cluster.addresses["node1"], **options) as client:  # type: ignore[arg-type]
+            client.set("tls:plain-cluster", "v", consistency="all")
+        with Client(cluster.addresses["node2"], **options) as client:  # type: ignore[arg-type]
+            copy = client.inspect("tls:plain-cluster")
+            assert copy is not None and copy.value == "v"
+            assert client.stats().get("tls_handshake_failures", 0) == 0
+
+
 def test_a_peer_with_a_certificate_from_another_ca_is_refused(pki: ClusterPki) -> None:
     other_ca = trustme.CA()
     options = pki.client_options()
