@@ -4,6 +4,7 @@ bytes sent to a real redis-server 7.0 with the same users, reply for reply."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -182,14 +183,14 @@ SCRIPT = [
 ]
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
-def test_same_replies_as_redis_server(acl_node: NodeProcess, acl_path: Path) -> None:
+@contextlib.contextmanager
+def _redis_server(*args: str) -> Iterator[int]:
+    """A real redis-server on a free loopback port, with ``args``; yields the port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--aclfile", str(acl_path), "--save", "",
-         "--appendonly", "no"],
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -202,14 +203,44 @@ def test_same_replies_as_redis_server(acl_node: NodeProcess, acl_path: Path) -> 
                 if time.monotonic() > deadline:
                     pytest.fail("redis-server did not start")
                 time.sleep(0.05)
-        payload = b"".join(_cmd(*command) for command in SCRIPT)
-        assert acl_node.resp_port is not None
-        payload += _cmd("QUIT")  # (+OK, then both close: every reply is read)
-        ours = _raw(acl_node.resp_port, payload, 1000)
-        theirs = _raw(port, payload, 1000)
-        assert ours == theirs and ours[-1] == b"+OK" and len(ours) >= len(SCRIPT)
-        assert b"-NOPERM this user has no permissions to run the 'set' command" in ours
-        assert b"-NOPERM this user has no permissions to access one of the keys used as arguments" in ours
+        yield port
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _same_replies(ours_port: int, theirs_port: int, script: list[tuple[str, ...]]) -> list[bytes]:
+    payload = b"".join(_cmd(*command) for command in script) + _cmd("QUIT")  # (+OK, then both close)
+    ours = _raw(ours_port, payload, 1000)
+    theirs = _raw(theirs_port, payload, 1000)
+    assert ours == theirs and ours[-1] == b"+OK" and len(ours) >= len(script)
+    return ours
+
+
+needs_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+
+
+@needs_redis_server
+def test_same_replies_as_redis_server(acl_node: NodeProcess, acl_path: Path) -> None:
+    assert acl_node.resp_port is not None
+    with _redis_server("--aclfile", str(acl_path)) as port:
+        ours = _same_replies(acl_node.resp_port, port, SCRIPT)
+    assert b"-NOPERM this user has no permissions to run the 'set' command" in ours
+    assert b"-NOPERM this user has no permissions to access one of the keys used as arguments" in ours
+
+
+@needs_redis_server
+def test_same_replies_as_redis_server_without_passwords() -> None:
+    script = [
+        ("AUTH", "default", "x"), ("AUTH", "x"), ("AUTH", "alice", "x"), ("HELLO", "2", "AUTH", "alice", "x"),
+        ("AUTH", "a", "b", "c"), ("SET", "k", "v"), ("GET", "k"),
+    ]
+    with NodeProcess("node1", "--resp-port", "0") as node, _redis_server() as port:
+        assert node.resp_port is not None
+        ours = _same_replies(node.resp_port, port, script)
+    assert ours[:3] == [
+        b"+OK",
+        b"-ERR AUTH <password> called without any password configured for the default user. "
+        b"Are you sure your configuration is correct?",
+        b"-WRONGPASS invalid username-password pair or user is disabled.",
+    ]
