@@ -225,6 +225,7 @@ class ClientConnection(ServedConnection):
         trust = self.trust
         peername = self.transport.get_extra_info("peername") if self.transport is not None else None
         why = trust.refusal(peername[0] if isinstance(peername, tuple) and peername else None)
+        why = why or trust.certificate_refusal(self.transport, node_id)
         try:
             if why is not None:
                 raise PeerAuthError(why)

@@ -251,8 +251,10 @@ def client_limits(args: argparse.Namespace) -> ClientLimits:
 
 
 def peer_trust(args: argparse.Namespace) -> PeerTrust:
-    """Whom the node peers with: its id and ``--cluster-secret-file``'s secret."""
-    return PeerTrust(node_id=args.node_id, secret=args.cluster_secret)
+    """Whom the node peers with: its id, ``--cluster-secret-file``'s secret, and whether
+    ``--tls-cluster yes`` makes certificates name the peers."""
+    tls = getattr(args, "tls", None)
+    return PeerTrust(node_id=args.node_id, secret=args.cluster_secret, tls_cluster=bool(tls is not None and tls.cluster))
 
 
 def memory_warning(host: str, max_memory: int) -> str | None:
@@ -399,6 +401,7 @@ async def serve(args: argparse.Namespace) -> int:
         encode_peer,
         secret=trust.secret,
         loopback_only=trust.loopback_only,
+        verify=trust.certificate_refusal if trust.tls_cluster else None,
         loop=loop,
         tls=args.tls.peer_context() if tls is not None else None,
     )

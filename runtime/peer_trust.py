@@ -8,6 +8,9 @@ in :mod:`runtime.connection`, the connector in :mod:`runtime.peers`):
   empty, the proofs prove nothing, and so a node peers with loopback addresses only, in
   and out (:meth:`PeerTrust.refusal`), unless ``--tls-cluster yes`` lets the certificate
   name the node;
+- under ``--tls-cluster yes`` the node id a handshake names must also be one of the names
+  of the certificate the other end presented (:meth:`PeerTrust.certificate_refusal`),
+  checked on both sides: the secret proves membership, the certificate the identity;
 - nonces come from ``os.urandom`` here, never from the actors (which draw nothing);
 - the secret never appears in a ``repr``, a log line or an exception: it is a field that
   ``repr`` skips, and every refusal message is written without it.
@@ -15,6 +18,7 @@ in :mod:`runtime.connection`, the connector in :mod:`runtime.peers`):
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
@@ -22,6 +26,7 @@ import time
 
 from actors.kernel.peer_auth import NONCE_BYTES, Acceptor
 from runtime.addresses import is_loopback
+from runtime.tls import certificate_names
 
 __all__ = ["LOOPBACK_ONLY_MESSAGE", "REFUSAL_LOG_INTERVAL_S", "PeerTrust", "new_nonce", "read_secret_file"]
 
@@ -75,6 +80,17 @@ class PeerTrust:
         if self.loopback_only and not (host and is_loopback(host)):
             return LOOPBACK_ONLY_MESSAGE
         return None
+
+    def certificate_refusal(self, transport: asyncio.BaseTransport | None, peer_id: str) -> str | None:
+        """Under ``--tls-cluster yes``: why the peer ``peer_id`` at the other end of
+        ``transport`` is refused (its verified certificate does not name it), or None."""
+        if not self.tls_cluster:
+            return None
+        names = certificate_names(transport)
+        if peer_id in names:
+            return None
+        named = ", ".join(repr(n) for n in names[:5]) if names else "nothing (no verified certificate)"
+        return f"the peer's TLS certificate names {named}, not {peer_id!r} (--tls-cluster yes)"
 
     def log_refusal(self, logger: logging.Logger, peer: str, reason: str, fmt: str, *args: object) -> None:
         """Log a refused peer: at WARNING the first time in :data:`REFUSAL_LOG_INTERVAL_S`

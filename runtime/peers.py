@@ -326,6 +326,11 @@ class _Link:
         except PeerAuthError as exc:
             self._auth_failed(exc.message)
             return
+        verify = self.owner.verify
+        why = verify(self.transport, connector.peer_id or "") if verify is not None else None
+        if why is not None:
+            self._auth_failed(why)
+            return
         if self.peer_id is not None and connector.peer_id != self.peer_id:
             logger.info("peer %s: now answered by node %r (was %r)", self.address, connector.peer_id, self.peer_id)
         self.peer_id = connector.peer_id
@@ -441,7 +446,9 @@ class PeerLinks:
     ``hello`` is the system's part of the first frame on every connection (a msgpack-able
     map naming this node to the receiver in its ``node_id``; the handshake adds its nonce);
     ``secret`` is the cluster secret the handshake proves (b"": none, and then
-    ``loopback_only`` defaults to True: no link reaches another machine); ``encode`` turns each message given to :meth:`send` into a
+    ``loopback_only`` defaults to True: no link reaches another machine); ``verify(transport,
+    node_id)``, when given, may still refuse the node a challenge proved (a reason string,
+    logged as a failed handshake); ``encode`` turns each message given to :meth:`send` into a
     msgpack-able object (it may raise: the message is then dropped and counted
     ``unencodable``). ``send`` is the runtime ``Ctx``'s peer transport; call it (and
     everything else here) on the event-loop thread only. ``tls``: connect with TLS.
@@ -454,6 +461,7 @@ class PeerLinks:
         *,
         secret: bytes = b"",
         loopback_only: bool | None = None,
+        verify: Callable[[asyncio.Transport | None, str], str | None] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         max_queue_frames: int = 10_000,
         max_queue_bytes: int = 16 << 20,
@@ -486,6 +494,9 @@ class PeerLinks:
         self.hello_fields = hello
         self.secret = secret
         self.loopback_only = not secret if loopback_only is None else loopback_only
+        #: Checks the node a challenge proved against the connection (e.g. its TLS
+        #: certificate's names): a reason to refuse it, or None.
+        self.verify = verify
         self._links: dict[str, _Link] = {}
         self._dirty: list[_Link] = []
         self._flush_armed = False
