@@ -68,6 +68,7 @@ DEFAULT_USER = "default"
 _ALL = frozenset(CATEGORIES)
 _CATEGORY_NAMES = {"@read": READ, "@write": WRITE, "@admin": ADMIN}
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_GLOB_CHARS = re.compile(r"[*?\[\\]")
 #: Compared against when the user is unknown, so that costs what a known one does.
 _NO_DIGEST = hashlib.sha256(b"\x00unknown user").digest()
 
@@ -151,7 +152,10 @@ class User:
     digests: tuple[bytes, ...] = field(default=(), repr=False)
     categories: frozenset[str] = frozenset()
     patterns: tuple[str, ...] | None = ()
-    _regexes: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
+    #: The patterns compiled: literal prefixes (``app:*``), literal keys, the rest as one regex.
+    _prefixes: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    _exact: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
     #: Every category and every key: nothing to check per request.
     all_permitted: bool = field(default=False, compare=False)
 
@@ -168,8 +172,19 @@ class User:
     ) -> User:
         cats = frozenset(categories)
         pats = None if patterns is None or "*" in patterns else tuple(dict.fromkeys(patterns))
-        regexes = () if pats is None else tuple(_glob_regex(p) for p in pats)
-        return cls(name, enabled, nopass, tuple(digests), cats, pats, regexes, cats == _ALL and pats is None)
+        prefixes, exact, others = [], [], []
+        for pattern in pats or ():
+            if not _GLOB_CHARS.search(pattern):
+                exact.append(pattern)
+            elif pattern.endswith("*") and not _GLOB_CHARS.search(pattern[:-1]):
+                prefixes.append(pattern[:-1])
+            else:
+                others.append(_glob_regex(pattern).pattern)
+        regex = re.compile("|".join(f"(?:{rx})" for rx in others), re.DOTALL) if others else None
+        return cls(
+            name, enabled, nopass, tuple(digests), cats, pats, tuple(prefixes), frozenset(exact), regex,
+            cats == _ALL and pats is None,
+        )
 
     def password_matches(self, password: bytes) -> bool:
         """Constant time in the password: every digest is compared, whatever matched."""
@@ -180,9 +195,10 @@ class User:
         return (matched and bool(self.digests)) or self.nopass
 
     def may_access(self, key: str) -> bool:
-        if self.patterns is None:
+        if self.patterns is None or key.startswith(self._prefixes) or key in self._exact:
             return True
-        return any(regex.fullmatch(key) for regex in self._regexes)
+        regex = self._regex
+        return regex is not None and regex.fullmatch(key) is not None
 
     def refusal(self, request: Any) -> ErrorReply | None:
         """The ``noperm`` reply for a request this user may not send, else None."""

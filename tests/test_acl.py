@@ -199,3 +199,19 @@ def test_no_file_crashes_the_loader(tmp_path_factory: pytest.TempPathFactory, da
         Acl.from_file(path)
     except AclFileError as exc:
         assert str(exc).startswith(f"{path}:{exc.line}: ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text(alphabet="ab:*?[]^-\\", min_size=1, max_size=6), min_size=1, max_size=4),
+    st.lists(st.text(alphabet="ab:*?[]^-\\", max_size=6), max_size=8),
+)
+def test_compiled_patterns_agree_with_one_regex_per_pattern(patterns: list[str], keys: list[str]) -> None:
+    """The fast paths (literal prefixes, literal keys, one combined regex) decide as the
+    patterns one by one would."""
+    from runtime.acl import _glob_regex
+
+    user = User.build("u", enabled=True, patterns=patterns, categories=["read"])
+    for key in keys + patterns:
+        expected = "*" in patterns or any(_glob_regex(p).fullmatch(key) for p in patterns)
+        assert user.may_access(key) is expected, (patterns, key)
