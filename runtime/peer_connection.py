@@ -1,9 +1,10 @@
-"""One inbound connection from another node, after its ``hello``: frames in, nothing out.
+"""One inbound connection from another node, after its handshake: frames in, nothing out.
 
 Runs entirely on the event loop thread.
 
 Every connection starts as a client's (:class:`runtime.connection.ClientConnection`).
-When a msgpack connection's first frame is a valid peer ``hello``, the client protocol
+When a msgpack connection's first frame is a valid peer ``hello`` and the handshake that
+follows proved the connector holds the cluster secret (``auth``), the client protocol
 hands the transport over to a :class:`PeerConnection` (``transport.set_protocol``: what
 h11 calls a protocol switch) and is done; see :meth:`PeerConnection.take_over`. From
 then on this object is the transport's protocol and the server's connection: the client
@@ -11,8 +12,9 @@ side never sees another byte, and nothing here branches on "am I a peer yet".
 
 What the switch carries over, and why:
 
-- the decoder, with whatever followed the hello in the same read (already buffered):
-  its frame limit becomes the peer limit (peer frames carry whole batches) and strings
+- the decoder, with whatever followed ``auth`` in the same read (buffered, not decoded
+  before the proof checked): its frame limit becomes the peer limit (peer frames carry
+  whole batches) and strings
   are decoded with ``surrogatepass`` (values clients stored over JSON may hold lone
   surrogates);
 - the limits: a peer takes no ``--max-clients`` slot (the client gives its slot back and
@@ -21,8 +23,8 @@ What the switch carries over, and why:
   read timeout, and the idle timeout never closes it.
 
 Every frame is decoded by :func:`actors.protocol.peer_codec.decode_peer` and told to the
-node as ``FromPeer(src, addr, msg)``, with the sender named by the hello (never by the
-frame). Nothing is ever written back. A malformed or oversized frame is logged and closes
+node as ``FromPeer(src, addr, msg)``, ``src`` being the node the handshake authenticated
+(never a name a frame gives). Nothing is ever written back. A malformed or oversized frame is logged and closes
 this connection only.
 """
 
@@ -48,7 +50,8 @@ logger = logging.getLogger("actorcache.connection")
 
 
 class PeerConnection(ServedConnection):
-    """The protocol of a connection whose ``hello`` named node ``src`` at ``addr``."""
+    """The protocol of a connection whose handshake authenticated node ``src`` (at ``addr``,
+    the address its hello advertised)."""
 
     def __init__(
         self,
@@ -79,7 +82,7 @@ class PeerConnection(ServedConnection):
         max_value_depth: int,
     ) -> PeerConnection:
         """Switch ``client``'s transport to a new peer protocol, which then decodes what
-        ``decoder`` holds after the hello. ``client`` must already have given back what
+        ``decoder`` holds after ``auth``. ``client`` must already have given back what
         it held as a client (its slot, probation, partial input)."""
         transport = client.transport
         assert transport is not None
@@ -114,7 +117,7 @@ class PeerConnection(ServedConnection):
     def _frames(self, data: bytes) -> None:
         """Decode ``data`` (and what is buffered) and tell the node every frame. (Right
         after the switch this holds no partial input: a partial frame left began after
-        the hello, and its read timeout starts now.)"""
+        ``auth``, and its read timeout starts now.)"""
         decoder = self._decoder
         if decoder is None:
             return
