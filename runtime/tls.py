@@ -265,15 +265,15 @@ class TlsAcceptor:
             level = logging.INFO
             self._logged_at = now
         if logger.isEnabledFor(level):
-            why = f"aborted: {handshake.reason}" if handshake.reason else _why(exc)
+            why = f"aborted: {handshake.reason}" if handshake.reason else _why(exc, self.handshake_timeout)
             logger.log(level, "TLS handshake on the %s port from %s failed: %s", self.port_name, handshake.remote, why)
 
 
-def _why(exc: BaseException | None) -> str:
+def _why(exc: BaseException | None, timeout: float) -> str:
     if exc is None:
         return "closed during the handshake"
     if isinstance(exc, (asyncio.TimeoutError, ConnectionAbortedError)):
-        return f"not complete within {HANDSHAKE_TIMEOUT_S:g}s" if isinstance(exc, asyncio.TimeoutError) else str(exc)
+        return f"not complete within {timeout:g}s"
     if isinstance(exc, ssl.SSLError) and exc.reason in _PLAINTEXT_REASONS:
         return f"{exc.reason} (not TLS: a plaintext client?)"
     return _reason(exc)
