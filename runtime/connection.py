@@ -23,6 +23,13 @@ timeouts, and the handshake must complete within
 :data:`~runtime.conn_limits.PEER_HELLO_GRACE_S` of the hello. At most ``--max-clients``
 peer connections are accepted.
 
+Client authentication (``--requirepass``, ``--aclfile``): the decoded items of each read
+pass the connection's :class:`~runtime.client_auth.AuthGate` before they reach the node,
+which answers ``auth`` and puts ``noauth``/``noperm`` errors in place of what the user may
+not send (no gate, no cost, without passwords). Protected mode: once the first frame shows
+a client (JSON, or msgpack that is no ``hello``) from a non-loopback address, it gets the
+one ``denied`` error and is closed.
+
 Over ``--max-clients``, a connection is on probation: it may still be a peer, so for
 :data:`~runtime.conn_limits.PEER_HELLO_GRACE_S` its first frame may be a peer ``hello``
 (and its handshake, within the same grace, makes it a peer, which takes no client slot);
