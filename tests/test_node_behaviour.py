@@ -173,23 +173,36 @@ def test_stats_report_counts(host: Any) -> None:
     assert stats["uptime_s"] >= 0
 
 
-def test_a_write_below_a_newer_stored_version_is_restamped_not_lost(host: Any) -> None:
-    """A single node whose key holds a version from a clock far ahead (a record a peer
-    streamed before the cluster shrank to this node) still applies, then acks, a set and a
-    delete: its clock moves past the stored version."""
-    from actors.store.ops import StoreCall
-    from actors.protocol.replica_ops import Apply
+def _stored_ahead(host: Any, config: NodeConfig | None, ahead_ms: int | None) -> tuple[Any, Any]:
+    """Start a node, store ``s``, ``d``, ``n`` = "old" under a version ``ahead_ms`` ahead of
+    its clock (None: year 33658) as a peer streamed them; returns (that version, a probe
+    record the node stamped before)."""
+    from actors.protocol.messages import Inspect
     from actors.protocol.record import Record
+    from actors.protocol.replica_ops import Apply
     from actors.protocol.version import Version
+    from actors.store.ops import StoreCall
 
     class Sink:
         def tell(self, message: Any) -> None:
             self.results = message
 
-    refs = host.start_node()
-    ahead = Version(10**15, 0, "peer-from-the-future")  # year 33658: ahead of any host clock
+    refs = host.start_node(config=config) if config is not None else host.start_node()
+    assert host.request([Set("probe", 1)]) == (Ack(),)
+    (probe,) = host.request([Inspect("probe")])
+    wall_ms = probe.record.version.wall_ms
+    ahead = Version(10**15 if ahead_ms is None else wall_ms + ahead_ms, 0, "peer-from-the-future")
     for key in ("s", "d", "n"):
         refs.store.tell(StoreCall(0, ((0, Apply((Record(key, "old", None, ahead),)),),), Sink()))
+    return ahead, probe.record
+
+
+def test_a_write_below_a_newer_stored_version_is_restamped_not_lost(host: Any) -> None:
+    """A single node whose key holds a version from a clock ahead of its own, within the max
+    clock skew (a record a peer streamed before the cluster shrank to this node), still
+    applies, then acks, a set and a delete: its clock moves past the stored version."""
+    host_config = NodeConfig(max_clock_skew_s=120.0)
+    _stored_ahead(host, host_config, 60_000)
     assert host.request([Get("s")]) == (Value("old", True),)
     assert host.request([Set("s", "new")]) == (Ack(),)
     assert host.request([Get("s")]) == (Value("new", True),)
@@ -197,6 +210,25 @@ def test_a_write_below_a_newer_stored_version_is_restamped_not_lost(host: Any) -
     assert host.request([Get("d")]) == (Value(None, False),)
     assert host.request([Set("n", "7", cond="xx")]) == (Ack(applied=True),)  # a read-modify-write
     assert host.request([Get("n")]) == (Value("7", True),)
+
+
+def test_a_write_below_a_version_beyond_the_clock_bound_fails_and_the_clock_stays(host: Any) -> None:
+    """Issue 13 (a forged year-2100 version moved clocks for good): a key holding a version
+    far beyond the max clock skew is not overwritten by restamping above it: the write fails
+    ``unavailable`` (nothing applied, nothing acked and lost) and the clock does not move."""
+    from actors.protocol.messages import Inspect
+
+    ahead, probe = _stored_ahead(host, None, None)
+    for request in (Set("s", "new"), Delete("d"), Set("n", "7", cond="xx")):
+        (reply,) = host.request([request])
+        assert type(reply) is ErrorReply and reply.code == ErrorCode.UNAVAILABLE, reply
+        assert "clock skew" in reply.message
+    assert host.request([Get("s"), Get("d"), Get("n")]) == (Value("old", True),) * 3
+    assert host.request([Set("other", 2)]) == (Ack(),)
+    (other,) = host.request([Inspect("other")])
+    assert probe.version.wall_ms <= other.record.version.wall_ms < probe.version.wall_ms + 60_000 < ahead.wall_ms
+    stats = host.request([Stats()])[0].stats
+    assert stats["cluster"]["versions_refused"] >= 3
 
 
 def test_runs_of_plain_sets_in_a_batch_keep_request_order_and_ids(host: Any) -> None:

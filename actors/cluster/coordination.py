@@ -232,9 +232,9 @@ class QuorumRound:
         task = self.tasks[index]
         if attempt != task.attempt:
             return None  # an answer about a version this write no longer has
+        if type(result) is ErrorReply:  # the replica refused (out of memory, clock bound)
+            return self._refused(task, source, result)
         if task.write:
-            if type(result) is ErrorReply:  # the replica refused (out of memory)
-                return self._refused(task, source, result)
             if type(result) is Version:
                 if task.done:
                     # Acked already: by quorum intersection the newer version is a later
@@ -267,7 +267,7 @@ class QuorumRound:
         return None
 
     def _refused(self, task: KeyTask, source: str, error: ErrorReply) -> KeyTask | None:
-        if source in task.acks or source in task.refusals:
+        if source in task.acks or source in task.refusals or source in task.results:
             return None
         task.refusals.append(source)
         state = self.slots[task.slot]
@@ -275,8 +275,11 @@ class QuorumRound:
             return None
         task.done = True
         state.remaining -= 1
-        applied = "no owner stored it" if not task.acks else f"{len(task.acks)} owner(s) stored it"
-        state.error = ErrorReply(error.code, f"{error.message} (refused by {len(task.refusals)} owner(s); {applied})", state.request.rid)
+        if task.write:
+            applied = "; no owner stored it" if not task.acks else f"; {len(task.acks)} owner(s) stored it"
+        else:
+            applied = ""
+        state.error = ErrorReply(error.code, f"{error.message} (refused by {len(task.refusals)} owner(s){applied})", state.request.rid)
         return task
 
     def slot_done(self, slot: int) -> bool:
@@ -288,7 +291,7 @@ class QuorumRound:
         if self.conflicts:
             return False
         for task in self.tasks:
-            heard = len(task.acks) + len(task.refusals) if task.write else len(task.results)
+            heard = (len(task.acks) if task.write else len(task.results)) + len(task.refusals)
             if heard < len(task.sent_to):
                 return False
         return True

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
+from actors.cluster.clock_bound import bound_results, limit_ms
 from actors.cluster.coordination import QuorumRound
 from actors.protocol.kinds import is_write
 from actors.cluster.lifecycle import Lifecycle
@@ -75,6 +76,7 @@ class Coordinator:
         self.life = life
         self.clock = clock
         self.config = config
+        self.max_skew_s: float = config.max_clock_skew_s
         self.open: dict[int, _Open] = {}
         #: Replica requests to peers (actors.cluster.replica_flow): per peer the current turn's
         #: outbox (sent at the turn's end), each request's route by req, the values in flight.
@@ -87,6 +89,7 @@ class Coordinator:
                 "hints_written": 0,
                 "restamps": 0,
                 "replies_from_wrong_peer": 0,
+                "versions_refused": 0,
                 # replica response parts refused: out of order (one was lost) or out of range
                 "replica_parts_refused": 0,
             }
@@ -194,6 +197,11 @@ class Coordinator:
             self.io.send(env.addr, ReplicaAck(msg.req, msg.start))
         if route is None:
             return
+        results, (refused, furthest) = bound_results(msg.results, limit := limit_ms(self.io.wall(), self.max_skew_s))
+        if refused:  # an answer stamped beyond the clock bound is that replica's refusal
+            self.counters["versions_refused"] += refused
+            self.io.trace("version_refused", peer=src, versions=refused, ahead_ms=furthest - limit, kind="replica_response")
+            msg = ReplicaResponse(msg.req, results, msg.start, msg.ack)
         if not requests.fits(route, msg):
             # Out of order (a part was lost: nothing after it can be placed) or answering
             # ops the request did not carry: the request's batches time out instead.
@@ -225,7 +233,7 @@ class Coordinator:
             task = qround.on_result(index, source, result, attempt)
             if task is None:
                 continue
-            if not task.write and task.needed > 1:
+            if not task.write and task.needed > 1 and qround.slots[task.slot].error is None:
                 self._read_repair(qround.repairs(task))
             if qround.slot_done(task.slot) and slots.replies[task.slot] is None:
                 try:
@@ -253,7 +261,11 @@ class Coordinator:
                 # Concurrent writers keep overtaking each other: let last-write-wins decide.
                 task.conflict = None
                 continue
-            self.clock.observe(task.conflict, wall)
+            if self.clock.observe(task.conflict, wall) is None:
+                # Beyond the clock bound (only this node's own store can answer so: peers'
+                # answers were bounded on arrival): stamping above it is refused, LWW decides.
+                task.conflict = None
+                continue
             task.restamp(self.clock.tick(wall))
             self.counters["restamps"] += 1
             if self.io.tracing:

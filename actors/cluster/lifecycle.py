@@ -21,6 +21,7 @@ from typing import Any
 
 from pykka import ActorRef
 
+from actors.cluster.clock_offsets import ClockOffsets
 from actors.cluster.membership import ClusterView, Membership, State
 from actors.cluster.node_io import NodeIO
 from actors.kernel.failures import log_failure
@@ -58,7 +59,14 @@ class Lifecycle:
             suspect_phi=config.suspect_phi,
             down_after_s=config.down_after_s,
             status=MemberStatus.WARMING if config.contacts else MemberStatus.READY,
+            max_skew_s=config.max_clock_skew_s,
         )
+        #: Peers' clocks as their heartbeats report them (actors.cluster.clock_offsets).
+        self.offsets = ClockOffsets(config.max_clock_skew_s)
+        #: How far this node's clock is off its members' median, while beyond the max
+        #: clock skew (None: within it): the node then coordinates no reads or writes.
+        self.clock_off: int | None = None
+        self.heartbeats_refused = 0
         self.view: ClusterView = self.membership.view
         self.joined = not config.contacts
         self.replicator: ActorRef[Any] | None = None
@@ -81,13 +89,17 @@ class Lifecycle:
         rows = self.membership.gossip_rows()
         partitions = self.config.partitions
         addresses = self.membership.peer_addresses()
+        wall_ms = int(self.io.wall() * 1000)
         send = self.io.send
         for addr in addresses:
-            send(addr, Gossip(rows, False, partitions))
-        if not self.joined:
-            for addr in self.config.contacts:
-                if addr not in addresses and addr != self.address:
-                    send(addr, Gossip(rows, True, partitions))
+            send(addr, Gossip(rows, False, partitions, wall_ms))
+        asking = [] if self.joined else list(self.config.contacts)
+        # Members heard of only through others: their own answer admits them.
+        asking += self.membership.introductions()
+        self.membership.new_introductions.clear()
+        for addr in sorted(set(asking)):
+            if addr not in addresses and addr != self.address:
+                send(addr, Gossip(rows, True, partitions, wall_ms))
 
     def on_heartbeat(self, now: float) -> None:
         """Check the failure detector and settle a join (the node gossips after its other
@@ -95,6 +107,7 @@ class Lifecycle:
         self._heartbeats += 1
         if self.membership.tick(now):
             self.view_changed()
+        self._check_clock(now)
         if not self.joined:
             settled = (
                 self._first_heard is not None
@@ -114,12 +127,47 @@ class Lifecycle:
             logger.error("%s gossips %d partitions, we have %d: ignored", env.src, msg.partitions, partitions)
             return
         now = self.io.now()
-        if self._first_heard is None:
+        wall_ms = int(self.io.wall() * 1000)
+        membership = self.membership
+        refused = not self.offsets.heard(env.src, msg.wall_ms, wall_ms, now)
+        if refused:
+            # Stamped beyond the clock bound: not merged, not a heartbeat (but answered,
+            # so a skewed sender learns from our stamps that its clock is off).
+            self.heartbeats_refused += 1
+            self.io.trace("heartbeat_refused", peer=env.src, ahead_ms=msg.wall_ms - wall_ms)
+        if self._first_heard is None:  # heard (a contact answered), refused or not
             self._first_heard = now
-        if self.membership.on_gossip(env.src, msg.members, now):
-            self.view_changed()
+        if refused:
+            self._check_clock(now)
+        else:
+            if membership.on_gossip(env.src, msg.members, now, wall_ms):
+                self.view_changed()
+            if membership.new_introductions:  # ask them at once: their answer admits them
+                rows = membership.gossip_rows()
+                for addr in membership.new_introductions:
+                    if addr != self.address:
+                        self.io.send(addr, Gossip(rows, True, partitions, wall_ms))
+                membership.new_introductions.clear()
+            self._check_clock(now)
         if msg.reply:
-            self.io.send(env.addr, Gossip(self.membership.gossip_rows(), False, partitions))
+            self.io.send(env.addr, Gossip(membership.gossip_rows(), False, partitions, wall_ms))
+
+    def _check_clock(self, now: float) -> None:
+        """Is this node's clock off its members' median beyond the bound? (Traced and
+        logged when the verdict changes.)"""
+        me = self.io.node_id
+        gone = [m.node_id for m in self.membership.table.values() if m.status == MemberStatus.LEFT]
+        off = self.offsets.off_by(now, gone)
+        if (off is None) != (self.clock_off is None):
+            if off is None:
+                logger.warning("%s: clock back within the max clock skew of its peers: coordinating again", me)
+            else:
+                logger.error(
+                    "%s: clock %+d ms off its peers' (max clock skew %d ms): refusing to coordinate reads and writes",
+                    me, off, self.offsets.max_skew_ms,
+                )
+            self.io.trace("clock_offset", off_ms=off, max_skew_ms=self.offsets.max_skew_ms)
+        self.clock_off = off
 
     def view_changed(self) -> None:
         old = self.view

@@ -17,6 +17,26 @@ Ownership follows the table, not the detector: a down member still owns its part
 (strict quorums stay strict; hints and anti-entropy catch it up), and only a join or a
 leave moves partitions. See :class:`ClusterView` for how warming and leaving members
 take part in reads and writes.
+
+Authority (``src`` is the sender as its link authenticated it): a link speaks for its
+own node only. A gossiped row is merged only if
+
+- it is about ``src`` itself (``src == row.node_id``): the only way a member is admitted,
+  changes its address or gets a new incarnation (a restart, a refutation), and the only
+  way a ``left`` member comes back;
+- or it is about a known member, relayed by another, at the incarnation and address this
+  node already has: a relay may only advance a status (``warming`` -> ``ready`` ->
+  ``leaving`` -> ``left``, e.g. an operator's remove-node), never admit, readdress,
+  re-incarnate or revive anyone;
+- and its incarnation (the epoch ms a member started, +1 per refutation) is no further
+  ahead than this node's wall clock + the max clock skew + :data:`REFUTATION_SLACK`.
+
+A row about this node that is newer than its own is refuted (incarnation + 1) only
+within that bound, so a forged ``2**64-1`` is never adopted. A relayed row about a member
+this node does not know is not merged: its address becomes an *introduction*
+(:meth:`Membership.introductions`), gossiped to (asking for an answer) until that member's
+own gossip admits it, so a cluster still converges, one hop later. Rows refused are
+counted (``refused``).
 """
 
 from __future__ import annotations
@@ -28,7 +48,15 @@ from actors.cluster.failure_detector import PhiAccrual
 from actors.protocol.peer_messages import Member, MemberStatus
 from actors.cluster.placement import Placement
 
-__all__ = ["ClusterView", "Membership", "State"]
+__all__ = ["MAX_INTRODUCTIONS", "REFUTATION_SLACK", "ClusterView", "Membership", "State"]
+
+#: Incarnations a member may be ahead of its start time by refuting (one per refutation):
+#: the bound on a gossiped incarnation is wall clock + max clock skew + this.
+REFUTATION_SLACK = 1000
+#: Most introductions (addresses of members heard of through others) kept at once.
+MAX_INTRODUCTIONS = 64
+#: Gossip rounds an introduction is tried before it is dropped.
+INTRODUCTION_ROUNDS = 10
 
 _RANK = {MemberStatus.WARMING: 0, MemberStatus.READY: 1, MemberStatus.LEAVING: 2, MemberStatus.LEFT: 3}
 
@@ -125,6 +153,7 @@ class Membership:
         suspect_phi: float,
         down_after_s: float,
         status: str = MemberStatus.READY,
+        max_skew_s: float = 0.5,
     ) -> None:
         self.self_id = self_id
         self.replicas = replicas
@@ -136,6 +165,13 @@ class Membership:
         self._detectors: dict[str, PhiAccrual] = {}
         self._suspect_since: dict[str, float] = {}
         self.states: dict[str, str] = {self_id: State.SELF}
+        self.max_skew_ms = int(max_skew_s * 1000)
+        #: Gossiped rows refused (beyond the incarnation bound, or not the sender's to say).
+        self.refused = 0
+        #: Members heard of only through others: ``node_id -> [addr, rounds left]``.
+        self._introductions: dict[str, list[Any]] = {}
+        #: Addresses introduced since the caller last took them (to gossip to at once).
+        self.new_introductions: list[str] = []
         self.view = self._build_view()
 
     # --- this node ----------------------------------------------------------------
@@ -165,27 +201,50 @@ class Membership:
 
     # --- input ------------------------------------------------------------------------
 
-    def on_gossip(self, src: str, members: tuple[Member, ...], now: float) -> bool:
-        """Merge a peer's table and count it as ``src``'s heartbeat; True if the view changed."""
+    def incarnation_bound(self, wall_ms: int) -> int:
+        """The highest incarnation a gossiped row may carry at wall time ``wall_ms``."""
+        return wall_ms + self.max_skew_ms + REFUTATION_SLACK
+
+    def on_gossip(self, src: str, members: tuple[Member, ...], now: float, wall_ms: int) -> bool:
+        """Merge the rows of ``src``'s table it may speak for (see the module's rules) and
+        count it as ``src``'s heartbeat; True if the view changed. ``wall_ms``: this node's
+        wall clock, for the incarnation bound."""
         changed = False
+        bound = self.incarnation_bound(wall_ms)
         for row in members:
             if row.status not in _RANK:
                 continue
-            if row.node_id == self.self_id:
+            if row.incarnation > bound:
+                self.refused += 1  # from the future: a fault or a forgery, never merged
+                continue
+            node_id = row.node_id
+            if node_id == self.self_id:
                 me = self.me
                 if _newer(row, me) and me.status != MemberStatus.LEFT:
+                    if row.incarnation + 1 > bound:
+                        self.refused += 1
+                        continue
                     # Someone remembers a later life of ours (or says we left): refute it.
                     self.table[self.self_id] = me._replace(incarnation=row.incarnation + 1)
                     changed = True
                 continue
-            old = self.table.get(row.node_id)
-            if old is None or _newer(row, old):
-                if old is None or row.incarnation != old.incarnation:
-                    # A new member, or a restarted one: fresh detection history.
-                    self._detectors.pop(row.node_id, None)
-                    self._suspect_since.pop(row.node_id, None)
-                self.table[row.node_id] = row
-                changed = True
+            old = self.table.get(node_id)
+            if old is not None and not _newer(row, old):
+                continue
+            if src != node_id:
+                if old is None or row.addr != old.addr:
+                    self._introduce(row)  # only its own link may admit or readdress it
+                    continue
+                if row.incarnation != old.incarnation or old.status == MemberStatus.LEFT:
+                    self.refused += 1  # a relay may not re-incarnate or revive a member
+                    continue
+            elif old is None or row.incarnation != old.incarnation:
+                # A new member, or a restarted one: fresh detection history.
+                self._detectors.pop(node_id, None)
+                self._suspect_since.pop(node_id, None)
+            self.table[node_id] = row
+            self._introductions.pop(node_id, None)
+            changed = True
         sender = self.table.get(src)
         if sender is not None and sender.status != MemberStatus.LEFT:
             detector = self._detectors.get(src)
@@ -232,7 +291,34 @@ class Membership:
         self.view = self._build_view()
         return True
 
+    def _introduce(self, row: Member) -> None:
+        """Remember ``row``'s address to gossip to (its own answer admits it)."""
+        if row.status == MemberStatus.LEFT:
+            return
+        intro = self._introductions.get(row.node_id)
+        if intro is not None:
+            intro[0] = row.addr
+            return
+        if len(self._introductions) >= MAX_INTRODUCTIONS:
+            self.refused += 1
+            return
+        self._introductions[row.node_id] = [row.addr, INTRODUCTION_ROUNDS]
+        self.new_introductions.append(row.addr)
+
     # --- output -----------------------------------------------------------------------
+
+    def introductions(self) -> list[str]:
+        """Addresses of members heard of only through others, to gossip to this round
+        (asking for an answer); each is tried :data:`INTRODUCTION_ROUNDS` rounds."""
+        out = []
+        members = {m.addr for m in self.table.values()}
+        for node_id, intro in list(self._introductions.items()):
+            intro[1] -= 1
+            if intro[1] < 0:
+                del self._introductions[node_id]
+            elif intro[0] not in members:
+                out.append(intro[0])
+        return sorted(set(out))
 
     def gossip_rows(self) -> tuple[Member, ...]:
         return tuple(self.table[node_id] for node_id in sorted(self.table))

@@ -22,18 +22,21 @@ push of many big values would pass the peer frame limit and be dropped, or flood
 link's queue), each followed by the next only once answered. A peer's answer continues
 work only if it comes from the peer that work talks to: sids are small counters anyone
 can guess, so an answer from anyone else is ignored and counted
-(``replies_from_wrong_peer``).
+(``replies_from_wrong_peer``). Records and listed versions stamped beyond the clock bound
+are dropped on arrival (``versions_refused``, :mod:`actors.cluster.clock_bound`).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import logging
 from typing import Any
 
 from pykka import ActorRef
 
+from actors.cluster.clock_bound import bound_records, limit_ms
 from actors.cluster.hints import Hints
 from actors.cluster.membership import ClusterView
 from actors.cluster.replicator_io import Then
@@ -61,6 +64,7 @@ REPLICATOR_COUNTERS = (
     "keys_handed_off",
     "sync_rounds_failed",
     "replies_from_wrong_peer",
+    "versions_refused",
 )
 
 logger = logging.getLogger("actorcache.replicator")
@@ -117,6 +121,8 @@ class Replicator(ScheduledActor):
     def _on_peer(self, env: FromPeer) -> None:
         msg = env.msg
         t = type(msg)
+        if t is Push or t is SyncListing:
+            msg = self._bounded(env.src, msg)
         if t is SyncRequest:
             self.rounds.on_sync_request(env.addr, msg)
         elif t is SyncListing:
@@ -131,6 +137,31 @@ class Replicator(ScheduledActor):
         elif t is PushAck:
             if not self.hints.on_ack(env.src, msg) and not self.streaming.on_ack(env.src, msg, self.ctx.now()):
                 self.rounds.on_ack(env.src, msg)
+
+    def _bounded(self, src: str, msg: Any) -> Any:
+        """``msg`` without the records (a push) or listed versions (a listing: they would
+        only be pulled and refused, round after round) stamped beyond the clock bound
+        (actors.cluster.clock_bound); counted and traced."""
+        limit = limit_ms(self.ctx.wall(), self.config.max_clock_skew_s)
+        if type(msg) is Push:
+            records, (refused, furthest) = bound_records(msg.records, limit)
+            if refused:
+                msg = dataclasses.replace(msg, records=records)
+        else:
+            refused = furthest = 0
+            listings = []
+            for partition, items in msg.listings:
+                kept = tuple(item for item in items if item[1].wall_ms <= limit)
+                if len(kept) < len(items):
+                    refused += len(items) - len(kept)
+                    furthest = max(furthest, max(v.wall_ms for _, v in items))
+                listings.append((partition, kept))
+            if refused:
+                msg = dataclasses.replace(msg, listings=tuple(listings))
+        if refused:
+            self.counters["versions_refused"] += refused
+            self.ctx.trace("version_refused", peer=src, versions=refused, ahead_ms=furthest - limit, kind=type(msg).__name__)
+        return msg
 
     # --- ReplicatorIo: what the parts act through ------------------------------------------
 

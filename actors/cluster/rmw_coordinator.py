@@ -138,6 +138,9 @@ class RmwCoordinator:
         if not is_update(request):
             answer(ErrorReply(ErrorCode.BAD_REQUEST, "only read-modify-write requests are forwarded", request.rid))
             return
+        if self.life.clock_off is not None:  # this node's clock is off its peers': it stamps nothing
+            answer(ErrorReply(ErrorCode.UNAVAILABLE, "unavailable: the key's coordinator's clock is off its peers'", request.rid))
+            return
         self._submit(request, answer)
 
     def on_forward_reply(self, src: str, msg: ForwardReply) -> None:
@@ -204,8 +207,8 @@ class RmwCoordinator:
             if type(reply) is not RecordReply:
                 raise TypeError(f"a read-modify-write read answered {type(reply).__name__}")
             wall = self.io.wall()
-            if reply.record is not None:
-                self.clock.observe(reply.record.version, wall)
+            if reply.record is not None and self.clock.observe(reply.record.version, wall) is None:
+                return ErrorReply(ErrorCode.UNAVAILABLE, "unavailable: the key's version is beyond the max clock skew", job.request.rid)
             try:
                 write, final = plan_update(job.request, reply.record, wall)
             except Exception as exc:

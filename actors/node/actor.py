@@ -88,7 +88,7 @@ class Node(ScheduledActor):
         super().__init__(ctx)
         self.config = config = config or NodeConfig()
         self.store = store
-        self.clock = HybridClock(ctx.node_id)
+        self.clock = HybridClock(ctx.node_id, config.max_clock_skew_s)
         self.started_at = ctx.now()
         #: The one continuation table (store results, timers), the store outbox, peer sends.
         self.io = io = ActorIO(ctx, store, self.actor_ref, self)
@@ -97,11 +97,13 @@ class Node(ScheduledActor):
         self.life = Lifecycle(io, config, int(ctx.wall() * 1000))
         self.coordinator = Coordinator(io, self.life, self.clock, config, OUTBOX_FLUSH_OPS)
         self.rmw = RmwCoordinator(io, self.life, self.coordinator, self.clock, config)
-        self.replica = ReplicaServer(io, self.clock, config.request_timeout_s)
+        self.replica = ReplicaServer(io, self.clock, config.request_timeout_s, config.max_clock_skew_s)
         self.local = LocalPlanner(
             io, self.life, self.clock, config, self.coordinator.counters, self._stats, self._fail_batch
         )
         self.requests = 0
+        #: Requests refused while this node's clock was off its peers' (``clock_refused``).
+        self.clock_refused = 0
         #: Failures the node's other actors survived and reported (``ActorFailed``).
         self.reported_failures = 0
         self.replicator_counters: dict[str, int] = {}
@@ -195,7 +197,7 @@ class Node(ScheduledActor):
             order.enqueue(pending)
             if order.waiting(batch.conn):  # behind requests waiting for a read-modify-write
                 order.defer(pending, 0)
-            elif self.life.view.solo and self.life.joined and not order.holds(batch.conn):
+            elif self.life.view.solo and self.life.joined and self.life.clock_off is None and not order.holds(batch.conn):
                 ops = self.local.plan(pending)
                 if ops:
                     self.local.ask_store(pending, ops)
@@ -230,6 +232,8 @@ class Node(ScheduledActor):
                 data = route is Route.READ or route is Route.WRITE
                 if (data or update) and not life.joined:
                     pending.fill(slot, ErrorReply(ErrorCode.UNAVAILABLE, "unavailable: still joining the cluster", request.rid))
+                elif (data or update) and life.clock_off is not None:
+                    pending.fill(slot, self._clock_refusal(request))
                 elif update:
                     order.hold(conn, request.key)
                     try:
@@ -253,6 +257,17 @@ class Node(ScheduledActor):
             self.local.ask_store(pending, local_ops)
         coordinator.start(qround, pending)
         return deferred
+
+    def _clock_refusal(self, request: Any) -> ErrorReply:
+        """This node's clock is off its peers' beyond the max clock skew: it coordinates
+        nothing (its versions would be refused, or lose to older writes). Definite."""
+        self.clock_refused += 1
+        return ErrorReply(
+            ErrorCode.UNAVAILABLE,
+            f"unavailable: this node's clock is {self.life.clock_off:+d} ms off its peers' "
+            f"(max clock skew {self.life.offsets.max_skew_ms} ms); it coordinates no reads or writes until fixed",
+            request.rid,
+        )
 
     def _updated(self, pending: ReplySlots, slot: int, key: str) -> Any:
         """What a read-modify-write's answer does: fill its slot, release its key, and

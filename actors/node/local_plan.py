@@ -241,7 +241,15 @@ class LocalPlanner:
                 # repaired from a peer whose clock ran ahead, kept after the cluster shrank
                 # to this node): move the clock past it and write again, never ack a loss.
                 wall = self.io.wall()
-                self.clock.observe(result, wall)
+                if self.clock.observe(result, wall) is None:
+                    # Beyond the clock bound (this node's wall clock went back): stamping above
+                    # it is refused, and writing below it would be a loss, so the write fails.
+                    pending.fill(slot, ErrorReply(
+                        ErrorCode.UNAVAILABLE,
+                        "unavailable: the key holds a version beyond the max clock skew ahead of this node's clock; nothing was applied",
+                        getattr(request, "rid", None),
+                    ))
+                    continue
                 self.counters["restamps"] += 1
                 self.plan_one(pending, slot, request, wall, again)
                 continue

@@ -74,4 +74,16 @@ def _cluster_stats(node: Node) -> dict[str, Any]:
     out.update(replicator)
     # Both count peers' answers to what was sent to another node: one figure.
     out["replies_from_wrong_peer"] = coordinator.counters["replies_from_wrong_peer"] + replicator.get("replies_from_wrong_peer", 0)
+    # Versions stamped beyond the clock bound, refused wherever they arrived (the clock's
+    # own count: versions only this node's store could have offered it).
+    out["versions_refused"] = (
+        coordinator.counters["versions_refused"]
+        + node.replica.refused
+        + node.clock.refused
+        + replicator.get("versions_refused", 0)
+    )
+    out["gossip_rows_refused"] = life.membership.refused
+    out["heartbeats_refused"] = life.heartbeats_refused
+    out["clock_offset_ms"] = life.offsets.offset_ms(node.ctx.now(), [m.node_id for m in view.members if m.status == "left"])
+    out["clock_refused"] = node.clock_refused
     return out

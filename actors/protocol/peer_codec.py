@@ -52,9 +52,8 @@ __all__ = ["HELLO", "PEER_TYPES", "decode_hello", "decode_peer", "encode_hello",
 
 HELLO = "hello"
 #: Version of the peer protocol; a peer speaking another is refused at ``hello``.
-PROTOCOL_VERSION = 5  # 2: replica_request's compact "w" op and writers table; 3: "ws" and per-item
-# results; 4: replica_response parts (``start``, ``ack``), replica_ack, push ``covered``; 5: the
-# handshake (hello carries a ``nonce``, then challenge and auth: actors/kernel/peer_auth.py)
+PROTOCOL_VERSION = 4  # 2: replica_request's compact "w" op and writers table; 3: "ws" and per-item
+# results; 4: replica_response parts (``start``, ``ack``), replica_ack, push ``covered``
 
 
 def encode_hello(node_id: str, addr: str, partitions: int) -> dict[str, Any]:
@@ -79,6 +78,7 @@ _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
         "members": [list(member) for member in m.members],
         "reply": m.reply,
         "partitions": m.partitions,
+        "wall_ms": m.wall_ms,
     },
     ReplicaRequest: encode_replica_request,
     ReplicaResponse: encode_replica_response,
@@ -98,9 +98,10 @@ _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
 
 _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
     "gossip": lambda o: Gossip(
-        tuple(Member(text(n), text(a), _incarnation(i), text(s)) for n, a, i, s in o["members"]),
+        tuple(Member(text(n), text(a), _clock_int(i, "a member's incarnation"), text(s)) for n, a, i, s in o["members"]),
         bool(o.get("reply")),
         int(o.get("partitions", 256)),
+        _clock_int(o.get("wall_ms", 0), "gossip's wall_ms"),
     ),
     "replica_request": decode_replica_request,
     "replica_response": decode_replica_response,
@@ -118,10 +119,11 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
 }
 
 
-def _incarnation(obj: Any) -> int:
-    """A gossiped incarnation: an int within int64 (one past it, a refutation, must encode)."""
+def _clock_int(obj: Any, what: str) -> int:
+    """A gossiped incarnation or wall clock (ms): an int within int64 (one past an
+    incarnation, its refutation, must still encode)."""
     if type(obj) is not int or not 0 <= obj < MAX_WALL_MS:
-        raise BadRequestError(f"a member's incarnation must be an integer from 0 to {MAX_WALL_MS - 1}, not {brief(obj)}")
+        raise BadRequestError(f"{what} must be an integer from 0 to {MAX_WALL_MS - 1}, not {brief(obj)}")
     return obj
 
 

@@ -62,11 +62,16 @@ class Member(NamedTuple):
 
 @message
 class Gossip:
-    """The sender's membership table; also its heartbeat. ``reply``: answer with yours."""
+    """The sender's membership table; also its heartbeat. ``reply``: answer with yours.
+
+    ``wall_ms``: the sender's wall clock when it sent this (0: not stamped). A receiver
+    refuses a heartbeat stamped beyond its clock bound and learns from the stamps how far
+    its own clock is off its peers' (actors.cluster.clock_offsets)."""
 
     members: tuple[Member, ...]
     reply: bool = False
     partitions: int = 256
+    wall_ms: int = 0
 
 
 @message

@@ -1,0 +1,142 @@
+"""The clock bound: refuse what a peer stamped further in the future than clocks can disagree.
+
+A version (HLC stamp) is ``(wall_ms, logical, node_id)``. Last-write-wins trusts it, and
+every node's :class:`~actors.protocol.version.HybridClock` moves past what it observes,
+so one version from the far future would win every later write to its key and drag every
+clock forward for good. Clocks of honest nodes differ by at most ``max_clock_skew_s``
+(``--max-clock-skew``, CockroachDB's max-offset); anything stamped further ahead than
+this node's wall clock plus that bound is not a clock difference but a fault or a forgery.
+
+Rules (every place a node takes a version from a peer goes through here):
+
+- a peer's replica op (``Write``/``Remove``) beyond the bound is not stored and not
+  observed by the clock; its answer is an ``unavailable`` error for that op, so the
+  coordinator counts a refusal, never an ack (a skewed coordinator's writes fail, they are
+  not acknowledged and then lost);
+- an ``Apply`` (read repair, push) keeps only the records within the bound;
+- a replica's answer carrying a record or a conflict version beyond the bound counts as
+  that replica's refusal (the read or write fails if too few others answer);
+- every refusal is counted (``versions_refused`` in ``stats``) and traced
+  (``version_refused``: who sent it, how far ahead).
+
+Pure functions of the message, the limit and nothing else: the callers count and trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.protocol.errors import ErrorCode
+from actors.protocol.messages import ErrorReply
+from actors.protocol.record import Record
+from actors.protocol.replica_ops import Apply, ItemResults
+from actors.protocol.version import Version
+
+__all__ = ["Refused", "bound_ops", "bound_records", "bound_results", "limit_ms", "refusal"]
+
+#: (how many versions a message carried beyond the limit, the furthest one's wall_ms)
+Refused = tuple[int, int]
+
+
+def limit_ms(wall_s: float, max_skew_s: float) -> int:
+    """The latest ``wall_ms`` a peer's version may carry at local wall time ``wall_s``."""
+    return int(wall_s * 1000) + int(max_skew_s * 1000)
+
+
+def refusal(wall_ms: int, limit: int) -> ErrorReply:
+    """The answer for an op or a replica result refused for its version."""
+    return ErrorReply(
+        ErrorCode.UNAVAILABLE,
+        f"unavailable: a version {wall_ms - limit} ms beyond the max clock skew ahead of this node's clock was refused",
+    )
+
+
+def bound_records(records: tuple[Record, ...], limit: int) -> tuple[tuple[Record, ...], Refused]:
+    """``records`` without those stamped beyond ``limit`` (the same tuple when none is)."""
+    furthest = 0
+    for record in records:
+        if record is not None and record.version.wall_ms > limit:
+            break
+    else:
+        return records, (0, 0)
+    kept = []
+    refused = 0
+    for record in records:
+        if record is not None and record.version.wall_ms > limit:
+            refused += 1
+            furthest = max(furthest, record.version.wall_ms)
+        else:
+            kept.append(record)
+    return tuple(kept), (refused, furthest)
+
+
+def bound_ops(ops: tuple[Any, ...], limit: int) -> tuple[tuple[tuple[int, Any], ...], dict[int, ErrorReply], Refused]:
+    """Split a peer's replica ops: ``(admitted (index, op) pairs, refused index -> error,
+    (count, furthest))``. An ``Apply`` loses its records beyond the limit (refused whole,
+    if that leaves none)."""
+    admitted: list[tuple[int, Any]] = []
+    errors: dict[int, ErrorReply] = {}
+    refused = furthest = 0
+    for index, op in enumerate(ops):
+        version = getattr(op, "version", None)
+        if version is not None:
+            if version.wall_ms > limit:
+                refused += 1
+                furthest = max(furthest, version.wall_ms)
+                errors[index] = refusal(version.wall_ms, limit)
+                continue
+        elif type(op) is Apply:
+            kept, (n, far) = bound_records(op.records, limit)
+            if n:
+                refused += n
+                furthest = max(furthest, far)
+                if not kept:
+                    errors[index] = refusal(far, limit)
+                    continue
+                op = Apply(kept)
+        admitted.append((index, op))
+    return tuple(admitted), errors, (refused, furthest)
+
+
+def _result_beyond(result: Any, limit: int) -> int:
+    """The furthest ``wall_ms`` beyond ``limit`` in one op's answer (0: none)."""
+    t = type(result)
+    if t is Version:
+        return result.wall_ms if result.wall_ms > limit else 0
+    if t is tuple:  # a fetch: records (or None)
+        far = 0
+        for record in result:
+            if record is not None and record.version.wall_ms > limit:
+                far = max(far, record.version.wall_ms)
+        return far
+    if t is ItemResults:
+        far = 0
+        for item in result:
+            if type(item) is Version and item.wall_ms > limit:
+                far = max(far, item.wall_ms)
+        return far
+    return 0
+
+
+def bound_results(results: tuple[Any, ...], limit: int) -> tuple[tuple[Any, ...], Refused]:
+    """A replica's answers with each answer carrying a version beyond ``limit`` replaced by a
+    refusal (an ``ItemResults`` item by item); the same tuple when none does."""
+    out: list[Any] | None = None
+    refused = furthest = 0
+    for i, result in enumerate(results):
+        far = _result_beyond(result, limit)
+        if not far:
+            continue
+        if out is None:
+            out = list(results)
+        refused += 1
+        furthest = max(furthest, far)
+        if type(result) is ItemResults:
+            out[i] = ItemResults(
+                refusal(item.wall_ms, limit) if type(item) is Version and item.wall_ms > limit else item for item in result
+            )
+        else:
+            out[i] = refusal(far, limit)
+    if out is None:
+        return results, (0, 0)
+    return tuple(out), (refused, furthest)
