@@ -22,8 +22,9 @@ __all__ = ["CacheSimHost"]
 class CacheSimHost(NodeDriver, SimHost):
     """Cache nodes on virtual time; ``seed`` drives every random choice."""
 
-    def __init__(self, seed: int | str = 0) -> None:
-        super().__init__(spawn_node, seed)
+    def __init__(self, seed: int | str = 0, secret: bytes | None = None) -> None:
+        """``secret``: the cluster secret every node holds (default: drawn from the seed)."""
+        super().__init__(spawn_node, seed, secret)
 
     def start_node(self, node_id: str = "node1", config: NodeConfig | None = None, **host_options: Any) -> NodeRefs:
         """As :meth:`SimHost.start_node`; a config without an address advertises the node's

@@ -10,6 +10,13 @@ One seed drives every source of randomness: each node's RNG is
 ``Random(f"{seed}/{node_id}")`` (``/{life}`` appended after a restart), the network's
 ``Random(f"{seed}/network")`` (string seeds hash with SHA-512, stable across processes
 and ``PYTHONHASHSEED``). Same seed and same driver calls: the same trace.
+
+Every simulated link runs the peer handshake (:mod:`sim.network`); the nodes share one
+cluster secret, drawn from ``Random(f"{seed}/secret")`` unless the caller fixes it, and
+the network's ``peer-auth`` / ``peer-refused`` events land in the trace. Pause, resume and
+crash reach the network too: a crash closes the node's connections, a pause holds its
+handshake steps. The handshake is the host's, not a system's: every system hosted here
+(the cache, ``examples/counter``) gets it.
 """
 
 from __future__ import annotations
@@ -46,19 +53,25 @@ class CountingEnvironment(simpy.Environment):
 class SimHost(HostDriver):
     """Nodes of the system ``spawn`` starts, on virtual time, with simulated faults."""
 
-    def __init__(self, spawn: Spawn, seed: int | str = 0) -> None:
+    def __init__(self, spawn: Spawn, seed: int | str = 0, secret: bytes | None = None) -> None:
         super().__init__(spawn)
         self.seed = seed
         self.env = CountingEnvironment()
         self.scheduler = SimScheduler(self.env)
         self.trace: list[TraceEvent] = []
         self.clocks: dict[str, SkewedClock] = {}
-        self.network = SimNetwork(self.env, random.Random(f"{seed}/network"))
+        if secret is None:
+            secret = random.Random(f"{seed}/secret").randbytes(32)
+        self.network = SimNetwork(self.env, random.Random(f"{seed}/network"), secret=secret)
+        self.network.on_event = self._network_event
         self._lives: dict[str, int] = {}
         self.schedulers: dict[str, NodeScheduler] = {}
 
     def _record(self, _local_now: float, node_id: str, event: str, fields: dict[str, Any]) -> None:
         # Traces are stamped with virtual time (one timeline), not the node's skewed clock.
+        self.trace.append((self.env.now, node_id, event, fields))
+
+    def _network_event(self, node_id: str, event: str, fields: dict[str, Any]) -> None:
         self.trace.append((self.env.now, node_id, event, fields))
 
     def ctx(self, node_id: str, *, offset: float = 0.0, drift: float = 0.0) -> Ctx:
@@ -90,14 +103,17 @@ class SimHost(HostDriver):
     def pause(self, node_id: str) -> None:
         """Stall a node: nothing of it runs until :meth:`resume` (its clock keeps going)."""
         self.schedulers[node_id].pause()
+        self.network.pause(node_id)
 
     def resume(self, node_id: str) -> None:
         self.schedulers[node_id].resume()
+        self.network.resume(node_id)
 
     def crash(self, node_id: str) -> None:
         """Kill a node: its actors stop and its memory is gone; messages to it are dropped."""
         handle = self.nodes.pop(node_id)
         self.network.inboxes.pop(node_id, None)
+        self.network.drop_node(node_id)
         self.schedulers[node_id].discard()
         for ref in handle.actors():
             if ref.is_alive():

@@ -1,4 +1,5 @@
-"""The simulated network between nodes: latency models, loss, duplication, partitions.
+"""The simulated network between nodes: latency models, loss, duplication, partitions,
+and the authenticated peer handshake on every link.
 
 Addresses are node ids (``ctx.send("node2", msg)``). Links are FIFO by default, as TCP
 is within a connection: a message never overtakes an earlier one on the same link,
@@ -6,10 +7,37 @@ whatever latency it drew; a link marked ``reorder`` drops that guarantee on purp
 message is dropped when its link is cut at send time or its destination is down at
 delivery time. All randomness comes from one ``random.Random`` handed in by the host,
 so a seed replays a run exactly.
+
+Every link (src, dst) opens as a real peer connection does (:mod:`actors.kernel.peer_auth`,
+the very objects the runtime runs): the first send queues the message and sends ``hello``;
+dst answers ``challenge``; src checks it and sends ``auth`` with the queue right behind it.
+dst delivers nothing of the connection before its ``auth`` proof checked out. Each
+handshake frame draws latency and is subject to loss, cuts and slow nodes like any
+message (never duplicated: it is one TCP connection's bytes). Why it is faithful:
+
+- a lost handshake frame fails the attempt; the queue waits and the attempt is retried
+  after a backoff like ``runtime.peers`` (50 ms doubling to 1 s), so a partition that cuts
+  a handshake heals as a real one does; a link that was already open keeps its connection
+  through a partition (TCP does) and loses only what is sent across the cut;
+- a crash of either end closes its connections (:meth:`SimNetwork.drop_node`): the next
+  send runs the handshake again; what was in flight to the dead process is lost with it.
+  A hello nobody listens for (its node is down) is a refused connection: what waited for
+  it is dropped, so a message to a down node is lost as it always was here;
+- a paused node keeps its connections (a stopped process's sockets stay open) but runs
+  none of its handshake steps: hellos it must answer, challenges it must check and its
+  retries wait for :meth:`SimNetwork.resume`. The ``auth`` check at a paused acceptor is
+  made on arrival: its verdict does not depend on time, and the frames behind it wait in
+  the paused node's actors anyway;
+- a refused handshake (wrong proof either way) is counted, traced (``peer-refused``) and
+  closes the connection; what was queued behind it is dropped, never delivered.
+
+Secrets: each node holds ``secrets.get(node, secret)``; nonces come from the network's
+RNG, so the same seed gives the same handshakes, byte for byte.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import random
@@ -19,6 +47,7 @@ from typing import Any, Callable
 import simpy
 
 from actors.kernel.peer import FromPeer
+from actors.kernel.peer_auth import AUTH, NONCE_BYTES, Acceptor, Connector, PeerAuthError
 
 __all__ = ["LatencyModel", "Link", "SimNetwork", "constant", "lognormal", "uniform"]
 
@@ -76,8 +105,48 @@ class Link:
     reorder: bool = False
 
 
+#: Retry delays after a failed handshake, as ``runtime.peers.PeerLinks``.
+BACKOFF_INITIAL_S = 0.05
+BACKOFF_MAX_S = 1.0
+#: Messages a link queues while it connects; beyond it the oldest are dropped (as PeerLinks).
+MAX_QUEUE = 10_000
+#: The hello fields of the transport itself: the handshake belongs to the network, whatever
+#: system it carries (``Connector.hello`` adds the node id and the nonce).
+_HELLO = {"type": "hello"}
+_CONNECTING, _BACKOFF, _OPEN = "connecting", "backoff", "open"
+
+
+class _Conn:
+    """One connection attempt src -> dst: both halves of its handshake and the verdict."""
+
+    __slots__ = ("acceptor", "accepted", "auth_at", "connector", "inbox")
+
+    def __init__(self, connector: Connector) -> None:
+        self.connector = connector
+        self.acceptor: Acceptor | None = None
+        #: The accepting node's inbox (its process: a restart is a new one).
+        self.inbox: Any = None
+        #: Set when dst checked the connector's auth proof; nothing is delivered before.
+        self.accepted = False
+        self.auth_at = 0.0
+
+
+class _Outbound:
+    """The connector's side of one link: its queue, its backoff and its current attempt."""
+
+    __slots__ = ("backoff", "conn", "queue", "state")
+
+    def __init__(self) -> None:
+        self.queue: collections.deque[Any] = collections.deque()
+        self.backoff = BACKOFF_INITIAL_S
+        self.conn: _Conn | None = None
+        self.state = _CONNECTING
+
+
 class SimNetwork:
-    def __init__(self, env: simpy.Environment, rng: random.Random, default: Link | None = None) -> None:
+    def __init__(
+        self, env: simpy.Environment, rng: random.Random, default: Link | None = None, secret: bytes = b""
+    ) -> None:
         self.env = env
         self.rng = rng
         self.default = default or Link()
@@ -92,6 +161,22 @@ class SimNetwork:
         self.dropped = 0
         #: Called for every delivered message (src, dst, msg): traces and statistics hook here.
         self.on_deliver: Callable[[str, str, Any], None] | None = None
+        #: The cluster secret every node holds, unless ``secrets`` gives it its own.
+        self.secret = secret
+        self.secrets: dict[str, bytes] = {}
+        #: Nodes that answer a challenge they cannot verify with a forged proof (strangers);
+        #: an honest node with the wrong secret refuses the challenge instead.
+        self.rogues: set[str] = set()
+        #: Handshake events (node, kind, fields): ``peer-auth``, ``peer-refused``.
+        self.on_event: Callable[[str, str, dict[str, Any]], None] | None = None
+        self.handshakes = 0  # connections whose auth was accepted
+        self.refused = 0  # handshakes refused, by either side
+        self.retries = 0  # handshake attempts failed by a lost frame (retried while queued)
+        self.frames = 0  # handshake frames sent
+        self._open: dict[tuple[str, str], _Conn] = {}
+        self._outbound: dict[tuple[str, str], _Outbound] = {}
+        #: Paused node -> its handshake steps waiting for resume, in order.
+        self._held: dict[str, list[Callable[[], None]]] = {}
 
     # --- faults ---------------------------------------------------------------------
 
@@ -110,6 +195,30 @@ class SimNetwork:
     def heal(self) -> None:
         self.cut.clear()
 
+    def pause(self, node: str) -> None:
+        """``node``'s process stalls: its connections stay, its handshake steps wait."""
+        self._held.setdefault(node, [])
+
+    def resume(self, node: str) -> None:
+        for step in self._held.pop(node, ()):
+            step()
+
+    def drop_node(self, node: str) -> None:
+        """``node`` crashed: every connection from or to it closes and the next send runs
+        the handshake again. What it had queued dies with it; what peers had queued for it
+        is dropped (a message to a down node is lost)."""
+        self._held.pop(node, None)
+        for key in [k for k in self._outbound if node in k]:
+            self.dropped += len(self._outbound.pop(key).queue)
+            self._open.pop(key, None)
+
+    def secret_of(self, node: str) -> bytes:
+        return self.secrets.get(node, self.secret)
+
+    def is_open(self, src: str, dst: str) -> bool:
+        """Whether the link src -> dst has sent its ``auth`` (messages go straight out)."""
+        return (src, dst) in self._open
+
     # --- transport --------------------------------------------------------------------
 
     def sender(self, node_id: str) -> Callable[[str, Any], None]:
@@ -118,6 +227,13 @@ class SimNetwork:
 
     def send(self, src: str, dst: str, msg: Any) -> None:
         self.sent += 1
+        conn = self._open.get((src, dst))
+        if conn is None:
+            self._enqueue(src, dst, msg)
+        else:
+            self._transmit(src, dst, conn, msg)
+
+    def _transmit(self, src: str, dst: str, conn: _Conn, msg: Any) -> None:
         link_key = (src, dst)
         if link_key in self.cut:
             self.dropped += 1
@@ -136,12 +252,14 @@ class SimNetwork:
             if not link.reorder:
                 at = max(at, self._last_delivery.get(link_key, 0.0))
                 self._last_delivery[link_key] = at
-            self.env.timeout(at - now).callbacks.append(lambda _e: self._deliver(src, dst, envelope))
+            elif at < conn.auth_at:
+                at = conn.auth_at  # reordered among themselves, never ahead of the handshake
+            self.env.timeout(at - now).callbacks.append(lambda _e: self._deliver(src, dst, conn, envelope))
 
-    def _deliver(self, src: str, dst: str, envelope: FromPeer) -> None:
-        inbox = self.inboxes.get(dst)
-        if inbox is None or not inbox.is_alive():
-            self.dropped += 1
+    def _deliver(self, src: str, dst: str, conn: _Conn, envelope: FromPeer) -> None:
+        inbox = conn.inbox
+        if not conn.accepted or not inbox.is_alive():
+            self.dropped += 1  # refused, or its process is gone (a restart is a new connection)
             return
         if (src, dst) in self.cut:
             self.dropped += 1  # cut while in flight: a partition loses what is on the wire
@@ -149,3 +267,158 @@ class SimNetwork:
         if self.on_deliver is not None:
             self.on_deliver(src, dst, envelope.msg)
         inbox.tell(envelope)
+
+    # --- the handshake ------------------------------------------------------------------
+
+    def _enqueue(self, src: str, dst: str, msg: Any) -> None:
+        key = (src, dst)
+        out = self._outbound.get(key)
+        if out is None:
+            out = self._outbound[key] = _Outbound()
+            self._connect(src, dst, out)
+        out.queue.append(msg)
+        if len(out.queue) > MAX_QUEUE:
+            out.queue.popleft()
+            self.dropped += 1
+
+    def _at(self, node: str, step: Callable[[], None]) -> None:
+        """Run one of ``node``'s handshake steps now, or on resume while it is paused."""
+        held = self._held.get(node)
+        if held is None:
+            step()
+        else:
+            held.append(step)
+
+    def _frame(self, src: str, dst: str, arrive: Callable[[], None], lost: Callable[[], None], fifo: bool) -> float | None:
+        """Send one handshake frame; ``arrive`` runs on its arrival, ``lost`` when the
+        network loses it. Returns its arrival time, None when it was lost at once."""
+        self.frames += 1
+        key = (src, dst)
+        link = self.links.get(key, self.default)
+        if key in self.cut or (link.loss and self.rng.random() < link.loss):
+            lost()
+            return None
+        now = self.env.now
+        at = now + link.latency.draw(self.rng) * self.slow.get(src, 1.0) * self.slow.get(dst, 1.0)
+        if fifo and not link.reorder:
+            at = max(at, self._last_delivery.get(key, 0.0))
+            self._last_delivery[key] = at
+
+        def land(_event: Any) -> None:
+            if key in self.cut:
+                lost()
+            else:
+                arrive()
+
+        self.env.timeout(at - now).callbacks.append(land)
+        return at
+
+    def _current(self, src: str, dst: str, out: _Outbound, conn: _Conn) -> bool:
+        return self._outbound.get((src, dst)) is out and out.conn is conn
+
+    def _connect(self, src: str, dst: str, out: _Outbound) -> None:
+        out.state = _CONNECTING
+        conn = out.conn = _Conn(Connector(self.secret_of(src), src, self.rng.randbytes(NONCE_BYTES), _HELLO))
+        hello = conn.connector.hello()
+        self._frame(
+            src,
+            dst,
+            lambda: self._at(dst, lambda: self._on_hello(src, dst, out, conn, hello)),
+            lambda: self._lost(src, dst, out, conn),
+            fifo=True,
+        )
+
+    def _on_hello(self, src: str, dst: str, out: _Outbound, conn: _Conn, hello: dict[str, Any]) -> None:
+        if not self._current(src, dst, out, conn):
+            return  # the connector crashed meanwhile
+        inbox = self.inboxes.get(dst)
+        if inbox is None or not inbox.is_alive():
+            self._unreachable(src, dst, out)
+            return
+        conn.inbox = inbox
+        acceptor = conn.acceptor = Acceptor(self.secret_of(dst), dst, self.rng.randbytes(NONCE_BYTES))
+        challenge = acceptor.on_hello(src, hello)
+        self._frame(
+            dst,
+            src,
+            lambda: self._at(src, lambda: self._on_challenge(src, dst, out, conn, challenge)),
+            lambda: self._lost(src, dst, out, conn),
+            fifo=False,
+        )
+
+    def _on_challenge(self, src: str, dst: str, out: _Outbound, conn: _Conn, challenge: dict[str, Any]) -> None:
+        if not self._current(src, dst, out, conn):
+            return
+        try:
+            auth = conn.connector.on_challenge(challenge, expect=dst)
+        except PeerAuthError as exc:
+            if src not in self.rogues:
+                self._refused(src, dst, exc.message)
+                self.dropped += len(out.queue)  # nothing goes to a peer that proved nothing
+                del self._outbound[(src, dst)]
+                return
+            auth = {"type": AUTH, "proof": self.rng.randbytes(32)}  # a stranger forges one anyway
+        at = self._frame(src, dst, lambda: self._on_auth(src, dst, out, conn, auth), lambda: self._lost(src, dst, out, conn), fifo=True)
+        if at is None:
+            return
+        conn.auth_at = at
+        out.state = _OPEN
+        out.backoff = BACKOFF_INITIAL_S
+        self._open[(src, dst)] = conn
+        queue, out.queue = out.queue, collections.deque()
+        for msg in queue:
+            self._transmit(src, dst, conn, msg)
+
+    def _on_auth(self, src: str, dst: str, out: _Outbound, conn: _Conn, auth: dict[str, Any]) -> None:
+        if not conn.inbox.is_alive():
+            if self._current(src, dst, out, conn):
+                self._unreachable(src, dst, out)
+            return
+        assert conn.acceptor is not None
+        try:
+            conn.acceptor.on_auth(auth)
+        except PeerAuthError as exc:
+            self._refused(dst, src, exc.message)
+            if self._current(src, dst, out, conn):  # the error frame closes the connection
+                del self._outbound[(src, dst)]
+                self._open.pop((src, dst), None)
+            return
+        conn.accepted = True
+        self.handshakes += 1
+        if self.on_event is not None:
+            self.on_event(dst, "peer-auth", {"peer": src})
+
+    def _refused(self, node: str, peer: str, reason: str) -> None:
+        self.refused += 1
+        if self.on_event is not None:
+            self.on_event(node, "peer-refused", {"peer": peer, "reason": reason})
+
+    def _unreachable(self, src: str, dst: str, out: _Outbound) -> None:
+        """Nobody listens at dst (down, never started): the connection is refused and what
+        waited for it is dropped, as the simulator always dropped a message to a down node.
+        (``runtime.peers`` would keep it for its retry; the protocol counts on neither.)"""
+        self.dropped += len(out.queue)
+        del self._outbound[(src, dst)]
+        self._open.pop((src, dst), None)
+
+    def _lost(self, src: str, dst: str, out: _Outbound, conn: _Conn) -> None:
+        """A frame of ``conn``'s handshake was lost: the attempt fails. With messages
+        queued the link retries after its backoff; without, it goes idle."""
+        if not self._current(src, dst, out, conn):
+            return
+        out.conn = None
+        self.retries += 1
+        if self._open.get((src, dst)) is conn:
+            del self._open[(src, dst)]
+        if not out.queue:
+            del self._outbound[(src, dst)]
+            return
+        out.state = _BACKOFF
+        delay = out.backoff
+        out.backoff = min(delay * 2, BACKOFF_MAX_S)
+
+        def retry(_event: Any) -> None:
+            if self._outbound.get((src, dst)) is out and out.state is _BACKOFF:
+                self._connect(src, dst, out)
+
+        self.env.timeout(delay).callbacks.append(lambda e: self._at(src, lambda: retry(e)))
