@@ -124,13 +124,13 @@ class AuthGate:
     """One JSON-lines or msgpack connection's authentication state: answers its ``auth``
     requests and replaces what its user may not send by an error, in pipeline order."""
 
-    __slots__ = ("acl", "failures", "user")
+    __slots__ = ("acl", "counters", "user")
 
-    def __init__(self, acl: Acl) -> None:
+    def __init__(self, acl: Acl, counters: dict[str, int] | None = None) -> None:
         self.acl = acl
         self.user: User | None = acl.initial_user()
-        #: ``auth`` requests refused on this connection.
-        self.failures = 0
+        #: The server's counters (``auth_failures`` counts refused ``auth`` requests).
+        self.counters = counters if counters is not None else {"auth_failures": 0}
 
     def admit(self, items: list[Any]) -> list[Any]:
         """``items`` (decoded requests and decode errors) as the node may see them: each
@@ -150,7 +150,7 @@ class AuthGate:
         if t is Auth:
             user = self.acl.authenticate(item.user, item.password)
             if user is None:
-                self.failures += 1
+                self.counters["auth_failures"] += 1
                 return ErrorReply(ErrorCode.WRONGPASS, WRONGPASS_MESSAGE, item.rid)
             self.user = user
             return Ack(item.rid)

@@ -80,6 +80,7 @@ PROBATION_SLOTS = 64
 #: The counters merged into the node's ``stats``.
 COUNTERS = (
     "rejected_connections",
+    "auth_failures",
     "client_output_buffer_kills",
     "idle_timeouts",
     "request_read_timeouts",

@@ -106,7 +106,7 @@ class ClientConnection(ServedConnection):
     ) -> None:
         super().__init__(conn_id, node, on_closed, guard)
         #: Client authentication (runtime/acl.py); None: the node has no passwords.
-        self._gate = AuthGate(acl) if acl is not None else None
+        self._gate = AuthGate(acl, self.guard.counters) if acl is not None else None
         #: Protected mode: a client (not a peer) from a non-loopback address is refused.
         self.protected = protected
         self.max_request_bytes = max_request_bytes

@@ -98,6 +98,7 @@ class RespConnection(ServedConnection):
     ) -> None:
         super().__init__(conn_id, node, on_closed, guard)
         self.session = Session(conn_id, info or RespServerInfo(max_request_bytes=max_request_bytes))
+        self.session.counters = self.guard.counters
         self._parser: RespParser | HiredisRespParser | None = new_parser(max_request_bytes)
         #: Batches not written yet, in read order.
         self._queue: collections.deque[_Batch] = collections.deque()

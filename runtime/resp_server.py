@@ -145,6 +145,7 @@ def info_text(stats: dict[str, Any], sections: Sequence[str], session: Session) 
                 ("total_connections_received", stats.get("connections_total", 0)),
                 ("total_commands_processed", stats.get("requests", 0)),
                 ("rejected_connections", stats.get("rejected_connections", 0)),
+                ("acl_access_denied_auth", stats.get("auth_failures", 0)),
                 ("total_error_replies", stats.get("errors", 0)),
                 ("keyspace_hits", stats.get("hits", 0)),
                 ("keyspace_misses", stats.get("misses", 0)),
@@ -220,6 +221,7 @@ def _authenticate(s: Session, name: bytes | None, password: bytes) -> bytes | No
         return None if user_name in (None, "default") else _WRONGPASS
     user = acl.authenticate(user_name, password)
     if user is None:
+        s.counters["auth_failures"] += 1
         return _WRONGPASS
     s.user = user
     return None

@@ -82,7 +82,8 @@ class Session:
     """Per-connection state commands read and change."""
 
     __slots__ = (
-        "addr", "conn_id", "created", "laddr", "lib_name", "lib_ver", "name", "proto", "quit", "server", "user",
+        "addr", "conn_id", "counters", "created", "laddr", "lib_name", "lib_ver", "name", "proto", "quit", "server",
+        "user",
     )
 
     def __init__(self, conn_id: int, server: RespServerInfo, addr: str = "?", laddr: str = "?") -> None:
@@ -98,6 +99,8 @@ class Session:
         self.created = time.monotonic()
         #: The authenticated user (None: not authenticated); only read when the node has passwords.
         self.user: User | None = server.acl.initial_user() if server.acl is not None else None
+        #: The server's counters (its connection guard's): ``auth_failures``.
+        self.counters: dict[str, int] = {"auth_failures": 0}
 
 
 class CommandError(Exception):

@@ -129,7 +129,7 @@ def test_gate_answers_auth_in_order_and_refuses_before_it() -> None:
         Get("k", 5),
         ErrorReply(ErrorCode.NOPERM, "this user has no permissions to run the 'set' command", 6),
     ]
-    assert gate.failures == 1
+    assert gate.counters["auth_failures"] == 1
     # A failed auth later leaves the connection as it was.
     assert gate.admit([Auth("admin", "nope"), Get("k")]) == [
         ErrorReply(ErrorCode.WRONGPASS, "invalid username-password pair or user is disabled."), Get("k"),

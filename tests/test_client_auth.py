@@ -69,6 +69,7 @@ def test_json_before_and_after_auth_in_pipeline_order(node: NodeProcess) -> None
         # The default user named explicitly is the same user.
         assert conn.request({"type": "auth", "user": "default", "password": PASSWORD})["type"] == "ack"
         assert conn.request({"type": "get", "key": "k"})["value"] == 1
+        assert conn.request({"type": "stats"})["stats"]["auth_failures"] >= 1
 
 
 def test_msgpack(node: NodeProcess) -> None:

@@ -104,6 +104,9 @@ def test_redis_py(node: NodeProcess, acl_node: NodeProcess) -> None:
         anonymous.get("k")
     with pytest.raises(redis.AuthenticationError, match="invalid username-password pair"):
         redis.Redis(port=node.resp_port, password="wrong", socket_timeout=10).get("k")
+    counted = redis.Redis(port=node.resp_port, password=PASSWORD, socket_timeout=10)
+    assert counted.info("stats")["acl_access_denied_auth"] >= 1
+    counted.close()
     for protocol in (2, 3):
         client = redis.Redis(port=node.resp_port, password=PASSWORD, protocol=protocol, socket_timeout=10)
         assert client.set(f"py{protocol}", "v") is True
@@ -125,6 +128,7 @@ def test_redis_py(node: NodeProcess, acl_node: NodeProcess) -> None:
     assert app.client_info()["user"] == "app"
     admin = redis.Redis(port=acl_node.resp_port, username="admin", password="adminpw", socket_timeout=10)
     assert "redis_version" in admin.info()
+    assert admin.info("stats")["acl_access_denied_auth"] >= 0
     for client in (anonymous, reader, app, admin):
         client.close()
 

@@ -527,6 +527,7 @@ def test_counters_start_at_zero_and_are_a_copy() -> None:
     stats = guard.stats()
     assert stats == {
         "rejected_connections": 0,
+        "auth_failures": 0,
         "client_output_buffer_kills": 0,
         "idle_timeouts": 0,
         "request_read_timeouts": 0,
