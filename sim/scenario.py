@@ -187,6 +187,18 @@ def _builtin() -> dict[str, Scenario]:
             duration=25.0,
         ),
         Scenario(
+            "clock-skew-beyond-bound",
+            "5 nodes; n5's clock runs 2 s ahead, beyond the 0.5 s max clock skew: the others refuse its "
+            "heartbeats (and it never joins their tables), it finds its clock off theirs and coordinates "
+            "nothing, so its clients' writes fail unavailable instead of being acked and lost",
+            link=_LAN,
+            clocks={"n1": (0.05, 0.0), "n2": (-0.03, 1e-4), "n3": (0.0, -1e-4), "n4": (0.02, 0.0), "n5": (2.0, 0.0)},
+            workload=WorkloadSpec(
+                clients=8, ops=3000, rate=120.0, keys=100, ttl_fraction=0.3, ttl_min=0.5, ttl_max=3.0, pipeline=4
+            ),
+            duration=25.0,
+        ),
+        Scenario(
             "rolling-restart",
             "5 nodes restarted one after another (graceful leave, then rejoin) under load",
             link=_LAN,

@@ -15,19 +15,27 @@ plus the one-way delay (small next to any bound worth setting). Two uses:
   Every peer heard counts, member or not: a node behind the others refuses their
   heartbeats (stamped "in the future"), so it never admits them, yet must fence itself.
 
-Offsets heard longer than :data:`OFFSET_TTL_S` ago (local monotonic time) no longer count,
-so a fixed clock serves again as soon as fresh heartbeats say so. Sans-IO: fed stamps and
+A delay (the network's, or this node stalled with heartbeats queued for it) can only make
+a peer's stamp look *older*, never newer: so a peer's offset is the *largest* of its
+samples of the last :data:`OFFSET_TTL_S` seconds (local monotonic time), and a stall
+shorter than that cannot fence a node. The price: a clock that jumps forward is fenced
+only once its last good samples are that old (meanwhile replicas refuse its versions, so
+its writes fail; its own share of each may stay in its store). Samples older than that no
+longer count, so a fixed clock serves again within that time. Sans-IO: fed stamps and
 times, answers numbers.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
 
-__all__ = ["OFFSET_TTL_S", "ClockOffsets"]
+__all__ = ["OFFSET_TTL_S", "SAMPLES", "ClockOffsets"]
 
-#: An offset heard longer ago than this (local monotonic seconds) no longer counts.
-OFFSET_TTL_S = 5.0
+#: A sample heard longer ago than this (local monotonic seconds) no longer counts.
+OFFSET_TTL_S = 10.0
+#: Samples kept per peer (a heartbeat each, so about the last OFFSET_TTL_S at 0.2 s).
+SAMPLES = 64
 
 
 class ClockOffsets:
@@ -35,8 +43,8 @@ class ClockOffsets:
 
     def __init__(self, max_skew_s: float) -> None:
         self.max_skew_ms = int(max_skew_s * 1000)
-        #: peer -> (their stamp - my wall in ms, when heard: local monotonic seconds)
-        self._offsets: dict[str, tuple[int, float]] = {}
+        #: peer -> its recent samples (their stamp - my wall in ms, when heard: monotonic s)
+        self._offsets: dict[str, collections.deque[tuple[int, float]]] = {}
 
     def heard(self, src: str, their_wall_ms: int, my_wall_ms: int, now: float) -> bool:
         """Record ``src``'s stamp; True if it is within the bound (else refuse the heartbeat).
@@ -44,7 +52,10 @@ class ClockOffsets:
         if not their_wall_ms:
             return True
         offset = their_wall_ms - my_wall_ms
-        self._offsets[src] = (offset, now)
+        samples = self._offsets.get(src)
+        if samples is None:
+            samples = self._offsets[src] = collections.deque(maxlen=SAMPLES)
+        samples.append((offset, now))
         return offset <= self.max_skew_ms
 
     def offset_ms(self, now: float, exclude: Iterable[str] = ()) -> int | None:
@@ -68,9 +79,14 @@ class ClockOffsets:
 
     def _fresh(self, now: float, exclude: Iterable[str]) -> list[int]:
         skip = set(exclude)
-        return sorted(
-            offset for peer, (offset, heard) in self._offsets.items() if peer not in skip and now - heard <= OFFSET_TTL_S
-        )
+        out = []
+        for peer, samples in self._offsets.items():
+            if peer in skip:
+                continue
+            recent = [offset for offset, heard in samples if now - heard <= OFFSET_TTL_S]
+            if recent:
+                out.append(max(recent))  # the least delayed sample
+        return sorted(out)
 
     def forget(self, src: str) -> None:
         self._offsets.pop(src, None)

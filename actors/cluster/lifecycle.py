@@ -157,6 +157,9 @@ class Lifecycle:
         logged when the verdict changes.)"""
         me = self.io.node_id
         gone = [m.node_id for m in self.membership.table.values() if m.status == MemberStatus.LEFT]
+        if self.offsets.offset_ms(now, gone) is None:
+            return  # no peer heard lately: no new evidence, the verdict stands (a fenced node
+            # whose heartbeats everyone refuses hears nothing back, and stays fenced)
         off = self.offsets.off_by(now, gone)
         if (off is None) != (self.clock_off is None):
             if off is None:
