@@ -212,3 +212,27 @@ def test_without_passwords_auth_is_answered_as_redis(tmp_path: Path) -> None:
             {"type": "get", "key": "k"},
         )
         assert _codes(conn.read_jsons(4)) == ["ack", "bad_request", "wrongpass", "response"]
+
+
+def test_a_cluster_with_passwords_forms_and_replicates() -> None:
+    """Client passwords are the clients' business: peers (with their own handshake) form
+    the cluster and replicate as before, and every node asks its clients."""
+    from runtime.local_cluster import LocalCluster
+
+    with LocalCluster(
+        3, node_args=["--requirepass", PASSWORD, "--replicas", "3"], cluster_secret=b"cluster-secret-for-tests",
+        client_options={"password": PASSWORD},
+    ) as cluster:
+        addresses = list(cluster.addresses.values())
+        with Client(addresses[0], password=PASSWORD) as first:
+            first.set("replicated", "yes", consistency="all")
+            assert first.incr("counter", 2) == 2  # a read-modify-write, at its coordinator
+        with Client(addresses[1], password=PASSWORD) as second:
+            assert second.incr("counter") == 3
+        for address in addresses[1:]:
+            with Client(address, password=PASSWORD) as other:
+                assert other.get("replicated", consistency="all") == "yes"
+                assert other.get("counter", consistency="all") == 3
+            with Client(address) as anonymous:
+                with pytest.raises(NoAuthError):
+                    anonymous.get("replicated")
