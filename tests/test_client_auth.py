@@ -79,6 +79,9 @@ def test_msgpack(node: NodeProcess) -> None:
         assert [m.get("error") or m["type"] for m in first] == ["noauth", "wrongpass", "ack"]
         assert conn.msg_request({"type": "set", "key": "m", "value": b"\x00\x01"})["type"] == "ack"
         assert conn.msg_request({"type": "get", "key": "m"})["value"] == b"\x00\x01"
+    with MsgpackConn(node.port) as binary:  # a binary password is its bytes
+        assert binary.msg_request({"type": "auth", "password": PASSWORD.encode()})["type"] == "ack"
+        assert binary.msg_request({"type": "get", "key": "m"})["value"] == b"\x00\x01"
 
 
 def test_bad_auth_requests_are_bad_requests(node: NodeProcess) -> None:

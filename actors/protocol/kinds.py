@@ -271,8 +271,8 @@ def _auth(obj: dict[str, Any], rid: Any) -> Auth:
     user, password = obj.get("user"), obj.get("password")
     if user is not None and (type(user) is not str or not user):
         raise BadRequestError("field 'user' must be a non-empty string (or absent: the default user)")
-    if type(password) is not str:
-        raise BadRequestError("field 'password' must be a string")
+    if type(password) is not str and type(password) is not bytes:
+        raise BadRequestError("field 'password' must be a string (or binary, over msgpack)")
     return Auth(user, password, rid)
 
 

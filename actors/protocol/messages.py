@@ -205,7 +205,7 @@ class Auth:
     part of ``repr``."""
 
     user: str | None
-    password: str = field(repr=False)
+    password: str | bytes = field(repr=False)  # bytes: msgpack binary
     rid: Any = None
 
 
