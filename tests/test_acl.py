@@ -215,3 +215,74 @@ def test_compiled_patterns_agree_with_one_regex_per_pattern(patterns: list[str],
     for key in keys + patterns:
         expected = "*" in patterns or any(_glob_regex(p).fullmatch(key) for p in patterns)
         assert user.may_access(key) is expected, (patterns, key)
+
+
+# --- the gate against a model -------------------------------------------------------------
+
+#: Written out independently of the kinds table: what each request needs.
+_NEEDS = {Get: "read", MGet: "read", Set: "write", Delete: "write", MSet: "write", Expire: "write",
+          Stats: "admin", Inspect: "admin", RemoveNode: "admin"}
+_USERS = {  # name: (password, enabled, categories, key prefixes or None for all)
+    "admin": ("adminpw", True, {"read", "write", "admin"}, None),
+    "reader": ("readpw", True, {"read"}, None),
+    "app": ("apppw", True, {"read", "write"}, ("app:",)),
+    "off": ("offpw", False, {"read", "write", "admin"}, None),
+}
+_MODEL_ACL = "\n".join(
+    f"user {name} {'on' if on else 'off'} >{pw} "
+    + ("allkeys " if prefixes is None else " ".join(f"~{p}*" for p in prefixes) + " ")
+    + " ".join(f"+@{c}" for c in sorted(cats))
+    for name, (pw, on, cats, prefixes) in _USERS.items()
+)
+_keys = st.sampled_from(["app:1", "app:", "other", "ap", "app:x:y"])
+_requests = st.one_of(
+    st.builds(Get, _keys), st.builds(Set, _keys, st.just(1)), st.builds(Delete, _keys),
+    st.builds(MGet, st.lists(_keys, min_size=1, max_size=3).map(tuple)),
+    st.builds(MSet, st.lists(st.tuples(_keys, st.just(1)), min_size=1, max_size=3).map(tuple)),
+    st.builds(Expire, _keys, st.just(None)), st.builds(Stats), st.builds(Inspect, _keys),
+    st.builds(RemoveNode, st.just("n2")), st.builds(Ping),
+    st.just(ErrorReply(ErrorCode.BAD_REQUEST, "undecodable")),
+    st.builds(Auth, st.sampled_from([None, "admin", "reader", "app", "off", "ghost"]),
+              st.sampled_from(["adminpw", "readpw", "apppw", "offpw", "nope", ""])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_requests, min_size=1, max_size=6), max_size=6))
+def test_the_gate_agrees_with_a_model(reads: list[list[object]]) -> None:
+    gate = AuthGate(Acl.parse(_MODEL_ACL))
+    user: str | None = None
+    for read in reads:
+        out = gate.admit(list(read))
+        assert len(out) == len(read)
+        for item, got in zip(read, out):
+            if type(item) is Auth:
+                entry = _USERS.get(item.user or "default")
+                if entry is not None and entry[1] and item.password == entry[0]:
+                    user = item.user
+                    assert got == Ack(item.rid)
+                else:
+                    assert type(got) is ErrorReply and got.code is ErrorCode.WRONGPASS
+            elif type(item) in (Ping, ErrorReply):
+                assert got is item
+            elif user is None:
+                assert type(got) is ErrorReply and got.code is ErrorCode.NOAUTH
+            else:
+                _, _, cats, prefixes = _USERS[user]
+                keys = {Get: lambda r: (r.key,), Set: lambda r: (r.key,), Delete: lambda r: (r.key,),
+                        Expire: lambda r: (r.key,), Inspect: lambda r: (r.key,), MGet: lambda r: r.keys,
+                        MSet: lambda r: tuple(k for k, _ in r.entries)}.get(type(item), lambda r: ())(item)
+                allowed = _NEEDS[type(item)] in cats and (
+                    prefixes is None or all(k.startswith(prefixes) for k in keys)
+                )
+                if allowed:
+                    assert got is item
+                else:
+                    assert type(got) is ErrorReply and got.code is ErrorCode.NOPERM
+
+
+def test_bench_auth_gate_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import auth_gate
+
+    assert auth_gate.main(["--rounds", "1", "--requests", "320"]) == 0
+    assert "all-permitted" in capsys.readouterr().out
