@@ -119,7 +119,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "peers", nargs="*", type=peer_address, metavar="PEER_ADDR",
         help="host:port of nodes to join the cluster through (contacts)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 to serve other machines)")
+    parser.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to bind (0.0.0.0 to serve other machines: their clients then need a password, "
+        "--requirepass-file or --aclfile, unless --protected-mode no)",
+    )
     parser.add_argument(
         "--resp-port", type=port, metavar="PORT",
         help="also serve the Redis protocol (RESP2/RESP3) on this port (0: any free port); see docs/resp.md",
