@@ -50,6 +50,7 @@ from actors.protocol.version import Version
 from runtime.connection import ClientConnection
 from runtime.framing import JSON_HELLO_REFUSAL, MsgpackDecoder
 from runtime.peer_connection import PeerConnection
+from runtime.peer_trust import PeerTrust
 from runtime.peers import PeerLinks
 from runtime.server import CacheServer
 from runtime.local_cluster import ROOT, NodeProcess
@@ -739,6 +740,60 @@ def test_a_bad_hello_gets_one_error_and_a_close_and_the_server_lives_on(
     links = make_links()
     send_all(lt, links, receiver.addr, [PushAck(2, 2)])
     assert [m.msg for m in delivered(receiver, 1)] == [PushAck(2, 2)]
+
+
+def test_a_link_writes_nothing_queued_before_the_challenge_and_gives_up_on_a_silent_acceptor(
+    lt: LoopThread, make_links: Callable[..., PeerLinks]
+) -> None:
+    """A receiver that accepts and never challenges gets the hello and nothing else; the
+    link gives up after connect_timeout (a failed handshake) and retries with its backoff."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    addr = f"127.0.0.1:{listener.getsockname()[1]}"
+    links = make_links(connect_timeout=0.3, backoff_max=0.1)
+    try:
+        send_all(lt, links, addr, [PushAck(1, 1), PushAck(2, 2)])
+        for _ in range(2):  # the first connection, then the retry
+            conn, _ = listener.accept()
+            with conn:
+                hello = read_msgpack_reply(conn)
+                assert hello["type"] == "hello" and hello["node_id"] == "sender" and len(hello["nonce"]) == NONCE_BYTES
+                conn.settimeout(2)
+                assert conn.recv(65536) == b""  # nothing more before the link gave up: closed
+        stats = lt.call(links.stats)
+        assert stats["auth_failures"] >= 2 and stats["connects"] == 0 and stats["sent"] == 0 and stats["queued"] == 2
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [(b"one", b"other"), (b"one", b""), (b"", b"one")])
+def test_a_link_and_a_receiver_with_different_secrets_never_deliver(
+    lt: LoopThread, make_links: Callable[..., PeerLinks], caplog: pytest.LogCaptureFixture, ours: bytes, theirs: bytes
+) -> None:
+    rx = Receiver(lt, trust=PeerTrust(node_id="rx", secret=theirs))
+    try:
+        links = make_links(secret=ours, loopback_only=False, backoff_max=0.1)
+        with caplog.at_level("WARNING", logger="actorcache.peers"):
+            send_all(lt, links, rx.addr, [PushAck(1, 1)])
+            wait_until(lambda: lt.call(links.stats)["auth_failures"] >= 2, what="two failed handshakes")
+        assert "handshake failed: 'rx' does not hold this cluster's secret" in caplog.text
+        assert caplog.text.count("handshake failed") == 1  # once per outage
+        assert not rx.node.from_peers() and lt.call(links.stats)["connects"] == 0
+    finally:
+        rx.stop()
+
+
+def test_a_link_and_a_receiver_with_the_same_secret_deliver_and_the_link_knows_who_answered(
+    lt: LoopThread, make_links: Callable[..., PeerLinks]
+) -> None:
+    rx = Receiver(lt, trust=PeerTrust(node_id="rx", secret=b"shared"))
+    try:
+        links = make_links(secret=b"shared")
+        send_all(lt, links, rx.addr, [PushAck(1, 1)])
+        assert [(m.src, m.msg) for m in delivered(rx, 1)] == [("sender", PushAck(1, 1))]
+        assert lt.call(links.peer_stats)[rx.addr]["peer"] == "rx"
+    finally:
+        rx.stop()
 
 
 def test_a_peer_link_with_the_wrong_partition_count_is_refused_and_says_so(
