@@ -40,6 +40,7 @@ IDLE, CONNECTING, HANDSHAKE, CONNECTED, BACKOFF, CLOSED = (
     "idle", "connecting", "handshake", "connected", "backoff", "closed"
 )
 
+#: Per-link counters (summed by :meth:`runtime.peers.PeerLinks.stats`, which says what each counts).
 COUNTERS = ("sent", "dropped", "connects", "failures", "disconnects", "unencodable", "refused", "auth_failures")
 
 

@@ -174,8 +174,10 @@ class PeerLinks:
 
     def stats(self) -> dict[str, int]:
         """Totals over every link: frames ``sent``/``dropped``/``unencodable``, successful
-        ``connects``, failed attempts (``failures``), established connections that ended
-        (``disconnects``), error replies from refusing peers (``refused``), plus the
+        (authenticated) ``connects``, failed attempts (``failures``), handshakes that failed
+        on our side (``auth_failures``: a wrong or missing challenge, a refused certificate
+        name), established connections that ended (``disconnects``), error replies from
+        refusing peers (``refused``), plus the
         current ``links``, ``connected`` links and ``queued`` frames/bytes."""
         out = dict(self._closed_counts)
         for link in self._links.values():
