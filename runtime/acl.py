@@ -98,16 +98,17 @@ class AclFileError(ValueError):
         self.path = path
 
 
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Redis's glob (``stringmatchlen``) as a regular expression: ``*``, ``?``,
-    ``[abc]``, ``[^abc]``, ``[a-z]`` and ``\\x`` (an unterminated ``[`` runs to the end)."""
-    out: list[str] = []
+def _glob_tokens(pattern: str) -> list[str | None]:
+    """Redis's glob (``stringmatchlen``) as tokens: None for ``*``, else a regular
+    expression for exactly one character (``?``, ``[abc]``, ``[^abc]``, ``[a-z]``, ``\\x``,
+    a literal; an unterminated ``[`` runs to the end)."""
+    out: list[str | None] = []
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
         i += 1
         if c == "*":
-            out.append(".*")
+            out.append(None)
         elif c == "?":
             out.append(".")
         elif c == "\\" and i < n:
@@ -122,7 +123,7 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
                 if pattern[i] == "\\" and i + 1 < n:
                     parts.append(re.escape(pattern[i + 1]))
                     i += 2
-                elif i + 2 < n and pattern[i + 1] == "-" and pattern[i + 2] != "]":
+                elif i + 2 < n and pattern[i + 1] == "-":  # (as Redis: "[a-]" ranges up to "]")
                     lo, hi = sorted((pattern[i], pattern[i + 2]))
                     parts.append(f"{re.escape(lo)}-{re.escape(hi)}")
                     i += 3
@@ -132,13 +133,64 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             i += 1  # the closing ]
             if parts:
                 out.append(f"[{'^' if negate else ''}{''.join(parts)}]")
-            elif negate:
-                out.append(".")  # [^] matches any one character
             else:
-                out.append("(?!)")  # [] matches nothing
+                out.append("." if negate else "(?!)")  # [^] is any one character, [] none
         else:
             out.append(re.escape(c))
-    return re.compile("".join(out), re.DOTALL)
+    return out
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """The whole pattern as one regular expression: the reference :class:`_Glob` is
+    tested against (matching with it can backtrack for long on a long key)."""
+    return re.compile("".join(".*" if t is None else t for t in _glob_tokens(pattern)), re.DOTALL)
+
+
+def _fixed(tokens: list[str | None]) -> re.Pattern[str] | None:
+    return re.compile("".join(t for t in tokens if t is not None), re.DOTALL) if tokens else None
+
+
+class _Glob:
+    """One key pattern, matched without a backtracking regex: the star-free segments
+    between its stars are fixed-width; the first must match at the start, the last at
+    the end, and each one between at its leftmost place after the one before (the
+    leftmost is never worse). A key so costs at most its length times the pattern's, at
+    C speed, however many stars (``*a*a*a*a*b`` against a 1 MB key stays fast: the
+    regex for it would backtrack for hours)."""
+
+    __slots__ = ("head", "head_width", "middle", "star", "tail", "tail_width")
+
+    def __init__(self, pattern: str) -> None:
+        segments: list[list[str | None]] = [[]]
+        for token in _glob_tokens(pattern):
+            if token is None:
+                segments.append([])
+            else:
+                segments[-1].append(token)
+        self.star = len(segments) > 1
+        self.head, self.head_width = _fixed(segments[0]), len(segments[0])
+        last = segments[-1] if self.star else []
+        self.tail, self.tail_width = _fixed(last), len(last)
+        self.middle = tuple(_fixed(seg) for seg in segments[1:-1] if seg)
+
+    def __call__(self, key: str) -> bool:
+        head = self.head
+        if not self.star:
+            return head.fullmatch(key) is not None if head is not None else not key
+        end = len(key) - self.tail_width
+        if end < self.head_width:
+            return False
+        if head is not None and head.match(key) is None:
+            return False
+        if self.tail is not None and self.tail.fullmatch(key, end) is None:
+            return False
+        pos = self.head_width
+        for segment in self.middle:
+            found = segment.search(key, pos, end)  # type: ignore[union-attr]
+            if found is None:
+                return False
+            pos = found.end()
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +204,10 @@ class User:
     digests: tuple[bytes, ...] = field(default=(), repr=False)
     categories: frozenset[str] = frozenset()
     patterns: tuple[str, ...] | None = ()
-    #: The patterns compiled: literal prefixes (``app:*``), literal keys, the rest as one regex.
+    #: The patterns compiled: literal prefixes (``app:*``), literal keys, the rest as globs.
     _prefixes: tuple[str, ...] = field(default=(), repr=False, compare=False)
     _exact: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
-    _regex: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    _globs: tuple[_Glob, ...] = field(default=(), repr=False, compare=False)
     #: Every category and every key: nothing to check per request.
     all_permitted: bool = field(default=False, compare=False)
 
@@ -179,10 +231,9 @@ class User:
             elif pattern.endswith("*") and not _GLOB_CHARS.search(pattern[:-1]):
                 prefixes.append(pattern[:-1])
             else:
-                others.append(_glob_regex(pattern).pattern)
-        regex = re.compile("|".join(f"(?:{rx})" for rx in others), re.DOTALL) if others else None
+                others.append(_Glob(pattern))
         return cls(
-            name, enabled, nopass, tuple(digests), cats, pats, tuple(prefixes), frozenset(exact), regex,
+            name, enabled, nopass, tuple(digests), cats, pats, tuple(prefixes), frozenset(exact), tuple(others),
             cats == _ALL and pats is None,
         )
 
@@ -197,8 +248,10 @@ class User:
     def may_access(self, key: str) -> bool:
         if self.patterns is None or key.startswith(self._prefixes) or key in self._exact:
             return True
-        regex = self._regex
-        return regex is not None and regex.fullmatch(key) is not None
+        for match in self._globs:
+            if match(key):
+                return True
+        return False
 
     def refusal(self, request: Any) -> ErrorReply | None:
         """The ``noperm`` reply for a request this user may not send, else None."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -215,8 +216,8 @@ def _redis_server(*args: str) -> Iterator[int]:
 
 def _same_replies(ours_port: int, theirs_port: int, script: list[tuple[str, ...]]) -> list[bytes]:
     payload = b"".join(_cmd(*command) for command in script) + _cmd("QUIT")  # (+OK, then both close)
-    ours = _raw(ours_port, payload, 1000)
-    theirs = _raw(theirs_port, payload, 1000)
+    ours = _raw(ours_port, payload, 1 << 30)  # (until closed)
+    theirs = _raw(theirs_port, payload, 1 << 30)
     assert ours == theirs and ours[-1] == b"+OK" and len(ours) >= len(script)
     return ours
 
@@ -248,3 +249,29 @@ def test_same_replies_as_redis_server_without_passwords() -> None:
         b"Are you sure your configuration is correct?",
         b"-WRONGPASS invalid username-password pair or user is disabled.",
     ]
+
+
+#: Key patterns whose corners differ between glob dialects, and keys that probe them.
+GLOBS = ["a*", "*b", "a?c", "a[bc]d", "a[^b]d", "a[b-d]e", "a[d-b]e", "a\\*b", "a[\\]]b", "*a*a*b", "[a-]x", "a[]b",
+         "a[^]b", "a[", "a\\", "?", "[*]"]
+GLOB_KEYS = ["a", "ab", "abc", "acd", "abd", "aed", "ace", "a*b", "axb", "a]b", "aab", "-x", "ax", "a[", "a\\", "[",
+             "*", "b", "zab"]
+
+
+_rng = random.Random(13)  # a fixed sample, the same every run
+GLOBS += ["".join(_rng.choice("ab*?[]^-\\") for _ in range(_rng.randint(1, 7))) for _ in range(40)]
+GLOB_KEYS += ["".join(_rng.choice("ab]-\\*[^") for _ in range(_rng.randint(1, 5))) for _ in range(30)]
+
+
+@needs_redis_server
+def test_key_patterns_match_as_redis(tmp_path: Path) -> None:
+    acl = tmp_path / "globs.acl"
+    acl.write_text("user default off\n" + "".join(f"user g{i} on nopass ~{p} +@read\n" for i, p in enumerate(GLOBS)))
+    script: list[tuple[str, ...]] = []
+    for i in range(len(GLOBS)):
+        script.append(("AUTH", f"g{i}", "x"))
+        script.extend(("GET", key) for key in GLOB_KEYS)
+    with NodeProcess("node1", "--resp-port", "0", "--aclfile", str(acl)) as node, _redis_server("--aclfile", str(acl)) as port:
+        assert node.resp_port is not None
+        ours = _same_replies(node.resp_port, port, script)
+    assert b"$-1" in ours and any(r.startswith(b"-NOPERM") for r in ours)
