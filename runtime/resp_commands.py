@@ -75,7 +75,7 @@ def _command_info(cmd: Command) -> bytes:
         integer(first),
         integer(last),
         integer(step),
-        EMPTY_ARRAY,  # ACL categories
+        array([simple("@" + category)] if (category := CATEGORIES.get(cmd.name)) else []),  # ACL categories
         EMPTY_ARRAY,  # tips
         EMPTY_ARRAY,  # key specs
         EMPTY_ARRAY,  # subcommands
