@@ -23,7 +23,7 @@ from actors.cluster.clock_bound import bound_ops, bound_records, bound_results, 
 from actors.cluster.clock_offsets import OFFSET_TTL_S, ClockOffsets
 from actors.config import NodeConfig
 from actors.protocol.errors import BadRequestError, ErrorCode
-from actors.protocol.messages import ErrorReply, Set, Stats
+from actors.protocol.messages import Ack, ErrorReply, Set, Stats
 from actors.protocol.peer_codec import decode_peer, encode_peer
 from actors.protocol.peer_messages import Gossip, Member, Push, ReplicaRequest, ReplicaResponse
 from actors.protocol.record import Record
@@ -256,3 +256,44 @@ def test_a_node_beyond_the_bound_is_refused_and_fences_itself_with_every_checker
         assert "n5" not in stats[node]["members"]
         assert stats[node]["clock_refused"] == 0
         assert abs(stats[node]["clock_offset_ms"]) <= 500
+
+
+def test_round_trips_judge_a_jump_at_once_and_a_stall_never() -> None:
+    offsets = ClockOffsets(0.5)
+    # in step: n2 echoes our stamp t1 after holding it 100 ms; 2 ms on the wire each way
+    assert offsets.heard("n2", NOW_MS + 102, NOW_MS + 104, 0.1, echo_ms=NOW_MS, held_ms=100)
+    assert offsets.peer_offset("n2", 0.1) == 0
+    # our clock jumps 2 s ahead: the next round trip (fast) says so at once
+    offsets.heard("n2", NOW_MS + 302, NOW_MS + 2_304, 0.3, echo_ms=NOW_MS + 2_200, held_ms=100)
+    assert offsets.peer_offset("n2", 0.3) == -2_000
+    offsets.heard("n3", NOW_MS + 302, NOW_MS + 2_304, 0.3, echo_ms=NOW_MS + 2_200, held_ms=100)
+    assert offsets.off_by(0.3) == 2_000  # both peers: this node is 2 s ahead
+    # a stall: a heartbeat queued for 3 s while this node was paused is too slow to judge by
+    stalled = ClockOffsets(0.5)
+    stalled.heard("n2", NOW_MS + 100, NOW_MS + 3_000, 3.0, echo_ms=NOW_MS - 100, held_ms=100)
+    stalled.heard("n3", NOW_MS + 100, NOW_MS + 3_000, 3.0, echo_ms=NOW_MS - 100, held_ms=100)
+    assert stalled.off_by(3.0) is None and stalled.offset_ms(3.0) is None
+
+
+def test_a_clock_jump_mid_run_fences_the_node_and_fixing_it_ends_the_fence() -> None:
+    """On the simulator: n5's clock jumps 2 s ahead under a running cluster. Within a few
+    heartbeats it refuses to coordinate (its peers refuse its heartbeats), and once its clock
+    is back it coordinates again."""
+    from tests.test_cluster_sim import SimCluster
+
+    c = SimCluster(5)
+    try:
+        assert c.one(Set("before", 1), "n5") is not None
+        c.host.clocks["n5"].offset = 2.0
+        c.run(0.6)
+        reply = c.one(Set("during", 1), "n5")
+        assert type(reply) is ErrorReply and reply.code == ErrorCode.UNAVAILABLE and "clock" in reply.message
+        assert c.local("n5", "during") is None  # nothing stored
+        cluster = c.stats("n5")["cluster"]
+        assert cluster["clock_refused"] >= 1 and cluster["clock_offset_ms"] < -1_500
+        assert c.stats("n1")["cluster"]["heartbeats_refused"] >= 1
+        c.host.clocks["n5"].offset = 0.0
+        c.run(1.0)
+        assert c.one(Set("after", 1), "n5") == Ack()
+    finally:
+        c.host.shutdown()

@@ -12,6 +12,13 @@ own). Until it has joined the replicator hears of no view (nothing is streamed a
 a table still filling) and data requests are refused ``unavailable``. A leave marks the
 node ``leaving``, lets the replicator hand its partitions off, and ends ``left`` when
 the replicator says so or ``leave_timeout_s`` passes, whichever is first (once).
+
+Every gossip is stamped with this node's wall clock and echoes the last stamp heard from
+its receiver (:mod:`actors.cluster.clock_offsets`): a heartbeat stamped beyond
+``max_clock_skew_s`` is refused (not merged, not a heartbeat, still answered), and while a
+majority of the peers' clocks is off this node's beyond it, :attr:`Lifecycle.clock_off`
+is set and the node coordinates no reads or writes. What a gossip may change in the
+table is :mod:`actors.cluster.membership`'s rule (a link speaks for its own node only).
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ logger = logging.getLogger("actorcache.node")
 JOIN_SETTLE_HEARTBEATS = 3
 #: A node whose contacts never answer starts a cluster of its own after this many heartbeats.
 JOIN_GIVE_UP_HEARTBEATS = 25
+#: Most peers whose last heartbeat stamp is kept to echo back (peers are authenticated).
+MAX_STAMPS = 1024
 
 
 class Lifecycle:
@@ -67,6 +76,8 @@ class Lifecycle:
         #: clock skew (None: within it): the node then coordinates no reads or writes.
         self.clock_off: int | None = None
         self.heartbeats_refused = 0
+        #: Each peer's last stamp and when we heard it (our wall ms), echoed back to it.
+        self._stamps: dict[str, tuple[int, int]] = {}
         self.view: ClusterView = self.membership.view
         self.joined = not config.contacts
         self.replicator: ActorRef[Any] | None = None
@@ -91,8 +102,16 @@ class Lifecycle:
         addresses = self.membership.peer_addresses()
         wall_ms = int(self.io.wall() * 1000)
         send = self.io.send
-        for addr in addresses:
-            send(addr, Gossip(rows, False, partitions, wall_ms))
+        stamps = self._stamps
+        me = self.io.node_id
+        for node_id, member in sorted(self.membership.table.items()):
+            if node_id == me or member.status == MemberStatus.LEFT:
+                continue
+            stamp = stamps.get(node_id)  # echo its last stamp: it measures the round trip
+            if stamp is None:
+                send(member.addr, Gossip(rows, False, partitions, wall_ms))
+            else:
+                send(member.addr, Gossip(rows, False, partitions, wall_ms, stamp[0], max(0, wall_ms - stamp[1])))
         asking = [] if self.joined else list(self.config.contacts)
         # Members heard of only through others: their own answer admits them.
         asking += self.membership.introductions()
@@ -129,7 +148,9 @@ class Lifecycle:
         now = self.io.now()
         wall_ms = int(self.io.wall() * 1000)
         membership = self.membership
-        refused = not self.offsets.heard(env.src, msg.wall_ms, wall_ms, now)
+        refused = not self.offsets.heard(env.src, msg.wall_ms, wall_ms, now, msg.echo_ms, msg.held_ms)
+        if msg.wall_ms and (env.src in self._stamps or len(self._stamps) < MAX_STAMPS):
+            self._stamps[env.src] = (msg.wall_ms, wall_ms)
         if refused:
             # Stamped beyond the clock bound: not merged, not a heartbeat (but answered,
             # so a skewed sender learns from our stamps that its clock is off).
@@ -150,7 +171,8 @@ class Lifecycle:
                 membership.new_introductions.clear()
             self._check_clock(now)
         if msg.reply:
-            self.io.send(env.addr, Gossip(membership.gossip_rows(), False, partitions, wall_ms))
+            echo = (msg.wall_ms, 0) if msg.wall_ms else (0, 0)
+            self.io.send(env.addr, Gossip(membership.gossip_rows(), False, partitions, wall_ms, *echo))
 
     def _check_clock(self, now: float) -> None:
         """Is this node's clock off its members' median beyond the bound? (Traced and

@@ -66,12 +66,16 @@ class Gossip:
 
     ``wall_ms``: the sender's wall clock when it sent this (0: not stamped). A receiver
     refuses a heartbeat stamped beyond its clock bound and learns from the stamps how far
-    its own clock is off its peers' (actors.cluster.clock_offsets)."""
+    its own clock is off its peers' (actors.cluster.clock_offsets). ``echo_ms``: the last
+    ``wall_ms`` the sender heard from the receiver (0: none), ``held_ms``: how long the
+    sender held it before this send, so the receiver measures the round trip (NTP's rule)."""
 
     members: tuple[Member, ...]
     reply: bool = False
     partitions: int = 256
     wall_ms: int = 0
+    echo_ms: int = 0
+    held_ms: int = 0
 
 
 @message
