@@ -556,6 +556,36 @@ def test_a_peer_stream_cut_anywhere_decodes_the_same(msgs: list[Any], cuts: list
     assert not node.batches()
 
 
+AUTH_GARBAGE = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=8) | st.binary(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["type", "proof", "nonce", "x"]), inner, max_size=3),
+    max_leaves=8,
+) | st.fixed_dictionaries({"type": st.just("auth"), "proof": st.binary(min_size=0, max_size=40)})
+
+
+@settings(max_examples=150, deadline=None)
+@given(auth=AUTH_GARBAGE, then=st.sampled_from(SAMPLES), cuts=st.lists(st.integers(0, 1 << 10), max_size=6))
+def test_anything_but_the_right_auth_is_refused_and_nothing_behind_it_is_decoded(
+    auth: Any, then: Any, cuts: list[int]
+) -> None:
+    """Sans-IO: after a valid hello, any frame but an auth carrying the right proof (a
+    drawn proof is never the right one) gets the one unauthorized error and a close; the
+    peer frame behind it never reaches the node, and no exception escapes."""
+    node = Recorder()
+    conn = ClientConnection(1, node, 1 << 16, lambda c: None, partitions=PARTITIONS)  # type: ignore[arg-type]
+    transport = FakeTransport(conn)
+    connector = Connector(b"", "x", os.urandom(NONCE_BYTES), encode_hello("x", "127.0.0.1:9", PARTITIONS))
+    transport.feed(msgpack.packb(connector.hello(), use_bin_type=True))
+    stream = msgpack.packb(auth, use_bin_type=True) + msgpack.packb(encode_peer(then), use_bin_type=True)
+    for piece in chunked(stream, cuts):
+        transport.feed(piece)
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(transport.written)
+    challenge, refusal = list(unpacker)
+    assert challenge["type"] == "challenge" and refusal["error"] == "unauthorized"
+    assert transport.closed and transport.protocol is conn and not node.from_peers()
+
+
 @settings(max_examples=100, deadline=None)
 @given(cuts=st.lists(st.integers(0, 1 << 12), max_size=12), n=st.integers(1, 20))
 def test_a_client_stream_cut_anywhere_is_still_a_client(cuts: list[int], n: int) -> None:
