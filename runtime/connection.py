@@ -142,7 +142,7 @@ class ClientConnection(ServedConnection):
             return False
         self.guard.counters["rejected_connections"] += 1
         logger.info("refusing client %s: protected mode", self.remote())
-        self._answer_and_close(self._encode(ErrorReply(ErrorCode.DENIED, DENIED_MESSAGE)))
+        self._answer_and_linger(self._encode(ErrorReply(ErrorCode.DENIED, DENIED_MESSAGE)))
         return True
 
     # --- asyncio.Protocol ---------------------------------------------------------

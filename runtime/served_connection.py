@@ -29,6 +29,7 @@ import asyncio
 import collections
 import logging
 import socket
+import ssl
 import struct
 import sys
 from collections.abc import Iterator
@@ -41,7 +42,7 @@ from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
 if TYPE_CHECKING:
     from pykka import ActorRef
 
-__all__ = ["PAUSED_TURN_DELAY_S", "TURN_BYTES", "ServedConnection"]
+__all__ = ["PAUSED_TURN_DELAY_S", "REFUSAL_LINGER_S", "TURN_BYTES", "ServedConnection"]
 
 logger = logging.getLogger("actorcache.connection")
 
@@ -53,6 +54,9 @@ TURN_BYTES = 256 << 10
 #: its next turn of encoding waits this long (or until it drains): it still reaches its
 #: output limit if it never reads, but it cannot take the loop from the other clients.
 PAUSED_TURN_DELAY_S = 0.01
+
+#: How long a refused connection (protected mode) is read and discarded after its refusal.
+REFUSAL_LINGER_S = 1.0
 
 _NO_LIMIT = sys.maxsize
 #: SO_LINGER on, 0 seconds: close() resets the connection and frees its kernel buffers.
@@ -137,7 +141,7 @@ class ServedConnection(asyncio.Protocol):
         self._close_when_flushed = True
         self._maybe_close()
         transport = self.transport
-        return transport is None or transport.get_extra_info("ssl_object") is None
+        return transport is None or not isinstance(transport.get_extra_info("ssl_object"), ssl.SSLObject)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -285,6 +289,25 @@ class ServedConnection(asyncio.Protocol):
             transport.pause_reading()
             transport.write(payload)
             transport.close()
+
+    def _answer_and_linger(self, payload: bytes) -> None:
+        """Write ``payload`` (one refusal), then end our side (FIN) and read and discard
+        until the client closes or :data:`REFUSAL_LINGER_S` passes: closing with the
+        client's request unread would reset the connection, and a reset can destroy the
+        refusal before the client reads it. Over TLS (no half-close) it closes at once."""
+        self._close_when_flushed = True
+        self._drop_input()
+        self._forget_input()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(payload)
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        transport.resume_reading()  # (data_received ignores it: the connection is closing)
+        asyncio.get_running_loop().call_later(REFUSAL_LINGER_S, transport.close)
 
     def idle(self) -> bool:
         """Whether the idle timeout may close this connection: a client with nothing

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(
 #: One request, its reply read until the node closes (or 5 s): run inside the namespace.
 CLIENT = r"""
 import socket, sys
-host, port, payload = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
+host, port, payload = sys.argv[1], int(sys.argv[2]), sys.stdin.buffer.read()
 sock = socket.create_connection((host, port), timeout=10)
 sock.sendall(payload)
 sock.settimeout(5)
@@ -54,14 +54,15 @@ class Namespace:
     name: str
     host_ip: str  # this namespace's end: where the node is reached
 
-    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", self.name, *argv], capture_output=True, text=True, timeout=60, cwd=ROOT
+    def run(self, *argv: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+        run = subprocess.run(
+            ["ip", "netns", "exec", self.name, *argv], input=stdin, capture_output=True, timeout=60, cwd=ROOT
         )
+        return subprocess.CompletedProcess(run.args, run.returncode, run.stdout.decode(), run.stderr.decode())
 
     def exchange(self, port: int, payload: bytes) -> bytes:
         """Send ``payload`` from inside the namespace; the reply (``<EOF>`` if closed)."""
-        run = self.run(sys.executable, "-c", CLIENT, self.host_ip, str(port), payload.hex())
+        run = self.run(sys.executable, "-c", CLIENT, self.host_ip, str(port), stdin=payload)
         assert run.returncode == 0, run.stderr
         return bytes.fromhex(run.stdout)
 
@@ -116,6 +117,12 @@ def test_protected_mode_refuses_non_loopback_clients(netns: Namespace) -> None:
 
         resp = netns.exchange(node.resp_port, _resp("PING"))
         assert resp.startswith(b"-DENIED actorcache is running in protected mode") and resp.endswith(b"\r\n<EOF>")
+        # A client that sent much more than the node read still gets the refusal, then EOF
+        # (the node reads and drops the rest instead of resetting the connection over it).
+        flood = netns.exchange(node.resp_port, _resp("SET", "k", "v" * 1000) * 300)
+        assert flood.startswith(b"-DENIED ") and flood.endswith(b"\r\n<EOF>")
+        flood = netns.exchange(node.port, b'{"type":"set","key":"k","value":"%s"}\n' % (b"v" * 1000) * 300)
+        assert flood.startswith(b'{"type":"error"') and flood.endswith(b"<EOF>")
 
         if shutil.which("redis-cli"):
             cli = netns.run("redis-cli", "-h", netns.host_ip, "-p", str(node.resp_port), "set", "k", "v")
