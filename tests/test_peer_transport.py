@@ -813,6 +813,40 @@ def test_a_link_and_a_receiver_with_different_secrets_never_deliver(
         rx.stop()
 
 
+def test_without_a_secret_a_link_says_nothing_to_a_non_loopback_address(
+    lt: LoopThread, make_links: Callable[..., PeerLinks], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A literal non-loopback address is never dialled (tests/test_peer_auth.py); a name
+    (here: the check for a literal address disabled) is dialled, but the connection is
+    closed before the hello once the address it reached shows it is not loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))
+        ip = probe.getsockname()[0]
+    if ip.startswith("127."):
+        pytest.skip("this machine has no non-loopback address")
+    import runtime.peer_link
+
+    monkeypatch.setattr(runtime.peer_link, "_is_ip", lambda host: False)
+    listener = socket.create_server((ip, 0))
+    listener.settimeout(5)
+    addr = f"{ip}:{listener.getsockname()[1]}"
+    links = make_links(backoff_max=0.1)  # no secret: loopback only
+    try:
+        with caplog.at_level("WARNING", logger="actorcache.peers"):
+            send_all(lt, links, addr, [PushAck(1, 1)])
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(2)
+                try:
+                    assert conn.recv(65536) == b""  # closed, not one byte written: no hello
+                except ConnectionResetError:
+                    pass  # (aborted: a reset is as good)
+        assert f"not connecting to peer {addr}" in caplog.text
+        assert lt.call(links.stats)["sent"] == 0
+    finally:
+        listener.close()
+
+
 def test_a_link_and_a_receiver_with_the_same_secret_deliver_and_the_link_knows_who_answered(
     lt: LoopThread, make_links: Callable[..., PeerLinks]
 ) -> None:
