@@ -29,7 +29,7 @@ its table row's (:mod:`runtime.resp_commands`).
 
 Invariants (why): passwords are kept only as SHA-256 digests and compared with
 :func:`hmac.compare_digest` against every digest of the user (an unknown user costs the
-same comparison), so timing tells nothing; no password, digest or password-bearing line
+same comparison), so timing does not tell which part was wrong; no password, digest or password-bearing line
 is ever in a log line, an exception message or a ``repr``. How connections use this (the
 ``auth`` request, protected mode, the node's options) is :mod:`runtime.client_auth`.
 """
@@ -267,6 +267,10 @@ class User:
         return None
 
 
+#: Stands in for an unknown user, so authenticating one costs what a known one does.
+_NOBODY = User.build("", enabled=False)
+
+
 class Acl:
     """The users of one node (see the module docstring for the file syntax)."""
 
@@ -331,7 +335,7 @@ class Acl:
         user = self.users.get(DEFAULT_USER if name is None else name)
         secret = _secret_bytes(password)
         if user is None:
-            User.build("", enabled=False).password_matches(secret)  # the same work as a known user's
+            _NOBODY.password_matches(secret)  # the same work as a known user's
             return None
         ok = user.password_matches(secret)
         return user if ok and user.enabled else None
