@@ -50,6 +50,7 @@ DENIED_MESSAGE = (
     "connections from the outside."
 )
 
+
 def add_auth_options(parser: argparse.ArgumentParser) -> None:
     """``--requirepass``, ``--requirepass-file``, ``--aclfile``, ``--protected-mode``."""
     group = parser.add_argument_group("client authentication (Redis's option names; docs/protocol.md, docs/resp.md)")
