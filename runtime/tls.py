@@ -179,7 +179,7 @@ def _yes_no(text: str) -> bool:
 
 def add_tls_options(parser: argparse.ArgumentParser) -> None:
     """The node's TLS options, in their own group (Redis's names)."""
-    group = parser.add_argument_group("TLS (Redis's option names; see docs/security.md)")
+    group = parser.add_argument_group("TLS (Redis's option names; see docs/protocol.md, TLS)")
     group.add_argument(
         "--tls-cert-file", metavar="PATH",
         help="this node's certificate (PEM); with --tls-key-file the client and RESP ports speak TLS only "
