@@ -279,6 +279,41 @@ def _tls_socket(pki: Pki, port: int) -> ssl.SSLSocket:
     return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="localhost")
 
 
+def test_max_clients_refusal_over_tls(pki: Pki) -> None:
+    """Over --max-clients, a TLS client completes its handshake and reads the refusal line."""
+    with NodeProcess("node1", "--max-clients", "1", *pki.node_args()) as proc:
+        with pki.client(proc) as first:
+            assert first.ping() > 0
+            sock = _tls_socket(pki, proc.port)
+            try:
+                sock.sendall(b'{"type":"ping"}\n')
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                assert json.loads(data)["error"] == "max_clients"
+            finally:
+                sock.close()
+            assert first.stats()["rejected_connections"] == 1
+
+
+def test_idle_timeout_over_tls(pki: Pki) -> None:
+    with NodeProcess("node1", "--timeout", "0.5", *pki.node_args()) as proc:
+        sock = _tls_socket(pki, proc.port)
+        try:
+            sock.settimeout(10)
+            try:
+                assert sock.recv(100) == b""  # closed by the node, idle
+            except (ConnectionResetError, ssl.SSLError):
+                pass
+        finally:
+            sock.close()
+        with pki.client(proc) as client:
+            assert client.stats()["idle_timeouts"] == 1
+
+
 def test_output_buffer_limit_holds_over_tls(pki: Pki) -> None:
     """A TLS client that pipelines reads of a large value and never reads the replies is
     cut off at the output limit (the TLS layer's unsent bytes count)."""
