@@ -1,6 +1,7 @@
 """Invariant checkers: each reads the history and the settled final state, and returns
 violations. Every guarantee ``docs/consistency.md`` claims has one here, and every one
-of them is shown able to fail in ``tests/test_sim_checkers.py``.
+of them is shown able to fail in ``tests/test_sim_checkers.py`` (``strangers``, a
+stranger that holds the secret after all, in ``tests/test_sim_peer_auth.py``).
 
 ``final`` maps each key to ``{owner: Record | None}``: what every owner holds after the
 heal-and-settle phase, read locally from each owner (never through a quorum read).
@@ -17,7 +18,7 @@ there rather than hidden here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from actors.protocol.record import Record
@@ -48,6 +49,13 @@ class CheckContext:
     #: Whether replicas of every key agreed by the end of the settle phase.
     converged: bool = True
     convergence_s: float | None = None
+    #: Nodes without the cluster secret that tried to get in (the ``stranger`` fault), each
+    #: running node's member ids at the end, the values the strangers wrote, and how many
+    #: messages to or from a stranger the network delivered.
+    strangers: frozenset[str] = frozenset()
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    forged_values: frozenset[Any] = frozenset()
+    stranger_deliveries: int = 0
 
 
 def _end(op: Op) -> float:
@@ -253,6 +261,35 @@ def check_quorum_reads(ctx: CheckContext) -> list[Violation]:
     return out
 
 
+def check_strangers(ctx: CheckContext) -> list[Violation]:
+    """A node without the cluster secret gets nothing in: no message of its (or to it) is
+    delivered, no node counts it as a member, and no record holds a value it wrote or a
+    version it stamped."""
+    if not ctx.strangers:
+        return []
+    out = []
+    if ctx.stranger_deliveries:
+        out.append(Violation("strangers", "*", f"{ctx.stranger_deliveries} messages to or from a stranger delivered"))
+    for node, members in sorted(ctx.members.items()):
+        joined = sorted(set(members) & ctx.strangers)
+        if joined:
+            out.append(Violation("strangers", "*", f"{node} counts stranger(s) {joined} as members"))
+    for key, owners in sorted(ctx.final.items()):
+        for owner, record in sorted(owners.items()):
+            if record is None:
+                continue
+            if record.version.node_id in ctx.strangers or _is_forged(record.value, ctx.forged_values):
+                out.append(Violation("strangers", key, f"{owner} holds {record.value!r} at {record.version}, from a stranger"))
+    return out
+
+
+def _is_forged(value: Any, forged: frozenset[Any]) -> bool:
+    try:
+        return value in forged
+    except TypeError:  # an unhashable value is none of the strangers' strings
+        return False
+
+
 def check_convergence_bound(ctx: CheckContext) -> list[Violation]:
     if not ctx.converged:
         return [Violation("convergence", "*", "replicas had not converged when the settle phase ended")]
@@ -265,6 +302,7 @@ CHECKERS: dict[str, Callable[[CheckContext], list[Violation]]] = {
     "convergence": check_convergence,
     "ttl": check_ttl,
     "quorum-reads": check_quorum_reads,
+    "strangers": check_strangers,
 }
 
 

@@ -19,12 +19,27 @@ from typing import TYPE_CHECKING, Any
 
 from actors.kernel import ScheduledFuture
 from actors.protocol.internal import Leave
+from actors.protocol.peer_messages import Gossip, Member, MemberStatus, ReplicaRequest, SyncRequest
+from actors.protocol.replica_ops import Write
+from actors.protocol.version import Version
 
 if TYPE_CHECKING:
     from sim.network import SimNetwork
     from sim.runner import Runner
 
-__all__ = ["PARTITIONS", "crash", "heal", "leave", "partition", "pause", "random_schedule", "restart", "skew", "slow"]
+__all__ = [
+    "PARTITIONS",
+    "crash",
+    "heal",
+    "leave",
+    "partition",
+    "pause",
+    "random_schedule",
+    "restart",
+    "skew",
+    "slow",
+    "stranger",
+]
 
 Args = dict[str, Any]
 
@@ -165,3 +180,69 @@ def random_schedule(run: Runner, args: Args) -> None:
     """``random``: schedule a generated nemesis (random-nemesis); not logged itself."""
     run.schedule_random()
     return None
+
+
+# --- a stranger -------------------------------------------------------------------------------
+
+#: A forged version far in the future (year ~2100): were a forged write applied, it would win.
+_FORGED_WALL_MS = 4_102_444_800_000
+
+
+def _stranger_round(run: Runner, name: str, round_no: int) -> None:
+    """One round of a stranger's attempts against every running member: join (its own
+    row) and take over a member's identity (gossip), write keys the workload uses (replica
+    writes stamped far in the future) and ask for every key (a sync request with no digests)."""
+    net = run.host.network
+    live = run.live()
+    if not live:
+        return
+    victim = live[round_no % len(live)]
+    rows = (
+        Member(name, name, 1, MemberStatus.READY),
+        Member(victim, name, 2**63 - 1, MemberStatus.READY),  # "victim lives at my address now"
+    )
+    for i, member in enumerate(live):
+        key = f"k{(round_no + i) % max(1, min(run.scenario.workload.keys, 8))}"
+        value = f"{name}-forged-{round_no}-{i}"
+        run.stranger_keys.add(key)
+        run.forged_values.add(value)
+        version = Version(_FORGED_WALL_MS + round_no, 0, name)
+        net.send(name, member, Gossip(rows, reply=True))
+        net.send(name, member, ReplicaRequest(round_no * 1000 + i, (Write(((key, value, None),), version, (member,)),)))
+        net.send(name, member, SyncRequest(round_no, ()))
+
+
+def stranger(run: Runner, args: Args) -> str:
+    """A node that does not hold the cluster secret tries, every ``interval`` seconds for
+    ``duration``, to join, gossip a forged member row, write and list keys, at every member.
+    It is no process of the cluster, only a sender on the network (its id ``name``) with a
+    secret of its own that answers every challenge with a forged proof: each handshake it
+    starts is refused (``peer-refused``), so nothing it sends is delivered. The
+    ``strangers`` checker shows it never became a member and nothing it sent was applied
+    (``holds_secret``: it holds the cluster secret after all, which the checker must catch)."""
+    name = str(args.get("name", "stranger"))
+    if name in run.host.nodes or name in run.scenario.node_ids:
+        return ""
+    net = run.host.network
+    secret = run.rng.randbytes(32)
+    # ``holds_secret``: a weakened run for the checker's own test (a peer with the secret gets in)
+    net.secrets[name] = net.secret if args.get("holds_secret") else secret
+    net.rogues.add(name)
+    run.strangers.add(name)
+    if run.stranger_deliveries is None:
+        run.stranger_deliveries = 0
+        hook = net.on_deliver
+
+        def count(src: str, dst: str, msg: Any) -> None:
+            if src in run.strangers or dst in run.strangers:
+                run.stranger_deliveries = (run.stranger_deliveries or 0) + 1
+            if hook is not None:
+                hook(src, dst, msg)
+
+        net.on_deliver = count
+    duration = float(args.get("duration", 5.0))
+    interval = float(args.get("interval", 0.5))
+    rounds = max(1, int(duration / interval))
+    for n in range(rounds):
+        run.env.timeout(n * interval).callbacks.append(lambda _e, n=n: _stranger_round(run, name, n))
+    return f"{name} for {duration:g}s"

@@ -52,6 +52,7 @@ def _summary(result: RunResult) -> str:
         f"  ops: {result.ops['ok']} ok, {result.ops['failed']} failed (definite), "
         f"{result.ops['timeout']} timed out (indefinite)",
         f"  replication latency ms: p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} max {lat['max']}",
+        _peer_links(result.peer_links),
         f"  converged {result.convergence_s} s after heal" if result.convergence_s is not None else "  NOT converged",
     ]
     lines += [f"  fault {f}" for f in result.faults]
@@ -64,6 +65,11 @@ def _summary(result: RunResult) -> str:
     else:
         lines.append("  no violations")
     return "\n".join(lines)
+
+
+def _peer_links(counts: dict[str, int]) -> str:
+    line = f"  peer links: {counts.get('handshakes', 0)} handshakes, {counts.get('retries', 0)} retried"
+    return line + f", {counts['refused']} REFUSED" if counts.get("refused") else line
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.protocol.messages import Inspect, Locate
+from actors.protocol.messages import Inspect, Locate, Stats
 from actors.protocol.record import Record
 from actors.config import NodeConfig
 from sim.checkers import CheckContext, Violation, run_checkers
@@ -49,6 +49,9 @@ class RunResult:
     convergence_s: float | None
     wall_s: float
     faults: list[str] = field(default_factory=list)
+    #: The peer handshakes of the run (:mod:`sim.network`): ``handshakes`` accepted,
+    #: ``refused`` (by either side), ``retries`` (attempts failed by a lost frame).
+    peer_links: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -83,8 +86,17 @@ class Runner:
         self.crashed: list[str] = []
         self.left: set[str] = set()
         self.applied_faults: list[str] = []
+        #: What ``stranger`` faults tried (:func:`sim.faults.stranger`), for the checkers:
+        #: their ids, the keys and values they wrote, their messages delivered (None: none ran).
+        self.strangers: set[str] = set()
+        self.stranger_keys: set[str] = set()
+        self.forged_values: set[Any] = set()
+        self.stranger_deliveries: int | None = None
         self.host.network.default = scenario.link
         self.host.network.links.update(scenario.links)
+        if scenario.secret is not None:
+            self.host.network.secret = scenario.secret.encode()
+        self.host.network.secrets.update({n: v.encode() for n, v in scenario.secrets.items()})
 
     # --- nodes ------------------------------------------------------------------------
 
@@ -213,10 +225,15 @@ class Runner:
             skew_bound=self.skew_bound,
             converged=convergence is not None,
             convergence_s=convergence,
+            strangers=frozenset(self.strangers),
+            members=self.members() if self.strangers else {},
+            forged_values=frozenset(self.forged_values),
+            stranger_deliveries=self.stranger_deliveries or 0,
         )
         violations = run_checkers(ctx, self.checkers)
         trace = self.host.trace
         digest = hashlib.sha256("\n".join(trace_lines(trace)).encode()).hexdigest()
+        net = self.host.network
         result = RunResult(
             scenario=s.name,
             seed=self.seed,
@@ -231,12 +248,18 @@ class Runner:
             convergence_s=convergence,
             wall_s=round(time.perf_counter() - wall0, 3),
             faults=self.applied_faults,
+            peer_links={
+                "handshakes": net.handshakes,
+                "refused": net.refused,
+                "retries": net.retries,
+                "frames": net.frames,
+            },
         )
         return result
 
     def snapshot(self) -> dict[str, dict[str, Record | None]]:
         """Every owner's own record of every key the workload touched (no coordination)."""
-        keys = sorted({op.key for op in self.history.ops})
+        keys = sorted({op.key for op in self.history.ops} | self.stranger_keys)
         live = self.live()
         if not keys or not live:
             return {}
@@ -255,6 +278,13 @@ class Runner:
             for reply in self.host.request([Inspect(k) for k in owner_keys], node_id=owner):
                 final[reply.key][owner] = reply.record
         return final
+
+    def members(self) -> dict[str, tuple[str, ...]]:
+        """Every running node's member ids, as its own table has them."""
+        return {
+            node: tuple(sorted(self.host.request([Stats()], node_id=node)[0].stats["cluster"]["members"]))
+            for node in self.live()
+        }
 
     def close(self) -> None:
         self.host.shutdown()

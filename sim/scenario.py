@@ -48,6 +48,8 @@ FAULT_ACTIONS: dict[str, FaultAction] = {
     "join": FaultAction(("node",), faults.restart),
     "leave": FaultAction(("node",), faults.leave),
     "skew": FaultAction(("node", "offset", "drift"), faults.skew),
+    # a sender without the cluster secret (its id: name) tries to join, gossip, write, sync
+    "stranger": FaultAction(("name", "duration", "interval", "holds_secret"), faults.stranger),
     "random": FaultAction((), faults.random_schedule),  # a generated schedule (random-nemesis)
 }
 PARTITION_KINDS = tuple(faults.PARTITIONS)
@@ -90,6 +92,10 @@ class Scenario:
     node: dict[str, Any] = field(default_factory=dict)
     #: Nodes present at the start (the rest join through faults); default: all.
     initial_nodes: int | None = None
+    #: The cluster secret every node's peer handshake uses (default: one drawn from the seed).
+    secret: str | None = None
+    #: Nodes that hold another secret than the cluster's (misconfigured: refused both ways).
+    secrets: dict[str, str] = field(default_factory=dict)
 
     @property
     def node_ids(self) -> list[str]:
@@ -131,9 +137,9 @@ class Scenario:
                 raise ScenarioError(f"partition kind must be one of {', '.join(PARTITION_KINDS)}")
             if fault.at < 0:
                 raise ScenarioError("fault times must be >= 0")
-        unknown_nodes = {n for pair in self.links for n in pair} | set(self.clocks)
+        unknown_nodes = {n for pair in self.links for n in pair} | set(self.clocks) | set(self.secrets)
         if unknown_nodes - ids:
-            raise ScenarioError(f"unknown nodes in links/clocks: {sorted(unknown_nodes - ids)}")
+            raise ScenarioError(f"unknown nodes in links/clocks/secrets: {sorted(unknown_nodes - ids)}")
         names = {f.name for f in dataclasses.fields(NodeConfig)}
         if set(self.node) - names:
             raise ScenarioError(f"unknown node settings {sorted(set(self.node) - names)}")
@@ -221,6 +227,21 @@ def _builtin() -> dict[str, Scenario]:
             duration=35.0,
         ),
         Scenario(
+            "stranger",
+            "5 nodes with a cluster secret; a stranger without it tries to join, take over members' "
+            "identities, write keys and list them, through a partition and a restart",
+            link=_LAN,
+            workload=WorkloadSpec(clients=6, ops=2000, rate=100.0, keys=100),
+            faults=(
+                Fault(1.0, "stranger", {"duration": 12.0, "interval": 0.5}),
+                Fault(4.0, "partition", {"kind": "isolate", "node": "n2"}),
+                Fault(7.0, "heal"),
+                Fault(9.0, "crash", {"node": "n3"}),
+                Fault(11.0, "restart", {"node": "n3"}),
+            ),
+            duration=20.0,
+        ),
+        Scenario(
             "random-nemesis",
             "5 nodes under a random schedule of partitions, crashes, pauses and slow nodes; "
             "clients pipeline 4 requests",
@@ -271,7 +292,7 @@ def _link(obj: Any, where: str) -> Link:
 def scenario_from_dict(data: dict[str, Any], default_name: str = "file") -> Scenario:
     known = {
         "name", "description", "nodes", "initial_nodes", "replicas", "write_consistency", "read_consistency",
-        "duration", "settle", "link", "links", "clocks", "workload", "faults", "node",
+        "duration", "settle", "link", "links", "clocks", "workload", "faults", "node", "secret", "secrets",
     }
     unknown = set(data) - known
     if unknown:
@@ -307,6 +328,8 @@ def scenario_from_dict(data: dict[str, Any], default_name: str = "file") -> Scen
             workload=WorkloadSpec(**workload),
             faults=tuple(sorted(faults, key=lambda f: f.at)),
             node=dict(data.get("node", {})),
+            secret=None if data.get("secret") is None else str(data["secret"]),
+            secrets={str(n): str(v) for n, v in data.get("secrets", {}).items()},
         )
     except ScenarioError:
         raise
