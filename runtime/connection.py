@@ -28,7 +28,8 @@ pass the connection's :class:`~runtime.client_auth.AuthGate` before they reach t
 which answers ``auth`` and puts ``noauth``/``noperm`` errors in place of what the user may
 not send (no gate, no cost, without passwords). Protected mode: once the first frame shows
 a client (JSON, or msgpack that is no ``hello``) from a non-loopback address, it gets the
-one ``denied`` error and is closed.
+one ``denied`` error and is closed; one that sends nothing within
+:data:`~runtime.conn_limits.PEER_HELLO_GRACE_S` too (it holds no client slot for long).
 
 Over ``--max-clients``, a connection is on probation: it may still be a peer, so for
 :data:`~runtime.conn_limits.PEER_HELLO_GRACE_S` its first frame may be a peer ``hello``
@@ -40,6 +41,7 @@ a stranger holding every client slot cannot cut the cluster apart.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable
@@ -134,6 +136,19 @@ class ClientConnection(ServedConnection):
 
     def _drop_input(self) -> None:
         self._decoder = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.protected and not self._close_when_flushed and refused_by_protected_mode(transport):
+            # It may still be a peer, whose hello comes at once: a silent one holds no slot for long.
+            asyncio.get_running_loop().call_later(PEER_HELLO_GRACE_S, self._deny_if_silent)
+
+    def _deny_if_silent(self) -> None:
+        transport = self.transport
+        if transport is None or self._close_when_flushed or transport.get_protocol() is not self:
+            return  # closed, or it became a peer's
+        if self._decoder is None:  # not a byte of a request (or a hello) yet
+            self._deny_if_protected()
 
     def _deny_if_protected(self) -> bool:
         """Protected mode: a client from a non-loopback address gets the one ``denied``

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -111,6 +112,9 @@ def test_protected_mode_refuses_non_loopback_clients(netns: Namespace) -> None:
         assert "protected mode" in error["message"] and "--protected-mode no" in error["message"]
         assert "--requirepass" in error["message"]
 
+        silent = netns.exchange(node.port, b"")  # (a stranger that says nothing holds no slot for long)
+        assert json.loads(silent.removesuffix(b"<EOF>"))["error"] == "denied" and silent.endswith(b"<EOF>")
+
         packed = netns.exchange(node.port, msgpack.packb({"type": "get", "key": "k"}))
         assert packed.endswith(b"<EOF>")
         assert msgpack.unpackb(packed.removesuffix(b"<EOF>"))["error"] == "denied"
@@ -132,7 +136,7 @@ def test_protected_mode_refuses_non_loopback_clients(netns: Namespace) -> None:
         with Conn(node.port) as local:
             assert local.request({"type": "get", "key": "k"}) == {"type": "response", "value": None, "success": False}
             stats = local.request({"type": "stats"})["stats"]
-        assert stats["rejected_connections"] >= 3
+        assert stats["rejected_connections"] >= 4
 
 
 def test_a_peer_hello_is_judged_by_the_handshake_not_refused_as_a_client(netns: Namespace) -> None:
@@ -160,3 +164,31 @@ def test_a_password_or_protected_mode_no_lets_them_in(netns: Namespace) -> None:
         replies = [json.loads(x) for x in served.removesuffix(b"<EOF>").splitlines()]
         assert [r.get("error") or r["type"] for r in replies] == ["noauth", "ack", "response"]
         assert netns.exchange(node.resp_port, _resp("AUTH", "pw") + _resp("PING")) == b"+OK\r\n+PONG\r\n"
+
+
+#: Inside the namespace: a peer holding the cluster secret handshakes, waits past the
+#: silence grace, and reports whether the node still holds the link open.
+PEER = r"""
+import socket, sys, time
+from tests.rogue_peer import RoguePeer
+host, port, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+peer = RoguePeer.open(port, "node9", f"{host}:1", host=host, secret=secret)
+time.sleep(3)
+try:
+    frame = peer.closed_by_node(timeout=1.0)
+    print("closed", frame)
+except (socket.timeout, TimeoutError):
+    print("open")
+"""
+
+
+def test_an_authenticated_peer_from_outside_is_no_client(netns: Namespace, tmp_path: Path) -> None:
+    """With a cluster secret, a peer on another machine completes the handshake and keeps
+    its link: protected mode (no client password here) is about clients only."""
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(b"a-cluster-secret-for-this-test")
+    secret_file.chmod(0o600)
+    with NodeProcess("node1", "--host", "0.0.0.0", "--cluster-secret-file", str(secret_file)) as node:
+        run = netns.run(sys.executable, "-c", PEER, netns.host_ip, str(node.port), secret_file.read_text())
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "open", run.stdout
