@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 times[mode].append(_time(reads, modes[mode]) / args.requests * 1e9)
         med = {mode: min(values) for mode, values in times.items()}  # the least disturbed round
         rows.append(
-            f"| {pipeline} | {med['none']:.0f} | {med['all-permitted']:.0f} | {med['all-permitted'] - med['none']:+.0f} "
+            f"| {pipeline} | {med['none']:.0f} | {med['all-permitted']:.0f} "
+            f"| {med['all-permitted'] - med['none']:+.0f} "
             f"({(med['all-permitted'] / med['none'] - 1) * 100:+.1f}%) | {med['restricted']:.0f} "
             f"| {med['restricted'] - med['none']:+.0f} ({(med['restricted'] / med['none'] - 1) * 100:+.1f}%) |"
         )
@@ -95,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     ])
     print(body)
     if args.record:
-        command = "taskset -c 1 python -m bench.auth_gate --record" if _pinned() else "python -m bench.auth_gate --record"
+        command = "python -m bench.auth_gate --record"
+        if _pinned():
+            command = "taskset -c 1 " + command
         record(HEADING, command, body)
     return 0
 

@@ -287,7 +287,8 @@ class Acl:
         """``--requirepass``: the default user, with this password and every permission."""
         if not password:
             raise ValueError("the password is empty")
-        return cls([User.build(DEFAULT_USER, enabled=True, digests=[_digest(_secret_bytes(password))], categories=_ALL)])
+        digest = _digest(_secret_bytes(password))
+        return cls([User.build(DEFAULT_USER, enabled=True, digests=[digest], categories=_ALL)])
 
     @classmethod
     def from_file(cls, path: str | Path) -> Acl:

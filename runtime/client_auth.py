@@ -77,8 +77,10 @@ def add_auth_options(parser: argparse.ArgumentParser) -> None:
 
 def client_acl(args: argparse.Namespace) -> Acl | None:
     """The node's users from its options (None: no passwords); ValueError for a usage error."""
-    given = [flag for flag, value in (("--requirepass", args.requirepass), ("--requirepass-file", args.requirepass_file),
-                                      ("--aclfile", args.aclfile)) if value is not None]
+    options = (
+        ("--requirepass", args.requirepass), ("--requirepass-file", args.requirepass_file), ("--aclfile", args.aclfile)
+    )
+    given = [flag for flag, value in options if value is not None]
     if len(given) > 1:
         raise ValueError(f"{' and '.join(given)} exclude each other")
     if args.requirepass is not None:
@@ -87,7 +89,9 @@ def client_acl(args: argparse.Namespace) -> Acl | None:
         try:
             lines = Path(args.requirepass_file).read_bytes().splitlines()
         except OSError as exc:
-            raise ValueError(f"argument --requirepass-file: cannot read {args.requirepass_file}: {exc.strerror}") from None
+            raise ValueError(
+                f"argument --requirepass-file: cannot read {args.requirepass_file}: {exc.strerror}"
+            ) from None
         password = lines[0].strip() if lines else b""
         if not password:
             raise ValueError(f"argument --requirepass-file: {args.requirepass_file} holds no password")

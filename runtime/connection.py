@@ -156,7 +156,7 @@ class ClientConnection(ServedConnection):
         if not self.protected or not refused_by_protected_mode(self.transport):
             return False
         self.guard.counters["rejected_connections"] += 1
-        logger.info("refusing client %s: protected mode", self.remote())
+        logger.debug("refusing client %s: protected mode", self.remote())  # (counted; a flood must not flood the log)
         self._answer_and_linger(self._encode(ErrorReply(ErrorCode.DENIED, DENIED_MESSAGE)))
         return True
 

@@ -122,7 +122,7 @@ class RespConnection(ServedConnection):
         super().connection_made(transport)
         if self.session.server.protected and not self._close_when_flushed and refused_by_protected_mode(transport):
             self.guard.counters["rejected_connections"] += 1
-            logger.info("refusing client %s: protected mode", self.session.addr)
+            logger.debug("refusing client %s: protected mode", self.session.addr)  # (counted, not logged at info)
             self._answer_and_linger(error("DENIED " + DENIED_MESSAGE))
 
     def data_received(self, data: bytes) -> None:

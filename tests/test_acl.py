@@ -94,7 +94,8 @@ def test_a_file_without_default_leaves_it_off_and_default_nopass_is_open() -> No
         ("writer", Set("app:1", 1), None),
         ("writer", Delete("cfg:bx"), None),
         ("writer", Delete("cfg:dx"), "this user has no permissions to access one of the keys used as arguments"),
-        ("writer", MSet((("app:1", 1), ("other", 2))), "this user has no permissions to access one of the keys used as arguments"),
+        ("writer", MSet((("app:1", 1), ("other", 2))),
+         "this user has no permissions to access one of the keys used as arguments"),
         ("writer", Inspect("app:1"), "this user has no permissions to run the 'inspect' command"),
         ("guest", Get("public:x"), None),
         ("guest", Get("private"), "this user has no permissions to access one of the keys used as arguments"),
@@ -129,7 +130,9 @@ def test_many_stars_against_a_long_key_do_not_backtrack() -> None:
 
 def test_gate_answers_auth_in_order_and_refuses_before_it() -> None:
     gate = AuthGate(_acl())
-    out = gate.admit([Get("k", 1), Ping(2), Auth("reader", "bad", 3), Auth("reader", "readpw", 4), Get("k", 5), Set("k", 1, rid=6)])
+    out = gate.admit([
+        Get("k", 1), Ping(2), Auth("reader", "bad", 3), Auth("reader", "readpw", 4), Get("k", 5), Set("k", 1, rid=6),
+    ])
     assert out == [
         ErrorReply(ErrorCode.NOAUTH, "Authentication required.", 1),
         Ping(2),

@@ -74,7 +74,9 @@ def test_json_before_and_after_auth_in_pipeline_order(node: NodeProcess) -> None
 
 def test_msgpack(node: NodeProcess) -> None:
     with MsgpackConn(node.port) as conn:
-        conn.send_msgs({"type": "get", "key": "m"}, {"type": "auth", "password": b"x".decode()}, {"type": "auth", "password": PASSWORD})
+        conn.send_msgs(
+            {"type": "get", "key": "m"}, {"type": "auth", "password": "x"}, {"type": "auth", "password": PASSWORD}
+        )
         first = conn.read_msgs(3)
         assert [m.get("error") or m["type"] for m in first] == ["noauth", "wrongpass", "ack"]
         assert conn.msg_request({"type": "set", "key": "m", "value": b"\x00\x01"})["type"] == "ack"
@@ -116,7 +118,9 @@ def test_python_client(node: NodeProcess) -> None:
 
 def test_acl_users_and_permissions(acl_node: NodeProcess) -> None:
     addr = ("127.0.0.1", acl_node.port)
-    with Client(addr, user="reader", password="readpw") as reader, Client(addr, user="admin", password="adminpw") as admin:
+    reader = Client(addr, user="reader", password="readpw")
+    admin = Client(addr, user="admin", password="adminpw")
+    with reader, admin:
         admin.set("x", 1)
         assert reader.get("x") == 1
         with pytest.raises(NoPermError, match="no permissions to run the 'set' command"):

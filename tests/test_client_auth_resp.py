@@ -271,7 +271,8 @@ def test_key_patterns_match_as_redis(tmp_path: Path) -> None:
     for i in range(len(GLOBS)):
         script.append(("AUTH", f"g{i}", "x"))
         script.extend(("GET", key) for key in GLOB_KEYS)
-    with NodeProcess("node1", "--resp-port", "0", "--aclfile", str(acl)) as node, _redis_server("--aclfile", str(acl)) as port:
+    node = NodeProcess("node1", "--resp-port", "0", "--aclfile", str(acl))
+    with node, _redis_server("--aclfile", str(acl)) as port:
         assert node.resp_port is not None
         ours = _same_replies(node.resp_port, port, script)
     assert b"$-1" in ours and any(r.startswith(b"-NOPERM") for r in ours)
