@@ -195,7 +195,8 @@ def test_plaintext_is_refused_and_the_node_lives_on(pki: Pki, node: NodeProcess)
     with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:  # a peer's plaintext hello too
         sock.sendall(b"\x82\xa4type\xa5hello\xa7node_id\xa5rogue")
         assert _closed_without_reply(sock)
-    assert _stats(pki, node)["tls_handshake_failures"] == before + 3  # type: ignore[operator]
+    # (at least: a failure another test of this module caused may be counted just after `before`)
+    assert _stats(pki, node)["tls_handshake_failures"] >= before + 3  # type: ignore[operator]
     assert node.log_path is not None
     eventually(lambda: _assert_in("(not TLS: a plaintext client?)", node.log_path.read_text()), 5, "the log line")
 
