@@ -297,3 +297,19 @@ def test_a_clock_jump_mid_run_fences_the_node_and_fixing_it_ends_the_fence() -> 
         assert c.one(Set("after", 1), "n5") == Ack()
     finally:
         c.host.shutdown()
+
+
+def test_refusals_are_logged_without_flooding(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from actors.cluster.clock_bound import RefusalLog
+
+    log = RefusalLog(logging.getLogger("actorcache.test"), "n1")
+    with caplog.at_level(logging.WARNING, logger="actorcache.test"):
+        for _ in range(100):
+            log.note("n2", "push", 1, 1500)
+        log.note("n3", "push", 2, 10)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 8  # n2's 1st, 2nd, 4th, ..., 64th; n3's 1st
+    assert "refused 1 version(s) in a push from n2, up to 1500 ms beyond the max clock skew" in lines[0]
+    assert lines[-1].startswith("n1: refused 2 version(s) in a push from n3")

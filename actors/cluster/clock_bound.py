@@ -16,14 +16,17 @@ Rules (every place a node takes a version from a peer goes through here):
 - an ``Apply`` (read repair, push) keeps only the records within the bound;
 - a replica's answer carrying a record or a conflict version beyond the bound counts as
   that replica's refusal (the read or write fails if too few others answer);
-- every refusal is counted (``versions_refused`` in ``stats``) and traced
-  (``version_refused``: who sent it, how far ahead).
+- every refusal is counted (``versions_refused`` in ``stats``), traced
+  (``version_refused``: who sent it, how far beyond the bound) and logged (:class:`RefusalLog`: a
+  peer's 1st, 2nd, 4th, 8th... refusal of a kind, so a flood of them cannot flood the log).
 
-Pure functions of the message, the limit and nothing else: the callers count and trace.
+Pure functions of the message, the limit and nothing else: the callers count, trace and
+log (through a :class:`RefusalLog`).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from actors.protocol.errors import ErrorCode
@@ -32,7 +35,7 @@ from actors.protocol.record import Record
 from actors.protocol.replica_ops import Apply, ItemResults
 from actors.protocol.version import Version
 
-__all__ = ["Refused", "bound_ops", "bound_records", "bound_results", "limit_ms", "refusal"]
+__all__ = ["RefusalLog", "Refused", "bound_ops", "bound_records", "bound_results", "limit_ms", "refusal"]
 
 #: (how many versions a message carried beyond the limit, the furthest one's wall_ms)
 Refused = tuple[int, int]
@@ -140,3 +143,29 @@ def bound_results(results: tuple[Any, ...], limit: int) -> tuple[tuple[Any, ...]
     if out is None:
         return results, (0, 0)
     return tuple(out), (refused, furthest)
+
+
+#: Peers and kinds a RefusalLog counts at most (peers are authenticated: a handful).
+_LOG_KEYS = 1024
+
+
+class RefusalLog:
+    """Logs refusals from beyond the clock bound, a peer's 1st, 2nd, 4th, 8th... of each kind."""
+
+    def __init__(self, logger: logging.Logger, node_id: str) -> None:
+        self.logger = logger
+        self.node_id = node_id
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def note(self, peer: str, kind: str, refused: int, ahead_ms: int) -> None:
+        key = (peer, kind)
+        n = self._counts.get(key, 0) + 1
+        if n == 1 and len(self._counts) >= _LOG_KEYS:
+            self._counts.clear()
+        self._counts[key] = n
+        if n & (n - 1) == 0:
+            self.logger.warning(
+                "%s: refused %d version(s) in a %s from %s, up to %d ms beyond the max clock skew ahead of this "
+                "node's clock (refusal %d from it)",
+                self.node_id, refused, kind, peer, ahead_ms, n,
+            )

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
-from actors.cluster.clock_bound import bound_results, limit_ms
+from actors.cluster.clock_bound import RefusalLog, bound_results, limit_ms
 from actors.cluster.coordination import QuorumRound
 from actors.protocol.kinds import is_write
 from actors.cluster.lifecycle import Lifecycle
@@ -77,6 +77,7 @@ class Coordinator:
         self.clock = clock
         self.config = config
         self.max_skew_s: float = config.max_clock_skew_s
+        self.refusals = RefusalLog(logger, io.node_id)
         self.open: dict[int, _Open] = {}
         #: Replica requests to peers (actors.cluster.replica_flow): per peer the current turn's
         #: outbox (sent at the turn's end), each request's route by req, the values in flight.
@@ -200,7 +201,8 @@ class Coordinator:
         results, (refused, furthest) = bound_results(msg.results, limit := limit_ms(self.io.wall(), self.max_skew_s))
         if refused:  # an answer stamped beyond the clock bound is that replica's refusal
             self.counters["versions_refused"] += refused
-            self.io.trace("version_refused", peer=src, versions=refused, ahead_ms=furthest - limit, kind="replica_response")
+            self.io.trace("version_refused", peer=src, versions=refused, beyond_ms=furthest - limit, kind="replica_response")
+            self.refusals.note(src, "replica_response", refused, furthest - limit)
             msg = ReplicaResponse(msg.req, results, msg.start, msg.ack)
         if not requests.fits(route, msg):
             # Out of order (a part was lost: nothing after it can be placed) or answering

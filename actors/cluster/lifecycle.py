@@ -28,6 +28,7 @@ from typing import Any
 
 from pykka import ActorRef
 
+from actors.cluster.clock_bound import RefusalLog
 from actors.cluster.clock_offsets import ClockOffsets
 from actors.cluster.membership import ClusterView, Membership, State
 from actors.cluster.node_io import NodeIO
@@ -76,6 +77,7 @@ class Lifecycle:
         #: clock skew (None: within it): the node then coordinates no reads or writes.
         self.clock_off: int | None = None
         self.heartbeats_refused = 0
+        self.refusals = RefusalLog(logger, io.node_id)
         #: Each peer's last stamp and when we heard it (our wall ms), echoed back to it.
         self._stamps: dict[str, tuple[int, int]] = {}
         self.view: ClusterView = self.membership.view
@@ -155,7 +157,8 @@ class Lifecycle:
             # Stamped beyond the clock bound: not merged, not a heartbeat (but answered,
             # so a skewed sender learns from our stamps that its clock is off).
             self.heartbeats_refused += 1
-            self.io.trace("heartbeat_refused", peer=env.src, ahead_ms=msg.wall_ms - wall_ms)
+            self.io.trace("heartbeat_refused", peer=env.src, beyond_ms=msg.wall_ms - wall_ms - self.offsets.max_skew_ms)
+            self.refusals.note(env.src, "heartbeat", 1, msg.wall_ms - wall_ms - self.offsets.max_skew_ms)
         if self._first_heard is None:  # heard (a contact answered), refused or not
             self._first_heard = now
         if refused:

@@ -15,7 +15,9 @@ The answer goes back in frames of bounded size, big ones in acknowledged parts
 
 from __future__ import annotations
 
-from actors.cluster.clock_bound import bound_ops, limit_ms
+import logging
+
+from actors.cluster.clock_bound import RefusalLog, bound_ops, limit_ms
 from actors.cluster.node_io import NodeIO
 from actors.cluster.replica_flow import ResponseParts
 from actors.kernel.peer import FromPeer
@@ -24,6 +26,8 @@ from actors.protocol.version import HybridClock
 from actors.store.ops import StoreAnswer
 
 __all__ = ["ReplicaServer"]
+
+logger = logging.getLogger("actorcache.node")
 
 
 class ReplicaServer:
@@ -35,6 +39,7 @@ class ReplicaServer:
         self.max_skew_s = max_skew_s
         #: Versions refused for being beyond the clock bound (actors.cluster.clock_bound).
         self.refused = 0
+        self.log = RefusalLog(logger, io.node_id)
         #: This node's answers to peers' replica requests, big ones in acknowledged parts.
         self.answers = ResponseParts(io.send, timeout)
 
@@ -45,7 +50,8 @@ class ReplicaServer:
         ops, errors, (refused, furthest) = bound_ops(msg.ops, limit)
         if refused:
             self.refused += refused
-            io.trace("version_refused", peer=env.src, versions=refused, ahead_ms=furthest - limit, kind="replica_request")
+            io.trace("version_refused", peer=env.src, versions=refused, beyond_ms=furthest - limit, kind="replica_request")
+            self.log.note(env.src, "replica_request", refused, furthest - limit)
         observe = self.clock.observe
         for _, op in ops:
             version = getattr(op, "version", None)

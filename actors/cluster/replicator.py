@@ -36,7 +36,7 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.cluster.clock_bound import bound_records, limit_ms
+from actors.cluster.clock_bound import RefusalLog, bound_records, limit_ms
 from actors.cluster.hints import Hints
 from actors.cluster.membership import ClusterView
 from actors.cluster.replicator_io import Then
@@ -90,6 +90,7 @@ class Replicator(ScheduledActor):
         self.hints = Hints(self.me, config.hint_limit, config.stream_batch, self, self.counters)
         self.rounds = SyncRounds(self.me, config, self, self.counters, self._pulled)
         self.streaming = Streaming(self.me, config, self, self.counters, self.rounds)
+        self.refusals = RefusalLog(logger, self.me)
 
     def on_start(self) -> None:
         self._timer = self.ctx.call_later(self.tick_s, self.actor_ref, ReplicatorTick())
@@ -160,7 +161,8 @@ class Replicator(ScheduledActor):
                 msg = dataclasses.replace(msg, listings=tuple(listings))
         if refused:
             self.counters["versions_refused"] += refused
-            self.ctx.trace("version_refused", peer=src, versions=refused, ahead_ms=furthest - limit, kind=type(msg).__name__)
+            self.ctx.trace("version_refused", peer=src, versions=refused, beyond_ms=furthest - limit, kind=type(msg).__name__)
+            self.refusals.note(src, type(msg).__name__, refused, furthest - limit)
         return msg
 
     # --- ReplicatorIo: what the parts act through ------------------------------------------
