@@ -140,3 +140,23 @@ def test_a_removed_member_is_not_readded_with_incarnation_plus_one() -> None:
 
 def _is(port: int, member: str, field: str, value: str) -> None:
     assert _cluster_stats(port)["members"][member][field] == value
+
+
+def test_max_clock_skew_sets_the_bound(cluster: LocalCluster) -> None:
+    """A version 200 ms ahead is within the default 0.5 s and stored; 5 s ahead is refused;
+    a node started with ``--max-clock-skew 10`` takes the 5 s one."""
+    now_ms = int(time.time() * 1000)
+    write = lambda key, ahead_ms: ReplicaRequest(3, (Write(((key, "v", None),), Version(now_ms + ahead_ms, 0, "rogue")),))  # noqa: E731
+    with _rogue(cluster, "node1") as rogue:
+        rogue.send(write("near", 200), write("far", 5_000))
+    port = cluster.procs["node1"].port
+    eventually(lambda: _is_found(port, "near", True), 5, "the near version stored")
+    assert _request(port, {"type": "inspect", "key": "far"})["found"] is False
+    with LocalCluster(1, cluster_secret=SECRET, node_args=[*FAST, "--max-clock-skew", "10"]) as lenient:
+        with _rogue(lenient, "node1") as rogue:
+            rogue.send(write("far", 5_000))
+        eventually(lambda: _is_found(lenient.procs["node1"].port, "far", True), 5, "taken within a 10 s bound")
+
+
+def _is_found(port: int, key: str, found: bool) -> None:
+    assert _request(port, {"type": "inspect", "key": key})["found"] is found
