@@ -172,3 +172,20 @@ def test_a_cluster_still_converges_when_members_are_known_only_through_relays() 
             assert all(m["status"] == "ready" for m in _members(c, node).values())
     finally:
         c.host.shutdown()
+
+
+def test_a_split_answer_s_parts_are_acknowledged_only_by_the_link_that_asked() -> None:
+    """Reply matching by (link, id) for ``replica_ack`` too: an acknowledgement from another
+    authenticated link, even one that names the asker's address, does not move the parts on."""
+    from actors.cluster.replica_flow import ResponseParts
+    from actors.protocol.peer_messages import ReplicaResponse as Response
+
+    sent: list[tuple[str, Any]] = []
+    parts = ResponseParts(lambda addr, msg: sent.append((addr, msg)), timeout=1.0, budget=10)
+    big = tuple((Record(f"k{i}", "x" * 20, None, Version(1, 0, "n2")),) for i in range(3))
+    parts.answer("n1:1", 6, big, now=0.0, peer="n1")
+    assert [(a, m.start) for a, m in sent] == [("n1:1", 0)]
+    assert not parts.on_ack("n1:1", 6, 0, now=0.1, peer="rogue")  # same address, other link
+    assert len(sent) == 1
+    assert parts.on_ack("n1:1", 6, 0, now=0.1, peer="n1")
+    assert [(a, type(m) is Response and m.start) for a, m in sent] == [("n1:1", 0), ("n1:1", 1)]

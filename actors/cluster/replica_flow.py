@@ -274,9 +274,10 @@ class ReplicaRequests:
 class _Queued:
     """Split answers waiting for one coordinator, and the part it has not acknowledged."""
 
-    __slots__ = ("answers", "in_flight", "sent_at")
+    __slots__ = ("addr", "answers", "in_flight", "sent_at")
 
-    def __init__(self) -> None:
+    def __init__(self, addr: str) -> None:
+        self.addr = addr  # where the parts go
         #: [req, results, next start, queued at] per answer, oldest first.
         self.answers: collections.deque[list[Any]] = collections.deque()
         self.in_flight: tuple[int, int] | None = None  # (req, start) of the part sent
@@ -298,8 +299,10 @@ class ResponseParts:
         self.split = 0  # answers sent in parts
         self.abandoned = 0  # split answers dropped: expired, unacknowledged or over the cap
 
-    def answer(self, addr: str, req: int, results: tuple[Any, ...], now: float) -> None:
-        """Send the answer to request ``req`` of the coordinator at ``addr``."""
+    def answer(self, addr: str, req: int, results: tuple[Any, ...], now: float, peer: str | None = None) -> None:
+        """Send the answer to request ``req`` of the coordinator at ``addr`` (``peer``: the
+        node id its link authenticated, by which its acknowledgements are matched; default
+        ``addr``)."""
         budget = self.budget
         total = 0
         for result in results:
@@ -317,27 +320,30 @@ class ResponseParts:
         if total <= budget:
             self._send(addr, ReplicaResponse(req, results))
             return
-        queue = self.queued.get(addr)
+        key = addr if peer is None else peer
+        queue = self.queued.get(key)
         if queue is None:
-            queue = self.queued[addr] = _Queued()
+            queue = self.queued[key] = _Queued(addr)
         if len(queue.answers) >= MAX_SPLIT_ANSWERS:
             self.abandoned += 1
             return
         self.split += 1
         queue.answers.append([req, results, 0, now])
         if queue.in_flight is None:
-            self._next(addr, queue, now)
+            self._next(key, queue, now)
 
-    def on_ack(self, addr: str, req: int, start: int, now: float) -> bool:
-        """The coordinator at ``addr`` got part ``(req, start)``: send the next one. False
-        when no such part is in flight to ``addr`` (a stale or forged acknowledgement)."""
-        queue = self.queued.get(addr)
+    def on_ack(self, addr: str, req: int, start: int, now: float, peer: str | None = None) -> bool:
+        """The coordinator at ``addr`` (``peer``, as in :meth:`answer`) got part ``(req,
+        start)``: send the next one. False when no such part is in flight to it (a stale or
+        forged acknowledgement, or one from another link)."""
+        key = addr if peer is None else peer
+        queue = self.queued.get(key)
         if queue is None or queue.in_flight != (req, start):
             return False
-        self._next(addr, queue, now)
+        self._next(key, queue, now)
         return True
 
-    def _next(self, addr: str, queue: _Queued, now: float) -> None:
+    def _next(self, key: str, queue: _Queued, now: float) -> None:
         answers = queue.answers
         while answers:
             entry = answers[0]
@@ -353,9 +359,9 @@ class ResponseParts:
                 entry[2] = end
             queue.in_flight = (req, start)
             queue.sent_at = now
-            self._send(addr, ReplicaResponse(req, results[start:end], start, True))
+            self._send(queue.addr, ReplicaResponse(req, results[start:end], start, True))
             return
-        del self.queued[addr]
+        del self.queued[key]
 
     def expire(self, now: float) -> None:
         """Drop everything queued for a coordinator that has not acknowledged its part

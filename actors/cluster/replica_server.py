@@ -61,7 +61,7 @@ class ReplicaServer:
             if ops:
                 io.ask_store(ops, None)
             return
-        addr, req, total = env.addr, msg.req, len(msg.ops)
+        addr, src, req, total = env.addr, env.src, msg.req, len(msg.ops)
 
         def answer(message: StoreAnswer) -> None:
             if errors:  # refused ops answer in their place, among the store's answers
@@ -70,15 +70,15 @@ class ReplicaServer:
                     results[index] = error
                 for index, result in message.results:
                     results[index] = result
-                self.answers.answer(addr, req, tuple(results), io.now())
+                self.answers.answer(addr, req, tuple(results), io.now(), src)
             else:
-                self.answers.answer(addr, req, tuple(result for _, result in message.results), io.now())
+                self.answers.answer(addr, req, tuple(result for _, result in message.results), io.now(), src)
 
         io.ask_store(ops, answer)  # even with every op refused: answers keep the store's order
 
     def on_ack(self, env: FromPeer, msg: ReplicaAck) -> None:
         """The coordinator got one part of a split answer: send the next."""
-        self.answers.on_ack(env.addr, msg.req, msg.start, self.io.now())
+        self.answers.on_ack(env.addr, msg.req, msg.start, self.io.now(), env.src)  # by the link that asked
 
     def on_heartbeat(self, now: float) -> None:
         self.answers.expire(now)
