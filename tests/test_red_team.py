@@ -1,0 +1,186 @@
+"""Red-team findings on issue 13's defences, each against a real node, each still open.
+
+Every test here is a hole found by attacking real nodes (``python -m runtime.node``) as a
+stranger or as a client with credentials that allow less: it asserts what should hold, and
+is marked ``xfail(strict=True)`` with the finding, so the suite stays green until the fix
+lands and then fails until the mark is removed (a fix that makes one pass shows up at once).
+
+- A stranger's claimed node id has no length limit: every refused handshake keeps it (in
+  the refusal log's memory, up to 1,024 of them, whatever their size) and writes it whole
+  into a WARNING line, and distinct ids defeat the once-a-minute rate limit.
+- Under ``--tls-cluster yes`` without ``--cluster-secret-file``, any certificate the CA
+  signed makes a peer, a *client's* certificate too (``--tls-auth-clients yes`` hands one
+  to every client): a client that may only read, or not even authenticate, writes any key.
+- Protected mode's 2 s grace for a silent stranger is lost by sending one byte of a
+  msgpack frame: the stranger then keeps its client slot until the request read timeout
+  (10 s by default, for ever with ``--request-read-timeout 0``).
+
+Certificates are made in the test (trustme), never stored; every node and socket is closed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from actors.kernel.peer_auth import NONCE_BYTES, Connector
+from actors.protocol.peer_codec import encode_hello
+from runtime.local_cluster import NodeProcess, write_secret_file
+from tests.rogue_peer import RoguePeer, read_frame
+from tests.test_peer_auth import non_loopback_ip
+
+pytestmark = pytest.mark.integration
+
+SECRET = b"a cluster secret of some length"
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture
+def secret_file() -> Iterator[Path]:
+    path = write_secret_file(SECRET)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="red team: a stranger's hello node id is unbounded (up to the 1 MiB frame limit); each refused "
+    "handshake keeps it in PeerTrust._logged (1,024 entries, no byte bound: ~2 MiB each when the reason "
+    "repeats the id) and logs it whole at WARNING; distinct ids defeat the per-id rate limit",
+)
+def test_strangers_long_node_ids_do_not_pile_up_in_memory_or_the_log(secret_file: Path, tmp_path: Path) -> None:
+    """32 strangers, each claiming a distinct ~1 MB node id with a forged auth proof: the
+    node may refuse them, but must not keep or log what they claimed (measured: +64 MiB
+    resident and +64 MiB of log; at 1,024 strangers about 2 GiB, more with a larger
+    --max-request-bytes)."""
+    log = tmp_path / "node.log"
+    with NodeProcess("node1", "--cluster-secret-file", str(secret_file), log_path=log) as node:
+        with RoguePeer(node.port, "warm-up", secret=b"another secret") as warm:
+            warm.forged_auth()
+        time.sleep(0.3)
+        rss_before, log_before = _rss_mib(node.pid), log.stat().st_size
+        for i in range(32):
+            with RoguePeer(node.port, f"{i:04d}" + "x" * 1_000_000, secret=b"another secret") as stranger:
+                reply = stranger.forged_auth()
+                assert type(reply) is dict and reply.get("error") == "unauthorized", str(reply)[:200]
+        time.sleep(0.5)
+        assert node.running
+        rss_growth = _rss_mib(node.pid) - rss_before
+        log_growth = (log.stat().st_size - log_before) / 2**20
+    assert log_growth < 4 and rss_growth < 24, (
+        f"after 32 refused strangers the log grew {log_growth:.1f} MiB and the node kept {rss_growth:.1f} MiB more"
+    )
+
+
+class _Pki:
+    """A CA, node1's certificate and a client's (alice), all signed by it."""
+
+    def __init__(self, root: Path) -> None:
+        import trustme
+
+        self.root = root
+        ca = trustme.CA()
+        self.ca_file = str(root / "ca.pem")
+        ca.cert_pem.write_to_path(self.ca_file)
+        self.node = self._issue(ca, "node1")
+        self.alice = self._issue(ca, "alice")
+
+    def _issue(self, ca: object, name: str) -> tuple[str, str]:
+        cert = ca.issue_cert(name, "localhost", "127.0.0.1", common_name=name)  # type: ignore[attr-defined]
+        pem, key = str(self.root / f"{name}.pem"), str(self.root / f"{name}.key")
+        cert.cert_chain_pems[0].write_to_path(pem)
+        cert.private_key_pem.write_to_path(key)
+        return pem, key
+
+    def alice_socket(self, port: int) -> ssl.SSLSocket:
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        ctx.load_cert_chain(*self.alice)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def _lines(sock: ssl.SSLSocket, n: int, timeout: float = 5.0) -> list[bytes]:
+    deadline, buf = time.monotonic() + timeout, b""
+    while buf.count(b"\n") < n and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.splitlines()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="red team: under --tls-cluster yes without --cluster-secret-file any CA-signed certificate is a "
+    "peer credential, a client's too: a read-only ACL user holding its client certificate claims its own "
+    "name as a node id, passes the handshake (empty key) and writes through a peer forward",
+)
+def test_a_client_certificate_does_not_make_a_peer(tmp_path: Path) -> None:
+    """alice may only read ``app:*`` (ACL), and holds the client certificate every client
+    needs (``--tls-auth-clients yes``); as a peer named ``alice`` she must not write."""
+    pytest.importorskip("trustme")
+    pki = _Pki(tmp_path)
+    aclfile = tmp_path / "users.acl"
+    aclfile.write_text("user admin on >adminpw +@all ~*\nuser alice on >alicepw +@read ~app:*\n")
+    node_cert, node_key = pki.node
+    with NodeProcess(
+        "node1", "--tls-cert-file", node_cert, "--tls-key-file", node_key, "--tls-ca-cert-file", pki.ca_file,
+        "--tls-cluster", "yes", "--aclfile", str(aclfile), log_path=tmp_path / "node.log",
+    ) as node:
+        with pki.alice_socket(node.port) as sock:  # as a client she may not write
+            sock.sendall(b'{"type":"auth","user":"alice","password":"alicepw"}\n{"type":"incr","key":"pwned"}\n')
+            assert b'"noperm"' in _lines(sock, 2)[1]
+        with pki.alice_socket(node.port) as sock:  # as a peer
+            connector = Connector(b"", "alice", os.urandom(NONCE_BYTES), encode_hello("alice", "127.0.0.1:1", 256))
+            sock.sendall(msgpack.packb(connector.hello(), use_bin_type=True))
+            challenge = read_frame(sock, msgpack.Unpacker(raw=False))  # type: ignore[arg-type]
+            if type(challenge) is dict and challenge.get("type") == "challenge":
+                forward = {"type": "forward", "fid": 1, "request": {"type": "incr", "key": "pwned", "by": 41}}
+                sock.sendall(
+                    msgpack.packb(connector.on_challenge(challenge), use_bin_type=True)
+                    + msgpack.packb(forward, use_bin_type=True)
+                )
+                time.sleep(1.0)  # (the forward, if taken, is applied well within this)
+        with pki.alice_socket(node.port) as sock:
+            sock.sendall(b'{"type":"auth","user":"admin","password":"adminpw"}\n{"type":"get","key":"pwned"}\n')
+            got = _lines(sock, 2)[1]
+    assert b'"value":null' in got.replace(b" ", b""), f"alice wrote through a peer link: {got!r}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="red team: protected mode denies a silent non-loopback stranger after 2 s, but one byte of a msgpack "
+    "frame (e.g. 0x82) makes it neither silent nor judged: it keeps its client slot until the request read "
+    "timeout (10 s by default; for ever with --request-read-timeout 0)",
+)
+def test_protected_mode_denies_a_stranger_that_sends_one_msgpack_byte(tmp_path: Path) -> None:
+    ip = non_loopback_ip()
+    if ip is None:
+        pytest.skip("this machine has no non-loopback address to connect from")
+    with NodeProcess(
+        "node1", "--host", "0.0.0.0", "--request-read-timeout", "0", log_path=tmp_path / "node.log"
+    ) as node, socket.create_connection((ip, node.port), timeout=6, source_address=(ip, 0)) as sock:
+        sock.sendall(b"\x82")  # the start of a msgpack map: a client? a peer's hello?
+        try:
+            first = sock.recv(4096)
+        except socket.timeout:
+            first = b"(still open after 6 s)"
+    assert b"denied" in first, first
