@@ -116,6 +116,8 @@ def test_a_year_2100_version_moves_no_clock() -> None:
             assert _version(c, node, f"now-{node}").wall_ms < YEAR_2100_MS - 10**11
         refused = sum(c.stats(node)["cluster"]["versions_refused"] for node in c.ids)
         assert refused >= 3
+        traced = [fields for _, node, event, fields in c.host.trace if event == "version_refused"]
+        assert len(traced) >= 3 and all(f["peer"] == "rogue" and f["beyond_ms"] > 10**11 for f in traced)
     finally:
         c.host.shutdown()
 

@@ -247,9 +247,12 @@ def test_a_node_beyond_the_bound_is_refused_and_fences_itself_with_every_checker
         assert result.violations == []
         assert result.ops["failed"] > 0  # n5's clients' requests: refused, definite
         stats = {node: runner.host.request([Stats()], node_id=node)[0].stats["cluster"] for node in runner.live()}
+        events = [(node, event, fields) for _, node, event, fields in runner.host.trace]
     finally:
         runner.close()
     assert stats["n5"]["clock_refused"] > 0
+    assert any(node == "n5" and event == "clock_offset" and fields["off_ms"] > 1_500 for node, event, fields in events)
+    assert any(node == "n1" and event == "heartbeat_refused" and fields["peer"] == "n5" for node, event, fields in events)
     assert stats["n5"]["clock_refused"] <= result.ops["failed"]
     for node in ("n1", "n2", "n3", "n4"):
         assert stats[node]["heartbeats_refused"] > 0
