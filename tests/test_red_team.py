@@ -14,6 +14,9 @@ lands and then fails until the mark is removed (a fix that makes one pass shows 
 - Protected mode's 2 s grace for a silent stranger is lost by sending one byte of a
   msgpack frame: the stranger then keeps its client slot until the request read timeout
   (10 s by default, for ever with ``--request-read-timeout 0``).
+- The handshake binds neither the connection nor the address dialled: a stranger that a
+  node dials (a seed, a member's old address) relays that node's handshake to another
+  node and then speaks as the dialling node on the link the other node authenticated.
 
 Certificates are made in the test (trustme), never stored; every node and socket is closed.
 """
@@ -36,6 +39,7 @@ from actors.protocol.peer_codec import encode_hello
 from runtime.local_cluster import NodeProcess, write_secret_file
 from tests.rogue_peer import RoguePeer, read_frame
 from tests.test_peer_auth import non_loopback_ip
+from tests.wire import Conn
 
 pytestmark = pytest.mark.integration
 
@@ -184,3 +188,58 @@ def test_protected_mode_denies_a_stranger_that_sends_one_msgpack_byte(tmp_path: 
         except socket.timeout:
             first = b"(still open after 6 s)"
     assert b"denied" in first, first
+
+
+def _one_frame(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """The raw bytes of the next msgpack frame (and whatever came in the same reads)."""
+    deadline, buf = time.monotonic() + timeout, b""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+        unpacker = msgpack.Unpacker(raw=False)
+        unpacker.feed(buf)
+        try:
+            next(unpacker)
+            return buf
+        except StopIteration:
+            continue
+    raise AssertionError(f"no whole frame within {timeout:g}s: {buf[:80]!r}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="red team: the handshake does not bind the connection: a stranger that node1 dials (a seed address, or "
+    "a member's address it now holds) relays node1's hello, node2's challenge and node1's auth, and then holds "
+    "a link node2 takes as node1's (no secret needed); it marked node1 'left' at node2",
+)
+def test_a_relayed_handshake_does_not_make_the_relay_a_member(secret_file: Path, tmp_path: Path) -> None:
+    """node1's seed is an address a stranger listens on (a typo, a stale seed, a reused
+    address). The stranger passes node1's handshake on to node2 byte for byte, then
+    writes one gossip row of its own into the connection node2 authenticated as node1."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(15)
+        relay = listener.getsockname()[1]
+        with NodeProcess(
+            "node2", "--cluster-secret-file", str(secret_file), log_path=tmp_path / "node2.log"
+        ) as node2, NodeProcess(
+            "node1", f"127.0.0.1:{relay}", "--cluster-secret-file", str(secret_file), log_path=tmp_path / "node1.log"
+        ) as node1:
+            dialer, _ = listener.accept()  # node1's link to its seed
+            with dialer, socket.create_connection(("127.0.0.1", node2.port), timeout=5) as onward:
+                onward.sendall(_one_frame(dialer))  # node1's hello
+                dialer.sendall(_one_frame(onward))  # node2's challenge: node1 finds it valid
+                onward.sendall(_one_frame(dialer))  # node1's auth (and its first frames)
+                now_ms = int(time.time() * 1000)
+                forged = [["node1", f"127.0.0.1:{node1.port}", now_ms, "left"]]
+                onward.sendall(msgpack.packb(
+                    {"type": "gossip", "members": forged, "reply": False, "partitions": 256, "wall_ms": now_ms},
+                    use_bin_type=True,
+                ))
+                time.sleep(0.5)
+                with Conn(node2.port) as client:
+                    stats = client.request({"type": "stats"})["stats"]
+    row = stats["cluster"]["members"].get("node1")
+    assert row is None or row["status"] != "left", f"the relay spoke for node1 at node2: {row}"
