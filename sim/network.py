@@ -25,7 +25,9 @@ message (never duplicated: it is one TCP connection's bytes). Why it is faithful
   it is dropped, so a message to a down node is lost as it always was here;
 - a paused node keeps its connections (a stopped process's sockets stay open) but runs
   none of its handshake steps: hellos it must answer, challenges it must check and its
-  retries wait for :meth:`SimNetwork.resume`. The ``auth`` check at a paused acceptor is
+  retries wait for :meth:`SimNetwork.resume` (an acceptor gives a handshake
+  ``HANDSHAKE_GRACE_S`` after its challenge, as the runtime does, so a connector paused
+  in between starts over). The ``auth`` check at a paused acceptor is
   made on arrival: its verdict does not depend on time, and the frames behind it wait in
   the paused node's actors anyway;
 - a refused handshake (wrong proof either way) is counted, traced (``peer-refused``) and
@@ -110,6 +112,9 @@ BACKOFF_INITIAL_S = 0.05
 BACKOFF_MAX_S = 1.0
 #: Messages a link queues while it connects; beyond it the oldest are dropped (as PeerLinks).
 MAX_QUEUE = 10_000
+#: An acceptor closes a handshake whose auth has not come this long after it answered the
+#: hello (``runtime.conn_limits.PEER_HELLO_GRACE_S``): a connector paused meanwhile retries.
+HANDSHAKE_GRACE_S = 2.0
 #: The hello fields of the transport itself: the handshake belongs to the network, whatever
 #: system it carries (``Connector.hello`` adds the node id and the nonce).
 _HELLO = {"type": "hello"}
@@ -119,7 +124,7 @@ _CONNECTING, _BACKOFF, _OPEN = "connecting", "backoff", "open"
 class _Conn:
     """One connection attempt src -> dst: both halves of its handshake and the verdict."""
 
-    __slots__ = ("acceptor", "accepted", "auth_at", "connector", "inbox")
+    __slots__ = ("acceptor", "accepted", "auth_at", "challenged_at", "connector", "inbox")
 
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
@@ -129,6 +134,7 @@ class _Conn:
         #: Set when dst checked the connector's auth proof; nothing is delivered before.
         self.accepted = False
         self.auth_at = 0.0
+        self.challenged_at = 0.0
 
 
 class _Outbound:
@@ -336,6 +342,7 @@ class SimNetwork:
             self._unreachable(src, dst, out)
             return
         conn.inbox = inbox
+        conn.challenged_at = self.env.now
         acceptor = conn.acceptor = Acceptor(self.secret_of(dst), dst, self.rng.randbytes(NONCE_BYTES))
         challenge = acceptor.on_hello(src, hello)
         self._frame(
@@ -373,6 +380,9 @@ class SimNetwork:
         if not conn.inbox.is_alive():
             if self._current(src, dst, out, conn):
                 self._unreachable(src, dst, out)
+            return
+        if self.env.now - conn.challenged_at > HANDSHAKE_GRACE_S:
+            self._lost(src, dst, out, conn)  # the acceptor had closed it: what follows is lost
             return
         assert conn.acceptor is not None
         try:

@@ -22,7 +22,7 @@ from actors.protocol.messages import Ack, Get, Set, Stats, Value
 from examples.counter import CounterConfig, spawn_counter
 from sim.cache_host import CacheSimHost
 from sim.host import SimHost
-from sim.network import BACKOFF_MAX_S, Link, SimNetwork, constant, uniform
+from sim.network import BACKOFF_MAX_S, HANDSHAKE_GRACE_S, Link, SimNetwork, constant, uniform
 from sim.runner import Runner
 from sim.scenario import BUILTIN, Fault, ScenarioError, scenario_from_dict
 
@@ -291,6 +291,20 @@ def test_a_paused_node_keeps_its_links_and_answers_hellos_only_once_resumed() ->
     env.run(until=1.1)
     assert inboxes["b"].got == [1, 2, "from c"]
     assert net.handshakes == 2
+
+
+def test_a_connector_paused_past_the_acceptor_s_grace_starts_over() -> None:
+    env, net, inboxes = network(latency=0.01)
+    net.send("a", "b", "lost with the closed connection")
+    env.run(until=0.015)  # b has answered the hello; its challenge is on the wire
+    net.pause("a")
+    env.run(until=0.015 + HANDSHAKE_GRACE_S + 1.0)
+    net.resume("a")  # a checks the challenge now and sends auth: b closed it long ago
+    env.run(until=4.0)
+    assert inboxes["b"].got == [] and net.handshakes == 0 and net.retries == 1 and net.dropped == 1
+    net.send("a", "b", "after")
+    env.run(until=4.1)
+    assert inboxes["b"].got == ["after"] and net.handshakes == 1
 
 
 def test_the_counter_example_runs_the_handshake_too() -> None:
