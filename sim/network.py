@@ -1,5 +1,6 @@
-"""The simulated network between nodes: latency models, loss, duplication, partitions,
-and the authenticated peer handshake on every link.
+"""The simulated network between nodes: latency, loss and duplication (drawn from the
+models of :mod:`sim.link_models`), partitions, and the authenticated peer handshake on
+every link.
 
 Addresses are node ids (``ctx.send("node2", msg)``). Links are FIFO by default, as TCP
 is within a connection: a message never overtakes an earlier one on the same link,
@@ -41,70 +42,18 @@ from __future__ import annotations
 
 import collections
 import functools
-import math
 import random
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import simpy
 
 from actors.kernel.peer import FromPeer
 from actors.kernel.peer_auth import AUTH, NONCE_BYTES, Acceptor, Connector, PeerAuthError
+from sim.link_models import LatencyModel, Link, constant, lognormal, uniform
 
+# The link models live in sim.link_models; they are importable from here as they always were.
 __all__ = ["LatencyModel", "Link", "SimNetwork", "constant", "lognormal", "uniform"]
 
-
-@dataclass(frozen=True)
-class LatencyModel:
-    """A one-way delay distribution in seconds; ``draw`` uses the network's RNG only."""
-
-    kind: str
-    a: float
-    b: float = 0.0
-    tail_p: float = 0.0
-    tail_factor: float = 1.0
-
-    def draw(self, rng: random.Random) -> float:
-        if self.kind == "constant":
-            delay = self.a
-        elif self.kind == "uniform":
-            delay = rng.uniform(self.a, self.b)
-        else:  # lognormal: a = median seconds, b = sigma of the underlying normal
-            delay = self.a * math.exp(self.b * rng.gauss(0.0, 1.0))
-        if self.tail_p and rng.random() < self.tail_p:
-            delay *= self.tail_factor
-        return max(0.0, delay)
-
-    def describe(self) -> str:
-        if self.kind == "constant":
-            text = f"constant {self.a * 1000:g} ms"
-        elif self.kind == "uniform":
-            text = f"uniform {self.a * 1000:g}-{self.b * 1000:g} ms"
-        else:
-            text = f"lognormal median {self.a * 1000:g} ms sigma {self.b:g}"
-        if self.tail_p:
-            text += f", {self.tail_p:.1%} x{self.tail_factor:g} tail"
-        return text
-
-
-def constant(seconds: float) -> LatencyModel:
-    return LatencyModel("constant", seconds)
-
-
-def uniform(low: float, high: float) -> LatencyModel:
-    return LatencyModel("uniform", low, high)
-
-
-def lognormal(median: float, sigma: float, tail_p: float = 0.0, tail_factor: float = 10.0) -> LatencyModel:
-    return LatencyModel("lognormal", median, sigma, tail_p, tail_factor)
-
-
-@dataclass
-class Link:
-    latency: LatencyModel = field(default_factory=lambda: constant(0.0005))
-    loss: float = 0.0
-    duplicate: float = 0.0
-    reorder: bool = False
 
 
 #: Retry delays after a failed handshake, as ``runtime.peers.PeerLinks``.
