@@ -28,8 +28,9 @@ pass the connection's :class:`~runtime.client_auth.AuthGate` before they reach t
 which answers ``auth`` and puts ``noauth``/``noperm`` errors in place of what the user may
 not send (no gate, no cost, without passwords). Protected mode: once the first frame shows
 a client (JSON, or msgpack that is no ``hello``) from a non-loopback address, it gets the
-one ``denied`` error and is closed; one that sends nothing within
-:data:`~runtime.conn_limits.PEER_HELLO_GRACE_S` too (it holds no client slot for long).
+one ``denied`` error and is closed; one whose first frame is not complete within
+:data:`~runtime.conn_limits.PEER_HELLO_GRACE_S` too, whatever bytes of it came (it holds no
+client slot for long).
 
 Over ``--max-clients``, a connection is on probation: it may still be a peer, so for
 :data:`~runtime.conn_limits.PEER_HELLO_GRACE_S` its first frame may be a peer ``hello``
@@ -147,7 +148,9 @@ class ClientConnection(ServedConnection):
         transport = self.transport
         if transport is None or self._close_when_flushed or transport.get_protocol() is not self:
             return  # closed, or it became a peer's
-        if self._decoder is None:  # not a byte of a request (or a hello) yet
+        # Nothing yet, or a msgpack first frame still incomplete (one byte holds no slot
+        # either: a peer's hello is one small frame). A hello that came is the handshake's.
+        if self._decoder is None or self._first_frame_pending:
             self._deny_if_protected()
 
     def _deny_if_protected(self) -> bool:

@@ -114,6 +114,9 @@ def test_protected_mode_refuses_non_loopback_clients(netns: Namespace) -> None:
 
         silent = netns.exchange(node.port, b"")  # (a stranger that says nothing holds no slot for long)
         assert json.loads(silent.removesuffix(b"<EOF>"))["error"] == "denied" and silent.endswith(b"<EOF>")
+        # Nor does one whose first msgpack frame never comes whole (the start of a hello, say).
+        partial = netns.exchange(node.port, b"\x85\xa4type\xa5hello")
+        assert partial.endswith(b"<EOF>") and msgpack.unpackb(partial.removesuffix(b"<EOF>"))["error"] == "denied"
 
         packed = netns.exchange(node.port, msgpack.packb({"type": "get", "key": "k"}))
         assert packed.endswith(b"<EOF>")

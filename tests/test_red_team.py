@@ -11,9 +11,10 @@ lands and then fails until the mark is removed (a fix that makes one pass shows 
 - Under ``--tls-cluster yes`` without ``--cluster-secret-file``, any certificate the CA
   signed makes a peer, a *client's* certificate too (``--tls-auth-clients yes`` hands one
   to every client): a client that may only read, or not even authenticate, writes any key.
-- Protected mode's 2 s grace for a silent stranger is lost by sending one byte of a
-  msgpack frame: the stranger then keeps its client slot until the request read timeout
-  (10 s by default, for ever with ``--request-read-timeout 0``).
+- (fixed) Protected mode's 2 s grace for a silent stranger was lost by sending one byte of
+  a msgpack frame: the stranger then kept its client slot until the request read timeout
+  (10 s by default, for ever with ``--request-read-timeout 0``); now a first frame not
+  complete within the grace is denied as silence is.
 - The handshake binds neither the connection nor the address dialled: a stranger that a
   node dials (a seed, a member's old address) relays that node's handshake to another
   node and then speaks as the dialling node on the link the other node authenticated.
@@ -169,12 +170,6 @@ def test_a_client_certificate_does_not_make_a_peer(tmp_path: Path) -> None:
     assert b'"value":null' in got.replace(b" ", b""), f"alice wrote through a peer link: {got!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="red team: protected mode denies a silent non-loopback stranger after 2 s, but one byte of a msgpack "
-    "frame (e.g. 0x82) makes it neither silent nor judged: it keeps its client slot until the request read "
-    "timeout (10 s by default; for ever with --request-read-timeout 0)",
-)
 def test_protected_mode_denies_a_stranger_that_sends_one_msgpack_byte(tmp_path: Path) -> None:
     ip = non_loopback_ip()
     if ip is None:
