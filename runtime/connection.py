@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import msgpack
 
+from actors.kernel.failures import brief
 from actors.kernel.peer_auth import Acceptor, PeerAuthError
 from actors.protocol.codec import request_or_error
 from actors.protocol.errors import BadRequestError, ErrorCode
@@ -239,7 +240,10 @@ class ClientConnection(ServedConnection):
                     "every node of a cluster must use the same --partitions"
                 )
         except BadRequestError as exc:
-            logger.warning("refusing peer connection %s: %s", self.remote(), exc.message)
+            self.trust.log_refusal(  # (keyed by the host: each connection has its own port)
+                logger, self._remote_host() or "?", "malformed hello",
+                "refusing peer connection %s: %s", self.remote(), exc.message,
+            )
             if self._probation:
                 self.refuse_max_clients()
             else:
@@ -248,8 +252,7 @@ class ClientConnection(ServedConnection):
         if not self._peer_slot_free(node_id):
             return
         trust = self.trust
-        peername = self.transport.get_extra_info("peername") if self.transport is not None else None
-        why = trust.refusal(peername[0] if isinstance(peername, tuple) and peername else None)
+        why = trust.refusal(self._remote_host())
         why = why or trust.certificate_refusal(self.transport, node_id)
         try:
             if why is not None:
@@ -267,18 +270,26 @@ class ClientConnection(ServedConnection):
         self.transport.write(_pack_frame(challenge))
         self._auth_frame(b"")  # a connector may have sent auth right behind (it cannot, honestly)
 
+    def _remote_host(self) -> str | None:
+        peername = self.transport.get_extra_info("peername") if self.transport is not None else None
+        return str(peername[0]) if isinstance(peername, tuple) and peername else None
+
     def _peer_slot_free(self, node_id: str) -> bool:
         guard = self.guard
         if guard.peers < guard.limits.max_clients:
             return True
-        logger.warning("refusing peer connection %s from %s: --max-clients peers connected", self.remote(), node_id)
+        self.trust.log_refusal(
+            logger, self._remote_host() or "?", "max peers",
+            "refusing peer connection %s from %s: --max-clients peers connected", self.remote(), brief(node_id),
+        )
         guard.counters["rejected_connections"] += 1
         self._refuse(ErrorReply(ErrorCode.MAX_CLIENTS, "max number of peer connections reached"))
         return False
 
     def _unauthorized(self, node_id: str, why: str) -> None:
         self.trust.log_refusal(
-            logger, node_id, why, "refusing peer connection %s claiming to be %r: %s", self.remote(), node_id, why
+            logger, node_id, why, "refusing peer connection %s claiming to be %s: %s",
+            self.remote(), brief(node_id), why,
         )
         self._refuse(ErrorReply(ErrorCode.UNAUTHORIZED, why))
 
@@ -317,9 +328,9 @@ class ClientConnection(ServedConnection):
             claimed = self._handshake[0].peer_id or "?"
             self.trust.log_refusal(
                 logger, claimed, "hung up",
-                "peer connection claiming to be %r at %s closed during the handshake: a connector that "
+                "peer connection claiming to be %s at %s closed during the handshake: a connector that "
                 "finds our challenge's proof wrong (another cluster secret) hangs up there",
-                claimed, self._handshake[1],
+                brief(claimed), brief(self._handshake[1]),
             )
             self._handshake = None
         super()._release()

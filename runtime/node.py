@@ -14,7 +14,10 @@ them; spawn the node's actors; then accept connections.
 Start-up warns when ``--max-memory`` is unset and the node listens on anything but a
 loopback address: keys and values could then fill the machine's memory. Without
 ``--cluster-secret-file`` it says that only loopback peers are accepted (in and out):
-every peer connection opens with a challenge-response over that secret (docs/protocol.md).
+every peer connection opens with a challenge-response over that secret (docs/protocol.md);
+when clients need a password it says that no peer is accepted at all, and a secret
+shorter than 16 bytes, or ``--tls-cluster yes`` with client certificates and no secret,
+is refused (exit 2): docs/security.md.
 
 SIGINT or SIGTERM: the node leaves the cluster gracefully (hands its partitions off,
 announces ``left``; at most ``--leave-timeout`` seconds, a second signal cuts it short),
@@ -38,7 +41,7 @@ from typing import Any
 from actors.config import NodeConfig
 from actors.node.system import NodeRefs, spawn_node
 from actors.protocol.consistency import CONSISTENCY_LEVELS
-from actors.protocol.peer_codec import encode_hello, encode_peer
+from actors.protocol.peer_codec import encode_hello, encode_peer, node_id_error
 from actors.store.eviction import EVICTION_POLICIES
 from actors.protocol.internal import Leave, LeaveDone
 from actors.protocol.value_depth import MAX_SUPPORTED_VALUE_DEPTH
@@ -61,7 +64,7 @@ from runtime.gc_pacer import GcPacer
 from runtime.host import real_ctx
 from runtime.trace_file import TraceFile
 from runtime.loop_scheduler import LoopScheduler
-from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, PeerTrust, read_secret_file
+from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, NO_PEERS_MESSAGE, PeerTrust, read_secret_file
 from runtime.peers import PeerLinks
 from runtime.server import CacheServer
 from runtime.tls import add_tls_options, tls_settings
@@ -206,6 +209,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"argument --partitions: must be at most {MAX_PARTITIONS}")
     if args.max_value_depth > MAX_SUPPORTED_VALUE_DEPTH:
         parser.error(f"argument --max-value-depth: must be at most {MAX_SUPPORTED_VALUE_DEPTH}")
+    why = node_id_error(args.node_id)
+    if why is not None:
+        parser.error(f"argument node_id: {why}")
     args.peers = list(dict.fromkeys(args.peers))  # the same contact twice is one contact
     args.cluster_secret = b""
     if args.cluster_secret_file is not None:
@@ -221,6 +227,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.acl = client_acl(args)  # (reads --requirepass-file / --aclfile: a bad one is a usage error)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.tls is not None and args.tls.cluster and not args.cluster_secret and args.tls.auth_clients != "no":
+        parser.error(
+            f"--tls-cluster yes without --cluster-secret-file, with --tls-auth-clients {args.tls.auth_clients}: "
+            "a client certificate the CA signs could then claim a node id and be taken for a peer; set "
+            "--cluster-secret-file (a peer then needs the secret and a certificate naming it), or "
+            "--tls-auth-clients no when the CA signs node certificates only"
+        )
     try:
         node_config(args)
     except ValueError as exc:  # a combination NodeConfig refuses
@@ -255,10 +268,16 @@ def client_limits(args: argparse.Namespace) -> ClientLimits:
 
 
 def peer_trust(args: argparse.Namespace) -> PeerTrust:
-    """Whom the node peers with: its id, ``--cluster-secret-file``'s secret, and whether
-    ``--tls-cluster yes`` makes certificates name the peers."""
+    """Whom the node peers with: its id, ``--cluster-secret-file``'s secret, whether
+    ``--tls-cluster yes`` makes certificates name the peers, and whether clients need a
+    password (then, without a secret, no peer is accepted)."""
     tls = getattr(args, "tls", None)
-    return PeerTrust(node_id=args.node_id, secret=args.cluster_secret, tls_cluster=bool(tls is not None and tls.cluster))
+    return PeerTrust(
+        node_id=args.node_id,
+        secret=args.cluster_secret,
+        tls_cluster=bool(tls is not None and tls.cluster),
+        closed=getattr(args, "acl", None) is not None,
+    )
 
 
 def memory_warning(host: str, max_memory: int) -> str | None:
@@ -441,7 +460,9 @@ async def serve(args: argparse.Namespace) -> int:
             {"yes": "required", "optional": "verified when presented", "no": "not asked for"}[args.tls.auth_clients],
             "mutual TLS (--tls-cluster yes)" if args.tls.cluster else "encrypted",
         )
-    if trust.loopback_only:
+    if trust.no_peers:
+        logger.warning("%s", NO_PEERS_MESSAGE)
+    elif trust.loopback_only:
         logger.warning("%s", LOOPBACK_ONLY_MESSAGE)
     if server.protected and not is_loopback(args.host):
         logger.warning(

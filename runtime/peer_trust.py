@@ -11,9 +11,19 @@ in :mod:`runtime.connection`, the connector in :mod:`runtime.peers`):
 - under ``--tls-cluster yes`` the node id a handshake names must also be one of the names
   of the certificate the other end presented (:meth:`PeerTrust.certificate_refusal`),
   checked on both sides: the secret proves membership, the certificate the identity;
+- a node that asks its clients for passwords (``closed``) and has no secret accepts no
+  peers at all, loopback included: a local user must not get past the password by
+  peering with the empty key (:data:`NO_PEERS_MESSAGE`);
+- a secret is at least :data:`MIN_SECRET_BYTES` long: the challenge lets any stranger test
+  guesses of it offline, so it must be too long to guess;
 - nonces come from ``os.urandom`` here, never from the actors (which draw nothing);
 - the secret never appears in a ``repr``, a log line or an exception: it is a field that
-  ``repr`` skips, and every refusal message is written without it.
+  ``repr`` skips, and every refusal message is written without it;
+- refusals are logged without letting strangers fill the memory or the log: what a peer
+  claims is shown cut short (:func:`~actors.kernel.failures.brief`), the memory of what
+  was logged is an LRU of :data:`REFUSAL_MEMORY` short keys, and past
+  :data:`REFUSAL_LOG_BURST` WARNING lines in :data:`REFUSAL_LOG_INTERVAL_S` the rest go
+  to DEBUG (distinct invented ids cannot flood it).
 """
 
 from __future__ import annotations
@@ -23,21 +33,48 @@ import dataclasses
 import logging
 import os
 import time
+from collections import OrderedDict
 
+from actors.kernel.failures import brief
 from actors.kernel.peer_auth import NONCE_BYTES, Acceptor
 from runtime.addresses import is_loopback
 from runtime.tls import certificate_names
 
-__all__ = ["LOOPBACK_ONLY_MESSAGE", "REFUSAL_LOG_INTERVAL_S", "PeerTrust", "new_nonce", "read_secret_file"]
+__all__ = [
+    "LOOPBACK_ONLY_MESSAGE",
+    "MIN_SECRET_BYTES",
+    "NO_PEERS_MESSAGE",
+    "REFUSAL_LOG_BURST",
+    "REFUSAL_LOG_INTERVAL_S",
+    "REFUSAL_MEMORY",
+    "PeerTrust",
+    "RefusalLog",
+    "new_nonce",
+    "read_secret_file",
+]
 
 #: A refusal of the same claimed peer for the same reason is logged at WARNING once per
 #: this many seconds (a stranger retrying every second must not flood the log).
 REFUSAL_LOG_INTERVAL_S = 60.0
+#: At most this many refusals are logged at WARNING per interval, whoever they claim to be.
+REFUSAL_LOG_BURST = 20
+#: How many (claimed peer, reason) pairs the refusal log remembers (least recent dropped).
+REFUSAL_MEMORY = 1024
+#: The shortest cluster secret accepted: the acceptor's challenge lets a stranger test
+#: guesses offline, so a secret must be long and random.
+MIN_SECRET_BYTES = 16
 
 #: Why a node without a cluster secret refuses a non-loopback peer (in and out).
 LOOPBACK_ONLY_MESSAGE = (
     "no cluster secret is configured, so this node peers with loopback addresses only; "
     "give every node the same --cluster-secret-file"
+)
+
+#: Why a node that needs client passwords but has no cluster secret refuses every peer.
+NO_PEERS_MESSAGE = (
+    "clients need a password here (--requirepass, --requirepass-file or --aclfile) but no cluster "
+    "secret is configured, so this node accepts no peers, loopback included (a peer must need the "
+    "secret as a client needs the password); give every node the same --cluster-secret-file"
 )
 
 
@@ -56,19 +93,61 @@ def read_secret_file(path: str) -> bytes:
         raise ValueError(f"cannot read the cluster secret file {path}: {exc.strerror or exc}") from None
     if not secret:
         raise ValueError(f"the cluster secret file {path} is empty")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"the cluster secret in {path} is shorter than {MIN_SECRET_BYTES} bytes (a stranger can test guesses "
+            "of it offline); make one with: head -c 32 /dev/urandom | base64"
+        )
     return secret
+
+
+class RefusalLog:
+    """Logs refused peers without being flooded: a (claimed peer, reason) pair at WARNING
+    once per :data:`REFUSAL_LOG_INTERVAL_S`, at most :data:`REFUSAL_LOG_BURST` WARNING
+    lines per interval in all, the rest at DEBUG. Remembers at most
+    :data:`REFUSAL_MEMORY` pairs, each cut to a short key."""
+
+    __slots__ = ("_burst", "_last", "_window")
+
+    def __init__(self) -> None:
+        self._last: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._window = float("-inf")  # when the current interval began
+        self._burst = 0  # WARNING lines in it
+
+    def level(self, peer: str, reason: str, now: float) -> int:
+        """The level to log this refusal at (and remember that it was)."""
+        key = (peer[:64], reason[:64])
+        last = self._last.get(key)
+        if last is not None and now - last < REFUSAL_LOG_INTERVAL_S:
+            return logging.DEBUG
+        if now - self._window >= REFUSAL_LOG_INTERVAL_S:
+            self._window, self._burst = now, 0
+        if self._burst >= REFUSAL_LOG_BURST:
+            return logging.DEBUG
+        self._burst += 1
+        self._last[key] = now
+        self._last.move_to_end(key)
+        if len(self._last) > REFUSAL_MEMORY:
+            self._last.popitem(last=False)
+        return logging.WARNING
 
 
 @dataclasses.dataclass(frozen=True)
 class PeerTrust:
-    """One node's peer policy: its id, its cluster secret (b"": none), and whether mutual
-    TLS names the peers (``--tls-cluster yes``)."""
+    """One node's peer policy: its id, its cluster secret (b"": none), whether mutual
+    TLS names the peers (``--tls-cluster yes``), and whether clients need a password
+    (``closed``: then without a secret no peer at all is accepted)."""
 
     node_id: str = "node"
     secret: bytes = dataclasses.field(default=b"", repr=False)
     tls_cluster: bool = False
-    #: (claimed peer, reason) -> when its refusal was last logged at WARNING.
-    _logged: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    closed: bool = False
+    _log: RefusalLog = dataclasses.field(default_factory=RefusalLog, repr=False, compare=False)
+
+    @property
+    def no_peers(self) -> bool:
+        """Clients need a password but peers would need nothing: accept no peer."""
+        return self.closed and not self.secret
 
     @property
     def loopback_only(self) -> bool:
@@ -77,6 +156,8 @@ class PeerTrust:
 
     def refusal(self, host: str | None) -> str | None:
         """Why a peer at IP ``host`` may not be peered with, or None when it may."""
+        if self.no_peers:
+            return NO_PEERS_MESSAGE
         if self.loopback_only and not (host and is_loopback(host)):
             return LOOPBACK_ONLY_MESSAGE
         return None
@@ -89,21 +170,13 @@ class PeerTrust:
         names = certificate_names(transport)
         if peer_id in names:
             return None
-        named = ", ".join(repr(n) for n in names[:5]) if names else "nothing (no verified certificate)"
-        return f"the peer's TLS certificate names {named}, not {peer_id!r} (--tls-cluster yes)"
+        named = ", ".join(brief(n) for n in names[:5]) if names else "nothing (no verified certificate)"
+        return f"the peer's TLS certificate names {named}, not {brief(peer_id)} (--tls-cluster yes)"
 
     def log_refusal(self, logger: logging.Logger, peer: str, reason: str, fmt: str, *args: object) -> None:
-        """Log a refused peer: at WARNING the first time in :data:`REFUSAL_LOG_INTERVAL_S`
-        for this claimed ``peer`` and ``reason``, else at DEBUG (once per outage)."""
-        now = time.monotonic()
-        key = (peer, reason)
-        last = self._logged.get(key)
-        level = logging.WARNING if last is None or now - last >= REFUSAL_LOG_INTERVAL_S else logging.DEBUG
-        if level == logging.WARNING:
-            if len(self._logged) >= 1024:  # strangers may invent ids: keep it bounded
-                self._logged.clear()
-            self._logged[key] = now
-        logger.log(level, fmt, *args)
+        """Log a refused peer (``peer``: what it claims, or its address) at the level
+        :class:`RefusalLog` chooses; ``args`` a peer supplied must come cut short (brief)."""
+        logger.log(self._log.level(peer, reason, time.monotonic()), fmt, *args)
 
     def acceptor(self) -> Acceptor:
         """The handshake's accepting side for one inbound connection."""

@@ -62,7 +62,7 @@ def secret_file() -> Iterator[Path]:
 
 @pytest.fixture
 def wrong_secret_file() -> Iterator[Path]:
-    path = write_secret_file(b"a guess")
+    path = write_secret_file(b"a guess of the secret, but wrong")
     try:
         yield path
     finally:

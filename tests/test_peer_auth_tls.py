@@ -4,7 +4,9 @@ of the certificate the other end presented, checked on both sides (issue 13, ite
 Real nodes with certificates made in the test (trustme, through tests/test_tls_cluster.py's
 ClusterPki), all signed by the cluster's CA: node2's certificate names ``node7``, so the
 CA vouches for the certificate but not for the id node2 claims. No cluster secret is set
-(mutual TLS alone lifts the loopback rule), so only the certificate check can refuse it.
+(mutual TLS alone lifts the loopback rule), so only the certificate check can refuse it;
+``--tls-auth-clients no`` says the CA signs node certificates only (with client
+certificates a node refuses to start without a secret).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.integration
 def test_a_peer_whose_certificate_names_another_node_is_refused_both_ways(tmp_path: Path) -> None:
     pki = ClusterPki(tmp_path)
     options = pki.client_options()
-    flags = [*DEFAULT_FLAGS, "--tls-cluster", "yes"]
+    flags = [*DEFAULT_FLAGS, "--tls-cluster", "yes", "--tls-auth-clients", "no"]
     logs = {n: tmp_path / f"{n}.log" for n in ("node1", "node2", "node3")}
     node1 = NodeProcess("node1", *flags, *pki.node_args("node1"), log_path=logs["node1"])
     with node1:

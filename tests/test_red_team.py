@@ -5,12 +5,15 @@ stranger or as a client with credentials that allow less: it asserts what should
 is marked ``xfail(strict=True)`` with the finding, so the suite stays green until the fix
 lands and then fails until the mark is removed (a fix that makes one pass shows up at once).
 
-- A stranger's claimed node id has no length limit: every refused handshake keeps it (in
-  the refusal log's memory, up to 1,024 of them, whatever their size) and writes it whole
-  into a WARNING line, and distinct ids defeat the once-a-minute rate limit.
-- Under ``--tls-cluster yes`` without ``--cluster-secret-file``, any certificate the CA
-  signed makes a peer, a *client's* certificate too (``--tls-auth-clients yes`` hands one
-  to every client): a client that may only read, or not even authenticate, writes any key.
+- (fixed) A stranger's claimed node id had no length limit: every refused handshake kept it
+  (in the refusal log's memory, up to 1,024 of them, whatever their size) and wrote it whole
+  into a WARNING line, and distinct ids defeated the once-a-minute rate limit; now a hello's
+  node id is 1 to 255 printable characters and its addr a short host:port, and refusal
+  logging is bounded in memory and in WARNING lines per minute (tests/test_peer_refusals.py).
+- (fixed) Under ``--tls-cluster yes`` without ``--cluster-secret-file``, any certificate the
+  CA signed made a peer, a *client's* certificate too (``--tls-auth-clients yes`` hands one
+  to every client): a client that may only read wrote any key. Now that configuration is
+  refused at start-up (exit 2); with a secret a peer needs it as well as its certificate.
 - (fixed) Protected mode's 2 s grace for a silent stranger was lost by sending one byte of
   a msgpack frame: the stranger then kept its client slot until the request read timeout
   (10 s by default, for ever with ``--request-read-timeout 0``); now a first frame not
@@ -28,6 +31,8 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,12 +69,6 @@ def secret_file() -> Iterator[Path]:
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="red team: a stranger's hello node id is unbounded (up to the 1 MiB frame limit); each refused "
-    "handshake keeps it in PeerTrust._logged (1,024 entries, no byte bound: ~2 MiB each when the reason "
-    "repeats the id) and logs it whole at WARNING; distinct ids defeat the per-id rate limit",
-)
 def test_strangers_long_node_ids_do_not_pile_up_in_memory_or_the_log(secret_file: Path, tmp_path: Path) -> None:
     """32 strangers, each claiming a distinct ~1 MB node id with a forged auth proof: the
     node may refuse them, but must not keep or log what they claimed (measured: +64 MiB
@@ -83,8 +82,8 @@ def test_strangers_long_node_ids_do_not_pile_up_in_memory_or_the_log(secret_file
         rss_before, log_before = _rss_mib(node.pid), log.stat().st_size
         for i in range(32):
             with RoguePeer(node.port, f"{i:04d}" + "x" * 1_000_000, secret=b"another secret") as stranger:
-                reply = stranger.forged_auth()
-                assert type(reply) is dict and reply.get("error") == "unauthorized", str(reply)[:200]
+                reply = stranger.forged_auth()  # (a hello naming such an id is malformed: bad_request)
+                assert type(reply) is dict and reply.get("error") in ("unauthorized", "bad_request"), str(reply)[:200]
         time.sleep(0.5)
         assert node.running
         rss_growth = _rss_mib(node.pid) - rss_before
@@ -132,38 +131,43 @@ def _lines(sock: ssl.SSLSocket, n: int, timeout: float = 5.0) -> list[bytes]:
     return buf.splitlines()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="red team: under --tls-cluster yes without --cluster-secret-file any CA-signed certificate is a "
-    "peer credential, a client's too: a read-only ACL user holding its client certificate claims its own "
-    "name as a node id, passes the handshake (empty key) and writes through a peer forward",
-)
-def test_a_client_certificate_does_not_make_a_peer(tmp_path: Path) -> None:
+def test_a_client_certificate_does_not_make_a_peer(tmp_path: Path, secret_file: Path) -> None:
     """alice may only read ``app:*`` (ACL), and holds the client certificate every client
-    needs (``--tls-auth-clients yes``); as a peer named ``alice`` she must not write."""
+    needs (``--tls-auth-clients yes``). Without a cluster secret the node refuses to start
+    (her certificate could claim a node id); with one, as a peer named ``alice`` holding
+    no secret, she is refused and writes nothing."""
     pytest.importorskip("trustme")
     pki = _Pki(tmp_path)
     aclfile = tmp_path / "users.acl"
     aclfile.write_text("user admin on >adminpw +@all ~*\nuser alice on >alicepw +@read ~app:*\n")
     node_cert, node_key = pki.node
+    options = [
+        "--tls-cert-file", node_cert, "--tls-key-file", node_key, "--tls-ca-cert-file", pki.ca_file,
+        "--tls-cluster", "yes", "--aclfile", str(aclfile),
+    ]
+    for auth_clients in ("yes", "optional"):
+        argv = [sys.executable, "-m", "runtime.node", "node1", "0", *options, "--tls-auth-clients", auth_clients]
+        refused = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=Path(__file__).parent.parent)
+        assert refused.returncode == 2 and "set --cluster-secret-file" in refused.stderr, refused.stderr
     with NodeProcess(
-        "node1", "--tls-cert-file", node_cert, "--tls-key-file", node_key, "--tls-ca-cert-file", pki.ca_file,
-        "--tls-cluster", "yes", "--aclfile", str(aclfile), log_path=tmp_path / "node.log",
+        "node1", *options, "--cluster-secret-file", str(secret_file), log_path=tmp_path / "node.log",
     ) as node:
         with pki.alice_socket(node.port) as sock:  # as a client she may not write
             sock.sendall(b'{"type":"auth","user":"alice","password":"alicepw"}\n{"type":"incr","key":"pwned"}\n')
             assert b'"noperm"' in _lines(sock, 2)[1]
-        with pki.alice_socket(node.port) as sock:  # as a peer
+        with pki.alice_socket(node.port) as sock:  # as a peer, with her certificate but not the secret
             connector = Connector(b"", "alice", os.urandom(NONCE_BYTES), encode_hello("alice", "127.0.0.1:1", 256))
             sock.sendall(msgpack.packb(connector.hello(), use_bin_type=True))
-            challenge = read_frame(sock, msgpack.Unpacker(raw=False))  # type: ignore[arg-type]
-            if type(challenge) is dict and challenge.get("type") == "challenge":
-                forward = {"type": "forward", "fid": 1, "request": {"type": "incr", "key": "pwned", "by": 41}}
-                sock.sendall(
-                    msgpack.packb(connector.on_challenge(challenge), use_bin_type=True)
-                    + msgpack.packb(forward, use_bin_type=True)
-                )
-                time.sleep(1.0)  # (the forward, if taken, is applied well within this)
+            unpacker = msgpack.Unpacker(raw=False)
+            challenge = read_frame(sock, unpacker)  # type: ignore[arg-type]
+            assert type(challenge) is dict and challenge.get("type") == "challenge", challenge
+            forward = {"type": "forward", "fid": 1, "request": {"type": "incr", "key": "pwned", "by": 41}}
+            sock.sendall(  # (her proof is made with the empty key: the challenge's check would fail)
+                msgpack.packb({"type": "auth", "proof": bytes(32)}, use_bin_type=True)
+                + msgpack.packb(forward, use_bin_type=True)
+            )
+            refusal = read_frame(sock, unpacker)  # type: ignore[arg-type]
+            assert type(refusal) is dict and refusal.get("error") == "unauthorized", refusal
         with pki.alice_socket(node.port) as sock:
             sock.sendall(b'{"type":"auth","user":"admin","password":"adminpw"}\n{"type":"get","key":"pwned"}\n')
             got = _lines(sock, 2)[1]

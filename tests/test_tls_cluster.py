@@ -2,7 +2,10 @@
 certificate naming it, form a cluster and replicate over TLS peer links that share the
 TLS client port (the client connection switches to the peer protocol over the TLS
 transport); a node whose certificate comes from another CA is refused and never becomes
-a member. Certificates are made in the test (trustme), never stored."""
+a member. A cluster secret goes with ``--tls-cluster yes`` whenever clients get certificates
+from the same CA (``--tls-auth-clients yes``, the default; without a secret the node refuses
+to start: a client certificate could claim a node id). Certificates are made in the test
+(trustme), never stored."""
 
 from __future__ import annotations
 
@@ -15,6 +18,9 @@ import trustme
 from runtime.client import Client
 from runtime.local_cluster import LocalCluster, NodeProcess
 from tests.cluster import DEFAULT_FLAGS, eventually
+
+#: Clients hold certificates of the cluster's CA here, so peers must also hold the secret.
+CLUSTER_SECRET = b"the tls cluster's own secret, 32+"
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +60,7 @@ def tls_cluster(pki: ClusterPki) -> Iterator[LocalCluster]:
     with LocalCluster(
         3,
         node_args=[*DEFAULT_FLAGS, "--tls-cluster", "yes"],
+        cluster_secret=CLUSTER_SECRET,
         per_node_args=pki.node_args,
         client_options=pki.client_options(),
     ) as cluster:
@@ -96,7 +103,9 @@ def test_peer_links_use_tls_without_tls_cluster(pki: ClusterPki) -> None:
 def test_a_peer_with_a_certificate_from_another_ca_is_refused(pki: ClusterPki) -> None:
     other_ca = trustme.CA()
     options = pki.client_options()
-    flags = [*DEFAULT_FLAGS, "--tls-cluster", "yes"]
+    # (--tls-auth-clients no: the CA signs node certificates only, so no secret is needed;
+    # the client's certificate is still verified when it presents one)
+    flags = [*DEFAULT_FLAGS, "--tls-cluster", "yes", "--tls-auth-clients", "no"]
     with NodeProcess("node1", *flags, *pki.node_args("node1")) as node1:
         address = f"127.0.0.1:{node1.port}"
         # The stranger trusts our CA (so it would accept node1) but its own certificate is

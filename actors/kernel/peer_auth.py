@@ -35,6 +35,8 @@ import hashlib
 import hmac
 from typing import Any
 
+from actors.kernel.failures import brief
+
 __all__ = [
     "AUTH",
     "CHALLENGE",
@@ -130,9 +132,9 @@ class Connector:
         proof = _proof_of(obj, "challenge")
         want = _proof(self._secret, b"acceptor", self._nonce, nb, self.node_id, peer_id)
         if not hmac.compare_digest(proof, want):
-            raise PeerAuthError(f"{peer_id!r} does not hold this cluster's secret (wrong challenge proof)")
+            raise PeerAuthError(f"{brief(peer_id)} does not hold this cluster's secret (wrong challenge proof)")
         if expect is not None and peer_id != expect:
-            raise PeerAuthError(f"expected node {expect!r} at this address, found {peer_id!r}")
+            raise PeerAuthError(f"expected node {brief(expect)} at this address, found {brief(peer_id)}")
         self.peer_id = peer_id
         return {"type": AUTH, "proof": _proof(self._secret, b"connector", self._nonce, nb, self.node_id, peer_id)}
 
@@ -176,5 +178,5 @@ class Acceptor:
         proof = _proof_of(obj, "auth")
         want = _proof(self._secret, b"connector", self._na, self._nonce, peer_id, self.node_id)
         if not hmac.compare_digest(proof, want):
-            raise PeerAuthError(f"{peer_id!r} does not hold this cluster's secret (wrong auth proof)")
+            raise PeerAuthError(f"{brief(peer_id)} does not hold this cluster's secret (wrong auth proof)")
         return peer_id

@@ -9,6 +9,11 @@ A peer's frame is checked as a client's request is: keys are non-empty strings, 
 strings (never coerced with ``str()``, which would walk a nested value), and every value
 a frame carries (written items, records, forwarded requests and replies) is no deeper
 than ``max_depth`` (:mod:`actors.protocol.value_depth`). Nothing here recurses over a value.
+
+A hello comes from a stranger (nothing is authenticated yet), and the node keeps and logs
+what it claims: its ``node_id`` is 1 to :data:`MAX_NODE_ID_CHARS` printable characters and
+its ``addr`` a ``host:port`` of at most :data:`MAX_ADDR_CHARS`, or the hello is refused
+(with a message that does not repeat them).
 """
 
 from __future__ import annotations
@@ -48,7 +53,17 @@ from actors.protocol.replica_wire import (
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
 from actors.protocol.version import MAX_WALL_MS
 
-__all__ = ["HELLO", "PEER_TYPES", "decode_hello", "decode_peer", "encode_hello", "encode_peer"]
+__all__ = [
+    "HELLO",
+    "MAX_ADDR_CHARS",
+    "MAX_NODE_ID_CHARS",
+    "PEER_TYPES",
+    "decode_hello",
+    "decode_peer",
+    "encode_hello",
+    "encode_peer",
+    "node_id_error",
+]
 
 HELLO = "hello"
 #: Version of the peer protocol; a peer speaking another is refused at ``hello``.
@@ -61,6 +76,33 @@ def encode_hello(node_id: str, addr: str, partitions: int) -> dict[str, Any]:
     return {"type": HELLO, "node_id": node_id, "addr": addr, "partitions": partitions, "proto": PROTOCOL_VERSION}
 
 
+#: The longest node id (a DNS name's length): ids are kept, gossiped and logged.
+MAX_NODE_ID_CHARS = 255
+#: The longest advertised ``host:port`` (a DNS name, IPv6 brackets, a port).
+MAX_ADDR_CHARS = 270
+
+
+def node_id_error(node_id: Any) -> str | None:
+    """Why ``node_id`` is no valid node id (the message does not repeat it), or None."""
+    if type(node_id) is not str or not 0 < len(node_id) <= MAX_NODE_ID_CHARS or not node_id.isprintable():
+        return f"a node id is 1 to {MAX_NODE_ID_CHARS} printable characters"
+    return None
+
+
+def _addr_ok(addr: str) -> bool:
+    host, colon, port = addr.rpartition(":")
+    return (
+        len(addr) <= MAX_ADDR_CHARS
+        and bool(host and colon)
+        and addr.isprintable()
+        and not any(c.isspace() for c in addr)
+        and port.isascii()
+        and port.isdigit()
+        and len(port) <= 5
+        and int(port) <= 65535
+    )
+
+
 def decode_hello(obj: Any) -> tuple[str, str, int]:
     """``(node_id, addr, partitions)`` of a hello; raises BadRequestError when malformed."""
     if type(obj) is not dict or obj.get("type") != HELLO:
@@ -70,6 +112,11 @@ def decode_hello(obj: Any) -> tuple[str, str, int]:
         raise BadRequestError("hello needs string node_id and addr and an integer partitions")
     if obj.get("proto") != PROTOCOL_VERSION:
         raise BadRequestError(f"peer protocol {brief(obj.get('proto'))} is not {PROTOCOL_VERSION}")
+    why = node_id_error(node_id)
+    if why is not None:
+        raise BadRequestError(f"hello's node_id: {why}")
+    if not _addr_ok(addr):
+        raise BadRequestError(f"hello's addr must be a host:port of at most {MAX_ADDR_CHARS} printable characters")
     return node_id, addr, partitions
 
 
