@@ -201,8 +201,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_auth_options(parser)
     cluster.add_argument(
         "--cluster-secret-file", metavar="PATH",
-        help="file holding the cluster's shared secret (its bytes, surrounding whitespace stripped); "
-        "every peer connection proves it both ways. Without it a node peers with loopback addresses only",
+        help="file holding the cluster's shared secret (its bytes, surrounding whitespace stripped; at least 16, "
+        "e.g. head -c 32 /dev/urandom | base64); "
+        "every peer connection proves it both ways. Without it a node peers with loopback addresses only "
+        "(and with none at all when clients need a password)",
     )
     args = parser.parse_args(argv)
     if args.partitions > MAX_PARTITIONS:
