@@ -13,7 +13,10 @@ and their meaning follow Redis's (``tls-auth-clients``, ``tls-cluster``):
   verifies the other side's against the CA, and the acceptor names the connector by its
   certificate (:func:`certificate_names`; the peer handshake checks the node id it claims
   is one of them). The port then always asks for a certificate (optionally, under
-  ``--tls-auth-clients no``), since peers share it with clients;
+  ``--tls-auth-clients no``), since peers share it with clients. A certificate cannot tell
+  a node from a client, so without ``--cluster-secret-file`` it needs ``--tls-auth-clients
+  no`` (``runtime.node`` refuses to start otherwise: a client's certificate could claim a
+  node id); with a secret a peer needs both;
 - outbound peer links always present the node's certificate (as Redis uses
   ``tls-cert-file`` for both ends) and verify the acceptor's against the CA when one is
   configured. The CA is required unless both options above are ``no`` (Redis's rule).
