@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -140,6 +141,29 @@ def test_a_removed_member_is_not_readded_with_incarnation_plus_one() -> None:
 
 def _is(port: int, member: str, field: str, value: str) -> None:
     assert _cluster_stats(port)["members"][member][field] == value
+
+
+def test_made_up_node_ids_do_not_fence_a_node(cluster: LocalCluster) -> None:
+    """The rogue opens three links to node1 as ``voice0..2`` (no members: their gossip
+    names nobody) and stamps their heartbeats 10 s behind for 2 s. Before, every link heard
+    was a voice, three of five said node1's clock was 10 s ahead and node1 refused every
+    write (20 of 20 ``unavailable``); only members and contacts judge a clock now."""
+    parts = _partitions(cluster)
+    port = cluster.procs["node1"].port
+    with ExitStack() as stack:
+        rogues = [stack.enter_context(_rogue(cluster, "node1", f"voice{i}")) for i in range(3)]
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            stamp = int(time.time() * 1000) - 10_000
+            for rogue in rogues:
+                rogue.send(Gossip((), False, parts, stamp))
+            time.sleep(0.1)
+        with Conn(port) as conn:
+            replies = [conn.request({"type": "set", "key": f"v{i}", "value": i}) for i in range(20)]
+    assert all(r["success"] for r in replies), [r for r in replies if not r["success"]][:2]
+    stats = _cluster_stats(port)
+    assert stats["clock_refused"] == 0 and abs(stats["clock_offset_ms"]) <= 500, stats["clock_offset_ms"]
+    assert not any(m.startswith("voice") for m in stats["members"])
 
 
 def test_max_clock_skew_sets_the_bound(cluster: LocalCluster) -> None:

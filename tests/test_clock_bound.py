@@ -302,6 +302,63 @@ def test_a_clock_jump_mid_run_fences_the_node_and_fixing_it_ends_the_fence() -> 
         c.host.shutdown()
 
 
+def test_only_voters_judge_a_clock() -> None:
+    offsets = ClockOffsets(0.5)
+    offsets.heard("n2", NOW_MS, NOW_MS, 0.0)
+    for ghost in ("ghost0", "ghost1", "ghost2"):
+        offsets.heard(ghost, NOW_MS - 10_000, NOW_MS, 0.0)
+    assert offsets.off_by(0.0) == 10_000  # every link a voice: three made-up ids outvote n2
+    assert offsets.off_by(0.0, voters={"n2", "n3"}) is None
+    assert offsets.offset_ms(0.0, voters={"n2"}) == 0
+    assert offsets.offset_ms(0.0, voters={"n3"}) is None  # no voter heard: no evidence
+
+
+def test_links_naming_made_up_node_ids_cannot_fence_a_node() -> None:
+    """On the simulator: a holder of the cluster secret opens links to n1 as ghost0..ghost2
+    (no members, no contacts) and stamps their heartbeats 10 s behind. Before, three voices
+    of five said n1's clock was 10 s ahead and n1 refused every write; now they are no
+    voices (and n1 keeps none of their samples), and n1 coordinates as before."""
+    from actors.kernel.peer import FromPeer
+    from tests.test_cluster_sim import SimCluster
+
+    c = SimCluster(3)
+    try:
+        assert c.one(Set("before", 1)) == Ack()
+        clock, n1 = c.host.clocks["n1"], c.host.nodes["n1"].node
+        for _ in range(10):
+            wall_ms = int(clock.wall() * 1000)
+            for i in range(3):
+                n1.tell(FromPeer(f"ghost{i}", "127.0.0.1:1", Gossip((), False, 256, wall_ms - 10_000)))
+            c.run(0.1)
+        assert c.one(Set("during", 1)) == Ack()
+        cluster = c.stats("n1")["cluster"]
+        assert cluster["clock_refused"] == 0 and abs(cluster["clock_offset_ms"]) <= 500
+        assert sorted(cluster["members"]) == ["n1", "n2", "n3"]
+    finally:
+        c.host.shutdown()
+
+
+def test_a_node_behind_its_contacts_fences_itself_though_it_admits_none_of_them() -> None:
+    """On the simulator: n4 joins 2 s behind the others. It refuses every heartbeat they
+    send (from its future), so none of them becomes a member in its table, yet its contact
+    n1's stamps are a voice: it fences itself, and its writes fail instead of being stamped
+    2 s in the past (and losing to older writes)."""
+    from tests.test_cluster_sim import SimCluster, config
+
+    c = SimCluster(3)
+    try:
+        c.host.start_node("n4", config(("n1",)), offset=-2.0)
+        c.run(1.5)
+        reply = c.one(Set("behind", 1), "n4")
+        assert type(reply) is ErrorReply and reply.code == ErrorCode.UNAVAILABLE and "clock" in reply.message
+        cluster = c.stats("n4")["cluster"]
+        assert sorted(cluster["members"]) == ["n4"]  # it admitted nobody: the contact voted
+        assert cluster["heartbeats_refused"] > 0 and cluster["clock_offset_ms"] > 1_500
+        assert c.one(Set("ahead", 1), "n1") == Ack()  # the others are not fenced
+    finally:
+        c.host.shutdown()
+
+
 def test_refusals_are_logged_without_flooding(caplog: pytest.LogCaptureFixture) -> None:
     import logging
 

@@ -23,8 +23,12 @@ Two uses:
   writes (``unavailable``, nothing stored): its versions would be refused by every replica
   or, behind, lose to older writes. One skewed peer (or a rogue's stamps) is one voice and
   cannot fence the others; with one peer, both sides fence (neither can tell who is right).
-  Every peer heard counts, member or not: a node behind the others refuses their
-  heartbeats (stamped "in the future"), so it never admits them, yet must fence itself.
+  Only the caller's *voters* count (the node's members and configured contacts,
+  :meth:`~actors.cluster.lifecycle.Lifecycle.clock_voters`): a link naming a made-up node
+  id is no voice, so one holder of the cluster secret opening links as ``ghost0``,
+  ``ghost1``... cannot outvote the members. A member or contact counts whether or not its
+  heartbeats are admitted: a node behind the others refuses their heartbeats (stamped "in
+  the future"), so it never merges their rows, yet must fence itself.
 
 A peer's offset is its latest round-trip sample of the last :data:`OFFSET_TTL_S` seconds
 (local monotonic time) whose delay is within half the bound (so it is right within a
@@ -38,7 +42,7 @@ peer keeps its verdict. Sans-IO: fed stamps and times, answers numbers.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 __all__ = ["OFFSET_TTL_S", "SAMPLES", "ClockOffsets"]
 
@@ -95,29 +99,33 @@ class ClockOffsets:
                 timed = True
         return None if timed else one_way
 
-    def offset_ms(self, now: float, exclude: Iterable[str] = ()) -> int | None:
+    def offset_ms(
+        self, now: float, exclude: Iterable[str] = (), voters: Container[str] | None = None
+    ) -> int | None:
         """The median offset of the peers' clocks from this node's (positive: theirs are
-        ahead), over peers with a usable recent sample (but ``exclude``); None if none has."""
-        fresh = self._fresh(now, exclude)
+        ahead), over peers with a usable recent sample (only ``voters``, if given, but
+        ``exclude``); None if none has."""
+        fresh = self._fresh(now, exclude, voters)
         if not fresh:
             return None
         return fresh[len(fresh) // 2] if len(fresh) % 2 else (fresh[len(fresh) // 2 - 1] + fresh[len(fresh) // 2]) // 2
 
-    def off_by(self, now: float, exclude: Iterable[str] = ()) -> int | None:
+    def off_by(self, now: float, exclude: Iterable[str] = (), voters: Container[str] | None = None) -> int | None:
         """How far this node's clock is off its peers' (the median of those off by more than
         the bound, from this node's side), if a strict majority of the peers with a usable
-        recent sample is off by more than the bound; else None."""
-        fresh = self._fresh(now, exclude)
+        recent sample (only ``voters``, if given, but ``exclude``) is off by more than the
+        bound; else None."""
+        fresh = self._fresh(now, exclude, voters)
         beyond = [offset for offset in fresh if abs(offset) > self.max_skew_ms]
         if not fresh or 2 * len(beyond) <= len(fresh):
             return None
         return -beyond[len(beyond) // 2]
 
-    def _fresh(self, now: float, exclude: Iterable[str]) -> list[int]:
+    def _fresh(self, now: float, exclude: Iterable[str], voters: Container[str] | None) -> list[int]:
         skip = set(exclude)
         out = []
         for peer in self._samples:
-            if peer not in skip:
+            if peer not in skip and (voters is None or peer in voters):
                 offset = self.peer_offset(peer, now)
                 if offset is not None:
                     out.append(offset)

@@ -17,8 +17,11 @@ Every gossip is stamped with this node's wall clock and echoes the last stamp he
 its receiver (:mod:`actors.cluster.clock_offsets`): a heartbeat stamped beyond
 ``max_clock_skew_s`` is refused (not merged, not a heartbeat, still answered), and while a
 majority of the peers' clocks is off this node's beyond it, :attr:`Lifecycle.clock_off`
-is set and the node coordinates no reads or writes. What a gossip may change in the
-table is :mod:`actors.cluster.membership`'s rule (a link speaks for its own node only).
+is set and the node coordinates no reads or writes. Only members and contacts vote on the
+clock (:meth:`Lifecycle.clock_voters`): made-up node ids (links a holder of the cluster
+secret may open by the dozen) are no voices, and their samples are not kept. What a
+gossip may change in the table is :mod:`actors.cluster.membership`'s rule (a link speaks
+for its own node only).
 """
 
 from __future__ import annotations
@@ -78,6 +81,10 @@ class Lifecycle:
         self.clock_off: int | None = None
         self.heartbeats_refused = 0
         self.refusals = RefusalLog(logger, io.node_id)
+        self._contacts = frozenset(config.contacts)
+        #: Each configured contact's address -> the node id last heard from it (one voice
+        #: per contact, even while its rows are refused: see clock_voters).
+        self._contact_ids: dict[str, str] = {}
         #: Each peer's last stamp and when we heard it (our wall ms), echoed back to it.
         self._stamps: dict[str, tuple[int, int]] = {}
         self.view: ClusterView = self.membership.view
@@ -150,6 +157,8 @@ class Lifecycle:
         now = self.io.now()
         wall_ms = int(self.io.wall() * 1000)
         membership = self.membership
+        if env.addr in self._contacts:
+            self._contact_ids[env.addr] = env.src
         refused = not self.offsets.heard(env.src, msg.wall_ms, wall_ms, now, msg.echo_ms, msg.held_ms)
         if msg.wall_ms and (env.src in self._stamps or len(self._stamps) < MAX_STAMPS):
             self._stamps[env.src] = (msg.wall_ms, wall_ms)
@@ -162,7 +171,7 @@ class Lifecycle:
         if self._first_heard is None:  # heard (a contact answered), refused or not
             self._first_heard = now
         if refused:
-            self._check_clock(now)
+            self._check_clock(now, env.src)
         else:
             if membership.on_gossip(env.src, msg.members, now, wall_ms):
                 self.view_changed()
@@ -172,20 +181,40 @@ class Lifecycle:
                     if addr != self.address:
                         self.io.send(addr, Gossip(rows, True, partitions, wall_ms))
                 membership.new_introductions.clear()
-            self._check_clock(now)
+            self._check_clock(now, env.src)
         if msg.reply:
             echo = (msg.wall_ms, 0) if msg.wall_ms else (0, 0)
             self.io.send(env.addr, Gossip(membership.gossip_rows(), False, partitions, wall_ms, *echo))
 
-    def _check_clock(self, now: float) -> None:
-        """Is this node's clock off its members' median beyond the bound? (Traced and
-        logged when the verdict changes.)"""
+    def clock_voters(self) -> set[str]:
+        """The peers whose clocks judge this node's: its members (not left), and the node
+        heard from each configured contact's address that no member holds (a node behind
+        the others refuses their heartbeats, so it never admits them as members, yet their
+        stamps must fence it). A link naming any other node id is no voice: one holder of
+        the cluster secret cannot fence a node by opening links as several made-up ids."""
         me = self.io.node_id
-        gone = [m.node_id for m in self.membership.table.values() if m.status == MemberStatus.LEFT]
-        if self.offsets.offset_ms(now, gone) is None:
-            return  # no peer heard lately: no new evidence, the verdict stands (a fenced node
+        table = self.membership.table
+        voters = {node_id for node_id, m in table.items() if node_id != me and m.status != MemberStatus.LEFT}
+        if self._contact_ids:
+            held = {m.addr for m in table.values() if m.status != MemberStatus.LEFT}
+            voters.update(
+                node_id for addr, node_id in self._contact_ids.items() if addr not in held and node_id not in table
+            )
+        return voters
+
+    def _check_clock(self, now: float, heard: str | None = None) -> None:
+        """Is this node's clock off its voters' median beyond the bound? (Traced and
+        logged when the verdict changes.) ``heard``: the peer just heard from, whose
+        samples and stamp are dropped if it is no voter (they would only take memory)."""
+        me = self.io.node_id
+        voters = self.clock_voters()
+        if heard is not None and heard not in voters:
+            self.offsets.forget(heard)
+            self._stamps.pop(heard, None)
+        if self.offsets.offset_ms(now, voters=voters) is None:
+            return  # no voter heard lately: no new evidence, the verdict stands (a fenced node
             # whose heartbeats everyone refuses hears nothing back, and stays fenced)
-        off = self.offsets.off_by(now, gone)
+        off = self.offsets.off_by(now, voters=voters)
         if (off is None) != (self.clock_off is None):
             if off is None:
                 logger.warning("%s: clock back within the max clock skew of its peers: coordinating again", me)

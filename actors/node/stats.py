@@ -84,6 +84,6 @@ def _cluster_stats(node: Node) -> dict[str, Any]:
     )
     out["gossip_rows_refused"] = life.membership.refused
     out["heartbeats_refused"] = life.heartbeats_refused
-    out["clock_offset_ms"] = life.offsets.offset_ms(node.ctx.now(), [m.node_id for m in view.members if m.status == "left"])
+    out["clock_offset_ms"] = life.offsets.offset_ms(node.ctx.now(), voters=life.clock_voters())
     out["clock_refused"] = node.clock_refused
     return out
