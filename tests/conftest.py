@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from runtime.local_cluster import NodeProcess
+from runtime.local_cluster import NodeProcess, write_secret_file
+from tests.rogue_peer import SECRET
 
 
 @pytest.fixture
@@ -15,6 +18,16 @@ def node() -> Iterator[NodeProcess]:
         yield proc
     finally:
         proc.kill()
+
+
+@pytest.fixture
+def secret_file() -> Iterator[Path]:
+    """An owner-only file holding :data:`tests.rogue_peer.SECRET`, for ``--cluster-secret-file``."""
+    path = write_secret_file(SECRET)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
 
 
 @pytest.fixture

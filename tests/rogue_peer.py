@@ -29,6 +29,9 @@ from actors.kernel.peer_auth import NONCE_BYTES, Connector, PeerAuthError
 from actors.protocol.peer_codec import encode_hello, encode_peer
 from actors.protocol.peer_messages import PeerMessage
 
+#: The cluster secret the tests' secured nodes are started with (the ``secret_file`` fixture).
+SECRET = b"correct horse battery staple"
+
 __all__ = ["Refused", "RoguePeer", "read_frame"]
 
 

@@ -26,12 +26,11 @@ from actors.protocol.peer_messages import Gossip, Member
 from runtime.local_cluster import LocalCluster, NodeProcess, write_secret_file
 from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE
 from tests.cluster import eventually
-from tests.rogue_peer import Refused, RoguePeer, read_frame
+from tests.rogue_peer import SECRET, Refused, RoguePeer, read_frame
 from tests.wire import Conn
 
 pytestmark = pytest.mark.integration
 
-SECRET = b"correct horse battery staple"
 FAST = ["--heartbeat-interval", "0.1", "--down-after", "1"]
 
 
@@ -51,13 +50,6 @@ def non_loopback_ip() -> str | None:
     return None if ip.startswith("127.") else ip
 
 
-@pytest.fixture
-def secret_file() -> Iterator[Path]:
-    path = write_secret_file(SECRET)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path.parent, ignore_errors=True)
 
 
 @pytest.fixture

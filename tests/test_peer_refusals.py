@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
@@ -31,11 +30,10 @@ from runtime.peer_trust import (
     REFUSAL_MEMORY,
     RefusalLog,
 )
-from tests.rogue_peer import Refused, RoguePeer, read_frame
+from tests.rogue_peer import SECRET, Refused, RoguePeer, read_frame
 from tests.wire import Conn
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = b"a cluster secret that is long enough"
 PASSWORD = "client-password"
 
 
@@ -99,13 +97,6 @@ def test_refusals_log_a_burst_a_minute_whoever_they_claim_to_be() -> None:
 # --- real nodes ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def secret_file() -> Iterator[Path]:
-    path = write_secret_file(SECRET)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def _start(*args: str) -> subprocess.CompletedProcess[str]:

@@ -28,13 +28,11 @@ Certificates are made in the test (trustme), never stored; every node and socket
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
@@ -42,14 +40,13 @@ import pytest
 
 from actors.kernel.peer_auth import NONCE_BYTES, Connector
 from actors.protocol.peer_codec import encode_hello
-from runtime.local_cluster import NodeProcess, write_secret_file
+from runtime.local_cluster import NodeProcess
 from tests.rogue_peer import RoguePeer, read_frame
 from tests.test_peer_auth import non_loopback_ip
 from tests.wire import Conn
 
 pytestmark = pytest.mark.integration
 
-SECRET = b"a cluster secret of some length"
 
 
 def _rss_mib(pid: int) -> float:
@@ -60,13 +57,6 @@ def _rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-@pytest.fixture
-def secret_file() -> Iterator[Path]:
-    path = write_secret_file(SECRET)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def test_strangers_long_node_ids_do_not_pile_up_in_memory_or_the_log(secret_file: Path, tmp_path: Path) -> None:
