@@ -10,7 +10,8 @@ client that pipelines without reading cannot grow our memory.
 
 Peers share the port: a msgpack connection whose first frame is a peer ``hello`` belongs
 to another node (see ``docs/protocol.md``, "Peer protocol"). A valid hello is answered
-with the handshake's ``challenge`` (:mod:`actors.kernel.peer_auth`); the next frame must
+with the handshake's ``challenge`` (:mod:`actors.kernel.peer_auth`; the hello's ``to`` must
+be this connection's socket name or the node's advertised address); the next frame must
 be the connector's ``auth``, and only once its proof checks does the transport switch to
 :class:`~runtime.peer_connection.PeerConnection` (``transport.set_protocol``, a protocol
 switch as h11 calls it), which decodes what followed it; this object is then done. No
@@ -257,7 +258,7 @@ class ClientConnection(ServedConnection):
         try:
             if why is not None:
                 raise PeerAuthError(why)
-            acceptor = trust.acceptor()
+            acceptor = trust.acceptor(self.transport.get_extra_info("sockname") if self.transport is not None else None)
             challenge = acceptor.on_hello(node_id, obj)
         except PeerAuthError as exc:
             self._unauthorized(node_id, exc.message)

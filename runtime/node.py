@@ -64,7 +64,13 @@ from runtime.gc_pacer import GcPacer
 from runtime.host import real_ctx
 from runtime.trace_file import TraceFile
 from runtime.loop_scheduler import LoopScheduler
-from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, NO_PEERS_MESSAGE, PeerTrust, read_secret_file
+from runtime.peer_trust import (
+    LOOPBACK_ONLY_MESSAGE,
+    NO_PEERS_MESSAGE,
+    PeerTrust,
+    advertised_addresses,
+    read_secret_file,
+)
 from runtime.peers import PeerLinks
 from runtime.server import CacheServer
 from runtime.tls import add_tls_options, tls_settings
@@ -421,6 +427,10 @@ async def serve(args: argparse.Namespace) -> int:
     address = advertised_address(args, host, bound_port)
     contacts = tuple(peer for peer in args.peers if peer != address)  # a shared contact list may name us
     config = node_config(args, address, contacts)
+    # Where peers may reach us (a hello's ``to``) besides each connection's own socket
+    # name: the advertised address and its host's IPs, resolved once (behind NAT, peers
+    # dial the advertised address). Set before serving: every connection sees it.
+    trust = server.trust = dataclasses.replace(trust, addresses=await advertised_addresses(loop, address))
     links = PeerLinks(
         encode_hello(args.node_id, address, config.partitions),
         encode_peer,

@@ -8,7 +8,8 @@ written) -> on failure ``backoff`` -> ``connecting`` again; ``closed`` is final.
 
 Invariants: nothing queued is written before the handshake completed (``flush`` writes only
 when ``connected``); only the current connection's protocol may change the link's state
-(every event checks ``self.protocol is protocol``); a refusal or failed handshake is logged
+(every event checks ``self.protocol is protocol``); the hello names the address the socket
+reached (``to``, so a stranger dialled cannot relay it); a refusal or failed handshake is logged
 at WARNING once per outage (a new reason), else at DEBUG; without a secret
 (``owner.loopback_only``) no non-loopback address is dialled or spoken to.
 """
@@ -27,7 +28,7 @@ import msgpack
 
 from actors.kernel.peer_auth import CHALLENGE, Connector, PeerAuthError
 from runtime.addresses import is_loopback, parse_address
-from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, new_nonce
+from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, new_nonce, reached_address
 
 if TYPE_CHECKING:
     from runtime.peers import PeerLinks
@@ -253,7 +254,8 @@ class Link:
             transport.abort()  # (connection_lost follows: retried with the backoff)
             return
         self.state = HANDSHAKE
-        connector = Connector(owner.secret, owner.node_id, new_nonce(), owner.hello_fields)
+        to = reached_address(peername) or "?"  # (the address reached, bound into the proofs)
+        connector = Connector(owner.secret, owner.node_id, new_nonce(), owner.hello_fields, to)
         timer = owner.loop.call_later(owner.connect_timeout, self._handshake_timed_out, protocol)
         self._handshake = (connector, timer)
         transport.write(owner._pack(connector.hello()))

@@ -17,6 +17,12 @@ in :mod:`runtime.connection`, the connector in :mod:`runtime.peers`):
 - a secret is at least :data:`MIN_SECRET_BYTES` long: the challenge lets any stranger test
   guesses of it offline, so it must be too long to guess;
 - nonces come from ``os.urandom`` here, never from the actors (which draw nothing);
+- a hello names the address its connection reached (``to``, :func:`reached_address` of
+  the connector's socket peer address) and both proofs cover it; the acceptor takes only
+  the address the connection arrived at (its socket name: exact without NAT), the node's
+  advertised address and that host's IPs with the advertised port (resolved once at
+  start-up, :func:`advertised_addresses`: behind NAT peers dial the advertised address),
+  so a handshake relayed by a stranger a node dialled is refused;
 - the secret never appears in a ``repr``, a log line or an exception: it is a field that
   ``repr`` skips, and every refusal message is written without it;
 - refusals are logged without letting strangers fill the memory or the log: what a peer
@@ -30,14 +36,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import os
+import socket
 import time
 from collections import OrderedDict
+from typing import Any
 
 from actors.kernel.failures import brief
 from actors.kernel.peer_auth import NONCE_BYTES, Acceptor
-from runtime.addresses import is_loopback
+from runtime.addresses import format_address, is_loopback, parse_address
 from runtime.tls import certificate_names
 
 __all__ = [
@@ -49,7 +58,9 @@ __all__ = [
     "REFUSAL_MEMORY",
     "PeerTrust",
     "RefusalLog",
+    "advertised_addresses",
     "new_nonce",
+    "reached_address",
     "read_secret_file",
 ]
 
@@ -81,6 +92,45 @@ NO_PEERS_MESSAGE = (
 def new_nonce() -> bytes:
     """A fresh handshake nonce (one per connection, each side its own)."""
     return os.urandom(NONCE_BYTES)
+
+
+def reached_address(name: Any) -> str | None:
+    """A socket address (``getpeername``/``getsockname``: ``(host, port, ...)``) as the
+    canonical ``host:port`` a hello's ``to`` carries (:func:`format_address`; an
+    IPv4-mapped IPv6 host as its IPv4 form, an IPv6 zone dropped, since each machine
+    names its interfaces its own way); None when there is none."""
+    if not (isinstance(name, tuple) and len(name) >= 2 and type(name[1]) is int):
+        return None
+    host = str(name[0]).partition("%")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        host = str(mapped if mapped is not None else ip)
+    return format_address(host, name[1])
+
+
+async def advertised_addresses(
+    loop: asyncio.AbstractEventLoop, address: str, timeout: float = 5.0
+) -> frozenset[str]:
+    """The addresses peers may dial to reach a node advertising ``address``: itself and
+    its host's IPs (resolved now, once) with its port. A name that does not resolve (in
+    ``timeout`` seconds) adds nothing: then peers reach the node at its socket's own name."""
+    host, port = parse_address(address)
+    found = {address}
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM), timeout
+        )
+    except (OSError, asyncio.TimeoutError):
+        return frozenset(found)
+    for info in infos:
+        reached = reached_address(info[4][:2])
+        if reached is not None:
+            found.add(reached)
+    return frozenset(found)
 
 
 def read_secret_file(path: str) -> bytes:
@@ -136,12 +186,15 @@ class RefusalLog:
 class PeerTrust:
     """One node's peer policy: its id, its cluster secret (b"": none), whether mutual
     TLS names the peers (``--tls-cluster yes``), and whether clients need a password
-    (``closed``: then without a secret no peer at all is accepted)."""
+    (``closed``: then without a secret no peer at all is accepted). ``addresses``: where
+    peers may reach the node besides a connection's own socket name (the advertised
+    address and its resolved IPs, :func:`advertised_addresses`)."""
 
     node_id: str = "node"
     secret: bytes = dataclasses.field(default=b"", repr=False)
     tls_cluster: bool = False
     closed: bool = False
+    addresses: frozenset[str] = frozenset()
     _log: RefusalLog = dataclasses.field(default_factory=RefusalLog, repr=False, compare=False)
 
     @property
@@ -178,6 +231,9 @@ class PeerTrust:
         :class:`RefusalLog` chooses; ``args`` a peer supplied must come cut short (brief)."""
         logger.log(self._log.level(peer, reason, time.monotonic()), fmt, *args)
 
-    def acceptor(self) -> Acceptor:
-        """The handshake's accepting side for one inbound connection."""
-        return Acceptor(self.secret, self.node_id, new_nonce())
+    def acceptor(self, sockname: Any = None) -> Acceptor:
+        """The handshake's accepting side for one inbound connection whose socket name
+        (the address the connector reached) is ``sockname``."""
+        reached = reached_address(sockname)
+        reachable = self.addresses if reached is None else self.addresses | {reached}
+        return Acceptor(self.secret, self.node_id, new_nonce(), reachable)

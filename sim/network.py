@@ -65,7 +65,8 @@ MAX_QUEUE = 10_000
 #: hello (``runtime.conn_limits.PEER_HELLO_GRACE_S``): a connector paused meanwhile retries.
 HANDSHAKE_GRACE_S = 2.0
 #: The hello fields of the transport itself: the handshake belongs to the network, whatever
-#: system it carries (``Connector.hello`` adds the node id and the nonce).
+#: system it carries (``Connector.hello`` adds the node id, the nonce and ``to``: the
+#: destination node, the address a simulated connection reaches).
 _HELLO = {"type": "hello"}
 _CONNECTING, _BACKOFF, _OPEN = "connecting", "backoff", "open"
 
@@ -273,7 +274,7 @@ class SimNetwork:
 
     def _connect(self, src: str, dst: str, out: _Outbound) -> None:
         out.state = _CONNECTING
-        conn = out.conn = _Conn(Connector(self.secret_of(src), src, self.rng.randbytes(NONCE_BYTES), _HELLO))
+        conn = out.conn = _Conn(Connector(self.secret_of(src), src, self.rng.randbytes(NONCE_BYTES), _HELLO, dst))
         hello = conn.connector.hello()
         self._frame(
             src,
@@ -292,7 +293,7 @@ class SimNetwork:
             return
         conn.inbox = inbox
         conn.challenged_at = self.env.now
-        acceptor = conn.acceptor = Acceptor(self.secret_of(dst), dst, self.rng.randbytes(NONCE_BYTES))
+        acceptor = conn.acceptor = Acceptor(self.secret_of(dst), dst, self.rng.randbytes(NONCE_BYTES), (dst,))
         challenge = acceptor.on_hello(src, hello)
         self._frame(
             dst,

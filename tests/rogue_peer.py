@@ -28,6 +28,7 @@ import msgpack
 from actors.kernel.peer_auth import NONCE_BYTES, Connector, PeerAuthError
 from actors.protocol.peer_codec import encode_hello, encode_peer
 from actors.protocol.peer_messages import PeerMessage
+from runtime.peer_trust import reached_address
 
 #: The cluster secret the tests' secured nodes are started with (the ``secret_file`` fixture).
 SECRET = b"correct horse battery staple"
@@ -66,7 +67,8 @@ def read_frame(sock: socket.socket, unpacker: msgpack.Unpacker, timeout: float =
 
 class RoguePeer:
     """One hand-driven peer connection to ``port`` (on ``host``) as node ``node_id``
-    advertising ``addr``; see the module docstring. ``RoguePeer.open(...)`` connects and
+    advertising ``addr`` (its hello's ``to``: the address dialled, unless ``to`` says
+    otherwise); see the module docstring. ``RoguePeer.open(...)`` connects and
     runs the handshake; :attr:`node` is the node id the challenge proved."""
 
     def __init__(
@@ -80,13 +82,16 @@ class RoguePeer:
         host: str = "127.0.0.1",
         hello: dict[str, Any] | None = None,
         source: str | None = None,
+        to: str | None = None,
     ) -> None:
         self.node_id = node_id
         self.sock = socket.create_connection((host, port), timeout=5, source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._unpacker = msgpack.Unpacker(raw=False)
         fields = hello if hello is not None else encode_hello(node_id, addr, partitions)
-        self.connector = Connector(secret, node_id, os.urandom(NONCE_BYTES), fields)
+        # ``to``: the address dialled, as a node's link names it (a test may name another).
+        to = to if to is not None else reached_address(self.sock.getpeername()) or "?"
+        self.connector = Connector(secret, node_id, os.urandom(NONCE_BYTES), fields, to)
         #: The node id the node's challenge proved (None until the handshake completed).
         self.node: str | None = None
 

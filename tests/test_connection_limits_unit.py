@@ -76,7 +76,7 @@ class Transport(asyncio.Transport):
         self.reading = True
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 40000) if name == "peername" else default
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8081)}.get(name, default)
 
 
 class Node:
@@ -107,7 +107,7 @@ def client(guard: ConnectionGuard, node: Node | None = None, transport: Transpor
 def peer_hello(conn: ClientConnection, transport: Transport, node_id: str = "n2", then: bytes = b"") -> Connector:
     """Present a peer's hello on ``conn`` and, once challenged, its auth (with ``then``
     right behind it), as a node without a cluster secret does on loopback."""
-    connector = Connector(b"", node_id, bytes(NONCE_BYTES), encode_hello(node_id, "127.0.0.1:9", 256))
+    connector = Connector(b"", node_id, bytes(NONCE_BYTES), encode_hello(node_id, "127.0.0.1:9", 256), "127.0.0.1:8081")
     start = len(transport.written)
     conn.data_received(msgpack.packb(connector.hello(), use_bin_type=True))
     challenge = msgpack.unpackb(bytes(transport.written[start:]))
@@ -404,7 +404,7 @@ def test_over_max_clients_a_hello_without_auth_is_refused_after_the_grace() -> N
     t0 = guard.now
     client(guard)
     conn, node, transport = client(guard)
-    connector = Connector(b"", "n2", bytes(NONCE_BYTES), encode_hello("n2", "127.0.0.1:9", 256))
+    connector = Connector(b"", "n2", bytes(NONCE_BYTES), encode_hello("n2", "127.0.0.1:9", 256), "127.0.0.1:8081")
     conn.data_received(msgpack.packb(connector.hello(), use_bin_type=True))
     assert msgpack.unpackb(bytes(transport.written))["type"] == "challenge" and conn in guard.probation
     guard.sweep(now=t0 + PEER_HELLO_GRACE_S + 0.01)
@@ -415,7 +415,7 @@ def test_a_hello_without_auth_is_refused_after_the_grace_and_decodes_nothing() -
     """A challenged hello holds its client slot until auth, at most the hello grace; a
     frame that is not auth is refused (unauthorized) and never reaches the node."""
     guard = ConnectionGuard(ClientLimits(max_clients=5))
-    connector = Connector(b"", "n2", bytes(NONCE_BYTES), encode_hello("n2", "127.0.0.1:9", 256))
+    connector = Connector(b"", "n2", bytes(NONCE_BYTES), encode_hello("n2", "127.0.0.1:9", 256), "127.0.0.1:8081")
     conn, node, transport = client(guard)
     conn.data_received(msgpack.packb(connector.hello(), use_bin_type=True))
     conn.data_received(msgpack.packb({"type": "push_ack", "sid": 1, "applied": 1}))  # not auth

@@ -388,7 +388,9 @@ def exchange(port: int, data: bytes, peer: str | None = None) -> tuple[bytes, bo
     parts: list[bytes] = []
     with socket.create_connection(("127.0.0.1", port), timeout=EXCHANGE_TIMEOUT) as s:
         if peer is not None:
-            connector = Connector(b"", peer, os.urandom(NONCE_BYTES), encode_hello(peer, "127.0.0.1:1", 256))
+            connector = Connector(
+                b"", peer, os.urandom(NONCE_BYTES), encode_hello(peer, "127.0.0.1:1", 256), f"127.0.0.1:{port}"
+            )
             s.sendall(msgpack.packb(connector.hello(), use_bin_type=True))
             challenge = read_frame(s, msgpack.Unpacker(raw=False), EXCHANGE_TIMEOUT)
             s.sendall(msgpack.packb(connector.on_challenge(challenge), use_bin_type=True))

@@ -50,7 +50,7 @@ from actors.protocol.version import Version
 from runtime.connection import ClientConnection
 from runtime.framing import JSON_HELLO_REFUSAL, MsgpackDecoder
 from runtime.peer_connection import PeerConnection
-from runtime.peer_trust import PeerTrust
+from runtime.peer_trust import PeerTrust, reached_address
 from runtime.peers import PeerLinks
 from runtime.server import CacheServer
 from runtime.local_cluster import ROOT, NodeProcess
@@ -233,7 +233,7 @@ def raw_peer_socket(port: int, hello: Any = None, handshake: bool = True) -> soc
     if hello is not None and not handshake:
         sock.sendall(msgpack.packb(hello, use_bin_type=True))
     elif hello is not None:
-        connector = Connector(b"", hello["node_id"], os.urandom(NONCE_BYTES), hello)
+        connector = Connector(b"", hello["node_id"], os.urandom(NONCE_BYTES), hello, f"127.0.0.1:{port}")
         sock.sendall(msgpack.packb(connector.hello(), use_bin_type=True))
         sock.sendall(msgpack.packb(connector.on_challenge(read_msgpack_reply(sock)), use_bin_type=True))
     return sock
@@ -426,10 +426,11 @@ def test_the_transport_carries_any_system_s_messages(lt: LoopThread) -> None:
     class Sink(asyncio.Protocol):
         def __init__(self) -> None:
             self.unpacker = msgpack.Unpacker(raw=False)
-            self.acceptor = Acceptor(b"k", "sink", os.urandom(NONCE_BYTES))
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = transport
+            reached = {reached_address(transport.get_extra_info("sockname"))}  # where the link's hello went
+            self.acceptor = Acceptor(b"k", "sink", os.urandom(NONCE_BYTES), reached)
 
         def data_received(self, data: bytes) -> None:
             self.unpacker.feed(data)
@@ -446,7 +447,7 @@ def test_the_transport_carries_any_system_s_messages(lt: LoopThread) -> None:
         addr = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
         send_all(lt, links, addr, [1, 2, 3])
         wait_until(lambda: len(frames) == 5, what="the hello, auth and three frames")
-        assert {k: v for k, v in frames[0].items() if k != "nonce"} == {"node_id": "c1", "counter": 1}
+        assert {k: v for k, v in frames[0].items() if k != "nonce"} == {"node_id": "c1", "counter": 1, "to": addr}
         assert frames[1]["type"] == "auth" and frames[2:] == [{"inc": 1}, {"inc": 2}, {"inc": 3}]
         assert lt.call(links.peer_stats)[addr]["peer"] == "sink"
         send_all(lt, links, addr, [object()])  # the system's encoder decides what is unencodable
@@ -467,7 +468,10 @@ def test_the_receiver_never_writes_on_a_peer_connection(receiver: Receiver) -> N
 
 
 def test_hello_and_frames_split_at_every_byte_are_decoded(receiver: Receiver) -> None:
-    connector = Connector(b"", "bytewise", os.urandom(NONCE_BYTES), encode_hello("bytewise", "127.0.0.1:9", PARTITIONS))
+    connector = Connector(
+        b"", "bytewise", os.urandom(NONCE_BYTES), encode_hello("bytewise", "127.0.0.1:9", PARTITIONS),
+        f"127.0.0.1:{receiver.port}",
+    )
     hello = msgpack.packb(connector.hello(), use_bin_type=True)
     with raw_peer_socket(receiver.port) as sock:
         for i in range(len(hello)):
@@ -523,7 +527,7 @@ class FakeTransport(asyncio.Transport):
         pass
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 40000) if name == "peername" else default
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8081)}.get(name, default)
 
 
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -542,7 +546,7 @@ def test_a_peer_stream_cut_anywhere_decodes_the_same(msgs: list[Any], cuts: list
     node = Recorder()
     conn = ClientConnection(1, node, 128, lambda c: None, partitions=PARTITIONS)  # type: ignore[arg-type]
     transport = FakeTransport(conn)
-    connector = Connector(b"", "cut", os.urandom(NONCE_BYTES), encode_hello("cut", "127.0.0.1:9", PARTITIONS))
+    connector = Connector(b"", "cut", os.urandom(NONCE_BYTES), encode_hello("cut", "127.0.0.1:9", PARTITIONS), "127.0.0.1:8081")
     for piece in chunked(msgpack.packb(connector.hello(), use_bin_type=True), cuts):
         transport.feed(piece)
     challenge = msgpack.unpackb(transport.written)
@@ -574,7 +578,7 @@ def test_anything_but_the_right_auth_is_refused_and_nothing_behind_it_is_decoded
     node = Recorder()
     conn = ClientConnection(1, node, 1 << 16, lambda c: None, partitions=PARTITIONS)  # type: ignore[arg-type]
     transport = FakeTransport(conn)
-    connector = Connector(b"", "x", os.urandom(NONCE_BYTES), encode_hello("x", "127.0.0.1:9", PARTITIONS))
+    connector = Connector(b"", "x", os.urandom(NONCE_BYTES), encode_hello("x", "127.0.0.1:9", PARTITIONS), "127.0.0.1:8081")
     transport.feed(msgpack.packb(connector.hello(), use_bin_type=True))
     stream = msgpack.packb(auth, use_bin_type=True) + msgpack.packb(encode_peer(then), use_bin_type=True)
     for piece in chunked(stream, cuts):
@@ -697,7 +701,8 @@ def test_backpressure_keeps_memory_bounded_when_the_peer_does_not_read(
         conn, _ = listener.accept()  # accepted, never read (after the handshake) until the end
         with conn:
             hello = read_msgpack_reply(conn)
-            conn.sendall(msgpack.packb(Acceptor(b"", "slow", os.urandom(NONCE_BYTES)).on_hello(hello["node_id"], hello)))
+            acceptor = Acceptor(b"", "slow", os.urandom(NONCE_BYTES), {hello["to"]})
+            conn.sendall(msgpack.packb(acceptor.on_hello(hello["node_id"], hello)))
             wait_until(lambda: lt.call(links.peer_stats)[addr]["state"] == "connected", what="the link")
             for turn in range(turns):  # ~240 MB offered, one actor turn at a time
                 send_all(lt, links, addr, [Pull(1 + turn * 100 + j, (payload,)) for j in range(per_turn)])

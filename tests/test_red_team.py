@@ -18,9 +18,6 @@ lands and then fails until the mark is removed (a fix that makes one pass shows 
   a msgpack frame: the stranger then kept its client slot until the request read timeout
   (10 s by default, for ever with ``--request-read-timeout 0``); now a first frame not
   complete within the grace is denied as silence is.
-- The handshake binds neither the connection nor the address dialled: a stranger that a
-  node dials (a seed, a member's old address) relays that node's handshake to another
-  node and then speaks as the dialling node on the link the other node authenticated.
 
 Certificates are made in the test (trustme), never stored; every node and socket is closed.
 """
@@ -146,7 +143,9 @@ def test_a_client_certificate_does_not_make_a_peer(tmp_path: Path, secret_file: 
             sock.sendall(b'{"type":"auth","user":"alice","password":"alicepw"}\n{"type":"incr","key":"pwned"}\n')
             assert b'"noperm"' in _lines(sock, 2)[1]
         with pki.alice_socket(node.port) as sock:  # as a peer, with her certificate but not the secret
-            connector = Connector(b"", "alice", os.urandom(NONCE_BYTES), encode_hello("alice", "127.0.0.1:1", 256))
+            connector = Connector(
+                b"", "alice", os.urandom(NONCE_BYTES), encode_hello("alice", "127.0.0.1:1", 256), f"127.0.0.1:{node.port}"
+            )
             sock.sendall(msgpack.packb(connector.hello(), use_bin_type=True))
             unpacker = msgpack.Unpacker(raw=False)
             challenge = read_frame(sock, unpacker)  # type: ignore[arg-type]
@@ -179,6 +178,23 @@ def test_protected_mode_denies_a_stranger_that_sends_one_msgpack_byte(tmp_path: 
     assert b"denied" in first, first
 
 
+def _until_closed(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Everything ``sock`` receives until the other end closes (or resets) it."""
+    deadline, buf = time.monotonic() + timeout, b""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return buf
+        except socket.timeout:
+            break
+        if not chunk:
+            return buf
+        buf += chunk
+    raise AssertionError(f"still open after {timeout:g}s: {buf[:80]!r}")
+
+
 def _one_frame(sock: socket.socket, timeout: float = 5.0) -> bytes:
     """The raw bytes of the next msgpack frame (and whatever came in the same reads)."""
     deadline, buf = time.monotonic() + timeout, b""
@@ -198,16 +214,13 @@ def _one_frame(sock: socket.socket, timeout: float = 5.0) -> bytes:
     raise AssertionError(f"no whole frame within {timeout:g}s: {buf[:80]!r}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="red team: the handshake does not bind the connection: a stranger that node1 dials (a seed address, or "
-    "a member's address it now holds) relays node1's hello, node2's challenge and node1's auth, and then holds "
-    "a link node2 takes as node1's (no secret needed); it marked node1 'left' at node2",
-)
 def test_a_relayed_handshake_does_not_make_the_relay_a_member(secret_file: Path, tmp_path: Path) -> None:
     """node1's seed is an address a stranger listens on (a typo, a stale seed, a reused
     address). The stranger passes node1's handshake on to node2 byte for byte, then
-    writes one gossip row of its own into the connection node2 authenticated as node1."""
+    writes one gossip row of its own into the connection node2 authenticated as node1.
+    (Fixed: node1's hello names the address it reached, the stranger's, which node2
+    refuses; rewritten to name node2's, node2's proof covers that address, and node1 sends
+    no auth.)"""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(15)
         relay = listener.getsockname()[1]
@@ -217,18 +230,33 @@ def test_a_relayed_handshake_does_not_make_the_relay_a_member(secret_file: Path,
             "node1", f"127.0.0.1:{relay}", "--cluster-secret-file", str(secret_file), log_path=tmp_path / "node1.log"
         ) as node1:
             dialer, _ = listener.accept()  # node1's link to its seed
-            with dialer, socket.create_connection(("127.0.0.1", node2.port), timeout=5) as onward:
-                onward.sendall(_one_frame(dialer))  # node1's hello
-                dialer.sendall(_one_frame(onward))  # node2's challenge: node1 finds it valid
-                onward.sendall(_one_frame(dialer))  # node1's auth (and its first frames)
-                now_ms = int(time.time() * 1000)
-                forged = [["node1", f"127.0.0.1:{node1.port}", now_ms, "left"]]
-                onward.sendall(msgpack.packb(
-                    {"type": "gossip", "members": forged, "reply": False, "partitions": 256, "wall_ms": now_ms},
-                    use_bin_type=True,
-                ))
-                time.sleep(0.5)
-                with Conn(node2.port) as client:
-                    stats = client.request({"type": "stats"})["stats"]
+            now_ms = int(time.time() * 1000)
+            forged = [["node1", f"127.0.0.1:{node1.port}", now_ms, "left"]]
+            gossip = msgpack.packb(
+                {"type": "gossip", "members": forged, "reply": False, "partitions": 256, "wall_ms": now_ms},
+                use_bin_type=True,
+            )
+            with dialer:
+                hello_bytes = _one_frame(dialer)  # node1's hello
+                hello = msgpack.unpackb(hello_bytes, raw=False)
+                assert hello["to"] == f"127.0.0.1:{relay}"
+                with socket.create_connection(("127.0.0.1", node2.port), timeout=5) as onward:
+                    rewritten = {**hello, "to": f"127.0.0.1:{node2.port}"}
+                    onward.sendall(msgpack.packb(rewritten, use_bin_type=True))
+                    challenge = _one_frame(onward)  # node2 answers, its proof over its own address
+                    assert msgpack.unpackb(challenge, raw=False)["type"] == "challenge"
+                    dialer.sendall(challenge)
+                    assert _until_closed(dialer) == b"", "node1 answered a challenge for another address"
+                    onward.sendall(gossip)  # in place of node1's auth: refused
+                    assert msgpack.unpackb(_one_frame(onward), raw=False)["error"] == "unauthorized"
+                with socket.create_connection(("127.0.0.1", node2.port), timeout=5) as onward:
+                    onward.sendall(hello_bytes)  # passed on as it is: node2 is not where it was sent
+                    refusal = msgpack.unpackb(_one_frame(onward), raw=False)
+                    assert refusal["error"] == "unauthorized", refusal
+                    assert "not an address of this node" in refusal["message"], refusal
+            time.sleep(0.5)
+            with Conn(node2.port) as client:
+                stats = client.request({"type": "stats"})["stats"]
     row = stats["cluster"]["members"].get("node1")
     assert row is None or row["status"] != "left", f"the relay spoke for node1 at node2: {row}"
+    assert "wrong challenge proof" in (tmp_path / "node1.log").read_text()  # (not a timeout)

@@ -140,8 +140,8 @@ def _read_all(sock: socket.socket, timeout: float) -> list[Any]:
 def attack(cluster: Cluster, node: int, frames: list[Any], *, node_id: str = "stranger", addr: str) -> list[list[Any]]:
     """Send ``frames`` to ``node`` as a stranger, both ways (see the module docstring);
     what the node wrote back on each connection."""
-    hello = {**encode_hello(node_id, addr, 256), "nonce": os.urandom(32)}
     port = cluster.port(node)
+    hello = {**encode_hello(node_id, addr, 256), "nonce": os.urandom(32), "to": f"127.0.0.1:{port}"}
     answers = []
     with socket.create_connection(("127.0.0.1", port), timeout=5) as pipelined:
         pipelined.sendall(msgpack.packb(hello, use_bin_type=True) + _frames(frames))

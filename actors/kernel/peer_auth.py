@@ -6,9 +6,9 @@ on each simulated link, so every sweep exercises peer start-up as a real node do
 
 The exchange, on a connection from the connector A to the acceptor B::
 
-    A -> B  hello      {...the system's hello fields, "node_id": A, "nonce": Na}
-    B -> A  challenge  {"node_id": B, "nonce": Nb, "proof": HMAC(K, "acceptor" Na Nb A B)}
-    A -> B  auth       {"proof": HMAC(K, "connector" Na Nb A B)}   then A's frames
+    A -> B  hello      {...the system's hello fields, "node_id": A, "nonce": Na, "to": T}
+    B -> A  challenge  {"node_id": B, "nonce": Nb, "proof": HMAC(K, "acceptor" Na Nb A B T)}
+    A -> B  auth       {"proof": HMAC(K, "connector" Na Nb A B T)}   then A's frames
 
 ``K`` is the cluster secret (the empty key when none is configured: then the exchange
 proves nothing, and the runtime allows only loopback peers or certificate identities).
@@ -20,6 +20,12 @@ Why it holds:
 - both node ids are inside both proofs, so a proof cannot be moved to another identity,
   and the role word keeps the acceptor's proof from serving as the connector's
   (a reflection attack);
+- ``T`` is the address A's connection actually reached (the host gives it: the socket's
+  peer address, the simulator's destination), and the acceptor refuses a hello whose
+  ``T`` is none of the addresses it may be reached at. So a stranger that A dials cannot
+  relay A's handshake to B and then speak on the connection B authenticated as A's: A's
+  hello names the stranger's address, which B refuses, and a hello rewritten to name B's
+  makes B's proof (over B's ``T``) wrong for A, which then sends no ``auth``;
 - fields are length-prefixed before hashing, so no two different field tuples hash alike;
 - proofs are compared in constant time (:func:`hmac.compare_digest`).
 
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Collection
 from typing import Any
 
 from actors.kernel.failures import brief
@@ -40,6 +47,7 @@ from actors.kernel.failures import brief
 __all__ = [
     "AUTH",
     "CHALLENGE",
+    "MAX_TO_CHARS",
     "NONCE_BYTES",
     "Acceptor",
     "Connector",
@@ -53,6 +61,8 @@ AUTH = "auth"
 NONCE_BYTES = 32
 _PROOF_BYTES = hashlib.sha256().digest_size
 _DOMAIN = b"actorcache peer handshake 1"
+#: The longest ``to`` a hello may carry (a DNS name, IPv6 brackets, a port).
+MAX_TO_CHARS = 270
 
 
 class PeerAuthError(Exception):
@@ -68,9 +78,12 @@ def _field(data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
-def _proof(secret: bytes, role: bytes, na: bytes, nb: bytes, a: str, b: str) -> bytes:
+def _proof(secret: bytes, role: bytes, na: bytes, nb: bytes, a: str, b: str, to: str) -> bytes:
     message = b"".join(
-        (_field(_DOMAIN), _field(role), _field(na), _field(nb), _field(a.encode()), _field(b.encode()))
+        (
+            _field(_DOMAIN), _field(role), _field(na), _field(nb),
+            _field(a.encode()), _field(b.encode()), _field(to.encode()),
+        )
     )
     return hmac.new(secret, message, hashlib.sha256).digest()
 
@@ -94,6 +107,13 @@ def hello_nonce(hello: Any) -> bytes:
     return _nonce(hello, "hello")
 
 
+def _to_of(hello: Any) -> str:
+    to = hello.get("to") if type(hello) is dict else None
+    if type(to) is not str or not 0 < len(to) <= MAX_TO_CHARS or not to.isprintable():
+        raise PeerAuthError(f"hello needs a 'to' (the address it dialled) of 1 to {MAX_TO_CHARS} printable characters")
+    return to
+
+
 def _check_nonce(nonce: bytes) -> bytes:
     if type(nonce) is not bytes or len(nonce) != NONCE_BYTES:
         raise ValueError(f"a nonce is {NONCE_BYTES} random bytes")
@@ -101,21 +121,26 @@ def _check_nonce(nonce: bytes) -> bytes:
 
 
 class Connector:
-    """The side that opened the connection (A): sends ``hello``, answers the challenge."""
+    """The side that opened the connection (A): sends ``hello``, answers the challenge.
 
-    __slots__ = ("_hello", "_nonce", "_secret", "node_id", "peer_id")
+    ``to``: the address this connection reached (the host's socket peer address, as
+    ``host:port``; the destination node in the simulator), bound into both proofs.
+    """
 
-    def __init__(self, secret: bytes, node_id: str, nonce: bytes, hello: dict[str, Any]) -> None:
+    __slots__ = ("_hello", "_nonce", "_secret", "node_id", "peer_id", "to")
+
+    def __init__(self, secret: bytes, node_id: str, nonce: bytes, hello: dict[str, Any], to: str) -> None:
         self._secret = secret
         self.node_id = node_id
         self._nonce = _check_nonce(nonce)
         self._hello = hello
+        self.to = to
         #: The acceptor's node id, once its challenge proved it.
         self.peer_id: str | None = None
 
     def hello(self) -> dict[str, Any]:
-        """The first frame: the system's hello plus this connection's nonce."""
-        return {**self._hello, "node_id": self.node_id, "nonce": self._nonce}
+        """The first frame: the system's hello plus this connection's nonce and ``to``."""
+        return {**self._hello, "node_id": self.node_id, "nonce": self._nonce, "to": self.to}
 
     def on_challenge(self, obj: Any, expect: str | None = None) -> dict[str, Any]:
         """Check the acceptor's challenge and answer the ``auth`` frame.
@@ -130,25 +155,35 @@ class Connector:
             raise PeerAuthError("challenge needs a string node_id")
         nb = _nonce(obj, "challenge")
         proof = _proof_of(obj, "challenge")
-        want = _proof(self._secret, b"acceptor", self._nonce, nb, self.node_id, peer_id)
+        want = _proof(self._secret, b"acceptor", self._nonce, nb, self.node_id, peer_id, self.to)
         if not hmac.compare_digest(proof, want):
-            raise PeerAuthError(f"{brief(peer_id)} does not hold this cluster's secret (wrong challenge proof)")
+            raise PeerAuthError(
+                f"{brief(peer_id)} does not hold this cluster's secret (wrong challenge proof; or our hello "
+                f"for {brief(self.to)} was relayed to it)"
+            )
         if expect is not None and peer_id != expect:
             raise PeerAuthError(f"expected node {brief(expect)} at this address, found {brief(peer_id)}")
         self.peer_id = peer_id
-        return {"type": AUTH, "proof": _proof(self._secret, b"connector", self._nonce, nb, self.node_id, peer_id)}
+        return {"type": AUTH, "proof": _proof(self._secret, b"connector", self._nonce, nb, self.node_id, peer_id, self.to)}
 
 
 class Acceptor:
-    """The side that accepted the connection (B): challenges the hello, checks ``auth``."""
+    """The side that accepted the connection (B): challenges the hello, checks ``auth``.
 
-    __slots__ = ("_na", "_nonce", "_secret", "node_id", "peer_id")
+    ``reachable``: the addresses this connection may have been reached at (the host's
+    socket address, the node's advertised address and what it resolves to); a hello whose
+    ``to`` is none of them is refused (it was dialled elsewhere and relayed here).
+    """
 
-    def __init__(self, secret: bytes, node_id: str, nonce: bytes) -> None:
+    __slots__ = ("_na", "_nonce", "_reachable", "_secret", "_to", "node_id", "peer_id")
+
+    def __init__(self, secret: bytes, node_id: str, nonce: bytes, reachable: Collection[str]) -> None:
         self._secret = secret
         self.node_id = node_id
         self._nonce = _check_nonce(nonce)
+        self._reachable = reachable
         self._na = b""
+        self._to = ""
         #: The connector's node id as its hello claims it; proven only once on_auth returns.
         self.peer_id: str | None = None
 
@@ -159,13 +194,19 @@ class Acceptor:
             raise PeerAuthError("a second hello on one connection")
         if not peer_id:
             raise PeerAuthError("hello needs a node_id")
-        self._na = hello_nonce(hello)
+        na = hello_nonce(hello)
+        to = _to_of(hello)
+        if to not in self._reachable:
+            raise PeerAuthError(
+                f"the hello was sent to {brief(to)}, which is not an address of this node (a relayed handshake?)"
+            )
+        self._na, self._to = na, to
         self.peer_id = peer_id
         return {
             "type": CHALLENGE,
             "node_id": self.node_id,
             "nonce": self._nonce,
-            "proof": _proof(self._secret, b"acceptor", self._na, self._nonce, peer_id, self.node_id),
+            "proof": _proof(self._secret, b"acceptor", na, self._nonce, peer_id, self.node_id, to),
         }
 
     def on_auth(self, obj: Any) -> str:
@@ -176,7 +217,7 @@ class Acceptor:
         if type(obj) is not dict or obj.get("type") != AUTH:
             raise PeerAuthError("expected auth after the challenge")
         proof = _proof_of(obj, "auth")
-        want = _proof(self._secret, b"connector", self._na, self._nonce, peer_id, self.node_id)
+        want = _proof(self._secret, b"connector", self._na, self._nonce, peer_id, self.node_id, self._to)
         if not hmac.compare_digest(proof, want):
             raise PeerAuthError(f"{brief(peer_id)} does not hold this cluster's secret (wrong auth proof)")
         return peer_id
