@@ -16,6 +16,7 @@ __all__ = [
     "byte_size",
     "output_buffer_limit",
     "count",
+    "fraction",
     "non_negative_count",
     "peer_address",
     "port",
@@ -132,6 +133,17 @@ def positive_number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError("must be a finite number > 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in (0, 1]: a share of something, such as the writes ``--trace-sample`` keeps."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError("must be a number > 0 and <= 1")
     return value
 
 

@@ -50,6 +50,7 @@ from runtime.argtypes import (
     advertise_address,
     byte_size,
     count,
+    fraction,
     non_negative_count,
     output_buffer_limit,
     peer_address,
@@ -153,6 +154,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--trace", type=Path, metavar="FILE",
         help="write trace events (writes, replica applies, membership) as JSON lines, the simulator's schema",
+    )
+    parser.add_argument(
+        "--trace-sample", type=fraction, default=1.0, metavar="FRACTION",
+        help="with --trace, keep the write, apply and read_repair events of this share of the keys only, "
+        "the same keys on every node (crc32 of the key < FRACTION * 2**32); other events are always kept "
+        "(default 1: every write)",
     )
     memory = parser.add_argument_group("memory")
     _config_option(memory, "max_memory", type=byte_size, metavar="BYTES")
@@ -440,7 +447,7 @@ async def serve(args: argparse.Namespace) -> int:
         loop=loop,
         tls=args.tls.peer_context() if tls is not None else None,
     )
-    trace = TraceFile(args.trace, loop) if args.trace else None
+    trace = TraceFile(args.trace, loop, sample=args.trace_sample) if args.trace else None
     refs = spawn_node(
         real_ctx(args.node_id, scheduler, trace=trace, send=links.send, host_stats=server.stats), config
     )
