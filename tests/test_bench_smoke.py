@@ -200,3 +200,28 @@ def test_tls_benchmark_runs(tmp_path: Path) -> None:
         plain, tls, auth = (float(r[i].replace(",", "")) for i in (3, 4, 6))
         assert all(float(x) > 0 for x in r[8].split(" / ")), r  # node CPU per request, each mode
         assert plain > 0 and tls > 0 and auth > 0, r
+
+
+def test_c_loadgen_builds_and_drives_a_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bench/loadgen.c`` compiles (here into a fresh directory), and for about a second drives a real node at every
+    workload's shape (sets, then gets that hit) with every reply a success."""
+    from bench import cloadgen
+    from bench.servers import node_server
+
+    if cloadgen.compiler() is None:
+        pytest.skip("no C compiler (cc, gcc or clang) to build bench/loadgen.c")
+    monkeypatch.setattr(cloadgen, "BUILD", tmp_path)
+    assert cloadgen.binary().parent == tmp_path
+    node = node_server("bench", resp=False)
+    try:
+        argv = ["--addr", f"127.0.0.1:{node.port}", "--conns", "4", "--pipeline", "4", "--keys", "500", "--duration", "0.5"]
+        results = [cloadgen.run_load(cloadgen.parser().parse_args([*argv, "--workload", w])) for w in ("set", "mix")]
+    finally:
+        node.terminate()
+    for r in results:
+        assert r.ops > 0 and r.ops_per_s > 0 and r.errors == 0 and r.prefill_errors == 0, r
+        assert 0 < r.percentile(0.5) <= r.percentile(0.99)
+    out = _run("bench.loadgen_check", "--duration", "0.3", "--rounds", "1", "--conns", "4", "--pipelines", "4")
+    assert "errors: 0" in out
+    row = next(line for line in out.splitlines() if line.startswith("| mix | 4 |"))
+    assert all(float(c.replace(",", "")) > 0 for c in row.strip("|").split("|")[2:8]), row
