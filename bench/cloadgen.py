@@ -70,6 +70,8 @@ class CLoadResult:
     #: (upper bound in µs, count) per non-empty histogram bucket, ascending.
     histogram: list[tuple[int, int]] = field(default_factory=list)
     prefill_errors: int = 0
+    #: CPU seconds (user + system) the generator used over the measured run (prefill excluded).
+    cpu_seconds: float = 0.0
 
     @property
     def ops_per_s(self) -> float:
@@ -106,7 +108,7 @@ def run_load(args: argparse.Namespace, cpu: int | None = None) -> CLoadResult:
     if out.returncode != 0:
         raise RuntimeError(f"bench/loadgen.c exited with {out.returncode}: {out.stderr.strip()}")
     r = json.loads(out.stdout)
-    return CLoadResult(r["ops"], r["errors"], r["seconds"], [tuple(b) for b in r["hist"]], r["prefill_errors"])
+    return CLoadResult(r["ops"], r["errors"], r["seconds"], [tuple(b) for b in r["hist"]], r["prefill_errors"], r["cpu_s"])
 
 
 def parser() -> argparse.ArgumentParser:
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({
         "ops": r.ops, "errors": r.errors, "ops_per_s": round(r.ops_per_s),
         "p50_ms": round(r.percentile(0.5), 3), "p99_ms": round(r.percentile(0.99), 3),
+        "cpu_s": round(r.cpu_seconds, 3),
     }))
     return 0
 

@@ -12,7 +12,8 @@
  *
  * Output, one JSON line on stdout:
  *   {"ops":..,"errors":..,"seconds":..,"ops_per_s":..,"p50_ms":..,"p99_ms":..,
- *    "prefill_errors":..,"hist":[[upper_us,count],...]}
+ *    "cpu_s":..,"prefill_errors":..,"hist":[[upper_us,count],...]}
+ * cpu_s: this process's user + system CPU seconds over the measured run (prefill excluded).
  * Exit status 2 on bad arguments or when a connection fails.
  */
 #define _GNU_SOURCE
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -325,15 +327,20 @@ int main(int argc, char **argv) {
         run_phase(conns);
         prefill = 0;
     }
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
     double t0 = now_s();
     stop_at = t0 + duration;
     run_phase(conns);
     double seconds = now_s() - t0;
+    getrusage(RUSAGE_SELF, &ru1);
+    double cpu = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) * 1e-6 +
+                 (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) * 1e-6;
 
     printf("{\"ops\":%lld,\"errors\":%lld,\"seconds\":%.6f,\"ops_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-           "\"prefill_errors\":%lld,\"hist\":[",
+           "\"cpu_s\":%.3f,\"prefill_errors\":%lld,\"hist\":[",
            ops, errors, seconds, seconds > 0 ? ops / seconds : 0.0, percentile_ms(0.5, ops), percentile_ms(0.99, ops),
-           prefill_errors);
+           cpu, prefill_errors);
     int first = 1;
     for (int i = 0; i < NBUCKETS; i++) {
         if (!hist[i]) continue;

@@ -7,7 +7,8 @@ itself (and so both load generators) to CPU 1, and drives each server with
 the two generators alternating first from round to round. Every key is set before the
 first round, so gets hit for both. Prints, per workload and pipeline, the median ops/s
 of the rounds, the C/Python ratio on each server and node/bare as the C generator sees
-it; ``--record`` appends the table to ``bench/RESULTS.md`` (or ``--results``).
+it, and the C generator's CPU share of its run against the bare server (well
+under 100%: not the bottleneck); ``--record`` appends the table to ``bench/RESULTS.md`` (or ``--results``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     pipelines = [int(x) for x in args.pipelines.split(",")]
     ops: dict[tuple[str, str, str, int], list[float]] = {}
     p99: dict[tuple[str, str, str, int], list[float]] = {}
+    busy: dict[tuple[str, str, str, int], list[float]] = {}  # the C generator's CPU share of its run
     errors = 0
     try:
         for server in servers.values():  # every key set once (the C generator's prefill), gets hit from here on
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                             errors += r.errors
                             ops.setdefault((name, gen, workload, pipeline), []).append(r.ops_per_s)
                             p99.setdefault((name, gen, workload, pipeline), []).append(r.percentile(0.99))
+                            if gen == "c":
+                                busy.setdefault((name, gen, workload, pipeline), []).append(r.cpu_seconds / r.seconds)
     finally:
         for server in servers.values():
             server.terminate()
@@ -99,11 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 f"| {workload} | {pipeline} | {bp:,.0f} | {bc:,.0f} | {bc / bp:.2f} | {np_:,.0f} | {nc:,.0f} | {nc / np_:.2f} "
                 f"| {med(p99, 'bare', 'c', workload, pipeline):.2f} / {med(p99, 'node', 'c', workload, pipeline):.2f} "
-                f"| {bc / nc:.2f} |"
+                f"| {bc / nc:.2f} | {med(busy, 'bare', 'c', workload, pipeline):.0%} |"
             )
     header = (
         "| workload | pipeline | bare, Python gen | bare, C gen | C / Python | node, Python gen | node, C gen | C / Python "
-        "| p99 ms bare / node (C gen) | bare / node (C gen) |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| p99 ms bare / node (C gen) | bare / node (C gen) | C gen CPU (bare) |\n|---|---|---|---|---|---|---|---|---|---|---|"
     )
     print(header)
     for row in rows:
