@@ -6,26 +6,38 @@ latency at half the cluster's peak. ``python -m bench.cluster_throughput [--reco
    3-node cluster (``--replicas 3 --write-consistency quorum``; the connections spread
    over the three nodes), ``--rounds`` times interleaved (median shown). Ratio
    cluster/single, and each side's node CPU time per request (all its processes, /proc).
-2. Replication latency: a fresh cluster with ``--trace FILE`` on each node takes the same
-   load rate-limited to half the cluster's untraced peak (``loadgen --rate``). From the
-   merged traces (one system-wide monotonic clock), :func:`sim.latency.replication_latencies`
-   gives milliseconds from the coordinator accepting a write (``write``) to each replica
-   applying it (``apply``): without the coordinator's own copy, and with it.
+2. Replication latency: a fresh cluster with ``--trace FILE --trace-sample S`` on each node
+   (``--trace-sample``, default 0.01: the writes of 1% of the keys are traced, the same keys
+   on every node) takes the same load rate-limited to half the cluster's untraced peak
+   (``loadgen --rate``). From the merged traces (one system-wide monotonic clock),
+   :func:`sim.latency.replication_latencies` gives milliseconds from the coordinator
+   accepting a write (``write``) to each replica applying it (``apply``): without the
+   coordinator's own copy, and with it.
+3. ``--trace-cost``: the cost of tracing itself. Two more clusters, one without ``--trace``
+   and one tracing every write (``--trace-sample 1``), take the same rate-limited load,
+   ``--rounds`` times, the three alternating (order reversed every other round); each one's
+   node CPU per set (median over the rounds) and, for both traced ones, replication latency.
+
+``--pin``: every node on CPU 0 (``taskset``), this process and its load generator on CPU 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 from bench.loadgen import LoadResult, parser as load_parser, run_load
 from bench.results import RESULTS, machine, record
-from bench.servers import conditions, cpu_seconds, node_server
+from bench.servers import conditions, cpu_seconds, node_server, pin_prefix
+from runtime.argtypes import fraction
 from runtime.local_cluster import LocalCluster
 from sim.latency import percentiles, replication_latencies
-from sim.traces import load_trace
+from sim.traces import TraceEvent, load_trace
 
 HEADING = "Cluster: set throughput and replication latency at half of peak (`bench/cluster_throughput.py`)"
 CLUSTER_ARGS = ["--replicas", "3", "--write-consistency", "quorum", "--log-level", "warning"]
@@ -62,6 +74,16 @@ def _median(runs: list[tuple[LoadResult, float]]) -> tuple[LoadResult, float]:
     return ordered[(len(ordered) - 1) // 2]
 
 
+def _latency_rows(name: str, trace: list[TraceEvent]) -> list[str]:
+    rows = []
+    for what, local in (("to the other replicas (coordinator's own copy excluded)", False), ("to every replica (coordinator's own copy included)", True)):
+        q = percentiles(replication_latencies(trace, local=local))
+        rows.append(
+            f"| {what}{name} | {q['p50']:.3f} | {q['p90']:.3f} | {q['p99']:.3f} | {q['max']:.3f} | {q['count']:,} |"
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.cluster_throughput")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
@@ -72,16 +94,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--procs", type=int, default=1, help="load generator processes")
     p.add_argument("--rounds", type=int, default=3, help="interleaved peak runs; the median is reported")
     p.add_argument("--fraction", type=float, default=0.5, help="of the cluster's peak, for the latency run")
+    p.add_argument(
+        "--trace-sample", type=fraction, default=0.01, metavar="FRACTION",
+        help="the latency run's nodes' --trace-sample: the share of keys whose writes are traced (default 0.01)",
+    )
+    p.add_argument(
+        "--trace-cost", action="store_true",
+        help="also run the latency load on a cluster without --trace and on one tracing every write, "
+        "--rounds times alternating with the sampled one: node CPU per set of each",
+    )
+    p.add_argument("--pin", action="store_true", help="nodes on CPU 0, this process and its load generator on CPU 1")
     p.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
     p.add_argument("--results", type=Path, default=RESULTS, help=argparse.SUPPRESS)  # tests record elsewhere
     args = p.parse_args(argv)
     load_note = conditions()  # before we load the machine ourselves
+    node_cpu = 0 if args.pin and pin_prefix(1) else None
+    if node_cpu is not None:
+        os.sched_setaffinity(0, {1})  # the load generator's processes inherit it
+    prefix = pin_prefix(node_cpu)
 
     single_runs: list[tuple[LoadResult, float]] = []
     cluster_runs: list[tuple[LoadResult, float]] = []
-    solo = node_server("solo", resp=False)
+    solo = node_server("solo", resp=False, cpu=node_cpu)
     try:
-        with LocalCluster(3, node_args=CLUSTER_ARGS) as cluster:
+        with LocalCluster(3, node_args=CLUSTER_ARGS, prefix=prefix) as cluster:
             addrs = list(cluster.addresses.values())
             for _ in range(args.rounds):
                 single_runs.append(measured([f"127.0.0.1:{solo.port}"], [solo.pid], args))
@@ -98,13 +134,41 @@ def main(argv: list[str] | None = None) -> int:
     peak, cluster_cpu = _median(cluster_runs)
     target = peak.ops_per_s * args.fraction
 
-    with tempfile.TemporaryDirectory(prefix="actorcache-trace-") as tmp:
-        with LocalCluster(3, trace_dir=tmp, node_args=CLUSTER_ARGS) as cluster:
-            rated, rated_cpu = measured(list(cluster.addresses.values()), cluster.pids, args, rate=target)
-        trace = load_trace(*(Path(tmp) / f"{node}.jsonl" for node in cluster.ids))
-    remote = percentiles(replication_latencies(trace, local=False))
-    every = percentiles(replication_latencies(trace, local=True))
+    sampled = f"--trace --trace-sample {args.trace_sample:g}"
+    # (label, --trace-sample or None for no --trace); the sampled cluster is the latency run.
+    variants: list[tuple[str, float | None]] = [(sampled, args.trace_sample)]
+    if args.trace_cost:
+        variants = [("no --trace", None), ("--trace, every write (--trace-sample 1)", 1.0), *variants]
+    rated_runs: dict[str, list[tuple[LoadResult, float]]] = {label: [] for label, _ in variants}
+    traces: dict[str, list[TraceEvent]] = {}
+    with tempfile.TemporaryDirectory(prefix="actorcache-trace-") as tmp, contextlib.ExitStack() as stack:
+        clusters = {}
+        for n, (label, sample) in enumerate(variants):
+            if sample is None:
+                clusters[label] = stack.enter_context(LocalCluster(3, node_args=CLUSTER_ARGS, prefix=prefix))
+            else:
+                clusters[label] = stack.enter_context(
+                    LocalCluster(
+                        3, trace_dir=Path(tmp) / str(n), prefix=prefix,
+                        node_args=[*CLUSTER_ARGS, "--trace-sample", f"{sample!r}"],
+                    )
+                )
+        for round_ in range(args.rounds if args.trace_cost else 1):
+            for label, _ in variants if round_ % 2 == 0 else variants[::-1]:
+                c = clusters[label]
+                rated_runs[label].append(measured(list(c.addresses.values()), c.pids, args, rate=target))
+                r, cpu = rated_runs[label][-1]
+                print(
+                    f"  {label}: {r.ops_per_s:,.0f} set/s, p99 {r.percentile(0.99):.2f} ms, node CPU {cpu:.1f} us/set",
+                    file=sys.stderr, flush=True,
+                )
+        stack.close()  # the nodes flush their traces on exit
+        for label, sample in variants:
+            if sample is not None:
+                traces[label] = load_trace(*clusters[label].trace_files)
+    trace = traces[sampled]
     writes = sum(1 for _, _, kind, _ in trace if kind == "write")
+    rated, rated_cpu = _median(rated_runs[sampled])
 
     def row(name: str, r: LoadResult, cpu: float, ratio: float) -> str:
         return (
@@ -120,35 +184,53 @@ def main(argv: list[str] | None = None) -> int:
             row("3 nodes, --replicas 3, quorum writes", peak, cluster_cpu, peak.ops_per_s / single.ops_per_s),
         ]
     )
+    latency_rows = _latency_rows("", trace)
+    if "--trace, every write (--trace-sample 1)" in traces:
+        latency_rows += _latency_rows(", every write traced", traces["--trace, every write (--trace-sample 1)"])
     latency = "\n".join(
-        [
-            "| replication latency, ms | p50 | p90 | p99 | max | samples |",
-            "|---|---|---|---|---|---|",
-            f"| to the other replicas (coordinator's own copy excluded) | {remote['p50']:.3f} | {remote['p90']:.3f} | {remote['p99']:.3f} | {remote['max']:.3f} | {remote['count']:,} |",
-            f"| to every replica (coordinator's own copy included) | {every['p50']:.3f} | {every['p90']:.3f} | {every['p99']:.3f} | {every['max']:.3f} | {every['count']:,} |",
-        ]
+        ["| replication latency, ms | p50 | p90 | p99 | max | samples |", "|---|---|---|---|---|---|", *latency_rows]
     )
+    cost = ""
+    if args.trace_cost:
+        off_cpu = statistics.median(cpu for _, cpu in rated_runs["no --trace"])
+        lines = [
+            f"| latency load, `--rate {target:,.0f}` | set/s (median) | client p99 ms per batch (median) "
+            "| node CPU us/set (median) | vs no --trace | CPU us/set per round |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, _ in variants:
+            runs = rated_runs[label]
+            cpu = statistics.median(c for _, c in runs)
+            lines.append(
+                f"| {label} | {statistics.median(r.ops_per_s for r, _ in runs):,.0f} "
+                f"| {statistics.median(r.percentile(0.99) for r, _ in runs):.2f} | {cpu:.1f} | {cpu / off_cpu:.2f} "
+                f"| {', '.join(f'{c:.1f}' for _, c in runs)} |"
+            )
+        cost = "\n".join(lines)
     rated_text = (
-        f"Latency run: a fresh traced cluster (`--trace` on each node), `--rate {target:,.0f}` "
+        f"Latency run: a fresh traced cluster (`{sampled}` on each node), `--rate {target:,.0f}` "
         f"({args.fraction:.0%} of the peak above), achieved {rated.ops_per_s:,.0f} set/s "
         f"({rated.ops_per_s / peak.ops_per_s:.0%} of peak) for {args.duration:g} s; client p50 / p99 per batch "
         f"{rated.percentile(0.5):.2f} / {rated.percentile(0.99):.2f} ms; {rated.errors:,} errors; "
-        f"node CPU {rated_cpu:.1f} us/set; {writes:,} traced writes."
+        f"node CPU {rated_cpu:.1f} us/set; {writes:,} traced writes"
+        + (f" (median of {args.rounds} rounds; latency over all of them)." if args.trace_cost else ".")
     )
     spread = (
         f"Peak ops/s over the rounds: single {', '.join(f'{r.ops_per_s:,.0f}' for r, _ in single_runs)}; "
         f"cluster {', '.join(f'{r.ops_per_s:,.0f}' for r, _ in cluster_runs)}."
     )
-    print(throughput, latency, rated_text, spread, sep="\n\n", flush=True)
+    print(throughput, latency, rated_text, spread, *([cost] if cost else []), sep="\n\n", flush=True)
     if args.record:
         record(
             HEADING,
             "python -m bench.cluster_throughput " + " ".join(argv if argv is not None else sys.argv[1:]),
-            f"{machine()}; {load_note}; nodes and load generator ({args.procs} process(es)) share the machine, all on loopback; "
+            f"{machine()}; {load_note}; nodes and load generator ({args.procs} process(es)) share the machine, all on loopback"
+            + ("; every node pinned to CPU 0, the load generator to CPU 1 (`taskset`); " if node_cpu is not None else "; no pinning; ")
+            +
             f"`bench/loadgen.py --workload set --conns {args.conns} --pipeline {args.pipeline} --value-size "
             f"{args.value_size} --keys {args.keys:,}`, {args.duration:g} s per run; the cluster's connections spread "
             f"over its 3 nodes; {args.rounds} interleaved peak round(s), the median shown.\n\n"
-            + throughput + "\n\n" + spread + "\n\n" + rated_text + "\n\n" + latency,
+            + throughput + "\n\n" + spread + "\n\n" + rated_text + "\n\n" + latency + ("\n\n" + cost if cost else ""),
             path=args.results,
         )
     return 0

@@ -134,10 +134,15 @@ def test_cluster_throughput_benchmark_runs(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     out = _run(
         "bench.cluster_throughput", "--duration", "0.5", "--rounds", "1", "--conns", "6", "--pipeline", "4",
-        "--record", "--results", str(results),
+        "--trace-sample", "0.5", "--trace-cost", "--record", "--results", str(results),
     )
     assert "to every replica (coordinator's own copy included)" in results.read_text()
     rows = {r[0]: r for r in _table_rows(out)}
+    for label in ("no --trace", "--trace, every write (--trace-sample 1)", "--trace --trace-sample 0.5"):
+        assert float(rows[label][3]) > 0, label  # node CPU per set of each variant
+    sampled = int(rows["to every replica (coordinator's own copy included)"][-1].replace(",", ""))
+    every = int(rows["to every replica (coordinator's own copy included), every write traced"][-1].replace(",", ""))
+    assert 0 < sampled < every  # about half of the keys' writes traced
     assert float(rows["3 nodes, --replicas 3, quorum writes"][1].replace(",", "")) > 0
     assert rows["single node"][4] == "0" and rows["3 nodes, --replicas 3, quorum writes"][4] == "0"  # no errors
     remote = rows["to the other replicas (coordinator's own copy excluded)"]
