@@ -195,16 +195,18 @@ def main(argv: list[str] | None = None) -> int:
         off_cpu = statistics.median(cpu for _, cpu in rated_runs["no --trace"])
         lines = [
             f"| latency load, `--rate {target:,.0f}` | set/s (median) | client p99 ms per batch (median) "
-            "| node CPU us/set (median) | vs no --trace | CPU us/set per round |",
-            "|---|---|---|---|---|---|",
+            "| node CPU us/set (median) | vs no --trace (medians) | vs no --trace (median of per-round ratios) "
+            "| CPU us/set per round |",
+            "|---|---|---|---|---|---|---|",
         ]
         for label, _ in variants:
             runs = rated_runs[label]
             cpu = statistics.median(c for _, c in runs)
+            per_round = statistics.median(c / off for (_, c), (_, off) in zip(runs, rated_runs["no --trace"]))
             lines.append(
                 f"| {label} | {statistics.median(r.ops_per_s for r, _ in runs):,.0f} "
                 f"| {statistics.median(r.percentile(0.99) for r, _ in runs):.2f} | {cpu:.1f} | {cpu / off_cpu:.2f} "
-                f"| {', '.join(f'{c:.1f}' for _, c in runs)} |"
+                f"| {per_round:.2f} | {', '.join(f'{c:.1f}' for _, c in runs)} |"
             )
         cost = "\n".join(lines)
     rated_text = (
@@ -212,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         f"({args.fraction:.0%} of the peak above), achieved {rated.ops_per_s:,.0f} set/s "
         f"({rated.ops_per_s / peak.ops_per_s:.0%} of peak) for {args.duration:g} s; client p50 / p99 per batch "
         f"{rated.percentile(0.5):.2f} / {rated.percentile(0.99):.2f} ms; {rated.errors:,} errors; "
-        f"node CPU {rated_cpu:.1f} us/set; {writes:,} traced writes"
-        + (f" (median of {args.rounds} rounds; latency over all of them)." if args.trace_cost else ".")
+        f"node CPU {rated_cpu:.1f} us/set"
+        + (f" (the median of {args.rounds} rounds)" if args.trace_cost else "")
+        + f"; {writes:,} traced writes" + (", all rounds: the latency tables below are over them." if args.trace_cost else ".")
     )
     spread = (
         f"Peak ops/s over the rounds: single {', '.join(f'{r.ops_per_s:,.0f}' for r, _ in single_runs)}; "
