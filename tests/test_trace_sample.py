@@ -51,6 +51,7 @@ def test_sink_drops_unselected_keyed_events_and_keeps_the_rest(tmp_path: Path) -
             sink(1.0, "n1", "apply", {"key": key, "version": [1, 0]})
             sink(1.0, "n1", "read_repair", {"key": key, "replica": "n2"})
         sink(2.0, "n1", "view", {"changes": []})
+        sink(2.0, "n1", "apply", {"version": [1, 0]})  # no key: kept, never an error in an actor's turn
         sink(2.0, "n1", "version_refused", {"peer": "n2", "versions": 1, "beyond_ms": 5})
         sink.close()
     finally:
@@ -59,7 +60,8 @@ def test_sink_drops_unselected_keyed_events_and_keeps_the_rest(tmp_path: Path) -
     want = {key for key in keys if selected(key)}
     assert 0 < len(want) < len(keys)
     for kind in ("write", "apply", "read_repair"):
-        assert sorted(e["key"] for e in events if e["kind"] == kind) == sorted(want)
+        assert sorted(e["key"] for e in events if e["kind"] == kind and "key" in e) == sorted(want)
+    assert [e for e in events if "key" not in e and e["kind"] == "apply"] == [{"t": 2.0, "node": "n1", "kind": "apply", "version": [1, 0]}]
     assert [e["kind"] for e in events if e["kind"] not in ("write", "apply", "read_repair")] == ["view", "version_refused"]
 
 
