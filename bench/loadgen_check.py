@@ -7,14 +7,15 @@ itself (and so both load generators) to CPU 1, and drives each server with
 the two generators alternating first from round to round. Every key is set before the
 first round, so gets hit for both. Prints, per workload and pipeline, the median ops/s
 of the rounds, the C/Python ratio on each server and node/bare as the C generator sees
-it, and the C generator's CPU share of its run against the bare server (well
-under 100%: not the bottleneck); ``--record`` appends the table to ``bench/RESULTS.md`` (or ``--results``).
+it, and each generator's CPU share of its run against the bare server (one core is
+100%: a generator near it is the bottleneck); ``--record`` appends the table to ``bench/RESULTS.md`` (or ``--results``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,12 +38,20 @@ def _load_args(port: int, workload: str, pipeline: int, args: argparse.Namespace
     ]
 
 
-def _run(gen: str, port: int, workload: str, pipeline: int, args: argparse.Namespace) -> Any:
+def _run(gen: str, port: int, workload: str, pipeline: int, args: argparse.Namespace) -> tuple[Any, float]:
+    """One run of generator ``gen``: its result and its CPU share (CPU seconds per second of the run)."""
     argv = _load_args(port, workload, pipeline, args)
-    r = cloadgen.run_load(cloadgen.parser().parse_args(argv)) if gen == "c" else loadgen.run_load(loadgen.parser().parse_args(argv))
+    if gen == "c":
+        r = cloadgen.run_load(cloadgen.parser().parse_args(argv))
+        cpu = r.cpu_seconds
+    else:  # the worker process is reaped by run_load: its CPU is in RUSAGE_CHILDREN (start-up included)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r = loadgen.run_load(loadgen.parser().parse_args(argv))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if r.errors:
         print(f"  {gen} generator: {r.errors} errors ({workload} P{pipeline})", file=sys.stderr)
-    return r
+    return r, cpu / r.seconds if r.seconds else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     pipelines = [int(x) for x in args.pipelines.split(",")]
     ops: dict[tuple[str, str, str, int], list[float]] = {}
     p99: dict[tuple[str, str, str, int], list[float]] = {}
-    busy: dict[tuple[str, str, str, int], list[float]] = {}  # the C generator's CPU share of its run
+    busy: dict[tuple[str, str, str, int], list[float]] = {}  # each generator's CPU share of its run
     errors = 0
     try:
         for server in servers.values():  # every key set once (the C generator's prefill), gets hit from here on
@@ -82,12 +91,11 @@ def main(argv: list[str] | None = None) -> int:
                 for pipeline in pipelines:
                     for name, server in servers.items():
                         for gen in gens:
-                            r = _run(gen, server.port, workload, pipeline, args)
+                            r, share = _run(gen, server.port, workload, pipeline, args)
                             errors += r.errors
                             ops.setdefault((name, gen, workload, pipeline), []).append(r.ops_per_s)
                             p99.setdefault((name, gen, workload, pipeline), []).append(r.percentile(0.99))
-                            if gen == "c":
-                                busy.setdefault((name, gen, workload, pipeline), []).append(r.cpu_seconds / r.seconds)
+                            busy.setdefault((name, gen, workload, pipeline), []).append(share)
     finally:
         for server in servers.values():
             server.terminate()
@@ -103,11 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 f"| {workload} | {pipeline} | {bp:,.0f} | {bc:,.0f} | {bc / bp:.2f} | {np_:,.0f} | {nc:,.0f} | {nc / np_:.2f} "
                 f"| {med(p99, 'bare', 'c', workload, pipeline):.2f} / {med(p99, 'node', 'c', workload, pipeline):.2f} "
-                f"| {bc / nc:.2f} | {med(busy, 'bare', 'c', workload, pipeline):.0%} |"
+                f"| {bc / nc:.2f} | {med(busy, 'bare', 'py', workload, pipeline):.0%} / {med(busy, 'bare', 'c', workload, pipeline):.0%} |"
             )
     header = (
         "| workload | pipeline | bare, Python gen | bare, C gen | C / Python | node, Python gen | node, C gen | C / Python "
-        "| p99 ms bare / node (C gen) | bare / node (C gen) | C gen CPU (bare) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "| p99 ms bare / node (C gen) | bare / node (C gen) | gen CPU, Python / C (bare) |\n|---|---|---|---|---|---|---|---|---|---|---|"
     )
     print(header)
     for row in rows:
