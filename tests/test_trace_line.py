@@ -30,3 +30,10 @@ def test_an_unserializable_field_raises_type_error() -> None:
 
     with pytest.raises(TypeError, match="not JSON serializable"):
         trace_line(1.0, "n", "k", {"x": object()})
+
+
+def test_a_field_cannot_overwrite_the_envelope() -> None:
+    """An event whose details carry a ``kind`` (e.g. the message kind a refusal names) keeps
+    its own kind, node and time: a trace reader files it under the event it is."""
+    line = json.loads(trace_line(1.5, "n1", "version_refused", {"kind": "ReplicaResponse", "node": "x", "t": 9, "peer": "n2"}))
+    assert (line["t"], line["node"], line["kind"], line["peer"]) == (1.5, "n1", "version_refused", "n2")

@@ -201,7 +201,7 @@ class Coordinator:
         results, (refused, furthest) = bound_results(msg.results, limit := limit_ms(self.io.wall(), self.max_skew_s))
         if refused:  # an answer stamped beyond the clock bound is that replica's refusal
             self.counters["versions_refused"] += refused
-            self.io.trace("version_refused", peer=src, versions=refused, beyond_ms=furthest - limit, kind="replica_response")
+            self.io.trace("version_refused", peer=src, versions=refused, beyond_ms=furthest - limit, message="replica_response")
             self.refusals.note(src, "replica_response", refused, furthest - limit)
             msg = ReplicaResponse(msg.req, results, msg.start, msg.ack)
         if not requests.fits(route, msg):

@@ -50,7 +50,7 @@ class ReplicaServer:
         ops, errors, (refused, furthest) = bound_ops(msg.ops, limit)
         if refused:
             self.refused += refused
-            io.trace("version_refused", peer=env.src, versions=refused, beyond_ms=furthest - limit, kind="replica_request")
+            io.trace("version_refused", peer=env.src, versions=refused, beyond_ms=furthest - limit, message="replica_request")
             self.log.note(env.src, "replica_request", refused, furthest - limit)
         observe = self.clock.observe
         for _, op in ops:

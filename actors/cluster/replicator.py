@@ -161,7 +161,7 @@ class Replicator(ScheduledActor):
                 msg = dataclasses.replace(msg, listings=tuple(listings))
         if refused:
             self.counters["versions_refused"] += refused
-            self.ctx.trace("version_refused", peer=src, versions=refused, beyond_ms=furthest - limit, kind=type(msg).__name__)
+            self.ctx.trace("version_refused", peer=src, versions=refused, beyond_ms=furthest - limit, message=type(msg).__name__)
             self.refusals.note(src, type(msg).__name__, refused, furthest - limit)
         return msg
 

@@ -6,7 +6,8 @@ the microsecond, compact separators. The simulator stamps virtual time; the real
 system-wide, so the traces of nodes on one machine share a timeline. The events and their
 fields are each system's own (the cache's key ones: ``write``, a coordinator accepted a
 write: ``key``, ``version``, ``replicas``; ``apply``, a replica applied it: ``key``,
-``version``, ``via`` for repairs).
+``version``, ``via`` for repairs). The envelope wins: a field named ``t``, ``node`` or
+``kind`` cannot overwrite the event's own.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ _encode = (
 
 
 def trace_line(t: float, node: str, kind: str, fields: dict[str, Any]) -> str:
-    return "".join(_encode({"t": round(t, 6), "node": node, "kind": kind, **fields}, 0))
+    return "".join(_encode({**fields, "t": round(t, 6), "node": node, "kind": kind}, 0))
 
 
 if _encode is None:  # no C accelerator (not CPython): the reference it stands for
 
     def trace_line(t: float, node: str, kind: str, fields: dict[str, Any]) -> str:  # noqa: F811
-        return json.dumps({"t": round(t, 6), "node": node, "kind": kind, **fields}, sort_keys=True, separators=(",", ":"))
+        return json.dumps({**fields, "t": round(t, 6), "node": node, "kind": kind}, sort_keys=True, separators=(",", ":"))
