@@ -7,8 +7,9 @@ itself (and so both load generators) to CPU 1, and drives each server with
 the two generators alternating first from round to round. Every key is set before the
 first round, so gets hit for both. Prints, per workload and pipeline, the median ops/s
 of the rounds, the C/Python ratio on each server and node/bare as the C generator sees
-it, and each generator's CPU share of its run against the bare server (one core is
-100%: a generator near it is the bottleneck); ``--record`` appends the table to ``bench/RESULTS.md`` (or ``--results``).
+it, and each generator's CPU share of its run against the bare server and the bare
+server's own (one core is 100%: whichever side is near it is the bottleneck; the
+server's share counts from just before the generator starts); ``--record`` appends the table to ``bench/RESULTS.md`` (or ``--results``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from bench import cloadgen, loadgen
 from bench.results import RESULTS, machine, record
-from bench.servers import conditions, node_server, pin_prefix
+from bench.servers import conditions, cpu_seconds, node_server, pin_prefix
 from runtime.local_cluster import NodeProcess
 
 SERVER_CPU, LOAD_CPU = 0, 1
@@ -38,11 +39,12 @@ def _load_args(port: int, workload: str, pipeline: int, args: argparse.Namespace
     ]
 
 
-def _run(gen: str, port: int, workload: str, pipeline: int, args: argparse.Namespace) -> tuple[Any, float]:
-    """One run of generator ``gen``: its result and its CPU share (CPU seconds per second of the run)."""
+def _run(gen: str, port: int, workload: str, pipeline: int, args: argparse.Namespace, prefill: bool = False) -> tuple[Any, float]:
+    """One run of generator ``gen``: its result and its CPU share (CPU seconds per second of the run).
+    The C one sets every key first only when ``prefill`` (the keys are set once, before the rounds)."""
     argv = _load_args(port, workload, pipeline, args)
     if gen == "c":
-        r = cloadgen.run_load(cloadgen.parser().parse_args(argv))
+        r = cloadgen.run_load(cloadgen.parser().parse_args(argv + ([] if prefill else ["--no-prefill"])))
         cpu = r.cpu_seconds
     else:  # the worker process is reaped by run_load: its CPU is in RUSAGE_CHILDREN (start-up included)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -81,17 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     ops: dict[tuple[str, str, str, int], list[float]] = {}
     p99: dict[tuple[str, str, str, int], list[float]] = {}
     busy: dict[tuple[str, str, str, int], list[float]] = {}  # each generator's CPU share of its run
+    served: dict[tuple[str, str, str, int], list[float]] = {}  # the server's CPU share during that run
     errors = 0
     try:
         for server in servers.values():  # every key set once (the C generator's prefill), gets hit from here on
-            _run("c", server.port, "get", 16, argparse.Namespace(**{**vars(args), "duration": 0.2}))
+            _run("c", server.port, "get", 16, argparse.Namespace(**{**vars(args), "duration": 0.2}), prefill=True)
         for rnd in range(args.rounds):
             gens = ("py", "c") if rnd % 2 == 0 else ("c", "py")
             for workload in workloads:
                 for pipeline in pipelines:
                     for name, server in servers.items():
                         for gen in gens:
+                            before = cpu_seconds(server.pid)
                             r, share = _run(gen, server.port, workload, pipeline, args)
+                            served.setdefault((name, gen, workload, pipeline), []).append(
+                                (cpu_seconds(server.pid) - before) / r.seconds if r.seconds else 0.0
+                            )
                             errors += r.errors
                             ops.setdefault((name, gen, workload, pipeline), []).append(r.ops_per_s)
                             p99.setdefault((name, gen, workload, pipeline), []).append(r.percentile(0.99))
@@ -111,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 f"| {workload} | {pipeline} | {bp:,.0f} | {bc:,.0f} | {bc / bp:.2f} | {np_:,.0f} | {nc:,.0f} | {nc / np_:.2f} "
                 f"| {med(p99, 'bare', 'c', workload, pipeline):.2f} / {med(p99, 'node', 'c', workload, pipeline):.2f} "
-                f"| {bc / nc:.2f} | {med(busy, 'bare', 'py', workload, pipeline):.0%} / {med(busy, 'bare', 'c', workload, pipeline):.0%} |"
+                f"| {bc / nc:.2f} | {med(busy, 'bare', 'py', workload, pipeline):.0%} / {med(busy, 'bare', 'c', workload, pipeline):.0%} "
+                f"| {med(served, 'bare', 'py', workload, pipeline):.0%} / {med(served, 'bare', 'c', workload, pipeline):.0%} |"
             )
     header = (
         "| workload | pipeline | bare, Python gen | bare, C gen | C / Python | node, Python gen | node, C gen | C / Python "
-        "| p99 ms bare / node (C gen) | bare / node (C gen) | gen CPU, Python / C (bare) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "| p99 ms bare / node (C gen) | bare / node (C gen) | gen CPU, Python / C (bare) | bare server CPU, Python / C gen |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     print(header)
     for row in rows:
