@@ -20,14 +20,14 @@ Rules (every place a node takes a version from a peer goes through here):
   (``version_refused``: who sent it, how far beyond the bound) and logged (:class:`RefusalLog`: a
   peer's 1st, 2nd, 4th, 8th... refusal of a kind, so a flood of them cannot flood the log).
 
-Pure functions of the message, the limit and nothing else: the callers count, trace and
-log (through a :class:`RefusalLog`).
+Pure functions of the message, the limit and nothing else: the callers count, and trace
+and log through a :class:`RefusalLog`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import ErrorReply
@@ -150,14 +150,20 @@ _LOG_KEYS = 1024
 
 
 class RefusalLog:
-    """Logs refusals from beyond the clock bound, a peer's 1st, 2nd, 4th, 8th... of each kind."""
+    """Reports refusals from beyond the clock bound: each one traced through ``trace`` when
+    given (``version_refused``: who sent it, how many versions, how far beyond the bound, in
+    which message; a heartbeat's refusal is traced by its caller as its own event), and
+    logged at a peer's 1st, 2nd, 4th, 8th... of each kind (a flood cannot flood the log)."""
 
-    def __init__(self, logger: logging.Logger, node_id: str) -> None:
+    def __init__(self, logger: logging.Logger, node_id: str, trace: Callable[..., None] | None = None) -> None:
         self.logger = logger
         self.node_id = node_id
+        self.trace = trace
         self._counts: dict[tuple[str, str], int] = {}
 
     def note(self, peer: str, kind: str, refused: int, ahead_ms: int) -> None:
+        if self.trace is not None:
+            self.trace("version_refused", peer=peer, versions=refused, beyond_ms=ahead_ms, message=kind)
         key = (peer, kind)
         n = self._counts.get(key, 0) + 1
         if n == 1 and len(self._counts) >= _LOG_KEYS:

@@ -77,7 +77,7 @@ class Coordinator:
         self.clock = clock
         self.config = config
         self.max_skew_s: float = config.max_clock_skew_s
-        self.refusals = RefusalLog(logger, io.node_id)
+        self.refusals = RefusalLog(logger, io.node_id, io.trace)
         self.open: dict[int, _Open] = {}
         #: Replica requests to peers (actors.cluster.replica_flow): per peer the current turn's
         #: outbox (sent at the turn's end), each request's route by req, the values in flight.
@@ -201,7 +201,6 @@ class Coordinator:
         results, (refused, furthest) = bound_results(msg.results, limit := limit_ms(self.io.wall(), self.max_skew_s))
         if refused:  # an answer stamped beyond the clock bound is that replica's refusal
             self.counters["versions_refused"] += refused
-            self.io.trace("version_refused", peer=src, versions=refused, beyond_ms=furthest - limit, message="replica_response")
             self.refusals.note(src, "replica_response", refused, furthest - limit)
             msg = ReplicaResponse(msg.req, results, msg.start, msg.ack)
         if not requests.fits(route, msg):

@@ -166,8 +166,9 @@ class Lifecycle:
             # Stamped beyond the clock bound: not merged, not a heartbeat (but answered,
             # so a skewed sender learns from our stamps that its clock is off).
             self.heartbeats_refused += 1
-            self.io.trace("heartbeat_refused", peer=env.src, beyond_ms=msg.wall_ms - wall_ms - self.offsets.max_skew_ms)
-            self.refusals.note(env.src, "heartbeat", 1, msg.wall_ms - wall_ms - self.offsets.max_skew_ms)
+            beyond_ms = msg.wall_ms - wall_ms - self.offsets.max_skew_ms
+            self.io.trace("heartbeat_refused", peer=env.src, beyond_ms=beyond_ms)
+            self.refusals.note(env.src, "heartbeat", 1, beyond_ms)
         if self._first_heard is None:  # heard (a contact answered), refused or not
             self._first_heard = now
         if refused:

@@ -39,7 +39,7 @@ class ReplicaServer:
         self.max_skew_s = max_skew_s
         #: Versions refused for being beyond the clock bound (actors.cluster.clock_bound).
         self.refused = 0
-        self.log = RefusalLog(logger, io.node_id)
+        self.log = RefusalLog(logger, io.node_id, io.trace)
         #: This node's answers to peers' replica requests, big ones in acknowledged parts.
         self.answers = ResponseParts(io.send, timeout)
 
@@ -50,7 +50,6 @@ class ReplicaServer:
         ops, errors, (refused, furthest) = bound_ops(msg.ops, limit)
         if refused:
             self.refused += refused
-            io.trace("version_refused", peer=env.src, versions=refused, beyond_ms=furthest - limit, message="replica_request")
             self.log.note(env.src, "replica_request", refused, furthest - limit)
         observe = self.clock.observe
         for _, op in ops:

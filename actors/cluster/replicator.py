@@ -90,7 +90,7 @@ class Replicator(ScheduledActor):
         self.hints = Hints(self.me, config.hint_limit, config.stream_batch, self, self.counters)
         self.rounds = SyncRounds(self.me, config, self, self.counters, self._pulled)
         self.streaming = Streaming(self.me, config, self, self.counters, self.rounds)
-        self.refusals = RefusalLog(logger, self.me)
+        self.refusals = RefusalLog(logger, self.me, ctx.trace)
 
     def on_start(self) -> None:
         self._timer = self.ctx.call_later(self.tick_s, self.actor_ref, ReplicatorTick())
@@ -161,7 +161,6 @@ class Replicator(ScheduledActor):
                 msg = dataclasses.replace(msg, listings=tuple(listings))
         if refused:
             self.counters["versions_refused"] += refused
-            self.ctx.trace("version_refused", peer=src, versions=refused, beyond_ms=furthest - limit, message=type(msg).__name__)
             self.refusals.note(src, type(msg).__name__, refused, furthest - limit)
         return msg
 
