@@ -18,14 +18,7 @@ import pytest
 import redis
 
 from runtime.local_cluster import NodeProcess
-
-PASSWORD = "correct horse battery"
-ACL = """\
-user default off
-user admin on >adminpw ~* +@all
-user reader on >readpw allkeys +@read
-user app on >apppw ~app:* +@read +@write
-"""
+from tests.test_client_auth import ACL, PASSWORD
 
 
 @pytest.fixture(scope="module")

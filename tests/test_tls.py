@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -25,6 +23,7 @@ from runtime.client import Client, ConnectionLostError
 from runtime.local_cluster import ROOT, NodeProcess
 from runtime.tls import TlsSettings, certificate_names, client_context
 from tests.cluster import eventually
+from tests.test_resp_tools import _need
 
 pytestmark = pytest.mark.integration
 
@@ -77,15 +76,6 @@ def node(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodePro
         yield proc
     finally:
         proc.kill()
-
-
-def _need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is missing: .ci/run installs redis-tools")
-        pytest.skip(f"{tool} is not installed (Debian package redis-tools)")
-    return path
 
 
 def _stats(pki: Pki, node: NodeProcess) -> dict[str, object]:

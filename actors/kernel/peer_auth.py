@@ -31,8 +31,8 @@ Why it holds:
 
 The acceptor decodes no frame after the hello until :meth:`Acceptor.on_auth` succeeded;
 from then on the connection speaks for ``A`` alone (``FromPeer.src``). Nonces come from
-the host (``os.urandom`` on a real node, the seeded RNG in the simulator): this module
-draws nothing and reads no clock.
+the host (the operating system's random source on a real node, the seeded RNG in the
+simulator): this module draws nothing and reads no clock.
 """
 
 from __future__ import annotations
