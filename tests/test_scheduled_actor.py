@@ -135,7 +135,10 @@ def test_a_turn_handles_what_waits_up_to_the_bound_then_calls_on_turn_end(host: 
     seen, turns = ref.proxy().get_state().get(timeout=5)  # asked after that turn ended
     assert seen == list(range(total))
     assert sum(turns) == total
-    assert all(1 <= n <= TURN_ENVELOPES for n in turns)
+    # A turn that held only the first proxy call (when the tells were all handled
+    # before it arrived, as a loaded asyncio host can do) handled no told message.
+    assert turns.count(0) <= 1
+    assert all(0 <= n <= TURN_ENVELOPES for n in turns)
     if type(host).__name__ == "CacheSimHost":  # every tell is queued before the first turn runs
         assert turns == [TURN_ENVELOPES, TURN_ENVELOPES, 10]
     ref.stop(timeout=5)
