@@ -25,6 +25,14 @@ as a list of chunks (JSON lines: only the new bytes are searched for the line en
 the chunks are joined once, when the line is complete; msgpack: the unpacker keeps its
 parse state between feeds). ``buffered`` tells how many bytes a partial frame holds.
 
+JSON codec: orjson when it is installed (``ACTORCACHE_JSON_CODEC=stdlib``, or
+:func:`use_json_codec`, keeps the standard library's), for what it does exactly as the
+standard library would: a line orjson parses is one the stdlib parser gives the same
+object for, except integers past 64 bits (orjson reads them as floats), so a line with 19
+digits in a row, and any line orjson refuses, goes the stdlib way, whose objects and error
+messages are the reference; a hit whose value is a string is encoded by orjson (the same
+bytes as the stdlib encoder for every string it accepts; a lone surrogate falls back).
+
 Values nested deeper than ``max_depth`` (``--max-value-depth``, :mod:`actors.protocol.value_depth`)
 are refused with ``bad_request`` for that request; past what msgpack's unpacker can
 nest (1,024 levels) the stream cannot be resynchronised and the error is fatal.
@@ -35,6 +43,8 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
+import re
 from typing import Any, Protocol
 
 import msgpack
@@ -46,7 +56,9 @@ from actors.protocol.peer_codec import HELLO
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error
 
 __all__ = [
+    "JSON_CODECS",
     "JSON_HELLO_REFUSAL",
+    "ORJSON_AVAILABLE",
     "VALUES_PIECEWISE",
     "Decoder",
     "JsonLinesDecoder",
@@ -56,7 +68,9 @@ __all__ = [
     "encode_msgpack_reply",
     "encode_values_reply",
     "is_msgpack_start",
+    "json_codec",
     "to_jsonable",
+    "use_json_codec",
 ]
 
 Item = Request | ErrorReply
@@ -115,6 +129,48 @@ _json_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_par
 #: The decoder's C scanner: ``decode`` wraps it in two Python frames and two regex
 #: matches per line (0.75 of 1.45 us for a typical set request).
 _scan_once = _json_decoder.scan_once
+
+try:
+    import orjson as _orjson
+except ImportError:  # optional accelerator: the standard library's codec serves without it
+    _orjson = None  # type: ignore[assignment]
+
+ORJSON_AVAILABLE = _orjson is not None
+JSON_CODECS = ("auto", "stdlib", "orjson")
+#: 19 digits in a row: maybe an integer past 64 bits, which orjson would read as a float
+#: (the stdlib parser refuses it). Such a line takes the stdlib path (a string of digits too).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_fast_loads: Any = None  # orjson.loads when orjson is the codec, else None
+_fast_dumps: Any = None  # orjson.dumps when orjson is the codec, else None
+
+
+def use_json_codec(name: str = "auto") -> str:
+    """Make ``name`` the JSON-lines codec of this process and return which one it is.
+
+    ``auto``: ``$ACTORCACHE_JSON_CODEC`` when set, else orjson when installed, else the
+    standard library. Raises ValueError for an unknown name or orjson when it is not
+    installed. Replies and decoded requests are the same with either (module docstring);
+    only the CPU they cost differs, which is why the choice exists (``--json-codec``).
+    """
+    global _fast_loads, _fast_dumps
+    if name == "auto":
+        name = os.environ.get("ACTORCACHE_JSON_CODEC", "").lower() or "auto"
+        if name == "auto":
+            name = "orjson" if ORJSON_AVAILABLE else "stdlib"
+    if name not in JSON_CODECS[1:]:
+        raise ValueError(f"unknown JSON codec {name!r} (choose from {', '.join(JSON_CODECS)})")
+    if name == "orjson":
+        if _orjson is None:
+            raise ValueError("JSON codec orjson asked for but orjson is not installed")
+        _fast_loads, _fast_dumps = _orjson.loads, _orjson.dumps
+    else:
+        _fast_loads = _fast_dumps = None
+    return name
+
+
+def json_codec() -> str:
+    """The JSON-lines codec in use: ``orjson`` or ``stdlib``."""
+    return "stdlib" if _fast_loads is None else "orjson"
 
 
 class JsonLinesDecoder:
@@ -192,6 +248,17 @@ class JsonLinesDecoder:
         return self._fatal(items, error_reply(exc))
 
     def _decode_line(self, line: bytes) -> Item:
+        loads = _fast_loads
+        if loads is not None and _LONG_DIGITS.search(line) is None:
+            try:
+                obj = loads(line)
+            except Exception:  # noqa: BLE001 - the stdlib path below is the reference: it answers
+                return self._decode_text(line)
+            return self._item(obj)
+        return self._decode_text(line)
+
+    def _decode_text(self, line: bytes) -> Item:
+        """The standard library's decoding: the reference for objects and error messages."""
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -212,6 +279,9 @@ class JsonLinesDecoder:
                 # Deeper than the scanner can go (hundreds of levels): deeper than any
                 # --max-value-depth a node accepts (MAX_SUPPORTED_VALUE_DEPTH).
                 return error_reply(depth_error(self.max_depth))
+        return self._item(obj)
+
+    def _item(self, obj: Any) -> Item:
         item = request_or_error(obj, self.max_depth)
         if type(item) is ErrorReply and item.code is ErrorCode.UNAUTHORIZED and obj.get("type") == HELLO:
             # Someone is trying to open a peer connection in the wrong framing.
@@ -519,6 +589,12 @@ def encode_json_reply(reply: Reply) -> bytes:
         if t is Value:
             if not reply.found:
                 return _MISS_LINE
+            dumps = _fast_dumps
+            if dumps is not None and type(reply.value) is str:
+                try:
+                    return b'{"type":"response","value":' + dumps(reply.value) + b',"success":true}\n'
+                except TypeError:  # a lone surrogate: the stdlib path escapes it
+                    pass
             try:
                 value = _json_encode(reply.value)
             except (TypeError, ValueError, RecursionError):
@@ -598,3 +674,9 @@ def encode_msgpack_reply(reply: Reply) -> bytes:
         return _packb(encode_reply(reply))
     except Exception as exc:  # noqa: BLE001 - never raise (TypeError, OverflowError, nesting past the packer's limit)
         return _packb(encode_reply(_unencodable(reply, exc)))
+
+
+try:
+    use_json_codec()
+except ValueError:  # a bad $ACTORCACHE_JSON_CODEC: the node's --json-codec says why; importing still works
+    use_json_codec("stdlib")

@@ -61,6 +61,8 @@ from runtime.argtypes import (
 )
 from runtime.client_auth import add_auth_options, client_acl, protected_mode
 from runtime.conn_limits import PEER_HELLO_GRACE_S, ClientLimits
+from runtime.event_loop import AUTO_UVLOOP, EVENT_LOOPS, event_loop_choice, run_on
+from runtime.framing import JSON_CODECS, use_json_codec
 from runtime.gc_pacer import GcPacer
 from runtime.host import real_ctx
 from runtime.trace_file import TraceFile
@@ -149,6 +151,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="largest request accepted; a larger one is answered too_large and the connection closed (default 1M)",
     )
     parser.add_argument(
+        "--event-loop", default="auto", choices=EVENT_LOOPS,
+        help="asyncio's event loop or uvloop's (auto: $ACTORCACHE_EVENT_LOOP when set, else "
+        f"{'uvloop when installed' if AUTO_UVLOOP else 'asyncio'})",
+    )
+    parser.add_argument(
+        "--json-codec", default="auto", choices=JSON_CODECS,
+        help="JSON-lines parser and encoder, the same bytes either way "
+        "(auto: $ACTORCACHE_JSON_CODEC when set, else orjson when installed)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info",
     )
     parser.add_argument(
@@ -224,6 +236,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"argument --partitions: must be at most {MAX_PARTITIONS}")
     if args.max_value_depth > MAX_SUPPORTED_VALUE_DEPTH:
         parser.error(f"argument --max-value-depth: must be at most {MAX_SUPPORTED_VALUE_DEPTH}")
+    try:
+        args.event_loop = event_loop_choice(args.event_loop)
+        args.json_codec = use_json_codec(args.json_codec)
+    except ValueError as exc:
+        parser.error(str(exc))
     why = node_id_error(args.node_id)
     if why is not None:
         parser.error(f"argument node_id: {why}")
@@ -529,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     _raise_fd_limit(args.max_clients)
-    return asyncio.run(serve(args))
+    return run_on(args.event_loop, serve(args))
 
 
 if __name__ == "__main__":
