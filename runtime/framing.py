@@ -29,7 +29,7 @@ JSON codec: orjson when it is installed (``ACTORCACHE_JSON_CODEC=stdlib``, or
 :func:`use_json_codec`, keeps the standard library's), for what it does exactly as the
 standard library would: a line orjson parses is one the stdlib parser gives the same
 object for, except integers past 64 bits (orjson reads them as floats), so a line with 19
-digits in a row, and any line orjson refuses, goes the stdlib way, whose objects and error
+digits or more, and any line orjson refuses, goes the stdlib way, whose objects and error
 messages are the reference; a hit whose value is a string is encoded by orjson (the same
 bytes as the stdlib encoder for every string it accepts; a lone surrogate falls back).
 
@@ -44,7 +44,6 @@ import base64
 import json
 import math
 import os
-import re
 from typing import Any, Protocol
 
 import msgpack
@@ -137,9 +136,11 @@ except ImportError:  # optional accelerator: the standard library's codec serves
 
 ORJSON_AVAILABLE = _orjson is not None
 JSON_CODECS = ("auto", "stdlib", "orjson")
-#: 19 digits in a row: maybe an integer past 64 bits, which orjson would read as a float
-#: (the stdlib parser refuses it). Such a line takes the stdlib path (a string of digits too).
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+#: A line with 19 digits or more may hold an integer past 64 bits, which orjson would read
+#: as a float (the stdlib parser refuses it): such a line takes the stdlib path. Counted by
+#: deleting the digits (0.2 us for a 150-byte line; a regex for 19 in a row costs 1.9 us).
+_DIGITS = b"0123456789"
+_MAX_DIGITS = 18
 _fast_loads: Any = None  # orjson.loads when orjson is the codec, else None
 _fast_dumps: Any = None  # orjson.dumps when orjson is the codec, else None
 
@@ -249,7 +250,7 @@ class JsonLinesDecoder:
 
     def _decode_line(self, line: bytes) -> Item:
         loads = _fast_loads
-        if loads is not None and _LONG_DIGITS.search(line) is None:
+        if loads is not None and len(line) - len(line.translate(None, _DIGITS)) <= _MAX_DIGITS:
             try:
                 obj = loads(line)
             except Exception:  # noqa: BLE001 - the stdlib path below is the reference: it answers
