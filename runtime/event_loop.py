@@ -22,24 +22,28 @@ except ImportError:  # optional: asyncio's loop serves without it
 UVLOOP_AVAILABLE = _uvloop is not None
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 #: Whether ``auto`` picks uvloop when it is installed (not yet: the node's connections
-#: assert asyncio's transport classes, which uvloop's are not).
+#: assert asyncio's transport classes, which uvloop's are not). Never with TLS.
 AUTO_UVLOOP = False
 
 T = TypeVar("T")
 
 
-def event_loop_choice(name: str = "auto") -> str:
+def event_loop_choice(name: str = "auto", *, tls: bool = False) -> str:
     """``asyncio`` or ``uvloop`` for ``name``; ``auto``: ``$ACTORCACHE_EVENT_LOOP`` when
-    set, else uvloop when installed. ValueError for an unknown name, or uvloop when it is
-    not installed."""
+    set, else uvloop when installed (and ``AUTO_UVLOOP``) unless the process serves
+    ``tls``. ValueError for an unknown name, uvloop when it is not installed, and uvloop
+    with TLS (the TLS layer, runtime/tls.py, is built and tested on asyncio's
+    ``start_tls``; uvloop's behaves differently)."""
     if name == "auto":
         name = os.environ.get("ACTORCACHE_EVENT_LOOP", "").lower() or "auto"
-        if name == "auto":
-            name = "uvloop" if UVLOOP_AVAILABLE and AUTO_UVLOOP else "asyncio"
+        if name == "auto" or (tls and name == "uvloop"):
+            name = "uvloop" if UVLOOP_AVAILABLE and AUTO_UVLOOP and not tls else "asyncio"
     if name not in EVENT_LOOPS[1:]:
         raise ValueError(f"unknown event loop {name!r} (choose from {', '.join(EVENT_LOOPS)})")
     if name == "uvloop" and _uvloop is None:
         raise ValueError("event loop uvloop asked for but uvloop is not installed")
+    if name == "uvloop" and tls:
+        raise ValueError("--event-loop uvloop does not serve TLS: use --event-loop asyncio (or auto) with TLS options")
     return name
 
 

@@ -152,8 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--event-loop", default="auto", choices=EVENT_LOOPS,
-        help="asyncio's event loop or uvloop's (auto: $ACTORCACHE_EVENT_LOOP when set, else "
-        f"{'uvloop when installed' if AUTO_UVLOOP else 'asyncio'})",
+        help="asyncio's event loop or uvloop's, not with TLS (auto: $ACTORCACHE_EVENT_LOOP when set, else "
+        f"{'uvloop when installed and no TLS' if AUTO_UVLOOP else 'asyncio'})",
     )
     parser.add_argument(
         "--json-codec", default="auto", choices=JSON_CODECS,
@@ -237,7 +237,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.max_value_depth > MAX_SUPPORTED_VALUE_DEPTH:
         parser.error(f"argument --max-value-depth: must be at most {MAX_SUPPORTED_VALUE_DEPTH}")
     try:
-        args.event_loop = event_loop_choice(args.event_loop)
         args.json_codec = use_json_codec(args.json_codec)
     except ValueError as exc:
         parser.error(str(exc))
@@ -253,6 +252,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"argument --cluster-secret-file: {exc}")
     try:
         args.tls = tls_settings(args)  # (reads the certificate files: a bad one is a usage error)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        args.event_loop = event_loop_choice(args.event_loop, tls=args.tls is not None)
     except ValueError as exc:
         parser.error(str(exc))
     try:
