@@ -1,0 +1,84 @@
+"""Smoke tests of bench/stack.py and bench/stack_resp.py: every server row gets positive
+figures in a very short run (no timing is asserted), and --record writes the section."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtime import event_loop, framing
+from runtime.local_cluster import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def _run(*args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "failed" not in out.stdout and "failed" not in out.stderr, out.stdout + out.stderr
+    return out.stdout
+
+
+def _rows(out: str) -> dict[str, list[str]]:
+    return {c[0]: c[1:] for line in out.splitlines() if line.startswith("| ") for c in [[x.strip() for x in line.strip().strip("|").split("|")]]}
+
+
+def _servers(names: tuple[str, ...]) -> list[str]:
+    """The rows this machine can serve: uvloop and orjson rows only when they are installed
+    (and the node's uvloop rows only once the node runs on it: event_loop.AUTO_UVLOOP)."""
+    keep = []
+    for name in names:
+        kind = name.split(" ")[0]
+        if "uvloop" in name and (not event_loop.UVLOOP_AVAILABLE or (kind == "node" and not event_loop.AUTO_UVLOOP)):
+            continue
+        if "orjson" in name and not framing.ORJSON_AVAILABLE:
+            continue
+        keep.append(name)
+    return keep
+
+
+def test_stack_benchmark_runs(tmp_path: Path) -> None:
+    from bench.stack import SERVERS
+
+    servers = _servers(SERVERS)
+    results = tmp_path / "RESULTS.md"
+    out = _run(
+        "bench.stack", "--duration", "0.15", "--rounds", "1", "--conns", "4", "--keys", "200",
+        "--servers", ",".join(servers), "--record", "--results", str(results),
+    )
+    assert "## The stack: uvloop and orjson" in results.read_text()
+    rows = _rows(out)
+    for name in servers:
+        cells = rows[name]
+        assert len(cells) == 6, out
+        for cell in cells:  # "ops/s (p99 ms)"
+            assert float(cell.split(" ")[0].replace(",", "")) > 0, (name, cell)
+    assert "node / bare, asyncio+stdlib" in rows and all(float(x) > 0 for x in rows["node / bare, asyncio+stdlib"])
+
+
+def test_stack_resp_benchmark_runs(tmp_path: Path) -> None:
+    from bench.stack_resp import SERVERS
+
+    for tool in ("redis-server", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian packages redis-server, redis-tools)")
+    servers = [s for s in _servers(SERVERS) if "hiredis" not in s or _has_hiredis()]
+    results = tmp_path / "RESULTS.md"
+    out = _run(
+        "bench.stack_resp", "-n", "1000", "-c", "4", "--rounds", "1", "--servers", ",".join(servers),
+        "--record", "--results", str(results),
+    )
+    assert "## The stack over RESP" in results.read_text()
+    rows = _rows(out)
+    for name in servers:
+        assert len(rows[name]) == 4 and all(float(c.split(" ")[0].replace(",", "")) > 0 for c in rows[name]), out
+
+
+def _has_hiredis() -> bool:
+    from runtime.resp import HIREDIS_AVAILABLE
+
+    return HIREDIS_AVAILABLE
