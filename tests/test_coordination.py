@@ -107,3 +107,62 @@ def test_an_item_by_item_write_answers_each_key_and_names_a_newer_version() -> N
     op = Write((("fresh", 1, None), ("held", 2, None), ("same", 3, None)), new, ("a",), True)
     assert apply(ks, op, 0.0) == ItemResults((1, newer, 1))
     assert ks.get("fresh", 0.0) == (1, True) and ks.get("held", 0.0) == ("x", True)
+
+
+def _set_round(keys: list[str]) -> QuorumRound:
+    cb = QuorumRound(1)
+    version = Version(1_000_000, 0, "a")
+    for slot, key in enumerate(keys):
+        assert cb.plan(slot, Set(key, slot), _view(), "quorum", 1000.0, version, 60.0) is None
+    return cb
+
+
+def test_on_results_answers_as_on_result_does_answer_by_answer() -> None:
+    """The batch path (one call per replica answer, acks counted inline) and the per-key
+    path agree: the same tasks complete, in the same order, with the same state after."""
+    from actors.cluster.task_wire import task_results, wire_ops
+    from actors.protocol.errors import ErrorCode
+    from actors.protocol.messages import ErrorReply
+    from actors.protocol.replica_ops import ItemResults
+
+    keys = [f"k{i}" for i in range(6)]
+    newer = Version(2_000_000, 0, "b")
+    oom = ErrorReply(ErrorCode.OUT_OF_MEMORY, "full")
+    answers = {  # per source: one answer per op of its wire form
+        "a": lambda n: [ItemResults([1] * n)],
+        "b": lambda n: [ItemResults([1, newer] + [1] * (n - 2))],
+        "c": lambda n: [oom],
+    }
+    one, batch = _set_round(keys), _set_round(keys)
+    for source, answer in answers.items():
+        attempts, wire = wire_ops(batch.outgoing[source], batch.tasks)
+        results = answer(len(wire[0].items))
+        by_key = [t for i, a, r in task_results(attempts, results) if (t := one.on_result(i, source, r, a)) is not None]
+        by_batch = batch.on_results(source, attempts, results)
+        assert [t.key for t in by_batch] == [t.key for t in by_key]
+        for x, y in zip(one.tasks, batch.tasks):
+            assert (x.acks, x.done, x.refusals, x.conflict) == (y.acks, y.done, y.refusals, y.conflict)
+    assert one.conflicts == batch.conflicts == {1: None}
+    assert one.finished() == batch.finished()
+
+
+def test_a_view_plans_a_key_write_as_its_partition_route_says() -> None:
+    from actors.cluster import membership
+    from actors.protocol.consistency import required_acks
+    from actors.store.partitions import partition_of
+
+    view = _view()
+    for level in ("one", "quorum", "all"):
+        for key in (f"key:{i}" for i in range(50)):
+            targets, pending, owners, live, down = view.write_route(partition_of(key, view.placement.partitions))
+            needed = min(required_acks(level, len(targets) - pending) + pending, len(targets))
+            assert view.key_write_plan(key, level) == (live, down, needed, owners)
+            assert view.key_write_plan(key, level) == (live, down, needed, owners)  # remembered
+    assert len(view._key_plans["quorum"]) == 50
+    old = membership.KEY_PLAN_CACHE
+    membership.KEY_PLAN_CACHE = 50
+    try:  # full: the next new key starts the memory afresh, and is planned all the same
+        assert view.key_write_plan("another", "quorum")[2] == 2
+        assert list(view._key_plans["quorum"]) == ["another"]
+    finally:
+        membership.KEY_PLAN_CACHE = old

@@ -20,7 +20,8 @@ repairs, hints). Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from actors.protocol.consistency import required_acks
@@ -28,7 +29,7 @@ from actors.protocol.errors import ErrorCode
 from actors.cluster.membership import ClusterView
 from actors.protocol.messages import Ack, Delete, ErrorReply, Get, MGet, MSet, Reply, Request, Set, Ttl, Value, Values
 from actors.protocol.internal import ReadRecord, RecordReply, WriteRecord
-from actors.protocol.replica_ops import Remove, Write
+from actors.protocol.replica_ops import ItemResults, Remove, Write
 from actors.store.rmw import plan_update, visible
 from actors.protocol.replica_ops import Fetch
 from actors.store.partitions import partition_of
@@ -44,6 +45,10 @@ def newest(records: list[Record | None]) -> Record | None:
         if record is not None and (best is None or record.version > best.version):
             best = record
     return best
+
+
+#: The answers of a write task: none (reads keep theirs; writes count acks). Read-only.
+_NO_RESULTS: Mapping[str, Record | None] = MappingProxyType({})
 
 
 class KeyTask:
@@ -73,10 +78,12 @@ class KeyTask:
         self.op = op
         self.sent_to: tuple[str, ...] = ()
         self.acks: list[str] = []
-        self.results: dict[str, Record | None] = {}
+        #: A read's answers by replica (a write has none: it shares one empty mapping).
+        self.results: Mapping[str, Record | None] = _NO_RESULTS if write else {}
         self.deleted = False
         self.done = False
-        self.refusals: list[str] = []
+        #: Replicas that refused (rare: a tuple, grown when one does, no list per task).
+        self.refusals: tuple[str, ...] = ()
         #: Re-stamps after a replica held a newer version (see QuorumRound.restamp).
         self.attempt = 0
         self.conflict: Version | None = None
@@ -172,9 +179,8 @@ class QuorumRound:
 
         assert version is not None
         if t is Set:
-            deadline = wall + request.ttl if request.ttl else None
-            items = [(request.key, request.value, deadline)]
-        elif t is MSet:
+            return self.plan_set(slot, request, view, level, wall, version)
+        if t is MSet:
             deadline = wall + request.ttl if request.ttl else None
             items = [(key, value, deadline) for key, value in request.entries]
         elif t is WriteRecord:
@@ -184,10 +190,8 @@ class QuorumRound:
             items = [(request.key, None, None)]
         purge_at = wall + tombstone_ttl
         routes = []
-        partitions = view.placement.partitions
         for key, value, deadline in items:
-            targets, pending, owners, live, down = view.write_route(partition_of(key, partitions))
-            needed = min(required_acks(level, len(targets) - pending) + pending, len(targets))
+            live, down, needed, owners = view.key_write_plan(key, level)
             if len(live) < needed or needed == 0:
                 return _unavailable(request, f"{len(live)} of {needed} owners of {key!r} are reachable")
             routes.append((key, value, deadline, live, down, needed, owners))
@@ -204,6 +208,22 @@ class QuorumRound:
                 record = task.record
                 self.hints.extend((m, record) for m in down)
         self.slots[slot] = SlotState(request, tasks)
+        return None
+
+    def plan_set(self, slot: int, request: Set, view: ClusterView, level: str, wall: float, version: Version) -> ErrorReply | None:
+        """:meth:`plan` of a plain ``Set`` (the most common write), without the general
+        path's lists: one task, one ``Write`` of one item."""
+        key = request.key
+        live, down, needed, owners = view.key_write_plan(key, level)
+        if len(live) < needed or needed == 0:
+            return _unavailable(request, f"{len(live)} of {needed} owners of {key!r} are reachable")
+        ttl = request.ttl
+        task = KeyTask(slot, key, True, needed, Write(((key, request.value, wall + ttl if ttl else None),), version, owners))
+        self._send(task, live)
+        if down:
+            record = task.record
+            self.hints.extend((m, record) for m in down)
+        self.slots[slot] = SlotState(request, [task])
         return None
 
     def _send(self, task: KeyTask, targets: Sequence[str]) -> None:
@@ -255,10 +275,11 @@ class QuorumRound:
                 task.deleted = True
             complete = len(task.acks) >= task.needed
         else:
-            if source in task.results:
+            results = task.results
+            if source in results:
                 return None
-            task.results[source] = result[0] if result else None
-            complete = len(task.results) >= task.needed
+            results[source] = result[0] if result else None  # type: ignore[index]  # a read's dict
+            complete = len(results) >= task.needed
         if complete and not task.done:
             task.done = True
             slot = self.slots[task.slot]
@@ -266,10 +287,44 @@ class QuorumRound:
             return task
         return None
 
+    def on_results(self, source: str, attempts: Sequence[Any], results: Sequence[Any]) -> list[KeyTask]:
+        """:meth:`on_result` for one answer of ``source`` to a run of ops: ``attempts[i]``
+        (a :data:`~actors.cluster.task_wire.TaskRefs`) says which tasks ``results[i]``
+        answers. Returns the tasks these answers completed, in order.
+
+        The same rules as :meth:`on_result`, answer by answer; a plain ack of a write
+        (an int, at the task's current attempt) is counted here inline: per answer, that
+        saves the per-key result tuples and a method call (most answers are such acks)."""
+        done: list[KeyTask] = []
+        tasks = self.tasks
+        slots = self.slots
+        on_result = self.on_result
+        for refs, result in zip(attempts, results):
+            if type(refs[0]) is tuple:  # the tasks of one item-by-item write
+                pairs: Any = zip(refs, result) if type(result) is ItemResults else ((ref, result) for ref in refs)
+            else:
+                pairs = ((refs, result),)
+            for (index, attempt), r in pairs:
+                task = tasks[index]
+                if type(r) is int and task.write and attempt == task.attempt and type(task.op) is Write:
+                    acks = task.acks
+                    if source in acks:
+                        continue
+                    acks.append(source)
+                    if len(acks) >= task.needed and not task.done:
+                        task.done = True
+                        slots[task.slot].remaining -= 1
+                        done.append(task)
+                    continue
+                task = on_result(index, source, r, attempt)
+                if task is not None:
+                    done.append(task)
+        return done
+
     def _refused(self, task: KeyTask, source: str, error: ErrorReply) -> KeyTask | None:
         if source in task.acks or source in task.refusals or source in task.results:
             return None
-        task.refusals.append(source)
+        task.refusals = (*task.refusals, source)
         state = self.slots[task.slot]
         if task.done or state.error is not None or len(task.sent_to) - len(task.refusals) >= task.needed:
             return None

@@ -30,7 +30,7 @@ from actors.protocol.kinds import is_write
 from actors.cluster.lifecycle import Lifecycle
 from actors.cluster.node_io import NodeIO
 from actors.cluster.replica_flow import ReplicaRequests
-from actors.cluster.task_wire import TaskRefs, task_results, wire_ops
+from actors.cluster.task_wire import TaskRefs, wire_ops
 from actors.kernel.peer import FromPeer
 from actors.protocol.internal import HintRecords
 from actors.protocol.messages import Reply, Set
@@ -114,10 +114,17 @@ class Coordinator:
             # A run of plain sets of distinct keys shares one version, so each replica gets
             # the run as one item-by-item write (task_wire.wire_ops); a repeated key needs a
             # newer version and starts a new run.
-            if qround.run_version is None or request.key in qround.run_keys:
-                qround.run_version, qround.run_keys = self.clock.tick(wall), set()
-            qround.run_keys.add(request.key)
-            version = qround.run_version
+            key = request.key
+            run_keys = qround.run_keys
+            if qround.run_version is None or key in run_keys:
+                run_keys = qround.run_keys = set()
+                qround.run_version = self.clock.tick(wall)
+            run_keys.add(key)
+            # A set is never decided at once unless it is unavailable (it has one task).
+            error = qround.plan_set(slot, request, self.life.view, level, wall, qround.run_version)
+            if error is not None:
+                self.counters["unavailable"] += 1
+            return error
         else:
             version, qround.run_version = self.clock.tick(wall), None
         error = qround.plan(slot, request, self.life.view, level, wall, version, config.tombstone_ttl_s)
@@ -164,8 +171,13 @@ class Coordinator:
         me = self.io.node_id
         addresses = self.life.view.addresses
         tasks = qround.tasks
+        last: list[tuple[int, Any]] | None = None
         for target, planned in outgoing.items():
-            attempts, wire = wire_ops(planned, tasks)
+            # Owners of the same keys get the same ops (every owner, with as many replicas
+            # as nodes): built once and shared (ops are read-only once built).
+            if planned != last:
+                attempts, wire = wire_ops(planned, tasks)
+                last = planned
             if target == me:
                 self.io.ask_store(tuple(enumerate(wire)), self._local_results(qround.batch_id, attempts))
             else:
@@ -179,7 +191,7 @@ class Coordinator:
         def answer(message: StoreAnswer) -> None:
             entry = self.open.get(batch_id)
             if entry is not None:
-                self._on_task_results(entry, self.io.node_id, task_results(attempts, [r for _, r in message.results]))
+                self._on_task_results(entry, self.io.node_id, attempts, [r for _, r in message.results])
 
         return answer
 
@@ -217,7 +229,7 @@ class Coordinator:
         for batch_id, attempts, results in route.take(msg.results):  # one segment per quorum round answered
             entry = open_.get(batch_id)
             if entry is not None:
-                self._on_task_results(entry, src, task_results(attempts, results))
+                self._on_task_results(entry, src, attempts, results)
         if route.answered == route.total:
             requests.done(msg.req, route)
 
@@ -226,17 +238,17 @@ class Coordinator:
         self.counters["replies_from_wrong_peer"] += 1
         logger.debug("%s: ignored a %s from %s to a request sent to %s", self.io.node_id, kind, src, expected)
 
-    def _on_task_results(self, entry: _Open, source: str, results: Any) -> None:
+    def _on_task_results(self, entry: _Open, source: str, attempts: Sequence[TaskRefs], results: Sequence[Any]) -> None:
+        """``source``'s answers ``results`` to ops answering ``attempts`` (see
+        :meth:`QuorumRound.on_results`): fill the slots they decide."""
         qround, slots = entry
         wall = self.io.wall()
         touched = False
-        for index, attempt, result in results:
-            task = qround.on_result(index, source, result, attempt)
-            if task is None:
-                continue
+        replies = slots.replies
+        for task in qround.on_results(source, attempts, results):
             if not task.write and task.needed > 1 and qround.slots[task.slot].error is None:
                 self._read_repair(qround.repairs(task))
-            if qround.slot_done(task.slot) and slots.replies[task.slot] is None:
+            if qround.slot_done(task.slot) and replies[task.slot] is None:
                 try:
                     reply = qround.reply(task.slot, wall)
                 except Exception as exc:

@@ -97,7 +97,7 @@ def _op(op: Any) -> list[Any]:
     if t is Fetch:
         return ["fetch", list(op.keys)]
     if t is Write:
-        return ["write", [list(item) for item in op.items], wire_version(op.version), list(op.replicas)]
+        return ["write", op.items, wire_version(op.version), op.replicas]  # tuples pack as arrays
     if t is Remove:
         return ["remove", list(op.keys), wire_version(op.version), op.purge_at]
     if t is Apply:
@@ -125,7 +125,9 @@ def encode_replica_request(m: ReplicaRequest) -> dict[str, Any]:
         if ref is None:
             ref = writers[(node_id, op.replicas)] = len(writers)
         if op.each:
-            append(["ws", [list(item) for item in op.items], wall_ms, logical, ref])
+            # The items tuple as it is: msgpack packs a tuple as the array a list makes
+            # (the same bytes), without a list per item.
+            append(["ws", op.items, wall_ms, logical, ref])
         else:
             key, value, deadline = op.items[0]
             append(["w", key, value, deadline, wall_ms, logical, ref])
@@ -152,10 +154,16 @@ def decode_replica_request(o: dict[str, Any]) -> ReplicaRequest:
         elif kind == "ws":
             _, items, wall_ms, logical, ref = obj
             version, replicas = _writer_version(writers, wall_ms, logical, ref)
-            checked = tuple(_item(key, value, deadline) for key, value, deadline in items)
+            checked = []
+            for key, value, deadline in items:  # _item's checks, inline: a ws op carries many
+                if type(key) is not str or not key:
+                    raise BadRequestError("peer message ReplicaRequest carries a key that is not a non-empty string")
+                if deadline is not None and type(deadline) is not float and type(deadline) is not int:
+                    raise BadRequestError("a written item needs a numeric or null deadline")
+                checked.append((key, value, deadline))
             if not checked:
                 raise BadRequestError("a ws op needs at least one item")
-            append(Write(checked, version, replicas, True))
+            append(Write(tuple(checked), version, replicas, True))
         else:
             append(_decode_op(obj))
     return ReplicaRequest(int(o["req"]), tuple(ops), o.get("noreply") is not True)
