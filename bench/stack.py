@@ -9,7 +9,9 @@ drives each server with set, get and mix at pipeline 1 and 16 (50 connections, 1
 values, 10k keys; gets hit), ``--rounds`` times, the server order reversed every other
 round. It prints the median ops/s and p99 of each cell and, from those medians:
 
-- each accelerator's gain in the node and in the bare server (over asyncio+stdlib);
+- each accelerator's gain in the node and in the bare server (over asyncio+stdlib), in
+  ops/s and in the server's CPU per request (from /proc: steadier than ops/s when other
+  work shares the machine);
 - node / bare on the same stack (the issue's first target: >= 0.8x);
 - the load generator's headroom: the bare uvloop+orjson server's ops/s over the best
   node's, cell by cell (the issue asks >= 1.3x: the generator drives something 1.3x
@@ -50,11 +52,15 @@ class Cell:
     p99: list[float] = field(default_factory=list)
     gen_cpu: list[float] = field(default_factory=list)  # the generator's CPU share of its run
     server_cpu: list[float] = field(default_factory=list)  # the server's CPU share over the same run
+    cpu_us: list[float] = field(default_factory=list)  # the server's CPU per request, us
     failed: str = ""
 
     def median(self, what: str) -> float | None:
         values = getattr(self, what)
         return statistics.median(values) if values and not self.failed else None
+
+
+_ABSENT = Cell(failed="not run")
 
 
 def start(name: str, pin: list[str]) -> NodeProcess:
@@ -121,7 +127,9 @@ def measure(args: argparse.Namespace, servers: list[str]) -> tuple[dict[tuple[st
                         cell.ops.append(r.ops_per_s)
                         cell.p99.append(r.percentile(0.99))
                         cell.gen_cpu.append(r.cpu_seconds / r.seconds)
-                        cell.server_cpu.append((cpu_seconds(proc.pid) - before) / r.seconds)
+                        used = cpu_seconds(proc.pid) - before
+                        cell.server_cpu.append(used / r.seconds)
+                        cell.cpu_us.append(used / r.ops * 1e6)
     finally:
         if affinity is not None:
             os.sched_setaffinity(0, affinity)
@@ -146,6 +154,13 @@ def tables(cells: dict[tuple[str, str, int], Cell], args: argparse.Namespace, se
             ops, p99 = c.median("ops"), c.median("p99")
             parts.append("failed" if ops is None else f"{ops:,.0f} ({p99:.2f} ms)")
         rows.append(f"| {name} | " + " | ".join(parts) + " |")
+    rows += ["", head.replace("| server |", "| server CPU us per request |", 1)]
+    for name in servers:
+        us = [cells[(name, w, p)].median("cpu_us") for w, p in columns]
+        rows.append(f"| {name} | " + " | ".join("failed" if u is None else f"{u:.1f}" for u in us) + " |")
+
+    def cpu(name: str, w: str, p: int) -> float | None:
+        return cells[(name, w, p)].median("cpu_us") if (name, w, p) in cells else None
 
     def ops(name: str, w: str, p: int) -> float | None:
         return cells[(name, w, p)].median("ops") if (name, w, p) in cells else None
@@ -158,6 +173,12 @@ def tables(cells: dict[tuple[str, str, int], Cell], args: argparse.Namespace, se
     for kind in ("node", "bare"):
         for stack in STACKS[1:]:
             line(f"{kind}: {stack} / asyncio+stdlib", [_ratio(ops(f"{kind} {stack}", w, p), ops(f"{kind} asyncio+stdlib", w, p)) for w, p in columns])
+    for kind in ("node", "bare"):
+        for stack in STACKS[1:]:
+            line(
+                f"{kind}: CPU per request, asyncio+stdlib / {stack}",
+                [_ratio(cpu(f"{kind} asyncio+stdlib", w, p), cpu(f"{kind} {stack}", w, p)) for w, p in columns],
+            )
     for stack in STACKS:
         line(f"node / bare, {stack}", [_ratio(ops(f"node {stack}", w, p), ops(f"bare {stack}", w, p)) for w, p in columns])
     best = []
@@ -169,7 +190,7 @@ def tables(cells: dict[tuple[str, str, int], Cell], args: argparse.Namespace, se
     line(
         f"generator CPU share / server CPU share ({top})",
         [
-            "-" if (g := cells[(top, w, p)].median("gen_cpu")) is None else f"{g:.0%} / {cells[(top, w, p)].median('server_cpu'):.0%}"
+            "-" if (g := cells.get((top, w, p), _ABSENT).median("gen_cpu")) is None else f"{g:.0%} / {cells[(top, w, p)].median('server_cpu'):.0%}"
             for w, p in columns
         ],
     )
