@@ -19,6 +19,11 @@ latency at half the cluster's peak. ``python -m bench.cluster_throughput [--reco
    node CPU per set (median over the rounds) and, for both traced ones, replication latency.
 
 ``--pin``: every node on CPU 0 (``taskset``), this process and its load generator on CPU 1.
+``--spread`` (with ``--pin``): the clusters' nodes alternate CPUs (node1 on 0, node2 on 1,
+node3 on 0) and the load generator is not pinned; the single node stays on CPU 0 with the
+load on CPU 1. On a 2-core machine the three nodes then do not all queue on one core (the
+replication latency's main cause under ``--pin``), at the price of sharing a core with
+the load generator.
 """
 
 from __future__ import annotations
@@ -69,6 +74,13 @@ def measured(addrs: list[str], pids: list[int], args: argparse.Namespace, rate: 
     return result, (cpu1 - cpu0) / max(1, result.ops) * 1e6
 
 
+def spread_pids(pids: list[int]) -> None:
+    """Pin the i-th process to CPU ``i % 2`` (every thread it has: a node's are few)."""
+    for i, pid in enumerate(pids):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(tid), {i % 2})
+
+
 def _median(runs: list[tuple[LoadResult, float]]) -> tuple[LoadResult, float]:
     ordered = sorted(runs, key=lambda r: r[0].ops_per_s)
     return ordered[(len(ordered) - 1) // 2]
@@ -104,23 +116,43 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds times alternating with the sampled one: node CPU per set of each",
     )
     p.add_argument("--pin", action="store_true", help="nodes on CPU 0, this process and its load generator on CPU 1")
+    p.add_argument(
+        "--spread", action="store_true",
+        help="with --pin: the clusters' nodes alternate CPU 0 and CPU 1, the load generator unpinned",
+    )
     p.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
     p.add_argument("--results", type=Path, default=RESULTS, help=argparse.SUPPRESS)  # tests record elsewhere
     args = p.parse_args(argv)
     load_note = conditions()  # before we load the machine ourselves
     node_cpu = 0 if args.pin and pin_prefix(1) else None
+    spread_nodes = args.spread and node_cpu is not None
     if node_cpu is not None:
         os.sched_setaffinity(0, {1})  # the load generator's processes inherit it
     prefix = pin_prefix(node_cpu)
+    cluster_prefix = [] if spread_nodes else prefix  # spread: pinned node by node once started
+
+    def started(cluster: LocalCluster) -> LocalCluster:
+        if spread_nodes:
+            spread_pids(cluster.pids)
+        return cluster
+
+    def load_cpus() -> None:
+        """The load generator's CPUs for a cluster's run (both under --spread)."""
+        if node_cpu is not None:
+            os.sched_setaffinity(0, {0, 1} if spread_nodes else {1})
 
     single_runs: list[tuple[LoadResult, float]] = []
     cluster_runs: list[tuple[LoadResult, float]] = []
     solo = node_server("solo", resp=False, cpu=node_cpu)
     try:
-        with LocalCluster(3, node_args=CLUSTER_ARGS, prefix=prefix) as cluster:
+        with LocalCluster(3, node_args=CLUSTER_ARGS, prefix=cluster_prefix) as cluster:
+            started(cluster)
             addrs = list(cluster.addresses.values())
             for _ in range(args.rounds):
+                if node_cpu is not None:
+                    os.sched_setaffinity(0, {1})
                 single_runs.append(measured([f"127.0.0.1:{solo.port}"], [solo.pid], args))
+                load_cpus()
                 cluster_runs.append(measured(addrs, cluster.pids, args))
                 for name, (r, cpu) in (("single", single_runs[-1]), ("cluster", cluster_runs[-1])):
                     print(
@@ -145,14 +177,15 @@ def main(argv: list[str] | None = None) -> int:
         clusters = {}
         for n, (label, sample) in enumerate(variants):
             if sample is None:
-                clusters[label] = stack.enter_context(LocalCluster(3, node_args=CLUSTER_ARGS, prefix=prefix))
+                clusters[label] = started(stack.enter_context(LocalCluster(3, node_args=CLUSTER_ARGS, prefix=cluster_prefix)))
             else:
-                clusters[label] = stack.enter_context(
+                clusters[label] = started(stack.enter_context(
                     LocalCluster(
-                        3, trace_dir=Path(tmp) / str(n), prefix=prefix,
+                        3, trace_dir=Path(tmp) / str(n), prefix=cluster_prefix,
                         node_args=[*CLUSTER_ARGS, "--trace-sample", f"{sample!r}"],
                     )
-                )
+                ))
+        load_cpus()
         for round_ in range(args.rounds if args.trace_cost else 1):
             for label, _ in variants if round_ % 2 == 0 else variants[::-1]:
                 c = clusters[label]
@@ -228,7 +261,14 @@ def main(argv: list[str] | None = None) -> int:
             HEADING,
             "python -m bench.cluster_throughput " + " ".join(argv if argv is not None else sys.argv[1:]),
             f"{machine()}; {load_note}; nodes and load generator ({args.procs} process(es)) share the machine, all on loopback"
-            + ("; every node pinned to CPU 0, the load generator to CPU 1 (`taskset`); " if node_cpu is not None else "; no pinning; ")
+            + (
+                "; the single node pinned to CPU 0 and its load generator to CPU 1; the clusters' nodes alternate "
+                "CPU 0 / CPU 1 / CPU 0 (node1 / node2 / node3), their load generator unpinned; "
+                if spread_nodes
+                else "; every node pinned to CPU 0, the load generator to CPU 1 (`taskset`); "
+                if node_cpu is not None
+                else "; no pinning; "
+            )
             +
             f"`bench/loadgen.py --workload set --conns {args.conns} --pipeline {args.pipeline} --value-size "
             f"{args.value_size} --keys {args.keys:,}`, {args.duration:g} s per run; the cluster's connections spread "
