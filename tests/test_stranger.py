@@ -318,6 +318,9 @@ def test_the_cluster_logs_the_refusals_without_the_secret(cluster: Cluster) -> N
     if not SECURED:
         pytest.skip("only a secured cluster refuses")
 
+    # A stranger of its own: under pytest-xdist this test may run without the others.
+    attack(cluster, 1, [], addr="127.0.0.1:1")
+
     def logged() -> None:
         text = Path(cluster.proc(1).log_path or "").read_text()
         assert "refusing peer connection" in text and "'stranger'" in text
