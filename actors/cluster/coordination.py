@@ -218,8 +218,20 @@ class QuorumRound:
         if len(live) < needed or needed == 0:
             return _unavailable(request, f"{len(live)} of {needed} owners of {key!r} are reachable")
         ttl = request.ttl
-        task = KeyTask(slot, key, True, needed, Write(((key, request.value, wall + ttl if ttl else None),), version, owners))
-        self._send(task, live)
+        op = Write(((key, request.value, wall + ttl if ttl else None),), version, owners)
+        task = KeyTask(slot, key, True, needed, op)
+        # _send, inline: the task's index and op to each live owner (``live`` is a tuple).
+        tasks = self.tasks
+        entry = (len(tasks), op)
+        tasks.append(task)
+        task.sent_to = live
+        outgoing = self.outgoing
+        for target in live:
+            queued = outgoing.get(target)
+            if queued is None:
+                outgoing[target] = [entry]
+            else:
+                queued.append(entry)
         if down:
             record = task.record
             self.hints.extend((m, record) for m in down)

@@ -206,7 +206,11 @@ def _decode_op(obj: list[Any]) -> Any:
 
 def _result(result: Any) -> Any:
     if type(result) is ItemResults:
-        return {"each": [_item_result(r) for r in result]}  # ints, conflicts and errors
+        each = list(result)  # ints (most answers) as they are; conflicts and errors encoded
+        for i, r in enumerate(each):
+            if type(r) is not int:
+                each[i] = _item_result(r)
+        return {"each": each}
     return _item_result(result)
 
 
@@ -239,7 +243,11 @@ def _decode_result(obj: Any) -> Any:
         return tuple(decode_record(r) for r in obj)
     if type(obj) is dict:
         if "each" in obj:
-            return ItemResults(_decode_item(r) for r in obj["each"])
+            each = obj["each"]
+            if type(each) is not list:
+                raise BadRequestError("an item-by-item answer's each must be an array")
+            # Ints (acks, most answers) as they are, checked by type; anything else decoded.
+            return ItemResults(r if type(r) is int else _decode_item(r) for r in each)
         if "error" in obj:
             return ErrorReply(ErrorCode(obj["error"]), str(obj.get("message", "")))
         return decode_version(obj["conflict"])
