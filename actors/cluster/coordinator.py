@@ -245,10 +245,12 @@ class Coordinator:
         wall = self.io.wall()
         touched = False
         replies = slots.replies
+        states = qround.slots
         for task in qround.on_results(source, attempts, results):
-            if not task.write and task.needed > 1 and qround.slots[task.slot].error is None:
+            state = states[task.slot]
+            if not task.write and task.needed > 1 and state.error is None:
                 self._read_repair(qround.repairs(task))
-            if qround.slot_done(task.slot) and replies[task.slot] is None:
+            if (state.remaining == 0 or state.error is not None) and replies[task.slot] is None:  # slot_done
                 try:
                     reply = qround.reply(task.slot, wall)
                 except Exception as exc:
