@@ -7,7 +7,7 @@ with hiredis off (``ACTORCACHE_RESP_PARSER=python``) or on, on asyncio or uvloop
 cell is ``redis-benchmark -c 50 -d 32 -r 100000 -n N -t set|get -P 1|16 -q --csv`` on
 CPU 1 (N is ``--requests`` at P1, 5x that at P16), parsed by :mod:`bench.resp_redis`;
 ``--rounds`` rounds, the server order reversed every other round, the median round
-shown. It prints ops/s (p99) per server and cell, each accelerator's gain in the node,
+shown. It prints ops/s (p99) and the server's CPU per request (/proc) per server and cell, each accelerator's gain in the node,
 node / bare on the same stack, and each server / redis-server. ``--record`` appends to
 ``bench/RESULTS.md``. A server that fails a cell shows ``failed``.
 """
@@ -15,6 +15,7 @@ node / bare on the same stack, and each server / redis-server. ``--record`` appe
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         rs = runs.get((name, t, p))
         return median_run(rs).ops_per_s if rs and name not in failed else None
 
+    def cpu(name: str, t: str, p: int) -> float | None:
+        rs = runs.get((name, t, p))
+        return statistics.median(r.cpu_us_per_op for r in rs) if rs and name not in failed else None
+
     def ratio(a: float | None, b: float | None) -> str:
         return f"{a / b:.2f}" if a and b else "-"
 
@@ -133,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
             v = ops(name, t, p)
             cells.append("failed" if v is None else f"{v:,.0f} ({median_run(runs[(name, t, p)]).p99_ms:.2f} ms)")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    rows += ["", f"| server CPU us per request | {head} |", "|---|" + "---|" * len(columns)]
+    for name in args.servers:
+        rows.append(f"| {name} | " + " | ".join("failed" if (c := cpu(name, t, p)) is None else f"{c:.2f}" for t, p in columns) + " |")
     ratios = [f"| ratio | {head} |", "|---|" + "---|" * len(columns)]
     pairs = [
         ("node: hiredis / python parser (asyncio)", "node asyncio+hiredis", "node asyncio+python"),
@@ -146,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, a, b in pairs:
         if a in args.servers and b in args.servers:
             ratios.append(f"| {label} | " + " | ".join(ratio(ops(a, t, p), ops(b, t, p)) for t, p in columns) + " |")
+    for label, a, b in pairs[:4]:  # the gains again, in the server's CPU per request (b's over a's)
+        if a in args.servers and b in args.servers:
+            ratios.append(f"| {label}, CPU per request (inverse) | " + " | ".join(ratio(cpu(b, t, p), cpu(a, t, p)) for t, p in columns) + " |")
     text = "\n".join(rows) + "\n\n" + "\n".join(ratios)
     print(text, flush=True)
     for name, why in failed.items():

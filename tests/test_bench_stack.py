@@ -23,8 +23,10 @@ def _run(*args: str) -> str:
     return out.stdout
 
 
-def _rows(out: str) -> dict[str, list[str]]:
-    return {c[0]: c[1:] for line in out.splitlines() if line.startswith("| ") for c in [[x.strip() for x in line.strip().strip("|").split("|")]]}
+def _rows(out: str, table: int = 0) -> dict[str, list[str]]:
+    """Label -> cells of the ``table``-th Markdown table in ``out`` (0: ops/s, -1: ratios)."""
+    block = [b for b in out.strip().split("\n\n") if b.startswith("|")][table]
+    return {c[0]: c[1:] for line in block.splitlines() if line.startswith("| ") for c in [[x.strip() for x in line.strip().strip("|").split("|")]]}
 
 
 def _servers(names: tuple[str, ...]) -> list[str]:
@@ -57,7 +59,8 @@ def test_stack_benchmark_runs(tmp_path: Path) -> None:
         assert len(cells) == 6, out
         for cell in cells:  # "ops/s (p99 ms)"
             assert float(cell.split(" ")[0].replace(",", "")) > 0, (name, cell)
-    assert "node / bare, asyncio+stdlib" in rows and all(float(x) > 0 for x in rows["node / bare, asyncio+stdlib"])
+    ratios = _rows(out, -1)
+    assert all(float(x) > 0 for x in ratios["node / bare, asyncio+stdlib"]), out
 
 
 def test_stack_resp_benchmark_runs(tmp_path: Path) -> None:
