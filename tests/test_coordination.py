@@ -56,7 +56,8 @@ def test_a_conflict_after_the_quorum_counts_as_answered_not_as_a_replica_to_hint
 
 
 class _Task:
-    def __init__(self, attempt: int = 0) -> None:
+    def __init__(self, op: object, attempt: int = 0) -> None:
+        self.op = op
         self.attempt = attempt
 
 
@@ -74,8 +75,8 @@ def test_wire_ops_make_one_item_by_item_write_per_owner_set_of_a_run() -> None:
         (4, Write((("k4", 4, None),), v2, abc)),  # a run of one: sent as it is
         (5, Write((("k5", 5, None),), v1, abc)),  # another version object: its own run
     ]
-    tasks = [_Task(attempt=i % 2) for i in range(6)]
-    attempts, wire = _wire_ops(planned, tasks)
+    tasks = [_Task(op, attempt=i % 2) for i, op in planned]
+    attempts, wire = _wire_ops([i for i, _ in planned], tasks)
     assert wire == [
         Write((("k0", 0, None), ("k2", 2, None)), v1, abc, True),
         planned[1][1],

@@ -129,8 +129,8 @@ class QuorumRound:
         self.batch_id = batch_id
         self.tasks: list[KeyTask] = []
         self.slots: dict[int, SlotState] = {}
-        #: target node id -> [(task index, op)]
-        self.outgoing: dict[str, list[tuple[int, Any]]] = {}
+        #: target node id -> indices of the tasks whose ops it gets (each task's ``op``)
+        self.outgoing: dict[str, list[int]] = {}
         #: (target, record) pairs for owners known down when the write was sent.
         self.hints: list[tuple[str, Record]] = []
         self.timer: Any = None
@@ -222,7 +222,7 @@ class QuorumRound:
         task = KeyTask(slot, key, True, needed, op)
         # _send, inline: the task's index and op to each live owner (``live`` is a tuple).
         tasks = self.tasks
-        entry = (len(tasks), op)
+        entry = len(tasks)
         tasks.append(task)
         task.sent_to = live
         outgoing = self.outgoing
@@ -243,7 +243,7 @@ class QuorumRound:
         self.tasks.append(task)
         task.sent_to = tuple(targets)
         outgoing = self.outgoing
-        entry = (index, task.op)
+        entry = index
         for target in targets:
             queued = outgoing.get(target)
             if queued is None:

@@ -166,12 +166,12 @@ class Coordinator:
         self.start(qround, slots)
         return reply
 
-    def _send_tasks(self, qround: QuorumRound, outgoing: dict[str, list[tuple[int, Any]]]) -> None:
+    def _send_tasks(self, qround: QuorumRound, outgoing: dict[str, list[int]]) -> None:
         """One store call for this node's share, one ReplicaRequest per peer."""
         me = self.io.node_id
         addresses = self.life.view.addresses
         tasks = qround.tasks
-        last: list[tuple[int, Any]] | None = None
+        last: list[int] | None = None
         for target, planned in outgoing.items():
             # Owners of the same keys get the same ops (every owner, with as many replicas
             # as nodes): built once and shared (ops are read-only once built).
@@ -267,7 +267,7 @@ class Coordinator:
     def _restamp(self, qround: QuorumRound) -> None:
         """Writes a replica refused as older than what it holds: stamp above it, send again."""
         wall = self.io.wall()
-        outgoing: dict[str, list[tuple[int, Any]]] = {}
+        outgoing: dict[str, list[int]] = {}
         for index in qround.conflicts:
             task = qround.tasks[index]
             if task.conflict is None:
@@ -286,7 +286,7 @@ class Coordinator:
             if self.io.tracing:
                 self.io.trace("write", key=task.key, version=list(task.op.version), replicas=list(task.sent_to))
             for target in task.sent_to:
-                outgoing.setdefault(target, []).append((index, task.op))
+                outgoing.setdefault(target, []).append(index)
         qround.conflicts = {}
         self._send_tasks(qround, outgoing)
 

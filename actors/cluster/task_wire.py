@@ -25,8 +25,9 @@ TaskRef: TypeAlias = tuple[int, int]
 TaskRefs: TypeAlias = TaskRef | tuple[TaskRef, ...]
 
 
-def wire_ops(planned: list[tuple[int, Any]], tasks: list[Any]) -> tuple[list[TaskRefs], list[Any]]:
-    """The ops for one target, and for each op the :data:`TaskRefs` it answers.
+def wire_ops(planned: list[int], tasks: list[Any]) -> tuple[list[TaskRefs], list[Any]]:
+    """The ops for one target (``planned``: indices of the tasks whose ``op`` it gets, in
+    order), and for each op the :data:`TaskRefs` it answers.
 
     Consecutive single-key writes sharing one version object (a run of plain sets, or an
     mset's keys) become one ``Write`` with ``each`` per owner set: one op and one wire item
@@ -35,35 +36,42 @@ def wire_ops(planned: list[tuple[int, Any]], tasks: list[Any]) -> tuple[list[Tas
     """
     attempts: list[TaskRefs] = []
     wire: list[Any] = []
-    run: list[tuple[int, Any]] = []
+    run: list[int] = []  # task indices of the current run
 
     def close() -> None:
         # One op per owner set: owners come in each partition's own order. The keys of a
         # run are distinct (the coordinator starts a new version at a repeated key; an
         # mset's repeated key has one owner set), so regrouping them reorders nothing
         # that matters.
-        by_owners: dict[tuple[str, ...], list[tuple[int, Any]]] = {}
-        for index, op in run:
-            group = by_owners.get(op.replicas)
+        by_owners: dict[tuple[str, ...], list[int]] = {}
+        for index in run:
+            replicas = tasks[index].op.replicas
+            group = by_owners.get(replicas)
             if group is None:
-                by_owners[op.replicas] = [(index, op)]
+                by_owners[replicas] = [index]
             else:
-                group.append((index, op))
+                group.append(index)
         for owners, group in by_owners.items():
             if len(group) == 1:
-                index, op = group[0]
-                attempts.append((index, tasks[index].attempt))
-                wire.append(op)
+                index = group[0]
+                task = tasks[index]
+                attempts.append((index, task.attempt))
+                wire.append(task.op)
             else:
-                attempts.append(tuple((index, tasks[index].attempt) for index, _ in group))
-                wire.append(Write(tuple(op.items[0] for _, op in group), group[0][1].version, owners, True))
+                members = [tasks[index] for index in group]
+                attempts.append(tuple((index, task.attempt) for index, task in zip(group, members)))
+                wire.append(Write(tuple(task.op.items[0] for task in members), members[0].op.version, owners, True))
         run.clear()
 
-    for index, op in planned:
+    run_version = None
+    for index in planned:
+        op = tasks[index].op
         if type(op) is Write and len(op.items) == 1 and not op.each:
-            if run and op.version is not run[0][1].version:
+            if run and op.version is not run_version:
                 close()
-            run.append((index, op))
+            if not run:
+                run_version = op.version
+            run.append(index)
             continue
         close()
         attempts.append((index, tasks[index].attempt))
