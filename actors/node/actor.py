@@ -101,6 +101,7 @@ class Node(ScheduledActor):
         self.local = LocalPlanner(
             io, self.life, self.clock, config, self.coordinator.counters, self._stats, self._fail_batch
         )
+        io.before_store = self.local.send_call
         self.requests = 0
         #: Requests refused while this node's clock was off its peers' (``clock_refused``).
         self.clock_refused = 0
@@ -166,7 +167,6 @@ class Node(ScheduledActor):
         self.life.gossip()
 
     def _on_peer(self, env: FromPeer) -> None:
-        self.local.own_versions_only = False  # a peer may send or stream versions from its clock
         msg = env.msg
         t = type(msg)
         if t is ReplicaRequest:
@@ -198,11 +198,7 @@ class Node(ScheduledActor):
             if order.waiting(batch.conn):  # behind requests waiting for a read-modify-write
                 order.defer(pending, 0)
             elif self.life.view.solo and self.life.joined and self.life.clock_off is None and not order.holds(batch.conn):
-                ops = self.local.plan(pending)
-                if ops:
-                    self.local.ask_store(pending, ops)
-                else:
-                    pending.settle()
+                self.local.plan(pending)
             else:
                 self._plan_cluster(pending, 0)
                 pending.settle()

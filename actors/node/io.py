@@ -56,6 +56,10 @@ class ActorIO:
         self._outbox_ops = 0
         #: Requests answered ``internal`` because handling them raised (the store counts its own).
         self.internal_errors = 0
+        #: Called before any store operation is asked or the outbox leaves: a part that
+        #: gathers operations across a turn (the local planner's run of plain requests)
+        #: sends them there, so the store still sees operations in the order asked.
+        self.before_store: Callable[[], None] | None = None
 
     def now(self) -> float:
         return self.ctx.now()
@@ -73,6 +77,8 @@ class ActorIO:
         self.ctx.trace(event, **fields)
 
     def ask_store(self, ops: tuple[tuple[int, StoreOp], ...], then: StoreThen | None) -> None:
+        if self.before_store is not None:
+            self.before_store()
         batch = 0 if then is None else self.waits.add(then)
         self._outbox.append(StoreCall(batch, ops, self.me))
         self._outbox_ops += len(ops)
@@ -80,6 +86,8 @@ class ActorIO:
             self.flush_store()
 
     def flush_store(self) -> None:
+        if self.before_store is not None:
+            self.before_store()
         outbox = self._outbox
         if not outbox:
             return

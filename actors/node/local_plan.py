@@ -6,13 +6,14 @@ what it can itself (ping, join, locate, remove-node, decode errors, an ``auth`` 
 node has no passwords, replies its host already gave, see ``ClientBatch``) and turns the rest
 into store operations through the request kinds table (:mod:`actors.store.plan`),
 stamped with the node's clock and absolute deadlines (``wall + ttl``); the store's
-results become the replies. Runs of plain gets or sets in one batch become one store
-operation each. In a cluster the node
+results become the replies. Runs of plain gets or sets, within a batch and across the
+batches of one node turn, become one store operation each (:mod:`actors.node.turn_call`).
+In a cluster the node
 plans here the requests that need no other node (stats, inspect, locate, ...).
 
 Invariants: a batch's operations reach the store in slot order, so a reply reflects
-every request before it on its connection; a grouped run of plain requests answers each
-of its members with its own id; a write the store refuses as older than what it holds
+every request before it on its connection; a run of plain requests answers each of its
+members with its own id; a write the store refuses as older than what it holds
 is never acknowledged: the clock moves past the stored version and the write is
 planned again.
 """
@@ -25,6 +26,7 @@ from typing import Any, Callable
 from actors.cluster.lifecycle import Lifecycle
 from actors.cluster.node_io import NodeIO
 from actors.node.ordering import ReplySlots
+from actors.node.turn_call import MAX_CALL_OPS, TurnCall, TurnRun
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import (
     Ack,
@@ -43,7 +45,7 @@ from actors.protocol.messages import (
     Stats,
     Value,
 )
-from actors.protocol.replica_ops import Write
+from actors.protocol.replica_ops import ItemResults, Write
 from actors.protocol.version import HybridClock, Version
 from actors.store.ops import Read, StoreOp, StoreAnswer
 from actors.store.partitions import partition_of
@@ -97,81 +99,130 @@ class LocalPlanner:
         self.fail = fail
         self._only_me = (io.node_id,)  # the replica set of a single node's entries
         self.stamp = Stamp(clock.tick, self._only_me, config.tombstone_ttl_s)
-        #: True while every version the store holds came from this node's clock (no peer
-        #: has ever sent us anything): then no write of ours can be refused as stale.
-        self.own_versions_only = not config.contacts
         #: Requests that failed to decode (answered with their error).
         self.errors = 0
+        #: The turn's store call for single-node batches (see :mod:`actors.node.turn_call`).
+        self._call = TurnCall()
 
-    def plan(self, pending: ReplySlots) -> Ops:
-        """Plan every request of ``pending``: the store operations it needs (its other
-        slots are filled)."""
-        ops: Ops = []
+    def plan(self, pending: ReplySlots) -> None:
+        """Plan every request of ``pending`` (a single node's batch): answered here, or
+        added to the turn's store call (:mod:`actors.node.turn_call`), plain gets and sets
+        to its open run; the call leaves when anything else is sent to the store, at the
+        turn's end at the latest."""
         wall = self.io.wall()
-        if len(pending.requests) > 1:
-            self._plan_runs(pending, wall, ops)
-        elif pending.requests:
-            self.plan_one(pending, 0, pending.requests[0], wall, ops)
-        return ops
-
-    def _plan_runs(self, pending: ReplySlots, wall: float, ops: Ops) -> None:
-        """Plan a batch as :meth:`plan_one` does, but runs of consecutive plain requests of one
-        kind become one store operation with one result: gets one ``Read`` of all their
-        keys, sets of distinct keys one ``Write`` with one version (as an ``mset`` does).
-
-        Set runs only while every version in the store is this node's own
-        (``own_versions_only``) and without ``--max-memory``: the store then never refuses
-        a write (the clock only moves forward), so a grouped write is never re-stamped and
-        re-sent after later writes to the same keys; and each set would otherwise need its
-        own memory check. A key seen twice ends a set run: the second set needs the newer
-        version.
-        """
-        group_sets = self.own_versions_only and not self.config.max_memory
-        kind: type | None = None  # of the current run: Get or Set
-        slots: list[int] = []
-        items: list[Any] = []
-        keys: set[str] = set()
+        ops: Ops = []
         for slot, request in enumerate(pending.requests):
+            call = self._call  # (anew each time: answering a request here may have sent it)
             t = type(request)
-            if t is Set:
-                t = Set if group_sets and not request.conditional else None
-            elif t is not Get:
-                t = None
-            if slots and (t is not kind or (t is Set and request.key in keys)):
-                self._add_run(pending, kind, slots, items, wall, ops)
-                slots, items, keys = [], [], set()
-            if t is None:
-                self.plan_one(pending, slot, request, wall, ops)
-                continue
-            kind = t
-            slots.append(slot)
             if t is Get:
-                items.append(request.key)
-            else:
+                is_get = True
+                item: Any = request.key
+            elif t is Set and not request.conditional:
+                is_get = False
                 ttl = request.ttl
-                items.append((request.key, request.value, wall + ttl if ttl else None))
-                keys.add(request.key)
-        if slots:
-            self._add_run(pending, kind, slots, items, wall, ops)
+                item = (request.key, request.value, wall + ttl if ttl else None)
+            else:
+                self.plan_one(pending, slot, request, wall, ops)
+                if ops:
+                    self._close_run(call)
+                    call.add(ops.pop()[1], (pending, slot))
+                continue
+            key = request.key
+            run = call.run
+            call.size += 1
+            if run is not None and run.takes(is_get, key):
+                if not is_get:
+                    run.keys.add(key)  # type: ignore[union-attr]  # (first: an unhashable key fails planning, not the run)
+                run.items.append(item)
+                run.members.append((pending, slot))
+            else:
+                if run is not None:
+                    self._close_run(call)
+                call.run = TurnRun(is_get, None if is_get else self.clock.tick(wall), key, item, (pending, slot))
+        if self._call.size >= MAX_CALL_OPS:
+            self.send_call()
+        pending.settle()  # (what the node answered itself; the rest is answered with the call)
 
-    def _add_run(
-        self,
-        pending: ReplySlots,
-        kind: type | None,
-        slots: list[int],
-        items: list[Any],
-        wall: float,
-        ops: Ops,
-    ) -> None:
-        if kind is Get:
-            op: StoreOp = Read(tuple(items))
+    def _close_run(self, call: TurnCall) -> None:
+        """Build the open run's one operation into ``call``. Sets are one ``Write``
+        answered item by item (``each``): every set keeps its own memory check and its
+        own outcome, as if it had come alone."""
+        run = call.run
+        if run is None:
+            return
+        call.run = None
+        call.size -= 1  # (its members were counted as they joined; add counts the operation)
+        if len(run.members) == 1:  # a run of one: the operation its request plans alone
+            if run.is_get:
+                call.add(Read((run.items[0],)), run.members[0])
+            else:
+                call.add(Write((run.items[0],), run.version, self._only_me), run.members[0])  # type: ignore[arg-type]
+        elif run.is_get:
+            call.add(Read(tuple(run.items)), run)
         else:
-            op = Write(tuple(items), self.clock.tick(wall), self._only_me)
-        ops.append((slots[0], op))
-        if len(slots) > 1:
-            if pending.groups is None:
-                pending.groups = {}
-            pending.groups[slots[0]] = slots
+            call.add(Write(tuple(run.items), run.version, self._only_me, True), run)  # type: ignore[arg-type]
+
+    def send_call(self) -> None:
+        """Send the turn's store call (:class:`~actors.node.io.ActorIO` calls this before
+        anything else goes to the store, and at the turn's end)."""
+        call = self._call
+        if not call:
+            return
+        self._close_run(call)
+        self._call = TurnCall()
+        targets = call.targets
+        self.io.ask_store(tuple(call.ops), lambda message: self._answer_call(targets, message))
+
+    def _answer_call(self, targets: list[TurnRun | tuple[ReplySlots, int]], message: StoreAnswer) -> None:
+        """Each result to what it answers; then every batch touched sends what is complete."""
+        again: dict[ReplySlots, Ops] = {}
+        touched: list[ReplySlots] = []
+        for index, result in message.results:
+            target = targets[index]
+            if type(target) is TurnRun:
+                batches = target.batches()
+                touched.extend(batches)
+                try:
+                    self._answer_run(target, result, again)
+                except Exception as exc:
+                    for pending in batches:
+                        self.fail(pending, "answering", exc)
+            else:
+                pending, slot = target  # type: ignore[misc]
+                touched.append(pending)
+                try:
+                    self._answer_slot(pending, slot, result, again)
+                except Exception as exc:
+                    self.fail(pending, "answering", exc)
+        for pending, ops in again.items():
+            self.ask_store(pending, ops)
+        last = None
+        for pending in touched:
+            if pending is not last:
+                pending.settle()
+                last = pending
+
+    def _answer_run(self, run: TurnRun, result: Any, again: dict[ReplySlots, Ops]) -> None:
+        """Each member's reply from the run's one result: a ``(value, found)`` per key for
+        gets; per set 1 (stored), the newer version the key holds (re-stamped and written
+        again into ``again``) or an error; a result of another shape (an error the store
+        made for the whole operation) is every member's answer, with its own id."""
+        members = run.members
+        if type(result) is not ItemResults and type(result) is not tuple:
+            for pending, slot in members:
+                pending.fill(slot, with_rid(result, pending.requests[slot].rid))  # type: ignore[union-attr]
+        elif run.is_get:
+            for (pending, slot), (value, found) in zip(members, result):
+                pending.fill(slot, Value(value, found, pending.requests[slot].rid))  # type: ignore[union-attr]
+        else:
+            for (pending, slot), outcome in zip(members, result):
+                request = pending.requests[slot]
+                if outcome == 1:
+                    pending.fill(slot, Ack(request.rid))  # type: ignore[union-attr]
+                elif type(outcome) is Version:
+                    self._restamp(pending, slot, request, outcome, again.setdefault(pending, []))
+                else:
+                    pending.fill(slot, with_rid(outcome, request.rid))  # type: ignore[union-attr]
 
     def plan_one(
         self, pending: ReplySlots, slot: int, request: Any, wall: float, ops: Ops
@@ -208,6 +259,23 @@ class LocalPlanner:
             return LocateReply(request.key, partition, self.life.view.placement.owners(partition), request.rid)
         raise TypeError(f"no handler for {type(request).__name__}")
 
+    def _restamp(self, pending: ReplySlots, slot: int, request: Any, newer: Version, again: Ops) -> None:
+        """A write refused: the key holds ``newer``, a version above our clock's (a record
+        streamed or repaired from a peer whose clock ran ahead, kept after the cluster shrank
+        to this node). Move the clock past it and plan the write again into ``again``: never
+        ack a loss. Beyond the clock bound (this node's wall clock went back), stamping above
+        it is refused and writing below it would be a loss, so the write fails."""
+        wall = self.io.wall()
+        if self.clock.observe(newer, wall) is None:
+            pending.fill(slot, ErrorReply(
+                ErrorCode.UNAVAILABLE,
+                "unavailable: the key holds a version beyond the max clock skew ahead of this node's clock; nothing was applied",
+                getattr(request, "rid", None),
+            ))
+            return
+        self.counters["restamps"] += 1
+        self.plan_one(pending, slot, request, wall, again)
+
     def ask_store(self, pending: ReplySlots, ops: Ops) -> None:
         """Send ``pending``'s store operations; their results fill its slots."""
 
@@ -221,43 +289,21 @@ class LocalPlanner:
 
     def _answer(self, pending: ReplySlots, message: StoreAnswer) -> None:
         """Fill ``pending``'s slots from the store's results (re-planning re-stamped writes)."""
-        requests = pending.requests
-        groups = pending.groups
-        again: list[tuple[int, StoreOp]] = []
+        again: dict[ReplySlots, Ops] = {}
         for slot, result in message.results:
-            request = requests[slot]
-            if groups is not None and slot in groups:  # one result for a run of plain requests
-                members = groups[slot]
-                if type(request) is Get and type(result) is tuple:
-                    for member, (value, found) in zip(members, result):
-                        pending.fill(member, Value(value, found, requests[member].rid))  # type: ignore[union-attr]
-                    continue
-                for member in members:
-                    rid = requests[member].rid  # type: ignore[union-attr]
-                    pending.fill(member, Ack(rid) if type(result) is int else with_rid(result, rid))
-                continue
-            if type(result) is Version:
-                # The key holds a newer version than our clock's (a record streamed or
-                # repaired from a peer whose clock ran ahead, kept after the cluster shrank
-                # to this node): move the clock past it and write again, never ack a loss.
-                wall = self.io.wall()
-                if self.clock.observe(result, wall) is None:
-                    # Beyond the clock bound (this node's wall clock went back): stamping above
-                    # it is refused, and writing below it would be a loss, so the write fails.
-                    pending.fill(slot, ErrorReply(
-                        ErrorCode.UNAVAILABLE,
-                        "unavailable: the key holds a version beyond the max clock skew ahead of this node's clock; nothing was applied",
-                        getattr(request, "rid", None),
-                    ))
-                    continue
-                self.counters["restamps"] += 1
-                self.plan_one(pending, slot, request, wall, again)
-                continue
-            try:
-                reply = local_reply(request, self.stats(result) if type(request) is Stats else result)
-            except Exception as exc:
-                reply = self.io.request_failed("answering", request, exc)
-            pending.fill(slot, reply)
-        if again:
-            self.ask_store(pending, again)
+            self._answer_slot(pending, slot, result, again)
+        for ops in again.values():
+            self.ask_store(pending, ops)
         pending.settle()
+
+    def _answer_slot(self, pending: ReplySlots, slot: int, result: Any, again: dict[ReplySlots, Ops]) -> None:
+        """Fill one slot from its operation's result (a re-stamped write goes to ``again``)."""
+        request = pending.requests[slot]
+        if type(result) is Version:
+            self._restamp(pending, slot, request, result, again.setdefault(pending, []))
+            return
+        try:
+            reply = local_reply(request, self.stats(result) if type(request) is Stats else result)
+        except Exception as exc:
+            reply = self.io.request_failed("answering", request, exc)
+        pending.fill(slot, reply)

@@ -37,7 +37,7 @@ logger = logging.getLogger("actorcache.node")
 class ReplySlots:
     """The replies of one client batch, filled slot by slot."""
 
-    __slots__ = ("conn", "groups", "missing", "order", "replies", "reply_to", "requests")
+    __slots__ = ("conn", "missing", "order", "replies", "reply_to", "requests")
 
     def __init__(self, conn: int, requests: tuple[Request | ErrorReply, ...], reply_to: ReplyTo) -> None:
         self.conn = conn
@@ -47,9 +47,6 @@ class ReplySlots:
         self.missing = len(requests)
         #: The reply queues the batch is in (or has left, answered); None until enqueued.
         self.order: ReplyOrder | None = None
-        #: First slot of a grouped write -> every slot the write stands for (see
-        #: ``actors.node.local_plan``); None when the batch has no group.
-        self.groups: dict[int, list[int]] | None = None
 
     def fill(self, slot: int, reply: Reply) -> None:
         if self.replies[slot] is None:
