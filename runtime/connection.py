@@ -360,7 +360,13 @@ class ClientConnection(ServedConnection):
 
     def tell(self, message: BatchReply) -> None:
         self.outstanding -= 1
-        self._emit(self._encoded(message.replies))  # (nothing is written to a closed transport)
+        replies = message.replies
+        if len(replies) == 1 and not self._out and type(replies[0]) is not Values:
+            # One reply, nothing before it unwritten (a client sending one request at a time):
+            # encoded and written at once, without a reply iterator and a queue.
+            self._emit_one(self._encode(replies[0]))
+            return
+        self._emit(self._encoded(replies))  # (nothing is written to a closed transport)
 
     def _encoded(self, replies: Iterable[Reply]) -> Iterator[bytes]:
         """Each reply's bytes, encoded when the writer asks for them. A multi-value reply

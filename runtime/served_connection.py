@@ -336,6 +336,15 @@ class ServedConnection(asyncio.Protocol):
         if len(out) == 1:  # nothing earlier waits (else a pump is armed and keeps the order)
             self._pump()
 
+    def _emit_one(self, data: bytes) -> None:
+        """Write one encoded reply when nothing waits before it: what :meth:`_emit` and
+        :meth:`_pump` do for a single reply (the same limits), without the iterator."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        buffered = transport.get_write_buffer_size()
+        self._written(transport, [data], len(data), buffered, self._hard - buffered)
+
     def _pump(self) -> None:
         """Write what waits in ``_out``: at most TURN_BYTES this turn, the rest in later ones."""
         self._pump_timer = None

@@ -138,27 +138,32 @@ class ScheduledFuture(pykka.Future[Any]):
 class ScheduledInbox:
     """Deque inbox that arms one dispatch callback on the host when work arrives."""
 
-    __slots__ = ("_armed", "_dispatch", "_queue", "_scheduler", "_started")
+    __slots__ = ("_armed", "_dispatch", "_in_turn", "_queue", "_scheduler", "_started")
 
     def __init__(self) -> None:
         self._queue: collections.deque[Envelope[Any]] = collections.deque()
         self._scheduler: Scheduler | None = None
         self._dispatch: Callable[[], None] | None = None
+        self._in_turn: Callable[[], bool] | None = None  # the scheduler's, looked up once
         self._armed = False
         self._started = False
 
     def bind(self, scheduler: Scheduler, dispatch: Callable[[], None]) -> None:
         self._scheduler = scheduler
         self._dispatch = dispatch
+        self._in_turn = scheduler.in_turn
 
     def put(self, envelope: Envelope[Any], /) -> None:
         scheduler = self._scheduler
-        assert scheduler is not None, "inbox used before its actor was bound to a host"
+        assert scheduler is not None and self._in_turn is not None, "inbox used before its actor was bound to a host"
         reply_to = envelope.reply_to
-        if isinstance(reply_to, ScheduledFuture):
+        if reply_to is not None and isinstance(reply_to, ScheduledFuture):
             reply_to.bind(scheduler)
-        if scheduler.in_turn():
-            self._put_local(envelope)
+        if self._in_turn():  # the common case: a turn (or a host callback) on the host's thread
+            self._queue.append(envelope)
+            if self._started and not self._armed:
+                self._armed = True
+                scheduler.call_soon(self._dispatch)  # type: ignore[arg-type]
         else:
             scheduler.call_soon(lambda: self._put_local(envelope))
 
