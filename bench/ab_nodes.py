@@ -27,8 +27,10 @@ import os
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
-from bench.loadgen import LoadResult, parser as load_parser, run_load
+from bench import cloadgen
+from bench.loadgen import parser as load_parser, run_load
 from bench.servers import conditions, cpu_seconds, pin_prefix
 from runtime.local_cluster import LocalCluster, NodeProcess
 
@@ -69,15 +71,21 @@ class Side:
         return self._run.pids if isinstance(self._run, LocalCluster) else [self._run.pid]
 
 
-def one_run(side: Side, workload: str, pipeline: int, args: argparse.Namespace) -> tuple[LoadResult, float]:
-    """The load's result against ``side`` and its nodes' CPU microseconds per request."""
-    load_args = load_parser().parse_args([
-        "--addr", ",".join(side.addrs), "--conns", str(args.conns), "--pipeline", str(pipeline),
-        "--workload", workload, "--value-size", str(args.value_size), "--keys", str(args.keys),
-        "--duration", str(args.duration), "--procs", "1",
-    ])
+def one_run(side: Side, workload: str, pipeline: int, args: argparse.Namespace, warm: bool = False) -> tuple[Any, float]:
+    """The load's result against ``side`` and its nodes' CPU microseconds per request.
+    ``args.gen == "c"``: the compiled generator (``bench/cloadgen.py``), which sets every
+    key only on the warm-up run (``warm``); else ``bench/loadgen.py``."""
+    common = [
+        "--conns", str(args.conns), "--pipeline", str(pipeline), "--workload", workload,
+        "--value-size", str(args.value_size), "--keys", str(args.keys), "--duration", str(args.duration),
+    ]
     cpu0 = sum(cpu_seconds(pid) for pid in side.pids)
-    result = run_load(load_args)
+    if args.gen == "c":
+        result: Any = cloadgen.run_load(
+            cloadgen.parser().parse_args(["--addr", side.addrs[0], *common, *([] if warm else ["--no-prefill"])])
+        )
+    else:
+        result = run_load(load_parser().parse_args(["--addr", ",".join(side.addrs), *common, "--procs", "1"]))
     return result, (sum(cpu_seconds(pid) for pid in side.pids) - cpu0) / max(1, result.ops) * 1e6
 
 
@@ -93,9 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--pipelines", default=",".join(map(str, PIPELINES)))
     p.add_argument("--cluster", type=int, default=1, help="nodes per side (1: a single node)")
+    p.add_argument(
+        "--gen", choices=("py", "c"), default="py",
+        help="load generator: bench/loadgen.py, or the compiled bench/loadgen.c (single node only: one address)",
+    )
     args = p.parse_args(argv)
     if not 1 <= args.pairs <= 50 or not 0.5 <= args.duration <= 30 or not 1 <= args.cluster <= 7:
         p.error("--pairs must be 1..50, --duration 0.5..30 s, --cluster 1..7 (every load loop is bounded)")
+    if args.gen == "c" and args.cluster > 1:
+        p.error("--gen c drives one address: use it with a single node")
+    if args.gen == "c":
+        cloadgen.binary()  # built before anything is timed
     a_dir, b_dir = args.a.resolve(), args.b.resolve()
     # The load generator runs in this process's children: pin it (and them) to core 1,
     # the nodes to core 0 (on a machine with fewer cores, nothing is pinned).
@@ -104,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {1})
     node_cpu = 0 if pinned else None
     placement = "nodes pinned to core 0, load generator to core 1" if pinned else "nothing pinned (fewer than 2 cores)"
-    print(f"{conditions()}; A = {a_dir}, B = {b_dir}; {placement}; "
+    print(f"{conditions()}; A = {a_dir}, B = {b_dir}; {placement}; {args.gen} load generator; "
           f"{args.pairs} pairs x {args.duration:g} s per cell, {args.conns} connections, {args.value_size} B values"
           + (f"; each side a {args.cluster}-node cluster, --replicas {args.cluster}, quorum writes" if args.cluster > 1 else ""))
     print()
@@ -113,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     with Side(a_dir, node_cpu, args.cluster) as a, Side(b_dir, node_cpu, args.cluster) as b:
         for workload in args.workloads.split(","):
             for pipeline in map(int, args.pipelines.split(",")):
-                one_run(a, workload, pipeline, args)  # warm both: keys loaded, caches hot
-                one_run(b, workload, pipeline, args)
+                one_run(a, workload, pipeline, args, warm=True)  # warm both: keys loaded, caches hot
+                one_run(b, workload, pipeline, args, warm=True)
                 ops: dict[str, list[float]] = {"a": [], "b": []}
                 cpu: dict[str, list[float]] = {"a": [], "b": []}
                 for i in range(args.pairs):
