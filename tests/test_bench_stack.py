@@ -85,3 +85,16 @@ def _has_hiredis() -> bool:
     from runtime.resp import HIREDIS_AVAILABLE
 
     return HIREDIS_AVAILABLE
+
+
+def test_stack_codec_benchmark_runs(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.stack_codec", "--number", "50", "--repeat", "1", "--record", "--results", str(results)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    assert "## The stack, codecs alone" in results.read_text()
+    rows = _rows(out)
+    assert set(rows) == {"decode set", "decode get", "encode hit", "parse SET", "parse GET"}, out
+    for cells in rows.values():
+        assert float(cells[0]) > 0 and (cells[1] == "-" or float(cells[1]) > 0), out
