@@ -190,15 +190,17 @@ class Node(ScheduledActor):
     # --- client batches -----------------------------------------------------------
 
     def _on_client_batch(self, batch: ClientBatch) -> None:
-        pending = ReplySlots(batch.conn, batch.requests, batch.reply_to)
+        conn = batch.conn
+        pending = ReplySlots(conn, batch.requests, batch.reply_to)
         self.requests += len(batch.requests)
         order = self.order
         try:
             order.enqueue(pending)
-            if order.waiting(batch.conn):  # behind requests waiting for a read-modify-write
+            life = self.life
+            if order.free(conn) and life.joined and life.clock_off is None and life.view.solo:
+                self.local.plan(pending)  # the common case: a single node, nothing waiting on conn
+            elif order.waiting(conn):  # behind requests waiting for a read-modify-write
                 order.defer(pending, 0)
-            elif self.life.view.solo and self.life.joined and self.life.clock_off is None and not order.holds(batch.conn):
-                self.local.plan(pending)
             else:
                 self._plan_cluster(pending, 0)
                 pending.settle()

@@ -141,7 +141,8 @@ class LocalPlanner:
                 call.run = TurnRun(is_get, None if is_get else self.clock.tick(wall), key, item, (pending, slot))
         if self._call.size >= MAX_CALL_OPS:
             self.send_call()
-        pending.settle()  # (what the node answered itself; the rest is answered with the call)
+        if pending.missing < len(pending.requests) or not pending.missing:
+            pending.settle()  # the node answered some itself (or the batch is empty); the rest come with the call
 
     def _close_run(self, call: TurnCall) -> None:
         """Build the open run's one operation into ``call``. Sets are one ``Write``

@@ -135,6 +135,11 @@ class ReplyOrder:
             return False
         return any(key in held for key in keys_of(request))
 
+    def free(self, conn: int) -> bool:
+        """Whether nothing on ``conn`` waits for a read-modify-write: no planning stopped
+        (:meth:`waiting`) and no read-modify-write in flight (:meth:`holds`)."""
+        return conn not in self._deferred and conn not in self._held
+
     def holds(self, conn: int) -> bool:
         """Whether a read-modify-write of ``conn`` is in flight."""
         return conn in self._held
