@@ -1,10 +1,11 @@
 """The JSON-lines codec choice (runtime.framing.use_json_codec): orjson and the standard
 library decode every line to the same request or error and encode the same reply bytes,
-and everything works when orjson (or uvloop) is not installed."""
+and everything works when orjson, uvloop and hiredis are not installed."""
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -100,29 +101,37 @@ def test_auto_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 _WITHOUT_ACCELERATORS = (
-    "import sys; sys.modules['orjson'] = sys.modules['uvloop'] = None; "
+    "import sys; sys.modules['orjson'] = sys.modules['uvloop'] = sys.modules['hiredis'] = None; "
     "from runtime.node import main; sys.exit(main())"
 )
 
 
 @pytest.mark.integration
-def test_a_node_without_orjson_and_uvloop_serves_on_the_fallbacks() -> None:
+def test_a_node_without_orjson_uvloop_and_hiredis_serves_on_the_fallbacks() -> None:
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.modules['orjson'] = sys.modules['uvloop'] = None; "
-         "from runtime import framing, event_loop as e; print(framing.json_codec(), e.event_loop_choice())"],
+        [sys.executable, "-c", "import sys; sys.modules['orjson'] = sys.modules['uvloop'] = sys.modules['hiredis'] = None; "
+         "from runtime import framing, event_loop as e, resp; print(framing.json_codec(), e.event_loop_choice(), "
+         "type(resp.new_parser()).__name__)"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )
-    assert probe.stdout.split() == ["stdlib", "asyncio"]
+    assert probe.stdout.split() == ["stdlib", "asyncio", "RespParser"]
     usage = subprocess.run(
         [sys.executable, "-c", _WITHOUT_ACCELERATORS, "n", "0", "--json-codec", "orjson"], cwd=ROOT, capture_output=True, text=True
     )
     assert usage.returncode == 2 and "orjson is not installed" in usage.stderr
-    with NodeProcess("plain", command=[sys.executable, "-c", _WITHOUT_ACCELERATORS], stderr=subprocess.DEVNULL) as node:
-        import socket
-
+    with NodeProcess(
+        "plain", "--resp-port", "0", command=[sys.executable, "-c", _WITHOUT_ACCELERATORS], stderr=subprocess.DEVNULL
+    ) as node:
         with socket.create_connection(("127.0.0.1", node.port), timeout=10) as s:
             s.sendall(b'{"type":"set","key":"k","value":"v\\u00e9"}\n{"type":"get","key":"k"}\n')
             got = b""
             while got.count(b"\n") < 2:
                 got += s.recv(4096)
+        assert node.resp_port is not None
+        with socket.create_connection(("127.0.0.1", node.resp_port), timeout=10) as s:
+            s.sendall(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+            said = b""
+            while not said.endswith(b"\r\n") or said.count(b"\r\n") < 2:
+                said += s.recv(4096)
     assert got == b'{"type":"ack","success":true}\n{"type":"response","value":"v\xc3\xa9","success":true}\n'
+    assert said == b'$3\r\nv\xc3\xa9\r\n'
