@@ -16,10 +16,32 @@ from __future__ import annotations
 import asyncio
 import gc
 
-__all__ = ["DEFAULT_INTERVAL_S", "GcPacer"]
+__all__ = ["DEFAULT_INTERVAL_S", "YOUNG_THRESHOLD", "GcPacer", "tune_collector"]
 
 #: How often the young generation is collected besides CPython's own trigger.
 DEFAULT_INTERVAL_S = 0.01
+
+#: CPython's own young-generation trigger in a node (its default is 700).
+YOUNG_THRESHOLD = 10_000
+
+
+def tune_collector() -> None:
+    """Set the collector up for a node that paces it: raise the young generation's
+    trigger from 700 to :data:`YOUNG_THRESHOLD` and freeze what start-up allocated.
+
+    Why: a request allocates a handful of tracked objects (request, batch, envelope,
+    reply), nearly all freed by reference counting before any collection sees them. At
+    200k requests/s the default trigger runs about three thousand young collections a
+    second, each with its fixed cost, and every tenth a middle one: 10-15% of a node's
+    CPU at pipeline 16 (measured in process, pinned, same minutes). With the pacer
+    collecting the young generation every :data:`DEFAULT_INTERVAL_S` anyway, a higher
+    trigger only drops collections that found little; one young collection still walks
+    at most what 10,000 allocations left alive. Frozen start-up objects (modules,
+    classes, the node's actors) are never walked by the full collections again.
+    """
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, oldest)
+    gc.freeze()
 
 
 class GcPacer:

@@ -63,7 +63,7 @@ from runtime.client_auth import add_auth_options, client_acl, protected_mode
 from runtime.conn_limits import PEER_HELLO_GRACE_S, ClientLimits
 from runtime.event_loop import AUTO_UVLOOP, EVENT_LOOPS, event_loop_choice, run_on
 from runtime.framing import JSON_CODECS, use_json_codec
-from runtime.gc_pacer import GcPacer
+from runtime.gc_pacer import GcPacer, tune_collector
 from runtime.host import real_ctx
 from runtime.trace_file import TraceFile
 from runtime.loop_scheduler import LoopScheduler
@@ -473,6 +473,7 @@ async def serve(args: argparse.Namespace) -> int:
     )
     server.attach(refs.node)
     await server.start_serving()
+    tune_collector()
     gc_pacer = GcPacer(loop)
     gc_pacer.start()
 

@@ -58,3 +58,18 @@ def test_a_disabled_collector_stays_disabled_and_stop_stops() -> None:
 def test_the_interval_must_be_positive() -> None:
     with pytest.raises(ValueError):
         GcPacer(asyncio.new_event_loop(), interval_s=0)
+
+
+def test_tune_collector_raises_the_young_trigger_and_freezes_start_up() -> None:
+    # In a child process: the collector's settings are process-wide (this worker keeps its own).
+    import subprocess
+    import sys
+
+    code = (
+        "import gc; from runtime.gc_pacer import YOUNG_THRESHOLD, tune_collector; "
+        "before = gc.get_threshold(); tune_collector(); after = gc.get_threshold(); "
+        "assert after == (YOUNG_THRESHOLD,) + before[1:], (before, after); "
+        "assert gc.get_freeze_count() > 1000, gc.get_freeze_count(); print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
