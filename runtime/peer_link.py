@@ -22,7 +22,7 @@ import ipaddress
 import logging
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgpack
 
@@ -55,9 +55,8 @@ class LinkProtocol(asyncio.Protocol):
         self._unpacker: msgpack.Unpacker | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
         self.made = True
-        self.link._on_connected(self, transport)
+        self.link._on_connected(self, cast(asyncio.Transport, transport))  # (uvloop's transports are no asyncio.Transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():

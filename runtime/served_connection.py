@@ -33,7 +33,7 @@ import ssl
 import struct
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from actors.protocol.edge import ClientConnected, ClientDisconnected
 from runtime.addresses import sockaddr_text
@@ -122,8 +122,7 @@ class ServedConnection(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's transports are no asyncio.Transport)
         guard = self.guard
         self.last_active = guard.now
         if guard.clients >= guard.limits.max_clients:
