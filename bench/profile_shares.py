@@ -57,7 +57,8 @@ def shares(lines: list[str]) -> tuple[int, collections.Counter[str], collections
         total += n
         parts[part_of(leaf)] += n
         name, _, where = leaf.partition(" (")
-        functions[f"{name} ({where.rsplit(':', 1)[0].rsplit('/', 2)[-1] if where else '?'})"] += n
+        path = where.rsplit(":", 1)[0] if where else "?"
+        functions[f"{name} ({'/'.join(path.split('/')[-2:])})"] += n
     return total, parts, functions
 
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| part | share of {total:,} samples |\n|---|---|")
     for part, n in parts.most_common():
         print(f"| {part} | {n / total:.0%} |")
-    print(f"\n| function (innermost frame) | own share |\n|---|---|")
+    print("\n| function (innermost frame) | own share |\n|---|---|")
     for name, n in functions.most_common(args.top):
         print(f"| {name} | {n / total:.1%} |")
     return 0
