@@ -111,6 +111,24 @@ class KeyTask:
         return None
 
 
+class SoleTask(KeyTask):
+    """A slot's only task that is also its :class:`SlotState` (a plain ``Set``: one key):
+    one object per set instead of a task, a slot state and its list of tasks."""
+
+    __slots__ = ("error", "remaining", "request")
+
+    def __init__(self, slot: int, key: str, needed: int, op: Any, request: Request) -> None:
+        super().__init__(slot, key, True, needed, op)
+        self.request = request
+        self.remaining = 1
+        self.error: ErrorReply | None = None
+
+    @property
+    def tasks(self) -> tuple[KeyTask, ...]:
+        """As :attr:`SlotState.tasks`: this task alone."""
+        return (self,)
+
+
 class SlotState:
     __slots__ = ("error", "remaining", "request", "tasks")
 
@@ -128,7 +146,8 @@ class QuorumRound:
     def __init__(self, batch_id: int) -> None:
         self.batch_id = batch_id
         self.tasks: list[KeyTask] = []
-        self.slots: dict[int, SlotState] = {}
+        #: slot -> its state: a SlotState, or a plain set's SoleTask (the same fields).
+        self.slots: dict[int, SlotState | SoleTask] = {}
         #: target node id -> indices of the tasks whose ops it gets (each task's ``op``)
         self.outgoing: dict[str, list[int]] = {}
         #: (target, record) pairs for owners known down when the write was sent.
@@ -219,7 +238,7 @@ class QuorumRound:
             return _unavailable(request, f"{len(live)} of {needed} owners of {key!r} are reachable")
         ttl = request.ttl
         op = Write(((key, request.value, wall + ttl if ttl else None),), version, owners)
-        task = KeyTask(slot, key, True, needed, op)
+        task = SoleTask(slot, key, needed, op, request)
         # _send, inline: the task's index and op to each live owner (``live`` is a tuple).
         tasks = self.tasks
         entry = len(tasks)
@@ -235,7 +254,7 @@ class QuorumRound:
         if down:
             record = task.record
             self.hints.extend((m, record) for m in down)
-        self.slots[slot] = SlotState(request, [task])
+        self.slots[slot] = task  # its own slot state
         return None
 
     def _send(self, task: KeyTask, targets: Sequence[str]) -> None:
