@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+
+from actors.config import NodeConfig
 
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Incr, MGet, Ping, Pong, Set, Value, Values
@@ -72,11 +75,14 @@ def _model(batches: list[list[Any]]) -> list[tuple[Any, ...]]:
     return out
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("bounded", [False, True], ids=["unbounded", "max-memory"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=BATCHES)
-def test_batches_of_one_turn_see_every_request_before_them(host: Any, batches: list[list[Any]]) -> None:
+def test_batches_of_one_turn_see_every_request_before_them(host: Any, bounded: bool, batches: list[list[Any]]) -> None:
+    """``bounded``: with ``--max-memory`` (far above what the test stores), so a set run
+    takes the store's memory check item by item."""
     if "node1" not in host.nodes:
-        host.start_node()
+        host.start_node(config=NodeConfig(max_memory=64 << 20, eviction_policy="allkeys-lru") if bounded else None)
     host.request([Delete("a"), Delete("b"), Delete("c")])
     conns = [host.connect() for _ in batches]
     futures = [host.submit(batch, conn=conn) for batch, conn in zip(batches, conns)]
