@@ -107,7 +107,9 @@ _WITHOUT_ACCELERATORS = (
 
 
 @pytest.mark.integration
-def test_a_node_without_orjson_uvloop_and_hiredis_serves_on_the_fallbacks() -> None:
+def test_a_node_without_orjson_uvloop_and_hiredis_serves_on_the_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ACTORCACHE_EVENT_LOOP", "ACTORCACHE_JSON_CODEC", "ACTORCACHE_RESP_PARSER"):
+        monkeypatch.delenv(name, raising=False)  # auto must find the fallbacks on its own
     probe = subprocess.run(
         [sys.executable, "-c", "import sys; sys.modules['orjson'] = sys.modules['uvloop'] = sys.modules['hiredis'] = None; "
          "from runtime import framing, event_loop as e, resp; print(framing.json_codec(), e.event_loop_choice(), "
