@@ -21,9 +21,8 @@ except ImportError:  # optional: asyncio's loop serves without it
 
 UVLOOP_AVAILABLE = _uvloop is not None
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")
-#: Whether ``auto`` picks uvloop when it is installed (not yet: the node's connections
-#: assert asyncio's transport classes, which uvloop's are not). Never with TLS.
-AUTO_UVLOOP = False
+#: Whether ``auto`` picks uvloop when it is installed (never with TLS).
+AUTO_UVLOOP = True
 
 T = TypeVar("T")
 

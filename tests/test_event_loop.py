@@ -33,6 +33,8 @@ def test_uvloop_when_asked_but_never_with_tls(monkeypatch: pytest.MonkeyPatch) -
     assert event_loop_choice("uvloop") == "uvloop"
     with pytest.raises(ValueError, match="TLS"):
         event_loop_choice("uvloop", tls=True)
+    monkeypatch.delenv("ACTORCACHE_EVENT_LOOP", raising=False)
+    assert event_loop_choice("auto") == ("uvloop" if event_loop.AUTO_UVLOOP else "asyncio")
     monkeypatch.setenv("ACTORCACHE_EVENT_LOOP", "uvloop")
     assert event_loop_choice("auto") == "uvloop"
     assert event_loop_choice("auto", tls=True) == "asyncio"  # the environment's uvloop yields to TLS
