@@ -333,3 +333,38 @@ def test_tracked_entries_keep_their_eviction_fields_across_deadline_changes() ->
     keys = ks.evictor.keys  # type: ignore[union-attr]
     assert all(keys[e.pos] == k for k, e in ks._entries.items())  # type: ignore[union-attr]
     assert ks.volatile_count == 1 and ks.sample_volatile(random.Random(0), 5) == ["a"]
+
+
+def test_set_all_is_set_item_by_item() -> None:
+    """``set_all`` (a write's items in one pass) leaves the keyspace as ``set`` called for
+    each item in turn does: repeated keys, tombstones newer and older than the write,
+    deadlines coming and going, with and without partitions."""
+    from hypothesis import given, settings, strategies as st
+
+    from actors.protocol.version import Version
+
+    keys = st.sampled_from(["a", "b", "c", "d"])
+    items = st.lists(st.tuples(keys, st.integers(0, 9), st.none() | st.just(100.0)), max_size=8)
+    earlier = st.lists(st.tuples(keys, st.integers(1, 30), st.booleans()), max_size=6)  # (key, wall_ms, deleted)
+
+    @settings(max_examples=200, deadline=None)
+    @given(before=earlier, write=items, wall_ms=st.integers(1, 30), partitions=st.sampled_from([None, 4]))
+    def check(before: list[tuple[str, int, bool]], write: list[tuple[str, int, float | None]], wall_ms: int, partitions: int | None) -> None:
+        one, many = Keyspace(partitions), Keyspace(partitions)
+        for ks in (one, many):
+            for key, ms, deleted in before:
+                version = Version(ms, 0, "other")
+                if deleted:
+                    ks.delete(key, 0.0, version, 1000.0)
+                else:
+                    ks.set(key, "old", None, version, ("other",))
+        version = Version(wall_ms, 1, "me")
+        expected = [one.set(key, value, deadline, version, ("me",)) for key, value, deadline in write]
+        assert many.set_all(write, version, ("me",)) == expected
+        assert [many.newest_version(k) for k in "abcd"] == [one.newest_version(k) for k in "abcd"]
+        assert [many.get(k, 0.0) for k in "abcd"] == [one.get(k, 0.0) for k in "abcd"]
+        assert (many.used_bytes, many.volatile_count, many.tombstone_count, len(many)) == (
+            one.used_bytes, one.volatile_count, one.tombstone_count, len(one)
+        )
+
+    check()

@@ -24,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from actors.protocol.errors import ErrorCode
@@ -52,11 +53,14 @@ def write(keyspace: Keyspace, op: Write, wall: float, trace: Trace | None = None
     if keyspace.max_memory and not keyspace.make_room(wall):
         return out_of_memory(keyspace)
     version = op.version
+    items = op.items
+    stored = keyspace.set_all(items, version, op.replicas)
+    if trace is None and all(stored):
+        return len(stored)
     applied = 0
     conflict = None
-    replicas = op.replicas  # shared per writer and owner set by the keyspace's meta table
-    for key, value, deadline in op.items:
-        if keyspace.set(key, value, deadline, version, replicas):
+    for (key, _, _), ok in zip(items, stored):
+        if ok:
             applied += 1
             if trace is not None:
                 trace("apply", key=key, version=list(version))
@@ -70,12 +74,22 @@ def _write_each(keyspace: Keyspace, op: Write, wall: float, trace: Trace | None)
     if it had come alone (its own memory check, its own conflict)."""
     version = op.version
     replicas = op.replicas
-    bounded = keyspace.max_memory
+    items = op.items
+    if not keyspace.max_memory:  # no memory check per item: the keyspace stores them in one pass
+        stored = keyspace.set_all(items, version, replicas)
+        if trace is None and all(stored):
+            return ItemResults([1] * len(stored))
+        outcomes: Iterable[bool | None] = stored
+    else:
+        outcomes = [None] * len(items)  # each item sized up against the memory limit, then stored
     each: list[Any] = []
-    for key, value, deadline in op.items:
-        if bounded and not keyspace.make_room(wall):
-            each.append(out_of_memory(keyspace))
-        elif keyspace.set(key, value, deadline, version, replicas):
+    for (key, value, deadline), ok in zip(items, outcomes):
+        if ok is None:
+            if not keyspace.make_room(wall):
+                each.append(out_of_memory(keyspace))
+                continue
+            ok = keyspace.set(key, value, deadline, version, replicas)
+        if ok:
             each.append(1)
             if trace is not None:
                 trace("apply", key=key, version=list(version))

@@ -35,6 +35,7 @@ import hashlib
 import heapq
 import random
 from operator import attrgetter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 from actors.store.partitions import DEFAULT_PARTITIONS, partition_of
@@ -293,48 +294,71 @@ class Keyspace:
         replicas: tuple[str, ...] = (),
     ) -> bool:
         """Store a value unless the key already holds this version or a newer one."""
-        # Sized before anything changes: an entry is stored and charged, or neither.
-        size = entry_size(key, value, deadline)
-        old = self._entries.get(key)
-        if old is not None:
-            # Compared as a plain tuple: the same order as its Version, without making one.
-            if version is not ZERO and version <= (old[VWALL], old[VLOGICAL], old[META][0]):
-                return False
-            old_deadline = old[DEADLINE]
-            self.used_bytes -= entry_size(key, old[VALUE], old_deadline)
-            if old_deadline is not None and deadline is None:
-                self._unindex(key)
-            elif old_deadline is None and deadline is not None:
-                self._index(key)
-        else:
-            tomb = self._tombstones.get(key)
-            if tomb is not None:
-                if version <= tomb[0]:
-                    return False
-                self._drop_tombstone(key)
-            parts = self._partitions
-            if parts is not None:
-                parts[self._partition_of(key)][key] = None
-                self.used_bytes += PARTITION_SLOT
-            if deadline is not None:
-                self._index(key)
+        return self.set_all(((key, value, deadline),), version, replicas)[0]
+
+    def set_all(
+        self,
+        items: Iterable[tuple[str, Any, float | None]],
+        version: Version = ZERO,
+        replicas: tuple[str, ...] = (),
+    ) -> list[bool]:
+        """:meth:`set` for each ``(key, value, deadline)`` of one write (one version, one
+        replica set): per item, whether it was stored. What depends only on the version
+        and the replicas (the shared ``wall_ms`` and logical ints, the interned meta) is
+        worked out once for the whole write."""
         wall_ms, logical, node_id = version
         if wall_ms == self._last_wall:
             wall_ms = self._last_wall
         else:
             self._last_wall = wall_ms
+        logical = shared_logical(logical)
         meta = (node_id, replicas)
         meta = self._metas.setdefault(meta, meta)
-        if self._tracked:
-            entry: Entry = TrackedEntry(value, wall_ms, shared_logical(logical), meta, deadline)
-        else:
-            entry = (value, wall_ms, shared_logical(logical), meta, deadline)
-        self._entries[key] = entry
-        if self.evictor is not None:
-            self.evictor.inserted(key, entry, old)
-        self.used_bytes += size
-        self.sets += 1
-        return True
+        zero = version is ZERO
+        entries = self._entries
+        tombstones = self._tombstones
+        parts = self._partitions
+        tracked = self._tracked
+        evictor = self.evictor
+        out: list[bool] = []
+        for key, value, deadline in items:
+            # Sized before anything changes: an entry is stored and charged, or neither.
+            size = entry_size(key, value, deadline)
+            old = entries.get(key)
+            if old is not None:
+                # Compared as a plain tuple: the same order as its Version, without making one.
+                if not zero and version <= (old[VWALL], old[VLOGICAL], old[META][0]):
+                    out.append(False)
+                    continue
+                old_deadline = old[DEADLINE]
+                self.used_bytes -= entry_size(key, old[VALUE], old_deadline)
+                if old_deadline is not None and deadline is None:
+                    self._unindex(key)
+                elif old_deadline is None and deadline is not None:
+                    self._index(key)
+            else:
+                tomb = tombstones.get(key)
+                if tomb is not None:
+                    if version <= tomb[0]:
+                        out.append(False)
+                        continue
+                    self._drop_tombstone(key)
+                if parts is not None:
+                    parts[self._partition_of(key)][key] = None
+                    self.used_bytes += PARTITION_SLOT
+                if deadline is not None:
+                    self._index(key)
+            if tracked:
+                entry: Entry = TrackedEntry(value, wall_ms, logical, meta, deadline)
+            else:
+                entry = (value, wall_ms, logical, meta, deadline)
+            entries[key] = entry
+            if evictor is not None:
+                evictor.inserted(key, entry, old)
+            self.used_bytes += size
+            self.sets += 1
+            out.append(True)
+        return out
 
     def delete(self, key: str, wall: float, version: Version = ZERO, purge_at: float | None = None) -> bool:
         """Delete ``key`` as of ``version``; True if a live entry was removed.
