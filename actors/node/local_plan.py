@@ -130,7 +130,8 @@ class LocalPlanner:
             key = request.key
             run = call.run
             call.size += 1
-            if run is not None and run.takes(is_get, key):
+            # A plain request joins the open run of its kind (a set only with a key new to the run).
+            if run is not None and run.is_get is is_get and (is_get or key not in run.keys):  # type: ignore[operator]
                 if not is_get:
                     run.keys.add(key)  # type: ignore[union-attr]  # (first: an unhashable key fails planning, not the run)
                 run.items.append(item)

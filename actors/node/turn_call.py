@@ -49,10 +49,6 @@ class TurnRun:
         #: Keys of a set run (a key seen twice ends it); None for gets.
         self.keys: set[str] | None = None if is_get else {key}
 
-    def takes(self, is_get: bool, key: str) -> bool:
-        """Whether a plain request of this kind for ``key`` may join the run."""
-        return self.is_get is is_get and (is_get or key not in self.keys)  # type: ignore[operator]
-
     def batches(self) -> list[ReplySlots]:
         """The run's batches, each once, in order (members of one batch are consecutive)."""
         out: list[ReplySlots] = []
