@@ -137,12 +137,8 @@ class ReplyOrder:
 
     def free(self, conn: int) -> bool:
         """Whether nothing on ``conn`` waits for a read-modify-write: no planning stopped
-        (:meth:`waiting`) and no read-modify-write in flight (:meth:`holds`)."""
+        (:meth:`waiting`) and no read-modify-write of it in flight (:meth:`hold`)."""
         return conn not in self._deferred and conn not in self._held
-
-    def holds(self, conn: int) -> bool:
-        """Whether a read-modify-write of ``conn`` is in flight."""
-        return conn in self._held
 
     def waiting(self, conn: int) -> bool:
         """Whether planning on ``conn`` stopped and waits (later batches wait behind)."""
