@@ -113,17 +113,44 @@ def test_the_store_answers_each_op_of_a_batch_on_its_own(host: Any) -> None:
     _serves(host)
 
 
-def test_a_batch_whose_planning_raises_gets_exactly_one_reply(host: Any) -> None:
+def test_a_request_the_store_cannot_apply_costs_its_own_reply_only(host: Any) -> None:
+    """An unhashable key (no decoder makes one; a bug upstream could) fails its own
+    request, answered ``internal`` with its id, not the batch, and not other connections'
+    requests gathered into the same turn's runs (red team, issue 14: one bad member of a
+    run used to fail the run's one operation for every member)."""
     host.start_node()
-    conn = host.connect()
-    # A run of sets is planned as one write; an unhashable key makes planning itself raise.
-    replies = host.request([Set(["k"], 1, rid=1), Set(["k"], 2, rid=2), Ping(rid=3)], conn=conn)
-    assert [type(r) for r in replies] == [ErrorReply] * 3
+    conn, other, third = host.connect(), host.connect(), host.connect()
+    host.request([Set("b", 2)], conn=other)
+    bad = host.submit([Set(["k"], 1, rid=1), Set(["k"], 2, rid=2), Ping(rid=3)], conn=conn)
+    good = host.submit([Set("a", 1, rid=4), Get("b", rid=5)], conn=other)
+    bad_get = host.submit([Get(["x"], rid=6), Get("b", rid=7)], conn=third)
+    replies, others, third_replies = bad.get(timeout=10), good.get(timeout=10), bad_get.get(timeout=10)
+    assert [type(r) for r in replies[:2]] == [ErrorReply] * 2 and replies[2] == Pong(3)
     assert [r.rid for r in replies] == [1, 2, 3]
-    assert all(r.code == ErrorCode.INTERNAL for r in replies)
+    assert all(r.code == ErrorCode.INTERNAL for r in replies[:2])
+    assert others == (Ack(4), Value(2, True, 5))
+    assert third_replies[0].code == ErrorCode.INTERNAL and third_replies[1] == Value(2, True, 7)
     # The connection's queue moved on: its next batch is answered, in order.
     assert host.request([Set("k", 1), Get("k")], conn=conn) == (Ack(), Value(1, True))
     assert _stats(host)["internal_errors"] == 3
+    assert _all_alive(host)
+
+
+def test_a_set_whose_planning_raises_costs_its_own_reply_only(host: Any) -> None:
+    """A plain set whose deadline cannot be computed (a ttl of the wrong type: decoders
+    refuse one) is answered ``internal``; the sets before it in its batch, gathered into
+    the turn's run, are applied and acknowledged, and nothing of it is stored."""
+    host.start_node()
+    first, second = host.connect(), host.connect()
+    a = host.submit([Set("a", 1, rid=1)], conn=first)
+    b = host.submit([Set("b", 2, rid=2), Set("c", 3, ttl="x", rid=3), Set("d", 4, rid=4)], conn=second)  # type: ignore[arg-type]
+    assert a.get(timeout=10) == (Ack(1),)
+    replies = b.get(timeout=10)
+    assert replies[0] == Ack(2) and replies[2] == Ack(4)
+    assert type(replies[1]) is ErrorReply and replies[1].code == ErrorCode.INTERNAL and replies[1].rid == 3
+    assert host.request([Get("a"), Get("b"), Get("c"), Get("d")]) == (
+        Value(1, True), Value(2, True), Value(None, False), Value(4, True)
+    )
     assert _all_alive(host)
 
 

@@ -114,13 +114,19 @@ class LocalPlanner:
         for slot, request in enumerate(pending.requests):
             call = self._call  # (anew each time: answering a request here may have sent it)
             t = type(request)
-            if t is Get:
+            # Only a request with a string key joins a run (decoders make every key one): an
+            # item the store cannot apply would fail the run's one operation for every member.
+            if t is Get and type(request.key) is str:
                 is_get = True
                 item: Any = request.key
-            elif t is Set and not request.conditional:
+            elif t is Set and not request.conditional and type(request.key) is str:
                 is_get = False
                 ttl = request.ttl
-                item = (request.key, request.value, wall + ttl if ttl else None)
+                try:
+                    item = (request.key, request.value, wall + ttl if ttl else None)
+                except Exception as exc:  # a bug must cost one reply, never the batch (as in plan_one)
+                    pending.fill(slot, self.io.request_failed("planning", request, exc))
+                    continue
             else:
                 self.plan_one(pending, slot, request, wall, ops)
                 if ops:
@@ -133,7 +139,7 @@ class LocalPlanner:
             # A plain request joins the open run of its kind (a set only with a key new to the run).
             if run is not None and run.is_get is is_get and (is_get or key not in run.keys):  # type: ignore[operator]
                 if not is_get:
-                    run.keys.add(key)  # type: ignore[union-attr]  # (first: an unhashable key fails planning, not the run)
+                    run.keys.add(key)  # type: ignore[union-attr]
                 run.items.append(item)
                 run.members.append((pending, slot))
             else:
