@@ -3,7 +3,7 @@ hiredis vs the pure parser (RESP), in one process, best of several repeats.
 
 ``python -m bench.stack_codec [--record]`` times, with each codec in turn (twice,
 alternating): :class:`runtime.framing.JsonLinesDecoder` fed pipelines of 16 set and 16
-get lines (100 B values, as ``bench/stack.py``), :func:`runtime.framing.encode_json_reply`
+get lines (100 B values, as ``bench/stack.py``), :func:`runtime.reply_encoding.encode_json_reply`
 of a 100 B hit, and :func:`runtime.resp.new_parser`'s parser fed 16 SET and 16 GET
 commands (32 B values, as redis-benchmark). End to end, these differences are a few
 percent of a request's CPU and drown in a shared machine's noise (``bench/stack.py``);
@@ -24,7 +24,8 @@ from actors.protocol.messages import Value
 from bench.results import RESULTS, machine, record
 from bench.servers import conditions, resp_command
 from runtime import framing, resp
-from runtime.framing import JsonLinesDecoder, encode_json_reply, use_json_codec
+from runtime.framing import JsonLinesDecoder, use_json_codec
+from runtime.reply_encoding import encode_json_reply
 
 HEADING = "The stack, codecs alone: orjson and hiredis per request in the node's own code (`bench/stack_codec.py`)"
 

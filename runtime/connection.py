@@ -58,16 +58,8 @@ from actors.protocol.edge import BatchReply, ClientBatch
 from actors.protocol.messages import ErrorReply, Reply, Values
 from actors.protocol.peer_codec import HELLO, decode_hello
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ConnectionGuard
-from runtime.framing import (
-    VALUES_PIECEWISE,
-    Decoder,
-    MsgpackDecoder,
-    choose_decoder,
-    encode_json_reply,
-    encode_msgpack_reply,
-    encode_values_reply,
-    is_msgpack_start,
-)
+from runtime.framing import Decoder, MsgpackDecoder, choose_decoder, is_msgpack_start
+from runtime.reply_encoding import VALUES_PIECEWISE, encode_json_reply, encode_msgpack_reply, encode_values_reply
 from runtime.acl import Acl
 from runtime.client_auth import DENIED_MESSAGE, AuthGate, refused_by_protected_mode
 from runtime.peer_connection import PeerConnection

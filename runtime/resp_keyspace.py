@@ -35,7 +35,7 @@ from actors.protocol.messages import (
     Value,
     Values,
 )
-from runtime.framing import to_jsonable
+from runtime.reply_encoding import to_jsonable
 from runtime.resp import NIL2, NIL3, OK, PONG, array, bulk, error, integer, null
 from runtime.resp_session import SYNTAX_ERROR, CommandError, Deferred, Session, int_arg, node_error, text_arg, wrong_arity
 

@@ -28,13 +28,8 @@ from actors.protocol.messages import (
     Value,
     Values,
 )
-from runtime.framing import (
-    JsonLinesDecoder,
-    MsgpackDecoder,
-    choose_decoder,
-    encode_json_reply,
-    encode_msgpack_reply,
-)
+from runtime.framing import JsonLinesDecoder, MsgpackDecoder, choose_decoder
+from runtime.reply_encoding import encode_json_reply, encode_msgpack_reply
 
 keys = st.text(min_size=1, max_size=20)
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
@@ -188,7 +183,7 @@ def test_a_reply_that_cannot_be_encoded_becomes_an_internal_error() -> None:
 
 @given(replies)
 def test_json_fast_paths_match_the_general_encoding(reply: Any) -> None:
-    from runtime.framing import _json_encode, to_jsonable
+    from runtime.reply_encoding import _json_encode, to_jsonable
 
     if isinstance(reply, Value) and not reply.found:
         reply = Value(None, False, reply.rid)  # the store never returns a value with a miss
@@ -273,7 +268,7 @@ stored_values = st.recursive(
 @settings(derandomize=True, max_examples=int(os.environ.get("ACTORCACHE_HYPOTHESIS_EXAMPLES", "400")), deadline=None)
 @given(stored_values)
 def test_to_jsonable_matches_its_recursive_definition(value: Any) -> None:
-    from runtime.framing import to_jsonable
+    from runtime.reply_encoding import to_jsonable
 
     expected = _recursive_to_jsonable(value)
     got = to_jsonable(value)
@@ -281,7 +276,7 @@ def test_to_jsonable_matches_its_recursive_definition(value: Any) -> None:
 
 
 def test_to_jsonable_takes_any_depth() -> None:
-    from runtime.framing import to_jsonable
+    from runtime.reply_encoding import to_jsonable
 
     value: Any = b"\xff"
     for i in range(100_000):

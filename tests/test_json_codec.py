@@ -17,7 +17,8 @@ from hypothesis import given, settings, strategies as st
 from actors.protocol.messages import Value
 from runtime import framing
 from runtime.event_loop import event_loop_choice
-from runtime.framing import JsonLinesDecoder, encode_json_reply, json_codec, use_json_codec
+from runtime.framing import JsonLinesDecoder, json_codec, use_json_codec
+from runtime.reply_encoding import encode_json_reply
 from runtime.local_cluster import ROOT, NodeProcess
 
 needs_orjson = pytest.mark.skipif(not framing.ORJSON_AVAILABLE, reason="orjson is not installed")

@@ -23,7 +23,8 @@ from actors.protocol.peer_messages import Forward, ForwardReply, Push, ReplicaRe
 from actors.protocol.record import Record
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, MAX_SUPPORTED_VALUE_DEPTH, exceeds_depth
 from actors.protocol.version import Version
-from runtime.framing import JsonLinesDecoder, MsgpackDecoder, encode_json_reply, encode_msgpack_reply
+from runtime.framing import JsonLinesDecoder, MsgpackDecoder
+from runtime.reply_encoding import encode_json_reply, encode_msgpack_reply
 
 #: Run long with e.g. ``ACTORCACHE_HYPOTHESIS_EXAMPLES=20000 pytest tests/test_value_depth.py``.
 EXAMPLES = int(os.environ.get("ACTORCACHE_HYPOTHESIS_EXAMPLES", "300"))

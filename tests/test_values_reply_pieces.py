@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from actors.protocol.edge import BatchReply
 from actors.protocol.messages import Values
 from runtime.conn_limits import ClientLimits, ConnectionGuard
-from runtime.framing import VALUES_PIECEWISE, encode_json_reply, encode_msgpack_reply, encode_values_reply
+from runtime.reply_encoding import VALUES_PIECEWISE, encode_json_reply, encode_msgpack_reply, encode_values_reply
 from tests.test_connection_limits_unit import Transport, client, run, settle
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(
