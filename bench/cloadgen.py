@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.loadgen import add_load_shape
 from runtime.addresses import parse_address
 
 __all__ = ["CLoadResult", "binary", "compiler", "parser", "run_load"]
@@ -115,13 +116,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.cloadgen")
     p.add_argument("--addr", default=None, help="host:port (default 127.0.0.1:PORT)")
     p.add_argument("--port", type=int, default=8081)
-    p.add_argument("--conns", type=int, default=50)
-    p.add_argument("--pipeline", type=int, default=1)
-    p.add_argument("--workload", choices=["get", "set", "mix"], default="mix")
-    p.add_argument("--value-size", type=int, default=32)
-    p.add_argument("--keys", type=int, default=10_000)
-    p.add_argument("--duration", type=float, default=5.0)
-    p.add_argument("--max-requests", type=int, default=10_000_000)
+    add_load_shape(p)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-prefill", action="store_true", help="do not set every key first (gets may miss: errors)")
     p.add_argument("--cpu", type=int, default=None, help="pin the load generator to this CPU (taskset)")

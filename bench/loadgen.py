@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from runtime.addresses import parse_address
 
-__all__ = ["LoadResult", "run_load"]
+__all__ = ["LoadResult", "add_load_shape", "run_load"]
 
 
 @dataclass
@@ -150,9 +150,8 @@ def run_load(args: argparse.Namespace) -> LoadResult:
     return LoadResult(ops, errors, seconds, lat)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.loadgen")
-    p.add_argument("--addr", default="127.0.0.1:8081", help="host:port, or several comma-separated (connections go to each in turn)")
+def add_load_shape(p: argparse.ArgumentParser) -> None:
+    """The options both load generators (this one and :mod:`bench.cloadgen`) share: the load's shape."""
     p.add_argument("--conns", type=int, default=50)
     p.add_argument("--pipeline", type=int, default=1)
     p.add_argument("--workload", choices=["get", "set", "mix"], default="mix")
@@ -160,6 +159,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", type=int, default=10_000)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--max-requests", type=int, default=10_000_000)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.loadgen")
+    p.add_argument("--addr", default="127.0.0.1:8081", help="host:port, or several comma-separated (connections go to each in turn)")
+    add_load_shape(p)
     p.add_argument("--procs", type=int, default=1)
     p.add_argument("--rate", type=float, default=0.0, help="total requests/s to aim at (default 0: unlimited)")
     p.add_argument("--tls-cafile", metavar="CA.pem", help="speak TLS, verifying the server against this CA")
