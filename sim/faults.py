@@ -32,7 +32,9 @@ __all__ = [
     "crash",
     "heal",
     "leave",
+    "node_list",
     "partition",
+    "partition_kind",
     "pause",
     "random_schedule",
     "restart",
@@ -73,9 +75,23 @@ def _bridge(run: Runner, net: SimNetwork, live: list[str], args: Args) -> str:
 
 
 def _one_way(run: Runner, net: SimNetwork, live: list[str], args: Args) -> str:
+    if "from" in args:  # explicit: every link from each ``from`` node to each ``to`` node
+        sources, targets = node_list(args["from"]), node_list(args["to"])
+        for src in sources:
+            for dst in targets:
+                net.cut_one_way(src, dst)
+        return f"{sources} -> {targets} cut"
     src, dst = args.get("nodes") or live[:2]
     net.cut_one_way(src, dst)
     return f"{src} -> {dst} cut"
+
+
+def _groups(run: Runner, net: SimNetwork, live: list[str], args: Args) -> str:
+    """Explicit groups, as the scenario lists them (running or not: a node that starts
+    later is cut the same way). A node in no group keeps every link."""
+    groups = [node_list(g) for g in args["groups"]]
+    net.partition(*groups)
+    return " | ".join(str(g) for g in groups)
 
 
 #: Partition kinds: each cuts the running nodes (shuffled by the fault RNG) its own way.
@@ -85,13 +101,29 @@ PARTITIONS: dict[str, Callable[[Runner, SimNetwork, list[str], Args], str]] = {
     "majority": _majority,
     "bridge": _bridge,
     "one-way": _one_way,
+    "groups": _groups,
 }
+
+
+def partition_kind(args: Args) -> str:
+    """A partition's kind: as named, else implied by its arguments (``groups``: groups;
+    ``from``/``to``: one-way), else ``halves``."""
+    if "kind" in args:
+        return str(args["kind"])
+    if "groups" in args:
+        return "groups"
+    return "one-way" if "from" in args or "to" in args else "halves"
+
+
+def node_list(value: Any) -> list[str]:
+    """A fault's list of node ids (one id alone counts as a list of one)."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 def partition(run: Runner, args: Args) -> str:
     live = run.live()
     run.rng.shuffle(live)
-    return PARTITIONS[args.get("kind", "halves")](run, run.host.network, live, args)
+    return PARTITIONS[partition_kind(args)](run, run.host.network, live, args)
 
 
 # --- the other actions -----------------------------------------------------------------------

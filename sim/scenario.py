@@ -38,8 +38,8 @@ class FaultAction:
 #: Every fault action a scenario may schedule; :meth:`sim.runner.Runner.apply` dispatches
 #: through it and :meth:`Scenario.validate` checks faults against it.
 FAULT_ACTIONS: dict[str, FaultAction] = {
-    # kind: halves | isolate (node) | majority | bridge | one-way (nodes)
-    "partition": FaultAction(("kind", "node", "nodes"), faults.partition),
+    # kind: halves | isolate (node) | majority | bridge | one-way (nodes, or from/to lists) | groups
+    "partition": FaultAction(("kind", "node", "nodes", "groups", "from", "to"), faults.partition),
     "heal": FaultAction((), faults.heal),
     "crash": FaultAction(("node",), faults.crash),
     "restart": FaultAction(("node",), faults.restart),
@@ -133,8 +133,8 @@ class Scenario:
             node = fault.args.get("node")
             if node is not None and node not in ("random", "crashed") and node not in ids:
                 raise ScenarioError(f"fault {fault.describe()!r} names unknown node {node!r}")
-            if fault.action == "partition" and fault.args.get("kind", "halves") not in PARTITION_KINDS:
-                raise ScenarioError(f"partition kind must be one of {', '.join(PARTITION_KINDS)}")
+            if fault.action == "partition":
+                _check_partition(fault, ids)
             if fault.at < 0:
                 raise ScenarioError("fault times must be >= 0")
         unknown_nodes = {n for pair in self.links for n in pair} | set(self.clocks) | set(self.secrets)
@@ -143,6 +143,48 @@ class Scenario:
         names = {f.name for f in dataclasses.fields(NodeConfig)}
         if set(self.node) - names:
             raise ScenarioError(f"unknown node settings {sorted(set(self.node) - names)}")
+
+
+def _check_partition(fault: Fault, ids: set[str]) -> None:
+    """A partition's kind, and the node lists of explicit ones: ``groups`` (at least two,
+    none empty, no node in two) and one-way ``from``/``to`` (both given, disjoint)."""
+    kind = faults.partition_kind(fault.args)
+    if kind not in PARTITION_KINDS:
+        raise ScenarioError(f"partition kind must be one of {', '.join(PARTITION_KINDS)}")
+    where = f"fault {fault.describe()!r}"
+    lists: list[list[str]] = []
+    if kind == "groups":
+        groups = fault.args.get("groups")
+        if not isinstance(groups, (list, tuple)) or len(groups) < 2:
+            raise ScenarioError(f"{where}: groups must list at least two groups of node ids")
+        lists = [_node_list(g, where, "each group") for g in groups]
+    elif "from" in fault.args or "to" in fault.args:
+        if kind != "one-way" or "nodes" in fault.args:
+            raise ScenarioError(f"{where}: from/to lists belong to a one-way partition (without nodes)")
+        lists = [_node_list(fault.args.get(end), where, f"one-way {end!r}") for end in ("from", "to")]
+    elif "groups" in fault.args:
+        raise ScenarioError(f"{where}: groups belong to a partition of kind 'groups'")
+    elif kind == "one-way" and "nodes" in fault.args:
+        nodes = _node_list(fault.args["nodes"], where, "one-way nodes")
+        if len(nodes) != 2:
+            raise ScenarioError(f"{where}: one-way nodes must be [source, destination]")
+        lists = [nodes[:1], nodes[1:]]
+    seen: set[str] = set()
+    for nodes in lists:
+        unknown = sorted(set(nodes) - ids)
+        if unknown:
+            raise ScenarioError(f"{where} names unknown nodes {unknown}")
+        overlap = sorted(seen & set(nodes) | {n for n in nodes if nodes.count(n) > 1})
+        if overlap:
+            raise ScenarioError(f"{where}: nodes {overlap} are listed twice: groups, and one-way from/to, must not overlap")
+        seen.update(nodes)
+
+
+def _node_list(value: Any, where: str, what: str) -> list[str]:
+    nodes = faults.node_list(value) if isinstance(value, (str, list, tuple)) else None
+    if not nodes or not all(isinstance(n, str) for n in nodes):
+        raise ScenarioError(f"{where}: {what} must be a non-empty list of node ids")
+    return nodes
 
 
 # --- built-in scenarios ---------------------------------------------------------------------
