@@ -1,10 +1,11 @@
-"""``python -m sim.run SCENARIO [--seed N] [--trace FILE.jsonl] [--json]``: play one scenario.
+"""``python -m sim.run SCENARIO [--seed N] [--trace FILE.jsonl] [--json] [--shrink]``: play one scenario.
 
 Prints a readable summary; with ``--json`` the last line is one JSON object (scenario,
 seed, sim_time_s, events, trace_sha256, ops, violations, replication_latency_ms,
 convergence_s, ...). Exit codes: 0 no violation, 1 violations (the replay command is
 printed), 2 bad usage (unknown scenario, unreadable file), 3 ``--check-determinism``
-found two runs that differ.
+found two runs that differ. ``--shrink`` then looks for the smallest scenario that still
+shows the violation (:mod:`sim.shrink`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from sim import shrink
 from sim.runner import Runner, RunResult
 from sim.scenario import BUILTIN, ScenarioError, load_scenario
 from sim.traces import trace_lines
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON summary line")
     parser.add_argument("--list", action="store_true", help="list built-in scenarios and exit")
     parser.add_argument("--check-determinism", action="store_true", help="run twice; exit 3 if the traces differ")
+    shrink.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.list:
         width = max(len(name) for name in BUILTIN)
@@ -108,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     print(_summary(result))
     if result.violations:
         print(f"replay: {replay_command(args.scenario, args.seed)}")
+    code = EXIT_VIOLATION if result.violations else 0
+    if args.shrink:
+        code = shrink.main(args.scenario, args.seed, result, args)
     if args.json:
         print(json.dumps(result.to_json(), separators=(",", ":")))
-    return EXIT_VIOLATION if result.violations else 0
+    return code
 
 
 if __name__ == "__main__":
