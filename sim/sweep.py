@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON summary line")
     args = parser.parse_args(argv)
     executor = args.executor or ("dask" if args.scheduler else "local")
+    if args.scheduler and executor != "dask":
+        parser.error("--scheduler belongs to --executor dask")
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:

@@ -138,3 +138,5 @@ def test_a_sweep_without_a_reachable_scheduler_exits_2_with_the_reason() -> None
     assert "Traceback" not in proc.stderr
     proc = sweep("crash-restart", "--seeds", "1", "--executor", "dask")
     assert proc.returncode == 2 and "--executor dask needs --scheduler tcp://HOST:8786" in proc.stderr
+    proc = sweep("crash-restart", "--seeds", "1", "--executor", "local", "--scheduler", "tcp://127.0.0.1:9")
+    assert proc.returncode == 2 and "--scheduler belongs to --executor dask" in proc.stderr
