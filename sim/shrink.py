@@ -22,6 +22,7 @@ is judged once (a cache keyed by its TOML text), so the last round mostly costs 
 - ``duration``: end the workload just after the last fault, halfway there, 10% sooner
   (never before a fault: a fault after the end would fire while the cluster settles);
 - ``earlier``: move the whole fault schedule earlier and end as much sooner;
+- ``nodes``: drop the highest-numbered nodes no fault, link, clock or secret names;
 - ``clients``, ``keys``: fewer clients, keys;
 - ``fault durations``: halve the ``duration`` of pause, slow and stranger faults.
 
@@ -126,6 +127,32 @@ def _smaller_int(name: str, value: int, candidates: tuple[int, ...]) -> Iterator
             yield f"{name} {value} -> {c}", c
 
 
+def _highest_named_node(s: Scenario) -> int:
+    """The highest ``nK`` a fault, link, clock or secret names (0: none)."""
+    names: list[Any] = [n for pair in s.links for n in pair] + list(s.clocks) + list(s.secrets)
+    for f in s.faults:
+        for key in ("node", "nodes", "from", "to", "groups"):
+            value = f.args.get(key)
+            stack = [value]
+            while stack:
+                item = stack.pop()
+                if isinstance(item, (list, tuple)):
+                    stack.extend(item)
+                elif item is not None:
+                    names.append(item)
+    numbers = [int(n[1:]) for n in names if isinstance(n, str) and n[:1] == "n" and n[1:].isdigit()]
+    return max(numbers, default=0)
+
+
+def _fewer_nodes(s: Scenario) -> Candidates:
+    """Drop the highest-numbered nodes nothing names (node ids stay n1..nK)."""
+    v = s.nodes
+    for text, c in _smaller_int("nodes", v, (max(1, _highest_named_node(s)), (v + 1) // 2, v - 1)):
+        if c >= _highest_named_node(s):
+            initial = None if s.initial_nodes is None or s.initial_nodes >= c else s.initial_nodes
+            yield text, _with(s, nodes=c, initial_nodes=initial)
+
+
 def _fewer_ops(s: Scenario) -> Candidates:
     v = s.workload.ops
     for text, c in _smaller_int("ops", v, (1, v // 16, v // 4, v // 2, v * 3 // 4, v * 7 // 8)):
@@ -162,6 +189,7 @@ PASSES: tuple[Callable[[Scenario], Candidates], ...] = (
     _drop_faults,
     _shorter,
     _earlier,
+    _fewer_nodes,
     _fewer_clients,
     _fewer_keys,
     _shorter_faults,
@@ -314,7 +342,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _size(s: Scenario) -> str:
     w = s.workload
-    return f"{len(s.faults)} faults, {s.duration:g} s, {w.ops} ops, {w.clients} clients, {w.keys} keys"
+    return f"{s.nodes} nodes, {len(s.faults)} faults, {s.duration:g} s, {w.ops} ops, {w.clients} clients, {w.keys} keys"
 
 
 def main(name: str, seed: int, result: RunResult, args: argparse.Namespace) -> int:

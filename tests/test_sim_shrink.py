@@ -220,9 +220,26 @@ def test_shrinking_reaches_the_fixpoint_the_predicate_allows() -> None:
     # at the fixpoint no step of the ops pass holds any more: not even 7/8 of them
     assert 100 <= s.workload.ops and s.workload.ops * 7 // 8 < 100
     assert s.workload.clients == 1 and s.workload.keys == 1
+    assert s.nodes == 1  # only n1 is named once the noise is gone
     assert any(step.startswith("removed fault t=4s pause") for step in found.steps)
     # every candidate judged once, and each judgement counted as a run
     assert len(judged) == len(set(judged)) == found.runs
+
+
+def test_nodes_go_down_to_the_highest_one_anything_names() -> None:
+    base = Scenario(
+        "named",
+        "n4 has a clock, n3 a link, n2 a group",
+        nodes=6,
+        initial_nodes=5,
+        clocks={"n4": (0.01, 0.0)},
+        links={("n1", "n3"): Link(constant(0.002))},
+        faults=(Fault(1.0, "partition", {"groups": [["n1"], ["n2"]]}),),
+    )
+    s = shrink(base, lambda s: len(s.faults) == 1, budget_s=30).scenario
+    assert (s.nodes, s.initial_nodes) == (4, None)
+    s = shrink(base, lambda s: bool(s.faults) and s.initial_nodes == 5, budget_s=30).scenario
+    assert (s.nodes, s.initial_nodes) == (6, 5)  # fewer would start them all, or n6 never
 
 
 def test_shrinking_stops_at_its_run_budget_with_a_scenario_that_still_holds() -> None:
