@@ -5,7 +5,9 @@ seed, sim_time_s, events, trace_sha256, ops, violations, replication_latency_ms,
 convergence_s, ...). Exit codes: 0 no violation, 1 violations (the replay command is
 printed), 2 bad usage (unknown scenario, unreadable file), 3 ``--check-determinism``
 found two runs that differ. ``--shrink`` then looks for the smallest scenario that still
-shows the violation (:mod:`sim.shrink`).
+shows the violation (:mod:`sim.shrink`). ``--real`` plays it on real processes
+(``sim.real_runner``; 4: it needs netem, 5: real mode cannot run here); ``--compare``
+plays it both ways.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ def run_once(name: str, seed: int, trace: Path | None = None) -> RunResult:
 
 def _summary(result: RunResult) -> str:
     lat = result.replication_latency_ms
+    real = getattr(result, "mode", "sim") == "real"  # sim.real_runner.RealRunResult
     lines = [
-        f"scenario {result.scenario}  seed {result.seed}",
+        f"scenario {result.scenario}  seed {result.seed}" + ("  REAL processes in network namespaces" if real else ""),
+        f"  real run {result.sim_time_s:g} s ({result.events} trace events)" if real else
         f"  simulated {result.sim_time_s:g} s in {result.wall_s:g} s wall "
         f"({result.events} events, {result.events / max(result.wall_s, 1e-9):,.0f} events/s, "
         f"{result.messages} peer messages)",
@@ -58,6 +62,7 @@ def _summary(result: RunResult) -> str:
         f"  converged {result.convergence_s} s after heal" if result.convergence_s is not None else "  NOT converged",
     ]
     lines += [f"  fault {f}" for f in result.faults]
+    lines += [f"  note {n}" for n in getattr(result, "notes", ())]
     lines.append(f"  trace sha256 {result.trace_sha256}")
     if result.violations:
         lines.append(f"  {len(result.violations)} VIOLATIONS:")
@@ -83,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list built-in scenarios and exit")
     parser.add_argument("--check-determinism", action="store_true", help="run twice; exit 3 if the traces differ")
     shrink.add_arguments(parser)
+    parser.add_argument("--real", action="store_true", help="play it on real nodes in network namespaces (root; docs/real_mode.md)")
+    parser.add_argument("--real-ignore-links", action="store_true", help="with --real: ignore link models that need netem")
+    parser.add_argument("--compare", action="store_true", help="play it simulated and real; print both side by side")
     args = parser.parse_args(argv)
     if args.list:
         width = max(len(name) for name in BUILTIN)
@@ -93,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("python -m sim.run: error: a scenario is required (see --list)", file=sys.stderr)
         return EXIT_USAGE
+    if args.real or args.compare:
+        from sim.real_cli import main_real
+
+        return main_real(args)
     try:
         result = run_once(args.scenario, args.seed, args.trace)
         if args.check_determinism:

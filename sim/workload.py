@@ -18,7 +18,7 @@ from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Set, Value
 from sim.history import FAIL, INFO, OK, History
 
-__all__ = ["Workload", "WorkloadSpec"]
+__all__ = ["Workload", "WorkloadSpec", "record_reply"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,21 @@ class WorkloadSpec:
                 raise ValueError(f"workload {name} must be within [0, 1]")
         if not 0 < self.ttl_min <= self.ttl_max:
             raise ValueError("workload needs 0 < ttl_min <= ttl_max")
+
+
+def record_reply(op: Any, reply: Any, now: float) -> None:
+    """Complete ``op`` with its reply: an ack or a value is ok, ``unavailable`` failed
+    (definite), any other error or reply indefinite. (Real mode's clients too.)"""
+    t = type(reply)
+    if t is Ack:
+        History.complete(op, OK, now)
+    elif t is Value:
+        History.complete(op, OK, now, value=reply.value, found=reply.found)
+    elif t is ErrorReply:
+        outcome = FAIL if reply.code == ErrorCode.UNAVAILABLE else INFO
+        History.complete(op, outcome, now, error=str(reply.code))
+    else:
+        History.complete(op, INFO, now, error=f"unexpected reply {reply!r}")
 
 
 class Workload:
@@ -109,7 +124,7 @@ class Workload:
             ops: list[Any] = []
             for _ in range(min(spec.pipeline, spec.ops - self.issued)):
                 self.issued += 1
-                request, op = self._next_request(client, node)
+                request, op = self.next_request(client, node)
                 requests.append(request)
                 ops.append(op)
             conn = next(self._conns)
@@ -124,18 +139,9 @@ class Workload:
                     History.complete(op, INFO, env.now, error="client timeout")
                 continue
             for op, reply in zip(ops, future.result()):
-                t = type(reply)
-                if t is Ack:
-                    History.complete(op, OK, env.now)
-                elif t is Value:
-                    History.complete(op, OK, env.now, value=reply.value, found=reply.found)
-                elif t is ErrorReply:
-                    outcome = FAIL if reply.code == ErrorCode.UNAVAILABLE else INFO
-                    History.complete(op, outcome, env.now, error=str(reply.code))
-                else:
-                    History.complete(op, INFO, env.now, error=f"unexpected reply {reply!r}")
+                record_reply(op, reply, env.now)
 
-    def _next_request(self, client: int, node: str) -> tuple[Any, Any]:
+    def next_request(self, client: int, node: str) -> tuple[Any, Any]:
         """One random request and its history operation, invoked now."""
         spec = self.spec
         rng = self.rng
