@@ -37,10 +37,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 from collections.abc import Iterable, Sequence
 
-__all__ = ["NODE_PORT", "RealNetwork", "RealNetworkError", "run_namespaces", "sweep_stale"]
+__all__ = ["NODE_PORT", "WORKDIR_PREFIX", "RealNetwork", "RealNetworkError", "run_namespaces", "sweep_stale"]
 
 #: A run's namespace names: ``ac<pid of its process, hex>x<run number, hex>`` + ``b`` or ``n<i>``.
 _NAME = re.compile(r"^ac(?P<pid>[0-9a-f]+)x[0-9a-f]+(b|n\d+)$")
@@ -200,22 +203,35 @@ def run_namespaces() -> list[str]:
     return [n for n in names if _NAME.match(n)]
 
 
+#: A run's work directory (node logs, traces, secrets): ``actorcache-real-<prefix>-*``.
+WORKDIR_PREFIX = "actorcache-real-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def sweep_stale() -> list[str]:
-    """Delete the namespaces (and kill the processes in them) of runs whose process is
-    gone: one killed with SIGKILL cannot clean up after itself. Runs of live processes
-    (parallel test workers) are left alone. Returns what it deleted."""
+    """Delete the namespaces (and kill the processes in them) and the work directories of
+    runs whose process is gone: one killed with SIGKILL cannot clean up after itself.
+    Runs of live processes (parallel test workers) are left alone. Returns what it deleted."""
     deleted = []
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}ac*"):
+        m = re.match(rf"^{WORKDIR_PREFIX}ac(?P<pid>[0-9a-f]+)x", path.name)
+        if m is not None and not _alive(int(m.group("pid"), 16)):
+            shutil.rmtree(path, ignore_errors=True)
+            deleted.append(str(path))
     for name in run_namespaces():
         m = _NAME.match(name)
         assert m is not None
-        pid = int(m.group("pid"), 16)
-        try:
-            os.kill(pid, 0)
+        if _alive(int(m.group("pid"), 16)):
             continue  # its run is alive
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
         pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, timeout=30).stdout.split()
         for p in pids:
             try:

@@ -54,7 +54,7 @@ from sim.history import History
 from sim.latency import percentiles, replication_latencies
 from sim.real_clients import ClientThread, RealWorkload, SnapshotError, exchange, snapshot
 from sim.real_host import RealHost, faketime_lib
-from sim.real_net import RealNetwork, RealNetworkError, sweep_stale
+from sim.real_net import WORKDIR_PREFIX, RealNetwork, RealNetworkError, sweep_stale
 from sim.runner import SETTLE_POLL_S, Runner, RunResult, _agree
 from sim.scenario import FAULT_ACTIONS, Fault, Scenario
 from sim.traces import trace_lines
@@ -78,8 +78,8 @@ EXIT_NEEDS_NETEM = 4
 EXIT_NO_REAL_MODE = 5
 #: A latency model whose median is at most this stands for a LAN: the bridge is one.
 LAN_MEDIAN_S = 0.002
-#: How long the initial nodes may take to see each other ``ready``.
-READY_TIMEOUT_S = 30.0
+#: How long the initial nodes may take to see each other ``ready`` before the workload starts.
+READY_WAIT_S = 8.0
 
 _RUNS = itertools.count(1)
 
@@ -304,7 +304,7 @@ class RealRunner:
         s = self.scenario
         sweep_stale()
         prefix = f"ac{os.getpid():x}x{next(_RUNS):x}"
-        self.workdir = Path(tempfile.mkdtemp(prefix="actorcache-real-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{prefix}-"))
         self.net = RealNetwork(prefix, s.node_ids)
         self.net.default_loss = s.link.loss
         self.net.loss = {pair: link.loss for pair, link in s.links.items()}
@@ -375,7 +375,7 @@ class RealRunner:
         violations = run_checkers(ctx, self.checkers)
         trace = self.trace = self.host.traces()
         digest = hashlib.sha256("\n".join(trace_lines(trace)).encode()).hexdigest()
-        self.notes.append("peer messages: not counted (a real node does not report its links' counters)")
+        self.notes.append("peer messages and handshakes: not counted (a real node does not report its links' counters)")
         return RealRunResult(
             scenario=s.name,
             seed=self.seed,
@@ -409,9 +409,12 @@ class RealRunner:
         return self.clients.call(snapshot(addresses, keys), timeout=30)
 
     def _wait_ready(self, nodes: list[str]) -> None:
-        """Until every one of ``nodes`` sees all of them ``ready``."""
+        """Until every one of ``nodes`` sees all of them ``ready``, or at most
+        :data:`READY_WAIT_S` (the simulator gives the cluster :data:`sim.runner.FORM_S`):
+        a scenario may keep a node out on purpose (a clock beyond the skew bound), so a
+        cluster not formed by then is noted, not refused."""
         assert self.clients is not None and self.net is not None and self.host is not None
-        deadline = time.monotonic() + READY_TIMEOUT_S
+        deadline = time.monotonic() + READY_WAIT_S
         pending = set(nodes)
         while pending:
             for node in sorted(pending):
@@ -423,8 +426,9 @@ class RealRunner:
                 if set(members) >= set(nodes) and all(members[n].get("status") == "ready" for n in nodes):
                     pending.discard(node)
             if pending and time.monotonic() > deadline:
-                tails = "".join(f"\n--- {n} ---\n{self.host.log_tail(n)}" for n in sorted(pending))
-                raise RealModeError(f"real cluster not ready within {READY_TIMEOUT_S:g} s: {sorted(pending)}{tails}")
+                self.notes.append(f"cluster not formed after {READY_WAIT_S:g} s: {', '.join(sorted(pending))} "
+                                  "did not see every node ready; the workload started anyway")
+                return
             if pending:
                 time.sleep(0.1)
 
