@@ -89,13 +89,20 @@ def test_a_weakened_real_cluster_is_caught_by_the_checkers() -> None:
     assert "replay: python -m sim.run" in run.stdout and "--real" in run.stdout
 
 
-def _state() -> dict[str, object]:
+def _leftovers(pid: int) -> dict[str, list[str]]:
+    """What the run of process ``pid`` made and left: its namespaces, its links in this
+    namespace (it should never make any), its work directory. Other tests' runs, which
+    may run in parallel, are not looked at."""
+    prefix = f"ac{pid:x}x"
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     return {
-        "netns": sorted(run_namespaces()),
-        "links": sorted(line.split(":")[1].strip() for line in links.splitlines()),
-        "workdirs": sorted(p.name for p in Path(tempfile.gettempdir()).glob("actorcache-real-*")),
+        "netns": sorted(ns for ns in run_namespaces() if ns.startswith(prefix)),
+        "links": sorted(n for line in links.splitlines() if (n := line.split(":")[1].strip()).startswith(prefix)),
+        "workdirs": sorted(p.name for p in Path(tempfile.gettempdir()).glob(f"actorcache-real-{prefix}*")),
     }
+
+
+NOTHING: dict[str, list[str]] = {"netns": [], "links": [], "workdirs": []}
 
 
 def _wait_for_nodes(pid: int, count: int, timeout: float = 30.0) -> list[int]:
@@ -124,7 +131,6 @@ def _gone(pid: int) -> bool:
 
 @needs_real
 def test_ctrl_c_in_the_middle_of_a_real_run_leaves_nothing_behind() -> None:
-    before = _state()
     proc = subprocess.Popen(
         [sys.executable, "-m", "sim.run", str(SCENARIOS / "isolate3.toml"), "--real"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -144,7 +150,7 @@ def test_ctrl_c_in_the_middle_of_a_real_run_leaves_nothing_behind() -> None:
     assert proc.returncode == 130, out + err
     assert "interrupted" in err
     assert all(_gone(pid) for pid in nodes)
-    assert _state() == before
+    assert _leftovers(proc.pid) == NOTHING
 
 
 @needs_real
@@ -152,7 +158,6 @@ def test_a_killed_runs_nodes_die_with_it_and_its_namespaces_are_swept() -> None:
     """SIGKILL leaves no time to clean up: the nodes die with the run's process
     (parent-death signal), and the next run sweeps the namespaces of runs whose process
     is gone, never those of live ones."""
-    before = _state()
     proc = subprocess.Popen(
         [sys.executable, "-m", "sim.run", str(SCENARIOS / "isolate3.toml"), "--real"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -166,10 +171,10 @@ def test_a_killed_runs_nodes_die_with_it_and_its_namespaces_are_swept() -> None:
     while not all(_gone(pid) for pid in nodes) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(_gone(pid) for pid in nodes)
-    stale = [ns for ns in run_namespaces() if ns.startswith(f"ac{proc.pid:x}x")]
-    assert len(stale) == 4
-    assert set(stale) <= set(sweep_stale())
-    assert _state() == before  # its work directory (logs, traces) swept too
+    stale = _leftovers(proc.pid)
+    assert len(stale["netns"]) == 4 and len(stale["workdirs"]) == 1
+    assert set(stale["netns"]) <= set(sweep_stale())
+    assert _leftovers(proc.pid) == NOTHING  # its work directory (logs, traces) swept too
 
 
 def test_link_models_that_need_netem_are_refused_without_the_flag(tmp_path: Path) -> None:
