@@ -33,7 +33,7 @@ from sim.run import EXIT_USAGE, EXIT_VIOLATION, replay_command
 from sim.runner import Runner
 from sim.scenario import BUILTIN, Scenario, ScenarioError, load_scenario
 
-__all__ = ["EXECUTORS", "main", "parse_seeds"]
+__all__ = ["EXECUTORS", "ExecutorError", "main", "parse_seeds"]
 
 Job = tuple[Scenario, int]
 
@@ -106,13 +106,12 @@ def _dask(jobs: list[Job], args: argparse.Namespace) -> Iterator[dict[str, Any]]
     except (OSError, TimeoutError) as exc:
         raise ExecutorError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}") from None
     with client:
-        workers = client.scheduler_info()["workers"]
-        print(f"dask scheduler {args.scheduler}: {len(workers)} workers", file=sys.stderr, flush=True)
-        # pure=False: a sweep runs its seeds again, never takes a result kept from another one
-        # by its importable name: under ``python -m`` this module is __main__, whose functions
-        # would travel by value (with their globals) instead of by reference
+        print(f"dask scheduler {args.scheduler}: {len(client.nthreads())} workers", file=sys.stderr, flush=True)
+        # By its importable name: under ``python -m`` this module is __main__, whose functions
+        # would travel by value (with their globals) instead of by reference.
         from sim.sweep import _run_alone as task
 
+        # pure=False: a sweep runs its seeds again, never takes a result kept from another one
         futures = client.map(task, jobs, pure=False)
         for future in as_completed(futures, loop=client.loop):
             yield future.result()
