@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 runner = RealRunner(load_scenario(name), seed, ignore_links=args.real_ignore_links)
             except RealModeError as exc:
-                refused[name] = str(exc)
-                break
+                refused[f"{name} seed {seed}"] = str(exc)  # (a random schedule may need netem on one seed only)
+                continue
             sim = run_once(name, seed)
             real = runner.run()
             print(side_by_side(sim, real), file=sys.stderr, flush=True)
