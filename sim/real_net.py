@@ -35,6 +35,7 @@ to ignore them. ``slow`` is kept as a dict for the interface and never read.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -43,7 +44,15 @@ import tempfile
 from pathlib import Path
 from collections.abc import Iterable, Sequence
 
-__all__ = ["NODE_PORT", "WORKDIR_PREFIX", "RealNetwork", "RealNetworkError", "run_namespaces", "sweep_stale"]
+__all__ = [
+    "NODE_PORT",
+    "WORKDIR_PREFIX",
+    "RealNetwork",
+    "RealNetworkError",
+    "new_prefix",
+    "run_namespaces",
+    "sweep_stale",
+]
 
 #: A run's namespace names: ``ac<pid of its process, hex>x<run number, hex>`` + ``b`` or ``n<i>``.
 _NAME = re.compile(r"^ac(?P<pid>[0-9a-f]+)x[0-9a-f]+(b|n\d+)$")
@@ -194,6 +203,16 @@ class RealNetwork:
             )
             _run(*self.exec_prefix(node), "iptables-restore", stdin=table)
             self._rules[node] = rules
+
+
+_RUNS = itertools.count(1)
+
+
+def new_prefix() -> str:
+    """A run's name prefix, unique on this machine while its process lives: ``ac``, this
+    process's pid and the run's number in it (hex, ``x`` between): at most 11 characters,
+    so ``<prefix>o<i>`` fits an interface name (15) up to 99 nodes."""
+    return f"ac{os.getpid():x}x{next(_RUNS):x}"
 
 
 def run_namespaces() -> list[str]:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import os
 import random
 import shutil
@@ -54,7 +53,7 @@ from sim.history import History
 from sim.latency import percentiles, replication_latencies
 from sim.real_clients import ClientThread, RealWorkload, SnapshotError, exchange, snapshot
 from sim.real_host import RealHost, faketime_lib
-from sim.real_net import WORKDIR_PREFIX, RealNetwork, RealNetworkError, sweep_stale
+from sim.real_net import WORKDIR_PREFIX, RealNetwork, RealNetworkError, new_prefix, sweep_stale
 from sim.runner import SETTLE_POLL_S, Runner, RunResult, _agree
 from sim.scenario import FAULT_ACTIONS, Fault, Scenario
 from sim.traces import trace_lines
@@ -80,9 +79,6 @@ EXIT_NO_REAL_MODE = 5
 LAN_MEDIAN_S = 0.002
 #: How long the initial nodes may take to see each other ``ready`` before the workload starts.
 READY_WAIT_S = 8.0
-
-_RUNS = itertools.count(1)
-
 
 class RealModeError(Exception):
     """A scenario real mode cannot run as asked; ``exit_code`` is what ``sim.run`` returns."""
@@ -303,7 +299,7 @@ class RealRunner:
         wall0 = time.perf_counter()
         s = self.scenario
         sweep_stale()
-        prefix = f"ac{os.getpid():x}x{next(_RUNS):x}"
+        prefix = new_prefix()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{prefix}-"))
         self.net = RealNetwork(prefix, s.node_ids)
         self.net.default_loss = s.link.loss

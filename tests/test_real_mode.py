@@ -244,3 +244,74 @@ def test_real_mode_says_why_it_cannot_run_without_root(monkeypatch: pytest.Monke
     with pytest.raises(RealModeUnavailable, match="needs root") as caught:
         RealRunner(load_scenario(str(SCENARIOS / "isolate3.toml")), 1)
     assert caught.value.exit_code == EXIT_NO_REAL_MODE
+
+
+#: Inside a node's namespace: accept connections on the node port, echo one byte each.
+ECHO = r"""
+import socket, sys
+srv = socket.create_server((sys.argv[1], int(sys.argv[2])))
+print("up", flush=True)
+while True:
+    conn, _ = srv.accept()
+    conn.settimeout(2)
+    try:
+        conn.sendall(conn.recv(1))
+    except OSError:
+        pass
+    conn.close()
+"""
+#: A connection from one namespace to an address: "ok" when its byte came back.
+DIAL = r"""
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=0.5) as s:
+        s.settimeout(0.5)
+        s.sendall(b"x")
+        print("ok" if s.recv(1) == b"x" else "no")
+except OSError:
+    print("no")
+"""
+
+
+@needs_real
+def test_real_partitions_cut_what_the_simulator_cuts_and_spare_the_clients() -> None:
+    """The rules on real sockets: groups cut every link between them both ways; a one-way
+    cut src -> dst kills the connections src opens to dst (data and answers) and nothing
+    else, dst's own links to src included; clients on the bridge reach everyone."""
+    from sim.real_net import NODE_PORT, RealNetwork, new_prefix
+
+    net = RealNetwork(new_prefix(), ["n1", "n2", "n3"])
+    servers: list[subprocess.Popen[str]] = []
+    try:
+        net.setup()
+        for node in net.node_ids:
+            server = subprocess.Popen(
+                [*net.exec_prefix(node), sys.executable, "-c", ECHO, net.ip(node), str(NODE_PORT)],
+                stdout=subprocess.PIPE, text=True,
+            )
+            servers.append(server)
+            assert server.stdout is not None and server.stdout.readline().strip() == "up"
+
+        def reach(src: str | None, dst: str) -> bool:
+            ns = net.exec_prefix(src) if src else ["ip", "netns", "exec", net.bridge_ns]
+            out = subprocess.run([*ns, sys.executable, "-c", DIAL, net.ip(dst), str(NODE_PORT)],
+                                 capture_output=True, text=True, timeout=30).stdout
+            return out.strip() == "ok"
+
+        pairs = [(a, b) for a in net.node_ids for b in net.node_ids if a != b]
+        assert all(reach(a, b) for a, b in pairs)
+        net.partition(["n1"], ["n2", "n3"])  # as a `groups` fault does
+        assert {(a, b) for a, b in pairs if reach(a, b)} == {("n2", "n3"), ("n3", "n2")}
+        assert all(reach(None, n) for n in net.node_ids)  # the clients' path is untouched
+        net.heal()
+        assert all(reach(a, b) for a, b in pairs)
+        net.cut_one_way("n1", "n2")  # as a one-way `from`/`to` fault does
+        assert {(a, b) for a, b in pairs if not reach(a, b)} == {("n1", "n2")}
+        net.heal()
+        assert reach("n1", "n2")
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+        assert net.close() == []
+    assert not [ns for ns in run_namespaces() if ns.startswith(net.prefix)]
