@@ -83,11 +83,23 @@ class ClientThread:
         return self.submit(coro).result(timeout)
 
     def close(self) -> None:
+        """Cancel what still runs (an interrupted workload), then stop the loop."""
         if self.loop.is_running():
+            try:
+                self.submit(_cancel_others()).result(timeout=5)
+            except Exception:  # noqa: BLE001 (stopping regardless)
+                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         if not self.loop.is_running():
             self.loop.close()
+
+
+async def _cancel_others() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def exchange(

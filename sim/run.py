@@ -58,7 +58,7 @@ def _summary(result: RunResult) -> str:
         f"  ops: {result.ops['ok']} ok, {result.ops['failed']} failed (definite), "
         f"{result.ops['timeout']} timed out (indefinite)",
         f"  replication latency ms: p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} max {lat['max']}",
-        _peer_links(result.peer_links),
+        "  peer links: not counted (real mode)" if real else _peer_links(result.peer_links),
         f"  converged {result.convergence_s} s after heal" if result.convergence_s is not None else "  NOT converged",
     ]
     lines += [f"  fault {f}" for f in result.faults]
