@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
                 refused[f"{name} seed {seed}"] = str(exc)  # (a random schedule may need netem on one seed only)
                 continue
             sim = run_once(name, seed)
-            real = runner.run()
+            try:
+                real = runner.run()
+            except RealModeError as exc:
+                refused[f"{name} seed {seed}"] = str(exc)
+                continue
             print(side_by_side(sim, real), file=sys.stderr, flush=True)
             pairs.append((sim, real))
     print(markdown_table(pairs))

@@ -357,7 +357,10 @@ class RealRunner:
                 convergence = None
             if (agree and self.env.now >= drained_at) or self.env.now >= deadline:
                 break
-        workload.wait(timeout=s.workload.client_timeout + 10.0)
+        try:
+            workload.wait(timeout=s.workload.client_timeout + 10.0)
+        except TimeoutError:
+            self.notes.append("a client was still waiting when the run ended (its operations count as indefinite)")
         ctx = CheckContext(
             history=self.history,
             final=final,
