@@ -269,6 +269,23 @@ def _builtin() -> dict[str, Scenario]:
             duration=35.0,
         ),
         Scenario(
+            "leave-during-crash-restart",
+            "5 nodes, quorum writes and quorum reads on a 15 ms network: n1 leaves gracefully and, half a "
+            "second later, n2 (an owner that acknowledged writes) crashes, losing its memory, and restarts "
+            "while the leave is still handing off; the restarted node must not serve reads until it holds "
+            "every acknowledged write again",
+            read_consistency="quorum",
+            link=Link(lognormal(0.015, 0.3)),
+            workload=WorkloadSpec(clients=8, ops=3000, rate=150.0, keys=600),
+            faults=(
+                Fault(10.0, "leave", {"node": "n1"}),
+                Fault(10.5, "crash", {"node": "n2"}),
+                Fault(13.0, "restart", {"node": "n2"}),
+            ),
+            duration=24.0,
+            node={"stream_batch": 5},
+        ),
+        Scenario(
             "stranger",
             "5 nodes with a cluster secret; a stranger without it tries to join, take over members' "
             "identities, write keys and list them, through a partition and a restart",

@@ -150,3 +150,31 @@ def test_forged_rows_from_non_owners_never_admit_readdress_reincarnate_or_revive
                 assert row.status == MemberStatus.LEFT, f"{src} revived {node_id}"
         assert m.me.incarnation <= BOUND
         assert all(row.incarnation <= BOUND for row in m.table.values())
+
+
+def test_a_member_named_only_by_others_is_rumoured_until_it_speaks_leaves_or_is_forgotten() -> None:
+    """A restarted node must not count owners on a table short of one (issue 15): a member
+    other members name but that never spoke to this node is rumoured in the view."""
+    m = _three()
+    n4 = Member("n4", "n4", WALL_MS - 5_000, MemberStatus.READY)
+    assert m.on_gossip("n2", (n4,), 1.0, WALL_MS)  # the view changed: n4 is rumoured
+    assert m.view.rumoured == ("n4",) and "n4" not in m.table
+    m.on_gossip("n4", (n4,), 1.1, WALL_MS)  # its own link admits it
+    assert m.view.rumoured == () and "n4" in m.table
+    n5 = Member("n5", "n5", WALL_MS - 5_000, MemberStatus.READY)
+    m.on_gossip("n2", (n5,), 2.0, WALL_MS)
+    assert m.view.rumoured == ("n5",)
+    m.on_gossip("n3", (n5._replace(status=MemberStatus.LEFT),), 2.1, WALL_MS)  # removed
+    assert m.view.rumoured == ()
+    m.on_gossip("n2", (n5,), 3.0, WALL_MS)
+    m.tick(3.0 + 0.2 * 9)
+    assert m.view.rumoured == ("n5",)  # still named recently enough
+    m.tick(3.0 + 0.2 * 11)  # nobody named it for 10 heartbeats: no longer in their tables
+    assert m.view.rumoured == ()
+
+
+def test_rumours_are_bounded() -> None:
+    m = _three()
+    rows = tuple(Member(f"g{i}", f"g{i}", WALL_MS, MemberStatus.READY) for i in range(MAX_INTRODUCTIONS * 2))
+    m.on_gossip("n2", rows, 1.0, WALL_MS)
+    assert len(m.view.rumoured) == MAX_INTRODUCTIONS

@@ -19,7 +19,7 @@ from actors.cluster.membership import ClusterView, State
 from actors.cluster.peer_budget import PUSH_BUDGET
 from actors.cluster.placement import Placement
 from actors.cluster.replicator_io import Then
-from actors.cluster.streaming import Streaming
+from actors.cluster.streaming import Streaming, sources_needed
 from actors.cluster.sync_rounds import SyncRounds, diff_listings
 from actors.protocol.peer_messages import Member, MemberStatus, Pull, Push, PushAck, SyncListing, SyncRequest
 from actors.protocol.record import Record
@@ -154,8 +154,8 @@ def test_diff_listings_pushes_what_is_newer_here_and_pulls_what_is_newer_there()
 def test_a_round_listens_only_to_its_peer_and_pulls_again_what_an_answer_did_not_cover() -> None:
     io = RecordingIo()
     counters: collections.Counter[str] = collections.Counter()
-    done: list[tuple[int, ...]] = []
-    rounds = SyncRounds("n1", CONFIG, io, counters, done.append)
+    done: list[tuple[str, tuple[int, ...]]] = []
+    rounds = SyncRounds("n1", CONFIG, io, counters, lambda peer, partitions: done.append((peer, partitions)))
     rounds.start("n2", (0,), "pull", now=0.0)
     io.answer(((0, 123),))  # our digests
     [(peer, request)] = io.take_sent()
@@ -176,13 +176,13 @@ def test_a_round_listens_only_to_its_peer_and_pulls_again_what_an_answer_did_not
     assert rounds.pulling() == 1 and done == []  # three applies still on their way
     for _ in range(3):
         assert type(io.answer(1)[0]) is Apply
-    assert rounds.pulling() == 0 and done == [(0,)] and counters["keys_streamed"] == 3
+    assert rounds.pulling() == 0 and done == [("n2", (0,))] and counters["keys_streamed"] == 3
 
 
 def test_a_repair_stream_pushes_one_budget_at_a_time_each_after_its_ack() -> None:
     io = RecordingIo()
     counters: collections.Counter[str] = collections.Counter()
-    rounds = SyncRounds("n1", CONFIG, io, counters, lambda partitions: None)
+    rounds = SyncRounds("n1", CONFIG, io, counters, lambda peer, partitions: None)
     rounds.start("n2", (0,), "ae", now=0.0)
     io.answer(((0, 1),))
     [(_, request)] = io.take_sent()
@@ -203,7 +203,7 @@ def test_a_repair_stream_pushes_one_budget_at_a_time_each_after_its_ack() -> Non
 def test_a_stale_round_is_abandoned_and_counted() -> None:
     io = RecordingIo()
     counters: collections.Counter[str] = collections.Counter()
-    rounds = SyncRounds("n1", CONFIG, io, counters, lambda partitions: None)
+    rounds = SyncRounds("n1", CONFIG, io, counters, lambda peer, partitions: None)
     rounds.start("n2", (0, 1), "pull", now=0.0)
     assert rounds.expire(now=1.0, stale_s=2.0) == []
     [failed] = rounds.expire(now=3.0, stale_s=2.0)
@@ -216,26 +216,76 @@ def test_a_stale_round_is_abandoned_and_counted() -> None:
 def _streaming(io: RecordingIo) -> tuple[Streaming, SyncRounds]:
     counters: collections.Counter[str] = collections.Counter()
     streaming: Streaming
-    rounds = SyncRounds("n1", CONFIG, io, counters, lambda partitions: streaming.pulled(partitions))
+    rounds = SyncRounds("n1", CONFIG, io, counters, lambda peer, partitions: streaming.pulled(peer, partitions))
     streaming = Streaming("n1", CONFIG, io, counters, rounds)
     return streaming, rounds
 
 
-def test_a_warming_node_pulls_every_partition_it_owns_then_says_so_once() -> None:
+def _finish_pull_rounds(io: RecordingIo, rounds: SyncRounds, partitions: list[int], peers: set[str]) -> None:
+    """Answer every digest query, then complete the rounds with ``peers`` (empty listings:
+    nothing differs) and leave the others under way."""
+    while io.asks:
+        io.answer(tuple((p, 0) for p in partitions))
+    for peer, request in io.take_sent():
+        if peer in peers:
+            rounds.on_listing(peer, SyncListing(request.sid, ()))
+        else:
+            io.sent.append((peer, request))  # still under way
+
+
+def test_sources_needed_is_enough_co_owners_to_meet_every_quorum_write() -> None:
+    # N - Q + 1 of the N - 1 co-owners: with W = Q acks, one of them is among the sources.
+    assert [sources_needed(n) for n in range(1, 8)] == [0, 1, 2, 2, 3, 3, 4]
+
+
+def test_a_warming_node_pulls_every_partition_from_enough_co_owners_then_says_so_once() -> None:
     io = RecordingIo()
     streaming, rounds = _streaming(io)
-    view = make_view({**READY_ALL, "n1": (MemberStatus.WARMING, State.SELF)})
+    view = make_view({**READY_ALL, "n1": (MemberStatus.WARMING, State.SELF)}, replicas=3, partitions=8)
     assert streaming.on_view(view, first=True)
     owned = list(streaming.owned)
-    assert owned and list(streaming.pull_queue) == owned and not streaming.warm_done()
+    assert owned == list(range(8)) and list(streaming.pull_queue) == owned and not streaming.warm_done()
     streaming.start_pulls(now=0.0)
-    assert streaming.pull_queue == {} and rounds.pulling() >= 1
-    while io.asks:  # every digest query, then every (empty) listing: nothing differs
-        io.answer(tuple((p, 0) for p in owned))
-        for peer, request in io.take_sent():
-            rounds.on_listing(peer, SyncListing(request.sid, ()))
-    assert rounds.pulling() == 0
+    assert rounds.pulling() == 2  # one round per co-owner: N=3 needs 2 sources
+    _finish_pull_rounds(io, rounds, owned, {"n2"})
+    assert list(streaming.pull_queue) == owned and not streaming.warm_done()  # one source is not enough
+    _finish_pull_rounds(io, rounds, owned, {"n3"})
+    assert rounds.pulling() == 0 and streaming.pull_queue == {}
     assert streaming.warm_done() and not streaming.warm_done()
+
+
+def test_a_warming_node_waits_for_a_second_source_rather_than_serve_from_one() -> None:
+    io = RecordingIo()
+    streaming, rounds = _streaming(io)
+    members = {**READY_ALL, "n1": (MemberStatus.WARMING, State.SELF), "n3": (MemberStatus.READY, State.DOWN)}
+    streaming.on_view(make_view(members, replicas=3, partitions=4), first=True)
+    streaming.start_pulls(now=0.0)
+    assert rounds.pulling() == 1  # only n2 is reachable
+    _finish_pull_rounds(io, rounds, [0, 1, 2, 3], {"n2"})
+    streaming.start_pulls(now=1.0)
+    assert rounds.pulling() == 0 and len(streaming.pull_queue) == 4 and not streaming.warm_done()
+    members["n3"] = (MemberStatus.READY, State.ALIVE)  # n3 is back: the second source
+    streaming.on_view(make_view(members, replicas=3, partitions=4), first=False)
+    streaming.start_pulls(now=2.0)
+    assert rounds.pulling() == 1
+    _finish_pull_rounds(io, rounds, [0, 1, 2, 3], {"n3"})
+    assert streaming.pull_queue == {} and streaming.warm_done()
+
+
+def test_a_failed_pull_round_is_tried_again_from_a_co_owner() -> None:
+    io = RecordingIo()
+    streaming, rounds = _streaming(io)
+    view = make_view({**READY_ALL, "n1": (MemberStatus.WARMING, State.SELF)}, replicas=3, partitions=2)
+    streaming.on_view(view, first=True)
+    streaming.start_pulls(now=0.0)
+    assert rounds.pulling() == 2
+    _finish_pull_rounds(io, rounds, [0, 1], {"n2"})  # n3's round never answers
+    streaming.rounds_failed(rounds.expire(now=10.0, stale_s=5.0))
+    assert rounds.pulling() == 0 and not streaming.warm_done()
+    streaming.start_pulls(now=10.0)
+    assert rounds.pulling() == 1  # n3 again: n2 was pulled from already
+    _finish_pull_rounds(io, rounds, [0, 1], {"n3"})
+    assert streaming.warm_done()
 
 
 def test_gaining_a_partition_cancels_its_handoff_and_losing_it_cancels_its_pull() -> None:
@@ -275,5 +325,22 @@ def test_a_handoff_batch_goes_on_only_when_every_target_acked_it() -> None:
     assert io.answer((rec("c"),)) == [Fetch(("c",), False)]  # the next batch
     for peer, push in io.take_sent():
         streaming.on_ack(peer, PushAck(push.sid, 1), now=2.0)
-    assert io.answer(0) == [DropPartitions((0,))]  # dropped only after the last batch was acked
+    # A leaving node still answers reads for the partition until it has left: it keeps the data.
+    assert io.asks == []
     assert streaming.leave_done() == 3 and streaming.leave_done() is None
+
+
+def test_a_partition_lost_to_a_join_is_dropped_after_its_last_batch_was_acked() -> None:
+    io = RecordingIo()
+    streaming, _ = _streaming(io)
+    streaming.on_view(make_view(READY_ALL, replicas=1, partitions=8), first=True)
+    four = {**READY_ALL, "n4": (MemberStatus.WARMING, State.ALIVE)}
+    streaming.on_view(make_view(four, replicas=1, partitions=8), first=False)
+    [lost, *_] = list(streaming.handoff_queue)
+    streaming.start_handoffs(now=0.0)
+    io.answer(((lost, (("a", V1),)),))  # its listing
+    io.answer((rec("a"),))
+    [(peer, push), *_] = io.take_sent()
+    assert peer == "n4"
+    streaming.on_ack("n4", PushAck(push.sid, 1), now=1.0)
+    assert io.answer(0) == [DropPartitions((lost,))]  # not an owner any more: dropped once acked

@@ -59,6 +59,9 @@ REFUTATION_SLACK = 1000
 MAX_INTRODUCTIONS = 64
 #: Gossip rounds an introduction is tried before it is dropped.
 INTRODUCTION_ROUNDS = 10
+#: Heartbeat intervals a member heard of only through others stays *rumoured* after the
+#: last relay that named it (see :attr:`ClusterView.rumoured`).
+RUMOUR_HEARTBEATS = 10
 #: Keys whose write plan a view remembers per consistency level (then it starts afresh):
 #: a hashed key costs a dict lookup instead of a BLAKE2b (about 1.3 us) per write.
 KEY_PLAN_CACHE = 1 << 15
@@ -93,6 +96,11 @@ class ClusterView:
       a quorum still intersects after the leave completes.
     - warming members own partitions (they take writes) but serve no reads until they
       have pulled their partitions from peers.
+    - ``rumoured``: members other members' gossip names but this node has not admitted
+      (their own link has not spoken to it yet: a node that restarted while a co-owner
+      is down or cut off). Placement here leaves them out, so this node's idea of the
+      owners may be short of one: a warming node does not finish warming while any is
+      rumoured (:mod:`~actors.cluster.streaming`).
     """
 
     self_id: str
@@ -101,6 +109,7 @@ class ClusterView:
     placement: Placement
     future: Placement
     addresses: dict[str, str] = field(default_factory=dict)
+    rumoured: tuple[str, ...] = ()
     _routes: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
     _plans: dict[tuple[int, str], WritePlan] = field(default_factory=dict, compare=False, repr=False)
     _key_plans: dict[str, dict[str, WritePlan]] = field(default_factory=dict, compare=False, repr=False)
@@ -206,6 +215,9 @@ class Membership:
         self.refused = 0
         #: Members heard of only through others: ``node_id -> [addr, rounds left]``.
         self._introductions: dict[str, list[Any]] = {}
+        #: Members heard of only through others -> when a relay last named them (not
+        #: ``left``); at most MAX_INTRODUCTIONS.
+        self._rumours: dict[str, float] = {}
         #: Addresses introduced since the caller last took them (to gossip to at once).
         self.new_introductions: list[str] = []
         self.view = self._build_view()
@@ -270,6 +282,8 @@ class Membership:
             if src != node_id:
                 if old is None or row.addr != old.addr:
                     self._introduce(row)  # only its own link may admit or readdress it
+                    if old is None and self._rumour(row, now):
+                        changed = True
                     continue
                 if row.incarnation != old.incarnation or old.status == MemberStatus.LEFT:
                     self.refused += 1  # a relay may not re-incarnate or revive a member
@@ -280,6 +294,7 @@ class Membership:
                 self._suspect_since.pop(node_id, None)
             self.table[node_id] = row
             self._introductions.pop(node_id, None)
+            self._rumours.pop(node_id, None)
             changed = True
         sender = self.table.get(src)
         if sender is not None and sender.status != MemberStatus.LEFT:
@@ -296,8 +311,23 @@ class Membership:
         """Re-evaluate every member's liveness; True if the view changed."""
         return self._update_states(now)
 
+    def _rumour(self, row: Member, now: float) -> bool:
+        """Note a relayed row about a member not in the table; True if the rumoured set
+        changed (a ``left`` row ends a rumour)."""
+        node_id = row.node_id
+        if row.status == MemberStatus.LEFT:
+            return self._rumours.pop(node_id, None) is not None
+        known = node_id in self._rumours
+        if known or len(self._rumours) < MAX_INTRODUCTIONS:
+            self._rumours[node_id] = now
+        return not known and node_id in self._rumours
+
     def _update_states(self, now: float) -> bool:
         changed = False
+        horizon = now - RUMOUR_HEARTBEATS * self.heartbeat_interval_s
+        for node_id in [n for n, heard in self._rumours.items() if heard < horizon]:
+            del self._rumours[node_id]  # no longer named by anyone: gone from their tables
+            changed = True
         for node_id, member in self.table.items():
             if node_id == self.self_id:
                 continue
@@ -380,4 +410,5 @@ class Membership:
             placement=placement,
             future=future,
             addresses={m.node_id: m.addr for m in rows},
+            rumoured=tuple(sorted(self._rumours)),
         )

@@ -191,8 +191,8 @@ class Replicator(ScheduledActor):
         self.counters["replies_from_wrong_peer"] += 1
         logger.debug("%s: ignored a %s from %s for a round with %s", self, kind, src, expected)
 
-    def _pulled(self, partitions: tuple[int, ...]) -> None:
-        self.streaming.pulled(partitions)
+    def _pulled(self, peer: str, partitions: tuple[int, ...]) -> None:
+        self.streaming.pulled(peer, partitions)
 
     # --- membership and the periodic driver ----------------------------------------------
 

@@ -1,24 +1,39 @@
 """Streaming: whole partitions move when ownership changes (warming, gained partitions, handoff).
 
-A joining or restarted node (``warming``) pulls every partition it owns from a ready
-co-owner before it serves reads; any node pulls the partitions it gains when membership
-changes (pull rounds of :mod:`~actors.cluster.sync_rounds`). Partitions it no longer owns
-are pushed to their owners (the ``future`` placement's: owners once leaving members are
-gone) in acknowledged batches of about :data:`~actors.cluster.peer_budget.PUSH_BUDGET`
-bytes, then dropped; a leaving node does that for all of its partitions. Sans-IO: fed
-views, acks and the time; acts through a :class:`~actors.cluster.replicator_io.ReplicatorIo`
-and says when warming or the handoff is done (:meth:`Streaming.warm_done`,
-:meth:`Streaming.leave_done`).
+A joining or restarted node (``warming``) pulls every partition it owns before it serves
+reads; any node pulls the partitions it gains when membership changes (pull rounds of
+:mod:`~actors.cluster.sync_rounds`). Partitions it no longer owns are pushed to their
+owners (the ``future`` placement's: owners once leaving members are gone) in acknowledged
+batches of about :data:`~actors.cluster.peer_budget.PUSH_BUDGET` bytes, then dropped; a
+leaving node does that for all of its partitions, but keeps their data until it has left.
+Sans-IO: fed views, acks and the time; acts through a
+:class:`~actors.cluster.replicator_io.ReplicatorIo` and says when warming or the handoff
+is done (:meth:`Streaming.warm_done`, :meth:`Streaming.leave_done`).
+
+Why a partition is pulled from several co-owners (:func:`sources_needed`): a node that
+restarted lost its memory, and it may have been one of the W owners that acknowledged a
+quorum write; then only W - 1 of the other N - 1 owners hold that write. Pulling from one
+co-owner (which may have missed the write) and then serving reads breaks R + W > N: a
+quorum read can meet this node and that co-owner and miss an acknowledged value. Pulled
+from N - W + 1 of the others (W a quorum), the union of what it pulled must include one
+of the W - 1, so this node holds every quorum-acknowledged write again before it serves
+a read, and the quorum argument holds as if it had never lost its memory (the same count
+covers a node that gains a partition: the N - 1 owners it shares it with include W - 1
+that acknowledged). A leaving node still owns its partitions in the read placement until
+it has left, so it must keep answering them from its data: it drops nothing it handed
+off before it is ``left``. See docs/consistency.md.
 
 Invariants:
 
 - a partition is in at most one of the pull queue and the handoff queue: gaining it
   cancels its handoff, losing it cancels its pull; a handoff in progress stops when its
   partition is owned again (membership flapped) and keeps the data;
+- a partition leaves the pull queue only once pull rounds from :func:`sources_needed`
+  distinct reachable co-owners completed; while fewer are reachable it waits (a warming
+  node then stays warming: it takes writes and serves no reads); a failed round is
+  retried, from any co-owner not pulled yet;
 - at most :data:`MAX_PULL_ROUNDS` pull rounds (of up to :data:`PULL_PARTITIONS`
-  partitions, one source each) and :data:`MAX_HANDOFFS` handoffs run at once; a partition
-  whose pull failed :data:`MAX_PULL_ATTEMPTS` times, or that has no ready source, is left
-  to hints and anti-entropy;
+  partitions, one source each) and :data:`MAX_HANDOFFS` handoffs run at once;
 - a handoff batch goes on only when every target acked it (each counts once, whatever it
   repeats; an ack from anyone else is ignored and counted); a partition is dropped here
   only after its last batch was acked; a handoff idle for ``stale_s`` is abandoned and
@@ -39,7 +54,7 @@ from actors.protocol.peer_messages import MemberStatus, Push, PushAck
 from actors.protocol.replica_ops import Fetch
 from actors.store.ops import DropPartitions, ListingQuery
 
-__all__ = ["MAX_HANDOFFS", "MAX_PULL_ATTEMPTS", "MAX_PULL_ROUNDS", "PULL_PARTITIONS", "Streaming"]
+__all__ = ["MAX_HANDOFFS", "MAX_PULL_ROUNDS", "PULL_PARTITIONS", "Streaming", "sources_needed"]
 
 logger = logging.getLogger("actorcache.replicator")
 
@@ -48,8 +63,14 @@ MAX_PULL_ROUNDS = 4
 MAX_HANDOFFS = 4
 #: Partitions per warming round.
 PULL_PARTITIONS = 32
-#: A partition whose pull failed this often is left to anti-entropy.
-MAX_PULL_ATTEMPTS = 3
+
+
+def sources_needed(owners: int) -> int:
+    """Distinct co-owners a partition with ``owners`` owners (N) is pulled from: N - Q + 1
+    with Q = N // 2 + 1 a quorum, so that the sources include one of the Q - 1 other
+    owners of any quorum-acknowledged write (at most the N - 1 co-owners there are)."""
+    quorum = owners // 2 + 1
+    return max(0, min(owners - quorum + 1, owners - 1))
 
 
 class _HandOff:
@@ -83,8 +104,12 @@ class Streaming:
         self.owned: dict[int, None] = {}
         self.warming = False
         self.leaving = False
+        #: Partitions still to pull (from more co-owners than those in ``_pulled_from``).
         self.pull_queue: dict[int, None] = {}
-        self._pull_attempts: collections.Counter[int] = collections.Counter()
+        #: Per queued partition: the co-owners a pull round completed from, and those a
+        #: round is under way with (insertion-ordered: the same rounds on every replay).
+        self._pulled_from: dict[int, dict[str, None]] = {}
+        self._pulling_from: dict[int, dict[str, None]] = {}
         self.handoff_queue: dict[int, None] = {}
         self.handoffs: dict[int, _HandOff] = {}  # sid -> handoff
         self._handed_off = 0
@@ -101,6 +126,8 @@ class Streaming:
             # Gone (handed off, or gave up at the leave timeout): nothing left to move.
             self.owned = {}
             self.pull_queue.clear()
+            self._pulled_from.clear()
+            self._pulling_from.clear()
             self.handoff_queue.clear()
             self.handoffs.clear()
             return False
@@ -121,7 +148,7 @@ class Streaming:
             for p in self.owned:
                 if p not in owned:
                     self.handoff_queue[p] = None
-                    self.pull_queue.pop(p, None)
+                    self._unqueue(p)
         self.owned = owned
         return True
 
@@ -135,54 +162,87 @@ class Streaming:
 
     # --- pulls ---------------------------------------------------------------------------
 
-    def _ready_source(self, partition: int) -> str | None:
-        """A co-owner to pull ``partition`` from: ready, reachable, first in placement order."""
+    def _unqueue(self, partition: int) -> None:
+        self.pull_queue.pop(partition, None)
+        self._pulled_from.pop(partition, None)
+        self._pulling_from.pop(partition, None)
+
+    def _sources(self, partition: int) -> list[str]:
+        """Co-owners ``partition`` may be pulled from, serving ones first: every reachable
+        owner but this node. Only owners count (not the pending owners of a leave): the
+        argument for :func:`sources_needed` is about the N - 1 co-owners a quorum write
+        reached. A warming one counts too: it holds what it has pulled and been written
+        since it started, and two restarted owners waiting for each other would
+        otherwise wait forever."""
         view = self.view
         assert view is not None
-        for member in view.placement.owners(partition):
-            if member != self.me and view.serves_reads(member):
-                return member
-        for member in view.future.owners(partition):
-            if member != self.me and view.serves_reads(member):
-                return member
-        return None
+        reachable = [m for m in view.placement.owners(partition) if m != self.me and view.reachable(m)]
+        return [m for m in reachable if view.serves_reads(m)] + [m for m in reachable if not view.serves_reads(m)]
 
     def start_pulls(self, now: float) -> None:
+        """Start pull rounds for queued partitions, each from as many co-owners not yet
+        pulled from as it still needs (:func:`sources_needed`), grouped by source."""
+        view = self.view
+        assert view is not None
         pulling = self.rounds.pulling()
-        while self.pull_queue and pulling < MAX_PULL_ROUNDS:
-            by_source: dict[str, list[int]] = {}
-            for p in list(self.pull_queue):
-                source = self._ready_source(p)
-                if source is None:
-                    del self.pull_queue[p]  # nobody to pull from: hints and anti-entropy later
+        if pulling >= MAX_PULL_ROUNDS:
+            return
+        by_source: dict[str, list[int]] = {}
+        for p in list(self.pull_queue):
+            done = self._pulled_from.setdefault(p, {})
+            under_way = self._pulling_from.setdefault(p, {})
+            wanted = sources_needed(len(view.placement.owners(p))) - len(done) - len(under_way)
+            if wanted <= 0:
+                if not under_way:  # enough sources (or none needed: a single owner)
+                    self._unqueue(p)
+                continue
+            for source in self._sources(p):
+                if wanted == 0:
+                    break
+                if source in done or source in under_way:
                     continue
                 group = by_source.setdefault(source, [])
                 if len(group) < PULL_PARTITIONS:
                     group.append(p)
-            if not by_source:
-                return
-            source, parts = next(iter(by_source.items()))
+                    wanted -= 1
+        for source, parts in by_source.items():
+            if pulling >= MAX_PULL_ROUNDS:
+                break
             for p in parts:
-                del self.pull_queue[p]
+                self._pulling_from[p][source] = None
             self.rounds.start(source, tuple(parts), "pull", now)
             pulling += 1
 
-    def pulled(self, partitions: tuple[int, ...]) -> None:
-        """A pull round over ``partitions`` completed."""
+    def pulled(self, source: str, partitions: tuple[int, ...]) -> None:
+        """A pull round from ``source`` over ``partitions`` completed."""
+        view = self.view
         for p in partitions:
-            self._pull_attempts.pop(p, None)
+            under_way = self._pulling_from.get(p)
+            if under_way is None or view is None:
+                continue  # no longer queued (lost, or already pulled enough)
+            under_way.pop(source, None)
+            done = self._pulled_from[p]
+            done[source] = None
+            if len(done) >= sources_needed(len(view.placement.owners(p))):
+                self._unqueue(p)
 
     def rounds_failed(self, failed: list[Round]) -> None:
-        """Queue the partitions of abandoned pull rounds again, up to MAX_PULL_ATTEMPTS."""
+        """Abandoned pull rounds: their partitions stay queued and are pulled again, from
+        any co-owner not pulled from yet."""
         for r in failed:
             if r.purpose == "pull":
                 for p in r.partitions:
-                    self._pull_attempts[p] += 1
-                    if self._pull_attempts[p] < MAX_PULL_ATTEMPTS and p in self.owned:
-                        self.pull_queue[p] = None
+                    under_way = self._pulling_from.get(p)
+                    if under_way is not None:
+                        under_way.pop(r.peer, None)
 
     def warm_done(self) -> bool:
-        """True once, when a warming node has pulled (or given up on) every partition."""
+        """True once, when a warming node has pulled every partition from enough
+        co-owners, and knows every member the others name (a rumoured one may be an owner
+        its placement leaves out)."""
+        view = self.view
+        if view is not None and view.rumoured:
+            return False
         if self.warming and not self.pull_queue and not self.rounds.pulling():
             self.warming = False
             return True
@@ -217,7 +277,10 @@ class Streaming:
             return
         if handoff.pos >= len(handoff.keys):
             del self.handoffs[sid]
-            self.io.ask_store([DropPartitions((p,))], lambda res, now: None)
+            if not self.leaving:
+                # A leaving node keeps the data: until it has left it is still an owner
+                # that quorum reads ask (see the module docstring).
+                self.io.ask_store([DropPartitions((p,))], lambda res, now: None)
             self.io.tick_soon()
             return
         targets = self._handoff_targets(p)

@@ -89,7 +89,7 @@ class _Repair:
 class SyncRounds:
     """The rounds and repair streams this node runs, and its answers to peers' ones.
 
-    ``pulled(partitions)`` is told when a pull round completes.
+    ``pulled(peer, partitions)`` is told when a pull round with ``peer`` completes.
     """
 
     def __init__(
@@ -98,7 +98,7 @@ class SyncRounds:
         config: Any,
         io: ReplicatorIo,
         counters: collections.Counter[str],
-        pulled: Callable[[tuple[int, ...]], None],
+        pulled: Callable[[str, tuple[int, ...]], None],
     ) -> None:
         self.me = me
         self.config = config
@@ -259,7 +259,7 @@ class SyncRounds:
     def _finish(self, sid: int) -> None:
         r = self.rounds.pop(sid, None)
         if r is not None and r.purpose == "pull":
-            self._pulled(r.partitions)
+            self._pulled(r.peer, r.partitions)
         self.io.tick_soon()
 
     def expire(self, now: float, stale_s: float) -> list[Round]:
