@@ -48,8 +48,6 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
-import msgpack
-
 from actors.kernel.failures import brief
 from actors.kernel.peer_auth import Acceptor, PeerAuthError
 from actors.protocol.codec import request_or_error
@@ -63,14 +61,14 @@ from runtime.reply_encoding import VALUES_PIECEWISE, encode_json_reply, encode_m
 from runtime.acl import Acl
 from runtime.client_auth import DENIED_MESSAGE, AuthGate, refused_by_protected_mode
 from runtime.peer_connection import PeerConnection
+from runtime.peer_frames import DEFAULT_PEER_FRAME_BYTES, pack_handshake_reply
 from runtime.peer_trust import PeerTrust
-from runtime.peers import DEFAULT_PEER_FRAME_BYTES
 from runtime.served_connection import ServedConnection
 
 if TYPE_CHECKING:
     from pykka import ActorRef
 
-__all__ = ["MAX_CLIENTS_MESSAGE", "ClientConnection"]
+__all__ = ["MAX_CLIENTS_MESSAGE", "ClientConnection", "auth_frame", "check_hello"]
 
 logger = logging.getLogger("actorcache.connection")
 
@@ -80,7 +78,28 @@ _BLANK = b" \t\r\n"
 MAX_CLIENTS_MESSAGE = "max number of clients reached"
 
 #: The handshake's own frames (a challenge carries bytes: msgpack bin).
-_pack_frame = msgpack.Packer(use_bin_type=True).pack
+_pack_frame = pack_handshake_reply
+
+
+def check_hello(obj: Any, partitions: int | None) -> tuple[str, str, int]:
+    """``(node_id, addr, partitions)`` of a peer's hello; raises BadRequestError when it
+    is malformed or its partition count is not ``partitions`` (None: any). (The simulator's
+    network checks its hellos with this too: :mod:`sim.peer_wire`.)"""
+    node_id, addr, theirs = decode_hello(obj)
+    if partitions is not None and theirs != partitions:
+        raise BadRequestError(
+            f"partitions {theirs} differs from this node's {partitions}; "
+            "every node of a cluster must use the same --partitions"
+        )
+    return node_id, addr, theirs
+
+
+def auth_frame(obj: Any) -> Any:
+    """The frame read where ``auth`` is due, for :meth:`Acceptor.on_auth`; raises
+    PeerAuthError when the stream failed there (too large or corrupt for a handshake frame)."""
+    if type(obj) is ErrorReply:
+        raise PeerAuthError(f"unreadable auth frame: {obj.message}")
+    return obj
 
 
 class ClientConnection(ServedConnection):
@@ -226,12 +245,7 @@ class ClientConnection(ServedConnection):
         """The first frame is a hello: answer the challenge (or refuse and close), then
         wait for the connector's ``auth`` (:meth:`_auth_frame`)."""
         try:
-            node_id, addr, partitions = decode_hello(obj)
-            if self.partitions is not None and partitions != self.partitions:
-                raise BadRequestError(
-                    f"partitions {partitions} differs from this node's {self.partitions}; "
-                    "every node of a cluster must use the same --partitions"
-                )
+            node_id, addr, _partitions = check_hello(obj, self.partitions)
         except BadRequestError as exc:
             self.trust.log_refusal(  # (keyed by the host: each connection has its own port)
                 logger, self._remote_host() or "?", "malformed hello",
@@ -300,9 +314,7 @@ class ClientConnection(ServedConnection):
         obj = frames[0]
         claimed = acceptor.peer_id or "?"
         try:
-            if type(obj) is ErrorReply:  # too large or corrupt for a handshake frame
-                raise PeerAuthError(f"unreadable auth frame: {obj.message}")
-            node_id = acceptor.on_auth(obj)
+            node_id = acceptor.on_auth(auth_frame(obj))
         except PeerAuthError as exc:
             self._unauthorized(claimed, exc.message)
             return

@@ -37,16 +37,42 @@ from actors.kernel.peer import FromPeer
 from actors.protocol.errors import BadRequestError
 from actors.protocol.messages import ErrorReply
 from actors.protocol.peer_codec import decode_peer
+from actors.protocol.peer_messages import PeerMessage
 from runtime.conn_limits import ConnectionGuard
 from runtime.framing import MsgpackDecoder
+from runtime.peer_frames import PEER_UNICODE_ERRORS
 from runtime.served_connection import ServedConnection
 
 if TYPE_CHECKING:
     from pykka import ActorRef
 
-__all__ = ["PeerConnection"]
+__all__ = ["PeerConnection", "read_peer_frames", "switch_to_peer_frames"]
 
 logger = logging.getLogger("actorcache.connection")
+
+
+def switch_to_peer_frames(decoder: MsgpackDecoder, max_frame_bytes: int) -> None:
+    """From the frame after ``auth`` on, ``decoder`` reads a peer's frames: the peer frame
+    limit, strings with ``surrogatepass``."""
+    decoder.reconfigure(max_frame_bytes, unicode_errors=PEER_UNICODE_ERRORS)
+
+
+def read_peer_frames(decoder: MsgpackDecoder, data: bytes, max_depth: int) -> tuple[list[PeerMessage], str | None]:
+    """The peer messages of every complete frame ``data`` completes, in order, and why the
+    stream is lost (None: it is not): a frame too large or corrupt, or one
+    :func:`decode_peer` refuses. Nothing after a bad frame is read; the caller closes the
+    connection (the simulator's network does the same with its frames, :mod:`sim.peer_wire`)."""
+    msgs: list[PeerMessage] = []
+    for obj in decoder.feed(data, raw=True):
+        if type(obj) is ErrorReply:  # too large or corrupt: the stream is lost
+            return msgs, obj.message
+        try:
+            msgs.append(decode_peer(obj, max_depth))
+        except BadRequestError as exc:
+            return msgs, exc.message
+        except Exception as exc:  # noqa: BLE001 - a shape decode_peer did not foresee
+            return msgs, f"malformed peer message: {exc!r}"
+    return msgs, None
 
 
 class PeerConnection(ServedConnection):
@@ -92,7 +118,7 @@ class PeerConnection(ServedConnection):
             connections.discard(client)
             connections.add(peer)
         client.transport = None  # the client side is done: nothing of it may touch the transport
-        decoder.reconfigure(max_frame_bytes, unicode_errors="surrogatepass")
+        switch_to_peer_frames(decoder, max_frame_bytes)
         transport.set_protocol(peer)
         peer.transport = transport
         peer.last_active = client.last_active
@@ -123,22 +149,13 @@ class PeerConnection(ServedConnection):
             return
         src, addr = self.peer
         node = self.node
-        depth = self.max_value_depth
-        completed = False
-        for obj in decoder.feed(data, raw=True):
-            if type(obj) is ErrorReply:  # too large or corrupt: the stream is lost
-                self._failed(obj.message)
-                return
-            try:
-                msg = decode_peer(obj, depth)
-            except BadRequestError as exc:
-                self._failed(exc.message)
-                return
-            except Exception as exc:  # noqa: BLE001 - a shape decode_peer did not foresee
-                self._failed(f"malformed peer message: {exc!r}")
-                return
+        msgs, why = read_peer_frames(decoder, data, self.max_value_depth)
+        for msg in msgs:
             node.tell(FromPeer(src, addr, msg))
-            completed = True
+        if why is not None:
+            self._failed(why)
+            return
+        completed = bool(msgs)
         buffered = decoder.buffered
         if buffered or self.held_input:
             self._note_input(buffered, completed)

@@ -28,6 +28,7 @@ import msgpack
 
 from actors.kernel.peer_auth import CHALLENGE, Connector, PeerAuthError
 from runtime.addresses import is_loopback, parse_address
+from runtime.peer_frames import handshake_unpacker
 from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, new_nonce, reached_address
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class LinkProtocol(asyncio.Protocol):
         # A receiver only ever writes its challenge, or one error reply (to a hello or an
         # auth it refuses) and closes.
         if self._unpacker is None:
-            self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 16)
+            self._unpacker = handshake_unpacker()
         try:
             self._unpacker.feed(data)
             for obj in self._unpacker:

@@ -52,21 +52,15 @@ import logging
 import ssl
 from typing import Any, Callable
 
-import msgpack
-
+from runtime.peer_frames import DEFAULT_PEER_FRAME_BYTES, UnencodableError, encode_frame, peer_packer
 from runtime.peer_link import CONNECTED, COUNTERS, Link
 
 __all__ = ["DEFAULT_PEER_FRAME_BYTES", "PeerLinks"]
 
 logger = logging.getLogger("actorcache.peers")
 
-#: Largest frame a peer may send, and so the largest a receiver accepts by default. Peer
-#: frames carry whole client batches (a replica request for a batch of sets, a stream of
-#: records), so they may be much larger than one client request.
-DEFAULT_PEER_FRAME_BYTES = 64 << 20
-
-# Lone surrogates are valid in strings a JSON client stored; peers carry them faithfully.
-_PEER_UNICODE_ERRORS = "surrogatepass"
+# DEFAULT_PEER_FRAME_BYTES (the largest peer frame) lives in runtime.peer_frames with the
+# packer and the limit check every peer-protocol speaker shares; importable from here too.
 
 class PeerLinks:
     """One outbound link per peer address, for one node.
@@ -113,7 +107,7 @@ class PeerLinks:
         #: Connect with TLS (the peers' port speaks it; runtime/tls.py): the handshake is
         #: part of the connect, within ``connect_timeout``.
         self.tls = tls
-        self._pack = msgpack.Packer(use_bin_type=True, unicode_errors=_PEER_UNICODE_ERRORS).pack
+        self._pack = peer_packer()
         self._encode = encode
         node_id = hello.get("node_id") if type(hello) is dict else None
         if type(node_id) is not str or not node_id:
@@ -142,18 +136,11 @@ class PeerLinks:
         if link is None:
             link = self._links[address] = Link(self, address)
         try:
-            frame = self._pack(self._encode(msg))
-        except Exception as exc:  # noqa: BLE001 - never raise into an actor turn
+            # (a frame over the limit would make the receiver close the link, losing what follows)
+            frame = encode_frame(self._pack, self._encode, msg, self.max_frame_bytes)
+        except UnencodableError as exc:  # never raise into an actor turn
             link.counts["unencodable"] += 1
-            logger.error("cannot encode %s for peer %s: %s", type(msg).__name__, address, exc)
-            return
-        if len(frame) > self.max_frame_bytes:
-            # The receiver would close the link on it (and lose what follows): drop it here.
-            link.counts["unencodable"] += 1
-            logger.error(
-                "%s for peer %s is %d bytes, over the peer frame limit of %d; dropped",
-                type(msg).__name__, address, len(frame), self.max_frame_bytes,
-            )
+            logger.error("peer %s: %s; dropped", address, exc.message)
             return
         link.enqueue(frame)
 

@@ -4,6 +4,11 @@ Tests, :mod:`sim.runner` and notebooks drive cache nodes through this: the frame
 host calls (``start_node``, ``run_for``, ``pause``, ``crash``, ``network``...) plus the
 cache's client calls (``connect``, ``submit``, ``request``) of
 :class:`~actors.node.driver.NodeDriver`.
+
+Peers talk in bytes by default: the network carries the cache's peer protocol through
+the runtime's own codec (:class:`sim.peer_wire.PeerWire`), so every run exercises the
+wire format; ``wire=False`` hands message objects over as they are (quicker, for runs
+that do not need it).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from actors.config import NodeConfig
 from actors.node.driver import NodeDriver
 from actors.node.system import NodeRefs, spawn_node
 from sim.host import SimHost
+from sim.peer_wire import PeerWire
 
 __all__ = ["CacheSimHost"]
 
@@ -22,13 +28,19 @@ __all__ = ["CacheSimHost"]
 class CacheSimHost(NodeDriver, SimHost):
     """Cache nodes on virtual time; ``seed`` drives every random choice."""
 
-    def __init__(self, seed: int | str = 0, secret: bytes | None = None) -> None:
-        """``secret``: the cluster secret every node holds (default: drawn from the seed)."""
+    def __init__(self, seed: int | str = 0, secret: bytes | None = None, *, wire: bool = True) -> None:
+        """``secret``: the cluster secret every node holds (default: drawn from the seed);
+        ``wire``: peers talk in bytes (the runtime's codec), else in objects."""
         super().__init__(spawn_node, seed, secret)
+        self.peer_wire: PeerWire | None = PeerWire() if wire else None
+        if self.peer_wire is not None:
+            self.network.wire = self.peer_wire
 
     def start_node(self, node_id: str = "node1", config: NodeConfig | None = None, **host_options: Any) -> NodeRefs:
         """As :meth:`SimHost.start_node`; a config without an address advertises the node's
         id, which is what the simulated network routes by."""
         if config is not None and not config.address:
             config = dataclasses.replace(config, address=node_id)
+        if self.peer_wire is not None:
+            self.peer_wire.configure(node_id, config if config is not None else NodeConfig())
         return super().start_node(node_id, config, **host_options)

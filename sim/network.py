@@ -36,6 +36,19 @@ message (never duplicated: it is one TCP connection's bytes). Why it is faithful
 
 Secrets: each node holds ``secrets.get(node, secret)``; nonces come from the network's
 RNG, so the same seed gives the same handshakes, byte for byte.
+
+What crosses a link is the :class:`sim.wire.Wire`'s business: objects as they are by
+default, a system's frames in bytes when its host gives one (the cache's
+:class:`sim.peer_wire.PeerWire`, the runtime's own codec). With bytes, every message is
+encoded at ``send`` (one that cannot be, or is over the frame limit, is dropped there and
+counted ``unsendable``, traced ``peer-unsendable``), every handshake frame is packed and
+read as a real node does, and each delivered frame is decoded by the connection's stream at
+the receiver. A frame the receiver cannot read closes that connection as a real node's
+does (counted ``bad_frames``, traced ``peer-bad-frame``): nothing more of it is read, and
+the sender's next message runs the handshake again after its backoff (the sender learns of
+the close at once here). ``link_bytes[(src, dst)]`` counts the bytes each link carried
+(its handshakes' frames and its messages, each written once whatever the network then
+duplicated).
 """
 
 from __future__ import annotations
@@ -50,6 +63,7 @@ import simpy
 from actors.kernel.peer import FromPeer
 from actors.kernel.peer_auth import AUTH, NONCE_BYTES, Acceptor, Connector, PeerAuthError
 from sim.link_models import LatencyModel, Link, constant, lognormal, uniform
+from sim.wire import BadFrame, Objects, Unsendable, Wire
 
 # The link models live in sim.link_models; they are importable from here as they always were.
 __all__ = ["LatencyModel", "Link", "SimNetwork", "constant", "lognormal", "uniform"]
@@ -64,17 +78,13 @@ MAX_QUEUE = 10_000
 #: An acceptor closes a handshake whose auth has not come this long after it answered the
 #: hello (``runtime.conn_limits.PEER_HELLO_GRACE_S``): a connector paused meanwhile retries.
 HANDSHAKE_GRACE_S = 2.0
-#: The hello fields of the transport itself: the handshake belongs to the network, whatever
-#: system it carries (``Connector.hello`` adds the node id, the nonce and ``to``: the
-#: destination node, the address a simulated connection reaches).
-_HELLO = {"type": "hello"}
 _CONNECTING, _BACKOFF, _OPEN = "connecting", "backoff", "open"
 
 
 class _Conn:
     """One connection attempt src -> dst: both halves of its handshake and the verdict."""
 
-    __slots__ = ("acceptor", "accepted", "auth_at", "challenged_at", "connector", "inbox")
+    __slots__ = ("acceptor", "accepted", "auth_at", "challenged_at", "connector", "inbox", "stream")
 
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
@@ -85,6 +95,8 @@ class _Conn:
         self.accepted = False
         self.auth_at = 0.0
         self.challenged_at = 0.0
+        #: The accepting end's reader of this connection's frames (``sim.wire.Stream``).
+        self.stream: Any = None
 
 
 class _Outbound:
@@ -101,7 +113,12 @@ class _Outbound:
 
 class SimNetwork:
     def __init__(
-        self, env: simpy.Environment, rng: random.Random, default: Link | None = None, secret: bytes = b""
+        self,
+        env: simpy.Environment,
+        rng: random.Random,
+        default: Link | None = None,
+        secret: bytes = b"",
+        wire: Wire | None = None,
     ) -> None:
         self.env = env
         self.rng = rng
@@ -129,6 +146,12 @@ class SimNetwork:
         self.refused = 0  # handshakes refused, by either side
         self.retries = 0  # handshake attempts failed by a lost frame (retried while queued)
         self.frames = 0  # handshake frames sent
+        #: What a link carries (the hello's system fields, messages, handshake frames).
+        self.wire: Wire = wire if wire is not None else Objects()
+        self.unsendable = 0  # messages the wire could not encode (dropped at send)
+        self.bad_frames = 0  # frames a receiver could not read (each closed its connection)
+        #: Bytes each link (src, dst) carried, when the wire carries bytes.
+        self.link_bytes: dict[tuple[str, str], int] = {}
         self._open: dict[tuple[str, str], _Conn] = {}
         self._outbound: dict[tuple[str, str], _Outbound] = {}
         #: Paused node -> its handshake steps waiting for resume, in order.
@@ -183,14 +206,26 @@ class SimNetwork:
 
     def send(self, src: str, dst: str, msg: Any) -> None:
         self.sent += 1
+        try:
+            payload = self.wire.encode(src, msg)
+        except Unsendable as exc:  # a real link drops it as unencodable: nothing goes out
+            self.unsendable += 1
+            self._event(src, "peer-unsendable", {"peer": dst, "reason": exc.message})
+            return
         conn = self._open.get((src, dst))
         if conn is None:
-            self._enqueue(src, dst, msg)
+            self._enqueue(src, dst, payload)
         else:
-            self._transmit(src, dst, conn, msg)
+            self._transmit(src, dst, conn, payload)
 
-    def _transmit(self, src: str, dst: str, conn: _Conn, msg: Any) -> None:
+    def _count(self, link_key: tuple[str, str], payload: Any) -> None:
+        if type(payload) is bytes:
+            link_bytes = self.link_bytes
+            link_bytes[link_key] = link_bytes.get(link_key, 0) + len(payload)
+
+    def _transmit(self, src: str, dst: str, conn: _Conn, payload: Any) -> None:
         link_key = (src, dst)
+        self._count(link_key, payload)
         if link_key in self.cut:
             self.dropped += 1
             return
@@ -200,7 +235,6 @@ class SimNetwork:
             self.dropped += 1
             return
         copies = 2 if link.duplicate and rng.random() < link.duplicate else 1
-        envelope = FromPeer(src, src, msg)
         now = self.env.now
         factor = self.slow.get(src, 1.0) * self.slow.get(dst, 1.0)
         for _ in range(copies):
@@ -210,9 +244,9 @@ class SimNetwork:
                 self._last_delivery[link_key] = at
             elif at < conn.auth_at:
                 at = conn.auth_at  # reordered among themselves, never ahead of the handshake
-            self.env.timeout(at - now).callbacks.append(lambda _e: self._deliver(src, dst, conn, envelope))
+            self.env.timeout(at - now).callbacks.append(lambda _e: self._deliver(src, dst, conn, payload))
 
-    def _deliver(self, src: str, dst: str, conn: _Conn, envelope: FromPeer) -> None:
+    def _deliver(self, src: str, dst: str, conn: _Conn, payload: Any) -> None:
         inbox = conn.inbox
         if not conn.accepted or not inbox.is_alive():
             self.dropped += 1  # refused, or its process is gone (a restart is a new connection)
@@ -220,19 +254,35 @@ class SimNetwork:
         if (src, dst) in self.cut:
             self.dropped += 1  # cut while in flight: a partition loses what is on the wire
             return
+        try:
+            msg = conn.stream.frame(payload)
+        except BadFrame as exc:
+            self._bad_frame(src, dst, conn, exc.message)
+            return
         if self.on_deliver is not None:
-            self.on_deliver(src, dst, envelope.msg)
-        inbox.tell(envelope)
+            self.on_deliver(src, dst, msg)
+        inbox.tell(FromPeer(src, src, msg))
+
+    def _bad_frame(self, src: str, dst: str, conn: _Conn, reason: str) -> None:
+        """dst could not read a frame of ``conn``: it closes the connection (a real node's
+        ``PeerConnection`` does: what follows on it is never read) and src reconnects."""
+        self.bad_frames += 1
+        self.dropped += 1
+        conn.accepted = False  # what is still in flight on it is dropped on arrival
+        self._event(dst, "peer-bad-frame", {"peer": src, "reason": reason})
+        out = self._outbound.get((src, dst))
+        if out is not None and out.conn is conn:
+            self._close(src, dst, out, conn)
 
     # --- the handshake ------------------------------------------------------------------
 
-    def _enqueue(self, src: str, dst: str, msg: Any) -> None:
+    def _enqueue(self, src: str, dst: str, payload: Any) -> None:
         key = (src, dst)
         out = self._outbound.get(key)
         if out is None:
             out = self._outbound[key] = _Outbound()
             self._connect(src, dst, out)
-        out.queue.append(msg)
+        out.queue.append(payload)
         if len(out.queue) > MAX_QUEUE:
             out.queue.popleft()
             self.dropped += 1
@@ -245,11 +295,14 @@ class SimNetwork:
         else:
             held.append(step)
 
-    def _frame(self, src: str, dst: str, arrive: Callable[[], None], lost: Callable[[], None], fifo: bool) -> float | None:
+    def _frame(
+        self, src: str, dst: str, payload: Any, arrive: Callable[[], None], lost: Callable[[], None], fifo: bool
+    ) -> float | None:
         """Send one handshake frame; ``arrive`` runs on its arrival, ``lost`` when the
         network loses it. Returns its arrival time, None when it was lost at once."""
         self.frames += 1
         key = (src, dst)
+        self._count(key, payload)
         link = self.links.get(key, self.default)
         if key in self.cut or (link.loss and self.rng.random() < link.loss):
             lost()
@@ -274,17 +327,19 @@ class SimNetwork:
 
     def _connect(self, src: str, dst: str, out: _Outbound) -> None:
         out.state = _CONNECTING
-        conn = out.conn = _Conn(Connector(self.secret_of(src), src, self.rng.randbytes(NONCE_BYTES), _HELLO, dst))
-        hello = conn.connector.hello()
+        wire = self.wire
+        conn = out.conn = _Conn(Connector(self.secret_of(src), src, self.rng.randbytes(NONCE_BYTES), wire.hello(src), dst))
+        hello = wire.handshake(src, conn.connector.hello())
         self._frame(
             src,
             dst,
+            hello,
             lambda: self._at(dst, lambda: self._on_hello(src, dst, out, conn, hello)),
             lambda: self._lost(src, dst, out, conn),
             fifo=True,
         )
 
-    def _on_hello(self, src: str, dst: str, out: _Outbound, conn: _Conn, hello: dict[str, Any]) -> None:
+    def _on_hello(self, src: str, dst: str, out: _Outbound, conn: _Conn, payload: Any) -> None:
         if not self._current(src, dst, out, conn):
             return  # the connector crashed meanwhile
         inbox = self.inboxes.get(dst)
@@ -293,29 +348,41 @@ class SimNetwork:
             return
         conn.inbox = inbox
         conn.challenged_at = self.env.now
+        stream = conn.stream = self.wire.accept(dst)
         acceptor = conn.acceptor = Acceptor(self.secret_of(dst), dst, self.rng.randbytes(NONCE_BYTES), (dst,))
-        challenge = acceptor.on_hello(src, hello)
+        try:
+            claimed, hello = stream.hello(payload)
+            challenge = self.wire.challenge(acceptor.on_hello(claimed, hello))
+        except (BadFrame, PeerAuthError) as exc:  # refused with an error frame, and closed
+            self._refused(dst, src, exc.message)
+            self.dropped += len(out.queue)
+            del self._outbound[(src, dst)]
+            return
         self._frame(
             dst,
             src,
+            challenge,
             lambda: self._at(src, lambda: self._on_challenge(src, dst, out, conn, challenge)),
             lambda: self._lost(src, dst, out, conn),
             fifo=False,
         )
 
-    def _on_challenge(self, src: str, dst: str, out: _Outbound, conn: _Conn, challenge: dict[str, Any]) -> None:
+    def _on_challenge(self, src: str, dst: str, out: _Outbound, conn: _Conn, payload: Any) -> None:
         if not self._current(src, dst, out, conn):
             return
         try:
-            auth = conn.connector.on_challenge(challenge, expect=dst)
-        except PeerAuthError as exc:
+            auth = conn.connector.on_challenge(self.wire.read_challenge(payload), expect=dst)
+        except (BadFrame, PeerAuthError) as exc:
             if src not in self.rogues:
                 self._refused(src, dst, exc.message)
                 self.dropped += len(out.queue)  # nothing goes to a peer that proved nothing
                 del self._outbound[(src, dst)]
                 return
             auth = {"type": AUTH, "proof": self.rng.randbytes(32)}  # a stranger forges one anyway
-        at = self._frame(src, dst, lambda: self._on_auth(src, dst, out, conn, auth), lambda: self._lost(src, dst, out, conn), fifo=True)
+        frame = self.wire.handshake(src, auth)
+        at = self._frame(
+            src, dst, frame, lambda: self._on_auth(src, dst, out, conn, frame), lambda: self._lost(src, dst, out, conn), fifo=True
+        )
         if at is None:
             return
         conn.auth_at = at
@@ -326,7 +393,7 @@ class SimNetwork:
         for msg in queue:
             self._transmit(src, dst, conn, msg)
 
-    def _on_auth(self, src: str, dst: str, out: _Outbound, conn: _Conn, auth: dict[str, Any]) -> None:
+    def _on_auth(self, src: str, dst: str, out: _Outbound, conn: _Conn, payload: Any) -> None:
         if not conn.inbox.is_alive():
             if self._current(src, dst, out, conn):
                 self._unreachable(src, dst, out)
@@ -336,8 +403,8 @@ class SimNetwork:
             return
         assert conn.acceptor is not None
         try:
-            conn.acceptor.on_auth(auth)
-        except PeerAuthError as exc:
+            conn.acceptor.on_auth(conn.stream.auth(payload))
+        except (BadFrame, PeerAuthError) as exc:
             self._refused(dst, src, exc.message)
             if self._current(src, dst, out, conn):  # the error frame closes the connection
                 del self._outbound[(src, dst)]
@@ -345,13 +412,15 @@ class SimNetwork:
             return
         conn.accepted = True
         self.handshakes += 1
+        self._event(dst, "peer-auth", {"peer": src})
+
+    def _event(self, node: str, kind: str, fields: dict[str, Any]) -> None:
         if self.on_event is not None:
-            self.on_event(dst, "peer-auth", {"peer": src})
+            self.on_event(node, kind, fields)
 
     def _refused(self, node: str, peer: str, reason: str) -> None:
         self.refused += 1
-        if self.on_event is not None:
-            self.on_event(node, "peer-refused", {"peer": peer, "reason": reason})
+        self._event(node, "peer-refused", {"peer": peer, "reason": reason})
 
     def _unreachable(self, src: str, dst: str, out: _Outbound) -> None:
         """Nobody listens at dst (down, never started): the connection is refused and what
@@ -366,8 +435,13 @@ class SimNetwork:
         queued the link retries after its backoff; without, it goes idle."""
         if not self._current(src, dst, out, conn):
             return
-        out.conn = None
         self.retries += 1
+        self._close(src, dst, out, conn)
+
+    def _close(self, src: str, dst: str, out: _Outbound, conn: _Conn) -> None:
+        """``conn`` is gone: with messages queued the link retries after its backoff
+        (``runtime.peer_link.Link``), without it goes idle."""
+        out.conn = None
         if self._open.get((src, dst)) is conn:
             del self._open[(src, dst)]
         if not out.queue:

@@ -52,6 +52,9 @@ class RunResult:
     #: The peer handshakes of the run (:mod:`sim.network`): ``handshakes`` accepted,
     #: ``refused`` (by either side), ``retries`` (attempts failed by a lost frame).
     peer_links: dict[str, int] = field(default_factory=dict)
+    #: Bytes the peer links carried (:mod:`sim.peer_wire`): ``total``, and per link
+    #: ``"src->dst"`` (sorted); ``wire`` False when the run handed objects over (``--no-wire``).
+    peer_bytes: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -68,17 +71,19 @@ class Runner:
         checkers: list[str] | None = None,
         expect_consistency: tuple[str, str] | None = None,
         skew_bound: float | None = None,
+        wire: bool = True,
     ) -> None:
         """``expect_consistency`` (write, read) and ``skew_bound`` override what the checkers
         assume, for tests that run a deliberately weakened cluster against the promises
-        the default configuration makes."""
+        the default configuration makes. ``wire=False``: peers hand over message objects
+        instead of the peer protocol's bytes (quicker; :mod:`sim.peer_wire`)."""
         scenario.validate()
         self.scenario = scenario
         self.seed = seed
         self.checkers = checkers
         self.expect_consistency = expect_consistency or (scenario.write_consistency, scenario.read_consistency)
         self.skew_bound = scenario.skew_bound if skew_bound is None else skew_bound
-        self.host = CacheSimHost(seed)
+        self.host = CacheSimHost(seed, wire=wire)
         self.env = self.host.env
         self.rng = random.Random(f"{seed}/faults")
         self.history = History()
@@ -253,6 +258,13 @@ class Runner:
                 "refused": net.refused,
                 "retries": net.retries,
                 "frames": net.frames,
+                "unsendable": net.unsendable,
+                "bad_frames": net.bad_frames,
+            },
+            peer_bytes={
+                "wire": self.host.peer_wire is not None,
+                "total": sum(net.link_bytes.values()),
+                "links": {f"{src}->{dst}": n for (src, dst), n in sorted(net.link_bytes.items())},
             },
         )
         return result

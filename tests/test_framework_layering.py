@@ -26,10 +26,13 @@ OURS = {"actors", "runtime", "sim", "examples", "tests", "bench", "notebooks"}
 
 KERNEL = sorted((ROOT / "actors" / "kernel").rglob("*.py"))
 FRAMEWORK_HOSTS = [
-    ROOT / "sim" / f"{name}.py" for name in ("host", "scheduler", "clock", "network", "link_models")
+    ROOT / "sim" / f"{name}.py" for name in ("host", "scheduler", "clock", "network", "link_models", "wire")
 ] + [ROOT / "runtime" / f"{name}.py" for name in ("host", "loop_scheduler", "addresses")]
-#: The peer transport: the links, one link's state machine, who may peer, and the TLS it may speak.
-PEER_TRANSPORT = [ROOT / "runtime" / f"{name}.py" for name in ("peers", "peer_link", "peer_trust", "tls")]
+#: The peer transport: the links, one link's state machine, its frames' bytes, who may peer,
+#: and the TLS it may speak.
+PEER_TRANSPORT = [
+    ROOT / "runtime" / f"{name}.py" for name in ("peers", "peer_link", "peer_frames", "peer_trust", "tls")
+]
 EXAMPLES = sorted((ROOT / "examples").rglob("*.py"))
 #: An example's ``__main__`` picks the host it runs on: it may import the framework's hosts too.
 EXAMPLE_SYSTEMS = [p for p in EXAMPLES if p.name != "__main__.py"]
