@@ -21,7 +21,7 @@ from actors.kernel import ScheduledFuture
 from actors.protocol.internal import Leave
 from actors.protocol.peer_messages import Gossip, Member, MemberStatus, ReplicaRequest, SyncRequest
 from actors.protocol.replica_ops import Write
-from actors.protocol.version import Version
+from actors.protocol.version import MAX_WALL_MS, Version
 
 if TYPE_CHECKING:
     from sim.network import SimNetwork
@@ -231,7 +231,10 @@ def _stranger_round(run: Runner, name: str, round_no: int) -> None:
     victim = live[round_no % len(live)]
     rows = (
         Member(name, name, 1, MemberStatus.READY),
-        Member(victim, name, 2**63 - 1, MemberStatus.READY),  # "victim lives at my address now"
+        # "victim lives at my address now", at the highest incarnation a peer frame may carry
+        # (one more and the receiver's decoder refuses the frame: the forgery must be one a
+        # real node would read)
+        Member(victim, name, MAX_WALL_MS - 1, MemberStatus.READY),
     )
     for i, member in enumerate(live):
         key = f"k{(round_no + i) % max(1, min(run.scenario.workload.keys, 8))}"
