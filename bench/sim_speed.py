@@ -6,18 +6,25 @@ second and SimPy events per wall second. For scale, the same run measures a bare
 loop that only processes zero-work timeouts: the ceiling for any SimPy simulation on
 this machine, so the ratio says how much of it our actors, network and checkers use.
 Goal (issue 4): the partition-heal run in under 10 s.
+
+``--ab``: what carrying bytes costs (issue 15). Each seed runs twice in the same process,
+peers handing message objects over (``--no-wire``) and peers talking the peer protocol's
+bytes (the default, :mod:`sim.peer_wire`), in alternating order, and the table gives each
+one's CPU seconds (``time.process_time``: the machine is shared) and their ratio, with
+the bytes the links carried and whether both gave the same trace.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
 import simpy
 
 from bench.results import machine, record
-from sim.runner import Runner
+from sim.runner import Runner, RunResult
 from sim.scenario import BUILTIN
 
 def bare_simpy_events_per_s(events: int = 300_000) -> float:
@@ -34,11 +41,60 @@ def bare_simpy_events_per_s(events: int = 300_000) -> float:
     return events / (time.perf_counter() - t0)
 
 
+def _cpu_run(seed: int, wire: bool) -> tuple[float, RunResult]:
+    runner = Runner(BUILTIN["partition-heal"], seed, wire=wire)
+    try:
+        t0 = time.process_time()
+        result = runner.run()
+        return time.process_time() - t0, result
+    finally:
+        runner.close()
+
+
+def wire_ab(seeds: int) -> str:
+    """The table of ``--ab``: objects vs bytes, per seed, CPU seconds and their ratio."""
+    rows = []
+    ratios = []
+    load = os.getloadavg()[0]
+    for seed in range(1, seeds + 1):
+        order = (False, True) if seed % 2 else (True, False)
+        runs = {wire: _cpu_run(seed, wire) for wire in order}
+        (cpu_obj, objects), (cpu_bytes, wired) = runs[False], runs[True]
+        ratios.append(cpu_bytes / cpu_obj)
+        same = "yes" if objects.trace_sha256 == wired.trace_sha256 else "NO"
+        rows.append(
+            f"| {seed} | {wired.messages:,} | {wired.peer_bytes['total']:,} | {cpu_obj:.2f} | {cpu_bytes:.2f} | "
+            f"{cpu_bytes / cpu_obj:.2f} | {same} | {wired.peer_links['unsendable']} / {wired.peer_links['bad_frames']} |"
+        )
+        print(rows[-1], flush=True)
+    ratios.sort()
+    header = (
+        "| seed | peer messages | peer bytes | CPU s, objects | CPU s, bytes | bytes / objects | same trace "
+        "| unsendable / bad frames |\n|---|---|---|---|---|---|---|---|"
+    )
+    return (
+        f"{machine()}; load average {load:.2f} (1 min) as the run began; 5-node partition-heal, each seed run "
+        "both ways in the same process (alternating order).\n\n"
+        f"{header}\n" + "\n".join(rows) + f"\n\nMedian CPU ratio bytes / objects: {ratios[len(ratios) // 2]:.2f}."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sim_speed")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
+    parser.add_argument("--ab", action="store_true", help="peers in objects vs in bytes: the CPU cost of the wire")
     args = parser.parse_args(argv)
+    if args.ab:
+        text = wire_ab(args.seeds)
+        print(text)
+        if args.record:
+            record(
+                "Simulator: the cost of carrying bytes (`bench/sim_speed.py --ab`)",
+                "python -m bench.sim_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+                text,
+            )
+        return 0
     bare = bare_simpy_events_per_s()
     rows = []
     for seed in range(1, args.seeds + 1):
