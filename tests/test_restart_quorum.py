@@ -10,9 +10,13 @@ restarts) violated ``quorum-reads`` before the fix; it is kept as a regression.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from actors.protocol.messages import Ack, Get, Set, Value
 from sim.run import run_once
 from tests.test_cluster_sim import SimCluster
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 
 def _key_ranking_n3_before_n1(c: SimCluster) -> str:
@@ -66,3 +70,36 @@ def test_the_leave_during_crash_restart_scenario_keeps_quorum_reads() -> None:
     result = run_once("leave-during-crash-restart", 2)
     assert result.violations == [], result.violations
 
+
+
+def test_a_co_owner_admitted_while_warming_is_pulled_from_before_warm() -> None:
+    # n1 restarts while n3 (which holds a write acked by n1 and n3) is cut off: n1 hears n2
+    # only and pulls from it (its placement then has two members: one source); n3 is
+    # rumoured, so n1 keeps warming. When n3 is admitted, the partition's owners changed:
+    # n1 must pull from n3 before it serves reads (before the fix it reported warm the
+    # moment it admitted n3, without the write: scenarios/rumoured-owner-restart.toml).
+    c = SimCluster(3, anti_entropy_interval_s=1000.0)
+    try:
+        c.host.network.cut_one_way("n1", "n2")  # n2 misses n1's writes
+        c.host.network.cut_one_way("n3", "n2")
+        assert c.one(Set("k1", "acked", consistency="quorum"), "n1") == Ack()  # n1 and n3
+        c.run(0.5)
+        assert c.local("n2", "k1") is None and c.local("n3", "k1") is not None
+        c.host.crash("n1")  # its hint for n2 is lost with it
+        c.host.network.heal()
+        c.host.network.partition(["n3"], ["n1", "n2"])
+        c.start("n1")
+        c.run(3.0)
+        assert not c.stats("n1")["cluster"]["ready"]  # n3 rumoured
+        c.host.network.heal()
+        c.run(3.0)
+        assert c.stats("n1")["cluster"]["ready"]
+        assert c.local("n1", "k1") is not None and c.local("n1", "k1").value == "acked"
+    finally:
+        c.host.shutdown()
+
+
+def test_the_rumoured_owner_restart_scenario_keeps_quorum_reads() -> None:
+    # Seed 2 violated quorum-reads before the fix (6 of seeds 1-15 did).
+    result = run_once(str(SCENARIOS / "rumoured-owner-restart.toml"), 2)
+    assert result.violations == [], result.violations

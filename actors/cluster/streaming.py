@@ -32,6 +32,10 @@ Invariants:
   distinct reachable co-owners completed; while fewer are reachable it waits (a warming
   node then stays warming: it takes writes and serves no reads); a failed round is
   retried, from any co-owner not pulled yet;
+- sources are counted against the owners of the current view: only pulls from members
+  that are still co-owners count, and while warming, a partition whose owners changed
+  (a rumoured member admitted: the earlier placement was short of it) goes back in the
+  queue until enough of its current co-owners were pulled from;
 - at most :data:`MAX_PULL_ROUNDS` pull rounds (of up to :data:`PULL_PARTITIONS`
   partitions, one source each) and :data:`MAX_HANDOFFS` handoffs run at once;
 - a handoff batch goes on only when every target acked it (each counts once, whatever it
@@ -106,8 +110,10 @@ class Streaming:
         self.leaving = False
         #: Partitions still to pull (from more co-owners than those in ``_pulled_from``).
         self.pull_queue: dict[int, None] = {}
-        #: Per queued partition: the co-owners a pull round completed from, and those a
-        #: round is under way with (insertion-ordered: the same rounds on every replay).
+        #: Per queued partition (and, while warming, per pulled one: the view may still
+        #: gain a co-owner it must be pulled from): the co-owners a pull round completed
+        #: from, and those a round is under way with (insertion-ordered: the same rounds
+        #: on every replay).
         self._pulled_from: dict[int, dict[str, None]] = {}
         self._pulling_from: dict[int, dict[str, None]] = {}
         self.handoff_queue: dict[int, None] = {}
@@ -149,6 +155,12 @@ class Streaming:
                 if p not in owned:
                     self.handoff_queue[p] = None
                     self._unqueue(p)
+            if self.warming:
+                # A member admitted while warming (one that was rumoured) can be an owner
+                # the pulls so far were not counted against: pull from it too.
+                for p in owned:
+                    if p not in self.pull_queue and not self._enough(p):
+                        self.pull_queue[p] = None
         self.owned = owned
         return True
 
@@ -166,6 +178,29 @@ class Streaming:
         self.pull_queue.pop(partition, None)
         self._pulled_from.pop(partition, None)
         self._pulling_from.pop(partition, None)
+
+    def _pulled_enough(self, partition: int) -> None:
+        """``partition`` was pulled from enough co-owners: out of the queue; while warming
+        its sources are kept (a co-owner admitted later may be one more it needs)."""
+        if self.warming:
+            self.pull_queue.pop(partition, None)
+            self._pulling_from.pop(partition, None)
+        else:
+            self._unqueue(partition)
+
+    def _done_sources(self, partition: int) -> int:
+        """Co-owners of ``partition`` in the current view a pull round completed from."""
+        view = self.view
+        assert view is not None
+        done = self._pulled_from.get(partition, {})
+        return sum(1 for m in view.placement.owners(partition) if m in done)
+
+    def _enough(self, partition: int) -> bool:
+        """Whether ``partition`` was pulled from :func:`sources_needed` of its current
+        co-owners."""
+        view = self.view
+        assert view is not None
+        return self._done_sources(partition) >= sources_needed(len(view.placement.owners(partition)))
 
     def _sources(self, partition: int) -> list[str]:
         """Co-owners ``partition`` may be pulled from, serving ones first: every reachable
@@ -191,10 +226,10 @@ class Streaming:
         for p in list(self.pull_queue):
             done = self._pulled_from.setdefault(p, {})
             under_way = self._pulling_from.setdefault(p, {})
-            wanted = sources_needed(len(view.placement.owners(p))) - len(done) - len(under_way)
+            wanted = sources_needed(len(view.placement.owners(p))) - self._done_sources(p) - len(under_way)
             if wanted <= 0:
                 if not under_way:  # enough sources (or none needed: a single owner)
-                    self._unqueue(p)
+                    self._pulled_enough(p)
                 continue
             for source in self._sources(p):
                 if wanted == 0:
@@ -221,10 +256,9 @@ class Streaming:
             if under_way is None or view is None:
                 continue  # no longer queued (lost, or already pulled enough)
             under_way.pop(source, None)
-            done = self._pulled_from[p]
-            done[source] = None
-            if len(done) >= sources_needed(len(view.placement.owners(p))):
-                self._unqueue(p)
+            self._pulled_from[p][source] = None
+            if self._enough(p):
+                self._pulled_enough(p)
 
     def rounds_failed(self, failed: list[Round]) -> None:
         """Abandoned pull rounds: their partitions stay queued and are pulled again, from
@@ -245,6 +279,8 @@ class Streaming:
             return False
         if self.warming and not self.pull_queue and not self.rounds.pulling():
             self.warming = False
+            self._pulled_from.clear()  # kept only to re-check sources while warming
+            self._pulling_from.clear()
             return True
         return False
 
