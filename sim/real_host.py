@@ -149,8 +149,11 @@ class FaketimeClock:
 class RealHost:
     """The node processes of a real run (see the module docstring)."""
 
-    def __init__(self, network: RealNetwork, workdir: Path) -> None:
+    def __init__(self, network: RealNetwork, workdir: Path, node_cwd: str | os.PathLike[str] | None = None) -> None:
+        """``node_cwd``: the checkout the nodes run from (default this one), e.g. an older
+        commit's, to play a scenario on another version's nodes."""
         self.network = network
+        self.node_cwd = node_cwd
         self.env = RealEnv()
         self.workdir = workdir
         #: Driver events (start, fault, heal-all), on the run's time; merged with the nodes'.
@@ -205,6 +208,7 @@ class RealHost:
             "--trace", str(trace),
             port=NODE_PORT,
             prefix=prefix,
+            **({"cwd": self.node_cwd} if self.node_cwd is not None else {}),
             log_path=self.workdir / f"{node}.log",
             stderr=None,
             start_timeout=start_timeout,

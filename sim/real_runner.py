@@ -162,8 +162,11 @@ class RealRunner:
         ignore_links: bool = False,
         checkers: list[str] | None = None,
         expect_consistency: tuple[str, str] | None = None,
+        node_cwd: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``node_cwd``: the checkout whose ``runtime.node`` the nodes run (default: this one)."""
         scenario.validate()
+        self.node_cwd = node_cwd
         self.scenario = scenario
         self.seed = seed
         self.ignore_links = ignore_links
@@ -304,7 +307,7 @@ class RealRunner:
         self.net = RealNetwork(prefix, s.node_ids)
         self.net.default_loss = s.link.loss
         self.net.loss = {pair: link.loss for pair, link in s.links.items()}
-        self.host = RealHost(self.net, self.workdir)
+        self.host = RealHost(self.net, self.workdir, self.node_cwd)
         for node in self._skewed():
             offset, drift = s.clocks.get(node, (0.0, 0.0))
             self.host.set_clock(node, offset, drift)
