@@ -45,8 +45,8 @@ counted ``unsendable``, traced ``peer-unsendable``), every handshake frame is pa
 read as a real node does, and each delivered frame is decoded by the connection's stream at
 the receiver. A frame the receiver cannot read closes that connection as a real node's
 does (counted ``bad_frames``, traced ``peer-bad-frame``): nothing more of it is read, and
-the sender's next message runs the handshake again after its backoff (the sender learns of
-the close at once here). ``link_bytes[(src, dst)]`` counts the bytes each link carried
+the sender reconnects after its backoff if it has sent anything meanwhile, as a real link
+does (the sender learns of the close at once here). ``link_bytes[(src, dst)]`` counts the bytes each link carried
 (its handshakes' frames and its messages, each written once whatever the network then
 duplicated).
 """
@@ -272,7 +272,7 @@ class SimNetwork:
         self._event(dst, "peer-bad-frame", {"peer": src, "reason": reason})
         out = self._outbound.get((src, dst))
         if out is not None and out.conn is conn:
-            self._close(src, dst, out, conn)
+            self._close(src, dst, out, conn, idle=False)  # (what it sends meanwhile waits)
 
     # --- the handshake ------------------------------------------------------------------
 
@@ -438,13 +438,13 @@ class SimNetwork:
         self.retries += 1
         self._close(src, dst, out, conn)
 
-    def _close(self, src: str, dst: str, out: _Outbound, conn: _Conn) -> None:
-        """``conn`` is gone: with messages queued the link retries after its backoff
-        (``runtime.peer_link.Link``), without it goes idle."""
+    def _close(self, src: str, dst: str, out: _Outbound, conn: _Conn, idle: bool = True) -> None:
+        """``conn`` is gone: the link retries after its backoff if messages are queued by
+        then (``runtime.peer_link.Link``), else goes idle; ``idle``: at once when none are."""
         out.conn = None
         if self._open.get((src, dst)) is conn:
             del self._open[(src, dst)]
-        if not out.queue:
+        if idle and not out.queue:
             del self._outbound[(src, dst)]
             return
         out.state = _BACKOFF
@@ -453,6 +453,9 @@ class SimNetwork:
 
         def retry(_event: Any) -> None:
             if self._outbound.get((src, dst)) is out and out.state is _BACKOFF:
-                self._connect(src, dst, out)
+                if out.queue:
+                    self._connect(src, dst, out)
+                else:
+                    del self._outbound[(src, dst)]  # nothing to send: idle until the next message
 
         self.env.timeout(delay).callbacks.append(lambda e: self._at(src, lambda: retry(e)))
