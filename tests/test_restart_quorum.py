@@ -103,3 +103,34 @@ def test_the_rumoured_owner_restart_scenario_keeps_quorum_reads() -> None:
     # Seed 2 violated quorum-reads before the fix (6 of seeds 1-15 did).
     result = run_once(str(SCENARIOS / "rumoured-owner-restart.toml"), 2)
     assert result.violations == [], result.violations
+
+
+def test_two_restarted_owners_do_not_warm_from_each_other_while_the_third_holder_is_away() -> None:
+    # N = 5: a write acked by n1, n2 and n3 (n4 and n5 cut off). n1 and n2 crash (the
+    # write now lives on n3 only) and restart; they admit n3, which is then cut off. Each
+    # may count the other (warming) and n4, n5 as its three sources: none holds the
+    # write, and a quorum read of n1, n2 and n4 would miss it. A warming source may have
+    # lost its memory after acking: three sources that are not warming are needed
+    # (scenarios/two-ackers-restart.toml violated quorum-reads on 10 of 10 seeds).
+    c = SimCluster(5, replicas=5, anti_entropy_interval_s=1000.0)
+    try:
+        c.host.network.partition(["n1", "n2", "n3"], ["n4", "n5"])
+        assert c.one(Set("k1", "acked", consistency="quorum"), "n1") == Ack()
+        c.run(0.5)
+        assert c.local("n3", "k1") is not None and c.local("n4", "k1") is None
+        c.host.crash("n1")
+        c.host.crash("n2")
+        c.host.network.heal()
+        c.start("n1")
+        c.start("n2")
+        c.run(0.3)  # both have heard n3
+        c.host.network.partition(["n3"], ["n1", "n2", "n4", "n5"])
+        c.run(10.0)  # a pull round with n3 expires (5 s) and could be retried elsewhere
+        assert not c.stats("n1")["cluster"]["ready"] and not c.stats("n2")["cluster"]["ready"]
+        c.host.network.heal()
+        c.run(3.0)
+        for node in ("n1", "n2"):
+            assert c.stats(node)["cluster"]["ready"]
+            assert c.local(node, "k1") is not None and c.local(node, "k1").value == "acked"
+    finally:
+        c.host.shutdown()

@@ -31,7 +31,8 @@ Invariants:
 - a partition leaves the pull queue only once pull rounds from :func:`sources_needed`
   distinct reachable co-owners completed; while fewer are reachable it waits (a warming
   node then stays warming: it takes writes and serves no reads); a failed round is
-  retried, from any co-owner not pulled yet;
+  retried, from any co-owner not pulled yet; :func:`serving_sources_needed` of those
+  sources were not warming for the whole round;
 - sources are counted against the owners of the current view: only pulls from members
   that are still co-owners count, and while warming, a partition whose owners changed
   (a rumoured member admitted: the earlier placement was short of it) goes back in the
@@ -58,7 +59,7 @@ from actors.protocol.peer_messages import MemberStatus, Push, PushAck
 from actors.protocol.replica_ops import Fetch
 from actors.store.ops import DropPartitions, ListingQuery
 
-__all__ = ["MAX_HANDOFFS", "MAX_PULL_ROUNDS", "PULL_PARTITIONS", "Streaming", "sources_needed"]
+__all__ = ["MAX_HANDOFFS", "MAX_PULL_ROUNDS", "PULL_PARTITIONS", "Streaming", "serving_sources_needed", "sources_needed"]
 
 logger = logging.getLogger("actorcache.replicator")
 
@@ -75,6 +76,18 @@ def sources_needed(owners: int) -> int:
     owners of any quorum-acknowledged write (at most the N - 1 co-owners there are)."""
     quorum = owners // 2 + 1
     return max(0, min(owners - quorum + 1, owners - 1))
+
+
+def serving_sources_needed(owners: int, serving: int) -> int:
+    """How many of the sources must be co-owners that are not warming, of ``serving``
+    such co-owners (reachable or not). A warming co-owner may itself have lost its memory
+    after acknowledging a write: with f owners warming, a quorum write still lives on at
+    least Q - f of the N - f others, and only N - Q + 1 of those are sure to include one
+    (two of five owners restarted together, the third holder cut off: pulling from each
+    other and the two that missed the write, both would serve reads without it). Fewer
+    than that are not warming only when f >= Q: a write those f alone held is lost
+    (promise 1's condition), and every one of the others is pulled from."""
+    return min(sources_needed(owners), serving)
 
 
 class _HandOff:
@@ -112,10 +125,11 @@ class Streaming:
         self.pull_queue: dict[int, None] = {}
         #: Per queued partition (and, while warming, per pulled one: the view may still
         #: gain a co-owner it must be pulled from): the co-owners a pull round completed
-        #: from, and those a round is under way with (insertion-ordered: the same rounds
-        #: on every replay).
-        self._pulled_from: dict[int, dict[str, None]] = {}
-        self._pulling_from: dict[int, dict[str, None]] = {}
+        #: from, and those a round is under way with, each with whether it was serving
+        #: (not warming) for the whole round (insertion-ordered: the same rounds on every
+        #: replay).
+        self._pulled_from: dict[int, dict[str, bool]] = {}
+        self._pulling_from: dict[int, dict[str, bool]] = {}
         self.handoff_queue: dict[int, None] = {}
         self.handoffs: dict[int, _HandOff] = {}  # sid -> handoff
         self._handed_off = 0
@@ -188,19 +202,32 @@ class Streaming:
         else:
             self._unqueue(partition)
 
-    def _done_sources(self, partition: int) -> int:
-        """Co-owners of ``partition`` in the current view a pull round completed from."""
+    def _needs(self, partition: int) -> tuple[int, int, int, int]:
+        """``(total wanted, serving wanted)`` more sources for ``partition``, then
+        ``(total, serving)`` of those under way: counted over its co-owners in the current
+        view (:func:`sources_needed`, :func:`serving_sources_needed`)."""
         view = self.view
         assert view is not None
+        owners = view.placement.owners(partition)
         done = self._pulled_from.get(partition, {})
-        return sum(1 for m in view.placement.owners(partition) if m in done)
+        under_way = self._pulling_from.get(partition, {})
+        serving = sum(1 for m in owners if m != self.me and view.status(m) != MemberStatus.WARMING)
+        total_needed = sources_needed(len(owners))
+        serving_needed = serving_sources_needed(len(owners), serving)
+        done_total = sum(1 for m in owners if m in done)
+        done_serving = sum(1 for m in owners if done.get(m))
+        return (
+            total_needed - done_total,
+            serving_needed - done_serving,
+            len(under_way),
+            sum(1 for v in under_way.values() if v),
+        )
 
     def _enough(self, partition: int) -> bool:
-        """Whether ``partition`` was pulled from :func:`sources_needed` of its current
-        co-owners."""
-        view = self.view
-        assert view is not None
-        return self._done_sources(partition) >= sources_needed(len(view.placement.owners(partition)))
+        """Whether ``partition`` was pulled from enough of its current co-owners, and
+        enough of them not warming when pulled."""
+        total, serving, _, _ = self._needs(partition)
+        return total <= 0 and serving <= 0
 
     def _sources(self, partition: int) -> list[str]:
         """Co-owners ``partition`` may be pulled from, serving ones first: every reachable
@@ -208,7 +235,8 @@ class Streaming:
         argument for :func:`sources_needed` is about the N - 1 co-owners a quorum write
         reached. A warming one counts too: it holds what it has pulled and been written
         since it started, and two restarted owners waiting for each other would
-        otherwise wait forever."""
+        otherwise wait forever; but not towards :func:`serving_sources_needed` (it may
+        have lost a write it acknowledged)."""
         view = self.view
         assert view is not None
         reachable = [m for m in view.placement.owners(partition) if m != self.me and view.reachable(m)]
@@ -226,25 +254,31 @@ class Streaming:
         for p in list(self.pull_queue):
             done = self._pulled_from.setdefault(p, {})
             under_way = self._pulling_from.setdefault(p, {})
-            wanted = sources_needed(len(view.placement.owners(p))) - self._done_sources(p) - len(under_way)
-            if wanted <= 0:
+            total, serving, total_under_way, serving_under_way = self._needs(p)
+            if total <= 0 and serving <= 0:
                 if not under_way:  # enough sources (or none needed: a single owner)
                     self._pulled_enough(p)
                 continue
-            for source in self._sources(p):
-                if wanted == 0:
+            total -= total_under_way
+            serving -= serving_under_way
+            for source in self._sources(p):  # serving ones first
+                if total <= 0 and serving <= 0:
                     break
                 if source in done or source in under_way:
                     continue
+                if serving > 0 and not view.serves_reads(source) and total <= 0:
+                    break  # only a serving source helps now: wait for one
                 group = by_source.setdefault(source, [])
                 if len(group) < PULL_PARTITIONS:
                     group.append(p)
-                    wanted -= 1
+                    total -= 1
+                    if view.serves_reads(source):
+                        serving -= 1
         for source, parts in by_source.items():
             if pulling >= MAX_PULL_ROUNDS:
                 break
             for p in parts:
-                self._pulling_from[p][source] = None
+                self._pulling_from[p][source] = view.status(source) != MemberStatus.WARMING
             self.rounds.start(source, tuple(parts), "pull", now)
             pulling += 1
 
@@ -255,8 +289,9 @@ class Streaming:
             under_way = self._pulling_from.get(p)
             if under_way is None or view is None:
                 continue  # no longer queued (lost, or already pulled enough)
-            under_way.pop(source, None)
-            self._pulled_from[p][source] = None
+            serving = under_way.pop(source, False)
+            # Serving at the start and still (a restart in between shows as warming).
+            self._pulled_from[p][source] = serving and view.status(source) != MemberStatus.WARMING
             if self._enough(p):
                 self._pulled_enough(p)
 
