@@ -26,8 +26,9 @@ What a real run cannot do, and what it does instead (also in ``docs/real_mode.md
   ``ignore_links`` (``--real-ignore-links``), and the summary then lists what was ignored;
 - the run is not deterministic: the seed fixes the workload's and the faults' choices, not
   the timing, so ``trace_sha256`` differs between runs;
-- the peer-message count is not available (the node does not report its links'
-  counters): ``messages`` is 0 and ``peer_links`` holds the handshakes seen in traces.
+- the peer-message and handshake counts are not available (the node does not report its
+  links' counters): ``messages`` is 0, ``peer_links`` counts only the handshake events a
+  trace holds (none today), and the summary says so.
 """
 
 from __future__ import annotations
