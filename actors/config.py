@@ -75,7 +75,9 @@ class NodeConfig:
         100_000, "--hint-limit", "most hints kept for unreachable replicas; the oldest are dropped beyond (default {default})"
     )
     #: Records per streaming/handoff/hint batch (throttling).
-    stream_batch: int = 500
+    stream_batch: int = option(
+        500, "--stream-batch", "records per hand-off, repair and hint batch sent to a peer (default {default})"
+    )
     #: How far ahead of this node's wall clock a peer's version (HLC stamp) or gossiped
     #: incarnation may be (CockroachDB's max-offset): a version further in the future is
     #: refused (not stored, never merged into the clock), traced and counted.

@@ -220,6 +220,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     _config_option(cluster, "down_after_s", type=positive_seconds, metavar="SECONDS")
     _config_option(cluster, "anti_entropy_interval_s", type=positive_seconds, metavar="SECONDS")
     _config_option(cluster, "hint_limit", type=non_negative_count, metavar="N")
+    _config_option(cluster, "stream_batch", type=count, metavar="N")
     _config_option(cluster, "leave_timeout_s", type=seconds, metavar="SECONDS")
     _config_option(cluster, "max_clock_skew_s", type=positive_seconds, metavar="SECONDS")
     add_tls_options(parser)

@@ -42,7 +42,7 @@ def test_defaults_match_the_documentation() -> None:
 
 #: NodeConfig fields no flag sets: the advertised address and contacts come from the
 #: positional arguments and the bound port; the rest are tuning knobs of the simulator.
-NOT_ON_THE_COMMAND_LINE = {"address", "contacts", "cleanup_sample_size", "anti_entropy_partitions", "stream_batch"}
+NOT_ON_THE_COMMAND_LINE = {"address", "contacts", "cleanup_sample_size", "anti_entropy_partitions"}
 
 
 @pytest.mark.parametrize("field", dataclasses.fields(NodeConfig), ids=lambda f: f.name)
