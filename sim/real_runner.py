@@ -79,7 +79,7 @@ EXIT_NO_REAL_MODE = 5
 #: A latency model whose median is at most this stands for a LAN: the bridge is one.
 LAN_MEDIAN_S = 0.002
 #: How long the initial nodes may take to see each other ``ready`` before the workload starts.
-READY_WAIT_S = 8.0
+READY_WAIT_S = 5.0
 
 class RealModeError(Exception):
     """A scenario real mode cannot run as asked; ``exit_code`` is what ``sim.run`` returns."""

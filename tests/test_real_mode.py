@@ -5,7 +5,7 @@ and signals, clients over TCP, and the simulator's checkers on the history.
 Three small scenarios of 3 nodes (``tests/real_scenarios/``): an isolation (partition
 rules), a crash and restart (SIGKILL, a new process with the same id and port), and a
 weakened cluster (W=1, an isolated node that crashes) whose lost writes the checkers must
-catch. Then what must hold however a run ends: after Ctrl-C (SIGINT) in the middle of a
+catch; and a node whose wall clock libfaketime sets 2 s ahead. Then what must hold however a run ends: after Ctrl-C (SIGINT) in the middle of a
 run, and after the run's process was SIGKILLed, nothing is left (namespaces, links,
 processes, files). Needs root, ``ip netns`` and iptables; skipped elsewhere with the reason.
 """
@@ -87,6 +87,23 @@ def test_a_weakened_real_cluster_is_caught_by_the_checkers() -> None:
     checkers = {v["checker"] for v in summary["violations"]}
     assert "lost-writes" in checkers, summary["violations"][:3]
     assert "replay: python -m sim.run" in run.stdout and "--real" in run.stdout
+
+
+@needs_real
+@pytest.mark.skipif(faketime_lib() is None, reason="needs libfaketime (Debian: faketime)")
+def test_a_real_node_whose_clock_runs_ahead_coordinates_nothing() -> None:
+    """n3's wall clock 2 s ahead through libfaketime, beyond the 0.5 s bound: the others
+    refuse its heartbeats, it sees its clock off theirs and refuses to coordinate, so its
+    clients' requests fail `unavailable` (definite) instead of being acked; as simulated."""
+    runner = _play("skew3.toml")
+    result = runner.result  # type: ignore[attr-defined]
+    assert result.violations == [], result.violations
+    assert any("libfaketime skews the wall clock of n3" in n for n in result.notes)
+    failed = [op for op in runner.history.ops if op.outcome == FAIL]
+    assert failed and {op.node for op in failed} == {"n3"}
+    assert all(op.error == "unavailable" for op in failed)
+    assert not [e for e in runner.trace if e[2] == "write" and e[1] == "n3"]  # it coordinated no write
+    assert [e for e in runner.trace if e[2] == "write" and e[1] != "n3"]
 
 
 def _leftovers(pid: int) -> dict[str, list[str]]:
