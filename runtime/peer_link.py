@@ -34,9 +34,22 @@ from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, new_nonce, reached_address
 if TYPE_CHECKING:
     from runtime.peers import PeerLinks
 
-__all__ = ["CONNECTED", "COUNTERS", "Link"]
+__all__ = ["CONNECTED", "COUNTERS", "PEER_USER_TIMEOUT_S", "Link"]
 
 logger = logging.getLogger("actorcache.peers")
+
+#: A connected link whose sent data stays unacknowledged this long is aborted by the kernel
+#: (``TCP_USER_TIMEOUT``), and the link reconnects with its backoff. Without it, a link that
+#: was up through a partition keeps its connection in TCP's retransmission back-off, whose
+#: timer doubled all along: after a 28 s isolation a real node's link still waited 26 s
+#: after the heal (found by ``python -m sim.run ... --real``, docs/real_mode.md). 5 s is
+#: well past the failure detector's ``down`` (about 2.6 s with the default
+#: ``--down-after 2``), so no link to a peer the cluster still counts alive is torn down by
+#: it, and after a heal the link is a new connection within the backoff cap (1 s). Frames
+#: in flight on an aborted connection are lost, as on any dead connection (the protocol
+#: repairs them). The timeout also counts data held back by a zero window (tcp(7)): a link
+#: to a peer paused (SIGSTOP) long enough for its receive buffer to fill is reset too.
+PEER_USER_TIMEOUT_S = 5.0
 
 IDLE, CONNECTING, HANDSHAKE, CONNECTED, BACKOFF, CLOSED = (
     "idle", "connecting", "handshake", "connected", "backoff", "closed"
@@ -316,6 +329,8 @@ class Link:
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(PEER_USER_TIMEOUT_S * 1000))
             except OSError:
                 pass
         transport.set_write_buffer_limits(high=owner.high_water)

@@ -26,6 +26,10 @@ the event-loop thread inside an actor turn and never blocks or raises:
   (``pause_writing``) frames stay in the queue and go out on ``resume_writing``;
 - the queue is bounded (frames and bytes): beyond the bound the oldest frames are dropped
   and counted. Peer messages may be lost by contract; the actors time out and repair;
+- a connection whose sent data stays unacknowledged for ``PEER_USER_TIMEOUT_S`` (5 s) is
+  aborted by the kernel (``TCP_USER_TIMEOUT``), so a link that was up through a partition
+  does not sit in TCP's retransmission back-off after the heal (see
+  :mod:`runtime.peer_link`);
 - a connection that fails or closes is retried with exponential backoff (50 ms doubling
   to 1 s). The backoff resets once a connection has stayed up for the cap. A link with
   nothing queued when its retry comes due goes idle and reconnects on its next send.

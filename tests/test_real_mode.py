@@ -5,7 +5,8 @@ and signals, clients over TCP, and the simulator's checkers on the history.
 Three small scenarios of 3 nodes (``tests/real_scenarios/``): an isolation (partition
 rules), a crash and restart (SIGKILL, a new process with the same id and port), and a
 weakened cluster (W=1, an isolated node that crashes) whose lost writes the checkers must
-catch; and a node whose wall clock libfaketime sets 2 s ahead. Then what must hold however a run ends: after Ctrl-C (SIGINT) in the middle of a
+catch; a long isolation after which replicas must agree soon (peer links reset, not
+stalled in TCP back-off); and a node whose wall clock libfaketime sets 2 s ahead. Then what must hold however a run ends: after Ctrl-C (SIGINT) in the middle of a
 run, and after the run's process was SIGKILLed, nothing is left (namespaces, links,
 processes, files). Needs root, ``ip netns`` and iptables; skipped elsewhere with the reason.
 """
@@ -57,6 +58,19 @@ def test_an_isolated_node_on_real_processes_is_cut_off_and_checked() -> None:
     assert all(runner.t0 + 2.0 <= op.invoked <= runner.t0 + 6.0 + 6.0 for op in failed)
     assert result.convergence_s is not None
     assert result.replication_latency_ms["count"] > 0 and result.mode == "real"
+
+
+@needs_real
+def test_after_a_long_isolation_real_replicas_agree_soon_after_the_heal() -> None:
+    """14 s of isolation: a peer link that stayed up through it sits in TCP's backed-off
+    retransmission timer (several seconds by then), and the replicas agreed about 10 s
+    after the heal (this test on the nodes before ``runtime.peer_link.PEER_USER_TIMEOUT_S``);
+    with the kernel aborting a link whose data stays unacknowledged, the link is new and
+    the replicas agree within the first polls."""
+    runner = _play("long_isolate3.toml")
+    result = runner.result  # type: ignore[attr-defined]
+    assert result.violations == [], result.violations
+    assert result.convergence_s is not None and result.convergence_s < 3.0, result.convergence_s
 
 
 @needs_real
