@@ -262,6 +262,3 @@ class RealHost:
             self._retire(node)
         for proc in self._dead:
             proc.kill()
-
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.procs.values()]
