@@ -17,7 +17,9 @@ import dataclasses
 from typing import Any
 
 from actors.config import NodeConfig
-from actors.node.driver import NodeDriver
+from actors.kernel import ScheduledFuture
+from actors.node.driver import FutureReplyTo, NodeDriver
+from actors.protocol.edge import ClientBatch
 from actors.node.system import NodeRefs, spawn_node
 from sim.host import SimHost
 from sim.peer_wire import PeerWire
@@ -44,3 +46,16 @@ class CacheSimHost(NodeDriver, SimHost):
         if self.peer_wire is not None:
             self.peer_wire.configure(node_id, config if config is not None else NodeConfig())
         return super().start_node(node_id, config, **host_options)
+
+    def submit(self, requests: list[Any], *, node_id: str = "node1", conn: int = 0) -> ScheduledFuture:
+        """As :meth:`NodeDriver.submit`; with a service model (:mod:`sim.service`) the batch
+        is a job of its node's server: it costs the sum of its requests' costs and waits
+        for the jobs before it."""
+        if self.service is None:
+            return super().submit(requests, node_id=node_id, conn=conn)
+        future = ScheduledFuture(self.scheduler)
+        ref = self.nodes[node_id].node
+        batch = ClientBatch(conn, tuple(requests), FutureReplyTo(future))
+        cost = self.service.batch_cost(requests, self.service_rngs[node_id])
+        self.schedulers[node_id].admit(cost, lambda: ref.tell(batch))
+        return future

@@ -32,6 +32,7 @@ from actors.kernel.driver import HostDriver, Spawn
 from sim.clock import SkewedClock
 from sim.network import SimNetwork
 from sim.scheduler import NodeScheduler, SimScheduler
+from sim.service import ServedInbox, ServiceModel, served_sender
 
 __all__ = ["SimHost", "TraceEvent"]
 
@@ -66,6 +67,11 @@ class SimHost(HostDriver):
         self.network.on_event = self._network_event
         self._lives: dict[str, int] = {}
         self.schedulers: dict[str, NodeScheduler] = {}
+        #: Time that work takes (:mod:`sim.service`): None, every message is handled in zero
+        #: time. Set it before starting nodes; each node draws its costs from
+        #: ``Random(f"{seed}/service/{node_id}")`` (``/{life}`` after a restart).
+        self.service: ServiceModel | None = None
+        self.service_rngs: dict[str, random.Random] = {}
 
     def _record(self, _local_now: float, node_id: str, event: str, fields: dict[str, Any]) -> None:
         # Traces are stamped with virtual time (one timeline), not the node's skewed clock.
@@ -81,13 +87,17 @@ class SimHost(HostDriver):
         life = self._lives[node_id] = self._lives.get(node_id, -1) + 1
         suffix = f"/{life}" if life else ""
         scheduler = self.schedulers[node_id] = NodeScheduler(self.scheduler)
+        send = self.network.sender(node_id)
+        if self.service is not None:
+            rng = self.service_rngs[node_id] = random.Random(f"{self.seed}/service/{node_id}{suffix}")
+            send = served_sender(send, scheduler, self.service, rng)
         return Ctx(
             node_id,
             scheduler,
             now=clock.now,
             wall=clock.wall,
             rng=random.Random(f"{self.seed}/{node_id}{suffix}"),
-            send=self.network.sender(node_id),
+            send=send,
             trace=self._record,
         )
 
@@ -97,7 +107,10 @@ class SimHost(HostDriver):
         (a restart: fresh memory, fresh randomness)."""
         handle = self.spawn(self.ctx(node_id, offset=offset, drift=drift), config)
         self.nodes[node_id] = handle
-        self.network.inboxes[node_id] = self.peer_inbox(handle)
+        inbox = self.peer_inbox(handle)
+        if self.service is not None:
+            inbox = ServedInbox(inbox, self.schedulers[node_id], self.service, self.service_rngs[node_id])
+        self.network.inboxes[node_id] = inbox
         return handle
 
     def pause(self, node_id: str) -> None:

@@ -1,9 +1,9 @@
 """Playing a scenario: start the cluster, run the workload and the fault schedule, heal,
 settle, snapshot every owner, check, and summarise.
 
-Everything random derives from the seed: the host's per-node RNGs and network RNG
-(``sim.host``), the workload (``{seed}/workload``) and the fault choices
-(``{seed}/faults``). Same scenario + seed = the same trace, byte for byte.
+Everything random derives from the seed: the host's per-node RNGs, service-time RNGs
+and network RNG (``sim.host``), the workload (``{seed}/workload``), the clients' link
+(``{seed}/client-link``) and the fault choices (``{seed}/faults``). Same scenario + seed = the same trace, byte for byte.
 """
 
 from __future__ import annotations
@@ -84,10 +84,14 @@ class Runner:
         self.expect_consistency = expect_consistency or (scenario.write_consistency, scenario.read_consistency)
         self.skew_bound = scenario.skew_bound if skew_bound is None else skew_bound
         self.host = CacheSimHost(seed, wire=wire)
+        self.host.service = scenario.service
         self.env = self.host.env
         self.rng = random.Random(f"{seed}/faults")
         self.history = History()
-        self.workload = Workload(self.host, scenario.workload, random.Random(f"{seed}/workload"), self.history)
+        self.workload = Workload(
+            self.host, scenario.workload, random.Random(f"{seed}/workload"), self.history,
+            client_link=scenario.client_latency, link_rng=random.Random(f"{seed}/client-link"),
+        )
         self.crashed: list[str] = []
         self.left: set[str] = set()
         self.applied_faults: list[str] = []

@@ -18,6 +18,7 @@ from actors.config import NodeConfig
 from actors.protocol.consistency import CONSISTENCY_LEVELS
 from sim import faults
 from sim.network import LatencyModel, Link, constant, lognormal, uniform
+from sim.service import ServiceModel, default_service
 from sim.workload import WorkloadSpec
 
 if TYPE_CHECKING:
@@ -96,6 +97,19 @@ class Scenario:
     secret: str | None = None
     #: Nodes that hold another secret than the cluster's (misconfigured: refused both ways).
     secrets: dict[str, str] = field(default_factory=dict)
+    #: Time that work takes (:mod:`sim.service`): each node's per-message costs, and the
+    #: clients' link; default: measured on a real node (``sim/data/service_times.toml``).
+    #: None: the old zero-time simulator (every message handled the instant it arrives).
+    service: ServiceModel | None = field(default_factory=default_service)
+    #: The clients' one-way link to their node; None: the service model's (zero without one).
+    client_link: LatencyModel | None = None
+
+    @property
+    def client_latency(self) -> LatencyModel:
+        """The clients' one-way link as the workload draws it."""
+        if self.client_link is not None:
+            return self.client_link
+        return self.service.client_link if self.service is not None else constant(0.0)
 
     @property
     def node_ids(self) -> list[str]:
@@ -348,10 +362,24 @@ def _link(obj: Any, where: str) -> Link:
     return Link(latency, float(obj.get("loss", 0.0)), float(obj.get("duplicate", 0.0)), bool(obj.get("reorder", False)))
 
 
+def _service(value: Any) -> ServiceModel | None:
+    """``service = "measured"`` (the default: ``sim/data/service_times.toml``), ``"none"``
+    (zero-time handling), or the path of a TOML file in that file's form."""
+    if value == "measured":
+        return default_service()
+    if value == "none":
+        return None
+    try:
+        return ServiceModel.load(str(value))
+    except (OSError, KeyError, ValueError) as exc:
+        raise ScenarioError(f"service must be 'measured', 'none' or a service-time file: {exc}") from None
+
+
 def scenario_from_dict(data: dict[str, Any], default_name: str = "file") -> Scenario:
     known = {
         "name", "description", "nodes", "initial_nodes", "replicas", "write_consistency", "read_consistency",
         "duration", "settle", "link", "links", "clocks", "workload", "faults", "node", "secret", "secrets",
+        "service", "client_link",
     }
     unknown = set(data) - known
     if unknown:
@@ -389,6 +417,8 @@ def scenario_from_dict(data: dict[str, Any], default_name: str = "file") -> Scen
             node=dict(data.get("node", {})),
             secret=None if data.get("secret") is None else str(data["secret"]),
             secrets={str(n): str(v) for n, v in data.get("secrets", {}).items()},
+            service=_service(data.get("service", "measured")),
+            client_link=_latency(data["client_link"].get("latency"), "client_link") if "client_link" in data else None,
         )
     except ScenarioError:
         raise

@@ -4,6 +4,12 @@ Each client is a SimPy process that paces itself (exponential think times for th
 configured total rate), picks a live node and an operation, sends one request in a
 fresh "connection" (a real client reconnects after a timeout rather than queueing behind
 the lost request), and records invocation and completion in the :class:`History`.
+
+Clients reach their node over a link of their own (``client_link``, one-way delays drawn
+from ``link_rng``, each way): a request is invoked when the client sends it, reaches the
+node a delay later, and completes when its replies are back at the client. A node that
+went down while the request was on its way refuses the connection: nothing was applied
+(a definite failure). The client's timeout counts from the send, as a real client's.
 Keys written with a TTL live in their own key range, so checkers can tell them apart.
 """
 
@@ -17,6 +23,7 @@ from typing import Any, Iterator
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Set, Value
 from sim.history import FAIL, INFO, OK, History
+from sim.link_models import LatencyModel, constant
 
 __all__ = ["Workload", "WorkloadSpec", "record_reply"]
 
@@ -76,9 +83,20 @@ def record_reply(op: Any, reply: Any, now: float) -> None:
 
 
 class Workload:
-    def __init__(self, host: Any, spec: WorkloadSpec, rng: random.Random, history: History) -> None:
+    def __init__(
+        self,
+        host: Any,
+        spec: WorkloadSpec,
+        rng: random.Random,
+        history: History,
+        *,
+        client_link: LatencyModel | None = None,
+        link_rng: random.Random | None = None,
+    ) -> None:
         spec.validate()
         self.host = host
+        self.client_link = client_link or constant(0.0)
+        self.link_rng = link_rng or random.Random(0)
         self.spec = spec
         self.rng = rng
         self.history = history
@@ -128,13 +146,28 @@ class Workload:
                 requests.append(request)
                 ops.append(op)
             conn = next(self._conns)
+            sent = env.now
+            up = self.client_link.draw(self.link_rng)
+            if up > 0:
+                yield env.timeout(up)
+            if node not in self.host.nodes:
+                for op in ops:
+                    History.complete(op, FAIL, env.now, error="connection refused")
+                continue
             future = self.host.submit(requests, node_id=node, conn=conn)
             done = env.event()
             future.add_done_callback(lambda _f, done=done: done.succeed() if not done.triggered else None)
-            yield done | env.timeout(spec.client_timeout)
+            yield done | env.timeout(max(0.0, sent + spec.client_timeout - env.now))
             if node in self.host.nodes:
                 self.host.disconnect(conn, node)
-            if not future.done():
+            deadline = sent + spec.client_timeout
+            if future.done():
+                down = self.client_link.draw(self.link_rng)
+                if down > 0:
+                    yield env.timeout(min(down, deadline - env.now))
+                if env.now >= deadline and down > 0:
+                    future = None  # the replies were still on their way when the client gave up
+            if future is None or not future.done():
                 for op in ops:
                     History.complete(op, INFO, env.now, error="client timeout")
                 continue

@@ -231,11 +231,13 @@ def small_run() -> SimRun:
 def test_a_small_simulated_run_agrees_with_the_runners_own_figures(small_run: SimRun) -> None:
     run = small_run
     assert run.params == {"what": "small"} and run.seed == 3
-    # Replication latency: the same samples the runner summarised (coordinator copies at 0 ms,
-    # the others one 0.5 ms link away, or later by repair for the cut-off n3).
+    # Replication latency: the same samples the runner summarised (coordinator copies once
+    # the remote ones are encoded and sent, the others one 0.5 ms link plus the send and the
+    # replica's work away (sim.service), or later by repair for the cut-off n3).
     assert percentiles(run.replication_latencies()) == run.result.replication_latency_ms
     remote = run.replication_latencies(local=False)
-    assert min(remote) == pytest.approx(0.5) and len(remote) < len(run.replication_latencies())
+    assert 0.5 < min(remote) < 1.5 and len(remote) < len(run.replication_latencies())
+    assert 0.0 < min(run.replication_latencies()) < min(remote)
     # Every acknowledged write has a client latency.
     acked = sum(1 for op in run.history.ops if op.is_write and op.outcome == OK)
     assert len(run.write_latencies()) == acked > 0
