@@ -27,8 +27,9 @@ Splitting these into the simulator's message types takes one assumption, stated 
 and in ``bench/RESULTS.md``: sending a peer message (encode, write) costs what receiving
 one does (read, decode), so node1's extra is four equal parts (``peer.send`` and
 ``peer.answer``), and ``peer.request`` is node2/3's cost less one ``peer.send``. Each
-type's samples are fitted with :func:`sim.latency.fit_lognormal` (p50 and p99 match the
-samples') and written, with the command that made them, to ``--write`` (the simulator
+type's CPU samples are fitted with :func:`sim.latency.fit_lognormal` (p50 and p99 match the
+samples'), the client link with :func:`sim.latency.fit_body` (median and interquartile range: the
+link, not the machine's stalls), and written, with the command that made them, to ``--write`` (the simulator
 loads ``sim/data/service_times.toml``).
 """
 
@@ -45,7 +46,7 @@ from pathlib import Path
 from bench.results import machine, record
 from bench.servers import conditions
 from runtime.local_cluster import LocalCluster
-from sim.latency import fit_lognormal, percentiles
+from sim.latency import fit_body, fit_lognormal, percentiles
 from sim.real import ping_rtts
 from sim.service import DATA_FILE, ServiceModel
 
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in samples.items():
         p = percentiles(values)
         lines.append(f"| {name} | {p['p50']:.0f} | {p['p90']:.0f} | {p['p99']:.0f} | {statistics.fmean(values):.0f} | {p['count']} |")
-    models = {name: fit_lognormal([v / 1000.0 for v in samples[name]]) for name in FITTED}
+    models = {name: fit_lognormal([v / 1000.0 for v in samples[name]]) for name in FITTED if name != "client.link"}
+    models["client.link"] = fit_body([v / 1000.0 for v in samples["client.link"]])
     lines += ["", "Fitted (seconds; `sim/data/service_times.toml`, loaded by `sim.service`):", ""]
     lines += [f"- `{name}`: {model.describe()}" for name, model in models.items()]
     text = "\n".join(lines)

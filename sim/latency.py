@@ -24,6 +24,7 @@ from sim.traces import TraceEvent
 __all__ = [
     "cdf",
     "compare_percentiles",
+    "fit_body",
     "fit_lognormal",
     "percentiles",
     "relative_difference",
@@ -141,6 +142,18 @@ def fit_lognormal(samples_ms: Sequence[float]) -> LatencyModel:
         tail_p = _solve(lambda p: _mixture_quantile(0.99, median, sigma, p, factor) - p99, 0.0, 0.2)
         median = _solve(lambda m: _mixture_quantile(0.5, m, sigma, tail_p, factor) - p50, p50 / 3, p50 * 3)
     return lognormal(median / 1000.0, sigma, tail_p=tail_p, tail_factor=factor)
+
+
+def fit_body(samples_ms: Sequence[float]) -> LatencyModel:
+    """A lognormal (seconds) through the samples' median, as wide as their interquartile
+    range says, without a tail: the spread of the thing itself. On a shared machine the
+    tail of most delays is other processes holding the cores, which is no property of a
+    link or a message (:func:`fit_lognormal` keeps it, when the tail is what is wanted)."""
+    values = sorted(v for v in samples_ms if v > 0)
+    if len(values) < 20:
+        raise ValueError("fit_body needs at least 20 positive samples")
+    sigma = max(1e-3, math.log(_quantile(values, 75) / _quantile(values, 25)) / _Z_IQR)
+    return lognormal(_quantile(values, 50) / 1000.0, sigma)
 
 
 def _quantile(ordered: Sequence[float], p: float) -> float:

@@ -210,19 +210,34 @@ def fig_lost_writes(runs: Sequence[SimRun]) -> Any:
     return fig
 
 
-def fig_sim_vs_real(real: Sequence[float], sims: Mapping[str, Sequence[float]], *, title: str = "") -> Any:
-    """The real replication-latency CDF with simulated ones over it (log time axis)."""
+def fig_sim_vs_real(
+    real: Sequence[float],
+    sims: Mapping[str, Sequence[float]],
+    *,
+    title: str = "",
+    writes: tuple[Sequence[float], Mapping[str, Sequence[float]]] | None = None,
+) -> Any:
+    """The real replication-latency CDF with simulated ones over it (log time axis); with
+    ``writes`` (real, {label: simulated}), the client-visible write latency CDFs beside it."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    plot_cdf(ax, real, "real cluster (loopback)", color="black", linewidth=2)
-    for label, values in sims.items():
-        plot_cdf(ax, values, label)
-    ax.set_xscale("log")
-    ax.set_xlabel("coordinator accept → replica apply (ms, log scale)")
-    ax.set_ylabel("fraction of replica copies")
-    ax.set_title(title or "Replication latency: real 3-node cluster vs simulator")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="lower right")
+    panels = [(real, sims, "coordinator accept → replica apply (ms, log scale)", "fraction of replica copies",
+               "Replication latency")]
+    if writes is not None:
+        panels.append((writes[0], writes[1], "client sends → client has the reply (ms, log scale)",
+                       "fraction of acknowledged writes", "Client-visible write latency"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.2), squeeze=False)
+    for ax, (real_ms, sim_ms, xlabel, ylabel, name) in zip(axes[0], panels):
+        plot_cdf(ax, real_ms, "real cluster (loopback)", color="black", linewidth=2)
+        for label, values in sim_ms.items():
+            plot_cdf(ax, values, label)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{name}: real 3-node cluster vs simulator" if len(panels) > 1 or not title else title)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="lower right")
+    if title and len(panels) > 1:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

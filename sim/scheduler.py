@@ -168,15 +168,19 @@ class NodeScheduler:
 
     # --- service time ------------------------------------------------------------------
 
+    def idle(self) -> bool:
+        """Whether the server has nothing to do (a message now would have to wake it)."""
+        return not (self._jobs or self._delivery is not None or self._draining or self.busy_until > self.base.env.now)
+
     def admit(self, cost: float, deliver: Callable[[], None]) -> None:
         """A message from outside that costs ``cost`` seconds: ``deliver`` runs once the
         server has taken it (after the jobs before it) and spent its cost."""
-        if self._jobs or self._delivery is not None or self.busy_until > self.base.env.now or self._draining:
+        if self.idle():
+            self._start(cost, deliver)
+        else:
             self._jobs.append((cost, deliver))
             if not self._draining:
                 self._arm()
-        else:
-            self._start(cost, deliver)
 
     def charge(self, cost: float) -> float:
         """Work of ``cost`` seconds done by the call running now: the server is busy until

@@ -17,7 +17,12 @@ single server per node (:class:`sim.scheduler.NodeScheduler` keeps its ``busy_un
   (the store applying the coordinator's own copy, say) wait for it, as on a real node
   the own copy lands only after the loop pass that encoded and wrote the remote ones;
 - every actor turn and timer of the node waits while the server is busy, in the order
-  it became due (a timer cannot fire while the loop is busy either).
+  it became due (a timer cannot fire while the loop is busy either);
+- with a ``node.wake`` cost, a message that finds its node idle first waits that long
+  (a sleeping process is woken and waits for a core: on a loaded machine that is where
+  the milliseconds go, and they hit every message of that node at once, which
+  independent link delays do not). A node that is busy reads the message when it is
+  done, without waking.
 
 Costs are drawn per message from distributions fitted to a real node's measured CPU
 time per message type (``python -m bench.service_time --write sim/data/service_times.toml``),
@@ -32,6 +37,7 @@ each way: a write's client-visible latency is never 0.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import tomllib
@@ -56,6 +62,7 @@ KINDS = {
     "peer.answer": "any other peer message received (read, decode, handle)",
     "peer.send": "one peer message sent (encode, write)",
     "client.link": "one way between a client and its node (not node CPU: the clients' link)",
+    "node.wake": "an idle node's wake-up: from a message's arrival until its process holds a core again",
 }
 
 _WRITES = (Set, Delete)
@@ -88,6 +95,10 @@ class ServiceModel:
 
     def peer_cost(self, msg: Any, rng: random.Random) -> float:
         return self.draw("peer.request" if type(msg) is ReplicaRequest else "peer.answer", rng)
+
+    def wake(self, rng: random.Random) -> float:
+        """The delay before an idle node starts on a message (0 without ``node.wake``)."""
+        return self.draw("node.wake", rng) if "node.wake" in self.costs else 0.0
 
     # --- as data --------------------------------------------------------------------------
 
@@ -128,6 +139,18 @@ class ServiceModel:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
+    def scaled(self, factor: float) -> ServiceModel:
+        """This model with every CPU cost ``factor`` times as long (a slower or busier
+        machine than the one measured); the clients' link and wake-ups stay."""
+        return ServiceModel(
+            {
+                k: dataclasses.replace(m, a=m.a * factor, b=m.b * factor if m.kind == "uniform" else m.b)
+                if k.startswith(("client.set", "client.get", "peer.")) else m
+                for k, m in self.costs.items()
+            },
+            self.source,
+        )
+
     def replace(self, **costs: LatencyModel) -> ServiceModel:
         """This model with some costs replaced (``client_link=...`` names ``client.link``)."""
         return ServiceModel({**self.costs, **{k.replace("_", "."): v for k, v in costs.items()}}, self.source)
@@ -160,7 +183,11 @@ class ServedInbox:
 
     def tell(self, envelope: Any) -> None:
         ref = self.ref
-        self.scheduler.admit(self.model.peer_cost(envelope.msg, self.rng), lambda: ref.tell(envelope))
+        scheduler = self.scheduler
+        cost = self.model.peer_cost(envelope.msg, self.rng)
+        if scheduler.idle():
+            cost += self.model.wake(self.rng)
+        scheduler.admit(cost, lambda: ref.tell(envelope))
 
 
 def served_sender(
