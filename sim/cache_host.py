@@ -56,10 +56,6 @@ class CacheSimHost(NodeDriver, SimHost):
         future = ScheduledFuture(self.scheduler)
         ref = self.nodes[node_id].node
         batch = ClientBatch(conn, tuple(requests), FutureReplyTo(future))
-        rng = self.service_rngs[node_id]
-        scheduler = self.schedulers[node_id]
-        cost = self.service.batch_cost(requests, rng)
-        if scheduler.idle():
-            cost += self.service.wake(rng)
-        scheduler.admit(cost, lambda: ref.tell(batch))
+        cost = self.service.batch_cost(requests, self.service_rngs[node_id])
+        self.schedulers[node_id].admit(cost, lambda: ref.tell(batch))
         return future

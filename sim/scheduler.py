@@ -169,7 +169,7 @@ class NodeScheduler:
     # --- service time ------------------------------------------------------------------
 
     def idle(self) -> bool:
-        """Whether the server has nothing to do (a message now would have to wake it)."""
+        """Whether the server has nothing to do: a message now is taken at once."""
         return not (self._jobs or self._delivery is not None or self._draining or self.busy_until > self.base.env.now)
 
     def admit(self, cost: float, deliver: Callable[[], None]) -> None:

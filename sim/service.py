@@ -4,25 +4,21 @@ Theory of operation
 -------------------
 A real node is one Python process on one event loop: it handles one thing at a time,
 and a request that arrives while it is busy waits. The simulator models that with one
-single server per node (:class:`sim.scheduler.NodeScheduler` keeps its ``busy_until``):
+single server per node (:class:`sim.scheduler.NodeScheduler`):
 
-- every message that reaches a node from outside is *charged* on arrival: a client
-  batch costs the sum of its requests' costs (``client.set`` for a set or delete,
-  ``client.get`` for anything else), a peer message ``peer.request`` (a
-  ``ReplicaRequest``: decode, apply, hand the answer over) or ``peer.answer`` (any other
-  peer message: read and decode it). Its handling starts when the server is free and
-  runs once its cost has passed: ``busy_until = max(now, busy_until) + cost``;
-- every peer message a node sends costs ``peer.send`` (encode, write) while the turn
-  that sent it runs: it leaves when that cost has passed, and the node's later turns
-  (the store applying the coordinator's own copy, say) wait for it, as on a real node
-  the own copy lands only after the loop pass that encoded and wrote the remote ones;
-- every actor turn and timer of the node waits while the server is busy, in the order
-  it became due (a timer cannot fire while the loop is busy either);
-- with a ``node.wake`` cost, a message that finds its node idle first waits that long
-  (a sleeping process is woken and waits for a core: on a loaded machine that is where
-  the milliseconds go, and they hit every message of that node at once, which
-  independent link delays do not). A node that is busy reads the message when it is
-  done, without waking.
+- every message that reaches a node from outside is a *job*: a client batch costs the
+  sum of its requests' costs (``client.set`` for a set or delete, ``client.get`` for
+  anything else), a peer message ``peer.request`` (a ``ReplicaRequest``: decode, apply,
+  hand the answer over) or ``peer.answer`` (any other peer message: read, decode,
+  handle). The server takes jobs one at a time in arrival order; when a job's cost
+  has passed, its message enters the node's actors;
+- the actor turns and timers that become due run while the server is free, before it
+  takes the next job (an asyncio loop runs every ready callback before it polls its
+  sockets again), one after another in the order they became due;
+- every peer message a turn sends costs ``peer.send`` (encode, write): it leaves when
+  that cost has passed, and the node's later turns wait for it too (the store applying
+  the coordinator's own copy, say: on a real node the own copy lands only after the
+  loop pass that encoded and wrote the remote ones).
 
 Costs are drawn per message from distributions fitted to a real node's measured CPU
 time per message type (``python -m bench.service_time --write sim/data/service_times.toml``),
@@ -31,13 +27,14 @@ draws from ``Random(f"{seed}/service/{node_id}")`` (``/{life}`` after a restart)
 network's and the workload's draws are not shifted by it: same seed, same trace.
 
 Clients reach their node over a link of their own (``client.link`` in the same file:
-half a loopback ping round trip less the node's share of it), drawn by the workload
-each way: a write's client-visible latency is never 0.
+half a loopback ping round trip), drawn by the workload each way
+(:mod:`sim.workload`): a write's client-visible latency is never 0. A scenario may
+replace it (``client_link``) or turn the whole model off (``service = "none"``: every
+message handled the instant it arrives, as the simulator did before).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 import tomllib
@@ -62,7 +59,6 @@ KINDS = {
     "peer.answer": "any other peer message received (read, decode, handle)",
     "peer.send": "one peer message sent (encode, write)",
     "client.link": "one way between a client and its node (not node CPU: the clients' link)",
-    "node.wake": "an idle node's wake-up: from a message's arrival until its process holds a core again",
 }
 
 _WRITES = (Set, Delete)
@@ -95,10 +91,6 @@ class ServiceModel:
 
     def peer_cost(self, msg: Any, rng: random.Random) -> float:
         return self.draw("peer.request" if type(msg) is ReplicaRequest else "peer.answer", rng)
-
-    def wake(self, rng: random.Random) -> float:
-        """The delay before an idle node starts on a message (0 without ``node.wake``)."""
-        return self.draw("node.wake", rng) if "node.wake" in self.costs else 0.0
 
     # --- as data --------------------------------------------------------------------------
 
@@ -139,18 +131,6 @@ class ServiceModel:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    def scaled(self, factor: float) -> ServiceModel:
-        """This model with every CPU cost ``factor`` times as long (a slower or busier
-        machine than the one measured); the clients' link and wake-ups stay."""
-        return ServiceModel(
-            {
-                k: dataclasses.replace(m, a=m.a * factor, b=m.b * factor if m.kind == "uniform" else m.b)
-                if k.startswith(("client.set", "client.get", "peer.")) else m
-                for k, m in self.costs.items()
-            },
-            self.source,
-        )
-
     def replace(self, **costs: LatencyModel) -> ServiceModel:
         """This model with some costs replaced (``client_link=...`` names ``client.link``)."""
         return ServiceModel({**self.costs, **{k.replace("_", "."): v for k, v in costs.items()}}, self.source)
@@ -183,11 +163,7 @@ class ServedInbox:
 
     def tell(self, envelope: Any) -> None:
         ref = self.ref
-        scheduler = self.scheduler
-        cost = self.model.peer_cost(envelope.msg, self.rng)
-        if scheduler.idle():
-            cost += self.model.wake(self.rng)
-        scheduler.admit(cost, lambda: ref.tell(envelope))
+        self.scheduler.admit(self.model.peer_cost(envelope.msg, self.rng), lambda: ref.tell(envelope))
 
 
 def served_sender(
