@@ -124,6 +124,7 @@ class SimHost(HostDriver):
 
     def crash(self, node_id: str) -> None:
         """Kill a node: its actors stop and its memory is gone; messages to it are dropped."""
+        self.schedulers[node_id].flush()  # what it wrote before it died still leaves
         handle = self.nodes.pop(node_id)
         self.network.inboxes.pop(node_id, None)
         self.network.drop_node(node_id)

@@ -116,6 +116,8 @@ class NodeScheduler:
         self._wake_at: float | None = None
         self._draining = False
         self._gone = False
+        #: Sends whose cost is being spent: ``[fn]`` each, ``[None]`` once gone out.
+        self._leaving: collections.deque[list[Callable[[], None] | None]] = collections.deque()
 
     def _guard(self, fn: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -191,14 +193,33 @@ class NodeScheduler:
 
     def at_free(self, at: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` at virtual time ``at`` (a message leaving once its cost is spent),
-        unless the node crashed before: a dead process sends nothing more."""
+        or sooner if the node goes away first (:meth:`flush`)."""
         env = self.base.env
+        entry = [fn]
+        self._leaving.append(entry)
 
         def fire(_event: object) -> None:
-            if not self._gone:
+            fn = entry[0]
+            if fn is not None:  # not flushed
+                entry[0] = None
+                leaving = self._leaving
+                if leaving[0] is entry:  # sends leave in the order they were charged
+                    leaving.popleft()
+                else:
+                    leaving.remove(entry)
                 self.base._run(fn)  # noqa: SLF001 - the rest of a turn, run as part of one
 
         env.timeout(at - env.now).callbacks.append(fire)
+
+    def flush(self) -> None:
+        """The node's process ends: what its turns already wrote leaves now, in order (a
+        process that exits, even one that is killed, loses nothing it had written to
+        its sockets)."""
+        leaving, self._leaving = self._leaving, collections.deque()
+        for entry in leaving:
+            fn, entry[0] = entry[0], None
+            if fn is not None:
+                self.base._run(fn)  # noqa: SLF001
 
     def _start(self, cost: float, deliver: Callable[[], None]) -> None:
         self._delivery = deliver
