@@ -71,6 +71,7 @@ def _link(link: Link) -> dict[str, Any]:
 WRITTEN_FIELDS = frozenset({
     "name", "description", "nodes", "replicas", "write_consistency", "read_consistency", "link", "links",
     "clocks", "workload", "faults", "duration", "settle", "node", "initial_nodes", "secret", "secrets",
+    "service", "client_link",
 })
 
 
@@ -118,6 +119,12 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
         out["workload"] = workload
     if s.faults:
         out["faults"] = [{"at": f.at, "action": f.action, **f.args} for f in s.faults]
+    if s.service is None:
+        out["service"] = "none"
+    elif s.service != blank.service:
+        raise ValueError("sim.scenario_file writes the measured service model or none, not another one")
+    if s.client_link is not None:
+        out["client_link"] = {"latency": _latency(s.client_link)}
     return out
 
 
