@@ -1,5 +1,6 @@
 """A real node's CPU time per message type, fitted for the simulator's service-time model.
-``python -m bench.service_time [--requests N] [--record] [--write sim/data/service_times.toml]``.
+``python -m bench.service_time [--requests N] [--record] [--write sim/data/service_times.toml]``;
+``--sim-ab SCENARIO`` measures instead what the model costs the simulator.
 
 The simulator (:mod:`sim.service`) makes each node a single server: every client request
 and every peer message costs it CPU time, one at a time, with queueing when busy. The
@@ -132,6 +133,39 @@ def measure(requests: int, gap_s: float, warmup: int) -> dict[str, list[float]]:
     return samples
 
 
+def sim_ab(scenario: str, seeds: Sequence[int]) -> str:
+    """What service time costs the simulator: ``scenario`` with the measured model and
+    with none (``service = "none"``), each seed both ways in this process (order
+    alternating), CPU seconds and SimPy events of each, as a Markdown table."""
+    import dataclasses
+
+    from sim.runner import Runner
+    from sim.scenario import BUILTIN
+
+    lines = [
+        f"Simulator cost of service time: `{scenario}`, each seed with the measured model and with none, "
+        "in one process (order alternating):", "",
+        "| seed | events, none | events, service | CPU s, none | CPU s, service | service / none |", "|---|---|---|---|---|---|",
+    ]
+    ratios = []
+    for seed in seeds:
+        cpu: dict[str, float] = {}
+        events: dict[str, int] = {}
+        for way in ("none", "service") if seed % 2 else ("service", "none"):
+            chosen = BUILTIN[scenario] if way == "service" else dataclasses.replace(BUILTIN[scenario], service=None)
+            runner = Runner(chosen, seed)
+            t0 = time.process_time()
+            try:
+                events[way] = runner.run().events
+            finally:
+                runner.close()
+            cpu[way] = time.process_time() - t0
+        ratios.append(cpu["service"] / cpu["none"])
+        lines.append(f"| {seed} | {events['none']:,} | {events['service']:,} | {cpu['none']:.2f} | {cpu['service']:.2f} | {ratios[-1]:.2f} |")
+    lines += ["", f"Median CPU ratio service / none: {statistics.median(ratios):.2f}."]
+    return "\n".join(lines)
+
+
 #: The simulator's message types, as fitted (the other samples are the measurements they derive from).
 FITTED = ("client.set", "client.get", "peer.request", "peer.answer", "peer.send", "client.link")
 
@@ -143,10 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200, help="requests sent before measuring (default 200)")
     parser.add_argument("--write", metavar="FILE", help=f"write the fitted model here (the simulator's: {DATA_FILE})")
     parser.add_argument("--record", action="store_true", help="add the figures to bench/RESULTS.md")
+    parser.add_argument("--sim-ab", metavar="SCENARIO", help="instead: what service time costs the simulator on this built-in")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds for --sim-ab (default 3)")
     args = parser.parse_args(argv)
+    command = "python -m bench.service_time " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.sim_ab:
+        text = "\n".join([machine(), conditions(), "", sim_ab(args.sim_ab, range(1, args.seeds + 1))])
+        print(text)
+        if args.record:
+            record(HEADING, command, text)
+        return 0
     if not sys.platform.startswith("linux"):
         raise SystemExit("reads /proc/PID/task/*/schedstat: Linux only")
-    command = "python -m bench.service_time " + " ".join(argv if argv is not None else sys.argv[1:])
     when = conditions()
     samples = measure(args.requests, args.gap_ms / 1000.0, args.warmup)
     lines = [
