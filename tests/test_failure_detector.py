@@ -59,3 +59,14 @@ def test_in_the_simulator_a_second_isolation_is_marked_down_as_fast_as_the_first
     [(suspect1, down1), (suspect2, down2)] = detection_times(DEFAULT_SCENARIO, seed=1)
     assert down1 < 4.0 and abs(down2 - down1) < 0.5, (down1, down2)
     assert abs(suspect2 - suspect1) < 0.5, (suspect1, suspect2)
+
+
+def test_phi_of_a_time_far_before_the_mean_is_zero_not_an_overflow() -> None:
+    """A node's clock stepped back (or a narrow distribution once outages are dropped) puts
+    ``now`` far below the last heartbeat + mean: exp() of the logistic's exponent would
+    overflow (it did, in a Node turn: gossip from then on was lost)."""
+    detector = PhiAccrual(HEARTBEAT)
+    last = _beat(detector, 0.0, 10.0)
+    for back in (2.2, 5.0, 1e6):
+        assert detector.phi(last - back) == 0.0
+    assert detector.phi(last + 100.0) > SUSPECT_PHI

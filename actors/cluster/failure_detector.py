@@ -25,6 +25,8 @@ __all__ = ["PhiAccrual"]
 WINDOW = 100
 #: Intervals longer than this many heartbeat intervals are outages, not samples: dropped.
 MAX_INTERVAL_HEARTBEATS = 10
+#: Largest exponent math.exp takes without OverflowError (about 709.78).
+_MAX_EXP = 709.0
 
 
 class PhiAccrual:
@@ -71,7 +73,11 @@ class PhiAccrual:
         elapsed = now - self._last
         y = (elapsed - mean) / std
         # Logistic approximation of the normal CDF (Akka's PhiAccrualFailureDetector).
-        e = math.exp(-y * (1.5976 + 0.070566 * y * y)) if y > -40 else math.inf
+        # The exponent is capped where exp() would overflow (Python raises, the JVM gives
+        # infinity): a heartbeat far earlier than the mean (a clock stepped back, or a
+        # narrow distribution once outages are dropped) is simply "not overdue", phi 0.
+        x = -y * (1.5976 + 0.070566 * y * y)
+        e = math.exp(x) if x < _MAX_EXP else math.inf
         if elapsed > mean:
             return -math.log10(e / (1.0 + e)) if e > 0 else math.inf
         return -math.log10(1.0 - 1.0 / (1.0 + e)) if e != math.inf else 0.0
