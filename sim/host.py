@@ -32,7 +32,7 @@ from actors.kernel.driver import HostDriver, Spawn
 from sim.clock import SkewedClock
 from sim.network import SimNetwork
 from sim.scheduler import NodeScheduler, SimScheduler
-from sim.service import ServedInbox, ServiceModel, served_sender
+from sim.serving import CostModel, ServedInbox, served_sender
 
 __all__ = ["SimHost", "TraceEvent"]
 
@@ -70,7 +70,7 @@ class SimHost(HostDriver):
         #: Time that work takes (:mod:`sim.service`): None, every message is handled in zero
         #: time. Set it before starting nodes; each node draws its costs from
         #: ``Random(f"{seed}/service/{node_id}")`` (``/{life}`` after a restart).
-        self.service: ServiceModel | None = None
+        self.service: CostModel | None = None
         self.service_rngs: dict[str, random.Random] = {}
 
     def _record(self, _local_now: float, node_id: str, event: str, fields: dict[str, Any]) -> None:

@@ -40,13 +40,13 @@ import random
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from actors.protocol.messages import Delete, Set
 from actors.protocol.peer_messages import ReplicaRequest
 from sim.link_models import LatencyModel, constant, lognormal
 
-__all__ = ["DATA_FILE", "KINDS", "ServedInbox", "ServiceModel", "default_service", "served_sender"]
+__all__ = ["DATA_FILE", "KINDS", "ServiceModel", "default_service"]
 
 #: The fitted costs the simulator loads by default (written by ``bench.service_time``).
 DATA_FILE = Path(__file__).resolve().parent / "data" / "service_times.toml"
@@ -144,35 +144,3 @@ def _toml_str(text: str) -> str:
 def default_service() -> ServiceModel:
     """The measured model in :data:`DATA_FILE` (read once per process)."""
     return ServiceModel.load(DATA_FILE)
-
-
-class ServedInbox:
-    """A node's peer inbox as the network sees it: each message is charged on arrival and
-    handled once the node's server has spent its cost (``NodeScheduler.admit``)."""
-
-    __slots__ = ("model", "ref", "rng", "scheduler")
-
-    def __init__(self, ref: Any, scheduler: Any, model: ServiceModel, rng: random.Random) -> None:
-        self.ref = ref
-        self.scheduler = scheduler
-        self.model = model
-        self.rng = rng
-
-    def is_alive(self) -> bool:
-        return self.ref.is_alive()
-
-    def tell(self, envelope: Any) -> None:
-        ref = self.ref
-        self.scheduler.admit(self.model.peer_cost(envelope.msg, self.rng), lambda: ref.tell(envelope))
-
-
-def served_sender(
-    send: Callable[[str, Any], None], scheduler: Any, model: ServiceModel, rng: random.Random
-) -> Callable[[str, Any], None]:
-    """``ctx.send`` for a served node: each message costs ``peer.send`` and leaves once
-    that cost has passed (in send order: per-link FIFO holds)."""
-
-    def served(dst: str, msg: Any) -> None:
-        scheduler.at_free(scheduler.charge(model.draw("peer.send", rng)), lambda: send(dst, msg))
-
-    return served
