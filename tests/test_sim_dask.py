@@ -23,37 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(120)
 
 # Tombstones and hints off: a deleted value comes back on some seeds (resurrection).
-WEAK = """
-name = "weak"
-nodes = 3
-duration = 8.0
-
-[node]
-tombstone_ttl_s = 0.0
-hint_limit = 0
-anti_entropy_interval_s = 0.2
-
-[link]
-latency = { kind = "constant", ms = 0.5 }
-
-[workload]
-clients = 4
-ops = 400
-rate = 150.0
-keys = 20
-read_fraction = 0.0
-delete_fraction = 0.5
-
-[[faults]]
-at = 1.0
-action = "partition"
-kind = "isolate"
-node = "n3"
-
-[[faults]]
-at = 6.0
-action = "heal"
-"""
+from tests.test_sim_cli import WEAK  # noqa: E402 - after the importorskip above
 
 
 def _start(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
