@@ -82,7 +82,6 @@ class RealNetwork:
         self.prefix = prefix
         self.node_ids = list(node_ids)
         self.bridge_ns = f"{prefix}b"
-        self.bridge_ip = _BRIDGE_IP
         #: Links cut (src, dst): src's messages to dst are dropped.
         self.cut: set[tuple[str, str]] = set()
         #: Drop probability per link (src, dst), and for every other link.
