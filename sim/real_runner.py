@@ -55,7 +55,7 @@ from sim.latency import percentiles, replication_latencies
 from sim.real_clients import ClientThread, RealWorkload, SnapshotError, exchange, snapshot
 from sim.real_host import RealHost, faketime_lib
 from sim.real_net import WORKDIR_PREFIX, RealNetwork, RealNetworkError, new_prefix, sweep_stale
-from sim.runner import SETTLE_POLL_S, Runner, RunResult, _agree
+from sim.runner import Runner, RunResult, settle
 from sim.scenario import FAULT_ACTIONS, Fault, Scenario
 from sim.traces import trace_lines
 
@@ -345,22 +345,7 @@ class RealRunner:
         healed_at = self.env.now
         drained_at = healed_at + s.workload.client_timeout
         deadline = healed_at + s.settle
-        convergence = None
-        final: dict[str, dict[str, Record | None]] = {}
-        while True:
-            self.env.run_for(SETTLE_POLL_S)
-            try:
-                final = self._snapshot()
-            except (SnapshotError, OSError, TimeoutError):
-                agree = False
-            else:
-                agree = _agree(final)
-            if agree and convergence is None:
-                convergence = round(self.env.now - healed_at, 3)
-            elif not agree:
-                convergence = None
-            if (agree and self.env.now >= drained_at) or self.env.now >= deadline:
-                break
+        final, convergence = settle(self.env.run_for, lambda: self.env.now, self._try_snapshot, healed_at, drained_at, deadline)
         try:
             workload.wait(timeout=s.workload.client_timeout + 10.0)
         except TimeoutError:
@@ -404,6 +389,13 @@ class RealRunner:
         """The running nodes' addresses (called on the clients' thread: no process polls)."""
         assert self.host is not None and self.net is not None
         return {node: self.net.address(node) for node in tuple(self.host.procs)}
+
+    def _try_snapshot(self) -> dict[str, dict[str, Record | None]] | None:
+        """:meth:`_snapshot`, or None when a node did not answer (that poll does not agree)."""
+        try:
+            return self._snapshot()
+        except (SnapshotError, OSError, TimeoutError):
+            return None
 
     def _snapshot(self) -> dict[str, dict[str, Record | None]]:
         assert self.clients is not None

@@ -13,6 +13,7 @@ import hashlib
 import random
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from actors.protocol.messages import Inspect, Locate, Stats
@@ -213,18 +214,7 @@ class Runner:
         healed_at = self.env.now
         drained_at = healed_at + s.workload.client_timeout  # every client request answered or given up
         deadline = healed_at + s.settle
-        convergence = None
-        final: dict[str, dict[str, Record | None]] = {}
-        while True:
-            self.host.run_for(SETTLE_POLL_S)
-            final = self.snapshot()
-            agree = _agree(final)
-            if agree and convergence is None:
-                convergence = round(self.env.now - healed_at, 3)
-            elif not agree:
-                convergence = None  # diverged again (a late write): converging is measured anew
-            if (agree and self.env.now >= drained_at) or self.env.now >= deadline:
-                break
+        final, convergence = settle(self.host.run_for, lambda: self.env.now, self.snapshot, healed_at, drained_at, deadline)
         ctx = CheckContext(
             history=self.history,
             final=final,
@@ -304,6 +294,34 @@ class Runner:
 
     def close(self) -> None:
         self.host.shutdown()
+
+
+def settle(
+    run_for: Callable[[float], None],
+    now: Callable[[], float],
+    snapshot: Callable[[], dict[str, dict[str, Record | None]] | None],
+    healed_at: float,
+    drained_at: float,
+    deadline: float,
+) -> tuple[dict[str, dict[str, Record | None]], float | None]:
+    """Poll every owner's copies every ``SETTLE_POLL_S`` after the heal until they agree
+    and the clients are drained, or ``deadline``: ``(last snapshot, convergence seconds
+    or None)``. ``snapshot`` returns None when it could not be taken (a real node not
+    answering): that poll does not agree. Shared by the simulated and the real runner."""
+    convergence = None
+    final: dict[str, dict[str, Record | None]] = {}
+    while True:
+        run_for(SETTLE_POLL_S)
+        taken = snapshot()
+        agree = taken is not None and _agree(taken)
+        if taken is not None:
+            final = taken
+        if agree and convergence is None:
+            convergence = round(now() - healed_at, 3)
+        elif not agree:
+            convergence = None  # diverged again (a late write): converging is measured anew
+        if (agree and now() >= drained_at) or now() >= deadline:
+            return final, convergence
 
 
 def _agree(final: dict[str, dict[str, Record | None]]) -> bool:
