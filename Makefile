@@ -10,6 +10,9 @@ NODE_ID ?= node1
 PORT    ?= 8081
 PEERS   ?=
 ARGS    ?=
+# A TOML file of node options (docs/operations.md); flags in ARGS override it.
+CONFIG  ?=
+CONFIG_ARG := $(if $(CONFIG),--config $(CONFIG))
 
 .PHONY: run cluster test plots venv clean
 
@@ -22,12 +25,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m runtime.node $(NODE_ID) $(PORT) $(PEERS) $(ARGS)
+	$(PY) -m runtime.node $(NODE_ID) $(PORT) $(PEERS) $(CONFIG_ARG) $(ARGS)
 
-# A local cluster: NODES nodes on ports PORT, PORT+1, ... (Ctrl-C stops them all).
+# A local cluster: NODES nodes on ports PORT, PORT+1, ... (Ctrl-C stops them all); every node
+# reads CONFIG when given (its node-id and port are the cluster's).
 NODES ?= 3
 cluster: $(STAMP)
-	$(PY) -m runtime.local_cluster --nodes $(NODES) --base-port $(PORT) -- $(ARGS)
+	$(PY) -m runtime.local_cluster --nodes $(NODES) --base-port $(PORT) -- $(CONFIG_ARG) $(ARGS)
 
 # Three workers on two cores: many tests wait on real processes, sockets and timers (a
 # two-worker run kept the CPUs about 65% busy), so a third keeps them working.

@@ -60,6 +60,7 @@ from runtime.argtypes import (
     seconds,
 )
 from runtime.client_auth import add_auth_options, client_acl, protected_mode
+from runtime.config_file import ConfigFileError, apply_config_file, config_path, effective_options
 from runtime.conn_limits import PEER_HELLO_GRACE_S, ClientLimits
 from runtime.event_loop import AUTO_UVLOOP, EVENT_LOOPS, event_loop_choice, run_on
 from runtime.framing import JSON_CODECS, use_json_codec
@@ -78,7 +79,7 @@ from runtime.peers import PeerLinks
 from runtime.server import CacheServer
 from runtime.tls import add_tls_options, tls_settings
 
-__all__ = ["client_limits", "main", "memory_warning", "node_config", "parse_args"]
+__all__ = ["build_parser", "client_limits", "main", "memory_warning", "node_config", "parse_args"]
 
 logger = logging.getLogger("actorcache")
 
@@ -120,10 +121,16 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The node's command line (also the keys of its ``--config`` file: runtime/config_file.py)."""
     parser = argparse.ArgumentParser(
         prog="python -m runtime.node",
         description="Run one actorcache node (JSON lines or msgpack over TCP; peers share the port).",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="read options from this TOML file (keys: the flags' names without --, and node-id, port, peers); "
+        "options on the command line override it (docs/operations.md)",
     )
     parser.add_argument("node_id", help="this node's id, e.g. node1")
     parser.add_argument("port", type=port, help="TCP port to listen on (0: any free port)")
@@ -232,6 +239,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "every peer connection proves it both ways. Without it a node peers with loopback addresses only "
         "(and with none at all when clients need a password)",
     )
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The node's options: ``--config FILE``'s, overridden by the command line's, checked;
+    ``args.options`` holds their effective values as text (secrets masked)."""
+    parser = build_parser()
+    path = config_path(argv)
+    if path is not None:
+        try:
+            apply_config_file(parser, path)
+        except ConfigFileError as exc:
+            parser.error(str(exc))
     args = parser.parse_args(argv)
     if args.partitions > MAX_PARTITIONS:
         parser.error(f"argument --partitions: must be at most {MAX_PARTITIONS}")
@@ -274,6 +294,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         node_config(args)
     except ValueError as exc:  # a combination NodeConfig refuses
         parser.error(str(exc))
+    args.options = effective_options(parser, args)
     return args
 
 
@@ -427,6 +448,7 @@ async def serve(args: argparse.Namespace) -> int:
         max_request_bytes=args.max_request_bytes, partitions=args.partitions, limits=client_limits(args), trust=trust,
         acl=args.acl, protected=protected_mode(args, args.acl),
     )
+    server.options = getattr(args, "options", {})  # stats' and CONFIG GET's effective settings
     tls = args.tls.server_context() if getattr(args, "tls", None) is not None else None
     try:
         host, bound_port = await server.start(args.host, args.port, start_serving=False, tls=tls)
@@ -453,6 +475,10 @@ async def serve(args: argparse.Namespace) -> int:
             server.close_listener()
             return 1
     address = advertised_address(args, host, bound_port)
+    if server.options:  # the ports bound (port 0: a free one), in place: RESP's info holds the dict
+        server.options["port"] = str(bound_port)
+        if resp_bound is not None:
+            server.options["resp-port"] = str(resp_bound[1])
     contacts = tuple(peer for peer in args.peers if peer != address)  # a shared contact list may name us
     config = node_config(args, address, contacts)
     # Where peers may reach us (a hello's ``to``) besides each connection's own socket

@@ -353,10 +353,14 @@ def cmd_client(argv: list[bytes], s: Session) -> bytes | Deferred:
     return unknown_subcommand(argv[1], "client")
 
 
-#: What ``CONFIG GET`` answers (redis-benchmark asks for ``save`` and ``appendonly``).
 def _config(s: Session) -> dict[str, bytes]:
+    """What ``CONFIG GET`` answers: the node's effective settings by flag name
+    (``max-memory``, ``replicas``, ...; secrets masked), then Redis's names for what tools
+    ask (redis-benchmark: ``save``, ``appendonly``), which win a shared name (``port`` is
+    the RESP port, as Redis's is)."""
     server = s.server
     return {
+        **{name: value.encode("utf-8", "surrogateescape") for name, value in server.options.items()},
         "save": b"",
         "appendonly": b"no",
         "appendfsync": b"no",

@@ -76,6 +76,8 @@ class RespServerInfo:
     #: Client authentication (``runtime/acl.py``; None: no passwords) and protected mode.
     acl: Acl | None = field(default=None, repr=False)
     protected: bool = False
+    #: The node's effective settings by flag name, secrets masked (``CONFIG GET``).
+    options: dict[str, str] = field(default_factory=dict)
 
 
 class Session:

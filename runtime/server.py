@@ -78,14 +78,19 @@ class CacheServer:
         self.resp_info: RespServerInfo | None = None
         #: One per TLS listener: runs handshakes before a connection exists (runtime/tls.py).
         self._tls_acceptors: list[TlsAcceptor] = []
+        #: The node's effective settings as text, secrets masked (runtime/config_file.py):
+        #: ``stats`` shows them under ``config``, ``CONFIG GET`` answers from them.
+        self.options: dict[str, str] = {}
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         """The server's counters (``rejected_connections``, ``client_output_buffer_kills``,
-        ``idle_timeouts``, ``request_read_timeouts``, ``input_buffer_kills``): the node's
-        ``host_stats``, merged into its ``stats``."""
-        stats = self.guard.stats()
+        ``idle_timeouts``, ``request_read_timeouts``, ``input_buffer_kills``) and the node's
+        effective settings (``config``): the node's ``host_stats``, merged into its ``stats``."""
+        stats: dict[str, Any] = self.guard.stats()
         if self._tls_acceptors:
             stats["tls_handshake_failures"] = sum(acceptor.failures for acceptor in self._tls_acceptors)
+        if self.options:
+            stats["config"] = self.options
         return stats
 
     def attach(self, node: ActorRef[Any]) -> None:
@@ -147,6 +152,7 @@ class CacheServer:
             timeout=self.limits.idle_timeout_s,
             acl=self.acl,
             protected=self.protected,
+            options=self.options,
         )
         self._resp_server = await loop.create_server(
             self._factory(self._new_resp_connection, tls, "RESP"),
