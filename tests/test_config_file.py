@@ -131,3 +131,13 @@ def test_a_real_node_runs_with_the_file_and_shows_its_effective_settings(tmp_pat
             assert r.config_get("port") == {"port": str(node.resp_port)}  # Redis's meaning
         finally:
             r.close()
+
+
+def test_the_documented_example_is_a_valid_config(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    parser = build_parser()
+    data = apply_config_file(parser, _write(tmp_path, example))
+    assert {"node-id", "max-memory", "client-output-buffer-limit", "cluster-secret-file"} <= set(data)
+    args = parser.parse_args([])
+    assert args.max_memory == 1 << 30 and args.protected_mode == "yes" and args.advertise == ("10.0.0.1", None)
