@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.protocol.errors import ErrorCode
+from actors.protocol.txn_messages import Multi
 from actors.protocol.kinds import ADMIN, CATEGORIES, KINDS, READ, WRITE, wire_name
 from actors.protocol.messages import ErrorReply
 
@@ -254,7 +255,14 @@ class User:
         return False
 
     def refusal(self, request: Any) -> ErrorReply | None:
-        """The ``noperm`` reply for a request this user may not send, else None."""
+        """The ``noperm`` reply for a request this user may not send, else None (a
+        transaction: the first of its requests refused)."""
+        if type(request) is Multi:
+            for sub in request.requests:
+                refused = self.refusal(sub)
+                if refused is not None:
+                    return ErrorReply(refused.code, refused.message, request.rid)
+            return None
         kind = KINDS.get(type(request))
         if kind is None or kind.category is None:
             return None

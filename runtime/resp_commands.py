@@ -46,6 +46,10 @@ from runtime.resp_keyspace import (
     cmd_set,
     cmd_ttl,
 )
+from runtime.resp_scan import cmd_flushall, cmd_flushdb, cmd_keys, cmd_scan
+from runtime.resp_transactions import (
+    TXN_CONTROL, cmd_discard, cmd_exec, cmd_multi, cmd_unwatch, cmd_watch, flag_error, queue_command,
+)
 from runtime.resp_server import cmd_auth, cmd_client, cmd_config, cmd_hello, cmd_info, cmd_quit, cmd_select
 from runtime.resp_session import (
     EMPTY_ARRAY,
@@ -129,6 +133,16 @@ _TABLE: list[Command] = [
     Command("client", -2, cmd_client, ()),
     Command("config", -2, cmd_config, ()),
     Command("command", -1, cmd_command, ()),
+    # transactions, flush, iteration: runtime/resp_transactions.py, runtime/resp_scan.py
+    Command("multi", 1, cmd_multi, (_F,)),
+    Command("exec", 1, cmd_exec, ()),
+    Command("discard", 1, cmd_discard, (_F,)),
+    Command("watch", -2, cmd_watch, (_F,), (1, -1, 1)),
+    Command("unwatch", 1, cmd_unwatch, (_F,)),
+    Command("flushdb", -1, cmd_flushdb, (_W,)),
+    Command("flushall", -1, cmd_flushall, (_W,)),
+    Command("scan", -2, cmd_scan, (_R,)),
+    Command("keys", 2, cmd_keys, (_R,)),
 ]
 _UNIQUE = tuple(_TABLE)
 
@@ -145,7 +159,7 @@ for _cmd in _TABLE:
 CATEGORIES: dict[str, str | None] = {
     cmd.name: WRITE if _W in cmd.flags else READ if _R in cmd.flags else None for cmd in _TABLE
 }
-CATEGORIES.update(info=ADMIN, config=ADMIN)
+CATEGORIES.update(info=ADMIN, config=ADMIN, flushdb=ADMIN, flushall=ADMIN, watch=READ)
 #: What a connection may send before it authenticates (Redis's no-auth commands).
 _BEFORE_AUTH = frozenset(("auth", "hello", "quit"))
 _NOAUTH = error("NOAUTH " + NOAUTH_MESSAGE)
@@ -171,7 +185,7 @@ def dispatch(argv: list[bytes], s: Session) -> bytes | Deferred:
     input (a handler bug answers ``-ERR internal error`` for that command)."""
     cmd = _command(argv)
     if type(cmd) is bytes:
-        return cmd
+        return cmd if s.txn is None else flag_error(s, cmd)
     return _run(cmd, argv, s)
 
 
@@ -182,7 +196,7 @@ def dispatch_authenticated(argv: list[bytes], s: Session) -> bytes | Deferred:
     command and argument count first)."""
     cmd = _command(argv)
     if type(cmd) is bytes:
-        return cmd
+        return cmd if s.txn is None else flag_error(s, cmd)
     user = s.user
     if user is None:
         if cmd.name not in _BEFORE_AUTH:
@@ -191,18 +205,24 @@ def dispatch_authenticated(argv: list[bytes], s: Session) -> bytes | Deferred:
         category = CATEGORIES.get(cmd.name)
         if category is not None:
             if category not in user.categories:
-                return error("NOPERM " + noperm_command_message(cmd.name))
+                return flag_error(s, error("NOPERM " + noperm_command_message(cmd.name)))
             if user.patterns is not None:
                 first, last, step = cmd.keys
                 if first:
                     end = len(argv) if last < 0 else min(last + 1, len(argv))
                     for raw in argv[first:end:step]:
                         if not user.may_access(raw.decode("utf-8", "surrogateescape")):
-                            return _NOPERM_KEY
+                            return flag_error(s, _NOPERM_KEY)
     return _run(cmd, argv, s)
 
 
 def _run(cmd: Command, argv: list[bytes], s: Session) -> bytes | Deferred:
+    if s.txn is not None and cmd.name not in TXN_CONTROL:  # inside MULTI: queued for EXEC
+        try:
+            return queue_command(cmd.name, cmd.handler, argv, s)
+        except Exception as exc:  # noqa: BLE001 - as below
+            logger.exception("queueing command %r failed", argv[:1])
+            return flag_error(s, error(f"ERR internal error: {exc!r}"))
     try:
         return cmd.handler(argv, s)
     except CommandError as exc:

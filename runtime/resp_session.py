@@ -85,7 +85,7 @@ class Session:
 
     __slots__ = (
         "addr", "conn_id", "counters", "created", "laddr", "lib_name", "lib_ver", "name", "proto", "quit", "server",
-        "user",
+        "txn", "user",
     )
 
     def __init__(self, conn_id: int, server: RespServerInfo, addr: str = "?", laddr: str = "?") -> None:
@@ -103,6 +103,8 @@ class Session:
         self.user: User | None = server.acl.initial_user() if server.acl is not None else None
         #: The server's counters (its connection guard's): ``auth_failures``.
         self.counters: dict[str, int] = {"auth_failures": 0}
+        #: Inside MULTI: the queued commands (``runtime.resp_transactions.TxnState``); else None.
+        self.txn: Any = None
 
 
 class CommandError(Exception):

@@ -9,6 +9,7 @@ import pytest
 
 from actors.protocol.codec import REQUEST_TYPES, decode_request, encode_request
 from actors.protocol.internal import ReadRecord, WriteRecord
+from actors.protocol.txn_messages import Flush, Multi, Scan, Watch
 from actors.protocol.kinds import KINDS, Route, is_data_request, is_update, is_write, route_of
 from actors.protocol.messages import (
     Auth,
@@ -55,13 +56,13 @@ SAMPLES: list[Any] = [
 
 
 def test_every_request_type_has_exactly_one_row() -> None:
-    assert set(typing.get_args(Request)) | {ReadRecord, WriteRecord} == set(KINDS)
+    assert set(typing.get_args(Request)) | {ReadRecord, WriteRecord, Multi, Watch, Flush, Scan} == set(KINDS)
 
 
 def test_wire_names_keep_their_order_in_errors() -> None:
     assert REQUEST_TYPES == (
         "get", "set", "delete", "mget", "mset", "ping", "stats", "join", "locate", "inspect", "remove_node",
-        "expire", "persist", "ttl", "incr", "auth",
+        "expire", "persist", "ttl", "incr", "auth", "multi", "watch", "unwatch", "flush", "scan",
     )
 
 
@@ -138,6 +139,7 @@ def test_acl_categories_column() -> None:
         Set: "write", Delete: "write", MSet: "write", Expire: "write", Incr: "write",
         Stats: "admin", Inspect: "admin", RemoveNode: "admin", Join: "admin",
         Ping: None, Auth: None,
+        Multi: None, Watch: "read", Flush: "admin", Scan: "read",  # a multi: each of its requests' own
     }
 
 

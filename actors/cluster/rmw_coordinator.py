@@ -40,6 +40,7 @@ from actors.protocol.peer_messages import Forward, ForwardReply
 from actors.protocol.version import HybridClock
 from actors.store.partitions import partition_of
 from actors.protocol.kinds import is_update
+from actors.protocol.txn_messages import Multi
 from actors.store.rmw import plan_update
 
 __all__ = ["RmwCoordinator"]
@@ -109,6 +110,9 @@ class RmwCoordinator:
 
     def update(self, request: Any, done: Done) -> None:
         """Run ``request`` at the key's coordinator: here, or forwarded to it."""
+        if type(request) is Multi:
+            done(ErrorReply(ErrorCode.BAD_REQUEST, "multi is not served in a cluster yet; nothing was applied", request.rid))
+            return
         view = self.life.view
         owners = view.placement.owners(partition_of(request.key, self.config.partitions))
         coordinator = next((m for m in owners if view.serves_reads(m)), None)

@@ -102,6 +102,7 @@ class Node(ScheduledActor):
             io, self.life, self.clock, config, self.coordinator.counters, self._stats, self._fail_batch
         )
         io.before_store = self.local.send_call
+        self.watches = self.local.watches
         self.requests = 0
         #: Requests refused while this node's clock was off its peers' (``clock_refused``).
         self.clock_refused = 0
@@ -131,6 +132,7 @@ class Node(ScheduledActor):
             self.order.connected(message.conn)
         elif t is ClientDisconnected:
             self.order.disconnected(message.conn)
+            self.watches.unwatch(message.conn)
         elif t is RequestTimeout:
             self.io.resume(message.batch, None)
         elif t is HeartbeatTick:
@@ -196,6 +198,8 @@ class Node(ScheduledActor):
         order = self.order
         try:
             order.enqueue(pending)
+            if self.watches.active:  # a write of a watched key dirties its watchers (actors.node.watches)
+                self.watches.touch_batch(conn, batch.requests)
             life = self.life
             if order.free(conn) and life.joined and life.clock_off is None and life.view.solo:
                 self.local.plan(pending)  # the common case: a single node, nothing waiting on conn

@@ -50,8 +50,14 @@ from actors.protocol.version import HybridClock, Version
 from actors.store.ops import Read, StoreOp, StoreAnswer
 from actors.store.partitions import partition_of
 from actors.store.plan import Stamp, local_reply, plan_local, with_rid
+from actors.node.watches import MAX_WATCHED_KEYS, Watches
+from actors.protocol.kinds import wire_name
+from actors.protocol.txn_messages import Flush, Multi, MultiReply, Scan, Watch
 
 __all__ = ["LocalPlanner"]
+
+#: Requests plan_one hands to ``_txn`` first.
+_TXN_TYPES = frozenset((Watch, Multi, Flush, Scan))
 
 Ops = list[tuple[int, StoreOp]]
 
@@ -101,6 +107,8 @@ class LocalPlanner:
         self.stamp = Stamp(clock.tick, self._only_me, config.tombstone_ttl_s)
         #: Requests that failed to decode (answered with their error).
         self.errors = 0
+        #: What each connection watches (WATCH; the node walks batches through it too).
+        self.watches = Watches()
         #: The turn's store call for single-node batches (see :mod:`actors.node.turn_call`).
         self._call = TurnCall()
 
@@ -237,6 +245,12 @@ class LocalPlanner:
     ) -> None:
         """Answer ``request`` here, or add the store operation it needs to ``ops``."""
         try:
+            t = type(request)
+            if t in _TXN_TYPES:
+                request = self._txn(pending, request)
+                if type(request) not in _TXN_TYPES:  # answered here (a reply)
+                    pending.fill(slot, request)
+                    return
             op = plan_local(request, wall, self.stamp)
             if op is None:
                 pending.fill(slot, self._immediate(request))
@@ -244,6 +258,24 @@ class LocalPlanner:
                 ops.append((slot, op))
         except Exception as exc:  # a bug must cost one reply, never the node
             pending.fill(slot, self.io.request_failed("planning", request, exc))
+
+    def _txn(self, pending: ReplySlots, request: Any) -> Any:
+        """A watch, flush, scan or transaction of ``pending``'s connection: the transaction
+        sealed with the connection's watches (actors.node.watches), or the reply."""
+        t = type(request)
+        if t is Watch:
+            if not request.keys:
+                self.watches.unwatch(pending.conn)
+                return Ack(request.rid)
+            if self.watches.watch(pending.conn, request.keys, lambda: self.clock.tick(self.io.wall())):
+                return Ack(request.rid)
+            return ErrorReply(ErrorCode.BAD_REQUEST, f"a connection may watch at most {MAX_WATCHED_KEYS} keys", request.rid)
+        if t is Multi:
+            sealed = self.watches.seal(pending.conn, request)
+            return MultiReply(None, request.rid) if sealed.aborted else sealed
+        if not self.life.view.solo:
+            return ErrorReply(ErrorCode.BAD_REQUEST, f"{wire_name(request)} is not served in a cluster yet", request.rid)
+        return request
 
     def _immediate(self, request: Request | ErrorReply) -> Reply:
         t = type(request)

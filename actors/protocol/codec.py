@@ -36,6 +36,7 @@ from actors.protocol.messages import (
 )
 from actors.protocol.peer_codec import PEER_TYPES
 from actors.protocol.record import Record
+from actors.protocol.txn_messages import Multi, MultiReply, ScanReply
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH
 from actors.protocol.version import Version
 
@@ -164,6 +165,11 @@ def encode_reply(reply: Reply) -> dict[str, Any]:
             out["purge_at"] = record.purge_at
         if reply.replicas:
             out["replicas"] = list(reply.replicas)
+    elif t is MultiReply:
+        # aborted (a watched key changed): "replies" null, as EXEC answers nil
+        out = {"type": "multi", "success": True, "replies": None if reply.replies is None else [encode_reply(r) for r in reply.replies]}
+    elif t is ScanReply:
+        out = {"type": "scan", "success": True, "cursor": reply.cursor, "keys": list(reply.keys)}
     else:
         raise TypeError(f"not a reply: {type(reply).__name__}")
     if reply.rid is not None:
@@ -216,6 +222,14 @@ def decode_reply(obj: Any, request: Request | None = None) -> Reply:
                 obj.get("purge_at"),
             )
         return InspectReply(str(obj.get("key")), record, rid, tuple(obj.get("replicas") or ()))
+    if kind == "multi":
+        raw = obj.get("replies")
+        if raw is None:
+            return MultiReply(None, rid)
+        subs = request.requests if type(request) is Multi else ()
+        return MultiReply(tuple(decode_reply(r, subs[i] if i < len(subs) else None) for i, r in enumerate(raw)), rid)
+    if kind == "scan":
+        return ScanReply(int(obj.get("cursor", 0)), tuple(obj.get("keys") or ()), rid)
     raise BadRequestError(f"unknown reply type {brief(kind)}")
 
 

@@ -58,6 +58,8 @@ from actors.protocol.messages import (
     Ttl,
 )
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
+from actors.protocol import txn_kinds
+from actors.protocol.txn_messages import Flush, Multi, Scan, Watch
 
 __all__ = [
     "ADMIN",
@@ -209,13 +211,7 @@ def _delete(obj: dict[str, Any], rid: Any) -> Delete:
 
 
 def _mget(obj: dict[str, Any], rid: Any) -> MGet:
-    keys = obj.get("keys")
-    if type(keys) is not list:
-        raise BadRequestError("field 'keys' must be a list of strings")
-    for key in keys:
-        if type(key) is not str or not key:
-            raise BadRequestError("every key in 'keys' must be a non-empty string")
-    return MGet(tuple(keys), rid, _consistency(obj))
+    return MGet(txn_kinds.key_list(obj), rid, _consistency(obj))
 
 
 def _mset(obj: dict[str, Any], rid: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> MSet:
@@ -342,6 +338,20 @@ _ROWS = (
     ),
     # Answered by the connection when the node has passwords, else by the node (see Auth).
     Kind(Auth, Route.NODE, {"auth": _auth}, _encode_auth, _no_keys),
+    # Transactions (run at their partition's coordinator, like read-modify-writes; a
+    # multi's own requests are checked one by one), watches (the node keeps them per
+    # connection), flush and scan: actors.protocol.txn_kinds.
+    Kind(
+        Multi, Route.UPDATE, {"multi": txn_kinds.decode_multi}, txn_kinds.encode_multi, lambda r: r.keys,
+        values=True,
+    ),
+    Kind(
+        Watch, Route.NODE, {"watch": txn_kinds.decode_watch, "unwatch": txn_kinds.decode_unwatch},
+        lambda r: {"type": "watch", "keys": list(r.keys)} if r.keys else {"type": "unwatch"}, lambda r: r.keys,
+        category=READ,
+    ),
+    Kind(Flush, Route.LOCAL, {"flush": txn_kinds.decode_flush}, lambda r: {"type": "flush"}, _no_keys, category=ADMIN),
+    Kind(Scan, Route.LOCAL, {"scan": txn_kinds.decode_scan}, txn_kinds.encode_scan, _no_keys, category=READ),
     # The read-modify-write coordinator's own requests: routed as data, never on the wire.
     Kind(ReadRecord, Route.READ, {}, None, _one_key),
     Kind(

@@ -34,6 +34,7 @@ from actors.protocol.version import Version
 from actors.store.keyspace import Keyspace, entry_replicas
 from actors.store.ops import Describe, DigestQuery, DropPartitions, ListingQuery, Modify, Read
 from actors.store.rmw import plan_update
+from actors.store.txn_ops import TXN_APPLY
 
 __all__ = ["APPLY", "OpFunction", "Trace", "apply", "out_of_memory"]
 
@@ -181,6 +182,7 @@ APPLY: dict[type, OpFunction] = {
     ListingQuery: listings,
     DropPartitions: drop_partitions,
 }
+APPLY.update(TXN_APPLY)  # transactions, flush, scan (actors.store.txn_ops)
 
 
 def apply(keyspace: Keyspace, op: Any, wall: float, trace: Trace | None = None) -> Any:

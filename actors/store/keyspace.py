@@ -526,6 +526,22 @@ class Keyspace:
                 self._drop_tombstone(key)
         return len(keys)
 
+    def clear(self) -> int:
+        """Forget every value and tombstone (FLUSHDB on a single node); how many values went.
+        Counters stay; the partition index, if it existed, is rebuilt when next needed."""
+        count = len(self._entries)
+        if self.evictor is not None:  # it indexes the entries: tell it each one goes
+            for key, entry in list(self._entries.items()):
+                self._remove(key, entry)
+        self._entries = EntryDict()
+        self._tombstones = {}
+        self._purge_heap = []
+        self._volatile = []
+        self._volatile_pos = {}
+        self._partitions = None
+        self.used_bytes = 0
+        return count
+
     # --- internals ----------------------------------------------------------------
 
     def make_room(self, wall: float) -> bool:

@@ -48,8 +48,13 @@ from actors.protocol.messages import (
     Values,
 )
 from actors.protocol.replica_ops import Remove, Write
+from actors.protocol.txn_messages import TXN_REPLY_TYPES, Flush, Multi, MultiReply, Scan, ScanReply
+from actors.store.txn_ops import FlushAll, ScanKeys, Transact
 from actors.protocol.version import ZERO, Version
 from actors.store.ops import Describe, Modify, Read, StatsQuery, StoreOp
+
+#: Every reply class a store result may already be.
+_REPLY_TYPES = REPLY_TYPES + TXN_REPLY_TYPES
 
 __all__ = ["PLANS", "REPLIES", "Stamp", "local_reply", "plan_local", "with_rid"]
 
@@ -79,11 +84,15 @@ PLANS: dict[type, Callable[[Any, float, Stamp], StoreOp]] = {
     Ttl: lambda r, wall, stamp: Modify(r, ZERO),  # reads through the read-modify-write rules; writes nothing
     Stats: lambda r, wall, stamp: StatsQuery(),
     Inspect: lambda r, wall, stamp: Describe((r.key,)),
+    Flush: lambda r, wall, stamp: FlushAll(),
+    Scan: lambda r, wall, stamp: ScanKeys(r.cursor, r.count, r.match),
 }
 
 
 def plan_local(request: Any, wall: float, stamp: Stamp) -> StoreOp | None:
     """The store operation ``request`` needs, or None when the node answers it itself."""
+    if type(request) is Multi:  # one operation applying each of its requests' in one store turn
+        return Transact(tuple(plan_local(sub, wall, stamp) for sub in request.requests), request.watch)
     if route_of(request) is Route.UPDATE:
         return Modify(request, stamp.tick(wall), stamp.replicas)
     plan = PLANS.get(type(request))
@@ -105,12 +114,15 @@ REPLIES: dict[type, Callable[[Any, Any], Reply]] = {
     MSet: lambda r, result: Ack(r.rid),
     Stats: lambda r, result: StatsReply(result, r.rid),
     Inspect: lambda r, result: InspectReply(r.key, result[0][0], r.rid, result[0][1]),
+    Multi: lambda r, result: MultiReply(tuple(local_reply(sub, res) for sub, res in zip(r.requests, result)), r.rid),
+    Flush: lambda r, result: Ack(r.rid),
+    Scan: lambda r, result: ScanReply(result[0], result[1], r.rid),
 }
 
 
 def local_reply(request: Any, result: Any) -> Reply:
     """The reply to ``request`` for ``result``, its planned operation's result."""
-    if isinstance(result, REPLY_TYPES):
+    if isinstance(result, _REPLY_TYPES):
         # A read-modify-write answered by the store itself, or an error (which the
         # store made without knowing the request's id).
         return with_rid(result, request.rid)
@@ -123,6 +135,6 @@ def local_reply(request: Any, result: Any) -> Reply:
 def with_rid(reply: Any, rid: Any) -> Any:
     """``reply`` (one the store made) carrying the request's id; an unexpected result is
     an ``internal`` error, never passed to a client as it is."""
-    if isinstance(reply, REPLY_TYPES):
+    if isinstance(reply, _REPLY_TYPES):
         return reply if getattr(reply, "rid", None) == rid else dataclasses.replace(reply, rid=rid)
     return ErrorReply(ErrorCode.INTERNAL, f"internal error: unexpected result {type(reply).__name__}", rid)

@@ -1,0 +1,133 @@
+"""WATCH: the keys each connection watches, and whether one was written since.
+
+A plain object the ``Node`` owns (connections are the node's: a ``ClientBatch`` names
+one). Two checks make a transaction's watch, both decided before it writes anything:
+
+- **seen here** (exact on a single node, as Redis's ``touchWatchedKey``): every batch the
+  node receives while any key is watched is walked in order (:meth:`touch_batch`); a
+  write, delete, read-modify-write, transaction or flush of a watched key marks every
+  connection watching it *dirty*, except a transaction marking its own connection (its
+  writes come after its check). A dirty connection's next transaction is sealed
+  ``aborted``: it runs nothing and answers nil.
+- **versions** (what a cluster needs: a write through another node is never seen here):
+  :meth:`watch` stamps each key with a fresh version of this node's clock, and the sealed
+  transaction carries ``(key, stamp)``; where it runs (the store on a single node, the
+  partition's coordinator in a cluster) it aborts if a watched key holds a newer version.
+  Exact for whatever runs at the coordinator (read-modify-writes, transactions); a plain
+  write through another node is caught unless its clock is behind this node's by more
+  than the time between WATCH and that write (``docs/consistency.md``).
+
+Invariants: a connection watches at most :data:`MAX_WATCHED_KEYS` keys (a WATCH beyond
+is refused); sealing a transaction, an ``unwatch`` or the connection's end forget its
+watches; ``_by_key`` holds exactly the (key, connection) pairs of ``_by_conn``. Iteration
+orders are insertion orders (dicts), never hash orders.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from actors.protocol.kinds import Route, route_of
+from actors.protocol.txn_messages import Flush, Multi
+from actors.protocol.version import Version
+
+__all__ = ["MAX_WATCHED_KEYS", "Watches"]
+
+#: The most keys one connection may watch at once.
+MAX_WATCHED_KEYS = 10_000
+
+
+class Watches:
+    """Watched keys per connection (see the module docstring)."""
+
+    __slots__ = ("_by_conn", "_by_key", "_dirty")
+
+    def __init__(self) -> None:
+        self._by_conn: dict[int, dict[str, Version | None]] = {}
+        self._by_key: dict[str, dict[int, None]] = {}
+        self._dirty: dict[int, None] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether any connection watches anything (else batches need no walk)."""
+        return bool(self._by_conn)
+
+    def watched(self, conn: int) -> int:
+        return len(self._by_conn.get(conn, ()))
+
+    def watch(self, conn: int, keys: tuple[str, ...], stamp: Callable[[], Version]) -> bool:
+        """Watch ``keys`` for ``conn``, each stamped now (a key watched already keeps its
+        first stamp, as Redis keeps watching from the first WATCH); False if that would
+        exceed :data:`MAX_WATCHED_KEYS` (nothing changes then)."""
+        mine = self._by_conn.get(conn)
+        new = [key for key in dict.fromkeys(keys) if mine is None or key not in mine]
+        if (len(mine) if mine else 0) + len(new) > MAX_WATCHED_KEYS:
+            return False
+        if not new:
+            return True
+        if mine is None:
+            mine = self._by_conn[conn] = {}
+        version = stamp()
+        for key in new:
+            mine[key] = version
+            self._by_key.setdefault(key, {})[conn] = None
+        return True
+
+    def unwatch(self, conn: int) -> None:
+        """Forget ``conn``'s watches (UNWATCH, DISCARD, EXEC, the connection's end)."""
+        self._dirty.pop(conn, None)
+        mine = self._by_conn.pop(conn, None)
+        if not mine:
+            return
+        by_key = self._by_key
+        for key in mine:
+            conns = by_key.get(key)
+            if conns is not None:
+                conns.pop(conn, None)
+                if not conns:
+                    del by_key[key]
+
+    def seal(self, conn: int, multi: Multi) -> Multi:
+        """``multi`` carrying ``conn``'s watch (stamps; ``aborted`` if it is dirty); the
+        watches are forgotten, as EXEC does in Redis."""
+        mine = self._by_conn.get(conn)
+        dirty = conn in self._dirty
+        if not mine and not dirty:
+            return multi
+        watch = tuple(mine.items()) if mine else ()
+        self.unwatch(conn)
+        return Multi(multi.requests, multi.rid, watch, dirty or multi.aborted)
+
+    def touch_batch(self, conn: int, requests: Any) -> None:
+        """Mark dirty the connections watching what ``requests`` (one batch of ``conn``,
+        in order) write; called only while :attr:`active`."""
+        by_key = self._by_key
+        for request in requests:
+            if type(request) is Multi:
+                for sub in request.requests:
+                    self._touch(sub, by_key, conn)
+            else:
+                self._touch(request, by_key, None)
+
+    def _touch(self, request: Any, by_key: dict[str, dict[int, None]], own: int | None) -> None:
+        """Mark dirty who watches what ``request`` writes (``own``: a transaction's connection, spared)."""
+        if type(request) is Flush:
+            for other in self._by_conn:
+                if other != own:
+                    self._dirty[other] = None
+            return
+        route = route_of(request)
+        if route is not Route.WRITE and route is not Route.UPDATE:
+            return
+        for key in _keys(request):
+            conns = by_key.get(key)
+            if conns:
+                for other in conns:
+                    if other != own:
+                        self._dirty[other] = None
+
+
+def _keys(request: Any) -> tuple[str, ...]:
+    from actors.node.ordering import keys_of
+
+    return keys_of(request)

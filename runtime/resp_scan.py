@@ -1,0 +1,103 @@
+"""FLUSHDB, FLUSHALL, SCAN and KEYS over RESP, as node requests (``flush``, ``scan``).
+
+``SCAN``'s cursor is the node's (:mod:`actors.store.scan`): the next partition to visit
+plus one, so a step returns whole partitions and Redis's guarantee holds (every key
+present for the whole scan is returned at least once). ``COUNT`` is a hint of how many
+keys to look at (a step returns at least one partition's). ``TYPE`` filters after the
+step, as in Redis; every value here is a string. ``KEYS`` is one scan over every
+partition in one request: like Redis's, slow on a big keyspace (it holds the store for
+the whole walk), for debugging only. ``FLUSHDB``/``FLUSHALL`` with ``ASYNC`` or ``SYNC``
+both flush before answering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from actors.protocol.messages import Ack, Reply
+from actors.protocol.txn_kinds import MAX_SCAN_COUNT
+from actors.protocol.txn_messages import Flush, Scan, ScanReply
+from runtime.resp import OK, array, bulk, error, parse_int
+from runtime.resp_session import SYNTAX_ERROR, Deferred, Session, int_arg, node_error
+
+__all__ = ["cmd_flushall", "cmd_flushdb", "cmd_keys", "cmd_scan"]
+
+#: KEYS walks every partition in one step.
+_ALL = 1 << 62
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _key_bulk(key: str) -> bytes:
+    return bulk(key.encode("utf-8", "surrogateescape"))
+
+
+def _b_ok(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
+    reply = replies[i]
+    return OK if type(reply) is Ack else node_error(reply)
+
+
+def _flush(argv: list[bytes]) -> bytes | Deferred:
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].upper() not in (b"ASYNC", b"SYNC")):
+        return SYNTAX_ERROR
+    return (Flush(),), _b_ok, None
+
+
+def cmd_flushdb(argv: list[bytes], s: Session) -> bytes | Deferred:
+    return _flush(argv)
+
+
+def cmd_flushall(argv: list[bytes], s: Session) -> bytes | Deferred:
+    return _flush(argv)
+
+
+def _b_scan(replies: Sequence[Reply], i: int, proto: int, type_filter: bytes | None) -> bytes:
+    reply = replies[i]
+    if type(reply) is not ScanReply:
+        return node_error(reply)
+    keys = reply.keys if type_filter in (None, b"string") else ()
+    return array([bulk(b"%d" % reply.cursor), array([_key_bulk(k) for k in keys])])
+
+
+def cmd_scan(argv: list[bytes], s: Session) -> bytes | Deferred:
+    cursor = parse_int(argv[1])
+    if cursor is None or cursor < 0:
+        return error("ERR invalid cursor")
+    match: str | None = None
+    count = 10
+    type_filter: bytes | None = None
+    i = 2
+    n = len(argv)
+    while i < n:
+        opt = argv[i].upper()
+        if i + 1 >= n:
+            return SYNTAX_ERROR
+        if opt == b"MATCH":
+            match = _text(argv[i + 1])
+            if match == "*":
+                match = None
+        elif opt == b"COUNT":
+            count = int_arg(argv[i + 1])
+            if count < 1:
+                return SYNTAX_ERROR
+        elif opt == b"TYPE":
+            type_filter = argv[i + 1].lower()
+        else:
+            return SYNTAX_ERROR
+        i += 2
+    return (Scan(cursor, match, min(count, MAX_SCAN_COUNT)),), _b_scan, type_filter
+
+
+def _b_keys(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
+    reply = replies[i]
+    if type(reply) is not ScanReply:
+        return node_error(reply)
+    return array([_key_bulk(k) for k in reply.keys])
+
+
+def cmd_keys(argv: list[bytes], s: Session) -> bytes | Deferred:
+    match = _text(argv[1])
+    return (Scan(0, None if match == "*" else match, _ALL),), _b_keys, None
