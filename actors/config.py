@@ -110,6 +110,28 @@ class NodeConfig:
         f"(default {{default}}, at most {MAX_SUPPORTED_VALUE_DEPTH})",
     )
 
+    #: Snapshot rules with ``--dir`` (``--save SECONDS CHANGES``, Redis's defaults; empty: none).
+    save: tuple[tuple[int, int], ...] = option(
+        ((3600, 1), (300, 100), (60, 10000)),
+        "--save",
+        "with --dir, snapshot after SECONDS if at least CHANGES keys changed; repeatable, '' for none "
+        "(default: 3600 1 300 100 60 10000, Redis's)",
+    )
+    #: Log every change with ``--dir`` (``--appendonly yes``).
+    appendonly: bool = option(False, "--appendonly", "with --dir, log every change before answering (yes/no, default no)")
+    #: When the log is fsynced: Redis's ``always``, ``everysec`` or ``no``.
+    appendfsync: str = option(
+        "everysec", "--appendfsync", "fsync the log before every answer, once a second, or never (default {default})"
+    )
+    #: Rewrite (snapshot and start a new log) when the log grew past this share of the snapshot...
+    auto_aof_rewrite_percentage: int = option(
+        100, "--auto-aof-rewrite-percentage", "rewrite the log when it is this %% of the snapshot's size (default {default}; 0: never)"
+    )
+    #: ...and past this size.
+    auto_aof_rewrite_min_size: int = option(
+        64 << 20, "--auto-aof-rewrite-min-size", "and at least this big, K/M/G suffixes (default 64M)"
+    )
+
     def __post_init__(self) -> None:
         if self.cleanup_interval_s <= 0:
             raise ValueError("cleanup interval must be positive")
@@ -134,5 +156,11 @@ class NodeConfig:
             raise ValueError("max memory must be >= 0")
         if self.eviction_policy not in EVICTION_POLICIES:
             raise ValueError(f"eviction policy must be one of {', '.join(EVICTION_POLICIES)}")
+        if self.appendfsync not in ("always", "everysec", "no"):
+            raise ValueError("appendfsync must be one of always, everysec, no")
+        if self.auto_aof_rewrite_percentage < 0 or self.auto_aof_rewrite_min_size < 0:
+            raise ValueError("auto-aof-rewrite settings must be >= 0")
+        if any(seconds < 1 or changes < 0 for seconds, changes in self.save):
+            raise ValueError("save rules need seconds >= 1 and changes >= 0")
         if not 1 <= self.max_value_depth <= MAX_SUPPORTED_VALUE_DEPTH:
             raise ValueError(f"max value depth must be between 1 and {MAX_SUPPORTED_VALUE_DEPTH}")

@@ -27,6 +27,7 @@ from pykka import ActorRef
 
 from actors.kernel import Ctx, FromPeer
 from actors.kernel.ctx import HostStats, SendFn, TraceSink
+from actors.kernel.disk import Disk
 from actors.kernel.driver import HostDriver, Spawn
 from runtime.loop_scheduler import LoopScheduler
 
@@ -39,11 +40,13 @@ def real_ctx(
     trace: TraceSink | None = None,
     send: SendFn | None = None,
     host_stats: HostStats | None = None,
+    disk: Disk | None = None,
 ) -> Ctx:
     """The production ``Ctx``: monotonic and wall clocks, an RNG seeded from the OS, and
     ``send`` as the peer transport (:meth:`runtime.peers.PeerLinks.send`; without it,
     ``ctx.send`` raises :class:`~actors.kernel.ctx.NoPeerTransportError`); ``host_stats``: the
-    server's own counters, merged into the node's ``stats``."""
+    server's own counters, merged into the node's ``stats``; ``disk``: the data directory
+    (``--dir``: :class:`runtime.file_disk.FileDisk`), or None."""
     return Ctx(
         node_id,
         scheduler,
@@ -53,6 +56,7 @@ def real_ctx(
         send=send,
         trace=trace,
         host_stats=host_stats,
+        disk=disk,
     )
 
 

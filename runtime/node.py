@@ -39,6 +39,8 @@ import sys
 from typing import Any
 
 from actors.config import NodeConfig
+from actors.kernel.disk import DiskError
+from actors.store.ops import SaveSnapshot, StoreCall
 from actors.node.system import NodeRefs, spawn_node
 from actors.protocol.consistency import CONSISTENCY_LEVELS
 from actors.protocol.peer_codec import encode_hello, encode_peer, node_id_error
@@ -65,6 +67,7 @@ from runtime.conn_limits import PEER_HELLO_GRACE_S, ClientLimits
 from runtime.event_loop import AUTO_UVLOOP, EVENT_LOOPS, event_loop_choice, run_on
 from runtime.framing import JSON_CODECS, use_json_codec
 from runtime.gc_pacer import GcPacer, tune_collector
+from runtime.file_disk import FileDisk
 from runtime.host import real_ctx
 from runtime.trace_file import TraceFile
 from runtime.loop_scheduler import LoopScheduler
@@ -230,6 +233,19 @@ def build_parser() -> argparse.ArgumentParser:
     _config_option(cluster, "stream_batch", type=count, metavar="N")
     _config_option(cluster, "leave_timeout_s", type=seconds, metavar="SECONDS")
     _config_option(cluster, "max_clock_skew_s", type=positive_seconds, metavar="SECONDS")
+    persist = parser.add_argument_group("persistence (Redis's names; docs/persistence.md)")
+    persist.add_argument(
+        "--dir", metavar="PATH",
+        help="data directory for snapshots and the append-only log; loaded before serving (default: none, memory only)",
+    )
+    field = _CONFIG_OPTIONS["save"]
+    persist.add_argument(
+        "--save", nargs="*", action="append", metavar="SECONDS CHANGES", help=field.metadata["help"]
+    )
+    _config_option(persist, "appendonly", type=_yes_no, metavar="yes|no")
+    _config_option(persist, "appendfsync", choices=("always", "everysec", "no"))
+    _config_option(persist, "auto_aof_rewrite_percentage", type=non_negative_count, metavar="PERCENT")
+    _config_option(persist, "auto_aof_rewrite_min_size", type=byte_size, metavar="BYTES")
     add_tls_options(parser)
     add_auth_options(parser)
     cluster.add_argument(
@@ -253,6 +269,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         except ConfigFileError as exc:
             parser.error(str(exc))
     args = parser.parse_args(argv)
+    try:
+        args.save = save_rules(args.save)
+    except ValueError as exc:
+        parser.error(f"argument --save: {exc}")
     if args.partitions > MAX_PARTITIONS:
         parser.error(f"argument --partitions: must be at most {MAX_PARTITIONS}")
     if args.max_value_depth > MAX_SUPPORTED_VALUE_DEPTH:
@@ -296,6 +316,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(str(exc))
     args.options = effective_options(parser, args)
     return args
+
+
+def _yes_no(text: str) -> bool:
+    if text not in ("yes", "no"):
+        raise argparse.ArgumentTypeError("expected yes or no")
+    return text == "yes"
+
+
+def save_rules(given: list[list[str]] | None) -> tuple[tuple[int, int], ...]:
+    """``--save`` as given (each occurrence's words, ``None`` when absent) as
+    ``(seconds, changes)`` pairs: Redis's default when absent, none for ``--save ""``."""
+    if given is None:
+        return _CONFIG_OPTIONS["save"].default  # type: ignore[no-any-return]
+    words = [word for group in given for item in group for word in item.split()]
+    if len(words) % 2:
+        raise ValueError("expected pairs of SECONDS CHANGES")
+    try:
+        pairs = tuple((int(words[i]), int(words[i + 1])) for i in range(0, len(words), 2))
+    except ValueError:
+        raise ValueError("SECONDS and CHANGES must be integers") from None
+    if any(seconds < 1 or changes < 0 for seconds, changes in pairs):
+        raise ValueError("SECONDS must be at least 1 and CHANGES at least 0")
+    return pairs
 
 
 def node_config(args: argparse.Namespace, address: str = "", contacts: tuple[str, ...] | None = None) -> NodeConfig:
@@ -439,6 +482,23 @@ async def _leave(refs: NodeRefs, timeout: float, hurry: asyncio.Event) -> None:
         logger.warning("leaving did not finish within %.1fs; stopping anyway", timeout)
 
 
+async def _save_before_exit(refs: NodeRefs) -> None:
+    """SIGTERM with ``--save`` rules: write a snapshot before leaving (Redis's shutdown save)."""
+    loop = asyncio.get_running_loop()
+    reply = _FutureReply(loop)
+    refs.store.tell(StoreCall(0, ((0, SaveSnapshot(False)),), reply))
+    try:
+        answer = await asyncio.wait_for(reply.future, timeout=120)
+    except asyncio.TimeoutError:
+        logger.error("the shutdown snapshot did not finish within 120 s")
+        return
+    result = answer.results[0][1]
+    if result is True:
+        logger.info("saved a snapshot before exiting")
+    else:
+        logger.error("the shutdown snapshot failed: %s", getattr(result, "message", result))
+
+
 async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     scheduler = LoopScheduler(loop)
@@ -495,8 +555,16 @@ async def serve(args: argparse.Namespace) -> int:
         tls=args.tls.peer_context() if tls is not None else None,
     )
     trace = TraceFile(args.trace, loop, sample=args.trace_sample) if args.trace else None
+    disk = None
+    if getattr(args, "dir", None):
+        try:
+            disk = FileDisk(args.dir)
+        except DiskError as exc:
+            print(f"actorcache {args.node_id}: {exc}", file=sys.stderr)
+            server.close_listener()
+            return 1
     refs = spawn_node(
-        real_ctx(args.node_id, scheduler, trace=trace, send=links.send, host_stats=server.stats), config
+        real_ctx(args.node_id, scheduler, trace=trace, send=links.send, host_stats=server.stats, disk=disk), config
     )
     server.attach(refs.node)
     await server.start_serving()
@@ -549,6 +617,8 @@ async def serve(args: argparse.Namespace) -> int:
             logger.critical("actor %s died; exiting", dead.actor_urn)
             exit_code = EXIT_ACTOR_DIED
             break
+    if exit_code == 0 and disk is not None and config.save:
+        await _save_before_exit(refs)
     if exit_code == 0:
         logger.info("stopping %s", args.node_id)
         await _leave(refs, args.leave_timeout + 1.0, hurry)
@@ -566,6 +636,8 @@ async def serve(args: argparse.Namespace) -> int:
     await asyncio.sleep(0)
     if trace is not None:
         trace.close()
+    if disk is not None:
+        disk.close()
     return exit_code
 
 

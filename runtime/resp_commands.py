@@ -46,6 +46,7 @@ from runtime.resp_keyspace import (
     cmd_set,
     cmd_ttl,
 )
+from runtime.resp_persist import cmd_bgsave, cmd_lastsave, cmd_save
 from runtime.resp_scan import cmd_flushall, cmd_flushdb, cmd_keys, cmd_scan
 from runtime.resp_transactions import (
     TXN_CONTROL, cmd_discard, cmd_exec, cmd_multi, cmd_unwatch, cmd_watch, flag_error, queue_command,
@@ -132,6 +133,9 @@ _TABLE: list[Command] = [
     Command("hello", -1, cmd_hello, (_F,)),
     Command("client", -2, cmd_client, ()),
     Command("config", -2, cmd_config, ()),
+    Command("save", 1, cmd_save, ()),
+    Command("bgsave", -1, cmd_bgsave, ()),
+    Command("lastsave", 1, cmd_lastsave, (_F,)),
     Command("command", -1, cmd_command, ()),
     # transactions, flush, iteration: runtime/resp_transactions.py, runtime/resp_scan.py
     Command("multi", 1, cmd_multi, (_F,)),
@@ -159,7 +163,9 @@ for _cmd in _TABLE:
 CATEGORIES: dict[str, str | None] = {
     cmd.name: WRITE if _W in cmd.flags else READ if _R in cmd.flags else None for cmd in _TABLE
 }
-CATEGORIES.update(info=ADMIN, config=ADMIN, flushdb=ADMIN, flushall=ADMIN, watch=READ)
+CATEGORIES.update(
+    info=ADMIN, config=ADMIN, flushdb=ADMIN, flushall=ADMIN, watch=READ, save=ADMIN, bgsave=ADMIN, lastsave=ADMIN
+)
 #: What a connection may send before it authenticates (Redis's no-auth commands).
 _BEFORE_AUTH = frozenset(("auth", "hello", "quit"))
 _NOAUTH = error("NOAUTH " + NOAUTH_MESSAGE)

@@ -136,9 +136,12 @@ def info_text(stats: dict[str, Any], sections: Sequence[str], session: Session) 
         elif name == "persistence":
             section("Persistence", [
                 ("loading", 0),
-                ("rdb_changes_since_last_save", 0),
-                ("rdb_bgsave_in_progress", 0),
-                ("aof_enabled", 0),
+                ("rdb_changes_since_last_save", stats.get("rdb_changes_since_last_save", 0)),
+                ("rdb_bgsave_in_progress", stats.get("rdb_bgsave_in_progress", 0)),
+                ("rdb_last_save_time", stats.get("rdb_last_save_time", 0)),
+                ("rdb_last_bgsave_status", stats.get("rdb_last_bgsave_status", "ok")),
+                ("aof_enabled", stats.get("aof_enabled", 0)),
+                ("aof_current_size", stats.get("aof_current_size", 0)),
             ])
         elif name == "stats":
             section("Stats", [

@@ -1,4 +1,4 @@
-"""``Ctx``: an actor's only window on time, timers, randomness, peers and tracing.
+"""``Ctx``: an actor's only window on time, timers, randomness, peers, the disk and tracing.
 
 Hosts build one ``Ctx`` per node. The runtime passes the asyncio scheduler, the
 monotonic and wall clocks and an RNG seeded from the operating system; the simulator passes the
@@ -12,6 +12,7 @@ import itertools
 import random
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from actors.kernel.disk import Disk
 from actors.kernel.scheduler import Cancellable, Scheduler
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class Ctx:
     Every method runs on the host's thread (inside a turn) unless said otherwise.
     """
 
-    __slots__ = ("_counters", "_host_stats", "_now", "_send", "_trace", "_wall", "node_id", "rng", "scheduler", "tracing")
+    __slots__ = ("_counters", "_host_stats", "disk", "_now", "_send", "_trace", "_wall", "node_id", "rng", "scheduler", "tracing")
 
     def __init__(
         self,
@@ -49,6 +50,7 @@ class Ctx:
         send: SendFn | None = None,
         trace: TraceSink | None = None,
         host_stats: HostStats | None = None,
+        disk: Disk | None = None,
     ) -> None:
         self.node_id = node_id
         self.scheduler = scheduler
@@ -58,6 +60,8 @@ class Ctx:
         self._send = send
         self._trace = trace
         self._host_stats = host_stats
+        #: The node's durable storage (``--dir``), or None: a memory-only node.
+        self.disk = disk
         #: Whether trace events go anywhere: check it before building costly fields. A
         #: plain attribute, not a property: hot paths read it once per write.
         self.tracing = trace is not None

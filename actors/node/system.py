@@ -13,6 +13,7 @@ from actors.kernel.ctx import Ctx
 from actors.node.actor import Node
 from actors.protocol.internal import AttachReplicator
 from actors.kernel.failures import ReportFailuresTo
+from actors.persist.manager import PersistConfig
 from actors.store.actor import Store
 from actors.store.janitor import Janitor
 
@@ -40,7 +41,15 @@ class NodeRefs:
 def spawn_node(ctx: Ctx, config: NodeConfig | None = None) -> NodeRefs:
     """Start the store, janitor and node actors of one node on ``ctx``'s host."""
     config = config or NodeConfig()
-    store = ctx.spawn(Store, config.partitions, config.max_memory, config.eviction_policy)
+    persist = PersistConfig(
+        save=config.save,
+        appendonly=config.appendonly,
+        appendfsync=config.appendfsync,
+        rewrite_percentage=config.auto_aof_rewrite_percentage,
+        rewrite_min_size=config.auto_aof_rewrite_min_size,
+    )
+    # The store loads the data directory (ctx.disk) in its first turn, before any message.
+    store = ctx.spawn(Store, config.partitions, config.max_memory, config.eviction_policy, persist)
     janitor = ctx.spawn(
         Janitor,
         store,

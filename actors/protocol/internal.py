@@ -31,6 +31,8 @@ __all__ = [
     "ReplicatorCounters",
     "RequestTimeout",
     "ExpireTick",
+    "PersistTick",
+    "SaveSlice",
     "HeartbeatTick",
     "ReplicatorTick",
     "ViewChanged",
@@ -141,6 +143,16 @@ class HeartbeatTick:
 @message
 class ExpireTick:
     """The janitor's timer fired: run one active-expiry cycle."""
+
+
+@message
+class PersistTick:
+    """The store's once-a-second persistence timer: save rules, log rewrite, everysec fsync."""
+
+
+@message
+class SaveSlice:
+    """The store's own timer: write the next slice of the snapshot being captured."""
 
 
 @message

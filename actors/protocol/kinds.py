@@ -54,6 +54,7 @@ from actors.protocol.messages import (
     Ping,
     RemoveNode,
     Set,
+    Save,
     Stats,
     Ttl,
 )
@@ -310,6 +311,10 @@ _ROWS = (
     Kind(
         Stats, Route.LOCAL, {"stats": lambda obj, rid: Stats(rid)}, lambda r: {"type": "stats"}, _no_keys,
         category=ADMIN,
+    ),
+    Kind(
+        Save, Route.LOCAL, {"save": lambda obj, rid: Save(obj.get("background") is True, rid)},
+        lambda r: {"type": "save", "background": r.background}, _no_keys, category=ADMIN,
     ),
     Kind(
         Join, Route.NODE, {"join": lambda obj, rid: Join(_key(obj, "node_id"), rid)},

@@ -53,6 +53,7 @@ __all__ = [
     "Request",
     "Set",
     "Stats",
+    "Save",
     "StatsReply",
     "Ttl",
     "TtlReply",
@@ -134,6 +135,15 @@ class Stats:
 
 
 @message
+class Save:
+    """Write a snapshot of this node now (``SAVE``: answered once it is installed) or in
+    the background (``BGSAVE``: answered once started); needs ``--dir``."""
+
+    background: bool = False
+    rid: Any = None
+
+
+@message
 class Join:
     """The Go original's join: accepted now; membership arrives with the cluster."""
 
@@ -210,7 +220,7 @@ class Auth:
 
 
 Request: TypeAlias = (
-    Get | Set | Delete | MGet | MSet | Ping | Stats | Join | Locate | Inspect | RemoveNode | Expire | Ttl | Incr | Auth
+    Get | Set | Delete | MGet | MSet | Ping | Stats | Save | Join | Locate | Inspect | RemoveNode | Expire | Ttl | Incr | Auth
 )
 
 

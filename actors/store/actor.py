@@ -6,6 +6,13 @@ table of pure functions in :mod:`actors.store.apply`, and runs the active-expiry
 the janitor asks for. It never decides deadlines or versions (the coordinating node
 does), so replicas apply exactly what they are told.
 
+With a data directory (``ctx.disk``) it also owns the node's
+:class:`~actors.persist.manager.Persistence`: it loads the snapshot and log in its first
+turn (before any message), writes each turn's changes to the log in ``on_turn_end``
+before that turn's answers go out (with ``--appendonly yes`` answers are held until then:
+an answered write is in the log, and with ``appendfsync always`` fsynced), and writes
+snapshots a slice per turn between client batches.
+
 An exception while applying one operation answers that operation ``internal`` (and is
 logged once with the operation's type, never its keys or values, and counted in
 ``internal_errors``); the store goes on with the next one. An expiry cycle that raises
@@ -20,6 +27,7 @@ from typing import Any
 from pykka import ActorDeadError
 
 from actors.kernel.ctx import Ctx
+from actors.kernel.disk import DiskError
 from actors.kernel.failures import log_failure
 from actors.kernel.scheduled import ScheduledActor
 from actors.protocol.errors import ErrorCode
@@ -28,10 +36,13 @@ from actors.store.apply import APPLY, OpFunction
 from actors.store.eviction import make_evictor
 from actors.store.expiry import run_expire_cycle
 from actors.store.keyspace import Keyspace
+from actors.persist.manager import PersistConfig, Persistence, SaveRefused
+from actors.protocol.internal import PersistTick, SaveSlice
 from actors.store.ops import (
     ExpireCycle,
     ExpireCycleDone,
     KeepTombstones,
+    SaveSnapshot,
     Modify,
     StatsQuery,
     StoreCall,
@@ -56,6 +67,7 @@ class Store(ScheduledActor):
         partitions: int = DEFAULT_PARTITIONS,
         max_memory: int = 0,
         eviction_policy: str = "noeviction",
+        persist: PersistConfig | None = None,
     ) -> None:
         super().__init__(ctx)
         self.keyspace = Keyspace(partitions, max_memory=max_memory, evictor=make_evictor(eviction_policy, ctx.rng))
@@ -66,26 +78,76 @@ class Store(ScheduledActor):
         self.internal_errors = 0
         #: :data:`~actors.store.apply.APPLY`, plus the one operation answered from this actor's
         #: own counters as well as the keyspace's.
-        self._table: dict[type, OpFunction] = {**APPLY, StatsQuery: lambda keyspace, op, wall, trace: self.stats(wall)}
+        self._table: dict[type, OpFunction] = {
+            **APPLY,
+            StatsQuery: lambda keyspace, op, wall, trace: self.stats(wall),
+            SaveSnapshot: lambda keyspace, op, wall, trace: self._save(op.background, wall),
+        }
+        self.persistence: Persistence | None = None
+        if persist is not None and ctx.disk is not None:
+            self.persistence = Persistence(ctx.disk, persist, self.keyspace, ctx.node_id)
+        #: Answers of this turn, held until its log block is written (``--appendonly yes``).
+        self._held: list[tuple[Any, Any]] | None = [] if persist is not None and persist.appendonly else None
+        self._slicing = False
+
+    def on_start(self) -> None:
+        persistence = self.persistence
+        if persistence is None:
+            return
+        # Raises LogCorrupt for a log damaged before its end: the actor dies, the node exits.
+        said = persistence.load(self.keyspace, self.ctx.wall())
+        logger.info("%s loaded from disk: %s (%d keys)", self.ctx.node_id, said, len(self.keyspace))
+        self.ctx.call_later(1.0, self.actor_ref, PersistTick())
+
+    def _answer(self, reply_to: Any, answer: Any) -> None:
+        held = self._held
+        if held is not None:
+            held.append((reply_to, answer))
+            return
+        try:
+            reply_to.tell(answer)
+        except ActorDeadError:
+            pass  # the asker stopped meanwhile (node shutdown): nobody wants the answer
+
+    def on_turn_end(self) -> None:
+        held = self._held
+        if held is None:
+            return
+        persistence = self.persistence
+        if persistence is not None:
+            try:
+                persistence.end_turn(self.keyspace, self.ctx.wall(), self.ctx.now())
+            except DiskError as exc:
+                # Answering would claim durability we do not have: stop (the node exits, as
+                # Redis does when it cannot write its log), and answer nothing.
+                logger.critical("cannot write the append-only log: %s; stopping", exc)
+                held.clear()
+                self.actor_ref.stop(block=False)
+                return
+        answers = held[:]
+        held.clear()
+        for reply_to, answer in answers:
+            try:
+                reply_to.tell(answer)
+            except ActorDeadError:
+                pass
 
     def on_receive(self, message: Any) -> Any:
         if type(message) is StoreCalls:
             wall = self.ctx.wall()
             answers = tuple(StoreAnswer(batch.batch, self._apply_all(batch.ops, wall)) for batch in message.batches)
-            try:
-                message.reply_to.tell(StoreAnswers(answers))
-            except ActorDeadError:
-                pass  # the asker stopped meanwhile (node shutdown): nobody wants the answer
+            self._answer(message.reply_to, StoreAnswers(answers))
         elif type(message) is StoreCall:
             results = self._apply_all(message.ops, self.ctx.wall())
-            try:
-                message.reply_to.tell(StoreAnswer(message.batch, results))
-            except ActorDeadError:
-                pass  # the asker stopped meanwhile (node shutdown): nobody wants the answer
+            self._answer(message.reply_to, StoreAnswer(message.batch, results))
         elif type(message) is ExpireCycle:
             message.reply_to.tell(self._expire_cycle(message))
         elif type(message) is KeepTombstones:
             self.keyspace.tombstone_ttl = message.ttl_s
+        elif type(message) is SaveSlice:
+            self._save_slice()
+        elif type(message) is PersistTick:
+            self._persist_tick()
         else:
             return super().on_receive(message)
         return None
@@ -107,6 +169,56 @@ class Store(ScheduledActor):
             except Exception as exc:
                 append((slot, self._failed(op, exc)))
         return tuple(results)
+
+    # --- snapshots ------------------------------------------------------------------
+
+    def _save(self, background: bool, wall: float) -> Any:
+        """SAVE (every slice now, answered once installed) or BGSAVE (slices between turns)."""
+        persistence = self.persistence
+        if persistence is None:
+            return ErrorReply(ErrorCode.BAD_REQUEST, "persistence is off: start the node with --dir to save")
+        try:
+            persistence.start_save(self.keyspace, wall, self.ctx.now())
+        except SaveRefused as exc:
+            return ErrorReply(ErrorCode.UNAVAILABLE, str(exc))
+        except DiskError as exc:
+            return ErrorReply(ErrorCode.INTERNAL, f"cannot save: {exc}")
+        if background:
+            self._schedule_slice(0.0)
+            return True
+        persistence.save_slice(self.ctx.now, float("inf"), wall)
+        if persistence.last_status != "ok":
+            return ErrorReply(ErrorCode.INTERNAL, "the snapshot could not be written (see the node's log)")
+        return True
+
+    def _schedule_slice(self, delay: float) -> None:
+        if not self._slicing:
+            self._slicing = True
+            self.ctx.call_later(delay, self.actor_ref, SaveSlice())
+
+    def _save_slice(self) -> None:
+        self._slicing = False
+        persistence = self.persistence
+        if persistence is None or persistence.capture is None:
+            return
+        budget = persistence.config.slice_budget_s
+        if not persistence.save_slice(self.ctx.now, budget, self.ctx.wall()):
+            self._schedule_slice(budget)  # as long a pause as the slice: at most half the node's time
+
+    def _persist_tick(self) -> None:
+        persistence = self.persistence
+        assert persistence is not None
+        self.ctx.call_later(1.0, self.actor_ref, PersistTick())
+        wall = self.ctx.wall()
+        why = persistence.due(wall)
+        if why is not None:
+            logger.info("%s: background save (%s)", self.ctx.node_id, why)
+            try:
+                persistence.start_save(self.keyspace, wall, self.ctx.now())
+            except (SaveRefused, DiskError) as exc:
+                logger.warning("background save not started: %s", exc)
+                return
+            self._schedule_slice(0.0)
 
     def _failed(self, op: Any, exc: Exception) -> ErrorReply:
         self.internal_errors += 1
@@ -158,5 +270,6 @@ class Store(ScheduledActor):
             "expire_cycles": self.expire_cycles,
             "expire_budget_hits": self.expire_budget_hits,
             "internal_errors": self.internal_errors,
+            **(self.persistence.stats() if self.persistence is not None else {}),
         }
 

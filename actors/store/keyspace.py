@@ -186,6 +186,7 @@ class Keyspace:
         "partitions",
         "repairs_skipped_full",
         "sets",
+        "tap",
         "tombstone_ttl",
         "used_bytes",
     )
@@ -226,6 +227,10 @@ class Keyspace:
         self.expired_active = 0
         self.evicted = 0
         self.repairs_skipped_full = 0
+        #: Called with a key just before anything about it changes (value, deadline,
+        #: tombstone; set, delete, expiry, eviction, purge, drop), while persistence is on:
+        #: :class:`actors.persist.tap.Tap` logs it and keeps snapshots point-in-time.
+        self.tap: Callable[[str], None] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -320,6 +325,7 @@ class Keyspace:
         parts = self._partitions
         tracked = self._tracked
         evictor = self.evictor
+        tap = self.tap
         out: list[bool] = []
         for key, value, deadline in items:
             # Sized before anything changes: an entry is stored and charged, or neither.
@@ -330,6 +336,8 @@ class Keyspace:
                 if not zero and version <= (old[VWALL], old[VLOGICAL], old[META][0]):
                     out.append(False)
                     continue
+                if tap is not None:
+                    tap(key)
                 old_deadline = old[DEADLINE]
                 self.used_bytes -= entry_size(key, old[VALUE], old_deadline)
                 if old_deadline is not None and deadline is None:
@@ -343,6 +351,8 @@ class Keyspace:
                         out.append(False)
                         continue
                     self._drop_tombstone(key)
+                elif tap is not None:
+                    tap(key)
                 if parts is not None:
                     parts[self._partition_of(key)][key] = None
                     self.used_bytes += PARTITION_SLOT
@@ -397,6 +407,32 @@ class Keyspace:
             self._remove(record.key, entry)
         return self._tombstone(record.key, record.version, record.purge_at, wall)
 
+    # --- persistence --------------------------------------------------------------
+
+    def peek(self, key: str) -> tuple[Entry | None, tuple[Version, float] | None]:
+        """``(entry, tombstone)`` as stored, expired or not, changing nothing (no lazy
+        expiry, no counters): what a snapshot or the log writes."""
+        return self._entries.get(key), self._tombstones.get(key)
+
+    def all_keys(self) -> tuple[list[str], list[str]]:
+        """Every key holding a value, and every key holding a tombstone (a snapshot's list)."""
+        return list(self._entries), list(self._tombstones)
+
+    def restore(self, record: Record, replicas: tuple[str, ...], wall: float) -> None:
+        """Make ``record.key`` hold exactly what a snapshot or log record says (loading:
+        an overwrite in file order, not a merge). An expired value is dropped; a tombstone
+        is kept until its purge time; a record with neither is a key that was removed."""
+        key = record.key
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._remove(key, entry)
+        if key in self._tombstones:
+            self._drop_tombstone(key)
+        if record.purge_at is not None:
+            self._tombstone(key, record.version, record.purge_at, wall)
+        elif record.deadline is None or record.deadline > wall:
+            self.set(key, record.value, record.deadline, record.version, replicas)
+
     # --- tombstones and expiry ----------------------------------------------------
 
     def _tombstone(self, key: str, version: Version, purge_at: float, wall: float) -> bool:
@@ -406,7 +442,9 @@ class Keyspace:
         if old is not None:
             if version <= old[0]:
                 return False
-        else:
+        if self.tap is not None:
+            self.tap(key)
+        if old is None:
             self.used_bytes += TOMBSTONE_SIZE + len(key)
             parts = self._partitions
             if parts is not None:
@@ -417,6 +455,8 @@ class Keyspace:
         return True
 
     def _drop_tombstone(self, key: str) -> None:
+        if self.tap is not None:
+            self.tap(key)
         del self._tombstones[key]
         self.used_bytes -= TOMBSTONE_SIZE + len(key)
         self._unpartition(key)
@@ -560,6 +600,8 @@ class Keyspace:
         return True
 
     def _remove(self, key: str, entry: Entry) -> None:
+        if self.tap is not None:
+            self.tap(key)
         del self._entries[key]
         if self.evictor is not None:
             self.evictor.removed(key, entry, self._entries)

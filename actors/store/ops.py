@@ -33,6 +33,7 @@ __all__ = [
     "ListingQuery",
     "Modify",
     "Read",
+    "SaveSnapshot",
     "StatsQuery",
     "StoreCall",
     "StoreCalls",
@@ -70,6 +71,14 @@ class Modify:
 
 
 @message
+class SaveSnapshot:
+    """Write a snapshot (``background``: start one and answer at once); the result is
+    True, or an error reply (no ``--dir``, a save already running, a disk failure)."""
+
+    background: bool = False
+
+
+@message
 class DigestQuery:
     """The result is ``((partition, digest, count), ...)``."""
 
@@ -96,7 +105,7 @@ class StatsQuery:
 
 
 StoreOp: TypeAlias = (
-    Read | Write | Remove | Fetch | Apply | Describe | Modify | DigestQuery | ListingQuery | DropPartitions | StatsQuery
+    Read | Write | Remove | Fetch | Apply | Describe | Modify | DigestQuery | ListingQuery | DropPartitions | StatsQuery | SaveSnapshot
 )
 
 

@@ -41,6 +41,7 @@ from actors.protocol.messages import (
     MSet,
     Reply,
     Set,
+    Save,
     Stats,
     StatsReply,
     Ttl,
@@ -51,7 +52,7 @@ from actors.protocol.replica_ops import Remove, Write
 from actors.protocol.txn_messages import TXN_REPLY_TYPES, Flush, Multi, MultiReply, Scan, ScanReply
 from actors.store.txn_ops import FlushAll, ScanKeys, Transact
 from actors.protocol.version import ZERO, Version
-from actors.store.ops import Describe, Modify, Read, StatsQuery, StoreOp
+from actors.store.ops import Describe, Modify, Read, SaveSnapshot, StatsQuery, StoreOp
 
 #: Every reply class a store result may already be.
 _REPLY_TYPES = REPLY_TYPES + TXN_REPLY_TYPES
@@ -83,6 +84,7 @@ PLANS: dict[type, Callable[[Any, float, Stamp], StoreOp]] = {
     MSet: _write,
     Ttl: lambda r, wall, stamp: Modify(r, ZERO),  # reads through the read-modify-write rules; writes nothing
     Stats: lambda r, wall, stamp: StatsQuery(),
+    Save: lambda r, wall, stamp: SaveSnapshot(r.background),
     Inspect: lambda r, wall, stamp: Describe((r.key,)),
     Flush: lambda r, wall, stamp: FlushAll(),
     Scan: lambda r, wall, stamp: ScanKeys(r.cursor, r.count, r.match),
@@ -113,6 +115,7 @@ REPLIES: dict[type, Callable[[Any, Any], Reply]] = {
     MGet: _mget,
     MSet: lambda r, result: Ack(r.rid),
     Stats: lambda r, result: StatsReply(result, r.rid),
+    Save: lambda r, result: Ack(r.rid),
     Inspect: lambda r, result: InspectReply(r.key, result[0][0], r.rid, result[0][1]),
     Multi: lambda r, result: MultiReply(tuple(local_reply(sub, res) for sub, res in zip(r.requests, result)), r.rid),
     Flush: lambda r, result: Ack(r.rid),

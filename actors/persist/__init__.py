@@ -1,0 +1,1 @@
+"""Persistence: snapshots and the append-only log, sans-IO (see docs/persistence.md)."""

@@ -1,0 +1,280 @@
+"""``Persistence``: a node's snapshots and append-only log, driven by its store actor.
+
+Sans-IO: fed the keyspace, the wall time and the monotonic clock by the
+:class:`~actors.store.actor.Store` (the only actor that touches the keyspace); writes only
+through the host's :class:`~actors.kernel.disk.Disk` port. What the store calls:
+
+- :meth:`load` once, in its first turn, before it answers anything: the snapshot, then
+  the logs of its generation and later (:mod:`actors.persist.aof`);
+- :meth:`end_turn` after every turn, before the turn's replies go out: the turn's
+  changed keys become one log block, written, and fsynced by ``appendfsync``'s rule;
+- :meth:`start_save`, :meth:`save_slice` until done, then :meth:`finish_save`: a
+  snapshot in budgeted slices (:mod:`actors.persist.snapshot`), installed atomically
+  (temporary file, fsync, rename, fsync of the directory: ``Disk.install``);
+- :meth:`due` every second: whether a ``--save`` rule or the log-rewrite threshold asks
+  for a snapshot now.
+
+A damaged snapshot is reported, moved aside (``dump.acs.corrupt-N``) and not loaded: the
+node starts empty (a cluster node then warms from its peers). A damaged log: see
+:mod:`actors.persist.aof`.
+
+Disk data older than the tombstone lifetime is not loaded in a cluster (when the saved
+``tombstone_ttl`` is positive): a delete made after the data was written may have had its
+tombstone purged on every peer, and the old value would come back (docs/consistency.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from actors.kernel.disk import Disk, DiskError
+from actors.persist.aof import LogCorrupt, log_block, log_gen, log_name, log_start, read_log
+from actors.persist.blocks import FileError
+from actors.persist.records import stored_record
+from actors.persist.snapshot import SnapshotCapture, read_snapshot
+from actors.persist.tap import Tap
+from actors.store.keyspace import Keyspace
+
+__all__ = ["APPENDFSYNC", "PersistConfig", "Persistence", "SNAPSHOT", "SaveRefused"]
+
+logger = logging.getLogger("actorcache.persist")
+
+SNAPSHOT = "dump.acs"
+_TMP = SNAPSHOT + ".tmp"
+APPENDFSYNC = ("always", "everysec", "no")
+#: After a failed background save, the next one by rule waits this long (Redis: 5 s).
+RETRY_AFTER_S = 5.0
+
+
+class SaveRefused(Exception):
+    """SAVE/BGSAVE while a snapshot is already being written (Redis's words)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PersistConfig:
+    #: ``(seconds, changes)``: snapshot when at least ``changes`` changes and ``seconds`` passed.
+    save: tuple[tuple[int, int], ...] = ()
+    appendonly: bool = False
+    appendfsync: str = "everysec"
+    rewrite_percentage: int = 100
+    rewrite_min_size: int = 64 << 20
+    #: Time budget of one snapshot slice; the store pauses as long between slices.
+    slice_budget_s: float = 0.002
+
+
+class Persistence:
+    def __init__(self, disk: Disk, config: PersistConfig, keyspace: Keyspace, node_id: str) -> None:
+        self.disk = disk
+        self.config = config
+        self.node_id = node_id
+        self.tap = Tap(keyspace, config.appendonly)
+        keyspace.tap = self.tap
+        self.gen = 0
+        self.capture: SnapshotCapture | None = None
+        self.last_save = 0.0
+        self.last_status = "ok"
+        self._retry_at = 0.0
+        self._last_sync = 0.0
+        self._unsynced = False
+        self._snapshot_size = 0
+        self.saves = 0
+        self.loaded_keys = 0
+
+    # --- loading ------------------------------------------------------------------
+
+    def load(self, keyspace: Keyspace, wall: float) -> str:
+        """Fill ``keyspace`` from the data directory; a line saying what was loaded.
+        Raises :class:`~actors.persist.aof.LogCorrupt` (the node must not start)."""
+        disk = self.disk
+        names = disk.names()
+        header: dict[str, Any] = {}
+        records: list[Any] = []
+        said = []
+        if SNAPSHOT in names:
+            data = disk.read(SNAPSHOT) or b""
+            try:
+                header, records = read_snapshot(data)
+                said.append(f"snapshot {len(records)} records")
+                self._snapshot_size = len(data)
+                self.last_save = float(header.get("saved_at", 0.0))
+            except FileError as exc:
+                aside = disk.move_aside(SNAPSHOT, ".corrupt")
+                logger.error("snapshot %s is damaged (%s): moved aside to %s, not loaded", SNAPSHOT, exc, aside)
+                said.append(f"snapshot damaged ({exc}), moved aside to {aside}")
+                header, records = {}, []
+        data_wall = float(header.get("saved_at", 0.0))
+        first_gen = int(header.get("aof_gen", 0))
+        logs = sorted((g, n) for n in names if (g := log_gen(n)) is not None)
+        if self.config.appendonly:
+            for gen, name in logs:
+                if gen < first_gen:
+                    continue
+                data = disk.read(name) or b""
+                read = read_log(data, name)  # raises LogCorrupt
+                records.extend(read.records)
+                data_wall = max(data_wall, read.last_wall)
+                said.append(f"{name} {len(read.records)} records")
+                if read.torn is not None:
+                    logger.warning("%s: torn last write (%s): truncated to %d bytes", name, read.torn, read.good_bytes)
+                    said.append(f"torn tail truncated at {read.good_bytes}")
+                    if read.good_bytes <= 0:
+                        disk.remove(name)
+                    else:
+                        disk.truncate(name, read.good_bytes)
+                self.gen = gen
+        ttl = float(header.get("tombstone_ttl", 0.0) or 0.0)
+        if records and ttl > 0 and wall - data_wall >= ttl:
+            logger.warning(
+                "data on disk is %.0fs old, past the tombstone lifetime (%.0fs): not loaded, the node warms from its peers",
+                wall - data_wall, ttl,
+            )
+            return "disk data older than the tombstone lifetime: not loaded"
+        if data_wall > wall + 1:
+            logger.warning("data on disk was written %.1fs in the future of this clock", data_wall - wall)
+        keyspace.tap = None  # loading is not a change
+        restore = keyspace.restore
+        try:
+            for record, replicas in records:
+                restore(record, replicas, wall)
+        finally:
+            keyspace.tap = self.tap
+        keyspace.tombstone_ttl = max(keyspace.tombstone_ttl, ttl)
+        self.loaded_keys = len(keyspace)
+        if self.config.appendonly:
+            if self.gen < first_gen or disk.size(log_name(self.gen)) == 0:
+                self.gen = max(self.gen, first_gen, 1)
+                self._new_log()
+            for gen, name in logs:
+                if gen < self.gen and gen < first_gen:
+                    disk.remove(name)  # covered by the snapshot
+        return "; ".join(said) or "nothing on disk"
+
+    # --- the log ------------------------------------------------------------------
+
+    def _new_log(self) -> None:
+        name = log_name(self.gen)
+        self.disk.remove(name)
+        self.disk.append(name, log_start(self.gen, self.node_id))
+        self.disk.sync(name)
+
+    def end_turn(self, keyspace: Keyspace, wall: float, now: float) -> None:
+        """Log the turn's changes (before its replies go out) and fsync as configured.
+        Raises :class:`~actors.kernel.disk.DiskError` when the log cannot be written."""
+        tap = self.tap
+        if not tap.dirty:
+            if self._unsynced and now - self._last_sync >= 1.0:
+                self._sync_everysec(now)
+            return
+        peek = keyspace.peek
+        records = [stored_record(key, *peek(key)) for key in tap.take_dirty()]
+        name = log_name(self.gen)
+        self.disk.append(name, log_block(wall, records))
+        policy = self.config.appendfsync
+        if policy == "always":
+            self.disk.sync(name)
+        elif policy == "everysec":
+            self._unsynced = True
+            if now - self._last_sync >= 1.0:
+                self._sync_everysec(now)
+
+    def _sync_everysec(self, now: float) -> None:
+        if self.disk.sync_soon(log_name(self.gen)):
+            self._last_sync = now
+            self._unsynced = False
+
+    # --- snapshots ----------------------------------------------------------------
+
+    def start_save(self, keyspace: Keyspace, wall: float, now: float) -> None:
+        """Begin a snapshot of the keyspace as it is now (and a new log generation)."""
+        if self.capture is not None:
+            raise SaveRefused("Background save already in progress")
+        if self.config.appendonly:
+            self.end_turn(keyspace, wall, now)  # what came before goes to the old generation
+            self.gen += 1
+            self._new_log()
+        header = {
+            "node_id": self.node_id,
+            "saved_at": wall,
+            "aof_gen": self.gen if self.config.appendonly else 0,
+            "tombstone_ttl": keyspace.tombstone_ttl,
+        }
+        self.capture = SnapshotCapture(keyspace, self.tap, header)
+        self.tap.changes = 0
+        self.disk.remove(_TMP)
+        try:
+            self.disk.append(_TMP, self.capture.start())
+        except DiskError:
+            self._failed(wall)
+            raise
+
+    def save_slice(self, now: Callable[[], float], budget_s: float, wall: float) -> bool:
+        """Write the next slice; True when the snapshot is installed (or failed: then
+        ``last_status`` says why). Raises nothing: a disk failure aborts the save."""
+        capture = self.capture
+        if capture is None:
+            return True
+        try:
+            if not capture.done:
+                chunk = capture.slice(now, budget_s)
+                if chunk:
+                    self.disk.append(_TMP, chunk)
+                    self.disk.sync_soon(_TMP)  # incremental: little is left for the final fsync
+                if not capture.done:
+                    return False
+            self.disk.append(_TMP, capture.finish())
+            self.disk.install(_TMP, SNAPSHOT)
+        except DiskError as exc:
+            logger.error("snapshot failed: %s", exc)
+            self._failed(wall)
+            return True
+        self.capture = None
+        self._snapshot_size = self.disk.size(SNAPSHOT)
+        self.last_save = wall
+        self.last_status = "ok"
+        self.saves += 1
+        if self.config.appendonly:
+            for name in self.disk.names():
+                gen = log_gen(name)
+                if gen is not None and gen < self.gen:
+                    self.disk.remove(name)
+        return True
+
+    def _failed(self, wall: float) -> None:
+        if self.capture is not None:
+            self.capture.abort()
+            self.capture = None
+        self.last_status = "err"
+        self._retry_at = wall + RETRY_AFTER_S
+        try:
+            self.disk.remove(_TMP)
+        except DiskError:
+            pass
+
+    def due(self, wall: float) -> str | None:
+        """Why a snapshot should start now (a save rule, the log's growth), or None."""
+        if self.capture is not None or wall < self._retry_at:
+            return None
+        changes = self.tap.changes
+        for seconds, at_least in self.config.save:
+            if changes >= at_least and wall - self.last_save >= seconds:
+                return f"{at_least} changes in {seconds} seconds"
+        pct = self.config.rewrite_percentage
+        if self.config.appendonly and pct > 0:
+            size = self.disk.size(log_name(self.gen))
+            if size >= self.config.rewrite_min_size and size * 100 >= self._snapshot_size * pct:
+                return f"log rewrite: {size} bytes past {pct}% of the snapshot's {self._snapshot_size}"
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "rdb_changes_since_last_save": self.tap.changes,
+            "rdb_bgsave_in_progress": int(self.capture is not None),
+            "rdb_last_save_time": int(self.last_save),
+            "rdb_last_bgsave_status": self.last_status,
+            "rdb_saves": self.saves,
+            "aof_enabled": int(self.config.appendonly),
+            "aof_current_size": self.disk.size(log_name(self.gen)) if self.config.appendonly else 0,
+            "loaded_keys": self.loaded_keys,
+        }
