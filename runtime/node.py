@@ -40,7 +40,7 @@ from typing import Any
 
 from actors.config import NodeConfig
 from actors.kernel.disk import DiskError
-from actors.store.ops import SaveSnapshot, StoreCall
+from actors.store.ops import SaveSnapshot, StatsQuery, StoreCall
 from actors.node.system import NodeRefs, spawn_node
 from actors.protocol.consistency import CONSISTENCY_LEVELS
 from actors.protocol.peer_codec import encode_hello, encode_peer, node_id_error
@@ -482,6 +482,19 @@ async def _leave(refs: NodeRefs, timeout: float, hurry: asyncio.Event) -> None:
         logger.warning("leaving did not finish within %.1fs; stopping anyway", timeout)
 
 
+async def _loaded(refs: NodeRefs) -> bool:
+    """Wait until the store has loaded the data directory (it does so in its first turn,
+    before any message): False when it died doing so (a corrupt log)."""
+    loop = asyncio.get_running_loop()
+    reply = _FutureReply(loop)
+    refs.store.tell(StoreCall(0, ((0, StatsQuery()),), reply))
+    while not reply.future.done():
+        if not refs.store.is_alive():
+            return False
+        await asyncio.wait({reply.future}, timeout=0.1)
+    return True
+
+
 async def _save_before_exit(refs: NodeRefs) -> None:
     """SIGTERM with ``--save`` rules: write a snapshot before leaving (Redis's shutdown save)."""
     loop = asyncio.get_running_loop()
@@ -567,6 +580,13 @@ async def serve(args: argparse.Namespace) -> int:
         real_ctx(args.node_id, scheduler, trace=trace, send=links.send, host_stats=server.stats, disk=disk), config
     )
     server.attach(refs.node)
+    if disk is not None and not await _loaded(refs):
+        logger.critical("the data directory could not be loaded (see above); not starting")
+        await server.shutdown(grace_s=0.0)
+        links.close()
+        refs.stop()
+        disk.close()
+        return EXIT_ACTOR_DIED
     await server.start_serving()
     tune_collector()
     gc_pacer = GcPacer(loop)

@@ -27,6 +27,7 @@ from actors.protocol.messages import (
     RemoveNode,
     Request,
     Set,
+    Save,
     Stats,
     Ttl,
 )
@@ -61,7 +62,7 @@ def test_every_request_type_has_exactly_one_row() -> None:
 
 def test_wire_names_keep_their_order_in_errors() -> None:
     assert REQUEST_TYPES == (
-        "get", "set", "delete", "mget", "mset", "ping", "stats", "join", "locate", "inspect", "remove_node",
+        "get", "set", "delete", "mget", "mset", "ping", "stats", "save", "join", "locate", "inspect", "remove_node",
         "expire", "persist", "ttl", "incr", "auth", "multi", "watch", "unwatch", "flush", "scan",
     )
 
@@ -137,7 +138,7 @@ def test_acl_categories_column() -> None:
     assert categories == {
         Get: "read", MGet: "read", Ttl: "read", Locate: "read",
         Set: "write", Delete: "write", MSet: "write", Expire: "write", Incr: "write",
-        Stats: "admin", Inspect: "admin", RemoveNode: "admin", Join: "admin",
+        Stats: "admin", Save: "admin", Inspect: "admin", RemoveNode: "admin", Join: "admin",
         Ping: None, Auth: None,
         Multi: None, Watch: "read", Flush: "admin", Scan: "read",  # a multi: each of its requests' own
     }

@@ -56,11 +56,16 @@ def test_every_node_config_default_is_the_command_line_default(field: dataclasse
     help_text = subprocess_help()
     assert flag in help_text
     # The option sets the field: a value other than the default arrives in the field's unit.
-    other = {int: 100, float: 0.5, str: "all"}[type(field.default)]
+    other = {int: 100, float: 0.5, str: "all", bool: True, tuple: ((10, 5),)}[type(field.default)]
+    text = {True: "yes", ((10, 5),): "10 5"}.get(other, other) if type(other) in (bool, tuple) else None
     if field.name == "eviction_policy":
         other = "allkeys-lru"
+    if field.name == "appendfsync":
+        other = "always"
     scale = field.metadata["scale"]
-    config = node_config(parse_args(["n", "0", flag, str(other * scale if scale != 1 else other)]))
+    if text is None:
+        text = str(other * scale if scale != 1 else other)
+    config = node_config(parse_args(["n", "0", flag, text]))
     assert getattr(config, field.name) == other
 
 

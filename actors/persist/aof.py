@@ -14,7 +14,8 @@ snapshot and every log it needs. That rotation is the log rewrite: rewriting the
 taking a snapshot (``--auto-aof-rewrite-percentage``/``--auto-aof-rewrite-min-size``).
 
 Damage (Redis's ``aof-load-truncated yes``): a last block that is cut short, or whose
-checksum fails and which ends exactly at the end of the file (a torn write), is dropped
+checksum fails and which ends exactly at the end of the file (a torn write), or zeros to
+the end of the file (allocated, never written), is dropped
 and the file truncated to the blocks before it; anything wrong before the last block is
 :class:`LogCorrupt`, and the load stops there, naming the file and offset.
 """
@@ -101,6 +102,8 @@ def read_log(data: bytes, name: str) -> LogRead:
     except Corrupt as exc:
         if exc.offset >= len(AOF_MAGIC) and _block_end(data, exc.offset) == len(data) and "checksum" in exc.reason:
             out.torn = exc  # the last block, whole in length but not in content: a torn write
+        elif exc.offset >= len(AOF_MAGIC) and not any(data[exc.offset :]):
+            out.torn = exc  # zeros to the end: space the file system allocated, never written
         else:
             raise LogCorrupt(name, exc) from None
     return out

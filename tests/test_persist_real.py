@@ -1,0 +1,179 @@
+"""Persistence with real processes and real files: kill -9 during writes (every acknowledged
+write survives with ``appendfsync always``; what ``everysec`` loses is measured), BGSAVE
+while serving, SIGTERM's save, and damaged snapshots and logs on disk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from actors.persist.aof import log_block
+from runtime.local_cluster import NodeProcess, NodeStartError
+
+pytestmark = pytest.mark.integration
+
+FLAGS = ("--resp-port", "0")
+
+
+def start(data: Path, *args: str) -> NodeProcess:
+    return NodeProcess("node1", *FLAGS, "--dir", str(data), *args, log_path=data.parent / f"{data.name}.log")
+
+
+def client(node: NodeProcess) -> redis.Redis:
+    return redis.Redis(port=node.resp_port, socket_timeout=10, decode_responses=True)
+
+
+def write_until_killed(node: NodeProcess, seconds: float, writers: int = 4) -> dict[str, tuple[str, float]]:
+    """Writers set their own keys one at a time until the node is SIGKILLed after
+    ``seconds``; returns every acknowledged key -> (value, when acknowledged)."""
+    acked: dict[str, tuple[str, float]] = {}
+    lock = threading.Lock()
+
+    def write(w: int) -> None:
+        r = client(node)
+        for i in range(10**9):
+            key, value = f"w{w}:{i}", f"v{i}"
+            try:
+                r.set(key, value)
+            except (redis.ConnectionError, redis.TimeoutError):
+                return
+            with lock:
+                acked[key] = (value, time.monotonic())
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    node.kill()
+    killed = time.monotonic()
+    for t in threads:
+        t.join(timeout=20)
+    assert all(not t.is_alive() for t in threads)
+    return {k: (val, killed - at) for k, (val, at) in acked.items()}
+
+
+@pytest.mark.parametrize("policy", ["always", "everysec"])
+def test_kill9_during_writes_keeps_acknowledged_writes(tmp_path: Path, policy: str) -> None:
+    data = tmp_path / "data"
+    node = start(data, "--appendonly", "yes", "--appendfsync", policy, "--save", "")
+    try:
+        acked = write_until_killed(node, 1.5)
+    finally:
+        node.kill()
+    assert len(acked) > 200, "too few writes to show anything"
+    node = start(data, "--appendonly", "yes", "--save", "")
+    try:
+        r = client(node)
+        keys = sorted(acked)
+        got = dict(zip(keys, r.mget(keys)))
+        missing = [k for k in keys if got[k] != acked[k][0]]
+        if policy == "always":
+            assert missing == []
+        else:
+            # A process crash loses nothing either: the log block is written before the
+            # answer, and the page cache outlives the process; only the machine's crash
+            # could cost the last second (not made here).
+            assert all(acked[k][1] < 1.5 for k in missing), missing[:5]
+        print(f"{policy}: {len(acked)} acknowledged, {len(missing)} missing after kill -9")
+    finally:
+        node.terminate()
+
+
+def test_bgsave_while_serving_completes_and_loads(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    node = start(data, "--save", "")
+    try:
+        r = client(node)
+        pipe = r.pipeline(transaction=False)
+        for i in range(40_000):
+            pipe.set(f"k{i}", i, ex=3600 if i % 3 == 0 else None)
+            if i % 1000 == 999:
+                pipe.execute()
+        r.delete("k0")
+        assert r.bgsave() in (True, "Background saving started")
+        pings = 0
+        deadline = time.monotonic() + 60
+        while r.info("persistence")["rdb_bgsave_in_progress"]:
+            assert r.ping() and time.monotonic() < deadline
+            r.set(f"during{pings}", 1)  # written while the capture runs: not in this snapshot
+            pings += 1
+        assert r.info("persistence")["rdb_last_bgsave_status"] == "ok"
+        last = r.lastsave()
+        assert (data / "dump.acs").exists()
+    finally:
+        node.kill()
+    node = start(data, "--save", "")
+    try:
+        r = client(node)
+        assert r.dbsize() == 39_999
+        assert r.get("k1") == "1" and r.get("k0") is None and r.ttl("k3") > 3000 and r.ttl("k1") == -1
+        assert r.lastsave() == last
+    finally:
+        node.terminate()
+
+
+def test_sigterm_saves_when_save_rules_are_on(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    node = start(data, "--save", "3600 1")
+    try:
+        r = client(node)
+        r.mset({f"s{i}": i for i in range(500)})
+    finally:
+        assert node.terminate() == 0
+    assert (data / "dump.acs").exists()
+    node = start(data, "--save", "")
+    try:
+        assert client(node).dbsize() == 500
+    finally:
+        node.terminate()
+
+
+def test_damaged_files_on_disk(tmp_path: Path) -> None:
+    """A flipped byte in the snapshot: moved aside, never served, the node starts empty. A
+    torn log tail: cut, the rest served. A flipped byte mid-log: the node does not start,
+    and says where."""
+    data = tmp_path / "data"
+    node = start(data, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
+    try:
+        r = client(node)
+        r.mset({f"a{i}": i for i in range(2000)})
+        r.save()
+        for i in range(50):
+            r.set(f"b{i}", i)
+    finally:
+        node.kill()
+    snap = data / "dump.acs"
+    blob = bytearray(snap.read_bytes())
+    blob[len(blob) // 2] ^= 0x40
+    snap.write_bytes(bytes(blob))
+    logs = sorted(data.glob("appendonly.*.aof"))
+    assert len(logs) == 1
+    log = logs[0]
+    whole = log.read_bytes()
+    log.write_bytes(whole + log_block(0.0, [["x", 1, None, [1, 0, "n"], None, []]])[:-7])  # a torn last write
+    node = start(data, "--save", "", "--appendonly", "yes")
+    try:
+        r = client(node)
+        assert r.dbsize() == 50 and r.get("a1") is None and r.get("b49") == "49"
+        assert (data / "dump.acs.corrupt-1").exists() and not snap.exists()
+    finally:
+        node.terminate()
+    assert "moved aside" in node.log_tail(80) and "torn last write" in node.log_tail(80)
+    assert log.stat().st_size == len(whole)
+    broken = bytearray(whole)
+    broken[60] ^= 0x01  # inside the second block (the first data block), far from the end
+    log.write_bytes(bytes(broken))
+    with pytest.raises(NodeStartError):
+        node = start(data, "--save", "", "--appendonly", "yes")
+        try:  # pragma: no cover - only if it started: it must not have
+            client(node).ping()
+        finally:
+            node.kill()
+    tail = (data.parent / "data.log").read_text()
+    assert "is corrupt" in tail and "offset" in tail
