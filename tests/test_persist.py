@@ -333,3 +333,29 @@ def test_a_failing_disk_fails_the_save_and_the_next_waits() -> None:
     assert SNAPSHOT not in disk.files and ks.tap is not None and p.tap.preimages is None
     ks.set("x", 1, None, v(10**6))
     assert p.due(WALL + 2) is None and p.due(WALL + 6) is not None
+
+
+def test_flush_is_logged_and_kept_out_of_a_running_capture() -> None:
+    disk = MemoryDisk()
+    ks = Keyspace()
+    p = persistence(disk, ks, appendonly=True)
+    p.load(ks, WALL)
+    for i in range(3000):
+        ks.set(f"f{i}", i, None, v(i))
+    p.end_turn(ks, WALL, 0.0)
+    before = state(ks)
+    p.start_save(ks, WALL, 0.0)
+    p.save_slice(clock, 0.0, WALL)
+    assert ks.clear() == 3000  # FLUSHDB mid-capture
+    ks.set("after", 1, None, v(10**6))
+    p.end_turn(ks, WALL, 1.0)
+    while not p.save_slice(clock, 0.0, WALL):
+        pass
+    _, records = read_snapshot(bytes(disk.files[SNAPSHOT]))
+    snap = Keyspace()
+    for record, replicas in records:
+        snap.restore(record, replicas, WALL)
+    assert state(snap) == before
+    again = Keyspace()
+    persistence(disk, again, appendonly=True).load(again, WALL)
+    assert state(again) == state(ks) and set(state(again)) == {"after"}

@@ -570,6 +570,12 @@ class Keyspace:
         """Forget every value and tombstone (FLUSHDB on a single node); how many values went.
         Counters stay; the partition index, if it existed, is rebuilt when next needed."""
         count = len(self._entries)
+        tap = self.tap
+        if tap is not None:  # persistence logs each key as gone (and a capture keeps its pre-image)
+            for key in list(self._entries):
+                tap(key)
+            for key in list(self._tombstones):
+                tap(key)
         if self.evictor is not None:  # it indexes the entries: tell it each one goes
             for key, entry in list(self._entries.items()):
                 self._remove(key, entry)
