@@ -134,6 +134,7 @@ _ERROR_PREFIX = {
     "timeout": "TIMEOUT may have been applied: ",
     "out_of_memory": "OOM ",
     "internal": "ERR internal error: ",
+    "crossslot": "CROSSSLOT ",
 }
 
 

@@ -173,3 +173,21 @@ def test_single_node_multi_watch_flush_scan(host: Any) -> None:
     (scan,) = host.request([Scan(0, "[ac]", 1000)])
     assert scan.cursor == 0 and sorted(scan.keys) == ["a", "c"]
     assert host.request([Flush(), Get("a"), Stats()])[:2] == (Ack(), Value(None, False))
+
+
+# --- hash tags ----------------------------------------------------------------------------------------
+
+
+def test_hash_tags_place_keys_together_and_leave_other_keys_where_they_were() -> None:
+    import hashlib
+
+    from actors.store.partitions import hash_tag, partition_of
+
+    def untagged(key: str, partitions: int = 256) -> int:  # the placement before hash tags
+        return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big") % partitions
+
+    assert partition_of("{user1}:a") == partition_of("{user1}:b") == partition_of("user1")
+    assert hash_tag("a{b}c{d}") == "b" and hash_tag("{}x") == "{}x" and hash_tag("x{y") == "x{y" and hash_tag("}{z}") == "z"
+    for key in ("plain", "{}", "{", "}a{", "x{y", "a}b", "\udcff", "k" * 300):
+        assert partition_of(key) == untagged(key), key
+        assert partition_of(key, 7) == untagged(key, 7), key

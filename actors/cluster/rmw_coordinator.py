@@ -39,8 +39,9 @@ from actors.protocol.internal import ReadRecord, RecordReply, WriteRecord
 from actors.protocol.peer_messages import Forward, ForwardReply
 from actors.protocol.version import HybridClock
 from actors.store.partitions import partition_of
-from actors.protocol.kinds import is_update
-from actors.protocol.txn_messages import Multi
+from actors.cluster.txn_plan import plan_transaction
+from actors.protocol.kinds import is_data_request, is_update, is_write, wire_name
+from actors.protocol.txn_messages import Multi, MultiReply
 from actors.store.rmw import plan_update
 
 __all__ = ["RmwCoordinator"]
@@ -77,20 +78,27 @@ class _Phase:
 
     __slots__ = ("job", "owner", "replies", "requests", "resumed")
 
-    def __init__(self, owner: RmwCoordinator, job: _Job, request: Any) -> None:
+    def __init__(self, owner: RmwCoordinator, job: _Job, requests: tuple[Any, ...]) -> None:
         self.owner = owner
         self.job = job
-        self.requests = (request,)
-        self.replies: list[Reply | None] = [None]
+        self.requests = requests
+        self.replies: list[Reply | None] = [None] * len(requests)
         self.resumed = False
 
     def fill(self, slot: int, reply: Reply) -> None:
         self.replies[slot] = reply
 
+    def take(self) -> Any:
+        """The phase's reply if every slot is answered and nobody took it yet, else None:
+        the one reply of a one-request phase, the tuple of replies of a longer one."""
+        if self.resumed or any(reply is None for reply in self.replies):
+            return None
+        self.resumed = True
+        return self.replies[0] if len(self.replies) == 1 else tuple(self.replies)
+
     def settle(self) -> None:
-        reply = self.replies[0]
-        if reply is not None and not self.resumed:  # once, though a batch may settle again
-            self.resumed = True
+        reply = self.take()  # once, though a batch may settle again
+        if reply is not None:
             self.owner._resume(self.job, reply)
 
 
@@ -103,17 +111,23 @@ class RmwCoordinator:
         self.coordinator = coordinator
         self.clock = clock
         self.config = config
-        self._queues: dict[str, collections.deque[_Job]] = {}
+        #: Jobs waiting per partition (a transaction may touch several keys of one).
+        self._queues: dict[int, collections.deque[_Job]] = {}
         self._forwarded: dict[int, _Forwarded] = {}
 
     # --- entry points ---------------------------------------------------------------
 
     def update(self, request: Any, done: Done) -> None:
         """Run ``request`` at the key's coordinator: here, or forwarded to it."""
-        if type(request) is Multi:
-            done(ErrorReply(ErrorCode.BAD_REQUEST, "multi is not served in a cluster yet; nothing was applied", request.rid))
-            return
         view = self.life.view
+        if type(request) is Multi:
+            refusal = self._multi_refusal(request)
+            if refusal is not None:
+                done(refusal)
+                return
+            if request.key is None:  # touches no key: nothing to coordinate
+                done(MultiReply(tuple(ErrorReply(ErrorCode.BAD_REQUEST, "not a data request", None) for _ in request.requests), request.rid))
+                return
         owners = view.placement.owners(partition_of(request.key, self.config.partitions))
         coordinator = next((m for m in owners if view.serves_reads(m)), None)
         if coordinator is None:
@@ -126,6 +140,21 @@ class RmwCoordinator:
             timer = self.io.set_timer(2 * self.config.request_timeout_s, lambda: self._forward_timed_out(fid))
             self._forwarded[fid] = _Forwarded(request, done, timer, coordinator)
             self.io.send(view.addresses[coordinator], Forward(fid, encode_request(request)))
+
+    def _multi_refusal(self, multi: Multi) -> ErrorReply | None:
+        """Why a transaction cannot run here: its keys span partitions (CROSSSLOT, as Redis
+        Cluster answers), or it holds what a cluster transaction cannot (flush, scan)."""
+        partitions = self.config.partitions
+        if len({partition_of(key, partitions) for key in multi.keys}) > 1:
+            return ErrorReply(ErrorCode.CROSSSLOT, "Keys in request don't hash to the same slot", multi.rid)
+        for sub in multi.requests:
+            if not is_data_request(sub) and not is_update(sub):
+                return ErrorReply(
+                    ErrorCode.BAD_REQUEST,
+                    f"{wire_name(sub)} inside a transaction is served on a single node only; nothing was applied",
+                    multi.rid,
+                )
+        return None
 
     def on_forward(self, env: FromPeer, msg: Forward) -> None:
         """A peer forwarded a read-modify-write to us, its key's coordinator."""
@@ -142,6 +171,11 @@ class RmwCoordinator:
         if not is_update(request):
             answer(ErrorReply(ErrorCode.BAD_REQUEST, "only read-modify-write requests are forwarded", request.rid))
             return
+        if type(request) is Multi:
+            refusal = self._multi_refusal(request)
+            if refusal is not None or request.key is None:
+                answer(refusal or ErrorReply(ErrorCode.BAD_REQUEST, "a forwarded transaction touches no key", request.rid))
+                return
         if self.life.clock_off is not None:  # this node's clock is off its peers': it stamps nothing
             answer(ErrorReply(ErrorCode.UNAVAILABLE, "unavailable: the key's coordinator's clock is off its peers'", request.rid))
             return
@@ -172,13 +206,16 @@ class RmwCoordinator:
     # --- jobs at the coordinator ------------------------------------------------------
 
     def _submit(self, request: Any, done: Done) -> None:
-        """Queue ``request`` behind earlier ones for its key: one at a time per key."""
-        queue = self._queues.setdefault(request.key, collections.deque())
+        """Queue ``request`` behind earlier ones for its key's partition: one job at a time
+        per partition, so a transaction's keys are not changed by another job between
+        its read and its write."""
+        part = partition_of(request.key, self.config.partitions)
+        queue = self._queues.setdefault(part, collections.deque())
         queue.append(_Job(request, done))
         if len(queue) == 1:
-            self._run_queue(request.key)
+            self._run_queue(part)
 
-    def _run_queue(self, key: str) -> None:
+    def _run_queue(self, key: int) -> None:
         """Start the jobs at the head of ``key``'s queue until one waits for replicas.
 
         A job leaves the queue after its answer is delivered, so a job submitted while
@@ -187,23 +224,43 @@ class RmwCoordinator:
         queue = self._queues[key]
         while queue:
             job = queue[0]
-            final = self._advance(job, self._ask(job, ReadRecord(key, None, job.request.consistency or "quorum")))
+            final = self._advance(job, self._ask(job, *self._reads(job.request)))
             if final is None:
                 return  # waiting: _resume goes on
             self._deliver(job, final)
             queue.popleft()
         del self._queues[key]
 
-    def _ask(self, job: _Job, request: Any) -> Reply | None:
-        """Run one phase; its reply if decided at once, else None (the phase resumes the job)."""
+    def _reads(self, request: Any) -> tuple[Any, ...]:
+        """A job's read phase: its key's record (every key's, for a transaction)."""
+        if type(request) is Multi:
+            return tuple(ReadRecord(key, None, "quorum") for key in request.keys)
+        return (ReadRecord(request.key, None, request.consistency or "quorum"),)
+
+    def _ask(self, job: _Job, *requests: Any) -> Any:
+        """Run one phase of ``requests`` at once; its reply (a tuple of replies for
+        several) if decided at once, else None (the phase resumes the job)."""
         try:
-            return self.coordinator.run(request, _Phase(self, job, request))
+            phase = _Phase(self, job, requests)
+            if len(requests) == 1:
+                return self.coordinator.run(requests[0], phase)
+            coordinator = self.coordinator
+            qround = coordinator.begin()
+            wall = self.io.wall()
+            for slot, request in enumerate(requests):
+                reply = coordinator.add(qround, slot, request, wall, is_write(request))
+                if reply is not None:
+                    phase.fill(slot, reply)
+            coordinator.start(qround, phase)
+            return phase.take()
         except Exception as exc:
             return self.io.request_failed("planning", job.request, exc)
 
     def _step(self, job: _Job, reply: Reply | None) -> Reply | None:
         """Go on from a phase's reply: the job's final reply, or None while it waits."""
         while reply is not None:
+            if type(job.request) is Multi:
+                return self._multi_step(job, reply)
             if type(reply) is ErrorReply:
                 return reply
             if job.writing:
@@ -224,6 +281,37 @@ class RmwCoordinator:
             reply = self._ask(job, WriteRecord(request.key, write[0], write[1], None, request.consistency))
         return None
 
+    def _multi_step(self, job: _Job, replies: Any) -> Reply | None:
+        """A transaction's phase answered (``replies``: one per request of the phase):
+        after its reads, plan it (:mod:`actors.cluster.txn_plan`) and send its writes;
+        after its writes, its reply. A failed read: nothing was written, the error is the
+        answer; a failed write: the error, saying the writes may be partly applied."""
+        multi = job.request
+        if type(replies) is not tuple:
+            replies = (replies,)
+        failed = next((r for r in replies if type(r) is ErrorReply), None)
+        if job.writing:
+            if failed is None:
+                return job.final
+            return ErrorReply(ErrorCode.TIMEOUT, f"the transaction's writes may be partly applied: {failed.message}", multi.rid)
+        if failed is not None:
+            return failed
+        wall = self.io.wall()
+        records = {}
+        for key, reply in zip(multi.keys, replies):
+            record = reply.record
+            if record is not None and self.clock.observe(record.version, wall) is None:
+                return ErrorReply(ErrorCode.UNAVAILABLE, "unavailable: a key's version is beyond the max clock skew", multi.rid)
+            records[key] = record
+        writes, final = plan_transaction(
+            multi, records, wall, self.clock.tick, self.config.partitions, self.config.tombstone_ttl_s
+        )
+        if not writes:
+            return final
+        job.final, job.writing = final, True
+        answer = self._ask(job, *writes)
+        return None if answer is None else self._multi_step(job, answer)
+
     def _advance(self, job: _Job, reply: Reply | None) -> Reply | None:
         try:
             return self._step(job, reply)
@@ -235,7 +323,7 @@ class RmwCoordinator:
         final = self._advance(job, reply)
         if final is None:
             return
-        key = job.request.key
+        key = partition_of(job.request.key, self.config.partitions)
         queue = self._queues[key]
         self._deliver(job, final)
         queue.popleft()

@@ -73,6 +73,7 @@ from actors.protocol.internal import (
 )
 from actors.protocol.messages import ErrorReply, Reply
 from actors.protocol.peer_messages import Forward, ForwardReply, Gossip, ReplicaAck, ReplicaRequest, ReplicaResponse
+from actors.protocol.txn_messages import Multi, MultiReply
 from actors.protocol.version import HybridClock
 from actors.store.ops import StoreOp, StoreAnswer, StoreAnswers
 
@@ -237,11 +238,21 @@ class Node(ScheduledActor):
                 elif (data or update) and life.clock_off is not None:
                     pending.fill(slot, self._clock_refusal(request))
                 elif update:
-                    order.hold(conn, request.key)
+                    if type(request) is Multi:  # with this connection's watches (actors.node.watches)
+                        request = self.watches.seal(conn, request)
+                        if request.aborted:
+                            pending.fill(slot, MultiReply(None, request.rid))
+                            continue
+                        keys = request.keys
+                    else:
+                        keys = (request.key,)
+                    for key in keys:
+                        order.hold(conn, key)
                     try:
-                        self.rmw.update(request, self._updated(pending, slot, request.key))
+                        self.rmw.update(request, self._updated(pending, slot, keys))
                     except Exception:
-                        order.release(conn, request.key)
+                        for key in keys:
+                            order.release(conn, key)
                         raise
                 elif data:
                     reply = coordinator.add(qround, slot, request, wall, route is Route.WRITE)
@@ -271,13 +282,14 @@ class Node(ScheduledActor):
             request.rid,
         )
 
-    def _updated(self, pending: ReplySlots, slot: int, key: str) -> Any:
-        """What a read-modify-write's answer does: fill its slot, release its key, and
+    def _updated(self, pending: ReplySlots, slot: int, keys: tuple[str, ...]) -> Any:
+        """What a read-modify-write's answer does: fill its slot, release its keys, and
         plan what waited for it."""
 
         def done(reply: Reply) -> None:
             pending.fill(slot, reply)
-            self.order.release(pending.conn, key)
+            for key in keys:
+                self.order.release(pending.conn, key)
             pending.settle()
             self._resume(pending.conn)
 

@@ -18,6 +18,7 @@ from enum import StrEnum
 __all__ = [
     "BadRequestError",
     "CacheError",
+    "CrossSlotError",
     "DeniedError",
     "ErrorCode",
     "InternalError",
@@ -48,6 +49,7 @@ class ErrorCode(StrEnum):
     WRONGPASS = "wrongpass"
     NOPERM = "noperm"
     DENIED = "denied"
+    CROSSSLOT = "crossslot"
     INTERNAL = "internal"
 
 
@@ -145,6 +147,15 @@ class DeniedError(CacheError):
     definite = True
 
 
+class CrossSlotError(CacheError):
+    """A transaction (or multi-key request that must be atomic) names keys of more than
+    one partition, in a cluster; nothing was applied (Redis Cluster's ``CROSSSLOT``).
+    Keys sharing a hash tag (``{user1}:a``, ``{user1}:b``) share a partition."""
+
+    code = ErrorCode.CROSSSLOT
+    definite = True
+
+
 class InternalError(CacheError):
     code = ErrorCode.INTERNAL
     definite = False
@@ -165,6 +176,7 @@ _BY_CODE: dict[str, type[CacheError]] = {
         WrongPassError,
         NoPermError,
         DeniedError,
+        CrossSlotError,
         InternalError,
     )
 }

@@ -3,13 +3,20 @@
 The keyspace is split into partitions so that nodes can compare, stream and hand off a
 partition at a time; which members own a partition is ``actors.cluster.placement``'s job.
 Hashes are BLAKE2b of UTF-8 bytes, never Python's ``hash()`` (salted per process).
+
+**Hash tags** (Redis Cluster's): a key holding ``{`` followed later by ``}`` with at least
+one character between hashes only what is between the first ``{`` and the first ``}``
+after it, so ``{user1}:a`` and ``{user1}:b`` share a partition and a transaction may
+touch both. Every other key (no ``{``, ``{}``, no closing ``}``) hashes whole, exactly
+as before hash tags existed. The RESP and JSON doors, the cluster and the simulator all
+place keys through :func:`partition_of`.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-__all__ = ["DEFAULT_PARTITIONS", "partition_of", "utf8_bytes"]
+__all__ = ["DEFAULT_PARTITIONS", "hash_tag", "partition_of", "utf8_bytes"]
 
 DEFAULT_PARTITIONS = 256
 
@@ -19,7 +26,19 @@ def utf8_bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+def hash_tag(key: str) -> str:
+    """What of ``key`` is hashed: its hash tag (see the module docstring), else all of it."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
+
+
 def partition_of(key: str, partitions: int = DEFAULT_PARTITIONS) -> int:
     """The partition of ``key``: the same on every node, in every process."""
+    if "{" in key:
+        key = hash_tag(key)
     digest = hashlib.blake2b(utf8_bytes(key), digest_size=8).digest()
     return int.from_bytes(digest, "big") % partitions
