@@ -1,5 +1,6 @@
-"""The Redis data commands (GET, SET, DEL, EXISTS, MGET, MSET, EXPIRE, TTL, INCR, ...,
-PING, ECHO, DBSIZE) as node requests, and the builders of their replies.
+"""The Redis data commands (GET, DEL, EXISTS, MGET, MSET, TTL, INCR, ..., PING, ECHO,
+DBSIZE) as node requests, and the builders of their replies (SET, EXPIRE and the other
+string and expiry commands are in :mod:`runtime.resp_strings`).
 
 Each handler turns one command into the node requests the JSON protocol decodes to
 (``Get``, ``Set``, ...: cluster semantics, TTLs and errors are the same) and a builder
@@ -12,7 +13,6 @@ as its JSON text (:func:`value_bulk`).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -27,7 +27,6 @@ from actors.protocol.messages import (
     Ping,
     Pong,
     Reply,
-    Set,
     Stats,
     StatsReply,
     Ttl,
@@ -37,12 +36,12 @@ from actors.protocol.messages import (
 )
 from runtime.reply_encoding import to_jsonable
 from runtime.resp import NIL2, NIL3, OK, PONG, array, bulk, error, integer, null
-from runtime.resp_session import SYNTAX_ERROR, CommandError, Deferred, Session, int_arg, node_error, text_arg, wrong_arity
+from runtime.resp_session import CommandError, Deferred, Session, int_arg, node_error, wrong_arity
 
 __all__ = [
-    "cmd_dbsize", "cmd_decr", "cmd_decrby", "cmd_del", "cmd_echo", "cmd_exists", "cmd_expire", "cmd_get",
-    "cmd_incr", "cmd_incrby", "cmd_mget", "cmd_mset", "cmd_persist", "cmd_pexpire", "cmd_ping", "cmd_pttl",
-    "cmd_set", "cmd_ttl", "value_bulk",
+    "cmd_dbsize", "cmd_decr", "cmd_decrby", "cmd_del", "cmd_echo", "cmd_exists", "cmd_get",
+    "cmd_incr", "cmd_incrby", "cmd_mget", "cmd_mset", "cmd_persist", "cmd_ping", "cmd_pttl",
+    "cmd_ttl", "value_bulk",
 ]
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -81,16 +80,6 @@ def _b_value(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
         if reply.found:
             return value_bulk(reply.value)
         return NIL3 if proto == 3 else NIL2
-    return node_error(reply)
-
-
-def _b_set(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
-    reply = replies[i]
-    t = type(reply)
-    if t is Ack:
-        return (NIL3 if proto == 3 else NIL2) if reply.applied is False else OK
-    if t is Value:  # SET ... GET: the previous value
-        return value_bulk(reply.value) if reply.found else null(proto)
     return node_error(reply)
 
 
@@ -187,50 +176,6 @@ def cmd_get(argv: list[bytes], s: Session) -> bytes | Deferred:
     return (Get(_key(argv[1])),), _b_value, None
 
 
-_EXPIRE_UNITS = {b"EX": 1.0, b"PX": 0.001, b"EXAT": 1.0, b"PXAT": 0.001}
-
-
-def cmd_set(argv: list[bytes], s: Session) -> bytes | Deferred:
-    key = _key(argv[1])
-    value = argv[2]
-    n = len(argv)
-    if n == 3:
-        return (Set(key, value),), _b_ok, None
-    cond: str | None = None
-    get = keep_ttl = False
-    unit: bytes | None = None
-    amount = b""
-    i = 3
-    while i < n:
-        opt = argv[i].upper()
-        if opt == b"NX" and cond != "xx":
-            cond = "nx"
-        elif opt == b"XX" and cond != "nx":
-            cond = "xx"
-        elif opt == b"GET":
-            get = True
-        elif opt == b"KEEPTTL" and unit is None:
-            keep_ttl = True
-        elif opt in _EXPIRE_UNITS and not keep_ttl and unit in (None, opt) and i + 1 < n:
-            unit = opt
-            amount = argv[i + 1]
-            i += 1
-        else:
-            return SYNTAX_ERROR
-        i += 1
-    ttl: float | None = None
-    if unit is not None:
-        number = int_arg(amount)
-        if number <= 0 or (_EXPIRE_UNITS[unit] == 1.0 and number > _INT64_MAX // 1000):
-            return error("ERR invalid expire time in 'set' command")
-        ttl = number * _EXPIRE_UNITS[unit]
-        if unit in (b"EXAT", b"PXAT"):
-            # An absolute deadline: already past means set-and-expire, as in Redis.
-            ttl = max(ttl - time.time(), 0.001)
-    request = Set(key, value, ttl, cond=cond, get=get, keep_ttl=keep_ttl)
-    return (request,), _b_set, None
-
-
 def cmd_del(argv: list[bytes], s: Session) -> bytes | Deferred:
     keys = [_key(raw) for raw in argv[1:]]
     return tuple(Delete(key) for key in keys), _b_deleted, len(keys)
@@ -247,32 +192,10 @@ def cmd_mget(argv: list[bytes], s: Session) -> bytes | Deferred:
 def cmd_mset(argv: list[bytes], s: Session) -> bytes | Deferred:
     if len(argv) % 2 != 1:
         return wrong_arity("mset")
-    entries = tuple((_key(argv[i]), argv[i + 1]) for i in range(1, len(argv), 2))
+    # A key named twice keeps its last value, as in Redis (a dict keeps the first
+    # position and the last value; one MSet stores each key once).
+    entries = tuple({_key(argv[i]): argv[i + 1] for i in range(1, len(argv), 2)}.items())
     return (MSet(entries),), _b_ok, None
-
-
-def _expire(argv: list[bytes], scale: float, name: str) -> bytes | Deferred:
-    key = _key(argv[1])
-    amount = int_arg(argv[2])
-    if len(argv) > 3:
-        opt = argv[3].upper()
-        if opt in (b"NX", b"XX", b"GT", b"LT"):
-            return error(f"ERR {name.upper()} options NX, XX, GT and LT are not supported")
-        return error(f"ERR Unsupported option {text_arg(argv[3])}")
-    if scale == 1.0 and not _INT64_MIN // 1000 <= amount <= _INT64_MAX // 1000:
-        return error(f"ERR invalid expire time in '{name}' command")
-    if amount <= 0:
-        # A deadline already past: the key goes, as in Redis (1 if it existed).
-        return (Delete(key),), _b_applied, None
-    return (Expire(key, amount * scale),), _b_applied, None
-
-
-def cmd_expire(argv: list[bytes], s: Session) -> bytes | Deferred:
-    return _expire(argv, 1.0, "expire")
-
-
-def cmd_pexpire(argv: list[bytes], s: Session) -> bytes | Deferred:
-    return _expire(argv, 0.001, "pexpire")
 
 
 def cmd_persist(argv: list[bytes], s: Session) -> bytes | Deferred:
@@ -311,6 +234,8 @@ def cmd_decrby(argv: list[bytes], s: Session) -> bytes | Deferred:
 
 
 def cmd_ping(argv: list[bytes], s: Session) -> bytes | Deferred:
+    if len(argv) > 2:
+        return wrong_arity("ping")
     if len(argv) == 2:
         return bulk(argv[1])
     return (Ping(),), _b_pong, None

@@ -184,7 +184,7 @@ def info_text(stats: dict[str, Any], sections: Sequence[str], session: Session) 
             section("Actorcache", [
                 (key, text) for key, value in stats.items() if (text := _scalar(value)) is not None
             ])
-    return "\r\n".join(out) + "\r\n"
+    return "\r\n".join(out) + "\r\n" if out else ""  # INFO nosuch: empty, as Redis
 
 
 def _b_info(replies: Sequence[Reply], i: int, proto: int, arg: tuple[Sequence[str], Session]) -> bytes:

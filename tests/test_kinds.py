@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import typing
+
+from actors.protocol.string_ops import STRING_REQUESTS, Append, GetDel, GetEx, IncrByFloat
 from typing import Any
 
 import pytest
@@ -53,17 +55,27 @@ SAMPLES: list[Any] = [
     Incr("k", -4, 16),
     Auth("alice", "s3cret", 17),
     Auth(None, "s3cret"),
+    Set("k", b"v", None, 18, None, "xx", False, False, 1.5),
+    Expire("k", None, 19, None, 99.5, "gt"),
+    Expire("k", 2.0, 20, None, None, "nx"),
+    GetDel("k", 21),
+    GetEx("k", 3.0, None, False, 22),
+    GetEx("k", None, -1.0, False, 23),
+    GetEx("k", None, None, True, 24),
+    Append("k", b"tail", 25),
+    IncrByFloat("k", "0.1", 26),
 ]
 
 
 def test_every_request_type_has_exactly_one_row() -> None:
-    assert set(typing.get_args(Request)) | {ReadRecord, WriteRecord, Multi, Watch, Flush, Scan} == set(KINDS)
+    assert set(typing.get_args(Request)) | set(STRING_REQUESTS) | {ReadRecord, WriteRecord, Multi, Watch, Flush, Scan} == set(KINDS)
 
 
 def test_wire_names_keep_their_order_in_errors() -> None:
     assert REQUEST_TYPES == (
         "get", "set", "delete", "mget", "mset", "ping", "stats", "save", "join", "locate", "inspect", "remove_node",
-        "expire", "persist", "ttl", "incr", "auth", "multi", "watch", "unwatch", "flush", "scan",
+        "expire", "persist", "ttl", "incr", "getdel", "getex", "append", "incrbyfloat", "auth", "multi", "watch",
+        "unwatch", "flush", "scan",
     )
 
 
@@ -96,6 +108,11 @@ EXPECTED = [
     (Expire("k", 1.0), Route.UPDATE),
     (Expire("k", None), Route.UPDATE),
     (Incr("k"), Route.UPDATE),
+    (Set("k", 1, at=5.0), Route.UPDATE),
+    (GetDel("k"), Route.UPDATE),
+    (GetEx("k"), Route.UPDATE),
+    (Append("k", b"x"), Route.UPDATE),
+    (IncrByFloat("k", "1"), Route.UPDATE),
     (Stats(), Route.LOCAL),
     (Inspect("k"), Route.LOCAL),
     (Ping(), Route.NODE),
@@ -138,6 +155,7 @@ def test_acl_categories_column() -> None:
     assert categories == {
         Get: "read", MGet: "read", Ttl: "read", Locate: "read",
         Set: "write", Delete: "write", MSet: "write", Expire: "write", Incr: "write",
+        GetDel: "write", GetEx: "write", Append: "write", IncrByFloat: "write",
         Stats: "admin", Save: "admin", Inspect: "admin", RemoveNode: "admin", Join: "admin",
         Ping: None, Auth: None,
         Multi: None, Watch: "read", Flush: "admin", Scan: "read",  # a multi: each of its requests' own

@@ -80,8 +80,6 @@ def reply_to(args: tuple[bytes | str, ...], replies: tuple[Any, ...], proto: int
         (("MSET", "a", "1", "b", "2"), (MSet((("a", b"1"), ("b", b"2"))),)),
         (("EXPIRE", "k", "5"), (Expire("k", 5.0),)),
         (("PEXPIRE", "k", "250"), (Expire("k", 0.25),)),
-        (("EXPIRE", "k", "0"), (Delete("k"),)),  # a deadline already past deletes, as in Redis
-        (("PEXPIRE", "k", "-5"), (Delete("k"),)),
         (("PERSIST", "k"), (Expire("k", None),)),
         (("TTL", "k"), (Ttl("k"),)),
         (("PTTL", "k"), (Ttl("k"),)),
@@ -98,13 +96,14 @@ def test_commands_become_node_messages(args: tuple[Any, ...], expected: tuple[An
     assert requests_of(*args) == expected
 
 
-def test_set_exat_is_a_ttl_from_now() -> None:
+def test_set_exat_is_an_absolute_deadline() -> None:
     import time
 
-    (req,) = requests_of("SET", "k", "v", "EXAT", str(int(time.time()) + 100))
-    assert 98 <= req.ttl <= 101
-    (req,) = requests_of("SET", "k", "v", "PXAT", "1")  # long past: set, then gone at once
-    assert 0 < req.ttl <= 0.001
+    deadline = int(time.time()) + 100
+    (req,) = requests_of("SET", "k", "v", "EXAT", str(deadline))
+    assert req.at == deadline and req.ttl is None and req.conditional
+    (req,) = requests_of("SET", "k", "v", "PXAT", "1")  # long past: the store deletes at once (rmw)
+    assert req.at == 0.001
 
 
 @pytest.mark.parametrize(
@@ -126,7 +125,14 @@ def test_set_exat_is_a_ttl_from_now() -> None:
         (("SET", "k", "v", "EX", "9223372036854776"), b"-ERR invalid expire time in 'set' command\r\n"),
         (("SET", "k", "v", "EX", "1.5"), b"-ERR value is not an integer or out of range\r\n"),
         (("EXPIRE", "k", "x"), b"-ERR value is not an integer or out of range\r\n"),
-        (("EXPIRE", "k", "10", "NX"), b"-ERR EXPIRE options NX, XX, GT and LT are not supported\r\n"),
+        (("EXPIRE", "k", "10", "NX", "GT"), b"-ERR NX and XX, GT or LT options at the same time are not compatible\r\n"),
+        (("EXPIRE", "k", "10", "LT", "GT"), b"-ERR GT and LT options at the same time are not compatible\r\n"),
+        (("EXPIRE", "k", "10", "YY"), b"-ERR Unsupported option YY\r\n"),
+        (("EXPIRE", "k", "9223372036854776"), b"-ERR invalid expire time in 'expire' command\r\n"),
+        (("PEXPIRE", "k", "9223372036854775000"), b"-ERR invalid expire time in 'pexpire' command\r\n"),
+        (("SET", "k", "v", "PX", "9223372036854775000"), b"-ERR invalid expire time in 'set' command\r\n"),
+        (("SETEX", "k", "0", "v"), b"-ERR invalid expire time in 'setex' command\r\n"),
+        (("PING", "a", "b"), b"-ERR wrong number of arguments for 'ping' command\r\n"),
         (("INCRBY", "k", "1e3"), b"-ERR value is not an integer or out of range\r\n"),
         (("DECRBY", "k", "-9223372036854775808"), b"-ERR decrement would overflow\r\n"),
         (("GET", ""), b"-ERR empty keys are not supported\r\n"),
@@ -258,7 +264,7 @@ def test_info_text() -> None:
     assert fields["cluster_enabled"] == "0" and fields["cluster_members"] == "2" and fields["cluster_members_alive"] == "1"
     assert fields["cluster_hints_pending"] == "3" and fields["cluster_ready"] == "1" and fields["cluster_replicas"] == "2"
     assert fields["db0"] == "keys=5,expires=2,avg_ttl=0"
-    assert info_text(stats, ["nonesuch"], session()) == "\r\n"
+    assert info_text(stats, ["nonesuch"], session()) == ""  # Redis answers an empty bulk
 
 
 # --- the connection: ordering, errors, close ---------------------------------------------

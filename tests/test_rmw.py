@@ -35,7 +35,7 @@ def rec(value: object, deadline: float | None = None, purge_at: float | None = N
         (Expire("k", 10), rec(None, purge_at=200.0), None, Ack(applied=False)),
         (Expire("k", None), rec("x", deadline=150.0), ("x", None), Ack(applied=True)),
         (Expire("k", None), rec("x"), None, Ack(applied=False)),
-        (Ttl("k"), rec("x", deadline=130.0), None, TtlReply(True, 30.0)),
+        (Ttl("k"), rec("x", deadline=130.0), None, TtlReply(True, 30.0, None, 130.0)),
         (Ttl("k"), rec("x"), None, TtlReply(True, None)),
         (Ttl("k"), None, None, TtlReply(False, None)),
         (Incr("k", 5), None, (5, None), Value(5, True)),

@@ -110,7 +110,7 @@ def test_modify_applies_a_read_modify_write_in_one_step() -> None:
     assert apply(ks, Modify(Incr("n", 2), V2), 0.0) == Value(7, True)
     assert apply(ks, Modify(Set("n", "x", cond="nx"), V2), 0.0) == Ack(applied=False)
     assert apply(ks, Modify(Expire("n", 10.0), V3), 1.0) == Ack(applied=True)
-    assert apply(ks, Modify(Ttl("n"), ZERO), 4.0) == TtlReply(True, 7.0)
+    assert apply(ks, Modify(Ttl("n"), ZERO), 4.0) == TtlReply(True, 7.0, None, 11.0)
     assert apply(ks, Read(("n",)), 4.0) == ((7, True),)
 
 

@@ -91,7 +91,7 @@ def test_a_single_node_serves_a_session_through_the_pure_functions() -> None:
     assert _serve(ks, stamp, MGet(("a", "b", "zz"), rid=4), 1.0) == Values(
         (("a", "x", True), ("b", 1, True), ("zz", None, False)), 4
     )
-    assert _serve(ks, stamp, Ttl("b", rid=5), 6.0) == TtlReply(True, 5.0, 5)
+    assert _serve(ks, stamp, Ttl("b", rid=5), 6.0) == TtlReply(True, 5.0, 5, 11.0)
     assert _serve(ks, stamp, Incr("n", 3, rid=6), 6.0) == Value(3, True, 6)
     assert _serve(ks, stamp, Set("a", "y", cond="nx", rid=7), 6.0) == Ack(7, applied=False)
     assert _serve(ks, stamp, Expire("a", 1.0, rid=8), 6.0) == Ack(8, applied=True)

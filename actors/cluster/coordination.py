@@ -215,8 +215,9 @@ class QuorumRound:
                 return _unavailable(request, f"{len(live)} of {needed} owners of {key!r} are reachable")
             routes.append((key, value, deadline, live, down, needed, owners))
         tasks = []
+        removing = t is Delete or (t is WriteRecord and request.delete)
         for key, value, deadline, live, down, needed, owners in routes:
-            if t is Delete:
+            if removing:
                 op: Any = Remove((key,), version, purge_at)
             else:
                 op = Write(((key, value, deadline),), version, owners)

@@ -1,7 +1,8 @@
 """Read-modify-write requests in a cluster: run at the key's coordinator, or forwarded to it.
 
 A plain object the ``Node`` actor drives through :class:`~actors.cluster.node_io.NodeIO`.
-A read-modify-write (conditional ``set``, ``expire``/``persist``, ``incr``) runs at its
+A read-modify-write (conditional ``set``, ``expire``/``persist``, ``incr``, the string
+operations of :mod:`actors.protocol.string_ops`) runs at its
 key's *coordinator*: the first owner, in placement order, that serves reads. Any other
 node forwards it there (``Forward``) and relays the answer (``ForwardReply``, accepted
 only from the node it was forwarded to), or answers ``timeout`` after twice the request
@@ -42,7 +43,7 @@ from actors.store.partitions import partition_of
 from actors.cluster.txn_plan import plan_transaction
 from actors.protocol.kinds import is_data_request, is_update, is_write, wire_name
 from actors.protocol.txn_messages import Multi, MultiReply
-from actors.store.rmw import plan_update
+from actors.store.rmw import DELETE, plan_update
 
 __all__ = ["RmwCoordinator"]
 
@@ -278,7 +279,11 @@ class RmwCoordinator:
                 return final
             job.final, job.writing = final, True
             request = job.request
-            reply = self._ask(job, WriteRecord(request.key, write[0], write[1], None, request.consistency))
+            if write is DELETE:
+                record = WriteRecord(request.key, None, None, None, request.consistency, delete=True)
+            else:
+                record = WriteRecord(request.key, write[0], write[1], None, request.consistency)
+            reply = self._ask(job, record)
         return None
 
     def _multi_step(self, job: _Job, replies: Any) -> Reply | None:

@@ -55,13 +55,15 @@ class ReadRecord:
 
 @message
 class WriteRecord:
-    """Internal: a write with an absolute ``deadline`` (kept exactly, unlike a TTL)."""
+    """Internal: a write with an absolute ``deadline`` (kept exactly, unlike a TTL), or
+    with ``delete`` a delete of the key (``getdel``, a deadline already past)."""
 
     key: str
     value: Any
     deadline: float | None
     rid: Any = None
     consistency: str | None = None
+    delete: bool = False
 
 
 @message

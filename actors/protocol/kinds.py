@@ -58,6 +58,7 @@ from actors.protocol.messages import (
     Stats,
     Ttl,
 )
+from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
 from actors.protocol import txn_kinds
 from actors.protocol.txn_messages import Flush, Multi, Scan, Watch
@@ -144,6 +145,17 @@ def _ttl(obj: dict[str, Any]) -> float | None:
     return ttl or None
 
 
+def _at(obj: dict[str, Any]) -> float | None:
+    """An absolute deadline in epoch seconds (any finite number: one already past means
+    the key is gone at once, as Redis's EXAT/PXAT in the past)."""
+    at = obj.get("at")
+    if at is None:
+        return None
+    if type(at) is not int and type(at) is not float or not math.isfinite(at):
+        raise BadRequestError("field 'at' must be a finite number of epoch seconds")
+    return float(at)
+
+
 def _consistency(obj: dict[str, Any]) -> str | None:
     level = obj.get("consistency")
     if level is None or level in CONSISTENCY_LEVELS:
@@ -188,10 +200,13 @@ def _set(obj: dict[str, Any], rid: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH
         raise BadRequestError("'nx' and 'xx' exclude each other")
     keep_ttl = bool(obj.get("keepttl"))
     ttl = _ttl(obj)
-    if keep_ttl and ttl is not None:
-        raise BadRequestError("'keepttl' and 'ttl' exclude each other")
+    at = _at(obj)
+    if keep_ttl and (ttl is not None or at is not None):
+        raise BadRequestError("'keepttl' excludes 'ttl' and 'at'")
+    if ttl is not None and at is not None:
+        raise BadRequestError("'ttl' and 'at' exclude each other")
     cond = "nx" if nx else "xx" if xx else None
-    return Set(key, value, ttl, rid, _consistency(obj), cond, bool(obj.get("get")), keep_ttl)
+    return Set(key, value, ttl, rid, _consistency(obj), cond, bool(obj.get("get")), keep_ttl, at)
 
 
 def _encode_set(request: Set) -> dict[str, Any]:
@@ -204,6 +219,8 @@ def _encode_set(request: Set) -> dict[str, Any]:
         out["get"] = True
     if request.keep_ttl:
         out["keepttl"] = True
+    if request.at is not None:
+        out["at"] = request.at
     return out
 
 
@@ -237,11 +254,20 @@ def _encode_mset(request: MSet) -> dict[str, Any]:
 # --- expire, persist, incr --------------------------------------------------------------------
 
 
+#: Redis 7's EXPIRE options: only without a TTL, only with one, only later, only earlier,
+#: and XX with LT (only with a TTL, and only earlier; XX with GT is GT).
+EXPIRE_CONDITIONS = ("nx", "xx", "gt", "lt", "xx+lt")
+
+
 def _expire(obj: dict[str, Any], rid: Any) -> Expire:
-    ttl = _ttl(obj)
-    if ttl is None:
-        raise BadRequestError("field 'ttl' must be a number of seconds > 0 (use 'persist' to remove a TTL)")
-    return Expire(_key(obj), ttl, rid, _consistency(obj))
+    at = _at(obj)
+    ttl = _ttl(obj) if at is None else None
+    if ttl is None and at is None:
+        raise BadRequestError("field 'ttl' must be a number of seconds > 0, or 'at' a deadline (use 'persist' to remove a TTL)")
+    cond = obj.get("cond")
+    if cond is not None and cond not in EXPIRE_CONDITIONS:
+        raise BadRequestError(f"field 'cond' must be one of {', '.join(EXPIRE_CONDITIONS)}")
+    return Expire(_key(obj), ttl, rid, _consistency(obj), at, cond)
 
 
 def _persist(obj: dict[str, Any], rid: Any) -> Expire:
@@ -249,9 +275,16 @@ def _persist(obj: dict[str, Any], rid: Any) -> Expire:
 
 
 def _encode_expire(request: Expire) -> dict[str, Any]:
-    if request.ttl:
-        return {"type": "expire", "key": request.key, "ttl": request.ttl}
-    return {"type": "persist", "key": request.key}
+    if request.persist:
+        return {"type": "persist", "key": request.key}
+    out: dict[str, Any] = {"type": "expire", "key": request.key}
+    if request.at is not None:
+        out["at"] = request.at
+    else:
+        out["ttl"] = request.ttl
+    if request.cond is not None:
+        out["cond"] = request.cond
+    return out
 
 
 def _incr(obj: dict[str, Any], rid: Any) -> Incr:
@@ -259,6 +292,48 @@ def _incr(obj: dict[str, Any], rid: Any) -> Incr:
     if type(by) is not int or not -(1 << 63) <= by < (1 << 63):
         raise BadRequestError("field 'by' must be a 64-bit integer")
     return Incr(_key(obj), by, rid, _consistency(obj))
+
+
+# --- getdel, getex, append, incrbyfloat (actors.protocol.string_ops) --------------------------
+
+
+def _getex(obj: dict[str, Any], rid: Any) -> GetEx:
+    at = _at(obj)
+    ttl = _ttl(obj)
+    persist = obj.get("persist")
+    if persist is not None and type(persist) is not bool:
+        raise BadRequestError("field 'persist' must be true or false")
+    if sum((ttl is not None, at is not None, bool(persist))) > 1:
+        raise BadRequestError("'ttl', 'at' and 'persist' exclude each other")
+    return GetEx(_key(obj), ttl, at, bool(persist), rid, _consistency(obj))
+
+
+def _encode_getex(request: GetEx) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "getex", "key": request.key}
+    if request.ttl is not None:
+        out["ttl"] = request.ttl
+    if request.at is not None:
+        out["at"] = request.at
+    if request.persist:
+        out["persist"] = True
+    return out
+
+
+def _append(obj: dict[str, Any], rid: Any) -> Append:
+    value = obj.get("value")
+    if type(value) is not str and type(value) is not bytes:
+        raise BadRequestError("field 'value' must be a string (or binary, over msgpack)")
+    return Append(_key(obj), value, rid, _consistency(obj))
+
+
+def _incrbyfloat(obj: dict[str, Any], rid: Any) -> IncrByFloat:
+    by = obj.get("by")
+    t = type(by)
+    if t is int or (t is float and math.isfinite(by)):
+        by = repr(by)
+    elif t is not str:
+        raise BadRequestError("field 'by' must be a finite number or its decimal text")
+    return IncrByFloat(_key(obj), by, rid, _consistency(obj))
 
 
 # --- auth -------------------------------------------------------------------------------------
@@ -341,6 +416,19 @@ _ROWS = (
         Incr, Route.UPDATE, {"incr": _incr}, lambda r: {"type": "incr", "key": r.key, "by": r.by}, _one_key,
         category=WRITE,
     ),
+    Kind(
+        GetDel, Route.UPDATE, {"getdel": lambda obj, rid: GetDel(_key(obj), rid, _consistency(obj))},
+        lambda r: {"type": "getdel", "key": r.key}, _one_key, category=WRITE,
+    ),
+    Kind(GetEx, Route.UPDATE, {"getex": _getex}, _encode_getex, _one_key, category=WRITE),
+    Kind(
+        Append, Route.UPDATE, {"append": _append}, lambda r: {"type": "append", "key": r.key, "value": r.value},
+        _one_key, category=WRITE,
+    ),
+    Kind(
+        IncrByFloat, Route.UPDATE, {"incrbyfloat": _incrbyfloat},
+        lambda r: {"type": "incrbyfloat", "key": r.key, "by": r.by}, _one_key, category=WRITE,
+    ),
     # Answered by the connection when the node has passwords, else by the node (see Auth).
     Kind(Auth, Route.NODE, {"auth": _auth}, _encode_auth, _no_keys),
     # Transactions (run at their partition's coordinator, like read-modify-writes; a
@@ -375,7 +463,7 @@ _WIRE_NAMES: dict[type, str] = {kind.type: next(iter(kind.decoders), kind.type._
 
 def wire_name(request: Any) -> str:
     """The wire name of ``request``'s kind, for messages (``persist`` for a persist)."""
-    if type(request) is Expire and request.ttl is None:
+    if type(request) is Expire and request.persist:
         return "persist"
     return _WIRE_NAMES.get(type(request), type(request).__name__.lower())
 

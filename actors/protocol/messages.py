@@ -86,6 +86,9 @@ class Set:
     Redis's options: ``cond`` "nx" (only if absent) or "xx" (only if present),
     ``get`` (answer the previous value), ``keep_ttl`` (keep the key's deadline). Any of
     them makes the set a read-modify-write, run atomically by the key's coordinator.
+    ``at``: an absolute deadline in epoch seconds instead of ``ttl`` (Redis's EXAT/PXAT,
+    and the RESP door's EX/PX made absolute at its clock); one already past stores a
+    value that is gone at once, as Redis's ``SET k v EXAT 1``.
     """
 
     key: str
@@ -96,10 +99,12 @@ class Set:
     cond: str | None = None
     get: bool = False
     keep_ttl: bool = False
+    at: float | None = None
 
     @property
     def conditional(self) -> bool:
-        return self.cond is not None or self.get or self.keep_ttl
+        """A read-modify-write: an option, or an absolute deadline (which may be past)."""
+        return self.cond is not None or self.get or self.keep_ttl or self.at is not None
 
 
 @message
@@ -156,12 +161,22 @@ class Expire:
     """Give an existing key a new TTL in seconds (> 0), or none at all (``ttl`` None: persist).
 
     Answered ``Ack(applied=...)``: whether the key existed (and, for persist, had a TTL).
+    ``at``: an absolute deadline (epoch seconds) instead of ``ttl``, any time, also one
+    already past (the key goes at once, answered applied). ``cond``: Redis 7's ``nx``
+    (only if it has no TTL), ``xx`` (only if it has one), ``gt``/``lt`` (only if the new
+    deadline is later/earlier; no TTL counts as infinite), ``xx+lt``; not met: ``applied=False``.
     """
 
     key: str
     ttl: float | None
     rid: Any = None
     consistency: str | None = None
+    at: float | None = None
+    cond: str | None = None
+
+    @property
+    def persist(self) -> bool:
+        return self.ttl is None and self.at is None
 
 
 @message
@@ -272,11 +287,13 @@ class ErrorReply:
 
 @message
 class TtlReply:
-    """``found``: the key exists; ``ttl``: seconds left, or None when it never expires."""
+    """``found``: the key exists; ``ttl``: seconds left, or None when it never expires;
+    ``deadline``: when it expires, in epoch seconds (what ``PEXPIRETIME`` answers)."""
 
     found: bool
     ttl: float | None
     rid: Any = None
+    deadline: float | None = None
 
 
 @message

@@ -33,7 +33,7 @@ from actors.protocol.replica_ops import Apply, Fetch, ItemResults, Remove, Write
 from actors.protocol.version import Version
 from actors.store.keyspace import Keyspace, entry_replicas
 from actors.store.ops import Describe, DigestQuery, DropPartitions, ListingQuery, Modify, Read
-from actors.store.rmw import plan_update
+from actors.store.rmw import DELETE, plan_update
 from actors.store.txn_ops import TXN_APPLY
 
 __all__ = ["APPLY", "OpFunction", "Trace", "apply", "out_of_memory"]
@@ -130,6 +130,12 @@ def modify(keyspace: Keyspace, op: Modify, wall: float, trace: Trace | None = No
     request = op.request
     written, reply = plan_update(request, keyspace.record(request.key, wall), wall)
     if written is None:
+        return reply
+    if written is DELETE:
+        newest = keyspace.newest_version(request.key)
+        if newest is not None and newest > op.version:
+            return newest  # stored version is newer: the node re-stamps
+        keyspace.delete(request.key, wall, op.version, wall + keyspace.tombstone_ttl)
         return reply
     if keyspace.max_memory and not keyspace.make_room(wall):
         return out_of_memory(keyspace)

@@ -1,8 +1,13 @@
 """Read-modify-write requests: what they do to a key, given what the key holds.
 
 One pure function, :func:`plan_update`, decides conditional sets (``nx``/``xx``/``get``/
-``keep_ttl``), ``expire``/``persist``, ``incr`` and ``ttl`` from the key's current
-record and the wall time. A single node applies its answer inside one store turn
+``keep_ttl``/``at``), ``expire``/``persist`` (with Redis 7's ``nx``/``xx``/``gt``/``lt``/``xx+lt``),
+``incr``, ``ttl`` and the string operations of :mod:`actors.protocol.string_ops`
+(``getdel``, ``getex``, ``append``, ``incrbyfloat``) from the key's current record and
+the wall time. What it writes is a new ``(value, deadline)``, or :data:`DELETE` (the
+key goes, leaving a tombstone where the cluster keeps them). A deadline already past
+at ``wall`` (``SET k v EXAT 1``, ``EXPIRE k -1``) is a delete: the key is gone at once,
+as in Redis, never readable for a moment. A single node applies its answer inside one store turn
 (:class:`actors.store.actor.Store`, ``Modify``); a cluster applies it at the key's coordinator
 between a quorum read and a write, one request per key at a time (``actors.node.actor``).
 Either way the semantics are these, once.
@@ -10,20 +15,32 @@ Either way the semantics are these, once.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import Ack, ErrorReply, Expire, Incr, Reply, Set, Ttl, TtlReply, Value
 from actors.protocol.record import Record
+from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat
+from actors.store.strings import as_bytes, as_int, incr_by_float
 
-__all__ = ["plan_update", "visible"]
+__all__ = ["DELETE", "Write", "plan_update", "visible"]
 
-_INT = re.compile(rb"-?(0|[1-9][0-9]*)\Z")
 _MIN, _MAX = -(1 << 63), (1 << 63) - 1
 
-#: What a write does: ``(value, deadline)``; None: nothing to write.
-Write = tuple[Any, float | None]
+
+class _Delete:
+    """The type of :data:`DELETE`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+#: A read-modify-write that deletes the key.
+DELETE = _Delete()
+#: What a write does: ``(value, deadline)``, or :data:`DELETE`; None: nothing to write.
+Write = tuple[Any, float | None] | _Delete
 
 
 def visible(record: Record | None, wall: float) -> Record | None:
@@ -35,16 +52,38 @@ def visible(record: Record | None, wall: float) -> Record | None:
     return record
 
 
-def _as_int(value: Any) -> int | None:
-    if type(value) is int:
-        return value
-    if type(value) is str:
-        if not value.isascii():  # digits are ASCII; a lone surrogate would not even encode
-            return None
-        value = value.encode("ascii")
-    if type(value) is bytes and len(value) <= 20 and _INT.match(value):
-        return int(value)
-    return None
+def _store(value: Any, deadline: float | None, wall: float) -> Write:
+    """Write ``value`` until ``deadline``; one already past deletes the key instead."""
+    if deadline is not None and deadline <= wall:
+        return DELETE
+    return (value, deadline)
+
+
+def _expire(request: Expire, live: Record | None, wall: float) -> tuple[Write | None, Reply]:
+    rid = request.rid
+    if live is None:
+        return None, Ack(rid, applied=False)
+    if request.persist:
+        if live.deadline is None:
+            return None, Ack(rid, applied=False)
+        return (live.value, None), Ack(rid, applied=True)
+    deadline = request.at if request.at is not None else wall + request.ttl  # type: ignore[operator]
+    cond = request.cond
+    if cond is not None:
+        current = live.deadline
+        if cond == "nx":
+            ok = current is None
+        elif cond == "xx":
+            ok = current is not None
+        elif cond == "gt":  # no TTL is an infinite one: never greater
+            ok = current is not None and deadline > current
+        elif cond == "lt":  # anything is less than infinite
+            ok = current is None or deadline < current
+        else:  # "xx+lt"
+            ok = current is not None and deadline < current
+        if not ok:
+            return None, Ack(rid, applied=False)
+    return _store(live.value, deadline, wall), Ack(rid, applied=True)
 
 
 def plan_update(request: Any, current: Record | None, wall: float) -> tuple[Write | None, Reply]:
@@ -59,22 +98,18 @@ def plan_update(request: Any, current: Record | None, wall: float) -> tuple[Writ
         if applied:
             if request.keep_ttl and live is not None:
                 deadline = live.deadline
+            elif request.at is not None:
+                deadline = request.at
             else:
                 deadline = wall + request.ttl if request.ttl else None
-            write = (request.value, deadline)
+            write = _store(request.value, deadline, wall)
         if request.get:
             return write, Value(live.value if live is not None else None, exists, rid)
         return write, Ack(rid, applied=applied if request.cond is not None else None)
     if t is Expire:
-        if live is None:
-            return None, Ack(rid, applied=False)
-        if request.ttl is None:
-            if live.deadline is None:
-                return None, Ack(rid, applied=False)
-            return (live.value, None), Ack(rid, applied=True)
-        return (live.value, wall + request.ttl), Ack(rid, applied=True)
+        return _expire(request, live, wall)
     if t is Incr:
-        current_value = _as_int(live.value) if live is not None else 0
+        current_value = as_int(live.value) if live is not None else 0
         if current_value is None:
             return None, ErrorReply(ErrorCode.BAD_REQUEST, "value is not an integer or out of range", rid)
         result = current_value + request.by
@@ -84,5 +119,28 @@ def plan_update(request: Any, current: Record | None, wall: float) -> tuple[Writ
     if t is Ttl:
         if live is None:
             return None, TtlReply(False, None, rid)
-        return None, TtlReply(True, None if live.deadline is None else max(0.0, live.deadline - wall), rid)
+        deadline = live.deadline
+        return None, TtlReply(True, None if deadline is None else max(0.0, deadline - wall), rid, deadline)
+    if t is GetDel:
+        if live is None:
+            return None, Value(None, False, rid)
+        return DELETE, Value(live.value, True, rid)
+    if t is GetEx:
+        if live is None:
+            return None, Value(None, False, rid)
+        reply = Value(live.value, True, rid)
+        if request.persist:
+            return ((live.value, None) if live.deadline is not None else None), reply
+        if request.at is not None or request.ttl is not None:
+            deadline = request.at if request.at is not None else wall + request.ttl
+            return _store(live.value, deadline, wall), reply
+        return None, reply
+    if t is Append:
+        value = as_bytes(live.value) + as_bytes(request.value) if live is not None else as_bytes(request.value)
+        return (value, live.deadline if live is not None else None), Value(len(value), True, rid)
+    if t is IncrByFloat:
+        text, error = incr_by_float(live.value if live is not None else None, request.by)
+        if text is None:
+            return None, ErrorReply(ErrorCode.BAD_REQUEST, error or "value is not a valid float", rid)
+        return (text, live.deadline if live is not None else None), Value(text, True, rid)
     raise TypeError(f"not an update: {type(request).__name__}")
