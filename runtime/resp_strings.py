@@ -23,7 +23,7 @@ from typing import Any
 
 from actors.protocol.messages import Ack, Expire, Get, MGet, Reply, Set, Ttl, TtlReply, Value
 from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat
-from runtime.resp import array, bulk, error, integer, null
+from runtime.resp import array, bulk, error, integer, null, parse_int
 from runtime.resp_keyspace import _b_applied, _b_exists, _b_value, _key, value_bulk
 from runtime.resp_session import SYNTAX_ERROR, Deferred, Session, int_arg, node_error
 
@@ -33,7 +33,10 @@ __all__ = [
     "cmd_type",
 ]
 
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_INT64_MAX = (1 << 63) - 1
+#: C's LLONG_MIN / 1000 and LLONG_MAX / 1000 (division truncates toward zero in C).
+_MIN_SECONDS, _MAX_SECONDS = -(_INT64_MAX // 1000), _INT64_MAX // 1000
+_NOT_INT = b"-ERR value is not an integer or out of range\r\n"
 _ZERO = b":0\r\n"
 _ONE = b":1\r\n"
 
@@ -58,7 +61,9 @@ class _Expiry:
 
 def _expiry(unit: bytes, amount: bytes, name: str) -> _Expiry | bytes:
     """Redis's ``getExpireMillisecondsOrReply``: the expire time, or the error reply."""
-    number = int_arg(amount)
+    number = parse_int(amount)
+    if number is None:
+        return _NOT_INT
     seconds = unit in (b"EX", b"EXAT")
     if number <= 0 or (seconds and number > _INT64_MAX // 1000):
         return _invalid_expire(name)
@@ -183,11 +188,19 @@ def cmd_getex(argv: list[bytes], s: Session) -> bytes | Deferred:
     if unit:
         expiry = _expiry(unit, amount, "getex")
         if type(expiry) is bytes:
-            return expiry
+            # Redis looks the key up before it checks the time: nil for a missing key.
+            return (Get(key),), _b_error_if_found, expiry
         return (GetEx(key, expiry.ttl, expiry.at),), _b_value, None  # type: ignore[union-attr]
     if flags.get("persist"):
         return (GetEx(key, persist=True),), _b_value, None
     return (Get(key),), _b_value, None
+
+
+def _b_error_if_found(replies: Sequence[Reply], i: int, proto: int, refusal: bytes) -> bytes:
+    reply = replies[i]
+    if type(reply) is not Value:
+        return node_error(reply)
+    return refusal if reply.found else null(proto)
 
 
 def _b_int_value(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
@@ -266,7 +279,7 @@ def _expire(argv: list[bytes], seconds: bool, name: str) -> bytes | Deferred:
     key = _key(argv[1])
     when = int_arg(argv[2])
     if seconds:
-        if when > _INT64_MAX // 1000 or when < _INT64_MIN // 1000:
+        if when > _MAX_SECONDS or when < _MIN_SECONDS:
             return _invalid_expire(name)
         when *= 1000
     now = _now_ms()

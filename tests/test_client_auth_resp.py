@@ -4,13 +4,11 @@ bytes sent to a real redis-server 7.0 with the same users, reply for reply."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 import redis
 
 from runtime.local_cluster import NodeProcess
+from tests.redis_server import needs_redis_server, redis_server as _redis_server
 from tests.test_client_auth import ACL, PASSWORD
 
 
@@ -181,41 +180,12 @@ SCRIPT = [
 ]
 
 
-@contextlib.contextmanager
-def _redis_server(*args: str) -> Iterator[int]:
-    """A real redis-server on a free loopback port, with ``args``; yields the port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("redis-server did not start")
-                time.sleep(0.05)
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
 def _same_replies(ours_port: int, theirs_port: int, script: list[tuple[str, ...]]) -> list[bytes]:
     payload = b"".join(_cmd(*command) for command in script) + _cmd("QUIT")  # (+OK, then both close)
     ours = _raw(ours_port, payload, 1 << 30)  # (until closed)
     theirs = _raw(theirs_port, payload, 1 << 30)
     assert ours == theirs and ours[-1] == b"+OK" and len(ours) >= len(script)
     return ours
-
-
-needs_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
 
 @needs_redis_server
