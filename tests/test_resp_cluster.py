@@ -26,6 +26,20 @@ def test_write_through_one_node_read_through_another() -> None:
             assert 90_000 < clients[1].pttl("t") <= 100_000
             assert clients[3].delete("k", "nope") == 1
             eventually(lambda: _equal(clients[1].get("k"), None), 5, "the delete reaches node1")
+            # The string read-modify-writes run at the key's coordinator and replicate
+            # (issue 16): through every node, forwarded or not.
+            assert clients[1].append("s", b"ab") == 2 and clients[2].append("s", b"\x00c") == 4
+            assert clients[3].incrbyfloat("f", "10.5") == 10.5 and clients[1].incrbyfloat("f", "0.1") == 10.6
+            assert clients[2].get("f") == b"10.6"  # Redis's long double result, as text
+            assert clients[3].getdel("s") == b"ab\x00c" and clients[1].getdel("s") is None
+            for i in (1, 2, 3):  # the delete left tombstones, not a value any replica serves
+                eventually(lambda i=i: _equal(clients[i].exists("s"), 0), 5, f"node{i} lost s")
+            assert clients[2].set("gone", "v", exat=1) is True and clients[3].get("gone") is None
+            assert clients[1].set("e", "v", ex=100) is True
+            assert clients[2].expire("e", 50, gt=True) is False and clients[3].expire("e", 200, gt=True) is True
+            assert 190 <= clients[1].ttl("e") <= 200
+            assert clients[2].getex("e", persist=True) == b"v" and clients[3].ttl("e") == -1
+            assert clients[1].expire("e", -1) is True and clients[2].get("e") is None
             info = clients[1].info("cluster")
             assert info["cluster_members"] == 3 and info["cluster_members_alive"] == 3
             assert info["cluster_replicas"] == 3 and info["cluster_ready"] == 1
