@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest request accepted; a larger one is answered too_large and the connection closed (default 1M)",
     )
     parser.add_argument(
+        "--proto-max-bulk-len", type=byte_size, default=512 << 20, metavar="BYTES",
+        help="largest bulk string (value or key) a RESP client may send, as Redis's proto-max-bulk-len; "
+        "the RESP port's request limit is this plus 1M (default 512M; --max-request-bytes is the JSON/msgpack one)",
+    )
+    parser.add_argument(
         "--event-loop", default="auto", choices=EVENT_LOOPS,
         help="asyncio's event loop or uvloop's, not with TLS (auto: $ACTORCACHE_EVENT_LOOP when set, else "
         f"{'uvloop when installed and no TLS' if AUTO_UVLOOP else 'asyncio'})",
@@ -539,6 +544,7 @@ async def serve(args: argparse.Namespace) -> int:
                 max_memory=args.max_memory,
                 eviction_policy=args.eviction_policy,
                 tls=tls,
+                proto_max_bulk_len=args.proto_max_bulk_len,
             )
         except OSError as exc:
             print(

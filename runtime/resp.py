@@ -333,9 +333,9 @@ class HiredisRespParser:
         self.max_bulk = max_bulk
         self.error: str | None = None
         self._cap = max_request_bytes + MAX_LINE
-        # Bulk lengths with as many digits as the limit (capped at 1 MB) go to the pure
-        # parser, which refuses one over the limit before buffering it.
-        digits = min(7, len(str(max_request_bytes)))
+        # Bulk lengths with as many digits as the limits (capped at 1 MB) go to the pure
+        # parser, which refuses one over a limit before buffering it.
+        digits = min(7, len(str(min(max_request_bytes, max_bulk))))
         self._big_bulk = re.compile(rb"\$[0-9]{%d}" % digits)
         self._reader: object | None = None  # hiredis.Reader while accelerated
         self._pure: RespParser | None = None  # the pure parser while not
@@ -450,12 +450,12 @@ class HiredisRespParser:
         return out + rest[already:]
 
 
-def new_parser(max_request_bytes: int = 512 << 20) -> RespParser | HiredisRespParser:
+def new_parser(max_request_bytes: int = 512 << 20, max_bulk: int = 512 << 20) -> RespParser | HiredisRespParser:
     """The parser a connection uses: hiredis-accelerated when hiredis is installed, unless
     ``ACTORCACHE_RESP_PARSER=python`` asks for the pure one (to compare them)."""
     if HIREDIS_AVAILABLE and os.environ.get("ACTORCACHE_RESP_PARSER", "").lower() not in ("python", "pure"):
-        return HiredisRespParser(max_request_bytes)
-    return RespParser(max_request_bytes)
+        return HiredisRespParser(max_request_bytes, max_bulk)
+    return RespParser(max_request_bytes, max_bulk)
 
 
 # --- inline commands --------------------------------------------------------------------

@@ -99,7 +99,10 @@ class RespConnection(ServedConnection):
         super().__init__(conn_id, node, on_closed, guard)
         self.session = Session(conn_id, info or RespServerInfo(max_request_bytes=max_request_bytes))
         self.session.counters = self.guard.counters
-        self._parser: RespParser | HiredisRespParser | None = new_parser(max_request_bytes)
+        server = self.session.server
+        self._parser: RespParser | HiredisRespParser | None = new_parser(
+            server.resp_request_limit, server.proto_max_bulk_len
+        )
         #: Batches not written yet, in read order.
         self._queue: collections.deque[_Batch] = collections.deque()
         #: With passwords on the node, every command passes the user's checks (runtime/acl.py).

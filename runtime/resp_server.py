@@ -376,7 +376,7 @@ def _config(s: Session) -> dict[str, bytes]:
         "timeout": b"%d" % int(server.timeout),
         "tcp-keepalive": b"0",
         "cluster-enabled": b"no",
-        "proto-max-bulk-len": str(server.max_request_bytes).encode(),
+        "proto-max-bulk-len": str(server.proto_max_bulk_len).encode(),
         "protected-mode": b"yes" if server.protected else b"no",
     }
 

@@ -66,6 +66,8 @@ class RespServerInfo:
     host: str = "127.0.0.1"
     port: int = 0
     max_request_bytes: int = 1 << 20
+    #: The largest bulk string a RESP client may send (``--proto-max-bulk-len``, Redis's 512 MB).
+    proto_max_bulk_len: int = 512 << 20
     max_memory: int = 0
     eviction_policy: str = "noeviction"
     max_clients: int = 10_000
@@ -78,6 +80,13 @@ class RespServerInfo:
     protected: bool = False
     #: The node's effective settings by flag name, secrets masked (``CONFIG GET``).
     options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resp_request_limit(self) -> int:
+        """The most one RESP command may take on the wire: a bulk string of the largest
+        size plus 1 MiB for the rest (headers, the key, options), and never below the
+        JSON port's ``--max-request-bytes``."""
+        return max(self.max_request_bytes, self.proto_max_bulk_len + (1 << 20))
 
 
 class Session:

@@ -137,6 +137,7 @@ class CacheServer:
         max_memory: int = 0,
         eviction_policy: str = "noeviction",
         tls: ssl.SSLContext | None = None,
+        proto_max_bulk_len: int = 512 << 20,
     ) -> tuple[str, int]:
         """Bind the Redis-protocol port (0: any free port), as :meth:`start` does."""
         if start_serving and self.node is None:
@@ -146,6 +147,7 @@ class CacheServer:
             node_id=node_id,
             host=host,
             max_request_bytes=self.max_request_bytes,
+            proto_max_bulk_len=proto_max_bulk_len,
             max_memory=max_memory,
             eviction_policy=eviction_policy,
             max_clients=self.limits.max_clients,

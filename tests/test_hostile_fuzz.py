@@ -290,11 +290,13 @@ def resp_command(*args: bytes) -> bytes:
 resp_names = st.sampled_from([
     b"SET", b"GET", b"DEL", b"MSET", b"MGET", b"INCR", b"DECR", b"INCRBY", b"DECRBY", b"EXPIRE", b"PEXPIRE",
     b"TTL", b"PTTL", b"PERSIST", b"EXISTS", b"ECHO", b"PING", b"DBSIZE", b"INFO", b"CONFIG", b"CLIENT",
-    b"COMMAND", b"SELECT", b"AUTH", b"HELLO", b"set", b"gEt",
+    b"COMMAND", b"SELECT", b"AUTH", b"HELLO", b"set", b"gEt", b"GETDEL", b"GETEX", b"APPEND", b"STRLEN",
+    b"INCRBYFLOAT", b"SETEX", b"PSETEX", b"SETNX", b"TYPE", b"TOUCH", b"UNLINK", b"EXPIRETIME", b"PEXPIRETIME", b"TIME",
 ]) | st.binary(min_size=1, max_size=12)
 resp_args = (
     st.binary(max_size=40)
-    | st.sampled_from([b"NX", b"XX", b"EX", b"PX", b"EXAT", b"GET", b"KEEPTTL", b"-1", b"0", b"3", b"GETNAME",
+    | st.sampled_from([b"NX", b"XX", b"EX", b"PX", b"EXAT", b"GET", b"KEEPTTL", b"-1", b"0", b"3", b"GETNAME", b"GT",
+                       b"LT", b"PERSIST", b"PXAT", b"1.5",
                        b"9223372036854775807", b"9223372036854775808", b"-9223372036854775809",
                        b"99999999999999999999999", b"1e999", b"nan", b"inf", b"-0", b"0x10", b" 1", b"*"])
     | keys.map(lambda k: k.encode("utf-8", "surrogatepass"))
