@@ -85,6 +85,8 @@ COUNTERS = (
     "idle_timeouts",
     "request_read_timeouts",
     "input_buffer_kills",
+    "bytes_received",
+    "bytes_sent",
 )
 
 

@@ -181,6 +181,7 @@ class ClientConnection(ServedConnection):
     def data_received(self, data: bytes) -> None:
         if self._close_when_flushed or self._draining:
             return
+        self.guard.counters["bytes_received"] += len(data)
         self.last_active = self.guard.now
         if self._handshake is not None:
             self._auth_frame(data)

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
+
+from actors.kernel.latency import Histogram
 
 __all__ = ["DEFAULT_INTERVAL_S", "YOUNG_THRESHOLD", "GcPacer", "tune_collector"]
 
@@ -45,17 +48,29 @@ def tune_collector() -> None:
 
 
 class GcPacer:
+    """Collects the young generation every ``interval_s`` on ``loop``. Being a timer that
+    fires all the time anyway, it also measures the loop: how late each tick runs
+    (``lag``: a loop busy with long turns runs timers late) and how long each collection
+    it runs stalls it (``pauses``), for the node's metrics (runtime/metrics.py)."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float = DEFAULT_INTERVAL_S) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
         self._loop = loop
         self._interval_s = interval_s
         self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
         self.collections = 0
+        self.lag = Histogram()
+        self.pauses = Histogram()
 
     def start(self) -> None:
         if self._handle is None:
-            self._handle = self._loop.call_later(self._interval_s, self._tick)
+            self._arm()
+
+    def _arm(self) -> None:
+        self._due = self._loop.time() + self._interval_s
+        self._handle = self._loop.call_at(self._due, self._tick)
 
     def stop(self) -> None:
         if self._handle is not None:
@@ -63,7 +78,10 @@ class GcPacer:
             self._handle = None
 
     def _tick(self) -> None:
+        self.lag.observe(max(0.0, self._loop.time() - self._due))
         if gc.isenabled():  # someone who disabled the collector meant it
+            began = time.perf_counter()
             gc.collect(0)
+            self.pauses.observe(time.perf_counter() - began)
             self.collections += 1
-        self._handle = self._loop.call_later(self._interval_s, self._tick)
+        self._arm()

@@ -3,7 +3,9 @@
 As the Go original's ``go run main.go node1 8081``. Prints one start-up line with the node id
 and the bound address (``actorcache node node1 listening on 127.0.0.1:8081``, plus
 `` peers=...`` when it joins through contacts); with ``--resp-port`` a second line follows
-(``actorcache node node1 resp on 127.0.0.1:6379``: the Redis-protocol port). PORT 0
+(``actorcache node node1 resp on 127.0.0.1:6379``: the Redis-protocol port), and with
+``--metrics-port`` one more (``actorcache node node1 metrics on 127.0.0.1:9121``:
+Prometheus metrics and health probes, docs/operations.md). PORT 0
 picks a free port (the line says which). PEER_ADDR arguments are the contacts it joins the
 cluster through.
 
@@ -45,7 +47,7 @@ from actors.node.system import NodeRefs, spawn_node
 from actors.protocol.consistency import CONSISTENCY_LEVELS
 from actors.protocol.peer_codec import encode_hello, encode_peer, node_id_error
 from actors.store.eviction import EVICTION_POLICIES
-from actors.protocol.internal import Leave, LeaveDone
+from actors.protocol.internal import Leave, LeaveDone, StatsAsk
 from actors.protocol.value_depth import MAX_SUPPORTED_VALUE_DEPTH
 from runtime.addresses import format_address, is_loopback
 from runtime.argtypes import (
@@ -69,6 +71,7 @@ from runtime.framing import JSON_CODECS, use_json_codec
 from runtime.gc_pacer import GcPacer, tune_collector
 from runtime.file_disk import FileDisk
 from runtime.host import real_ctx
+from runtime.metrics_http import add_metrics_options, start_metrics
 from runtime.trace_file import TraceFile
 from runtime.loop_scheduler import LoopScheduler
 from runtime.peer_trust import (
@@ -253,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_option(persist, "auto_aof_rewrite_min_size", type=byte_size, metavar="BYTES")
     add_tls_options(parser)
     add_auth_options(parser)
+    add_metrics_options(parser)
     cluster.add_argument(
         "--cluster-secret-file", metavar="PATH",
         help="file holding the cluster's shared secret (its bytes, surrounding whitespace stripped; at least 16, "
@@ -517,6 +521,15 @@ async def _save_before_exit(refs: NodeRefs) -> None:
         logger.error("the shutdown snapshot failed: %s", getattr(result, "message", result))
 
 
+async def _ask_stats(refs: NodeRefs) -> dict[str, Any] | None:
+    """The node's ``stats`` for the metrics port (None once its actor is gone)."""
+    if not refs.node.is_alive():
+        return None
+    reply = _FutureReply(asyncio.get_running_loop())
+    refs.node.tell(StatsAsk(reply_to=reply))
+    return await reply.future  # type: ignore[no-any-return]
+
+
 async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     scheduler = LoopScheduler(loop)
@@ -597,6 +610,19 @@ async def serve(args: argparse.Namespace) -> int:
     tune_collector()
     gc_pacer = GcPacer(loop)
     gc_pacer.start()
+    try:
+        metrics = await start_metrics(args, lambda: _ask_stats(refs), lambda: _dead_actor(refs) is None, gc_pacer)
+    except OSError as exc:
+        print(f"actorcache {args.node_id}: cannot listen on metrics port {args.metrics_port}: {exc.strerror}", file=sys.stderr)
+        await server.shutdown(grace_s=0.0)
+        gc_pacer.stop()
+        links.close()
+        refs.stop()
+        if disk is not None:
+            disk.close()
+        return 1
+    if metrics is not None and server.options:
+        server.options["metrics-port"] = str(metrics[1][1])  # the port bound, as for port and resp-port
 
     stop = asyncio.Event()
     hurry = asyncio.Event()
@@ -610,6 +636,8 @@ async def serve(args: argparse.Namespace) -> int:
     print(f"actorcache node {args.node_id} listening on {host}:{bound_port}{peers}", flush=True)
     if resp_bound is not None:
         print(f"actorcache node {args.node_id} resp on {resp_bound[0]}:{resp_bound[1]}", flush=True)
+    if metrics is not None:
+        print(f"actorcache node {args.node_id} metrics on {metrics[1][0]}:{metrics[1][1]}", flush=True)
     if address != format_address(host, bound_port):
         logger.info("advertising %s to peers", address)
     warning = memory_warning(args.host, args.max_memory)
@@ -643,6 +671,8 @@ async def serve(args: argparse.Namespace) -> int:
             logger.critical("actor %s died; exiting", dead.actor_urn)
             exit_code = EXIT_ACTOR_DIED
             break
+    if metrics is not None:
+        metrics[0].stopping = True  # /ready: 503 from now on, while the node hands off and stops
     if exit_code == 0 and disk is not None and config.save:
         await _save_before_exit(refs)
     if exit_code == 0:
@@ -655,6 +685,8 @@ async def serve(args: argparse.Namespace) -> int:
         await server.shutdown(grace_s=1.5)
     else:
         await server.shutdown(grace_s=0.2)
+    if metrics is not None:
+        await metrics[0].close()
     gc_pacer.stop()
     links.close()
     await links.wait_closed(timeout=0.3)

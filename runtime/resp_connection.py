@@ -132,6 +132,7 @@ class RespConnection(ServedConnection):
         parser = self._parser
         if self._close_when_flushed or self._draining or parser is None:
             return
+        self.guard.counters["bytes_received"] += len(data)
         self.last_active = self.guard.now
         commands = parser.feed(data)
         session = self.session

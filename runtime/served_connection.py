@@ -382,6 +382,7 @@ class ServedConnection(asyncio.Protocol):
             return
         if parts:
             transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            self.guard.counters["bytes_sent"] += size
         if self._out:
             loop = asyncio.get_running_loop()
             if self._write_paused:

@@ -532,6 +532,8 @@ def test_counters_start_at_zero_and_are_a_copy() -> None:
         "idle_timeouts": 0,
         "request_read_timeouts": 0,
         "input_buffer_kills": 0,
+        "bytes_received": 0,
+        "bytes_sent": 0,
     }
     stats["idle_timeouts"] = 5
     assert guard.stats()["idle_timeouts"] == 0

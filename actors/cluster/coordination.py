@@ -143,8 +143,12 @@ class QuorumRound:
     """The cluster-side state of one coordinated batch (its replies go to a
     :class:`~actors.cluster.coordinator.Slots`)."""
 
-    def __init__(self, batch_id: int) -> None:
+    def __init__(self, batch_id: int, started: float = 0.0) -> None:
         self.batch_id = batch_id
+        #: When the coordinator accepted the batch (its clock), and whether it writes:
+        #: each replica's answer to a writing round is one replication-latency observation.
+        self.started = started
+        self.writes = False
         self.tasks: list[KeyTask] = []
         #: slot -> its state: a SlotState, or a plain set's SoleTask (the same fields).
         self.slots: dict[int, SlotState | SoleTask] = {}

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, Protocol
 
 from actors.cluster.clock_bound import RefusalLog, bound_results, limit_ms
 from actors.cluster.coordination import QuorumRound
+from actors.kernel.latency import Histogram
 from actors.protocol.kinds import is_write
 from actors.cluster.lifecycle import Lifecycle
 from actors.cluster.node_io import NodeIO
@@ -82,6 +83,9 @@ class Coordinator:
         #: Replica requests to peers (actors.cluster.replica_flow): per peer the current turn's
         #: outbox (sent at the turn's end), each request's route by req, the values in flight.
         self.requests = ReplicaRequests(io.send, io.next_id, self.open.__contains__, flush_ops)
+        #: Replication latency per replica (its node id, this node's own store too): from
+        #: accepting a writing batch to that replica's answer (applied) arriving here.
+        self.replication: dict[str, Histogram] = {}
         self.counters = collections.Counter(
             {
                 "read_repairs": 0,
@@ -99,7 +103,7 @@ class Coordinator:
     # --- planning -----------------------------------------------------------------
 
     def begin(self) -> QuorumRound:
-        return QuorumRound(self.io.next_id())
+        return QuorumRound(self.io.next_id(), self.io.now())
 
     def add(self, qround: QuorumRound, slot: int, request: Any, wall: float, write: bool) -> Reply | None:
         """Plan data request ``request`` (``write``: of a writing kind, as the caller's
@@ -108,6 +112,7 @@ class Coordinator:
         else None."""
         config = self.config
         level = request.consistency or (config.write_consistency if write else config.read_consistency)
+        qround.writes |= write
         if not write:
             version = None
         elif type(request) is Set:
@@ -242,6 +247,11 @@ class Coordinator:
         """``source``'s answers ``results`` to ops answering ``attempts`` (see
         :meth:`QuorumRound.on_results`): fill the slots they decide."""
         qround, slots = entry
+        if qround.writes:
+            histogram = self.replication.get(source)
+            if histogram is None:
+                histogram = self.replication[source] = Histogram()
+            histogram.observe(self.io.now() - qround.started)
         wall = self.io.wall()
         touched = False
         replies = slots.replies

@@ -322,6 +322,11 @@ class Membership:
             self._rumours[node_id] = now
         return not known and node_id in self._rumours
 
+    def phis(self, now: float) -> dict[str, float]:
+        """Each peer's phi (its failure detector's suspicion) at ``now``, rounded to 3
+        places, in node id order (for ``stats`` and metrics; states use the detectors)."""
+        return {node_id: round(d.phi(now), 3) for node_id, d in sorted(self._detectors.items())}
+
     def _update_states(self, now: float) -> bool:
         changed = False
         horizon = now - RUMOUR_HEARTBEATS * self.heartbeat_interval_s

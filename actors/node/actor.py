@@ -58,6 +58,7 @@ from actors.kernel.scheduled import ScheduledActor
 from actors.node.io import OUTBOX_FLUSH_OPS, ActorIO
 from actors.node.local_plan import LocalPlanner
 from actors.node.ordering import ReplySlots, ReplyOrder
+from actors.node.request_metrics import RequestMetrics
 from actors.node.stats import node_stats
 from actors.protocol.edge import ClientBatch, ClientConnected, ClientDisconnected
 from actors.protocol.errors import ErrorCode
@@ -69,13 +70,14 @@ from actors.protocol.internal import (
     ReplicatorCounters,
     RequestTimeout,
     HeartbeatTick,
+    StatsAsk,
     WarmDone,
 )
 from actors.protocol.messages import ErrorReply, Reply
 from actors.protocol.peer_messages import Forward, ForwardReply, Gossip, ReplicaAck, ReplicaRequest, ReplicaResponse
 from actors.protocol.txn_messages import Multi, MultiReply
 from actors.protocol.version import HybridClock
-from actors.store.ops import StoreOp, StoreAnswer, StoreAnswers
+from actors.store.ops import StatsQuery, StoreOp, StoreAnswer, StoreAnswers
 
 __all__ = ["Node"]
 
@@ -94,7 +96,9 @@ class Node(ScheduledActor):
         #: The one continuation table (store results, timers), the store outbox, peer sends.
         self.io = io = ActorIO(ctx, store, self.actor_ref, self)
         #: Each connection's batches, answered strictly in request order.
-        self.order = ReplyOrder(self)
+        #: Requests by command and outcome, latency by command and level (``stats``, metrics).
+        self.request_metrics = RequestMetrics(config.read_consistency, config.write_consistency)
+        self.order = ReplyOrder(self, self.request_metrics, ctx.now)
         self.life = Lifecycle(io, config, int(ctx.wall() * 1000))
         self.coordinator = Coordinator(io, self.life, self.clock, config, OUTBOX_FLUSH_OPS)
         self.rmw = RmwCoordinator(io, self.life, self.coordinator, self.clock, config)
@@ -150,6 +154,9 @@ class Node(ScheduledActor):
             self.life.attach(message.replicator)
         elif t is ActorFailed:
             self.reported_failures += 1
+        elif t is StatsAsk:
+            reply_to = message.reply_to
+            self.io.ask_store(((0, StatsQuery()),), lambda answer: reply_to.tell(self._stats(answer.results[0][1])))
         else:
             return super().on_receive(message)
         return None
@@ -194,7 +201,7 @@ class Node(ScheduledActor):
 
     def _on_client_batch(self, batch: ClientBatch) -> None:
         conn = batch.conn
-        pending = ReplySlots(conn, batch.requests, batch.reply_to)
+        pending = ReplySlots(conn, batch.requests, batch.reply_to, self.ctx.now())
         self.requests += len(batch.requests)
         order = self.order
         try:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from actors.kernel.failures import log_failure
 from actors.protocol.edge import BatchReply
 from actors.protocol.kinds import KINDS
 from actors.protocol.messages import ErrorReply, Reply, ReplyTo, Request
+from actors.node.request_metrics import RequestMetrics
 
 __all__ = ["ReplySlots", "ReplyOrder", "keys_of"]
 
@@ -37,10 +38,14 @@ logger = logging.getLogger("actorcache.node")
 class ReplySlots:
     """The replies of one client batch, filled slot by slot."""
 
-    __slots__ = ("conn", "missing", "order", "replies", "reply_to", "requests")
+    __slots__ = ("conn", "missing", "order", "replies", "reply_to", "requests", "started")
 
-    def __init__(self, conn: int, requests: tuple[Request | ErrorReply, ...], reply_to: ReplyTo) -> None:
+    def __init__(
+        self, conn: int, requests: tuple[Request | ErrorReply, ...], reply_to: ReplyTo, started: float = 0.0
+    ) -> None:
         self.conn = conn
+        #: When the node accepted the batch (its ctx.now()): request latency starts here.
+        self.started = started
         self.requests = requests
         self.reply_to = reply_to
         self.replies: list[Reply | None] = [None] * len(requests)
@@ -61,12 +66,17 @@ class ReplySlots:
 
 class ReplyOrder:
     """Every open connection's queue of batches, oldest first. ``owner`` names the node
-    in failure logs."""
+    in failure logs; ``metrics`` (with ``now``, the node's clock) counts each batch's
+    requests as its replies leave."""
 
-    __slots__ = ("_connected", "_deferred", "_held", "_queues", "owner", "total")
+    __slots__ = ("_connected", "_deferred", "_held", "_queues", "metrics", "now", "owner", "total")
 
-    def __init__(self, owner: object) -> None:
+    def __init__(
+        self, owner: object, metrics: RequestMetrics | None = None, now: Callable[[], float] | None = None
+    ) -> None:
         self.owner = owner
+        self.metrics = metrics
+        self.now = now
         self._queues: dict[int, collections.deque[ReplySlots]] = {}
         #: Connections a host announced and has not closed (a batch may come without one).
         self._connected: set[int] = set()
@@ -104,8 +114,11 @@ class ReplyOrder:
         queue = self._queues.get(conn)
         if queue is None:
             return
+        metrics = self.metrics
         while queue and queue[0].missing == 0:
             done = queue.popleft()
+            if metrics is not None:
+                metrics.record(done.requests, done.replies, self.now() - done.started)  # type: ignore[misc]
             try:
                 done.reply_to.tell(BatchReply(conn, tuple(done.replies)))  # type: ignore[arg-type]
             except Exception as exc:  # a broken reply target costs its connection, never the node

@@ -1,7 +1,8 @@
 """The ``stats`` reply: the node's, its store's, its host's and its cluster's figures.
 
 Assembled from the parts that keep them (each counts its own; nothing here counts):
-the reply order (connections), the local planner (decode errors), the node's failure
+the reply order (connections, and through it requests by command and outcome with their
+latency histograms), the local planner (decode errors), the node's failure
 counts, the coordinator (coordination counters, replica requests), the replica server
 (split answers), membership and the replicator's last report. Keys are the public
 ``stats`` schema (docs/protocol.md): renaming one is a protocol change.
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.cluster.membership import State
 from actors.cluster.replicator import REPLICATOR_COUNTERS
+from actors.kernel.latency import LATENCY_BUCKETS_S
 
 if TYPE_CHECKING:
     from actors.node.actor import Node
@@ -31,6 +33,8 @@ def node_stats(node: Node, store_stats: dict[str, Any]) -> dict[str, Any]:
         "requests": node.requests,
         "errors": node.local.errors,
     }
+    stats.update(node.request_metrics.snapshot())
+    stats["latency_buckets_s"] = list(LATENCY_BUCKETS_S)
     stats.update(store_stats)
     stats["internal_errors"] = node.io.internal_errors + store_stats.get("internal_errors", 0)
     stats["actor_failures"] = node.actor_failures + node.reported_failures
@@ -43,12 +47,14 @@ def _cluster_stats(node: Node) -> dict[str, Any]:
     life = node.life
     view = life.view
     config = node.config
+    phis = life.membership.phis(node.ctx.now())
     members = {
         m.node_id: {
             "addr": m.addr,
             "incarnation": m.incarnation,
             "status": m.status,
             "state": view.states.get(m.node_id, State.ALIVE),
+            "phi": phis.get(m.node_id, 0.0),
         }
         for m in view.members
     }
@@ -67,6 +73,7 @@ def _cluster_stats(node: Node) -> dict[str, Any]:
         **dict.fromkeys(REPLICATOR_COUNTERS, 0),
     }
     out.update(coordinator.counters)
+    out["replication_latency"] = {peer: h.snapshot() for peer, h in sorted(coordinator.replication.items())}
     out["replica_requests_in_flight"] = len(coordinator.requests.routes)
     out["replica_requests_waiting"] = coordinator.requests.waiting()
     out["replica_responses_split"] = answers.split

@@ -35,6 +35,7 @@ __all__ = [
     "SaveSlice",
     "HeartbeatTick",
     "ReplicatorTick",
+    "StatsAsk",
     "ViewChanged",
     "WarmDone",
     "WriteRecord",
@@ -105,6 +106,15 @@ class HandOffDone:
 @message
 class ReplicatorCounters:
     counters: dict[str, int]
+
+
+@message
+class StatsAsk:
+    """A host asks for the node's ``stats`` outside any client connection (its metrics
+    endpoint): ``reply_to`` gets the dict a ``stats`` request would answer, and no
+    request is counted."""
+
+    reply_to: ReplyTo
 
 
 @message

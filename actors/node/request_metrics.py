@@ -1,0 +1,99 @@
+"""Requests by command and outcome, and their latency by command and consistency level.
+
+Counted by the ``Node`` actor when a batch's replies leave (:meth:`ReplyOrder.flush`):
+latency is from the batch's arrival at the node (the coordinator accepting it) to its
+reply being handed to the host, the same figure for every request of the batch (replies
+leave together, in order). Plain integers in the actor; exported on demand through
+``stats`` (runtime/metrics.py makes Prometheus families of them, the simulator a summary).
+
+Labels are bounded by construction: ``command`` is a request kind's wire name (the
+kinds table, plus ``invalid`` for what failed to decode and ``auth`` for what the host
+answered itself), ``outcome`` is ``ok`` or an :class:`~actors.protocol.errors.ErrorCode`,
+``consistency`` a level of :data:`~actors.protocol.consistency.CONSISTENCY_LEVELS` or
+``none`` for requests that are not coordinated reads or writes. Never a key.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any
+
+from actors.kernel.latency import LATENCY_BUCKETS_S, Histogram
+from actors.protocol.kinds import Route, route_of, wire_name
+from actors.protocol.messages import Ack, ErrorReply, Expire
+
+__all__ = ["RequestMetrics"]
+
+#: ``command`` of a request that failed to decode (its slot holds the ErrorReply).
+INVALID = "invalid"
+#: The commands table's key of an ``Expire`` without a TTL (wire name ``persist``).
+PERSIST = "persist"
+
+
+class _Command:
+    """One request type's counters: replies by outcome, latency by consistency level."""
+
+    __slots__ = ("default_level", "latency", "name", "outcomes", "routed")
+
+    def __init__(self, name: str, default_level: str) -> None:
+        self.name = name
+        #: The level a request without its own ``consistency`` gets (``none``: not coordinated).
+        self.default_level = default_level
+        self.routed = default_level != "none"
+        self.outcomes: dict[str, int] = {}
+        self.latency: dict[str, Histogram] = {}
+
+
+class RequestMetrics:
+    """Counts of one node's client requests; ``read_level``/``write_level``: its defaults."""
+
+    __slots__ = ("_commands", "_read_level", "_write_level")
+
+    def __init__(self, read_level: str, write_level: str) -> None:
+        self._read_level = read_level
+        self._write_level = write_level
+        self._commands: dict[Any, _Command] = {}
+
+    def record(self, requests: tuple[Any, ...], replies: list[Any], seconds: float) -> None:
+        """A batch's replies left ``seconds`` after it arrived."""
+        bucket = bisect_left(LATENCY_BUCKETS_S, seconds)
+        commands = self._commands
+        for request, reply in zip(requests, replies):
+            t = type(request)
+            key = PERSIST if t is Expire and request.ttl is None else t  # one type, two wire names
+            command = commands.get(key)
+            if command is None:
+                command = self._learn(request, key)
+            outcome = reply.code.value if type(reply) is ErrorReply else "ok"
+            outcomes = command.outcomes
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            level = (request.consistency or command.default_level) if command.routed else "none"
+            histogram = command.latency.get(level)
+            if histogram is None:
+                histogram = command.latency[level] = Histogram()
+            histogram.counts[bucket] += 1
+            histogram.sum += seconds
+
+    def _learn(self, request: Any, key: Any) -> _Command:
+        t = type(request)
+        if t is ErrorReply:
+            name, level = INVALID, "none"
+        elif t is Ack:
+            name, level = "auth", "none"
+        else:
+            route = route_of(request)
+            name = wire_name(request)
+            level = {Route.READ: self._read_level, Route.WRITE: self._write_level}.get(route, "none")  # type: ignore[arg-type]
+        command = self._commands[key] = _Command(name, level)
+        return command
+
+    def snapshot(self) -> dict[str, Any]:
+        """``stats`` form: ``requests_by_command`` ({command: {outcome: n}}) and
+        ``request_latency`` ({command: {level: histogram}}), commands in name order."""
+        commands = sorted(self._commands.values(), key=lambda c: c.name)
+        return {
+            "requests_by_command": {c.name: dict(sorted(c.outcomes.items())) for c in commands if c.outcomes},
+            "request_latency": {
+                c.name: {level: h.snapshot() for level, h in sorted(c.latency.items())} for c in commands if c.latency
+            },
+        }
