@@ -52,6 +52,8 @@ NODE_COMMAND: tuple[str, ...] = (sys.executable, "-m", "runtime.node")
 START_LINE = re.compile(r"actorcache node (?P<node>\S+) listening on (?P<host>\S+):(?P<port>\d+)")
 #: The line after it when the node serves the Redis protocol too (``--resp-port``).
 RESP_LINE = re.compile(r"actorcache node (?P<node>\S+) resp on (?P<host>\S+):(?P<port>\d+)")
+#: With --metrics-port, the line after those (docs/operations.md).
+METRICS_LINE = re.compile(r"actorcache node (?P<node>\S+) metrics on (?P<host>\S+):(?P<port>\d+)")
 
 
 class NodeStartError(RuntimeError):
@@ -92,6 +94,8 @@ class NodeProcess:
         self.argv = [*prefix, *(command or NODE_COMMAND), node_id, str(port), *args]
         self.log_path = Path(log_path) if log_path is not None else None
         self.resp_port: int | None = None
+        #: The metrics port (``--metrics-port``), else None.
+        self.metrics_port: int | None = None
         self._log: IO[str] | None = None
         self._drain: threading.Thread | None = None
         self._pending = b""
@@ -106,7 +110,9 @@ class NodeProcess:
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
         try:
-            self._await_start(deadline=time.monotonic() + start_timeout, resp="--resp-port" in args)
+            self._await_start(
+                deadline=time.monotonic() + start_timeout, resp="--resp-port" in args, metrics="--metrics-port" in args
+            )
         except BaseException:
             self.kill()
             raise
@@ -114,7 +120,7 @@ class NodeProcess:
             self._drain = threading.Thread(target=self._drain_stdout, name=f"drain-{node_id}", daemon=True)
             self._drain.start()
 
-    def _await_start(self, deadline: float, resp: bool) -> None:
+    def _await_start(self, deadline: float, resp: bool, metrics: bool = False) -> None:
         last = ""
         while True:
             line = self._read_line(deadline)
@@ -137,6 +143,14 @@ class NodeProcess:
                 if m is None:
                     raise NodeStartError(f"node {self.node_id} printed no resp line: {resp_line!r}")
                 self.resp_port = int(m.group("port"))
+            if metrics:
+                metrics_line = self._read_line(deadline) or ""
+                if self._log is not None:
+                    self._log.write(metrics_line)
+                m = METRICS_LINE.search(metrics_line)
+                if m is None:
+                    raise NodeStartError(f"node {self.node_id} printed no metrics line: {metrics_line!r}")
+                self.metrics_port = int(m.group("port"))
             return
         if self.proc.poll() is None:
             try:
