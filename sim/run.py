@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sim import shrink
+from sim.metrics import open_sampler
 from sim.runner import Runner, RunResult
 from sim.scenario import BUILTIN, ScenarioError, load_scenario
 from sim.traces import trace_lines
@@ -35,15 +36,27 @@ def replay_command(scenario: str, seed: int) -> str:
     return f"python -m sim.run {shlex.quote(scenario)} --seed {seed}"
 
 
-def run_once(name: str, seed: int, trace: Path | None = None, *, wire: bool = True) -> RunResult:
+def run_once(
+    name: str, seed: int, trace: Path | None = None, *, wire: bool = True,
+    metrics: Path | None = None, metrics_interval: float = 1.0,
+) -> RunResult:
+    """Play scenario ``name`` once; ``metrics``: write every node's metrics there every
+    ``metrics_interval`` virtual seconds and at the end (sim/metrics.py)."""
     scenario = load_scenario(name)
     runner = Runner(scenario, seed, wire=wire)
+    sampler, out = open_sampler(runner.host, metrics, metrics_interval) if metrics is not None else (None, None)
     try:
+        if sampler is not None:
+            sampler.start()
         result = runner.run()
+        if sampler is not None:
+            sampler.stop()
         if trace is not None:
             trace.write_text("\n".join(trace_lines(runner.host.trace)) + "\n", encoding="utf-8")
         return result
     finally:
+        if out is not None:
+            out.close()
         runner.close()
 
 
@@ -104,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--trace", type=Path, metavar="FILE.jsonl", help="write the event trace as JSON lines")
     parser.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    parser.add_argument(
+        "--metrics", type=Path, metavar="FILE.jsonl",
+        help="write every node's metrics (the real node's Prometheus names, docs/operations.md) as JSON lines, "
+        "every --metrics-interval virtual seconds and at the end",
+    )
+    parser.add_argument("--metrics-interval", type=float, default=1.0, metavar="SECONDS", help="default 1")
     parser.add_argument("--list", action="store_true", help="list built-in scenarios and exit")
     parser.add_argument("--check-determinism", action="store_true", help="run twice; exit 3 if the traces differ")
     shrink.add_arguments(parser)
@@ -130,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return main_real(args)
     try:
-        result = run_once(args.scenario, args.seed, args.trace, wire=args.wire)
+        if args.metrics_interval <= 0:
+            parser.error("argument --metrics-interval: must be > 0")
+        result = run_once(
+            args.scenario, args.seed, args.trace, wire=args.wire, metrics=args.metrics, metrics_interval=args.metrics_interval
+        )
         if args.check_determinism:
             again = run_once(args.scenario, args.seed, wire=args.wire)
             if again.trace_sha256 != result.trace_sha256:

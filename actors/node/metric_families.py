@@ -179,7 +179,7 @@ def _cluster_families(me: str, cluster: dict[str, Any], buckets: list[float]) ->
         counts[pair] = counts.get(pair, 0) + 1
     family = Family(
         PREFIX + "members", "gauge",
-        "Members as this node sees them, by status (warming/ready/leaving/left) and liveness (alive/suspect/down/left).",
+        "Members as this node sees them, by status (warming/ready/leaving/left) and liveness (alive/suspect/down/left; self).",
         ("status", "state"),
     )
     for (status, state), n in sorted(counts.items()):
