@@ -11,15 +11,17 @@ the exposition.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
-
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.cluster import Cluster, eventually
-from tests.metrics_support import documented_metrics, http_get, scrape, value
+from tests.metrics_support import ROOT, documented_metrics, http_get, scrape, value
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +150,25 @@ def _ready(port: int, status: int, reason: str) -> None:
     got, body, _ = http_get(port, "/ready")
     assert (got, body) == (status, ('{"ready": %s, "reason": "%s"}\n' % (str(status == 200).lower(), reason)).encode())
 
+
+def test_the_grafana_dashboard_names_documented_metrics_in_valid_promql(tmp_path: Path) -> None:
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    assert dashboard["__inputs"][0]["pluginId"] == "prometheus"  # importable: asks for its data source
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    titles = " ".join(panel["title"] for panel in dashboard["panels"]).lower()
+    for wanted in ("ops/s by command", "p99 latency by command", "replication p99", "hints pending", "members down", "memory", "evictions"):
+        assert wanted in titles, wanted
+    documented = set(documented_metrics())
+    for expr in exprs:
+        for name in re.findall(r"actorcache_[a-z_]+", expr):
+            assert name in documented or re.sub(r"_(bucket|count|sum)$", "", name) in documented, (name, expr)
+    if shutil.which("promtool") is None:
+        return
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:expr{i}", "expr": expr.replace("$job", ".*").replace("$instance", ".*")}
+        for i, expr in enumerate(exprs)
+    ]}]}
+    path = tmp_path / "rules.yml"
+    path.write_text(json.dumps(rules))  # JSON is YAML
+    check = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, timeout=60)
+    assert check.returncode == 0, (check.stdout + check.stderr).decode()
