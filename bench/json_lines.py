@@ -19,6 +19,7 @@ import urllib.request
 from bench.loadgen import parser as load_parser, run_load
 from bench.results import machine, record
 from bench.servers import bare_server, node_server
+from runtime.local_cluster import NodeProcess
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.json_lines")
@@ -36,105 +37,70 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     if args.scrape:
-        return _scrape_ab(args, argv)
-
-    servers = {
-        "node": node_server("bench", resp=False),
-        "bare": bare_server(),
-    }
-    rows = []
+        # the scraped node first: the row reads scraped, unscraped, scraped / unscraped
+        servers = {
+            "scraped": node_server("scraped", "--metrics-port", "0", resp=False),
+            "unscraped": node_server("unscraped", "--metrics-port", "0", resp=False),
+        }
+    else:
+        servers = {"node": node_server("bench", resp=False), "bare": bare_server()}
     try:
-        for workload in args.workloads.split(","):
-            for pipeline in (int(x) for x in args.pipelines.split(",")):
-                figures = {}
-                for name, server in servers.items():
-                    load_args = load_parser().parse_args(
-                        [
-                            "--addr", f"127.0.0.1:{server.port}",
-                            "--conns", str(args.conns),
-                            "--pipeline", str(pipeline),
-                            "--workload", workload,
-                            "--value-size", str(args.value_size),
-                            "--duration", str(args.duration),
-                            "--procs", str(args.procs),
-                        ]
-                    )
-                    figures[name] = run_load(load_args)
-                node, bare = figures["node"], figures["bare"]
-                ratio = node.ops_per_s / bare.ops_per_s if bare.ops_per_s else float("nan")
-                row = (
-                    f"| {workload} | {pipeline} | {node.ops_per_s:,.0f} | {node.percentile(0.5):.2f} / {node.percentile(0.99):.2f} "
-                    f"| {bare.ops_per_s:,.0f} | {bare.percentile(0.5):.2f} / {bare.percentile(0.99):.2f} | {ratio:.2f} |"
-                )
-                rows.append(row)
-                print(row, flush=True)
-                if node.errors or bare.errors:
-                    print(f"  errors: node {node.errors}, bare {bare.errors}", file=sys.stderr)
+        rows, scrapes = _cells(args, servers, scraped="scraped" if args.scrape else None)
     finally:
         for server in servers.values():
             server.terminate()
-
+    if args.scrape:
+        print(f"{scrapes} scrapes", flush=True)
     if args.record:
         command = "python -m bench.json_lines " + " ".join(argv if argv is not None else sys.argv[1:])
-        record(
-            "JSON lines: node vs bare asyncio dict server (`bench/json_lines.py`)",
-            command,
-            f"{machine()}, {args.conns} connections, {args.value_size} B values, {args.duration:g} s per cell, "
-            f"{args.procs} load process(es); servers and load share the machine.\n\n"
-            "| workload | pipeline | node ops/s | node p50 / p99 ms | bare ops/s | bare p50 / p99 ms | node / bare |\n"
-            "|---|---|---|---|---|---|---|\n" + "\n".join(rows),
-        )
+        setup = f"{machine()}, {args.conns} connections, {args.value_size} B values, {args.duration:g} s per cell, {args.procs} load process(es)"
+        if args.scrape:
+            title = "Metrics: the node with and without a scraper (`bench/json_lines.py --scrape`)"
+            setup += (
+                f"; two nodes with --metrics-port, one scraped every second during its cells ({scrapes} scrapes)"
+            )
+            head = "| workload | pipeline | scraped ops/s | p50 / p99 ms | unscraped ops/s | p50 / p99 ms | scraped / unscraped |"
+        else:
+            title = "JSON lines: node vs bare asyncio dict server (`bench/json_lines.py`)"
+            head = "| workload | pipeline | node ops/s | node p50 / p99 ms | bare ops/s | bare p50 / p99 ms | node / bare |"
+        record(title, command, f"{setup}; servers and load share the machine.\n\n{head}\n|---|---|---|---|---|---|---|\n" + "\n".join(rows))
     return 0
 
 
-def _scrape_ab(args: argparse.Namespace, argv: list[str] | None) -> int:
-    """Node throughput with and without a Prometheus scraper, same run, cells interleaved."""
-    servers = {
-        "quiet": node_server("quiet", "--metrics-port", "0", resp=False),
-        "scraped": node_server("scraped", "--metrics-port", "0", resp=False),
-    }
-    rows = []
-    scrapes = 0
-    try:
-        for workload in args.workloads.split(","):
-            for pipeline in (int(x) for x in args.pipelines.split(",")):
-                figures = {}
-                for name, server in servers.items():
-                    load_args = load_parser().parse_args(
-                        [
-                            "--addr", f"127.0.0.1:{server.port}", "--conns", str(args.conns),
-                            "--pipeline", str(pipeline), "--workload", workload,
-                            "--value-size", str(args.value_size), "--duration", str(args.duration),
-                            "--procs", str(args.procs),
-                        ]
-                    )
-                    with Scraper(server.metrics_port if name == "scraped" else None) as scraper:
-                        figures[name] = run_load(load_args)
-                    scrapes += scraper.scrapes
-                quiet, scraped = figures["quiet"], figures["scraped"]
-                ratio = scraped.ops_per_s / quiet.ops_per_s if quiet.ops_per_s else float("nan")
-                row = (
-                    f"| {workload} | {pipeline} | {quiet.ops_per_s:,.0f} | {quiet.percentile(0.5):.2f} / {quiet.percentile(0.99):.2f} "
-                    f"| {scraped.ops_per_s:,.0f} | {scraped.percentile(0.5):.2f} / {scraped.percentile(0.99):.2f} | {ratio:.2f} |"
-                )
-                rows.append(row)
-                print(row, flush=True)
-    finally:
-        for server in servers.values():
-            server.terminate()
-    print(f"{scrapes} scrapes", flush=True)
-    if args.record:
-        command = "python -m bench.json_lines " + " ".join(argv if argv is not None else sys.argv[1:])
-        record(
-            "Metrics: the node with and without a scraper (`bench/json_lines.py --scrape`)",
-            command,
-            f"{machine()}, {args.conns} connections, {args.value_size} B values, {args.duration:g} s per cell, "
-            f"{args.procs} load process(es); two nodes with --metrics-port, one scraped every second during its "
-            f"cells ({scrapes} scrapes); servers and load share the machine.\n\n"
-            "| workload | pipeline | unscraped ops/s | p50 / p99 ms | scraped ops/s | p50 / p99 ms | scraped / unscraped |\n"
-            "|---|---|---|---|---|---|---|\n" + "\n".join(rows),
-        )
-    return 0
+def _cells(args: argparse.Namespace, servers: dict[str, NodeProcess], scraped: str | None) -> tuple[list[str], int]:
+    """Every workload x pipeline cell on both ``servers`` in turn (the one named ``scraped``
+    under a :class:`Scraper`): one table row each, first / second; and the scrapes made."""
+    rows, scrapes = [], 0
+    for workload in args.workloads.split(","):
+        for pipeline in (int(x) for x in args.pipelines.split(",")):
+            figures = []
+            for name, server in servers.items():
+                with Scraper(server.metrics_port if name == scraped else None) as scraper:
+                    figures.append(run_load(_load_args(args, server.port, workload, pipeline)))
+                scrapes += scraper.scrapes
+            first, second = figures
+            ratio = first.ops_per_s / second.ops_per_s if second.ops_per_s else float("nan")
+            row = (
+                f"| {workload} | {pipeline} | {first.ops_per_s:,.0f} | {first.percentile(0.5):.2f} / {first.percentile(0.99):.2f} "
+                f"| {second.ops_per_s:,.0f} | {second.percentile(0.5):.2f} / {second.percentile(0.99):.2f} | {ratio:.2f} |"
+            )
+            rows.append(row)
+            print(row, flush=True)
+            if first.errors or second.errors:
+                names = list(servers)
+                print(f"  errors: {names[0]} {first.errors}, {names[1]} {second.errors}", file=sys.stderr)
+    return rows, scrapes
+
+
+def _load_args(args: argparse.Namespace, port: int, workload: str, pipeline: int) -> argparse.Namespace:
+    """bench.loadgen's arguments for one cell against ``port``."""
+    return load_parser().parse_args(
+        [
+            "--addr", f"127.0.0.1:{port}", "--conns", str(args.conns), "--pipeline", str(pipeline),
+            "--workload", workload, "--value-size", str(args.value_size), "--duration", str(args.duration),
+            "--procs", str(args.procs),
+        ]
+    )
 
 
 class Scraper:

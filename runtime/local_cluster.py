@@ -136,21 +136,9 @@ class NodeProcess:
             self.host = m.group("host")
             self.port = int(m.group("port"))
             if resp:
-                resp_line = self._read_line(deadline) or ""
-                if self._log is not None:
-                    self._log.write(resp_line)
-                m = RESP_LINE.search(resp_line)
-                if m is None:
-                    raise NodeStartError(f"node {self.node_id} printed no resp line: {resp_line!r}")
-                self.resp_port = int(m.group("port"))
+                self.resp_port = self._port_line(deadline, RESP_LINE, "resp")
             if metrics:
-                metrics_line = self._read_line(deadline) or ""
-                if self._log is not None:
-                    self._log.write(metrics_line)
-                m = METRICS_LINE.search(metrics_line)
-                if m is None:
-                    raise NodeStartError(f"node {self.node_id} printed no metrics line: {metrics_line!r}")
-                self.metrics_port = int(m.group("port"))
+                self.metrics_port = self._port_line(deadline, METRICS_LINE, "metrics")
             return
         if self.proc.poll() is None:
             try:
@@ -159,6 +147,16 @@ class NodeProcess:
                 pass
         exited = f"exited with {self.proc.returncode}" if self.proc.poll() is not None else "printed no start-up line"
         raise NodeStartError(f"node {self.node_id} did not start ({exited}): {last!r} {self._error_output()}")
+
+    def _port_line(self, deadline: float, pattern: re.Pattern[str], what: str) -> int:
+        """The port the next start-up line (``pattern``: its ``what`` port's) names."""
+        line = self._read_line(deadline) or ""
+        if self._log is not None:
+            self._log.write(line)
+        m = pattern.search(line)
+        if m is None:
+            raise NodeStartError(f"node {self.node_id} printed no {what} line: {line!r}")
+        return int(m.group("port"))
 
     def _read_line(self, deadline: float) -> str | None:
         """The next line of stdout, or None at EOF or past ``deadline`` (never blocks past it)."""
