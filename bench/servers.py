@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from runtime.local_cluster import NodeProcess
 
@@ -121,12 +121,24 @@ class RedisServer:
     """A throwaway ``redis-server`` on a free loopback port, persistence off, in a
     temporary directory (so nothing is ever written next to the project)."""
 
-    def __init__(self, path: str = "redis-server", *, cpu: int | None = None, start_timeout: float = 10.0) -> None:
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="actorcache-redis-")
+    def __init__(
+        self,
+        path: str = "redis-server",
+        *,
+        cpu: int | None = None,
+        start_timeout: float = 10.0,
+        extra: Sequence[str] = (),
+        directory: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        """``extra``: more options (after ours: ``--appendonly yes`` overrides);
+        ``directory``: an existing ``--dir`` to use (and keep) instead of a temporary one."""
+        self.port = port or free_port()
+        self._own_dir = directory is None
+        self.dir = directory or tempfile.mkdtemp(prefix="actorcache-redis-")
         self.argv = [
             *pin_prefix(cpu), path, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", self.dir, "--logfile", "", "--daemonize", "no",
+            "--save", "", "--appendonly", "no", "--dir", self.dir, "--logfile", "", "--daemonize", "no", *extra,
         ]
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.pid = self.proc.pid
@@ -151,7 +163,8 @@ class RedisServer:
 
     def stop(self) -> None:
         _stop(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:
         return self

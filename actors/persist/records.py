@@ -2,19 +2,20 @@
 
 The replication record (:mod:`actors.protocol.replica_wire`: ``[key, value, deadline,
 [wall_ms, logical, node_id], purge_at]``) plus the entry's replica ids, so any value
-type that replicates also persists, checked by the same decoder. A key that was removed
+type that replicates also persists, checked as that decoder checks it. A key that was removed
 without a tombstone (a single-copy node) is written with ``purge_at`` 0: already purged.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from actors.protocol.errors import BadRequestError
 from actors.protocol.record import Record
-from actors.protocol.replica_wire import decode_record, text
+from actors.protocol.replica_wire import text
 from actors.store.keyspace import DEADLINE, META, VALUE, VLOGICAL, VWALL, Entry
-from actors.protocol.version import Version
+from actors.protocol.version import MAX_LOGICAL, MAX_WALL_MS, Version
 
 __all__ = ["GONE_VERSION", "decode_stored", "stored_record"]
 
@@ -33,14 +34,39 @@ def stored_record(key: str, entry: Entry | None, tomb: tuple[Version, float] | N
 
 
 def decode_stored(obj: Any) -> tuple[Record, tuple[str, ...]]:
-    """``(record, replica ids)``; raises ``BadRequestError`` (or ``ValueError``/``TypeError``
-    from unpacking) for anything that is not a record."""
+    """``(record, replica ids)``; raises ``BadRequestError`` for anything that is not a
+    record. The checks of :func:`~actors.protocol.replica_wire.decode_record`, inline: a
+    load decodes every key of the node."""
     if type(obj) is not list or len(obj) != 6:
         raise BadRequestError("a stored record is an array of 6")
-    record = decode_record(obj[:5])
-    if type(record.key) is not str or not record.key:  # type: ignore[union-attr]
+    key, value, deadline, version, purge_at, replicas = obj
+    if type(key) is not str or not key:
         raise BadRequestError("a stored record's key must be a non-empty string")
-    replicas = obj[5]
+    if deadline is not None and type(deadline) is not float and type(deadline) is not int:
+        raise BadRequestError("a deadline must be a number or null")
+    if purge_at is not None and type(purge_at) is not float and type(purge_at) is not int:
+        raise BadRequestError("a purge time must be a number or null")
+    if type(version) is not list or len(version) != 3:
+        raise BadRequestError("a version is an array of 3")
+    wall_ms, logical, node_id = version
+    if (
+        type(wall_ms) is not int or type(logical) is not int or type(node_id) is not str
+        or not 0 <= wall_ms <= MAX_WALL_MS or not 0 <= logical <= MAX_LOGICAL
+    ):
+        raise BadRequestError("a version is [wall_ms, logical, node_id] within a clock's range")
     if type(replicas) is not list:
         raise BadRequestError("a stored record's replicas must be an array")
-    return record, tuple(text(r) for r in replicas)  # type: ignore[return-value]
+    ids = _IDS.get(node_id)
+    if ids is None:
+        ids = _IDS[node_id] = sys.intern(node_id)
+    if replicas:
+        replicas = tuple(text(r) for r in replicas)
+    else:
+        replicas = ()
+    return _new(Record, (key, value, deadline, _new(Version, (wall_ms, logical, ids)), purge_at)), replicas
+
+
+#: Builds NamedTuples without their Python-level ``__new__``.
+_new = tuple.__new__
+#: Node ids met while loading, interned (every entry keeps its writer's id: one string per node).
+_IDS: dict[str, str] = {}
