@@ -34,6 +34,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 import asyncio
+import gc
 import logging
 import resource
 import signal
@@ -595,11 +596,17 @@ async def serve(args: argparse.Namespace) -> int:
             print(f"actorcache {args.node_id}: {exc}", file=sys.stderr)
             server.close_listener()
             return 1
+    if disk is not None:
+        # Loading allocates millions of objects: the cyclic GC would scan them again and
+        # again (it halves the load time at 200k keys); the collector is tuned after.
+        gc.disable()
     refs = spawn_node(
         real_ctx(args.node_id, scheduler, trace=trace, send=links.send, host_stats=server.stats, disk=disk), config
     )
     server.attach(refs.node)
-    if disk is not None and not await _loaded(refs):
+    loaded = disk is None or await _loaded(refs)
+    gc.enable()
+    if not loaded:
         logger.critical("the data directory could not be loaded (see above); not starting")
         await server.shutdown(grace_s=0.0)
         links.close()

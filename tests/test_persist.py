@@ -359,3 +359,25 @@ def test_flush_is_logged_and_kept_out_of_a_running_capture() -> None:
     again = Keyspace()
     persistence(disk, again, appendonly=True).load(again, WALL)
     assert state(again) == state(ks) and set(state(again)) == {"after"}
+
+
+@pytest.mark.parametrize("via", ["snapshot", "log"])
+def test_disk_data_older_than_the_tombstone_lifetime_is_not_loaded(via: str) -> None:
+    """A key deleted after the data was written may have had its tombstone purged on every
+    peer by now: the old value must not come back (docs/persistence.md)."""
+    disk = MemoryDisk()
+    ks = Keyspace(tombstone_ttl=60)
+    p = persistence(disk, ks, appendonly=via == "log")
+    p.load(ks, WALL)
+    ks.set("old", "value", None, v(1))
+    if via == "snapshot":
+        p.start_save(ks, WALL, 0.0)
+        p.save_slice(clock, 1.0, WALL)
+    else:
+        p.end_turn(ks, WALL, 0.0)
+    fresh = Keyspace()
+    persistence(disk, fresh, appendonly=via == "log").load(fresh, WALL + 59)
+    assert set(state(fresh)) == {"old"} and fresh.tombstone_ttl == 60
+    stale = Keyspace()
+    said = persistence(disk, stale, appendonly=via == "log").load(stale, WALL + 61)
+    assert "not loaded" in said and len(stale) == 0

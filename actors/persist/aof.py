@@ -1,9 +1,9 @@
 """The append-only log: one block per store turn, replayed after the snapshot on start.
 
 A log file ``appendonly.<gen>.aof`` is the magic, a HEADER block (``{"format", "gen",
-"node_id"}``), then DATA blocks ``[wall, [record, ...]]``: the state, at the end of one
+"node_id"}``), then DATA blocks ``[wall, [record, ...], tombstone_ttl]``: the state, at the end of one
 store turn, of every key that turn changed (see :mod:`actors.persist.tap`), stamped with
-the wall time. Replaying a log overwrites keys in file order, so it ends where the node
+the wall time and the tombstone lifetime then in force. Replaying a log overwrites keys in file order, so it ends where the node
 was when it last wrote.
 
 Generations: every snapshot capture starts a new log generation at the same instant,
@@ -52,8 +52,8 @@ def log_start(gen: int, node_id: str) -> bytes:
     return AOF_MAGIC + encode_block(HEADER, {"format": 1, "gen": gen, "node_id": node_id})
 
 
-def log_block(wall: float, records: list[Any]) -> bytes:
-    return encode_block(DATA, [wall, records])
+def log_block(wall: float, records: list[Any], tombstone_ttl: float = 0.0) -> bytes:
+    return encode_block(DATA, [wall, records, tombstone_ttl])
 
 
 class LogCorrupt(Exception):
@@ -71,8 +71,9 @@ class LogCorrupt(Exception):
 @dataclass
 class LogRead:
     records: list[tuple[Record, tuple[str, ...]]] = field(default_factory=list)
-    #: The wall time of the last whole block (0 when none).
+    #: The wall time and tombstone lifetime of the last whole block (0 when none).
     last_wall: float = 0.0
+    tombstone_ttl: float = 0.0
     #: Bytes of whole blocks (where a torn tail is cut), and what was torn (None: nothing).
     good_bytes: int = 0
     torn: FileError | None = None
@@ -85,12 +86,13 @@ def read_log(data: bytes, name: str) -> LogRead:
             if out.good_bytes == 0:
                 if kind != HEADER or type(obj) is not dict:
                     raise Corrupt(offset, "the first block is not a log header")
-            elif kind != DATA or type(obj) is not list or len(obj) != 2 or type(obj[1]) is not list:
+            elif kind != DATA or type(obj) is not list or len(obj) != 3 or type(obj[1]) is not list:
                 raise Corrupt(offset, "not a log data block")
             else:
-                wall = obj[0]
-                if type(wall) is not float and type(wall) is not int:
-                    raise Corrupt(offset, "a log block's wall time is not a number")
+                wall, _, ttl = obj
+                if type(wall) not in (float, int) or type(ttl) not in (float, int):
+                    raise Corrupt(offset, "a log block's wall time or tombstone lifetime is not a number")
+                out.tombstone_ttl = float(ttl)
                 try:
                     out.records.extend(decode_stored(r) for r in obj[1])
                 except Exception as exc:  # noqa: BLE001 - a record that does not decode

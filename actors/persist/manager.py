@@ -105,6 +105,7 @@ class Persistence:
                 said.append(f"snapshot damaged ({exc}), moved aside to {aside}")
                 header, records = {}, []
         data_wall = float(header.get("saved_at", 0.0))
+        ttl = float(header.get("tombstone_ttl", 0.0) or 0.0)
         first_gen = int(header.get("aof_gen", 0))
         logs = sorted((g, n) for n in names if (g := log_gen(n)) is not None)
         if self.config.appendonly:
@@ -114,7 +115,9 @@ class Persistence:
                 data = disk.read(name) or b""
                 read = read_log(data, name)  # raises LogCorrupt
                 records.extend(read.records)
-                data_wall = max(data_wall, read.last_wall)
+                if read.last_wall >= data_wall:
+                    data_wall = read.last_wall
+                    ttl = max(ttl, read.tombstone_ttl)
                 said.append(f"{name} {len(read.records)} records")
                 if read.torn is not None:
                     logger.warning("%s: torn last write (%s): truncated to %d bytes", name, read.torn, read.good_bytes)
@@ -124,7 +127,6 @@ class Persistence:
                     else:
                         disk.truncate(name, read.good_bytes)
                 self.gen = gen
-        ttl = float(header.get("tombstone_ttl", 0.0) or 0.0)
         if records and ttl > 0 and wall - data_wall >= ttl:
             logger.warning(
                 "data on disk is %.0fs old, past the tombstone lifetime (%.0fs): not loaded, the node warms from its peers",
@@ -170,7 +172,7 @@ class Persistence:
         peek = keyspace.peek
         records = [stored_record(key, *peek(key)) for key in tap.take_dirty()]
         name = log_name(self.gen)
-        self.disk.append(name, log_block(wall, records))
+        self.disk.append(name, log_block(wall, records, keyspace.tombstone_ttl))
         policy = self.config.appendfsync
         if policy == "always":
             self.disk.sync(name)
