@@ -233,7 +233,7 @@ class Persistence:
             return True
         self.capture = None
         self._snapshot_size = self.disk.size(SNAPSHOT)
-        self.last_save = wall
+        self.last_save = float(capture.header["saved_at"])  # the instant the file holds
         self.last_status = "ok"
         self.saves += 1
         if self.config.appendonly:
