@@ -1,5 +1,5 @@
 """The Redis string and expiry commands beyond GET/MSET/INCR: SET's options, SETEX,
-PSETEX, SETNX, GETDEL, GETEX, APPEND, STRLEN, INCRBYFLOAT, TYPE, TOUCH, UNLINK, TIME,
+PSETEX, SETNX, GETDEL, GETEX, APPEND, STRLEN, INCRBYFLOAT, RENAME, RENAMENX, TYPE, TOUCH, UNLINK, TIME,
 EXPIRE/PEXPIRE with NX/XX/GT/LT, EXPIRETIME/PEXPIRETIME.
 
 Like :mod:`runtime.resp_keyspace`, each handler turns a command into node requests (the
@@ -22,14 +22,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from actors.protocol.messages import Ack, Expire, Get, MGet, Reply, Set, Ttl, TtlReply, Value
-from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat
+from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat, Rename
 from runtime.resp import array, bulk, error, integer, null, parse_int
 from runtime.resp_keyspace import _b_applied, _b_exists, _b_value, _key, value_bulk
 from runtime.resp_session import SYNTAX_ERROR, Deferred, Session, int_arg, node_error
 
 __all__ = [
     "cmd_append", "cmd_expire", "cmd_expiretime", "cmd_getdel", "cmd_getex", "cmd_incrbyfloat", "cmd_pexpire",
-    "cmd_pexpiretime", "cmd_psetex", "cmd_set", "cmd_setex", "cmd_setnx", "cmd_strlen", "cmd_time", "cmd_touch",
+    "cmd_pexpiretime", "cmd_psetex", "cmd_rename", "cmd_renamenx", "cmd_set", "cmd_setex", "cmd_setnx", "cmd_strlen", "cmd_time", "cmd_touch",
     "cmd_type",
 ]
 
@@ -252,6 +252,23 @@ def cmd_type(argv: list[bytes], s: Session) -> bytes | Deferred:
 
 def cmd_touch(argv: list[bytes], s: Session) -> bytes | Deferred:
     return (MGet(tuple(_key(raw) for raw in argv[1:])),), _b_exists, None
+
+
+def _b_renamed(replies: Sequence[Reply], i: int, proto: int, nx: bool) -> bytes:
+    reply = replies[i]
+    if type(reply) is not Ack:
+        return node_error(reply)  # ERR no such key; CROSSSLOT in a cluster
+    if nx:
+        return _ONE if reply.applied else _ZERO
+    return b"+OK\r\n"
+
+
+def cmd_rename(argv: list[bytes], s: Session) -> bytes | Deferred:
+    return (Rename(_key(argv[1]), _key(argv[2])),), _b_renamed, False
+
+
+def cmd_renamenx(argv: list[bytes], s: Session) -> bytes | Deferred:
+    return (Rename(_key(argv[1]), _key(argv[2]), nx=True),), _b_renamed, True
 
 
 def cmd_time(argv: list[bytes], s: Session) -> bytes | Deferred:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 
-from actors.protocol.string_ops import STRING_REQUESTS, Append, GetDel, GetEx, IncrByFloat
+from actors.protocol.string_ops import STRING_REQUESTS, Append, GetDel, GetEx, IncrByFloat, Rename
 from typing import Any
 
 import pytest
@@ -64,6 +64,8 @@ SAMPLES: list[Any] = [
     GetEx("k", None, None, True, 24),
     Append("k", b"tail", 25),
     IncrByFloat("k", "0.1", 26),
+    Rename("k", "k2", True, 27),
+    Rename("k", "k2"),
 ]
 
 
@@ -74,7 +76,7 @@ def test_every_request_type_has_exactly_one_row() -> None:
 def test_wire_names_keep_their_order_in_errors() -> None:
     assert REQUEST_TYPES == (
         "get", "set", "delete", "mget", "mset", "ping", "stats", "save", "join", "locate", "inspect", "remove_node",
-        "expire", "persist", "ttl", "incr", "getdel", "getex", "append", "incrbyfloat", "auth", "multi", "watch",
+        "expire", "persist", "ttl", "incr", "getdel", "getex", "append", "incrbyfloat", "rename", "auth", "multi", "watch",
         "unwatch", "flush", "scan",
     )
 
@@ -113,6 +115,7 @@ EXPECTED = [
     (GetEx("k"), Route.UPDATE),
     (Append("k", b"x"), Route.UPDATE),
     (IncrByFloat("k", "1"), Route.UPDATE),
+    (Rename("k", "k2"), Route.UPDATE),
     (Stats(), Route.LOCAL),
     (Inspect("k"), Route.LOCAL),
     (Ping(), Route.NODE),
@@ -155,7 +158,7 @@ def test_acl_categories_column() -> None:
     assert categories == {
         Get: "read", MGet: "read", Ttl: "read", Locate: "read",
         Set: "write", Delete: "write", MSet: "write", Expire: "write", Incr: "write",
-        GetDel: "write", GetEx: "write", Append: "write", IncrByFloat: "write",
+        GetDel: "write", GetEx: "write", Append: "write", IncrByFloat: "write", Rename: "write",
         Stats: "admin", Save: "admin", Inspect: "admin", RemoveNode: "admin", Join: "admin",
         Ping: None, Auth: None,
         Multi: None, Watch: "read", Flush: "admin", Scan: "read",  # a multi: each of its requests' own

@@ -40,6 +40,21 @@ def test_write_through_one_node_read_through_another() -> None:
             assert 190 <= clients[1].ttl("e") <= 200
             assert clients[2].getex("e", persist=True) == b"v" and clients[3].ttl("e") == -1
             assert clients[1].expire("e", -1) is True and clients[2].get("e") is None
+            # RENAME: two keys of one partition (a hash tag) run as one transaction; keys
+            # of two partitions are Redis Cluster's CROSSSLOT, and nothing moved.
+            assert clients[1].set("{u1}:a", "va", ex=100) is True
+            assert clients[2].rename("{u1}:a", "{u1}:b") is True
+            assert clients[3].get("{u1}:b") == b"va" and 90 <= clients[1].ttl("{u1}:b") <= 100
+            assert clients[3].exists("{u1}:a") == 0 and clients[1].renamenx("{u1}:b", "{u1}:b") is False
+            with pytest.raises(redis.ResponseError, match="no such key"):
+                clients[2].rename("{u1}:nope", "{u1}:c")
+            with pytest.raises(redis.exceptions.ClusterCrossSlotError, match="hash to the same slot"):
+                clients[3].rename("{u1}:b", "{u2}:b")
+            assert clients[1].get("{u1}:b") == b"va"
+            assert cluster.request(2, {"type": "rename", "key": "{u1}:b", "new_key": "{u1}:c", "nx": True}) == {
+                "type": "ack", "success": True, "applied": True,
+            }
+            assert cluster.request(3, {"type": "getdel", "key": "{u1}:c"})["value"] == "va"
             info = clients[1].info("cluster")
             assert info["cluster_members"] == 3 and info["cluster_members_alive"] == 3
             assert info["cluster_replicas"] == 3 and info["cluster_ready"] == 1

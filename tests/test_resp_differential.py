@@ -191,6 +191,8 @@ def _command(rng: random.Random, keys: list[bytes], now: int) -> list[bytes]:
         return full[: rng.randrange(1, len(full))] if len(full) > 1 else full + [b"extra"] * 3
     if name == "TIME":
         return [b"TIME"]
+    if name in ("RENAME", "RENAMENX"):
+        return [name.encode(), k, rng.choice(keys)]
     raise AssertionError(name)
 
 
@@ -198,7 +200,7 @@ _WEIGHTS = {
     "SET": 14, "GET": 8, "GETDEL": 2, "STRLEN": 2, "TYPE": 2, "PERSIST": 2, "TTL": 3, "PTTL": 3, "EXPIRETIME": 2,
     "PEXPIRETIME": 2, "INCR": 3, "DECR": 2, "INCRBY": 3, "DECRBY": 2, "INCRBYFLOAT": 4, "APPEND": 3, "SETNX": 2,
     "SETEX": 2, "PSETEX": 2, "DEL": 3, "UNLINK": 1, "EXISTS": 2, "MGET": 2, "TOUCH": 1, "MSET": 3, "EXPIRE": 5,
-    "PEXPIRE": 4, "GETEX": 4, "PING": 1, "ECHO": 1, "ARITY": 3, "TIME": 1,
+    "PEXPIRE": 4, "GETEX": 4, "PING": 1, "ECHO": 1, "ARITY": 3, "TIME": 1, "RENAME": 2, "RENAMENX": 2,
 }
 _NAMES = [name for name, weight in _WEIGHTS.items() for _ in range(weight)]
 

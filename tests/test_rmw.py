@@ -7,7 +7,8 @@ import pytest
 
 from actors.protocol.messages import Ack, Delete, ErrorReply, Expire, Get, Incr, Set, Ttl, TtlReply, Value
 from actors.protocol.record import Record
-from actors.store.rmw import plan_update
+from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat, Rename
+from actors.store.rmw import DELETE, plan_rename, plan_update
 from actors.config import NodeConfig
 from actors.protocol.version import Version
 from sim.cache_host import CacheSimHost
@@ -45,10 +46,41 @@ def rec(value: object, deadline: float | None = None, purge_at: float | None = N
         (Incr("k", 1), rec("abc"), None, ErrorReply("bad_request", "value is not an integer or out of range")),  # type: ignore[arg-type]
         (Incr("k", 1), rec("007"), None, ErrorReply("bad_request", "value is not an integer or out of range")),  # type: ignore[arg-type]
         (Incr("k", 1), rec(1.5), None, ErrorReply("bad_request", "value is not an integer or out of range")),  # type: ignore[arg-type]
+        # Issue 16: Redis's string2ll (no -0, int64 only), deadlines already past delete at
+        # once, EXPIRE's conditions, the string operations.
+        (Incr("k", 1), rec(b"-0"), None, ErrorReply("bad_request", "value is not an integer or out of range")),  # type: ignore[arg-type]
+        (Incr("k", 1), rec(b"9223372036854775808"), None, ErrorReply("bad_request", "value is not an integer or out of range")),  # type: ignore[arg-type]
+        (Set("k", "v", at=1.0), rec("old"), DELETE, Ack()),
+        (Set("k", "v", at=150.0, cond="xx"), rec("old"), ("v", 150.0), Ack(applied=True)),
+        (Expire("k", None, at=50.0), rec("x"), DELETE, Ack(applied=True)),
+        (Expire("k", None, at=150.0, cond="nx"), rec("x", deadline=120.0), None, Ack(applied=False)),
+        (Expire("k", None, at=150.0, cond="gt"), rec("x", deadline=120.0), ("x", 150.0), Ack(applied=True)),
+        (Expire("k", None, at=150.0, cond="gt"), rec("x"), None, Ack(applied=False)),  # no TTL is infinite
+        (Expire("k", None, at=150.0, cond="lt"), rec("x"), ("x", 150.0), Ack(applied=True)),
+        (Expire("k", None, at=150.0, cond="xx+lt"), rec("x"), None, Ack(applied=False)),
+        (GetDel("k"), rec("x"), DELETE, Value("x", True)),
+        (GetDel("k"), None, None, Value(None, False)),
+        (GetEx("k", ttl=5.0), rec("x"), ("x", 105.0), Value("x", True)),
+        (GetEx("k", persist=True), rec("x", deadline=130.0), ("x", None), Value("x", True)),
+        (GetEx("k", at=1.0), rec("x"), DELETE, Value("x", True)),
+        (Append("k", b"\x00b"), rec(12, deadline=130.0), (b"12\x00b", 130.0), Value(4, True)),
+        (Append("k", "é"), None, ("é".encode(), None), Value(2, True)),
+        (IncrByFloat("k", "0.1"), rec(b"10.5"), ("10.6", None), Value("10.6", True)),
+        (IncrByFloat("k", "inf"), rec(b"1"), None, ErrorReply("bad_request", "increment would produce NaN or Infinity")),  # type: ignore[arg-type]
+        (IncrByFloat("k", "1"), rec(b"x"), None, ErrorReply("bad_request", "value is not a valid float")),  # type: ignore[arg-type]
     ],
 )
 def test_plan_update(request_: object, current: Record | None, write: object, reply: object) -> None:
     assert plan_update(request_, current, wall=100.0) == (write, reply)
+
+
+def test_plan_rename() -> None:
+    src, dst = rec("x", deadline=150.0), Record("k2", "y", None, V, None)
+    assert plan_rename(Rename("k", "k2"), src, dst, 100.0) == ({"k2": ("x", 150.0), "k": DELETE}, Ack(applied=True))
+    assert plan_rename(Rename("k", "k2", nx=True), src, dst, 100.0) == ({}, Ack(applied=False))
+    assert plan_rename(Rename("k", "k2", nx=True), src, None, 100.0)[1] == Ack(applied=True)
+    assert plan_rename(Rename("k", "k"), src, src, 100.0) == ({}, Ack(applied=True))
+    assert plan_rename(Rename("k", "k2"), None, dst, 100.0) == ({}, ErrorReply("bad_request", "no such key"))  # type: ignore[arg-type]
 
 
 def test_single_node_on_both_hosts(host: object) -> None:

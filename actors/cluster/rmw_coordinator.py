@@ -42,6 +42,7 @@ from actors.protocol.version import HybridClock
 from actors.store.partitions import partition_of
 from actors.cluster.txn_plan import plan_transaction
 from actors.protocol.kinds import is_data_request, is_update, is_write, wire_name
+from actors.protocol.string_ops import Rename
 from actors.protocol.txn_messages import Multi, MultiReply
 from actors.store.rmw import DELETE, plan_update
 
@@ -120,6 +121,11 @@ class RmwCoordinator:
 
     def update(self, request: Any, done: Done) -> None:
         """Run ``request`` at the key's coordinator: here, or forwarded to it."""
+        if type(request) is Rename:
+            # Two keys: a one-request transaction (their partition's coordinator, or CROSSSLOT).
+            rid = request.rid
+            self.update(Multi((request,), rid), lambda reply: done(_only_reply(reply, rid)))
+            return
         view = self.life.view
         if type(request) is Multi:
             refusal = self._multi_refusal(request)
@@ -342,3 +348,10 @@ class RmwCoordinator:
             job.done(dataclasses.replace(reply, rid=job.request.rid))
         except Exception as exc:
             log_failure(logger, f"{self.io.node_id} answering {type(job.request).__name__}", exc)
+
+
+def _only_reply(reply: Reply, rid: Any) -> Reply:
+    """The reply of a one-request transaction's request (an error of the whole as it is)."""
+    if type(reply) is MultiReply and reply.replies:
+        return dataclasses.replace(reply.replies[0], rid=rid)
+    return reply

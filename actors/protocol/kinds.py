@@ -58,7 +58,7 @@ from actors.protocol.messages import (
     Stats,
     Ttl,
 )
-from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat
+from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat, Rename
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH, depth_error, exceeds_depth
 from actors.protocol import txn_kinds
 from actors.protocol.txn_messages import Flush, Multi, Scan, Watch
@@ -336,6 +336,20 @@ def _incrbyfloat(obj: dict[str, Any], rid: Any) -> IncrByFloat:
     return IncrByFloat(_key(obj), by, rid, _consistency(obj))
 
 
+def _rename(obj: dict[str, Any], rid: Any) -> Rename:
+    nx = obj.get("nx", False)
+    if type(nx) is not bool:
+        raise BadRequestError("field 'nx' must be true or false")
+    return Rename(_key(obj), _key(obj, "new_key"), nx, rid, _consistency(obj))
+
+
+def _encode_rename(request: Rename) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "rename", "key": request.key, "new_key": request.new_key}
+    if request.nx:
+        out["nx"] = True
+    return out
+
+
 # --- auth -------------------------------------------------------------------------------------
 
 
@@ -429,6 +443,7 @@ _ROWS = (
         IncrByFloat, Route.UPDATE, {"incrbyfloat": _incrbyfloat},
         lambda r: {"type": "incrbyfloat", "key": r.key, "by": r.by}, _one_key, category=WRITE,
     ),
+    Kind(Rename, Route.UPDATE, {"rename": _rename}, _encode_rename, lambda r: (r.key, r.new_key), category=WRITE),
     # Answered by the connection when the node has passwords, else by the node (see Auth).
     Kind(Auth, Route.NODE, {"auth": _auth}, _encode_auth, _no_keys),
     # Transactions (run at their partition's coordinator, like read-modify-writes; a

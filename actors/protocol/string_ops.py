@@ -1,5 +1,5 @@
 """The string read-modify-writes beyond ``incr`` and conditional ``set``: Redis's GETDEL,
-GETEX, APPEND and INCRBYFLOAT as client requests of both doors (RESP and JSON/msgpack).
+GETEX, APPEND, INCRBYFLOAT and RENAME as client requests of both doors (RESP and JSON/msgpack).
 
 Each is a read-modify-write (``Route.UPDATE`` in :mod:`actors.protocol.kinds`): run by the
 key's coordinator one at a time per key, as ``incr`` is, so it is atomic in a cluster
@@ -13,7 +13,7 @@ from typing import Any
 
 from actors.protocol.messages import message
 
-__all__ = ["STRING_REQUESTS", "Append", "GetDel", "GetEx", "IncrByFloat"]
+__all__ = ["STRING_REQUESTS", "Append", "GetDel", "GetEx", "IncrByFloat", "Rename"]
 
 
 @message
@@ -62,5 +62,20 @@ class IncrByFloat:
     consistency: str | None = None
 
 
+@message
+class Rename:
+    """Move the value (and TTL) of ``key`` to ``new_key``, replacing what it held; with
+    ``nx`` only if ``new_key`` does not exist. Answers ``Ack(applied=...)``, or the error
+    ``no such key``. Two keys: in a cluster it runs as a one-request transaction, so both
+    must be in one partition (``CROSSSLOT`` otherwise, as Redis Cluster answers; hash tags
+    ``{user1}:a``/``{user1}:b`` put keys together)."""
+
+    key: str
+    new_key: str
+    nx: bool = False
+    rid: Any = None
+    consistency: str | None = None
+
+
 #: The request types of this module (``actors.protocol.messages.Request`` names the others).
-STRING_REQUESTS = (GetDel, GetEx, Append, IncrByFloat)
+STRING_REQUESTS = (GetDel, GetEx, Append, IncrByFloat, Rename)

@@ -33,7 +33,8 @@ from actors.protocol.replica_ops import Apply, Fetch, ItemResults, Remove, Write
 from actors.protocol.version import Version
 from actors.store.keyspace import Keyspace, entry_replicas
 from actors.store.ops import Describe, DigestQuery, DropPartitions, ListingQuery, Modify, Read
-from actors.store.rmw import DELETE, plan_update
+from actors.protocol.string_ops import Rename
+from actors.store.rmw import DELETE, plan_rename, plan_update
 from actors.store.txn_ops import TXN_APPLY
 
 __all__ = ["APPLY", "OpFunction", "Trace", "apply", "out_of_memory"]
@@ -128,19 +129,25 @@ def fetch(keyspace: Keyspace, op: Fetch, wall: float, trace: Trace | None = None
 def modify(keyspace: Keyspace, op: Modify, wall: float, trace: Trace | None = None) -> Any:
     """A read-modify-write in one step: its reply, or the newer version the key holds."""
     request = op.request
-    written, reply = plan_update(request, keyspace.record(request.key, wall), wall)
-    if written is None:
+    if type(request) is Rename:
+        writes, reply = plan_rename(request, keyspace.record(request.key, wall), keyspace.record(request.new_key, wall), wall)
+    else:
+        written, reply = plan_update(request, keyspace.record(request.key, wall), wall)
+        writes = {} if written is None else {request.key: written}
+    if not writes:
         return reply
-    if written is DELETE:
-        newest = keyspace.newest_version(request.key)
-        if newest is not None and newest > op.version:
-            return newest  # stored version is newer: the node re-stamps
-        keyspace.delete(request.key, wall, op.version, wall + keyspace.tombstone_ttl)
-        return reply
-    if keyspace.max_memory and not keyspace.make_room(wall):
+    newer = _newer(None, None, op.version)
+    for key in writes:  # all or nothing: a key holding a newer version re-stamps the whole op
+        newer = _newer(newer, keyspace.newest_version(key), op.version)
+    if newer is not None:
+        return newer  # stored version is newer: the node re-stamps
+    if any(w is not DELETE for w in writes.values()) and keyspace.max_memory and not keyspace.make_room(wall):
         return out_of_memory(keyspace)
-    if not keyspace.set(request.key, written[0], written[1], op.version, op.replicas):
-        return keyspace.newest_version(request.key)  # stored version is newer: the node re-stamps
+    for key, written in writes.items():
+        if written is DELETE:
+            keyspace.delete(key, wall, op.version, wall + keyspace.tombstone_ttl)
+        elif not keyspace.set(key, written[0], written[1], op.version, op.replicas):  # type: ignore[index]
+            return keyspace.newest_version(key)  # it holds this very version: the node re-stamps
     return reply
 
 

@@ -20,10 +20,10 @@ from typing import Any
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import Ack, ErrorReply, Expire, Incr, Reply, Set, Ttl, TtlReply, Value
 from actors.protocol.record import Record
-from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat
+from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat, Rename
 from actors.store.strings import as_bytes, as_int, incr_by_float
 
-__all__ = ["DELETE", "Write", "plan_update", "visible"]
+__all__ = ["DELETE", "Write", "plan_rename", "plan_update", "visible"]
 
 _MIN, _MAX = -(1 << 63), (1 << 63) - 1
 
@@ -144,3 +144,20 @@ def plan_update(request: Any, current: Record | None, wall: float) -> tuple[Writ
             return None, ErrorReply(ErrorCode.BAD_REQUEST, error or "value is not a valid float", rid)
         return (text, live.deadline if live is not None else None), Value(text, True, rid)
     raise TypeError(f"not an update: {type(request).__name__}")
+
+
+def plan_rename(
+    request: Rename, source: Record | None, target: Record | None, wall: float
+) -> tuple[dict[str, Write], Reply]:
+    """What RENAME/RENAMENX writes (per key) and answers, given both keys' records: the
+    source's value and deadline move to the target, the source goes; a missing source is
+    Redis's ``no such key``; a key renamed to itself changes nothing (RENAMENX: 0)."""
+    rid = request.rid
+    live = visible(source, wall)
+    if live is None:
+        return {}, ErrorReply(ErrorCode.BAD_REQUEST, "no such key", rid)
+    if request.new_key == request.key:
+        return {}, Ack(rid, applied=not request.nx)
+    if request.nx and visible(target, wall) is not None:
+        return {}, Ack(rid, applied=False)
+    return {request.new_key: (live.value, live.deadline), request.key: DELETE}, Ack(rid, applied=True)
