@@ -63,6 +63,7 @@ from runtime.resp_strings import (
     cmd_touch,
     cmd_type,
 )
+from runtime.resp_monitor import cmd_monitor
 from runtime.resp_persist import cmd_bgsave, cmd_lastsave, cmd_save
 from runtime.resp_scan import cmd_flushall, cmd_flushdb, cmd_keys, cmd_scan
 from runtime.resp_transactions import (
@@ -80,7 +81,7 @@ from runtime.resp_session import (
     wrong_arity,
 )
 
-__all__ = ["CATEGORIES", "COMMANDS", "dispatch", "dispatch_authenticated"]
+__all__ = ["CATEGORIES", "COMMANDS", "dispatch", "dispatch_authenticated", "monitored"]
 
 logger = logging.getLogger("actorcache.resp")
 
@@ -157,6 +158,7 @@ _TABLE: list[Command] = [
     Command("expiretime", 2, cmd_expiretime, (_R, _F), (1, 1, 1)),
     Command("pexpiretime", 2, cmd_pexpiretime, (_R, _F), (1, 1, 1)),
     Command("time", 1, cmd_time, (_F,)),
+    Command("monitor", 1, cmd_monitor, ()),
     Command("ping", -1, cmd_ping, (_F,)),
     Command("echo", 2, cmd_echo, (_F,)),
     Command("dbsize", 1, cmd_dbsize, (_R, _F)),
@@ -198,12 +200,20 @@ CATEGORIES: dict[str, str | None] = {
     cmd.name: WRITE if _W in cmd.flags else READ if _R in cmd.flags else None for cmd in _TABLE
 }
 CATEGORIES.update(
-    info=ADMIN, config=ADMIN, flushdb=ADMIN, flushall=ADMIN, watch=READ, save=ADMIN, bgsave=ADMIN, lastsave=ADMIN
+    info=ADMIN, config=ADMIN, monitor=ADMIN, flushdb=ADMIN, flushall=ADMIN, watch=READ, save=ADMIN, bgsave=ADMIN, lastsave=ADMIN
 )
 #: What a connection may send before it authenticates (Redis's no-auth commands).
 _BEFORE_AUTH = frozenset(("auth", "hello", "quit"))
 _NOAUTH = error("NOAUTH " + NOAUTH_MESSAGE)
 _NOPERM_KEY = error("NOPERM " + NOPERM_KEY_MESSAGE)
+
+
+def monitored(argv: list[bytes]) -> bool:
+    """Whether MONITOR shows ``argv``: a known command with a right argument count (Redis
+    feeds monitors only what it runs), and not an @admin one (Redis hides admin commands
+    such as CONFIG and MONITOR itself from monitors)."""
+    cmd = _command(argv)
+    return type(cmd) is not bytes and CATEGORIES.get(cmd.name) != ADMIN  # type: ignore[union-attr]
 
 
 def _command(argv: list[bytes]) -> Command | bytes:

@@ -39,7 +39,8 @@ from runtime.addresses import sockaddr_text
 from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
 from runtime.resp import HiredisRespParser, RespParser, error, new_parser
 from runtime.client_auth import DENIED_MESSAGE, refused_by_protected_mode
-from runtime.resp_commands import dispatch, dispatch_authenticated
+from runtime.resp_commands import dispatch, dispatch_authenticated, monitored
+from runtime.resp_monitor import feed_monitors
 from runtime.resp_session import RespServerInfo, Session
 from runtime.served_connection import ServedConnection
 
@@ -136,6 +137,11 @@ class RespConnection(ServedConnection):
         self.last_active = self.guard.now
         commands = parser.feed(data)
         session = self.session
+        monitors = session.server.monitors
+        if monitors and commands:
+            shown = [argv for argv in commands if monitored(argv)]
+            if shown:
+                feed_monitors(monitors, shown, session.addr)
         segments: list[Any] = []
         requests: list[Any] = []
         for argv in commands:
@@ -148,6 +154,8 @@ class RespConnection(ServedConnection):
                 requests.extend(reqs)
             if session.quit:
                 break
+        if session.monitor and self not in monitors:
+            monitors[self] = None
         closing = session.quit
         if parser.error is not None and not closing:
             segments.append(error("ERR " + parser.error))
@@ -171,6 +179,15 @@ class RespConnection(ServedConnection):
         buffered = parser.buffered
         if buffered or self.held_input:
             self._note_input(buffered, bool(commands))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session.server.monitors.pop(self, None)
+        super().connection_lost(exc)
+
+    def monitor_write(self, data: bytes) -> None:
+        """A MONITOR line (or a read's lines): written after what was handed to the writer."""
+        if not self._close_when_flushed:
+            self._emit(iter((data,)))
 
     # --- reply target (called by the node, on the loop thread) ------------------------
 

@@ -78,6 +78,8 @@ class RespServerInfo:
     #: Client authentication (``runtime/acl.py``; None: no passwords) and protected mode.
     acl: Acl | None = field(default=None, repr=False)
     protected: bool = False
+    #: The connections that sent MONITOR, in that order (``runtime/resp_monitor.py``).
+    monitors: dict[Any, None] = field(default_factory=dict, repr=False)
     #: The node's effective settings by flag name, secrets masked (``CONFIG GET``).
     options: dict[str, str] = field(default_factory=dict)
 
@@ -93,8 +95,8 @@ class Session:
     """Per-connection state commands read and change."""
 
     __slots__ = (
-        "addr", "conn_id", "counters", "created", "laddr", "lib_name", "lib_ver", "name", "proto", "quit", "server",
-        "txn", "user",
+        "addr", "conn_id", "counters", "created", "laddr", "lib_name", "lib_ver", "monitor", "name", "proto", "quit",
+        "server", "txn", "user",
     )
 
     def __init__(self, conn_id: int, server: RespServerInfo, addr: str = "?", laddr: str = "?") -> None:
@@ -107,6 +109,8 @@ class Session:
         self.lib_name = b""
         self.lib_ver = b""
         self.quit = False
+        #: MONITOR was sent: the connection streams every command it sees (runtime/resp_monitor.py).
+        self.monitor = False
         self.created = time.monotonic()
         #: The authenticated user (None: not authenticated); only read when the node has passwords.
         self.user: User | None = server.acl.initial_user() if server.acl is not None else None
