@@ -166,6 +166,8 @@ def _b_dbsize(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
 def _key(raw: bytes) -> str:
     if not raw:
         raise CommandError("ERR empty keys are not supported")
+    if raw[:7] == b"\x00flush{":  # a cluster flush marker's (actors.store.flush_marks)
+        raise CommandError("ERR keys starting with '\\x00flush{' are reserved")
     return raw.decode("utf-8", "surrogateescape")
 
 

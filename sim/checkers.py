@@ -98,7 +98,19 @@ def _final_record(owners: dict[str, Record | None]) -> Record | None:
 
 
 def _plain_keys(ctx: CheckContext) -> dict[str, list[Op]]:
-    return {k: ops for k, ops in ctx.history.by_key().items() if not k.startswith("t")}
+    """Each plain key's ops, in history order, with every flush among them (a flush is a
+    delete of every key: ``FLUSH_KEY`` names it in the history)."""
+    by_key = ctx.history.by_key()
+    flushes = by_key.pop(FLUSH_KEY, [])
+    out = {k: ops for k, ops in by_key.items() if not k.startswith("t")}
+    if flushes:
+        out = {k: sorted(ops + flushes, key=lambda op: op.id) for k, ops in out.items()}
+    return out
+
+
+#: The history key of a flush (FLUSHDB): it deletes every key.
+FLUSH_KEY = "*"
+_DELETES = ("delete", "flush")
 
 
 def check_lost_writes(ctx: CheckContext) -> list[Violation]:
@@ -127,7 +139,7 @@ def check_lost_writes(ctx: CheckContext) -> list[Violation]:
                     )
                 )
         else:
-            deletes = [op for op in ops if op.kind == "delete" and op.outcome != FAIL]
+            deletes = [op for op in ops if op.kind in _DELETES and op.outcome != FAIL]
             for w in acked_sets:
                 if not any(_end(d) >= w.invoked for d in deletes):
                     out.append(
@@ -143,7 +155,8 @@ def check_lost_writes(ctx: CheckContext) -> list[Violation]:
 
 
 def check_resurrection(ctx: CheckContext) -> list[Violation]:
-    """No deleted key comes back: an acked delete beats every write finished before it."""
+    """No deleted key comes back: an acked delete (or flush, a delete of every key) beats
+    every write finished before it."""
     out = []
     writes = _writes_by_value(ctx.history)
     for key, ops in _plain_keys(ctx).items():
@@ -154,12 +167,12 @@ def check_resurrection(ctx: CheckContext) -> list[Violation]:
         if source is None:
             continue
         for d in ops:
-            if d.kind == "delete" and d.outcome == OK and d.invoked > _end(source):
+            if d.kind in _DELETES and d.outcome == OK and d.invoked > _end(source):
                 out.append(
                     Violation(
                         "resurrection",
                         key,
-                        f"value {final.value!r} (op {source.id}) survives acked delete op {d.id} "
+                        f"value {final.value!r} (op {source.id}) survives acked {d.kind} op {d.id} "
                         f"invoked after it (t={d.invoked:.3f})",
                     )
                 )
@@ -215,7 +228,7 @@ def check_quorum_reads(ctx: CheckContext) -> list[Violation]:
         acked = [op for op in ops if op.is_write and op.outcome == OK]
         if not acked:
             continue
-        deletes = [op for op in ops if op.kind == "delete" and op.outcome != FAIL]
+        deletes = [op for op in ops if op.kind in _DELETES and op.outcome != FAIL]
         for r in ops:
             if r.kind != "get" or r.outcome != OK:
                 continue

@@ -29,7 +29,7 @@ class Op:
     id: int
     client: int
     node: str
-    kind: str  # "get" | "set" | "delete"
+    kind: str  # "get" | "set" | "delete" | "flush" (key "*": every key)
     key: str
     consistency: str
     invoked: float

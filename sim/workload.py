@@ -22,6 +22,8 @@ from typing import Any, Iterator
 
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Set, Value
+from actors.protocol.txn_messages import Flush
+from sim.checkers import FLUSH_KEY
 from sim.history import FAIL, INFO, OK, History
 from sim.link_models import LatencyModel, constant
 
@@ -41,6 +43,9 @@ class WorkloadSpec:
     read_fraction: float = 0.5
     #: Share of writes that are deletes.
     delete_fraction: float = 0.1
+    #: Share of writes that are flushes (FLUSHDB: every key deleted; 0: none, and the
+    #: random draws are those of a workload without flushes).
+    flush_fraction: float = 0.0
     #: Share of writes that carry a TTL (on the TTL key range).
     ttl_fraction: float = 0.0
     ttl_min: float = 1.0
@@ -60,7 +65,7 @@ class WorkloadSpec:
             raise ValueError("workload needs clients >= 1, ops >= 0, rate > 0, keys >= 1, pipeline >= 1")
         if self.distribution not in ("uniform", "zipf"):
             raise ValueError("workload distribution must be 'uniform' or 'zipf'")
-        for name in ("read_fraction", "delete_fraction", "ttl_fraction"):
+        for name in ("read_fraction", "delete_fraction", "ttl_fraction", "flush_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"workload {name} must be within [0, 1]")
         if not 0 < self.ttl_min <= self.ttl_max:
@@ -185,6 +190,9 @@ class Workload:
             key = self._pick_key(ttl_range)
             request: Any = Get(key, consistency=spec.read_consistency)
             op = self.history.invoke(client, node, "get", key, spec.read_consistency or "default", now)
+        elif spec.flush_fraction and rng.random() < spec.flush_fraction:
+            request = Flush()
+            op = self.history.invoke(client, node, "flush", FLUSH_KEY, spec.write_consistency or "default", now)
         elif rng.random() < spec.delete_fraction:
             key = self._pick_key(rng.random() < spec.ttl_fraction)
             request = Delete(key, consistency=spec.write_consistency)

@@ -91,7 +91,7 @@ def test_watch_check_and_set_through_different_nodes(sim: SimCluster) -> None:
 
 @pytest.mark.integration
 def test_real_cluster_multi_exec_watch_and_crossslot() -> None:
-    from tests.cluster import Cluster
+    from tests.cluster import Cluster, eventually
 
     with Cluster(flags=("--resp-port", "0")) as cluster:
         cluster.start(3)
@@ -116,6 +116,16 @@ def test_real_cluster_multi_exec_watch_and_crossslot() -> None:
                 pipe.set("{user1}:a", value + b"+")
                 assert pipe.execute() == [True]
             assert r1.get("{user1}:a") in (b"theirs+", b"theirs")  # (read at one: may lag a moment)
+            r1.mset({f"f{i}": i for i in range(30)})
+            assert r2.flushdb() is True  # a marker per partition, at quorum
+            r3.set("after-flush", 1)
+            assert r3.mget(*[f"f{i}" for i in range(0, 30, 7)]) == [None] * 5
+            eventually(lambda: _all_equal([c.dbsize() for c in clients.values()], 1), 10, "every node flushed")
         finally:
             for client in clients.values():
                 client.close()
+
+
+def _all_equal(got: list[int], want: int) -> bool:
+    assert all(g == want for g in got), got
+    return True

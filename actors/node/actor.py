@@ -75,7 +75,8 @@ from actors.protocol.internal import (
 )
 from actors.protocol.messages import ErrorReply, Reply
 from actors.protocol.peer_messages import Forward, ForwardReply, Gossip, ReplicaAck, ReplicaRequest, ReplicaResponse
-from actors.protocol.txn_messages import Multi, MultiReply
+from actors.protocol.txn_messages import Flush, Multi, MultiReply
+from actors.store.flush_marks import flush_write
 from actors.protocol.version import HybridClock
 from actors.store.ops import StatsQuery, StoreOp, StoreAnswer, StoreAnswers
 
@@ -233,6 +234,8 @@ class Node(ScheduledActor):
         for slot in range(start, len(requests)):
             request = requests[slot]
             try:
+                if type(request) is Flush:  # a cluster's flush: a marker per partition (actors.store.flush_marks)
+                    request = flush_write(request, self.config.partitions)
                 route = route_of(request)
                 update = route is Route.UPDATE
                 if order.blocks(conn, request, update):

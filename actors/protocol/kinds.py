@@ -130,7 +130,7 @@ def _key(obj: dict[str, Any], field: str = "key") -> str:
         raise BadRequestError(f"field {field!r} must be a string, not {type(key).__name__}")
     if not key:
         raise BadRequestError(f"field {field!r} must not be empty")
-    return key
+    return txn_kinds.check_key(key)
 
 
 def _ttl(obj: dict[str, Any]) -> float | None:
@@ -239,6 +239,7 @@ def _mset(obj: dict[str, Any], rid: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPT
     for key, value in entries.items():
         if type(key) is not str or not key:
             raise BadRequestError("every key in 'entries' must be a non-empty string")
+        txn_kinds.check_key(key)
         if exceeds_depth(value, max_depth):
             raise depth_error(max_depth)
     return MSet(tuple(entries.items()), _ttl(obj), rid, _consistency(obj))

@@ -27,6 +27,8 @@ from actors.protocol.version import MAX_LOGICAL, MAX_WALL_MS, Version
 __all__ = [
     "MAX_MULTI_REQUESTS",
     "MAX_SCAN_COUNT",
+    "RESERVED_PREFIX",
+    "check_key",
     "decode_flush",
     "decode_multi",
     "decode_scan",
@@ -36,6 +38,18 @@ __all__ = [
     "encode_scan",
     "key_list",
 ]
+
+#: Keys starting with this are the cluster's flush markers (actors.store.flush_marks):
+#: no client may name one.
+RESERVED_PREFIX = "\x00flush{"
+
+
+def check_key(key: str) -> str:
+    """``key``, unless it is reserved (a flush marker's)."""
+    if key[:1] == "\x00" and key.startswith(RESERVED_PREFIX):
+        raise BadRequestError("keys starting with '\\x00flush{' are reserved")
+    return key
+
 
 #: The most requests one transaction may hold (a client's queue is bounded by it too).
 MAX_MULTI_REQUESTS = 10_000
@@ -51,6 +65,7 @@ def key_list(obj: dict[str, Any]) -> tuple[str, ...]:
     for key in keys:
         if type(key) is not str or not key:
             raise BadRequestError("every key in 'keys' must be a non-empty string")
+        check_key(key)
     return tuple(keys)
 
 
@@ -90,7 +105,7 @@ def decode_multi(obj: dict[str, Any], rid: Any, max_depth: int = DEFAULT_MAX_VAL
     for pair in watch_raw:
         if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str or not pair[0]:
             raise BadRequestError("field 'watch' must be a list of [key, version] pairs")
-        watch.append((pair[0], _version(pair[1])))
+        watch.append((check_key(pair[0]), _version(pair[1])))
     aborted = obj.get("aborted", False)
     if type(aborted) is not bool:
         raise BadRequestError("field 'aborted' must be true or false")

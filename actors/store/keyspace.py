@@ -38,6 +38,7 @@ from operator import attrgetter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, Union
 
+from actors.store.flush_marks import MARKER_VALUE, is_marker, marker_key
 from actors.store.partitions import DEFAULT_PARTITIONS, partition_of
 from actors.protocol.record import Record
 from actors.store.sizing import ENTRY_OVERHEAD, VOLATILE_OVERHEAD, estimate_size
@@ -167,6 +168,8 @@ class Keyspace:
     __slots__ = (
         "_entries",
         "_last_wall",
+        "_mark_max",
+        "_marks",
         "_metas",
         "_partition_of",
         "_partitions",
@@ -210,6 +213,9 @@ class Keyspace:
         #: One shared ``(node_id, replicas)`` tuple per writer and owner set (the entries' meta).
         self._metas: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
         self._tombstones: dict[str, tuple[Version, float]] = {}
+        #: Flush markers (actors.store.flush_marks): partition -> flush version; None: none yet.
+        self._marks: dict[int, Version] | None = None
+        self._mark_max = ZERO
         self._purge_heap: list[tuple[float, str]] = []
         self._volatile: list[str] = []
         self._volatile_pos: dict[str, int] = {}
@@ -275,6 +281,8 @@ class Keyspace:
         tomb = self._tombstones.get(key)
         if tomb is not None:
             return Record(key, None, None, tomb[0], tomb[1])
+        if self._marks is not None:
+            return self._mark_record(key, wall)
         return None
 
     # --- writes -------------------------------------------------------------------
@@ -288,7 +296,10 @@ class Keyspace:
         if entry is not None:
             return entry_version(entry)
         tomb = self._tombstones.get(key)
-        return tomb[0] if tomb is not None else None
+        if tomb is not None:
+            return tomb[0]
+        marks = self._marks
+        return None if marks is None else marks.get(self._partition_of(key))
 
     def set(
         self,
@@ -326,8 +337,15 @@ class Keyspace:
         tracked = self._tracked
         evictor = self.evictor
         tap = self.tap
+        marks = self._marks
         out: list[bool] = []
         for key, value, deadline in items:
+            if key[:1] == "\x00" and is_marker(key):  # a flush (actors.store.flush_marks)
+                out.append(self._flush_mark(key, version))
+                continue
+            if marks is not None and version <= self._mark_max and version <= marks.get(self._partition_of(key), ZERO):
+                out.append(False)  # older than its partition's flush
+                continue
             # Sized before anything changes: an entry is stored and charged, or neither.
             size = entry_size(key, value, deadline)
             old = entries.get(key)
@@ -388,6 +406,8 @@ class Keyspace:
 
     def apply(self, record: Record, wall: float) -> bool:
         """Merge a record from a peer (repair, hint, stream); True if it changed anything."""
+        if record.key[:1] == "\x00" and is_marker(record.key):
+            return self._flush_mark(record.key, record.version)
         if record.purge_at is None:
             if record.deadline is not None and record.deadline <= wall:
                 if self.tombstone_ttl <= 0:
@@ -438,6 +458,9 @@ class Keyspace:
     def _tombstone(self, key: str, version: Version, purge_at: float, wall: float) -> bool:
         if purge_at <= wall:
             return False
+        marks = self._marks
+        if marks is not None and version <= marks.get(self._partition_of(key), ZERO):
+            return False  # older than its partition's flush
         old = self._tombstones.get(key)
         if old is not None:
             if version <= old[0]:
@@ -546,6 +569,9 @@ class Keyspace:
         for key in self._partition_index()[partition]:
             entry = entries.get(key)
             out.append((key, entry_version(entry) if entry is not None else tombs[key][0]))
+        mark = None if self._marks is None else self._marks.get(partition)
+        if mark is not None:
+            out.append((marker_key(partition, self.partitions), mark))
         return tuple(out)
 
     def digest(self, partition: int) -> int:
@@ -557,6 +583,8 @@ class Keyspace:
 
     def drop_partition(self, partition: int) -> int:
         """Forget every value and tombstone of ``partition`` (handed off elsewhere)."""
+        if self._marks is not None:
+            self._marks.pop(partition, None)
         keys = list(self._partition_index()[partition])
         for key in keys:
             entry = self._entries.get(key)
@@ -585,8 +613,54 @@ class Keyspace:
         self._volatile = []
         self._volatile_pos = {}
         self._partitions = None
+        self._marks = None
+        self._mark_max = ZERO
         self.used_bytes = 0
         return count
+
+    # --- flush markers (actors.store.flush_marks) -------------------------------------
+
+    def flush_mark(self, partition: int) -> Version | None:
+        """The version of ``partition``'s last flush, or None."""
+        return None if self._marks is None else self._marks.get(partition)
+
+    def _flush_mark(self, key: str, version: Version) -> bool:
+        """A partition's flush marker at ``version``: unless it holds one as new, keep it
+        and forget every value and tombstone of the partition at or below it."""
+        partition = self._partition_of(key)
+        if key != marker_key(partition, self.partitions):
+            return False  # a reserved key that is no partition's marker: nothing to store
+        marks = self._marks
+        if marks is None:
+            marks = self._marks = {}
+        old = marks.get(partition)
+        if old is not None and version <= old:
+            return False
+        marks[partition] = version
+        if version > self._mark_max:
+            self._mark_max = version
+        entries, tombs = self._entries, self._tombstones
+        for k in list(self._partition_index()[partition]):
+            entry = entries.get(k)
+            if entry is not None:
+                if entry_version(entry) <= version:
+                    self._remove(k, entry)
+            elif k in tombs and tombs[k][0] <= version:
+                self._drop_tombstone(k)
+        return True
+
+    def _mark_record(self, key: str, wall: float) -> Record | None:
+        """For a key with no value or tombstone here: its partition's marker if ``key`` is
+        the marker's, else a tombstone at the partition's flush version (a key flushed)."""
+        marks = self._marks
+        assert marks is not None
+        partition = self._partition_of(key)
+        mark = marks.get(partition)
+        if mark is None:
+            return None
+        if is_marker(key):
+            return Record(key, MARKER_VALUE, None, mark) if key == marker_key(partition, self.partitions) else None
+        return Record(key, None, None, mark, wall + max(self.tombstone_ttl, 1.0))
 
     # --- internals ----------------------------------------------------------------
 
