@@ -18,6 +18,7 @@ from actors.store.flush_marks import MARKER_VALUE, marker_key, marker_keys
 from actors.store.keyspace import Keyspace, entry_version
 from actors.store.partitions import partition_of
 from tests.test_cluster_sim import SimCluster
+from tests.test_sim_checkers import violations
 
 V = lambda wall, n="a": Version(wall, 0, n)  # noqa: E731
 
@@ -90,27 +91,13 @@ def test_a_replica_cut_off_during_the_flush_brings_nothing_back(hints: bool) -> 
 # --- the simulator's checkers --------------------------------------------------------------------------
 
 
-def _run(scenario: Any, seed: int) -> tuple[dict[str, list[str]], int]:
-    from sim.runner import Runner
-
-    runner = Runner(scenario, seed)
-    try:
-        result = runner.run()
-        flushes = sum(1 for op in runner.history.ops if op.kind == "flush" and op.outcome == "ok")
-    finally:
-        runner.close()
-    out: dict[str, list[str]] = {}
-    for v in result.violations:
-        out.setdefault(v.checker, []).append(v.message)
-    return out, flushes
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_flush_partition_scenario_keeps_every_promise(seed: int) -> None:
     from sim.scenario import load_scenario
 
-    found, flushes = _run(load_scenario("scenarios/flush-partition.toml"), seed)
-    assert flushes >= 2, "the workload flushed"
+    runners: list[Any] = []
+    found = violations(load_scenario("scenarios/flush-partition.toml"), seed, prepare=runners.append)
+    assert sum(1 for op in runners[0].history.ops if op.kind == "flush" and op.outcome == "ok") >= 2, "it flushed"
     assert not found, found
 
 
@@ -154,13 +141,12 @@ def test_a_flush_while_a_replica_is_cut_off_holds_and_a_naive_flush_fails_resurr
 
 
 def _run_with_flush(scenario: Any, at: float) -> dict[str, list[str]]:
-    """Run ``scenario`` with one more client request, a flush through n1 at ``at`` s."""
+    """Each checker's violations of ``scenario`` with one more client request: a flush
+    through n1 at ``at`` s (acknowledged)."""
     from sim.history import OK
-    from sim.runner import Runner
     from sim.workload import record_reply
 
-    runner = Runner(scenario, 1)
-    try:
+    def flush_at(runner: Any) -> None:
         env = runner.host.env
 
         def flush() -> Any:
@@ -174,10 +160,5 @@ def _run_with_flush(scenario: Any, at: float) -> dict[str, list[str]]:
             assert op.outcome == OK
 
         env.process(flush())
-        result = runner.run()
-    finally:
-        runner.close()
-    out: dict[str, list[str]] = {}
-    for v in result.violations:
-        out.setdefault(v.checker, []).append(v.message)
-    return out
+
+    return violations(scenario, 1, prepare=flush_at)

@@ -53,9 +53,15 @@ def test_the_checkers_ack_counts_are_the_nodes(level: str) -> None:
     assert [acks_needed(level, n) for n in range(12)] == [required_acks(level, n) for n in range(12)]
 
 
-def violations(scenario: Scenario, seed: int = 1, **runner_args: object) -> dict[str, list[str]]:
+def violations(
+    scenario: Scenario, seed: int = 1, prepare: Callable[[Runner], None] | None = None, **runner_args: object
+) -> dict[str, list[str]]:
+    """Each checker's violations of one run; ``prepare`` sees the runner before it runs
+    (to add a process of its own, or to keep it for a look at the history after)."""
     runner = Runner(scenario, seed, **runner_args)  # type: ignore[arg-type]
     try:
+        if prepare is not None:
+            prepare(runner)
         result = runner.run()
     finally:
         runner.close()
