@@ -1,6 +1,6 @@
 """The Redis string and expiry commands beyond GET/MSET/INCR: SET's options, SETEX,
-PSETEX, SETNX, GETDEL, GETEX, APPEND, STRLEN, INCRBYFLOAT, RENAME, RENAMENX, TYPE, TOUCH, UNLINK, TIME,
-EXPIRE/PEXPIRE with NX/XX/GT/LT, EXPIRETIME/PEXPIRETIME.
+PSETEX, SETNX, GETSET, GETDEL, GETEX, GETRANGE, APPEND, STRLEN, INCRBYFLOAT, RENAME, RENAMENX, TYPE, TOUCH, UNLINK, TIME,
+EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with NX/XX/GT/LT, EXPIRETIME/PEXPIRETIME.
 
 Like :mod:`runtime.resp_keyspace`, each handler turns a command into node requests (the
 ones the JSON protocol decodes to: ``Set``, ``Expire``, and the string read-modify-writes
@@ -23,12 +23,14 @@ from typing import Any
 
 from actors.protocol.messages import Ack, Expire, Get, MGet, Reply, Set, Ttl, TtlReply, Value
 from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat, Rename
+from actors.store.strings import as_bytes
 from runtime.resp import array, bulk, error, integer, null, parse_int
 from runtime.resp_keyspace import _b_applied, _b_exists, _b_value, _key, value_bulk
 from runtime.resp_session import SYNTAX_ERROR, Deferred, Session, int_arg, node_error
 
 __all__ = [
-    "cmd_append", "cmd_expire", "cmd_expiretime", "cmd_getdel", "cmd_getex", "cmd_incrbyfloat", "cmd_pexpire",
+    "cmd_append", "cmd_expire", "cmd_expireat", "cmd_expiretime", "cmd_getdel", "cmd_getex", "cmd_getrange",
+    "cmd_getset", "cmd_pexpireat", "cmd_incrbyfloat", "cmd_pexpire",
     "cmd_pexpiretime", "cmd_psetex", "cmd_rename", "cmd_renamenx", "cmd_set", "cmd_setex", "cmd_setnx", "cmd_strlen", "cmd_time", "cmd_touch",
     "cmd_type",
 ]
@@ -168,6 +170,10 @@ def _b_applied_int(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> by
     return node_error(reply)
 
 
+def cmd_getset(argv: list[bytes], s: Session) -> bytes | Deferred:
+    return (Set(_key(argv[1]), argv[2], get=True),), _b_set, None
+
+
 def cmd_setnx(argv: list[bytes], s: Session) -> bytes | Deferred:
     return (Set(_key(argv[1]), argv[2], cond="nx"),), _b_applied_int, None
 
@@ -228,6 +234,36 @@ def cmd_strlen(argv: list[bytes], s: Session) -> bytes | Deferred:
     return (Get(_key(argv[1])),), _b_strlen, None
 
 
+_EMPTY_BULK = b"$0\r\n\r\n"
+
+
+def _b_getrange(replies: Sequence[Reply], i: int, proto: int, bounds: tuple[int, int]) -> bytes:
+    """Redis 7.0's ``getrangeCommand`` on the value's bytes (negative indexes from the end)."""
+    reply = replies[i]
+    if type(reply) is not Value:
+        return node_error(reply)
+    if not reply.found:
+        return _EMPTY_BULK
+    data = as_bytes(reply.value)
+    start, end = bounds
+    size = len(data)
+    if start < 0 and end < 0 and start > end:
+        return _EMPTY_BULK
+    if start < 0:
+        start = max(size + start, 0)
+    if end < 0:
+        end = max(size + end, 0)
+    end = min(end, size - 1)
+    if start > end or size == 0:
+        return _EMPTY_BULK
+    return bulk(data[start : end + 1])
+
+
+def cmd_getrange(argv: list[bytes], s: Session) -> bytes | Deferred:
+    bounds = (int_arg(argv[2]), int_arg(argv[3]))
+    return (Get(_key(argv[1])),), _b_getrange, bounds
+
+
 def _b_float(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
     reply = replies[i]
     if type(reply) is Value and reply.found:
@@ -281,7 +317,7 @@ def cmd_time(argv: list[bytes], s: Session) -> bytes | Deferred:
 _EXPIRE_FLAGS = {b"NX": "nx", b"XX": "xx", b"GT": "gt", b"LT": "lt"}
 
 
-def _expire(argv: list[bytes], seconds: bool, name: str) -> bytes | Deferred:
+def _expire(argv: list[bytes], seconds: bool, name: str, absolute: bool = False) -> bytes | Deferred:
     """Redis 7.0's ``expireGenericCommand``: options first, then the time, then its overflow."""
     flags: set[str] = set()
     for raw in argv[3:]:
@@ -299,7 +335,7 @@ def _expire(argv: list[bytes], seconds: bool, name: str) -> bytes | Deferred:
         if when > _MAX_SECONDS or when < _MIN_SECONDS:
             return _invalid_expire(name)
         when *= 1000
-    now = _now_ms()
+    now = 0 if absolute else _now_ms()  # Redis's basetime
     if when > _INT64_MAX - now:
         return _invalid_expire(name)
     # XX with GT is GT (GT already needs a TTL); XX with LT is its own condition.
@@ -309,7 +345,7 @@ def _expire(argv: list[bytes], seconds: bool, name: str) -> bytes | Deferred:
         cond = "xx+lt" if "xx" in flags else "lt"
     else:
         cond = next(iter(flags), None)
-    if cond is None and when > 0:
+    if cond is None and when > 0 and not absolute:
         return (Expire(key, when / 1000),), _b_applied, None
     return (Expire(key, None, at=(when + now) / 1000, cond=cond),), _b_applied, None
 
@@ -320,6 +356,14 @@ def cmd_expire(argv: list[bytes], s: Session) -> bytes | Deferred:
 
 def cmd_pexpire(argv: list[bytes], s: Session) -> bytes | Deferred:
     return _expire(argv, False, "pexpire")
+
+
+def cmd_expireat(argv: list[bytes], s: Session) -> bytes | Deferred:
+    return _expire(argv, True, "expireat", absolute=True)
+
+
+def cmd_pexpireat(argv: list[bytes], s: Session) -> bytes | Deferred:
+    return _expire(argv, False, "pexpireat", absolute=True)
 
 
 def _b_expiretime(replies: Sequence[Reply], i: int, proto: int, millis: bool) -> bytes:

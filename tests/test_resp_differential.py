@@ -191,6 +191,15 @@ def _command(rng: random.Random, keys: list[bytes], now: int) -> list[bytes]:
         return full[: rng.randrange(1, len(full))] if len(full) > 1 else full + [b"extra"] * 3
     if name == "TIME":
         return [b"TIME"]
+    if name in ("EXPIREAT", "PEXPIREAT"):
+        flags = rng.sample([b"NX", b"XX", b"GT", b"LT"], k=rng.choice([0, 0, 1, 2]))
+        millis = name == "PEXPIREAT"
+        amount = _deadline(rng, millis, now) if rng.random() < 0.8 else _long_ttl(rng, millis)
+        return [name.encode(), k, amount, *flags]
+    if name == "GETSET":
+        return [b"GETSET", k, _value(rng)]
+    if name == "GETRANGE":
+        return [b"GETRANGE", k, *(rng.choice([b"0", b"1", b"-1", b"-3", b"5", b"100", b"-100", b"x"]) for _ in range(2))]
     if name in ("RENAME", "RENAMENX"):
         return [name.encode(), k, rng.choice(keys)]
     raise AssertionError(name)
@@ -201,6 +210,7 @@ _WEIGHTS = {
     "PEXPIRETIME": 2, "INCR": 3, "DECR": 2, "INCRBY": 3, "DECRBY": 2, "INCRBYFLOAT": 4, "APPEND": 3, "SETNX": 2,
     "SETEX": 2, "PSETEX": 2, "DEL": 3, "UNLINK": 1, "EXISTS": 2, "MGET": 2, "TOUCH": 1, "MSET": 3, "EXPIRE": 5,
     "PEXPIRE": 4, "GETEX": 4, "PING": 1, "ECHO": 1, "ARITY": 3, "TIME": 1, "RENAME": 2, "RENAMENX": 2,
+    "EXPIREAT": 2, "PEXPIREAT": 2, "GETSET": 2, "GETRANGE": 3,
 }
 _NAMES = [name for name, weight in _WEIGHTS.items() for _ in range(weight)]
 
