@@ -41,12 +41,14 @@ def real_ctx(
     send: SendFn | None = None,
     host_stats: HostStats | None = None,
     disk: Disk | None = None,
+    tracing: bool | None = None,
 ) -> Ctx:
     """The production ``Ctx``: monotonic and wall clocks, an RNG seeded from the OS, and
     ``send`` as the peer transport (:meth:`runtime.peers.PeerLinks.send`; without it,
     ``ctx.send`` raises :class:`~actors.kernel.ctx.NoPeerTransportError`); ``host_stats``: the
     server's own counters, merged into the node's ``stats``; ``disk``: the data directory
-    (``--dir``: :class:`runtime.file_disk.FileDisk`), or None."""
+    (``--dir``: :class:`runtime.file_disk.FileDisk`), or None; ``tracing``: see
+    :attr:`~actors.kernel.ctx.Ctx.tracing` (default: whether there is a ``trace`` sink)."""
     return Ctx(
         node_id,
         scheduler,
@@ -57,6 +59,7 @@ def real_ctx(
         trace=trace,
         host_stats=host_stats,
         disk=disk,
+        tracing=tracing,
     )
 
 

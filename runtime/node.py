@@ -39,6 +39,7 @@ import logging
 import resource
 import signal
 import sys
+import time
 from typing import Any
 
 from actors.config import NodeConfig
@@ -48,7 +49,7 @@ from actors.node.system import NodeRefs, spawn_node
 from actors.protocol.consistency import CONSISTENCY_LEVELS
 from actors.protocol.peer_codec import encode_hello, encode_peer, node_id_error
 from actors.store.eviction import EVICTION_POLICIES
-from actors.protocol.internal import Leave, LeaveDone, StatsAsk
+from actors.protocol.internal import Leave, StatsAsk
 from actors.protocol.value_depth import MAX_SUPPORTED_VALUE_DEPTH
 from runtime.addresses import format_address, is_loopback
 from runtime.argtypes import (
@@ -74,6 +75,7 @@ from runtime.file_disk import FileDisk
 from runtime.host import real_ctx
 from runtime.metrics_http import add_metrics_options, start_metrics
 from runtime.trace_file import TraceFile
+from runtime.logs import LOG_FORMATS, setup_logging
 from runtime.loop_scheduler import LoopScheduler
 from runtime.peer_trust import (
     LOOPBACK_ONLY_MESSAGE,
@@ -84,6 +86,8 @@ from runtime.peer_trust import (
 )
 from runtime.peers import PeerLinks
 from runtime.server import CacheServer
+from runtime.state_log import StateLog
+from runtime.future_reply import FutureReply
 from runtime.tls import add_tls_options, tls_settings
 
 __all__ = ["build_parser", "client_limits", "main", "memory_warning", "node_config", "parse_args"]
@@ -181,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info",
+    )
+    parser.add_argument(
+        "--log-format", default="text", choices=LOG_FORMATS,
+        help="text lines, or one JSON object per line (time, level, node, event, fields); state changes are "
+        "logged once each, requests never at info (default text; docs/operations.md)",
     )
     parser.add_argument(
         "--trace", type=Path, metavar="FILE",
@@ -440,24 +449,21 @@ def _raise_fd_limit(max_clients: int) -> None:
         )
 
 
-class _FutureReply:
-    """A ``reply_to`` at the edge: the actor's ``tell`` completes an asyncio future."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.future: asyncio.Future[Any] = loop.create_future()
-
-    def tell(self, message: Any) -> None:
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._set, message)
-
-    def _set(self, message: Any) -> None:
-        if not self.future.done():
-            self.future.set_result(message)
-
-
 def _dead_actor(refs: NodeRefs) -> Any:
     return next((ref for ref in refs.actors() if not ref.is_alive()), None)
+
+
+async def _watch_state(refs: NodeRefs, state_log: StateLog, every_s: float = 1.0) -> None:
+    """Feed the state log a ``stats`` snapshot every ``every_s``: limits hit, evictions, the
+    progress of warming and of the hand-off (runtime/state_log.py)."""
+    while True:
+        await asyncio.sleep(every_s)
+        stats = await _ask_stats(refs)
+        if stats is not None:
+            try:
+                state_log.on_stats(stats, time.monotonic())
+            except Exception:  # a bug here must not stop the node: say it, keep watching
+                logger.exception("state log failed on a stats snapshot")
 
 
 async def _leave(refs: NodeRefs, timeout: float, hurry: asyncio.Event) -> None:
@@ -465,8 +471,7 @@ async def _leave(refs: NodeRefs, timeout: float, hurry: asyncio.Event) -> None:
     if not refs.node.is_alive():
         return
     loop = asyncio.get_running_loop()
-    reply = _FutureReply(loop)
-    logger.info("leaving the cluster (up to %.1fs)", timeout)
+    reply = FutureReply(loop)
     refs.node.tell(Leave(reply_to=reply))
     deadline = loop.time() + timeout
     hurried = asyncio.ensure_future(hurry.wait())
@@ -480,13 +485,10 @@ async def _leave(refs: NodeRefs, timeout: float, hurry: asyncio.Event) -> None:
             )
     finally:
         hurried.cancel()
+    # (leaving, the hand-off and having left are logged as the node traces them: runtime/state_log.py)
     if reply.future.done():
-        done = reply.future.result()
-        if isinstance(done, LeaveDone):
-            logger.info(
-                "left the cluster: %d keys handed off%s", done.handed_off, "" if done.complete else " (incomplete)"
-            )
-    elif hurry.is_set():
+        return
+    if hurry.is_set():
         logger.warning("second signal: stopping without waiting for the handoff")
     else:
         logger.warning("leaving did not finish within %.1fs; stopping anyway", timeout)
@@ -496,7 +498,7 @@ async def _loaded(refs: NodeRefs) -> bool:
     """Wait until the store has loaded the data directory (it does so in its first turn,
     before any message): False when it died doing so (a corrupt log)."""
     loop = asyncio.get_running_loop()
-    reply = _FutureReply(loop)
+    reply = FutureReply(loop)
     refs.store.tell(StoreCall(0, ((0, StatsQuery()),), reply))
     while not reply.future.done():
         if not refs.store.is_alive():
@@ -508,7 +510,7 @@ async def _loaded(refs: NodeRefs) -> bool:
 async def _save_before_exit(refs: NodeRefs) -> None:
     """SIGTERM with ``--save`` rules: write a snapshot before leaving (Redis's shutdown save)."""
     loop = asyncio.get_running_loop()
-    reply = _FutureReply(loop)
+    reply = FutureReply(loop)
     refs.store.tell(StoreCall(0, ((0, SaveSnapshot(False)),), reply))
     try:
         answer = await asyncio.wait_for(reply.future, timeout=120)
@@ -526,7 +528,7 @@ async def _ask_stats(refs: NodeRefs) -> dict[str, Any] | None:
     """The node's ``stats`` for the metrics port (None once its actor is gone)."""
     if not refs.node.is_alive():
         return None
-    reply = _FutureReply(asyncio.get_running_loop())
+    reply = FutureReply(asyncio.get_running_loop())
     refs.node.tell(StatsAsk(reply_to=reply))
     return await reply.future  # type: ignore[no-any-return]
 
@@ -600,8 +602,13 @@ async def serve(args: argparse.Namespace) -> int:
         # Loading allocates millions of objects: the cyclic GC would scan them again and
         # again (it halves the load time at 200k keys); the collector is tuned after.
         gc.disable()
+    state_log = StateLog(args.node_id)
     refs = spawn_node(
-        real_ctx(args.node_id, scheduler, trace=trace, send=links.send, host_stats=server.stats, disk=disk), config
+        real_ctx(
+            args.node_id, scheduler, trace=state_log.sink(trace), send=links.send, host_stats=server.stats,
+            disk=disk, tracing=trace is not None,
+        ),
+        config,
     )
     server.attach(refs.node)
     loaded = disk is None or await _loaded(refs)
@@ -667,6 +674,7 @@ async def serve(args: argparse.Namespace) -> int:
         )
 
     exit_code = 0
+    watch = asyncio.ensure_future(_watch_state(refs, state_log))
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=0.5)
@@ -694,6 +702,7 @@ async def serve(args: argparse.Namespace) -> int:
         await server.shutdown(grace_s=0.2)
     if metrics is not None:
         await metrics[0].close()
+    watch.cancel()
     gc_pacer.stop()
     links.close()
     await links.wait_closed(timeout=0.3)
@@ -708,11 +717,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(args.log_level, args.log_format, args.node_id)
     _raise_fd_limit(args.max_clients)
     return run_on(args.event_loop, serve(args))
 

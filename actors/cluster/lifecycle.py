@@ -240,9 +240,9 @@ class Lifecycle:
         if self.joined and self.replicator is not None:
             self.replicator.tell(ViewChanged(view))
 
-    def warm_done(self) -> None:
-        """The replicator pulled every partition this node owns: it may serve reads."""
-        self.io.trace("warm", incarnation=self.membership.me.incarnation)
+    def warm_done(self, keys: int = 0) -> None:
+        """The replicator pulled every partition this node owns (``keys`` keys): it may serve reads."""
+        self.io.trace("warm", incarnation=self.membership.me.incarnation, keys=keys)
         if self.membership.me.status == MemberStatus.WARMING and self.membership.set_status(MemberStatus.READY):
             self.view_changed()
 

@@ -200,8 +200,15 @@ class Replicator(ScheduledActor):
         first = self.view is None
         self.view = view
         self.store.tell(KeepTombstones(self.config.tombstone_ttl_s if view.placement.replicas > 1 else 0.0))
-        if not self.streaming.on_view(view, first):
+        streaming = self.streaming
+        was_leaving = streaming.leaving
+        if not streaming.on_view(view, first):
             return
+        # Warming and the hand-off begin here, once each (their ends: WarmDone, HandOffDone).
+        if first and streaming.warming:
+            self.ctx.trace("warming", partitions=len(streaming.pull_queue))
+        if streaming.leaving and not was_leaving:
+            self.ctx.trace("handoff", partitions=streaming.handing_off())
         self.hints.drop_left(view)
         self._tick()
 
@@ -220,7 +227,7 @@ class Replicator(ScheduledActor):
         if not streaming.warming and not streaming.leaving:
             self.rounds.anti_entropy(view, streaming.owned, now)
         if streaming.warm_done():
-            self.node.tell(WarmDone())
+            self.node.tell(WarmDone(self.counters["keys_streamed"]))
         handed_off = streaming.leave_done()
         if handed_off is not None:
             self.node.tell(HandOffDone(handed_off, True))

@@ -133,6 +133,8 @@ class Streaming:
         self.handoff_queue: dict[int, None] = {}
         self.handoffs: dict[int, _HandOff] = {}  # sid -> handoff
         self._handed_off = 0
+        #: Partitions a handoff found no reachable owner for (kept here).
+        self.unreachable_handoffs = 0
         self._leave_done_sent = False
 
     # --- ownership ---------------------------------------------------------------------
@@ -357,7 +359,14 @@ class Streaming:
         targets = self._handoff_targets(p)
         if not targets:
             del self.handoffs[sid]
-            logger.warning("no reachable owner to hand partition %d to; keeping it", p)
+            # Logged at the 1st, 2nd, 4th, 8th... such partition: a lone node that leaves
+            # (or one cut off) has none for any of them, and must not log a line per partition.
+            self.unreachable_handoffs += 1
+            n = self.unreachable_handoffs
+            logger.log(
+                logging.WARNING if n & (n - 1) == 0 else logging.DEBUG,
+                "no reachable owner to hand partition %d to; keeping it (%d partition(s) so far)", p, n,
+            )
             return
         start = handoff.pos
         keys = handoff.keys[start : start + self.config.stream_batch]

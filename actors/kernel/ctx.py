@@ -51,6 +51,7 @@ class Ctx:
         trace: TraceSink | None = None,
         host_stats: HostStats | None = None,
         disk: Disk | None = None,
+        tracing: bool | None = None,
     ) -> None:
         self.node_id = node_id
         self.scheduler = scheduler
@@ -62,9 +63,12 @@ class Ctx:
         self._host_stats = host_stats
         #: The node's durable storage (``--dir``), or None: a memory-only node.
         self.disk = disk
-        #: Whether trace events go anywhere: check it before building costly fields. A
-        #: plain attribute, not a property: hot paths read it once per write.
-        self.tracing = trace is not None
+        #: Whether every trace event is wanted: check it before building costly fields
+        #: (per-write events). A plain attribute, not a property: hot paths read it once per
+        #: write. ``tracing=False`` with a ``trace`` sink: the host wants only the events
+        #: nobody gates on it (membership, join, leave, warming: a node's log of its state
+        #: changes, runtime/state_log.py), not one per write.
+        self.tracing = trace is not None if tracing is None else tracing
         self._counters: dict[str, itertools.count[int]] = {}
 
     def now(self) -> float:

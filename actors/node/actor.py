@@ -146,7 +146,7 @@ class Node(ScheduledActor):
         elif t is ReplicatorCounters:
             self.replicator_counters = message.counters
         elif t is WarmDone:
-            self.life.warm_done()
+            self.life.warm_done(message.keys)
         elif t is Leave:
             self.life.start_leave(message)
         elif t is HandOffDone:

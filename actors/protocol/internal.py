@@ -92,7 +92,10 @@ class HintRecords:
 
 @message
 class WarmDone:
-    """The replicator pulled every owned partition from peers: this node may serve reads."""
+    """The replicator pulled every owned partition from peers: this node may serve reads.
+    ``keys``: the keys it streamed in while warming."""
+
+    keys: int = 0
 
 
 @message
