@@ -4,7 +4,7 @@ Data commands: ``get KEY``, ``set KEY VALUE [--ttl S] [--raw]``, ``delete KEY``,
 ``mget KEY...``, ``mset KEY VALUE [KEY VALUE ...] [--ttl S] [--raw]``; each takes
 ``--consistency one|quorum|all`` (before or after the command; default: the node's
 ``--read-consistency``/``--write-consistency``). Node and cluster commands: ``ping``,
-``stats``, ``members``, ``locate KEY``, ``inspect KEY``, ``remove-node NODE_ID``.
+``stats``, ``members``, ``locate KEY``, ``inspect KEY``, ``remove-node NODE_ID``, ``top``.
 
 Values on the command line are parsed as JSON when they parse (``42`` is a number,
 ``'{"a":1}'`` an object, ``'"42"'`` the string "42"), else stored as the literal string;
@@ -21,6 +21,7 @@ first); ``inspect`` prints the asked node's own copy as one JSON object (``found
 ``purge_at``) and exits 1 unless that is a live value ("(miss)" on stderr and nothing on
 stdout when the node holds nothing, "(tombstone)" when it holds a tombstone);
 ``members`` prints one line per member: id, address, status, state, incarnation;
+``top`` is a live view of the whole cluster (``--interval``, ``--count``; runtime/top.py);
 ``remove-node`` prints ``removed ID`` (the node refuses, exit 3, unless it sees that
 member down). ``locate`` and ``members`` take ``--json`` for machine-readable output.
 
@@ -48,7 +49,7 @@ from typing import Any, TextIO
 
 from actors.protocol.errors import CacheError
 from runtime.addresses import DEFAULT_PORT, parse_address
-from runtime.argtypes import positive_seconds, seconds
+from runtime.argtypes import count, positive_seconds, seconds
 from runtime.client import (
     CONSISTENCY_LEVELS,
     Client,
@@ -57,6 +58,7 @@ from runtime.client import (
     Inspection,
     ProtocolError,
 )
+from runtime.top import Top
 
 __all__ = [
     "EXIT_CONNECTION",
@@ -214,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("remove-node", help="declare a down member gone for good (its partitions move)")
     p.add_argument("node_id", metavar="NODE_ID")
+
+    p = sub.add_parser("top", help="a live view of the cluster: one row per member (Ctrl-C ends it)")
+    p.add_argument("--interval", type=positive_seconds, default=1.0, metavar="SECONDS", help="refresh every (default 1)")
+    p.add_argument("--count", type=count, default=None, metavar="N", help="stop after N refreshes (default: never)")
     return parser
 
 
@@ -330,17 +336,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.user is not None and password is None:
             err.write(f"error: --user needs --password (or ${PASSWORD_ENV})\n")
             return EXIT_USAGE
-        client = Client(
-            args.node, timeout=args.timeout, connect_timeout=args.timeout, consistency=args.consistency,
-            tls=args.tls, cafile=args.tls_cacert, certfile=args.tls_cert, keyfile=args.tls_key,
-            password=password, user=args.user,
-        )
+        def connect(node: str) -> Client:
+            return Client(
+                node, timeout=args.timeout, connect_timeout=args.timeout, consistency=args.consistency,
+                tls=args.tls, cafile=args.tls_cacert, certfile=args.tls_cert, keyfile=args.tls_key,
+                password=password, user=args.user,
+            )
+
+        client = connect(args.node)
     except ValueError as exc:
         err.write("error: --cacert, --cert and --key need --tls\n" if not args.tls else f"error: {exc}\n")
         return EXIT_USAGE
     except (OSError, ssl.SSLError) as exc:  # an unreadable or bad --cacert/--cert/--key
         err.write(f"error: cannot load the TLS files: {getattr(exc, 'reason', None) or exc}\n")
         return EXIT_USAGE
+    if args.command == "top":
+        client.close()
+        try:
+            Top(args.node, connect).run(out, args.interval, args.count, tty=out.isatty())
+        except KeyboardInterrupt:
+            pass
+        return EXIT_OK
     try:
         with client:
             return _run(args, client, out, err)

@@ -1,0 +1,52 @@
+"""``runtime.cli top``'s sans-IO core: rows from stats (rates from two samples, restarts,
+unreachable members, progress) and the rendered table. The real cluster in a terminal is
+tests/test_ops_cluster.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.top import Row, Sample, member_rows, render
+
+VIEW = {
+    "node1": {"addr": "127.0.0.1:8081", "status": "ready", "state": "self"},
+    "node2": {"addr": "127.0.0.1:8082", "status": "warming", "state": "alive"},
+    "node3": {"addr": "127.0.0.1:8083", "status": "ready", "state": "suspect"},
+}
+
+
+def _stats(node: str, status: str, requests: int, uptime: float, **extra: Any) -> dict[str, Any]:
+    cluster = {"members": {node: {"status": status}}, "hints_pending": 4, "partitions_owned": 200,
+               "partitions_pulling": 50, "partitions_handing_off": 0}
+    cluster.update(extra.pop("cluster", {}))
+    return {"node_id": node, "requests": requests, "uptime_s": uptime, "keys": 10, "memory_bytes": 3 << 20,
+            "max_memory": 64 << 20, "cluster": cluster, **extra}
+
+
+def test_rates_progress_and_a_member_not_reached() -> None:
+    first = {"node1": _stats("node1", "ready", 100, 50.0), "node2": _stats("node2", "warming", 7, 3.0), "node3": None}
+    rows, samples = member_rows(VIEW, first, {}, now=10.0)
+    assert [r.ops for r in rows] == ["-", "-", "-"]  # one sample: no rate yet
+    assert rows[2] == Row("node3", "127.0.0.1:8083", "ready", "down")
+    second = {
+        "node1": _stats("node1", "ready", 301, 52.0, request_p99_ms=1.25),
+        "node2": _stats("node2", "warming", 2, 0.5),  # restarted: its counters began again
+        "node3": _stats("node3", "leaving", 5, 9.0, cluster={"partitions_handing_off": 12}),
+    }
+    rows, samples = member_rows(VIEW, second, samples, now=12.0)
+    one, two, three = rows
+    assert (one.liveness, one.ops, one.p99, one.memory, one.hints) == ("alive", "100", "1.2ms", "3.0M/64.0M", "4")
+    assert (two.status, two.ops, two.warming) == ("warming", "-", "75%")
+    assert (three.status, three.liveness, three.warming) == ("leaving", "suspect", "handoff 12 left")
+    assert samples["node1"] == Sample(12.0, 301, 52.0)
+
+
+def test_render_aligns_columns_under_a_header() -> None:
+    lines = render([Row("node1", "127.0.0.1:8081", "ready", "alive", keys="12345"), Row("n2", "h:1", "ready", "down")],
+                   "HEADER")
+    assert lines[:2] == ["HEADER", ""]
+    assert lines[2].split() == ["NODE", "ADDRESS", "STATUS", "LIVENESS", "KEYS", "MEMORY", "OPS/S", "P99", "HINTS",
+                                "WARMING"]
+    assert lines[2].index("KEYS") == lines[3].index("12345")
+    assert lines[2].index("STATUS") == lines[3].index("ready") == lines[4].index("ready")
+    assert lines[4].split()[:4] == ["n2", "h:1", "ready", "down"] and not any(line.endswith(" ") for line in lines)
