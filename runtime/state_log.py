@@ -191,19 +191,19 @@ class StateLog:
     def _progress(self, cluster: dict[str, Any], now: float) -> None:
         if now - self._last_progress < self.progress_s:
             return
-        if self.warming_since is not None:
+        under_way = (
+            (self.warming_since, "warming_progress", "warming", "partitions_pulling", "keys_streamed", "streamed"),
+            (self.handoff_since, "handoff_progress", "handing off", "partitions_handing_off", "keys_handed_off",
+             "handed off"),
+        )
+        for since, event, doing, left_key, keys_key, done in under_way:
+            if since is None:
+                continue
             self._last_progress = now
-            left, keys = cluster.get("partitions_pulling"), cluster.get("keys_streamed")
+            left, keys = cluster.get(left_key), cluster.get(keys_key)
             self.emit(
-                logging.INFO, "warming_progress", f"warming: {left} partitions left, {keys} keys streamed",
-                {"partitions_left": left, "keys": keys, "seconds": round(now - self.warming_since, 3)},
-            )
-        if self.handoff_since is not None:
-            self._last_progress = now
-            left, keys = cluster.get("partitions_handing_off"), cluster.get("keys_handed_off")
-            self.emit(
-                logging.INFO, "handoff_progress", f"handing off: {left} partitions left, {keys} keys handed off",
-                {"partitions_left": left, "keys": keys, "seconds": round(now - self.handoff_since, 3)},
+                logging.INFO, event, f"{doing}: {left} partitions left, {keys} keys {done}",
+                {"partitions_left": left, "keys": keys, "seconds": round(now - since, 3)},
             )
 
     def _counter(
