@@ -218,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("node_id", metavar="NODE_ID")
 
     p = sub.add_parser("top", help="a live view of the cluster: one row per member (Ctrl-C ends it)")
-    p.add_argument("--interval", type=positive_seconds, default=1.0, metavar="SECONDS", help="refresh every (default 1)")
+    p.add_argument(
+        "--interval", type=positive_seconds, default=1.0, metavar="SECONDS", help="seconds between refreshes (default 1)"
+    )
     p.add_argument("--count", type=count, default=None, metavar="N", help="stop after N refreshes (default: never)")
     return parser
 

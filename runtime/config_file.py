@@ -26,7 +26,15 @@ import tomllib
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["MASK", "ConfigFileError", "apply_config_file", "config_keys", "config_path", "effective_options"]
+__all__ = [
+    "MASK",
+    "ConfigFileError",
+    "apply_config_file",
+    "config_keys",
+    "config_path",
+    "effective_options",
+    "parse_args_with_config",
+]
 
 #: What a secret's value shows as.
 MASK = "******"
@@ -83,6 +91,14 @@ def _text(value: Any) -> str:
 
 def _convert(action: argparse.Action, value: Any) -> Any:
     """``value`` from the file as the flag would have parsed it; ValueError says why not."""
+    if isinstance(action, argparse._AppendAction):
+        # A flag given once per item (``--save 900 1 --save 300 10``): a list in the file
+        # is one occurrence per item, a single value one occurrence.
+        items = value if isinstance(value, list) else [value]
+        one = argparse.Action(
+            action.option_strings, action.dest, action.nargs, type=action.type, choices=action.choices
+        )
+        return [_convert(one, [item] if action.nargs in ("*", "+") else item) for item in items]
     if isinstance(action, argparse._StoreConstAction):  # store_true / store_false
         if type(value) is not bool:
             raise ValueError("expected true or false")
@@ -107,8 +123,11 @@ def _convert(action: argparse.Action, value: Any) -> Any:
 
 
 def apply_config_file(parser: argparse.ArgumentParser, path: str) -> dict[str, Any]:
-    """Make ``path``'s values ``parser``'s defaults (flags still override them); returns
-    the file's settings by key. Raises :class:`ConfigFileError`."""
+    """Make ``path``'s values ``parser``'s defaults (flags still override them). Returns
+    the values of append options (``--save``) by dest, which cannot be defaults (argparse
+    appends a flag's occurrences to its default): set each on the parsed namespace when the
+    command line gave none (:func:`parse_args_with_config` does). Raises
+    :class:`ConfigFileError`."""
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -118,6 +137,7 @@ def apply_config_file(parser: argparse.ArgumentParser, path: str) -> dict[str, A
         raise ConfigFileError(path, f"not valid TOML: {exc}") from None
     keys = config_keys(parser)
     defaults: dict[str, Any] = {}
+    appended: dict[str, Any] = {}
     for key, value in data.items():
         action = keys.get(key)
         if action is None:
@@ -125,14 +145,32 @@ def apply_config_file(parser: argparse.ArgumentParser, path: str) -> dict[str, A
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigFileError(path, f"unknown key {key!r}{hint}", key)
         try:
-            defaults[action.dest] = _convert(action, value)
+            converted = _convert(action, value)
         except ValueError as exc:
             raise ConfigFileError(path, f"{key} = {value!r}: {exc}", key) from None
+        (appended if isinstance(action, argparse._AppendAction) else defaults)[action.dest] = converted
         if not action.option_strings and action.nargs is None:
             # A required positional the file gives: the command line may leave it out.
             action.nargs, action.required = "?", False
     parser.set_defaults(**defaults)
-    return data
+    return appended
+
+
+def parse_args_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)`` with ``--config FILE``'s values under the command line's
+    (a bad file is a usage error: exit 2 with the file, the key and why)."""
+    path = config_path(argv)
+    appended: dict[str, Any] = {}
+    if path is not None:
+        try:
+            appended = apply_config_file(parser, path)
+        except ConfigFileError as exc:
+            parser.error(str(exc))
+    args = parser.parse_args(argv)
+    for dest, value in appended.items():
+        if getattr(args, dest, None) is None:  # not given on the command line
+            setattr(args, dest, value)
+    return args
 
 
 def _secret(key: str) -> bool:

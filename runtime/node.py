@@ -66,7 +66,7 @@ from runtime.argtypes import (
     seconds,
 )
 from runtime.client_auth import add_auth_options, client_acl, protected_mode
-from runtime.config_file import ConfigFileError, apply_config_file, config_path, effective_options
+from runtime.config_file import effective_options, parse_args_with_config
 from runtime.conn_limits import PEER_HELLO_GRACE_S, ClientLimits
 from runtime.event_loop import AUTO_UVLOOP, EVENT_LOOPS, event_loop_choice, run_on
 from runtime.framing import JSON_CODECS, use_json_codec
@@ -281,13 +281,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The node's options: ``--config FILE``'s, overridden by the command line's, checked;
     ``args.options`` holds their effective values as text (secrets masked)."""
     parser = build_parser()
-    path = config_path(argv)
-    if path is not None:
-        try:
-            apply_config_file(parser, path)
-        except ConfigFileError as exc:
-            parser.error(str(exc))
-    args = parser.parse_args(argv)
+    args = parse_args_with_config(parser, argv)
     try:
         args.save = save_rules(args.save)
     except ValueError as exc:

@@ -357,13 +357,13 @@ def cmd_client(argv: list[bytes], s: Session) -> bytes | Deferred:
 
 
 def _config(s: Session) -> dict[str, bytes]:
-    """What ``CONFIG GET`` answers: the node's effective settings by flag name
-    (``max-memory``, ``replicas``, ...; secrets masked), then Redis's names for what tools
-    ask (redis-benchmark: ``save``, ``appendonly``), which win a shared name (``port`` is
-    the RESP port, as Redis's is)."""
+    """What ``CONFIG GET`` answers: Redis's names for what tools ask (redis-benchmark:
+    ``save``, ``appendonly``), and the node's effective settings by flag name
+    (``max-memory``, ``replicas``, ...; secrets masked), which win a name both have
+    (``save``, ``appendonly``, ``appendfsync``, ``timeout``) except ``port``: that stays
+    the RESP port, as Redis's is."""
     server = s.server
-    return {
-        **{name: value.encode("utf-8", "surrogateescape") for name, value in server.options.items()},
+    redis = {
         "save": b"",
         "appendonly": b"no",
         "appendfsync": b"no",
@@ -379,6 +379,10 @@ def _config(s: Session) -> dict[str, bytes]:
         "proto-max-bulk-len": str(server.proto_max_bulk_len).encode(),
         "protected-mode": b"yes" if server.protected else b"no",
     }
+    options = {
+        name: value.encode("utf-8", "surrogateescape") for name, value in server.options.items() if name != "port"
+    }
+    return {**redis, **options}
 
 
 def cmd_config(argv: list[bytes], s: Session) -> bytes | Deferred:

@@ -5,8 +5,9 @@ seconds it asks ``--node`` for its ``stats`` (the member list: its view of ids, 
 status and liveness), then asks each member for its own ``stats`` and shows: status
 (warming/ready/leaving/left), liveness (as the asked node sees it; ``down`` as well when
 top itself cannot reach the member), keys, memory (of ``--max-memory`` when set), ops/s
-(client requests the member coordinated, from two samples), p99 (``request_p99_ms`` in
-its stats, when the node keeps one; ``-`` otherwise), hints pending and warming or
+(client requests the member coordinated, from two samples), p99 (of the requests between
+two samples: the upper bound of the latency bucket holding it, from the ``request_latency``
+histograms in its stats, all commands and levels together), hints pending and warming or
 hand-off progress (the share of its partitions pulled, or the partitions left to hand
 off).
 
@@ -29,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
+from actors.kernel.latency import quantile
 from runtime.client_errors import ClientTimeoutError, ConnectionLostError, ProtocolError
 
 __all__ = ["Row", "Sample", "Top", "member_rows", "render"]
@@ -52,6 +54,8 @@ class Sample:
     t: float
     requests: int
     uptime_s: float
+    #: Per-bucket request latency counts, every command and level summed (None: not kept).
+    latency: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,36 @@ def _progress(own: dict[str, Any]) -> str:
     return "-"
 
 
+def _latency_counts(stats: dict[str, Any]) -> tuple[int, ...] | None:
+    """``stats``' ``request_latency`` histograms ({command: {level: {counts}}}) summed."""
+    total: list[int] | None = None
+    by_command = stats.get("request_latency")
+    for levels in by_command.values() if isinstance(by_command, dict) else ():
+        for histogram in levels.values() if isinstance(levels, dict) else ():
+            counts = histogram.get("counts") if isinstance(histogram, dict) else None
+            if not isinstance(counts, list) or not all(type(c) is int for c in counts):
+                continue
+            if total is None:
+                total = list(counts)
+            elif len(counts) == len(total):
+                total = [a + b for a, b in zip(total, counts)]
+    return tuple(total) if total is not None else None
+
+
+def _p99(before: tuple[int, ...] | None, now: tuple[int, ...] | None, own_requests: int) -> str:
+    """The p99 of the requests between two samples (``-``: no histogram, or no request but
+    top's own ``own_requests``, whose latencies are in it too)."""
+    if before is None or now is None or len(before) != len(now):
+        return "-"
+    delta = [b - a for a, b in zip(before, now)]
+    if min(delta) < 0 or sum(delta) <= own_requests:
+        return "-"
+    bound = quantile(delta, 0.99)
+    if bound is None:
+        return "-"
+    return f"{bound * 1000:g}ms" if bound != float("inf") else ">5s"
+
+
 def member_rows(
     members: dict[str, dict[str, Any]],
     own_stats: dict[str, dict[str, Any] | None],
@@ -115,16 +149,17 @@ def member_rows(
         cluster = own.get("cluster") if isinstance(own.get("cluster"), dict) else {}
         status = (cluster.get("members", {}).get(node, {}) or {}).get("status", view.get("status", "-"))
         requests, uptime = own.get("requests"), own.get("uptime_s")
-        ops = "-"
+        ops = p99 = "-"
         if type(requests) is int and isinstance(uptime, (int, float)):
-            samples[node] = Sample(now, requests, float(uptime))
+            latency = _latency_counts(own)
+            samples[node] = Sample(now, requests, float(uptime), latency)
             before = previous.get(node)
             # A restarted member (uptime went back) starts its rate afresh.
             if before is not None and now > before.t and uptime >= before.uptime_s and requests >= before.requests:
                 ops = f"{max(0, requests - before.requests - own_requests) / (now - before.t):.0f}"
+                p99 = _p99(before.latency, latency, own_requests)
         limit = own.get("max_memory")
         memory = _size(own.get("memory_bytes")) + (f"/{_size(limit)}" if type(limit) is int and limit else "")
-        p99 = own.get("request_p99_ms")
         rows.append(Row(
             node,
             str(view.get("addr", "-")),
@@ -133,7 +168,7 @@ def member_rows(
             keys=str(own.get("keys", "-")),
             memory=memory,
             ops=ops,
-            p99=f"{p99:.1f}ms" if isinstance(p99, (int, float)) else "-",
+            p99=p99,
             hints=str(cluster.get("hints_pending", "-")),
             warming=_progress(own),
         ))

@@ -137,7 +137,14 @@ def test_the_documented_example_is_a_valid_config(tmp_path: Path) -> None:
     doc = (ROOT / "docs" / "operations.md").read_text()
     example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
     parser = build_parser()
-    data = apply_config_file(parser, _write(tmp_path, example))
-    assert {"node-id", "max-memory", "client-output-buffer-limit", "cluster-secret-file"} <= set(data)
+    assert apply_config_file(parser, _write(tmp_path, example)) == {}  # (no append option in it)
     args = parser.parse_args([])
     assert args.max_memory == 1 << 30 and args.protected_mode == "yes" and args.advertise == ("10.0.0.1", None)
+    assert args.node_id == "node1" and args.cluster_secret_file == "/etc/actorcache/cluster.secret"
+
+
+def test_append_options_take_the_file_unless_the_command_line_gives_them(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'save = ["900 1", "300 10"]\n')
+    assert parse_args(["--config", path, "n", "0"]).save == ((900, 1), (300, 10))
+    assert parse_args(["--config", path, "n", "0", "--save", "60", "5"]).save == ((60, 5),)  # replaced, not added
+    assert parse_args(["--config", _write(tmp_path, 'save = ""\n', "off.toml"), "n", "0"]).save == ()

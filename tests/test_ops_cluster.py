@@ -81,7 +81,8 @@ def test_top_and_json_logs_on_a_real_cluster() -> None:
 
         master, slave = pty.openpty()
         top = subprocess.Popen(
-            [sys.executable, "-m", "runtime.cli", "--node", addrs["node1"], "--timeout", "2", "top", "--interval", "0.3"],
+            [sys.executable, "-m", "runtime.cli", "--node", addrs["node1"], "--timeout", "2",
+             "top", "--interval", "0.3"],
             cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
         )
         os.close(slave)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.top import Row, Sample, member_rows, render
+from actors.kernel.latency import LATENCY_BUCKETS_S
+from runtime.top import Row, member_rows, render
 
 VIEW = {
     "node1": {"addr": "127.0.0.1:8081", "status": "ready", "state": "self"},
@@ -23,22 +24,33 @@ def _stats(node: str, status: str, requests: int, uptime: float, **extra: Any) -
             "max_memory": 64 << 20, "cluster": cluster, **extra}
 
 
+def _latency(fast: int, slow: int, slower: int) -> dict[str, Any]:
+    """``request_latency`` of two commands: ``fast`` requests <= 1 ms, ``slow`` <= 5 ms, ``slower`` <= 1 s."""
+    counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
+    counts[LATENCY_BUCKETS_S.index(0.001)] = fast
+    counts[LATENCY_BUCKETS_S.index(0.005)] = slow
+    half = list(counts)
+    half[LATENCY_BUCKETS_S.index(1.0)] = slower
+    return {"get": {"one": {"counts": counts, "sum": 0.0}}, "set": {"quorum": {"counts": half, "sum": 0.0}}}
+
+
 def test_rates_progress_and_a_member_not_reached() -> None:
-    first = {"node1": _stats("node1", "ready", 100, 50.0), "node2": _stats("node2", "warming", 7, 3.0), "node3": None}
+    first = {"node1": _stats("node1", "ready", 100, 50.0, request_latency=_latency(0, 0, 0)), "node2": _stats("node2", "warming", 7, 3.0), "node3": None}
     rows, samples = member_rows(VIEW, first, {}, now=10.0)
     assert [r.ops for r in rows] == ["-", "-", "-"]  # one sample: no rate yet
     assert rows[2] == Row("node3", "127.0.0.1:8083", "ready", "down")
     second = {
-        "node1": _stats("node1", "ready", 301, 52.0, request_p99_ms=1.25),
+        "node1": _stats("node1", "ready", 301, 52.0, request_latency=_latency(100, 3, 2)),
         "node2": _stats("node2", "warming", 2, 0.5),  # restarted: its counters began again
         "node3": _stats("node3", "leaving", 5, 9.0, cluster={"partitions_handing_off": 12}),
     }
     rows, samples = member_rows(VIEW, second, samples, now=12.0)
     one, two, three = rows
-    assert (one.liveness, one.ops, one.p99, one.memory, one.hints) == ("alive", "100", "1.2ms", "3.0M/64.0M", "4")
+    # 208 requests between the samples: 200 within 1 ms, 6 within 5 ms, 2 slower: the p99 is in the 5 ms bucket.
+    assert (one.liveness, one.ops, one.p99, one.memory, one.hints) == ("alive", "100", "5ms", "3.0M/64.0M", "4")
     assert (two.status, two.ops, two.warming) == ("warming", "-", "75%")
     assert (three.status, three.liveness, three.warming) == ("leaving", "suspect", "handoff 12 left")
-    assert samples["node1"] == Sample(12.0, 301, 52.0)
+    assert (samples["node1"].t, samples["node1"].requests, sum(samples["node1"].latency or ())) == (12.0, 301, 208)
 
 
 def test_render_aligns_columns_under_a_header() -> None:
