@@ -135,11 +135,16 @@ def test_a_cluster_counts_replication_failures_hints_and_readiness() -> None:
         cluster.add("node4", wait=False)
         port4 = cluster.proc("node4").metrics_port
         eventually(lambda: _ready(port4, 503, "warming"), timeout=20, what="node4 warming")
-        assert value(scrape(port4), "actorcache_ready") == 0
+        warming = scrape(port4)
+        assert value(warming, "actorcache_ready") == 0
+        assert value(warming, "actorcache_partitions_pulling") > 0  # the partitions it shares with node3
         assert http_get(port4, "/health")[0] == 200
         cluster.restart(3, wait=False)
         eventually(lambda: _ready(port4, 200, "ready"), timeout=40, what="node4 ready once node3 is back")
-        assert value(scrape(port4), "actorcache_ready") == 1
+        warmed = scrape(port4)
+        assert value(warmed, "actorcache_ready") == 1
+        assert value(warmed, "actorcache_partitions_pulling") == 0
+        assert value(warmed, "actorcache_keys_streamed_total") > 0
 
 
 def _check(families: dict, name: str, expected: float) -> None:

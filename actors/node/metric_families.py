@@ -163,6 +163,12 @@ def _cluster_families(me: str, cluster: dict[str, Any], buckets: list[float]) ->
     for name, key, help_ in _CLUSTER_COUNTERS:
         yield Family(PREFIX + name, "counter", help_).add(cluster.get(key, 0))
     yield Family(PREFIX + "hints_pending", "gauge", "Hints waiting for their owner to come back.").add(cluster.get("hints_pending", 0))
+    yield Family(PREFIX + "partitions_pulling", "gauge", "Partitions still to pull (warming, or gained): streaming progress.").add(
+        cluster.get("partitions_pulling", 0)
+    )
+    yield Family(PREFIX + "partitions_handing_off", "gauge", "Partitions being handed to new owners (leaving, or lost).").add(
+        cluster.get("partitions_handing_off", 0)
+    )
     yield Family(PREFIX + "ready", "gauge", "1 when this node is ready (warmed: serves reads), else 0.").add(int(bool(cluster.get("ready"))))
     yield Family(PREFIX + "joined", "gauge", "1 once this node joined a cluster (or started one), else 0.").add(int(bool(cluster.get("joined"))))
     yield Family(PREFIX + "partitions_owned", "gauge", "Partitions this node owns a replica of.").add(cluster.get("partitions_owned", 0))
