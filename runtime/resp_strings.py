@@ -374,7 +374,9 @@ def _b_expiretime(replies: Sequence[Reply], i: int, proto: int, millis: bool) ->
         return integer(-2)
     if reply.deadline is None:
         return integer(-1)
-    ms = round(reply.deadline * 1000)
+    # Deadlines are float seconds: one near int64's end (PEXPIREAT k 9223372036854775807)
+    # rounds past it; no reply may (hiredis and redis-cli cannot read it).
+    ms = min(round(reply.deadline * 1000), _INT64_MAX)
     return integer(ms if millis else ms // 1000)
 
 

@@ -34,8 +34,8 @@ pytestmark = [pytest.mark.integration, needs_redis_server]
 
 #: How far apart time-valued replies may be (the two servers read their clocks apart).
 SLACK_MS = 3000
-SEEDS = range(24)
-COMMANDS_PER_SEED = 250
+SEEDS = range(40)
+COMMANDS_PER_SEED = 500
 
 _TIMED = {b"TTL": 1000, b"PTTL": 1, b"EXPIRETIME": 1000, b"PEXPIRETIME": 1}
 
@@ -82,7 +82,7 @@ _ALMOST_INTS = [
 _FLOATS = [
     b"0.1", b"-0.1", b"3.14159", b"1e3", b"1E-3", b"-2.5e+2", b".5", b"5.", b"+1.5", b"inf", b"-inf", b"nan",
     b"1e400", b"1e-400", b"0x1p3", b"abc", b"1.5 ", b" 1.5", b"10.5", b"1.7976931348623157e308", b"-0.0",
-    b"123456789.123456789",
+    b"123456789.123456789", b"1e4932", b"1e400007", b"3.7e-4951", b"1e-4952", b"0e-99999",
 ]
 _TEXT = [b"v", b"hello world", b"\r\n", b"a\x00b", b"\xff\xfe", "é".encode(), b"*1\r\n$1\r\nx\r\n", b"$-1"]
 

@@ -30,6 +30,9 @@ _MAX_CHARS = 5 * 1024
 _BITS = 64
 _MIN_EXP = -16445
 _MAX_EXP = 16384
+#: Decimal exponents beyond which a number is surely out of range (over ~1.19e4932, or
+#: under half the smallest subnormal, ~3.6e-4951): a margin of one either side.
+_MIN_ADJUSTED, _MAX_ADJUSTED = -4953, 4933
 
 
 def as_bytes(value: Any) -> bytes:
@@ -92,9 +95,14 @@ def parse_long_double(raw: bytes | str) -> Fraction | None:
         return None
     if _DECIMAL.match(text):
         try:
-            exact = Fraction(Decimal(text))
+            number = Decimal(text)
         except (ValueError, ArithmeticError):
             return None
+        # Out of the long double's range by its decimal exponent alone: decided before
+        # the exact value is built (``1e400007`` would be a 1.3-million-bit integer).
+        if not number.is_zero() and not _MIN_ADJUSTED <= number.adjusted() <= _MAX_ADJUSTED:
+            return None
+        exact = Fraction(number)
     elif text.lower().lstrip("+-").startswith("0x"):
         try:
             exact = Fraction(float.fromhex(text))
