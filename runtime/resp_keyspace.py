@@ -152,7 +152,9 @@ def _b_ttl(replies: Sequence[Reply], i: int, proto: int, millis: bool) -> bytes:
         return integer(-2)
     if reply.ttl is None:
         return integer(-1)
-    ms = max(0, round(reply.ttl * 1000))
+    # A TTL a JSON client gave (any finite number of seconds) may pass int64 milliseconds;
+    # no reply may (hiredis and redis-cli cannot read it): int64's max, Redis's own limit.
+    ms = min(max(0, round(reply.ttl * 1000)), _INT64_MAX)
     return integer(ms if millis else (ms + 500) // 1000)
 
 

@@ -206,6 +206,16 @@ def test_command_count_matches_the_table() -> None:
         (("TTL", "k"), (TtlReply(True, 9.4994),), 2, b":9\r\n"),
         (("TTL", "k"), (TtlReply(True, 9.5),), 2, b":10\r\n"),  # Redis rounds: (ms + 500) / 1000
         (("PTTL", "k"), (TtlReply(True, 9.4996),), 2, b":9500\r\n"),
+        (("PTTL", "k"), (TtlReply(True, 1e300),), 2, b":9223372036854775807\r\n"),  # a JSON client's TTL
+        (("PEXPIRETIME", "k"), (TtlReply(True, 5.0, None, 1796600741.5),), 2, b":1796600741500\r\n"),
+        (("EXPIRETIME", "k"), (TtlReply(True, 5.0, None, 1796600741.5),), 2, b":1796600741\r\n"),
+        (("PEXPIRETIME", "k"), (TtlReply(True, 1e300, None, 1e300),), 2, b":9223372036854775807\r\n"),
+        (("EXPIRETIME", "k"), (TtlReply(False, None),), 2, b":-2\r\n"),
+        (("STRLEN", "k"), (Value("é", True),), 2, b":2\r\n"),
+        (("GETRANGE", "k", "1", "-1"), (Value(12345, True),), 2, b"$4\r\n2345\r\n"),
+        (("TYPE", "k"), (Value(None, False),), 2, b"+none\r\n"),
+        (("SETNX", "k", "v"), (Ack(applied=False),), 2, b":0\r\n"),
+        (("INCRBYFLOAT", "k", "0.1"), (Value("10.6", True),), 2, b"$4\r\n10.6\r\n"),
         (("PTTL", "k"), (TtlReply(False, None),), 2, b":-2\r\n"),
         (("INCR", "k"), (Value(11, True),), 2, b":11\r\n"),
         (("INCR", "k"), (ErrorReply(ErrorCode.BAD_REQUEST, "value is not an integer or out of range"),), 2,
