@@ -27,13 +27,12 @@ from actors.protocol.messages import (
     Ping,
     Pong,
     Reply,
-    Stats,
-    StatsReply,
     Ttl,
     TtlReply,
     Value,
     Values,
 )
+from actors.protocol.txn_messages import Scan, ScanReply
 from runtime.reply_encoding import to_jsonable
 from runtime.resp import NIL2, NIL3, OK, PONG, array, bulk, error, integer, null
 from runtime.resp_session import CommandError, Deferred, Session, int_arg, node_error, wrong_arity
@@ -160,9 +159,9 @@ def _b_ttl(replies: Sequence[Reply], i: int, proto: int, millis: bool) -> bytes:
 
 def _b_dbsize(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
     reply = replies[i]
-    if type(reply) is not StatsReply:
+    if type(reply) is not ScanReply or reply.total is None:
         return node_error(reply)
-    return integer(int(reply.stats.get("keys", 0)))
+    return integer(reply.total)
 
 
 def _key(raw: bytes) -> str:
@@ -250,4 +249,5 @@ def cmd_echo(argv: list[bytes], s: Session) -> bytes | Deferred:
 
 
 def cmd_dbsize(argv: list[bytes], s: Session) -> bytes | Deferred:
-    return (Stats(),), _b_dbsize, None
+    # Every key of the cluster (a count per partition from its owners); one node's count when alone.
+    return (Scan(0, None, 1 << 62, count_only=True),), _b_dbsize, None

@@ -15,8 +15,8 @@ queueing answers its error and marks the transaction, whose ``EXEC`` then answer
 its element of ``EXEC``'s array, and the others still run (no rollback); ``EXEC``
 answers a nil array when a watched key changed (``WATCH``, :mod:`actors.node.watches`);
 ``EXEC`` and ``DISCARD`` forget the watches. Differences (``docs/resp.md``): commands
-whose replies come from this node's counters (``DBSIZE``, ``INFO``) are refused inside
-a transaction (the transaction is marked); connection commands (``CLIENT``, ``SELECT``,
+whose replies come from this node's counters (``INFO``) are refused inside a transaction
+(the transaction is marked); connection commands (``CLIENT``, ``SELECT``,
 ``HELLO``, ...) take effect when queued, not at ``EXEC``.
 """
 

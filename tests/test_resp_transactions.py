@@ -212,3 +212,18 @@ def test_redis_cli_scan(node: NodeProcess) -> None:
         assert sorted(out) == sorted(["k1"] + [f"k{i}" for i in range(10, 20)])
     finally:
         r.close()
+
+
+def test_redis_cli_bigkeys(node: NodeProcess) -> None:
+    r = redis.Redis(port=node.resp_port)
+    try:
+        r.flushdb()
+        r.mset({f"k{i}": "v" * i for i in range(1, 40)})
+        big = subprocess.run(
+            ["redis-cli", "-p", str(node.resp_port), "--bigkeys"], capture_output=True, text=True, timeout=30
+        )
+        assert big.returncode == 0, big.stdout + big.stderr
+        assert "Biggest string found so far '\"k39\"' with 39 bytes" in big.stdout, big.stdout
+        assert "39 strings with" in big.stdout, big.stdout
+    finally:
+        r.close()

@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import subprocess
+
 import pytest
 import redis
 
 from actors.protocol.errors import ErrorCode
-from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Incr, MGet, Set, Value
-from actors.protocol.txn_messages import Multi, MultiReply, Watch
+from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Incr, MGet, MSet, Set, Value
+from actors.protocol.txn_messages import Multi, MultiReply, Scan, ScanReply, Watch
 from tests.test_cluster_sim import SimCluster
 
 
@@ -86,6 +88,26 @@ def test_watch_check_and_set_through_different_nodes(sim: SimCluster) -> None:
     assert host.request([Get("{w}:k", consistency="all")], node_id="n2") == (Value(succeeded, True),)
 
 
+def test_scan_through_any_node_returns_every_key_present_throughout(sim: SimCluster) -> None:
+    host = sim.host
+    host.request([MSet(tuple((f"s{i}", i) for i in range(300)))], node_id="n2")
+    seen: set[str] = set()
+    cursor, step = 0, 0
+    while True:
+        (reply,) = host.request([Scan(cursor, "s*", 10)], node_id=sim.ids[step % 3])
+        assert type(reply) is ScanReply, reply
+        seen.update(reply.keys)
+        host.request([Delete(f"s{250 + step % 50}"), Set(f"s-new{step}", 1)], node_id="n3")
+        cursor, step = reply.cursor, step + 1
+        if cursor == 0:
+            break
+    assert {f"s{i}" for i in range(250)} <= seen
+    assert step == 256  # one partition per step
+    (count,) = host.request([Scan(0, None, 1 << 62, count_only=True)], node_id="n1")
+    (keys,) = host.request([Scan(0, None, 1 << 62)], node_id="n2")
+    assert count.total == len(keys.keys) == len(set(keys.keys))
+
+
 # --- a real 3-node cluster over RESP -----------------------------------------------------------------
 
 
@@ -121,6 +143,13 @@ def test_real_cluster_multi_exec_watch_and_crossslot() -> None:
             r3.set("after-flush", 1)
             assert r3.mget(*[f"f{i}" for i in range(0, 30, 7)]) == [None] * 5
             eventually(lambda: _all_equal([c.dbsize() for c in clients.values()], 1), 10, "every node flushed")
+            r2.mset({f"{{s}}:{i}": i for i in range(40)})
+            scanned = subprocess.run(
+                ["redis-cli", "-p", str(cluster.proc(3).resp_port), "--scan", "--pattern", "{s}:*"],
+                capture_output=True, text=True, timeout=60, check=True,
+            ).stdout.split()
+            assert sorted(scanned) == sorted(f"{{s}}:{i}" for i in range(40))
+            assert r1.dbsize() == 41 and len(r3.keys("*")) == 41
         finally:
             for client in clients.values():
                 client.close()

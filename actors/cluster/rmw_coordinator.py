@@ -43,7 +43,7 @@ from actors.store.partitions import partition_of
 from actors.cluster.txn_plan import plan_transaction
 from actors.protocol.kinds import is_data_request, is_update, is_write, wire_name
 from actors.protocol.string_ops import Rename
-from actors.protocol.txn_messages import Multi, MultiReply
+from actors.protocol.txn_messages import Multi, MultiReply, Scan
 from actors.store.rmw import DELETE, plan_update
 
 __all__ = ["RmwCoordinator"]
@@ -116,6 +116,8 @@ class RmwCoordinator:
         #: Jobs waiting per partition (a transaction may touch several keys of one).
         self._queues: dict[int, collections.deque[_Job]] = {}
         self._forwarded: dict[int, _Forwarded] = {}
+        #: Serves a scan step a peer forwarded (actors.cluster.scan_coordinator); set by the node.
+        self.serve_scan: Callable[[Any, Done], None] | None = None
 
     # --- entry points ---------------------------------------------------------------
 
@@ -143,10 +145,15 @@ class RmwCoordinator:
         elif coordinator == self.io.node_id:
             self._submit(request, done)
         else:
-            fid = self.io.next_id()
-            timer = self.io.set_timer(2 * self.config.request_timeout_s, lambda: self._forward_timed_out(fid))
-            self._forwarded[fid] = _Forwarded(request, done, timer, coordinator)
-            self.io.send(view.addresses[coordinator], Forward(fid, encode_request(request)))
+            self.forward(request, coordinator, done)
+
+    def forward(self, request: Any, coordinator: str, done: Done) -> None:
+        """Send ``request`` to ``coordinator`` (a member) and relay its answer to ``done``
+        (``timeout`` after twice the request timeout)."""
+        fid = self.io.next_id()
+        timer = self.io.set_timer(2 * self.config.request_timeout_s, lambda: self._forward_timed_out(fid))
+        self._forwarded[fid] = _Forwarded(request, done, timer, coordinator)
+        self.io.send(self.life.view.addresses[coordinator], Forward(fid, encode_request(request)))
 
     def _multi_refusal(self, multi: Multi) -> ErrorReply | None:
         """Why a transaction cannot run here: its keys span partitions (CROSSSLOT, as Redis
@@ -174,6 +181,9 @@ class RmwCoordinator:
             request = decode_request(msg.request, self.config.max_value_depth)
         except CacheError as exc:
             answer(ErrorReply(exc.code, exc.message))
+            return
+        if type(request) is Scan and self.serve_scan is not None:  # one partition's keys, from an owner
+            self.serve_scan(request, answer)
             return
         if not is_update(request):
             answer(ErrorReply(ErrorCode.BAD_REQUEST, "only read-modify-write requests are forwarded", request.rid))

@@ -75,7 +75,8 @@ from actors.protocol.internal import (
 )
 from actors.protocol.messages import ErrorReply, Reply
 from actors.protocol.peer_messages import Forward, ForwardReply, Gossip, ReplicaAck, ReplicaRequest, ReplicaResponse
-from actors.protocol.txn_messages import Flush, Multi, MultiReply
+from actors.cluster.scan_coordinator import ClusterScan
+from actors.protocol.txn_messages import Flush, Multi, MultiReply, Scan
 from actors.store.flush_marks import flush_write
 from actors.protocol.version import HybridClock
 from actors.store.ops import StatsQuery, StoreOp, StoreAnswer, StoreAnswers
@@ -103,6 +104,8 @@ class Node(ScheduledActor):
         self.life = Lifecycle(io, config, int(ctx.wall() * 1000))
         self.coordinator = Coordinator(io, self.life, self.clock, config, OUTBOX_FLUSH_OPS)
         self.rmw = RmwCoordinator(io, self.life, self.coordinator, self.clock, config)
+        self.scans = ClusterScan(io, self.life, self.rmw.forward, config)
+        self.rmw.serve_scan = self.scans.serve
         self.replica = ReplicaServer(io, self.clock, config.request_timeout_s, config.max_clock_skew_s)
         self.local = LocalPlanner(
             io, self.life, self.clock, config, self.coordinator.counters, self._stats, self._fail_batch
@@ -236,6 +239,9 @@ class Node(ScheduledActor):
             try:
                 if type(request) is Flush:  # a cluster's flush: a marker per partition (actors.store.flush_marks)
                     request = flush_write(request, self.config.partitions)
+                elif type(request) is Scan and life.joined:  # across the cluster (actors.cluster.scan_coordinator)
+                    self.scans.scan(request, self._scanned(pending, slot))
+                    continue
                 route = route_of(request)
                 update = route is Route.UPDATE
                 if order.blocks(conn, request, update):
@@ -291,6 +297,13 @@ class Node(ScheduledActor):
             f"(max clock skew {self.life.offsets.max_skew_ms} ms); it coordinates no reads or writes until fixed",
             request.rid,
         )
+
+    def _scanned(self, pending: ReplySlots, slot: int) -> Any:
+        def done(reply: Reply) -> None:
+            pending.fill(slot, reply)
+            pending.settle()
+
+        return done
 
     def _updated(self, pending: ReplySlots, slot: int, keys: tuple[str, ...]) -> Any:
         """What a read-modify-write's answer does: fill its slot, release its keys, and

@@ -274,7 +274,8 @@ class LocalPlanner:
             sealed = self.watches.seal(pending.conn, request)
             return MultiReply(None, request.rid) if sealed.aborted else sealed
         if not self.life.view.solo:
-            return ErrorReply(ErrorCode.BAD_REQUEST, f"{wire_name(request)} is not served in a cluster yet", request.rid)
+            # (a cluster's node plans flush and scan itself once it has joined: actors.node.actor)
+            return ErrorReply(ErrorCode.UNAVAILABLE, f"unavailable: still joining the cluster ({wire_name(request)})", request.rid)
         return request
 
     def _immediate(self, request: Request | ErrorReply) -> Reply:

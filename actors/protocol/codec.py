@@ -170,6 +170,8 @@ def encode_reply(reply: Reply) -> dict[str, Any]:
         out = {"type": "multi", "success": True, "replies": None if reply.replies is None else [encode_reply(r) for r in reply.replies]}
     elif t is ScanReply:
         out = {"type": "scan", "success": True, "cursor": reply.cursor, "keys": list(reply.keys)}
+        if reply.total is not None:
+            out["total"] = reply.total
     else:
         raise TypeError(f"not a reply: {type(reply).__name__}")
     if reply.rid is not None:
@@ -229,7 +231,8 @@ def decode_reply(obj: Any, request: Request | None = None) -> Reply:
         subs = request.requests if type(request) is Multi else ()
         return MultiReply(tuple(decode_reply(r, subs[i] if i < len(subs) else None) for i, r in enumerate(raw)), rid)
     if kind == "scan":
-        return ScanReply(int(obj.get("cursor", 0)), tuple(obj.get("keys") or ()), rid)
+        total = obj.get("total")
+        return ScanReply(int(obj.get("cursor", 0)), tuple(obj.get("keys") or ()), rid, None if total is None else int(total))
     raise BadRequestError(f"unknown reply type {brief(kind)}")
 
 

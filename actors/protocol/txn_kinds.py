@@ -148,11 +148,16 @@ def decode_scan(obj: dict[str, Any], rid: Any) -> Scan:
     count = obj.get("count", 10)
     if type(count) is not int or not 1 <= count:
         raise BadRequestError("field 'count' must be an integer >= 1")
-    return Scan(cursor, match, min(count, MAX_SCAN_COUNT), rid)
+    count_only = obj.get("count_only", False)
+    if type(count_only) is not bool:
+        raise BadRequestError("field 'count_only' must be true or false")
+    return Scan(cursor, match, count if count_only else min(count, MAX_SCAN_COUNT), rid, count_only)
 
 
 def encode_scan(request: Scan) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "scan", "cursor": request.cursor, "count": request.count}
     if request.match is not None:
         out["match"] = request.match
+    if request.count_only:
+        out["count_only"] = True
     return out

@@ -82,6 +82,8 @@ class Scan:
     match: str | None = None
     count: int = 10
     rid: Any = None
+    #: Answer how many keys (``ScanReply.total``) instead of the keys (DBSIZE).
+    count_only: bool = False
 
 
 @message
@@ -99,6 +101,8 @@ class ScanReply:
     cursor: int
     keys: tuple[str, ...]
     rid: Any = None
+    #: With ``Scan.count_only``: how many keys (``keys`` is empty).
+    total: int | None = None
 
 
 TXN_REPLY_TYPES = (MultiReply, ScanReply)

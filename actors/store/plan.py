@@ -87,7 +87,7 @@ PLANS: dict[type, Callable[[Any, float, Stamp], StoreOp]] = {
     Save: lambda r, wall, stamp: SaveSnapshot(r.background),
     Inspect: lambda r, wall, stamp: Describe((r.key,)),
     Flush: lambda r, wall, stamp: FlushAll(),
-    Scan: lambda r, wall, stamp: ScanKeys(r.cursor, r.count, r.match),
+    Scan: lambda r, wall, stamp: ScanKeys(r.cursor, r.count, r.match, 0, r.count_only),
 }
 
 
@@ -119,7 +119,7 @@ REPLIES: dict[type, Callable[[Any, Any], Reply]] = {
     Inspect: lambda r, result: InspectReply(r.key, result[0][0], r.rid, result[0][1]),
     Multi: lambda r, result: MultiReply(tuple(local_reply(sub, res) for sub, res in zip(r.requests, result)), r.rid),
     Flush: lambda r, result: Ack(r.rid),
-    Scan: lambda r, result: ScanReply(result[0], result[1], r.rid),
+    Scan: lambda r, result: ScanReply(result[0], (), r.rid, result[1]) if r.count_only else ScanReply(result[0], result[1], r.rid),
 }
 
 

@@ -95,13 +95,17 @@ def glob_match(pattern: str, text: str) -> bool:
     return p == np
 
 
-def scan_step(keyspace: Any, cursor: int, count: int, match: str | None, wall: float) -> tuple[int, tuple[str, ...]]:
-    """One step from ``cursor``: (next cursor, 0 when done; the live keys found)."""
+def scan_step(
+    keyspace: Any, cursor: int, count: int, match: str | None, wall: float, partitions_at_most: int = 0
+) -> tuple[int, tuple[str, ...]]:
+    """One step from ``cursor``: (next cursor, 0 when done; the live keys found).
+    ``partitions_at_most``: visit no more partitions than this (0: no limit)."""
     partitions = keyspace.partitions
     part = max(cursor - 1, 0)
+    last = partitions if partitions_at_most <= 0 else min(partitions, part + partitions_at_most)
     looked = 0
     found: list[str] = []
-    while part < partitions and looked < count:
+    while part < last and looked < count:
         for key in keyspace.partition_keys(part):
             looked += 1
             if keyspace.entry(key, wall) is None:  # a tombstone, or expired now

@@ -42,9 +42,14 @@ class FlushAll:
 
 @message
 class ScanKeys:
+    """A scan step; ``partitions``: visit at most this many partitions (0: any number);
+    ``count_only``: the result's keys are replaced by how many there are."""
+
     cursor: int
     count: int
     match: str | None = None
+    partitions: int = 0
+    count_only: bool = False
 
 
 def changed_since(keyspace: Keyspace, watch: tuple[tuple[str, Version | None], ...]) -> bool:
@@ -82,8 +87,11 @@ def flush_all(keyspace: Keyspace, op: FlushAll, wall: float, trace: Any = None) 
     return keyspace.clear()
 
 
-def scan_keys(keyspace: Keyspace, op: ScanKeys, wall: float, trace: Any = None) -> tuple[int, tuple[str, ...]]:
-    return scan_step(keyspace, op.cursor, op.count, op.match, wall)
+def scan_keys(keyspace: Keyspace, op: ScanKeys, wall: float, trace: Any = None) -> tuple[int, Any]:
+    if op.count_only and op.match is None and op.cursor <= 1 and op.partitions == 0:
+        return 0, len(keyspace)  # DBSIZE on one node: O(1), and counts what has expired unseen, as Redis
+    cursor, keys = scan_step(keyspace, op.cursor, op.count, op.match, wall, op.partitions)
+    return (cursor, len(keys)) if op.count_only else (cursor, keys)
 
 
 TXN_APPLY = {Transact: transact, FlushAll: flush_all, ScanKeys: scan_keys}
