@@ -125,6 +125,8 @@ def test_a_cluster_counts_replication_failures_hints_and_readiness() -> None:
         eventually(lambda: _check(scrape(port1), "actorcache_members_down", 1), timeout=20, what="node3 down on node1")
         families = scrape(port1)
         assert value(families, "actorcache_members", status="ready", state="down") == 1
+        assert value(families, "actorcache_peer_phi", peer="node3") > 8  # finite: stats is JSON
+        assert cluster.stats(1)["cluster"]["members"]["node3"]["phi"] <= 1000
         hints = value(families, "actorcache_hints_written_total")
         cluster.set(1, "while-node3-is-down", 1)
         after = scrape(port1)

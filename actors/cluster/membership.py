@@ -71,6 +71,9 @@ WritePlan = tuple[tuple[str, ...], tuple[str, ...], int, tuple[str, ...]]
 
 _RANK = {MemberStatus.WARMING: 0, MemberStatus.READY: 1, MemberStatus.LEAVING: 2, MemberStatus.LEFT: 3}
 
+#: The largest phi ``stats`` reports: far past any --suspect-phi, "certainly down".
+PHI_REPORTED_MAX = 1000.0
+
 
 class State:
     SELF = "self"
@@ -324,8 +327,10 @@ class Membership:
 
     def phis(self, now: float) -> dict[str, float]:
         """Each peer's phi (its failure detector's suspicion) at ``now``, rounded to 3
-        places, in node id order (for ``stats`` and metrics; states use the detectors)."""
-        return {node_id: round(d.phi(now), 3) for node_id, d in sorted(self._detectors.items())}
+        places and capped at :data:`PHI_REPORTED_MAX` (a peer long silent has an infinite
+        phi, which JSON cannot carry), in node id order (for ``stats`` and metrics; states
+        use the detectors)."""
+        return {node_id: round(min(d.phi(now), PHI_REPORTED_MAX), 3) for node_id, d in sorted(self._detectors.items())}
 
     def _update_states(self, now: float) -> bool:
         changed = False
