@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster, eventually
+from tests.cluster import Cluster, WriteLoad, eventually
 from tests.metrics_support import ROOT, documented_metrics, http_get, scrape, value
 
 pytestmark = pytest.mark.integration
@@ -121,6 +121,9 @@ def test_a_cluster_counts_replication_failures_hints_and_readiness() -> None:
         assert value(families, "actorcache_partitions_owned") > 0
         assert value(families, "actorcache_peer_phi", peer="node2") < 8
 
+        port2 = cluster.proc(2).metrics_port
+        sets_before = value(scrape(port2), "actorcache_requests_total", command="set", outcome="ok")
+        load = WriteLoad(cluster, [1, 2], rate=50.0).start()  # scraped under load from here on
         cluster.kill(3)  # SIGKILL
         eventually(lambda: _check(scrape(port1), "actorcache_members_down", 1), timeout=20, what="node3 down on node1")
         families = scrape(port1)
@@ -141,6 +144,9 @@ def test_a_cluster_counts_replication_failures_hints_and_readiness() -> None:
         assert value(warming, "actorcache_ready") == 0
         assert value(warming, "actorcache_partitions_pulling") > 0  # the partitions it shares with node3
         assert http_get(port4, "/health")[0] == 200
+        load.stop()
+        assert load.outcomes["ack"] > 0
+        assert value(scrape(port2), "actorcache_requests_total", command="set", outcome="ok") > sets_before
         cluster.restart(3, wait=False)
         eventually(lambda: _ready(port4, 200, "ready"), timeout=40, what="node4 ready once node3 is back")
         warmed = scrape(port4)
