@@ -338,9 +338,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.user is not None and password is None:
             err.write(f"error: --user needs --password (or ${PASSWORD_ENV})\n")
             return EXIT_USAGE
+        # top asks every member in turn: a stopped one may hold a refresh up by one interval, not --timeout.
+        timeout = min(args.timeout, max(1.0, args.interval)) if args.command == "top" else args.timeout
+
         def connect(node: str) -> Client:
             return Client(
-                node, timeout=args.timeout, connect_timeout=args.timeout, consistency=args.consistency,
+                node, timeout=timeout, connect_timeout=timeout, consistency=args.consistency,
                 tls=args.tls, cafile=args.tls_cacert, certfile=args.tls_cert, keyfile=args.tls_key,
                 password=password, user=args.user,
             )

@@ -213,11 +213,13 @@ class Top:
         known = [m.get("addr") for _, m in sorted(self.members.items()) if isinstance(m, dict)]
         candidates = list(dict.fromkeys([self.seed, *(a for a in known if isinstance(a, str))]))
         seed_stats, own = None, {}
+        failed = set()  # asked once this refresh and not reached: not asked again
         for addr in candidates:  # the first member that answers gives the member list
             seed_stats = self._stats(addr)
             if seed_stats is not None:
                 self.asked_via = addr
                 break
+            failed.add(addr)
         if seed_stats is not None:
             members = (seed_stats.get("cluster") or {}).get("members")
             if isinstance(members, dict):
@@ -226,7 +228,7 @@ class Top:
         for node, member in sorted(self.members.items()):
             addr = member.get("addr") if isinstance(member, dict) else None
             if node not in own and isinstance(addr, str):
-                own[node] = self._stats(addr)
+                own[node] = None if addr in failed else self._stats(addr)
         if seed_stats is None:  # nobody answered: every member is unreachable
             self.asked_via = "-"
         rows, self.samples = member_rows(self.members, own, self.samples, time.monotonic())

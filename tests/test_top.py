@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from actors.kernel.latency import LATENCY_BUCKETS_S
-from runtime.top import Row, member_rows, render
+from runtime.client_errors import ConnectionLostError
+from runtime.top import Row, Top, member_rows, render
 
 VIEW = {
     "node1": {"addr": "127.0.0.1:8081", "status": "ready", "state": "self"},
@@ -62,3 +63,36 @@ def test_render_aligns_columns_under_a_header() -> None:
     assert lines[2].index("KEYS") == lines[3].index("12345")
     assert lines[2].index("STATUS") == lines[3].index("ready") == lines[4].index("ready")
     assert lines[4].split()[:4] == ["n2", "h:1", "ready", "down"] and not any(line.endswith(" ") for line in lines)
+
+
+class _Node:
+    """A stats source standing in for a member (top's asking logic, no sockets)."""
+
+    def __init__(self, stats: dict[str, Any]) -> None:
+        self.stats_reply: dict[str, Any] | None = stats
+        self.closed = 0
+
+    def stats(self) -> dict[str, Any]:
+        if self.stats_reply is None:
+            raise ConnectionLostError("connection refused")
+        return self.stats_reply
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_the_view_survives_losing_the_node_it_started_from() -> None:
+    members = {node: {"addr": view["addr"], "status": "ready", "state": "alive"} for node, view in VIEW.items()}
+    nodes = {
+        view["addr"]: _Node({**_stats(node, "ready", 1, 1.0), "cluster": {"members": members}})
+        for node, view in VIEW.items()
+    }
+    top = Top("127.0.0.1:8081", nodes.__getitem__)
+    assert [r.liveness for r in top.refresh()] == ["alive", "alive", "alive"] and top.asked_via == "127.0.0.1:8081"
+    nodes["127.0.0.1:8081"].stats_reply = None  # node1, the --node, goes away
+    rows = top.refresh()
+    assert [(r.node, r.liveness) for r in rows] == [("node1", "down"), ("node2", "alive"), ("node3", "alive")]
+    assert top.asked_via == "127.0.0.1:8082" and nodes["127.0.0.1:8081"].closed == 1
+    for node in nodes.values():
+        node.stats_reply = None
+    assert [r.liveness for r in top.refresh()] == ["down", "down", "down"] and top.asked_via == "-"
