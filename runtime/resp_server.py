@@ -147,6 +147,8 @@ def info_text(stats: dict[str, Any], sections: Sequence[str], session: Session) 
             section("Stats", [
                 ("total_connections_received", stats.get("connections_total", 0)),
                 ("total_commands_processed", stats.get("requests", 0)),
+                ("total_net_input_bytes", stats.get("bytes_received", 0)),
+                ("total_net_output_bytes", stats.get("bytes_sent", 0)),
                 ("rejected_connections", stats.get("rejected_connections", 0)),
                 ("acl_access_denied_auth", stats.get("auth_failures", 0)),
                 ("total_error_replies", stats.get("errors", 0)),

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.cluster import Cluster, WriteLoad, eventually
 from tests.metrics_support import ROOT, documented_metrics, http_get, scrape, value
@@ -30,7 +31,7 @@ METRICS = ("--metrics-port", "0")
 
 @pytest.fixture(scope="module")
 def single() -> Iterator[Cluster]:
-    with Cluster(METRICS) as cluster:
+    with Cluster((*METRICS, "--resp-port", "0")) as cluster:
         cluster.start(1)
         yield cluster
 
@@ -72,6 +73,9 @@ def test_a_write_moves_the_request_counters_and_the_latency_histogram(single: Cl
     assert value(again, "actorcache_requests_total", command="stats", outcome="ok") == value(
         after, "actorcache_requests_total", command="stats", outcome="ok"
     )
+    info = redis.Redis(port=single.proc(1).resp_port, socket_timeout=10).info("stats")
+    assert info["total_net_input_bytes"] >= value(after, "actorcache_client_bytes_received_total") > 0  # INFO's names
+    assert info["total_net_output_bytes"] > 0
 
 
 def test_an_error_is_counted_by_its_code(single: Cluster) -> None:
