@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ __all__ = [
     "Acl",
     "AclFileError",
     "User",
+    "glob_matcher",
     "noperm_command_message",
 ]
 
@@ -192,6 +193,11 @@ class _Glob:
                 return False
             pos = found.end()
         return True
+
+
+def glob_matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether a name matches Redis glob ``pattern`` (as ``MATCH`` and key patterns do)."""
+    return _Glob(pattern)
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,7 @@ from runtime.resp_scan import cmd_flushall, cmd_flushdb, cmd_keys, cmd_scan
 from runtime.resp_transactions import (
     TXN_CONTROL, cmd_discard, cmd_exec, cmd_multi, cmd_unwatch, cmd_watch, flag_error, queue_command,
 )
+from runtime.resp_colls import COLL_COMMANDS
 from runtime.resp_server import cmd_auth, cmd_client, cmd_config, cmd_hello, cmd_info, cmd_quit, cmd_select
 from runtime.resp_session import (
     EMPTY_ARRAY,
@@ -191,6 +192,10 @@ _TABLE: list[Command] = [
     Command("flushall", -1, cmd_flushall, (_W,)),
     Command("scan", -2, cmd_scan, (_R,)),
     Command("keys", 2, cmd_keys, (_R,)),
+]
+_TABLE += [  # hashes and sets: runtime/resp_colls.py
+    Command(name, arity, handler, (_R if ro else _W, *((_F,) if fast else ())), (1, 1, 1))
+    for name, arity, handler, ro, fast in COLL_COMMANDS
 ]
 _UNIQUE = tuple(_TABLE)
 

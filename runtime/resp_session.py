@@ -148,6 +148,7 @@ _ERROR_PREFIX = {
     "out_of_memory": "OOM ",
     "internal": "ERR internal error: ",
     "crossslot": "CROSSSLOT ",
+    "wrongtype": "WRONGTYPE ",
 }
 
 

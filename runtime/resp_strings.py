@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from actors.protocol.messages import Ack, Expire, Get, MGet, Reply, Set, Ttl, TtlReply, Value
+from actors.protocol.messages import Ack, CollOp, Expire, Get, MGet, Reply, Set, Ttl, TtlReply, Value
 from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat, Rename
 from actors.store.strings import as_bytes
 from runtime.resp import array, bulk, error, integer, null, parse_int
@@ -279,11 +279,11 @@ def _b_type(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
     reply = replies[i]
     if type(reply) is not Value:
         return node_error(reply)
-    return b"+string\r\n" if reply.found else b"+none\r\n"
+    return b"+%s\r\n" % reply.value.encode()
 
 
 def cmd_type(argv: list[bytes], s: Session) -> bytes | Deferred:
-    return (Get(_key(argv[1])),), _b_type, None
+    return (CollOp(_key(argv[1]), "keytype"),), _b_type, None
 
 
 def cmd_touch(argv: list[bytes], s: Session) -> bytes | Deferred:

@@ -7,6 +7,7 @@ stranger that holds the secret after all, in ``tests/test_sim_peer_auth.py``).
 heal-and-settle phase, read locally from each owner (never through a quorum read).
 Values are unique per write, so a value names the write that produced it. Keys starting
 with ``t`` are the workload's TTL range; TTL checks own them and the others skip them.
+Keys starting with ``h`` and ``s`` are its hashes and sets, which ``lost-fields`` owns.
 
 The checkers keep their own reference of the rules they check (which version wins, how
 many answers a consistency level needs) instead of importing the node's code: a checker
@@ -24,7 +25,7 @@ from typing import Any, Callable
 from actors.protocol.record import Record
 from sim.history import FAIL, OK, History, Op
 
-__all__ = ["CHECKERS", "CheckContext", "Violation", "acks_needed", "run_checkers", "winner"]
+__all__ = ["CHECKERS", "CheckContext", "Violation", "acks_needed", "fields_of", "run_checkers", "winner"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _plain_keys(ctx: CheckContext) -> dict[str, list[Op]]:
     delete of every key: ``FLUSH_KEY`` names it in the history)."""
     by_key = ctx.history.by_key()
     flushes = by_key.pop(FLUSH_KEY, [])
-    out = {k: ops for k, ops in by_key.items() if not k.startswith("t")}
+    out = {k: ops for k, ops in by_key.items() if k[:1] not in ("t", "h", "s")}
     if flushes:
         out = {k: sorted(ops + flushes, key=lambda op: op.id) for k, ops in out.items()}
     return out
@@ -184,10 +185,97 @@ def check_convergence(ctx: CheckContext) -> list[Violation]:
     """After heal and settle, every owner of every key holds the same version."""
     out = []
     for key, owners in sorted(ctx.final.items()):
-        versions = {None if r is None else r.version for r in owners.values()}
+        versions = {_agreed(r) for r in owners.values()}
         if len(versions) > 1:
             detail = ", ".join(f"{o}={'-' if r is None else r.version}" for o, r in sorted(owners.items()))
             out.append(Violation("convergence", key, f"replicas disagree after settle: {detail}"))
+    return out
+
+
+def _agreed(record: Record | None) -> Any:
+    """What owners must agree on: the version; for a hash or set also its fields, whose
+    newest version alone does not tell two replicas' fields apart."""
+    if record is None:
+        return None
+    value = record.value
+    return (record.version, repr(value)) if hasattr(value, "floor") else record.version
+
+
+# --- hashes and sets ------------------------------------------------------------------------
+
+
+def fields_of(records: list[Record | None], prefix: str) -> dict[str, Any]:
+    """The fields (``prefix`` "h") or members ("s") a client sees once the owners' copies
+    are merged: the checker's own reference of the merge rule (``docs/consistency.md``).
+    Every field keeps its newest version; a whole-key write or delete (a plain value, a
+    tombstone, a hash's ``floor``) erases every field at or below its version; a field
+    whose newest version is a tombstone (value None) is gone."""
+    floor = (0, 0, "")
+    newest: dict[str, tuple[tuple[int, int, str], Any]] = {}
+    for record in records:
+        if record is None:
+            continue
+        value = record.value
+        if record.purge_at is not None or not hasattr(value, "floor"):
+            floor = max(floor, tuple(record.version))  # type: ignore[assignment]
+            continue
+        floor = max(floor, tuple(value.floor))
+        for name, (item, version) in value.items.items():
+            v = tuple(version)
+            if name not in newest or v > newest[name][0]:
+                newest[name] = (v, item)  # type: ignore[assignment]
+    return {
+        name[1:]: item
+        for name, (version, item) in sorted(newest.items())
+        if item is not None and version > floor and name[:1] == prefix
+    }
+
+
+def check_lost_fields(ctx: CheckContext) -> list[Violation]:
+    """No acknowledged field write is lost: after settle, an acked ``HSET`` of a field is
+    what the field holds, unless a write or delete of that field (or a delete of the key)
+    could have come after it; an acked ``SADD`` of a member (unique in the run) is there
+    unless an ``SREM`` of it or a delete of the key could have come after it. Concurrent
+    writes to different fields of one key both survive, whichever coordinators ran them."""
+    out = []
+    by_key = ctx.history.by_key()
+    flushes = by_key.get(FLUSH_KEY, [])  # a flush deletes every key
+    for key, ops in sorted(by_key.items()):
+        prefix = key[:1]
+        if prefix not in ("h", "s"):
+            continue
+        final = fields_of(list(ctx.final.get(key, {}).values()), prefix)
+        deletes = [op for op in ops + flushes if op.kind in _DELETES and op.outcome != FAIL]
+        if prefix == "h":
+            writes = {op.value: op for op in ops if op.kind == "hset"}
+            for w in ops:
+                if w.kind != "hset" or w.outcome != OK:
+                    continue
+                got = final.get(w.field)
+                if got == w.value:
+                    continue
+                later = [d for d in deletes if _end(d) >= w.invoked]
+                if got is None:
+                    later += [d for d in ops if d.kind == "hdel" and d.field == w.field and d.outcome != FAIL and _end(d) >= w.invoked]
+                    why = "the field is gone"
+                else:
+                    source = writes.get(got)
+                    if source is None:
+                        out.append(Violation("lost-fields", key, f"field {w.field!r} holds {got!r}, never written"))
+                        continue
+                    if _end(source) >= w.invoked:
+                        continue
+                    why = f"the field holds {got!r} (op {source.id}, done at t={_end(source):.3f})"
+                if not later:
+                    out.append(Violation("lost-fields", key, f"acked hset {w.field!r}={w.value!r} (op {w.id}, t={w.invoked:.3f}) lost: {why}"))
+        else:
+            for w in ops:
+                if w.kind != "sadd" or w.outcome != OK or w.value in final:
+                    continue
+                later = [d for d in deletes if _end(d) >= w.invoked]
+                later += [d for d in ops if d.kind == "srem" and d.value == w.value and d.outcome != FAIL and _end(d) >= w.invoked]
+                if not later:
+                    out.append(Violation("lost-fields", key, f"acked sadd {w.value!r} (op {w.id}, t={w.invoked:.3f}) lost"))
     return out
 
 
@@ -316,6 +404,7 @@ CHECKERS: dict[str, Callable[[CheckContext], list[Violation]]] = {
     "ttl": check_ttl,
     "quorum-reads": check_quorum_reads,
     "strangers": check_strangers,
+    "lost-fields": check_lost_fields,
 }
 
 

@@ -19,6 +19,11 @@ from typing import Any
 
 __all__ = ["History", "Op"]
 
+#: The kinds of operations that read (every other kind writes).
+READ_KINDS = frozenset(("get", "hgetall", "smembers"))
+#: Writes to a field or member of a hash or set (answered with a count, not an ack).
+FIELD_WRITES = frozenset(("hset", "hdel", "sadd", "srem"))
+
 OK = "ok"
 FAIL = "fail"
 INFO = "info"
@@ -29,7 +34,7 @@ class Op:
     id: int
     client: int
     node: str
-    kind: str  # "get" | "set" | "delete" | "flush" (key "*": every key)
+    kind: str  # "get" | "set" | "delete" | "flush" (key "*": every key), or on hashes and sets "hset" | "hdel" | "hgetall" | "sadd" | "srem" | "smembers"
     key: str
     consistency: str
     invoked: float
@@ -39,10 +44,12 @@ class Op:
     outcome: str | None = None  # ok | fail | info; None while pending
     found: bool | None = None  # get: whether the key was found
     error: str | None = None
+    #: hset/hdel: the hash field written or deleted (a set's member is its ``value``).
+    field: str | None = None
 
     @property
     def is_write(self) -> bool:
-        return self.kind != "get"
+        return self.kind not in READ_KINDS
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

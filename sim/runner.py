@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.protocol.messages import Inspect, Locate, Stats
+from actors.protocol.collection import Coll
 from actors.protocol.record import Record
 from actors.config import NodeConfig
 from sim.checkers import CheckContext, Violation, run_checkers
@@ -325,4 +326,12 @@ def settle(
 
 
 def _agree(final: dict[str, dict[str, Record | None]]) -> bool:
-    return all(len({None if r is None else r.version for r in owners.values()}) <= 1 for owners in final.values())
+    return all(len({_state(r) for r in owners.values()}) <= 1 for owners in final.values())
+
+
+def _state(record: Record | None) -> Any:
+    """What owners must agree on: the version, and for a hash or set its fields too (the
+    same newest version can come with different fields, merged field by field)."""
+    if record is None:
+        return None
+    return (record.version, repr(record.value)) if type(record.value) is Coll else record.version

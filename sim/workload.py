@@ -10,7 +10,10 @@ from ``link_rng``, each way): a request is invoked when the client sends it, rea
 node a delay later, and completes when its replies are back at the client. A node that
 went down while the request was on its way refuses the connection: nothing was applied
 (a definite failure). The client's timeout counts from the send, as a real client's.
-Keys written with a TTL live in their own key range, so checkers can tell them apart.
+Keys written with a TTL live in their own key range, so checkers can tell them apart, and
+so do hashes (``h...``: ``HSET`` of a few fields, ``HDEL``, ``HGETALL``, whole-key deletes)
+and sets (``s...``: ``SADD`` of a member unique in the run, ``SREM`` of one added before,
+``SMEMBERS``), a ``coll_fraction`` share of the operations.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from actors.protocol.errors import ErrorCode
-from actors.protocol.messages import Ack, Delete, ErrorReply, Get, Set, Value
+from actors.protocol.messages import Ack, CollOp, Delete, ErrorReply, Get, Set, Value
 from actors.protocol.txn_messages import Flush
 from sim.checkers import FLUSH_KEY
-from sim.history import FAIL, INFO, OK, History
+from sim.history import FAIL, FIELD_WRITES, INFO, OK, History
 from sim.link_models import LatencyModel, constant
 
 __all__ = ["Workload", "WorkloadSpec", "record_reply"]
@@ -59,13 +62,21 @@ class WorkloadSpec:
     #: node may then group runs of plain sets and gets. Each is its own operation in the
     #: history, invoked when the batch is sent and completed when its replies arrive.
     pipeline: int = 1
+    #: Share of operations on hashes and sets (their own key ranges); their reads, deletes
+    #: and writes split as ``read_fraction`` and ``delete_fraction`` say.
+    coll_fraction: float = 0.0
+    #: Fields a hash's writes choose from (few: concurrent writes to one key touch
+    #: different fields, and the same one, often).
+    hash_fields: int = 4
 
     def validate(self) -> None:
         if self.clients < 1 or self.ops < 0 or self.rate <= 0 or self.keys < 1 or self.pipeline < 1:
             raise ValueError("workload needs clients >= 1, ops >= 0, rate > 0, keys >= 1, pipeline >= 1")
         if self.distribution not in ("uniform", "zipf"):
             raise ValueError("workload distribution must be 'uniform' or 'zipf'")
-        for name in ("read_fraction", "delete_fraction", "ttl_fraction", "flush_fraction"):
+        if self.hash_fields < 1:
+            raise ValueError("workload needs hash_fields >= 1")
+        for name in ("read_fraction", "delete_fraction", "ttl_fraction", "flush_fraction", "coll_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"workload {name} must be within [0, 1]")
         if not 0 < self.ttl_min <= self.ttl_max:
@@ -76,7 +87,7 @@ def record_reply(op: Any, reply: Any, now: float) -> None:
     """Complete ``op`` with its reply: an ack or a value is ok, ``unavailable`` failed
     (definite), any other error or reply indefinite. (Real mode's clients too.)"""
     t = type(reply)
-    if t is Ack:
+    if t is Ack or (t is Value and op.kind in FIELD_WRITES):  # (a field write answers a count)
         History.complete(op, OK, now)
     elif t is Value:
         History.complete(op, OK, now, value=reply.value, found=reply.found)
@@ -120,6 +131,8 @@ class Workload:
             total += w
             self._cum.append(total)
         self._keys = keys
+        #: Members added to each set so far, for SREM to pick from.
+        self._members: dict[str, list[str]] = {}
 
     def start(self) -> None:
         for client in range(self.spec.clients):
@@ -184,6 +197,8 @@ class Workload:
         spec = self.spec
         rng = self.rng
         now = self.host.env.now
+        if spec.coll_fraction and rng.random() < spec.coll_fraction:  # (no draw at 0: traces stay as they were)
+            return self._coll_request(client, node, now)
         roll = rng.random()
         if roll < spec.read_fraction:
             ttl_range = rng.random() < spec.ttl_fraction
@@ -207,3 +222,38 @@ class Workload:
                 client, node, "set", key, spec.write_consistency or "default", now, value=value, ttl=ttl
             )
         return request, op
+
+    def _coll_request(self, client: int, node: str, now: float) -> tuple[Any, Any]:
+        """A hash or set operation and its history operation, invoked now."""
+        spec = self.spec
+        rng = self.rng
+        is_hash = rng.random() < 0.5
+        key = ("h" if is_hash else "s") + self._pick_key(False)[1:]
+        level = spec.write_consistency
+        if rng.random() < spec.read_fraction:
+            kind = "hgetall" if is_hash else "smembers"
+            request: Any = CollOp(key, kind, (), consistency=spec.read_consistency)
+            return request, self.history.invoke(client, node, kind, key, spec.read_consistency or "default", now)
+        if rng.random() < spec.delete_fraction:
+            request = Delete(key, consistency=level)
+            return request, self.history.invoke(client, node, "delete", key, level or "default", now)
+        remove = rng.random() < 0.2
+        if is_hash:
+            field = f"f{rng.randrange(spec.hash_fields)}"
+            if remove:
+                request = CollOp(key, "hdel", (field,), consistency=level)
+                op = self.history.invoke(client, node, "hdel", key, level or "default", now, field=field)
+            else:
+                value = f"v{next(self._values)}"
+                request = CollOp(key, "hset", (field, value), consistency=level)
+                op = self.history.invoke(client, node, "hset", key, level or "default", now, field=field, value=value)
+            return request, op
+        added = self._members.setdefault(key, [])
+        if remove and added:
+            member = added[rng.randrange(len(added))]
+            request = CollOp(key, "srem", (member,), consistency=level)
+            return request, self.history.invoke(client, node, "srem", key, level or "default", now, value=member)
+        member = f"m{next(self._values)}"
+        added.append(member)
+        request = CollOp(key, "sadd", (member,), consistency=level)
+        return request, self.history.invoke(client, node, "sadd", key, level or "default", now, value=member)

@@ -15,6 +15,7 @@ from actors.protocol.txn_messages import Flush, Multi, Scan, Watch
 from actors.protocol.kinds import KINDS, Route, is_data_request, is_update, is_write, route_of
 from actors.protocol.messages import (
     Auth,
+    CollOp,
     Delete,
     ErrorReply,
     Expire,
@@ -53,6 +54,8 @@ SAMPLES: list[Any] = [
     Expire("k", None, 14),
     Ttl("k", 15, "one"),
     Incr("k", -4, 16),
+    CollOp("k", "hset", ("f", b"v", "g", 3), 18),
+    CollOp("k", "sscan", (0,), 19),
     Auth("alice", "s3cret", 17),
     Auth(None, "s3cret"),
     Set("k", b"v", None, 18, None, "xx", False, False, 1.5),
@@ -78,6 +81,8 @@ def test_wire_names_keep_their_order_in_errors() -> None:
         "get", "set", "delete", "mget", "mset", "ping", "stats", "save", "join", "locate", "inspect", "remove_node",
         "expire", "persist", "ttl", "incr", "getdel", "getex", "append", "incrbyfloat", "rename", "auth", "multi", "watch",
         "unwatch", "flush", "scan",
+        "hset", "hget", "hmget", "hgetall", "hdel", "hexists", "hlen", "hkeys", "hvals", "hincrby", "hscan", "sadd",
+        "srem", "smembers", "sismember", "scard", "sscan", "keytype",
     )
 
 
@@ -116,6 +121,7 @@ EXPECTED = [
     (Append("k", b"x"), Route.UPDATE),
     (IncrByFloat("k", "1"), Route.UPDATE),
     (Rename("k", "k2"), Route.UPDATE),
+    (CollOp("k", "hget", ("f",)), Route.UPDATE),
     (Stats(), Route.LOCAL),
     (Inspect("k"), Route.LOCAL),
     (Ping(), Route.NODE),
@@ -158,7 +164,7 @@ def test_acl_categories_column() -> None:
     assert categories == {
         Get: "read", MGet: "read", Ttl: "read", Locate: "read",
         Set: "write", Delete: "write", MSet: "write", Expire: "write", Incr: "write",
-        GetDel: "write", GetEx: "write", Append: "write", IncrByFloat: "write", Rename: "write",
+        GetDel: "write", GetEx: "write", Append: "write", IncrByFloat: "write", Rename: "write", CollOp: "write",
         Stats: "admin", Save: "admin", Inspect: "admin", RemoveNode: "admin", Join: "admin",
         Ping: None, Auth: None,
         Multi: None, Watch: "read", Flush: "admin", Scan: "read",  # a multi: each of its requests' own

@@ -31,6 +31,9 @@ from actors.protocol.messages import Ack, Delete, ErrorReply, Get, MGet, MSet, R
 from actors.protocol.internal import ReadRecord, RecordReply, WriteRecord
 from actors.protocol.replica_ops import ItemResults, Remove, Write
 from actors.store.rmw import plan_update, visible
+from actors.store.coll_ops import wrong_type
+from actors.store.plan import string_value
+from actors.protocol.collection import Coll, coll_kind, merge_records
 from actors.protocol.replica_ops import Fetch
 from actors.store.partitions import partition_of
 from actors.protocol.record import Record
@@ -40,10 +43,17 @@ __all__ = ["QuorumRound", "KeyTask", "newest"]
 
 
 def newest(records: list[Record | None]) -> Record | None:
+    """The newest record, or where a hash or set is among them the join of them all
+    (replicas may each hold fields the others miss: :mod:`actors.protocol.collection`)."""
     best: Record | None = None
     for record in records:
         if record is not None and (best is None or record.version > best.version):
             best = record
+    if best is not None and any(r is not None and type(r.value) is Coll for r in records):
+        merged: Record | None = None
+        for record in records:
+            merged = merge_records(merged, record)
+        return merged
     return best
 
 
@@ -398,9 +408,11 @@ class QuorumRound:
             return Ack(rid)
         if t is Get:
             value, found = _value(newest(list(state.tasks[0].results.values())), wall)
+            if type(value) is Coll:
+                return wrong_type(rid) if coll_kind(value) is not None else Value(None, False, rid)
             return Value(value, found, rid)
         if t is MGet:
-            by_key = {task.key: _value(newest(list(task.results.values())), wall) for task in state.tasks}
+            by_key = {task.key: string_value(*_value(newest(list(task.results.values())), wall)) for task in state.tasks}
             return Values(tuple((key, *by_key[key]) for key in request.keys), rid)
         if t is Ttl:
             return plan_update(request, newest(list(state.tasks[0].results.values())), wall)[1]
@@ -415,6 +427,8 @@ class QuorumRound:
         best = newest(list(task.results.values()))
         if best is None:
             return []
+        if type(best.value) is Coll:  # a join: every replica that holds less than it
+            return [(source, best) for source, record in task.results.items() if record != best]
         return [
             (source, best)
             for source, record in task.results.items()

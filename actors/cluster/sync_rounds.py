@@ -44,12 +44,21 @@ PULLS_IN_FLIGHT = 2
 def diff_listings(
     mine: tuple[tuple[str, Version], ...], theirs: tuple[tuple[str, Version], ...]
 ) -> tuple[list[str], list[str]]:
-    """``(push, pull)``: keys where we hold the newer version, and where they do."""
+    """``(push, pull)``: keys where we hold the newer version, and where they do.
+
+    A hash or set lists with a digest of its fields in its node id (after ``\\x00``:
+    ``actors.store.keyspace.listed_version``): where either side's listing of a key is
+    one and they differ, each may hold fields the other misses, so the key goes both
+    ways (each side merges what it gets field by field)."""
     my_versions = dict(mine)
     their_versions = dict(theirs)
-    pull = [k for k, v in theirs if (mine_v := my_versions.get(k)) is None or mine_v < v]
-    push = [k for k, v in mine if (their_v := their_versions.get(k)) is None or their_v < v]
+    pull = [k for k, v in theirs if (mine_v := my_versions.get(k)) is None or mine_v < v or _both_ways(mine_v, v)]
+    push = [k for k, v in mine if (their_v := their_versions.get(k)) is None or their_v < v or _both_ways(their_v, v)]
     return push, pull
+
+
+def _both_ways(a: Version, b: Version) -> bool:
+    return a != b and ("\x00" in a.node_id or "\x00" in b.node_id)
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:

@@ -37,6 +37,8 @@ from actors.protocol.messages import (
 from actors.protocol.peer_codec import PEER_TYPES
 from actors.protocol.record import Record
 from actors.protocol.txn_messages import Multi, MultiReply, ScanReply
+from actors.protocol.collection import HASH, SET, Coll, view
+from actors.protocol.replica_wire import decode_coll, wire_coll
 from actors.protocol.value_depth import DEFAULT_MAX_VALUE_DEPTH
 from actors.protocol.version import Version
 
@@ -160,6 +162,10 @@ def encode_reply(reply: Reply) -> dict[str, Any]:
             out["found"] = record.purge_at is None
             out["tombstone"] = record.purge_at is not None
             out["value"] = record.value
+            if type(record.value) is Coll:  # a hash or set: as a client sees it, and its whole state
+                kind, items = view(record.value)
+                out["value"] = {"type": {HASH: "hash", SET: "set"}.get(kind or "", "none"), "items": items}
+                out["collection"] = wire_coll(record.value)
             out["deadline"] = record.deadline
             out["version"] = list(record.version)
             out["purge_at"] = record.purge_at
@@ -218,7 +224,7 @@ def decode_reply(obj: Any, request: Request | None = None) -> Reply:
             wall_ms, logical, node_id = obj["version"]
             record = Record(
                 str(obj.get("key")),
-                obj.get("value"),
+                decode_coll(obj["collection"]) if "collection" in obj else obj.get("value"),
                 obj.get("deadline"),
                 Version(wall_ms, logical, node_id),
                 obj.get("purge_at"),

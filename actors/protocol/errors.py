@@ -51,6 +51,7 @@ class ErrorCode(StrEnum):
     DENIED = "denied"
     CROSSSLOT = "crossslot"
     INTERNAL = "internal"
+    WRONG_TYPE = "wrongtype"
 
 
 class CacheError(Exception):
@@ -156,6 +157,14 @@ class CrossSlotError(CacheError):
     definite = True
 
 
+class WrongTypeError(CacheError):
+    """A hash or set command on a key holding another type (or a string command on a
+    hash or set): Redis's ``WRONGTYPE``. Definite: nothing was applied."""
+
+    code = ErrorCode.WRONG_TYPE
+    definite = True
+
+
 class InternalError(CacheError):
     code = ErrorCode.INTERNAL
     definite = False
@@ -178,6 +187,7 @@ _BY_CODE: dict[str, type[CacheError]] = {
         DeniedError,
         CrossSlotError,
         InternalError,
+        WrongTypeError,
     )
 }
 

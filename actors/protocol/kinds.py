@@ -42,6 +42,7 @@ from actors.protocol.errors import BadRequestError
 from actors.protocol.internal import ReadRecord, WriteRecord
 from actors.protocol.messages import (
     Auth,
+    CollOp,
     Delete,
     Expire,
     Get,
@@ -370,6 +371,52 @@ def _encode_auth(request: Auth) -> dict[str, Any]:
     return out
 
 
+# --- hashes and sets ---------------------------------------------------------------------------
+
+#: Wire name -> ``(least, most, shape)`` of its ``args``: ``n`` names, ``nv`` name/value
+#: pairs, ``ni`` a name and a 64-bit integer, ``scan`` a cursor (every item comes back at
+#: once, cursor 0: a client filters by pattern itself; RESP's ``MATCH`` is applied there).
+COLL_ARGS: dict[str, tuple[int, int | None, str]] = {
+    "hset": (2, None, "nv"), "hget": (1, 1, "n"), "hmget": (1, None, "n"), "hgetall": (0, 0, "n"),
+    "hdel": (1, None, "n"), "hexists": (1, 1, "n"), "hlen": (0, 0, "n"), "hkeys": (0, 0, "n"),
+    "hvals": (0, 0, "n"), "hincrby": (2, 2, "ni"), "hscan": (1, 1, "scan"),
+    "sadd": (1, None, "n"), "srem": (1, None, "n"), "smembers": (0, 0, "n"), "sismember": (1, 1, "n"),
+    "scard": (0, 0, "n"), "sscan": (1, 1, "scan"), "keytype": (0, 0, "n"),
+}
+
+
+def coll_args(cmd: str, args: Any) -> tuple[Any, ...]:
+    """``args`` of hash or set command ``cmd`` checked: names are strings, a hash's values
+    strings, binary or integers, ``hincrby``'s increment and a scan's cursor integers."""
+    least, most, shape = COLL_ARGS[cmd]
+    if type(args) is not list and type(args) is not tuple:
+        raise BadRequestError(f"field 'args' of {cmd} must be a list")
+    n = len(args)
+    if n < least or (most is not None and n > most) or (shape == "nv" and n % 2):
+        raise BadRequestError(f"wrong number of arguments for {cmd}")
+    for i, arg in enumerate(args):
+        if shape == "nv" and i % 2:
+            if type(arg) is not str and type(arg) is not bytes and type(arg) is not int:
+                raise BadRequestError(f"{cmd}'s values must be strings, binary or integers")
+        elif (shape == "ni" and i == 1) or (shape == "scan" and i == 0):
+            if type(arg) is not int or not -(1 << 63) <= arg < (1 << 63) or (shape == "scan" and arg < 0):
+                raise BadRequestError(f"{cmd}'s {'cursor' if shape == 'scan' else 'increment'} must be a 64-bit integer")
+        elif type(arg) is not str:
+            raise BadRequestError(f"{cmd}'s field and member names must be strings")
+    return tuple(args)
+
+
+def _coll_decoder(cmd: str) -> Decoder:
+    def decode(obj: dict[str, Any], rid: Any) -> CollOp:
+        return CollOp(_key(obj), cmd, coll_args(cmd, obj.get("args", [])), rid, _consistency(obj))
+
+    return decode
+
+
+def _encode_coll(request: CollOp) -> dict[str, Any]:
+    return {"type": request.cmd, "key": request.key, "args": list(request.args)}
+
+
 # --- the table ----------------------------------------------------------------------------------
 
 _ROWS = (
@@ -461,6 +508,11 @@ _ROWS = (
     ),
     Kind(Flush, Route.LOCAL, {"flush": txn_kinds.decode_flush}, lambda r: {"type": "flush"}, _no_keys, category=ADMIN),
     Kind(Scan, Route.LOCAL, {"scan": txn_kinds.decode_scan}, txn_kinds.encode_scan, _no_keys, category=READ),
+    # Hashes and sets: read-modify-writes at the key's coordinator (actors/store/coll_ops.py).
+    Kind(
+        CollOp, Route.UPDATE, {cmd: _coll_decoder(cmd) for cmd in COLL_ARGS}, _encode_coll, _one_key,
+        category=WRITE,
+    ),
     # The read-modify-write coordinator's own requests: routed as data, never on the wire.
     Kind(ReadRecord, Route.READ, {}, None, _one_key),
     Kind(
@@ -481,6 +533,8 @@ def wire_name(request: Any) -> str:
     """The wire name of ``request``'s kind, for messages (``persist`` for a persist)."""
     if type(request) is Expire and request.persist:
         return "persist"
+    if type(request) is CollOp:
+        return request.cmd
     return _WIRE_NAMES.get(type(request), type(request).__name__.lower())
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "REPLY_TYPES",
     "Ack",
     "Auth",
+    "CollOp",
     "Delete",
     "ErrorReply",
     "Expire",
@@ -234,8 +235,23 @@ class Auth:
     rid: Any = None
 
 
+@message
+class CollOp:
+    """A hash or set command (``hset``, ``sadd``, ...: ``cmd``, its wire name) on ``key``,
+    with its arguments after the key (names as strings, values as sent). A
+    read-modify-write at the key's coordinator (:mod:`actors.store.coll_ops`); answered
+    with a :class:`Value` whose value is the command's result."""
+
+    key: str
+    cmd: str
+    args: tuple[Any, ...] = ()
+    rid: Any = None
+    consistency: str | None = None
+
+
 Request: TypeAlias = (
     Get | Set | Delete | MGet | MSet | Ping | Stats | Save | Join | Locate | Inspect | RemoveNode | Expire | Ttl | Incr | Auth
+    | CollOp
 )
 
 

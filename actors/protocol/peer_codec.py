@@ -67,9 +67,10 @@ __all__ = [
 
 HELLO = "hello"
 #: Version of the peer protocol; a peer speaking another is refused at ``hello``.
-PROTOCOL_VERSION = 5  # 2: replica_request's compact "w" op and writers table; 3: "ws" and per-item
+PROTOCOL_VERSION = 6  # 2: replica_request's compact "w" op and writers table; 3: "ws" and per-item
 # results; 4: replica_response parts (``start``, ``ack``), replica_ack, push ``covered``; 5: the
-# handshake (hello carries a ``nonce``, then challenge and auth: actors/kernel/peer_auth.py)
+# handshake (hello carries a ``nonce``, then challenge and auth: actors/kernel/peer_auth.py); 6: hashes and
+# sets (records and written items tagged "c": actors/protocol/replica_wire.py)
 
 
 def encode_hello(node_id: str, addr: str, partitions: int) -> dict[str, Any]:

@@ -19,12 +19,13 @@ import sys
 from typing import Any
 
 from actors.kernel.failures import brief
+from actors.protocol.collection import PENDING, PREFIXES, Coll
 from actors.protocol.errors import BadRequestError, ErrorCode
 from actors.protocol.messages import ErrorReply
 from actors.protocol.peer_messages import Push, ReplicaRequest, ReplicaResponse
 from actors.protocol.record import Record
 from actors.protocol.replica_ops import Apply, Fetch, ItemResults, Remove, Write
-from actors.protocol.version import MAX_LOGICAL, MAX_WALL_MS, Version
+from actors.protocol.version import MAX_LOGICAL, MAX_WALL_MS, ZERO, Version
 
 __all__ = [
     "decode_push",
@@ -72,9 +73,66 @@ def decode_version(obj: Any) -> Version:
     return Version(wall_ms, logical, sys.intern(text(node_id)))
 
 
+#: The most fields or members one hash or set may carry in a peer frame.
+MAX_COLL_ITEMS = 1 << 20
+#: The tag of a record or written item whose value is a hash or set (:func:`wire_coll`).
+COLL_TAG = "c"
+
+
+def wire_coll(coll: Coll) -> list[Any]:
+    """A hash's or set's state as ``[floor, ttl_version, [[name, value, wall_ms, logical,
+    node_id], ...]]``, names in order; a pending version (a delta's) is null, and a
+    pending item ``[name, value]``; a field tombstone's value is null."""
+    items = []
+    for name in sorted(coll.items):
+        value, version = coll.items[name]
+        items.append([name, value] if version == PENDING else [name, value, *version])
+    floor = None if coll.floor == PENDING else wire_version(coll.floor)
+    ttl = None if coll.ttl_version == PENDING else wire_version(coll.ttl_version)
+    return [floor, ttl, items]
+
+
+def decode_coll(obj: Any) -> Coll:
+    """:func:`wire_coll`'s inverse; a peer's bytes, so every part is checked."""
+    if type(obj) is not list or len(obj) != 3 or type(obj[2]) is not list:
+        raise BadRequestError("a hash or set travels as [floor, ttl_version, items]")
+    floor_obj, ttl_obj, raw = obj
+    if len(raw) > MAX_COLL_ITEMS:
+        raise BadRequestError(f"a hash or set carries at most {MAX_COLL_ITEMS} fields or members")
+    items: dict[str, tuple[Any, Version]] = {}
+    for item in raw:
+        if type(item) is not list or len(item) not in (2, 5):
+            raise BadRequestError("a field travels as [name, value] or [name, value, wall_ms, logical, node_id]")
+        name, value = item[0], item[1]
+        if type(name) is not str or not name or name[0] not in PREFIXES or name in items:
+            raise BadRequestError("a field's name is a distinct string starting with h, s or t")
+        vt = type(value)
+        if value is not None and vt is not str and vt is not bytes and vt is not int:
+            raise BadRequestError("a field's value is a string, binary, an integer or null")
+        items[name] = (value, PENDING if len(item) == 2 else decode_version(item[2:]))
+    floor = PENDING if floor_obj is None else decode_version(floor_obj)
+    ttl = PENDING if ttl_obj is None else decode_version(ttl_obj)
+    if ttl != PENDING and ttl != ZERO and not any(v == PENDING or v >= ttl for _, v in items.values()):
+        raise BadRequestError("a hash's or set's deadline version is above all of its fields")
+    return Coll(items, floor, ttl)
+
+
+def _within(coll: Coll, version: Version) -> Coll:
+    """``coll``, whose every version must be at most ``version`` (its record's or its
+    write's): the clock bound checks that one version, so no field may hide a newer one."""
+    if coll.floor != PENDING and coll.floor > version or coll.ttl_version != PENDING and coll.ttl_version > version:
+        raise BadRequestError("a hash's or set's version is above its record's")
+    for _, v in coll.items.values():
+        if v != PENDING and v > version:
+            raise BadRequestError("a field's version is above its record's")
+    return coll
+
+
 def _rec(r: Record | None) -> list[Any] | None:
     if r is None:
         return None
+    if type(r.value) is Coll:
+        return [r.key, wire_coll(r.value), r.deadline, wire_version(r.version), r.purge_at, COLL_TAG]
     return [r.key, r.value, r.deadline, wire_version(r.version), r.purge_at]
 
 
@@ -88,6 +146,12 @@ def _time(obj: Any) -> float | None:
 def decode_record(obj: Any) -> Record | None:
     if obj is None:
         return None
+    if len(obj) == 6:
+        key, value, deadline, version, purge_at, tag = obj
+        if tag != COLL_TAG or purge_at is not None:
+            raise BadRequestError("a tagged record is a live hash or set")
+        decoded = decode_version(version)
+        return Record(key, _within(decode_coll(value), decoded), _time(deadline), decoded, None)
     key, value, deadline, version, purge_at = obj
     return Record(key, value, _time(deadline), decode_version(version), _time(purge_at))
 
@@ -97,7 +161,11 @@ def _op(op: Any) -> list[Any]:
     if t is Fetch:
         return ["fetch", list(op.keys)]
     if t is Write:
-        return ["write", op.items, wire_version(op.version), op.replicas]  # tuples pack as arrays
+        items = [
+            (key, wire_coll(value), deadline, COLL_TAG) if type(value) is Coll else (key, value, deadline)
+            for key, value, deadline in op.items
+        ]
+        return ["write", items, wire_version(op.version), op.replicas]  # tuples pack as arrays
     if t is Remove:
         return ["remove", list(op.keys), wire_version(op.version), op.purge_at]
     if t is Apply:
@@ -117,7 +185,7 @@ def encode_replica_request(m: ReplicaRequest) -> dict[str, Any]:
     ops: list[Any] = []
     append = ops.append
     for op in m.ops:
-        if type(op) is not Write or not (op.each or len(op.items) == 1):
+        if type(op) is not Write or not (op.each or (len(op.items) == 1 and type(op.items[0][1]) is not Coll)):
             append(_op(op))
             continue
         wall_ms, logical, node_id = op.version
@@ -180,8 +248,12 @@ def _writer_version(
     return _new_tuple(Version, (wall_ms, logical, node_id)), replicas
 
 
-def _item(key: Any, value: Any, deadline: Any) -> tuple[str, Any, float | None]:
-    """One written item, its key and deadline checked."""
+def _item(key: Any, value: Any, deadline: Any, *tag: Any) -> tuple[str, Any, float | None]:
+    """One written item, its key and deadline checked (a tagged item: a hash or set delta)."""
+    if tag:
+        if tag != (COLL_TAG,):
+            raise BadRequestError("a written item is [key, value, deadline] or a tagged hash or set")
+        value = decode_coll(value)
     if type(key) is not str or not key:
         raise BadRequestError("peer message ReplicaRequest carries a key that is not a non-empty string")
     if deadline is not None and type(deadline) is not float and type(deadline) is not int:
@@ -195,8 +267,12 @@ def _decode_op(obj: list[Any]) -> Any:
         return Fetch(tuple(obj[1]))
     if kind == "write":
         replicas = tuple(text(r) for r in obj[3]) if len(obj) > 3 else ()
-        items = tuple(_item(k, v, d) for k, v, d in obj[1])
-        return Write(items, decode_version(obj[2]), replicas)
+        items = tuple(_item(*item) for item in obj[1])
+        version = decode_version(obj[2])
+        for _, value, _ in items:
+            if type(value) is Coll:
+                _within(value, version)
+        return Write(items, version, replicas)
     if kind == "remove":
         return Remove(tuple(obj[1]), decode_version(obj[2]), _time(obj[3]))
     if kind == "apply":

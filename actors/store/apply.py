@@ -56,7 +56,7 @@ def write(keyspace: Keyspace, op: Write, wall: float, trace: Trace | None = None
         return out_of_memory(keyspace)
     version = op.version
     items = op.items
-    stored = keyspace.set_all(items, version, op.replicas)
+    stored = keyspace.set_all(items, version, op.replicas, wall)
     if trace is None and all(stored):
         return len(stored)
     applied = 0
@@ -78,7 +78,7 @@ def _write_each(keyspace: Keyspace, op: Write, wall: float, trace: Trace | None)
     replicas = op.replicas
     items = op.items
     if not keyspace.max_memory:  # no memory check per item: the keyspace stores them in one pass
-        stored = keyspace.set_all(items, version, replicas)
+        stored = keyspace.set_all(items, version, replicas, wall)
         if trace is None and all(stored):
             return ItemResults([1] * len(stored))
         outcomes: Iterable[bool | None] = stored
@@ -90,7 +90,7 @@ def _write_each(keyspace: Keyspace, op: Write, wall: float, trace: Trace | None)
             if not keyspace.make_room(wall):
                 each.append(out_of_memory(keyspace))
                 continue
-            ok = keyspace.set(key, value, deadline, version, replicas)
+            ok = keyspace.set(key, value, deadline, version, replicas, wall)
         if ok:
             each.append(1)
             if trace is not None:
@@ -146,7 +146,7 @@ def modify(keyspace: Keyspace, op: Modify, wall: float, trace: Trace | None = No
     for key, written in writes.items():
         if written is DELETE:
             keyspace.delete(key, wall, op.version, wall + keyspace.tombstone_ttl)
-        elif not keyspace.set(key, written[0], written[1], op.version, op.replicas):  # type: ignore[index]
+        elif not keyspace.set(key, written[0], written[1], op.version, op.replicas, wall):  # type: ignore[index]
             return keyspace.newest_version(key)  # it holds this very version: the node re-stamps
     return reply
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 
 from actors.store.flush_marks import MARKER_VALUE, is_marker, marker_key
 from actors.store.partitions import DEFAULT_PARTITIONS, partition_of
+from actors.protocol.collection import Coll, content_digest, merge_records, prune
 from actors.protocol.record import Record
 from actors.store.sizing import ENTRY_OVERHEAD, VOLATILE_OVERHEAD, estimate_size
 from actors.protocol.version import ZERO, Version, shared_logical
@@ -308,20 +309,27 @@ class Keyspace:
         deadline: float | None,
         version: Version = ZERO,
         replicas: tuple[str, ...] = (),
+        wall: float | None = None,
     ) -> bool:
         """Store a value unless the key already holds this version or a newer one."""
-        return self.set_all(((key, value, deadline),), version, replicas)[0]
+        return self.set_all(((key, value, deadline),), version, replicas, wall)[0]
 
     def set_all(
         self,
         items: Iterable[tuple[str, Any, float | None]],
         version: Version = ZERO,
         replicas: tuple[str, ...] = (),
+        wall: float | None = None,
     ) -> list[bool]:
         """:meth:`set` for each ``(key, value, deadline)`` of one write (one version, one
         replica set): per item, whether it was stored. What depends only on the version
         and the replicas (the shared ``wall_ms`` and logical ints, the interned meta) is
-        worked out once for the whole write."""
+        worked out once for the whole write.
+
+        A :class:`~actors.protocol.collection.Coll` value is a field write (a delta): it
+        is refused as any write is when the key holds this version or a newer one, else
+        merged field by field into what the key holds (:meth:`_merge_delta`); ``wall``
+        (default: the write's version's time) decides whether what it holds has expired."""
         wall_ms, logical, node_id = version
         if wall_ms == self._last_wall:
             wall_ms = self._last_wall
@@ -346,6 +354,21 @@ class Keyspace:
             if marks is not None and version <= self._mark_max and version <= marks.get(self._partition_of(key), ZERO):
                 out.append(False)  # older than its partition's flush
                 continue
+            if type(value) is Coll:
+                merged = self._merge_delta(key, value, deadline, version, wall)
+                if merged is None:
+                    out.append(False)
+                    continue
+                if merged is _GONE:  # the last field or member went: no key (a single copy)
+                    gone = entries.get(key)
+                    if gone is not None:
+                        self._remove(key, gone)
+                    out.append(True)
+                    continue
+                if merged is _UNCHANGED:
+                    out.append(True)
+                    continue
+                value, deadline = merged
             # Sized before anything changes: an entry is stored and charged, or neither.
             size = entry_size(key, value, deadline)
             old = entries.get(key)
@@ -408,6 +431,8 @@ class Keyspace:
         """Merge a record from a peer (repair, hint, stream); True if it changed anything."""
         if record.key[:1] == "\x00" and is_marker(record.key):
             return self._flush_mark(record.key, record.version)
+        if type(record.value) is Coll or type((self._entries.get(record.key) or _NO_ENTRY)[VALUE]) is Coll:
+            return self._apply_merge(record, wall)
         if record.purge_at is None:
             if record.deadline is not None and record.deadline <= wall:
                 if self.tombstone_ttl <= 0:
@@ -452,6 +477,74 @@ class Keyspace:
             self._tombstone(key, record.version, record.purge_at, wall)
         elif record.deadline is None or record.deadline > wall:
             self.set(key, record.value, record.deadline, record.version, replicas)
+
+    # --- collections (hashes and sets) ---------------------------------------------
+
+    def _raw_record(self, key: str) -> Record | None:
+        """What the key holds, expired or not (no lazy expiry, no counters)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            return Record(key, entry[VALUE], entry[DEADLINE], entry_version(entry))
+        tomb = self._tombstones.get(key)
+        return Record(key, None, None, tomb[0], tomb[1]) if tomb is not None else None
+
+    def _merge_delta(
+        self, key: str, delta: Coll, deadline: float | None, version: Version, wall: float | None
+    ) -> tuple[Any, float | None] | None:
+        """``(value, deadline)`` to store for a field write, or None: refused (the key holds
+        this version or a newer one; the coordinator re-stamps above it). Accepted, the
+        write is newer than anything the key holds, so the merged entry's version is the
+        write's. An expired value is merged as the tombstone it has turned into."""
+        newest = self._newest(key)
+        if newest is not None and version is not ZERO and version <= newest:
+            return None
+        now = wall if wall is not None else version.wall_ms / 1000
+        self.entry(key, now)  # expire what is due first (a tombstone at its version)
+        merged = merge_records(self._raw_record(key), Record(key, delta, deadline, version))
+        if merged is None or type(merged.value) is not Coll:
+            return _UNCHANGED  # a delta of nothing but a deadline, to a key that is no hash or set
+        # Field tombstones are kept as long as key tombstones are (none on a single copy).
+        ttl = self.tombstone_ttl
+        kept = prune(merged.value, int((now - ttl) * 1000) if ttl > 0 else None)
+        if kept is None:
+            if ttl > 0:
+                return merged.value, merged.deadline
+            return _GONE
+        return kept, merged.deadline
+
+    def _apply_merge(self, record: Record, wall: float) -> bool:
+        """:meth:`apply` where a collection is involved: the join of both states (and of
+        the partition's flush, which erases what a replica that missed it still holds)."""
+        key = record.key
+        mark = None if self._marks is None else self._marks.get(self._partition_of(key))
+        if mark is not None:
+            record = merge_records(record, Record(key, None, None, mark, wall + max(self.tombstone_ttl, 1.0)))
+            if record is None or (record.purge_at is not None and record.version <= mark):
+                return False  # nothing newer than the flush
+        self.entry(key, wall)
+        current = self._raw_record(key)
+        if record.purge_at is None and record.deadline is not None and record.deadline <= wall:
+            # Expired on arrival: what it turned into, a tombstone at its version.
+            record = Record(key, None, None, record.version, record.deadline + max(self.tombstone_ttl, 0.0))
+        merged = merge_records(current, record)
+        if merged is not None and type(merged.value) is Coll and not merged.value.items:
+            # A floor with nothing above it (a forged state): a tombstone, purged in time.
+            merged = Record(key, None, None, merged.version, wall + self.tombstone_ttl) if self.tombstone_ttl > 0 else None
+        if merged is None or merged == current:
+            return False
+        if self.max_memory and self.used_bytes >= self.max_memory and key not in self._entries and merged.purge_at is None:
+            self.repairs_skipped_full += 1  # as for plain records: a full node takes on no keys by repair
+            return False
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._remove(key, entry)
+        if key in self._tombstones:
+            self._drop_tombstone(key)
+        if merged.purge_at is not None:
+            self._tombstone(key, merged.version, merged.purge_at, wall)
+            return True
+        replicas = entry_replicas(entry) if entry is not None else ()
+        return self.set_all(((key, merged.value, merged.deadline),), merged.version, replicas, wall)[0]
 
     # --- tombstones and expiry ----------------------------------------------------
 
@@ -568,7 +661,12 @@ class Keyspace:
         out = []
         for key in self._partition_index()[partition]:
             entry = entries.get(key)
-            out.append((key, entry_version(entry) if entry is not None else tombs[key][0]))
+            if entry is None:
+                out.append((key, tombs[key][0]))
+            elif type(entry[VALUE]) is Coll:
+                out.append((key, listed_version(entry_version(entry), entry[VALUE])))
+            else:
+                out.append((key, entry_version(entry)))
         mark = None if self._marks is None else self._marks.get(partition)
         if mark is not None:
             out.append((marker_key(partition, self.partitions), mark))
@@ -645,9 +743,25 @@ class Keyspace:
             if entry is not None:
                 if entry_version(entry) <= version:
                     self._remove(k, entry)
+                elif type(entry[VALUE]) is Coll:
+                    self._flush_fields(k, entry, version)
             elif k in tombs and tombs[k][0] <= version:
                 self._drop_tombstone(k)
         return True
+
+    def _flush_fields(self, key: str, entry: Entry, version: Version) -> None:
+        """A hash or set newer than a flush at ``version`` loses the fields the flush covers
+        (a flush is a whole-key delete of every key: the floor rises to it)."""
+        coll = entry[VALUE]
+        items = {name: item for name, item in coll.items.items() if item[1] > version}
+        if len(items) == len(coll.items) and coll.floor >= version:
+            return
+        ttl = coll.ttl_version if coll.ttl_version > version else ZERO
+        replicas = entry_replicas(entry)
+        self._remove(key, entry)
+        if items:
+            flushed = Coll(items, version if version > coll.floor else coll.floor, ttl)
+            self.set_all(((key, flushed, entry[DEADLINE] if ttl != ZERO else None),), entry_version(entry), replicas)
 
     def _mark_record(self, key: str, wall: float) -> Record | None:
         """For a key with no value or tombstone here: its partition's marker if ``key`` is
@@ -701,6 +815,23 @@ class Keyspace:
         if last != key:
             self._volatile[pos] = last
             self._volatile_pos[last] = pos
+
+
+#: :meth:`Keyspace._merge_delta`'s answer when the write leaves no key.
+_GONE = ("gone",)
+#: ... when it changes nothing, yet is no conflict (a deadline for a key that is no hash).
+_UNCHANGED = ("unchanged",)
+
+#: What a key without an entry reads as in a type check (``_NO_ENTRY[VALUE]`` is None).
+_NO_ENTRY = (None,)
+
+
+def listed_version(version: Version, coll: Coll) -> Version:
+    """A collection's version in a listing: its newest version, the node id followed by
+    ``\\x00`` (no node id has it: ids are printable) and a digest of the whole state, so
+    replicas with the same newest version but different fields differ (anti-entropy
+    exchanges both ways then: ``actors.cluster.sync_rounds.diff_listings``)."""
+    return Version(version.wall_ms, version.logical, f"{version.node_id}\x00{content_digest(coll)}")
 
 
 def item_hash(key: str, version: Version) -> int:

@@ -51,7 +51,9 @@ from actors.protocol.messages import (
 from actors.protocol.replica_ops import Remove, Write
 from actors.protocol.txn_messages import TXN_REPLY_TYPES, Flush, Multi, MultiReply, Scan, ScanReply
 from actors.store.txn_ops import FlushAll, ScanKeys, Transact
+from actors.protocol.collection import Coll, coll_kind
 from actors.protocol.version import ZERO, Version
+from actors.store.coll_ops import wrong_type
 from actors.store.ops import Describe, Modify, Read, SaveSnapshot, StatsQuery, StoreOp
 
 #: Every reply class a store result may already be.
@@ -102,14 +104,26 @@ def plan_local(request: Any, wall: float, stamp: Stamp) -> StoreOp | None:
 
 
 def _mget(request: MGet, result: Any) -> Values:
-    return Values(tuple((key, value, found) for key, (value, found) in zip(request.keys, result)), request.rid)
+    return Values(tuple((key, *string_value(value, found)) for key, (value, found) in zip(request.keys, result)), request.rid)
+
+
+def _get(request: Get, result: Any) -> Reply:
+    value, found = result[0]
+    if type(value) is Coll:
+        return wrong_type(request.rid) if coll_kind(value) is not None else Value(None, False, request.rid)
+    return Value(value, found, request.rid)
+
+
+def string_value(value: Any, found: bool) -> tuple[Any, bool]:
+    """``(value, found)`` as ``MGET`` answers it: a hash or set is no string (nil, as Redis)."""
+    return (None, False) if type(value) is Coll else (value, found)
 
 
 #: Request type -> its reply for the result of its planned operation (a result that is
 #: already a reply, or an error, is passed on by :func:`local_reply` with the request's id).
 #: ``stats``' figures are the store's; the node merges its own in before asking for the reply.
 REPLIES: dict[type, Callable[[Any, Any], Reply]] = {
-    Get: lambda r, result: Value(result[0][0], result[0][1], r.rid),
+    Get: _get,
     Set: lambda r, result: Ack(r.rid),
     Delete: lambda r, result: Ack(r.rid, deleted=result > 0),
     MGet: _mget,

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.protocol.collection import PENDING, TTL_MARK, Coll, coll_kind
 from actors.protocol.errors import ErrorCode
-from actors.protocol.messages import Ack, ErrorReply, Expire, Incr, Reply, Set, Ttl, TtlReply, Value
+from actors.protocol.messages import Ack, CollOp, ErrorReply, Expire, Incr, Reply, Set, Ttl, TtlReply, Value
 from actors.protocol.record import Record
 from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat, Rename
+from actors.protocol.version import ZERO
+from actors.store.coll_ops import plan_coll, wrong_type
 from actors.store.strings import as_bytes, as_int, incr_by_float
 
 __all__ = ["DELETE", "Write", "plan_rename", "plan_update", "visible"]
@@ -49,7 +52,13 @@ def visible(record: Record | None, wall: float) -> Record | None:
         return None
     if record.deadline is not None and record.deadline <= wall:
         return None
+    if type(record.value) is Coll and coll_kind(record.value) is None:
+        return None  # a hash or set whose every field was deleted: no key
     return record
+
+
+#: Read-modify-writes of strings only: on a hash or set they answer ``WRONGTYPE``.
+_STRING_ONLY = (Incr, GetDel, GetEx, Append, IncrByFloat)
 
 
 def _store(value: Any, deadline: float | None, wall: float) -> Write:
@@ -63,10 +72,12 @@ def _expire(request: Expire, live: Record | None, wall: float) -> tuple[Write | 
     rid = request.rid
     if live is None:
         return None, Ack(rid, applied=False)
+    # A hash or set: a delta that sets the deadline only (its fields are not rewritten).
+    value = Coll({TTL_MARK: (1, PENDING)}, ZERO, PENDING) if type(live.value) is Coll else live.value
     if request.persist:
         if live.deadline is None:
             return None, Ack(rid, applied=False)
-        return (live.value, None), Ack(rid, applied=True)
+        return (value, None), Ack(rid, applied=True)
     deadline = request.at if request.at is not None else wall + request.ttl  # type: ignore[operator]
     cond = request.cond
     if cond is not None:
@@ -83,7 +94,7 @@ def _expire(request: Expire, live: Record | None, wall: float) -> tuple[Write | 
             ok = current is not None and deadline < current
         if not ok:
             return None, Ack(rid, applied=False)
-    return _store(live.value, deadline, wall), Ack(rid, applied=True)
+    return _store(value, deadline, wall), Ack(rid, applied=True)
 
 
 def plan_update(request: Any, current: Record | None, wall: float) -> tuple[Write | None, Reply]:
@@ -91,7 +102,14 @@ def plan_update(request: Any, current: Record | None, wall: float) -> tuple[Writ
     live = visible(current, wall)
     rid = request.rid
     t = type(request)
+    if t is CollOp:
+        return plan_coll(request, current, live)
+    coll = live is not None and type(live.value) is Coll
+    if coll and t in _STRING_ONLY:
+        return None, wrong_type(rid)
     if t is Set:
+        if coll and request.get:
+            return None, wrong_type(rid)
         exists = live is not None
         applied = request.cond is None or (request.cond == "nx") != exists
         write: Write | None = None
@@ -160,4 +178,10 @@ def plan_rename(
         return {}, Ack(rid, applied=not request.nx)
     if request.nx and visible(target, wall) is not None:
         return {}, Ack(rid, applied=False)
-    return {request.new_key: (live.value, live.deadline), request.key: DELETE}, Ack(rid, applied=True)
+    value = live.value
+    if type(value) is Coll:
+        # A hash or set moves as a write of its live fields, replacing all the target held.
+        floor = target.version if target is not None else ZERO
+        fields = {name: (item, PENDING) for name, (item, _) in sorted(value.items.items()) if item is not None}
+        value = Coll(fields, floor, PENDING)
+    return {request.new_key: (value, live.deadline), request.key: DELETE}, Ack(rid, applied=True)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ENTRY_OVERHEAD", "VOLATILE_OVERHEAD", "estimate_size"]
+from actors.protocol.collection import Coll
+
+__all__ = ["COLL_ITEM_OVERHEAD", "ENTRY_OVERHEAD", "VOLATILE_OVERHEAD", "estimate_size"]
 
 #: Everything an entry costs besides its key's characters and its value: the key's str
 #: header, the keyspace dict slot, the entry tuple (80 B) and its version fields (the
@@ -50,7 +52,29 @@ def estimate_size(value: Any) -> int:
         return _BYTES + len(value)
     if t is list or t is tuple or t is dict:
         return _container_size(value)
+    if t is Coll:
+        return _coll_size(value)
     return _SCALAR
+
+
+#: What one field or member of a hash or set costs besides its name's characters and its
+#: value: the dict slot, the name's str header, the ``(value, version)`` tuple and the
+#: version (a NamedTuple of three, shared by the fields one write wrote, counted whole).
+COLL_ITEM_OVERHEAD = _DICT_SLOT + _STR + _CONTAINER + 2 * _LIST_SLOT + _CONTAINER + 3 * _LIST_SLOT
+
+
+def _coll_size(coll: Coll) -> int:
+    """A hash's or set's state: its object and dict, plus each item (tombstones too)."""
+    total = 2 * _CONTAINER + _CONTAINER
+    for name, (value, _) in coll.items.items():
+        t = type(value)
+        if t is bytes:
+            total += COLL_ITEM_OVERHEAD + len(name) + _BYTES + len(value)
+        elif t is str:
+            total += COLL_ITEM_OVERHEAD + len(name) + _STR + len(value)
+        else:
+            total += COLL_ITEM_OVERHEAD + len(name) + (_SCALAR if t is not list and t is not dict else estimate_size(value))
+    return total
 
 
 def _container_size(value: Any) -> int:
