@@ -536,15 +536,8 @@ class Keyspace:
             self.repairs_skipped_full += 1  # as for plain records: a full node takes on no keys by repair
             return False
         entry = self._entries.get(key)
-        if entry is not None:
-            self._remove(key, entry)
-        if key in self._tombstones:
-            self._drop_tombstone(key)
-        if merged.purge_at is not None:
-            self._tombstone(key, merged.version, merged.purge_at, wall)
-            return True
-        replicas = entry_replicas(entry) if entry is not None else ()
-        return self.set_all(((key, merged.value, merged.deadline),), merged.version, replicas, wall)[0]
+        self.restore(merged, entry_replicas(entry) if entry is not None else (), wall)  # the join, in its place
+        return True
 
     # --- tombstones and expiry ----------------------------------------------------
 
