@@ -15,7 +15,7 @@ import redis
 
 from runtime.local_cluster import NodeProcess
 from tests.cluster import Cluster, eventually
-from tests.test_client_auth_resp import _redis_server
+from tests.redis_server import redis_server
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +43,11 @@ SCRIPT: list[tuple[str, ...]] = [
     ("SET", "str", "v", "GET"), ("HSET", "x2", "f", "v"), ("SET", "x2", "v", "GET"), ("SET", "x2", "w"),
     ("GET", "x2"), ("HSET", "x3", "f", "v"), ("MGET", "x3", "x2"), ("HMSET", "hm", "a", "1", "b", "2"),
     ("HGETALL", "hm"), ("SMEMBERS", "nokey"), ("HGETALL", "nokey"), ("SCARD", "nokey"), ("HKEYS", "nokey"),
+    ("TYPE", "hm"), ("SADD", "ts", "m"), ("TYPE", "ts"), ("TYPE", "str"), ("TYPE", "nokey"),
+    ("HSET", "r1", "a", "1"), ("HSET", "r2", "b", "2"), ("RENAME", "r1", "r2"), ("HGETALL", "r2"), ("EXISTS", "r1"),
+    ("RENAME", "r2", "str"), ("HGETALL", "str"), ("TYPE", "str"), ("RENAMENX", "ts", "str"), ("GETDEL", "ts"),
+    ("APPEND", "ts", "x"), ("INCRBYFLOAT", "ts", "1"), ("GETEX", "ts"), ("STRLEN", "ts"), ("SET", "ts", "v"),
+    ("SMEMBERS", "ts"),
 ]
 
 #: Replies whose order is Redis's hash table's: compared as sorted.
@@ -64,7 +69,7 @@ def _reply(client: redis.Redis, command: tuple[Any, ...]) -> Any:
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_same_replies_as_redis_server(protocol: int) -> None:
-    with NodeProcess("node1", "--resp-port", "0") as node, _redis_server() as port:
+    with NodeProcess("node1", "--resp-port", "0") as node, redis_server() as port:
         ours = redis.Redis(port=node.resp_port, protocol=protocol, socket_timeout=10)
         theirs = redis.Redis(port=port, protocol=protocol, socket_timeout=10)
         try:
