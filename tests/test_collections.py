@@ -24,6 +24,7 @@ from actors.protocol.record import Record
 from actors.protocol.replica_ops import Apply, Write
 from actors.protocol.version import ZERO, Version
 from actors.store.apply import apply
+from actors.store.flush_marks import MARKER_VALUE, marker_key
 from actors.store.keyspace import Keyspace
 from actors.store.ops import Modify, Read
 from actors.store.plan import local_reply
@@ -235,3 +236,17 @@ def test_memory_grows_with_fields_and_returns_when_the_key_goes() -> None:
     assert all(later - earlier > 100 for earlier, later in zip(sizes, sizes[1:]))
     ks.delete("k", 1.0, Version(100, 0, "n1"))
     assert ks.used_bytes == 0
+
+
+def test_a_flush_erases_the_fields_it_covers_and_a_stale_replica_cannot_bring_them_back() -> None:
+    ks = Keyspace(tombstone_ttl=100.0, partitions=1)
+    v = [Version(i, 0, "n1") for i in range(10)]
+    ks.apply(Record("k", Coll({"ha": (b"1", PENDING)}), None, v[1]), 0.0)
+    ks.apply(Record("k", Coll({"hb": (b"2", PENDING)}), None, v[5]), 0.0)
+    stale = ks.record("k", 0.0)  # what a replica that misses the flush keeps
+    ks.apply(Record(marker_key(0, 1), MARKER_VALUE, None, v[3]), 0.0)  # FLUSHDB at version 3
+    assert view(ks.record("k", 0.0).value)[1] == {"b": b"2"}
+    assert not ks.apply(stale, 0.0)  # anti-entropy from the stale replica: "a" stays gone
+    assert view(ks.record("k", 0.0).value)[1] == {"b": b"2"}
+    ks.apply(Record("k", Coll({"hc": (b"3", PENDING)}), None, v[7]), 0.0)
+    assert view(ks.record("k", 0.0).value)[1] == {"b": b"2", "c": b"3"}

@@ -743,18 +743,15 @@ class Keyspace:
         return True
 
     def _flush_fields(self, key: str, entry: Entry, version: Version) -> None:
-        """A hash or set newer than a flush at ``version`` loses the fields the flush covers
-        (a flush is a whole-key delete of every key: the floor rises to it)."""
-        coll = entry[VALUE]
-        items = {name: item for name, item in coll.items.items() if item[1] > version}
-        if len(items) == len(coll.items) and coll.floor >= version:
+        """A hash or set newer than a flush at ``version`` loses the fields the flush covers:
+        the join with a delete at ``version`` (a flush deletes every key of its partition)."""
+        merged = merge_records(self._raw_record(key), Record(key, None, None, version, 0.0))
+        if merged is not None and merged.value == entry[VALUE]:
             return
-        ttl = coll.ttl_version if coll.ttl_version > version else ZERO
         replicas = entry_replicas(entry)
         self._remove(key, entry)
-        if items:
-            flushed = Coll(items, version if version > coll.floor else coll.floor, ttl)
-            self.set_all(((key, flushed, entry[DEADLINE] if ttl != ZERO else None),), entry_version(entry), replicas)
+        if merged is not None and type(merged.value) is Coll:
+            self.set_all(((key, merged.value, merged.deadline),), merged.version, replicas)
 
     def _mark_record(self, key: str, wall: float) -> Record | None:
         """For a key with no value or tombstone here: its partition's marker if ``key`` is
