@@ -214,7 +214,8 @@ def test_command_count_matches_the_table() -> None:
         (("EXPIRETIME", "k"), (TtlReply(False, None),), 2, b":-2\r\n"),
         (("STRLEN", "k"), (Value("é", True),), 2, b":2\r\n"),
         (("GETRANGE", "k", "1", "-1"), (Value(12345, True),), 2, b"$4\r\n2345\r\n"),
-        (("TYPE", "k"), (Value(None, False),), 2, b"+none\r\n"),
+        (("TYPE", "k"), (Value("none", True),), 2, b"+none\r\n"),  # (keytype's answer)
+        (("TYPE", "k"), (Value("hash", True),), 2, b"+hash\r\n"),
         (("SETNX", "k", "v"), (Ack(applied=False),), 2, b":0\r\n"),
         (("INCRBYFLOAT", "k", "0.1"), (Value("10.6", True),), 2, b"$4\r\n10.6\r\n"),
         (("PTTL", "k"), (TtlReply(False, None),), 2, b":-2\r\n"),
