@@ -32,7 +32,12 @@ def _text(raw: bytes) -> str:
 
 
 def _key_bulk(key: str) -> bytes:
-    return bulk(key.encode("utf-8", "surrogateescape"))
+    """A key's bytes: a RESP key's exactly (``surrogateescape``); a JSON client's may hold
+    lone surrogates no RESP key can, encoded as ``value_bulk`` does (``surrogatepass``)."""
+    try:
+        return bulk(key.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return bulk(key.encode("utf-8", "surrogatepass"))
 
 
 def _b_ok(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:

@@ -51,11 +51,13 @@ _NIL3 = b"_\r\n"
 class TxnState:
     """A connection inside MULTI: what it queued (reply bytes, or a handler's Deferred)."""
 
-    __slots__ = ("dirty", "queued", "requests")
+    __slots__ = ("dirty", "held", "queued", "requests")
 
     def __init__(self) -> None:
         self.queued: list[bytes | Deferred] = []
         self.requests = 0
+        #: Bytes of the queued commands' arguments (their requests hold them until EXEC).
+        self.held = 0
         #: A command was refused while queueing: EXEC answers EXECABORT.
         self.dirty = False
 
@@ -74,9 +76,16 @@ def _may_queue(request: Any) -> bool:
 
 
 def queue_command(name: str, handler: Any, argv: list[bytes], s: Session) -> bytes:
-    """Run ``argv``'s handler now and queue what it gives for EXEC; answer ``+QUEUED``."""
+    """Run ``argv``'s handler now and queue what it gives for EXEC; answer ``+QUEUED``.
+
+    Bounded (every byte from the network is hostile, and queued commands are answered,
+    so no input limit sees them any more): at most :data:`MAX_MULTI_REQUESTS` queued
+    commands, whatever they answer, and at most one command's worth of argument bytes
+    (``resp_request_limit``); past either the command is refused and EXEC aborts."""
     txn = s.txn
     assert txn is not None
+    if len(txn.queued) >= MAX_MULTI_REQUESTS:
+        return flag_error(s, error(f"ERR a transaction holds at most {MAX_MULTI_REQUESTS} commands"))
     try:
         result = handler(argv, s)
     except CommandError as exc:
@@ -90,6 +99,11 @@ def queue_command(name: str, handler: Any, argv: list[bytes], s: Session) -> byt
         elif txn.requests + len(requests) > MAX_MULTI_REQUESTS:
             return flag_error(s, error(f"ERR a transaction holds at most {MAX_MULTI_REQUESTS} requests"))
         else:
+            held = txn.held + sum(map(len, argv))
+            limit = s.server.resp_request_limit
+            if held > limit:
+                return flag_error(s, error(f"ERR a transaction holds at most {limit} bytes of arguments"))
+            txn.held = held
             txn.requests += len(requests)
     txn.queued.append(result)
     return QUEUED

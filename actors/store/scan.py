@@ -25,6 +25,13 @@ from typing import Any
 __all__ = ["glob_match", "scan_step"]
 
 
+def _signed(ch: str) -> int:
+    """A byte as C's ``char`` on the platforms Redis runs on (signed): Redis compares a
+    range's ends so, and ``[?-\xc3]`` holds every byte from 0x80 up to ``?``."""
+    code = ord(ch)
+    return code - 256 if code >= 128 else code
+
+
 def _class_match(pattern: str, i: int, ch: str) -> tuple[bool, int]:
     """Match ``ch`` against the class starting after ``[`` at ``pattern[i]``; (matched,
     index after ``]``). An unterminated class runs to the end, as in Redis."""
@@ -39,11 +46,11 @@ def _class_match(pattern: str, i: int, ch: str) -> tuple[bool, int]:
             i += 1
             if pattern[i] == ch:
                 matched = True
-        elif i + 2 < n and pattern[i + 1] == "-" and pattern[i + 2] != "]":
-            lo, hi = c, pattern[i + 2]
+        elif i + 2 < n and pattern[i + 1] == "-":  # (Redis: even ``a-]`` is a range, to ``]``)
+            lo, hi = _signed(c), _signed(pattern[i + 2])
             if lo > hi:
                 lo, hi = hi, lo
-            if lo <= ch <= hi:
+            if lo <= _signed(ch) <= hi:
                 matched = True
             i += 2
         elif c == ch:
@@ -52,8 +59,23 @@ def _class_match(pattern: str, i: int, ch: str) -> tuple[bool, int]:
     return matched != negate, min(i + 1, n) if i < n else n
 
 
+def _as_bytes(text: str) -> str:
+    """``text``'s UTF-8 bytes, one character each (Latin-1): Redis matches bytes, so ``?``
+    is one byte of ``é``, not the whole letter. RESP keys are text by ``surrogateescape``;
+    a JSON client's may hold lone surrogates, which only ``surrogatepass`` encodes."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("latin-1")
+
+
 def glob_match(pattern: str, text: str) -> bool:
-    """Whether ``text`` matches Redis glob ``pattern`` (see the module docstring)."""
+    """Whether ``text`` matches Redis glob ``pattern`` (see the module docstring), byte by
+    byte of their UTF-8 as Redis does."""
+    if not pattern.isascii():
+        pattern = _as_bytes(pattern)
+    if not text.isascii():
+        text = _as_bytes(text)
     p = t = 0
     np, nt = len(pattern), len(text)
     star_p = star_t = -1

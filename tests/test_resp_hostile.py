@@ -1,0 +1,115 @@
+"""Red-team regressions for the RESP transaction and scan commands (session 24): each test
+is an attack that once worked, against a real node (and a real redis-server where Redis
+defines the answer).
+
+- A MULTI queue held whatever a client queued: 150 SETs of 8 MB made a node started with
+  ``--max-memory 64mb`` hold 1.2 GB, and commands answered at once (PING, a syntax error)
+  were queued without any count. Now a transaction holds at most ``MAX_MULTI_REQUESTS``
+  commands and one command's worth of argument bytes.
+- KEYS/SCAN globs matched characters, not bytes (``?`` took all of ``é``), and ``[a-]``
+  was not Redis's range to ``]``: compared with redis-server by shape.
+- One key a JSON client stored with a lone surrogate made every RESP KEYS and SCAN answer
+  "internal error" (the reply's encoder refused it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from actors.protocol.txn_kinds import MAX_MULTI_REQUESTS
+from runtime.local_cluster import NodeProcess
+from runtime.resp import encode_command
+from tests.redis_server import redis_server
+
+pytestmark = pytest.mark.integration
+
+#: --proto-max-bulk-len of the node here: a transaction holds at most this + 1 MiB of arguments.
+_BULK = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[NodeProcess]:
+    proc = NodeProcess("node1", "--resp-port", "0", "--proto-max-bulk-len", str(_BULK))
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def redis_port() -> Iterator[int]:
+    if shutil.which("redis-server") is None:
+        pytest.fail(".ci/run installs redis-server")
+    with redis_server() as port:
+        yield port
+
+
+def _read_lines(sock: socket.socket, n: int) -> list[bytes]:
+    """``n`` simple replies (one line each)."""
+    buf = b""
+    while buf.count(b"\r\n") < n:
+        chunk = sock.recv(1 << 20)
+        assert chunk, "connection closed"
+        buf += chunk
+    return buf.split(b"\r\n")[:n]
+
+
+def test_a_transaction_holds_at_most_one_commands_worth_of_bytes(node: NodeProcess) -> None:
+    value = b"x" * (400 << 10)
+    with socket.create_connection(("127.0.0.1", node.resp_port), timeout=30) as sock:
+        sock.sendall(encode_command([b"MULTI"]) + encode_command([b"SET", b"k", value]) * 8 + encode_command([b"EXEC"]))
+        replies = _read_lines(sock, 10)
+    assert replies[0] == b"+OK"
+    assert replies[1:6] == [b"+QUEUED"] * 5  # 5 x 400 KiB fit in 2 MiB
+    assert replies[6].startswith(b"-ERR a transaction holds at most") and b"bytes" in replies[6]
+    assert replies[9].startswith(b"-EXECABORT")
+    assert redis.Redis(port=node.resp_port).exists("k") == 0  # nothing ran
+
+
+def test_a_transaction_counts_commands_answered_at_once(node: NodeProcess) -> None:
+    n = MAX_MULTI_REQUESTS + 1
+    with socket.create_connection(("127.0.0.1", node.resp_port), timeout=30) as sock:
+        sock.sendall(encode_command([b"MULTI"]) + encode_command([b"PING"]) * n + encode_command([b"EXEC"]))
+        replies = _read_lines(sock, n + 2)
+    assert replies[1:n] == [b"+QUEUED"] * (n - 1)
+    assert replies[n].startswith(b"-ERR a transaction holds at most")
+    assert replies[n + 1].startswith(b"-EXECABORT")
+
+
+_KEY_ALPHABET = "ab-]^\\[é日"
+_PATTERN_ALPHABET = "ab-]^\\[*?é日"
+_KEYS = sorted({"a", "b", "-", "]", "[", "^", "\\", "ab", "a-b", "é", "aé", "日本", "日", "-]", "a]b", "é?"})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pattern=st.text(_PATTERN_ALPHABET, min_size=1, max_size=7))
+def test_keys_globs_match_bytes_as_redis(node: NodeProcess, redis_port: int, pattern: str) -> None:
+    ours, theirs = redis.Redis(port=node.resp_port), redis.Redis(port=redis_port)
+    if ours.dbsize() != len(_KEYS):
+        for client in (ours, theirs):
+            client.flushall()
+            client.mset({key: "1" for key in _KEYS})
+    assert sorted(ours.keys(pattern)) == sorted(theirs.keys(pattern)), pattern
+
+
+def test_a_json_clients_lone_surrogate_key_does_not_break_scan(node: NodeProcess) -> None:
+    client = redis.Redis(port=node.resp_port, socket_timeout=10)
+    client.flushall()
+    client.set("plain", "1")
+    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as sock:
+        sock.sendall(b'{"type":"set","key":"a\\ud800b","value":1}\n')
+        assert b'"success":true' in sock.recv(1000)
+    stored = "a\ud800b".encode("utf-8", "surrogatepass")
+    assert sorted(client.keys("*")) == sorted([b"plain", stored])
+    cursor, keys = client.scan(0, count=1000)
+    assert cursor == 0 and sorted(keys) == sorted([b"plain", stored])
+    assert client.keys("a*") == [stored]
+    client.flushall()
