@@ -56,6 +56,20 @@ def spawn(node_id: str, data: Path, contacts: list[str], port: int = 0) -> NodeP
     return NodeProcess(node_id, *contacts, *FLAGS, "--dir", str(data), port=port, stderr=None, start_timeout=900)
 
 
+def mset(r: redis.Redis, items: dict[str, str]) -> None:
+    """MSET, again after a ``timeout`` (an indefinite answer on a loaded machine: the same
+    values written twice are the same data)."""
+    for _ in range(20):
+        try:
+            r.mset(items)
+            return
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("TIMEOUT"):
+                raise
+            time.sleep(0.5)
+    raise RuntimeError("MSET kept timing out")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.warm_restart")
     p.add_argument("--keys", type=int, default=1_000_000)
@@ -78,16 +92,16 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(2)
         r = redis.Redis(port=n1.resp_port, socket_timeout=120)
         t0 = time.monotonic()
-        for start in range(0, args.keys, 1000):
-            r.mset({f"key:{i}": "v" * 32 for i in range(start, min(args.keys, start + 1000))})
+        for start in range(0, args.keys, 500):
+            mset(r, {f"key:{i}": "v" * 32 for i in range(start, min(args.keys, start + 500))})
         print(f"filled {args.keys} keys in {time.monotonic() - t0:.1f}s", file=sys.stderr, flush=True)
         r3 = redis.Redis(port=n3.resp_port, socket_timeout=600)
         time.sleep(2)
         print("node3 dbsize", r3.dbsize(), file=sys.stderr, flush=True)
         r3.save()
         for start in range(0, args.changed, 1000):
-            r.mset({f"new:{i}": "n" * 32 for i in range(start, min(args.changed, start + 1000))})
-            r.mset({f"key:{i}": "w" * 32 for i in range(start, min(args.changed, start + 1000))})
+            mset(r, {f"new:{i}": "n" * 32 for i in range(start, min(args.changed, start + 1000))})
+            mset(r, {f"key:{i}": "w" * 32 for i in range(start, min(args.changed, start + 1000))})
         results = {}
         for label, wipe in (("disk + peers", False), ("peers only", True)):
             port = n3.port
