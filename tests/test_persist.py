@@ -381,3 +381,19 @@ def test_disk_data_older_than_the_tombstone_lifetime_is_not_loaded(via: str) -> 
     stale = Keyspace()
     said = persistence(disk, stale, appendonly=via == "log").load(stale, WALL + 61)
     assert "not loaded" in said and len(stale) == 0
+
+
+def test_a_foreground_save_takes_over_from_a_background_one() -> None:
+    ks = filled(3_000)
+    disk = MemoryDisk()
+    p = persistence(disk, ks, appendonly=True)
+    p.start_save(ks, WALL, 0.0)
+    p.save_slice(clock, 0.0, WALL)
+    ks.set("late", 1, None, v(10**6))
+    p.abandon_save()
+    assert ks.tap is not None and p.tap.preimages is None and not any(n.endswith(".tmp") for n in disk.files)
+    p.start_save(ks, WALL + 1, 0.0)
+    assert p.save_slice(clock, float("inf"), WALL + 1) and p.last_status == "ok"
+    again = Keyspace()
+    persistence(disk, again).load(again, WALL + 1)
+    assert state(again) == state(ks)

@@ -243,6 +243,14 @@ class Persistence:
                     self.disk.remove(name)
         return True
 
+    def abandon_save(self) -> None:
+        """Drop the snapshot being captured (a foreground save takes over: SIGTERM during
+        a BGSAVE). The logs it would have retired stay until a snapshot is installed."""
+        if self.capture is not None:
+            self.capture.abort()
+            self.capture = None
+            self.disk.remove(_TMP)
+
     def _failed(self, wall: float) -> None:
         if self.capture is not None:
             self.capture.abort()

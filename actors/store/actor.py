@@ -173,10 +173,14 @@ class Store(ScheduledActor):
     # --- snapshots ------------------------------------------------------------------
 
     def _save(self, background: bool, wall: float) -> Any:
-        """SAVE (every slice now, answered once installed) or BGSAVE (slices between turns)."""
+        """SAVE (every slice now, answered once installed; a running BGSAVE is abandoned for
+        it, where Redis would refuse: the save at SIGTERM must not fail for it) or BGSAVE
+        (slices between turns)."""
         persistence = self.persistence
         if persistence is None:
             return ErrorReply(ErrorCode.BAD_REQUEST, "persistence is off: start the node with --dir to save")
+        if not background:
+            persistence.abandon_save()  # SAVE (and SIGTERM's) takes over from a running BGSAVE
         try:
             persistence.start_save(self.keyspace, wall, self.ctx.now())
         except SaveRefused as exc:
