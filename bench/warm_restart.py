@@ -31,7 +31,7 @@ from runtime.client import Client
 from runtime.local_cluster import NodeProcess
 
 HEADING = "Warm restart: a cluster node back from its peers only vs from disk plus peers (`bench/warm_restart.py`)"
-FLAGS = ("--log-level", "warning", "--replicas", "3", "--save", "", "--heartbeat-interval", "0.2", "--resp-port", "0")
+FLAGS = ("--log-level", "warning", "--replicas", "3", "--request-timeout", "10", "--resp-port", "0", "--save", "")
 
 
 def stats(node: NodeProcess) -> dict:

@@ -173,7 +173,7 @@ def test_snapshot_is_the_keyspace_when_the_capture_began() -> None:
     assert state(loaded) == before
 
 
-def _saved(n: int = 3_000) -> tuple[MemoryDisk, dict[str, tuple]]:
+def _saved(n: int = 1_000) -> tuple[MemoryDisk, dict[str, tuple]]:
     ks = filled(n, seed=4)
     disk = MemoryDisk()
     p = persistence(disk, ks)
@@ -183,7 +183,7 @@ def _saved(n: int = 3_000) -> tuple[MemoryDisk, dict[str, tuple]]:
     return disk, state(ks)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(st.data())
 def test_damaged_snapshot_is_refused_moved_aside_never_loaded(data: st.DataObject) -> None:
     disk, _ = _saved()
