@@ -501,6 +501,9 @@ class Keyspace:
         now = wall if wall is not None else version.wall_ms / 1000
         self.entry(key, now)  # expire what is due first (a tombstone at its version)
         merged = merge_records(self._raw_record(key), Record(key, delta, deadline, version))
+        mark = None if self._marks is None else self._marks.get(self._partition_of(key))
+        if mark is not None:  # joined with the partition's flush on every path, so replicas' states agree
+            merged = merge_records(merged, Record(key, None, None, mark, 0.0))
         if merged is None or type(merged.value) is not Coll:
             return _UNCHANGED  # a delta of nothing but a deadline, to a key that is no hash or set
         # Field tombstones are kept as long as key tombstones are (none on a single copy).
