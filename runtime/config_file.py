@@ -135,6 +135,10 @@ def apply_config_file(parser: argparse.ArgumentParser, path: str) -> dict[str, A
         raise ConfigFileError(path, f"cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(path, f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8
+        raise ConfigFileError(path, f"not valid TOML: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:  # tomllib nests by recursion: arrays/tables thousands deep
+        raise ConfigFileError(path, "not valid TOML: nested too deeply") from None
     keys = config_keys(parser)
     defaults: dict[str, Any] = {}
     appended: dict[str, Any] = {}
@@ -147,7 +151,8 @@ def apply_config_file(parser: argparse.ArgumentParser, path: str) -> dict[str, A
         try:
             converted = _convert(action, value)
         except ValueError as exc:
-            raise ConfigFileError(path, f"{key} = {value!r}: {exc}", key) from None
+            shown = MASK if _secret(key) else repr(value)  # a mistyped password is still one
+            raise ConfigFileError(path, f"{key} = {shown}: {exc}", key) from None
         (appended if isinstance(action, argparse._AppendAction) else defaults)[action.dest] = converted
         if not action.option_strings and action.nargs is None:
             # A required positional the file gives: the command line may leave it out.
