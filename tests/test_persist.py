@@ -397,3 +397,29 @@ def test_a_foreground_save_takes_over_from_a_background_one() -> None:
     again = Keyspace()
     persistence(disk, again).load(again, WALL + 1)
     assert state(again) == state(ks)
+
+
+def test_logs_without_their_snapshot_are_moved_aside_not_replayed() -> None:
+    disk = MemoryDisk()
+    ks = Keyspace()
+    p = persistence(disk, ks, appendonly=True)
+    p.load(ks, WALL)
+    for i in range(100):
+        ks.set(f"a{i}", i, None, v(i))
+    p.start_save(ks, WALL, 0.0)
+    p.save_slice(clock, float("inf"), WALL)
+    ks.set("later", 1, None, v(10**6))
+    p.end_turn(ks, WALL, 1.0)
+    disk.files[SNAPSHOT][-3] ^= 0xFF
+    again = Keyspace()
+    said = persistence(disk, again, appendonly=True).load(again, WALL)
+    assert "orphaned" in said and len(again) == 0
+    assert f"{log_name(2)}.orphaned-1" in disk.files and log_name(1) in disk.files  # a new one, from empty
+    again2 = Keyspace()  # the next start: nothing to replay, then a write to the new log
+    p3 = persistence(disk, again2, appendonly=True)
+    p3.load(again2, WALL)
+    again2.set("new", 1, None, v(10**7))
+    p3.end_turn(again2, WALL, 2.0)
+    fourth = Keyspace()
+    persistence(disk, fourth, appendonly=True).load(fourth, WALL)
+    assert set(state(fourth)) == {"new"}

@@ -15,8 +15,9 @@ through the host's :class:`~actors.kernel.disk.Disk` port. What the store calls:
   for a snapshot now.
 
 A damaged snapshot is reported, moved aside (``dump.acs.corrupt-N``) and not loaded: the
-node starts empty (a cluster node then warms from its peers). A damaged log: see
-:mod:`actors.persist.aof`.
+node starts empty (a cluster node then warms from its peers); the logs of changes since
+it are moved aside too (``.orphaned-N``): replayed alone they would make a state the node
+never had. A damaged log: see :mod:`actors.persist.aof`.
 
 Disk data older than the tombstone lifetime is not loaded in a cluster (when the saved
 ``tombstone_ttl`` is positive): a delete made after the data was written may have had its
@@ -108,6 +109,15 @@ class Persistence:
         ttl = float(header.get("tombstone_ttl", 0.0) or 0.0)
         first_gen = int(header.get("aof_gen", 0))
         logs = sorted((g, n) for n in names if (g := log_gen(n)) is not None)
+        based = bool(header) if SNAPSHOT in names else not logs or logs[0][0] <= 1
+        if self.config.appendonly and not based:
+            # Logs hold the changes since a snapshot that is gone or damaged: replayed alone
+            # they would make a state the node never had. Start empty instead (as documented).
+            for gen, name in logs:
+                aside = disk.move_aside(name, ".orphaned")
+                logger.error("%s holds changes since a snapshot that is missing or damaged: moved aside to %s", name, aside)
+                said.append(f"{name} orphaned, moved aside to {aside}")
+            logs = []  # the next log is generation 1 again: changes from an empty keyspace
         if self.config.appendonly:
             for gen, name in logs:
                 if gen < first_gen:
