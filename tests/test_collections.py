@@ -250,3 +250,12 @@ def test_a_flush_erases_the_fields_it_covers_and_a_stale_replica_cannot_bring_th
     assert view(ks.record("k", 0.0).value)[1] == {"b": b"2"}
     ks.apply(Record("k", Coll({"hc": (b"3", PENDING)}), None, v[7]), 0.0)
     assert view(ks.record("k", 0.0).value)[1] == {"b": b"2", "c": b"3"}
+
+
+def test_a_hash_whose_fields_were_all_deleted_is_forgotten_after_the_tombstone_time() -> None:
+    ks = Keyspace(tombstone_ttl=10.0)
+    _run(ks, CollOp("k", "hset", ("a", b"1")), 1000, wall=1.0)
+    _run(ks, CollOp("k", "hdel", ("a",)), 2000, wall=2.0)
+    assert len(ks) == 1 and _run(ks, CollOp("k", "hlen", ()), 2001, wall=2.0) == Value(0, True)
+    assert ks.purge_tombstones(11.9) == 0 and len(ks) == 1  # its field tombstone still guards "a"
+    assert ks.purge_tombstones(12.0) == 1 and len(ks) == 0 and ks.used_bytes == 0

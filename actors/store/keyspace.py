@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 
 from actors.store.flush_marks import MARKER_VALUE, is_marker, marker_key
 from actors.store.partitions import DEFAULT_PARTITIONS, partition_of
-from actors.protocol.collection import Coll, content_digest, merge_records, prune
+from actors.protocol.collection import Coll, coll_kind, content_digest, merge_records, prune
 from actors.protocol.record import Record
 from actors.store.sizing import ENTRY_OVERHEAD, VOLATILE_OVERHEAD, estimate_size
 from actors.protocol.version import ZERO, Version, shared_logical
@@ -369,6 +369,8 @@ class Keyspace:
                     out.append(True)
                     continue
                 value, deadline = merged
+                if coll_kind(value) is None:  # every field deleted: forgotten after the tombstone time
+                    heapq.heappush(self._purge_heap, (version.wall_ms / 1000 + self.tombstone_ttl, key))
             # Sized before anything changes: an entry is stored and charged, or neither.
             size = entry_size(key, value, deadline)
             old = entries.get(key)
@@ -583,7 +585,21 @@ class Keyspace:
             if tomb is not None and tomb[1] == purge_at:
                 self._drop_tombstone(key)
                 done += 1
+            elif tomb is None:
+                done += self._purge_emptied(key, wall)
         return done
+
+    def _purge_emptied(self, key: str, wall: float) -> int:
+        """Forget a hash or set whose every field was deleted, once its newest version is
+        older than the tombstone time (what it remembers is then as old as what a key
+        tombstone is kept for); 1 if it went."""
+        entry = self._entries.get(key)
+        if entry is None or type(entry[VALUE]) is not Coll or coll_kind(entry[VALUE]) is not None:
+            return 0
+        if entry_version(entry).wall_ms > (wall - self.tombstone_ttl) * 1000:
+            return 0  # written again since (its own purge time was pushed then)
+        self._remove(key, entry)
+        return 1
 
     def sample_volatile(self, rng: random.Random, n: int) -> list[str]:
         """Up to ``n`` distinct keys that carry a deadline, chosen by ``rng``."""
