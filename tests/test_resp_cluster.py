@@ -55,6 +55,13 @@ def test_write_through_one_node_read_through_another() -> None:
                 "type": "ack", "success": True, "applied": True,
             }
             assert cluster.request(3, {"type": "getdel", "key": "{u1}:c"})["value"] == "va"
+            # A pipeline's read-modify-write sees the writes before it on its connection,
+            # whichever node coordinates the key (it waits for them to be acknowledged).
+            for i in (1, 2, 3):
+                pipe = clients[i].pipeline(transaction=False)
+                for n in range(20):
+                    pipe.set(f"p{n}", 5).incr(f"p{n}").delete(f"p{n}").append(f"p{n}", "x").set(f"p{n}", 1).getdel(f"p{n}")
+                assert pipe.execute() == [True, 6, 1, 1, True, b"1"] * 20
             info = clients[1].info("cluster")
             assert info["cluster_members"] == 3 and info["cluster_members_alive"] == 3
             assert info["cluster_replicas"] == 3 and info["cluster_ready"] == 1

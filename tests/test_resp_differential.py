@@ -36,6 +36,8 @@ pytestmark = [pytest.mark.integration, needs_redis_server]
 SLACK_MS = 3000
 SEEDS = range(40)
 COMMANDS_PER_SEED = 500
+#: Seeds of the cluster run (its keys use hash tags: ``{c7}:0``).
+CLUSTER_SEEDS = range(100, 104)
 
 _TIMED = {b"TTL": 1000, b"PTTL": 1, b"EXPIRETIME": 1000, b"PEXPIRETIME": 1}
 
@@ -242,10 +244,21 @@ def _same(command: list[bytes], ours: Any, theirs: Any) -> bool:
     return False
 
 
-def _run(ours: _Wire, theirs: _Wire, batch: list[list[bytes]], mismatches: list[str]) -> None:
+def _run(
+    ours: _Wire, theirs: _Wire, batch: list[list[bytes]], mismatches: list[str], cluster: bool = False
+) -> None:
     for command, a, b in zip(batch, ours.run(batch), theirs.run(batch)):
-        if not _same(command, a, b):
+        if not _same(command, a, b) and not (cluster and _lagging_delete_count(command, a, b)):
             mismatches.append(f"{command!r}: ours {_plain(a)!r}, redis {_plain(b)!r}")
+
+
+def _lagging_delete_count(command: list[bytes], ours: Any, theirs: Any) -> bool:
+    """A cluster's DEL counts a key a lagging replica still held (docs/resp.md,
+    Differences): ours may be higher, never lower, and only up to the keys named."""
+    return (
+        command[0].upper() in (b"DEL", b"UNLINK") and type(ours) is int and type(theirs) is int
+        and theirs <= ours <= len(command) - 1
+    )
 
 
 def test_same_replies_as_redis_server(ports: tuple[int, int]) -> None:
@@ -266,6 +279,37 @@ def test_same_replies_as_redis_server(ports: tuple[int, int]) -> None:
         ours.close()
         theirs.close()
     print(f"differential: {sent} commands, {len(mismatches)} mismatches")
+    assert not mismatches, f"{len(mismatches)} of {sent} replies differ:\n" + "\n".join(mismatches[:30])
+
+
+def test_a_cluster_replies_as_redis_server() -> None:
+    """The same through a 3-node cluster, batches sent round-robin to its nodes' RESP
+    ports: writes replicate, read-modify-writes run at their key's coordinator, a
+    pipeline's read-modify-write waits for the writes of its keys before it, and RENAME's
+    keys share a partition (hash tags)."""
+    from tests.cluster import Cluster
+
+    # Quorum reads: a read through another node than the write's sees it (at the default
+    # level one it may not yet, by design: docs/consistency.md).
+    with Cluster(flags=("--resp-port", "0", "--read-consistency", "quorum")) as cluster, redis_server() as theirs:
+        cluster.start(3)
+        wires = [_Wire(cluster.proc(i).resp_port) for i in (1, 2, 3)]
+        reference = _Wire(theirs)
+        mismatches: list[str] = []
+        sent = 0
+        try:
+            for seed in CLUSTER_SEEDS:
+                rng = random.Random(seed)
+                keys = [b"{c%d}:%d" % (seed, i) for i in range(4)] + [b"{c%d}:\x00\r\n\xff" % seed]
+                now = int(time.time())
+                commands = [_command(rng, keys, now) for _ in range(COMMANDS_PER_SEED)]
+                for j, start in enumerate(range(0, len(commands), 50)):
+                    _run(wires[j % 3], reference, commands[start : start + 50], mismatches, cluster=True)
+                sent += len(commands)
+        finally:
+            for wire in (*wires, reference):
+                wire.close()
+    print(f"differential (cluster): {sent} commands, {len(mismatches)} mismatches")
     assert not mismatches, f"{len(mismatches)} of {sent} replies differ:\n" + "\n".join(mismatches[:30])
 
 

@@ -57,7 +57,7 @@ from actors.kernel.peer import FromPeer
 from actors.kernel.scheduled import ScheduledActor
 from actors.node.io import OUTBOX_FLUSH_OPS, ActorIO
 from actors.node.local_plan import LocalPlanner
-from actors.node.ordering import ReplySlots, ReplyOrder
+from actors.node.ordering import ReplySlots, ReplyOrder, keys_of
 from actors.node.request_metrics import RequestMetrics
 from actors.node.stats import node_stats
 from actors.protocol.edge import ClientBatch, ClientConnected, ClientDisconnected
@@ -101,6 +101,7 @@ class Node(ScheduledActor):
         #: Requests by command and outcome, latency by command and level (``stats``, metrics).
         self.request_metrics = RequestMetrics(config.read_consistency, config.write_consistency)
         self.order = ReplyOrder(self, self.request_metrics, ctx.now)
+        self.order.on_unblock = self._resume  # a write a read-modify-write waited for was answered
         self.life = Lifecycle(io, config, int(ctx.wall() * 1000))
         self.coordinator = Coordinator(io, self.life, self.clock, config, OUTBOX_FLUSH_OPS)
         self.rmw = RmwCoordinator(io, self.life, self.coordinator, self.clock, config)
@@ -244,7 +245,7 @@ class Node(ScheduledActor):
                     continue
                 route = route_of(request)
                 update = route is Route.UPDATE
-                if order.blocks(conn, request, update):
+                if order.blocks(conn, request, update, pending, slot):
                     order.defer(pending, slot, first=conn in self._resuming)
                     deferred = True
                     break
@@ -261,7 +262,7 @@ class Node(ScheduledActor):
                             continue
                         keys = request.keys
                     else:
-                        keys = (request.key,)
+                        keys = keys_of(request)  # (two for a rename)
                     for key in keys:
                         order.hold(conn, key)
                     try:

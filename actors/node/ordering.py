@@ -15,7 +15,12 @@ read-modify-write does not (it reads, then writes, at its key's coordinator), so
 one is in flight its key is *held* for its connection, and the connection's next
 request touching that key (other than another read-modify-write, which queues behind
 it at the coordinator) waits, with everything after it on the connection, until the
-key is released: planning resumes where it stopped, in order.
+key is released: planning resumes where it stopped, in order. The other way round, a
+cluster read-modify-write waits while a write of its keys sent before it on its
+connection is unanswered (:meth:`ReplyOrder.writes_before`): its coordinator's quorum
+read could overtake that write's replica messages (``SET k 5`` then ``INCR k`` in one
+pipeline must answer 6). When a batch settles, :attr:`ReplyOrder.on_unblock` lets the
+node resume the connection's waiting requests.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any, Callable
 
 from actors.kernel.failures import log_failure
 from actors.protocol.edge import BatchReply
-from actors.protocol.kinds import KINDS
+from actors.protocol.kinds import KINDS, Route, route_of
 from actors.protocol.messages import ErrorReply, Reply, ReplyTo, Request
 from actors.node.request_metrics import RequestMetrics
 
@@ -69,7 +74,7 @@ class ReplyOrder:
     in failure logs; ``metrics`` (with ``now``, the node's clock) counts each batch's
     requests as its replies leave."""
 
-    __slots__ = ("_connected", "_deferred", "_held", "_queues", "metrics", "now", "owner", "total")
+    __slots__ = ("_connected", "_deferred", "_held", "_queues", "metrics", "now", "on_unblock", "owner", "total")
 
     def __init__(
         self, owner: object, metrics: RequestMetrics | None = None, now: Callable[[], float] | None = None
@@ -86,6 +91,9 @@ class ReplyOrder:
         self._deferred: dict[int, collections.deque[tuple[ReplySlots, int]]] = {}
         #: Connections ever announced (``connections_total`` in stats).
         self.total = 0
+        #: Called with a connection whose planning waits when one of its batches settled
+        #: (a write it waited for may have been answered); the node's resume.
+        self.on_unblock: Callable[[int], None] | None = None
 
     def connected(self, conn: int) -> None:
         self.total += 1
@@ -123,6 +131,8 @@ class ReplyOrder:
                 done.reply_to.tell(BatchReply(conn, tuple(done.replies)))  # type: ignore[arg-type]
             except Exception as exc:  # a broken reply target costs its connection, never the node
                 log_failure(logger, f"{self.owner} replying to connection {conn}", exc)
+        if conn in self._deferred and self.on_unblock is not None:
+            self.on_unblock(conn)
 
     # --- requests waiting for a read-modify-write before them -------------------------
 
@@ -141,12 +151,32 @@ class ReplyOrder:
             if not held:
                 del self._held[conn]
 
-    def blocks(self, conn: int, request: Any, update: bool) -> bool:
-        """Whether ``request`` must wait for a read-modify-write before it on ``conn``."""
+    def blocks(self, conn: int, request: Any, update: bool, pending: ReplySlots | None = None, slot: int = 0) -> bool:
+        """Whether ``request`` must wait: for a read-modify-write before it on ``conn``, or,
+        being one (``update``, at ``slot`` of ``pending``), for a write before it."""
+        if update:
+            return pending is not None and self.writes_before(pending, slot, keys_of(request))
         held = self._held.get(conn)
-        if held is None or update:
+        if held is None:
             return False
         return any(key in held for key in keys_of(request))
+
+    def writes_before(self, pending: ReplySlots, slot: int, keys: tuple[str, ...]) -> bool:
+        """Whether a write of one of ``keys`` sent before ``slot`` of ``pending`` on its
+        connection is still unanswered. Looks at the connection's unsent batches only
+        (at most ``MAX_IN_FLIGHT`` socket reads), and only for a cluster read-modify-write."""
+        wanted = set(keys)
+        for batch in self._queues.get(pending.conn, ()):
+            replies = batch.replies
+            end = slot if batch is pending else len(batch.requests)
+            for s in range(end):
+                if replies[s] is None:
+                    request = batch.requests[s]
+                    if route_of(request) is Route.WRITE and not wanted.isdisjoint(keys_of(request)):
+                        return True
+            if batch is pending:
+                return False
+        return False
 
     def free(self, conn: int) -> bool:
         """Whether nothing on ``conn`` waits for a read-modify-write: no planning stopped
