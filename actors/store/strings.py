@@ -93,7 +93,10 @@ def parse_long_double(raw: bytes | str) -> Fraction | None:
     text = raw.decode("ascii", "replace") if type(raw) is bytes else str(raw)
     if not text or len(text) >= _MAX_CHARS or text[0].isspace():
         return None
-    if _DECIMAL.match(text):
+    match = _DECIMAL.match(text)
+    if match:
+        if not match.group(1).strip("0."):
+            return Fraction(0)  # zero whatever its exponent (0e-99999999999999999999 too)
         try:
             number = Decimal(text)
         except (ValueError, ArithmeticError):
