@@ -141,3 +141,22 @@ def test_redis_benchmark_smoke(node: NodeProcess) -> None:
     for test in ("SET", "GET"):
         m = re.search(rf"{test}: ([\d.]+) requests per second", out)
         assert m and float(m.group(1)) > 0, out
+
+
+def test_redis_cli_bigkeys_and_monitor(node: NodeProcess) -> None:
+    """``--bigkeys`` (SCAN, TYPE, STRLEN) and ``monitor`` (issue 16), the real tool."""
+    assert cli(node, "mset", "big:a", "x", "big:bb", "x" * 5000) == "OK\n"
+    out = cli(node, "--bigkeys")
+    assert re.search(r"Biggest string found '\"?big:bb\"?' has 5000 bytes", out), out
+    monitor = subprocess.Popen(
+        [_need("redis-cli"), "-p", str(node.resp_port), "monitor"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert monitor.stdout is not None
+        assert monitor.stdout.readline() == "OK\n"
+        cli(node, "append", "big:a", "y z")
+        line = monitor.stdout.readline()
+        assert re.fullmatch(r'[0-9]+\.[0-9]{6} \[0 127\.0\.0\.1:[0-9]+\] "append" "big:a" "y z"\n', line), line
+    finally:
+        monitor.kill()
+        monitor.wait(timeout=10)
