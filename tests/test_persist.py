@@ -271,14 +271,20 @@ def test_corruption_before_the_last_block_stops_the_load_naming_the_offset() -> 
     assert caught.value.offset == middle and f"offset {middle}" in str(caught.value)
 
 
-def test_rewrite_rotates_the_log_and_a_crash_before_install_loses_nothing() -> None:
+def logging_node(keys: int, prefix: str) -> tuple[MemoryDisk, Keyspace, Persistence]:
+    """A node with --appendonly yes that wrote ``keys`` keys ``<prefix><i>`` in one turn."""
     disk = MemoryDisk()
     ks = Keyspace()
     p = persistence(disk, ks, appendonly=True)
     p.load(ks, WALL)
-    for i in range(100):
-        ks.set(f"a{i}", i, None, v(i))
+    for i in range(keys):
+        ks.set(f"{prefix}{i}", i, None, v(i))
     p.end_turn(ks, WALL, 0.0)
+    return disk, ks, p
+
+
+def test_rewrite_rotates_the_log_and_a_crash_before_install_loses_nothing() -> None:
+    disk, ks, p = logging_node(100, "a")
     p.start_save(ks, WALL, 0.0)  # gen 2 begins now
     assert p.gen == 2 and log_name(2) in disk.files
     p.save_slice(clock, 0.0, WALL)  # part of the snapshot only: the "crash" comes before install
@@ -336,13 +342,7 @@ def test_a_failing_disk_fails_the_save_and_the_next_waits() -> None:
 
 
 def test_flush_is_logged_and_kept_out_of_a_running_capture() -> None:
-    disk = MemoryDisk()
-    ks = Keyspace()
-    p = persistence(disk, ks, appendonly=True)
-    p.load(ks, WALL)
-    for i in range(3000):
-        ks.set(f"f{i}", i, None, v(i))
-    p.end_turn(ks, WALL, 0.0)
+    disk, ks, p = logging_node(3000, "f")
     before = state(ks)
     p.start_save(ks, WALL, 0.0)
     p.save_slice(clock, 0.0, WALL)
@@ -400,12 +400,7 @@ def test_a_foreground_save_takes_over_from_a_background_one() -> None:
 
 
 def test_logs_without_their_snapshot_are_moved_aside_not_replayed() -> None:
-    disk = MemoryDisk()
-    ks = Keyspace()
-    p = persistence(disk, ks, appendonly=True)
-    p.load(ks, WALL)
-    for i in range(100):
-        ks.set(f"a{i}", i, None, v(i))
+    disk, ks, p = logging_node(100, "a")
     p.start_save(ks, WALL, 0.0)
     p.save_slice(clock, float("inf"), WALL)
     ks.set("later", 1, None, v(10**6))
