@@ -87,7 +87,7 @@ class Store(ScheduledActor):
         if persist is not None and ctx.disk is not None:
             self.persistence = Persistence(ctx.disk, persist, self.keyspace, ctx.node_id)
         #: Answers of this turn, held until its log block is written (``--appendonly yes``).
-        self._held: list[tuple[Any, Any]] | None = [] if persist is not None and persist.appendonly else None
+        self._held: list[tuple[Any, Any]] | None = [] if self.persistence is not None and persist.appendonly else None  # type: ignore[union-attr]
         self._slicing = False
 
     def on_start(self) -> None:
