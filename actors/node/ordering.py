@@ -43,7 +43,7 @@ logger = logging.getLogger("actorcache.node")
 class ReplySlots:
     """The replies of one client batch, filled slot by slot."""
 
-    __slots__ = ("conn", "missing", "order", "replies", "reply_to", "requests", "started")
+    __slots__ = ("conn", "missing", "order", "replies", "reply_to", "requests", "started", "write_slots")
 
     def __init__(
         self, conn: int, requests: tuple[Request | ErrorReply, ...], reply_to: ReplyTo, started: float = 0.0
@@ -57,6 +57,9 @@ class ReplySlots:
         self.missing = len(requests)
         #: The reply queues the batch is in (or has left, answered); None until enqueued.
         self.order: ReplyOrder | None = None
+        #: Key -> the slots of plain writes of it, in order; built on first need
+        #: (:meth:`ReplyOrder.writes_before`), so a pipeline of n updates costs O(n), not O(n^2).
+        self.write_slots: dict[str, list[int]] | None = None
 
     def fill(self, slot: int, reply: Reply) -> None:
         if self.replies[slot] is None:
@@ -165,14 +168,21 @@ class ReplyOrder:
         """Whether a write of one of ``keys`` sent before ``slot`` of ``pending`` on its
         connection is still unanswered. Looks at the connection's unsent batches only
         (at most ``MAX_IN_FLIGHT`` socket reads), and only for a cluster read-modify-write."""
-        wanted = set(keys)
         for batch in self._queues.get(pending.conn, ()):
+            write_slots = batch.write_slots
+            if write_slots is None:
+                write_slots = batch.write_slots = {}
+                for s, request in enumerate(batch.requests):
+                    if route_of(request) is Route.WRITE:
+                        for key in keys_of(request):
+                            write_slots.setdefault(key, []).append(s)
             replies = batch.replies
-            end = slot if batch is pending else len(batch.requests)
-            for s in range(end):
-                if replies[s] is None:
-                    request = batch.requests[s]
-                    if route_of(request) is Route.WRITE and not wanted.isdisjoint(keys_of(request)):
+            end = slot if batch is pending else len(replies)
+            for key in keys:
+                for s in write_slots.get(key, ()):
+                    if s >= end:
+                        break
+                    if replies[s] is None:
                         return True
             if batch is pending:
                 return False
