@@ -46,8 +46,15 @@ _COMPRESSED = 1
 _HEAD = struct.Struct("<BBII")
 #: Payloads shorter than this are stored as they are (compressing them costs more than it saves).
 COMPRESS_ABOVE = 512
-#: Largest payload a reader accepts (a corrupt length must not make it allocate gigabytes).
-MAX_PAYLOAD = 256 << 20
+#: Largest payload, stored or decompressed: what the u32 length can say. A reader never
+#: allocates for a length (the block's bytes are in hand before it is trusted), and
+#: decompression stops at this, so a crafted block cannot inflate without bound. It must
+#: hold the largest record a node writes (one value of --proto-max-bulk-len): a smaller
+#: limit made a node write blocks it then refused to load, losing acknowledged writes.
+MAX_PAYLOAD = (1 << 32) - 1
+#: A snapshot's DATA block is cut once its values reach this many bytes (a block holds
+#: at least one record, whatever its size).
+BLOCK_BYTES = 32 << 20
 
 #: Lone surrogates are valid in keys a JSON client stored: written back faithfully.
 pack = msgpack.Packer(use_bin_type=True, unicode_errors="surrogatepass").pack
@@ -105,9 +112,18 @@ def read_blocks(data: bytes | memoryview, magic: bytes) -> Iterator[tuple[int, i
         if zlib.crc32(payload, zlib.crc32(view[offset : offset + 6])) != crc:
             raise Corrupt(offset, "block checksum mismatch")
         try:
-            raw = zlib.decompress(payload) if flags & _COMPRESSED else payload
+            raw = _inflate(payload) if flags & _COMPRESSED else payload
             obj = msgpack.unpackb(raw, raw=False, unicode_errors="surrogatepass", strict_map_key=False)
         except Exception as exc:  # noqa: BLE001 - zlib.error, msgpack's errors: a checksummed block that lies
             raise Corrupt(offset, f"block does not decode ({type(exc).__name__})") from None
         yield offset, kind, obj
         offset = body + length
+
+
+def _inflate(payload: memoryview) -> bytes:
+    """``payload`` decompressed, at most :data:`MAX_PAYLOAD` bytes of it (else ``zlib.error``)."""
+    inflater = zlib.decompressobj()
+    raw = inflater.decompress(payload, MAX_PAYLOAD)
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise zlib.error(f"inflates past {MAX_PAYLOAD} bytes or ends early")
+    return raw

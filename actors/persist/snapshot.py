@@ -16,7 +16,7 @@ store a bounded share of its time (``slice budget / (budget + pause)``) and a pr
 per key written meanwhile.
 
 File layout (docs/persistence.md): magic, a HEADER block, DATA blocks of up to
-:data:`RECORDS_PER_BLOCK` records, a FOOTER block with the record and block counts.
+:data:`RECORDS_PER_BLOCK` records and about :data:`~actors.persist.blocks.BLOCK_BYTES` of values, a FOOTER block with the record and block counts.
 Loading refuses a file that is truncated, corrupt, or whose footer disagrees.
 """
 
@@ -24,11 +24,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from actors.persist.blocks import DATA, FOOTER, HEADER, SNAPSHOT_MAGIC, Corrupt, Truncated, encode_block, read_blocks
+from actors.persist.blocks import (
+    BLOCK_BYTES, DATA, FOOTER, HEADER, SNAPSHOT_MAGIC, Corrupt, Truncated, encode_block, read_blocks,
+)
 from actors.persist.records import decode_stored, stored_record
 from actors.persist.tap import Tap
 from actors.protocol.record import Record
 from actors.store.keyspace import Keyspace
+from actors.store.sizing import estimate_size
 
 __all__ = ["FORMAT", "RECORDS_PER_BLOCK", "SnapshotCapture", "read_snapshot"]
 
@@ -69,19 +72,28 @@ class SnapshotCapture:
         while self._pos < len(keys):
             chunk = keys[self._pos : self._pos + RECORDS_PER_BLOCK]
             self._pos += len(chunk)
-            records = []
+            records: list[Any] = []
+            held = 0
             for key in chunk:
                 state = pre.get(key)
                 entry, tomb = peek(key) if state is None else state
                 if entry is not None or tomb is not None:
-                    records.append(stored_record(key, entry, tomb))
+                    record = stored_record(key, entry, tomb)
+                    records.append(record)
+                    held += estimate_size(record[1])
+                    if held >= BLOCK_BYTES:  # big values: a block stays far below MAX_PAYLOAD
+                        self._block(out, records)
+                        records, held = [], 0
             if records:
-                out.append(encode_block(DATA, records))
-                self.records += len(records)
-                self.blocks += 1
+                self._block(out, records)
             if now() >= deadline:
                 break
         return b"".join(out)
+
+    def _block(self, out: list[bytes], records: list[Any]) -> None:
+        out.append(encode_block(DATA, records))
+        self.records += len(records)
+        self.blocks += 1
 
     def finish(self) -> bytes:
         """The footer; the tap stops keeping pre-images."""
