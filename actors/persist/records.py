@@ -19,18 +19,19 @@ from actors.protocol.version import MAX_LOGICAL, MAX_WALL_MS, Version
 
 __all__ = ["GONE_VERSION", "decode_stored", "stored_record"]
 
-GONE_VERSION = [0, 0, ""]
+GONE_VERSION = (0, 0, "")
 
 
-def stored_record(key: str, entry: Entry | None, tomb: tuple[Version, float] | None) -> list[Any]:
-    """The record for what ``key`` holds (``Keyspace.peek``): a value, a tombstone or nothing."""
+def stored_record(key: str, entry: Entry | None, tomb: tuple[Version, float] | None) -> tuple[Any, ...]:
+    """The record for what ``key`` holds (``Keyspace.peek``): a value, a tombstone or nothing.
+    Tuples (msgpack packs them as arrays): a snapshot makes millions, and tuples of atoms
+    drop out of the cyclic GC's view, where lists would keep its collections busy."""
     if entry is not None:
         meta = entry[META]
-        return [key, entry[VALUE], entry[DEADLINE], [entry[VWALL], entry[VLOGICAL], meta[0]], None, meta[1]]
+        return (key, entry[VALUE], entry[DEADLINE], (entry[VWALL], entry[VLOGICAL], meta[0]), None, meta[1])
     if tomb is not None:
-        version, purge_at = tomb
-        return [key, None, None, [version.wall_ms, version.logical, version.node_id], purge_at, ()]
-    return [key, None, None, GONE_VERSION, 0, ()]
+        return (key, None, None, tomb[0], tomb[1], ())  # a Version is a tuple: packed as the array
+    return (key, None, None, GONE_VERSION, 0, ())
 
 
 def decode_stored(obj: Any) -> tuple[Record, tuple[str, ...]]:
