@@ -20,7 +20,7 @@ from typing import Any
 
 from actors.protocol.messages import CollOp, Reply, Value
 from runtime.resp import array, bulk, integer, null
-from runtime.resp_keyspace import value_bulk
+from runtime.resp_keyspace import _key, value_bulk
 from runtime.acl import glob_matcher
 from runtime.resp import parse_int
 from runtime.resp_session import CommandError, Deferred, Session, int_arg, node_error, wrong_arity
@@ -32,12 +32,6 @@ __all__ = ["COLL_COMMANDS"]
 
 def _name(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
-
-
-def _key(raw: bytes) -> str:
-    if not raw:
-        raise CommandError("ERR empty keys are not supported")
-    return _name(raw)
 
 
 def _name_bulk(name: str) -> bytes:
