@@ -191,3 +191,43 @@ def test_hash_tags_place_keys_together_and_leave_other_keys_where_they_were() ->
     for key in ("plain", "{}", "{", "}a{", "x{y", "a}b", "\udcff", "k" * 300):
         assert partition_of(key) == untagged(key), key
         assert partition_of(key, 7) == untagged(key, 7), key
+
+
+# --- hostile shapes ----------------------------------------------------------------------------------
+
+_leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5) | st.binary(max_size=5)
+_junk = st.recursive(_leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=12)
+_shapes = st.fixed_dictionaries(
+    {"type": st.sampled_from(["multi", "watch", "unwatch", "flush", "scan"])},
+    optional={
+        "requests": st.lists(_junk | st.fixed_dictionaries({"type": st.sampled_from(["set", "get", "multi", "ping", "incr"]), "key": _junk, "value": _junk}), max_size=4) | _junk,
+        "watch": st.lists(st.lists(_junk, max_size=3), max_size=3) | _junk,
+        "keys": st.lists(_junk, max_size=3) | _junk,
+        "cursor": _junk, "match": _junk, "count": _junk, "count_only": _junk, "aborted": _junk,
+    },
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_shapes)
+def test_decoders_answer_any_shape_with_a_request_or_a_bad_request(obj: dict[str, Any]) -> None:
+    from actors.protocol.errors import CacheError
+
+    try:
+        request = decode_request(obj)
+    except CacheError as exc:
+        assert exc.code.value == "bad_request", exc
+        return
+    assert decode_request(encode_request(request)) == request
+
+
+def test_a_multi_is_bounded_in_size_and_depth() -> None:
+    from actors.protocol.txn_kinds import MAX_MULTI_REQUESTS
+
+    with pytest.raises(BadRequestError):
+        decode_request({"type": "multi", "requests": [{"type": "get", "key": "k"}] * (MAX_MULTI_REQUESTS + 1)})
+    deep: Any = 1
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(BadRequestError):
+        decode_request({"type": "multi", "requests": [{"type": "set", "key": "k", "value": deep}]}, 100)
