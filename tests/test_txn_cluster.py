@@ -115,7 +115,8 @@ def test_scan_through_any_node_returns_every_key_present_throughout(sim: SimClus
 def test_real_cluster_multi_exec_watch_and_crossslot() -> None:
     from tests.cluster import Cluster, eventually
 
-    with Cluster(flags=("--resp-port", "0")) as cluster:
+    # 32 partitions: a full scan is 32 steps (each asks every owner), not 256.
+    with Cluster(flags=("--resp-port", "0", "--partitions", "32")) as cluster:
         cluster.start(3)
         clients = {i: redis.Redis(port=cluster.proc(i).resp_port, socket_timeout=10) for i in (1, 2, 3)}
         try:
