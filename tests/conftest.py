@@ -66,3 +66,14 @@ def host(request: pytest.FixtureRequest) -> Iterator[object]:
         yield h
     finally:
         h.shutdown()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def metrics_node() -> Iterator[object]:
+    """One node with --metrics-port and --resp-port, shared by the metrics test modules
+    (tests/test_metrics.py, tests/test_metrics_http.py): a tests.cluster.Cluster of one."""
+    from tests.cluster import Cluster
+
+    with Cluster(("--metrics-port", "0", "--resp-port", "0")) as cluster:
+        cluster.start(1)
+        yield cluster

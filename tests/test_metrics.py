@@ -15,7 +15,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,11 +28,10 @@ pytestmark = pytest.mark.integration
 METRICS = ("--metrics-port", "0")
 
 
-@pytest.fixture(scope="module")
-def single() -> Iterator[Cluster]:
-    with Cluster((*METRICS, "--resp-port", "0")) as cluster:
-        cluster.start(1)
-        yield cluster
+@pytest.fixture
+def single(metrics_node: Cluster) -> Cluster:
+    """The session's metrics node (tests/conftest.py), shared with test_metrics_http."""
+    return metrics_node
 
 
 def test_every_documented_family_is_exposed_with_the_library_collectors(single: Cluster) -> None:

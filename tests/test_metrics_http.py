@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,11 +18,10 @@ from tests.metrics_support import http_get, scrape
 STATUS_LINES = (b"HTTP/1.1 400 ", b"HTTP/1.1 404 ", b"HTTP/1.1 405 ", b"HTTP/1.1 431 ", b"HTTP/1.1 200 ")
 
 
-@pytest.fixture(scope="module")
-def node() -> Iterator[Cluster]:
-    with Cluster(("--metrics-port", "0")) as cluster:
-        cluster.start(1)
-        yield cluster
+@pytest.fixture
+def node(metrics_node: Cluster) -> Cluster:
+    """The session's metrics node (tests/conftest.py), shared with test_metrics."""
+    return metrics_node
 
 
 def _port(node: Cluster) -> int:

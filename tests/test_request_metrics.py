@@ -60,7 +60,7 @@ def _model(batches: list[tuple[list[tuple[str, Any, str]], float]]) -> tuple[Cou
     return outcomes, latency
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(batch_st, min_size=1, max_size=8))
 def test_counts_match_a_request_by_request_model(batches: list[tuple[list[tuple[str, Any, str]], float]]) -> None:
     metrics = RequestMetrics("one", "quorum")
