@@ -9,8 +9,9 @@ line. Every byte is hostile, so everything is bounded:
   answered 431 and the connection closed;
 - a head not complete within :data:`HEAD_TIMEOUT_S` (a slow client, one that never
   ends its headers) is dropped without an answer;
-- at most :data:`MAX_CONNECTIONS` connections at once; one more is closed at once
-  (probes and scrapers open one at a time);
+- at most :data:`MAX_CONNECTIONS` connections at once; one more takes the place of the
+  oldest connection still sending its head (a slowloris holding every slot would
+  otherwise fail the node's health probes), or is closed at once if none is;
 - a reply the client does not read is abandoned after :data:`WRITE_TIMEOUT_S`;
 - anything but ``GET``/``HEAD`` is 405, an unknown path 404, a head that is not
   HTTP 400; a body is never read.
@@ -97,6 +98,9 @@ class MetricsServer:
         self._collector = collector
         self._server: asyncio.base_events.Server | None = None
         self._open: set[asyncio.Task[None]] = set()
+        #: Connections still reading their request head, oldest first (the ones a new
+        #: connection may push out when every slot is taken).
+        self._heads: dict[asyncio.Task[None], None] = {}
         #: Set while the node shuts down: /ready answers 503 ``stopping``.
         self.stopping = False
 
@@ -115,12 +119,20 @@ class MetricsServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if len(self._open) >= MAX_CONNECTIONS or task is None:
+        if task is None:
             writer.transport.abort()
             return
+        if len(self._open) >= MAX_CONNECTIONS:
+            if not self._heads:
+                writer.transport.abort()
+                return
+            oldest = next(iter(self._heads))
+            del self._heads[oldest]
+            self._open.discard(oldest)
+            oldest.cancel()  # a probe sends its head at once: the oldest still sending is the slow one
         self._open.add(task)
         try:
-            answer = await self._answer(reader)
+            answer = await self._answer(reader, task)
             if answer is not None:
                 writer.write(answer)
                 await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
@@ -135,7 +147,8 @@ class MetricsServer:
             else:
                 writer.close()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> bytes | None:
+    async def _answer(self, reader: asyncio.StreamReader, task: asyncio.Task[None]) -> bytes | None:
+        self._heads[task] = None
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
         except asyncio.LimitOverrunError:
@@ -144,6 +157,8 @@ class MetricsServer:
             return None  # slow or gone: nothing to answer
         except ValueError:  # the head passed the stream's limit while looking for its end
             return _response(431, b"request head too large\n")
+        finally:
+            self._heads.pop(task, None)
         parts = head.split(b"\r\n", 1)[0].split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
             return _response(400, b"not an HTTP/1.x request\n")
