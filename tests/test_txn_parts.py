@@ -231,3 +231,14 @@ def test_a_multi_is_bounded_in_size_and_depth() -> None:
         deep = [deep]
     with pytest.raises(BadRequestError):
         decode_request({"type": "multi", "requests": [{"type": "set", "key": "k", "value": deep}]}, 100)
+
+
+def test_a_multi_needs_what_each_of_its_requests_needs() -> None:
+    from runtime.acl import User
+
+    reader = User.build("r", enabled=True, nopass=True, categories=["read"], patterns=["pub:*"])
+    assert reader.refusal(Multi((Get("pub:a"), Get("pub:b")), rid=1)) is None
+    refused = reader.refusal(Multi((Get("pub:a"), Set("pub:b", 1)), rid=2))
+    assert refused is not None and refused.code.value == "noperm" and refused.rid == 2
+    assert reader.refusal(Multi((Get("secret"),), rid=3)) is not None
+    assert reader.refusal(Flush()) is not None  # admin
