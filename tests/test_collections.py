@@ -282,3 +282,19 @@ def test_any_shape_of_a_tagged_record_from_a_peer_is_refused_cleanly_or_decoded(
         assert type(got) is Coll
         assert all(type(name) is str and name[0] in "hst" for name in got.items)
         assert all(v is None or type(v) in (str, bytes, int) for v, _ in got.items.values())
+
+
+def test_replicas_prune_field_tombstones_alike_whatever_their_clocks() -> None:
+    """A field tombstone goes once a write 10 s newer than it arrives (the tombstone
+    time), on every replica alike, whenever each applies that write: their digests agree."""
+    early, late = Keyspace(tombstone_ttl=10.0, partitions=1), Keyspace(tombstone_ttl=10.0, partitions=1)
+    writes = [
+        Write((("k", Coll({"ha": (b"1", PENDING)}), None),), Version(1_000, 0, "n1")),
+        Write((("k", Coll({"ha": (None, PENDING)}), None),), Version(2_000, 0, "n1")),
+        Write((("k", Coll({"hb": (b"2", PENDING)}), None),), Version(20_000, 0, "n1")),
+    ]
+    for op in writes:
+        apply(early, op, 11.0)  # (its clock says 11 s; the write's version 20 s)
+        apply(late, op, 500.0)
+    assert early.digest(0) == late.digest(0)
+    assert "ha" not in early.record("k", 11.0).value.items  # 2 s old, the write 20 s: pruned

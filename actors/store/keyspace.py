@@ -508,9 +508,11 @@ class Keyspace:
             merged = merge_records(merged, Record(key, None, None, mark, 0.0))
         if merged is None or type(merged.value) is not Coll:
             return _UNCHANGED  # a delta of nothing but a deadline, to a key that is no hash or set
-        # Field tombstones are kept as long as key tombstones are (none on a single copy).
+        # Field tombstones are kept as long as key tombstones are (none on a single copy),
+        # counted from the state's own newest version, not this replica's clock: replicas
+        # holding the same fields prune them alike, so their digests agree.
         ttl = self.tombstone_ttl
-        kept = prune(merged.value, int((now - ttl) * 1000) if ttl > 0 else None)
+        kept = prune(merged.value, merged.version.wall_ms - int(ttl * 1000) if ttl > 0 else None)
         if kept is None:
             if ttl > 0:
                 return merged.value, merged.deadline
