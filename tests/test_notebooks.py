@@ -26,6 +26,20 @@ KERNEL = "python3"
 
 pytestmark = pytest.mark.timeout(180)
 
+#: Parameters the top-to-bottom run injects after each notebook's ``parameters`` cell, as
+#: papermill would: the same cells, figures and tables from fewer simulated runs, since the
+#: suite checks that a reader's run works, not the figures' statistics (about a third of
+#: the CPU of the committed parameters). Each kept value still exercises every branch: two
+#: points per curve, hints on and off, both write levels, several seeds where a figure
+#: scatters seeds, and the real cluster's trace split into calibration and comparison.
+SMALL = {
+    "partition_recovery": {"SEEDS": "(1, 2)", "DURATIONS": "(1, 8)", "INTERVALS": "(0.25, 2.0)", "LOST_SEEDS": "range(1, 3)"},
+    # Its cost is the 45 simulated runs (3 links x 5 replica counts x 3 levels) and their fixed
+    # settle time, not OPS (OPS = 60 cost as much CPU as 300): nothing smaller to inject.
+    "replication_latency": {},
+    "sim_vs_real": {"OPS": "600"},
+}
+
 
 def _params(paths: list[Path]) -> list[object]:
     """sim_vs_real talks to real node subprocesses: marked ``integration`` like the others."""
@@ -46,6 +60,8 @@ def _client(nb: object, **kwargs: object) -> nbclient.NotebookClient:
 
 def _with_overrides(nb: object, overrides: dict[str, str]) -> object:
     """A code cell setting ``overrides`` right after the cell tagged ``parameters``."""
+    if not overrides:
+        return nb
     index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     source = "\n".join(f"{name} = {value}" for name, value in overrides.items())
     nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
@@ -64,6 +80,15 @@ def _images(nb: object) -> int:
 
 def test_there_are_three_notebooks() -> None:
     assert [p.stem for p in PATHS] == ["partition_recovery", "replication_latency", "sim_vs_real"]
+    assert sorted(SMALL) == [p.stem for p in PATHS]  # every notebook runs with small parameters
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_small_parameters_name_the_notebooks_own(path: Path) -> None:
+    """An override of a parameter the notebook dropped or renamed would silently do nothing."""
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    assigned = {line.split("=", 1)[0].strip() for line in cell.source.splitlines() if "=" in line and not line.startswith("#")}
+    assert set(SMALL[path.stem]) <= assigned, (path.stem, sorted(assigned))
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
@@ -91,7 +116,7 @@ def test_kernel_is_this_python() -> None:
 
 @pytest.mark.parametrize("path", _params(PATHS))
 def test_notebook_runs_top_to_bottom(path: Path) -> None:
-    nb = nbformat.read(path, as_version=4)
+    nb = _with_overrides(nbformat.read(path, as_version=4), SMALL[path.stem])
     started = time.monotonic()
     _client(nb).execute()
     elapsed = time.monotonic() - started
