@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.cluster_latency")
     p.add_argument("--writes", type=int, default=3000, help="sequential writes per cell")
     p.add_argument("--keys", type=int, default=20000, help="keys written around the restart")
+    p.add_argument("--warmup", type=int, default=300, help="writes per consistency level before its measured ones")
+    p.add_argument("--down-seconds", type=float, default=3.0, help="how long writes go on while node3 is down")
     p.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
     args = p.parse_args(argv)
     nodes: list[NodeProcess] = []
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         base = write_latencies(solo_conn, args.writes, None, "w")  # warm, then measure
         rows.append(("single node (no replication)", base))
         for level in ("one", "quorum", "all"):
-            write_latencies(conn, 300, level, "warm")
+            write_latencies(conn, args.warmup, level, "warm")
             rows.append((f"3 nodes, --replicas 3, consistency {level}", write_latencies(conn, args.writes, level, f"{level}-")))
         solo_conn.close()
         base_p50 = _pct(base, 50)
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         n3.kill()
         t_kill = time.perf_counter()
         written_while_down = 0
-        while time.perf_counter() - t_kill < 3.0:  # keep writing while node3 is down
+        while time.perf_counter() - t_kill < args.down_seconds:  # keep writing while node3 is down (a batch at least)
             lo = written_while_down % args.keys
             keys = range(lo, min(lo + batch, args.keys))
             replies = conn.many([{"type": "set", "key": f"r{i}", "value": 1} for i in keys])
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         c3.close()
         conn.close()
         print(
-            f"restart: {args.keys} keys ({written_while_down} overwritten while node3 was down 3 s); "
+            f"restart: {args.keys} keys ({written_while_down} overwritten while node3 was down {args.down_seconds:g} s); "
             f"node3 ready {ready_s:.2f} s after its process started, every key latest on node3 after "
             f"{converged_s if converged_s is None else round(converged_s, 2)} s"
         )
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{machine()}; 3 nodes and the single node on loopback, sequential writes from one connection, "
             f"{args.writes} per row, 32 B values.\n\n" + "\n".join(table) + "\n\n"
             f"Restart: {args.keys:,} keys written at quorum, node3 SIGKILLed, {written_while_down:,} writes "
-            f"while it was down (3 s), then restarted with the same id: ready (warmed from peers) "
+            f"while it was down ({args.down_seconds:g} s), then restarted with the same id: ready (warmed from peers) "
             f"{ready_s:.2f} s after its process started; every key's latest value in node3's own copy "
             f"after {converged_s:.2f} s.",
         )
