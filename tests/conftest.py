@@ -8,6 +8,12 @@ import pytest
 
 from runtime.local_cluster import NodeProcess, write_secret_file
 from tests.rogue_peer import SECRET
+from tests.slow_first import longest_first
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest tests first (tests/slow_first.py): a shorter tail under ``pytest -n 3``."""
+    longest_first(items)
 
 
 @pytest.fixture
