@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from actors.protocol.messages import Ack, Reply
-from actors.protocol.txn_kinds import MAX_SCAN_COUNT
+from actors.protocol.txn_kinds import MAX_MATCH_CHARS, MAX_SCAN_COUNT
 from actors.protocol.txn_messages import Flush, Scan, ScanReply
-from runtime.resp import OK, array, bulk, error, parse_int
+from runtime.resp import OK, array, bulk, error
 from runtime.resp_session import SYNTAX_ERROR, Deferred, Session, int_arg, node_error
 
 __all__ = ["cmd_flushall", "cmd_flushdb", "cmd_keys", "cmd_scan"]
@@ -27,8 +27,31 @@ __all__ = ["cmd_flushall", "cmd_flushdb", "cmd_keys", "cmd_scan"]
 _ALL = 1 << 62
 
 
+_PATTERN_TOO_LONG = error(f"ERR a pattern is at most {MAX_MATCH_CHARS} characters here (see docs/resp.md)")
+
+
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _cursor(raw: bytes) -> int | None:
+    """A cursor as Redis parses one (``strtoul`` in base 10): an optional sign, then
+    digits; ``-1`` wraps as in C, ``""`` is 0, past 2**64 - 1 is invalid (None). Any
+    cursor past the last partition ends the scan, so it is capped where every node
+    still decodes it."""
+    if raw[:1].isspace():
+        return None
+    digits = raw[1:] if raw[:1] in (b"+", b"-") else raw
+    if not digits:
+        return 0 if not raw else None
+    if not digits.isdigit():
+        return None
+    value = int(digits)
+    if value >= 1 << 64:
+        return None
+    if raw[:1] == b"-":
+        value = -value % (1 << 64)
+    return min(value, _ALL)
 
 
 def _key_bulk(key: str) -> bytes:
@@ -68,8 +91,8 @@ def _b_scan(replies: Sequence[Reply], i: int, proto: int, type_filter: bytes | N
 
 
 def cmd_scan(argv: list[bytes], s: Session) -> bytes | Deferred:
-    cursor = parse_int(argv[1])
-    if cursor is None or cursor < 0:
+    cursor = _cursor(argv[1])
+    if cursor is None:
         return error("ERR invalid cursor")
     match: str | None = None
     count = 10
@@ -82,6 +105,8 @@ def cmd_scan(argv: list[bytes], s: Session) -> bytes | Deferred:
             return SYNTAX_ERROR
         if opt == b"MATCH":
             match = _text(argv[i + 1])
+            if len(match) > MAX_MATCH_CHARS:
+                return _PATTERN_TOO_LONG
             if match == "*":
                 match = None
         elif opt == b"COUNT":
@@ -105,4 +130,6 @@ def _b_keys(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
 
 def cmd_keys(argv: list[bytes], s: Session) -> bytes | Deferred:
     match = _text(argv[1])
+    if len(match) > MAX_MATCH_CHARS:
+        return _PATTERN_TOO_LONG
     return (Scan(0, None if match == "*" else match, _ALL),), _b_keys, None

@@ -113,3 +113,29 @@ def test_a_json_clients_lone_surrogate_key_does_not_break_scan(node: NodeProcess
     assert cursor == 0 and sorted(keys) == sorted([b"plain", stored])
     assert client.keys("a*") == [stored]
     client.flushall()
+
+
+_CURSORS = ["-1", "18446744073709551615", "18446744073709551616", "99999999999999999999999", "", "+5", "-", "+",
+            " 1", "1 ", "abc", "0x1", "007", "-0", "1.5"]
+
+
+def test_scan_cursors_are_parsed_as_redis(node: NodeProcess, redis_port: int) -> None:
+    ours, theirs = redis.Redis(port=node.resp_port), redis.Redis(port=redis_port)
+    for cursor in _CURSORS:
+        answers = []
+        for client in (ours, theirs):
+            try:
+                next_cursor, _ = client.scan(cursor)  # type: ignore[arg-type]
+                answers.append("ok")
+            except redis.ResponseError as exc:
+                answers.append(str(exc))
+        assert answers[0] == answers[1], (cursor, answers)
+    assert ours.scan("18446744073709551615") == (0, [])  # past the last partition: done
+
+
+def test_a_pattern_too_long_to_forward_is_refused_clearly(node: NodeProcess) -> None:
+    client = redis.Redis(port=node.resp_port)
+    for command in (("KEYS", "*a" * 3000), ("SCAN", "0", "MATCH", "*a" * 3000)):
+        with pytest.raises(redis.ResponseError, match="pattern is at most 4096"):
+            client.execute_command(*command)
+    assert client.keys("*a" * 2000) == []

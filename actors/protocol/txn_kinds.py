@@ -26,6 +26,7 @@ from actors.protocol.version import MAX_LOGICAL, MAX_WALL_MS, Version
 
 __all__ = [
     "MAX_MULTI_REQUESTS",
+    "MAX_MATCH_CHARS",
     "MAX_SCAN_COUNT",
     "RESERVED_PREFIX",
     "check_key",
@@ -53,6 +54,8 @@ def check_key(key: str) -> str:
 
 #: The most requests one transaction may hold (a client's queue is bounded by it too).
 MAX_MULTI_REQUESTS = 10_000
+#: The longest glob a scan carries (a node forwarding a client's scan sends it to others).
+MAX_MATCH_CHARS = 4096
 #: The largest COUNT hint a scan step honours.
 MAX_SCAN_COUNT = 100_000
 
@@ -143,8 +146,8 @@ def decode_scan(obj: dict[str, Any], rid: Any) -> Scan:
     if type(cursor) is not int or not 0 <= cursor < (1 << 63):
         raise BadRequestError("field 'cursor' must be an integer >= 0 (0 starts a scan)")
     match = obj.get("match")
-    if match is not None and (type(match) is not str or len(match) > 4096):
-        raise BadRequestError("field 'match' must be a glob pattern (a string of at most 4096 characters)")
+    if match is not None and (type(match) is not str or len(match) > MAX_MATCH_CHARS):
+        raise BadRequestError(f"field 'match' must be a glob pattern (a string of at most {MAX_MATCH_CHARS} characters)")
     count = obj.get("count", 10)
     if type(count) is not int or not 1 <= count:
         raise BadRequestError("field 'count' must be an integer >= 1")
