@@ -48,6 +48,7 @@ from actors.protocol.errors import ErrorCode
 from actors.protocol.txn_messages import Multi
 from actors.protocol.kinds import ADMIN, CATEGORIES, KINDS, READ, WRITE, wire_name
 from actors.protocol.messages import ErrorReply
+from actors.store.scan import glob_bytes, signed_byte
 
 __all__ = [
     "NOAUTH_MESSAGE",
@@ -100,6 +101,15 @@ class AclFileError(ValueError):
         self.path = path
 
 
+def _byte_range(a: str, b: str) -> str:
+    """A class range between two bytes as Redis compares them (C's signed ``char``: a
+    range from ``?`` to 0xc3 holds 0xc3..0xff and 0x00..``?``)."""
+    lo, hi = sorted((signed_byte(a), signed_byte(b)))
+    if lo >= 0 or hi < 0:
+        return f"{re.escape(chr(lo % 256))}-{re.escape(chr(hi % 256))}"
+    return f"{re.escape(chr(lo % 256))}-\xff\x00-{re.escape(chr(hi))}"
+
+
 def _glob_tokens(pattern: str) -> list[str | None]:
     """Redis's glob (``stringmatchlen``) as tokens: None for ``*``, else a regular
     expression for exactly one character (``?``, ``[abc]``, ``[^abc]``, ``[a-z]``, ``\\x``,
@@ -126,8 +136,7 @@ def _glob_tokens(pattern: str) -> list[str | None]:
                     parts.append(re.escape(pattern[i + 1]))
                     i += 2
                 elif i + 2 < n and pattern[i + 1] == "-":  # (as Redis: "[a-]" ranges up to "]")
-                    lo, hi = sorted((pattern[i], pattern[i + 2]))
-                    parts.append(f"{re.escape(lo)}-{re.escape(hi)}")
+                    parts.append(_byte_range(pattern[i], pattern[i + 2]))
                     i += 3
                 else:
                     parts.append(re.escape(pattern[i]))
@@ -163,6 +172,8 @@ class _Glob:
     __slots__ = ("head", "head_width", "middle", "star", "tail", "tail_width")
 
     def __init__(self, pattern: str) -> None:
+        if not pattern.isascii():  # Redis matches bytes: "?" is one byte of "é"
+            pattern = glob_bytes(pattern)
         segments: list[list[str | None]] = [[]]
         for token in _glob_tokens(pattern):
             if token is None:
@@ -176,6 +187,8 @@ class _Glob:
         self.middle = tuple(_fixed(seg) for seg in segments[1:-1] if seg)
 
     def __call__(self, key: str) -> bool:
+        if not key.isascii():
+            key = glob_bytes(key)
         head = self.head
         if not self.star:
             return head.fullmatch(key) is not None if head is not None else not key

@@ -7,7 +7,8 @@ defines the answer).
   were queued without any count. Now a transaction holds at most ``MAX_MULTI_REQUESTS``
   commands and one command's worth of argument bytes.
 - KEYS/SCAN globs matched characters, not bytes (``?`` took all of ``é``), and ``[a-]``
-  was not Redis's range to ``]``: compared with redis-server by shape.
+  was not Redis's range to ``]``; HSCAN/SSCAN's (and ACL key patterns') glob matched
+  characters too: compared with redis-server by shape.
 - One key a JSON client stored with a lone surrogate made every RESP KEYS and SCAN answer
   "internal error" (the reply's encoder refused it).
 """
@@ -91,13 +92,20 @@ _KEYS = sorted({"a", "b", "-", "]", "[", "^", "\\", "ab", "a-b", "é", "aé", "�
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pattern=st.text(_PATTERN_ALPHABET, min_size=1, max_size=7))
-def test_keys_globs_match_bytes_as_redis(node: NodeProcess, redis_port: int, pattern: str) -> None:
+def test_keys_hscan_sscan_globs_match_bytes_as_redis(node: NodeProcess, redis_port: int, pattern: str) -> None:
     ours, theirs = redis.Redis(port=node.resp_port), redis.Redis(port=redis_port)
-    if ours.dbsize() != len(_KEYS):
+    if ours.dbsize() != len(_KEYS) + 2:
         for client in (ours, theirs):
             client.flushall()
             client.mset({key: "1" for key in _KEYS})
+            client.hset("\x01h", mapping={key: "1" for key in _KEYS})
+            client.sadd("\x01s", *_KEYS)
     assert sorted(ours.keys(pattern)) == sorted(theirs.keys(pattern)), pattern
+    for scan in ("hscan", "sscan"):
+        key = "\x01" + scan[0]
+        assert sorted(getattr(ours, scan)(key, 0, match=pattern, count=1000)[1]) == sorted(
+            getattr(theirs, scan)(key, 0, match=pattern, count=1000)[1]
+        ), (scan, pattern)
 
 
 def test_a_json_clients_lone_surrogate_key_does_not_break_scan(node: NodeProcess) -> None:

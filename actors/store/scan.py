@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["glob_match", "scan_step"]
+__all__ = ["glob_bytes", "glob_match", "scan_step", "signed_byte"]
 
 
-def _signed(ch: str) -> int:
+def signed_byte(ch: str) -> int:
     """A byte as C's ``char`` on the platforms Redis runs on (signed): Redis compares a
     range's ends so, and ``[?-\xc3]`` holds every byte from 0x80 up to ``?``."""
     code = ord(ch)
@@ -47,10 +47,10 @@ def _class_match(pattern: str, i: int, ch: str) -> tuple[bool, int]:
             if pattern[i] == ch:
                 matched = True
         elif i + 2 < n and pattern[i + 1] == "-":  # (Redis: even ``a-]`` is a range, to ``]``)
-            lo, hi = _signed(c), _signed(pattern[i + 2])
+            lo, hi = signed_byte(c), signed_byte(pattern[i + 2])
             if lo > hi:
                 lo, hi = hi, lo
-            if lo <= _signed(ch) <= hi:
+            if lo <= signed_byte(ch) <= hi:
                 matched = True
             i += 2
         elif c == ch:
@@ -59,7 +59,7 @@ def _class_match(pattern: str, i: int, ch: str) -> tuple[bool, int]:
     return matched != negate, min(i + 1, n) if i < n else n
 
 
-def _as_bytes(text: str) -> str:
+def glob_bytes(text: str) -> str:
     """``text``'s UTF-8 bytes, one character each (Latin-1): Redis matches bytes, so ``?``
     is one byte of ``é``, not the whole letter. RESP keys are text by ``surrogateescape``;
     a JSON client's may hold lone surrogates, which only ``surrogatepass`` encodes."""
@@ -73,9 +73,9 @@ def glob_match(pattern: str, text: str) -> bool:
     """Whether ``text`` matches Redis glob ``pattern`` (see the module docstring), byte by
     byte of their UTF-8 as Redis does."""
     if not pattern.isascii():
-        pattern = _as_bytes(pattern)
+        pattern = glob_bytes(pattern)
     if not text.isascii():
-        text = _as_bytes(text)
+        text = glob_bytes(text)
     p = t = 0
     np, nt = len(pattern), len(text)
     star_p = star_t = -1
