@@ -8,7 +8,10 @@ order within a pair, so neither node nor position is favoured; a cell's figure i
 median over pairs of scraped / unscraped ops/s and of the node's CPU per request (from
 /proc: the load generator's CPU is not in it), which a loaded machine disturbs less.
 The counting itself is always on (the actors count as they answer); what it costs
-against a node without it is ``python -m bench.ab_nodes`` between the two commits.
+against a node without it is ``python -m bench.ab_nodes`` between two trees.
+
+``python -m bench.scrape_ab [--scrapes 200] [--record]`` measures one scrape instead: the
+node CPU it takes on a 3-node cluster (scrapes back to back, idle CPU subtracted).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from bench.loadgen import LoadResult, run_load
 from bench.results import machine, record
 from bench.servers import conditions, cpu_seconds, node_server
 
-__all__ = ["Scraper", "scrape_ab"]
+__all__ = ["Scraper", "main", "per_scrape", "scrape_ab"]
 
 
 class Scraper:
@@ -130,3 +133,58 @@ def scrape_ab(args: argparse.Namespace, command: str) -> int:
 def _scrape_size(port: int | None) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         return len(response.read())
+
+
+def per_scrape(scrapes: int = 200) -> tuple[float, int, float]:
+    """CPU milliseconds node1 of a fresh 3-node cluster spends per ``/metrics`` scrape:
+    ``scrapes`` back to back, its CPU (from /proc) minus what it used idle over as long
+    (heartbeats, gossip). Returns (ms per scrape, bytes per scrape, seconds taken)."""
+    import time
+
+    from runtime.local_cluster import LocalCluster
+
+    with LocalCluster(3, node_args=("--metrics-port", "0")) as cluster:
+        node = cluster.procs["node1"]
+        url = f"http://127.0.0.1:{node.metrics_port}/metrics"
+        for _ in range(5):  # warm: imports, first families
+            _get(url)
+        cpu0, t0 = cpu_seconds(node.pid), time.monotonic()
+        size = 0
+        for _ in range(scrapes):
+            size = len(_get(url))
+        busy, wall = cpu_seconds(node.pid) - cpu0, time.monotonic() - t0
+        cpu1 = cpu_seconds(node.pid)
+        time.sleep(wall)
+        idle = cpu_seconds(node.pid) - cpu1
+    return (busy - idle) / scrapes * 1000, size, wall
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.scrape_ab [--scrapes 200] [--record]``: CPU per scrape."""
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m bench.scrape_ab")
+    p.add_argument("--scrapes", type=int, default=200)
+    p.add_argument("--record", action="store_true")
+    args = p.parse_args(argv)
+    ms, size, wall = per_scrape(args.scrapes)
+    line = (
+        f"node1 of a 3-node cluster: {args.scrapes} scrapes of {size:,} bytes back to back in {wall:.2f} s, "
+        f"{ms:.2f} ms of node CPU each (its idle CPU over as long subtracted): one scrape a second is "
+        f"{ms / 10:.2f}% of a core"
+    )
+    print(line)
+    if args.record:
+        command = "python -m bench.scrape_ab " + " ".join(argv if argv is not None else sys.argv[1:])
+        record("Metrics: what counting and scraping cost (`bench/json_lines.py --scrape`, `bench/ab_nodes.py`)",
+               command, f"{machine()}; {conditions()}.\n\n{line}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,6 +29,17 @@ def test_json_lines_benchmark_runs() -> None:
     assert float(cells[2].replace(",", "")) > 0 and float(cells[4].replace(",", "")) > 0
 
 
+def test_json_lines_scrape_benchmark_runs() -> None:
+    out = _run(
+        "bench.json_lines", "--scrape", "--pairs", "1", "--duration", "1.3", "--conns", "2",
+        "--workloads", "set", "--pipelines", "4",
+    )
+    lines = out.strip().splitlines()
+    cells = [c.strip() for c in lines[-2].strip("|").split("|")]
+    assert cells[:2] == ["set", "4"] and float(cells[2].replace(",", "")) > 0 and float(cells[3].replace(",", "")) > 0
+    assert lines[-1].startswith(("1 scrapes", "2 scrapes"))  # one a second during the scraped run
+
+
 def test_expiry_stall_benchmark_runs() -> None:
     out = _run("bench.expiry_stall", "--keys", "3000", "--ttl", "1.0", "--max-seconds", "20")
     row = out.strip().splitlines()[-1]
