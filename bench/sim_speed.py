@@ -84,7 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
     parser.add_argument("--ab", action="store_true", help="peers in objects vs in bytes: the CPU cost of the wire")
+    parser.add_argument(
+        "--scenario", default="partition-heal", choices=list(BUILTIN),
+        help="the built-in scenario timed (the recorded figures are partition-heal's; the smoke test runs a short one)",
+    )
+    parser.add_argument("--bare-events", type=int, default=300_000, help="events of the bare SimPy loop timed first")
     args = parser.parse_args(argv)
+    if args.record and args.scenario != "partition-heal":
+        parser.error("--record records partition-heal's figures (its heading says so); drop --scenario")
     if args.ab:
         text = wire_ab(args.seeds)
         print(text)
@@ -95,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
                 text,
             )
         return 0
-    bare = bare_simpy_events_per_s()
+    bare = bare_simpy_events_per_s(args.bare_events)
     rows = []
     for seed in range(1, args.seeds + 1):
-        runner = Runner(BUILTIN["partition-heal"], seed)
+        runner = Runner(BUILTIN[args.scenario], seed)
         try:
             result = runner.run()
         finally:
