@@ -108,6 +108,16 @@ def test_scan_through_any_node_returns_every_key_present_throughout(sim: SimClus
     assert count.total == len(keys.keys) == len(set(keys.keys))
 
 
+def test_a_pipelined_watch_is_read_before_its_transaction_is_sealed(sim: SimCluster) -> None:
+    host = sim.host
+    host.request([Set("{p}:k", "v0", consistency="all")], node_id="n2")
+    replies = host.request([Watch(("{p}:k", "{p}:absent")), Get("{p}:k"), Multi((Set("{p}:k", "v1"),))], node_id="n1", conn=300)
+    assert replies == (Ack(), Value("v0", True), MultiReply((Ack(),)))
+    host.request([Watch(("{p}:absent",))], node_id="n1", conn=301)
+    host.request([Set("{p}:absent", "now here")], node_id="n3")  # an absent key that appears is a change
+    assert host.request([Multi((Get("{p}:k"),))], node_id="n1", conn=301) == (MultiReply(None),)
+
+
 # --- a real 3-node cluster over RESP -----------------------------------------------------------------
 
 

@@ -35,10 +35,14 @@ __all__ = ["plan_transaction", "watch_failed"]
 
 
 def watch_failed(multi: Multi, records: Mapping[str, Record | None]) -> bool:
-    """Whether a watched key holds a version newer than its watch stamp."""
-    for key, stamp in multi.watch:
+    """Whether a watched key changed: another version than the one read when it was
+    watched (``exact``), or a version newer than its watch stamp."""
+    for key, watched in multi.watch:
         record = records.get(key)
-        if stamp is not None and record is not None and record.version > stamp:
+        if multi.exact:
+            if (record.version if record is not None else None) != watched:
+                return True
+        elif watched is not None and record is not None and record.version > watched:
             return True
     return False
 

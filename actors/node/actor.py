@@ -76,12 +76,35 @@ from actors.protocol.internal import (
 from actors.protocol.messages import ErrorReply, Reply
 from actors.protocol.peer_messages import Forward, ForwardReply, Gossip, ReplicaAck, ReplicaRequest, ReplicaResponse
 from actors.cluster.scan_coordinator import ClusterScan
-from actors.protocol.txn_messages import Flush, Multi, MultiReply, Scan
+from actors.protocol.txn_messages import Flush, Multi, MultiReply, Scan, Watch
+from actors.node.watches import MAX_WATCHED_KEYS
+from actors.protocol.internal import ReadRecord, RecordReply
+from actors.protocol.messages import Ack
+import dataclasses
 from actors.store.flush_marks import flush_write
 from actors.protocol.version import HybridClock
 from actors.store.ops import StatsQuery, StoreOp, StoreAnswer, StoreAnswers
 
 __all__ = ["Node"]
+
+
+class _WatchReads:
+    """A cluster WATCH's quorum reads, one slot per key; ``then`` runs once all answered."""
+
+    __slots__ = ("done", "replies", "then")
+
+    def __init__(self, n: int) -> None:
+        self.replies: list[Any] = [None] * n
+        self.then: Any = None
+        self.done = False
+
+    def fill(self, slot: int, reply: Reply) -> None:
+        self.replies[slot] = reply
+
+    def settle(self) -> None:
+        if not self.done and all(r is not None for r in self.replies):
+            self.done = True
+            self.then()
 
 logger = logging.getLogger("actorcache.node")
 
@@ -243,6 +266,13 @@ class Node(ScheduledActor):
                 elif type(request) is Scan and life.joined:  # across the cluster (actors.cluster.scan_coordinator)
                     self.scans.scan(request, self._scanned(pending, slot))
                     continue
+                elif type(request) is Watch and request.keys and life.joined and life.clock_off is None:
+                    self._watch(pending, slot, request)  # each key's version, read at quorum
+                    continue
+                elif type(request) is Multi and self.watches.reading(conn):
+                    order.defer(pending, slot, first=conn in self._resuming)  # after its WATCH's reads
+                    deferred = True
+                    break
                 route = route_of(request)
                 update = route is Route.UPDATE
                 if order.blocks(conn, request, update, pending, slot):
@@ -298,6 +328,40 @@ class Node(ScheduledActor):
             f"(max clock skew {self.life.offsets.max_skew_ms} ms); it coordinates no reads or writes until fixed",
             request.rid,
         )
+
+    def _watch(self, pending: ReplySlots, slot: int, request: Watch) -> None:
+        """WATCH in a cluster: read each key's record at quorum and watch the versions
+        found (a transaction after it aborts unless they are still what its keys hold;
+        actors.node.watches). A transaction behind it on the connection waits for it."""
+        conn = pending.conn
+        keys = tuple(dict.fromkeys(request.keys))
+        self.watches.start_reading(conn)
+        gather = _WatchReads(len(keys))
+
+        def finish() -> None:
+            self.watches.done_reading(conn)
+            failed = next((r for r in gather.replies if type(r) is not RecordReply), None)
+            if failed is not None:
+                reply: Reply = failed if type(failed) is ErrorReply else ErrorReply(ErrorCode.INTERNAL, "watch read failed", request.rid)
+                reply = dataclasses.replace(reply, rid=request.rid)
+            elif self.watches.watch_versions(conn, {k: (r.record.version if r.record else None) for k, r in zip(keys, gather.replies)}):
+                reply = Ack(request.rid)
+            else:
+                reply = ErrorReply(ErrorCode.BAD_REQUEST, f"a connection may watch at most {MAX_WATCHED_KEYS} keys", request.rid)
+            pending.fill(slot, reply)
+            pending.settle()
+            self._resume(conn)
+
+        gather.then = finish
+        coordinator = self.coordinator
+        qround = coordinator.begin()
+        wall = self.io.wall()
+        for i, key in enumerate(keys):
+            reply = coordinator.add(qround, i, ReadRecord(key, None, "quorum"), wall, False)
+            if reply is not None:
+                gather.fill(i, reply)
+        coordinator.start(qround, gather)
+        gather.settle()
 
     def _scanned(self, pending: ReplySlots, slot: int) -> Any:
         def done(reply: Reply) -> None:

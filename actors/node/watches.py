@@ -9,13 +9,14 @@ one). Two checks make a transaction's watch, both decided before it writes anyth
   connection watching it *dirty*, except a transaction marking its own connection (its
   writes come after its check). A dirty connection's next transaction is sealed
   ``aborted``: it runs nothing and answers nil.
-- **versions** (what a cluster needs: a write through another node is never seen here):
-  :meth:`watch` stamps each key with a fresh version of this node's clock, and the sealed
-  transaction carries ``(key, stamp)``; where it runs (the store on a single node, the
-  partition's coordinator in a cluster) it aborts if a watched key holds a newer version.
-  Exact for whatever runs at the coordinator (read-modify-writes, transactions); a plain
-  write through another node is caught unless its clock is behind this node's by more
-  than the time between WATCH and that write (``docs/consistency.md``).
+- **versions** (what a cluster needs: a write through another node is never seen here).
+  On a single node :meth:`watch` stamps each key with a fresh version of this node's
+  clock, and the store aborts the transaction if a watched key holds a newer version.
+  In a cluster the node reads each watched key at quorum (:meth:`watch_versions`, the
+  versions found, ``exact``), and the partition's coordinator aborts the transaction if
+  a key's quorum read at EXEC finds another version: exact whatever the clocks say, for
+  every write that reached a quorum before the EXEC's read (``docs/consistency.md``). A
+  transaction waits on its connection until the WATCH's reads are back (:meth:`reading`).
 
 Invariants: a connection watches at most :data:`MAX_WATCHED_KEYS` keys (a WATCH beyond
 is refused); sealing a transaction, an ``unwatch`` or the connection's end forget its
@@ -40,12 +41,51 @@ MAX_WATCHED_KEYS = 10_000
 class Watches:
     """Watched keys per connection (see the module docstring)."""
 
-    __slots__ = ("_by_conn", "_by_key", "_dirty")
+    __slots__ = ("_by_conn", "_by_key", "_dirty", "_exact", "_reading")
 
     def __init__(self) -> None:
         self._by_conn: dict[int, dict[str, Version | None]] = {}
         self._by_key: dict[str, dict[int, None]] = {}
         self._dirty: dict[int, None] = {}
+        #: Connections whose watches hold versions read at quorum (a cluster), not stamps.
+        self._exact: dict[int, None] = {}
+        #: Connections with a cluster WATCH's reads in flight: how many.
+        self._reading: dict[int, int] = {}
+
+    def start_reading(self, conn: int) -> None:
+        self._reading[conn] = self._reading.get(conn, 0) + 1
+
+    def done_reading(self, conn: int) -> None:
+        left = self._reading.get(conn, 0) - 1
+        if left > 0:
+            self._reading[conn] = left
+        else:
+            self._reading.pop(conn, None)
+
+    def reading(self, conn: int) -> bool:
+        """Whether a WATCH of ``conn`` is still reading its keys' versions."""
+        return conn in self._reading
+
+    def watch_versions(self, conn: int, versions: dict[str, Version | None]) -> bool:
+        """Watch keys at the versions a quorum read found (a cluster's WATCH); a key
+        watched already keeps its first version. False (nothing changes) beyond
+        :data:`MAX_WATCHED_KEYS`."""
+        mine = self._by_conn.get(conn)
+        if mine and conn not in self._exact:  # stamps from before the cluster formed: start over
+            self.unwatch(conn)
+            mine = None
+        new = {k: v for k, v in versions.items() if mine is None or k not in mine}
+        if (len(mine) if mine else 0) + len(new) > MAX_WATCHED_KEYS:
+            return False
+        if not new:
+            return True
+        if mine is None:
+            mine = self._by_conn[conn] = {}
+        self._exact[conn] = None
+        for key, version in new.items():
+            mine[key] = version
+            self._by_key.setdefault(key, {})[conn] = None
+        return True
 
     @property
     def active(self) -> bool:
@@ -76,6 +116,7 @@ class Watches:
     def unwatch(self, conn: int) -> None:
         """Forget ``conn``'s watches (UNWATCH, DISCARD, EXEC, the connection's end)."""
         self._dirty.pop(conn, None)
+        self._exact.pop(conn, None)
         mine = self._by_conn.pop(conn, None)
         if not mine:
             return
@@ -95,8 +136,9 @@ class Watches:
         if not mine and not dirty:
             return multi
         watch = tuple(mine.items()) if mine else ()
+        exact = conn in self._exact
         self.unwatch(conn)
-        return Multi(multi.requests, multi.rid, watch, dirty or multi.aborted)
+        return Multi(multi.requests, multi.rid, watch, dirty or multi.aborted, exact)
 
     def touch_batch(self, conn: int, requests: Any) -> None:
         """Mark dirty the connections watching what ``requests`` (one batch of ``conn``,

@@ -109,10 +109,10 @@ def decode_multi(obj: dict[str, Any], rid: Any, max_depth: int = DEFAULT_MAX_VAL
         if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str or not pair[0]:
             raise BadRequestError("field 'watch' must be a list of [key, version] pairs")
         watch.append((check_key(pair[0]), _version(pair[1])))
-    aborted = obj.get("aborted", False)
-    if type(aborted) is not bool:
-        raise BadRequestError("field 'aborted' must be true or false")
-    return Multi(tuple(requests), rid, tuple(watch), aborted)
+    aborted, exact = obj.get("aborted", False), obj.get("exact", False)
+    if type(aborted) is not bool or type(exact) is not bool:
+        raise BadRequestError("fields 'aborted' and 'exact' must be true or false")
+    return Multi(tuple(requests), rid, tuple(watch), aborted, exact)
 
 
 def encode_multi(request: Multi) -> dict[str, Any]:
@@ -123,6 +123,8 @@ def encode_multi(request: Multi) -> dict[str, Any]:
         out["watch"] = [[key, None if v is None else list(v)] for key, v in request.watch]
     if request.aborted:
         out["aborted"] = True
+    if request.exact:
+        out["exact"] = True
     return out
 
 

@@ -34,6 +34,9 @@ class Multi:
     rid: Any = None
     watch: tuple[tuple[str, Version | None], ...] = ()
     aborted: bool = False
+    #: ``watch`` holds the versions a quorum read found (a cluster's WATCH: any other
+    #: version aborts), not clock stamps (a newer version aborts).
+    exact: bool = False
 
     @property
     def key(self) -> str | None:

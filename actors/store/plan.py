@@ -96,7 +96,7 @@ PLANS: dict[type, Callable[[Any, float, Stamp], StoreOp]] = {
 def plan_local(request: Any, wall: float, stamp: Stamp) -> StoreOp | None:
     """The store operation ``request`` needs, or None when the node answers it itself."""
     if type(request) is Multi:  # one operation applying each of its requests' in one store turn
-        return Transact(tuple(plan_local(sub, wall, stamp) for sub in request.requests), request.watch)
+        return Transact(tuple(plan_local(sub, wall, stamp) for sub in request.requests), request.watch, request.exact)
     if route_of(request) is Route.UPDATE:
         return Modify(request, stamp.tick(wall), stamp.replicas)
     plan = PLANS.get(type(request))

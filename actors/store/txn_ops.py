@@ -33,6 +33,8 @@ class Transact:
 
     ops: tuple[Any, ...]
     watch: tuple[tuple[str, Version | None], ...] = ()
+    #: ``watch`` holds versions read when watched (any other version aborts), not stamps.
+    exact: bool = False
 
 
 @message
@@ -52,13 +54,15 @@ class ScanKeys:
     count_only: bool = False
 
 
-def changed_since(keyspace: Keyspace, watch: tuple[tuple[str, Version | None], ...]) -> bool:
-    """Whether any watched key holds a version newer than the stamp taken when it was watched."""
+def changed_since(keyspace: Keyspace, watch: tuple[tuple[str, Version | None], ...], exact: bool = False) -> bool:
+    """Whether any watched key holds a version newer than the stamp taken when it was
+    watched (``exact``: another version than the one read then)."""
     for key, stamp in watch:
-        if stamp is None:
-            continue
         newest = keyspace.newest_version(key)
-        if newest is not None and newest > stamp:
+        if exact:
+            if newest != stamp:
+                return True
+        elif stamp is not None and newest is not None and newest > stamp:
             return True
     return False
 
@@ -66,7 +70,7 @@ def changed_since(keyspace: Keyspace, watch: tuple[tuple[str, Version | None], .
 def transact(keyspace: Keyspace, op: Transact, wall: float, trace: Any = None) -> Any:
     from actors.store.apply import APPLY  # (apply registers this module's table)
 
-    if changed_since(keyspace, op.watch):
+    if changed_since(keyspace, op.watch, op.exact):
         return MultiReply(None)
     results: list[Any] = []
     for sub in op.ops:
