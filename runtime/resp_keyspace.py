@@ -18,6 +18,7 @@ from typing import Any
 
 from actors.protocol.messages import (
     Ack,
+    CollOp,
     Delete,
     Expire,
     Get,
@@ -136,13 +137,6 @@ def _values_parts(items: Sequence[tuple[Any, Any, bool]], nil: bytes) -> Iterato
         yield value_bulk(value) if found else nil
 
 
-def _b_exists(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
-    reply = replies[i]
-    if type(reply) is not Values:
-        return node_error(reply)
-    return integer(sum(1 for _key, _value, found in reply.items if found))
-
-
 def _b_ttl(replies: Sequence[Reply], i: int, proto: int, millis: bool) -> bytes:
     reply = replies[i]
     if type(reply) is not TtlReply:
@@ -184,8 +178,19 @@ def cmd_del(argv: list[bytes], s: Session) -> bytes | Deferred:
     return tuple(Delete(key) for key in keys), _b_deleted, len(keys)
 
 
+def _b_exists_any(replies: Sequence[Reply], i: int, proto: int, n: int) -> bytes:
+    count = 0
+    for reply in replies[i : i + n]:
+        if type(reply) is not Value:
+            return node_error(reply)
+        count += reply.value != "none"
+    return integer(count)
+
+
 def cmd_exists(argv: list[bytes], s: Session) -> bytes | Deferred:
-    return (MGet(tuple(_key(raw) for raw in argv[1:])),), _b_exists, None
+    """Counts keys of every type (a hash or set too: an ``mget`` finds strings only), a
+    key named twice twice, as Redis."""
+    return tuple(CollOp(_key(raw), "keytype") for raw in argv[1:]), _b_exists_any, len(argv) - 1
 
 
 def cmd_mget(argv: list[bytes], s: Session) -> bytes | Deferred:

@@ -21,11 +21,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from actors.protocol.messages import Ack, CollOp, Expire, Get, MGet, Reply, Set, Ttl, TtlReply, Value
+from actors.protocol.messages import Ack, CollOp, Expire, Get, Reply, Set, Ttl, TtlReply, Value
 from actors.protocol.string_ops import Append, GetDel, GetEx, IncrByFloat, Rename
 from actors.store.strings import as_bytes
 from runtime.resp import array, bulk, error, integer, null, parse_int
-from runtime.resp_keyspace import _b_applied, _b_exists, _b_value, _key, value_bulk
+from runtime.resp_keyspace import _b_applied, _b_value, _key, cmd_exists, value_bulk
 from runtime.resp_session import SYNTAX_ERROR, Deferred, Session, int_arg, node_error
 
 __all__ = [
@@ -287,7 +287,7 @@ def cmd_type(argv: list[bytes], s: Session) -> bytes | Deferred:
 
 
 def cmd_touch(argv: list[bytes], s: Session) -> bytes | Deferred:
-    return (MGet(tuple(_key(raw) for raw in argv[1:])),), _b_exists, None
+    return cmd_exists(argv, s)  # (TOUCH counts what EXISTS counts: keys of every type)
 
 
 def _b_renamed(replies: Sequence[Reply], i: int, proto: int, nx: bool) -> bytes:

@@ -13,6 +13,7 @@ from actors.protocol.errors import ErrorCode
 from actors.protocol.txn_messages import Scan, ScanReply
 from actors.protocol.messages import (
     Ack,
+    CollOp,
     Delete,
     ErrorReply,
     Expire,
@@ -76,7 +77,7 @@ def reply_to(args: tuple[bytes | str, ...], replies: tuple[Any, ...], proto: int
         (("SET", "k", "v", "XX", "GET", "KEEPTTL"), (Set("k", b"v", None, cond="xx", get=True, keep_ttl=True),)),
         (("SET", "k", "v", "EX", "1", "EX", "2"), (Set("k", b"v", 2.0),)),  # as Redis: the last one
         (("DEL", "a", "b", "a"), (Delete("a"), Delete("b"), Delete("a"))),
-        (("EXISTS", "a", "b"), (MGet(("a", "b")),)),
+        (("EXISTS", "a", "b"), (CollOp("a", "keytype"), CollOp("b", "keytype"))),
         (("MGET", "a", "b"), (MGet(("a", "b")),)),
         (("MSET", "a", "1", "b", "2"), (MSet((("a", b"1"), ("b", b"2"))),)),
         (("EXPIRE", "k", "5"), (Expire("k", 5.0),)),
@@ -193,7 +194,7 @@ def test_command_count_matches_the_table() -> None:
         (("SET", "k", "v", "GET"), (Value(b"old", True),), 2, b"$3\r\nold\r\n"),
         (("SET", "k", "v", "GET"), (Value(None, False),), 2, b"$-1\r\n"),
         (("DEL", "a", "b", "c"), (Ack(deleted=True), Ack(deleted=False), Ack(deleted=True)), 2, b":2\r\n"),
-        (("EXISTS", "a", "b", "a"), (Values((("a", b"1", True), ("b", None, False), ("a", b"1", True))),), 2, b":2\r\n"),
+        (("EXISTS", "a", "b", "a"), (Value("string", True), Value("none", True), Value("hash", True)), 2, b":2\r\n"),
         (("MGET", "a", "b"), (Values((("a", b"1", True), ("b", None, False))),), 2, b"*2\r\n$1\r\n1\r\n$-1\r\n"),
         (("MGET", "a", "b"), (Values((("a", b"1", True), ("b", None, False))),), 3, b"*2\r\n$1\r\n1\r\n_\r\n"),
         (("MSET", "a", "1"), (Ack(),), 2, b"+OK\r\n"),

@@ -19,6 +19,7 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -147,3 +148,36 @@ def test_a_pattern_too_long_to_forward_is_refused_clearly(node: NodeProcess) -> 
         with pytest.raises(redis.ResponseError, match="pattern is at most 4096"):
             client.execute_command(*command)
     assert client.keys("*a" * 2000) == []
+
+
+def test_hash_and_set_keys_exist_and_reading_them_does_not_abort_a_watch(node: NodeProcess, redis_port: int) -> None:
+    """EXISTS/TOUCH counted strings only (an mget), and a hash or set read (TYPE, HGET,
+    HGETALL run as updates at the coordinator) dirtied every WATCH of the key."""
+
+    def run(port: int) -> list[Any]:
+        a, b = redis.Redis(port=port), redis.Redis(port=port)
+        a.flushall()
+        a.set("k", "1")
+        a.hset("h", "f", "1")
+        a.sadd("t", "m")
+        out: list[Any] = [a.exists("k", "h", "t", "h", "nope"), a.touch("h", "t")]
+        for read in (("TYPE", "h"), ("HGET", "h", "f"), ("HGETALL", "h"), ("SMEMBERS", "t"), ("SCARD", "t")):
+            pipe = a.pipeline(transaction=True)
+            pipe.watch("h", "t")
+            b.execute_command(*read)
+            pipe.multi()
+            pipe.set("x", "1")
+            try:
+                out.append(pipe.execute())
+            except redis.WatchError:
+                out.append("aborted")
+        pipe = a.pipeline(transaction=True)
+        pipe.watch("h")
+        b.hset("h", "g", "2")  # a write still aborts
+        pipe.multi()
+        pipe.set("x", "1")
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+        return out
+
+    assert run(node.resp_port) == run(redis_port)

@@ -29,8 +29,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from actors.protocol.kinds import Route, route_of
+from actors.protocol.messages import CollOp
 from actors.protocol.txn_messages import Flush, Multi
 from actors.protocol.version import Version
+from actors.store.coll_ops import COMMANDS
 
 __all__ = ["MAX_WATCHED_KEYS", "Watches"]
 
@@ -161,6 +163,8 @@ class Watches:
         route = route_of(request)
         if route is not Route.WRITE and route is not Route.UPDATE:
             return
+        if type(request) is CollOp and not COMMANDS.get(request.cmd, ("", False))[1]:
+            return  # a hash/set read (HGET, TYPE, ...) runs as an update but writes nothing
         for key in _keys(request):
             conns = by_key.get(key)
             if conns:
