@@ -283,7 +283,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parse_args_with_config(parser, argv)
     try:
-        args.save = save_rules(args.save)
+        args.save = save_rules(args.save) if args.dir is not None else _memory_only(parser, args)
     except ValueError as exc:
         parser.error(f"argument --save: {exc}")
     if args.partitions > MAX_PARTITIONS:
@@ -335,6 +335,17 @@ def _yes_no(text: str) -> bool:
     if text not in ("yes", "no"):
         raise argparse.ArgumentTypeError("expected yes or no")
     return text == "yes"
+
+
+def _memory_only(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[tuple[int, int], ...]:
+    """No save rules without ``--dir``: nothing is written, so ``CONFIG GET save`` and ``stats``
+    say so; asking for snapshots or the log without a directory is a usage error rather than a
+    silent no-op."""
+    if save_rules(args.save if args.save is not None else [[""]]):
+        parser.error("argument --save: needs --dir (without it the node keeps its data in memory only)")
+    if args.appendonly:
+        parser.error("argument --appendonly: needs --dir (without it the node keeps its data in memory only)")
+    return ()
 
 
 def save_rules(given: list[list[str]] | None) -> tuple[tuple[int, int], ...]:

@@ -144,7 +144,7 @@ def test_the_documented_example_is_a_valid_config(tmp_path: Path) -> None:
 
 
 def test_append_options_take_the_file_unless_the_command_line_gives_them(tmp_path: Path) -> None:
-    path = _write(tmp_path, 'save = ["900 1", "300 10"]\n')
+    path = _write(tmp_path, f'dir = "{tmp_path}"\nsave = ["900 1", "300 10"]\n')
     assert parse_args(["--config", path, "n", "0"]).save == ((900, 1), (300, 10))
     assert parse_args(["--config", path, "n", "0", "--save", "60", "5"]).save == ((60, 5),)  # replaced, not added
     assert parse_args(["--config", _write(tmp_path, 'save = ""\n', "off.toml"), "n", "0"]).save == ()

@@ -15,7 +15,7 @@ from runtime.local_cluster import ROOT, NodeProcess
 
 
 def test_defaults_match_the_documentation() -> None:
-    args = parse_args(["node1", "8081", "localhost:8082"])
+    args = parse_args(["node1", "8081", "localhost:8082", "--dir", "data"])  # (save rules need a directory)
     assert (args.node_id, args.port, args.peers) == ("node1", 8081, ["127.0.0.1:8082"])
     assert args.host == "127.0.0.1" and args.advertise is None
     assert args.cleanup_interval == 1.0 and args.cleanup_budget_ms == 2.0
@@ -42,12 +42,15 @@ def test_defaults_match_the_documentation() -> None:
 
 #: NodeConfig fields no flag sets: the advertised address and contacts come from the
 #: positional arguments and the bound port; the rest are tuning knobs of the simulator.
+#: Persistence options take effect only with a data directory (checked when the node starts).
+WITH_DIR = ("--dir", "data")
+
 NOT_ON_THE_COMMAND_LINE = {"address", "contacts", "cleanup_sample_size", "anti_entropy_partitions"}
 
 
 @pytest.mark.parametrize("field", dataclasses.fields(NodeConfig), ids=lambda f: f.name)
 def test_every_node_config_default_is_the_command_line_default(field: dataclasses.Field) -> None:  # type: ignore[type-arg]
-    defaults = node_config(parse_args(["n", "0"]))
+    defaults = node_config(parse_args(["n", "0", *WITH_DIR]))
     assert getattr(defaults, field.name) == field.default
     if field.name in NOT_ON_THE_COMMAND_LINE:
         assert "flag" not in field.metadata
@@ -65,7 +68,7 @@ def test_every_node_config_default_is_the_command_line_default(field: dataclasse
     scale = field.metadata["scale"]
     if text is None:
         text = str(other * scale if scale != 1 else other)
-    config = node_config(parse_args(["n", "0", flag, text]))
+    config = node_config(parse_args(["n", "0", *WITH_DIR, flag, text]))
     assert getattr(config, field.name) == other
 
 
@@ -203,7 +206,20 @@ BAD_CLUSTER_ARGS: list[tuple[list[str], str]] = [
     (["--max-value-depth", "501"], "--max-value-depth: must be at most 500"),
     (["host:99999"], "PEER_ADDR: bad address 'host:99999': port must be 1..65535"),
     (["host:"], "PEER_ADDR: bad address 'host:': port '' is not a number"),
+    (["--save", "60", "1"], "--save: needs --dir (without it the node keeps its data in memory only)"),
+    (["--appendonly", "yes"], "--appendonly: needs --dir (without it the node keeps its data in memory only)"),
 ]
+
+
+def test_without_a_data_directory_nothing_is_saved_and_the_settings_say_so() -> None:
+    """Redis's default save rules apply only where there is a directory to save to:
+    ``CONFIG GET save`` (from ``options``) must not promise snapshots a memory-only node never writes."""
+    memory_only = parse_args(["n", "0"])
+    assert memory_only.save == () and memory_only.options["save"] == ""
+    assert parse_args(["n", "0", "--save", ""]).save == ()
+    with_dir = parse_args(["n", "0", "--dir", "/nonexistent-is-checked-at-start"])
+    assert with_dir.save == ((3600, 1), (300, 100), (60, 10000))
+    assert with_dir.options["save"] == "3600 1 300 100 60 10000"
 
 
 @pytest.mark.parametrize(("argv", "message"), BAD_CLUSTER_ARGS, ids=[" ".join(a) for a, _ in BAD_CLUSTER_ARGS])
