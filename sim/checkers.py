@@ -1,7 +1,9 @@
 """Invariant checkers: each reads the history and the settled final state, and returns
 violations. Every guarantee ``docs/consistency.md`` claims has one here, and every one
 of them is shown able to fail in ``tests/test_sim_checkers.py`` (``strangers``, a
-stranger that holds the secret after all, in ``tests/test_sim_peer_auth.py``).
+stranger that holds the secret after all, in ``tests/test_sim_peer_auth.py``; the disk's:
+a lying fsync for ``lost-writes``, unchecked block checksums for ``corrupt-reads``, in
+``tests/test_sim_disk.py``).
 
 ``final`` maps each key to ``{owner: Record | None}``: what every owner holds after the
 heal-and-settle phase, read locally from each owner (never through a quorum read).
@@ -57,6 +59,20 @@ class CheckContext:
     members: dict[str, tuple[str, ...]] = field(default_factory=dict)
     forged_values: frozenset[Any] = frozenset()
     stranger_deliveries: int = 0
+    #: Intervals of time whose acknowledged writes a disk fault may lose as documented (a
+    #: power loss under ``appendfsync everysec``/``no``, a corrupted file moved aside or
+    #: cut); with one replica only (:meth:`sim.runner.Runner.disk_risk`). Empty with
+    #: ``appendfsync always``: every acknowledged write must survive every crash.
+    at_risk: tuple[tuple[float, float], ...] = ()
+
+
+def _durable(ctx: CheckContext, op: Op, by: float = math.inf) -> bool:
+    """Whether ``op`` still counts at time ``by``: it is not at risk from a fault (an
+    interval's end) that came before ``by``. At risk: sent before the fault and
+    acknowledged after the interval's start (an ack on its way when the fault hit counts:
+    the write was on the disk before it)."""
+    done = op.completed if op.completed is not None else math.inf
+    return not any(op.invoked <= end and done >= start and end <= by for start, end in ctx.at_risk)
 
 
 def _end(op: Op) -> float:
@@ -119,7 +135,7 @@ def check_lost_writes(ctx: CheckContext) -> list[Violation]:
     out = []
     writes = _writes_by_value(ctx.history)
     for key, ops in _plain_keys(ctx).items():
-        acked_sets = [op for op in ops if op.kind == "set" and op.outcome == OK]
+        acked_sets = [op for op in ops if op.kind == "set" and op.outcome == OK and _durable(ctx, op)]
         if not acked_sets:
             continue
         final = _final_record(ctx.final.get(key, {}))
@@ -168,7 +184,7 @@ def check_resurrection(ctx: CheckContext) -> list[Violation]:
         if source is None:
             continue
         for d in ops:
-            if d.kind in _DELETES and d.outcome == OK and d.invoked > _end(source):
+            if d.kind in _DELETES and d.outcome == OK and d.invoked > _end(source) and _durable(ctx, d):
                 out.append(
                     Violation(
                         "resurrection",
@@ -178,6 +194,30 @@ def check_resurrection(ctx: CheckContext) -> list[Violation]:
                     )
                 )
                 break
+    return out
+
+
+def check_corrupt_reads(ctx: CheckContext) -> list[Violation]:
+    """No damaged data is served: every value a read returned, and every value an owner
+    holds at the end, is one a client wrote to that very key (values are unique per
+    write, so a flipped bit on a disk shows as a value nobody wrote, or another key's)."""
+    out = []
+    writes = _writes_by_value(ctx.history)
+    for op in ctx.history.ops:
+        if op.kind != "get" or op.outcome != OK or not op.found:
+            continue
+        source = writes.get(op.value)
+        if source is None or source.key != op.key:
+            out.append(Violation("corrupt-reads", op.key, f"read op {op.id} served {op.value!r}, which no client wrote to {op.key!r}"))
+    for key, owners in sorted(ctx.final.items()):
+        if key[:1] in ("h", "s"):
+            continue
+        for owner, record in sorted(owners.items()):
+            if record is None or record.purge_at is not None:
+                continue
+            source = writes.get(record.value)
+            if source is None or source.key != key:
+                out.append(Violation("corrupt-reads", key, f"{owner} holds {record.value!r}, which no client wrote to {key!r}"))
     return out
 
 
@@ -326,6 +366,7 @@ def check_quorum_reads(ctx: CheckContext) -> list[Violation]:
                 for w in acked
                 if w.completed is not None
                 and w.completed < r.invoked
+                and _durable(ctx, w, r.invoked)
                 and r_acks + acks_needed(_level(w.consistency, ctx.write_default), n) > n
             ]
             if not before:
@@ -405,6 +446,7 @@ CHECKERS: dict[str, Callable[[CheckContext], list[Violation]]] = {
     "quorum-reads": check_quorum_reads,
     "strangers": check_strangers,
     "lost-fields": check_lost_fields,
+    "corrupt-reads": check_corrupt_reads,
 }
 
 

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from actors.kernel import ScheduledFuture
+from actors.persist.aof import log_gen
+from actors.persist.blocks import AOF_MAGIC
+from actors.persist.manager import SNAPSHOT
 from actors.protocol.internal import Leave
 from actors.protocol.peer_messages import Gossip, Member, MemberStatus, ReplicaRequest, SyncRequest
 from actors.protocol.replica_ops import Write
@@ -29,7 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARTITIONS",
+    "corrupt",
     "crash",
+    "disk_full",
     "heal",
     "leave",
     "node_list",
@@ -40,6 +45,7 @@ __all__ = [
     "restart",
     "skew",
     "slow",
+    "slow_fsync",
     "stranger",
 ]
 
@@ -135,12 +141,92 @@ def heal(run: Runner, args: Args) -> str:
 
 
 def crash(run: Runner, args: Args) -> str:
+    """``disk``: what the node's disk keeps (:data:`sim.disk.CRASH_MODES`; default ``keep``,
+    a killed process). A power loss (any other mode) is recorded for the checkers: the
+    writes the node's ``appendfsync`` policy may lose were at risk (:meth:`Runner.disk_risk`)."""
     node = run.pick(args.get("node"))
     if node is None or node not in run.host.nodes:
         return ""
-    run.host.crash(node)
+    mode = str(args.get("disk", "keep"))
+    run.host.crash(node, mode)
     run.crashed.append(node)
+    if mode != "keep" and node in run.host.disks:
+        run.disk_risk(run.fsync_window())
+        return f"{node} disk={mode}"
     return node
+
+
+def corrupt(run: Runner, args: Args) -> str:
+    """Flip a bit of a node's ``file``: ``snapshot`` (dump.acs) or ``log`` (the last block
+    of its newest append-only log, where a damaged block is taken for a torn write). Found
+    at the next load: the snapshot is moved aside, the log cut; every write acknowledged
+    before now may be lost with it (recorded for the checkers), never served damaged."""
+    node = run.pick(args.get("node"))
+    disk = run.host.disks.get(node) if node else None
+    if disk is None:
+        return ""
+    which = str(args.get("file", "snapshot"))
+    if which == "snapshot":
+        name, start = SNAPSHOT, len(AOF_MAGIC)  # past the magic (both are 8 bytes)
+    else:
+        logs = sorted((g, n) for n in disk.names() if (g := log_gen(n)) is not None)
+        if not logs:
+            return ""
+        name = logs[-1][1]
+        start = _last_block(disk.read(name) or b"") + 10  # its payload, past the block header
+    offset = disk.corrupt(name, start)
+    if offset is None:
+        return ""
+    run.disk_risk(float("inf"))
+    return f"{node} {name} at byte {offset}"
+
+
+def _last_block(data: bytes) -> int:
+    """Offset of the last whole block of a log (its header: 10 bytes, the length at +2;
+    :mod:`actors.persist.blocks`)."""
+    offset = last = len(AOF_MAGIC)
+    while offset + 10 <= len(data):
+        end = offset + 10 + int.from_bytes(data[offset + 2 : offset + 6], "little")
+        if end > len(data):
+            break
+        last, offset = offset, end
+    return last
+
+
+def slow_fsync(run: Runner, args: Args) -> str:
+    """Every fsync of ``node``'s disk takes ``delay`` seconds for ``duration`` seconds: a
+    blocking one keeps the node's server busy, a background one finishes that late."""
+    node = run.pick(args.get("node"))
+    disk = run.host.disks.get(node) if node else None
+    if disk is None:
+        return ""
+    disk.fsync_delay = float(args.get("delay", 0.05))
+    duration = float(args.get("duration", 5.0))
+    run.extra_fsync_s = max(run.extra_fsync_s, disk.fsync_delay)
+
+    def end(_e: Any, d: Any = disk) -> None:
+        d.fsync_delay = 0.0
+
+    run.env.timeout(duration).callbacks.append(end)
+    return f"{node} fsync {disk.fsync_delay:g}s for {duration:g}s"
+
+
+def disk_full(run: Runner, args: Args) -> str:
+    """``node``'s disk refuses appends (``ENOSPC``) for ``duration`` seconds (a restart
+    clears it too: space was freed). A failed snapshot is reported and retried; a log
+    that cannot be written stops the node's store, answering nothing it could not log."""
+    node = run.pick(args.get("node"))
+    disk = run.host.disks.get(node) if node else None
+    if disk is None:
+        return ""
+    disk.full = True
+    duration = float(args.get("duration", 5.0))
+
+    def end(_e: Any, d: Any = disk) -> None:
+        d.full = False
+
+    run.env.timeout(duration).callbacks.append(end)
+    return f"{node} for {duration:g}s"
 
 
 def restart(run: Runner, args: Args) -> str:

@@ -30,6 +30,7 @@ from pykka import ActorRegistry
 from actors.kernel import Ctx
 from actors.kernel.driver import HostDriver, Spawn
 from sim.clock import SkewedClock
+from sim.disk import SimDisk
 from sim.network import SimNetwork
 from sim.scheduler import NodeScheduler, SimScheduler
 from sim.serving import CostModel, ServedInbox, served_sender
@@ -72,6 +73,11 @@ class SimHost(HostDriver):
         #: ``Random(f"{seed}/service/{node_id}")`` (``/{life}`` after a restart).
         self.service: CostModel | None = None
         self.service_rngs: dict[str, random.Random] = {}
+        #: Give every node a data directory (:class:`sim.disk.SimDisk`, its RNG
+        #: ``Random(f"{seed}/disk/{node_id}")``) that outlives its crashes; set it before
+        #: starting nodes. Off: nodes have no disk (``ctx.disk`` None), as before.
+        self.with_disks = False
+        self.disks: dict[str, SimDisk] = {}
 
     def _record(self, _local_now: float, node_id: str, event: str, fields: dict[str, Any]) -> None:
         # Traces are stamped with virtual time (one timeline), not the node's skewed clock.
@@ -91,6 +97,12 @@ class SimHost(HostDriver):
         if self.service is not None:
             rng = self.service_rngs[node_id] = random.Random(f"{self.seed}/service/{node_id}{suffix}")
             send = served_sender(send, scheduler, self.service, rng)
+        disk = None
+        if self.with_disks:
+            disk = self.disks.get(node_id)
+            if disk is None:
+                disk = self.disks[node_id] = SimDisk(lambda: self.env.now, random.Random(f"{self.seed}/disk/{node_id}"))
+            disk.charge = scheduler.charge  # a blocking fsync keeps this life's server busy
         return Ctx(
             node_id,
             scheduler,
@@ -99,6 +111,7 @@ class SimHost(HostDriver):
             rng=random.Random(f"{self.seed}/{node_id}{suffix}"),
             send=send,
             trace=self._record,
+            disk=disk,
         )
 
     def start_node(self, node_id: str, config: Any = None, *, offset: float = 0.0, drift: float = 0.0) -> Any:
@@ -122,8 +135,9 @@ class SimHost(HostDriver):
         self.schedulers[node_id].resume()
         self.network.resume(node_id)
 
-    def crash(self, node_id: str) -> None:
-        """Kill a node: its actors stop and its memory is gone; messages to it are dropped."""
+    def crash(self, node_id: str, disk: str = "keep") -> None:
+        """Kill a node: its actors stop and its memory is gone; messages to it are dropped.
+        Its disk (with :attr:`with_disks`) keeps what ``disk`` says (:data:`sim.disk.CRASH_MODES`)."""
         self.schedulers[node_id].flush()  # what it wrote before it died still leaves
         handle = self.nodes.pop(node_id)
         self.network.inboxes.pop(node_id, None)
@@ -135,6 +149,9 @@ class SimHost(HostDriver):
         self.run_until_idle()
         for ref in handle.actors():
             ActorRegistry.unregister(ref)
+        if node_id in self.disks:
+            lost = self.disks[node_id].crash(disk)
+            self.trace.append((self.env.now, node_id, "disk-crash", {"mode": disk, "lost_bytes": lost}))
 
     # --- driving ------------------------------------------------------------------
 

@@ -87,6 +87,11 @@ class Runner:
         self.skew_bound = scenario.skew_bound if skew_bound is None else skew_bound
         self.host = CacheSimHost(seed, wire=wire)
         self.host.service = scenario.service
+        self.host.with_disks = scenario.disk
+        #: Intervals of virtual time whose acknowledged writes a disk fault may have lost
+        #: legitimately (:meth:`disk_risk`), and the longest fsync a ``slow-fsync`` set.
+        self.at_risk: list[tuple[float, float]] = []
+        self.extra_fsync_s = 0.0
         self.env = self.host.env
         self.rng = random.Random(f"{seed}/faults")
         self.history = History()
@@ -159,6 +164,25 @@ class Runner:
         self.applied_faults.append(description)
         self.host.trace.append((self.env.now, "-", "fault", {"action": fault.action, "detail": detail}))
 
+    def fsync_window(self) -> float:
+        """How long before a power loss an acknowledged write may be lost under the nodes'
+        settings: none with ``appendfsync always``; Redis's two seconds with ``everysec``
+        (plus a slow fsync's delay); anything since the last snapshot otherwise."""
+        node = self.scenario.node
+        if not node.get("appendonly", False):
+            return float("inf")
+        policy = node.get("appendfsync", "everysec")
+        if policy == "always":
+            return 0.0
+        return 2.0 + self.extra_fsync_s if policy == "everysec" else float("inf")
+
+    def disk_risk(self, window: float) -> None:
+        """A disk fault now may lose the writes acknowledged in the last ``window`` seconds.
+        Recorded only with one replica: with more, the other owners still hold them, and
+        ``lost-writes`` keeps its full strength."""
+        if window > 0 and self.scenario.replicas == 1:
+            self.at_risk.append((self.env.now - window, self.env.now))
+
     def resume(self, node: str) -> None:
         if node in self.host.nodes:
             self.host.resume(node)
@@ -229,6 +253,7 @@ class Runner:
             members=self.members() if self.strangers else {},
             forged_values=frozenset(self.forged_values),
             stranger_deliveries=self.stranger_deliveries or 0,
+            at_risk=tuple(self.at_risk),
         )
         violations = run_checkers(ctx, self.checkers)
         trace = self.host.trace

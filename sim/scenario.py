@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from actors.config import NodeConfig
 from actors.protocol.consistency import CONSISTENCY_LEVELS
 from sim import faults
+from sim.disk import CRASH_MODES
 from sim.network import LatencyModel, Link, constant, lognormal, uniform
 from sim.service import ServiceModel, default_service
 from sim.workload import WorkloadSpec
@@ -42,7 +43,12 @@ FAULT_ACTIONS: dict[str, FaultAction] = {
     # kind: halves | isolate (node) | majority | bridge | one-way (nodes, or from/to lists) | groups
     "partition": FaultAction(("kind", "node", "nodes", "groups", "from", "to"), faults.partition),
     "heal": FaultAction((), faults.heal),
-    "crash": FaultAction(("node",), faults.crash),
+    # disk: keep (a killed process) | lose-unsynced | torn (a power loss), see sim/disk.py
+    "crash": FaultAction(("node", "disk"), faults.crash),
+    # on nodes with a disk (Scenario.disk): bit rot in file = snapshot | log, slow fsync, ENOSPC
+    "corrupt": FaultAction(("node", "file"), faults.corrupt),
+    "slow-fsync": FaultAction(("node", "delay", "duration"), faults.slow_fsync),
+    "disk-full": FaultAction(("node", "duration"), faults.disk_full),
     "restart": FaultAction(("node",), faults.restart),
     "pause": FaultAction(("node", "duration"), faults.pause),
     "slow": FaultAction(("node", "factor", "duration"), faults.slow),
@@ -103,6 +109,9 @@ class Scenario:
     service: ServiceModel | None = field(default_factory=default_service)
     #: The clients' one-way link to their node; None: the service model's (zero without one).
     client_link: LatencyModel | None = None
+    #: Every node has a data directory (:class:`sim.disk.SimDisk`) that outlives its
+    #: crashes; ``node`` settings say what it holds (``appendonly``, ``appendfsync``, ``save``).
+    disk: bool = False
 
     @property
     def client_latency(self) -> LatencyModel:
@@ -149,6 +158,12 @@ class Scenario:
                 raise ScenarioError(f"fault {fault.describe()!r} names unknown node {node!r}")
             if fault.action == "partition":
                 _check_partition(fault, ids)
+            if fault.action in ("corrupt", "slow-fsync", "disk-full") and not self.disk:
+                raise ScenarioError(f"fault {fault.describe()!r} needs nodes with a disk (disk = true)")
+            if fault.args.get("disk", "keep") not in CRASH_MODES:
+                raise ScenarioError(f"fault {fault.describe()!r}: disk must be one of {', '.join(CRASH_MODES)}")
+            if fault.args.get("file", "snapshot") not in ("snapshot", "log"):
+                raise ScenarioError(f"fault {fault.describe()!r}: file must be snapshot or log")
             if fault.at < 0:
                 raise ScenarioError("fault times must be >= 0")
         unknown_nodes = {n for pair in self.links for n in pair} | set(self.clocks) | set(self.secrets)
@@ -379,7 +394,7 @@ def scenario_from_dict(data: dict[str, Any], default_name: str = "file") -> Scen
     known = {
         "name", "description", "nodes", "initial_nodes", "replicas", "write_consistency", "read_consistency",
         "duration", "settle", "link", "links", "clocks", "workload", "faults", "node", "secret", "secrets",
-        "service", "client_link",
+        "service", "client_link", "disk",
     }
     unknown = set(data) - known
     if unknown:
@@ -419,6 +434,7 @@ def scenario_from_dict(data: dict[str, Any], default_name: str = "file") -> Scen
             secrets={str(n): str(v) for n, v in data.get("secrets", {}).items()},
             service=_service(data.get("service", "measured")),
             client_link=_latency(data["client_link"].get("latency"), "client_link") if "client_link" in data else None,
+            disk=bool(data.get("disk", False)),
         )
     except ScenarioError:
         raise

@@ -71,7 +71,7 @@ def _link(link: Link) -> dict[str, Any]:
 WRITTEN_FIELDS = frozenset({
     "name", "description", "nodes", "replicas", "write_consistency", "read_consistency", "link", "links",
     "clocks", "workload", "faults", "duration", "settle", "node", "initial_nodes", "secret", "secrets",
-    "service", "client_link",
+    "service", "client_link", "disk",
 })
 
 
@@ -125,6 +125,8 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
         raise ValueError("sim.scenario_file writes the measured service model or none, not another one")
     if s.client_link is not None:
         out["client_link"] = {"latency": _latency(s.client_link)}
+    if s.disk:
+        out["disk"] = True
     return out
 
 

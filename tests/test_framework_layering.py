@@ -26,7 +26,7 @@ OURS = {"actors", "runtime", "sim", "examples", "tests", "bench", "notebooks"}
 
 KERNEL = sorted((ROOT / "actors" / "kernel").rglob("*.py"))
 FRAMEWORK_HOSTS = [
-    ROOT / "sim" / f"{name}.py" for name in ("host", "scheduler", "clock", "network", "link_models", "wire", "serving")
+    ROOT / "sim" / f"{name}.py" for name in ("host", "scheduler", "clock", "network", "link_models", "wire", "serving", "disk")
 ] + [ROOT / "runtime" / f"{name}.py" for name in ("host", "loop_scheduler", "addresses")]
 #: The peer transport: the links, one link's state machine, its frames' bytes, who may peer,
 #: and the TLS it may speak.
