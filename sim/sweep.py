@@ -7,7 +7,7 @@ violating seed with the command that replays it. Exit 0 when no seed violated an
 Executors (:data:`EXECUTORS`; each yields the seeds' results as they finish, the
 progress bar, summary and replay lines are the same for all):
 
-- ``local`` (default): a pool of ``--jobs`` processes on this machine;
+- ``local`` (default): a pool of ``--jobs`` processes on this machine (``--jobs 1``: this process);
 - ``dask``: the workers of an existing Dask cluster, ``--executor dask --scheduler
   tcp://HOST:8786`` (``pip install 'actorcache[dask]'``; every worker needs the same
   actorcache installed, but not the scenario file: the parsed scenario travels with each
@@ -90,7 +90,12 @@ class ExecutorError(Exception):
 
 
 def _local(jobs: list[Job], args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    with multiprocessing.get_context("spawn").Pool(max(1, args.jobs)) as pool:
+    if args.jobs <= 1:
+        # One worker would run every seed one after another in one process, as this one can:
+        # no second interpreter to start and import the simulator into (~0.6 CPU s a sweep).
+        yield from map(_run, jobs)
+        return
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         yield from pool.imap_unordered(_run, jobs)
 
 
