@@ -459,11 +459,28 @@ class Keyspace:
     def peek(self, key: str) -> tuple[Entry | None, tuple[Version, float] | None]:
         """``(entry, tombstone)`` as stored, expired or not, changing nothing (no lazy
         expiry, no counters): what a snapshot or the log writes."""
-        return self._entries.get(key), self._tombstones.get(key)
+        entry = self._entries.get(key)
+        if entry is None and self._marks is not None and key[:1] == "\x00" and is_marker(key):
+            return self._mark_entry(key), None
+        return entry, self._tombstones.get(key)
+
+    def _mark_entry(self, key: str) -> Entry | None:
+        """A flush marker as the entry a snapshot or the log writes (a value at the flush's
+        version), so a node restarted from disk still refuses what the flush deleted."""
+        assert self._marks is not None
+        partition = self._partition_of(key)
+        mark = self._marks.get(partition)
+        if mark is None or key != marker_key(partition, self.partitions):
+            return None
+        return (MARKER_VALUE, mark.wall_ms, mark.logical, (mark.node_id, ()), None)
 
     def all_keys(self) -> tuple[list[str], list[str]]:
-        """Every key holding a value, and every key holding a tombstone (a snapshot's list)."""
-        return list(self._entries), list(self._tombstones)
+        """Every key holding a value (flush markers included), and every key holding a
+        tombstone (a snapshot's list)."""
+        values = list(self._entries)
+        if self._marks:
+            values.extend(marker_key(p, self.partitions) for p in self._marks)
+        return values, list(self._tombstones)
 
     def restore(self, record: Record, replicas: tuple[str, ...], wall: float) -> None:
         """Make ``record.key`` hold exactly what a snapshot or log record says (loading:
@@ -748,6 +765,8 @@ class Keyspace:
         old = marks.get(partition)
         if old is not None and version <= old:
             return False
+        if self.tap is not None:
+            self.tap(key)  # persisted: a flush forgotten at a restart would let flushed keys back
         marks[partition] = version
         if version > self._mark_max:
             self._mark_max = version
