@@ -3,8 +3,8 @@
 ``SCAN``'s cursor is the node's (:mod:`actors.store.scan`): the next partition to visit
 plus one, so a step returns whole partitions and Redis's guarantee holds (every key
 present for the whole scan is returned at least once). ``COUNT`` is a hint of how many
-keys to look at (a step returns at least one partition's). ``TYPE`` filters after the
-step, as in Redis; every value here is a string. ``KEYS`` is one scan over every
+keys to look at (a step returns at least one partition's). ``TYPE`` filters in the
+step (the node knows strings, hashes and sets; any other name finds nothing), as in Redis. ``KEYS`` is one scan over every
 partition in one request: like Redis's, slow on a big keyspace (it holds the store for
 the whole walk), for debugging only. ``FLUSHDB``/``FLUSHALL`` with ``ASYNC`` or ``SYNC``
 both flush before answering.
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from actors.protocol.messages import Ack, Reply
-from actors.protocol.txn_kinds import MAX_MATCH_CHARS, MAX_SCAN_COUNT
+from actors.protocol.txn_kinds import MAX_MATCH_CHARS, MAX_SCAN_COUNT, MAX_TYPE_NAME_CHARS
 from actors.protocol.txn_messages import Flush, Scan, ScanReply
 from runtime.resp import OK, array, bulk, error
 from runtime.resp_session import SYNTAX_ERROR, Deferred, Session, int_arg, node_error
@@ -82,11 +82,11 @@ def cmd_flushall(argv: list[bytes], s: Session) -> bytes | Deferred:
     return _flush(argv)
 
 
-def _b_scan(replies: Sequence[Reply], i: int, proto: int, type_filter: bytes | None) -> bytes:
+def _b_scan(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
     reply = replies[i]
     if type(reply) is not ScanReply:
         return node_error(reply)
-    keys = reply.keys if type_filter in (None, b"string") else ()
+    keys = reply.keys
     return array([bulk(b"%d" % reply.cursor), array([_key_bulk(k) for k in keys])])
 
 
@@ -96,7 +96,7 @@ def cmd_scan(argv: list[bytes], s: Session) -> bytes | Deferred:
         return error("ERR invalid cursor")
     match: str | None = None
     count = 10
-    type_filter: bytes | None = None
+    type_filter: str | None = None
     i = 2
     n = len(argv)
     while i < n:
@@ -114,11 +114,11 @@ def cmd_scan(argv: list[bytes], s: Session) -> bytes | Deferred:
             if count < 1:
                 return SYNTAX_ERROR
         elif opt == b"TYPE":
-            type_filter = argv[i + 1].lower()
+            type_filter = _text(argv[i + 1].lower())[:MAX_TYPE_NAME_CHARS]
         else:
             return SYNTAX_ERROR
         i += 2
-    return (Scan(cursor, match, min(count, MAX_SCAN_COUNT)),), _b_scan, type_filter
+    return (Scan(cursor, match, min(count, MAX_SCAN_COUNT), None, False, type_filter),), _b_scan, None
 
 
 def _b_keys(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:

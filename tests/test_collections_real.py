@@ -47,11 +47,14 @@ SCRIPT: list[tuple[str, ...]] = [
     ("HSET", "r1", "a", "1"), ("HSET", "r2", "b", "2"), ("RENAME", "r1", "r2"), ("HGETALL", "r2"), ("EXISTS", "r1"),
     ("RENAME", "r2", "str"), ("HGETALL", "str"), ("TYPE", "str"), ("RENAMENX", "ts", "str"), ("GETDEL", "ts"),
     ("APPEND", "ts", "x"), ("INCRBYFLOAT", "ts", "1"), ("GETEX", "ts"), ("STRLEN", "ts"), ("SET", "ts", "v"),
-    ("SMEMBERS", "ts"),
+    ("SMEMBERS", "ts"), ("TYPE", "h"),  # (h: every field deleted above, so no key)
+    ("SCAN", "0", "TYPE", "hash", "COUNT", "1000"), ("SCAN", "0", "TYPE", "set", "COUNT", "1000"),
+    ("SCAN", "0", "TYPE", "string", "COUNT", "1000"), ("SCAN", "0", "TYPE", "list", "COUNT", "1000"),
+    ("SCAN", "0", "TYPE", "SET", "MATCH", "s*", "COUNT", "1000"),
 ]
 
 #: Replies whose order is Redis's hash table's: compared as sorted.
-_UNORDERED = {"HGETALL", "SMEMBERS", "HKEYS", "HVALS", "HSCAN", "SSCAN"}
+_UNORDERED = {"HGETALL", "SMEMBERS", "HKEYS", "HVALS", "HSCAN", "SSCAN", "SCAN"}
 
 
 def _reply(client: redis.Redis, command: tuple[Any, ...]) -> Any:
@@ -60,7 +63,7 @@ def _reply(client: redis.Redis, command: tuple[Any, ...]) -> Any:
     except redis.ResponseError as exc:
         return ("error", str(exc))
     if command[0] in _UNORDERED:
-        if type(out) is list and len(out) == 2 and type(out[1]) is list:  # [cursor, items]
+        if type(out) in (list, tuple) and len(out) == 2 and type(out[1]) is list:  # [cursor, items]
             return (out[0], sorted(out[1]))
         return sorted(out) if isinstance(out, (list, set)) else out
     return out

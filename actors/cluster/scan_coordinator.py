@@ -95,7 +95,7 @@ class ClusterScan:
             return
         me = self.io.node_id
         for p, i, member in asks:
-            one = Scan(p + 1, request.match, 1, None, request.count_only)
+            one = Scan(p + 1, request.match, 1, None, request.count_only, request.kind)
             answer = self._answer(step, p, i, last)
             if member == me:
                 self.serve(one, answer)
@@ -104,7 +104,7 @@ class ClusterScan:
 
     def serve(self, request: Scan, answer: Done) -> None:
         """A peer's (or this node's) ask for one partition's keys: from this node's store."""
-        op = ScanKeys(request.cursor, 1 << 62, request.match, 1, request.count_only)
+        op = ScanKeys(request.cursor, 1 << 62, request.match, 1, request.count_only, request.kind)
 
         def then(message: Any) -> None:
             result = message.results[0][1]

@@ -251,6 +251,15 @@ def live_items(coll: Coll, kind: str) -> list[tuple[str, Any]]:
     return out
 
 
+def type_name(value: Any) -> str | None:
+    """The name Redis's ``TYPE`` gives a live value: ``string``, ``hash`` or ``set``; None for a
+    hash or set whose items were all deleted (no key, to a client)."""
+    if type(value) is not Coll:
+        return "string"
+    kind = coll_kind(value)
+    return None if kind is None else ("hash" if kind == HASH else "set")
+
+
 def coll_kind(coll: Coll) -> str | None:
     """The type a client sees: the kind of the newest live item (a hash and a set made
     concurrently on one key: the newer wins); None when no item is live (no key)."""

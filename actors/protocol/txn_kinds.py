@@ -143,6 +143,10 @@ def decode_flush(obj: dict[str, Any], rid: Any) -> Flush:
     return Flush(rid)
 
 
+#: SCAN's TYPE names Redis knows are at most 6 characters (``string``); a longer one finds nothing anyway.
+MAX_TYPE_NAME_CHARS = 64
+
+
 def decode_scan(obj: dict[str, Any], rid: Any) -> Scan:
     cursor = obj.get("cursor", 0)
     if type(cursor) is not int or not 0 <= cursor < (1 << 63):
@@ -156,7 +160,10 @@ def decode_scan(obj: dict[str, Any], rid: Any) -> Scan:
     count_only = obj.get("count_only", False)
     if type(count_only) is not bool:
         raise BadRequestError("field 'count_only' must be true or false")
-    return Scan(cursor, match, count if count_only else min(count, MAX_SCAN_COUNT), rid, count_only)
+    kind = obj.get("key_type")
+    if kind is not None and (type(kind) is not str or len(kind) > MAX_TYPE_NAME_CHARS):
+        raise BadRequestError(f"field 'key_type' must be a type name (string, hash, set; at most {MAX_TYPE_NAME_CHARS} characters)")
+    return Scan(cursor, match, count if count_only else min(count, MAX_SCAN_COUNT), rid, count_only, kind)
 
 
 def encode_scan(request: Scan) -> dict[str, Any]:
@@ -165,4 +172,6 @@ def encode_scan(request: Scan) -> dict[str, Any]:
         out["match"] = request.match
     if request.count_only:
         out["count_only"] = True
+    if request.kind is not None:
+        out["key_type"] = request.kind
     return out

@@ -87,6 +87,8 @@ class Scan:
     rid: Any = None
     #: Answer how many keys (``ScanReply.total``) instead of the keys (DBSIZE).
     count_only: bool = False
+    #: Only keys of this Redis type (``string``, ``hash``, ``set``: SCAN's ``TYPE``); None: any.
+    kind: str | None = None
 
 
 @message

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from actors.protocol.collection import HASH, MEMBER, PENDING, SET, Coll, coll_kind, view
+from actors.protocol.collection import HASH, MEMBER, PENDING, SET, Coll, coll_kind, type_name, view
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import CollOp, ErrorReply, Reply, Value
 from actors.protocol.record import Record
@@ -159,10 +159,7 @@ def plan_coll(request: CollOp, current: Record | None, live: Record | None) -> t
     given the key's ``current`` record and ``live`` (``current`` if visible now, else None)."""
     rid = request.rid
     if request.cmd == "keytype":  # Redis's TYPE, of any key
-        if live is None:
-            return None, Value("none", True, rid)
-        kind = coll_kind(live.value) if type(live.value) is Coll else None
-        return None, Value({HASH: "hash", SET: "set"}.get(kind or "", "string"), True, rid)
+        return None, Value((type_name(live.value) if live is not None else None) or "none", True, rid)
     kind, writes = COMMANDS[request.cmd]
     if live is not None and type(live.value) is not Coll:
         return None, wrong_type(rid)

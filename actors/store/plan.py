@@ -89,7 +89,7 @@ PLANS: dict[type, Callable[[Any, float, Stamp], StoreOp]] = {
     Save: lambda r, wall, stamp: SaveSnapshot(r.background),
     Inspect: lambda r, wall, stamp: Describe((r.key,)),
     Flush: lambda r, wall, stamp: FlushAll(),
-    Scan: lambda r, wall, stamp: ScanKeys(r.cursor, r.count, r.match, 0, r.count_only),
+    Scan: lambda r, wall, stamp: ScanKeys(r.cursor, r.count, r.match, 0, r.count_only, r.kind),
 }
 
 

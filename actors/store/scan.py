@@ -22,6 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.protocol.collection import type_name
+from actors.store.keyspace import VALUE
+
 __all__ = ["glob_bytes", "glob_match", "scan_step", "signed_byte"]
 
 
@@ -118,10 +121,17 @@ def glob_match(pattern: str, text: str) -> bool:
 
 
 def scan_step(
-    keyspace: Any, cursor: int, count: int, match: str | None, wall: float, partitions_at_most: int = 0
+    keyspace: Any,
+    cursor: int,
+    count: int,
+    match: str | None,
+    wall: float,
+    partitions_at_most: int = 0,
+    kind: str | None = None,
 ) -> tuple[int, tuple[str, ...]]:
     """One step from ``cursor``: (next cursor, 0 when done; the live keys found).
-    ``partitions_at_most``: visit no more partitions than this (0: no limit)."""
+    ``partitions_at_most``: visit no more partitions than this (0: no limit); ``kind``: only
+    keys of this Redis type (``string``, ``hash``, ``set``; any other name finds none)."""
     partitions = keyspace.partitions
     part = max(cursor - 1, 0)
     last = partitions if partitions_at_most <= 0 else min(partitions, part + partitions_at_most)
@@ -130,7 +140,10 @@ def scan_step(
     while part < last and looked < count:
         for key in keyspace.partition_keys(part):
             looked += 1
-            if keyspace.entry(key, wall) is None:  # a tombstone, or expired now
+            entry = keyspace.entry(key, wall)
+            if entry is None:  # a tombstone, or expired now
+                continue
+            if kind is not None and type_name(entry[VALUE]) != kind:
                 continue
             if match is None or glob_match(match, key):
                 found.append(key)

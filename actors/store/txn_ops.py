@@ -52,6 +52,8 @@ class ScanKeys:
     match: str | None = None
     partitions: int = 0
     count_only: bool = False
+    #: Only keys of this Redis type (SCAN's TYPE); None: any.
+    kind: str | None = None
 
 
 def changed_since(keyspace: Keyspace, watch: tuple[tuple[str, Version | None], ...], exact: bool = False) -> bool:
@@ -92,9 +94,9 @@ def flush_all(keyspace: Keyspace, op: FlushAll, wall: float, trace: Any = None) 
 
 
 def scan_keys(keyspace: Keyspace, op: ScanKeys, wall: float, trace: Any = None) -> tuple[int, Any]:
-    if op.count_only and op.match is None and op.cursor <= 1 and op.partitions == 0:
+    if op.count_only and op.match is None and op.kind is None and op.cursor <= 1 and op.partitions == 0:
         return 0, len(keyspace)  # DBSIZE on one node: O(1), and counts what has expired unseen, as Redis
-    cursor, keys = scan_step(keyspace, op.cursor, op.count, op.match, wall, op.partitions)
+    cursor, keys = scan_step(keyspace, op.cursor, op.count, op.match, wall, op.partitions, op.kind)
     return (cursor, len(keys)) if op.count_only else (cursor, keys)
 
 
