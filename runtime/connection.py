@@ -61,6 +61,7 @@ from runtime.reply_encoding import VALUES_PIECEWISE, encode_json_reply, encode_m
 from runtime.acl import Acl
 from runtime.client_auth import DENIED_MESSAGE, AuthGate, refused_by_protected_mode
 from runtime.peer_connection import PeerConnection
+from runtime.peer_compress import COMPRESS, Codec, choose_codec
 from runtime.peer_frames import DEFAULT_PEER_FRAME_BYTES, pack_handshake_reply
 from runtime.peer_trust import PeerTrust
 from runtime.served_connection import ServedConnection
@@ -139,7 +140,7 @@ class ClientConnection(ServedConnection):
         #: Whom this node peers with (the cluster secret, the loopback rule).
         self.trust = trust if trust is not None else PeerTrust()
         #: A hello was challenged: the handshake and the hello's address, until ``auth``.
-        self._handshake: tuple[Acceptor, str] | None = None
+        self._handshake: tuple[Acceptor, str, Codec | None] | None = None
 
     def _over_max_clients(self) -> None:
         guard = self.guard
@@ -270,7 +271,10 @@ class ClientConnection(ServedConnection):
         except PeerAuthError as exc:
             self._unauthorized(node_id, exc.message)
             return
-        self._handshake = (acceptor, addr)
+        codec = choose_codec(obj)  # (an older hello offers none: the link stays uncompressed)
+        if codec is not None:
+            challenge[COMPRESS] = codec.name
+        self._handshake = (acceptor, addr, codec)
         guard = self.guard
         if not self._probation:  # (on probation its grace already runs)
             guard.handshakes[self] = guard.now + PEER_HELLO_GRACE_S
@@ -307,7 +311,7 @@ class ClientConnection(ServedConnection):
         decoder = self._decoder
         handshake = self._handshake
         assert isinstance(decoder, MsgpackDecoder) and handshake is not None
-        acceptor, addr = handshake
+        acceptor, addr, codec = handshake
         frames = decoder.feed(data, raw=True, limit=1)
         if not frames:
             self._note_input(decoder.buffered, False)
@@ -322,7 +326,7 @@ class ClientConnection(ServedConnection):
         self._handshake = None
         self.guard.handshakes.pop(self, None)
         if self._peer_slot_free(node_id):
-            self._become_peer(node_id, addr, decoder)
+            self._become_peer(node_id, addr, decoder, codec)
 
     def handshake_timed_out(self) -> None:
         """Called by the sweep: ``auth`` did not follow the hello within the grace."""
@@ -342,7 +346,7 @@ class ClientConnection(ServedConnection):
         super()._release()
         self.guard.handshakes.pop(self, None)
 
-    def _become_peer(self, node_id: str, addr: str, decoder: MsgpackDecoder) -> None:
+    def _become_peer(self, node_id: str, addr: str, decoder: MsgpackDecoder, codec: Codec | None) -> None:
         """The handshake proved ``node_id``: hand the transport to a peer protocol."""
         guard = self.guard
         # From here on this is not a client connection: it gives back what it held as one.
@@ -353,7 +357,9 @@ class ClientConnection(ServedConnection):
         self._forget_input()
         self._decoder = None
         logger.debug("peer %s (%s) connected from %s", node_id, addr, self.remote())
-        PeerConnection.take_over(self, node_id, addr, decoder, self.max_peer_frame_bytes, self.max_value_depth)
+        PeerConnection.take_over(
+            self, node_id, addr, decoder, self.max_peer_frame_bytes, self.max_value_depth, codec
+        )
 
     def _refuse(self, error: ErrorReply) -> None:
         """Answer one error and close (a bad hello): nothing else is read."""

@@ -268,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_auth_options(parser)
     add_metrics_options(parser)
     cluster.add_argument(
+        "--peer-compress", choices=("on", "off"), default="on",
+        help="offer compression (zstd, else zlib) to peers at hello for frames of 1 KiB and more (default on; "
+        "off: this node sends uncompressed, it still reads what peers it accepted compress)",
+    )
+    cluster.add_argument(
         "--cluster-secret-file", metavar="PATH",
         help="file holding the cluster's shared secret (its bytes, surrounding whitespace stripped; at least 16, "
         "e.g. head -c 32 /dev/urandom | base64); "
@@ -593,6 +598,7 @@ async def serve(args: argparse.Namespace) -> int:
         verify=trust.certificate_refusal if trust.tls_cluster else None,
         loop=loop,
         tls=args.tls.peer_context() if tls is not None else None,
+        compress=args.peer_compress == "on",
     )
     trace = TraceFile(args.trace, loop, sample=args.trace_sample) if args.trace else None
     disk = None
@@ -610,7 +616,8 @@ async def serve(args: argparse.Namespace) -> int:
     state_log = StateLog(args.node_id)
     refs = spawn_node(
         real_ctx(
-            args.node_id, scheduler, trace=state_log.sink(trace), send=links.send, host_stats=server.stats,
+            args.node_id, scheduler, trace=state_log.sink(trace), send=links.send,
+            host_stats=lambda: {**server.stats(), "peer_links": links.stats()},
             disk=disk, tracing=trace is not None,
         ),
         config,

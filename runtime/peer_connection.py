@@ -40,6 +40,7 @@ from actors.protocol.peer_codec import decode_peer
 from actors.protocol.peer_messages import PeerMessage
 from runtime.conn_limits import ConnectionGuard
 from runtime.framing import MsgpackDecoder
+from runtime.peer_compress import Codec, CompressionError, inflate_frame
 from runtime.peer_frames import PEER_UNICODE_ERRORS
 from runtime.served_connection import ServedConnection
 
@@ -57,18 +58,24 @@ def switch_to_peer_frames(decoder: MsgpackDecoder, max_frame_bytes: int) -> None
     decoder.reconfigure(max_frame_bytes, unicode_errors=PEER_UNICODE_ERRORS)
 
 
-def read_peer_frames(decoder: MsgpackDecoder, data: bytes, max_depth: int) -> tuple[list[PeerMessage], str | None]:
+def read_peer_frames(
+    decoder: MsgpackDecoder, data: bytes, max_depth: int, codec: Codec | None = None
+) -> tuple[list[PeerMessage], str | None]:
     """The peer messages of every complete frame ``data`` completes, in order, and why the
-    stream is lost (None: it is not): a frame too large or corrupt, or one
-    :func:`decode_peer` refuses. Nothing after a bad frame is read; the caller closes the
+    stream is lost (None: it is not): a frame too large or corrupt, one
+    :func:`decode_peer` refuses, or a compressed frame (a msgpack ``bin``) that is not
+    the ``codec`` the handshake chose or does not inflate within the frame limit
+    (:func:`runtime.peer_compress.inflate_frame`). Nothing after a bad frame is read; the caller closes the
     connection (the simulator's network does the same with its frames, :mod:`sim.peer_wire`)."""
     msgs: list[PeerMessage] = []
     for obj in decoder.feed(data, raw=True):
         if type(obj) is ErrorReply:  # too large or corrupt: the stream is lost
             return msgs, obj.message
         try:
+            if type(obj) is bytes:  # a compressed frame
+                obj = inflate_frame(codec, obj, decoder.max_bytes, decoder.unicode_errors)
             msgs.append(decode_peer(obj, max_depth))
-        except BadRequestError as exc:
+        except (BadRequestError, CompressionError) as exc:
             return msgs, exc.message
         except Exception as exc:  # noqa: BLE001 - a shape decode_peer did not foresee
             return msgs, f"malformed peer message: {exc!r}"
@@ -89,9 +96,12 @@ class PeerConnection(ServedConnection):
         addr: str,
         decoder: MsgpackDecoder,
         max_value_depth: int,
+        codec: Codec | None = None,
     ) -> None:
         super().__init__(conn_id, node, on_closed, guard)
         self.peer = (src, addr)
+        #: The compression the handshake chose for this connection's frames (None: none).
+        self.codec = codec
         self._decoder: MsgpackDecoder | None = decoder
         self.max_value_depth = max_value_depth
         guard.peers += 1
@@ -106,13 +116,16 @@ class PeerConnection(ServedConnection):
         decoder: MsgpackDecoder,
         max_frame_bytes: int,
         max_value_depth: int,
+        codec: Codec | None = None,
     ) -> PeerConnection:
         """Switch ``client``'s transport to a new peer protocol, which then decodes what
         ``decoder`` holds after ``auth``. ``client`` must already have given back what
         it held as a client (its slot, probation, partial input)."""
         transport = client.transport
         assert transport is not None
-        peer = cls(client.conn_id, client.node, client._on_closed, client.guard, src, addr, decoder, max_value_depth)
+        peer = cls(
+            client.conn_id, client.node, client._on_closed, client.guard, src, addr, decoder, max_value_depth, codec
+        )
         connections = client.guard.connections
         if client in connections:
             connections.discard(client)
@@ -149,7 +162,7 @@ class PeerConnection(ServedConnection):
             return
         src, addr = self.peer
         node = self.node
-        msgs, why = read_peer_frames(decoder, data, self.max_value_depth)
+        msgs, why = read_peer_frames(decoder, data, self.max_value_depth, self.codec)
         for msg in msgs:
             node.tell(FromPeer(src, addr, msg))
         if why is not None:

@@ -28,6 +28,7 @@ import msgpack
 
 from actors.kernel.peer_auth import CHALLENGE, Connector, PeerAuthError
 from runtime.addresses import is_loopback, parse_address
+from runtime.peer_compress import Codec, CompressionError, accepted_codec, compress_frame
 from runtime.peer_frames import handshake_unpacker
 from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, new_nonce, reached_address
 
@@ -56,7 +57,10 @@ IDLE, CONNECTING, HANDSHAKE, CONNECTED, BACKOFF, CLOSED = (
 )
 
 #: Per-link counters (summed by :meth:`runtime.peers.PeerLinks.stats`, which says what each counts).
-COUNTERS = ("sent", "dropped", "connects", "failures", "disconnects", "unencodable", "refused", "auth_failures")
+COUNTERS = (
+    "sent", "dropped", "connects", "failures", "disconnects", "unencodable", "refused", "auth_failures",
+    "wire_bytes", "compressed", "compressed_saved",
+)
 
 
 class LinkProtocol(asyncio.Protocol):
@@ -109,6 +113,7 @@ class Link:
         "_outage_logged",
         "address",
         "backoff",
+        "codec",
         "connect_task",
         "connected_at",
         "counts",
@@ -146,6 +151,8 @@ class Link:
         self._handshake: tuple[Connector, asyncio.TimerHandle] | None = None
         #: The node id the last completed handshake proved at this address.
         self.peer_id: str | None = None
+        #: The compression the current connection's acceptor chose (None: frames go as they are).
+        self.codec: Codec | None = None
 
     # --- queueing -----------------------------------------------------------------
 
@@ -191,14 +198,33 @@ class Link:
                 transport.write(prefix)
             return
         n = len(queue)
-        if prefix:
-            queue.appendleft(prefix)
-        data = b"".join(queue)
+        codec = self.codec
+        frames = queue if codec is None else self._compressed(codec, queue)
+        data = prefix + b"".join(frames) if prefix else b"".join(frames)
         queue.clear()
         self.queued_bytes = 0
         transport.write(data)
-        self.counts["sent"] += n
+        counts = self.counts
+        counts["sent"] += n
+        counts["wire_bytes"] += len(data)
         self._dropping = False
+
+    def _compressed(self, codec: Codec, queue: collections.deque[bytes]) -> list[bytes]:
+        """The queued frames as they go out on a link that chose ``codec``: those of at
+        least the threshold compressed where that saves bytes (on the event loop, as they
+        are written: the queue holds them as encoded)."""
+        threshold = self.owner.compress_threshold
+        counts = self.counts
+        out: list[bytes] = []
+        for frame in queue:
+            if len(frame) >= threshold:
+                packed = compress_frame(codec, frame, threshold)
+                if packed is not frame:
+                    counts["compressed"] += 1
+                    counts["compressed_saved"] += len(frame) - len(packed)
+                    frame = packed
+            out.append(frame)
+        return out
 
     # --- connecting ---------------------------------------------------------------
 
@@ -311,6 +337,11 @@ class Link:
         if why is not None:
             self._auth_failed(why)
             return
+        try:
+            self.codec = accepted_codec(obj, self.owner.compress)
+        except CompressionError as exc:
+            self._auth_failed(exc.message)
+            return
         if self.peer_id is not None and connector.peer_id != self.peer_id:
             logger.info("peer %s: now answered by node %r (was %r)", self.address, connector.peer_id, self.peer_id)
         self.peer_id = connector.peer_id
@@ -348,6 +379,7 @@ class Link:
         self.protocol = None
         self.transport = None
         self.paused = False
+        self.codec = None
         if self.state is CLOSED:
             return
         was_connected = self.state is CONNECTED

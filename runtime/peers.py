@@ -56,6 +56,7 @@ import logging
 import ssl
 from typing import Any, Callable
 
+from runtime.peer_compress import DEFAULT_THRESHOLD, offer
 from runtime.peer_frames import DEFAULT_PEER_FRAME_BYTES, UnencodableError, encode_frame, peer_packer
 from runtime.peer_link import CONNECTED, COUNTERS, Link
 
@@ -97,6 +98,8 @@ class PeerLinks:
         connect_timeout: float = 2.0,
         max_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES,
         tls: ssl.SSLContext | None = None,
+        compress: bool = True,
+        compress_threshold: int = DEFAULT_THRESHOLD,
     ) -> None:
         if max_queue_frames < 1 or max_queue_bytes < 1:
             raise ValueError("the queue bounds must be positive")
@@ -117,7 +120,10 @@ class PeerLinks:
         if type(node_id) is not str or not node_id:
             raise ValueError("the hello must be a map naming this node in 'node_id'")
         self.node_id = node_id
-        self.hello_fields = hello
+        #: Offer compression in every hello (runtime.peer_compress); the acceptor chooses.
+        self.compress = compress
+        self.compress_threshold = compress_threshold
+        self.hello_fields = {**hello, **offer(compress)}
         self.secret = secret
         self.loopback_only = not secret if loopback_only is None else loopback_only
         #: Checks the node a challenge proved against the connection (e.g. its TLS
@@ -168,16 +174,18 @@ class PeerLinks:
         (authenticated) ``connects``, failed attempts (``failures``), handshakes that failed
         on our side (``auth_failures``: a wrong or missing challenge, a refused certificate
         name), established connections that ended (``disconnects``), error replies from
-        refusing peers (``refused``), plus the
+        refusing peers (``refused``), bytes written (``wire_bytes``), frames sent
+        compressed (``compressed``) and the bytes that saved (``compressed_saved``), plus the
         current ``links``, ``connected`` links and ``queued`` frames/bytes."""
         out = dict(self._closed_counts)
-        for link in self._links.values():
-            for name, value in link.counts.items():
+        links = list(self._links.values())  # (one step under the GIL: a node's stats read it from the actor thread)
+        for link in links:
+            for name, value in list(link.counts.items()):
                 out[name] += value
-        out["links"] = len(self._links)
-        out["connected"] = sum(1 for link in self._links.values() if link.state is CONNECTED)
-        out["queued"] = sum(len(link.queue) for link in self._links.values())
-        out["queued_bytes"] = sum(link.queued_bytes for link in self._links.values())
+        out["links"] = len(links)
+        out["connected"] = sum(1 for link in links if link.state is CONNECTED)
+        out["queued"] = sum(len(link.queue) for link in links)
+        out["queued_bytes"] = sum(link.queued_bytes for link in links)
         return out
 
     def peer_stats(self) -> dict[str, dict[str, Any]]:

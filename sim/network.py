@@ -48,7 +48,7 @@ does (counted ``bad_frames``, traced ``peer-bad-frame``): nothing more of it is 
 the sender reconnects after its backoff if it has sent anything meanwhile, as a real link
 does (the sender learns of the close at once here). ``link_bytes[(src, dst)]`` counts the bytes each link carried
 (its handshakes' frames and its messages, each written once whatever the network then
-duplicated).
+duplicated); ``link_compressed_bytes`` those of them in compressed frames.
 """
 
 from __future__ import annotations
@@ -152,6 +152,8 @@ class SimNetwork:
         self.bad_frames = 0  # frames a receiver could not read (each closed its connection)
         #: Bytes each link (src, dst) carried, when the wire carries bytes.
         self.link_bytes: dict[tuple[str, str], int] = {}
+        #: Of those, the bytes of compressed frames (the wire's :meth:`Wire.compressed`).
+        self.link_compressed_bytes: dict[tuple[str, str], int] = {}
         self._open: dict[tuple[str, str], _Conn] = {}
         self._outbound: dict[tuple[str, str], _Outbound] = {}
         #: Paused node -> its handshake steps waiting for resume, in order.
@@ -222,6 +224,9 @@ class SimNetwork:
         if type(payload) is bytes:
             link_bytes = self.link_bytes
             link_bytes[link_key] = link_bytes.get(link_key, 0) + len(payload)
+            if self.wire.compressed(payload):
+                compressed = self.link_compressed_bytes
+                compressed[link_key] = compressed.get(link_key, 0) + len(payload)
 
     def _transmit(self, src: str, dst: str, conn: _Conn, payload: Any) -> None:
         link_key = (src, dst)

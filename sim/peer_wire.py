@@ -16,6 +16,10 @@ format, its limits and its decode errors:
   connector's bounded unpacker; ``auth`` is read from the same decoder
   (:func:`runtime.connection.auth_frame`), which then switches to the peer frame limit
   (:func:`runtime.peer_connection.switch_to_peer_frames`);
+- compression (:mod:`runtime.peer_compress`): every node offers it in its hello, the
+  acceptor's stream chooses as a real acceptor does, and frames of at least the threshold
+  go compressed (all simulated nodes share one wire, so every link chooses alike; the
+  challenge does not carry the choice here); the network counts their bytes per link;
 - receiving (:mod:`runtime.peer_connection`): every frame goes through the connection's
   decoder and ``decode_peer`` (:func:`runtime.peer_connection.read_peer_frames`); a frame it
   refuses is a :class:`sim.wire.BadFrame`, on which the network closes the connection as a
@@ -36,6 +40,7 @@ from actors.protocol.peer_codec import HELLO, encode_hello, encode_peer
 from runtime.addresses import DEFAULT_PORT
 from runtime.connection import auth_frame, check_hello
 from runtime.framing import MsgpackDecoder, choose_decoder
+from runtime.peer_compress import CODECS, DEFAULT_THRESHOLD, Codec, choose_codec, compress_frame, offer
 from runtime.peer_connection import read_peer_frames, switch_to_peer_frames
 from runtime.peer_frames import (
     DEFAULT_PEER_FRAME_BYTES,
@@ -58,13 +63,14 @@ class _PeerStream:
     """One connection at the acceptor: a client connection's decoder until ``auth``, a
     peer connection's after (the same decoder, switched, as the runtime hands it over)."""
 
-    __slots__ = ("config", "decoder", "node", "wire")
+    __slots__ = ("codec", "config", "decoder", "node", "wire")
 
     def __init__(self, wire: PeerWire, node: str, config: NodeConfig) -> None:
         self.wire = wire
         self.node = node
         self.config = config
         self.decoder: MsgpackDecoder | None = None
+        self.codec: Codec | None = None
 
     def hello(self, payload: Any) -> tuple[str, dict[str, Any]]:
         wire = self.wire
@@ -80,6 +86,7 @@ class _PeerStream:
         except BadRequestError as exc:
             raise BadFrame(exc.message) from None
         self.decoder = decoder
+        self.codec = choose_codec(obj)  # (as the runtime's acceptor chooses it)
         return node_id, obj
 
     def auth(self, payload: Any) -> Any:
@@ -101,7 +108,7 @@ class _PeerStream:
     def frame(self, payload: Any) -> Any:
         decoder = self.decoder
         assert decoder is not None
-        msgs, why = read_peer_frames(decoder, payload, self.config.max_value_depth)
+        msgs, why = read_peer_frames(decoder, payload, self.config.max_value_depth, self.codec)
         if why is not None:
             raise BadFrame(why)
         if len(msgs) != 1:  # each payload is one whole frame
@@ -120,9 +127,19 @@ class PeerWire:
     """
 
     def __init__(
-        self, max_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+        self,
+        max_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        compress: bool = True,
+        compress_threshold: int = DEFAULT_THRESHOLD,
     ) -> None:
         self.max_frame_bytes = max_frame_bytes
+        #: Every simulated node offers compression when on (the acceptors choose the best
+        #: codec, as a real node's); frames of at least the threshold go compressed.
+        self.codec = CODECS[next(iter(CODECS))] if compress else None
+        self.compress_threshold = compress_threshold
+        #: Bytes compression saved, over every link.
+        self.compression_saved = 0
         self.max_request_bytes = max_request_bytes
         self.frame_limits: dict[str, int] = {}
         self.configs: dict[str, NodeConfig] = {}
@@ -135,13 +152,23 @@ class PeerWire:
     # --- sim.wire.Wire --------------------------------------------------------------
 
     def hello(self, node: str) -> dict[str, Any]:
-        return encode_hello(node, f"{node}:{DEFAULT_PORT}", self.configs.get(node, self._default).partitions)
+        hello = encode_hello(node, f"{node}:{DEFAULT_PORT}", self.configs.get(node, self._default).partitions)
+        return {**hello, **offer(self.codec is not None)}
 
     def encode(self, src: str, msg: Any) -> bytes:
         try:
-            return encode_frame(self._pack, encode_peer, msg, self.max_frame_bytes)
+            frame = encode_frame(self._pack, encode_peer, msg, self.max_frame_bytes)
         except UnencodableError as exc:
             raise Unsendable(exc.message) from None
+        codec = self.codec
+        if codec is None or len(frame) < self.compress_threshold:
+            return frame
+        packed = compress_frame(codec, frame, self.compress_threshold)
+        self.compression_saved += len(frame) - len(packed)
+        return packed
+
+    def compressed(self, payload: Any) -> bool:
+        return type(payload) is bytes and payload[:1] in (b"\xc4", b"\xc5", b"\xc6")  # a msgpack bin
 
     def handshake(self, src: str, frame: dict[str, Any]) -> bytes:
         return self._pack(frame)

@@ -285,6 +285,13 @@ class Runner:
                 "wire": self.host.peer_wire is not None,
                 "total": sum(net.link_bytes.values()),
                 "links": {f"{src}->{dst}": n for (src, dst), n in sorted(net.link_bytes.items())},
+                **({} if self.host.peer_wire is None else {
+                    "compressed": sum(net.link_compressed_bytes.values()),
+                    "compressed_links": {
+                        f"{src}->{dst}": n for (src, dst), n in sorted(net.link_compressed_bytes.items())
+                    },
+                    "compression_saved": self.host.peer_wire.compression_saved,
+                }),
             },
         )
         return result

@@ -86,6 +86,11 @@ class Wire(Protocol):
         """A new connection's receiving end at ``dst``."""
         ...
 
+    def compressed(self, payload: Any) -> bool:
+        """Whether ``payload`` (from :meth:`encode`) is a compressed frame: the network
+        counts those bytes per link too."""
+        ...
+
 
 class _ObjectStream:
     __slots__ = ()
@@ -122,3 +127,6 @@ class Objects:
 
     def accept(self, dst: str) -> Stream:
         return self._stream
+
+    def compressed(self, payload: Any) -> bool:
+        return False

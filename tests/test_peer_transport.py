@@ -49,6 +49,7 @@ from actors.protocol.record import Record
 from actors.protocol.version import Version
 from runtime.connection import ClientConnection
 from runtime.framing import JSON_HELLO_REFUSAL, MsgpackDecoder
+from runtime.peer_compress import CODECS
 from runtime.peer_connection import PeerConnection
 from runtime.peer_trust import PeerTrust, reached_address
 from runtime.peers import PeerLinks
@@ -447,7 +448,9 @@ def test_the_transport_carries_any_system_s_messages(lt: LoopThread) -> None:
         addr = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
         send_all(lt, links, addr, [1, 2, 3])
         wait_until(lambda: len(frames) == 5, what="the hello, auth and three frames")
-        assert {k: v for k, v in frames[0].items() if k != "nonce"} == {"node_id": "c1", "counter": 1, "to": addr}
+        assert {k: v for k, v in frames[0].items() if k != "nonce"} == {
+            "node_id": "c1", "counter": 1, "to": addr, "compress": list(CODECS),  # (offered; this acceptor chooses none)
+        }
         assert frames[1]["type"] == "auth" and frames[2:] == [{"inc": 1}, {"inc": 2}, {"inc": 3}]
         assert lt.call(links.peer_stats)[addr]["peer"] == "sink"
         send_all(lt, links, addr, [object()])  # the system's encoder decides what is unencodable

@@ -1,0 +1,191 @@
+"""Per-frame compression on a peer link: negotiated at ``hello``, bounded when inflated.
+
+A link carries frames one way (connector -> acceptor), so the acceptor decides:
+
+- the connector's hello offers what it can send (``"compress": ["zstd", "zlib"]``, in its
+  preference order; nothing when ``--peer-compress off``);
+- the acceptor answers in its challenge the first offered codec it can read
+  (``"compress": "zstd"``), or nothing. An older node ignores the field it does not know
+  (its hello offers nothing, its challenge chooses nothing): that link stays uncompressed;
+- the connector then compresses each frame of at least the threshold
+  (:data:`DEFAULT_THRESHOLD`) and sends it only when that saves bytes; a compressed frame
+  is the msgpack ``bin`` of the compressed bytes of the ordinary frame (a peer message is
+  never a bare ``bin``, so the two cannot be confused, and the stream needs no new framing).
+
+The choice is not inside the handshake's proofs: a man in the middle who strips it only
+turns compression off (he can already cut the link).
+
+Reading (:func:`inflate_frame`) is hostile-input safe: a ``bin`` frame on a link that chose
+nothing, a corrupt or truncated stream, trailing bytes, or a frame inflating past the peer
+frame limit (a zip bomb: never more than ``limit + 1`` bytes are produced) raise
+:class:`CompressionError`; the connection closes and nothing of that frame is applied.
+
+Why zstd, with zlib as the pure-stdlib fallback (bench/RESULTS.md, "Peer compression"):
+on msgpack record batches zstd level 1 compresses 2-6x faster than zlib level 1 and to
+0.6-0.7x its size; lz4 is faster still but compresses 2x worse and earns no dependency.
+A node without the ``zstandard`` package offers and reads zlib only.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Callable
+
+import msgpack
+
+try:  # a runtime dependency, but a node without it still speaks (zlib) to every peer
+    import zstandard
+except ImportError:  # pragma: no cover - exercised by the fallback's own test
+    zstandard = None
+
+__all__ = [
+    "CODECS",
+    "COMPRESS",
+    "DEFAULT_THRESHOLD",
+    "Codec",
+    "CompressionError",
+    "accepted_codec",
+    "choose_codec",
+    "compress_frame",
+    "inflate_frame",
+    "offer",
+]
+
+#: The hello's and the challenge's field.
+COMPRESS = "compress"
+#: Frames shorter than this go as they are: most peer frames (gossip, replica acks, single
+#: writes) are under 200 bytes and compress to little, at a cost on every turn.
+DEFAULT_THRESHOLD = 1024
+
+
+class CompressionError(Exception):
+    """A compressed frame that cannot be read: not negotiated, corrupt, or too large."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Codec:
+    """One compression algorithm: ``name`` on the wire, ``compress`` and bounded ``inflate``."""
+
+    __slots__ = ("compress", "inflate", "name")
+
+    def __init__(self, name: str, compress: Callable[[bytes], bytes], inflate: Callable[[bytes, int], bytes]) -> None:
+        self.name = name
+        self.compress = compress
+        self.inflate = inflate
+
+
+def _zlib_inflate(data: bytes, limit: int) -> bytes:
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise CompressionError(f"corrupt zlib frame: {exc}") from None
+    if len(out) > limit or d.unconsumed_tail:
+        raise CompressionError(f"a compressed frame inflating past {limit} bytes exceeds the limit of {limit} bytes")
+    if not d.eof or d.unused_data:
+        raise CompressionError("corrupt zlib frame: truncated or followed by other bytes")
+    return out
+
+
+def _zstd_inflate(data: bytes, limit: int) -> bytes:
+    # Our frames declare their size: the one-shot decompression writes into a buffer of
+    # exactly that size (never past the limit) and fails on a frame that lies about it.
+    # Their checksum makes a corrupted frame an error, not other bytes.
+    assert zstandard is not None
+    try:
+        declared = zstandard.frame_content_size(data)
+        if declared < 0:
+            raise CompressionError("a zstd frame must declare its size")
+        if declared > limit:
+            raise CompressionError(f"a compressed frame of {declared} bytes exceeds the limit of {limit} bytes")
+        out = zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
+    except zstandard.ZstdError as exc:
+        raise CompressionError(f"corrupt zstd frame: {exc}") from None
+    if len(out) != declared:
+        raise CompressionError("corrupt zstd frame: its size is not the one it declares")
+    return out
+
+
+def _codecs() -> dict[str, Codec]:
+    codecs: dict[str, Codec] = {}
+    if zstandard is not None:
+        compressor = zstandard.ZstdCompressor(level=1, write_checksum=True, write_content_size=True)
+        codecs["zstd"] = Codec("zstd", compressor.compress, _zstd_inflate)
+    codecs["zlib"] = Codec("zlib", lambda data: zlib.compress(data, 1), _zlib_inflate)
+    return codecs
+
+
+#: What this process can read and send, best first.
+CODECS: dict[str, Codec] = _codecs()
+
+
+def offer(enabled: bool = True) -> dict[str, Any]:
+    """The hello's fields offering compression (none when disabled)."""
+    return {COMPRESS: list(CODECS)} if enabled else {}
+
+
+def choose_codec(hello: Any) -> Codec | None:
+    """The acceptor's choice: the best codec both read, or None (an older hello offers none)."""
+    offered = hello.get(COMPRESS) if type(hello) is dict else None
+    if type(offered) is not list:
+        return None
+    for name, codec in CODECS.items():
+        if name in offered:
+            return codec
+    return None
+
+
+def accepted_codec(challenge: Any, offered: bool) -> Codec | None:
+    """The connector's codec after the challenge: the acceptor's choice, or None (an older
+    acceptor chooses none). A choice it never offered is a :class:`CompressionError`."""
+    chosen = challenge.get(COMPRESS) if type(challenge) is dict else None
+    if chosen is None:
+        return None
+    codec = CODECS.get(chosen) if type(chosen) is str else None
+    if codec is None or not offered:
+        raise CompressionError(f"the peer chose compression {str(chosen)[:20]!r}, which we did not offer")
+    return codec
+
+
+_pack_bin = msgpack.Packer(use_bin_type=True).pack
+
+
+def compress_frame(codec: Codec, frame: bytes, threshold: int = DEFAULT_THRESHOLD) -> bytes:
+    """``frame`` as it goes on a link that chose ``codec``: compressed (a msgpack ``bin``)
+    when it is at least ``threshold`` bytes and that saves bytes, else as it is."""
+    if len(frame) < threshold:
+        return frame
+    packed = _pack_bin(codec.compress(frame))
+    return packed if len(packed) < len(frame) else frame
+
+
+def inflate_frame(codec: Codec | None, payload: bytes, limit: int, unicode_errors: str) -> Any:
+    """The peer frame a compressed ``bin`` frame holds, as the connection's decoder would
+    build it (exactly one msgpack object, no extension types, string map keys); raises
+    :class:`CompressionError`."""
+    if codec is None:
+        raise CompressionError("a compressed frame on a link that negotiated no compression")
+    inner = codec.inflate(payload, limit)
+    unpacker = msgpack.Unpacker(
+        raw=False, max_buffer_size=max(limit, 1), ext_hook=_reject_ext, strict_map_key=True,
+        unicode_errors=unicode_errors,
+    )
+    try:
+        unpacker.feed(inner)
+        obj = unpacker.unpack()
+        if unpacker.tell() != len(inner):
+            raise CompressionError("a compressed frame holds more than one message")
+    except CompressionError:
+        raise
+    except msgpack.OutOfData:
+        raise CompressionError("a compressed frame holds a truncated message") from None
+    except Exception as exc:  # noqa: BLE001 - whatever msgpack refused in the inflated bytes
+        raise CompressionError(f"a compressed frame holds malformed msgpack: {type(exc).__name__}") from None
+    return obj
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack extension type {code} is not supported")
