@@ -242,3 +242,14 @@ def test_a_full_disk_stops_the_log_and_answers_nothing_it_could_not_log() -> Non
     _runner, result = _run(scenario, 1)
     assert result.ops["timeout"] > 0 and result.ops["ok"] > 300
     assert result.violations == []
+
+
+def test_a_slow_fsync_under_always_keeps_the_node_busy() -> None:
+    """50 ms fsyncs for 3 s under ``appendfsync always``: every write waits for one, so the
+    node completes fewer requests in the same run, and loses nothing."""
+    scenario = dataclasses.replace(load_scenario(str(ROOT / "scenarios/disk-crash-always.toml")), faults=())
+    _r, fast = _run(scenario, 1)
+    slow_scenario = dataclasses.replace(scenario, faults=(Fault(1.0, "slow-fsync", {"node": "n1", "delay": 0.05, "duration": 3.0}),))
+    _r, slow = _run(slow_scenario, 1)
+    assert slow.ops["ok"] < fast.ops["ok"] * 0.9, (slow.ops, fast.ops)
+    assert slow.violations == [] and fast.violations == []
