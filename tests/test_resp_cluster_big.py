@@ -8,6 +8,7 @@ error and applied nowhere. /work/notes/requests.md (redteam -> strings, lead, 00
 
 from __future__ import annotations
 
+import os
 import pytest
 import redis
 
@@ -24,7 +25,7 @@ def test_a_value_over_the_peer_frame_limit_is_replicated_or_refused_everywhere()
     with Cluster(flags=flags) as cluster:
         cluster.start(3)
         clients = {i: redis.Redis(port=cluster.proc(i).resp_port, socket_timeout=30) for i in (1, 2, 3)}
-        value = b"v" * _SIZE
+        value = os.urandom(_SIZE)  # incompressible: peer links compress frames
         try:
             clients[1].set("big", value)
         except redis.ResponseError as exc:
