@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-import actors.store.keyspace as keyspace_module
+import actors.store.keyspace_colls as keyspace_colls
+import actors.store.keyspace_flush as keyspace_flush
 from actors.protocol.collection import merge_records
 from actors.protocol.record import Record
 from sim.runner import Runner
@@ -66,6 +67,8 @@ def _whole_state_wins(a: Record | None, b: Record | None) -> Record | None:
 
 
 def test_lost_fields_fails_when_replicas_keep_whole_states(monkeypatch: Any) -> None:
-    monkeypatch.setattr(keyspace_module, "merge_records", _whole_state_wins)
+    # The keyspace merges collections in two modules (field writes and repairs; a flush's join).
+    for module in (keyspace_colls, keyspace_flush):
+        monkeypatch.setattr(module, "merge_records", _whole_state_wins)
     found, _ = _run(1)
     assert found.get("lost-fields"), found

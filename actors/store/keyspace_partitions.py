@@ -1,0 +1,116 @@
+"""Keyspace: the partition index (partition -> its keys), listings and digests.
+
+What a cluster's replicator asks of a keyspace a partition at a time: the keys, a
+``(key, version)`` listing, an order-independent digest to compare with a peer's, and
+dropping a partition handed off elsewhere. The index is built lazily (see the invariants
+in :mod:`actors.store.keyspace`). Split out of that module.
+
+A mixin of :class:`~actors.store.keyspace.Keyspace`, its only user (why mixins: that module's docstring).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from actors.protocol.collection import Coll, content_digest
+from actors.protocol.version import Version
+from actors.store.entries import PARTITION_SLOT, VALUE, entry_version
+from actors.store.flush_marks import marker_key
+
+__all__ = ["PartitionsMixin", "item_hash", "listed_version"]
+
+
+
+class PartitionsMixin:
+    """The keyspace's partition index and what is read through it (see the module docstring)."""
+
+    __slots__ = ()
+
+    @property
+    def partition_indexed(self) -> bool:
+        """Whether the partition index exists (something asked for a partition)."""
+        return self._partitions is not None
+
+    def _partition_index(self) -> list[dict[str, None]]:
+        """The partition index, built now (one pass over every key) if it does not exist yet.
+
+        Built values first, then tombstones, each in its own dict's order: deterministic, and
+        the same as incremental maintenance would have given whenever there is no tombstone.
+        """
+        parts = self._partitions
+        if parts is None:
+            parts = [{} for _ in range(self.partitions)]
+            part_of = self._partition_of
+            for key in self._entries:
+                parts[part_of(key)][key] = None
+            for key in self._tombstones:
+                parts[part_of(key)][key] = None
+            self._partitions = parts
+            self.used_bytes += PARTITION_SLOT * (len(self._entries) + len(self._tombstones))
+        return parts
+
+    def _unpartition(self, key: str) -> None:
+        parts = self._partitions
+        if parts is not None and parts[self._partition_of(key)].pop(key, 0) is None:  # was there
+            self.used_bytes -= PARTITION_SLOT
+
+    def partition_keys(self, partition: int) -> list[str]:
+        return list(self._partition_index()[partition])
+
+    def partition_sizes(self) -> list[int]:
+        return [len(keys) for keys in self._partition_index()]
+
+    def listing(self, partition: int) -> tuple[tuple[str, Version], ...]:
+        """``(key, version)`` of every value and tombstone in ``partition``.
+
+        An expired value lists with its own version, exactly as the tombstone it turns
+        into would, so replicas that expired it at different moments still agree.
+        """
+        entries = self._entries
+        tombs = self._tombstones
+        out = []
+        for key in self._partition_index()[partition]:
+            entry = entries.get(key)
+            if entry is None:
+                out.append((key, tombs[key][0]))
+            elif type(entry[VALUE]) is Coll:
+                out.append((key, listed_version(entry_version(entry), entry[VALUE])))
+            else:
+                out.append((key, entry_version(entry)))
+        mark = None if self._marks is None else self._marks.get(partition)
+        if mark is not None:
+            out.append((marker_key(partition, self.partitions), mark))
+        return tuple(out)
+
+    def digest(self, partition: int) -> int:
+        """An order-independent 64-bit digest of :meth:`listing` (XOR of item hashes)."""
+        acc = 0
+        for key, version in self.listing(partition):
+            acc ^= item_hash(key, version)
+        return acc
+
+    def drop_partition(self, partition: int) -> int:
+        """Forget every value and tombstone of ``partition`` (handed off elsewhere)."""
+        if self._marks is not None:
+            self._marks.pop(partition, None)
+        keys = list(self._partition_index()[partition])
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._remove(key, entry)
+            elif key in self._tombstones:
+                self._drop_tombstone(key)
+        return len(keys)
+
+
+def listed_version(version: Version, coll: Coll) -> Version:
+    """A collection's version in a listing: its newest version, the node id followed by
+    ``\\x00`` (no node id has it: ids are printable) and a digest of the whole state, so
+    replicas with the same newest version but different fields differ (anti-entropy
+    exchanges both ways then: ``actors.cluster.sync_rounds.diff_listings``)."""
+    return Version(version.wall_ms, version.logical, f"{version.node_id}\x00{content_digest(coll)}")
+
+
+def item_hash(key: str, version: Version) -> int:
+    text = f"{key}\x00{version.wall_ms}.{version.logical}.{version.node_id}"
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
