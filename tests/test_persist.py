@@ -383,6 +383,33 @@ def test_disk_data_older_than_the_tombstone_lifetime_is_not_loaded(via: str) -> 
     assert "not loaded" in said and len(stale) == 0
 
 
+@pytest.mark.parametrize("via", ["snapshot", "log"])
+def test_data_not_loaded_for_its_age_never_comes_back_at_the_next_restart(via: str) -> None:
+    """Red team 2: after a start that refused old data, the log went on at its old
+    generation, so a restart soon after loaded the refused records under the new writes'
+    fresh wall time (a real 3-node cluster brought 20 deleted keys back everywhere). The
+    refused files are set aside and a new log begins."""
+    disk = MemoryDisk()
+    ks = Keyspace(tombstone_ttl=60)
+    p = persistence(disk, ks, appendonly=True)
+    p.load(ks, WALL)
+    ks.set("deleted-meanwhile", "old", None, v(1))
+    if via == "snapshot":
+        p.start_save(ks, WALL, 0.0)
+        assert p.save_slice(clock, float("inf"), WALL)
+    else:
+        p.end_turn(ks, WALL, 0.0)
+    later = Keyspace(tombstone_ttl=60)
+    p2 = persistence(disk, later, appendonly=True)
+    assert "not loaded" in p2.load(later, WALL + 61) and len(later) == 0
+    later.set("new", "x", None, v(2))
+    p2.end_turn(later, WALL + 62, 1.0)
+    again = Keyspace()
+    persistence(disk, again, appendonly=True).load(again, WALL + 63)
+    assert set(state(again)) == {"new"}
+    assert any(name.startswith(SNAPSHOT if via == "snapshot" else "appendonly") and ".stale" in name for name in disk.files)
+
+
 def test_a_foreground_save_takes_over_from_a_background_one() -> None:
     ks = filled(3_000)
     disk = MemoryDisk()

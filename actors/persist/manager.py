@@ -142,7 +142,17 @@ class Persistence:
                 "data on disk is %.0fs old, past the tombstone lifetime (%.0fs): not loaded, the node warms from its peers",
                 wall - data_wall, ttl,
             )
-            return "disk data older than the tombstone lifetime: not loaded"
+            # Set aside, not left in place: the log would otherwise go on at its last
+            # generation, and a restart soon after would load these stale records under the
+            # new ones' fresh wall time (the resurrection this refusal exists to prevent).
+            if SNAPSHOT in names:
+                disk.move_aside(SNAPSHOT, ".stale")
+            for _, name in logs:
+                disk.move_aside(name, ".stale")
+            if self.config.appendonly:
+                self.gen = 1
+                self._new_log()
+            return "disk data older than the tombstone lifetime: not loaded (set aside as .stale)"
         if data_wall > wall + 1:
             logger.warning("data on disk was written %.1fs in the future of this clock", data_wall - wall)
         keyspace.tap = None  # loading is not a change
