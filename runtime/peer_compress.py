@@ -28,6 +28,7 @@ A node without the ``zstandard`` package offers and reads zlib only.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from typing import Any, Callable
 
@@ -101,7 +102,7 @@ def _zstd_inflate(data: bytes, limit: int) -> bytes:
             raise CompressionError("a zstd frame must declare its size")
         if declared > limit:
             raise CompressionError(f"a compressed frame of {declared} bytes exceeds the limit of {limit} bytes")
-        out = zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
+        out = _zstd("d", zstandard.ZstdDecompressor).decompress(data, max_output_size=limit)
     except zstandard.ZstdError as exc:
         raise CompressionError(f"corrupt zstd frame: {exc}") from None
     if len(out) != declared:
@@ -109,11 +110,33 @@ def _zstd_inflate(data: bytes, limit: int) -> bytes:
     return out
 
 
+#: zstd contexts are reused (creating one per frame cost more than compressing a small
+#: frame), one per thread: they are not thread-safe, and a process may run nodes on
+#: several event loops (tests do).
+_local = threading.local()
+
+
+def _zstd(kind: str, make: Callable[[], Any]) -> Any:
+    context = getattr(_local, kind, None)
+    if context is None:
+        context = make()
+        setattr(_local, kind, context)
+    return context
+
+
+def _new_compressor() -> Any:
+    assert zstandard is not None
+    return zstandard.ZstdCompressor(level=1, write_checksum=True, write_content_size=True)
+
+
+def _zstd_compress(data: bytes) -> bytes:
+    return _zstd("c", _new_compressor).compress(data)  # type: ignore[no-any-return]
+
+
 def _codecs() -> dict[str, Codec]:
     codecs: dict[str, Codec] = {}
     if zstandard is not None:
-        compressor = zstandard.ZstdCompressor(level=1, write_checksum=True, write_content_size=True)
-        codecs["zstd"] = Codec("zstd", compressor.compress, _zstd_inflate)
+        codecs["zstd"] = Codec("zstd", _zstd_compress, _zstd_inflate)
     codecs["zlib"] = Codec("zlib", lambda data: zlib.compress(data, 1), _zlib_inflate)
     return codecs
 
@@ -169,22 +192,14 @@ def inflate_frame(codec: Codec | None, payload: bytes, limit: int, unicode_error
     if codec is None:
         raise CompressionError("a compressed frame on a link that negotiated no compression")
     inner = codec.inflate(payload, limit)
-    unpacker = msgpack.Unpacker(
-        raw=False, max_buffer_size=max(limit, 1), ext_hook=_reject_ext, strict_map_key=True,
-        unicode_errors=unicode_errors,
-    )
-    try:
-        unpacker.feed(inner)
-        obj = unpacker.unpack()
-        if unpacker.tell() != len(inner):
-            raise CompressionError("a compressed frame holds more than one message")
-    except CompressionError:
-        raise
-    except msgpack.OutOfData:
-        raise CompressionError("a compressed frame holds a truncated message") from None
+    try:  # (one-shot: an Unpacker per frame would allocate its read buffer each time)
+        return msgpack.unpackb(
+            inner, raw=False, ext_hook=_reject_ext, strict_map_key=True, unicode_errors=unicode_errors
+        )
+    except msgpack.ExtraData:
+        raise CompressionError("a compressed frame holds more than one message") from None
     except Exception as exc:  # noqa: BLE001 - whatever msgpack refused in the inflated bytes
         raise CompressionError(f"a compressed frame holds malformed msgpack: {type(exc).__name__}") from None
-    return obj
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
