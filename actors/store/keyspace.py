@@ -71,6 +71,7 @@ from actors.store.keyspace_expiry import ExpiryMixin
 from actors.store.keyspace_flush import FlushMixin
 from actors.store.keyspace_partitions import PartitionsMixin, item_hash, listed_version
 from actors.store.keyspace_persist import PersistMixin
+from actors.store.partition_digests import PartitionDigests
 from actors.store.partitions import DEFAULT_PARTITIONS, partition_of
 from actors.store.sizing import ENTRY_OVERHEAD, VOLATILE_OVERHEAD
 
@@ -101,6 +102,7 @@ __all__ = [
 
 class Keyspace(CollectionsMixin, ExpiryMixin, PartitionsMixin, FlushMixin, PersistMixin):
     __slots__ = (
+        "_digests",
         "_entries",
         "_last_wall",
         "_mark_max",
@@ -172,6 +174,9 @@ class Keyspace(CollectionsMixin, ExpiryMixin, PartitionsMixin, FlushMixin, Persi
         #: tombstone; set, delete, expiry, eviction, purge, drop), while persistence is on:
         #: :class:`actors.persist.tap.Tap` logs it and keeps snapshots point-in-time.
         self.tap: Callable[[str], None] | None = None
+        #: Held per-partition digests (:mod:`actors.store.partition_digests`); None until
+        #: something asks for a digest (a node alone never does).
+        self._digests: PartitionDigests | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -278,7 +283,7 @@ class Keyspace(CollectionsMixin, ExpiryMixin, PartitionsMixin, FlushMixin, Persi
         parts = self._partitions
         tracked = self._tracked
         evictor = self.evictor
-        tap = self.tap
+        tap = self.tap if self._digests is None else self._changing
         marks = self._marks
         out: list[bool] = []
         for key, value, deadline in items:
@@ -406,8 +411,7 @@ class Keyspace(CollectionsMixin, ExpiryMixin, PartitionsMixin, FlushMixin, Persi
         return True
 
     def _remove(self, key: str, entry: Entry) -> None:
-        if self.tap is not None:
-            self.tap(key)
+        self._changing(key)
         del self._entries[key]
         if self.evictor is not None:
             self.evictor.removed(key, entry, self._entries)

@@ -33,8 +33,7 @@ class ExpiryMixin:
         if old is not None:
             if version <= old[0]:
                 return False
-        if self.tap is not None:
-            self.tap(key)
+        self._changing(key)
         if old is None:
             self.used_bytes += TOMBSTONE_SIZE + len(key)
             parts = self._partitions
@@ -46,8 +45,7 @@ class ExpiryMixin:
         return True
 
     def _drop_tombstone(self, key: str) -> None:
-        if self.tap is not None:
-            self.tap(key)
+        self._changing(key)
         del self._tombstones[key]
         self.used_bytes -= TOMBSTONE_SIZE + len(key)
         self._unpartition(key)

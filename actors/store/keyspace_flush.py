@@ -44,6 +44,7 @@ class FlushMixin:
         self._partitions = None
         self._marks = None
         self._mark_max = ZERO
+        self._digests = None
         self.used_bytes = 0
         return count
 
@@ -63,8 +64,7 @@ class FlushMixin:
         old = marks.get(partition)
         if old is not None and version <= old:
             return False
-        if self.tap is not None:
-            self.tap(key)  # persisted: a flush forgotten at a restart would let flushed keys back
+        self._changing(key)  # persisted: a flush forgotten at a restart would let flushed keys back
         marks[partition] = version
         if version > self._mark_max:
             self._mark_max = version

@@ -15,7 +15,8 @@ import hashlib
 from actors.protocol.collection import Coll, content_digest
 from actors.protocol.version import Version
 from actors.store.entries import PARTITION_SLOT, VALUE, entry_version
-from actors.store.flush_marks import marker_key
+from actors.store.flush_marks import is_marker, marker_key
+from actors.store.partition_digests import PartitionDigests
 
 __all__ = ["PartitionsMixin", "item_hash", "listed_version"]
 
@@ -83,11 +84,37 @@ class PartitionsMixin:
         return tuple(out)
 
     def digest(self, partition: int) -> int:
-        """An order-independent 64-bit digest of :meth:`listing` (XOR of item hashes)."""
-        acc = 0
-        for key, version in self.listing(partition):
-            acc ^= item_hash(key, version)
-        return acc
+        """An order-independent 64-bit digest of :meth:`listing` (XOR of item hashes),
+        held and kept up to date once asked for: a round costs the keys changed since."""
+        digests = self._digests
+        if digests is None:
+            digests = self._digests = PartitionDigests(
+                self.partitions, self._listed_version, self.listing, self._partition_of, item_hash
+            )
+        return digests.digest(partition)
+
+    def _listed_version(self, key: str) -> Version | None:
+        """``key``'s version in its partition's :meth:`listing` now; None: not listed."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            version = entry_version(entry)
+            return listed_version(version, entry[VALUE]) if type(entry[VALUE]) is Coll else version
+        tomb = self._tombstones.get(key)
+        if tomb is not None:
+            return tomb[0]
+        if self._marks is not None and key[:1] == "\x00" and is_marker(key):
+            partition = self._partition_of(key)
+            if key == marker_key(partition, self.partitions):
+                return self._marks.get(partition)
+        return None
+
+    def _changing(self, key: str) -> None:
+        """``key`` is about to change (value, version, tombstone, marker; set, delete,
+        expiry, eviction, purge, drop): the held digests and the persistence tap hear it."""
+        if self._digests is not None:
+            self._digests.changing(key)
+        if self.tap is not None:
+            self.tap(key)
 
     def drop_partition(self, partition: int) -> int:
         """Forget every value and tombstone of ``partition`` (handed off elsewhere)."""
@@ -100,6 +127,8 @@ class PartitionsMixin:
                 self._remove(key, entry)
             elif key in self._tombstones:
                 self._drop_tombstone(key)
+        if self._digests is not None:  # its marker went without a change call
+            self._digests.forget(partition)
         return len(keys)
 
 
