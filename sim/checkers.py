@@ -10,6 +10,9 @@ heal-and-settle phase, read locally from each owner (never through a quorum read
 Values are unique per write, so a value names the write that produced it. Keys starting
 with ``t`` are the workload's TTL range; TTL checks own them and the others skip them.
 Keys starting with ``h`` and ``s`` are its hashes and sets, which ``lost-fields`` owns.
+A transaction's requests are ordinary gets and sets in the history (tied by ``Op.txn``),
+so every plain-key checker counts them; ``txn-atomicity`` and ``scan-complete`` check
+what only transactions and scans promise.
 
 The checkers keep their own reference of the rules they check (which version wins, how
 many answers a consistency level needs) instead of importing the node's code: a checker
@@ -27,7 +30,7 @@ from typing import Any, Callable
 from actors.protocol.record import Record
 from sim.history import FAIL, OK, History, Op
 
-__all__ = ["CHECKERS", "CheckContext", "Violation", "acks_needed", "fields_of", "run_checkers", "winner"]
+__all__ = ["CHECKERS", "FLUSH_KEY", "SCAN_KEY", "CheckContext", "Violation", "acks_needed", "fields_of", "run_checkers", "winner"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ def _plain_keys(ctx: CheckContext) -> dict[str, list[Op]]:
     delete of every key: ``FLUSH_KEY`` names it in the history)."""
     by_key = ctx.history.by_key()
     flushes = by_key.pop(FLUSH_KEY, [])
+    by_key.pop(SCAN_KEY, None)
     out = {k: ops for k, ops in by_key.items() if k[:1] not in ("t", "h", "s")}
     if flushes:
         out = {k: sorted(ops + flushes, key=lambda op: op.id) for k, ops in out.items()}
@@ -127,6 +131,8 @@ def _plain_keys(ctx: CheckContext) -> dict[str, list[Op]]:
 
 #: The history key of a flush (FLUSHDB): it deletes every key.
 FLUSH_KEY = "*"
+#: The history key of a full scan (its value: every key it returned).
+SCAN_KEY = "@scan"
 _DELETES = ("delete", "flush")
 
 
@@ -403,6 +409,101 @@ def check_quorum_reads(ctx: CheckContext) -> list[Violation]:
     return out
 
 
+def _could_follow(ctx: CheckContext, w: Op, ops: list[Op], by: float) -> bool:
+    """Whether a delete or flush among ``ops`` could have taken effect after write ``w``
+    and before time ``by``: not a definite failure, invoked by then, not finished before
+    ``w`` was sent."""
+    return any(d.kind in _DELETES and d.outcome != FAIL and d.invoked <= by and _end(d) >= w.invoked for d in ops)
+
+
+def check_txn_atomicity(ctx: CheckContext) -> list[Violation]:
+    """An acknowledged transaction that set several keys is seen all or nothing by a
+    later transaction that read them all (at quorum, at the partition's coordinator): if
+    the reader saw the writer's value on one key, then on each other key it saw the
+    writer's value, or a write that could come after it (not finished before the writer
+    was sent), or no value where a delete or flush could come after it. Transactions
+    that failed or timed out are not checked: ``docs/consistency.md`` says a timed-out
+    transaction's keys may be seen partly written."""
+    out: list[Violation] = []
+    writes = _writes_by_value(ctx.history)
+    txns: dict[int, list[Op]] = {}
+    for op in ctx.history.ops:
+        if op.txn is not None:
+            txns.setdefault(op.txn, []).append(op)
+    keys = _plain_keys(ctx)
+    for reads in txns.values():
+        if reads[0].kind != "get" or any(r.outcome != OK for r in reads):
+            continue
+        seen = {r.key: r for r in reads}
+        for txn in sorted({writes[r.value].txn for r in reads if r.found and r.value in writes} - {None}):
+            wops = txns[txn]  # type: ignore[index]
+            if any(w.outcome != OK or not _durable(ctx, w, reads[0].invoked) for w in wops):
+                continue
+            for w in wops:
+                r = seen.get(w.key)
+                if r is None or (r.found and r.value == w.value):
+                    continue
+                if r.found:
+                    source = writes.get(r.value)
+                    if source is None or _end(source) >= w.invoked:
+                        continue  # (an unknown value is corrupt-reads' to report)
+                    why = f"{r.value!r} (op {source.id}, done at t={_end(source):.3f}, before it)"
+                elif _could_follow(ctx, w, keys.get(w.key, []), r.completed or math.inf):
+                    continue
+                else:
+                    why = "nothing, and no delete or flush could come after it"
+                out.append(
+                    Violation(
+                        "txn-atomicity",
+                        w.key,
+                        f"read transaction {r.txn} (t={r.invoked:.3f}) saw part of acked transaction {txn} "
+                        f"(t={w.invoked:.3f}): {w.key!r} holds {why} instead of {w.value!r}",
+                    )
+                )
+                break
+    return out
+
+
+def check_scan_complete(ctx: CheckContext) -> list[Violation]:
+    """A full scan (cursor 0 to 0) returns every plain key whose acknowledged set was
+    done before the scan began, when that set's level and the scan's read quorum overlap
+    (W + R > N) and no delete or flush of the key could have come after the set and
+    before the scan ended (TTL keys, hashes and sets are not checked: expiry and field
+    deletes make presence a matter of timing)."""
+    out: list[Violation] = []
+    scans = [op for op in ctx.history.ops if op.kind == "scan" and op.outcome == OK]
+    if not scans:
+        return out
+    n = ctx.replicas
+    keys = _plain_keys(ctx)
+    for s in scans:
+        got = set(s.value or ())
+        end = s.completed if s.completed is not None else math.inf
+        for key, ops in keys.items():
+            if key in got:
+                continue
+            for w in ops:
+                if (
+                    w.kind == "set"
+                    and w.outcome == OK
+                    and w.completed is not None
+                    and w.completed < s.invoked
+                    and _durable(ctx, w, end)
+                    and acks_needed("quorum", n) + acks_needed(_level(w.consistency, ctx.write_default), n) > n
+                    and not _could_follow(ctx, w, ops, end)
+                ):
+                    out.append(
+                        Violation(
+                            "scan-complete",
+                            key,
+                            f"scan op {s.id} (t={s.invoked:.3f}..{end:.3f}) missed {key!r}, set by op {w.id} "
+                            f"acked at t={w.completed:.3f} with no delete or flush after it",
+                        )
+                    )
+                    break
+    return out
+
+
 def check_strangers(ctx: CheckContext) -> list[Violation]:
     """A node without the cluster secret gets nothing in: no message of its (or to it) is
     delivered, no node counts it as a member, and no record holds a value it wrote or a
@@ -447,6 +548,8 @@ CHECKERS: dict[str, Callable[[CheckContext], list[Violation]]] = {
     "strangers": check_strangers,
     "lost-fields": check_lost_fields,
     "corrupt-reads": check_corrupt_reads,
+    "txn-atomicity": check_txn_atomicity,
+    "scan-complete": check_scan_complete,
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 __all__ = ["History", "Op"]
 
 #: The kinds of operations that read (every other kind writes).
-READ_KINDS = frozenset(("get", "hgetall", "smembers"))
+READ_KINDS = frozenset(("get", "hgetall", "smembers", "scan"))
 #: Writes to a field or member of a hash or set (answered with a count, not an ack).
 FIELD_WRITES = frozenset(("hset", "hdel", "sadd", "srem"))
 
@@ -34,11 +34,11 @@ class Op:
     id: int
     client: int
     node: str
-    kind: str  # "get" | "set" | "delete" | "flush" (key "*": every key), or on hashes and sets "hset" | "hdel" | "hgetall" | "sadd" | "srem" | "smembers"
+    kind: str  # "get" | "set" | "delete" | "flush" (key "*": every key) | "scan" (key "@scan": a full scan), or on hashes and sets "hset" | "hdel" | "hgetall" | "sadd" | "srem" | "smembers"
     key: str
     consistency: str
     invoked: float
-    value: Any = None  # set: the value written; get: the value read
+    value: Any = None  # set: the value written; get: the value read; scan: every key returned, sorted
     ttl: float | None = None
     completed: float | None = None
     outcome: str | None = None  # ok | fail | info; None while pending
@@ -46,6 +46,9 @@ class Op:
     error: str | None = None
     #: hset/hdel: the hash field written or deleted (a set's member is its ``value``).
     field: str | None = None
+    #: The transaction (JSON ``multi``) this get or set was one request of: its ops share
+    #: the number, were invoked together and completed together.
+    txn: int | None = None
 
     @property
     def is_write(self) -> bool:
