@@ -31,7 +31,7 @@ FRAMEWORK_HOSTS = [
 #: The peer transport: the links, one link's state machine, its frames' bytes, who may peer,
 #: and the TLS it may speak.
 PEER_TRANSPORT = [
-    ROOT / "runtime" / f"{name}.py" for name in ("peers", "peer_link", "peer_frames", "peer_trust", "tls")
+    ROOT / "runtime" / f"{name}.py" for name in ("peers", "peer_link", "peer_frames", "peer_compress", "peer_trust", "tls")
 ]
 EXAMPLES = sorted((ROOT / "examples").rglob("*.py"))
 #: An example's ``__main__`` picks the host it runs on: it may import the framework's hosts too.
