@@ -142,6 +142,26 @@ def test_hints_wait_for_a_down_target_and_go_when_it_left() -> None:
     assert hints.count == 0 and hints.queues == {} and counters["hints_dropped"] == 2
 
 
+def test_hints_older_than_the_tombstone_lifetime_are_dropped_not_pushed() -> None:
+    io = RecordingIo()
+    counters: collections.Counter[str] = collections.Counter()
+    hints = Hints("n1", 100, 2, io, counters)
+    old, new = Version(1_000, 0, "n1"), Version(5_000, 0, "n1")
+    hints.add((("n2", Record("a", "1", None, old)), ("n2", Record("b", "1", None, new)),
+               ("n2", Record("c", "1", None, old)), ("n2", Record("d", "1", None, new))))
+    view = make_view(READY_ALL)
+    assert hints.deliver(view, now=1.0, oldest_ms=2_000) == [("n2", 2)]
+    [(_, push)] = io.take_sent()
+    assert [r.key for r in push.records] == ["b", "d"]  # the front stream_batch hints, none stale
+    assert hints.count == 2 and counters["hints_dropped"] == 2
+    assert hints.on_ack("n2", PushAck(push.sid, 2)) and hints.count == 0 and hints.queues == {}
+    hints.add((("n3", Record("e", "1", None, old)),))
+    assert hints.deliver(view, now=2.0, oldest_ms=2_000) == [("n3", 1)]
+    assert io.take_sent() == [] and hints.queues == {} and hints.count == 0
+    hints.add((("n3", Record("f", "1", None, old)),))
+    assert hints.deliver(view, now=3.0) == [] and len(io.take_sent()) == 1  # 0: no limit
+
+
 # --- sync rounds --------------------------------------------------------------------------
 
 

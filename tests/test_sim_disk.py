@@ -137,6 +137,16 @@ def test_disk_scenarios_hold_over_seeds(path: str) -> None:
         if "always" in path:
             assert not runner.at_risk  # nothing excused: every acked write must survive
 
+def test_a_hint_older_than_the_tombstone_lifetime_is_dropped_not_delivered() -> None:
+    """Seed 10 (red team 2): a hint of k80's write for the down n3 reached it after the
+    acknowledged delete had reached every owner and every tombstone was purged (2 s), and
+    read repair spread it back; hints past the tombstone lifetime are now dropped."""
+    runner, result = _run(load_scenario(str(ROOT / "scenarios/disk-partition-hashes.toml")), 10)
+    assert result.violations == [], [v.message for v in result.violations[:3]]
+    expired = [f for _t, _n, e, f in runner.host.trace if e == "hints-expired"]
+    assert expired and all(f["dropped"] > 0 for f in expired), expired
+
+
 def test_a_lying_fsync_loses_acked_writes_and_the_checkers_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
     original = SimDisk.__init__
 

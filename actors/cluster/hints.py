@@ -15,7 +15,13 @@ Invariants:
   hints that push carried (the oldest of the queue: nothing is added in front), and only
   if it comes from that target (else it is ignored and counted as from a wrong peer);
 - a push unanswered for ``stale_s`` is forgotten and its hints go again on a later tick;
-- hints for a member that left are dropped: it will never take them.
+- hints for a member that left are dropped: it will never take them;
+- a hint whose version is older than the tombstone lifetime (``--tombstone-ttl``) is
+  never delivered but dropped (counted in ``hints_dropped``, traced as ``hints-expired``):
+  a delete of that key acknowledged after the write may already have had its tombstone
+  purged everywhere, and the target, holding nothing for the key, would take the old
+  value and read repair would spread it back (Cassandra's max hint window, bounded by
+  gc_grace). Anti-entropy still converges the copies the other owners hold.
 """
 
 from __future__ import annotations
@@ -71,16 +77,47 @@ class Hints:
             self.count -= dropped
             self.counters["hints_dropped"] += dropped
 
-    def deliver(self, view: ClusterView, now: float) -> None:
-        """Push the oldest hints to every alive target with none in flight."""
+    def deliver(self, view: ClusterView, now: float, oldest_ms: int = 0) -> list[tuple[str, int]]:
+        """Push the oldest hints to every alive target with none in flight.
+
+        Hints at a version whose ``wall_ms`` is below ``oldest_ms`` (wall time minus the
+        tombstone lifetime; 0: no limit) are dropped rather than sent; returns
+        ``(target, dropped)`` for each target that lost some (in queue order, so traces
+        stay deterministic)."""
         busy = {target for target, _, _ in self.pushes.values()}
-        for target, queue in self.queues.items():
+        expired: list[tuple[str, int]] = []
+        for target, queue in list(self.queues.items()):
             if target in busy or not queue or view.states.get(target) != State.ALIVE:
                 continue
+            if oldest_ms:
+                dropped = self._drop_old(queue, oldest_ms)
+                if dropped:
+                    expired.append((target, dropped))
+                if not queue:
+                    del self.queues[target]
+                    continue
             records, _ = fill(tuple(itertools.islice(queue, self.stream_batch)))
             sid = self.io.next_id()
             self.pushes[sid] = (target, len(records), now)
             self.io.send(target, Push(sid, records, ack=True))
+        return expired
+
+    def _drop_old(self, queue: collections.deque[Record], oldest_ms: int) -> int:
+        """Drop the hints older than ``oldest_ms`` from the front ``stream_batch`` fresh
+        ones of ``queue`` (those the next push takes: an ack removes the queue's front, so
+        nothing stale may sit among them); later ones are looked at when their turn comes."""
+        fresh: list[Record] = []
+        dropped = 0
+        while queue and len(fresh) < self.stream_batch:
+            record = queue.popleft()
+            if record.version.wall_ms < oldest_ms:
+                dropped += 1
+            else:
+                fresh.append(record)
+        queue.extendleft(reversed(fresh))
+        self.count -= dropped
+        self.counters["hints_dropped"] += dropped
+        return dropped
 
     def on_ack(self, src: str, msg: PushAck) -> bool:
         """Whether ``msg`` answers a hint push (then it is handled here)."""

@@ -223,7 +223,8 @@ class Replicator(ScheduledActor):
         streaming = self.streaming
         streaming.start_pulls(now)
         streaming.start_handoffs(now)
-        self.hints.deliver(view, now)
+        for target, dropped in self.hints.deliver(view, now, self._oldest_hint_ms(view)):
+            self.ctx.trace("hints-expired", target=target, dropped=dropped)
         if not streaming.warming and not streaming.leaving:
             self.rounds.anti_entropy(view, streaming.owned, now)
         if streaming.warm_done():
@@ -232,6 +233,15 @@ class Replicator(ScheduledActor):
         if handed_off is not None:
             self.node.tell(HandOffDone(handed_off, True))
         self._report()
+
+    def _oldest_hint_ms(self, view: ClusterView) -> int:
+        """The oldest version (``wall_ms``) a hint may carry to be delivered: wall time
+        minus the tombstone lifetime (0, no limit, where tombstones are off). An older
+        hint's key may have been deleted and its tombstone purged since (actors.cluster.hints)."""
+        ttl = self.config.tombstone_ttl_s if view.placement.replicas > 1 else 0.0
+        if ttl <= 0:
+            return 0
+        return max(0, int((self.ctx.wall() - ttl) * 1000))
 
     def _report(self) -> None:
         counters = dict(self.counters)
