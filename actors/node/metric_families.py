@@ -103,7 +103,7 @@ _CLUSTER_COUNTERS = (
     ("timeouts", "timeouts", "Requests answered timeout: replicas did not answer within --request-timeout."),
     ("hints_written", "hints_written", "Hints kept for owners that were down or did not acknowledge a write."),
     ("hints_delivered", "hints_delivered", "Hints delivered to their owner once it was back."),
-    ("hints_dropped", "hints_dropped", "Hints dropped (over --hint-limit, or their owner left)."),
+    ("hints_dropped", "hints_dropped", "Hints dropped (over --hint-limit, their owner left, or older than --tombstone-ttl)."),
     ("anti_entropy_rounds", "anti_entropy_rounds", "Anti-entropy rounds (digest comparisons with a peer)."),
     ("anti_entropy_keys_repaired", "keys_repaired", "Keys anti-entropy pulled or pushed to repair a replica."),
     ("keys_streamed", "keys_streamed", "Keys streamed to this node while it warmed or took over partitions."),
