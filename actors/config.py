@@ -110,6 +110,17 @@ class NodeConfig:
         f"(default {{default}}, at most {MAX_SUPPORTED_VALUE_DEPTH})",
     )
 
+    #: In a cluster, the most bytes of values one write may send to a peer (a value, an
+    #: MSET's or a transaction's values, a hash's whole state); more is refused at once
+    #: (``value_too_large``, applied nowhere; actors.cluster.value_limit). The runtime's
+    #: peer frame limit (64 MiB) less 1 MiB for the envelope; a node alone is not bound.
+    max_cluster_value_bytes: int = option(
+        (64 << 20) - (1 << 20),
+        "--max-cluster-value-bytes",
+        "in a cluster, largest sum of values one write sends to a peer, K/M/G suffixes; larger is refused "
+        "(default 63M: the 64 MiB peer frame limit less 1 MiB)",
+    )
+
     #: Snapshot rules with ``--dir`` (``--save SECONDS CHANGES``, Redis's defaults; empty: none).
     save: tuple[tuple[int, int], ...] = option(
         ((3600, 1), (300, 100), (60, 10000)),
@@ -152,6 +163,8 @@ class NodeConfig:
             raise ValueError("max clock skew must be positive and at most a day")
         if self.tombstone_ttl_s < 0:
             raise ValueError("tombstone ttl must be >= 0")
+        if self.max_cluster_value_bytes < 1:
+            raise ValueError("max cluster value bytes must be positive")
         if self.max_memory < 0:
             raise ValueError("max memory must be >= 0")
         if self.eviction_policy not in EVICTION_POLICIES:

@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     memory = parser.add_argument_group("memory")
     _config_option(memory, "max_memory", type=byte_size, metavar="BYTES")
     _config_option(memory, "eviction_policy", choices=EVICTION_POLICIES)
+    _config_option(memory, "max_cluster_value_bytes", type=byte_size, metavar="BYTES")
     limits = parser.add_argument_group("client limits (Redis's names and defaults where Redis has them)")
     limits.add_argument(
         "--max-clients", type=count, default=_LIMITS.max_clients, metavar="N",

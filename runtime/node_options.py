@@ -19,6 +19,7 @@ from typing import Any
 from actors.config import NodeConfig
 from runtime.addresses import format_address, is_loopback
 from runtime.conn_limits import ClientLimits
+from runtime.peer_frames import DEFAULT_PEER_FRAME_BYTES
 from runtime.peer_trust import PeerTrust
 
 __all__ = ["advertised_address", "client_limits", "memory_warning", "node_config", "peer_trust"]
@@ -29,6 +30,12 @@ _WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 #: The NodeConfig fields the command line sets (those whose metadata names a flag).
 _CONFIG_OPTIONS = {field.name: field for field in dataclasses.fields(NodeConfig) if "flag" in field.metadata}
+
+
+#: The most bytes of values one write may send to a peer: a peer frame less 1 MiB for its
+#: envelope (keys, versions, owners, msgpack headers); ``--max-cluster-value-bytes`` is
+#: capped at it, and NodeConfig's default is it.
+PEER_FRAME_VALUE_BYTES = DEFAULT_PEER_FRAME_BYTES - (1 << 20)
 
 
 def _dest(field: dataclasses.Field[Any]) -> str:
@@ -43,6 +50,8 @@ def node_config(args: argparse.Namespace, address: str = "", contacts: tuple[str
         value = getattr(args, _dest(field))
         scale = field.metadata["scale"]
         values[name] = value if scale == 1 else value / scale
+    if "max_cluster_value_bytes" in values:  # never past what one peer frame can carry
+        values["max_cluster_value_bytes"] = min(values["max_cluster_value_bytes"], PEER_FRAME_VALUE_BYTES)
     return NodeConfig(address=address, contacts=tuple(args.peers) if contacts is None else contacts, **values)
 
 

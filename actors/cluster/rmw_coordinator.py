@@ -30,6 +30,7 @@ from typing import Any, Callable, NamedTuple
 from actors.cluster.coordinator import Coordinator
 from actors.cluster.lifecycle import Lifecycle
 from actors.cluster.node_io import NodeIO
+from actors.cluster.value_limit import too_large, written_bytes
 from actors.kernel.failures import log_failure
 from actors.kernel.peer import FromPeer
 from actors.kernel.scheduler import Cancellable
@@ -293,8 +294,12 @@ class RmwCoordinator:
                 return self.io.request_failed("planning", job.request, exc)
             if write is None:
                 return final
-            job.final, job.writing = final, True
             request = job.request
+            if write is not DELETE and not self.life.view.solo:  # the record must fit a peer frame
+                size = written_bytes(None if reply.record is None else reply.record.value, write[0])
+                if size > self.config.max_cluster_value_bytes:
+                    return too_large(size, self.config.max_cluster_value_bytes, request.rid)
+            job.final, job.writing = final, True
             if write is DELETE:
                 record = WriteRecord(request.key, None, None, None, request.consistency, delete=True)
             else:
@@ -329,6 +334,10 @@ class RmwCoordinator:
         )
         if not writes:
             return final
+        if not self.life.view.solo:  # the transaction's writes travel together: they must fit a peer frame
+            size = sum(written_bytes(_value_of(records.get(w.key)), w.value) for w in writes)
+            if size > self.config.max_cluster_value_bytes:
+                return too_large(size, self.config.max_cluster_value_bytes, multi.rid)
         job.final, job.writing = final, True
         answer = self._ask(job, *writes)
         return None if answer is None else self._multi_step(job, answer)
@@ -358,6 +367,10 @@ class RmwCoordinator:
             job.done(dataclasses.replace(reply, rid=job.request.rid))
         except Exception as exc:
             log_failure(logger, f"{self.io.node_id} answering {type(job.request).__name__}", exc)
+
+
+def _value_of(record: Any) -> Any:
+    return None if record is None else record.value
 
 
 def _only_reply(reply: Reply, rid: Any) -> Reply:

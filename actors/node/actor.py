@@ -76,6 +76,7 @@ from actors.protocol.internal import (
 from actors.protocol.messages import ErrorReply, Reply
 from actors.protocol.peer_messages import Forward, ForwardReply, Gossip, ReplicaAck, ReplicaRequest, ReplicaResponse
 from actors.cluster.scan_coordinator import ClusterScan
+from actors.cluster.value_limit import request_value_bytes, too_large
 from actors.protocol.txn_messages import Flush, Multi, MultiReply, Scan, Watch
 from actors.node.watches import MAX_WATCHED_KEYS
 from actors.protocol.internal import ReadRecord, RecordReply
@@ -280,6 +281,11 @@ class Node(ScheduledActor):
                     deferred = True
                     break
                 data = route is Route.READ or route is Route.WRITE
+                if (update or route is Route.WRITE) and not life.view.solo:  # values must fit a peer frame
+                    size = request_value_bytes(request)
+                    if size > self.config.max_cluster_value_bytes:
+                        pending.fill(slot, too_large(size, self.config.max_cluster_value_bytes, request.rid))
+                        continue
                 if (data or update) and not life.joined:
                     pending.fill(slot, ErrorReply(ErrorCode.UNAVAILABLE, "unavailable: still joining the cluster", request.rid))
                 elif (data or update) and life.clock_off is not None:

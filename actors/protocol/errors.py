@@ -31,6 +31,7 @@ __all__ = [
     "UnauthorizedError",
     "UnavailableError",
     "UnknownTypeError",
+    "ValueTooLargeError",
     "WrongPassError",
     "error_for",
 ]
@@ -52,6 +53,7 @@ class ErrorCode(StrEnum):
     CROSSSLOT = "crossslot"
     INTERNAL = "internal"
     WRONG_TYPE = "wrongtype"
+    VALUE_TOO_LARGE = "value_too_large"
 
 
 class CacheError(Exception):
@@ -165,6 +167,15 @@ class WrongTypeError(CacheError):
     definite = True
 
 
+class ValueTooLargeError(CacheError):
+    """In a cluster, a write whose values would travel to a peer in one message larger
+    than ``--max-cluster-value-bytes`` (peer frames are at most 64 MiB): refused at once,
+    applied nowhere. Unlike ``too_large`` the connection stays open. Definite."""
+
+    code = ErrorCode.VALUE_TOO_LARGE
+    definite = True
+
+
 class InternalError(CacheError):
     code = ErrorCode.INTERNAL
     definite = False
@@ -186,8 +197,10 @@ _BY_CODE: dict[str, type[CacheError]] = {
         NoPermError,
         DeniedError,
         CrossSlotError,
+        ValueTooLargeError,
         InternalError,
         WrongTypeError,
+        ValueTooLargeError,
     )
 }
 
