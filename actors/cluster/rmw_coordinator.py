@@ -335,7 +335,7 @@ class RmwCoordinator:
         if not writes:
             return final
         if not self.life.view.solo:  # the transaction's writes travel together: they must fit a peer frame
-            size = sum(written_bytes(_value_of(records.get(w.key)), w.value) for w in writes)
+            size = sum(written_bytes(_value_of(records.get(w.key)), getattr(w, "value", None)) for w in writes)
             if size > self.config.max_cluster_value_bytes:
                 return too_large(size, self.config.max_cluster_value_bytes, multi.rid)
         job.final, job.writing = final, True
