@@ -48,7 +48,7 @@ from actors.kernel.peer import FromPeer
 from actors.kernel.scheduled import ScheduledActor
 from actors.kernel.scheduler import Cancellable
 from actors.protocol.internal import HandOffDone, HintRecords, ReplicatorCounters, ReplicatorTick, ViewChanged, WarmDone
-from actors.protocol.peer_messages import Pull, Push, PushAck, SyncListing, SyncRequest
+from actors.protocol.peer_messages import MemberStatus, Pull, Push, PushAck, SyncListing, SyncRequest
 from actors.store.ops import KeepTombstones, StoreCall, StoreAnswer
 
 __all__ = ["REPLICATOR_COUNTERS", "Replicator"]
@@ -199,7 +199,8 @@ class Replicator(ScheduledActor):
     def _on_view(self, view: ClusterView) -> None:
         first = self.view is None
         self.view = view
-        self.store.tell(KeepTombstones(self.config.tombstone_ttl_s if view.placement.replicas > 1 else 0.0))
+        ready = view.status(self.ctx.node_id) == MemberStatus.READY
+        self.store.tell(KeepTombstones(self.config.tombstone_ttl_s if view.placement.replicas > 1 else 0.0, ready))
         streaming = self.streaming
         was_leaving = streaming.leaving
         if not streaming.on_view(view, first):

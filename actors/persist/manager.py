@@ -22,15 +22,20 @@ never had. A damaged log: see :mod:`actors.persist.aof`.
 Disk data older than the tombstone lifetime is not loaded in a cluster (when the saved
 ``tombstone_ttl`` is positive): a delete made after the data was written may have had its
 tombstone purged on every peer, and the old value would come back (docs/consistency.md).
+The age is measured from when the data was last known *current*: the newest of its own
+times and the store's "alive" mark (:mod:`actors.persist.alive`), rewritten while the node
+is ready, so an idle cluster that crashes as a whole still loads its data.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from actors.kernel.disk import Disk, DiskError
+from actors.persist.alive import ALIVE, AliveMark, read_mark, write_mark
 from actors.persist.aof import LogCorrupt, log_block, log_gen, log_name, log_start, read_log
 from actors.persist.blocks import FileError
 from actors.persist.records import stored_record
@@ -82,6 +87,8 @@ class Persistence:
         self._snapshot_size = 0
         self.saves = 0
         self.loaded_keys = 0
+        #: Wall time of the last current "alive" mark written (-inf: none this run).
+        self._marked = -math.inf
 
     # --- loading ------------------------------------------------------------------
 
@@ -137,6 +144,12 @@ class Persistence:
                     else:
                         disk.truncate(name, read.good_bytes)
                 self.gen = gen
+        mark = read_mark(disk) if ALIVE in names else None
+        if mark is not None:
+            # Current: the node was ready and its disk held all it had until mark.at. Not
+            # current: it loaded this data and crashed before it was warm again; the log
+            # blocks it wrote since carry fresh times, but the old records did not get fresher.
+            data_wall = max(data_wall, mark.at) if mark.current else min(data_wall, mark.at)
         if records and ttl > 0 and wall - data_wall >= ttl:
             logger.warning(
                 "data on disk is %.0fs old, past the tombstone lifetime (%.0fs): not loaded, the node warms from its peers",
@@ -149,6 +162,7 @@ class Persistence:
                 disk.move_aside(SNAPSHOT, ".stale")
             for _, name in logs:
                 disk.move_aside(name, ".stale")
+            disk.remove(ALIVE)
             if self.config.appendonly:
                 self.gen = 1
                 self._new_log()
@@ -164,6 +178,11 @@ class Persistence:
             keyspace.tap = self.tap
         keyspace.tombstone_ttl = max(keyspace.tombstone_ttl, ttl)
         self.loaded_keys = len(keyspace)
+        if records:
+            # Until the node is warm again its disk is not a current copy: cap its freshness.
+            write_mark(disk, AliveMark(min(data_wall, wall), False))
+        else:
+            disk.remove(ALIVE)
         if self.config.appendonly:
             if self.gen < first_gen or disk.size(log_name(self.gen)) == 0:
                 self.gen = max(self.gen, first_gen, 1)
@@ -205,6 +224,28 @@ class Persistence:
         if self.disk.sync_soon(log_name(self.gen)):
             self._last_sync = now
             self._unsynced = False
+
+    # --- the alive mark ------------------------------------------------------------
+
+    def mark_alive(self, keyspace: Keyspace, wall: float, ready: bool) -> bool:
+        """Every ``tombstone_ttl / 4`` while the node is ``ready``: record durably that the
+        data on disk is current at ``wall`` (:mod:`actors.persist.alive`). Written only when
+        the disk holds everything the node has: the log fsynced first (``appendonly``), or
+        (snapshot-only) no change since the last installed snapshot. True when written.
+        Raises :class:`~actors.kernel.disk.DiskError`."""
+        ttl = keyspace.tombstone_ttl
+        if not ready or ttl <= 0 or wall - self._marked < ttl / 4:
+            return False
+        if self.config.appendonly:
+            if self.tap.dirty:
+                return False  # a turn's changes not yet logged: the next tick
+            self.disk.sync(log_name(self.gen))
+            self._unsynced = False
+        elif self.capture is not None or self.last_status != "ok" or self.tap.changes:
+            return False
+        write_mark(self.disk, AliveMark(wall, True))
+        self._marked = wall
+        return True
 
     # --- snapshots ----------------------------------------------------------------
 

@@ -89,6 +89,8 @@ class Store(ScheduledActor):
         #: Answers of this turn, held until its log block is written (``--appendonly yes``).
         self._held: list[tuple[Any, Any]] | None = [] if self.persistence is not None and persist.appendonly else None  # type: ignore[union-attr]
         self._slicing = False
+        #: The node's copy is complete (told by the replicator): its disk may be marked current.
+        self._ready = False
 
     def on_start(self) -> None:
         persistence = self.persistence
@@ -144,6 +146,7 @@ class Store(ScheduledActor):
             message.reply_to.tell(self._expire_cycle(message))
         elif type(message) is KeepTombstones:
             self.keyspace.tombstone_ttl = message.ttl_s
+            self._ready = message.ready
         elif type(message) is SaveSlice:
             self._save_slice()
         elif type(message) is PersistTick:
@@ -214,6 +217,10 @@ class Store(ScheduledActor):
         assert persistence is not None
         self.ctx.call_later(1.0, self.actor_ref, PersistTick())
         wall = self.ctx.wall()
+        try:
+            persistence.mark_alive(self.keyspace, wall, self._ready)
+        except DiskError as exc:
+            logger.warning("cannot write the alive mark: %s", exc)
         why = persistence.due(wall)
         if why is not None:
             logger.info("%s: background save (%s)", self.ctx.node_id, why)

@@ -149,9 +149,11 @@ class StoreAnswers:
 
 @message
 class KeepTombstones:
-    """Keep tombstones this long (0: none, a single-copy node)."""
+    """Keep tombstones this long (0: none, a single-copy node). ``ready``: the node's copy
+    is complete (status ready, not warming): persistence may mark its disk current then."""
 
     ttl_s: float
+    ready: bool = False
 
 
 @message
