@@ -216,8 +216,12 @@ class RealHost:
         self.procs[node] = proc
         return proc
 
-    def crash(self, node: str) -> None:
-        """SIGKILL: the process and its memory are gone."""
+    def crash(self, node: str, disk: str = "keep") -> None:
+        """SIGKILL: the process and its memory are gone. ``disk``: only ``keep`` (real
+        nodes here have no data directory; :meth:`sim.real_runner.RealRunner._check`
+        refuses scenarios with simulated disks before they start)."""
+        if disk != "keep":
+            raise ValueError(f"a real process cannot lose its disk's unsynced writes (crash disk={disk})")
         if node in self.procs:
             self.procs[node].kill()
             self._retire(node)

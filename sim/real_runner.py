@@ -205,6 +205,11 @@ class RealRunner:
         unsupported = sorted({f.action for f in s.faults if f.action == "stranger"})
         if unsupported:
             raise RealModeError(f"real mode cannot play the {', '.join(unsupported)} fault (no rogue peer process)")
+        if s.disk:
+            raise RealModeError(
+                f"real mode cannot play {s.name}: its nodes have simulated disks (disk = true: power losses, "
+                "torn writes, bit rot, slow fsync, a full disk); it plays them on the simulator only"
+            )
         netem = needs_netem(s) + [f"fault {f.describe()}" for f in self.planned if f.action == "slow" and f not in s.faults]
         if netem and not self.ignore_links:
             raise NeedsNetemError(

@@ -28,7 +28,7 @@ from runtime.local_cluster import ROOT
 from sim.history import FAIL
 from sim.real_host import FaketimeClock, faketime_lib
 from sim.real_net import run_namespaces, sweep_stale
-from sim.real_runner import EXIT_NEEDS_NETEM, NeedsNetemError, RealRunner, needs_netem, real_mode_unavailable
+from sim.real_runner import EXIT_NEEDS_NETEM, NeedsNetemError, RealModeError, RealRunner, needs_netem, real_mode_unavailable
 from sim.scenario import load_scenario, scenario_from_dict
 
 SCENARIOS = Path(__file__).parent / "real_scenarios"
@@ -216,6 +216,13 @@ def test_a_killed_runs_nodes_die_with_it_and_its_namespaces_are_swept() -> None:
     assert len(stale["netns"]) == 4 and len(stale["workdirs"]) == 1
     assert set(stale["netns"]) <= set(sweep_stale())
     assert _leftovers(proc.pid) == NOTHING  # its work directory (logs, traces) swept too
+
+
+def test_scenarios_with_simulated_disks_are_refused_before_anything_runs() -> None:
+    """Power losses, torn writes and bit rot are the simulated disk's (sim/disk.py): real
+    mode says so instead of playing a crash it cannot honour."""
+    with pytest.raises(RealModeError, match="simulated disks"):
+        RealRunner(load_scenario(str(ROOT / "scenarios" / "disk-crash-always.toml")), 1)
 
 
 def test_link_models_that_need_netem_are_refused_without_the_flag(tmp_path: Path) -> None:
