@@ -18,7 +18,7 @@ import redis
 
 from runtime.local_cluster import NodeProcess
 from runtime.resp import encode_command
-from tests.test_client_auth_resp import _redis_server
+from tests.redis_server import redis_server as _redis_server
 
 pytestmark = pytest.mark.integration
 

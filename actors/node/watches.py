@@ -79,14 +79,9 @@ class Watches:
         new = {k: v for k, v in versions.items() if mine is None or k not in mine}
         if (len(mine) if mine else 0) + len(new) > MAX_WATCHED_KEYS:
             return False
-        if not new:
-            return True
-        if mine is None:
-            mine = self._by_conn[conn] = {}
-        self._exact[conn] = None
-        for key, version in new.items():
-            mine[key] = version
-            self._by_key.setdefault(key, {})[conn] = None
+        if new:
+            self._exact[conn] = None
+            self._insert(conn, mine, new)
         return True
 
     @property
@@ -105,15 +100,18 @@ class Watches:
         new = [key for key in dict.fromkeys(keys) if mine is None or key not in mine]
         if (len(mine) if mine else 0) + len(new) > MAX_WATCHED_KEYS:
             return False
-        if not new:
-            return True
+        if new:
+            self._insert(conn, mine, dict.fromkeys(new, stamp()))
+        return True
+
+    def _insert(self, conn: int, mine: dict[str, Version | None] | None, new: dict[str, Version | None]) -> None:
+        """Add ``new`` (keys ``conn`` does not watch yet, at their versions) to ``conn``'s
+        table ``mine`` (None: it has none yet) and to the by-key index."""
         if mine is None:
             mine = self._by_conn[conn] = {}
-        version = stamp()
-        for key in new:
+        for key, version in new.items():
             mine[key] = version
             self._by_key.setdefault(key, {})[conn] = None
-        return True
 
     def unwatch(self, conn: int) -> None:
         """Forget ``conn``'s watches (UNWATCH, DISCARD, EXEC, the connection's end)."""
