@@ -41,6 +41,13 @@ __all__ = [
 #: Commands that run at once inside MULTI (the others are queued).
 TXN_CONTROL = frozenset(("exec", "discard", "multi", "watch", "quit", "unwatch"))
 
+#: Commands Redis queues but whose handler must not run at queueing: their element of
+#: EXEC's array is this error (Redis 7.0's words). MONITOR run at queueing would turn the
+#: connection into a monitor inside its transaction.
+_FAILS_AT_EXEC = {"monitor": error("ERR MONITOR isn't allowed for DENY BLOCKING client")}
+#: Commands Redis refuses inside MULTI (its ``no-multi`` flag): refused, the transaction marked.
+_NO_MULTI = {"save": error("ERR Command not allowed inside a transaction")}
+
 QUEUED = b"+QUEUED\r\n"
 PONG = b"+PONG\r\n"
 _EXECABORT = error("EXECABORT Transaction discarded because of previous errors.")
@@ -86,10 +93,15 @@ def queue_command(name: str, handler: Any, argv: list[bytes], s: Session) -> byt
     assert txn is not None
     if len(txn.queued) >= MAX_MULTI_REQUESTS:
         return flag_error(s, error(f"ERR a transaction holds at most {MAX_MULTI_REQUESTS} commands"))
-    try:
-        result = handler(argv, s)
-    except CommandError as exc:
-        result = error(exc.message)
+    refusal = _NO_MULTI.get(name)
+    if refusal is not None:
+        return flag_error(s, refusal)
+    result = _FAILS_AT_EXEC.get(name)
+    if result is None:
+        try:
+            result = handler(argv, s)
+        except CommandError as exc:
+            result = error(exc.message)
     if type(result) is not bytes:
         requests = result[0]
         if len(requests) == 1 and type(requests[0]) is Ping:

@@ -162,6 +162,42 @@ def test_hints_older_than_the_tombstone_lifetime_are_dropped_not_pushed() -> Non
     assert hints.deliver(view, now=3.0) == [] and len(io.take_sent()) == 1  # 0: no limit
 
 
+def _at(key: str, wall_ms: int) -> Record:
+    return Record(key, "1", None, Version(wall_ms, 0, "n1"))
+
+
+def test_stale_hints_never_take_the_place_of_fresh_ones_under_the_limit() -> None:
+    """Red team s25: stale hints (older than the tombstone lifetime) were dropped only when
+    they reached the front of an alive target's queue, so those waiting for a down target,
+    or behind fresh ones, counted against --hint-limit and fresh hints were dropped instead."""
+    counters: collections.Counter[str] = collections.Counter()
+    hints = Hints("n1", 5, 500, RecordingIo(), counters)
+    hints.add((("n3", _at("s1", 1_000)), ("n3", _at("s2", 1_500))))  # n3 is down; both go stale
+    hints.add((("n2", _at("f1", 5_000)), ("n2", _at("f2", 5_100))), oldest_ms=2_000)
+    hints.add((("n2", _at("late", 1_200)),), oldest_ms=2_000)  # a late, stale hint: deep in n2's queue
+    assert [r.key for r in hints.queues["n2"]] == ["late", "f1", "f2"]  # (version order)
+    hints.add((("n2", _at("f3", 5_200)),), oldest_ms=2_000)
+    assert hints.count == 3 and counters["hints_dropped"] == 3  # the three stale ones, and only they
+    assert "n3" not in hints.queues and [r.key for r in hints.queues["n2"]] == ["f1", "f2", "f3"]
+    hints.add((("n2", _at("f4", 5_300)), ("n2", _at("f5", 5_400)), ("n2", _at("f6", 5_500))), oldest_ms=2_000)
+    assert [r.key for r in hints.queues["n2"]] == ["f2", "f3", "f4", "f5", "f6"]  # no stale one left: the oldest goes
+
+
+def test_the_limit_never_drops_a_hint_a_push_in_flight_carries() -> None:
+    io = RecordingIo()
+    counters: collections.Counter[str] = collections.Counter()
+    hints = Hints("n1", 3, 2, io, counters)
+    hints.add((("n2", _at("a", 5_000)), ("n2", _at("b", 5_001)), ("n2", _at("c", 5_002))))
+    hints.deliver(make_view(READY_ALL), now=1.0)
+    [(_, push)] = io.take_sent()
+    assert [r.key for r in push.records] == ["a", "b"]
+    hints.add((("n2", _at("d", 5_003)), ("n2", _at("stale", 1_000))), oldest_ms=2_000)
+    assert [r.key for r in hints.queues["n2"]] == ["a", "b", "d"]  # c, the oldest not in flight, went
+    assert hints.on_ack("n2", PushAck(push.sid, 2))
+    assert [r.key for r in hints.queues["n2"]] == ["d"] and hints.count == 1
+    assert counters["hints_dropped"] == 2 and counters["hints_delivered"] == 2
+
+
 # --- sync rounds --------------------------------------------------------------------------
 
 

@@ -111,6 +111,9 @@ SEQUENCES = {
     "watch own write": [("WATCH", "w"), ("SET", "w", "9"), ("MULTI",), ("SET", "w", "2"), ("EXEC",), ("GET", "w")],
     "unwatch": [("WATCH", "w"), ("SET", "w", "9"), ("UNWATCH",), ("MULTI",), ("SET", "w", "2"), ("EXEC",)],
     "watch inside multi": [("MULTI",), ("WATCH", "x"), ("SET", "x", "1"), ("EXEC",)],
+    # Red team s25: MONITOR inside MULTI made the connection a monitor (GET's reply came after its monitor line)
+    "monitor inside multi": [("MULTI",), ("MONITOR",), ("SET", "a", "1"), ("EXEC",), ("GET", "a"), ("MULTI",), ("SAVE",),
+                             ("EXEC",), ("GET", "a")],
     "flush": [("SET", "a", "1"), ("MSET", "b", "1", "c", "2"), ("FLUSHDB",), ("DBSIZE",), ("GET", "a"), ("FLUSHALL", "ASYNC"), ("FLUSHDB", "SYNC"), ("FLUSHDB", "NOW")],
     "keys": [("MSET", "user:1", "a", "user:2", "b", "other", "c"), ("KEYS", "nomatch*"), ("SCAN", "x"), ("SCAN", "0", "COUNT", "0")],
 }

@@ -9,8 +9,13 @@ goes to that target. Sans-IO: fed hints, acks, views and the time; acts through 
 
 Invariants:
 
-- at most ``hint_limit`` hints are kept in all: past it the oldest hint of the longest
-  queue is dropped (that owner needs anti-entropy anyway) and counted (``hints_dropped``);
+- a queue is ordered by the hints' versions (``wall_ms``; after the hints of a push in
+  flight, which stay at its front), so the stale hints of a queue are at its front;
+- at most ``hint_limit`` hints are kept in all: past it the stale hints (below) of every
+  queue are dropped first, then the oldest hint not in flight of the longest queue (that
+  owner needs anti-entropy anyway), all counted (``hints_dropped``). So the limit counts
+  hints that can still be delivered: a stale hint never takes the place of a fresh one,
+  whether it waits for a target that is down or deep in a queue;
 - at most one push is unanswered per target; an acknowledgement removes exactly the
   hints that push carried (the oldest of the queue: nothing is added in front), and only
   if it comes from that target (else it is ignored and counted as from a wrong peer);
@@ -26,8 +31,10 @@ Invariants:
 
 from __future__ import annotations
 
+import bisect
 import collections
 import itertools
+
 from actors.cluster.membership import ClusterView, State
 from actors.cluster.replicator_io import ReplicatorIo, fill
 from actors.protocol.peer_messages import MemberStatus, Push, PushAck
@@ -52,8 +59,9 @@ class Hints:
         self.count = 0
         self.pushes: dict[int, tuple[str, int, float]] = {}  # sid -> (target, n, started)
 
-    def add(self, items: tuple[tuple[str, Record], ...]) -> None:
-        """Keep ``(target, record)`` hints (none for this node itself)."""
+    def add(self, items: tuple[tuple[str, Record], ...], oldest_ms: int = 0) -> None:
+        """Keep ``(target, record)`` hints (none for this node itself); past the limit drop
+        the stale ones (versions below ``oldest_ms``; 0: none is), then the oldest ones."""
         limit = self.limit
         for target, record in items:
             if target == self.me:
@@ -61,14 +69,55 @@ class Hints:
             queue = self.queues.get(target)
             if queue is None:
                 queue = self.queues[target] = collections.deque()
-            queue.append(record)
+            wall = record.version.wall_ms
+            if not queue or queue[-1].version.wall_ms <= wall:
+                queue.append(record)  # (the usual case: versions come in order)
+            else:  # a late one (a write that timed out): in version order, after what is in flight
+                lo = self._in_flight(target)
+                queue.insert(bisect.bisect_right(queue, wall, lo=lo, key=_wall_ms), record)
             self.count += 1
             if self.count > limit:
-                # Drop the oldest hint of the longest queue: that owner needs anti-entropy anyway.
-                longest = max(self.queues.values(), key=len)
-                longest.popleft()
-                self.count -= 1
-                self.counters["hints_dropped"] += 1
+                if oldest_ms:
+                    self._drop_stale(oldest_ms)
+                if self.count > limit:
+                    self._drop_oldest()
+
+    def _in_flight(self, target: str) -> int:
+        """Hints at the front of ``target``'s queue that a push in flight carries."""
+        for pushed, n, _ in self.pushes.values():
+            if pushed == target:
+                return n
+        return 0
+
+    def _drop_stale(self, oldest_ms: int) -> None:
+        """Drop every hint below ``oldest_ms`` not in flight (the front of each queue:
+        the cost is the hints dropped), from every queue whatever its target's state."""
+        for target, queue in list(self.queues.items()):
+            lo = self._in_flight(target)
+            dropped = 0
+            while len(queue) > lo and queue[lo].version.wall_ms < oldest_ms:
+                del queue[lo]
+                dropped += 1
+            if dropped:
+                self.count -= dropped
+                self.counters["hints_dropped"] += dropped
+                if not queue:
+                    del self.queues[target]
+
+    def _drop_oldest(self) -> None:
+        """Drop the oldest hint not in flight of the longest queue (the first longest, in
+        queue order: deterministic)."""
+        best: tuple[int, str] | None = None
+        for target, queue in self.queues.items():
+            lo = self._in_flight(target)
+            if len(queue) > lo and (best is None or len(queue) > len(self.queues[best[1]])):
+                best = (lo, target)
+        if best is None:
+            return  # (every hint is in flight: their acks bring the count down)
+        lo, target = best
+        del self.queues[target][lo]
+        self.count -= 1
+        self.counters["hints_dropped"] += 1
 
     def drop_left(self, view: ClusterView) -> None:
         """Hints for members that left can never be delivered; anti-entropy covers their keys."""
@@ -143,3 +192,7 @@ class Hints:
         """Forget pushes unanswered for ``stale_s``: their hints go again."""
         for sid in [sid for sid, (_, _, t0) in self.pushes.items() if now - t0 > stale_s]:
             del self.pushes[sid]
+
+
+def _wall_ms(record: Record) -> int:
+    return record.version.wall_ms

@@ -108,7 +108,7 @@ class Replicator(ScheduledActor):
         elif t is FromPeer:
             self._on_peer(message)
         elif t is HintRecords:
-            self.hints.add(message.items)
+            self.hints.add(message.items, self._oldest_hint_ms(self.view) if self.view is not None else 0)
         elif t is ViewChanged:
             self._on_view(message.view)
         elif t is ReplicatorTick:
