@@ -19,8 +19,10 @@ Limits checked as bytes arrive or leave (by the connections, no timer involved):
 - ``--client-output-buffer-limit``: replies are encoded one at a time; unsent bytes (the
   transport's write buffer plus what is being encoded) over the hard limit cut the client
   off at once;
-- ``--max-input-buffer-bytes``: when the partial input of all connections together passes
-  the budget, the connection holding the most is closed, then the next, until under.
+- ``--max-input-buffer-bytes``: when the partial input of all connections together (with
+  what they keep of answered requests: a RESP transaction's queue, which is refused past
+  the budget) passes the budget, the connection holding the most is closed, then the
+  next, until under.
 
 Limits that need a clock are checked by :meth:`ConnectionGuard.sweep`, every
 :data:`SWEEP_INTERVAL_S`. It is cheap with 10,000 connections because it rarely looks at
@@ -127,12 +129,13 @@ class ConnectionGuard:
         self.clients = 0
         #: Connections accepted as peers (limited to ``max_clients`` too).
         self.peers = 0
-        #: Bytes held for partial requests, all connections together.
+        #: Bytes held for partial requests and kept of answered ones (transactions' queues),
+        #: all connections together.
         self.input_bytes = 0
         #: Connections holding a partial request, ordered by when it began, while its
         #: clock runs (not while we paused reading them: backpressure).
         self.partial: dict[ServedConnection, None] = {}
-        #: Every connection holding partial input (the input budget's candidates).
+        #: Every connection holding partial or kept input (the input budget's candidates).
         self.holding: dict[ServedConnection, None] = {}
         #: Connections over the soft output limit.
         self.soft_over: dict[ServedConnection, None] = {}
@@ -215,14 +218,14 @@ class ConnectionGuard:
     # --- the input budget --------------------------------------------------------------
 
     def enforce_input_budget(self) -> None:
-        """Close the connections holding the most partial input until under the budget."""
+        """Close the connections holding the most input (partial and kept) until under the budget."""
         limit = self.limits.max_input_buffer
         while self.input_bytes > limit and self.holding:
             victim = max(self.holding, key=_held)
-            held, total = victim.held_input, self.input_bytes
+            held, total = _held(victim), self.input_bytes
             self.counters["input_buffer_kills"] += 1
             logger.warning(
-                "closing connection %s: it holds %d bytes of partial input, the most while all "
+                "closing connection %s: it holds %d bytes of input (partial and queued), the most while all "
                 "connections hold %d, over --max-input-buffer-bytes %d",
                 victim.remote(), held, total, limit,
             )
@@ -234,4 +237,4 @@ class ConnectionGuard:
 
 
 def _held(conn: ServedConnection) -> int:
-    return conn.held_input
+    return conn.held_input + conn.held_queued

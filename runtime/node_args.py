@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits.add_argument(
         "--max-input-buffer-bytes", type=byte_size, default=_LIMITS.max_input_buffer, metavar="BYTES",
-        help="partial input all connections may hold together; past it the connection holding the most "
+        help="partial input (and RESP transactions' queued arguments) all connections may hold together; past it "
+        "the connection holding the most "
         f"is closed first (default {_size(_LIMITS.max_input_buffer)})",
     )
     _config_option(limits, "max_value_depth", type=count, metavar="N")

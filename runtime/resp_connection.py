@@ -100,6 +100,7 @@ class RespConnection(ServedConnection):
         super().__init__(conn_id, node, on_closed, guard)
         self.session = Session(conn_id, info or RespServerInfo(max_request_bytes=max_request_bytes))
         self.session.counters = self.guard.counters
+        self.session.hold = self.hold_queued
         server = self.session.server
         self._parser: RespParser | HiredisRespParser | None = new_parser(
             server.resp_request_limit, server.proto_max_bulk_len

@@ -95,8 +95,8 @@ class Session:
     """Per-connection state commands read and change."""
 
     __slots__ = (
-        "addr", "conn_id", "counters", "created", "laddr", "lib_name", "lib_ver", "monitor", "name", "proto", "quit",
-        "server", "txn", "user",
+        "addr", "conn_id", "counters", "created", "hold", "laddr", "lib_name", "lib_ver", "monitor", "name", "proto",
+        "quit", "server", "txn", "user",
     )
 
     def __init__(self, conn_id: int, server: RespServerInfo, addr: str = "?", laddr: str = "?") -> None:
@@ -118,6 +118,13 @@ class Session:
         self.counters: dict[str, int] = {"auth_failures": 0}
         #: Inside MULTI: the queued commands (``runtime.resp_transactions.TxnState``); else None.
         self.txn: Any = None
+        #: Holds n bytes of queued arguments in the node's input budget (n < 0 gives them
+        #: back); False when it has no room (the connection's ``hold_queued``).
+        self.hold: Callable[[int], bool] = _no_budget
+
+
+def _no_budget(n: int) -> bool:
+    return True  # (a session without a connection: in-process tests)
 
 
 class CommandError(Exception):

@@ -50,6 +50,10 @@ _NO_MULTI = {"save": error("ERR Command not allowed inside a transaction")}
 
 QUEUED = b"+QUEUED\r\n"
 PONG = b"+PONG\r\n"
+_OOM_QUEUE = error(
+    "OOM command not allowed when the queued transactions and partial requests of all clients "
+    "> 'max-input-buffer-bytes'"
+)
 _EXECABORT = error("EXECABORT Transaction discarded because of previous errors.")
 _NIL_ARRAY2 = b"*-1\r\n"
 _NIL3 = b"_\r\n"
@@ -88,7 +92,10 @@ def queue_command(name: str, handler: Any, argv: list[bytes], s: Session) -> byt
     Bounded (every byte from the network is hostile, and queued commands are answered,
     so no input limit sees them any more): at most :data:`MAX_MULTI_REQUESTS` queued
     commands, whatever they answer, and at most one command's worth of argument bytes
-    (``resp_request_limit``); past either the command is refused and EXEC aborts."""
+    (``resp_request_limit``), held in the node's input budget with every other
+    connection's partial and queued input (``--max-input-buffer-bytes``: many connections
+    each queueing up to their own bound must not pass it); past any of them the command is
+    refused and EXEC aborts (Redis refuses a queued command with ``-OOM`` when full)."""
     txn = s.txn
     assert txn is not None
     if len(txn.queued) >= MAX_MULTI_REQUESTS:
@@ -111,11 +118,13 @@ def queue_command(name: str, handler: Any, argv: list[bytes], s: Session) -> byt
         elif txn.requests + len(requests) > MAX_MULTI_REQUESTS:
             return flag_error(s, error(f"ERR a transaction holds at most {MAX_MULTI_REQUESTS} requests"))
         else:
-            held = txn.held + sum(map(len, argv))
+            size = sum(map(len, argv))
             limit = s.server.resp_request_limit
-            if held > limit:
+            if txn.held + size > limit:
                 return flag_error(s, error(f"ERR a transaction holds at most {limit} bytes of arguments"))
-            txn.held = held
+            if not s.hold(size):
+                return flag_error(s, _OOM_QUEUE)
+            txn.held += size
             txn.requests += len(requests)
     txn.queued.append(result)
     return QUEUED
@@ -140,6 +149,7 @@ def cmd_multi(argv: list[bytes], s: Session) -> bytes | Deferred:
 def cmd_discard(argv: list[bytes], s: Session) -> bytes | Deferred:
     if s.txn is None:
         return error("ERR DISCARD without MULTI")
+    s.hold(-s.txn.held)
     s.txn = None
     return (Watch(()),), _b_ok, None
 
@@ -158,6 +168,7 @@ def cmd_exec(argv: list[bytes], s: Session) -> bytes | Deferred:
     txn = s.txn
     if txn is None:
         return error("ERR EXEC without MULTI")
+    s.hold(-txn.held)  # (the requests leave for the node: the node's own limits hold them now)
     s.txn = None
     if txn.dirty:
         return (Watch(()),), _b_execabort, None  # (the watches go too, as in Redis)

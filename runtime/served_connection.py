@@ -17,7 +17,8 @@ replies; they share this:
   everything read is answered);
 - a subclass reports the bytes its decoder holds for a partial request with
   :meth:`_note_input`, which the guard uses for the request read timeout and the global
-  input budget (:mod:`runtime.conn_limits`).
+  input budget (:mod:`runtime.conn_limits`); requests answered but kept for later (a RESP
+  transaction's queue) are held in that budget too, with :meth:`hold_queued`.
 
 Memory one client can make the node hold is so bounded by its frame limit (a partial
 request), ``MAX_IN_FLIGHT`` reads of requests, and the output limit plus one reply.
@@ -93,6 +94,9 @@ class ServedConnection(asyncio.Protocol):
         self._announced = False  # the node was told ClientConnected
         #: Bytes this connection holds for a partial request (as last reported).
         self.held_input = 0
+        #: Bytes of requests answered but kept for later (a RESP transaction's queued
+        #: arguments), counted in the input budget with the partial request.
+        self.held_queued = 0
         #: ``guard.now`` when that partial request began.
         self.partial_since = 0.0
         #: ``guard.now`` when bytes arrived last (the idle timeout also waits for replies).
@@ -223,7 +227,8 @@ class ServedConnection(asyncio.Protocol):
         partial = guard.partial
         if not buffered:
             partial.pop(self, None)
-            guard.holding.pop(self, None)
+            if not self.held_queued:
+                guard.holding.pop(self, None)
             return
         guard.holding[self] = None
         if not old or completed:
@@ -235,10 +240,32 @@ class ServedConnection(asyncio.Protocol):
         if guard.input_bytes > guard.limits.max_input_buffer:
             guard.enforce_input_budget()
 
+    def hold_queued(self, n: int) -> bool:
+        """Hold ``n`` more bytes of requests answered but kept (``n`` < 0: give them back)
+        in the input budget; False, holding nothing more, when the budget has no room: all
+        connections' partial and kept input together stay within it, however many each
+        keeps (a transaction's own bound is per connection)."""
+        guard = self.guard
+        # (This connection's partial input is left out: requests completed by the read being
+        # served are still counted in it, until :meth:`_note_input` at the read's end.)
+        if n > 0 and guard.input_bytes - self.held_input + n > guard.limits.max_input_buffer:
+            return False
+        n = max(n, -self.held_queued)
+        guard.input_bytes += n
+        self.held_queued += n
+        if self.held_queued:
+            guard.holding[self] = None
+        elif not self.held_input:
+            guard.holding.pop(self, None)
+        return True
+
     def _forget_input(self) -> None:
         if self.held_input:
             self.guard.input_bytes -= self.held_input
             self.held_input = 0
+        if self.held_queued:
+            self.guard.input_bytes -= self.held_queued
+            self.held_queued = 0
         self.guard.partial.pop(self, None)
         self.guard.holding.pop(self, None)
 

@@ -14,11 +14,13 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.kernel.peer import FromPeer
 from actors.kernel.peer_auth import NONCE_BYTES, Connector
 from actors.protocol.edge import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
-from actors.protocol.messages import Pong, Value, Values
+from actors.protocol.messages import Ack, Pong, Value, Values
 from actors.protocol.peer_codec import encode_hello
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ClientLimits, ConnectionGuard
 from runtime.connection import ClientConnection
@@ -640,3 +642,72 @@ def test_info_and_config_get_tell_the_limits_and_counters_with_redis_names() -> 
     reply = dispatch([b"CONFIG", b"GET", b"maxclients"], session)
     assert reply == b"*2\r\n$10\r\nmaxclients\r\n$2\r\n50\r\n"
     assert dispatch([b"CONFIG", b"GET", b"timeout"], session) == b"*2\r\n$7\r\ntimeout\r\n$3\r\n300\r\n"
+
+
+# --- transactions' queues in the input budget (red team s25) --------------------------------
+# A MULTI queue's byte bound was per connection (one command's worth, 513 MB by default) and
+# not counted in --max-input-buffer-bytes: N connections each queueing up to it held N times
+# that. Now queued arguments are held in the shared budget: a command past it is refused
+# (-OOM, the transaction marked), and partial input past it closes the largest holder,
+# whether what it holds is partial or queued.
+
+_BUDGET = 20_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["queue", "queue", "queue", "exec", "discard", "close", "partial"]),
+                          st.integers(1, 9_000)), max_size=40))
+def test_queued_transactions_stay_within_the_shared_input_budget(ops: list[tuple[int, str, int]]) -> None:
+    async def scenario() -> None:
+        guard = ConnectionGuard(ClientLimits(max_input_buffer=_BUDGET))
+        conns = []
+        for i in range(4):
+            conn = RespConnection(i + 1, Node(), 1 << 20, lambda c: None, guard=guard)  # type: ignore[arg-type]
+            transport = Transport(drains=True)
+            conn.connection_made(transport)
+            conn.data_received(encode_command([b"MULTI"]))
+            conns.append((conn, transport))
+        partials: list[tuple[Any, Transport]] = []
+        for index, op, size in ops:
+            conn, transport = conns[index]
+            if transport.closed:
+                continue
+            before, room = len(transport.written), _BUDGET - (guard.input_bytes - conn.held_input)
+            if op == "queue":
+                conn.data_received(encode_command([b"SET", b"k", b"v" * size]))
+                reply = bytes(transport.written[before:])
+                assert reply == (b"+QUEUED\r\n" if 4 + size <= room else b"-OOM command not allowed when the queued "
+                                 b"transactions and partial requests of all clients > 'max-input-buffer-bytes'\r\n")
+            elif op in ("exec", "discard"):
+                conn.data_received(encode_command([op.encode()]) + encode_command([b"MULTI"]))
+                assert conn.held_queued == 0
+                for batch in conn.node.batches()[-1:]:  # (answered, so later replies are written)
+                    conn.tell(BatchReply(batch.conn, tuple(Ack() for _ in batch.requests)))
+            elif op == "close":
+                conn.connection_lost(None)
+                transport.closed = True
+            else:  # another client's partial request: past the budget the largest holder goes
+                other, _, other_t = client(guard)
+                other.data_received(b'{"type":"set","key":"k","value":"' + b"y" * size)
+                partials.append((other, other_t))
+            live = [c for c, t in conns + partials if not t.closed]
+            assert guard.input_bytes == sum(c.held_input + c.held_queued for c in live) <= _BUDGET
+            assert set(guard.holding) == {c for c in live if c.held_input or c.held_queued}
+        for conn, transport in conns + partials:
+            if not transport.closed:
+                conn.connection_lost(None)
+        assert guard.input_bytes == 0 and not guard.holding
+
+    run(scenario())
+
+
+def test_partial_input_past_the_budget_closes_the_largest_transaction_first() -> None:
+    guard = ConnectionGuard(ClientLimits(max_input_buffer=1000))
+    hog, hog_t = RespConnection(1, Node(), 1 << 20, lambda c: None, guard=guard), Transport(drains=True)  # type: ignore[arg-type]
+    hog.connection_made(hog_t)
+    hog.data_received(encode_command([b"MULTI"]) + encode_command([b"SET", b"k", b"x" * 700]))
+    assert hog.held_queued == 704 and guard.input_bytes == 704 and hog_t.written.endswith(b"+QUEUED\r\n")
+    other, _, other_t = client(guard)
+    other.data_received(b'{"type":"set","key":"k","value":"' + b"y" * 400)  # 1,1xx > 1000: the hog goes
+    assert hog_t.aborted and not other_t.closed and guard.counters["input_buffer_kills"] == 1
+    assert guard.input_bytes == other.held_input and hog.held_queued == 0

@@ -35,11 +35,13 @@ pytestmark = pytest.mark.integration
 
 #: --proto-max-bulk-len of the node here: a transaction holds at most this + 1 MiB of arguments.
 _BULK = 1 << 20
+#: --max-input-buffer-bytes of the node here: all transactions and partial requests together.
+_BUDGET = 5 << 20
 
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[NodeProcess]:
-    proc = NodeProcess("node1", "--resp-port", "0", "--proto-max-bulk-len", str(_BULK))
+    proc = NodeProcess("node1", "--resp-port", "0", "--proto-max-bulk-len", str(_BULK), "--max-input-buffer-bytes", str(_BUDGET))
     try:
         yield proc
     finally:
@@ -84,6 +86,51 @@ def test_a_transaction_counts_commands_answered_at_once(node: NodeProcess) -> No
     assert replies[1:n] == [b"+QUEUED"] * (n - 1)
     assert replies[n].startswith(b"-ERR a transaction holds at most")
     assert replies[n + 1].startswith(b"-EXECABORT")
+
+
+def test_transactions_of_many_connections_stay_within_the_input_budget(node: NodeProcess) -> None:
+    """Red team s25: each connection's queue was bounded, not all of them together: four
+    connections each queueing their 2 MiB held 8 MiB past a 5 MiB --max-input-buffer-bytes.
+    Now a command past the budget is refused (-OOM) or, when a partial request passes it,
+    the connection holding the most is closed: what live connections queued stays within it."""
+    value = b"x" * (100 << 10)
+    command = encode_command([b"SET", b"k", value])
+    socks = [socket.create_connection(("127.0.0.1", node.resp_port), timeout=30) for _ in range(4)]
+    try:
+        queued = []
+        for sock in socks:
+            sock.sendall(encode_command([b"MULTI"]) + command * 20 + encode_command([b"PING"]))
+        answers = [_lines_until_closed_or(sock, 22) for sock in socks]  # (then every byte sent was read)
+        for sock, replies in zip(socks, answers):
+            assert len(replies) in (0, 22) and all(r in (b"+OK", b"+QUEUED") or r.startswith(b"-OOM ") for r in replies)
+            try:
+                sock.sendall(encode_command([b"ECHO", b"alive"]))
+            except OSError:
+                alive = False  # closed for the budget
+            else:
+                alive = _lines_until_closed_or(sock, 1) == [b"+QUEUED"]
+            queued.append(replies.count(b"+QUEUED") - 1 if alive else 0)  # (PING's reply is +QUEUED too)
+        assert 0 < sum(queued) * (len(value) + 4) <= _BUDGET
+        kills = redis.Redis(port=node.resp_port).info("stats")["client_query_buffer_limit_disconnections"]
+        assert kills > 0 or any(0 < n < 20 for n in queued)
+    finally:
+        for sock in socks:
+            sock.close()
+    assert redis.Redis(port=node.resp_port).ping()
+
+
+def _lines_until_closed_or(sock: socket.socket, n: int) -> list[bytes]:
+    """``n`` simple replies, or none if the node closed the connection first."""
+    buf = b""
+    while buf.count(b"\r\n") < n:
+        try:
+            chunk = sock.recv(1 << 20)
+        except OSError:  # (reset)
+            return []
+        if not chunk:
+            return []
+        buf += chunk
+    return buf.split(b"\r\n")[:n]
 
 
 _KEY_ALPHABET = "ab-]^\\[é日"
