@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUNTERS",
+    "INFLATE_TURN_BYTES",
     "MAX_IN_FLIGHT",
     "PEER_HELLO_GRACE_S",
     "PROBATION_SLOTS",
@@ -71,6 +72,13 @@ _IDLE_EVERY = 10
 #: 4 still lets a pipelining client keep the next batches queued behind the one being
 #: served (a cluster write waits a replication round trip), so it never waits on a read.
 MAX_IN_FLIGHT = 4
+
+#: Bytes compressed peer frames may inflate to in one event loop turn, all peer connections
+#: together (at least one frame: the peer frame limit). A compressed frame of a few KB can
+#: inflate to that limit (64 MiB), so one read of them would build GBs of messages before
+#: the node sees the first; past the budget a connection's frames wait, reading paused, for
+#: the next turn, after the node's turns for those told before.
+INFLATE_TURN_BYTES = 64 << 20
 
 #: How long a connection over ``--max-clients`` on the JSON/msgpack port has to present a
 #: peer ``hello`` (a peer link writes it with its first bytes, so one round trip suffices).
@@ -145,6 +153,8 @@ class ConnectionGuard:
         #: (ordered by it: the grace is one constant).
         self.handshakes: dict[ServedConnection, float] = {}
         self.counters = dict.fromkeys(COUNTERS, 0)
+        #: Bytes peer frames inflated this loop turn (reset at the next one).
+        self._inflated = 0
         self._timer: asyncio.TimerHandle | None = None
         self._ticks = 0
 
@@ -230,6 +240,21 @@ class ConnectionGuard:
                 victim.remote(), held, total, limit,
             )
             victim.kill()
+
+    # --- the inflation budget ------------------------------------------------------------
+
+    def inflate_room(self) -> int:
+        """Bytes compressed peer frames may still inflate to this loop turn (<= 0: none)."""
+        return INFLATE_TURN_BYTES - self._inflated
+
+    def inflated(self, n: int) -> None:
+        """A peer frame inflated to ``n`` bytes this turn; the budget is back at the next."""
+        if not self._inflated:
+            asyncio.get_running_loop().call_soon(self._new_turn)
+        self._inflated += n
+
+    def _new_turn(self) -> None:
+        self._inflated = 0
 
     def stats(self) -> dict[str, int]:
         """The counters, for the node's ``stats``."""

@@ -19,6 +19,9 @@ Reading (:func:`inflate_frame`) is hostile-input safe: a ``bin`` frame on a link
 nothing, a corrupt or truncated stream, trailing bytes, or a frame inflating past the peer
 frame limit (a zip bomb: never more than ``limit + 1`` bytes are produced) raise
 :class:`CompressionError`; the connection closes and nothing of that frame is applied.
+The reader (:class:`runtime.peer_connection.PeerConnection`) also bounds what a read's
+frames inflate to together, per event loop turn (``INFLATE_TURN_BYTES``): a frame of a few
+KB may inflate to the limit, and a read holds a hundred of them.
 
 Why zstd, with zlib as the pure-stdlib fallback (bench/RESULTS.md, "Peer compression"):
 on msgpack record batches zstd level 1 compresses 2-6x faster than zlib level 1 and to
@@ -185,9 +188,10 @@ def compress_frame(codec: Codec, frame: bytes, threshold: int = DEFAULT_THRESHOL
     return packed if len(packed) < len(frame) else frame
 
 
-def inflate_frame(codec: Codec | None, payload: bytes, limit: int, unicode_errors: str) -> Any:
+def inflate_frame(codec: Codec | None, payload: bytes, limit: int, unicode_errors: str) -> tuple[Any, int]:
     """The peer frame a compressed ``bin`` frame holds, as the connection's decoder would
-    build it (exactly one msgpack object, no extension types, string map keys); raises
+    build it (exactly one msgpack object, no extension types, string map keys), and its
+    inflated size (what the reader charges to its inflation budget); raises
     :class:`CompressionError`."""
     if codec is None:
         raise CompressionError("a compressed frame on a link that negotiated no compression")
@@ -195,7 +199,7 @@ def inflate_frame(codec: Codec | None, payload: bytes, limit: int, unicode_error
     try:  # (one-shot: an Unpacker per frame would allocate its read buffer each time)
         return msgpack.unpackb(
             inner, raw=False, ext_hook=_reject_ext, strict_map_key=True, unicode_errors=unicode_errors
-        )
+        ), len(inner)
     except msgpack.ExtraData:
         raise CompressionError("a compressed frame holds more than one message") from None
     except Exception as exc:  # noqa: BLE001 - whatever msgpack refused in the inflated bytes

@@ -30,6 +30,8 @@ this connection only.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -38,7 +40,7 @@ from actors.protocol.errors import BadRequestError
 from actors.protocol.messages import ErrorReply
 from actors.protocol.peer_codec import decode_peer
 from actors.protocol.peer_messages import PeerMessage
-from runtime.conn_limits import ConnectionGuard
+from runtime.conn_limits import MAX_IN_FLIGHT, ConnectionGuard
 from runtime.framing import MsgpackDecoder
 from runtime.peer_compress import Codec, CompressionError, inflate_frame
 from runtime.peer_frames import PEER_UNICODE_ERRORS
@@ -47,7 +49,7 @@ from runtime.served_connection import ServedConnection
 if TYPE_CHECKING:
     from pykka import ActorRef
 
-__all__ = ["PeerConnection", "read_peer_frames", "switch_to_peer_frames"]
+__all__ = ["PeerConnection", "peer_frame", "read_peer_frames", "switch_to_peer_frames"]
 
 logger = logging.getLogger("actorcache.connection")
 
@@ -69,17 +71,29 @@ def read_peer_frames(
     connection (the simulator's network does the same with its frames, :mod:`sim.peer_wire`)."""
     msgs: list[PeerMessage] = []
     for obj in decoder.feed(data, raw=True):
-        if type(obj) is ErrorReply:  # too large or corrupt: the stream is lost
-            return msgs, obj.message
-        try:
-            if type(obj) is bytes:  # a compressed frame
-                obj = inflate_frame(codec, obj, decoder.max_bytes, decoder.unicode_errors)
-            msgs.append(decode_peer(obj, max_depth))
-        except (BadRequestError, CompressionError) as exc:
-            return msgs, exc.message
-        except Exception as exc:  # noqa: BLE001 - a shape decode_peer did not foresee
-            return msgs, f"malformed peer message: {exc!r}"
+        msg, _, why = peer_frame(decoder, obj, max_depth, codec)
+        if why is not None:
+            return msgs, why
+        msgs.append(msg)  # type: ignore[arg-type]
     return msgs, None
+
+
+def peer_frame(
+    decoder: MsgpackDecoder, obj: Any, max_depth: int, codec: Codec | None
+) -> tuple[PeerMessage | None, int, str | None]:
+    """One frame ``decoder`` handed out, decoded: ``(message, inflated bytes, None)``, or
+    ``(None, inflated, why)`` when the stream is lost (see :func:`read_peer_frames`)."""
+    if type(obj) is ErrorReply:  # too large or corrupt: the stream is lost
+        return None, 0, obj.message
+    inflated = 0
+    try:
+        if type(obj) is bytes:  # a compressed frame
+            obj, inflated = inflate_frame(codec, obj, decoder.max_bytes, decoder.unicode_errors)
+        return decode_peer(obj, max_depth), inflated, None
+    except (BadRequestError, CompressionError) as exc:
+        return None, inflated, exc.message
+    except Exception as exc:  # noqa: BLE001 - a shape decode_peer did not foresee
+        return None, inflated, f"malformed peer message: {exc!r}"
 
 
 class PeerConnection(ServedConnection):
@@ -103,6 +117,11 @@ class PeerConnection(ServedConnection):
         #: The compression the handshake chose for this connection's frames (None: none).
         self.codec = codec
         self._decoder: MsgpackDecoder | None = decoder
+        #: Frames handed out by the decoder and not decoded yet: a read's compressed frames
+        #: past the loop turn's inflation budget (ConnectionGuard.inflate_room) wait here,
+        #: small as they came, with reading paused, for the next turn.
+        self._waiting: collections.deque[Any] = collections.deque()
+        self._resume_armed = False
         self.max_value_depth = max_value_depth
         guard.peers += 1
         self._peer_slot = True
@@ -140,6 +159,7 @@ class PeerConnection(ServedConnection):
 
     def _drop_input(self) -> None:
         self._decoder = None
+        self._waiting.clear()
 
     def _release(self) -> None:
         super()._release()
@@ -160,18 +180,58 @@ class PeerConnection(ServedConnection):
         decoder = self._decoder
         if decoder is None:
             return
-        src, addr = self.peer
-        node = self.node
-        msgs, why = read_peer_frames(decoder, data, self.max_value_depth, self.codec)
-        for msg in msgs:
-            node.tell(FromPeer(src, addr, msg))
-        if why is not None:
-            self._failed(why)
+        waiting = self._waiting
+        before = len(waiting)
+        waiting.extend(decoder.feed(data, raw=True))
+        completed = len(waiting) > before
+        if not self._tell_waiting():
             return
-        completed = bool(msgs)
         buffered = decoder.buffered
         if buffered or self.held_input:
             self._note_input(buffered, completed)
+
+    def _tell_waiting(self) -> bool:
+        """Decode the waiting frames and tell the node each, while the loop turn's
+        inflation budget lasts (a compressed frame of a few KB may inflate to the frame
+        limit, 64 MiB: a read of them would otherwise build GBs of messages at once);
+        what is left waits for the next turn, reading paused. False: the stream is lost."""
+        decoder = self._decoder
+        waiting = self._waiting
+        guard = self.guard
+        src, addr = self.peer
+        node = self.node
+        while waiting and decoder is not None:
+            if type(waiting[0]) is bytes and guard.inflate_room() <= 0:
+                self._wait_for_next_turn()
+                return True
+            msg, inflated, why = peer_frame(decoder, waiting.popleft(), self.max_value_depth, self.codec)
+            if inflated:
+                guard.inflated(inflated)
+            if why is not None:
+                self._failed(why)
+                return False
+            node.tell(FromPeer(src, addr, msg))
+        return True
+
+    def _wait_for_next_turn(self) -> None:
+        self._held = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+            self._stop_partial_clock()
+        if not self._resume_armed:
+            self._resume_armed = True
+            asyncio.get_running_loop().call_soon(self._resume_waiting)
+
+    def _resume_waiting(self) -> None:
+        self._resume_armed = False
+        if self._decoder is None or self.transport is None:
+            self._waiting.clear()
+            return
+        if self._tell_waiting() and not self._waiting:
+            self._update_reading()
+
+    def _in_flight(self) -> int:
+        return (MAX_IN_FLIGHT if self._waiting else 0) + super()._in_flight()  # (frames waiting hold reading)
 
     def _failed(self, why: str) -> None:
         logger.warning("closing peer connection from %s (%s): %s", self.peer[0], self.peer[1], why)

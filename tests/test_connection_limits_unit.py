@@ -711,3 +711,60 @@ def test_partial_input_past_the_budget_closes_the_largest_transaction_first() ->
     other.data_received(b'{"type":"set","key":"k","value":"' + b"y" * 400)  # 1,1xx > 1000: the hog goes
     assert hog_t.aborted and not other_t.closed and guard.counters["input_buffer_kills"] == 1
     assert guard.input_bytes == other.held_input and hog.held_queued == 0
+
+
+# --- compressed peer frames: an inflation budget per loop turn (red team s25) ----------------
+# A holder of the cluster secret sent zstd frames of ~2 KB each inflating to a 60 MB Push:
+# 24 KB on the wire took a real node to 834 MB (one read of 256 KB: ~8 GB), as every frame
+# of a read was inflated and decoded before the node saw the first. Now all peer connections
+# together inflate at most INFLATE_TURN_BYTES (plus one frame) per loop turn; the rest
+# waits, compressed, with reading paused, and goes in order in the next turns.
+
+
+def _peer(guard: ConnectionGuard, node: Node, name: str) -> tuple[PeerConnection, Transport]:
+    from runtime.framing import MsgpackDecoder
+    from runtime.peer_compress import CODECS
+    from runtime.peer_connection import switch_to_peer_frames
+
+    decoder = MsgpackDecoder(1 << 20)
+    switch_to_peer_frames(decoder, 64 << 20)
+    conn = PeerConnection(1, node, lambda c: None, guard, name, "127.0.0.1:9", decoder, 64,  # type: ignore[arg-type]
+                          next(iter(CODECS.values())))
+    transport = Transport()
+    conn.connection_made(transport)
+    return conn, transport
+
+
+def test_compressed_peer_frames_inflate_within_a_budget_per_loop_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    from actors.protocol.peer_codec import encode_peer
+    from actors.protocol.peer_messages import Push
+    from actors.protocol.record import Record
+    from actors.protocol.version import Version
+    from runtime import conn_limits
+    from runtime.peer_compress import CODECS, compress_frame
+
+    monkeypatch.setattr(conn_limits, "INFLATE_TURN_BYTES", 1 << 20, raising=False)
+    codec = next(iter(CODECS.values()))
+    pushes = [Push(i, (Record("k", "a" * (600 << 10), None, Version(1, i, "n2")),)) for i in range(4)]
+    frames = b"".join(compress_frame(codec, msgpack.packb(encode_peer(p), use_bin_type=True)) for p in pushes)
+    assert len(frames) < 4 * 1000  # what the wire carries: a few hundred bytes a frame
+
+    async def scenario() -> None:
+        guard, node = ConnectionGuard(), Node()
+        a, a_t = _peer(guard, node, "n2")
+        b, b_t = _peer(guard, node, "n3")
+        a.data_received(frames)
+        b.data_received(frames)
+        told = [m for m in node.told if type(m) is FromPeer]
+        assert [m.msg for m in told] == pushes[:2]  # 0.6 MB, then 1.2 MB: the budget is spent
+        assert not a_t.reading and not b_t.reading  # both wait for the next turn
+        turns = 0
+        while len([m for m in node.told if type(m) is FromPeer]) < 8:
+            await asyncio.sleep(0)
+            turns += 1
+            assert turns < 20
+        told = [m for m in node.told if type(m) is FromPeer]
+        assert [m.msg for m in told if m.src == "n2"] == pushes and [m.msg for m in told if m.src == "n3"] == pushes
+        assert turns >= 3 and a_t.reading and b_t.reading and not a_t.closed and not b_t.closed
+
+    run(scenario())
