@@ -2,7 +2,11 @@
 
 A round this node starts with ``peer`` over some partitions goes: our per-partition
 digests (``SyncRequest``) -> the peer's ``(key, version)`` listings of the partitions that
-differ (``SyncListing``) -> compared with ours (:func:`diff_listings`): the keys newer here
+differ (``SyncListing``); for a partition of more than :data:`SUB_BUCKETS` keys that we
+do not hold empty, its sub-bucket digests instead, and we ask (``SyncRequest.want``) for
+the listings of the sub-buckets whose digests differ from ours (so a round while writes
+are in flight lists what those writes touched, not whole partitions; a peer that does not
+send ``sub`` gets whole listings) -> compared with ours (:func:`diff_listings`): the keys newer here
 are pushed to the peer in a repair stream, the keys newer there are pulled (``Pull``,
 answered by a ``Push`` with ``reply`` set) and applied. Anti-entropy starts one round every
 ``anti_entropy_interval_s`` with one co-owning peer (round robin, a cursor walks the
@@ -14,7 +18,10 @@ messages and the time; acts through a :class:`~actors.cluster.replicator_io.Repl
 Invariants:
 
 - a round is continued only by answers from its own peer (sids are small counters anyone
-  can guess); anything else is ignored and counted as from a wrong peer;
+  can guess); anything else is ignored and counted as from a wrong peer; only partitions
+  (and sub-buckets) the round asked about are compared, whatever a peer's answer names;
+- a round finishes once its listings (one answer, plus one for the sub-buckets it wanted)
+  are compared and every pull is answered and applied;
 - at most :data:`PULLS_IN_FLIGHT` pulls of a round are unanswered at once; a pull answer
   covers a prefix of the pulled keys (``covered``) and the rest is pulled again first;
 - a repair stream has one push in flight, the next fetched only on its ``PushAck``; its
@@ -33,12 +40,20 @@ from actors.cluster.replicator_io import ReplicatorIo, fill
 from actors.protocol.peer_messages import MemberStatus, Pull, Push, PushAck, SyncListing, SyncRequest
 from actors.protocol.replica_ops import Apply, Fetch
 from actors.protocol.version import Version
-from actors.store.ops import DigestQuery, ListingQuery
+from actors.store.ops import BucketQuery, DigestQuery, ListingQuery
+from actors.store.partition_digests import differing_buckets
+from actors.store.partitions import SUB_BUCKETS
 
 __all__ = ["PULLS_IN_FLIGHT", "Round", "SyncRounds", "diff_listings"]
 
 #: Pulls a round keeps unanswered at once (each answer is at most a push budget).
 PULLS_IN_FLIGHT = 2
+#: Sub-buckets one ``want`` asks to list (the next only once its answer came): a listing
+#: answer is at most this many sub-buckets, 1/64 of the keyspace at 256 partitions.
+WANT_BUCKETS = 256
+#: Keys a partition may hold to be listed whole to a peer that holds it empty (a warming
+#: node: no second step); a larger one goes by sub-bucket, WANT_BUCKETS at a time.
+LIST_WHOLE_KEYS = 16_384
 
 
 def diff_listings(
@@ -68,14 +83,21 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 class Round:
     """One sync round this node started with ``peer`` over ``partitions``."""
 
-    __slots__ = ("applying", "asked", "listed", "partitions", "peer", "purpose", "started", "to_pull")
+    __slots__ = (
+        "applying", "asked", "comparing", "listed", "partitions", "peer", "purpose", "started", "to_pull", "to_want", "wanted"
+    )
 
     def __init__(self, peer: str, partitions: tuple[int, ...], purpose: str, started: float) -> None:
         self.peer = peer
         self.partitions = partitions
         self.purpose = purpose  # "pull" (warming/gained) or "ae"
         self.started = started  # or when it last made progress
-        self.listed = False  # the peer's listing came back and was compared
+        self.listed = False  # the peer's first answer came back
+        self.comparing = 0  # answers being compared, or a sub-bucket step under way
+        #: partition -> the sub-buckets asked for (``SyncRequest.want``) and not answered yet.
+        self.wanted: dict[int, tuple[int, ...]] | None = None
+        #: ``(partition, sub-bucket)`` whose digests differed, still to ask for.
+        self.to_want: list[tuple[int, int]] = []
         #: Key batches to pull, and the pulls sent and not answered yet (in order).
         self.to_pull: collections.deque[tuple[str, ...]] = collections.deque()
         self.asked: collections.deque[tuple[str, ...]] = collections.deque()
@@ -119,6 +141,8 @@ class SyncRounds:
         self._ae_next = 0.0
         self._ae_peer = 0
         self._ae_cursor: dict[str, int] = {}
+        #: Sub-buckets per partition this node compares (0 behaves as a peer from before them).
+        self.sub = SUB_BUCKETS
 
     def pulling(self) -> int:
         """Pull rounds under way."""
@@ -161,40 +185,88 @@ class SyncRounds:
         def send_digests(results: tuple[Any, ...], now: float) -> None:
             if sid in self.rounds:
                 digests = tuple((p, d) for p, d in results[0])
-                self.io.send(peer, SyncRequest(sid, digests))
+                self.io.send(peer, SyncRequest(sid, digests, self.sub))
 
         self.io.ask_store([DigestQuery(partitions)], send_digests)
 
     def on_listing(self, src: str, msg: SyncListing) -> None:
-        r = self.rounds.get(msg.sid)
+        sid = msg.sid
+        r = self.rounds.get(sid)
         if r is None:
             return
         if r.peer != src:
             self.io.wrong_peer("SyncListing", src, r.peer)
             return
-        if not msg.listings:
-            self._finish(msg.sid)
+        wanted = r.wanted
+        if wanted is not None:  # the listings of the sub-buckets we asked for
+            r.wanted = None
+            parts = tuple(wanted)
+            self._compare(sid, r, parts, {p: items for p, items in msg.listings if p in wanted}, tuple(wanted[p] for p in parts))
+            self._ask_next(sid, r)
             return
-        theirs = dict(msg.listings)
+        if r.listed:
+            return  # a repeated answer: the first was compared
+        r.listed = True
+        asked = set(r.partitions)
+        listings = {p: items for p, items in msg.listings if p in asked}
+        buckets = {p: d for p, d in msg.buckets if p in asked and p not in listings and len(d) == 8 * SUB_BUCKETS}
+        if listings:
+            self._compare(sid, r, tuple(listings), listings)
+        if buckets:
+            r.comparing += 1
+            self.io.ask_store([BucketQuery(tuple(buckets))], lambda res, now: self._want(sid, r, buckets, res[0], now))
+        if not listings and not buckets:
+            self._finish(sid)
+
+    def _want(self, sid: int, r: Round, theirs: dict[int, bytes], mine: tuple[Any, ...], now: float) -> None:
+        """Ask for the listings of the sub-buckets whose digests differ from the peer's."""
+        if self.rounds.get(sid) is not r:
+            return
+        r.to_want = [(p, b) for p, digests in mine for b in differing_buckets(digests, theirs[p])]
+        r.started = now
+        self._ask_next(sid, r)  # none: equal by now (the writes in flight landed)
+
+    def _ask_next(self, sid: int, r: Round) -> None:
+        """Ask for the next :data:`WANT_BUCKETS` sub-buckets still to list, or end the step."""
+        if not r.to_want:
+            r.comparing -= 1
+            self._send_pulls(sid, r)
+            return
+        chunk, r.to_want = r.to_want[:WANT_BUCKETS], r.to_want[WANT_BUCKETS:]
+        wanted: dict[int, tuple[int, ...]] = {}
+        for p, b in chunk:
+            wanted[p] = (*wanted.get(p, ()), b)
+        r.wanted = wanted
+        self.io.send(r.peer, SyncRequest(sid, (), self.sub, tuple(wanted.items())))
+
+    def _compare(
+        self, sid: int, r: Round, parts: tuple[int, ...], theirs: dict[int, Any], buckets: tuple[tuple[int, ...], ...] = ()
+    ) -> None:
+        """Compare the peer's listings of ``parts`` (of those sub-buckets) with ours: push
+        what is newer here, pull what is newer there. A partition the peer did not list
+        holds nothing there."""
+        r.comparing += 1
+        src = r.peer
 
         def compare(results: tuple[Any, ...], now: float) -> None:
-            if msg.sid not in self.rounds:
+            if self.rounds.get(sid) is not r:
                 return
             push: list[str] = []
             pull: list[str] = []
             for p, mine in results[0]:
-                pu, pl = diff_listings(mine, theirs[p])
+                self.counters["sync_keys_listed"] += len(mine)
+                pu, pl = diff_listings(mine, theirs.get(p, ()))
                 push.extend(pu)
                 pull.extend(pl)
             if push:
-                sid = self.io.next_id()
-                repair = self._repairs[sid] = _Repair(src, push, now)
-                self._next_repair(sid, repair)
-            r.listed = True
+                rid = self.io.next_id()
+                repair = self._repairs[rid] = _Repair(src, push, now)
+                self._next_repair(rid, repair)
+            r.comparing -= 1
             r.to_pull.extend(tuple(keys) for keys in _chunks(pull, self.config.stream_batch))
-            self._send_pulls(msg.sid, r)
+            self._send_pulls(sid, r)
 
-        self.io.ask_store([ListingQuery(tuple(theirs))], compare)
+        self.io.ask_store([ListingQuery(parts, buckets)], compare)
 
     def _send_pulls(self, sid: int, r: Round) -> None:
         """Keep up to PULLS_IN_FLIGHT pulls unanswered; finish the round when all is in."""
@@ -202,7 +274,7 @@ class SyncRounds:
             keys = r.to_pull.popleft()
             r.asked.append(keys)
             self.io.send(r.peer, Pull(sid, keys))
-        if r.listed and not r.asked and not r.applying and sid in self.rounds:
+        if r.listed and not r.comparing and not r.asked and not r.applying and sid in self.rounds:
             self._finish(sid)
 
     def _next_repair(self, sid: int, repair: _Repair) -> None:
@@ -284,19 +356,58 @@ class SyncRounds:
     # --- answering a peer's rounds, pulls and pushes -----------------------------------------
 
     def on_sync_request(self, addr: str, msg: SyncRequest) -> None:
-        """List the partitions whose digests differ from the peer's (none: an empty listing)."""
-        theirs = dict(msg.digests)
+        """List the partitions whose digests differ from the peer's (none: an empty listing);
+        a large one by its sub-bucket digests when the peer compares as many sub-buckets;
+        with ``want``, list those sub-buckets. Partitions and sub-buckets out of range, and
+        sub-buckets past the first WANT_BUCKETS, are ignored."""
+        partitions = self.config.partitions
+        if msg.want:
+            want = []
+            room = WANT_BUCKETS
+            for p, b in msg.want:
+                if 0 <= p < partitions and all(x < SUB_BUCKETS for x in b) and len(b) <= room:
+                    want.append((p, b))
+                    room -= len(b)
+            parts = tuple(p for p, _ in want)
+            self.io.ask_store(
+                [ListingQuery(parts, tuple(b for _, b in want))],
+                lambda res, now: self._listed(addr, SyncListing(msg.sid, res[0])),
+            )
+            return
+        theirs = {p: d for p, d in msg.digests if 0 <= p < partitions}
+        by_bucket = self.sub > 0 and msg.sub == self.sub
 
         def compare(results: tuple[Any, ...], now: float) -> None:
-            differing = tuple(p for p, d in results[0] if theirs.get(p) != d)
+            differing = [p for p, d in results[0] if theirs[p] != d]
             if not differing:
                 self.io.reply(addr, SyncListing(msg.sid, ()))
                 return
-            self.io.ask_store(
-                [ListingQuery(differing)], lambda res, now: self.io.reply(addr, SyncListing(msg.sid, res[0]))
-            )
+            if not by_bucket:  # a peer from before sub-buckets
+                self.io.ask_store(
+                    [ListingQuery(tuple(differing))], lambda res, now: self._listed(addr, SyncListing(msg.sid, res[0]))
+                )
+                return
+            # A partition empty there gains nothing from a second step: listed whole, unless huge.
+            split = tuple(p for p in differing if theirs[p] != 0)
+            empty = tuple(p for p in differing if theirs[p] == 0)
+
+            def answer(res: tuple[Any, ...], now: float) -> None:
+                listings = []
+                buckets = []
+                for p, found in res[0] + res[1]:
+                    if type(found) is bytes:
+                        buckets.append((p, found))
+                    else:  # small enough: listed
+                        listings.append((p, found))
+                self._listed(addr, SyncListing(msg.sid, tuple(listings), tuple(buckets)))
+
+            self.io.ask_store([BucketQuery(split, SUB_BUCKETS), BucketQuery(empty, LIST_WHOLE_KEYS)], answer)
 
         self.io.ask_store([DigestQuery(tuple(theirs))], compare)
+
+    def _listed(self, addr: str, msg: SyncListing) -> None:
+        self.counters["sync_keys_listed"] += sum(len(items) for _, items in msg.listings)
+        self.io.reply(addr, msg)
 
     def on_pull(self, addr: str, msg: Pull) -> None:
         """Answer with the pulled keys' records that fit in a push, saying how many it covers."""

@@ -106,6 +106,7 @@ _CLUSTER_COUNTERS = (
     ("hints_dropped", "hints_dropped", "Hints dropped (over --hint-limit, their owner left, or older than --tombstone-ttl)."),
     ("anti_entropy_rounds", "anti_entropy_rounds", "Anti-entropy rounds (digest comparisons with a peer)."),
     ("anti_entropy_keys_repaired", "keys_repaired", "Keys anti-entropy pulled or pushed to repair a replica."),
+    ("sync_keys_listed", "sync_keys_listed", "(key, version) items listed to compare partitions with peers (both sides of a round)."),
     ("keys_streamed", "keys_streamed", "Keys streamed to this node while it warmed or took over partitions."),
     ("keys_handed_off", "keys_handed_off", "Keys handed to new owners while leaving."),
     ("sync_rounds_failed", "sync_rounds_failed", "Anti-entropy or streaming rounds that failed (peer gone, timeout)."),

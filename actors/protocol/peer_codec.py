@@ -133,12 +133,8 @@ _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     ReplicaRequest: encode_replica_request,
     ReplicaResponse: encode_replica_response,
     ReplicaAck: lambda m: {"type": "replica_ack", "req": m.req, "start": m.start},
-    SyncRequest: lambda m: {"type": "sync_request", "sid": m.sid, "digests": [list(d) for d in m.digests]},
-    SyncListing: lambda m: {
-        "type": "sync_listing",
-        "sid": m.sid,
-        "listings": [[p, [[k, wire_version(v)] for k, v in items]] for p, items in m.listings],
-    },
+    SyncRequest: lambda m: _encode_sync_request(m),
+    SyncListing: lambda m: _encode_sync_listing(m),
     Pull: lambda m: {"type": "pull", "sid": m.sid, "keys": list(m.keys)},
     Push: encode_push,
     PushAck: lambda m: {"type": "push_ack", "sid": m.sid, "applied": m.applied},
@@ -158,10 +154,13 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
     "replica_request": decode_replica_request,
     "replica_response": decode_replica_response,
     "replica_ack": lambda o: ReplicaAck(int(o["req"]), op_index(o["start"])),
-    "sync_request": lambda o: SyncRequest(int(o["sid"]), tuple((int(p), int(d)) for p, d in o["digests"])),
+    "sync_request": lambda o: SyncRequest(
+        int(o["sid"]), tuple((int(p), int(d)) for p, d in o["digests"]), _sub(o.get("sub", 0)), _want(o.get("want", ()))
+    ),
     "sync_listing": lambda o: SyncListing(
         int(o["sid"]),
         tuple((int(p), tuple((k, decode_version(v)) for k, v in items)) for p, items in o["listings"]),
+        _buckets(o.get("buckets", ())),
     ),
     "pull": lambda o: Pull(int(o["sid"]), tuple(o["keys"])),
     "push": decode_push,
@@ -169,6 +168,77 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], PeerMessage]] = {
     "forward": lambda o: Forward(int(o["fid"]), _map(o["request"])),
     "forward_reply": lambda o: ForwardReply(int(o["fid"]), _map(o["reply"])),
 }
+
+
+#: The most sub-buckets per partition a peer may name (``sync_request``'s ``sub``), and so
+#: the longest sub-bucket digest string (8 bytes each) and want list per partition.
+MAX_SUB_BUCKETS = 4096
+#: The most partitions one ``want`` or ``buckets`` list may name (each at most once).
+MAX_SYNC_PARTITIONS = 65536
+
+
+def _encode_sync_request(m: SyncRequest) -> dict[str, Any]:
+    # The sub-bucket fields go on the wire only when set: an older peer reads the rest.
+    out: dict[str, Any] = {"type": "sync_request", "sid": m.sid, "digests": [list(d) for d in m.digests]}
+    if m.sub:
+        out["sub"] = m.sub
+    if m.want:
+        out["want"] = [[p, list(buckets)] for p, buckets in m.want]
+    return out
+
+
+def _encode_sync_listing(m: SyncListing) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": "sync_listing",
+        "sid": m.sid,
+        "listings": [[p, [[k, wire_version(v)] for k, v in items]] for p, items in m.listings],
+    }
+    if m.buckets:
+        out["buckets"] = [[p, digests] for p, digests in m.buckets]
+    return out
+
+
+def _sub(obj: Any) -> int:
+    if type(obj) is not int or not 0 <= obj <= MAX_SUB_BUCKETS:
+        raise BadRequestError(f"sync_request's sub must be an integer from 0 to {MAX_SUB_BUCKETS}")
+    return obj
+
+
+def _index(obj: Any, limit: int, what: str) -> int:
+    if type(obj) is not int or not 0 <= obj < limit:
+        raise BadRequestError(f"{what} must be an integer from 0 to {limit - 1}")
+    return obj
+
+
+def _want(obj: Any) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """``sync_request``'s want: distinct partitions, each with distinct sub-bucket numbers."""
+    if type(obj) not in (list, tuple) or len(obj) > MAX_SYNC_PARTITIONS:
+        raise BadRequestError(f"sync_request's want must be a list of at most {MAX_SYNC_PARTITIONS} partitions")
+    out = []
+    for p, buckets in obj:
+        if type(buckets) is not list or len(buckets) > MAX_SUB_BUCKETS:
+            raise BadRequestError(f"sync_request's want names at most {MAX_SUB_BUCKETS} sub-buckets a partition")
+        wanted = tuple(_index(b, MAX_SUB_BUCKETS, "a wanted sub-bucket") for b in buckets)
+        if len(set(wanted)) != len(wanted):
+            raise BadRequestError("sync_request's want names a sub-bucket twice")
+        out.append((_index(p, MAX_SYNC_PARTITIONS, "a wanted partition"), wanted))
+    if len({p for p, _ in out}) != len(out):
+        raise BadRequestError("sync_request's want names a partition twice")
+    return tuple(out)
+
+
+def _buckets(obj: Any) -> tuple[tuple[int, bytes], ...]:
+    """``sync_listing``'s sub-bucket digests: distinct partitions, whole 8-byte digests."""
+    if type(obj) not in (list, tuple) or len(obj) > MAX_SYNC_PARTITIONS:
+        raise BadRequestError(f"sync_listing's buckets must be a list of at most {MAX_SYNC_PARTITIONS} partitions")
+    out = []
+    for p, digests in obj:
+        if type(digests) is not bytes or len(digests) % 8 or len(digests) > 8 * MAX_SUB_BUCKETS:
+            raise BadRequestError(f"sync_listing's sub-bucket digests are 8 bytes each, at most {MAX_SUB_BUCKETS}")
+        out.append((_index(p, MAX_SYNC_PARTITIONS, "a listed partition"), digests))
+    if len({p for p, _ in out}) != len(out):
+        raise BadRequestError("sync_listing names a partition's sub-buckets twice")
+    return tuple(out)
 
 
 def _clock_int(obj: Any, what: str) -> int:

@@ -125,18 +125,29 @@ class ReplicaAck:
 
 @message
 class SyncRequest:
-    """Anti-entropy round ``sid``: the sender's digest per partition both nodes own."""
+    """Anti-entropy round ``sid``: the sender's digest per partition both nodes own.
+
+    ``sub``: the number of sub-buckets per partition the sender compares (0: none, a peer
+    from before sub-buckets, which never sends the field): a responder with as many
+    answers a large differing partition with its sub-bucket digests, not its listing.
+    ``want``: the second step of such a round, ``(partition, sub-buckets)`` whose digests
+    differed: list only those (``digests`` is then empty)."""
 
     sid: int
     digests: tuple[tuple[int, int], ...]
+    sub: int = 0
+    want: tuple[tuple[int, tuple[int, ...]], ...] = ()
 
 
 @message
 class SyncListing:
-    """The partitions whose digests differed, with the responder's ``(key, version)`` lists."""
+    """The partitions whose digests differed, with the responder's ``(key, version)`` lists;
+    ``buckets``: for partitions answered by sub-bucket (see :class:`SyncRequest`), the
+    digest of each sub-bucket, 8 bytes big-endian apiece."""
 
     sid: int
     listings: tuple[tuple[int, tuple[tuple[str, Version], ...]], ...]
+    buckets: tuple[tuple[int, bytes], ...] = ()
 
 
 @message

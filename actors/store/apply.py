@@ -32,7 +32,8 @@ from actors.protocol.messages import ErrorReply
 from actors.protocol.replica_ops import Apply, Fetch, ItemResults, Remove, Write
 from actors.protocol.version import Version
 from actors.store.keyspace import Keyspace, entry_replicas
-from actors.store.ops import Describe, DigestQuery, DropPartitions, ListingQuery, Modify, Read
+from actors.store.ops import BucketQuery, Describe, DigestQuery, DropPartitions, ListingQuery, Modify, Read
+from actors.store.partition_digests import pack_digests
 from actors.protocol.string_ops import Rename
 from actors.store.rmw import DELETE, plan_rename, plan_update
 from actors.store.txn_ops import TXN_APPLY
@@ -173,7 +174,16 @@ def digests(keyspace: Keyspace, op: DigestQuery, wall: float, trace: Trace | Non
     return tuple((p, keyspace.digest(p)) for p in op.partitions)
 
 
+def bucket_digests(keyspace: Keyspace, op: BucketQuery, wall: float, trace: Trace | None = None) -> tuple[Any, ...]:
+    return tuple(
+        (p, keyspace.listing(p) if op.small and keyspace.partition_size(p) <= op.small else pack_digests(keyspace.bucket_digests(p)))
+        for p in op.partitions
+    )
+
+
 def listings(keyspace: Keyspace, op: ListingQuery, wall: float, trace: Trace | None = None) -> tuple[Any, ...]:
+    if op.buckets:
+        return tuple((p, keyspace.listing(p, frozenset(b))) for p, b in zip(op.partitions, op.buckets))
     return tuple((p, keyspace.listing(p)) for p in op.partitions)
 
 
@@ -192,6 +202,7 @@ APPLY: dict[type, OpFunction] = {
     Describe: describe,
     Apply: apply_records,
     DigestQuery: digests,
+    BucketQuery: bucket_digests,
     ListingQuery: listings,
     DropPartitions: drop_partitions,
 }

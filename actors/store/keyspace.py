@@ -72,7 +72,7 @@ from actors.store.keyspace_flush import FlushMixin
 from actors.store.keyspace_partitions import PartitionsMixin, item_hash, listed_version
 from actors.store.keyspace_persist import PersistMixin
 from actors.store.partition_digests import PartitionDigests
-from actors.store.partitions import DEFAULT_PARTITIONS, partition_of
+from actors.store.partitions import DEFAULT_PARTITIONS, partition_of, slot_of
 from actors.store.sizing import ENTRY_OVERHEAD, VOLATILE_OVERHEAD
 
 if TYPE_CHECKING:
@@ -111,6 +111,7 @@ class Keyspace(CollectionsMixin, ExpiryMixin, PartitionsMixin, FlushMixin, Persi
         "_partition_of",
         "_partitions",
         "_purge_heap",
+        "_slot_of",
         "_tombstones",
         "_tracked",
         "_volatile",
@@ -157,9 +158,11 @@ class Keyspace(CollectionsMixin, ExpiryMixin, PartitionsMixin, FlushMixin, Persi
         self._volatile: list[str] = []
         self._volatile_pos: dict[str, int] = {}
         self.partitions = partitions
-        #: partition -> its keys (dicts as ordered sets); None until first needed.
-        self._partitions: list[dict[str, None]] | None = None
+        #: partition -> its keys, each with its sub-bucket (actors.store.partitions.slot_of);
+        #: None until first needed.
+        self._partitions: list[dict[str, int]] | None = None
         self._partition_of: Callable[[str], int] = lambda key: partition_of(key, partitions)
+        self._slot_of: Callable[[str], tuple[int, int]] = lambda key: slot_of(key, partitions)
         self.tombstone_ttl = tombstone_ttl
         self.used_bytes = 0
         self.hits = 0
@@ -336,7 +339,8 @@ class Keyspace(CollectionsMixin, ExpiryMixin, PartitionsMixin, FlushMixin, Persi
                 elif tap is not None:
                     tap(key)
                 if parts is not None:
-                    parts[self._partition_of(key)][key] = None
+                    p, b = self._slot_of(key)
+                    parts[p][key] = b
                     self.used_bytes += PARTITION_SLOT
                 if deadline is not None:
                     self._index(key)

@@ -38,7 +38,8 @@ class ExpiryMixin:
             self.used_bytes += TOMBSTONE_SIZE + len(key)
             parts = self._partitions
             if parts is not None:
-                parts[self._partition_of(key)][key] = None
+                p, b = self._slot_of(key)
+                parts[p][key] = b
                 self.used_bytes += PARTITION_SLOT
         self._tombstones[key] = (version, purge_at)
         heapq.heappush(self._purge_heap, (purge_at, key))

@@ -41,18 +41,20 @@ class PartitionsMixin:
         parts = self._partitions
         if parts is None:
             parts = [{} for _ in range(self.partitions)]
-            part_of = self._partition_of
+            slot_of = self._slot_of
             for key in self._entries:
-                parts[part_of(key)][key] = None
+                p, b = slot_of(key)
+                parts[p][key] = b
             for key in self._tombstones:
-                parts[part_of(key)][key] = None
+                p, b = slot_of(key)
+                parts[p][key] = b
             self._partitions = parts
             self.used_bytes += PARTITION_SLOT * (len(self._entries) + len(self._tombstones))
         return parts
 
     def _unpartition(self, key: str) -> None:
         parts = self._partitions
-        if parts is not None and parts[self._partition_of(key)].pop(key, 0) is None:  # was there
+        if parts is not None and parts[self._partition_of(key)].pop(key, None) is not None:  # was there
             self.used_bytes -= PARTITION_SLOT
 
     def partition_keys(self, partition: int) -> list[str]:
@@ -61,37 +63,58 @@ class PartitionsMixin:
     def partition_sizes(self) -> list[int]:
         return [len(keys) for keys in self._partition_index()]
 
-    def listing(self, partition: int) -> tuple[tuple[str, Version], ...]:
-        """``(key, version)`` of every value and tombstone in ``partition``.
+    def listing(self, partition: int, buckets: frozenset[int] | None = None) -> tuple[tuple[str, Version], ...]:
+        """``(key, version)`` of every value and tombstone in ``partition`` (only those in
+        ``buckets``, its sub-buckets, when given: :func:`actors.store.partitions.slot_of`).
 
         An expired value lists with its own version, exactly as the tombstone it turns
         into would, so replicas that expired it at different moments still agree.
         """
+        return tuple((key, version) for key, version, _ in self._slotted_listing(partition, buckets))
+
+    def _slotted_listing(self, partition: int, buckets: frozenset[int] | None = None) -> list[tuple[str, Version, int]]:
+        """:meth:`listing` with each item's sub-bucket (the index holds it: no hashing)."""
         entries = self._entries
         tombs = self._tombstones
         out = []
-        for key in self._partition_index()[partition]:
+        for key, b in self._partition_index()[partition].items():
+            if buckets is not None and b not in buckets:
+                continue
             entry = entries.get(key)
             if entry is None:
-                out.append((key, tombs[key][0]))
+                out.append((key, tombs[key][0], b))
             elif type(entry[VALUE]) is Coll:
-                out.append((key, listed_version(entry_version(entry), entry[VALUE])))
+                out.append((key, listed_version(entry_version(entry), entry[VALUE]), b))
             else:
-                out.append((key, entry_version(entry)))
+                out.append((key, entry_version(entry), b))
         mark = None if self._marks is None else self._marks.get(partition)
         if mark is not None:
-            out.append((marker_key(partition, self.partitions), mark))
-        return tuple(out)
+            key = marker_key(partition, self.partitions)
+            b = self._slot_of(key)[1]
+            if buckets is None or b in buckets:
+                out.append((key, mark, b))
+        return out
+
+    def _held_digests(self) -> PartitionDigests:
+        digests = self._digests
+        if digests is None:
+            digests = self._digests = PartitionDigests(
+                self.partitions, self._listed_version, self._slotted_listing, self._slot_of, item_hash
+            )
+        return digests
 
     def digest(self, partition: int) -> int:
         """An order-independent 64-bit digest of :meth:`listing` (XOR of item hashes),
         held and kept up to date once asked for: a round costs the keys changed since."""
-        digests = self._digests
-        if digests is None:
-            digests = self._digests = PartitionDigests(
-                self.partitions, self._listed_version, self.listing, self._partition_of, item_hash
-            )
-        return digests.digest(partition)
+        return self._held_digests().digest(partition)
+
+    def bucket_digests(self, partition: int) -> tuple[int, ...]:
+        """The digest of each sub-bucket of ``partition`` (:meth:`listing` with ``buckets``),
+        held as :meth:`digest` is; they XOR to :meth:`digest`."""
+        return self._held_digests().buckets(partition)
+
+    def partition_size(self, partition: int) -> int:
+        return len(self._partition_index()[partition])
 
     def _listed_version(self, key: str) -> Version | None:
         """``key``'s version in its partition's :meth:`listing` now; None: not listed."""

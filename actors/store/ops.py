@@ -24,6 +24,7 @@ from actors.protocol.replica_ops import Apply, Fetch, Remove, Write
 from actors.protocol.version import Version
 
 __all__ = [
+    "BucketQuery",
     "Describe",
     "DigestQuery",
     "DropPartitions",
@@ -80,16 +81,28 @@ class SaveSnapshot:
 
 @message
 class DigestQuery:
-    """The result is ``((partition, digest, count), ...)``."""
+    """The result is ``((partition, digest), ...)``."""
 
     partitions: tuple[int, ...]
 
 
 @message
-class ListingQuery:
-    """The result is ``((partition, ((key, version), ...)), ...)``."""
+class BucketQuery:
+    """The result is ``((partition, its sub-bucket digests packed: 8 bytes each, big-endian), ...)``,
+    or its listing (as :class:`ListingQuery`'s) where the partition holds at most ``small``
+    keys (0: never) (a listing is then smaller and cheaper than the digests and a second step)."""
 
     partitions: tuple[int, ...]
+    small: int = 0
+
+
+@message
+class ListingQuery:
+    """The result is ``((partition, ((key, version), ...)), ...)``; with ``buckets`` (one
+    tuple of sub-bucket numbers per partition), only the items in those sub-buckets."""
+
+    partitions: tuple[int, ...]
+    buckets: tuple[tuple[int, ...], ...] = ()
 
 
 @message
@@ -105,7 +118,7 @@ class StatsQuery:
 
 
 StoreOp: TypeAlias = (
-    Read | Write | Remove | Fetch | Apply | Describe | Modify | DigestQuery | ListingQuery | DropPartitions | StatsQuery | SaveSnapshot
+    Read | Write | Remove | Fetch | Apply | Describe | Modify | DigestQuery | BucketQuery | ListingQuery | DropPartitions | StatsQuery | SaveSnapshot
 )
 
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["DEFAULT_PARTITIONS", "hash_tag", "partition_of", "utf8_bytes"]
+__all__ = ["DEFAULT_PARTITIONS", "SUB_BUCKETS", "hash_tag", "partition_of", "slot_of", "utf8_bytes"]
 
 DEFAULT_PARTITIONS = 256
+#: Sub-buckets per partition: anti-entropy compares a partition's sub-bucket digests when
+#: its digest differs, and lists only the sub-buckets that differ (actors.store.partition_digests).
+SUB_BUCKETS = 64
 
 
 def utf8_bytes(text: str) -> bytes:
@@ -42,3 +45,17 @@ def partition_of(key: str, partitions: int = DEFAULT_PARTITIONS) -> int:
         key = hash_tag(key)
     digest = hashlib.blake2b(utf8_bytes(key), digest_size=8).digest()
     return int.from_bytes(digest, "big") % partitions
+
+
+def slot_of(key: str, partitions: int = DEFAULT_PARTITIONS, buckets: int = SUB_BUCKETS) -> tuple[int, int]:
+    """``(partition, sub-bucket)`` of ``key``, the same on every node: the partition as
+    :func:`partition_of`, the sub-bucket from the hash of the whole key (a hash-tagged
+    key's partition hashes only its tag), so one hash serves both for an untagged key."""
+    if "{" in key:
+        tag = hash_tag(key)
+        if tag is not key:
+            part = int.from_bytes(hashlib.blake2b(utf8_bytes(tag), digest_size=8).digest(), "big") % partitions
+            whole = int.from_bytes(hashlib.blake2b(utf8_bytes(key), digest_size=8).digest(), "big")
+            return part, (whole // partitions) % buckets
+    h = int.from_bytes(hashlib.blake2b(utf8_bytes(key), digest_size=8).digest(), "big")
+    return h % partitions, (h // partitions) % buckets
