@@ -67,6 +67,8 @@ class CheckContext:
     #: cut); with one replica only (:meth:`sim.runner.Runner.disk_risk`). Empty with
     #: ``appendfsync always``: every acknowledged write must survive every crash.
     at_risk: tuple[tuple[float, float], ...] = ()
+    #: Running nodes still warming (serving no reads) when the settle phase ended.
+    warming: tuple[str, ...] = ()
 
 
 def _durable(ctx: CheckContext, op: Op, by: float = math.inf) -> bool:
@@ -534,9 +536,12 @@ def _is_forged(value: Any, forged: frozenset[Any]) -> bool:
 
 
 def check_convergence_bound(ctx: CheckContext) -> list[Violation]:
+    """Replicas agree, and every node warmed (a node stuck warming serves no reads, so
+    the cluster has not recovered even where its copies agree), within the settle bound."""
+    out = [Violation("convergence", node, f"{node} was still warming when the settle phase ended") for node in ctx.warming]
     if not ctx.converged:
-        return [Violation("convergence", "*", "replicas had not converged when the settle phase ended")]
-    return []
+        out.append(Violation("convergence", "*", "replicas had not converged when the settle phase ended"))
+    return out
 
 
 CHECKERS: dict[str, Callable[[CheckContext], list[Violation]]] = {

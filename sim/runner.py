@@ -240,6 +240,7 @@ class Runner:
         drained_at = healed_at + s.workload.client_timeout  # every client request answered or given up
         deadline = healed_at + s.settle
         final, convergence = settle(self.host.run_for, lambda: self.env.now, self.snapshot, healed_at, drained_at, deadline)
+        warming = self._wait_warm(deadline)
         ctx = CheckContext(
             history=self.history,
             final=final,
@@ -249,6 +250,7 @@ class Runner:
             skew_bound=self.skew_bound,
             converged=convergence is not None,
             convergence_s=convergence,
+            warming=warming,
             strangers=frozenset(self.strangers),
             members=self.members() if self.strangers else {},
             forged_values=frozenset(self.forged_values),
@@ -317,6 +319,20 @@ class Runner:
             for reply in self.host.request([Inspect(k) for k in owner_keys], node_id=owner):
                 final[reply.key][owner] = reply.record
         return final
+
+    def _wait_warm(self, deadline: float) -> tuple[str, ...]:
+        """Poll until no running node is still warming, or ``deadline``: the nodes still
+        warming then (a node that never warms serves no reads, whatever its copies hold)."""
+        while True:
+            warming = tuple(node for node in self.live() if self._status(node) == "warming")
+            if not warming or self.env.now >= deadline:
+                return warming
+            self.host.run_for(SETTLE_POLL_S)
+
+    def _status(self, node: str) -> Any:
+        """``node``'s own membership status, as its stats say."""
+        cluster = self.host.request([Stats()], node_id=node)[0].stats["cluster"]
+        return cluster["members"][node]["status"]
 
     def members(self) -> dict[str, tuple[str, ...]]:
         """Every running node's member ids, as its own table has them."""

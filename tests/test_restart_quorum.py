@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from actors.cluster.streaming import Streaming
 from actors.protocol.messages import Ack, Get, Set, Value
 from sim.run import run_once
 from tests.test_cluster_sim import SimCluster
@@ -134,3 +137,16 @@ def test_two_restarted_owners_do_not_warm_from_each_other_while_the_third_holder
             assert c.local(node, "k1") is not None and c.local(node, "k1").value == "acked"
     finally:
         c.host.shutdown()
+
+
+def test_two_owners_restarted_at_once_both_warm(monkeypatch: pytest.MonkeyPatch) -> None:
+    # n2 and n3 crash and restart together; n1 -> n2 is slow, so n2's pulls from n1 end
+    # after n3 (pulled from while warming) is ready. n2 then needs two serving sources and
+    # must pull from n3 again: before the fix it stayed warming for ever (every seed), and
+    # only the settle phase's check that every node warmed saw it (the copies agreed).
+    scenario = str(SCENARIOS / "two-restart-at-once.toml")
+    result = run_once(scenario, 1)
+    assert result.violations == [], result.violations
+    monkeypatch.setattr(Streaming, "_pull_again", lambda self, done, source, serving: False)
+    stuck = run_once(scenario, 1)
+    assert [(v.checker, v.key) for v in stuck.violations] == [("convergence", "n2")], stuck.violations

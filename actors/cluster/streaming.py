@@ -32,7 +32,11 @@ Invariants:
   distinct reachable co-owners completed; while fewer are reachable it waits (a warming
   node then stays warming: it takes writes and serves no reads); a failed round is
   retried, from any co-owner not pulled yet; :func:`serving_sources_needed` of those
-  sources were not warming for the whole round;
+  sources were not warming for the whole round; a co-owner pulled from while it was
+  warming is pulled from again once it serves, if a serving source is still missing
+  (the need grows when a warming co-owner becomes ready: without that second pull, two
+  owners restarted together could leave one warming for ever); a warming co-owner
+  answers pulls with what it holds, like any other;
 - sources are counted against the owners of the current view: only pulls from members
   that are still co-owners count, and while warming, a partition whose owners changed
   (a rumoured member admitted: the earlier placement was short of it) goes back in the
@@ -221,7 +225,7 @@ class Streaming:
         return (
             total_needed - done_total,
             serving_needed - done_serving,
-            len(under_way),
+            sum(1 for m in under_way if m not in done),  # a pull again counts once in total
             sum(1 for v in under_way.values() if v),
         )
 
@@ -243,6 +247,16 @@ class Streaming:
         assert view is not None
         reachable = [m for m in view.placement.owners(partition) if m != self.me and view.reachable(m)]
         return [m for m in reachable if view.serves_reads(m)] + [m for m in reachable if not view.serves_reads(m)]
+
+    def _pull_again(self, done: dict[str, bool], source: str, serving: int) -> bool:
+        """Whether a co-owner already pulled from is pulled from again: when it was
+        warming then, serves reads now, and only a serving source helps. Two owners
+        restarted together each pull from the other while it warms; once one is ready it
+        counts towards :func:`serving_sources_needed` of the other, which must then pull
+        from it again (its earlier pull does not count as serving) or wait forever."""
+        view = self.view
+        assert view is not None
+        return serving > 0 and not done[source] and view.serves_reads(source)
 
     def start_pulls(self, now: float) -> None:
         """Start pull rounds for queued partitions, each from as many co-owners not yet
@@ -266,14 +280,15 @@ class Streaming:
             for source in self._sources(p):  # serving ones first
                 if total <= 0 and serving <= 0:
                     break
-                if source in done or source in under_way:
+                if source in under_way or (source in done and not self._pull_again(done, source, serving)):
                     continue
                 if serving > 0 and not view.serves_reads(source) and total <= 0:
                     break  # only a serving source helps now: wait for one
                 group = by_source.setdefault(source, [])
                 if len(group) < PULL_PARTITIONS:
                     group.append(p)
-                    total -= 1
+                    if source not in done:
+                        total -= 1
                     if view.serves_reads(source):
                         serving -= 1
         for source, parts in by_source.items():
