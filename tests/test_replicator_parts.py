@@ -328,25 +328,30 @@ def test_a_warming_node_waits_for_a_second_source_rather_than_serve_from_one() -
     assert streaming.pull_queue == {} and streaming.warm_done()
 
 
-def test_a_co_owner_pulled_while_warming_is_pulled_again_once_it_serves() -> None:
-    # Two of three owners restarted at once (n1 here, and n3): n1 pulls from n2 (ready)
-    # and n3 (warming), n3's round ends first. Then n3 is ready: two co-owners serve, so
-    # two serving sources are needed, and n3's earlier pull was not one. Before the fix
-    # n3, already pulled from, was never asked again and n1 stayed warming for ever.
+def _pulled_from_a_warming_co_owner() -> tuple[RecordingIo, Streaming, SyncRounds, dict[str, tuple[str, str]]]:
+    """Two of three owners restarted at once (n1 here, and n3): n1 pulls from n2 (ready)
+    and n3 (warming); n3's round ends first, while it warms; n2's is still under way."""
     io = RecordingIo()
     streaming, rounds = _streaming(io)
     members = {**READY_ALL, "n1": (MemberStatus.WARMING, State.SELF), "n3": (MemberStatus.WARMING, State.ALIVE)}
     streaming.on_view(make_view(members, replicas=3, partitions=4), first=True)
     streaming.start_pulls(now=0.0)
     assert rounds.pulling() == 2
-    _finish_pull_rounds(io, rounds, [0, 1, 2, 3], {"n3"})  # while n3 warms
+    _finish_pull_rounds(io, rounds, [0, 1, 2, 3], {"n3"})
+    return io, streaming, rounds, members
+
+
+def test_a_co_owner_pulled_while_warming_is_pulled_again_once_it_serves() -> None:
+    # Then n3 is ready: two co-owners serve, so two serving sources are needed, and n3's
+    # earlier pull was not one. Before the fix n3, already pulled from, was never asked
+    # again and n1 stayed warming for ever.
+    io, streaming, rounds, members = _pulled_from_a_warming_co_owner()
     members["n3"] = (MemberStatus.READY, State.ALIVE)
     streaming.on_view(make_view(members, replicas=3, partitions=4), first=False)
     _finish_pull_rounds(io, rounds, [0, 1, 2, 3], {"n2"})
     assert rounds.pulling() == 0 and len(streaming.pull_queue) == 4 and not streaming.warm_done()
     streaming.start_pulls(now=1.0)
-    assert [peer for peer, _ in io.sent] == [] and rounds.pulling() == 1  # n3 again (digests asked)
-    assert [r.peer for r in rounds.rounds.values()] == ["n3"]
+    assert [r.peer for r in rounds.rounds.values()] == ["n3"]  # n3 again
     streaming.start_pulls(now=1.1)
     assert rounds.pulling() == 1  # not twice
     _finish_pull_rounds(io, rounds, [0, 1, 2, 3], {"n3"})
@@ -354,12 +359,7 @@ def test_a_co_owner_pulled_while_warming_is_pulled_again_once_it_serves() -> Non
 
 
 def test_a_co_owner_pulled_while_warming_is_not_pulled_again_while_it_still_warms() -> None:
-    io = RecordingIo()
-    streaming, rounds = _streaming(io)
-    members = {**READY_ALL, "n1": (MemberStatus.WARMING, State.SELF), "n3": (MemberStatus.WARMING, State.ALIVE)}
-    streaming.on_view(make_view(members, replicas=3, partitions=4), first=True)
-    streaming.start_pulls(now=0.0)
-    _finish_pull_rounds(io, rounds, [0, 1, 2, 3], {"n3"})
+    io, streaming, rounds, _ = _pulled_from_a_warming_co_owner()
     _finish_pull_rounds(io, rounds, [0, 1, 2, 3], {"n2"})
     # One serving co-owner (n2) pulled, and one warming (n3): enough while n3 warms.
     assert streaming.pull_queue == {} and streaming.warm_done()
