@@ -1,7 +1,8 @@
 """Peer link compression: wire bytes and CPU per key, with and without, same run.
 
-``python -m bench.peer_compress [--keys 200000] [--writes 50000] [--record]``: for
-``--peer-compress on`` then ``off``, a 3-node cluster (``--replicas 3``, quorum writes):
+``python -m bench.peer_compress [--keys 200000] [--writes 50000] [--modes on,off] [--record]``:
+for each ``--peer-compress`` mode in turn (``--modes``, default ``on`` then ``off``; on
+loopback ``auto`` sends as ``off`` does), a 3-node cluster (``--replicas 3``, quorum writes):
 
 - quorum writes: ``--writes`` SETs through node1's RESP port, pipelined 16 deep (the
   shape of ``bench.cluster_throughput``'s load: single-key writes, each a replica request
@@ -100,10 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.peer_compress")
     p.add_argument("--keys", type=int, default=200_000, help="keys warmed")
     p.add_argument("--writes", type=int, default=50_000, help="quorum SETs")
+    p.add_argument("--modes", default="on,off", help="--peer-compress modes, run in this order (on and off for the ratios)")
     p.add_argument("--record", action="store_true")
     args = p.parse_args(argv)
+    modes = args.modes.split(",")
     note = conditions()
-    results = {mode: run_mode(mode, args.keys, args.writes) for mode in ("on", "off")}
+    results = {mode: run_mode(mode, args.keys, args.writes) for mode in modes}
     per = {"quorum writes": args.writes, "warming": args.keys + args.writes}
     rows = [
         f"3 nodes, --replicas 3, quorum writes; {args.writes:,} pipelined SETs (16 deep) through node1, then "
@@ -114,13 +117,16 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|",
     ]
     for phase, n in per.items():
-        for mode in ("on", "off"):
+        for mode in modes:
             b, c, s = results[mode][phase]
             rows.append(f"| {phase} | {mode} | {b / n:.1f} | {c / n * 1e6:.1f} | {s:.1f} |")
     rows.append("")
     for phase, n in per.items():
-        (b_on, c_on, _), (b_off, c_off, _) = results["on"][phase], results["off"][phase]
-        rows.append(f"{phase}: wire bytes on/off {b_on / b_off:.2f}, CPU on/off {c_on / c_off:.2f}")
+        if "on" in results and "off" in results:
+            (b_on, c_on, s_on), (b_off, c_off, s_off) = results["on"][phase], results["off"][phase]
+            rows.append(
+                f"{phase}: wire bytes on/off {b_on / b_off:.2f}, CPU on/off {c_on / c_off:.2f}, seconds on/off {s_on / s_off:.2f}"
+            )
     print("\n".join(rows), flush=True)
     if args.record:
         command = "flock /tmp/bench.lock python -m bench.peer_compress " + " ".join(argv if argv is not None else sys.argv[1:])

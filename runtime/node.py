@@ -250,7 +250,7 @@ async def serve(args: argparse.Namespace) -> int:
         verify=trust.certificate_refusal if trust.tls_cluster else None,
         loop=loop,
         tls=args.tls.peer_context() if tls is not None else None,
-        compress=args.peer_compress == "on",
+        compress=args.peer_compress,
     )
     trace = TraceFile(args.trace, loop, sample=args.trace_sample) if args.trace else None
     disk = None

@@ -40,6 +40,7 @@ from runtime.event_loop import AUTO_UVLOOP, EVENT_LOOPS, event_loop_choice
 from runtime.framing import JSON_CODECS, use_json_codec
 from runtime.metrics_http import add_metrics_options
 from runtime.logs import LOG_FORMATS
+from runtime.peer_compress import DEFAULT_MODE, MODES
 from runtime.peer_trust import read_secret_file
 from runtime.tls import add_tls_options, tls_settings
 from runtime.node_options import _CONFIG_OPTIONS, node_config
@@ -211,9 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_auth_options(parser)
     add_metrics_options(parser)
     cluster.add_argument(
-        "--peer-compress", choices=("on", "off"), default="on",
-        help="offer compression (zstd, else zlib) to peers at hello for frames of 1 KiB and more (default on; "
-        "off: this node sends uncompressed, it still reads what peers it accepted compress)",
+        "--peer-compress", choices=MODES, default=DEFAULT_MODE,
+        help="offer compression (zstd, else zlib) to peers at hello for frames of 1 KiB and more: auto (the default) "
+        "on every link but those to a loopback address, on every link, or off (this node sends uncompressed; it "
+        "still reads what peers it accepted compress). On a fast LAN whose nodes are CPU-bound, off is better; "
+        "see docs/operations.md",
     )
     cluster.add_argument(
         "--cluster-secret-file", metavar="PATH",

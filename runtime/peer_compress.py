@@ -27,15 +27,32 @@ Why zstd, with zlib as the pure-stdlib fallback (bench/RESULTS.md, "Peer compres
 on msgpack record batches zstd level 1 compresses 2-6x faster than zlib level 1 and to
 0.6-0.7x its size; lz4 is faster still but compresses 2x worse and earns no dependency.
 A node without the ``zstandard`` package offers and reads zlib only.
+
+Which links compress (``--peer-compress``, :data:`MODES`, :func:`compresses`): compression
+trades CPU for bytes. Measured on a 2-core machine, 3 nodes on loopback (bench/RESULTS.md,
+"Peer compression: wire bytes and CPU per key"): 0.20-0.31x the bytes on the wire for
+1.03-1.58x the nodes' CPU per key (~10-15 us more CPU per key warmed, to save ~215
+bytes); in one run warming took 2.3x longer, the nodes being CPU-bound and the link free. Saving
+~215 bytes is worth ~13 us of CPU only on a link slower than ~215 B / 13 us = ~16 MB/s
+(~130 Mbit/s): a WAN, a VPN, a metered link between zones; on loopback never, on a 1-10
+Gbit/s LAN not when the CPUs are busy. So the default, ``auto``, offers compression on a
+link unless the address it reached is a loopback one (the peer on this same host: a
+test, a benchmark, several nodes on one machine), the way Cassandra's
+``internode_compression: dc`` compresses only between data centres; ``on`` offers it
+on every link, ``off`` on none. A node cannot tell a fast LAN from a slow WAN by the
+address: on a fast LAN whose nodes are CPU-bound, ``off`` is the better setting.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import zlib
 from typing import Any, Callable
 
 import msgpack
+
+from runtime.addresses import is_loopback
 
 try:  # a runtime dependency, but a node without it still speaks (zlib) to every peer
     import zstandard
@@ -48,9 +65,12 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "Codec",
     "CompressionError",
+    "DEFAULT_MODE",
+    "MODES",
     "accepted_codec",
     "choose_codec",
     "compress_frame",
+    "compresses",
     "inflate_frame",
     "offer",
 ]
@@ -60,6 +80,10 @@ COMPRESS = "compress"
 #: Frames shorter than this go as they are: most peer frames (gossip, replica acks, single
 #: writes) are under 200 bytes and compress to little, at a cost on every turn.
 DEFAULT_THRESHOLD = 1024
+
+#: ``--peer-compress``: which links offer compression (see :func:`compresses`).
+MODES = ("auto", "on", "off")
+DEFAULT_MODE = "auto"
 
 
 class CompressionError(Exception):
@@ -146,6 +170,27 @@ def _codecs() -> dict[str, Codec]:
 
 #: What this process can read and send, best first.
 CODECS: dict[str, Codec] = _codecs()
+
+
+def compresses(mode: str, peer_host: str) -> bool:
+    """Whether a link whose connection reached ``peer_host`` (the socket's peer address)
+    offers compression under ``mode`` (:data:`MODES`): ``auto`` on every link but one to a
+    loopback address, where the CPU it costs buys nothing (see the module docstring)."""
+    if mode == "auto":
+        return not is_loopback(_unmapped(peer_host))
+    if mode not in MODES:
+        raise ValueError(f"peer compression must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode == "on"
+
+
+def _unmapped(host: str) -> str:
+    """``host`` with an IPv4-mapped IPv6 address (``::ffff:127.0.0.1``, a dual-stack
+    socket's peer) as its IPv4 address."""
+    try:
+        mapped = ipaddress.ip_address(host.strip("[]")).ipv4_mapped  # type: ignore[union-attr]
+    except (ValueError, AttributeError):
+        return host
+    return str(mapped) if mapped is not None else host
 
 
 def offer(enabled: bool = True) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import msgpack
 
 from actors.kernel.peer_auth import CHALLENGE, Connector, PeerAuthError
 from runtime.addresses import is_loopback, parse_address
-from runtime.peer_compress import Codec, CompressionError, accepted_codec, compress_frame
+from runtime.peer_compress import Codec, CompressionError, accepted_codec, compress_frame, compresses
 from runtime.peer_frames import handshake_unpacker
 from runtime.peer_trust import LOOPBACK_ONLY_MESSAGE, new_nonce, reached_address
 
@@ -118,6 +118,7 @@ class Link:
         "connected_at",
         "counts",
         "dirty",
+        "offered",
         "owner",
         "paused",
         "peer_id",
@@ -153,6 +154,9 @@ class Link:
         self.peer_id: str | None = None
         #: The compression the current connection's acceptor chose (None: frames go as they are).
         self.codec: Codec | None = None
+        #: Whether the current connection's hello offered compression (``owner.compress``
+        #: and the address it reached: runtime.peer_compress.compresses).
+        self.offered = False
 
     # --- queueing -----------------------------------------------------------------
 
@@ -294,7 +298,9 @@ class Link:
             return
         self.state = HANDSHAKE
         to = reached_address(peername) or "?"  # (the address reached, bound into the proofs)
-        connector = Connector(owner.secret, owner.node_id, new_nonce(), owner.hello_fields, to)
+        self.offered = compresses(owner.compress, str(peername[0]) if isinstance(peername, tuple) else "")
+        hello = owner.hello_offering if self.offered else owner.hello_fields
+        connector = Connector(owner.secret, owner.node_id, new_nonce(), hello, to)
         timer = owner.loop.call_later(owner.connect_timeout, self._handshake_timed_out, protocol)
         self._handshake = (connector, timer)
         transport.write(owner._pack(connector.hello()))
@@ -338,7 +344,7 @@ class Link:
             self._auth_failed(why)
             return
         try:
-            self.codec = accepted_codec(obj, self.owner.compress)
+            self.codec = accepted_codec(obj, self.offered)
         except CompressionError as exc:
             self._auth_failed(exc.message)
             return

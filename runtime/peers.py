@@ -56,7 +56,7 @@ import logging
 import ssl
 from typing import Any, Callable
 
-from runtime.peer_compress import DEFAULT_THRESHOLD, offer
+from runtime.peer_compress import DEFAULT_MODE, DEFAULT_THRESHOLD, MODES, offer
 from runtime.peer_frames import DEFAULT_PEER_FRAME_BYTES, UnencodableError, encode_frame, peer_packer
 from runtime.peer_link import CONNECTED, COUNTERS, Link
 
@@ -98,7 +98,7 @@ class PeerLinks:
         connect_timeout: float = 2.0,
         max_frame_bytes: int = DEFAULT_PEER_FRAME_BYTES,
         tls: ssl.SSLContext | None = None,
-        compress: bool = True,
+        compress: str = DEFAULT_MODE,
         compress_threshold: int = DEFAULT_THRESHOLD,
     ) -> None:
         if max_queue_frames < 1 or max_queue_bytes < 1:
@@ -120,10 +120,14 @@ class PeerLinks:
         if type(node_id) is not str or not node_id:
             raise ValueError("the hello must be a map naming this node in 'node_id'")
         self.node_id = node_id
-        #: Offer compression in every hello (runtime.peer_compress); the acceptor chooses.
+        if compress not in MODES:
+            raise ValueError(f"compress must be one of {', '.join(MODES)}, not {compress!r}")
+        #: Which links offer compression in their hello (runtime.peer_compress.compresses:
+        #: decided per connection by the address it reached); the acceptor chooses.
         self.compress = compress
         self.compress_threshold = compress_threshold
-        self.hello_fields = {**hello, **offer(compress)}
+        self.hello_fields = dict(hello)
+        self.hello_offering = {**hello, **offer()}
         self.secret = secret
         self.loopback_only = not secret if loopback_only is None else loopback_only
         #: Checks the node a challenge proved against the connection (e.g. its TLS
@@ -191,7 +195,8 @@ class PeerLinks:
     def peer_stats(self) -> dict[str, dict[str, Any]]:
         """Per address: the link's state, the node id its last handshake proved (``peer``),
         whether its transport is paused, its queue, the bytes waiting in the transport's
-        own buffer, and its counters."""
+        own buffer, the codec its connection's acceptor chose (``codec``: None when it
+        offered none, or the acceptor chose none), and its counters."""
         return {
             address: {
                 "state": link.state,
@@ -200,6 +205,7 @@ class PeerLinks:
                 "queued": len(link.queue),
                 "queued_bytes": link.queued_bytes,
                 "buffered_bytes": link.transport.get_write_buffer_size() if link.transport is not None else 0,
+                "codec": link.codec.name if link.codec is not None else None,
                 **link.counts,
             }
             for address, link in sorted(self._links.items())

@@ -21,6 +21,7 @@ def test_defaults_match_the_documentation() -> None:
     assert args.cleanup_interval == 1.0 and args.cleanup_budget_ms == 2.0
     assert args.max_request_bytes == 1 << 20
     assert args.log_level == "info"
+    assert args.peer_compress == "auto"  # docs/operations.md, "Peer compression"
     config = node_config(args, "127.0.0.1:8081")
     assert config == NodeConfig(
         address="127.0.0.1:8081",

@@ -38,17 +38,21 @@ from runtime.peer_compress import (
     accepted_codec,
     choose_codec,
     compress_frame,
+    compresses,
     offer,
 )
 from runtime.peer_connection import read_peer_frames, switch_to_peer_frames
 from runtime.peer_frames import peer_packer
-from runtime.peer_trust import reached_address
+from runtime.peer_trust import PeerTrust, reached_address
 from runtime.peers import PeerLinks
+from runtime.server import CacheServer
 from tests.test_cluster_sim import SimCluster
+from tests.test_peer_auth import non_loopback_ip
 from tests.test_peer_transport import (  # noqa: F401 - lt and make_links are fixtures
     PARTITIONS,
     LoopThread,
     Receiver,
+    Recorder,
     delivered,
     lt,
     make_links,
@@ -191,7 +195,53 @@ def test_the_connector_takes_the_choice_it_offered_and_an_older_challenge_means_
             accepted_codec(bad, offered)
 
 
+@pytest.mark.parametrize(
+    "host, auto",
+    [
+        ("127.0.0.1", False), ("127.3.4.5", False), ("::1", False), ("[::1]", False), ("::ffff:127.0.0.1", False),
+        ("localhost", False), ("10.1.2.3", True), ("192.0.2.2", True), ("fd00::2", True), ("::ffff:10.1.2.3", True),
+    ],
+)
+def test_auto_offers_compression_on_every_link_but_one_to_a_loopback_address(host: str, auto: bool) -> None:
+    # On loopback the CPU it costs buys nothing (bench/RESULTS.md, "Peer compression").
+    assert compresses("auto", host) is auto
+    assert compresses("on", host) is True and compresses("off", host) is False
+    with pytest.raises(ValueError):
+        compresses("yes", host)
+
+
 # --- over real TCP -------------------------------------------------------------------------
+
+
+def test_with_auto_a_link_compresses_to_a_peer_it_reached_off_loopback_and_not_on_it(
+    lt: LoopThread, make_links: Callable[..., PeerLinks]
+) -> None:
+    """The default (``auto``): one receiver bound on every address, reached through
+    127.0.0.1 and through this machine's non-loopback address: only the latter link offers
+    compression (its acceptor chooses the best codec) and sends the big frame compressed."""
+    ip = non_loopback_ip()
+    if ip is None:
+        pytest.skip("this machine has no non-loopback address to reach")
+    secret = b"a secret both ends hold"  # (without one, no non-loopback peer is spoken to)
+    rx = Recorder()
+    server = CacheServer(rx, partitions=PARTITIONS, trust=PeerTrust(node_id="rx", secret=secret))  # type: ignore[arg-type]
+    _, port = lt.run(server.start("0.0.0.0", 0))
+    try:
+        links = make_links(secret=secret)
+        assert links.compress == "auto"
+        near, far = f"127.0.0.1:{port}", f"{ip}:{port}"
+        big = push(100, 500)
+        send_all(lt, links, near, [big])
+        send_all(lt, links, far, [big])
+        wait_until(lambda: len(rx.from_peers()) == 2, what="both pushes")
+        assert [m.msg for m in rx.from_peers()] == [big, big]
+        per_link = lt.call(links.peer_stats)
+        assert per_link[near]["codec"] is None and per_link[near]["compressed"] == 0
+        assert per_link[far]["codec"] == CODEC_NAMES[0] and per_link[far]["compressed"] == 1
+        assert per_link[far]["wire_bytes"] < per_link[near]["wire_bytes"] // 4
+    finally:
+        lt.run(server.shutdown(grace_s=0.2))
+
 
 
 def test_a_link_compresses_big_frames_to_a_receiver_that_chose_it(
@@ -199,7 +249,7 @@ def test_a_link_compresses_big_frames_to_a_receiver_that_chose_it(
 ) -> None:
     rx = Receiver(lt)
     try:
-        on, off = make_links("on"), make_links("off", compress=False)  # off: an older hello, offering nothing
+        on, off = make_links("on", compress="on"), make_links("off", compress="off")  # off: an older hello, offering nothing
         big = push(100, 500)  # ~60 KB of repetitive records
         for links in (on, off):
             send_all(lt, links, rx.addr, [big, PushAck(1, 1)])
@@ -235,7 +285,7 @@ def test_an_acceptor_that_chooses_nothing_gets_every_frame_uncompressed(
                 frames.append(obj)
 
     server = lt.run(lt.loop.create_server(OlderAcceptor, "127.0.0.1", 0))
-    links = make_links()
+    links = make_links(compress="on")
     try:
         addr = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
         big = push(100, 500)

@@ -49,7 +49,6 @@ from actors.protocol.record import Record
 from actors.protocol.version import Version
 from runtime.connection import ClientConnection
 from runtime.framing import JSON_HELLO_REFUSAL, MsgpackDecoder
-from runtime.peer_compress import CODECS
 from runtime.peer_connection import PeerConnection
 from runtime.peer_trust import PeerTrust, reached_address
 from runtime.peers import PeerLinks
@@ -449,7 +448,7 @@ def test_the_transport_carries_any_system_s_messages(lt: LoopThread) -> None:
         send_all(lt, links, addr, [1, 2, 3])
         wait_until(lambda: len(frames) == 5, what="the hello, auth and three frames")
         assert {k: v for k, v in frames[0].items() if k != "nonce"} == {
-            "node_id": "c1", "counter": 1, "to": addr, "compress": list(CODECS),  # (offered; this acceptor chooses none)
+            "node_id": "c1", "counter": 1, "to": addr,  # (no "compress": auto offers none on loopback)
         }
         assert frames[1]["type"] == "auth" and frames[2:] == [{"inc": 1}, {"inc": 2}, {"inc": 3}]
         assert lt.call(links.peer_stats)[addr]["peer"] == "sink"
