@@ -11,6 +11,10 @@ median over pairs of B/A ops/s and of B/A CPU per request (the nodes' own CPU ti
     python -m bench.ab_nodes --a /path/to/old/checkout --b . [--pairs 6] [--duration 2]
     python -m bench.ab_nodes --a /path/to/old/checkout --cluster 3 --workloads set --pipelines 16
 
+With ``--gen redis`` the load is ``redis-benchmark -c CONNS -d VALUE_SIZE -r 100000 -n N
+-t set|get -P P`` against each node's ``--resp-port`` (N is ``--requests`` at P1, 5x that at
+P16; workloads set and get only), as ``bench/stack_resp.py`` runs it.
+
 With ``--cluster N`` each side is an N-node cluster (``--replicas N``, quorum writes, its
 nodes all on core 0), the load spread over its nodes, and CPU per request is summed
 over them.
@@ -30,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import cloadgen
+from bench.resp_redis import bench_args, run_benchmark
 from bench.loadgen import parser as load_parser, run_load
-from bench.servers import conditions, cpu_seconds, pin_prefix
+from bench.servers import conditions, cpu_seconds, need_redis_tools, pin_prefix
 from runtime.local_cluster import LocalCluster, NodeProcess
 
 WORKLOADS = ("get", "set", "mix")
@@ -41,7 +46,7 @@ PIPELINES = (1, 16)
 class Side:
     """One checkout's node, or cluster, pinned to ``cpu``: its addresses and pids."""
 
-    def __init__(self, checkout: Path, cpu: int | None, cluster: int) -> None:
+    def __init__(self, checkout: Path, cpu: int | None, cluster: int, resp: bool = False) -> None:
         command = [sys.executable, "-m", "runtime.node"]
         if cluster > 1:
             self._run: NodeProcess | LocalCluster = LocalCluster(
@@ -50,7 +55,8 @@ class Side:
             )
         else:
             self._run = NodeProcess(
-                f"ab-{checkout.name}", "--log-level", "warning", command=command, cwd=checkout, prefix=pin_prefix(cpu),
+                f"ab-{checkout.name}", "--log-level", "warning", *(("--resp-port", "0") if resp else ()),
+                command=command, cwd=checkout, prefix=pin_prefix(cpu),
             )
 
     def __enter__(self) -> Side:
@@ -67,6 +73,11 @@ class Side:
         return [f"127.0.0.1:{self._run.port}"]
 
     @property
+    def resp_port(self) -> int:
+        assert isinstance(self._run, NodeProcess) and self._run.resp_port is not None
+        return self._run.resp_port
+
+    @property
     def pids(self) -> list[int]:
         return self._run.pids if isinstance(self._run, LocalCluster) else [self._run.pid]
 
@@ -74,7 +85,14 @@ class Side:
 def one_run(side: Side, workload: str, pipeline: int, args: argparse.Namespace, warm: bool = False) -> tuple[Any, float]:
     """The load's result against ``side`` and its nodes' CPU microseconds per request.
     ``args.gen == "c"``: the compiled generator (``bench/cloadgen.py``), which sets every
-    key only on the warm-up run (``warm``); else ``bench/loadgen.py``."""
+    key only on the warm-up run (``warm``); ``"redis"``: ``redis-benchmark`` on its RESP port;
+    else ``bench/loadgen.py``."""
+    if args.gen == "redis":
+        n = args.requests * (1 if pipeline == 1 else 5)
+        shape = argparse.Namespace(clients=args.conns, data_size=args.value_size, requests=n)
+        cmd = [*bench_args(args.redis_benchmark, side.resp_port, workload, pipeline, shape, None), "-r", "100000"]
+        run = run_benchmark(cmd, side.pids[0], workload, n, 120 + n / 1000)
+        return argparse.Namespace(ops_per_s=run.ops_per_s, ops=n), run.cpu_us_per_op
     common = [
         "--conns", str(args.conns), "--pipeline", str(pipeline), "--workload", workload,
         "--value-size", str(args.value_size), "--keys", str(args.keys), "--duration", str(args.duration),
@@ -102,14 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pipelines", default=",".join(map(str, PIPELINES)))
     p.add_argument("--cluster", type=int, default=1, help="nodes per side (1: a single node)")
     p.add_argument(
-        "--gen", choices=("py", "c"), default="py",
-        help="load generator: bench/loadgen.py, or the compiled bench/loadgen.c (single node only: one address)",
+        "--gen", choices=("py", "c", "redis"), default="py",
+        help="load generator: bench/loadgen.py, the compiled bench/loadgen.c (single node only: one address), "
+        "or redis-benchmark on the RESP port (single node; workloads set, get)",
     )
+    p.add_argument("--requests", type=int, default=100_000, help="--gen redis: requests per run at P1 (5x at P16)")
     args = p.parse_args(argv)
     if not 1 <= args.pairs <= 50 or not 0.5 <= args.duration <= 30 or not 1 <= args.cluster <= 7:
         p.error("--pairs must be 1..50, --duration 0.5..30 s, --cluster 1..7 (every load loop is bounded)")
-    if args.gen == "c" and args.cluster > 1:
-        p.error("--gen c drives one address: use it with a single node")
+    if args.gen in ("c", "redis") and args.cluster > 1:
+        p.error(f"--gen {args.gen} drives one address: use it with a single node")
+    if args.gen == "redis":
+        if set(args.workloads.split(",")) - {"set", "get"} or not 1_000 <= args.requests <= 10_000_000:
+            p.error("--gen redis: workloads set and get only, --requests 1000..10000000")
+        args.redis_benchmark = need_redis_tools("redis-benchmark")["redis-benchmark"]
     if args.gen == "c":
         cloadgen.binary()  # built before anything is timed
     a_dir, b_dir = args.a.resolve(), args.b.resolve()
@@ -121,12 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     node_cpu = 0 if pinned else None
     placement = "nodes pinned to core 0, load generator to core 1" if pinned else "nothing pinned (fewer than 2 cores)"
     print(f"{conditions()}; A = {a_dir}, B = {b_dir}; {placement}; {args.gen} load generator; "
-          f"{args.pairs} pairs x {args.duration:g} s per cell, {args.conns} connections, {args.value_size} B values"
+          f"{args.pairs} pairs x "
+          + (f"{args.requests:,} requests (x5 at P16, -r 100000)" if args.gen == "redis" else f"{args.duration:g} s")
+          + f" per cell, {args.conns} connections, {args.value_size} B values"
           + (f"; each side a {args.cluster}-node cluster, --replicas {args.cluster}, quorum writes" if args.cluster > 1 else ""))
     print()
     print("| workload | pipeline | A ops/s (median) | B ops/s (median) | B/A ops/s (median of pairs, min-max) | A us/req | B us/req | B/A us/req |")
     print("|---|---|---|---|---|---|---|---|")
-    with Side(a_dir, node_cpu, args.cluster) as a, Side(b_dir, node_cpu, args.cluster) as b:
+    resp = args.gen == "redis"
+    with Side(a_dir, node_cpu, args.cluster, resp) as a, Side(b_dir, node_cpu, args.cluster, resp) as b:
         for workload in args.workloads.split(","):
             for pipeline in map(int, args.pipelines.split(",")):
                 one_run(a, workload, pipeline, args, warm=True)  # warm both: keys loaded, caches hot
