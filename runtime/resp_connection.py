@@ -41,6 +41,7 @@ from runtime.resp import HiredisRespParser, RespParser, error, new_parser
 from runtime.client_auth import DENIED_MESSAGE, refused_by_protected_mode
 from runtime.resp_commands import dispatch, dispatch_authenticated, monitored
 from runtime.resp_monitor import feed_monitors
+from runtime.resp_plain import RUN_BUILDER, plain_request
 from runtime.resp_session import RespServerInfo, Session
 from runtime.served_connection import ServedConnection
 
@@ -53,7 +54,8 @@ logger = logging.getLogger("actorcache.resp")
 
 
 class _Batch:
-    """The replies of one read: ``segments`` (bytes, or ``(build, start, proto, arg)``)
+    """The replies of one read: ``segments`` (bytes, ``(build, start, proto, arg)``, or a
+    run of plain commands' ``[build, start, proto, count]``, runtime/resp_plain.py)
     and, once the node answered (or at once when it needed nothing), its ``replies``."""
 
     __slots__ = ("replies", "segments")
@@ -145,7 +147,25 @@ class RespConnection(ServedConnection):
                 feed_monitors(monitors, shown, session.addr)
         segments: list[Any] = []
         requests: list[Any] = []
+        # Plain GET/SET skip the table (runtime/resp_plain.py): not in MULTI, not with passwords.
+        unlocked = self._dispatch is dispatch
+        plain = unlocked and session.txn is None
+        run: list[Any] | None = None  # the segment of the run of plain commands still open
+        run_type: type | None = None  # its requests' type
         for argv in commands:
+            if plain:
+                request = plain_request(argv)
+                if request is not None:
+                    t = type(request)
+                    if t is run_type:
+                        run[3] += 1  # type: ignore[index]
+                    else:
+                        run = [RUN_BUILDER[t], len(requests), session.proto, 1]
+                        run_type = t
+                        segments.append(run)
+                    requests.append(request)
+                    continue
+                run_type = None
             result = self._dispatch(argv, session)
             if type(result) is bytes:
                 segments.append(result)
@@ -155,6 +175,7 @@ class RespConnection(ServedConnection):
                 requests.extend(reqs)
             if session.quit:
                 break
+            plain = unlocked and session.txn is None  # (MULTI starts queueing, EXEC ends it)
         if session.monitor and self not in monitors:
             monitors[self] = None
         closing = session.quit

@@ -4,7 +4,6 @@ some replies come from the node and others are immediate."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -31,12 +30,12 @@ from actors.protocol.messages import (
     Value,
     Values,
 )
-from actors.protocol.edge import BatchReply, ClientBatch, ClientConnected, ClientDisconnected
+from actors.protocol.edge import BatchReply, ClientBatch, ClientDisconnected
 from runtime.resp_commands import dispatch
 from runtime.resp_keyspace import value_bulk
 from runtime.resp_server import info_text
 from runtime.resp_session import RespServerInfo, Session
-from runtime.resp_connection import RespConnection
+from tests.resp_fakes import FakeNode, FakeTransport, connection
 
 
 def session(proto: int = 2) -> Session:
@@ -282,54 +281,6 @@ def test_info_text() -> None:
 
 # --- the connection: ordering, errors, close ---------------------------------------------
 
-
-class FakeNode:
-    def __init__(self) -> None:
-        self.told: list[Any] = []
-
-    def tell(self, message: Any) -> None:
-        self.told.append(message)
-
-    def is_alive(self) -> bool:
-        return True
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: list[bytes] = []
-        self.closed = False
-        self.reading = True
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def get_write_buffer_size(self) -> int:
-        return 0  # everything written went out at once
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def get_extra_info(self, name: str) -> Any:
-        return ("127.0.0.1", 5555)
-
-
-def connection() -> tuple[RespConnection, FakeNode, FakeTransport]:
-    node, transport = FakeNode(), FakeTransport()
-    closed: list[RespConnection] = []
-    conn = RespConnection(3, node, 1 << 20, closed.append)  # type: ignore[arg-type]
-    conn.connection_made(transport)
-    assert isinstance(node.told.pop(0), ClientConnected)
-    return conn, node, transport
 
 
 def test_immediate_replies_wait_for_earlier_node_replies() -> None:

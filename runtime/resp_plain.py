@@ -1,0 +1,86 @@
+"""Plain ``GET key`` and ``SET key value``: recognised without the command table, and
+their replies built a run at a time.
+
+Why: they are most of what a cache is sent (``redis-benchmark``'s SET and GET, a
+pipeline of either). Through the table each costs a lookup, an arity check, a handler
+call and a ``Deferred`` tuple, and each reply a builder call. Here one dict lookup
+recognises the command, and consecutive plain commands of one kind in a read share one
+reply segment: ``+OK`` times the run when every set was acknowledged, else one join.
+
+Same requests, same replies: :func:`plain_request` makes exactly the ``Get``/``Set``
+that :func:`~runtime.resp_keyspace.cmd_get` and :func:`~runtime.resp_strings.cmd_set`
+make for these commands (the node then plans, checks memory, versions, counts and
+invalidates WATCHes as for any request), and returns None for anything else: another
+spelling (``Set``), other arguments, an empty or reserved key (the table answers those
+errors). The connection only uses it outside MULTI and without passwords on the node
+(the table's ACL checks); MONITOR sees every command before either path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from actors.protocol.messages import Ack, Get, Reply, Set
+from runtime.resp import OK
+from runtime.resp_keyspace import _b_value
+from runtime.resp_strings import _b_set
+
+__all__ = ["ACK", "RUN_BYTES", "b_get_run", "b_set_run", "plain_request"]
+
+#: Arguments (name included) of each plain command, by the two spellings clients send.
+_PLAIN = {b"GET": 2, b"get": 2, b"SET": 3, b"set": 3}
+#: What a plain set is answered with on the node (no ``rid`` over RESP): every
+#: acknowledged member of a run compares equal to it.
+ACK = Ack()
+#: A run of GET replies is joined into one reply up to this many bytes; past it the rest
+#: is yielded reply by reply, so the connection's output limits still pace big values.
+RUN_BYTES = 64 << 10
+
+
+def plain_request(argv: list[bytes]) -> Get | Set | None:
+    """The ``Get`` or ``Set`` of a plain GET/SET, or None (the table handles it)."""
+    if _PLAIN.get(argv[0]) != len(argv):
+        return None
+    raw = argv[1]
+    if not raw or raw[:7] == b"\x00flush{":  # errors: the table says them (resp_keyspace._key)
+        return None
+    key = raw.decode("utf-8", "surrogateescape")
+    return Get(key) if len(argv) == 2 else Set(key, argv[2])
+
+
+def b_set_run(replies: Sequence[Reply], start: int, proto: int, count: int) -> bytes:
+    """The replies of ``count`` plain sets from ``replies[start]``: ``+OK`` each when all
+    were acknowledged (the common case, one C-level count), else each as SET answers it."""
+    if count == 1:
+        return _b_set(replies, start, proto, None)
+    if replies[start : start + count].count(ACK) == count:
+        return OK * count
+    return b"".join([_b_set(replies, i, proto, None) for i in range(start, start + count)])
+
+
+def b_get_run(replies: Sequence[Reply], start: int, proto: int, count: int) -> bytes | Iterator[bytes]:
+    """The replies of ``count`` plain gets from ``replies[start]``, in one join (one
+    iterator past :data:`RUN_BYTES`, see there)."""
+    if count == 1:
+        return _b_value(replies, start, proto, None)
+    parts = []
+    size = 0
+    end = start + count
+    for i in range(start, end):
+        part = _b_value(replies, i, proto, None)
+        parts.append(part)
+        size += len(part)
+        if size > RUN_BYTES and i + 1 < end:
+            return _parts_after(parts, replies, i + 1, end, proto)
+    return b"".join(parts)
+
+
+def _parts_after(parts: list[bytes], replies: Sequence[Reply], i: int, end: int, proto: int) -> Iterator[bytes]:
+    yield b"".join(parts)
+    for j in range(i, end):
+        yield _b_value(replies, j, proto, None)
+
+
+#: The builder of a run of each plain request type (the connection's segment builders).
+RUN_BUILDER: dict[type, Any] = {Get: b_get_run, Set: b_set_run}
