@@ -215,6 +215,12 @@ CATEGORIES: dict[str, str | None] = {
 CATEGORIES.update(
     info=ADMIN, config=ADMIN, monitor=ADMIN, flushdb=ADMIN, flushall=ADMIN, watch=READ, save=ADMIN, bgsave=ADMIN, lastsave=ADMIN
 )
+#: What a monitoring connection may not run (Redis refuses its read and write commands:
+#: a monitor is a replica to Redis, ``-ERR Replica can't interact with the keyspace``).
+_KEYSPACE = frozenset(
+    name for name, category in CATEGORIES.items() if category in (READ, WRITE) and name != "watch"
+) | {"flushdb", "flushall"}
+_REPLICA_KEYSPACE = error("ERR Replica can't interact with the keyspace")
 #: What a connection may send before it authenticates (Redis's no-auth commands).
 _BEFORE_AUTH = frozenset(("auth", "hello", "quit"))
 _NOAUTH = error("NOAUTH " + NOAUTH_MESSAGE)
@@ -280,6 +286,8 @@ def dispatch_authenticated(argv: list[bytes], s: Session) -> bytes | Deferred:
 
 
 def _run(cmd: Command, argv: list[bytes], s: Session) -> bytes | Deferred:
+    if s.monitor and cmd.name in _KEYSPACE:
+        return flag_error(s, _REPLICA_KEYSPACE)
     if s.txn is not None and cmd.name not in TXN_CONTROL:  # inside MULTI: queued for EXEC
         try:
             return queue_command(cmd.name, cmd.handler, argv, s)

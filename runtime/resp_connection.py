@@ -149,7 +149,7 @@ class RespConnection(ServedConnection):
         requests: list[Any] = []
         # Plain GET/SET skip the table (runtime/resp_plain.py): not in MULTI, not with passwords.
         unlocked = self._dispatch is dispatch
-        plain = unlocked and session.txn is None
+        plain = unlocked and session.txn is None and not session.monitor
         run: list[Any] | None = None  # the segment of the run of plain commands still open
         run_type: type | None = None  # its requests' type
         for argv in commands:
@@ -175,7 +175,7 @@ class RespConnection(ServedConnection):
                 requests.extend(reqs)
             if session.quit:
                 break
-            plain = unlocked and session.txn is None  # (MULTI starts queueing, EXEC ends it)
+            plain = unlocked and session.txn is None and not session.monitor  # (MULTI queues; a monitor may not)
         if session.monitor and self not in monitors:
             monitors[self] = None
         closing = session.quit

@@ -73,3 +73,45 @@ def test_monitor_shows_what_redis_server_shows(ports: tuple[int, int]) -> None:
     assert ours == theirs
     assert ours[0] == '"SET" "mk" "v\\x00\\xff\\"q\\""' and '"AUTH" "(redacted)" "(redacted)"' in ours
     assert len(ours) == 9
+
+
+#: What a monitoring connection sends itself after MONITOR: Redis refuses its read and
+#: write commands (a monitor is a replica to it), and marks a transaction holding one.
+OWN = [
+    [b"GET", b"a"], [b"SET", b"a", b"1"], [b"get", b"a"], [b"set", b"a", b"1"], [b"DEL", b"a"], [b"HSET", b"h", b"f", b"v"],
+    [b"SADD", b"s", b"m"], [b"DBSIZE"], [b"KEYS", b"*"], [b"SCAN", b"0"], [b"TTL", b"a"], [b"FLUSHDB"], [b"FLUSHALL"],
+    [b"PING"], [b"ECHO", b"x"], [b"WATCH", b"a"], [b"UNWATCH"], [b"MULTI"], [b"INCR", b"a"], [b"EXEC"], [b"SELECT", b"0"],
+]
+_LINE = re.compile(rb"^[0-9]+\.[0-9]+ \[0 ")
+
+
+def _own_replies(port: int) -> list[object]:
+    import hiredis
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as mon:
+        mon.sendall(encode_command([b"MONITOR"]))
+        assert mon.recv(5) == b"+OK\r\n"
+        reader = hiredis.Reader()
+        replies: list[object] = []
+        for command in OWN:  # one at a time: Redis and we feed monitors at other moments
+            mon.sendall(encode_command(command))
+            while True:
+                reply = reader.gets()
+                if reply is False:
+                    reader.feed(mon.recv(65536))
+                elif isinstance(reply, bytes) and _LINE.match(reply):
+                    continue  # the monitor's own line
+                else:
+                    break
+            replies.append(str(reply) if isinstance(reply, hiredis.ReplyError) else reply)
+        return replies
+
+
+@needs_redis_server
+@pytest.mark.integration
+def test_a_monitor_may_not_read_or_write_keys_as_redis_server(ports: tuple[int, int]) -> None:
+    """Red team s25: a monitoring connection's GET/SET ran (plain ones on the fast path too);
+    Redis refuses them: ``-ERR Replica can't interact with the keyspace``."""
+    ours, theirs = _own_replies(ports[0]), _own_replies(ports[1])
+    assert ours == theirs
+    assert ours[0] == "ERR Replica can't interact with the keyspace" and ours[-2].startswith("EXECABORT")
