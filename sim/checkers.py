@@ -69,6 +69,10 @@ class CheckContext:
     at_risk: tuple[tuple[float, float], ...] = ()
     #: Running nodes still warming (serving no reads) when the settle phase ended.
     warming: tuple[str, ...] = ()
+    #: Nodes down at the end because they refused to start (:attr:`sim.runner.Runner.down`:
+    #: a log corrupt before its end stops the load). ``final`` leaves them out: their data
+    #: is on their disk, unread. A key none of whose owners answered is not judged lost.
+    down: frozenset[str] = frozenset()
 
 
 def _durable(ctx: CheckContext, op: Op, by: float = math.inf) -> bool:
@@ -83,6 +87,13 @@ def _durable(ctx: CheckContext, op: Op, by: float = math.inf) -> bool:
 def _end(op: Op) -> float:
     """When an op's effect is certainly over: its completion, or never for indefinite ones."""
     return op.completed if op.outcome == OK and op.completed is not None else math.inf
+
+
+def _unanswered(ctx: CheckContext, key: str) -> bool:
+    """Whether every owner of ``key`` is down (refused to start): what it holds is unknown,
+    neither lost nor kept. Only with nodes down, so an empty ``final`` entry still counts
+    as "gone" otherwise."""
+    return bool(ctx.down) and not ctx.final.get(key)
 
 
 def _writes_by_value(history: History) -> dict[Any, Op]:
@@ -144,7 +155,7 @@ def check_lost_writes(ctx: CheckContext) -> list[Violation]:
     writes = _writes_by_value(ctx.history)
     for key, ops in _plain_keys(ctx).items():
         acked_sets = [op for op in ops if op.kind == "set" and op.outcome == OK and _durable(ctx, op)]
-        if not acked_sets:
+        if not acked_sets or _unanswered(ctx, key):
             continue
         final = _final_record(ctx.final.get(key, {}))
         if final is not None and final.purge_at is None:
@@ -290,7 +301,7 @@ def check_lost_fields(ctx: CheckContext) -> list[Violation]:
     flushes = by_key.get(FLUSH_KEY, [])  # a flush deletes every key
     for key, ops in sorted(by_key.items()):
         prefix = key[:1]
-        if prefix not in ("h", "s"):
+        if prefix not in ("h", "s") or _unanswered(ctx, key):
             continue
         final = fields_of(list(ctx.final.get(key, {}).values()), prefix)
         deletes = [op for op in ops + flushes if op.kind in _DELETES and op.outcome != FAIL]

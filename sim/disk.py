@@ -167,16 +167,17 @@ class SimDisk:
         self.full = False
         return lost
 
-    def corrupt(self, name: str, start: int = 0) -> int | None:
+    def corrupt(self, name: str, start: int = 0, end: int | None = None) -> int | None:
         """Flip the low bit of one ASCII letter or digit, drawn at random among the durable
-        bytes of ``name`` from ``start`` on; its offset, or None when there is none. Such a
+        bytes of ``name`` from ``start`` on (up to ``end``); its offset, or None when there is none. Such a
         flip still decodes as msgpack (a string or a number changes): only the block
         checksum can tell, which is what the ``corrupt-reads`` checker's test relies on."""
         f = self.files.get(name)
         if f is None or f.synced <= start:
             return None
         data = f.data
-        candidates = [i for i in range(start, f.synced) if 48 <= data[i] <= 57 or 65 <= data[i] <= 90 or 97 <= data[i] <= 122]
+        stop = f.synced if end is None else min(end, f.synced)
+        candidates = [i for i in range(start, stop) if 48 <= data[i] <= 57 or 65 <= data[i] <= 90 or 97 <= data[i] <= 122]
         if not candidates:
             return None
         offset = self.rng.choice(candidates)

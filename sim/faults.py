@@ -157,15 +157,21 @@ def crash(run: Runner, args: Args) -> str:
 
 
 def corrupt(run: Runner, args: Args) -> str:
-    """Flip a bit of a node's ``file``: ``snapshot`` (dump.acs) or ``log`` (the last block
-    of its newest append-only log, where a damaged block is taken for a torn write). Found
-    at the next load: the snapshot is moved aside, the log cut; every write acknowledged
-    before now may be lost with it (recorded for the checkers), never served damaged."""
+    """Flip a bit of a node's ``file``: ``snapshot`` (dump.acs) or ``log``, its newest
+    append-only log, in its ``block``: ``last`` (the default: a damaged last block is taken
+    for a torn write) or ``inner`` (a data block with another after it). Found at the next
+    load: the snapshot is moved aside, a last block cut; every write acknowledged before
+    now may be lost with it (recorded for the checkers), never served damaged. An inner
+    block stops the load (``LogCorrupt``): the node refuses to start and exits
+    (:mod:`sim.host`), leaving the file as it is; nothing is at risk, nothing is lost, the
+    node is down."""
     node = run.pick(args.get("node"))
     disk = run.host.disks.get(node) if node else None
     if disk is None:
         return ""
     which = str(args.get("file", "snapshot"))
+    block = str(args.get("block", "last"))
+    end = None
     if which == "snapshot":
         name, start = SNAPSHOT, len(AOF_MAGIC)  # past the magic (both are 8 bytes)
     else:
@@ -173,24 +179,34 @@ def corrupt(run: Runner, args: Args) -> str:
         if not logs:
             return ""
         name = logs[-1][1]
-        start = _last_block(disk.read(name) or b"") + 10  # its payload, past the block header
-    offset = disk.corrupt(name, start)
+        blocks = _blocks(disk.read(name) or b"")
+        if block == "inner":
+            if len(blocks) < 3:  # the header, a data block, and one after it
+                return ""
+            start, end = run.rng.choice(blocks[1:-1])
+        else:
+            start = blocks[-1][0]
+        start += 10  # its payload, past the block header
+    offset = disk.corrupt(name, start, end)
     if offset is None:
         return ""
-    run.disk_risk(float("inf"))
+    if block != "inner" or which == "snapshot":
+        run.disk_risk(float("inf"))
     return f"{node} {name} at byte {offset}"
 
 
-def _last_block(data: bytes) -> int:
-    """Offset of the last whole block of a log (its header: 10 bytes, the length at +2;
-    :mod:`actors.persist.blocks`)."""
-    offset = last = len(AOF_MAGIC)
+def _blocks(data: bytes) -> list[tuple[int, int]]:
+    """``(offset, end)`` of each whole block of a log, in order (a block's header: 10
+    bytes, the payload's length at +2; :mod:`actors.persist.blocks`)."""
+    out = []
+    offset = len(AOF_MAGIC)
     while offset + 10 <= len(data):
         end = offset + 10 + int.from_bytes(data[offset + 2 : offset + 6], "little")
         if end > len(data):
             break
-        last, offset = offset, end
-    return last
+        out.append((offset, end))
+        offset = end
+    return out or [(len(AOF_MAGIC), len(AOF_MAGIC))]
 
 
 def slow_fsync(run: Runner, args: Args) -> str:

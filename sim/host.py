@@ -17,11 +17,21 @@ the network's ``peer-auth`` / ``peer-refused`` events land in the trace. Pause, 
 crash reach the network too: a crash closes the node's connections, a pause holds its
 handshake steps. The handshake is the host's, not a system's: every system hosted here
 (the cache, ``examples/counter``) gets it.
+
+A node whose actor died exits, as the real process does (``runtime/node.py``: it looks
+for a dead actor before it serves, then every 0.5 s, and exits with code 70 so that a
+supervisor restarts it): a store that cannot load its log (corrupt before its last block)
+or cannot write it (a full disk) stops, and a node without its store would leave every
+request hanging. The host looks at the same moments (at once after the start, then every
+:data:`EXIT_POLL_S` of virtual time), traces ``node-exit`` (the dead actor, the code),
+crashes the node with its disk kept (a process exit, not a power loss) and tells
+:attr:`SimHost.on_exit`. It stays down until something starts it again.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import simpy
@@ -38,6 +48,11 @@ from sim.serving import CostModel, ServedInbox, served_sender
 __all__ = ["SimHost", "TraceEvent"]
 
 TraceEvent = tuple[float, str, str, dict[str, Any]]
+
+#: How often a node's process looks for an actor that died (runtime/node.py's main loop).
+EXIT_POLL_S = 0.5
+#: The exit code it then exits with (runtime.node.EXIT_ACTOR_DIED, EX_SOFTWARE).
+EXIT_ACTOR_DIED = 70
 
 
 class CountingEnvironment(simpy.Environment):
@@ -78,6 +93,9 @@ class SimHost(HostDriver):
         #: starting nodes. Off: nodes have no disk (``ctx.disk`` None), as before.
         self.with_disks = False
         self.disks: dict[str, SimDisk] = {}
+        #: Called with a node's id after it exited because an actor of it died (see the
+        #: module's docstring); the node is already down.
+        self.on_exit: Callable[[str], None] | None = None
 
     def _record(self, _local_now: float, node_id: str, event: str, fields: dict[str, Any]) -> None:
         # Traces are stamped with virtual time (one timeline), not the node's skewed clock.
@@ -124,7 +142,27 @@ class SimHost(HostDriver):
         if self.service is not None:
             inbox = ServedInbox(inbox, self.schedulers[node_id], self.service, self.service_rngs[node_id])
         self.network.inboxes[node_id] = inbox
+        self._watch(node_id, handle, 0.0)
         return handle
+
+    def _watch(self, node_id: str, handle: Any, delay: float) -> None:
+        """In ``delay`` seconds, exit ``node_id`` if an actor of this life of it died, else
+        look again :data:`EXIT_POLL_S` later. At 0 it runs after the actors' first turns
+        (due now, scheduled before it): the store has loaded the data directory by then."""
+
+        def look(_event: Any) -> None:
+            if self.nodes.get(node_id) is not handle:
+                return  # this life ended already (crashed, left, shut down)
+            dead = next((ref for ref in handle.actors() if not ref.is_alive()), None)
+            if dead is None:
+                self._watch(node_id, handle, EXIT_POLL_S)
+                return
+            self.trace.append((self.env.now, node_id, "node-exit", {"actor": dead.actor_urn, "code": EXIT_ACTOR_DIED}))
+            self.crash(node_id, "keep")
+            if self.on_exit is not None:
+                self.on_exit(node_id)
+
+        self.env.timeout(delay).callbacks.append(look)
 
     def pause(self, node_id: str) -> None:
         """Stall a node: nothing of it runs until :meth:`resume` (its clock keeps going)."""

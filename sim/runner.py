@@ -51,6 +51,8 @@ class RunResult:
     convergence_s: float | None
     wall_s: float
     faults: list[str] = field(default_factory=list)
+    #: Nodes down at the end because they exited and could not start again (a corrupt log).
+    down: list[str] = field(default_factory=list)
     #: The peer handshakes of the run (:mod:`sim.network`): ``handshakes`` accepted,
     #: ``refused`` (by either side), ``retries`` (attempts failed by a lost frame).
     peer_links: dict[str, int] = field(default_factory=dict)
@@ -101,6 +103,12 @@ class Runner:
         )
         self.crashed: list[str] = []
         self.left: set[str] = set()
+        #: Nodes that exited because an actor died (:mod:`sim.host`: a log corrupt before
+        #: its end, a full disk), in order; each is also crashed, so a ``restart`` (or the
+        #: heal at the end, as a supervisor would) starts it again. Those not running at
+        #: the end are :attr:`down`.
+        self.exited: list[str] = []
+        self.host.on_exit = self._exited
         self.applied_faults: list[str] = []
         #: What ``stranger`` faults tried (:func:`sim.faults.stranger`), for the checkers:
         #: their ids, the keys and values they wrote, their messages delivered (None: none ran).
@@ -130,6 +138,16 @@ class Runner:
 
     def live(self) -> list[str]:
         return sorted(self.host.nodes)
+
+    def _exited(self, node_id: str) -> None:
+        self.exited.append(node_id)
+        if node_id not in self.crashed:
+            self.crashed.append(node_id)
+
+    @property
+    def down(self) -> frozenset[str]:
+        """Nodes that exited and are not running now (one that refuses to start stays so)."""
+        return frozenset(n for n in self.exited if n not in self.host.nodes)
 
     def start(self, node_id: str) -> None:
         contacts = tuple(n for n in self.live() if n != node_id)
@@ -256,6 +274,7 @@ class Runner:
             forged_values=frozenset(self.forged_values),
             stranger_deliveries=self.stranger_deliveries or 0,
             at_risk=tuple(self.at_risk),
+            down=self.down,
         )
         violations = run_checkers(ctx, self.checkers)
         trace = self.host.trace
@@ -275,6 +294,7 @@ class Runner:
             convergence_s=convergence,
             wall_s=round(time.perf_counter() - wall0, 3),
             faults=self.applied_faults,
+            down=sorted(self.down),
             peer_links={
                 "handshakes": net.handshakes,
                 "refused": net.refused,
@@ -299,11 +319,16 @@ class Runner:
         return result
 
     def snapshot(self) -> dict[str, dict[str, Record | None]]:
-        """Every owner's own record of every key the workload touched (no coordination)."""
+        """Every owner's own record of every key the workload touched (no coordination).
+        An owner that is :attr:`down` has no say (absent, not None: it holds what it held
+        on its disk, unread); with no node running, no key has an owner that answers."""
         keys = sorted({op.key for op in self.history.ops} | self.stranger_keys)
         live = self.live()
-        if not keys or not live:
+        if not keys:
             return {}
+        if not live:
+            return {key: {} for key in keys}
+        down = self.down
         locator = live[0]
         owners = {reply.key: reply.owners for reply in self.host.request([Locate(k) for k in keys], node_id=locator)}
         by_owner: dict[str, list[str]] = {}
@@ -312,6 +337,8 @@ class Runner:
                 by_owner.setdefault(owner, []).append(key)
         final: dict[str, dict[str, Record | None]] = {key: {} for key in keys}
         for owner, owner_keys in sorted(by_owner.items()):
+            if owner in down:
+                continue
             if owner not in self.host.nodes:
                 for key in owner_keys:
                     final[key][owner] = None

@@ -45,8 +45,9 @@ FAULT_ACTIONS: dict[str, FaultAction] = {
     "heal": FaultAction((), faults.heal),
     # disk: keep (a killed process) | lose-unsynced | torn (a power loss), see sim/disk.py
     "crash": FaultAction(("node", "disk"), faults.crash),
-    # on nodes with a disk (Scenario.disk): bit rot in file = snapshot | log, slow fsync, ENOSPC
-    "corrupt": FaultAction(("node", "file"), faults.corrupt),
+    # on nodes with a disk (Scenario.disk): bit rot in file = snapshot | log (block = last |
+    # inner: a torn-looking tail, or damage that stops the load), slow fsync, ENOSPC
+    "corrupt": FaultAction(("node", "file", "block"), faults.corrupt),
     "slow-fsync": FaultAction(("node", "delay", "duration"), faults.slow_fsync),
     "disk-full": FaultAction(("node", "duration"), faults.disk_full),
     "restart": FaultAction(("node",), faults.restart),
@@ -164,6 +165,8 @@ class Scenario:
                 raise ScenarioError(f"fault {fault.describe()!r}: disk must be one of {', '.join(CRASH_MODES)}")
             if fault.args.get("file", "snapshot") not in ("snapshot", "log"):
                 raise ScenarioError(f"fault {fault.describe()!r}: file must be snapshot or log")
+            if fault.args.get("block", "last") not in ("last", "inner"):
+                raise ScenarioError(f"fault {fault.describe()!r}: block must be last or inner")
             if fault.at < 0:
                 raise ScenarioError("fault times must be >= 0")
         unknown_nodes = {n for pair in self.links for n in pair} | set(self.clocks) | set(self.secrets)
