@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from sim.scenario import BUILTIN
 from tests.slow_first import KNOWN_SLOW, arrange, cost
+from tests.test_sim_sweep import SWEPT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,7 +17,7 @@ def test_every_entry_names_an_existing_file_or_sweep_scenario() -> None:
         path, _, name = nodeid.partition("::")
         assert (ROOT / path).is_file(), nodeid
         if name:
-            assert name.startswith("test_no_violation_over_20_seeds[") and name[32:-1] in BUILTIN, nodeid
+            assert name.startswith("test_no_violation_over_20_seeds[") and name[32:-1] in SWEPT, nodeid
 
 
 def test_every_builtin_scenario_sweep_is_listed() -> None:
