@@ -163,17 +163,25 @@ def test_a_violation_exits_1_and_prints_the_replay_command(tmp_path: Path) -> No
 
 
 def test_same_seed_same_trace_across_hash_seeds_and_processes() -> None:
-    digests = {}
-    for hashseed, seed in (("1", "5"), ("987", "5"), ("42", "6")):
-        proc = sim("sim.run", "crash-restart", "--seed", seed, "--json", hashseed=hashseed)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        digests[(hashseed, seed)] = last_json(proc.stdout)["trace_sha256"]
-    assert digests[("1", "5")] == digests[("987", "5")]
-    assert digests[("42", "6")] != digests[("1", "5")]
+    """Two processes under different hash seeds, at once. (Another seed gives another
+    trace: tests/test_cluster_sim.py; each disk scenario across processes:
+    tests/test_sim_disk.py.)"""
+    env = [dict(os.environ, PYTHONHASHSEED=h) for h in ("1", "987")]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "sim.run", "crash-restart", "--seed", "5", "--json"], cwd=ROOT, env=e,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for e in env
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, outs):
+        assert proc.returncode == 0, out + err
+    assert last_json(outs[0][0])["trace_sha256"] == last_json(outs[1][0])["trace_sha256"]
 
 
-def test_check_determinism_flag() -> None:
-    proc = sim("sim.run", "clock-skew-ttl", "--seed", "2", "--check-determinism")
+def test_check_determinism_flag(tmp_path: Path) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    proc = sim("sim.run", str(path), "--seed", "2", "--check-determinism")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "deterministic: two runs gave trace sha256" in proc.stdout
 
