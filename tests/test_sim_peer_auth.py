@@ -322,17 +322,18 @@ def test_the_counter_example_runs_the_handshake_too() -> None:
 
 
 def test_same_seed_same_handshakes_same_trace() -> None:
+    """(Another seed, another secret and nonces: the next test; another trace:
+    tests/test_cluster_sim.py.)"""
     scenario = dataclasses.replace(BUILTIN["stranger"], duration=6.0)
     digests = []
-    for seed in (4, 4, 5):
+    for seed in (4, 4):
         runner = Runner(scenario, seed)
         try:
             result = runner.run()
             digests.append((result.trace_sha256, result.peer_links))
         finally:
             runner.close()
-    assert digests[0] == digests[1]
-    assert digests[0][0] != digests[2][0]
+    assert digests[0] == digests[1] and digests[0][1]["handshakes"] > 0
 
 
 def test_the_cluster_secret_and_nonces_come_from_the_seed() -> None:
