@@ -202,6 +202,30 @@ def test_lone_surrogates_come_back_escaped_over_json_and_as_an_error_over_msgpac
     assert msgpack.unpackb(encode_msgpack_reply(Value("\ud800", True)))["error"] == "internal"
 
 
+def _decoded_the_general_way(obj: Any) -> Any:
+    """What ``request_or_error`` answered before its fast path: the kinds table's decoder."""
+    try:
+        return decode_request(obj)
+    except CacheError as exc:
+        return ErrorReply(exc.code, exc.message, obj.get("id") if type(obj) is dict else None)
+
+
+_plain_types = st.sampled_from(["get", "set", "del", 1, None])
+_plain_keys = st.sampled_from(["", "\x00flush{1}", "\x00k", 7]) | keys
+plain_shaped = st.fixed_dictionaries(
+    {"type": _plain_types, "key": _plain_keys}, optional={"value": json_values | st.binary(max_size=4), "id": rids}
+) | st.fixed_dictionaries(
+    {"type": _plain_types, "key": _plain_keys},
+    optional={"value": json_values, "id": rids, "ttl": ttls, "nx": st.booleans(), "x": json_scalars},
+)
+
+
+@given(plain_shaped | st.dictionaries(st.sampled_from(["type", "key", "value", "id"]), json_values | st.sampled_from(["get", "set"]), max_size=4))
+@settings(max_examples=300, deadline=None)
+def test_the_plain_get_and_set_fast_path_decodes_as_the_kinds_table_does(obj: dict[str, Any]) -> None:
+    assert request_or_error(obj) == _decoded_the_general_way(obj)
+
+
 def _reference_line(line: bytes) -> Any:
     """What a JSON line decodes to through the decoder's full ``decode`` (no fast path)."""
     from runtime.framing import _json_decoder
