@@ -173,7 +173,7 @@ async def _save_before_exit(refs: NodeRefs) -> None:
     """SIGTERM with ``--save`` rules: write a snapshot before leaving (Redis's shutdown save)."""
     loop = asyncio.get_running_loop()
     reply = FutureReply(loop)
-    refs.store.tell(StoreCall(0, ((0, SaveSnapshot(False)),), reply))
+    refs.store.tell(StoreCall(0, ((0, SaveSnapshot(False, take_over=True)),), reply))
     try:
         answer = await asyncio.wait_for(reply.future, timeout=120)
     except asyncio.TimeoutError:

@@ -1,8 +1,10 @@
 """RESP's persistence commands: ``SAVE``, ``BGSAVE``, ``LASTSAVE`` (Redis's replies).
 
-``SAVE`` answers ``+OK`` once the snapshot is installed; ``BGSAVE`` answers ``+Background
-saving started`` once it began (an error when one is already running, as Redis's
-``-ERR Background save already in progress``); ``LASTSAVE`` is the epoch second of the last
+``SAVE`` answers ``+OK`` once the snapshot is installed; ``BGSAVE`` (and Redis 7's
+``BGSAVE SCHEDULE``: a log rewrite here is a snapshot too, so there is never another job
+to wait for) answers ``+Background saving started`` once it began. While a snapshot is
+being written both answer Redis 7's ``-ERR Background save already in progress`` (the node
+says ``unavailable``: nothing was done). ``LASTSAVE`` is the epoch second of the last
 successful snapshot (loaded or written; 0: none). All need ``--dir`` and are @admin.
 """
 
@@ -10,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from actors.protocol.messages import Ack, Reply, Save, Stats, StatsReply
-from runtime.resp import integer, simple
+from actors.protocol.errors import ErrorCode
+from actors.protocol.messages import Ack, ErrorReply, Reply, Save, Stats, StatsReply
+from runtime.resp import error, integer, simple
 from runtime.resp_session import Deferred, Session, node_error
 
 __all__ = ["cmd_bgsave", "cmd_lastsave", "cmd_save"]
@@ -20,6 +23,8 @@ __all__ = ["cmd_bgsave", "cmd_lastsave", "cmd_save"]
 def _b_saved(replies: Sequence[Reply], i: int, proto: int, arg: Any) -> bytes:
     reply = replies[i]
     if type(reply) is not Ack:
+        if type(reply) is ErrorReply and reply.code == ErrorCode.UNAVAILABLE:
+            return error("ERR " + reply.message)  # Redis's words: a save is already running
         return node_error(reply)
     return simple("Background saving started" if arg else "OK")
 
@@ -36,6 +41,8 @@ def cmd_save(argv: list[bytes], s: Session) -> bytes | Deferred:
 
 
 def cmd_bgsave(argv: list[bytes], s: Session) -> bytes | Deferred:
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() != b"schedule"):
+        return error("ERR syntax error")
     return (Save(True),), _b_saved, True
 
 

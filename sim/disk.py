@@ -115,6 +115,15 @@ class SimDisk:
         self._syncing.pop(name, None)
         self.files[name] = self.files.pop(tmp)
 
+    def install_soon(self, tmp: str, name: str, done: Callable[[DiskError | None], None]) -> None:
+        """At once, as :meth:`install` (deterministic; ``done`` sends a message, so the
+        store learns of it in a later turn, as from a real disk's thread)."""
+        self.install(tmp, name)
+        done(None)
+
+    def settle(self) -> None:
+        """Nothing runs in the background here but fsyncs, which settle on their own time."""
+
     def move_aside(self, name: str, suffix: str) -> str:
         n = 1
         while f"{name}{suffix}-{n}" in self.files:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from typing import Callable
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -28,6 +29,7 @@ class MemoryDisk:
         self.files: dict[str, bytearray] = {}
         self.synced: list[str] = []
         self.fail_appends = False
+        self.pending: list[tuple[str, str, Callable[[DiskError | None], None]]] = []
 
     def names(self) -> list[str]:
         return sorted(self.files)
@@ -53,6 +55,22 @@ class MemoryDisk:
 
     def install(self, tmp: str, name: str) -> None:
         self.files[name] = self.files.pop(tmp)
+
+    def install_soon(self, tmp: str, name: str, done: Callable[[DiskError | None], None]) -> None:
+        """Held until :meth:`finish_installs` (a real disk's thread finishing later)."""
+        self.pending.append((tmp, name, done))
+
+    def finish_installs(self, error: DiskError | None = None) -> None:
+        for tmp, name, done in self.pending:
+            if error is None:
+                self.install(tmp, name)
+            done(error)
+        self.pending.clear()
+
+    def settle(self) -> None:
+        for tmp, name, _ in self.pending:
+            self.install(tmp, name)
+        self.pending.clear()
 
     def move_aside(self, name: str, suffix: str) -> str:
         aside = next(f"{name}{suffix}-{n}" for n in itertools.count(1) if f"{name}{suffix}-{n}" not in self.files)

@@ -14,7 +14,7 @@ on the host's thread inside a turn; what may block is said per method. Failures 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 __all__ = ["Disk", "DiskError"]
 
@@ -53,8 +53,20 @@ class Disk(Protocol):
 
     def install(self, tmp: str, name: str) -> None:
         """Make ``tmp`` durable and atomically the new ``name``: fsync ``tmp``, rename it
-        over ``name``, fsync the directory. Blocks (a snapshot's slices fsync as they go,
-        with :meth:`sync_soon`, so little is left to flush here)."""
+        over ``name``, fsync the directory. Blocks (``SAVE``, whose answer waits anyway)."""
+        ...
+
+    def install_soon(self, tmp: str, name: str, done: Callable[[DiskError | None], None]) -> None:
+        """:meth:`install` off the host's thread (``BGSAVE``: an fsync may take from
+        milliseconds to seconds, and the node serves meanwhile). ``done`` is called on the
+        host's thread with None or the :class:`DiskError`, possibly before this returns (a
+        simulated disk): it must only send a message. Nothing may be appended to ``tmp``
+        after this call."""
+        ...
+
+    def settle(self) -> None:
+        """Block until every operation started by :meth:`sync_soon` or :meth:`install_soon`
+        has finished (their ``done`` calls may still be on their way)."""
         ...
 
     def move_aside(self, name: str, suffix: str) -> str:

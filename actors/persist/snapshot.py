@@ -33,10 +33,16 @@ from actors.protocol.record import Record
 from actors.store.keyspace import Keyspace
 from actors.store.sizing import estimate_size
 
-__all__ = ["FORMAT", "RECORDS_PER_BLOCK", "SnapshotCapture", "read_snapshot"]
+__all__ = ["BLOCKS_PER_SLICE", "FORMAT", "RECORDS_PER_BLOCK", "SnapshotCapture", "read_snapshot"]
 
 FORMAT = 1
-RECORDS_PER_BLOCK = 1024
+#: Records per DATA block. A block is the smallest unit of a slice's work (its records
+#: are read, packed and compressed between two looks at the clock): 256 take ~0.3-0.7 ms
+#: on a loaded 2-core machine, where 1024 took 2.3-6.5 ms and every slice overran its
+#: budget (bench/RESULTS.md, "BGSAVE stalls"). Smaller blocks compress a little worse.
+RECORDS_PER_BLOCK = 256
+#: At most this many blocks per slice, whatever the clock says.
+BLOCKS_PER_SLICE = 16
 
 
 class SnapshotCapture:
@@ -62,14 +68,19 @@ class SnapshotCapture:
         return SNAPSHOT_MAGIC + encode_block(HEADER, self.header)
 
     def slice(self, now: Callable[[], float], budget_s: float) -> bytes:
-        """DATA blocks for the next keys, until ``budget_s`` of ``now`` passed (at least one block)."""
+        """DATA blocks for the next keys: at least one, and more until ``budget_s`` of ``now``
+        passed or :data:`BLOCKS_PER_SLICE` were made (the bound on work: a block is the
+        unit between two looks at the clock, and a clock that does not move within a turn,
+        as the simulator's, still gets slices)."""
         out: list[bytes] = []
         deadline = now() + budget_s
         keys = self._keys
         peek = self._keyspace.peek
         pre = self._tap.preimages
         assert pre is not None, "slice() after finish()"
-        while self._pos < len(keys):
+        for _ in range(BLOCKS_PER_SLICE):
+            if self._pos >= len(keys):
+                break
             chunk = keys[self._pos : self._pos + RECORDS_PER_BLOCK]
             self._pos += len(chunk)
             records: list[Any] = []

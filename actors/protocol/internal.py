@@ -32,6 +32,7 @@ __all__ = [
     "RequestTimeout",
     "ExpireTick",
     "PersistTick",
+    "SaveInstalled",
     "SaveSlice",
     "HeartbeatTick",
     "ReplicatorTick",
@@ -168,6 +169,14 @@ class PersistTick:
 @message
 class SaveSlice:
     """The store's own timer: write the next slice of the snapshot being captured."""
+
+
+@message
+class SaveInstalled:
+    """The host finished installing a background snapshot (``Disk.install_soon``):
+    ``error`` is the ``DiskError`` that stopped it, or None."""
+
+    error: Any = None
 
 
 @message

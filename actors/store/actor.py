@@ -37,7 +37,7 @@ from actors.store.eviction import make_evictor
 from actors.store.expiry import run_expire_cycle
 from actors.store.keyspace import Keyspace
 from actors.persist.manager import PersistConfig, Persistence, SaveRefused
-from actors.protocol.internal import PersistTick, SaveSlice
+from actors.protocol.internal import PersistTick, SaveInstalled, SaveSlice
 from actors.store.ops import (
     ExpireCycle,
     ExpireCycleDone,
@@ -81,7 +81,7 @@ class Store(ScheduledActor):
         self._table: dict[type, OpFunction] = {
             **APPLY,
             StatsQuery: lambda keyspace, op, wall, trace: self.stats(wall),
-            SaveSnapshot: lambda keyspace, op, wall, trace: self._save(op.background, wall),
+            SaveSnapshot: lambda keyspace, op, wall, trace: self._save(op, wall),
         }
         self.persistence: Persistence | None = None
         if persist is not None and ctx.disk is not None:
@@ -149,6 +149,9 @@ class Store(ScheduledActor):
             self._ready = message.ready
         elif type(message) is SaveSlice:
             self._save_slice()
+        elif type(message) is SaveInstalled:
+            if self.persistence is not None:
+                self.persistence.install_done(message.error, self.ctx.wall())
         elif type(message) is PersistTick:
             self._persist_tick()
         else:
@@ -175,22 +178,23 @@ class Store(ScheduledActor):
 
     # --- snapshots ------------------------------------------------------------------
 
-    def _save(self, background: bool, wall: float) -> Any:
-        """SAVE (every slice now, answered once installed; a running BGSAVE is abandoned for
-        it, where Redis would refuse: the save at SIGTERM must not fail for it) or BGSAVE
-        (slices between turns)."""
+    def _save(self, op: SaveSnapshot, wall: float) -> Any:
+        """SAVE (every slice now, answered once installed) or BGSAVE (slices between
+        turns, answered once started). Either is refused while a snapshot is being written,
+        as Redis refuses both, except the save at SIGTERM (``take_over``), which abandons
+        the background one: it must not fail for it."""
         persistence = self.persistence
         if persistence is None:
             return ErrorReply(ErrorCode.BAD_REQUEST, "persistence is off: start the node with --dir to save")
-        if not background:
-            persistence.abandon_save()  # SAVE (and SIGTERM's) takes over from a running BGSAVE
+        if op.take_over:
+            persistence.abandon_save()
         try:
             persistence.start_save(self.keyspace, wall, self.ctx.now())
         except SaveRefused as exc:
             return ErrorReply(ErrorCode.UNAVAILABLE, str(exc))
         except DiskError as exc:
             return ErrorReply(ErrorCode.INTERNAL, f"cannot save: {exc}")
-        if background:
+        if op.background:
             self._schedule_slice(0.0)
             return True
         persistence.save_slice(self.ctx.now, float("inf"), wall)
@@ -209,8 +213,15 @@ class Store(ScheduledActor):
         if persistence is None or persistence.capture is None:
             return
         budget = persistence.config.slice_budget_s
-        if not persistence.save_slice(self.ctx.now, budget, self.ctx.wall()):
+        if not persistence.save_slice(self.ctx.now, budget, self.ctx.wall(), self._installed):
             self._schedule_slice(budget)  # as long a pause as the slice: at most half the node's time
+
+    def _installed(self, error: DiskError | None) -> None:
+        """Called by the disk, on the host's thread, when a background install finished."""
+        try:
+            self.actor_ref.tell(SaveInstalled(error))
+        except ActorDeadError:
+            pass  # the store stopped meanwhile (node shutdown)
 
     def _persist_tick(self) -> None:
         persistence = self.persistence

@@ -74,9 +74,12 @@ class Modify:
 @message
 class SaveSnapshot:
     """Write a snapshot (``background``: start one and answer at once); the result is
-    True, or an error reply (no ``--dir``, a save already running, a disk failure)."""
+    True, or an error reply (no ``--dir``, a save already running, a disk failure).
+    ``take_over`` (the save at SIGTERM, never a client's): a running background save is
+    abandoned for this one instead of refusing it, as Redis's shutdown does."""
 
     background: bool = False
+    take_over: bool = False
 
 
 @message

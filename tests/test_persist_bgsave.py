@@ -1,0 +1,121 @@
+"""A background save's slices and install, in process (the sans-IO parts; real processes:
+tests/test_persist_real.py): each slice's work is bounded whatever the clock says; the
+incremental fsyncs come every few MB, not every slice; the install runs off the host's
+thread and the save stays in progress until it reports back; a failed install is a failed
+save; the save at SIGTERM waits for an install under way so it cannot be overwritten by it."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from actors.kernel.disk import DiskError
+from actors.persist.aof import log_name
+from actors.persist.manager import SNAPSHOT, SYNC_EVERY_BYTES, SaveRefused
+from actors.persist.snapshot import BLOCKS_PER_SLICE, RECORDS_PER_BLOCK, read_snapshot
+from actors.store.keyspace import Keyspace
+from tests.test_persist import WALL, MemoryDisk, clock, filled, logging_node, persistence, state, v
+
+
+def test_a_slice_is_bounded_by_work_when_the_clock_does_not_move() -> None:
+    """The simulator's clock stands still within a turn: a slice still ends."""
+    ks = filled(3 * BLOCKS_PER_SLICE * RECORDS_PER_BLOCK)
+    p = persistence(MemoryDisk(), ks)
+    p.start_save(ks, WALL, 0.0)
+    capture = p.capture
+    assert capture is not None
+    written = []
+    while not capture.done:
+        before = capture.records
+        capture.slice(clock, float("inf"))
+        written.append(capture.records - before)
+    assert written == [BLOCKS_PER_SLICE * RECORDS_PER_BLOCK] * 3
+
+
+def test_a_slice_stops_at_the_first_block_past_its_budget() -> None:
+    ks = filled(4 * RECORDS_PER_BLOCK)
+    p = persistence(MemoryDisk(), ks)
+    p.start_save(ks, WALL, 0.0)
+    ticks = itertools.count()
+    capture = p.capture
+    assert capture is not None
+    capture.slice(lambda: float(next(ticks)), 1.5)  # every look at the clock: one more second
+    assert capture.records == 2 * RECORDS_PER_BLOCK and capture.blocks == 2
+
+
+def test_incremental_fsyncs_come_every_few_megabytes_not_every_slice() -> None:
+    ks = Keyspace()
+    for i in range(6 * RECORDS_PER_BLOCK):
+        ks.set(f"k{i}", random.Random(i).randbytes(3000), None, v(i))  # incompressible
+    disk = MemoryDisk()
+    p = persistence(disk, ks)
+    p.start_save(ks, WALL, 0.0)
+    slices = 1
+    while not p.save_slice(clock, 0.0, WALL):
+        slices += 1
+    size = len(disk.files[SNAPSHOT])
+    assert slices == 6 and size > SYNC_EVERY_BYTES
+    assert 1 <= disk.synced.count(SNAPSHOT + ".tmp") <= size // SYNC_EVERY_BYTES
+
+
+def background(p, ks: Keyspace, wall: float = WALL) -> list[DiskError | None]:  # type: ignore[no-untyped-def]
+    """Start a BGSAVE and slice it to the end; the install outcomes reported (a list that
+    fills when the disk finishes the install)."""
+    outcomes: list[DiskError | None] = []
+    p.start_save(ks, wall, 0.0)
+    while not p.save_slice(clock, 0.0, wall, outcomes.append):
+        pass
+    return outcomes
+
+
+def test_the_install_runs_in_the_background_and_the_save_is_in_progress_until_it_reports() -> None:
+    disk, ks, p = logging_node(2_000, "a")
+    outcomes = background(p, ks)
+    assert outcomes == [] and SNAPSHOT not in disk.files and disk.pending
+    assert p.saving and p.stats()["rdb_bgsave_in_progress"] == 1 and p.due(WALL + 10**6) is None
+    with pytest.raises(SaveRefused, match="Background save already in progress"):
+        p.start_save(ks, WALL, 0.0)
+    ks.set("during", 1, None, v(10**6))  # served meanwhile, logged to the new generation
+    p.end_turn(ks, WALL, 1.0)
+    assert log_name(1) in disk.files  # the old generation stays until the install is done
+    disk.finish_installs()
+    assert outcomes == [None]
+    p.install_done(outcomes[0], WALL + 1)
+    assert not p.saving and p.last_status == "ok" and p.last_save == WALL and p.saves == 1
+    assert log_name(1) not in disk.files and log_name(2) in disk.files
+    _, records = read_snapshot(bytes(disk.files[SNAPSHOT]))
+    assert len(records) == 2_000
+    again = Keyspace()
+    persistence(disk, again, appendonly=True).load(again, WALL + 1)
+    assert state(again) == state(ks)
+
+
+def test_a_failed_background_install_fails_the_save_and_keeps_the_logs() -> None:
+    disk, ks, p = logging_node(500, "b")
+    outcomes = background(p, ks)
+    disk.finish_installs(DiskError("cannot install dump.acs: Input/output error"))
+    p.install_done(outcomes[0], WALL)
+    assert not p.saving and p.last_status == "err" and p.saves == 0
+    assert SNAPSHOT not in disk.files and log_name(1) in disk.files
+    assert p.due(WALL + 1) is None  # the next save by rule waits (Redis: 5 s)
+    again = Keyspace()
+    persistence(disk, again, appendonly=True).load(again, WALL)
+    assert state(again) == state(ks)
+
+
+def test_the_save_at_sigterm_waits_for_an_install_under_way_and_wins() -> None:
+    """Installed after the foreground save, the background one (older) would replace it."""
+    disk, ks, p = logging_node(500, "c")
+    outcomes = background(p, ks)
+    ks.set("late", 1, None, v(10**6))
+    p.end_turn(ks, WALL, 1.0)
+    p.abandon_save()  # what the store does for the save at SIGTERM (take_over)
+    assert not disk.pending and SNAPSHOT in disk.files  # settled: the background install landed first
+    p.start_save(ks, WALL + 1, 0.0)
+    assert p.save_slice(clock, float("inf"), WALL + 1) and p.last_status == "ok"
+    p.install_done(None, WALL + 2)  # the settled install's report, late: ignored
+    assert p.saves == 1 and p.last_save == WALL + 1 and outcomes == []
+    _, records = read_snapshot(bytes(disk.files[SNAPSHOT]))
+    assert "late" in {record.key for record, _ in records}
