@@ -72,7 +72,7 @@ class PersistConfig:
     rewrite_percentage: int = 100
     rewrite_min_size: int = 64 << 20
     #: Time budget of one snapshot slice; the store pauses as long between slices.
-    slice_budget_s: float = 0.001
+    slice_budget_s: float = 0.0005
 
 
 class Persistence:
