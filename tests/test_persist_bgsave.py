@@ -34,6 +34,18 @@ def test_a_slice_is_bounded_by_work_when_the_clock_does_not_move() -> None:
     assert written == [BLOCKS_PER_SLICE * RECORDS_PER_BLOCK] * 3
 
 
+def test_save_now_writes_every_slice_in_one_call() -> None:
+    """SAVE: a slice is bounded by work, so the foreground save loops over them (once, a
+    single slice call left every key past the first 16 blocks out and the capture hanging)."""
+    ks = filled(2 * BLOCKS_PER_SLICE * RECORDS_PER_BLOCK + 7)
+    disk = MemoryDisk()
+    p = persistence(disk, ks)
+    p.start_save(ks, WALL, 0.0)
+    assert p.save_now(clock, WALL) and not p.saving
+    _, records = read_snapshot(bytes(disk.files[SNAPSHOT]))
+    assert len(records) == len(ks) + ks.tombstone_count
+
+
 def test_a_slice_stops_at_the_first_block_past_its_budget() -> None:
     ks = filled(4 * RECORDS_PER_BLOCK)
     p = persistence(MemoryDisk(), ks)

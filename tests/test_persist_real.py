@@ -155,18 +155,28 @@ def test_bgsave_while_serving_completes_and_loads(tmp_path: Path) -> None:
         node.terminate()
 
 
-def test_sigterm_saves_when_save_rules_are_on(tmp_path: Path) -> None:
+def test_save_then_sigterm_save_each_write_every_key(tmp_path: Path) -> None:
+    """SAVE alone (no rules, then kill -9), then SIGTERM's save with rules: each holds every
+    key, past the 4,096 records of one bounded slice."""
     data = tmp_path / "data"
+    node = start(data, "--save", "")
+    try:
+        r = client(node)
+        for start_at in range(0, 10_000, 2_500):
+            r.mset({f"s{i}": i for i in range(start_at, start_at + 2_500)})
+        assert r.save() is True
+    finally:
+        node.kill()
     node = start(data, "--save", "3600 1")
     try:
         r = client(node)
-        r.mset({f"s{i}": i for i in range(500)})
+        assert r.dbsize() == 10_000
+        r.mset({f"t{i}": i for i in range(500)})
     finally:
         assert node.terminate() == 0
-    assert (data / "dump.acs").exists()
     node = start(data, "--save", "")
     try:
-        assert client(node).dbsize() == 500
+        assert client(node).dbsize() == 10_500
     finally:
         node.terminate()
 

@@ -330,6 +330,13 @@ class Persistence:
         self._installed(capture.header)
         return True
 
+    def save_now(self, now: Callable[[], float], wall: float) -> bool:
+        """Every slice of the capture started, then the install, in this turn (``SAVE``:
+        the node answers nothing else meanwhile, as Redis's blocks). True when installed."""
+        while not self.save_slice(now, float("inf"), wall):
+            pass
+        return self.last_status == "ok"
+
     def install_done(self, error: DiskError | None, wall: float) -> None:
         """The outcome of a background install (:meth:`save_slice` with ``installed``);
         ignored when no install is pending (a foreground save took over meanwhile)."""

@@ -197,8 +197,7 @@ class Store(ScheduledActor):
         if op.background:
             self._schedule_slice(0.0)
             return True
-        persistence.save_slice(self.ctx.now, float("inf"), wall)
-        if persistence.last_status != "ok":
+        if not persistence.save_now(self.ctx.now, wall):
             return ErrorReply(ErrorCode.INTERNAL, "the snapshot could not be written (see the node's log)")
         return True
 
