@@ -211,9 +211,11 @@ class Store(ScheduledActor):
         persistence = self.persistence
         if persistence is None or persistence.capture is None:
             return
-        budget = persistence.config.slice_budget_s
-        if not persistence.save_slice(self.ctx.now, budget, self.ctx.wall(), self._installed):
-            self._schedule_slice(budget)  # as long a pause as the slice: at most half the node's time
+        config = persistence.config
+        began = self.ctx.now()
+        if not persistence.save_slice(self.ctx.now, config.slice_budget_s, self.ctx.wall(), self._installed):
+            # As long a pause as the slice took, at least slice_pause_s: at most half the node's time.
+            self._schedule_slice(max(config.slice_pause_s, self.ctx.now() - began))
 
     def _installed(self, error: DiskError | None) -> None:
         """Called by the disk, on the host's thread, when a background install finished."""
