@@ -84,6 +84,12 @@ def test_top_and_json_logs_on_a_real_cluster() -> None:
             [sys.executable, "-m", "runtime.cli", "--node", addrs["node1"], "--timeout", "2",
              "top", "--interval", "0.3"],
             cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+            # A terminal's Ctrl-C: SIGINT at its default disposition, whatever this process
+            # inherited. A suite started in the background by a shell without job control
+            # (``cmd &`` in a script) ignores SIGINT, an ignored SIGINT stays ignored across
+            # exec, and Python then installs no KeyboardInterrupt handler: top went on
+            # refreshing and was killed after 10 s (a run of .ci/run, session 24).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         os.close(slave)
         seen = bytearray()
