@@ -96,7 +96,18 @@ def _json_key(key: Any) -> str:
 
 
 def _unencodable(reply: Reply, exc: Exception) -> ErrorReply:
-    return ErrorReply(ErrorCode.INTERNAL, f"reply cannot be encoded: {exc}", getattr(reply, "rid", None))
+    """The error replacing ``reply``; it echoes the request's id only when the id itself
+    encodes (both ways): a client's id nested past the encoders' depth (which no decoder
+    checks: only values are held to --max-value-depth) would make this reply fail too, and
+    the connection would be cut off for one request."""
+    rid = getattr(reply, "rid", None)
+    if rid is not None and type(rid) in (list, dict, tuple):
+        try:
+            _json_encode(to_jsonable(rid))
+            _packb(rid)
+        except Exception:  # noqa: BLE001 - RecursionError, ValueError (msgpack's depth), TypeError
+            rid = None
+    return ErrorReply(ErrorCode.INTERNAL, f"reply cannot be encoded: {exc}", rid)
 
 
 _ACK_LINE = b'{"type":"ack","success":true}\n'

@@ -227,3 +227,17 @@ def test_encoding_a_reply_past_every_limit_answers_an_error_never_raises(depth: 
         assert out["error"] == "internal" and out["id"] == 3
     # the shared packer is still usable afterwards
     assert msgpack.unpackb(encode_msgpack_reply(Value("v", True))) == {"type": "response", "value": "v", "success": True}
+
+
+@pytest.mark.parametrize("depth", [1_100, 100_000])
+def test_an_id_nested_past_the_encoders_depth_gets_an_error_without_it(depth: int) -> None:
+    """Red team s25: only values are held to --max-value-depth; a JSON request whose ``id``
+    nests ~1,000 deep decodes, its reply cannot be encoded, and the error replacing it
+    echoed the same id and failed too: the connection was cut off (a reset, the replies
+    before it lost). Now the error goes without the id."""
+    for reply in (Value("v", True, rid=nest(depth)), Values((("k", "v", True),), rid=nest(depth)), ErrorReply(ErrorCode.BAD_REQUEST, "x", nest(depth))):
+        out = json.loads(encode_json_reply(reply))
+        assert out["error"] == "internal" and "id" not in out
+        out = msgpack.unpackb(encode_msgpack_reply(reply))
+        assert out["error"] == "internal" and "id" not in out
+    assert json.loads(encode_json_reply(Value("v", True, rid=[[1]]))) == {"type": "response", "value": "v", "success": True, "id": [[1]]}
