@@ -10,6 +10,7 @@ median over pairs of B/A ops/s and of B/A CPU per request (the nodes' own CPU ti
 
     python -m bench.ab_nodes --a /path/to/old/checkout --b . [--pairs 6] [--duration 2]
     python -m bench.ab_nodes --a /path/to/old/checkout --cluster 3 --workloads set --pipelines 16
+    python -m bench.ab_nodes --a . --b-args '--peer-compress off' --cluster 3 --workloads set --pipelines 16
 
 With ``--gen redis`` the load is ``redis-benchmark -c CONNS -d VALUE_SIZE -r 100000 -n N
 -t set|get -P P`` against each node's ``--resp-port`` (N is ``--requests`` at P1, 5x that at
@@ -28,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +49,16 @@ PIPELINES = (1, 16)
 class Side:
     """One checkout's node, or cluster, pinned to ``cpu``: its addresses and pids."""
 
-    def __init__(self, checkout: Path, cpu: int | None, cluster: int, resp: bool = False) -> None:
+    def __init__(self, checkout: Path, cpu: int | None, cluster: int, resp: bool = False, extra: Sequence[str] = ()) -> None:
         command = [sys.executable, "-m", "runtime.node"]
         if cluster > 1:
             self._run: NodeProcess | LocalCluster = LocalCluster(
                 cluster, command=command, cwd=checkout, prefix=pin_prefix(cpu), logs=False,
-                node_args=["--log-level", "warning", "--replicas", str(cluster), "--write-consistency", "quorum"],
+                node_args=["--log-level", "warning", "--replicas", str(cluster), "--write-consistency", "quorum", *extra],
             )
         else:
             self._run = NodeProcess(
-                f"ab-{checkout.name}", "--log-level", "warning", *(("--resp-port", "0") if resp else ()),
+                f"ab-{checkout.name}", "--log-level", "warning", *(("--resp-port", "0") if resp else ()), *extra,
                 command=command, cwd=checkout, prefix=pin_prefix(cpu),
             )
 
@@ -120,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pipelines", default=",".join(map(str, PIPELINES)))
     p.add_argument("--cluster", type=int, default=1, help="nodes per side (1: a single node)")
     p.add_argument(
+        "--a-args", default="", metavar="ARGS",
+        help="more node options for side A's nodes, one shell-quoted string (e.g. '--peer-compress off'): "
+        "with --b the same checkout, A/B of an option",
+    )
+    p.add_argument("--b-args", default="", metavar="ARGS", help="more node options for side B's nodes")
+    p.add_argument(
         "--gen", choices=("py", "c", "redis"), default="py",
         help="load generator: bench/loadgen.py, the compiled bench/loadgen.c (single node only: one address), "
         "or redis-benchmark on the RESP port (single node; workloads set, get)",
@@ -137,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.gen == "c":
         cloadgen.binary()  # built before anything is timed
     a_dir, b_dir = args.a.resolve(), args.b.resolve()
+    a_args, b_args = shlex.split(args.a_args), shlex.split(args.b_args)
     # The load generator runs in this process's children: pin it (and them) to core 1,
     # the nodes to core 0 (on a machine with fewer cores, nothing is pinned).
     pinned = {0, 1} <= os.sched_getaffinity(0)
@@ -148,12 +158,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.pairs} pairs x "
           + (f"{args.requests:,} requests (x5 at P16, -r 100000)" if args.gen == "redis" else f"{args.duration:g} s")
           + f" per cell, {args.conns} connections, {args.value_size} B values"
+          + (f"; A's nodes add `{args.a_args}`" if a_args else "") + (f"; B's nodes add `{args.b_args}`" if b_args else "")
           + (f"; each side a {args.cluster}-node cluster, --replicas {args.cluster}, quorum writes" if args.cluster > 1 else ""))
     print()
     print("| workload | pipeline | A ops/s (median) | B ops/s (median) | B/A ops/s (median of pairs, min-max) | A us/req | B us/req | B/A us/req |")
     print("|---|---|---|---|---|---|---|---|")
     resp = args.gen == "redis"
-    with Side(a_dir, node_cpu, args.cluster, resp) as a, Side(b_dir, node_cpu, args.cluster, resp) as b:
+    with Side(a_dir, node_cpu, args.cluster, resp, a_args) as a, Side(b_dir, node_cpu, args.cluster, resp, b_args) as b:
         for workload in args.workloads.split(","):
             for pipeline in map(int, args.pipelines.split(",")):
                 one_run(a, workload, pipeline, args, warm=True)  # warm both: keys loaded, caches hot
