@@ -76,3 +76,26 @@ def test_write_route_is_write_targets_split_by_reachability_and_cached() -> None
         assert route[3] == tuple(m for m in targets if m != "c")
         assert route[4] == (("c",) if "c" in targets else ())
         assert view.write_route(partition) is route
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=300), max_size=40), st.sampled_from([1, 7, 256]))
+def test_remembered_slots_are_the_hashed_ones(keys: list[str], partitions: int) -> None:
+    """slot_of's memo (and slot_lookup's) answers what hashing answers, and partition_of its partition: first
+    asks, repeats, keys too long to remember, hash tags, and past its bound (here 5
+    keys), where it starts afresh."""
+    from actors.store import partitions as module
+
+    bound = module.MEMO_KEYS
+    module.MEMO_KEYS = 5
+    lookup = module.slot_lookup(partitions)
+    try:
+        for key in keys + keys[::-1] + ["{tag}a", "{tag}b", "{}c", "{d"]:
+            hashed = module._hashed(key, partitions, module.SUB_BUCKETS)
+            assert module.slot_of(key, partitions) == hashed == lookup(key)
+            assert partition_of(key, partitions) == hashed[0]
+            memo = module._memos[(partitions, module.SUB_BUCKETS)]
+            assert len(memo) <= 5
+            assert all(len(k) <= module.MEMO_KEY_LEN for k in memo)
+    finally:
+        module.MEMO_KEYS = bound

@@ -72,7 +72,7 @@ from actors.store.keyspace_flush import FlushMixin
 from actors.store.keyspace_partitions import PartitionsMixin, item_hash, listed_version
 from actors.store.keyspace_persist import PersistMixin
 from actors.store.partition_digests import PartitionDigests
-from actors.store.partitions import DEFAULT_PARTITIONS, partition_of, slot_of
+from actors.store.partitions import DEFAULT_PARTITIONS, slot_lookup
 from actors.store.sizing import ENTRY_OVERHEAD, VOLATILE_OVERHEAD
 
 if TYPE_CHECKING:
@@ -161,8 +161,9 @@ class Keyspace(CollectionsMixin, ExpiryMixin, PartitionsMixin, FlushMixin, Persi
         #: partition -> its keys, each with its sub-bucket (actors.store.partitions.slot_of);
         #: None until first needed.
         self._partitions: list[dict[str, int]] | None = None
-        self._partition_of: Callable[[str], int] = lambda key: partition_of(key, partitions)
-        self._slot_of: Callable[[str], tuple[int, int]] = lambda key: slot_of(key, partitions)
+        slot = slot_lookup(partitions)
+        self._partition_of: Callable[[str], int] = lambda key: slot(key)[0]
+        self._slot_of: Callable[[str], tuple[int, int]] = slot
         self.tombstone_ttl = tombstone_ttl
         self.used_bytes = 0
         self.hits = 0
