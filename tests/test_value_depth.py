@@ -229,7 +229,7 @@ def test_encoding_a_reply_past_every_limit_answers_an_error_never_raises(depth: 
     assert msgpack.unpackb(encode_msgpack_reply(Value("v", True))) == {"type": "response", "value": "v", "success": True}
 
 
-@pytest.mark.parametrize("depth", [1_100, 100_000])
+@pytest.mark.parametrize("depth", [1_100, 3_000])
 def test_an_id_nested_past_the_encoders_depth_gets_an_error_without_it(depth: int) -> None:
     """Red team s25: only values are held to --max-value-depth; a JSON request whose ``id``
     nests ~1,000 deep decodes, its reply cannot be encoded, and the error replacing it
