@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pykka import ActorRef
+from pykka import ActorDeadError, ActorRef
 
 from actors.kernel.scheduled import ScheduledActor
 from actors.kernel.scheduler import Cancellable
@@ -56,8 +56,14 @@ class Janitor(ScheduledActor):
         if type(message) is ExpireTick:
             self._timer = None
             if not self._in_flight:
+                try:
+                    self.store.tell(ExpireCycle(self.budget_s, self.actor_ref, self.sample_size))
+                except ActorDeadError:
+                    # The store stopped (a disk it cannot write, a shutdown): the node is
+                    # exiting, and there is nothing left to expire; stop quietly.
+                    self.actor_ref.stop(block=False)
+                    return None
                 self._in_flight = True
-                self.store.tell(ExpireCycle(self.budget_s, self.actor_ref, self.sample_size))
         elif type(message) is ExpireCycleDone:
             self._in_flight = False
             backlog = message.hit_budget and message.remaining_volatile > 0
