@@ -145,6 +145,7 @@ STEPS = st.lists(st.one_of(
     st.tuples(st.just("crash"), st.just(0), st.just(0)),
 ), max_size=60)
 
+
 @settings(max_examples=200, deadline=None)
 @given(STEPS, st.booleans())
 def test_a_crash_anywhere_in_a_background_save_loses_no_acknowledged_write(steps: list, _: bool) -> None:
