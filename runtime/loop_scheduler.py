@@ -12,6 +12,8 @@ from actors.kernel import BlockingCallInActorError, Cancellable, ScheduledFuture
 
 __all__ = ["LoopScheduler"]
 
+_get_ident = threading.get_ident  # (in_turn runs on every tell)
+
 
 class LoopScheduler:
     """Runs actor turns as ``call_soon`` callbacks on one event loop.
@@ -29,7 +31,7 @@ class LoopScheduler:
         self._thread_id = threading.get_ident()
 
     def in_turn(self) -> bool:
-        return threading.get_ident() == self._thread_id
+        return _get_ident() == self._thread_id
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         if self.in_turn():

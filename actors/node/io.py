@@ -45,6 +45,9 @@ class ActorIO:
 
     def __init__(self, ctx: Ctx, store: ActorRef[Any], me: ActorRef[Any], owner: object) -> None:
         self.ctx = ctx
+        #: The node's clocks: the ctx's own (bound once: read several times per batch).
+        self.now: Callable[[], float] = ctx.now
+        self.wall: Callable[[], float] = ctx.wall
         self.node_id = ctx.node_id
         self.tracing = ctx.tracing
         self.store = store
@@ -60,12 +63,6 @@ class ActorIO:
         #: gathers operations across a turn (the local planner's run of plain requests)
         #: sends them there, so the store still sees operations in the order asked.
         self.before_store: Callable[[], None] | None = None
-
-    def now(self) -> float:
-        return self.ctx.now()
-
-    def wall(self) -> float:
-        return self.ctx.wall()
 
     def next_id(self) -> int:
         return next(self._ids)

@@ -61,6 +61,10 @@ _TXN_TYPES = frozenset((Watch, Multi, Flush, Scan))
 
 Ops = list[tuple[int, StoreOp]]
 
+#: The reply of a set stored with no id: one shared message (replies are read-only), which
+#: the JSON encoder writes as its constant line.
+_ACK = Ack()
+
 
 def _auth_without_passwords(request: Auth) -> Reply:
     """An ``auth`` that reached the node: the host has no passwords (a host that has
@@ -234,7 +238,8 @@ class LocalPlanner:
             for (pending, slot), outcome in zip(members, result):
                 request = pending.requests[slot]
                 if outcome == 1:
-                    pending.fill(slot, Ack(request.rid))  # type: ignore[union-attr]
+                    rid = request.rid  # type: ignore[union-attr]
+                    pending.fill(slot, _ACK if rid is None else Ack(rid))
                 elif type(outcome) is Version:
                     self._restamp(pending, slot, request, outcome, again.setdefault(pending, []))
                 else:
