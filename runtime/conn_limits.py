@@ -21,8 +21,8 @@ Limits checked as bytes arrive or leave (by the connections, no timer involved):
   off at once;
 - ``--max-input-buffer-bytes``: when the partial input of all connections together (with
   what they keep of answered requests: a RESP transaction's queue, which is refused past
-  the budget) passes the budget, the connection holding the most is closed, then the
-  next, until under.
+  the budget) passes the budget, the client connection holding the most is closed, then
+  the next, until under (a peer's only once no client holds any).
 
 Limits that need a clock are checked by :meth:`ConnectionGuard.sweep`, every
 :data:`SWEEP_INTERVAL_S`. It is cheap with 10,000 connections because it rarely looks at
@@ -228,10 +228,12 @@ class ConnectionGuard:
     # --- the input budget --------------------------------------------------------------
 
     def enforce_input_budget(self) -> None:
-        """Close the connections holding the most input (partial and kept) until under the budget."""
+        """Close the connections holding the most input (partial and kept) until under the
+        budget: clients first, a peer only once no client holds any (a stranger's queued
+        transactions, which no timeout ends, must not get a member's large frame cut off)."""
         limit = self.limits.max_input_buffer
         while self.input_bytes > limit and self.holding:
-            victim = max(self.holding, key=_held)
+            victim = max(self.holding, key=_victim_order)
             held, total = _held(victim), self.input_bytes
             self.counters["input_buffer_kills"] += 1
             logger.warning(
@@ -263,3 +265,7 @@ class ConnectionGuard:
 
 def _held(conn: ServedConnection) -> int:
     return conn.held_input + conn.held_queued
+
+
+def _victim_order(conn: ServedConnection) -> tuple[bool, int]:
+    return not conn.is_peer, _held(conn)

@@ -100,6 +100,8 @@ class PeerConnection(ServedConnection):
     """The protocol of a connection whose handshake authenticated node ``src`` (at ``addr``,
     the address its hello advertised)."""
 
+    is_peer = True
+
     def __init__(
         self,
         conn_id: int,

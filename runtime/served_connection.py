@@ -67,6 +67,8 @@ _RESET = struct.pack("ii", 1, 0)
 class ServedConnection(asyncio.Protocol):
     #: The one line a connection over ``--max-clients`` gets before it is closed.
     MAX_CLIENTS_REPLY = b""
+    #: A member's link (the input budget closes clients before it closes one).
+    is_peer = False
 
     def __init__(
         self,

@@ -768,3 +768,25 @@ def test_compressed_peer_frames_inflate_within_a_budget_per_loop_turn(monkeypatc
         assert turns >= 3 and a_t.reading and b_t.reading and not a_t.closed and not b_t.closed
 
     run(scenario())
+
+
+def test_the_input_budget_closes_clients_before_a_peer_holding_more() -> None:
+    """Red team s25: queued transactions hold the input budget with no timeout; a stranger's
+    few queues each smaller than a member's large partial frame must not get that frame's
+    link cut off (it would be resent and cut off again)."""
+    guard = ConnectionGuard(ClientLimits(max_input_buffer=40_000))
+    conn, _, transport = client(guard)
+    peer_hello(conn, transport, "peer", then=b"\x81\xa1k\xc6" + (100_000).to_bytes(4, "big") + b"\x00" * 6_000)
+    peer = transport.protocol
+    held = peer.held_input
+    assert type(peer) is PeerConnection and held >= 6_000
+    hogs = []
+    for i in range(4):
+        hog, hog_t = RespConnection(10 + i, Node(), 1 << 20, lambda c: None, guard=guard), Transport(drains=True)  # type: ignore[arg-type]
+        hog.connection_made(hog_t)
+        hog.data_received(encode_command([b"MULTI"]) + encode_command([b"SET", b"k", b"x" * 5_000]))
+        hogs.append((hog, hog_t))
+    assert all(hog.held_queued < held for hog, _ in hogs)
+    peer.data_received(b"\x00" * 4_000)  # the frame grows past the budget
+    assert not transport.aborted and guard.counters["input_buffer_kills"] == 1
+    assert sum(hog_t.aborted for _, hog_t in hogs) == 1 and guard.input_bytes <= 40_000 and peer.held_input > 5_100
