@@ -21,7 +21,7 @@ Limits checked as bytes arrive or leave (by the connections, no timer involved):
   off at once;
 - ``--max-input-buffer-bytes``: when the partial input of all connections together (with
   what they keep of answered requests: a RESP transaction's queue, which is refused past
-  the budget) passes the budget, the client connection holding the most is closed, then
+  the budget or past half of it for all queues together) passes the budget, the client connection holding the most is closed, then
   the next, until under (a peer's only once no client holds any).
 
 Limits that need a clock are checked by :meth:`ConnectionGuard.sweep`, every
@@ -140,6 +140,8 @@ class ConnectionGuard:
         #: Bytes held for partial requests and kept of answered ones (transactions' queues),
         #: all connections together.
         self.input_bytes = 0
+        #: Of those, the kept ones (at most half the budget: ServedConnection.hold_queued).
+        self.queued_bytes = 0
         #: Connections holding a partial request, ordered by when it began, while its
         #: clock runs (not while we paused reading them: backpressure).
         self.partial: dict[ServedConnection, None] = {}

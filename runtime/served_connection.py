@@ -246,14 +246,19 @@ class ServedConnection(asyncio.Protocol):
         """Hold ``n`` more bytes of requests answered but kept (``n`` < 0: give them back)
         in the input budget; False, holding nothing more, when the budget has no room: all
         connections' partial and kept input together stay within it, however many each
-        keeps (a transaction's own bound is per connection)."""
+        keeps (a transaction's own bound is per connection), and kept input within half."""
         guard = self.guard
         # (This connection's partial input is left out: requests completed by the read being
         # served are still counted in it, until :meth:`_note_input` at the read's end.)
-        if n > 0 and guard.input_bytes - self.held_input + n > guard.limits.max_input_buffer:
+        # Kept input, which no timeout ends, may take at most half the budget: the other
+        # half stays for partial requests (else a stranger's queues would leave a large
+        # request no room, and it would be the one closed).
+        limit = guard.limits.max_input_buffer
+        if n > 0 and (guard.input_bytes - self.held_input + n > limit or guard.queued_bytes + n > limit // 2):
             return False
         n = max(n, -self.held_queued)
         guard.input_bytes += n
+        guard.queued_bytes += n
         self.held_queued += n
         if self.held_queued:
             guard.holding[self] = None
@@ -267,6 +272,7 @@ class ServedConnection(asyncio.Protocol):
             self.held_input = 0
         if self.held_queued:
             self.guard.input_bytes -= self.held_queued
+            self.guard.queued_bytes -= self.held_queued
             self.held_queued = 0
         self.guard.partial.pop(self, None)
         self.guard.holding.pop(self, None)

@@ -672,7 +672,8 @@ def test_queued_transactions_stay_within_the_shared_input_budget(ops: list[tuple
             conn, transport = conns[index]
             if transport.closed:
                 continue
-            before, room = len(transport.written), _BUDGET - (guard.input_bytes - conn.held_input)
+            before = len(transport.written)
+            room = min(_BUDGET - (guard.input_bytes - conn.held_input), _BUDGET // 2 - guard.queued_bytes)
             if op == "queue":
                 conn.data_received(encode_command([b"SET", b"k", b"v" * size]))
                 reply = bytes(transport.written[before:])
@@ -692,25 +693,30 @@ def test_queued_transactions_stay_within_the_shared_input_budget(ops: list[tuple
                 partials.append((other, other_t))
             live = [c for c, t in conns + partials if not t.closed]
             assert guard.input_bytes == sum(c.held_input + c.held_queued for c in live) <= _BUDGET
+            assert guard.queued_bytes == sum(c.held_queued for c in live) <= _BUDGET // 2
             assert set(guard.holding) == {c for c in live if c.held_input or c.held_queued}
         for conn, transport in conns + partials:
             if not transport.closed:
                 conn.connection_lost(None)
-        assert guard.input_bytes == 0 and not guard.holding
+        assert guard.input_bytes == guard.queued_bytes == 0 and not guard.holding
 
     run(scenario())
 
 
 def test_partial_input_past_the_budget_closes_the_largest_transaction_first() -> None:
-    guard = ConnectionGuard(ClientLimits(max_input_buffer=1000))
+    guard = ConnectionGuard(ClientLimits(max_input_buffer=2000))
     hog, hog_t = RespConnection(1, Node(), 1 << 20, lambda c: None, guard=guard), Transport(drains=True)  # type: ignore[arg-type]
     hog.connection_made(hog_t)
-    hog.data_received(encode_command([b"MULTI"]) + encode_command([b"SET", b"k", b"x" * 700]))
-    assert hog.held_queued == 704 and guard.input_bytes == 704 and hog_t.written.endswith(b"+QUEUED\r\n")
-    other, _, other_t = client(guard)
-    other.data_received(b'{"type":"set","key":"k","value":"' + b"y" * 400)  # 1,1xx > 1000: the hog goes
-    assert hog_t.aborted and not other_t.closed and guard.counters["input_buffer_kills"] == 1
-    assert guard.input_bytes == other.held_input and hog.held_queued == 0
+    hog.data_received(encode_command([b"MULTI"]) + encode_command([b"SET", b"k", b"x" * 896]))
+    assert hog.held_queued == 900 and guard.input_bytes == guard.queued_bytes == 900
+    assert hog_t.written.endswith(b"+QUEUED\r\n")
+    hog.data_received(encode_command([b"SET", b"k", b"x" * 200]))  # queues together: at most half the budget
+    assert hog_t.written.endswith(b"'max-input-buffer-bytes'\r\n") and hog.held_queued == 900
+    others = [client(guard) for _ in range(2)]
+    others[0][0].data_received(b'{"type":"set","key":"k","value":"' + b"y" * 560)
+    others[1][0].data_received(b'{"type":"set","key":"k","value":"' + b"y" * 560)  # 2,1xx > 2000: the hog goes
+    assert hog_t.aborted and not any(t.closed for _, _, t in others) and guard.counters["input_buffer_kills"] == 1
+    assert guard.input_bytes == sum(c.held_input for c, _, _ in others) and hog.held_queued == guard.queued_bytes == 0
 
 
 # --- compressed peer frames: an inflation budget per loop turn (red team s25) ----------------
@@ -781,12 +787,12 @@ def test_the_input_budget_closes_clients_before_a_peer_holding_more() -> None:
     held = peer.held_input
     assert type(peer) is PeerConnection and held >= 6_000
     hogs = []
-    for i in range(4):
+    for i in range(3):
         hog, hog_t = RespConnection(10 + i, Node(), 1 << 20, lambda c: None, guard=guard), Transport(drains=True)  # type: ignore[arg-type]
         hog.connection_made(hog_t)
         hog.data_received(encode_command([b"MULTI"]) + encode_command([b"SET", b"k", b"x" * 5_000]))
         hogs.append((hog, hog_t))
     assert all(hog.held_queued < held for hog, _ in hogs)
-    peer.data_received(b"\x00" * 4_000)  # the frame grows past the budget
+    peer.data_received(b"\x00" * 6_600)  # the frame grows past the budget
     assert not transport.aborted and guard.counters["input_buffer_kills"] == 1
     assert sum(hog_t.aborted for _, hog_t in hogs) == 1 and guard.input_bytes <= 40_000 and peer.held_input > 5_100
