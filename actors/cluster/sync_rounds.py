@@ -2,7 +2,7 @@
 
 A round this node starts with ``peer`` over some partitions goes: our per-partition
 digests (``SyncRequest``) -> the peer's ``(key, version)`` listings of the partitions that
-differ (``SyncListing``); for a partition of more than :data:`SUB_BUCKETS` keys that we
+differ (``SyncListing``); for a partition of more than :data:`LIST_SMALL_KEYS` keys that we
 do not hold empty, its sub-bucket digests instead, and we ask (``SyncRequest.want``) for
 the listings of the sub-buckets whose digests differ from ours (so a round while writes
 are in flight lists what those writes touched, not whole partitions; a peer that does not
@@ -50,7 +50,10 @@ __all__ = ["PULLS_IN_FLIGHT", "Round", "SyncRounds", "diff_listings"]
 PULLS_IN_FLIGHT = 2
 #: Sub-buckets one ``want`` asks to list (the next only once its answer came): a listing
 #: answer is at most this many sub-buckets, 1/64 of the keyspace at 256 partitions.
-WANT_BUCKETS = 256
+WANT_BUCKETS = 4096
+#: Keys a differing partition may hold to be listed at once: a listing that small costs
+#: less than its sub-bucket digests (8 bytes each of :data:`SUB_BUCKETS`) and a second step.
+LIST_SMALL_KEYS = 256
 #: Keys a partition may hold to be listed whole to a peer that holds it empty (a warming
 #: node: no second step); a larger one goes by sub-bucket, WANT_BUCKETS at a time.
 LIST_WHOLE_KEYS = 16_384
@@ -401,7 +404,7 @@ class SyncRounds:
                         listings.append((p, found))
                 self._listed(addr, SyncListing(msg.sid, tuple(listings), tuple(buckets)))
 
-            self.io.ask_store([BucketQuery(split, SUB_BUCKETS), BucketQuery(empty, LIST_WHOLE_KEYS)], answer)
+            self.io.ask_store([BucketQuery(split, LIST_SMALL_KEYS), BucketQuery(empty, LIST_WHOLE_KEYS)], answer)
 
         self.io.ask_store([DigestQuery(tuple(theirs))], compare)
 

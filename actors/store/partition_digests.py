@@ -27,6 +27,7 @@ listing's items in b)``, and the partition's digest is the XOR over its sub-buck
 from __future__ import annotations
 
 import struct
+from array import array
 from typing import Callable
 
 from actors.protocol.version import Version
@@ -43,7 +44,7 @@ class PartitionDigests:
     after :meth:`forget`), ``slot_of(key)`` its ``(partition, sub-bucket)``, ``item_hash``
     the per-item hash."""
 
-    __slots__ = ("_held", "_unsettled", "_item", "_listing", "_slot_of", "_hash", "hashed")
+    __slots__ = ("_held", "_whole", "_unsettled", "_item", "_listing", "_slot_of", "_hash", "hashed")
 
     def __init__(
         self,
@@ -55,7 +56,9 @@ class PartitionDigests:
     ) -> None:
         #: partition -> the XOR of its settled keys' items per sub-bucket; None: not held
         #: (computed when asked).
-        self._held: list[list[int] | None] = [None] * partitions
+        self._held: list[array[int] | None] = [None] * partitions
+        #: partition -> the XOR of its held sub-bucket digests (its digest when settled).
+        self._whole: list[int] = [0] * partitions
         #: partition -> keys whose item is not in ``_held``, each with its sub-bucket
         #: (dicts as ordered sets).
         self._unsettled: list[dict[str, int]] = [{} for _ in range(partitions)]
@@ -78,18 +81,24 @@ class PartitionDigests:
         version = self._item(key)
         if version is not None:
             self.hashed += 1
-            held[b] ^= self._hash(key, version)
+            h = self._hash(key, version)
+            held[b] ^= h
+            self._whole[p] ^= h
         unsettled[key] = b
 
-    def _settled(self, partition: int) -> list[int]:
+    def _settled(self, partition: int) -> array[int]:
         """The partition's sub-bucket digests, settled now (computed from its listing once)."""
         held = self._held[partition]
         unsettled = self._unsettled[partition]
+        whole = self._whole[partition]
         if held is None:
-            held = [0] * SUB_BUCKETS
+            held = array("Q", bytes(8 * SUB_BUCKETS))
+            whole = 0
             listing = self._listing(partition)
             for key, version, b in listing:
-                held[b] ^= self._hash(key, version)
+                h = self._hash(key, version)
+                held[b] ^= h
+                whole ^= h
             self.hashed += len(listing)
             self._held[partition] = held
         else:
@@ -97,16 +106,17 @@ class PartitionDigests:
                 version = self._item(key)
                 if version is not None:
                     self.hashed += 1
-                    held[b] ^= self._hash(key, version)
+                    h = self._hash(key, version)
+                    held[b] ^= h
+                    whole ^= h
+        self._whole[partition] = whole
         unsettled.clear()
         return held
 
     def digest(self, partition: int) -> int:
         """The partition's digest: the XOR of its sub-buckets' (:meth:`buckets`)."""
-        acc = 0
-        for d in self._settled(partition):
-            acc ^= d
-        return acc
+        self._settled(partition)
+        return self._whole[partition]
 
     def buckets(self, partition: int) -> tuple[int, ...]:
         """The digest of each of the partition's sub-buckets."""
@@ -115,6 +125,7 @@ class PartitionDigests:
     def forget(self, partition: int) -> None:
         """Drop what is held for ``partition`` (computed afresh when next asked)."""
         self._held[partition] = None
+        self._whole[partition] = 0
         self._unsettled[partition].clear()
 
 

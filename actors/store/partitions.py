@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_PARTITIONS", "MEMO_KEYS", "SUB_BUCKETS", "hash_tag", "partit
 DEFAULT_PARTITIONS = 256
 #: Sub-buckets per partition: anti-entropy compares a partition's sub-bucket digests when
 #: its digest differs, and lists only the sub-buckets that differ (actors.store.partition_digests).
-SUB_BUCKETS = 64
+SUB_BUCKETS = 1024
 
 #: Keys whose slot is remembered, per partition and sub-bucket count; past it the memo
 #: starts afresh. A quorum write asks for its key's partition at the coordinator and for
