@@ -95,6 +95,7 @@ def snapshots(keys: int, cpu: int | None, tools: dict[str, str]) -> list[str]:
                     mine.ping()
                     pings.append((time.perf_counter() - t0) * 1000)
             bgsave_s = time.perf_counter() - bg0
+            info = mine.info("persistence")
         size_ours = os.path.getsize(os.path.join(ours_dir, "dump.acs"))
         size_redis = os.path.getsize(os.path.join(redis_dir, "dump.rdb"))
         base_ours, node = start_time(lambda: ours(empty_ours, cpu))
@@ -127,7 +128,9 @@ def snapshots(keys: int, cpu: int | None, tools: dict[str, str]) -> list[str]:
             "",
             f"BGSAVE on our node at {keys:,} keys took {bgsave_s:.2f} s; a client pinging in a loop meanwhile "
             f"({len(pings):,} pings): p50 {statistics.median(pings):.3f} ms, "
-            f"p99 {statistics.quantiles(pings, n=100)[98]:.3f} ms, max {max(pings):.1f} ms.",
+            f"p99 {statistics.quantiles(pings, n=100)[98]:.3f} ms, max {max(pings):.1f} ms. The node's own "
+            f"account (INFO persistence): its first turn (listing the keys) {info.get('rdb_start_usec', 0) / 1000:.1f} ms, "
+            f"its longest slice {info.get('rdb_slice_max_usec', 0) / 1000:.1f} ms (wall time on its event loop).",
         ]
     finally:
         shutil.rmtree(work, ignore_errors=True)

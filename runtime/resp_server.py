@@ -140,6 +140,10 @@ def info_text(stats: dict[str, Any], sections: Sequence[str], session: Session) 
                 ("rdb_bgsave_in_progress", stats.get("rdb_bgsave_in_progress", 0)),
                 ("rdb_last_save_time", stats.get("rdb_last_save_time", 0)),
                 ("rdb_last_bgsave_status", stats.get("rdb_last_bgsave_status", "ok")),
+                # Ours: the current or last snapshot's first turn (listing the keys: Redis's
+                # fork, also in latest_fork_usec) and longest slice, on the event loop.
+                ("rdb_start_usec", stats.get("rdb_start_usec", 0)),
+                ("rdb_slice_max_usec", stats.get("rdb_slice_max_usec", 0)),
                 ("aof_enabled", stats.get("aof_enabled", 0)),
                 ("aof_current_size", stats.get("aof_current_size", 0)),
             ])
@@ -156,6 +160,7 @@ def info_text(stats: dict[str, Any], sections: Sequence[str], session: Session) 
                 ("keyspace_misses", stats.get("misses", 0)),
                 ("expired_keys", stats.get("expirations", 0)),
                 ("evicted_keys", stats.get("evicted", 0)),
+                ("latest_fork_usec", stats.get("rdb_start_usec", 0)),
                 # Redis 7's names; our input limit is a budget over all connections.
                 ("client_query_buffer_limit_disconnections", stats.get("input_buffer_kills", 0)),
                 ("client_output_buffer_limit_disconnections", stats.get("client_output_buffer_kills", 0)),

@@ -92,6 +92,11 @@ class Persistence:
         self._installing: dict[str, Any] | None = None
         #: Snapshot bytes appended since the last incremental fsync.
         self._unsynced_bytes = 0
+        #: What the current or last snapshot cost the store's turns (measured by the store
+        #: on its clock): its first turn, listing the keys (Redis's ``latest_fork_usec``
+        #: measures its fork, the same moment), and its longest slice.
+        self.start_took_s = 0.0
+        self.slice_max_s = 0.0
         self.last_save = 0.0
         self.last_status = "ok"
         self._retry_at = 0.0
@@ -284,6 +289,7 @@ class Persistence:
         }
         self.capture = SnapshotCapture(keyspace, self.tap, header)
         self.tap.changes = 0
+        self.slice_max_s = 0.0
         self._unsynced_bytes = 0
         self.disk.remove(_TMP)
         try:
@@ -408,6 +414,8 @@ class Persistence:
         return {
             "rdb_changes_since_last_save": self.tap.changes,
             "rdb_bgsave_in_progress": int(self.saving),
+            "rdb_start_usec": round(self.start_took_s * 1e6),
+            "rdb_slice_max_usec": round(self.slice_max_s * 1e6),
             "rdb_last_save_time": int(self.last_save),
             "rdb_last_bgsave_status": self.last_status,
             "rdb_saves": self.saves,

@@ -189,7 +189,7 @@ class Store(ScheduledActor):
         if op.take_over:
             persistence.abandon_save()
         try:
-            persistence.start_save(self.keyspace, wall, self.ctx.now())
+            self._start_save(persistence, wall)
         except SaveRefused as exc:
             return ErrorReply(ErrorCode.UNAVAILABLE, str(exc))
         except DiskError as exc:
@@ -200,6 +200,12 @@ class Store(ScheduledActor):
         if not persistence.save_now(self.ctx.now, wall):
             return ErrorReply(ErrorCode.INTERNAL, "the snapshot could not be written (see the node's log)")
         return True
+
+    def _start_save(self, persistence: Persistence, wall: float) -> None:
+        """``Persistence.start_save``, timed (``rdb_start_usec``: listing the keys)."""
+        began = self.ctx.now()
+        persistence.start_save(self.keyspace, wall, began)
+        persistence.start_took_s = self.ctx.now() - began
 
     def _schedule_slice(self, delay: float) -> None:
         if not self._slicing:
@@ -213,9 +219,12 @@ class Store(ScheduledActor):
             return
         config = persistence.config
         began = self.ctx.now()
-        if not persistence.save_slice(self.ctx.now, config.slice_budget_s, self.ctx.wall(), self._installed):
+        done = persistence.save_slice(self.ctx.now, config.slice_budget_s, self.ctx.wall(), self._installed)
+        took = self.ctx.now() - began
+        persistence.slice_max_s = max(persistence.slice_max_s, took)
+        if not done:
             # As long a pause as the slice took, at least slice_pause_s: at most half the node's time.
-            self._schedule_slice(max(config.slice_pause_s, self.ctx.now() - began))
+            self._schedule_slice(max(config.slice_pause_s, took))
 
     def _installed(self, error: DiskError | None) -> None:
         """Called by the disk, on the host's thread, when a background install finished."""
@@ -237,7 +246,7 @@ class Store(ScheduledActor):
         if why is not None:
             logger.info("%s: background save (%s)", self.ctx.node_id, why)
             try:
-                persistence.start_save(self.keyspace, wall, self.ctx.now())
+                self._start_save(persistence, wall)
             except (SaveRefused, DiskError) as exc:
                 logger.warning("background save not started: %s", exc)
                 return
