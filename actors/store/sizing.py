@@ -15,7 +15,7 @@ from typing import Any
 
 from actors.protocol.collection import Coll
 
-__all__ = ["COLL_ITEM_OVERHEAD", "ENTRY_OVERHEAD", "VOLATILE_OVERHEAD", "estimate_size"]
+__all__ = ["BYTES_HEADER", "COLL_ITEM_OVERHEAD", "ENTRY_OVERHEAD", "VOLATILE_OVERHEAD", "estimate_size"]
 
 #: Everything an entry costs besides its key's characters and its value: the key's str
 #: header, the keyspace dict slot, the entry tuple (80 B) and its version fields (the
@@ -35,6 +35,8 @@ _SCALAR = 32  # int/float/bool/None objects and small headers
 _CONTAINER = 56
 _STR = 49  # str header (compact ASCII); plus one byte per character
 _BYTES = 33  # bytes header; plus one byte per byte
+#: (public: the keyspace sizes a bytes entry inline, on its hot path)
+BYTES_HEADER = _BYTES
 _LIST_SLOT = 8  # one pointer per list/tuple item
 _DICT_SLOT = 24  # hash, key and value pointers per dict item
 
