@@ -60,6 +60,9 @@ __all__ = ["LocalPlanner"]
 _TXN_TYPES = frozenset((Watch, Multi, Flush, Scan))
 
 Ops = list[tuple[int, StoreOp]]
+#: A set's acknowledgement without a request id (every RESP set's): messages are read-only
+#: and shared, so one object serves them all (an allocation less per set).
+_ACK = Ack()
 
 #: The reply of a set stored with no id: one shared message (replies are read-only), which
 #: the JSON encoder writes as its constant line.
