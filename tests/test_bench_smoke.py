@@ -59,6 +59,13 @@ def test_cluster_latency_benchmark_runs() -> None:
     assert overwritten and int(overwritten.group(1)) > 0, out  # node3 missed writes it had to catch up on
 
 
+def test_fill_rate_benchmark_runs() -> None:
+    out = _run("bench.fill_rate", "--keys", "2000", "--slice", "1000")
+    rows = [line for line in out.splitlines() if line.startswith(("| 0-1,000 |", "| 1,000-2,000 |"))]
+    assert len(rows) == 2 and all(float(r.split("|")[2].replace(",", "")) > 0 for r in rows)
+    assert "2,000 keys in" in out and "sync_keys_listed" in out
+
+
 def test_sim_speed_benchmark_runs() -> None:
     # A short built-in scenario (3,000 ops over 25 simulated s, ~2 CPU s, not partition-heal's ~7;
     # test_sim_sweep plays that one's seeds) and a tenth of the bare SimPy loop: the same code.
