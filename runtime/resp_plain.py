@@ -21,18 +21,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from actors.protocol.messages import Ack, Get, Reply, Set
+from actors.protocol.messages import ACK, Get, Reply, Set
 from runtime.resp import OK
 from runtime.resp_keyspace import _b_value
 from runtime.resp_strings import _b_set
 
-__all__ = ["ACK", "RUN_BYTES", "b_get_run", "b_set_run", "plain_request"]
+__all__ = ["RUN_BYTES", "b_get_run", "b_set_run", "plain_request"]
 
 #: Arguments (name included) of each plain command, by the two spellings clients send.
 _PLAIN = {b"GET": 2, b"get": 2, b"SET": 3, b"set": 3}
-#: What a plain set is answered with on the node (no ``rid`` over RESP): every
-#: acknowledged member of a run compares equal to it.
-ACK = Ack()
 #: A run of GET replies is joined into one reply up to this many bytes; past it the rest
 #: is yielded reply by reply, so the connection's output limits still pace big values.
 RUN_BYTES = 64 << 10

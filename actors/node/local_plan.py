@@ -29,6 +29,7 @@ from actors.node.ordering import ReplySlots
 from actors.node.turn_call import MAX_CALL_OPS, TurnCall, TurnRun
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import (
+    ACK,
     Ack,
     Auth,
     ErrorReply,
@@ -60,13 +61,6 @@ __all__ = ["LocalPlanner"]
 _TXN_TYPES = frozenset((Watch, Multi, Flush, Scan))
 
 Ops = list[tuple[int, StoreOp]]
-#: A set's acknowledgement without a request id (every RESP set's): messages are read-only
-#: and shared, so one object serves them all (an allocation less per set).
-_ACK = Ack()
-
-#: The reply of a set stored with no id: one shared message (replies are read-only), which
-#: the JSON encoder writes as its constant line.
-_ACK = Ack()
 
 
 def _auth_without_passwords(request: Auth) -> Reply:
@@ -242,7 +236,7 @@ class LocalPlanner:
                 request = pending.requests[slot]
                 if outcome == 1:
                     rid = request.rid  # type: ignore[union-attr]
-                    pending.fill(slot, _ACK if rid is None else Ack(rid))
+                    pending.fill(slot, ACK if rid is None else Ack(rid))
                 elif type(outcome) is Version:
                     self._restamp(pending, slot, request, outcome, again.setdefault(pending, []))
                 else:

@@ -31,6 +31,7 @@ message = dataclass(slots=True, unsafe_hash=True)
 
 __all__ = [
     "REPLY_TYPES",
+    "ACK",
     "Ack",
     "Auth",
     "CollOp",
@@ -266,6 +267,12 @@ class Ack:
     rid: Any = None
     deleted: bool | None = None
     applied: bool | None = None
+
+
+#: A plain write's acknowledgement with no request id (every RESP set's): messages are
+#: read-only and shared, so one object serves them all (an allocation less per set), and
+#: a run of them is recognised by identity (``list.count``) before equality.
+ACK = Ack()
 
 
 @message

@@ -60,9 +60,7 @@ def slot_of(key: str, partitions: int = DEFAULT_PARTITIONS, buckets: int = SUB_B
     :func:`partition_of`, the sub-bucket from the hash of the whole key (a hash-tagged
     key's partition hashes only its tag), so one hash serves both for an untagged key.
     Remembered for up to :data:`MEMO_KEYS` short keys."""
-    memo = _memos.get((partitions, buckets))
-    if memo is None:
-        memo = _memos[(partitions, buckets)] = {}
+    memo = _memo(partitions, buckets)
     slot = memo.get(key)
     if slot is None:
         slot = _hashed(key, partitions, buckets)
@@ -77,10 +75,7 @@ def slot_lookup(partitions: int) -> Callable[[str], tuple[int, int]]:
     """``slot_of(key, partitions)`` as a one-argument function for a caller asking per key
     (a keyspace's partition index and held digests): a remembered key costs one lookup in
     the same memo, without a second call."""
-    memo = _memos.get((partitions, SUB_BUCKETS))
-    if memo is None:
-        memo = _memos[(partitions, SUB_BUCKETS)] = {}
-    get = memo.get  # the memo is cleared, never replaced, so this stays its lookup
+    get = _memo(partitions, SUB_BUCKETS).get  # the memo is cleared, never replaced, so this stays its lookup
 
     def lookup(key: str) -> tuple[int, int]:
         slot = get(key)
@@ -89,13 +84,23 @@ def slot_lookup(partitions: int) -> Callable[[str], tuple[int, int]]:
     return lookup
 
 
+def _memo(partitions: int, buckets: int) -> dict[str, tuple[int, int]]:
+    """The memo of :func:`slot_of` for this placement, made on first use."""
+    memo = _memos.get((partitions, buckets))
+    if memo is None:
+        memo = _memos[(partitions, buckets)] = {}
+    return memo
+
+
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(utf8_bytes(text), digest_size=8).digest(), "big")
+
+
 def _hashed(key: str, partitions: int, buckets: int) -> tuple[int, int]:
     """:func:`slot_of` without the memo."""
     if "{" in key:
         tag = hash_tag(key)
         if tag is not key:
-            part = int.from_bytes(hashlib.blake2b(utf8_bytes(tag), digest_size=8).digest(), "big") % partitions
-            whole = int.from_bytes(hashlib.blake2b(utf8_bytes(key), digest_size=8).digest(), "big")
-            return part, (whole // partitions) % buckets
-    h = int.from_bytes(hashlib.blake2b(utf8_bytes(key), digest_size=8).digest(), "big")
+            return _hash64(tag) % partitions, (_hash64(key) // partitions) % buckets
+    h = _hash64(key)
     return h % partitions, (h // partitions) % buckets
