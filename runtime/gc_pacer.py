@@ -9,6 +9,16 @@ with 1,000,000 keys under ~150k overwrites/s, young collections of 60-110 ms (me
 with ``gc.callbacks``), each one a stall of the whole node. Collecting the young
 generation every few milliseconds keeps each collection to what that interval created,
 and untracks the entry tuples (atomic contents) as soon as possible.
+
+The older generations are the pacer's too. An explicit ``gc.collect(0)`` counts towards
+generation 1's threshold but never collects it: only CPython's allocation trigger looks
+at the older thresholds, and between ticks it no longer fires. Left at that, garbage in a
+reference cycle that outlived one tick (a closed RESP connection and its session, say)
+was never collected: 3,000 one-shot RESP connections cost a node 2.7 MB, for good. So a
+tick collects generation 1 as well when its count passed its threshold (it holds only
+what survived the last few ticks: cheap), and everything when generation 2's did, at
+most once per :data:`FULL_MIN_INTERVAL_S` and rarely enough that full collections take
+at most :data:`FULL_SHARE` of the time (spacing = last full pause / share).
 """
 
 from __future__ import annotations
@@ -19,10 +29,16 @@ import time
 
 from actors.kernel.latency import Histogram
 
-__all__ = ["DEFAULT_INTERVAL_S", "YOUNG_THRESHOLD", "GcPacer", "tune_collector"]
+__all__ = ["DEFAULT_INTERVAL_S", "FULL_MIN_INTERVAL_S", "FULL_SHARE", "YOUNG_THRESHOLD", "GcPacer", "tune_collector"]
 
 #: How often the young generation is collected besides CPython's own trigger.
 DEFAULT_INTERVAL_S = 0.01
+
+#: The shortest spacing of the pacer's full collections, in seconds.
+FULL_MIN_INTERVAL_S = 10.0
+
+#: The most of the time full collections may take (their spacing is the last one's pause / this).
+FULL_SHARE = 0.01
 
 #: CPython's own young-generation trigger in a node (its default is 700).
 YOUNG_THRESHOLD = 10_000
@@ -53,11 +69,18 @@ class GcPacer:
     (``lag``: a loop busy with long turns runs timers late) and how long each collection
     it runs stalls it (``pauses``), for the node's metrics (runtime/metrics.py)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        full_min_interval_s: float = FULL_MIN_INTERVAL_S,
+    ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
         self._loop = loop
         self._interval_s = interval_s
+        self._full_min_interval_s = full_min_interval_s
+        self._full_next = loop.time() + full_min_interval_s  # no full collection before this
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
         self.collections = 0
@@ -67,6 +90,14 @@ class GcPacer:
     def start(self) -> None:
         if self._handle is None:
             self._arm()
+
+    def _generation(self) -> int:
+        """The oldest generation this tick collects (see the module's docstring)."""
+        _, middle, oldest = gc.get_count()
+        _, middle_threshold, oldest_threshold = gc.get_threshold()
+        if oldest >= oldest_threshold and self._loop.time() >= self._full_next:
+            return 2
+        return 1 if middle >= middle_threshold else 0
 
     def _arm(self) -> None:
         self._due = self._loop.time() + self._interval_s
@@ -81,7 +112,11 @@ class GcPacer:
         self.lag.observe(max(0.0, self._loop.time() - self._due))
         if gc.isenabled():  # someone who disabled the collector meant it
             began = time.perf_counter()
-            gc.collect(0)
-            self.pauses.observe(time.perf_counter() - began)
+            generation = self._generation()
+            gc.collect(generation)
+            pause = time.perf_counter() - began
+            self.pauses.observe(pause)
+            if generation == 2:
+                self._full_next = self._loop.time() + max(self._full_min_interval_s, pause / FULL_SHARE)
             self.collections += 1
         self._arm()
