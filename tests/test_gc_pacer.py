@@ -113,3 +113,25 @@ def test_cycles_that_outlived_ticks_are_collected_by_the_pacer_alone(ticks_alive
         assert asyncio.run(run()), "the pacer never collected a cycle older than one tick"
     finally:
         gc.set_threshold(*thresholds)
+
+
+def test_entries_holding_a_start_up_tuple_are_untracked_after_tune_collector() -> None:
+    """A tuple of atomic contents built at start-up (the node's replica tuple, which every
+    entry holds through its interned meta) must be untracked before start-up is frozen:
+    frozen, it stays tracked, and then no entry holding it could ever be untracked; every
+    entry would survive into the older generations and every full collection would walk
+    them all (O(keys) pauses). In a child process: the collector's settings are process-wide."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc; from runtime.gc_pacer import tune_collector; "
+        "replicas = tuple(['n1']); "  # built at start-up, before the collector is tuned
+        "tune_collector(); "
+        "meta = ('n1', replicas); entry = ('value', 1_700_000_000_000, 0, meta, None); "  # as set_all builds them
+        "gc.collect(0); "
+        "assert not gc.is_tracked(replicas), 'the start-up tuple was frozen tracked'; "
+        "assert not gc.is_tracked(entry), 'an entry stays tracked for good'; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
