@@ -147,6 +147,21 @@ def test_watch_sees_another_connection_write(both: tuple[Raw, Raw], node: NodePr
             other.close()
 
 
+def test_a_write_after_exec_in_the_same_read_does_not_abort_it(both: tuple[Raw, Raw]) -> None:
+    """Red team s26: WATCH and MULTI each in a read of their own, then ``EXEC`` and writes
+    of the watched key in one read: Redis runs the transaction (the writes come after
+    it); ours aborted it, the whole read being walked before the EXEC was checked."""
+    ours, theirs = both
+    for conn in both:
+        conn.run(("SET", "w", "1"))
+        conn.run(("WATCH", "w"))
+        conn.run(("MULTI",))
+        conn.run(("SET", "x", "in"))
+    assert ours.run(("EXEC",), ("SET", "w", "2"), ("INCR", "w"), ("GET", "x")) == theirs.run(
+        ("EXEC",), ("SET", "w", "2"), ("INCR", "w"), ("GET", "x")
+    ) == [b"*1\r\n+OK\r\n", b"+OK\r\n", b":3\r\n", b"$2\r\nin\r\n"]
+
+
 def test_redis_py_transactions(node: NodeProcess) -> None:
     r = redis.Redis(port=node.resp_port)
     r2 = redis.Redis(port=node.resp_port)

@@ -114,6 +114,24 @@ def test_watch_own_transaction_does_not_dirty_itself_but_own_write_does() -> Non
     assert w.seal(1, Multi(())).aborted and w.seal(2, Multi(())).aborted
 
 
+def test_own_writes_after_exec_in_the_same_batch_do_not_abort_it() -> None:
+    """Red team s26: WATCH in one read, then ``EXEC, SET k`` in the next: the batch was
+    walked whole before the EXEC was sealed, so the SET after it aborted it (Redis runs
+    it). Own writes before the batch's first EXEC still dirty (the test above)."""
+    w = Watches()
+    w.watch(1, ("k",), _stamp)
+    multi = Multi((Set("other", 1),))
+    w.touch_batch(1, [Get("k"), multi, Set("k", 2), Incr("k")])
+    assert not w.seal(1, multi).aborted
+    w.watch(1, ("k",), _stamp)
+    w.watch(2, ("k",), _stamp)
+    w.touch_batch(1, [Multi(()), Delete("k")])
+    assert w.seal(2, Multi(())).aborted  # another connection's watch still sees it
+    w.watch(1, ("k",), _stamp)
+    w.touch_batch(1, [Set("k", 3), Multi(())])
+    assert w.seal(1, Multi(())).aborted  # before the EXEC: dirty, as in Redis
+
+
 def test_watch_is_bounded_and_forgotten_with_the_connection() -> None:
     w = Watches()
     assert w.watch(1, tuple(f"k{i}" for i in range(MAX_WATCHED_KEYS)), _stamp)

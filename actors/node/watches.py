@@ -142,14 +142,23 @@ class Watches:
 
     def touch_batch(self, conn: int, requests: Any) -> None:
         """Mark dirty the connections watching what ``requests`` (one batch of ``conn``,
-        in order) write; called only while :attr:`active`."""
+        in order) write; called only while :attr:`active`.
+
+        The batch is walked when it arrives, before its transactions are sealed, so
+        ``conn``'s own writes dirty ``conn`` only up to the batch's first transaction:
+        the writes after an EXEC come after its check, as in Redis (a batch
+        ``EXEC, SET w`` whose WATCH w came in an earlier read aborted the EXEC here). A
+        WATCH later in the batch is not in force yet either way: the store's version
+        check sees those writes (``watch``'s stamps)."""
         by_key = self._by_key
+        own: int | None = None  # who is spared: nobody until conn's first transaction
         for request in requests:
             if type(request) is Multi:
                 for sub in request.requests:
                     self._touch(sub, by_key, conn)
+                own = conn
             else:
-                self._touch(request, by_key, None)
+                self._touch(request, by_key, own)
 
     def _touch(self, request: Any, by_key: dict[str, dict[int, None]], own: int | None) -> None:
         """Mark dirty who watches what ``request`` writes (``own``: a transaction's connection, spared)."""
