@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given, settings, strategies as st
+
+from actors.protocol.record import Record
+from actors.protocol.version import Version
+from actors.store.entries import PARTITION_SLOT, TOMBSTONE_SIZE, VALUE, entry_size
 from actors.store.keyspace import DEADLINE, Keyspace
 from actors.store.sizing import ENTRY_OVERHEAD
 
@@ -368,3 +373,63 @@ def test_set_all_is_set_item_by_item() -> None:
         )
 
     check()
+
+
+# --- used_bytes, by shape (red team s26) ---
+
+_KEYS = ["a", "b", "c", "dd", "\u00e9"]
+_VALUES = [b"", b"x", b"y" * 40, "text", "t\u00e9", 7, 1.5, None, True, [1, 2], {"k": [b"v"]}]
+
+
+def _recomputed_used_bytes(ks: Keyspace) -> int:
+    total = 0
+    for key, entry in ks._entries.items():
+        total += entry_size(key, entry[VALUE], entry[DEADLINE])
+    total += sum(TOMBSTONE_SIZE + len(k) for k in ks._tombstones)
+    if ks._partitions is not None:
+        total += PARTITION_SLOT * (len(ks._entries) + len(ks._tombstones))
+    return total
+
+
+_OP = st.tuples(
+    st.sampled_from(["set", "set_ttl", "set_all", "delete", "apply", "apply_tomb", "get", "expire", "partitions", "purge"]),
+    st.lists(st.sampled_from(_KEYS), min_size=1, max_size=4),
+    st.lists(st.sampled_from(_VALUES), min_size=1, max_size=4),
+    st.integers(0, 50),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_OP, max_size=40))
+def test_used_bytes_is_the_sum_of_what_is_stored(ops: list) -> None:
+    """Red team s26 (the write path is being inlined for speed): after any mix of writes,
+    overwrites with and without deadlines, batches repeating a key, replica records,
+    tombstones, expiry and the partition index, ``used_bytes`` is exactly what the
+    module's invariant says (each entry's ``entry_size``, each tombstone, each slot)."""
+    ks = Keyspace(partitions=4, tombstone_ttl=0.01)
+    for t, (kind, keys, values, n) in enumerate(ops):
+        wall = 1000.0 + t * 0.004
+        v = Version(int(wall * 1000) + n % 3, n, f"n{n % 2}")
+        if kind == "set":
+            ks.set(keys[0], values[0], None, v)
+        elif kind == "set_ttl":
+            ks.set(keys[0], values[0], wall + 0.005 * (n % 4), v)
+        elif kind == "set_all":
+            items = tuple((k, values[i % len(values)], (wall + 0.006) if (n + i) % 3 == 0 else None) for i, k in enumerate(keys))
+            ks.set_all(items, v)
+        elif kind == "delete":
+            ks.delete(keys[0], wall, v, purge_at=wall + 0.01)
+        elif kind == "apply":
+            ks.apply(Record(keys[0], values[0], (wall + 0.01) if n % 2 else None, v), wall)
+        elif kind == "apply_tomb":
+            ks.apply(Record(keys[0], None, None, v, wall + 0.01), wall)
+        elif kind == "get":
+            for k in keys:
+                ks.get(k, wall)
+        elif kind == "expire":
+            ks.expire_if_due(keys[0], wall)
+        elif kind == "partitions":
+            ks.digest(n % 4)
+        elif kind == "purge":
+            ks.purge_tombstones(wall)
+        assert ks.used_bytes == _recomputed_used_bytes(ks), (t, kind, keys, values)
