@@ -23,6 +23,8 @@ the loop's phases (inclusive cost of ``uv__io_poll``: reads, decoding, writes, d
 requests only; ``uv__run_idle``: call_soon callbacks, the actor turns, plus what timers
 start; ``uv__run_timers``; ``gc_collect_main``), and measures the node idle for
 ``--idle`` seconds after the load to say what share of the count the clock drives.
+For get and mix the load generator sets every key first and gives that 60 s: under
+valgrind, on a busy machine, use a few connections only with ``--keys 1000`` or fewer.
 """
 
 from __future__ import annotations
