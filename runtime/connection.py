@@ -2,7 +2,8 @@
 
 Runs entirely on the event loop thread.
 
-Client connections: framing in, one ``ClientBatch`` per read, replies out in order. The
+Client connections: framing in, one ``ClientBatch`` per read (JSON lines without a password
+gate: plain gets and sets as plain items, :mod:`actors.protocol.edge`), replies out in order. The
 node answers each batch with one ``BatchReply`` (told to this object, which acts as the
 batch's ``reply_to``), so a small batch is one ``write``. Limits, backpressure and the
 output buffer limit are :class:`~runtime.served_connection.ServedConnection`'s, so a
@@ -201,6 +202,8 @@ class ClientConnection(ServedConnection):
                 self._first_frame_pending = True
             elif self._deny_if_protected():
                 return
+            else:  # plain gets and sets as plain items, unless the gate must see typed requests
+                decoder.plain = self._gate is None
             data = stripped
         if self._first_frame_pending:
             assert isinstance(decoder, MsgpackDecoder)

@@ -6,7 +6,9 @@ so even garbage gets a readable JSON error. Replies use the connection's framing
 (:mod:`runtime.reply_encoding` encodes them).
 
 Decoders are sans-IO (fed bytes, return items) and never raise on bad input: each item
-they return is either a decoded request/:class:`ErrorReply` for one frame, and
+they return is either a decoded request/:class:`ErrorReply` for one frame (a JSON-lines
+decoder with ``plain`` set gives id-less plain gets and sets as plain items instead:
+:mod:`actors.protocol.edge`), and
 ``fatal`` is set once the stream cannot be resynchronised (a frame over the size limit,
 or corrupt msgpack), after which the server answers the error and closes.
 
@@ -68,7 +70,8 @@ __all__ = [
     "use_json_codec",
 ]
 
-Item = Request | ErrorReply
+#: A decoded frame: a request (or a plain item, :mod:`actors.protocol.edge`), or the error for it.
+Item = Request | ErrorReply | str | tuple[str, Any, None]
 
 _BLANK = b" \t\r\n"
 
@@ -188,11 +191,14 @@ class JsonLinesDecoder:
     fatal at once, not when its end arrives.
     """
 
-    __slots__ = ("_chunks", "_held", "fatal", "max_bytes", "max_depth")
+    __slots__ = ("_chunks", "_held", "fatal", "max_bytes", "max_depth", "plain")
 
     def __init__(self, max_bytes: int, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> None:
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        #: Plain gets and sets come as plain items (:mod:`actors.protocol.edge`), not typed
+        #: requests: for a connection that sends them to the node as they are.
+        self.plain = False
         self._chunks: list[bytes] = []  # the partial line, in the pieces it came in
         self._held = 0  # bytes in _chunks
         self.fatal = False
@@ -291,7 +297,7 @@ class JsonLinesDecoder:
         return self._item(obj)
 
     def _item(self, obj: Any) -> Item:
-        item = request_or_error(obj, self.max_depth)
+        item = request_or_error(obj, self.max_depth, self.plain)
         if type(item) is ErrorReply and item.code is ErrorCode.UNAUTHORIZED and obj.get("type") == HELLO:
             # Someone is trying to open a peer connection in the wrong framing.
             raise _Fatal(ErrorReply(ErrorCode.UNAUTHORIZED, JSON_HELLO_REFUSAL, item.rid))

@@ -60,7 +60,7 @@ from actors.node.local_plan import LocalPlanner
 from actors.node.ordering import ReplySlots, ReplyOrder, keys_of
 from actors.node.request_metrics import RequestMetrics
 from actors.node.stats import node_stats
-from actors.protocol.edge import ClientBatch, ClientConnected, ClientDisconnected
+from actors.protocol.edge import ClientBatch, ClientConnected, ClientDisconnected, typed_requests
 from actors.protocol.errors import ErrorCode
 from actors.protocol.kinds import Route, route_of
 from actors.protocol.internal import (
@@ -236,15 +236,18 @@ class Node(ScheduledActor):
         try:
             order.enqueue(pending)
             if self.watches.active:  # a write of a watched key dirties its watchers (actors.node.watches)
-                self.watches.touch_batch(conn, batch.requests)
+                pending.requests = typed_requests(pending.requests)
+                self.watches.touch_batch(conn, pending.requests)
             life = self.life
             if order.free(conn) and life.joined and life.clock_off is None and life.view.solo:
                 self.local.plan(pending)  # the common case: a single node, nothing waiting on conn
-            elif order.waiting(conn):  # behind requests waiting for a read-modify-write
-                order.defer(pending, 0)
             else:
-                self._plan_cluster(pending, 0)
-                pending.settle()
+                pending.requests = typed_requests(pending.requests)  # (only the planner takes plain items)
+                if order.waiting(conn):  # behind requests waiting for a read-modify-write
+                    order.defer(pending, 0)
+                else:
+                    self._plan_cluster(pending, 0)
+                    pending.settle()
         except Exception as exc:
             self._fail_batch(pending, "planning", exc)
 

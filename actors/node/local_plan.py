@@ -1,7 +1,8 @@
 """Single-node planning: what a request needs from this node's store, and its reply.
 
 A plain object the ``Node`` actor drives through :class:`~actors.cluster.node_io.NodeIO`.
-While the cluster is this node alone, every request is planned here: the node answers
+While the cluster is this node alone, every request is planned here (plain gets and
+sets as the host may send them, their keys and items: :mod:`actors.protocol.edge`): the node answers
 what it can itself (ping, join, locate, remove-node, decode errors, an ``auth`` when the
 node has no passwords, replies its host already gave, see ``ClientBatch``) and turns the rest
 into store operations through the request kinds table (:mod:`actors.store.plan`),
@@ -27,6 +28,7 @@ from actors.cluster.lifecycle import Lifecycle
 from actors.cluster.node_io import NodeIO
 from actors.node.ordering import ReplySlots
 from actors.node.turn_call import MAX_CALL_OPS, TurnCall, TurnRun
+from actors.protocol.edge import typed
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import (
     ACK,
@@ -125,14 +127,23 @@ class LocalPlanner:
             t = type(request)
             # Only a request with a string key joins a run (decoders make every key one): an
             # item the store cannot apply would fail the run's one operation for every member.
-            if t is Get and type(request.key) is str:
+            if t is str:  # a plain get (actors.protocol.edge): its key is its item
                 is_get = True
-                item: Any = request.key
+                item: Any = request
+                key = request
+            elif t is tuple:  # a plain set: its item as the store takes it
+                is_get = False
+                item = request
+                key = request[0]
+            elif t is Get and type(request.key) is str:
+                is_get = True
+                item = key = request.key
             elif t is Set and not request.conditional and type(request.key) is str:
                 is_get = False
                 ttl = request.ttl
+                key = request.key
                 try:
-                    item = (request.key, request.value, wall + ttl if ttl else None)
+                    item = (key, request.value, wall + ttl if ttl else None)
                 except Exception as exc:  # a bug must cost one reply, never the batch (as in plan_one)
                     pending.fill(slot, self.io.request_failed("planning", request, exc))
                     continue
@@ -142,7 +153,6 @@ class LocalPlanner:
                     self._close_run(call)
                     call.add(ops.pop()[1], (pending, slot))
                 continue
-            key = request.key
             run = call.run
             call.size += 1
             # A plain request joins the open run of its kind (a set only with a key new to the run).
@@ -227,20 +237,24 @@ class LocalPlanner:
         members = run.members
         if type(result) is not ItemResults and type(result) is not tuple:
             for pending, slot in members:
-                pending.fill(slot, with_rid(result, pending.requests[slot].rid))  # type: ignore[union-attr]
+                pending.fill(slot, with_rid(result, getattr(pending.requests[slot], "rid", None)))
         elif run.is_get:
             for (pending, slot), (value, found) in zip(members, result):
-                pending.fill(slot, Value(value, found, pending.requests[slot].rid))  # type: ignore[union-attr]
+                request = pending.requests[slot]  # (a plain get, its key, has no id)
+                pending.fill(slot, Value(value, found, None if type(request) is str else request.rid))  # type: ignore[union-attr]
         else:
             for (pending, slot), outcome in zip(members, result):
                 request = pending.requests[slot]
                 if outcome == 1:
-                    rid = request.rid  # type: ignore[union-attr]
-                    pending.fill(slot, ACK if rid is None else Ack(rid))
+                    # (a plain set, its item, has no id)
+                    if type(request) is tuple or request.rid is None:  # type: ignore[union-attr]
+                        pending.fill(slot, ACK)
+                    else:
+                        pending.fill(slot, Ack(request.rid))  # type: ignore[union-attr]
                 elif type(outcome) is Version:
-                    self._restamp(pending, slot, request, outcome, again.setdefault(pending, []))
+                    self._restamp(pending, slot, typed(request), outcome, again.setdefault(pending, []))
                 else:
-                    pending.fill(slot, with_rid(outcome, request.rid))  # type: ignore[union-attr]
+                    pending.fill(slot, with_rid(outcome, getattr(request, "rid", None)))
 
     def plan_one(
         self, pending: ReplySlots, slot: int, request: Any, wall: float, ops: Ops
@@ -341,7 +355,7 @@ class LocalPlanner:
 
     def _answer_slot(self, pending: ReplySlots, slot: int, result: Any, again: dict[ReplySlots, Ops]) -> None:
         """Fill one slot from its operation's result (a re-stamped write goes to ``again``)."""
-        request = pending.requests[slot]
+        request = typed(pending.requests[slot])  # (a run of one plain request: its typed request)
         if type(result) is Version:
             self._restamp(pending, slot, request, result, again.setdefault(pending, []))
             return

@@ -173,7 +173,9 @@ class ReplyOrder:
             if write_slots is None:
                 write_slots = batch.write_slots = {}
                 for s, request in enumerate(batch.requests):
-                    if route_of(request) is Route.WRITE:
+                    if type(request) is tuple:  # a plain set (actors.protocol.edge), planned alone
+                        write_slots.setdefault(request[0], []).append(s)
+                    elif route_of(request) is Route.WRITE:
                         for key in keys_of(request):
                             write_slots.setdefault(key, []).append(s)
             replies = batch.replies

@@ -21,6 +21,7 @@ from typing import Any
 
 from actors.kernel.latency import LATENCY_BUCKETS_S, Histogram
 from actors.protocol.kinds import Route, route_of, wire_name
+from actors.protocol.edge import typed
 from actors.protocol.messages import Ack, ErrorReply, Expire
 
 __all__ = ["RequestMetrics"]
@@ -120,6 +121,11 @@ class RequestMetrics:
 
     def _learn(self, request: Any, key: Any) -> _Command:
         t = type(request)
+        if t is str or t is tuple:  # a plain get or set (actors.protocol.edge): counted as one
+            typed_request = typed(request)
+            command = self._commands.get(type(typed_request)) or self._learn(typed_request, type(typed_request))
+            self._commands[key] = command
+            return command
         if t is ErrorReply:
             name, level = INVALID, "none"
         elif t is Ack:
@@ -134,7 +140,7 @@ class RequestMetrics:
     def snapshot(self) -> dict[str, Any]:
         """``stats`` form: ``requests_by_command`` ({command: {outcome: n}}) and
         ``request_latency`` ({command: {level: histogram}}), commands in name order."""
-        commands = sorted(self._commands.values(), key=lambda c: c.name)
+        commands = sorted(dict.fromkeys(self._commands.values()), key=lambda c: c.name)  # (plain items share theirs)
         return {
             "requests_by_command": {c.name: dict(sorted(c.outcomes.items())) for c in commands if c.outcomes},
             "request_latency": {

@@ -95,7 +95,7 @@ def error_reply(exc: CacheError, obj: Any = None) -> ErrorReply:
     return ErrorReply(exc.code, exc.message, rid)
 
 
-def request_or_error(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Request | ErrorReply:
+def request_or_error(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH, plain: bool = False) -> Any:
     """:func:`decode_request`, or the error reply for a request that cannot be decoded.
 
     Never raises: a decoder bug costs that request an ``internal`` reply (logged once),
@@ -105,7 +105,9 @@ def request_or_error(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Requ
     ``key``, ``value`` not a container), each with an optional ``id``, are built here
     without the kinds table's dispatch (a quarter of decoding a pipelined set): the same
     request its decoder makes. A key that could be refused (empty, or starting with the
-    reserved ``\\x00``) and anything else take the general path.
+    reserved ``\\x00``) and anything else take the general path. With ``plain``, those
+    without an id come as plain items instead (:mod:`actors.protocol.edge`: the key, or
+    ``(key, value, None)``), for a host that sends them so.
     """
     if type(obj) is dict:
         rid = obj.get("id")
@@ -116,12 +118,12 @@ def request_or_error(obj: Any, max_depth: int = DEFAULT_MAX_VALUE_DEPTH) -> Requ
                 kind = obj.get("type")
                 if n == 2:
                     if kind == "get":
-                        return Get(key, rid)
+                        return key if plain and rid is None else Get(key, rid)
                 elif n == 3 and kind == "set" and "value" in obj:
                     value = obj["value"]
                     vt = type(value)
                     if vt is not list and vt is not dict and vt is not tuple:
-                        return Set(key, value, None, rid)
+                        return (key, value, None) if plain and rid is None else Set(key, value, None, rid)
     try:
         return decode_request(obj, max_depth)
     except CacheError as exc:

@@ -6,15 +6,25 @@ A host decodes everything one socket read of a client connection carried into on
 decode is already an ``ErrorReply`` in the batch, keeping its place).
 :class:`ClientConnected` and :class:`ClientDisconnected` bracket a connection's life.
 
+A *plain* request, a ``get`` or a ``set`` with no id and no option (nearly every request
+a cache is sent), may come as what the node's store run needs instead of a typed request:
+a get as its key (a ``str``), a set as its store item ``(key, value, None)`` (a
+``tuple``). A host whose decoder recognises them sends them so (the JSON lines door,
+``runtime/framing.py``): no request object is built for them, nor one for their items.
+:func:`typed_requests` gives the ``Get``/``Set`` they stand for, to every part that wants
+typed requests (the node's single-node planner takes them as they are).
+
 Invariants: ``conn`` numbers are the host's, unique per node for the host's lifetime;
 replies for one connection leave in the order its requests arrived, batch after batch.
 """
 
 from __future__ import annotations
 
-from actors.protocol.messages import Ack, ErrorReply, Reply, ReplyTo, Request, message
+from typing import Any
 
-__all__ = ["BatchReply", "ClientBatch", "ClientConnected", "ClientDisconnected"]
+from actors.protocol.messages import Ack, ErrorReply, Get, Reply, ReplyTo, Request, Set, message
+
+__all__ = ["BatchReply", "ClientBatch", "ClientConnected", "ClientDisconnected", "typed", "typed_requests"]
 
 
 @message
@@ -28,7 +38,7 @@ class ClientBatch:
     """
 
     conn: int
-    requests: tuple[Request | ErrorReply | Ack, ...]
+    requests: tuple[Request | ErrorReply | Ack | str | tuple[str, Any, None], ...]
     reply_to: ReplyTo
 
 
@@ -46,3 +56,22 @@ class ClientConnected:
 @message
 class ClientDisconnected:
     conn: int
+
+
+def typed(item: Any) -> Any:
+    """The ``Get`` or ``Set`` a plain item stands for; any other item as it is."""
+    t = type(item)
+    if t is str:
+        return Get(item)
+    if t is tuple:
+        return Set(item[0], item[1])
+    return item
+
+
+def typed_requests(requests: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``requests`` with every plain item typed (the same tuple when none is plain)."""
+    for item in requests:
+        t = type(item)
+        if t is str or t is tuple:
+            return tuple(map(typed, requests))
+    return requests
