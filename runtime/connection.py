@@ -54,18 +54,24 @@ from actors.kernel.peer_auth import Acceptor, PeerAuthError
 from actors.protocol.codec import request_or_error
 from actors.protocol.errors import BadRequestError, ErrorCode
 from actors.protocol.edge import BatchReply, ClientBatch
-from actors.protocol.messages import ErrorReply, Reply, Values
+from actors.protocol.messages import ACK, ErrorReply, Reply, Values
 from actors.protocol.peer_codec import HELLO, decode_hello
 from runtime.conn_limits import MAX_IN_FLIGHT, PEER_HELLO_GRACE_S, PROBATION_SLOTS, ConnectionGuard
 from runtime.framing import Decoder, MsgpackDecoder, choose_decoder, is_msgpack_start
-from runtime.reply_encoding import VALUES_PIECEWISE, encode_json_reply, encode_msgpack_reply, encode_values_reply
+from runtime.reply_encoding import (
+    VALUES_PIECEWISE,
+    encode_json_acks,
+    encode_json_reply,
+    encode_msgpack_reply,
+    encode_values_reply,
+)
 from runtime.acl import Acl
 from runtime.client_auth import DENIED_MESSAGE, AuthGate, refused_by_protected_mode
 from runtime.peer_connection import PeerConnection
 from runtime.peer_compress import COMPRESS, Codec, choose_codec
 from runtime.peer_frames import DEFAULT_PEER_FRAME_BYTES, pack_handshake_reply
 from runtime.peer_trust import PeerTrust
-from runtime.served_connection import ServedConnection
+from runtime.served_connection import TURN_BYTES, ServedConnection
 
 if TYPE_CHECKING:
     from pykka import ActorRef
@@ -78,6 +84,9 @@ _BLANK = b" \t\r\n"
 
 #: The refusal a connection over ``--max-clients`` gets (Redis's words).
 MAX_CLIENTS_MESSAGE = "max number of clients reached"
+
+#: Most acks a batch's replies are written as one constant run (one turn's bytes, at most).
+_MOST_ACKS = TURN_BYTES // len(encode_json_reply(ACK))
 
 #: The handshake's own frames (a challenge carries bytes: msgpack bin).
 _pack_frame = pack_handshake_reply
@@ -380,6 +389,14 @@ class ClientConnection(ServedConnection):
             # encoded and written at once, without a reply iterator and a queue.
             self._emit_one(self._encode(replies[0]))
             return
+        if replies[0] is ACK and self._encode is encode_json_reply:
+            acks = encode_json_acks(replies, _MOST_ACKS)  # a batch of plain sets: one constant line, repeated
+            if acks is not None:
+                if self._out:
+                    self._emit(iter((acks,)))
+                else:
+                    self._emit_one(acks)
+                return
         self._emit(self._encoded(replies))  # (nothing is written to a closed transport)
 
     def _encoded(self, replies: Iterable[Reply]) -> Iterator[bytes]:

@@ -13,16 +13,18 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import msgpack
 
 from actors.protocol.codec import encode_reply
 from actors.protocol.errors import ErrorCode
-from actors.protocol.messages import Ack, ErrorReply, Reply, Value, Values
+from actors.protocol.messages import ACK, Ack, ErrorReply, Reply, Value, Values
 
 __all__ = [
     "VALUES_PIECEWISE",
+    "encode_json_acks",
     "encode_json_reply",
     "encode_msgpack_reply",
     "encode_values_reply",
@@ -112,6 +114,16 @@ def _unencodable(reply: Reply, exc: Exception) -> ErrorReply:
 
 _ACK_LINE = b'{"type":"ack","success":true}\n'
 _MISS_LINE = b'{"type":"response","value":null,"success":false}\n'
+
+
+def encode_json_acks(replies: Sequence[Reply], most: int) -> bytes | None:
+    """The JSON lines of ``replies`` when every one is the shared ``ACK`` (a batch of plain
+    sets: the commonest batch of all), at most ``most`` of them: one constant line repeated,
+    no reply encoded one by one (``list.count`` finds them by identity). Else None."""
+    n = len(replies)
+    if 1 < n <= most and replies[0] is ACK and replies.count(ACK) == n:
+        return _ACK_LINE * n
+    return None
 
 
 def _utf8(text: str) -> bytes:
