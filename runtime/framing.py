@@ -237,7 +237,7 @@ class JsonLinesDecoder:
         for line in lines:
             if len(line) > limit:
                 return self._too_large(items, len(line))
-            if not line.strip(_BLANK):
+            if not line or (line[0] in _BLANK and not line.strip(_BLANK)):  # (no copy of every line)
                 continue
             try:
                 items.append(self._decode_line(line, wide))
@@ -269,7 +269,8 @@ class JsonLinesDecoder:
                 obj = loads(line)
             except Exception:  # noqa: BLE001 - the stdlib path below is the reference: it answers
                 return self._decode_text(line)
-            return self._item(obj)
+            item = request_or_error(obj, self.max_depth, self.plain)  # (what _item does, a call less)
+            return item if type(item) is not ErrorReply else self._refused(obj, item)
         return self._decode_text(line)
 
     def _decode_text(self, line: bytes) -> Item:
@@ -298,7 +299,12 @@ class JsonLinesDecoder:
 
     def _item(self, obj: Any) -> Item:
         item = request_or_error(obj, self.max_depth, self.plain)
-        if type(item) is ErrorReply and item.code is ErrorCode.UNAUTHORIZED and obj.get("type") == HELLO:
+        return item if type(item) is not ErrorReply else self._refused(obj, item)
+
+    @staticmethod
+    def _refused(obj: Any, item: ErrorReply) -> ErrorReply:
+        """``item``, the error for ``obj``; fatal for a peer's ``hello``."""
+        if item.code is ErrorCode.UNAUTHORIZED and obj.get("type") == HELLO:
             # Someone is trying to open a peer connection in the wrong framing.
             raise _Fatal(ErrorReply(ErrorCode.UNAUTHORIZED, JSON_HELLO_REFUSAL, item.rid))
         return item
