@@ -10,7 +10,9 @@ then the loop runs until every reply is written. The figure is CPU time per requ
 every line of our Python the request costs (decoding, the actor turns, the store, the
 reply's encoding) and the loop's passes, none of the send and receive system calls a
 server pays whoever writes it. Compare two checkouts by running this from each
-(``cd A && python -m bench.inproc_json``), alternating, on a quiet core.
+(``cd A && python -m bench.inproc_json``), alternating, on a quiet core. For instruction
+counts under callgrind (the difference of two ``--rounds``), ``--quiet-timers --no-gc``
+keep clock-driven work and the collector's rare full walks out of the difference.
 """
 
 from __future__ import annotations
@@ -84,7 +86,11 @@ async def _run(args: argparse.Namespace) -> list[float]:
     scheduler = LoopScheduler(loop)
     scheduler.bind_thread()
     server = CacheServer()
-    refs = spawn_node(real_ctx("n1", scheduler), NodeConfig())
+    # --quiet-timers: the node's clock-driven work (heartbeats every 0.2 s, expiry cycles) grows with
+    # the run's wall time, which under callgrind on a busy machine is minutes and varies.
+    config = NodeConfig(heartbeat_interval_s=3600.0, cleanup_interval_s=3600.0, anti_entropy_interval_s=3600.0) \
+        if args.quiet_timers else NodeConfig()
+    refs = spawn_node(real_ctx("n1", scheduler), config)
     server.attach(refs.node)
     await asyncio.sleep(0.05)
     conns = []
@@ -131,9 +137,17 @@ def main() -> None:
     parser.add_argument("--event-loop", default="auto")
     parser.add_argument("--json-codec", default="auto")
     parser.add_argument("--profile", help="write a cProfile of the run here")
+    parser.add_argument("--quiet-timers", action="store_true", help="node timers at an hour (for instruction counts)")
+    parser.add_argument(
+        "--no-gc", action="store_true",
+        help="collector off (for instruction counts: a generation-2 collection in one run and not another moves "
+        "the difference of two runs by thousands of instructions per request)",
+    )
     args = parser.parse_args()
     use_json_codec(args.json_codec)
     gc.collect()
+    if args.no_gc:
+        gc.disable()
     if args.profile:
         import cProfile
 
