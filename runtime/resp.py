@@ -289,20 +289,44 @@ HIREDIS_AVAILABLE = _hiredis is not None
 
 #: An aggregate header with a count of 7+ digits: hiredis would allocate a list that big
 #: before a single element arrived, so such input goes to the pure parser (which refuses
-#: more than MAX_ARGS). Large bulk strings go there too (see ``_big_bulk``).
+#: more than MAX_ARGS). Large bulk strings still arriving go there too (see ``_big_bulk``).
 _BIG_ARRAY = re.compile(rb"\*[0-9]{7}")  # a literal first byte: a fast scan
 _BIG_OTHER = re.compile(rb"[~>%|][0-9]{7}")  # slow: only run where those bytes occur
 
 
-def _big_count(chunk: bytes, big_bulk: re.Pattern[bytes]) -> bool:
-    if _BIG_ARRAY.search(chunk) is not None or big_bulk.search(chunk) is not None:
+def _big_aggregate(chunk: bytes) -> bool:
+    """An aggregate header of 7+ digits in ``chunk``: hiredis allocates the list as it
+    reads the header, so this is checked before hiredis is fed."""
+    if _BIG_ARRAY.search(chunk) is not None:
         return True
     if b"~" in chunk or b">" in chunk or b"%" in chunk or b"|" in chunk:
         return _BIG_OTHER.search(chunk) is not None
     return False
-#: Encoded sizes of ``*<n>\r\n`` and of ``$<n>\r\n...\r\n`` framing, for small n.
+
+
+def _big_count(chunk: bytes, big_bulk: re.Pattern[bytes]) -> bool:
+    return _big_aggregate(chunk) or big_bulk.search(chunk) is not None
+
+#: Encoded sizes of ``*<n>\r\n`` and of a bulk string of ``n`` bytes (``$<n>\r\n...\r\n``), for small n.
 _ARRAY_HEADER = [len(b"*%d\r\n" % i) for i in range(10_000)]
-_BULK_FRAMING = [len(b"$%d\r\n" % i) + 2 for i in range(10_000)]
+_BULK = [len(b"$%d\r\n" % i) + 2 + i for i in range(10_000)]
+
+
+def _command_size(cmd: list[bytes], buf: bytes, pos: int) -> int | None:
+    """The size of ``cmd`` as a canonical multibulk of bulk strings if ``buf`` holds it so
+    at ``pos`` (its ``*``, and each element's ``$`` where that puts it), else None: hiredis
+    also reads RESP3 aggregates as lists and ``+``, ``(`` and ``=`` elements as bytes, none
+    of which a command may hold."""
+    n = len(cmd)
+    if not n or buf[pos : pos + 1] != b"*":
+        return None
+    end = pos + (_ARRAY_HEADER[n] if n < 10_000 else len(b"*%d\r\n" % n))
+    for arg in cmd:
+        if type(arg) is not bytes or buf[end : end + 1] != b"$":
+            return None
+        m = len(arg)
+        end += _BULK[m] if m < 10_000 else len(b"$%d\r\n" % m) + 2 + m
+    return end - pos
 
 
 class HiredisRespParser:
@@ -313,9 +337,9 @@ class HiredisRespParser:
     command boundaries itself (the canonical encoded size of each command it returns)
     and hands the bytes since the last boundary to the pure :class:`RespParser`, for
     good, as soon as anything is not a plain multibulk command: an inline command, a
-    non-bulk element, an array of 1,000,000+ elements, a bulk string of 1 MB or more (or
-    as many digits as ``max_request_bytes``), hiredis raising, or more than
-    ``max_request_bytes`` pending. On input :class:`RespParser` accepts the two return
+    non-bulk element, an array of 1,000,000+ elements, a bulk string of 1 MB or more
+    still arriving (or of as many digits as ``max_request_bytes``), hiredis raising, or
+    more than ``max_request_bytes`` pending. On input :class:`RespParser` accepts the two return
     the same commands; on malformed input the protocol error may differ or come later
     (hiredis does not check the ``\r\n`` after a bulk string). The pure parser is the
     reference and the one fuzzed for errors; this one is fuzzed against it.
@@ -384,38 +408,64 @@ class HiredisRespParser:
         self._retained.append(data)
         self._pending = base + len(data)
         big = self._big_bulk
-        if _big_count(data, big) or (self._tail and _big_count(self._tail + data[:16], big)):
-            return self._fallback([])
+        if _big_aggregate(data) or (self._tail and _big_count(self._tail + data[:16], big)):
+            return self._fallback()
         reader = self._reader
         if reader is None:
             reader = self._reader = _hiredis.Reader()
         reader.feed(data)
-        out: list[list[bytes]] = []
-        append = out.append
-        gets = reader.gets
-        headers, framing = _ARRAY_HEADER, _BULK_FRAMING
+        try:
+            out: list[list[bytes]] = list(iter(reader.gets, False))
+        except Exception:  # noqa: BLE001 - hiredis's protocol errors, MemoryError: let the pure parser judge
+            return self._fallback()
+        # Where each command ends in the stream, from its canonical size, checking that it
+        # is one (_command_size): hiredis parses replies, a superset of requests.
+        bulk = _BULK
         off = -base  # where the next command starts, relative to data
         try:
-            while True:
-                cmd = gets()
-                if cmd is False:
-                    break
-                if type(cmd) is not list or not cmd or (off >= 0 and data[off] != 42):
-                    return self._fallback(out)
-                n = len(cmd)
-                size = headers[n] if n < 10_000 else len(b"*%d\r\n" % n)
-                for arg in cmd:
-                    if type(arg) is not bytes:
-                        return self._fallback(out)
-                    m = len(arg)
-                    size += m + (framing[m] if m < 10_000 else len(b"$%d\r\n" % m) + 2)
+            for cmd in out:
+                if type(cmd) is not list:
+                    return self._fallback()
+                if off >= 0:
+                    if len(cmd) == 3:  # SET key value (unrolled: most of what a cache is sent)
+                        a, b, c = cmd
+                        if type(a) is bytes and type(b) is bytes and type(c) is bytes:
+                            try:
+                                p = off + 4
+                                q = p + bulk[len(a)]
+                                r = q + bulk[len(b)]
+                                if data[off] == _STAR and data[p] == _DOLLAR and data[q] == _DOLLAR and data[r] == _DOLLAR:
+                                    off = r + bulk[len(c)]
+                                    continue
+                            except IndexError:  # 10,000 bytes or more, or malformed: the long way
+                                pass
+                    elif len(cmd) == 2:  # GET key
+                        a, b = cmd
+                        if type(a) is bytes and type(b) is bytes:
+                            try:
+                                p = off + 4
+                                q = p + bulk[len(a)]
+                                if data[off] == _STAR and data[p] == _DOLLAR and data[q] == _DOLLAR:
+                                    off = q + bulk[len(b)]
+                                    continue
+                            except IndexError:
+                                pass
+                    size = _command_size(cmd, data, off)
+                else:  # it began in an earlier read: checked in the stream since the boundary
+                    stream = b"".join(self._retained)
+                    size = _command_size(cmd, stream, len(stream) - len(data) + off)
+                if size is None:
+                    return self._fallback()
                 off += size
-                append(cmd)
-        except Exception:  # noqa: BLE001 - hiredis's protocol errors, MemoryError: let the pure parser judge
-            return self._fallback(out)
+        except IndexError:  # an offset past the read (malformed input): let the pure parser judge
+            return self._fallback()
         pending = len(data) - off
         if pending < 0 or (pending and off >= 0 and data[off] != _STAR) or pending > self._cap:
-            return self._fallback(out)
+            return self._fallback()
+        if pending and big.search(data, max(off, 0)) is not None:
+            # A bulk length of 7+ digits in the command still arriving (hiredis holds a bulk
+            # string until it is whole; one whole in this read was no risk).
+            return self._fallback()
         self._pending = pending
         if pending == 0:
             self._retained = []
@@ -438,16 +488,18 @@ class HiredisRespParser:
         self.error = pure.error
         return out
 
-    def _fallback(self, out: list[list[bytes]]) -> list[list[bytes]]:
+    def _fallback(self) -> list[list[bytes]]:
         """Re-parse everything since the last boundary with the pure parser, which keeps
-        the connection from now on; return what it finds beyond the commands returned."""
-        already = self._emitted + len(out)
+        the connection from now on; return what it finds beyond the commands returned
+        before this read (the reference decides this read's commands: hiredis's are not
+        returned, so input hiredis took and the pure parser refuses runs nothing)."""
+        already = self._emitted
         stream = b"".join(self._retained)
         self._retained = []
         self._pending = self._emitted = self._pending_args = 0
         self._tail = b""
         rest = self._to_pure(stream)
-        return out + rest[already:]
+        return rest[already:]
 
 
 def new_parser(max_request_bytes: int = 512 << 20, max_bulk: int = 512 << 20) -> RespParser | HiredisRespParser:

@@ -231,6 +231,12 @@ def test_new_parser_prefers_hiredis(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         b"*1\r\n$4\r\nPING\r\n+PING\r\n",  # an inline command that hiredis would read as a reply
         b"*1\r\n$4\r\nPING\r\n~1\r\n$4\r\nPING\r\n",  # a RESP3 set is not a command either
+        b"*1\r\n$4\r\nPING\r\n>1\r\n$4\r\nPING\r\n",  # nor a push, nor an attribute (hiredis: lists)
+        b"*1\r\n$4\r\nPING\r\n|1\r\n$1\r\na\r\n$4\r\nPING\r\n",
+        # hiredis reads '+', '(' and '=' elements as bytes; sizes alone would let these cancel out
+        b"*3\r\n$3\r\nSET\r\n+0123456789\r\n=5\r\ntxt:v\r\n*2\r\n$3\r\nGET\r\n$10\r\n0123456789\r\n",
+        b"*2\r\n$4\r\nECHO\r\n(123\r\n",  # (one command the pure parser refuses: not returned)
+        b"*2\r\n$4\r\nECHO\r\n$1\r\n~\r\n*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n+1\r\n",
         b"*1\r\n$4\r\nPING\r\nPING\r\n*1\r\n$4\r\nECHO\r\n",
         b"*1\r\n:1\r\n",
         b"*2\r\n$4\r\nECHO\r\n*1\r\n$1\r\na\r\n",
