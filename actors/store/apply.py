@@ -47,7 +47,7 @@ OpFunction = Callable[[Keyspace, Any, float, "Trace | None"], Any]
 
 
 def read(keyspace: Keyspace, op: Read, wall: float, trace: Trace | None = None) -> tuple[tuple[Any, bool], ...]:
-    return tuple(keyspace.get(key, wall) for key in op.keys)
+    return keyspace.get_all(op.keys, wall)
 
 
 def write(keyspace: Keyspace, op: Write, wall: float, trace: Trace | None = None) -> Any:

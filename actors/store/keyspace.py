@@ -73,7 +73,7 @@ from actors.store.keyspace_partitions import PartitionsMixin, item_hash, listed_
 from actors.store.keyspace_persist import PersistMixin
 from actors.store.partition_digests import PartitionDigests
 from actors.store.partitions import DEFAULT_PARTITIONS, slot_lookup
-from actors.store.sizing import BYTES_HEADER, ENTRY_OVERHEAD, VOLATILE_OVERHEAD
+from actors.store.sizing import BYTES_HEADER as _BYTES, ENTRY_OVERHEAD, VOLATILE_OVERHEAD, estimate_size
 
 if TYPE_CHECKING:
     from actors.store.eviction import Evictor
@@ -208,14 +208,38 @@ class Keyspace(CollectionsMixin, ExpiryMixin, PartitionsMixin, FlushMixin, Persi
         return entry
 
     def get(self, key: str, wall: float) -> tuple[Any, bool]:
-        entry = self.entry(key, wall)
-        if entry is None:
-            self.misses += 1
-            return None, False
-        self.hits += 1
-        if self.evictor is not None:
-            self.evictor.touched(entry)
-        return entry[VALUE], True
+        return self.get_all((key,), wall)[0]
+
+    def get_all(self, keys: Iterable[str], wall: float) -> tuple[tuple[Any, bool], ...]:
+        """Per key, in order (what a ``Read`` answers): ``(value, True)`` for a live entry,
+        else ``(None, False)``, counted as hits and misses. :meth:`entry` inlined: a run
+        of gets costs one call, not two a key."""
+        entries = self._entries
+        evictor = self.evictor
+        out: list[tuple[Any, bool]] = []
+        hits = misses = 0
+        try:
+            for key in keys:
+                entry = entries.get(key)
+                if entry is None:
+                    misses += 1
+                    out.append(_MISS)
+                    continue
+                deadline = entry[DEADLINE]
+                if deadline is not None and deadline <= wall:
+                    self._expire(key, entry, wall)
+                    self.expired_lazy += 1
+                    misses += 1
+                    out.append(_MISS)
+                    continue
+                hits += 1
+                if evictor is not None:
+                    evictor.touched(entry)
+                out.append((entry[VALUE], True))
+        finally:
+            self.hits += hits
+            self.misses += misses
+        return tuple(out)
 
     def record(self, key: str, wall: float) -> Record | None:
         """Everything a replica knows about ``key``: a live value, a tombstone, or None."""
@@ -298,52 +322,53 @@ class Keyspace(CollectionsMixin, ExpiryMixin, PartitionsMixin, FlushMixin, Persi
             if marks is not None and version <= self._mark_max and version <= marks.get(self._partition_of(key), ZERO):
                 out.append(False)  # older than its partition's flush
                 continue
-            if type(value) is Coll:
-                merged = self._merge_delta(key, value, deadline, version, wall)
-                if merged is None:
-                    out.append(False)
-                    continue
-                if merged is _GONE:  # the last field or member went: no key (a single copy)
-                    gone = entries.get(key)
-                    if gone is not None:
-                        self._remove(key, gone)
-                    out.append(True)
-                    continue
-                if merged is _UNCHANGED:
-                    out.append(True)
-                    continue
-                value, deadline = merged
-                if coll_kind(value) is None:  # every field deleted: forgotten after the tombstone time
-                    heapq.heappush(self._purge_heap, (version.wall_ms / 1000 + self.tombstone_ttl, key))
             # Sized before anything changes: an entry is stored and charged, or neither.
-            # (entry_size inlined for bytes, what RESP stores: a call less per write.)
+            # ``size`` is what the value costs (estimate_size inlined for bytes, what RESP
+            # stores); the entry's own overhead and key are added for a key new here, and
+            # an overwrite subtracts what the old value cost (the old entry_size less the
+            # same overhead and key).
             if type(value) is bytes:
-                size = _BYTES_ENTRY + len(key) + len(value)
-                if deadline is not None:
-                    size += VOLATILE_OVERHEAD
+                size = _BYTES + len(value)
             else:
-                size = entry_size(key, value, deadline)
+                if type(value) is Coll:
+                    merged = self._merge_delta(key, value, deadline, version, wall)
+                    if merged is None:
+                        out.append(False)
+                        continue
+                    if merged is _GONE:  # the last field or member went: no key (a single copy)
+                        gone = entries.get(key)
+                        if gone is not None:
+                            self._remove(key, gone)
+                        out.append(True)
+                        continue
+                    if merged is _UNCHANGED:
+                        out.append(True)
+                        continue
+                    value, deadline = merged
+                    if coll_kind(value) is None:  # every field deleted: forgotten after the tombstone time
+                        heapq.heappush(self._purge_heap, (version.wall_ms / 1000 + self.tombstone_ttl, key))
+                size = estimate_size(value)
+            if deadline is not None:
+                size += VOLATILE_OVERHEAD
             old = entries.get(key)
             if old is not None:
-                # Compared as a plain tuple: the same order as its Version, without making one.
-                if not zero and version <= (old[VWALL], old[VLOGICAL], old[META][0]):
+                # Compared as a plain tuple: the same order as its Version, without making
+                # one; an older millisecond (the common overwrite) decides it at once.
+                if not zero and old[VWALL] >= wall_ms and version <= (old[VWALL], old[VLOGICAL], old[META][0]):
                     out.append(False)
                     continue
                 if tap is not None:
                     tap(key)
-                old_deadline = old[DEADLINE]
                 old_value = old[VALUE]
-                if type(old_value) is bytes:
-                    size -= _BYTES_ENTRY + len(key) + len(old_value)
-                    if old_deadline is not None:
-                        size -= VOLATILE_OVERHEAD
-                else:
-                    size -= entry_size(key, old_value, old_deadline)
-                if old_deadline is not None and deadline is None:
-                    self._unindex(key)
-                elif old_deadline is None and deadline is not None:
+                size -= _BYTES + len(old_value) if type(old_value) is bytes else estimate_size(old_value)
+                if old[DEADLINE] is not None:
+                    size -= VOLATILE_OVERHEAD
+                    if deadline is None:
+                        self._unindex(key)
+                elif deadline is not None:
                     self._index(key)
             else:
+                size += ENTRY_OVERHEAD + len(key)
                 tomb = tombstones.get(key)
                 if tomb is not None:
                     if version <= tomb[0]:
@@ -441,8 +466,8 @@ class Keyspace(CollectionsMixin, ExpiryMixin, PartitionsMixin, FlushMixin, Persi
             self._unindex(key)
 
 
-#: :func:`entry_size` of a bytes value, besides its key's and its own length.
-_BYTES_ENTRY = ENTRY_OVERHEAD + BYTES_HEADER
+#: A miss, as :meth:`Keyspace.get_all` answers it.
+_MISS = (None, False)
 
 #: What a key without an entry reads as in a type check (``_NO_ENTRY[VALUE]`` is None).
 _NO_ENTRY = (None,)
