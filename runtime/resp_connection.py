@@ -41,7 +41,7 @@ from runtime.resp import HiredisRespParser, RespParser, error, new_parser
 from runtime.client_auth import DENIED_MESSAGE, refused_by_protected_mode
 from runtime.resp_commands import dispatch, dispatch_authenticated, monitored
 from runtime.resp_monitor import feed_monitors
-from runtime.resp_plain import RUN_BUILDER, plain_request
+from runtime.resp_plain import take_plain
 from runtime.resp_session import RespServerInfo, Session
 from runtime.served_connection import ServedConnection
 
@@ -150,23 +150,15 @@ class RespConnection(ServedConnection):
         # Plain GET/SET skip the table (runtime/resp_plain.py): not in MULTI, not with passwords.
         unlocked = self._dispatch is dispatch
         plain = unlocked and session.txn is None and not session.monitor
-        run: list[Any] | None = None  # the segment of the run of plain commands still open
-        run_type: type | None = None  # its requests' type
-        for argv in commands:
+        i = 0
+        count = len(commands)
+        while i < count:
             if plain:
-                request = plain_request(argv)
-                if request is not None:
-                    t = type(request)
-                    if t is run_type:
-                        run[3] += 1  # type: ignore[index]
-                    else:
-                        run = [RUN_BUILDER[t], len(requests), session.proto, 1]
-                        run_type = t
-                        segments.append(run)
-                    requests.append(request)
-                    continue
-                run_type = None
-            result = self._dispatch(argv, session)
+                i = take_plain(commands, i, requests, segments, session.proto)
+                if i == count:
+                    break
+            result = self._dispatch(commands[i], session)
+            i += 1
             if type(result) is bytes:
                 segments.append(result)
             else:

@@ -7,13 +7,13 @@ call and a ``Deferred`` tuple, and each reply a builder call. Here one dict look
 recognises the command, and consecutive plain commands of one kind in a read share one
 reply segment: ``+OK`` times the run when every set was acknowledged, else one join.
 
-Same requests, same replies: :func:`plain_request` makes exactly the ``Get``/``Set``
+Same requests, same replies: :func:`take_plain` makes exactly the ``Get``/``Set``
 that :func:`~runtime.resp_keyspace.cmd_get` and :func:`~runtime.resp_strings.cmd_set`
 make for these commands (the node then plans, checks memory, versions, counts and
-invalidates WATCHes as for any request), and returns None for anything else: another
-spelling (``Set``), other arguments, an empty or reserved key (the table answers those
-errors). The connection only uses it outside MULTI and without passwords on the node
-(the table's ACL checks); MONITOR sees every command before either path.
+invalidates WATCHes as for any request), and stops at anything else: another spelling
+(``Set``), other arguments, an empty or reserved key (the table answers those errors).
+The connection only uses it outside MULTI and without passwords on the node (the
+table's ACL checks); MONITOR sees every command before either path.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from actors.protocol.messages import ACK, Get, Reply, Set
+from actors.protocol.messages import ACK, Get, Reply, Set, Value
 from runtime.resp import OK
 from runtime.resp_keyspace import _b_value
 from runtime.resp_strings import _b_set
 
-__all__ = ["RUN_BYTES", "b_get_run", "b_set_run", "plain_request"]
+__all__ = ["RUN_BYTES", "b_get_run", "b_set_run", "take_plain"]
 
 #: Arguments (name included) of each plain command, by the two spellings clients send.
 _PLAIN = {b"GET": 2, b"get": 2, b"SET": 3, b"set": 3}
@@ -35,15 +35,39 @@ _PLAIN = {b"GET": 2, b"get": 2, b"SET": 3, b"set": 3}
 RUN_BYTES = 64 << 10
 
 
-def plain_request(argv: list[bytes]) -> Get | Set | None:
-    """The ``Get`` or ``Set`` of a plain GET/SET, or None (the table handles it)."""
-    if _PLAIN.get(argv[0]) != len(argv):
-        return None
-    raw = argv[1]
-    if not raw or raw[:7] == b"\x00flush{":  # errors: the table says them (resp_keyspace._key)
-        return None
-    key = raw.decode("utf-8", "surrogateescape")
-    return Get(key) if len(argv) == 2 else Set(key, argv[2])
+def take_plain(commands: list[list[bytes]], start: int, requests: list[Any], segments: list[Any], proto: int) -> int:
+    """Take the plain GET/SETs at ``commands[start:]``, up to the first command that is
+    not one: each becomes its ``Get`` or ``Set`` in ``requests``, and each run of one
+    kind one segment in ``segments`` (``[builder, first request, proto, count]``, as the
+    connection's segments are). Returns the index of the first command not taken.
+
+    Not one: another spelling (``Set``), other arguments, an empty or reserved key (the
+    table answers those errors). One loop over the read rather than a call per command:
+    this is most of what a cache is sent."""
+    plain = _PLAIN
+    run: list[Any] = []
+    run_args = 0  # arguments of the open run's commands (2: gets, 3: sets; 0: none yet)
+    for i in range(start, len(commands)):
+        argv = commands[i]
+        n = plain.get(argv[0])
+        if n != len(argv):
+            break
+        raw = argv[1]
+        if raw < b"\x01" and (not raw or raw[:7] == b"\x00flush{"):  # errors: the table says them (resp_keyspace._key)
+            break
+        if n != run_args:
+            if run_args:
+                run[3] = len(requests) - run[1]
+            run = [b_get_run if n == 2 else b_set_run, len(requests), proto, 0]
+            segments.append(run)
+            run_args = n
+        key = raw.decode("utf-8", "surrogateescape")
+        requests.append(Get(key) if n == 2 else Set(key, argv[2]))
+    else:
+        i = len(commands)
+    if run_args:
+        run[3] = len(requests) - run[1]
+    return i
 
 
 def b_set_run(replies: Sequence[Reply], start: int, proto: int, count: int) -> bytes:
@@ -65,7 +89,12 @@ def b_get_run(replies: Sequence[Reply], start: int, proto: int, count: int) -> b
     size = 0
     end = start + count
     for i in range(start, end):
-        part = _b_value(replies, i, proto, None)
+        reply = replies[i]
+        if type(reply) is Value and reply.found and type(reply.value) is bytes:  # (a hit of bytes, inline)
+            value = reply.value
+            part = b"$%d\r\n%b\r\n" % (len(value), value)
+        else:
+            part = _b_value(replies, i, proto, None)
         parts.append(part)
         size += len(part)
         if size > RUN_BYTES and i + 1 < end:
@@ -78,6 +107,3 @@ def _parts_after(parts: list[bytes], replies: Sequence[Reply], i: int, end: int,
     for j in range(i, end):
         yield _b_value(replies, j, proto, None)
 
-
-#: The builder of a run of each plain request type (the connection's segment builders).
-RUN_BUILDER: dict[type, Any] = {Get: b_get_run, Set: b_set_run}

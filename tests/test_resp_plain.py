@@ -14,7 +14,7 @@ from actors.protocol.messages import Ack, ErrorReply, Get, Set, Value
 from runtime.acl import Acl
 from runtime.resp_commands import dispatch
 from runtime.resp_keyspace import _b_value
-from runtime.resp_plain import RUN_BYTES, b_get_run, b_set_run, plain_request
+from runtime.resp_plain import RUN_BYTES, b_get_run, b_set_run, take_plain
 from runtime.resp_session import RespServerInfo, Session
 from runtime.resp_strings import _b_set
 from tests.resp_fakes import connection as _connection
@@ -27,12 +27,42 @@ _ARGVS = st.builds(lambda name, rest: [name, *rest], st.sampled_from(_NAMES), st
 @settings(max_examples=400, deadline=None)
 @given(_ARGVS)
 def test_a_plain_request_is_what_the_table_makes_and_nothing_else_is_one(argv: list[bytes]) -> None:
-    request = plain_request(argv)
+    requests: list[object] = []
+    taken = take_plain([argv], 0, requests, [], 2)
     result = dispatch(argv, Session(1, RespServerInfo()))
-    if request is None:  # not plain: another spelling, arguments, or an error the table words
+    if not taken:  # not plain: another spelling, arguments, or an error the table words
+        assert requests == []
         assert not (type(result) is tuple and len(argv) in (2, 3) and argv[0] in (b"GET", b"get", b"SET", b"set"))
     else:
-        assert type(result) is tuple and result[0] == (request,)
+        assert type(result) is tuple and result[0] == tuple(requests)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_ARGVS, max_size=8), st.integers(0, 2), st.sampled_from([2, 3]))
+def test_plain_commands_are_taken_up_to_the_first_other_in_runs_of_one_kind(
+    argvs: list[list[bytes]], start: int, proto: int
+) -> None:
+    start = min(start, len(argvs))
+    requests: list[object] = ["before"]
+    segments: list[object] = []
+    stop = take_plain(argvs, start, requests, segments, proto)
+    expected = []
+    for i in range(start, len(argvs)):
+        if not take_plain([argvs[i]], 0, expected, [], proto):
+            assert stop == i
+            break
+    else:
+        assert stop == len(argvs)
+    assert requests[1:] == expected
+    kinds = [type(r) for r in expected]
+    runs = [[b_get_run if k is Get else b_set_run, 1 + i, proto, 1] for i, k in enumerate(kinds)]
+    merged: list[list[object]] = []
+    for run in runs:  # consecutive requests of one kind share one segment
+        if merged and merged[-1][0] is run[0]:
+            merged[-1][3] += 1  # type: ignore[operator]
+        else:
+            merged.append(run)
+    assert segments == merged
 
 
 _REPLIES = st.sampled_from([
