@@ -7,10 +7,11 @@ call and a ``Deferred`` tuple, and each reply a builder call. Here one dict look
 recognises the command, and consecutive plain commands of one kind in a read share one
 reply segment: ``+OK`` times the run when every set was acknowledged, else one join.
 
-Same requests, same replies: :func:`take_plain` makes exactly the ``Get``/``Set``
-that :func:`~runtime.resp_keyspace.cmd_get` and :func:`~runtime.resp_strings.cmd_set`
-make for these commands (the node then plans, checks memory, versions, counts and
-invalidates WATCHes as for any request), and stops at anything else: another spelling
+Same requests, same replies: :func:`take_plain` makes the plain items that stand for
+exactly the ``Get``/``Set`` that :func:`~runtime.resp_keyspace.cmd_get` and
+:func:`~runtime.resp_strings.cmd_set` make for these commands
+(:func:`actors.protocol.edge.typed`; the node then plans, checks memory, versions,
+counts and invalidates WATCHes as for any request), and stops at anything else: another spelling
 (``Set``), other arguments, an empty or reserved key (the table answers those errors).
 The connection only uses it outside MULTI and without passwords on the node (the
 table's ACL checks); MONITOR sees every command before either path.
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from actors.protocol.messages import ACK, Get, Reply, Set, Value
+from actors.protocol.messages import ACK, Reply, Value
 from runtime.resp import OK
 from runtime.resp_keyspace import _b_value
 from runtime.resp_strings import _b_set
@@ -37,9 +38,11 @@ RUN_BYTES = 64 << 10
 
 def take_plain(commands: list[list[bytes]], start: int, requests: list[Any], segments: list[Any], proto: int) -> int:
     """Take the plain GET/SETs at ``commands[start:]``, up to the first command that is
-    not one: each becomes its ``Get`` or ``Set`` in ``requests``, and each run of one
-    kind one segment in ``segments`` (``[builder, first request, proto, count]``, as the
-    connection's segments are). Returns the index of the first command not taken.
+    not one: each becomes its plain item in ``requests`` (a get's key, a set's
+    ``(key, value, None)``: :mod:`actors.protocol.edge`; the node's planner puts them in
+    its store run as they are), and each run of one kind one segment in ``segments``
+    (``[builder, first request, proto, count]``, as the connection's segments are).
+    Returns the index of the first command not taken.
 
     Not one: another spelling (``Set``), other arguments, an empty or reserved key (the
     table answers those errors). One loop over the read rather than a call per command:
@@ -62,7 +65,7 @@ def take_plain(commands: list[list[bytes]], start: int, requests: list[Any], seg
             segments.append(run)
             run_args = n
         key = raw.decode("utf-8", "surrogateescape")
-        requests.append(Get(key) if n == 2 else Set(key, argv[2]))
+        requests.append(key if n == 2 else (key, argv[2], None))
     else:
         i = len(commands)
     if run_args:

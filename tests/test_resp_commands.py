@@ -30,7 +30,7 @@ from actors.protocol.messages import (
     Value,
     Values,
 )
-from actors.protocol.edge import BatchReply, ClientBatch, ClientDisconnected
+from actors.protocol.edge import BatchReply, ClientBatch, ClientDisconnected, typed_requests
 from runtime.resp_commands import dispatch
 from runtime.resp_keyspace import value_bulk
 from runtime.resp_server import info_text
@@ -287,7 +287,7 @@ def test_immediate_replies_wait_for_earlier_node_replies() -> None:
     conn, node, transport = connection()
     conn.data_received(b"GET a\r\nECHO x\r\nGET b\r\n")
     (batch,) = node.told
-    assert isinstance(batch, ClientBatch) and batch.requests == (Get("a"), Get("b")) and batch.conn == 3
+    assert isinstance(batch, ClientBatch) and typed_requests(batch.requests) == (Get("a"), Get("b")) and batch.conn == 3
     conn.data_received(b"ECHO y\r\n")  # nothing for the node, but it must wait its turn
     conn.data_received(b"PING\r\n")
     assert transport.written == [] and len(node.told) == 2

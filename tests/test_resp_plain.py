@@ -8,7 +8,7 @@ import asyncio
 
 from hypothesis import given, settings, strategies as st
 
-from actors.protocol.edge import BatchReply, ClientBatch
+from actors.protocol.edge import BatchReply, ClientBatch, typed_requests
 from actors.protocol.errors import ErrorCode
 from actors.protocol.messages import Ack, ErrorReply, Get, Set, Value
 from runtime.acl import Acl
@@ -34,7 +34,7 @@ def test_a_plain_request_is_what_the_table_makes_and_nothing_else_is_one(argv: l
         assert requests == []
         assert not (type(result) is tuple and len(argv) in (2, 3) and argv[0] in (b"GET", b"get", b"SET", b"set"))
     else:
-        assert type(result) is tuple and result[0] == tuple(requests)
+        assert type(result) is tuple and result[0] == typed_requests(tuple(requests))
 
 
 @settings(max_examples=200, deadline=None)
@@ -55,7 +55,7 @@ def test_plain_commands_are_taken_up_to_the_first_other_in_runs_of_one_kind(
         assert stop == len(argvs)
     assert requests[1:] == expected
     kinds = [type(r) for r in expected]
-    runs = [[b_get_run if k is Get else b_set_run, 1 + i, proto, 1] for i, k in enumerate(kinds)]
+    runs = [[b_get_run if k is str else b_set_run, 1 + i, proto, 1] for i, k in enumerate(kinds)]
     merged: list[list[object]] = []
     for run in runs:  # consecutive requests of one kind share one segment
         if merged and merged[-1][0] is run[0]:
@@ -102,7 +102,7 @@ def test_runs_around_table_commands_answer_in_order() -> None:
     )
     (batch,) = node.told
     assert isinstance(batch, ClientBatch)
-    assert batch.requests == (
+    assert typed_requests(batch.requests) == (
         Set("a", b"1"), Set("b", b"2"), Get("a"), Get("b"), Get("a"), Set("c", b"3"), Set("d", b"4"), Set("e", b"5"),
     )
     oom = ErrorReply(ErrorCode.OUT_OF_MEMORY, "full")
@@ -117,7 +117,7 @@ def test_inside_multi_plain_commands_are_queued_by_the_table() -> None:
     conn, node, transport = _connection()
     conn.data_received(b"SET a 1\r\nMULTI\r\nSET a 2\r\nGET a\r\nEXEC\r\nGET a\r\n")
     (batch,) = node.told
-    assert type(batch.requests[0]) is Set and type(batch.requests[-1]) is Get
+    assert typed_requests(batch.requests)[0] == Set("a", b"1") and typed_requests(batch.requests)[-1] == Get("a")
     assert len(batch.requests) == 3  # the two queued commands travel in EXEC's one request
     conn.data_received(b"MULTI\r\n")
     conn.data_received(b"GET a\r\n")
