@@ -12,7 +12,10 @@ what is written. Each round every connection gets ``--pipeline`` commands in one
 hit), then the loop runs until every reply is written. The figure is CPU time (process
 time: the machine may be busy) per request: every line of our Python and the loop's
 passes, none of the socket system calls. Compare two checkouts by running this from each,
-alternating (``--a DIR`` does it: each repeat runs both, in turn, as subprocesses).
+alternating (``--a DIR`` does it: each repeat runs both, in turn, as subprocesses). For
+instruction counts under callgrind (the difference of two ``--rounds``), ``--no-pacer
+--quiet-timers --no-gc`` keep clock-driven work and the collector's rare full walks out of
+the difference.
 """
 
 from __future__ import annotations
@@ -86,7 +89,11 @@ async def _run(args: argparse.Namespace) -> list[float]:
     scheduler = LoopScheduler(loop)
     scheduler.bind_thread()
     server = CacheServer()
-    refs = spawn_node(real_ctx("n1", scheduler), NodeConfig())
+    # --quiet-timers: the node's clock-driven work (heartbeats every 0.2 s, expiry cycles) grows with
+    # the run's wall time, which under callgrind on a busy machine is minutes and varies.
+    config = NodeConfig(heartbeat_interval_s=3600.0, cleanup_interval_s=3600.0, anti_entropy_interval_s=3600.0) \
+        if args.quiet_timers else NodeConfig()
+    refs = spawn_node(real_ctx("n1", scheduler), config)
     server.attach(refs.node)
     await server.start_resp("127.0.0.1", 0, node_id="n1", start_serving=False)
     await asyncio.sleep(0.05)
@@ -109,6 +116,8 @@ async def _run(args: argparse.Namespace) -> list[float]:
         for _ in range(64)
     ]
     tune_collector()
+    if args.no_gc:
+        gc.disable()
     pacer = GcPacer(loop, args.gc_interval)
     if not args.no_pacer:
         pacer.start()
@@ -166,6 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--event-loop", default="auto")
     p.add_argument("--no-pacer", action="store_true", help="no timed young collections (for instruction counts)")
     p.add_argument("--gc-interval", type=float, default=DEFAULT_INTERVAL_S, help="the pacer's interval (runtime/gc_pacer.py)")
+    p.add_argument("--quiet-timers", action="store_true", help="node timers at an hour (for instruction counts)")
+    p.add_argument(
+        "--no-gc", action="store_true",
+        help="collector off (for instruction counts: a generation-2 collection in one run and not another moves "
+        "the difference of two runs by thousands of instructions per request)",
+    )
     p.add_argument("--a", type=Path, help="another checkout: run both, alternating, and print B/A")
     p.add_argument("--pairs", type=int, default=4, help="with --a: runs of each")
     args = p.parse_args(argv)
