@@ -34,6 +34,8 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 
+from runtime.resp_inline import split_inline
+
 try:
     import hiredis as _hiredis
 except ImportError:  # optional: the pure parser does everything on its own
@@ -59,7 +61,6 @@ __all__ = [
     "null",
     "parse_int",
     "simple",
-    "split_inline",
 ]
 
 #: Longest header line (``*<n>``, ``$<len>``) or inline command (Redis's PROTO_INLINE_MAX_SIZE).
@@ -508,77 +509,6 @@ def new_parser(max_request_bytes: int = 512 << 20, max_bulk: int = 512 << 20) ->
     if HIREDIS_AVAILABLE and os.environ.get("ACTORCACHE_RESP_PARSER", "").lower() not in ("python", "pure"):
         return HiredisRespParser(max_request_bytes, max_bulk)
     return RespParser(max_request_bytes, max_bulk)
-
-
-# --- inline commands --------------------------------------------------------------------
-
-_SPECIAL = re.compile(rb"[\"'\x00\x0b\x0c]")
-_SPACE = b" \n\r\t\x0b\x0c"  # C isspace(): skipped between arguments
-_END = b" \n\r\t"  # what ends an unquoted argument (and \0, handled by truncation)
-_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-
-
-def split_inline(line: bytes) -> list[bytes] | None:
-    """Arguments of an inline command as Redis's ``sdssplitargs`` splits them; None for
-    unbalanced quotes (or a closing quote not followed by a space)."""
-    if _SPECIAL.search(line) is None:
-        return line.split()
-    nul = line.find(b"\x00")
-    if nul >= 0:
-        line = line[:nul]  # C strings end there
-    args: list[bytes] = []
-    n = len(line)
-    i = 0
-    while True:
-        while i < n and line[i] in _SPACE:
-            i += 1
-        if i >= n:
-            return args
-        current = bytearray()
-        inq = insq = False
-        while True:
-            c = line[i] if i < n else None
-            if inq:
-                if c is None:
-                    return None
-                if c == 92 and i + 3 < n and line[i + 1] == 120 and line[i + 2] in _HEX and line[i + 3] in _HEX:
-                    current.append(int(line[i + 2 : i + 4], 16))
-                    i += 3
-                elif c == 92 and i + 1 < n:
-                    i += 1
-                    current.append(_ESCAPES.get(line[i], line[i]))
-                elif c == 34:  # closing "
-                    if i + 1 < n and line[i + 1] not in _SPACE:
-                        return None
-                    i += 1
-                    break
-                else:
-                    current.append(c)
-            elif insq:
-                if c is None:
-                    return None
-                if c == 92 and i + 1 < n and line[i + 1] == 39:
-                    i += 1
-                    current.append(39)
-                elif c == 39:  # closing '
-                    if i + 1 < n and line[i + 1] not in _SPACE:
-                        return None
-                    i += 1
-                    break
-                else:
-                    current.append(c)
-            else:
-                if c is None or c in _END:
-                    break
-                if c == 34:
-                    inq = True
-                elif c == 39:
-                    insq = True
-                else:
-                    current.append(c)
-            i += 1
-        args.append(bytes(current))
 
 
 # --- encoding ---------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from runtime.resp import (
     encode_command,
     new_parser,
     parse_int,
-    split_inline,
 )
+from runtime.resp_inline import split_inline
 
 
 def parse(data: bytes, max_request_bytes: int = 1 << 20) -> tuple[list[list[bytes]], str | None]:
